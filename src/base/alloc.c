@@ -1,0 +1,71 @@
+#include "base/alloc.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_ulong alloc_count;
+static atomic_ulong fail_at;   /* 0 = never */
+static atomic_int fail_sticky;
+
+void ims_alloc_fail_at(unsigned long n, int sticky)
+{
+    atomic_store(&alloc_count, 0);
+    atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_at, n);
+}
+
+unsigned long ims_alloc_count(void)
+{
+    return atomic_load(&alloc_count);
+}
+
+/* Returns 1 when this allocation must fail. Cheap when disabled. */
+static int should_fail(void)
+{
+    unsigned long at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    unsigned long n = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
+    if (at == 0)
+        return 0;
+    return n == at || (n > at && atomic_load(&fail_sticky));
+}
+
+void *ims_alloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *ims_calloc(size_t nmemb, size_t n)
+{
+    if (n && nmemb > SIZE_MAX / n)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    return calloc(nmemb ? nmemb : 1, n ? n : 1);
+}
+
+void *ims_realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void ims_free(void *p)
+{
+    free(p);
+}
+
+char *ims_strndup(const char *s, size_t n)
+{
+    char *d = ims_alloc(n + 1);
+    if (!d)
+        return NULL;
+    if (n)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}

@@ -1,0 +1,24 @@
+/* alloc.h - every heap allocation in imscloud goes through here.
+ *
+ * Why: tests make the Nth allocation fail (tests/helpers/fail_alloc) and check
+ * that each caller returns IMS_ENOMEM cleanly and leaks nothing.  In the request
+ * path a NULL return is an ordinary error; only start-up code may abort. */
+#ifndef IMS_BASE_ALLOC_H
+#define IMS_BASE_ALLOC_H
+
+#include <stddef.h>
+
+void *ims_alloc(size_t n);              /* uninitialised; NULL on failure */
+void *ims_calloc(size_t nmemb, size_t n); /* zeroed; NULL on failure or overflow */
+void *ims_realloc(void *p, size_t n);   /* NULL on failure, p untouched */
+void ims_free(void *p);
+char *ims_strndup(const char *s, size_t n); /* NUL-terminated copy; NULL on failure */
+
+/* Fault injection: from now on, fail allocation number `n` (1-based, counted
+ * from this call) and every later one if `sticky`.  n == 0 disables it.
+ * Thread-safe counters; meant for tests only. */
+void ims_alloc_fail_at(unsigned long n, int sticky);
+/* Allocations counted since the last ims_alloc_fail_at(). */
+unsigned long ims_alloc_count(void);
+
+#endif

@@ -1,0 +1,39 @@
+/* buf.h - an owned, growing byte buffer with a hard cap (after curl's dynbuf).
+ *
+ * A buffer never grows past `cap`; an append that would, or that fails to
+ * allocate, frees the contents and leaves the buffer empty and valid, so a
+ * half-built message is never sent.  Contents are always NUL-terminated for
+ * convenience (the NUL is not counted in len). */
+#ifndef IMS_BASE_BUF_H
+#define IMS_BASE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "base/str.h"
+
+struct ims_buf {
+    char *p;
+    size_t len;
+    size_t alloc;
+    size_t cap;
+};
+
+void ims_buf_init(struct ims_buf *b, size_t cap);
+void ims_buf_free(struct ims_buf *b);  /* frees contents; b stays usable */
+void ims_buf_reset(struct ims_buf *b); /* len = 0, keeps the allocation */
+/* Each append returns 0, IMS_ELIMIT (cap) or IMS_ENOMEM; on error b is empty. */
+int ims_buf_add(struct ims_buf *b, const void *p, size_t n);
+int ims_buf_add_str(struct ims_buf *b, ims_str s);
+int ims_buf_add_cstr(struct ims_buf *b, const char *s);
+int ims_buf_printf(struct ims_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int ims_buf_vprintf(struct ims_buf *b, const char *fmt, va_list ap);
+static inline ims_str ims_buf_str(const struct ims_buf *b)
+{
+    return ims_str_make(b->p, b->len);
+}
+/* Removes the first n bytes (stream consumers). */
+void ims_buf_consume(struct ims_buf *b, size_t n);
+
+#endif

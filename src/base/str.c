@@ -1,0 +1,182 @@
+#include "base/str.h"
+
+#include <string.h>
+
+#include "base/err.h"
+
+ims_str ims_str_cstr(const char *s)
+{
+    return s ? ims_str_make(s, strlen(s)) : IMS_STR_NULL;
+}
+
+bool ims_str_eq(ims_str a, ims_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+bool ims_str_caseeq(ims_str a, ims_str b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+            return false;
+    return true;
+}
+
+bool ims_str_caseeq_lit(ims_str a, const char *lit)
+{
+    return ims_str_caseeq(a, ims_str_cstr(lit));
+}
+
+bool ims_str_has_caseprefix(ims_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len >= n && ims_str_caseeq(ims_str_make(s.p, n), ims_str_make(lit, n));
+}
+
+static bool is_trim(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+ims_str ims_str_trim(ims_str s)
+{
+    while (s.len && is_trim(s.p[0])) {
+        s.p++;
+        s.len--;
+    }
+    while (s.len && is_trim(s.p[s.len - 1]))
+        s.len--;
+    return ims_str_make(s.p, s.len);
+}
+
+long ims_str_chr(ims_str s, char c)
+{
+    const char *f = s.len ? memchr(s.p, c, s.len) : NULL;
+    return f ? (long)(f - s.p) : -1;
+}
+
+int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s.len == 0)
+        return IMS_EPROTO;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned d = (unsigned char)s.p[i] - '0';
+        if (d > 9)
+            return IMS_EPROTO;
+        if (v > (max - d) / 10)
+            return IMS_EPROTO;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+size_t ims_str_copy(ims_str s, char *dst, size_t dstsz)
+{
+    if (dstsz) {
+        size_t n = s.len < dstsz - 1 ? s.len : dstsz - 1;
+        if (n)
+            memcpy(dst, s.p, n);
+        dst[n] = '\0';
+    }
+    return s.len;
+}
+
+int ims_cur_char(struct ims_cur *c, char ch)
+{
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 0;
+    }
+    return IMS_ENOENT;
+}
+
+size_t ims_cur_lws(struct ims_cur *c)
+{
+    const char *start = c->p;
+    for (;;) {
+        while (c->p < c->end && ims_is_ws((unsigned char)*c->p))
+            c->p++;
+        /* folded line: CRLF (or bare LF) followed by whitespace */
+        const char *q = c->p;
+        if (q < c->end && *q == '\r')
+            q++;
+        if (q < c->end && *q == '\n' && q + 1 < c->end && ims_is_ws((unsigned char)q[1])) {
+            c->p = q + 1;
+            continue;
+        }
+        break;
+    }
+    return (size_t)(c->p - start);
+}
+
+bool ims_is_token_char(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return true;
+    switch (ch) {
+    case '-': case '.': case '!': case '%': case '*':
+    case '_': case '+': case '`': case '\'': case '~':
+        return true;
+    }
+    return false;
+}
+
+int ims_cur_token(struct ims_cur *c, ims_str *out, size_t max)
+{
+    const char *s = c->p;
+    while (c->p < c->end && ims_is_token_char((unsigned char)*c->p))
+        c->p++;
+    size_t n = (size_t)(c->p - s);
+    if (n == 0 || n > max) {
+        c->p = s;
+        return n ? IMS_ELIMIT : IMS_ENOENT;
+    }
+    *out = ims_str_make(s, n);
+    return 0;
+}
+
+int ims_cur_until(struct ims_cur *c, const char *stops, ims_str *out)
+{
+    const char *s = c->p;
+    /* strchr() also matches the terminating NUL: a NUL byte is never a stop */
+    while (c->p < c->end && (*c->p == '\0' || !strchr(stops, *c->p)))
+        c->p++;
+    *out = ims_str_make(s, (size_t)(c->p - s));
+    return 0;
+}
+
+int ims_cur_quoted(struct ims_cur *c, ims_str *out, size_t max)
+{
+    const char *q = c->p;
+    if (q >= c->end || *q != '"')
+        return IMS_ENOENT;
+    q++;
+    const char *s = q;
+    while (q < c->end) {
+        if (*q == '\\') {
+            if (q + 1 >= c->end)
+                return IMS_EPROTO;
+            q += 2;
+            continue;
+        }
+        if (*q == '"') {
+            size_t n = (size_t)(q - s);
+            if (n > max)
+                return IMS_ELIMIT;
+            *out = ims_str_make(s, n);
+            c->p = q + 1;
+            return 0;
+        }
+        q++;
+    }
+    return IMS_EPROTO;
+}

@@ -1,0 +1,79 @@
+/* str.h - borrowed string slices and a bounded parsing cursor.
+ *
+ * An ims_str is a view into someone else's bytes: never NUL-terminated, never
+ * written through, p == NULL only when len == 0.  Its lifetime is that of the
+ * buffer it points into (for SIP, the message's receive buffer).
+ *
+ * Cursor functions advance only on success and never read at or past `end`,
+ * because TCP stream buffers carry no terminating NUL. */
+#ifndef IMS_BASE_STR_H
+#define IMS_BASE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ims_str {
+    const char *p;
+    size_t len;
+} ims_str;
+
+#define IMS_S(lit) ((ims_str){ (lit), sizeof(lit) - 1 })
+#define IMS_SF(s) (int)(s).len, (s).p /* printf("%.*s", IMS_SF(x)) */
+#define IMS_STR_NULL ((ims_str){ NULL, 0 })
+
+struct ims_cur {
+    const char *p;
+    const char *end;
+};
+
+static inline ims_str ims_str_make(const char *p, size_t len)
+{
+    return (ims_str){ len ? p : NULL, len };
+}
+ims_str ims_str_cstr(const char *s); /* view of a C string (may be NULL) */
+
+bool ims_str_eq(ims_str a, ims_str b);        /* byte equality */
+bool ims_str_caseeq(ims_str a, ims_str b);    /* ASCII case-insensitive */
+bool ims_str_caseeq_lit(ims_str a, const char *lit);
+bool ims_str_has_caseprefix(ims_str s, const char *lit);
+ims_str ims_str_trim(ims_str s);              /* strip SP, HTAB, CR, LF both ends */
+/* Finds byte c; returns its offset or -1. */
+long ims_str_chr(ims_str s, char c);
+/* Parses an unsigned decimal that fits in `max` (no sign, no spaces, >=1
+ * digit).  Returns 0 or IMS_EPROTO (non-digit, empty, overflow). */
+int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out);
+/* Copies s into dst (size dstsz) with a NUL; truncates; returns s.len. */
+size_t ims_str_copy(ims_str s, char *dst, size_t dstsz);
+
+/* ---- cursor ---- */
+static inline size_t ims_cur_left(const struct ims_cur *c)
+{
+    return (size_t)(c->end - c->p);
+}
+static inline bool ims_cur_eof(const struct ims_cur *c)
+{
+    return c->p >= c->end;
+}
+/* Consumes byte ch if it is next; 0 or IMS_ENOENT. */
+int ims_cur_char(struct ims_cur *c, char ch);
+/* Skips SP/HTAB (and, since header values are unfolded lazily, CRLF followed
+ * by SP/HTAB). Always succeeds; returns count skipped. */
+size_t ims_cur_lws(struct ims_cur *c);
+/* RFC 3261 token (alphanum and -.!%*_+`'~); 1..max bytes; 0 or IMS_ENOENT/ELIMIT. */
+int ims_cur_token(struct ims_cur *c, ims_str *out, size_t max);
+/* Bytes up to (not including) any of the stop characters, or to end.
+ * Empty result allowed. Always 0. */
+int ims_cur_until(struct ims_cur *c, const char *stops, ims_str *out);
+/* RFC 3261 quoted-string with quoted-pairs; out excludes the quotes and
+ * keeps escapes as they are. 0, IMS_ENOENT (no quote) or IMS_EPROTO (unbalanced). */
+int ims_cur_quoted(struct ims_cur *c, ims_str *out, size_t max);
+
+/* Character classes from RFC 3261 §25.1. */
+bool ims_is_token_char(unsigned char ch);
+static inline bool ims_is_ws(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+#endif
