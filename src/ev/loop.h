@@ -32,6 +32,7 @@ struct ims_io {
     unsigned events; /* IMS_IO_READ|IMS_IO_WRITE currently asked for */
     ims_io_cb cb;
     void *data;
+    bool active;     /* registered with the loop (between start and stop) */
 };
 
 /* Timers live in a binary min-heap keyed by (due, seq): O(log n) start/stop,
@@ -48,11 +49,18 @@ struct ims_timer {
  * preallocation hint: ims_timer_start returns IMS_ELIMIT past it).
  * Returns 0, IMS_ENOMEM or IMS_EIO. */
 int ims_loop_new(size_t max_timers, struct ims_loop **out);
-/* Frees the loop; pending posts get their drop callback.  Must not run. */
+/* Frees the loop; pending posts get their drop callback (not their fn).
+ * Must not be running; every io must be stopped first (armed timers are
+ * simply forgotten).  NULL is a no-op. */
 void ims_loop_free(struct ims_loop *loop);
-/* Runs until ims_loop_stop(). Returns 0 or IMS_EIO. */
+/* Runs until ims_loop_stop(): each turn runs the due timers, waits for I/O
+ * (epoll_wait) until the next timer, then dispatches the events.  A stop
+ * requested before the call (or while not running) makes it return at once;
+ * the request is consumed, so the loop can be run again.
+ * Returns 0 or IMS_EIO (epoll_wait failed). */
 int ims_loop_run(struct ims_loop *loop);
-/* Thread-safe: asks the loop to return from ims_loop_run() soon. */
+/* Thread-safe: asks the loop to return from ims_loop_run() soon (after the
+ * callback that is running, if any). */
 void ims_loop_stop(struct ims_loop *loop);
 /* Monotonic milliseconds, cached at each loop turn. */
 uint64_t ims_loop_now(const struct ims_loop *loop);
@@ -63,14 +71,24 @@ void ims_loop_set_data(struct ims_loop *loop, void *data);
 void *ims_loop_data(const struct ims_loop *loop);
 
 /* io: fd must be non-blocking. start adds, set changes interest, stop removes.
- * 0 or IMS_EIO. Stopping an io that is not started is a no-op. */
+ * 0 or IMS_EIO. Stopping an io that is not started is a no-op; start on a
+ * started io and set on a stopped one behave like set and start.  Events are
+ * level-triggered; a hang-up or error is reported as whichever of READ/WRITE
+ * the io asked for.  After ims_io_stop() returns, the callback is not called
+ * again for this io, even for events already fetched in the current turn, so
+ * a callback may stop and free any io (close the fd after stopping it). */
 void ims_io_init(struct ims_io *io, int fd, ims_io_cb cb, void *data);
 int ims_io_start(struct ims_loop *loop, struct ims_io *io, unsigned events);
 int ims_io_set(struct ims_loop *loop, struct ims_io *io, unsigned events);
 void ims_io_stop(struct ims_loop *loop, struct ims_io *io);
 
 void ims_timer_init(struct ims_timer *t, ims_timer_cb cb, void *data);
-/* (Re)arms t to fire once after ms milliseconds. 0 or IMS_ELIMIT. */
+/* (Re)arms t to fire once after ms milliseconds, counted from the cached
+ * ims_loop_now().  A timer fires at the earliest on the next turn, even with
+ * ms == 0 (a callback re-arming itself cannot starve I/O); timers with equal
+ * deadlines fire in start order.  The timer is disarmed before its callback
+ * runs, so the callback may re-arm or free it.
+ * 0, or IMS_ELIMIT (max_timers armed; t is then left disarmed). */
 int ims_timer_start(struct ims_loop *loop, struct ims_timer *t, uint64_t ms);
 void ims_timer_stop(struct ims_loop *loop, struct ims_timer *t);
 static inline bool ims_timer_armed(const struct ims_timer *t)
@@ -79,6 +97,8 @@ static inline bool ims_timer_armed(const struct ims_timer *t)
 }
 
 /* Thread-safe hand-off into the loop (a locked queue plus an eventfd).
+ * fn(loop, arg) runs on the loop's thread, in posting order, after this call
+ * returns (also when called from the loop's own thread).  One allocation.
  * 0, or IMS_ENOMEM (then fn and drop are never called). */
 int ims_loop_post(struct ims_loop *loop, ims_post_fn fn, void *arg, void (*drop)(void *arg));
 

@@ -9,7 +9,28 @@
  * connection of another worker is posted to that worker's loop.
  *
  * Caps: message size, connections per source address, total connections,
- * idle timeout; hitting one closes or refuses the connection, never grows. */
+ * write queue, idle timeout; hitting one closes or refuses the connection,
+ * never grows.
+ *
+ * Threading and lifetime rules:
+ * 1. A struct sip_tp and everything in it is touched only on its worker's
+ *    loop thread (including ims_sip_tp_stats and ims_sip_tp_local).
+ *    ims_sip_tp_send() is called on the calling worker's own sip_tp; when
+ *    the conn_id (or the reused connection) belongs to another worker, the
+ *    bytes are copied and posted to that worker's loop (ims_loop_post).
+ * 2. The sip_tp_shared is created first and freed last: after every sip_tp
+ *    was freed.  Its lock guards only the worker table, the bound listener
+ *    addresses and the connection directory; no callback runs under it.
+ * 3. Shutdown: stop every loop, ims_sip_tp_free() each transport on its own
+ *    thread (or after the threads joined), then free the loops, then the
+ *    shared state.  Sends posted to a worker whose transport is gone are
+ *    dropped.
+ * 4. A connection is closed by its owner only: on EOF, error, framing error,
+ *    idle timeout, or a cap.  Its memory is released on the next loop turn,
+ *    so a close from inside an rx callback is safe; its conn_id never
+ *    matches again (a generation counter).
+ * 5. rx callbacks run on the worker's thread, never from inside
+ *    ims_sip_tp_send(); the rx buffer is borrowed for the callback only. */
 #ifndef IMS_NET_TRANSPORT_H
 #define IMS_NET_TRANSPORT_H
 
@@ -24,6 +45,14 @@ struct ims_loop;
 struct sip_tp;
 struct sip_tp_shared;
 
+#define SIP_TP_MAX_WORKERS 256 /* conn_id keeps the worker in 8 bits */
+
+/* Defaults used when a sip_tp_cfg field is 0. */
+#define SIP_TP_DEFAULT_MAX_CONNS 4096
+#define SIP_TP_DEFAULT_MAX_CONNS_PER_SRC 64
+#define SIP_TP_DEFAULT_IDLE_MS 120000u
+#define SIP_TP_DEFAULT_WQUEUE (256u * 1024u) /* never less than 2 * max_msg */
+
 enum sip_proto { SIP_PROTO_NONE = 0, SIP_PROTO_UDP, SIP_PROTO_TCP, SIP_PROTO_TLS };
 
 struct ims_addr {
@@ -31,16 +60,25 @@ struct ims_addr {
     socklen_t len;
 };
 
-/* Parses "1.2.3.4:5060", "[::1]:5061", "host" (numeric only; port 0 if absent). */
+/* Parses a numeric address: "1.2.3.4:5060", "[::1]:5061", "1.2.3.4",
+ * "[::1]" or "::1" (no port: default_port).  No host names, no scope ids.
+ * 0 or IMS_EPROTO (not a numeric address, bad port). */
 int ims_addr_parse(ims_str s, uint16_t default_port, struct ims_addr *out);
-/* "1.2.3.4:5060" / "[::1]:5060" into buf; returns buf. */
+/* Copies a sockaddr (AF_INET or AF_INET6).  0 or IMS_EINVAL. */
+int ims_addr_set(struct ims_addr *out, const struct sockaddr *sa, socklen_t len);
+int ims_addr_family(const struct ims_addr *a); /* AF_INET / AF_INET6 / AF_UNSPEC */
+/* "1.2.3.4:5060" / "[::1]:5060" into buf (IMS_ADDR_STRLEN is enough);
+ * returns buf ("?" if a is not an address). */
+#define IMS_ADDR_STRLEN 56
 const char *ims_addr_str(const struct ims_addr *a, char *buf, size_t bufsz);
 /* Numeric host without brackets and port, for Via received=. */
 const char *ims_addr_host(const struct ims_addr *a, char *buf, size_t bufsz);
 uint16_t ims_addr_port(const struct ims_addr *a);
-bool ims_addr_equal(const struct ims_addr *a, const struct ims_addr *b);
-const char *ims_proto_name(enum sip_proto p); /* "UDP" "TCP" "TLS" */
-int ims_proto_parse(ims_str s, enum sip_proto *out); /* case-insensitive */
+bool ims_addr_equal(const struct ims_addr *a, const struct ims_addr *b); /* family, IP, port */
+bool ims_addr_same_ip(const struct ims_addr *a, const struct ims_addr *b); /* port ignored */
+const char *ims_proto_name(enum sip_proto p); /* "UDP" "TCP" "TLS" ("NONE") */
+/* "udp"/"tcp"/"tls", case-insensitive.  0 or IMS_ENOENT (SCTP, WS...). */
+int ims_proto_parse(ims_str s, enum sip_proto *out);
 
 /* A received message, valid only during the rx callback. */
 struct sip_tp_rx {
@@ -48,9 +86,10 @@ struct sip_tp_rx {
     size_t len;
     enum sip_proto proto;
     struct ims_addr src;
-    struct ims_addr local;   /* the listener's address */
+    struct ims_addr local;   /* the listener's address (outgoing conns: the local end) */
     uint64_t conn_id;        /* 0 for UDP */
-    const char *tls_peer_cn; /* verified client certificate subject CN, or NULL */
+    const char *tls_peer_cn; /* the verified peer certificate's subject CN, or
+                              * NULL (not TLS, or verification not enabled) */
 };
 
 typedef void (*sip_tp_rx_cb)(void *ctx, const struct sip_tp_rx *rx);
@@ -60,54 +99,84 @@ struct sip_listen_cfg {
     struct ims_addr addr;
 };
 
+/* Zero fields take the defaults above.  The same cfg is passed to
+ * ims_sip_tp_shared_new() and to every ims_sip_tp_new(). */
 struct sip_tp_cfg {
     const struct sip_listen_cfg *listen;
     size_t nlisten;
     size_t max_msg;           /* bytes, default SIP_MAX_MSG_DEFAULT */
-    size_t max_conns;         /* per worker */
-    size_t max_conns_per_src; /* per worker, per source IP */
-    unsigned idle_timeout_ms; /* TCP/TLS connections with no traffic */
+    size_t max_conns;         /* per worker, accepted + opened (< 2^24) */
+    size_t max_conns_per_src; /* per worker, per source IP, accepted only */
+    unsigned idle_timeout_ms; /* TCP/TLS connections with no traffic; also
+                               * bounds connect and TLS handshake time */
+    size_t max_wqueue;        /* bytes queued per connection */
     /* TLS (only when a TLS listener or outgoing TLS is used) */
     const char *tls_cert_file, *tls_key_file, *tls_ca_file;
     bool tls_verify_client;   /* require and verify client certificates */
-    bool tls_verify_server;   /* verify servers we connect to against ca */
+    bool tls_verify_server;   /* verify servers we connect to against ca
+                               * (chain only: we connect to an address, so
+                               * no host name is checked) */
     const char *tls_ciphers;  /* TLS 1.2 cipher list; NULL = built-in modern list */
 };
 
 /* State shared by every worker's transport (created once, before workers):
- * the OpenSSL contexts and the connection directory used for reuse.
- * 0, IMS_EINVAL (bad TLS files: *err says which), IMS_ENOMEM. */
+ * the OpenSSL contexts and the connection directory used for reuse.  TLS
+ * servers and clients use TLS 1.2 at least; cert and key are loaded when
+ * given (and required by a TLS listener); the CA file is required by
+ * tls_verify_client and tls_verify_server.  Copies what it keeps of cfg.
+ * 0, IMS_EINVAL (bad cfg or TLS files: *err says which), IMS_ENOMEM. */
 int ims_sip_tp_shared_new(const struct sip_tp_cfg *cfg, struct sip_tp_shared **out,
                           char *err, size_t errsz);
 void ims_sip_tp_shared_free(struct sip_tp_shared *sh);
 
 /* Creates worker `worker_idx`'s transport on `loop` and opens its listeners
- * (SO_REUSEPORT, so every worker binds the same addresses).
- * 0, IMS_EIO (bind failed: *err names the address), IMS_ENOMEM. */
+ * (SO_REUSEPORT, so every worker binds the same addresses; a listener with
+ * port 0 is bound by the first worker to an ephemeral port that the others
+ * then share; IPV6_V6ONLY on v6 sockets).  Registers the transport in sh so
+ * other workers can post sends to it.  Call on the loop's thread, or before
+ * the loop's thread starts; create the workers one after another (the
+ * first fixes the ephemeral ports).  worker_idx < SIP_TP_MAX_WORKERS,
+ * unique.  Each connection holds one of the loop's timers for its whole
+ * life: size the loop's max_timers for max_conns plus the other users.
+ * 0, IMS_EIO (socket/bind failed: *err names the address), IMS_EINVAL (bad
+ * index, TLS listener without certificate), IMS_ENOMEM. */
 int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_shared *sh,
                    const struct sip_tp_cfg *cfg, sip_tp_rx_cb cb, void *ctx,
                    struct sip_tp **out, char *err, size_t errsz);
-/* Closes everything; call on the owning thread after the loop stopped. */
+/* Unregisters from sh and closes every listener and connection (no rx
+ * callback runs).  Call on the owning thread, with the loop stopped; the
+ * loop must not run this transport's callbacks again.  NULL is a no-op. */
 void ims_sip_tp_free(struct sip_tp *tp);
 
-/* Sends one message.  UDP: from the listener socket bound to the same family
- * (a specific `local` if given).  TCP/TLS: on conn_id when it is still open,
- * else on an open connection to dst, else opens one (non-blocking; the bytes
- * are queued until connected).  Copies buf.
- * 0, IMS_ENOENT (no listener/route for that family), IMS_ELIMIT (queue or
- * connection cap), IMS_ENOMEM, IMS_EIO. */
+/* Sends one message.  UDP: from the first UDP listener of dst's family
+ * (dst required).  TCP/TLS: on conn_id when it is still open (another
+ * worker's connection: posted to that worker, which falls back as below if
+ * the connection closed meanwhile), else on an open connection to dst of
+ * that proto, accepted or opened, by any worker (RFC 3261 §18.1.1, §18.2.2:
+ * reuse), else opens one (non-blocking; the bytes are queued until the
+ * connection, and for TLS the handshake, is done).  Copies buf; the message
+ * is queued whole or not at all.  Never calls the rx callback.
+ * 0 (sent, queued or posted: a later failure closes the connection and is
+ * logged), IMS_ENOENT (no UDP listener for the family, or no conn_id/dst),
+ * IMS_ELIMIT (write queue, connection or timer cap; UDP socket buffer full),
+ * IMS_EINVAL (proto), IMS_ENOMEM, IMS_EIO (socket error). */
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
                     uint64_t conn_id, const char *buf, size_t len);
 
-/* The address a listener of this proto/family is bound to (for Via and
- * Record-Route).  0 or IMS_ENOENT. */
+/* The address the first listener of this proto/family is bound to, with
+ * its actual port (for Via and Record-Route; a wildcard bind gives the
+ * wildcard address: advertise a configured one instead).  0 or IMS_ENOENT. */
 int ims_sip_tp_local(const struct sip_tp *tp, enum sip_proto proto, int family,
                      struct ims_addr *out);
 
-/* Counters for /metrics and tests. */
+/* Counters for /metrics and tests (this worker only).  conns_open counts
+ * connections ever opened (accepted or connected), conns_current those
+ * alive now; rx_dropped counts datagrams dropped (larger than max_msg);
+ * framing_errors streams closed for bad or oversized framing. */
 struct sip_tp_stats {
     uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes;
     uint64_t conns_open, conns_refused, conns_idle_closed, framing_errors;
+    uint64_t conns_current, rx_dropped, conn_errors;
 };
 void ims_sip_tp_stats(const struct sip_tp *tp, struct sip_tp_stats *out);
 

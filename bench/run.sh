@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# bench/run.sh - imscloud and Kamailio 5.6 side by side on loopback, driven by sipp.
+# Builds nothing; never run by CTest. See bench/README.md.
+#
+#   bench/run.sh [--imscloud PATH] [--only imscloud|kamailio] [--step SECONDS]
+#                [--workers N] [--results FILE | --no-results] [--keep]
+#
+# For each server, one at a time (both are started up front and left idle in turn):
+#   (a) OPTIONS to the server itself -> 200 (stateless): the highest rate with zero
+#       failed transactions that sipp could hold (within 10%),
+#   (b) calls UAC -> server -> UAS, INVITE/180/200/ACK/BYE/200, record-routed and
+#       stateful: the highest calls/s with zero failed calls,
+# found by doubling the rate from a start value, then bisecting, one --step seconds
+# long sipp run per rate. At the best rate it reports the server's CPU time per
+# operation (utime+stime from /proc/PID/stat, all Kamailio processes summed) and,
+# at the end, the memory of the server processes: peak RSS (VmHWM, summed over
+# processes, so Kamailio's shared memory counts once per process that touched it) and
+# PSS (smaps_rollup, shared pages split between processes; current, not peak).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+IMS_BIN=$ROOT/build-rel/imscloud
+ONLY=both
+STEP=5
+WORKERS=$(nproc)
+RESULTS=$BENCH/RESULTS.md
+KEEP=no
+MAX_STEPS=8
+CMDLINE="bench/run.sh $*"
+
+usage() {
+    sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --imscloud) IMS_BIN=${2:?}; shift 2 ;;
+    --only) ONLY=${2:?}; shift 2 ;;
+    --step) STEP=${2:?}; shift 2 ;;
+    --workers) WORKERS=${2:?}; shift 2 ;;
+    --results) RESULTS=${2:?}; shift 2 ;;
+    --no-results) RESULTS=; shift ;;
+    --keep) KEEP=yes; shift ;;
+    -h | --help) usage ;;
+    *) echo "unknown option: $1" >&2; usage ;;
+    esac
+done
+case $ONLY in both | imscloud | kamailio) ;; *) usage ;; esac
+SERVERS=()
+[ "$ONLY" = imscloud ] || SERVERS+=(kamailio)
+[ "$ONLY" = kamailio ] || SERVERS+=(imscloud)
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+    say "bench: $*"
+    exit 1
+}
+need() {
+    local t
+    for t in "$@"; do command -v "$t" >/dev/null || die "missing '$t' (tools/install-deps.sh bench)"; done
+}
+need sipp awk ss setsid
+if [ "$ONLY" != imscloud ]; then need kamailio; fi
+if [ "$ONLY" != kamailio ]; then
+    [ -x "$IMS_BIN" ] || die "no imscloud binary at $IMS_BIN (build a release build: cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build-rel, or pass --imscloud PATH; --only kamailio runs without it)"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imscloud-bench.XXXXXX")
+HZ=$(getconf CLK_TCK)
+declare -A PGID PORT UAS_PORT PIDS
+STARTED_PIDS=()
+
+cleanup() {
+    local p
+    for p in "${STARTED_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${STARTED_PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
+    if [ "$KEEP" = yes ]; then say "bench: work files kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ helpers
+
+port_busy() {
+    [ -n "$(ss -Hlnu "sport = :$1")" ] || [ -n "$(ss -Hlnt "sport = :$1")" ]
+}
+TAKEN=" "
+free_port() {
+    local p=$((26060 + RANDOM % 900)) i
+    for i in $(seq 1 1000); do
+        p=$((p + 1))
+        [ $p -le 26999 ] || p=26060
+        case $TAKEN in *" $p "*) continue ;; esac
+        port_busy $p && continue
+        TAKEN="$TAKEN$p "
+        echo $p
+        return
+    done
+    die "no free port in 26060-26999"
+}
+
+# all pids of the process tree under $1 (Kamailio forks its workers at start)
+proc_tree() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { kids[$2] = kids[$2] " " $1 }
+        END {
+            q[1] = root; n = 1; out = root
+            for (i = 1; i <= n; i++) {
+                m = split(kids[q[i]], k, " ")
+                for (j = 1; j <= m; j++) { q[++n] = k[j]; out = out " " k[j] }
+            }
+            print out
+        }'
+}
+
+# utime+stime ticks summed over the given pids (threads included)
+cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        t=$((t + v))
+    done
+    echo $t
+}
+
+# sum of a /proc/PID/status (VmHWM, VmRSS) or smaps_rollup (Pss) field, in KiB
+mem_kb() {
+    local field=$1 file=$2 p t=0 v
+    shift 2
+    for p in "$@"; do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/$file" 2>/dev/null || echo 0)
+        t=$((t + ${v:-0}))
+    done
+    echo $t
+}
+
+# value of a column of the last row of a sipp -trace_stat file
+sipp_stat() {
+    awk -F';' -v col="$2" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+        NF > 1 { last = $c }
+        END { if (!c) exit 1; print last + 0 }' "$1"
+}
+
+now() { date +%s.%N; }
+fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.1f}" 'BEGIN { if (b == 0) print "-"; else printf f, a / b }'; }
+
+# ------------------------------------------------------------------ servers
+
+render() {
+    sed -e "s|@PORT@|$2|g" -e "s|@ROUTE@|$3|g" -e "s|@WORKERS@|$WORKERS|g" "$1"
+}
+
+start_server() {
+    local s=$1 dir=$WORK/$1
+    mkdir -p "$dir"
+    PORT[$s]=$(free_port)
+    UAS_PORT[$s]=$(free_port)
+    local route="sip:127.0.0.1:${UAS_PORT[$s]};transport=udp"
+    local -a argv
+    if [ "$s" = kamailio ]; then
+        render "$BENCH/kamailio.cfg.in" "${PORT[$s]}" "$route" >"$dir/kamailio.cfg"
+        kamailio -c -f "$dir/kamailio.cfg" >"$dir/check.out" 2>&1 || die "kamailio rejected its config: $(tail -3 "$dir/check.out")"
+        mkdir -p "$dir/run"
+        argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m 1024 -M 64 -Y "$dir/run" -P "$dir/run/pid")
+    else
+        render "$BENCH/imscloud.conf.in" "${PORT[$s]}" "$route" >"$dir/imscloud.conf"
+        "$IMS_BIN" -c "$dir/imscloud.conf" --check-config >"$dir/check.out" 2>&1 || die "imscloud rejected its config: $(cat "$dir/check.out")"
+        argv=("$IMS_BIN" -c "$dir/imscloud.conf")
+    fi
+    setsid "${argv[@]}" </dev/null >"$dir/server.log" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    PGID[$s]=$pid
+    local i
+    for i in $(seq 1 100); do
+        [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] && break
+        kill -0 "$pid" 2>/dev/null || die "$s exited at start: $(tail -5 "$dir/server.log")"
+        sleep 0.1
+    done
+    [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] || die "$s does not listen on ${PORT[$s]}"
+    sleep 0.5 # let Kamailio fork all its workers
+    PIDS[$s]=$(proc_tree "$pid")
+    say "bench: $s pid $pid (processes: ${PIDS[$s]}) on udp 127.0.0.1:${PORT[$s]}, route -> $route"
+}
+
+# ------------------------------------------------------------------ one measurement
+
+# run_step SERVER KIND RATE: one STEP-second sipp run; sets PASS and the R_* results
+run_step() {
+    local s=$1 kind=$2 rate=$3 dir=$WORK/$1/$2-$3
+    mkdir -p "$dir"
+    local n=$((rate * STEP)) lim scen rc=0
+    if [ "$kind" = options ]; then
+        scen=$BENCH/sipp/options.xml
+        lim=$rate
+    else
+        scen=$BENCH/sipp/uac.xml
+        lim=$((rate * 2))
+    fi
+    # shellcheck disable=SC2086
+    local c0 c1 t0 t1
+    c0=$(cpu_ticks ${PIDS[$s]})
+    t0=$(now)
+    (
+        cd "$dir"
+        rc=0
+        sipp "127.0.0.1:${PORT[$s]}" -i 127.0.0.1 -t u1 -sf "$scen" -r "$rate" -rp 1000 -m $n \
+            -l $lim -nostdin -trace_stat -stf stat.csv -fd 1 -timeout $((STEP * 3 + 10))s \
+            -timeout_error >sipp.out 2>&1 || rc=$?
+        times >times.out
+        exit $rc
+    ) || rc=$?
+    t1=$(now)
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks ${PIDS[$s]})
+    local ok fail retr wall sipp_cpu
+    ok=$(sipp_stat "$dir/stat.csv" 'SuccessfulCall(C)' 2>/dev/null || echo 0)
+    fail=$(sipp_stat "$dir/stat.csv" 'FailedCall(C)' 2>/dev/null || echo 0)
+    retr=$(sipp_stat "$dir/stat.csv" 'Retransmissions(C)' 2>/dev/null || echo 0)
+    # sipp's own run time (first call created to last one ended; epoch seconds are the
+    # last tab-separated part of StartTime and CurrentTime), else the wall clock
+    wall=$(awk -F';' 'END { n = split($1, a, "\t"); m = split($3, b, "\t"); if (n && m && b[m] > a[n]) printf "%.3f", b[m] - a[n] }' "$dir/stat.csv" 2>/dev/null || true)
+    [ -n "$wall" ] || wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    # children's user+sys of the subshell = sipp's CPU seconds
+    sipp_cpu=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } print t }' "$dir/times.out" 2>/dev/null || echo 0)
+    R_ACHIEVED=$(fdiv "$ok" "$wall" "%.0f")
+    R_CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$ok" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", c / hz * 1e6 / n }')
+    R_SERVER_CPU=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.0f", c / hz / w * 100 }')
+    R_SIPP_CPU=$(awk -v c="$sipp_cpu" -v w="$wall" 'BEGIN { printf "%.0f", c / w * 100 }')
+    R_RETRANS=$retr
+    PASS=no
+    if [ "$rc" = 0 ] && [ "$fail" = 0 ] && [ "$ok" = "$n" ] &&
+        awk -v a="$R_ACHIEVED" -v r="$rate" 'BEGIN { exit !(a >= 0.9 * r) }'; then
+        PASS=yes
+    fi
+    say "$(printf 'bench: %-8s %-7s rate %6d/s: %-4s ok %7d failed %5d retrans %6d achieved %6s/s  server CPU %4s%% (%s us/op)  sipp UAC CPU %3s%%' \
+        "$s" "$kind" "$rate" "$PASS" "$ok" "$fail" "$retr" "$R_ACHIEVED" "$R_SERVER_CPU" "$R_CPU_US" "$R_SIPP_CPU")"
+    sleep 1 # let the server finish its transactions before the next step
+}
+
+# search SERVER KIND START CAP: the highest passing rate; sets BEST_* (rate 0 if none)
+search() {
+    local s=$1 kind=$2 rate=$3 cap=$4 good=0 bad=0 steps=0
+    BEST_RATE=0 BEST_ACH=- BEST_CPU=- BEST_SCPU=- BEST_SIPP=- BEST_RETR=-
+    while [ $steps -lt $MAX_STEPS ]; do
+        steps=$((steps + 1))
+        run_step "$s" "$kind" "$rate"
+        if [ $PASS = yes ]; then
+            good=$rate
+            BEST_RATE=$rate BEST_ACH=$R_ACHIEVED BEST_CPU=$R_CPU_US BEST_SCPU=$R_SERVER_CPU
+            BEST_SIPP=$R_SIPP_CPU BEST_RETR=$R_RETRANS
+        else
+            bad=$rate
+        fi
+        if [ $bad = 0 ]; then
+            [ $((rate * 2)) -le "$cap" ] || break
+            rate=$((rate * 2))
+        elif [ $good = 0 ]; then
+            rate=$((rate / 2))
+            [ $rate -ge 10 ] || break
+        else
+            # within 10% of the boundary: done
+            [ $((bad - good)) -gt $((good / 10)) ] || break
+            rate=$(((good + bad) / 2))
+        fi
+    done
+}
+
+declare -A RES
+measure() {
+    local s=$1
+    say "bench: ---- $s: OPTIONS -> 200 (stateless)"
+    search "$s" options 2000 64000
+    RES[$s,opt_rate]=$BEST_RATE RES[$s,opt_cpu]=$BEST_CPU RES[$s,opt_scpu]=$BEST_SCPU
+    RES[$s,opt_sipp]=$BEST_SIPP RES[$s,opt_retr]=$BEST_RETR
+
+    say "bench: ---- $s: calls through the proxy (stateful, record-routed)"
+    local dir=$WORK/$s/uas
+    mkdir -p "$dir"
+    (cd "$dir" && exec sipp -sf "$BENCH/sipp/uas.xml" -i 127.0.0.1 -p "${UAS_PORT[$s]}" -t u1 -nostdin \
+        -trace_stat -stf stat.csv -fd 1 >sipp.out 2>&1) &
+    local uas=$!
+    STARTED_PIDS+=("$uas")
+    local i
+    for i in $(seq 1 50); do
+        [ -n "$(ss -Hlnu "sport = :${UAS_PORT[$s]}")" ] && break
+        sleep 0.1
+    done
+    search "$s" calls 250 16000
+    kill -TERM $uas 2>/dev/null || true
+    wait $uas 2>/dev/null || true
+    RES[$s,call_rate]=$BEST_RATE RES[$s,call_cpu]=$BEST_CPU RES[$s,call_scpu]=$BEST_SCPU
+    RES[$s,call_sipp]=$BEST_SIPP RES[$s,call_retr]=$BEST_RETR
+
+    # shellcheck disable=SC2086
+    set -- ${PIDS[$s]}
+    RES[$s,nproc]=$#
+    RES[$s,threads]=$(mem_kb Threads status "$@")
+    RES[$s,hwm]=$(mem_kb VmHWM status "$@")
+    RES[$s,rss]=$(mem_kb VmRSS status "$@")
+    RES[$s,pss]=$(mem_kb Pss smaps_rollup "$@")
+}
+
+# ------------------------------------------------------------------ run
+
+say "bench: work dir $WORK, $STEP s per step, $WORKERS workers, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+for s in "${SERVERS[@]}"; do start_server "$s"; done
+for s in "${SERVERS[@]}"; do measure "$s"; done
+T_END=$(date +%s)
+
+# ------------------------------------------------------------------ report
+
+val() { if [ -n "${RES[$1,$2]+x}" ]; then echo "${RES[$1,$2]}"; else echo -; fi; }
+mib() { if [ "$1" = - ]; then echo -; else awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; fi; }
+isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+ratio() {
+    if isnum "$1" && isnum "$2" && [ "$2" != 0 ]; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo -
+    fi
+}
+row() { # label kamailio imscloud
+    printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")"
+}
+table() {
+    echo '| metric | Kamailio 5.6 | imscloud | imscloud / Kamailio |'
+    echo '|---|---:|---:|---:|'
+    row 'OPTIONS→200, max rate at 0 failed (/s)' "$(val kamailio opt_rate)" "$(val imscloud opt_rate)"
+    row 'OPTIONS: server CPU per request (µs)' "$(val kamailio opt_cpu)" "$(val imscloud opt_cpu)"
+    row 'OPTIONS: server CPU at that rate (% of one core)' "$(val kamailio opt_scpu)" "$(val imscloud opt_scpu)"
+    row 'OPTIONS: sipp UAC CPU at that rate (% of one core)' "$(val kamailio opt_sipp)" "$(val imscloud opt_sipp)"
+    row 'calls, max rate at 0 failed (calls/s)' "$(val kamailio call_rate)" "$(val imscloud call_rate)"
+    row 'calls: server CPU per call (µs)' "$(val kamailio call_cpu)" "$(val imscloud call_cpu)"
+    row 'calls: server CPU at that rate (% of one core)' "$(val kamailio call_scpu)" "$(val imscloud call_scpu)"
+    row 'calls: sipp UAC CPU at that rate (% of one core)' "$(val kamailio call_sipp)" "$(val imscloud call_sipp)"
+    row 'peak RSS, VmHWM summed over processes (MiB)' "$(mib "$(val kamailio hwm)")" "$(mib "$(val imscloud hwm)")"
+    row 'PSS at the end, summed (MiB)' "$(mib "$(val kamailio pss)")" "$(mib "$(val imscloud pss)")"
+    row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
+}
+
+echo
+table
+echo
+
+if [ -n "$RESULTS" ]; then
+    {
+        echo '# Benchmark results: imscloud vs Kamailio 5.6'
+        echo
+        echo "Written by \`bench/run.sh\` (overwritten by every run; method in [README.md](README.md))."
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "- command: \`$CMDLINE\` (${STEP} s per step, $((T_END - T_START)) s in all)"
+        echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at start $LOAD_START"
+        echo "- servers: $WORKERS workers each; Kamailio $(kamailio -v 2>/dev/null | awk '/^version:/ { print $3; exit }') \`-m 1024 -M 64\`, children=$WORKERS, tm rr sl maxfwd textops, no DB; imscloud ${IMS_BIN#"$ROOT"/} ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+        echo "- load: $(sipp -v 2>/dev/null | awk '/SIPp v/ { print $1, $2; exit }') over UDP on 127.0.0.1, one UAC (and one UAS for calls) on the same cores"
+        [ "$ONLY" = both ] || echo "- only $ONLY was measured (--only $ONLY)"
+        echo
+        table
+        echo
+        echo 'Notes:'
+        echo
+        echo '- "max rate" is the highest sipp rate, found by doubling then bisecting to within 10%, at which a run had zero failed calls, every call completed and sipp held at least 90% of the rate. When sipp'"'"'s own CPU is near 100% the load generator, not the server, was the limit: compare CPU per operation then.'
+        echo '- CPU per operation = (utime + stime of all server processes during the run) / successful operations, at the max rate.'
+        echo '- Memory: VmHWM summed over processes counts Kamailio'"'"'s shared memory (a shared mapping) once per process that touched it, so it overstates Kamailio; PSS splits shared pages between processes but is the size at the end of the run, not the peak. imscloud is one process, so its VmHWM is its peak RSS.'
+        echo '- Everything shares 2 cores (server workers, sipp UAC, sipp UAS) with whatever else ran on the machine: numbers are noisy and relative.'
+    } >"$RESULTS"
+    say "bench: wrote ${RESULTS#"$ROOT"/}"
+fi

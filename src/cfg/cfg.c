@@ -1,0 +1,501 @@
+/* cfg.c - table-driven INI configuration (see cfg.h). */
+#include "cfg/cfg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/str.h"
+
+enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE };
+
+struct key {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    const char *def; /* default as text; NULL = unset */
+    unsigned min, max;
+    size_t off;      /* offset in struct ims_cfg */
+    bool secret;     /* redacted in dumps */
+    const char *doc;
+};
+
+#define OFF(f) offsetof(struct ims_cfg, f)
+
+/* The one definition of every configuration key. */
+static const struct key keys[] = {
+    { "core", "workers", K_UINT, "0", 0, 64, OFF(workers), false,
+      "Worker threads, each with its own event loop and sockets; 0 = one per core." },
+    { "core", "log_level", K_LOGLEVEL, "notice", 0, 0, OFF(log_level), false,
+      "err, warn, notice, info or debug." },
+
+    { "sip", "listen", K_LISTEN, NULL, 0, 0, OFF(listen), false,
+      "Repeatable. proto:address:port, proto one of udp, tcp, tls; IPv6 in brackets. "
+      "Default: udp:127.0.0.1:5060 and tcp:127.0.0.1:5060." },
+    { "sip", "tls_cert", K_FILE, NULL, 0, 0, OFF(tls_cert), false,
+      "PEM certificate chain for TLS listeners (required with a tls listener)." },
+    { "sip", "tls_key", K_FILE, NULL, 0, 0, OFF(tls_key), true,
+      "PEM private key for tls_cert." },
+    { "sip", "tls_ca", K_FILE, NULL, 0, 0, OFF(tls_ca), false,
+      "PEM CA bundle to verify client certificates and servers we connect to." },
+    { "sip", "tls_ciphers", K_STR, NULL, 0, 0, OFF(tls_ciphers), false,
+      "OpenSSL cipher list for TLS 1.2; empty = a built-in modern list (ECDHE with AES-GCM "
+      "or ChaCha20). TLS 1.0/1.1 are never offered." },
+    { "sip", "tls_verify_client", K_BOOL, "no", 0, 0, OFF(tls_verify_client), false,
+      "Require and verify client certificates against tls_ca (mutual TLS)." },
+    { "sip", "tls_verify_server", K_BOOL, "no", 0, 0, OFF(tls_verify_server), false,
+      "Verify the certificates of TLS servers we connect to against tls_ca." },
+    { "sip", "max_message", K_UINT, "65535", 1024, 1048576, OFF(max_message), false,
+      "Largest SIP message accepted, in bytes (larger: dropped, or the connection closed)." },
+    { "sip", "max_connections", K_UINT, "4096", 1, 1000000, OFF(max_connections), false,
+      "TCP/TLS connections per worker." },
+    { "sip", "max_connections_per_source", K_UINT, "64", 1, 1000000,
+      OFF(max_connections_per_source), false, "TCP/TLS connections per source IP and worker." },
+    { "sip", "idle_timeout", K_UINT, "600", 1, 86400, OFF(idle_timeout), false,
+      "Seconds a TCP/TLS connection may stay silent before it is closed." },
+    { "sip", "dns_servers", K_STR, NULL, 0, 0, OFF(dns_servers), false,
+      "Comma-separated DNS servers (host:port) for RFC 3263 lookups; default /etc/resolv.conf." },
+    { "sip", "server_name", K_STR, NULL, 0, 0, OFF(server_name), false,
+      "Host name that also means 'this server' in Request-URIs and Route headers." },
+
+    { "proxy", "record_route", K_BOOL, "yes", 0, 0, OFF(record_route), false,
+      "Insert Record-Route so that in-dialog requests traverse this proxy." },
+    { "proxy", "route", K_ROUTE, NULL, 0, 0, OFF(routes), false,
+      "Repeatable. '<domain|*> <next-hop SIP URI>': static next hop for a Request-URI domain; "
+      "'*' is the default." },
+    { "proxy", "max_transactions", K_UINT, "65536", 16, 16777216, OFF(max_transactions), false,
+      "Transaction pool size per worker; when full, new requests get 503." },
+    { "proxy", "t1_ms", K_UINT, "500", 10, 60000, OFF(t1_ms), false,
+      "RFC 3261 T1 (RTT estimate), milliseconds." },
+    { "proxy", "t2_ms", K_UINT, "4000", 10, 600000, OFF(t2_ms), false,
+      "RFC 3261 T2 (maximum retransmit interval), milliseconds." },
+    { "proxy", "t4_ms", K_UINT, "5000", 10, 600000, OFF(t4_ms), false,
+      "RFC 3261 T4 (maximum duration a message remains in the network), milliseconds." },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+struct parse_state {
+    const char *name;
+    struct ims_cfg *cfg;
+    unsigned seen_line[NKEYS]; /* 0 = not seen */
+    char *err;
+    size_t errsz;
+};
+
+static int fail(struct parse_state *st, unsigned line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parse_state *st, unsigned line, const char *key, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (line)
+        snprintf(st->err, st->errsz, "%s:%u: %s: %s", st->name, line, key, why);
+    else
+        snprintf(st->err, st->errsz, "%s: %s: %s", st->name, key, why);
+    return IMS_EINVAL;
+}
+
+static int set_str(char **slot, ims_str v)
+{
+    char *d = ims_strndup(v.p, v.len);
+    if (!d)
+        return IMS_ENOMEM;
+    ims_free(*slot);
+    *slot = d;
+    return 0;
+}
+
+static int parse_bool(ims_str v, bool *out)
+{
+    static const char *const yes[] = { "yes", "true", "on", "1" };
+    static const char *const no[] = { "no", "false", "off", "0" };
+    for (size_t i = 0; i < 4; i++) {
+        if (ims_str_caseeq_lit(v, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (ims_str_caseeq_lit(v, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return IMS_EINVAL;
+}
+
+static int parse_listen(ims_str v, struct ims_cfg_listen *out)
+{
+    long colon = ims_str_chr(v, ':');
+    if (colon <= 0)
+        return IMS_EINVAL;
+    if (ims_proto_parse(ims_str_make(v.p, (size_t)colon), &out->proto) != 0)
+        return IMS_EINVAL;
+    ims_str rest = ims_str_make(v.p + colon + 1, v.len - (size_t)colon - 1);
+    uint16_t def = out->proto == SIP_PROTO_TLS ? 5061 : 5060;
+    if (ims_addr_parse(rest, def, &out->addr) != 0)
+        return IMS_EINVAL;
+    return 0;
+}
+
+/* Applies one value to its key. */
+static int apply(struct parse_state *st, const struct key *k, ims_str v, unsigned line)
+{
+    char *base = (char *)st->cfg;
+    switch (k->type) {
+    case K_UINT: {
+        uint64_t n;
+        if (ims_str_to_u64(v, UINT32_MAX, &n) != 0)
+            return fail(st, line, k->name, "'%.*s' is not a whole number", IMS_SF(v));
+        if (n < k->min || n > k->max)
+            return fail(st, line, k->name, "%llu is out of range %u..%u",
+                        (unsigned long long)n, k->min, k->max);
+        *(unsigned *)(base + k->off) = (unsigned)n;
+        return 0;
+    }
+    case K_BOOL:
+        if (parse_bool(v, (bool *)(base + k->off)) != 0)
+            return fail(st, line, k->name, "'%.*s' is not yes or no", IMS_SF(v));
+        return 0;
+    case K_STR:
+        if (v.len == 0) {
+            ims_free(*(char **)(base + k->off));
+            *(char **)(base + k->off) = NULL;
+            return 0;
+        }
+        return set_str((char **)(base + k->off), v) ? IMS_ENOMEM : 0;
+    case K_FILE: {
+        if (set_str((char **)(base + k->off), v) != 0)
+            return IMS_ENOMEM;
+        const char *path = *(char **)(base + k->off);
+        if (access(path, R_OK) != 0)
+            return fail(st, line, k->name, "cannot read '%s': %s", path, strerror(errno));
+        return 0;
+    }
+    case K_LOGLEVEL: {
+        char lv[16];
+        enum ims_log_level l;
+        ims_str_copy(v, lv, sizeof(lv));
+        if (v.len >= sizeof(lv) || ims_log_level_parse(lv, &l) != 0)
+            return fail(st, line, k->name, "'%.*s' is not one of err, warn, notice, info, debug",
+                        IMS_SF(v));
+        *(int *)(base + k->off) = (int)l;
+        return 0;
+    }
+    case K_LISTEN: {
+        struct ims_cfg *c = st->cfg;
+        if (c->nlisten == IMS_CFG_MAX_LISTEN)
+            return fail(st, line, k->name, "more than %d listeners", IMS_CFG_MAX_LISTEN);
+        if (parse_listen(v, &c->listen[c->nlisten]) != 0)
+            return fail(st, line, k->name,
+                        "'%.*s' is not proto:address:port (e.g. udp:127.0.0.1:5060, "
+                        "tls:[::1]:5061)", IMS_SF(v));
+        c->nlisten++;
+        return 0;
+    }
+    case K_ROUTE: {
+        struct ims_cfg *c = st->cfg;
+        struct ims_cur cur = { v.p, v.p + v.len };
+        ims_str dom, hop;
+        ims_cur_until(&cur, " \t", &dom);
+        ims_cur_lws(&cur);
+        hop = ims_str_make(cur.p, ims_cur_left(&cur));
+        if (dom.len == 0 || hop.len == 0 ||
+            !(ims_str_has_caseprefix(hop, "sip:") || ims_str_has_caseprefix(hop, "sips:")))
+            return fail(st, line, k->name, "'%.*s' is not '<domain|*> <sip:next-hop>'", IMS_SF(v));
+        if (c->nroutes == IMS_CFG_MAX_ROUTES)
+            return fail(st, line, k->name, "more than %d routes", IMS_CFG_MAX_ROUTES);
+        /* counted first, so ims_cfg_free() releases a half-set route */
+        struct ims_cfg_route *r = &c->routes[c->nroutes++];
+        if (set_str(&r->domain, dom) || set_str(&r->next_hop, hop))
+            return IMS_ENOMEM;
+        return 0;
+    }
+    }
+    return IMS_EINVAL;
+}
+
+static const struct key *find_key(ims_str section, ims_str name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (ims_str_caseeq_lit(section, keys[i].section) && ims_str_caseeq_lit(name, keys[i].name))
+            return &keys[i];
+    return NULL;
+}
+
+static bool known_section(ims_str s)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (ims_str_caseeq_lit(s, keys[i].section))
+            return true;
+    return false;
+}
+
+/* Strips an inline comment: whitespace followed by '#' or ';'. */
+static ims_str strip_comment(ims_str v)
+{
+    for (size_t i = 1; i < v.len; i++)
+        if ((v.p[i] == '#' || v.p[i] == ';') && ims_is_ws((unsigned char)v.p[i - 1]))
+            return ims_str_trim(ims_str_make(v.p, i));
+    return ims_str_trim(v);
+}
+
+static int parse_text(struct parse_state *st, const char *text, size_t len)
+{
+    ims_str section = IMS_STR_NULL;
+    unsigned line = 0;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        ims_str l = ims_str_trim(ims_str_make(p, (size_t)(le - p)));
+        p = nl ? nl + 1 : end;
+        line++;
+        if (l.len == 0 || l.p[0] == '#' || l.p[0] == ';')
+            continue;
+        if (memchr(l.p, '\0', l.len))
+            return fail(st, line, "(line)", "contains a NUL byte");
+        if (l.p[0] == '[') {
+            if (l.p[l.len - 1] != ']')
+                return fail(st, line, "(section)", "missing ']'");
+            section = ims_str_trim(ims_str_make(l.p + 1, l.len - 2));
+            if (!known_section(section))
+                return fail(st, line, "(section)", "unknown section [%.*s]", IMS_SF(section));
+            continue;
+        }
+        long eq = ims_str_chr(l, '=');
+        if (eq <= 0)
+            return fail(st, line, "(line)", "expected 'key = value', got '%.*s'",
+                        (int)(l.len > 60 ? 60 : l.len), l.p);
+        ims_str name = ims_str_trim(ims_str_make(l.p, (size_t)eq));
+        ims_str value = strip_comment(ims_str_make(l.p + eq + 1, l.len - (size_t)eq - 1));
+        char kname[64];
+        ims_str_copy(name, kname, sizeof(kname));
+        if (section.len == 0)
+            return fail(st, line, kname, "key outside of any [section]");
+        const struct key *k = find_key(section, name);
+        if (!k)
+            return fail(st, line, kname, "unknown key in [%.*s]", IMS_SF(section));
+        size_t ki = (size_t)(k - keys);
+        bool repeatable = k->type == K_LISTEN || k->type == K_ROUTE;
+        if (st->seen_line[ki] && !repeatable)
+            return fail(st, line, kname, "set twice (first on line %u)", st->seen_line[ki]);
+        st->seen_line[ki] = line;
+        int rc = apply(st, k, value, line);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int apply_defaults(struct parse_state *st)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (!keys[i].def || keys[i].type == K_LISTEN || keys[i].type == K_ROUTE)
+            continue;
+        int rc = apply(st, &keys[i], ims_str_cstr(keys[i].def), 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct key *key_named(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* Checks that span several keys, after the whole file is read. */
+static int validate(struct parse_state *st)
+{
+    struct ims_cfg *c = st->cfg;
+    unsigned listen_line = st->seen_line[key_named("listen") - keys];
+    if (c->nlisten == 0) {
+        static const char *const defaults[] = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" };
+        for (size_t i = 0; i < 2; i++)
+            if (parse_listen(ims_str_cstr(defaults[i]), &c->listen[c->nlisten++]) != 0)
+                return IMS_EINVAL;
+    }
+    bool tls = false;
+    for (size_t i = 0; i < c->nlisten; i++) {
+        tls |= c->listen[i].proto == SIP_PROTO_TLS;
+        for (size_t j = 0; j < i; j++)
+            if (c->listen[i].proto == c->listen[j].proto &&
+                ims_addr_equal(&c->listen[i].addr, &c->listen[j].addr))
+                return fail(st, listen_line, "listen", "the same address is listed twice");
+    }
+    if (tls && (!c->tls_cert || !c->tls_key))
+        return fail(st, listen_line, "listen",
+                    "a tls listener needs tls_cert and tls_key in [sip]");
+    if (c->tls_verify_client && !c->tls_ca)
+        return fail(st, st->seen_line[key_named("tls_verify_client") - keys], "tls_verify_client",
+                    "needs tls_ca");
+    if (c->t1_ms > c->t2_ms)
+        return fail(st, st->seen_line[key_named("t1_ms") - keys], "t1_ms",
+                    "must not exceed t2_ms (%u)", c->t2_ms);
+    if (c->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n > 0 ? (unsigned)(n > 64 ? 64 : n) : 1;
+    }
+    return 0;
+}
+
+int ims_cfg_load_string(const char *name, const char *text, struct ims_cfg **out, char *err,
+                        size_t errsz)
+{
+    struct parse_state st;
+    memset(&st, 0, sizeof(st));
+    st.name = name;
+    st.err = err;
+    st.errsz = errsz;
+    if (errsz)
+        err[0] = '\0';
+    st.cfg = ims_calloc(1, sizeof(*st.cfg));
+    if (!st.cfg) {
+        snprintf(err, errsz, "%s: out of memory", name);
+        return IMS_ENOMEM;
+    }
+    int rc = IMS_ENOMEM;
+    st.cfg->path = ims_strndup(name, strlen(name));
+    if (!st.cfg->path)
+        goto out_free;
+    rc = apply_defaults(&st);
+    if (rc == 0)
+        rc = parse_text(&st, text, strlen(text));
+    if (rc == 0)
+        rc = validate(&st);
+    if (rc == 0) {
+        *out = st.cfg;
+        return 0;
+    }
+out_free:
+    if (rc == IMS_ENOMEM)
+        snprintf(err, errsz, "%s: out of memory", name);
+    ims_cfg_free(st.cfg);
+    return rc;
+}
+
+int ims_cfg_load(const char *path, struct ims_cfg **out, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: cannot open: %s", path, strerror(errno));
+        return IMS_EINVAL;
+    }
+    struct ims_buf b;
+    ims_buf_init(&b, 1 << 20);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        rc = ims_buf_add(&b, chunk, n);
+        if (rc)
+            break;
+    }
+    bool read_err = ferror(f);
+    fclose(f);
+    if (rc || read_err) {
+        snprintf(err, errsz, "%s: %s", path,
+                 rc == IMS_ELIMIT ? "larger than 1 MiB" : "cannot read");
+        ims_buf_free(&b);
+        return rc ? rc : IMS_EINVAL;
+    }
+    rc = ims_cfg_load_string(path, b.p ? b.p : "", out, err, errsz);
+    ims_buf_free(&b);
+    return rc;
+}
+
+void ims_cfg_free(struct ims_cfg *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == K_STR || keys[i].type == K_FILE)
+            ims_free(*(char **)((char *)cfg + keys[i].off));
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        ims_free(cfg->routes[i].domain);
+        ims_free(cfg->routes[i].next_hop);
+    }
+    ims_free(cfg->path);
+    ims_free(cfg);
+}
+
+static const char *const level_names[] = { "err", "warn", "notice", "info", "debug" };
+
+void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f)
+{
+    const char *section = "";
+    const char *base = (const char *)cfg;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(section, k->section) != 0) {
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", k->section);
+            section = k->section;
+        }
+        switch (k->type) {
+        case K_UINT:
+            fprintf(f, "%s = %u\n", k->name, *(const unsigned *)(base + k->off));
+            break;
+        case K_BOOL:
+            fprintf(f, "%s = %s\n", k->name, *(const bool *)(base + k->off) ? "yes" : "no");
+            break;
+        case K_STR:
+        case K_FILE: {
+            const char *s = *(char *const *)(base + k->off);
+            if (s)
+                fprintf(f, "%s = %s\n", k->name, k->secret ? "<redacted>" : s);
+            break;
+        }
+        case K_LOGLEVEL:
+            fprintf(f, "%s = %s\n", k->name, level_names[*(const int *)(base + k->off)]);
+            break;
+        case K_LISTEN:
+            for (size_t j = 0; j < cfg->nlisten; j++) {
+                char a[80];
+                fprintf(f, "listen = %s:%s\n", ims_proto_name(cfg->listen[j].proto),
+                        ims_addr_str(&cfg->listen[j].addr, a, sizeof(a)));
+            }
+            break;
+        case K_ROUTE:
+            for (size_t j = 0; j < cfg->nroutes; j++)
+                fprintf(f, "route = %s %s\n", cfg->routes[j].domain, cfg->routes[j].next_hop);
+            break;
+        }
+    }
+}
+
+void ims_cfg_doc(FILE *f)
+{
+    const char *section = "";
+    fprintf(f, "# imscloud configuration reference\n\n"
+               "Generated by `imscloud --config-doc` from the key table in src/cfg/cfg.c.\n"
+               "Syntax: `[section]`, `key = value`; comments start a line with `#` or `;`, or\n"
+               "follow whitespace inside a line. Unknown keys and sections are errors, reported\n"
+               "as `FILE:LINE: key: why` before any socket opens.\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(section, k->section) != 0) {
+            fprintf(f, "\n## [%s]\n\n| key | default | range | meaning |\n|---|---|---|---|\n",
+                    k->section);
+            section = k->section;
+        }
+        char range[48] = "";
+        if (k->type == K_UINT)
+            snprintf(range, sizeof(range), "%u..%u", k->min, k->max);
+        fprintf(f, "| `%s` | %s | %s | %s |\n", k->name, k->def ? k->def : "", range, k->doc);
+    }
+}

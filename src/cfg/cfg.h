@@ -1,0 +1,74 @@
+/* cfg.h - imscloud's configuration: one INI file, parsed once into a
+ * struct ims_cfg and fully validated before any socket opens.
+ *
+ * One table (cfg.c) defines every key: section, name, type, default, range
+ * and doc.  The parser, --dump-config and the reference in docs/config.md
+ * (imscloud --config-doc) all come from it.
+ *
+ * File syntax: "[section]", "key = value", full-line comments starting with
+ * '#' or ';', and inline comments that start with whitespace then '#' or ';'
+ * (so "sip:a;transport=tcp" keeps its ';').  Keys marked repeatable may
+ * appear several times; any other duplicate is an error.  Errors read
+ * "FILE:LINE: key: why". */
+#ifndef IMS_CFG_CFG_H
+#define IMS_CFG_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "net/transport.h"
+
+#define IMS_CFG_MAX_LISTEN 32
+#define IMS_CFG_MAX_ROUTES 64
+
+struct ims_cfg_listen {
+    enum sip_proto proto;
+    struct ims_addr addr;
+};
+
+struct ims_cfg_route {
+    char *domain;   /* "*" for the default route */
+    char *next_hop; /* a SIP URI */
+};
+
+struct ims_cfg {
+    char *path;
+
+    /* [core] */
+    unsigned workers; /* resolved: never 0 after ims_cfg_load */
+    int log_level;    /* enum ims_log_level */
+
+    /* [sip] */
+    struct ims_cfg_listen listen[IMS_CFG_MAX_LISTEN];
+    size_t nlisten;
+    char *tls_cert, *tls_key, *tls_ca, *tls_ciphers;
+    bool tls_verify_client, tls_verify_server;
+    unsigned max_message;
+    unsigned max_connections, max_connections_per_source;
+    unsigned idle_timeout; /* seconds */
+    char *dns_servers;     /* "127.0.0.1:53,..." or NULL for resolv.conf */
+    char *server_name;     /* our host name for Via/Record-Route, or NULL */
+
+    /* [proxy] */
+    bool record_route;
+    struct ims_cfg_route routes[IMS_CFG_MAX_ROUTES];
+    size_t nroutes;
+    unsigned max_transactions;
+    unsigned t1_ms, t2_ms, t4_ms;
+};
+
+/* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)
+ * and writes "FILE:LINE: key: why" into err.  On success *out is owned by
+ * the caller: release with ims_cfg_free(). */
+int ims_cfg_load(const char *path, struct ims_cfg **out, char *err, size_t errsz);
+/* Same, from a string (tests); `name` is used in error messages. */
+int ims_cfg_load_string(const char *name, const char *text, struct ims_cfg **out, char *err,
+                        size_t errsz);
+void ims_cfg_free(struct ims_cfg *cfg);
+/* Writes the effective configuration as INI (secrets redacted). */
+void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f);
+/* Writes the reference of every key as Markdown. */
+void ims_cfg_doc(FILE *f);
+
+#endif

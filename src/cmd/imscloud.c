@@ -1,0 +1,121 @@
+/* imscloud - the server: runs every role configured in one process. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "cfg/cfg.h"
+#include "core/server.h"
+#include "net/transport.h"
+
+#define DEFAULT_CONFIG "etc/imscloud.conf"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: imscloud [-c FILE] [--check-config | --dump-config] | --config-doc | "
+               "--version\n"
+               "  -c, --config FILE  configuration (default " DEFAULT_CONFIG ")\n"
+               "  --check-config     validate the configuration and exit (2 on error)\n"
+               "  --dump-config      print the effective configuration and exit\n"
+               "  --config-doc       print the reference of every key (Markdown)\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "check-config", no_argument, NULL, 'k' },
+        { "dump-config", no_argument, NULL, 'd' },  { "config-doc", no_argument, NULL, 'D' },
+        { "version", no_argument, NULL, 'V' },      { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = DEFAULT_CONFIG;
+    bool check = false, dump = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': path = optarg; break;
+        case 'k': check = true; break;
+        case 'd': dump = true; break;
+        case 'D': ims_cfg_doc(stdout); return 0;
+        case 'V': puts("imscloud 0.1.0"); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[512];
+    struct ims_cfg *cfg = NULL;
+    if (ims_cfg_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imscloud: %s\n", err);
+        return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", path);
+        ims_cfg_free(cfg);
+        return 0;
+    }
+    if (dump) {
+        ims_cfg_dump(cfg, stdout);
+        ims_cfg_free(cfg);
+        return 0;
+    }
+    ims_log_set_level((enum ims_log_level)cfg->log_level);
+
+    /* Block the signals we handle before any thread exists, so that only the
+     * main thread's sigwait() sees them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ims_server *srv = NULL;
+    int rc = ims_server_new(cfg, &srv, err, sizeof(err));
+    if (rc) {
+        LOG_E("core", "event=start_failed config=%s why=\"%s\"", path, err);
+        fprintf(stderr, "imscloud: %s\n", err);
+        ims_cfg_free(cfg);
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        char a[80];
+        printf("listening proto=%s addr=%s\n", ims_proto_name(cfg->listen[i].proto),
+               ims_addr_str(&cfg->listen[i].addr, a, sizeof(a)));
+    }
+    fflush(stdout);
+    if (ims_server_start(srv) != 0) {
+        ims_server_free(srv);
+        ims_cfg_free(cfg);
+        return 1;
+    }
+    LOG_N("core", "event=started workers=%u config=%s", cfg->workers, path);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            LOG_N("core", "event=sighup action=none why=\"nothing reloadable is configured\"");
+            continue;
+        }
+        LOG_N("core", "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
+        break;
+    }
+    size_t leaked = ims_server_free(srv);
+    ims_cfg_free(cfg);
+    if (leaked) {
+        LOG_E("core", "event=leak objects=%zu", leaked);
+        return 1;
+    }
+    LOG_N("core", "event=stopped");
+    return 0;
+}

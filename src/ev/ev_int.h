@@ -1,0 +1,58 @@
+/* ev_int.h - private to src/ev: the loop struct shared by loop.c and timer.c. */
+#ifndef IMS_EV_INT_H
+#define IMS_EV_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#include "ev/loop.h"
+
+/* Events fetched per epoll_wait().  A larger batch saves syscalls under load,
+ * but ims_io_stop() scans the batch (see below), so keep it modest. */
+#define EV_BATCH 64
+
+struct ev_post {
+    struct ev_post *next;
+    ims_post_fn fn;
+    void (*drop)(void *arg);
+    void *arg;
+};
+
+struct ims_loop {
+    int epfd;
+    int evfd;            /* wakes the loop for posts and stop() */
+    struct ims_io wake;  /* evfd's registration */
+    uint64_t now_ms;     /* cached monotonic time, refreshed each turn */
+    atomic_bool stop;
+    void *data;
+
+    /* Timer heap: heap[0] is the earliest (due, seq).  The array is sized
+     * max_timers at creation so that arming a timer never allocates. */
+    struct ims_timer **heap;
+    size_t nheap;
+    size_t max_timers;
+    uint64_t timer_seq;
+
+    /* The batch being dispatched: ims_io_stop() clears entries of the io it
+     * stops so that a callback may stop (and free) another io whose event is
+     * still pending in this batch.  O(batch) per stop. */
+    struct epoll_event batch[EV_BATCH];
+    int nbatch;
+    int batch_pos;
+
+    pthread_mutex_t post_lock; /* guards post_head/post_tail */
+    struct ev_post *post_head, *post_tail;
+};
+
+uint64_t ims_ev_clock_ms(void);
+/* Runs timers due at loop->now_ms that were armed before this call;
+ * returns the epoll timeout in ms until the next one (-1: none). */
+int ims_ev_run_timers(struct ims_loop *loop);
+/* Milliseconds until the earliest timer, -1 if none (0 if overdue). */
+int ims_ev_next_timeout(const struct ims_loop *loop);
+
+#endif

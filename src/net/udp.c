@@ -1,0 +1,101 @@
+/* udp.c - SIP over UDP (RFC 3261 §18.1.1, §18.2.1): one datagram, one
+ * message.  The listener socket also sends, so responses leave from the
+ * address requests arrive at (RFC 3261 §18.2.2, RFC 3581). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "net/net_int.h"
+
+static bool only_crlf(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t' && p[i] != '\0')
+            return false;
+    }
+    return true;
+}
+
+void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
+{
+    struct sip_listener *l = io->data;
+    struct sip_tp *tp = l->tp;
+    size_t bufsz = tp->max_msg + 1;
+    struct mmsghdr msgs[TP_UDP_BATCH];
+    struct iovec iov[TP_UDP_BATCH];
+    struct sockaddr_storage from[TP_UDP_BATCH];
+
+    /* Bounded per turn so one busy socket cannot starve the others; epoll is
+     * level-triggered, so what is left wakes us again. */
+    for (int call = 0; call < TP_UDP_CALLS; call++) {
+        memset(msgs, 0, sizeof(msgs));
+        for (int i = 0; i < TP_UDP_BATCH; i++) {
+            /* max_msg + 1 bytes: a datagram that fills the buffer is too big */
+            iov[i].iov_base = tp->udp_bufs + (size_t)i * bufsz;
+            iov[i].iov_len = bufsz;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        }
+        int n = recvmmsg(l->fd, msgs, TP_UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LOG_D("net", "event=udp_recv_error worker=%u errno=%d", tp->idx, errno);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            struct ims_addr src;
+            size_t len = msgs[i].msg_len;
+            const char *p = iov[i].iov_base;
+            if (ims_addr_set(&src, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen))
+                continue;
+            if (len > tp->max_msg || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                unsigned sup;
+                tp->stats.rx_dropped++;
+                if (ims_tp_log_ok(tp, &sup)) {
+                    char as[IMS_ADDR_STRLEN];
+                    LOG_W("net", "event=udp_oversize src=%s max=%zu suppressed=%u",
+                          ims_addr_str(&src, as, sizeof(as)), tp->max_msg, sup);
+                }
+                continue;
+            }
+            tp->stats.rx_bytes += len;
+            if (len == 0 || only_crlf(p, len))
+                continue; /* keep-alive */
+            ims_tp_deliver(tp, p, len, SIP_PROTO_UDP, &src, &l->addr, 0, NULL);
+        }
+        if (n < TP_UDP_BATCH)
+            return;
+    }
+}
+
+int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf, size_t len)
+{
+    int fam = ims_addr_family(dst);
+    const struct sip_listener *l = NULL;
+    for (size_t i = 0; i < tp->nls && !l; i++) {
+        if (tp->ls[i].proto == SIP_PROTO_UDP && ims_addr_family(&tp->ls[i].addr) == fam)
+            l = &tp->ls[i];
+    }
+    if (!l)
+        return IMS_ENOENT;
+    ssize_t n = sendto(l->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                       (const struct sockaddr *)&dst->ss, dst->len);
+    if (n < 0) {
+        int e = errno;
+        unsigned sup;
+        if (ims_tp_log_ok(tp, &sup)) {
+            char as[IMS_ADDR_STRLEN];
+            LOG_W("net", "event=udp_send_failed dst=%s len=%zu errno=%d suppressed=%u",
+                  ims_addr_str(dst, as, sizeof(as)), len, e, sup);
+        }
+        return e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS ? IMS_ELIMIT : IMS_EIO;
+    }
+    tp->stats.tx_msgs++;
+    tp->stats.tx_bytes += (uint64_t)n;
+    return 0;
+}

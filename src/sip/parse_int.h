@@ -1,0 +1,147 @@
+/* parse_int.h - private helpers shared by the SIP parser files (src/sip only).
+ *
+ * Character classes are one 16-bit mask per byte, built at compile time from
+ * the RFC 3261 §25.1 definitions, so every "is this byte allowed here" test is
+ * one table load.  Cursor helpers follow base/str.h: they never read at or
+ * past `end` and only advance on success. */
+#ifndef IMS_SIP_PARSE_INT_H
+#define IMS_SIP_PARSE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/str.h"
+#include "sip/msg.h"
+
+enum {
+    SIP_C_TOKEN = 1 << 0,  /* token (RFC 3261 §25.1) */
+    SIP_C_UNRES = 1 << 1,  /* unreserved = alphanum / mark */
+    SIP_C_USER = 1 << 2,   /* unreserved / user-unreserved (escaped apart) */
+    SIP_C_PASS = 1 << 3,   /* password chars (escaped apart) */
+    SIP_C_PARAM = 1 << 4,  /* paramchar (escaped apart) */
+    SIP_C_HNV = 1 << 5,    /* hname / hvalue chars (escaped apart) */
+    SIP_C_WORD = 1 << 6,   /* word (Call-ID) */
+    SIP_C_HOST = 1 << 7,   /* hostname / IPv4 chars: alphanum "-" "." (and "_", tolerated) */
+    SIP_C_URIC = 1 << 8,   /* uric = reserved / unreserved (escaped apart) */
+    SIP_C_HEX = 1 << 9,
+    SIP_C_DIGIT = 1 << 10,
+    SIP_C_ALPHA = 1 << 11,
+    SIP_C_SCHEME = 1 << 12, /* ALPHA / DIGIT / "+" / "-" / "." */
+    SIP_C_B64 = 1 << 13,   /* token68 / b64token (RFC 7235, RFC 6750), '=' apart */
+    SIP_C_TEL = 1 << 14,   /* RFC 3966 phonedigit-hex plus "+" */
+    SIP_C_GVAL = 1 << 15,  /* gen-value without quotes: token / host ("[" "]" ":") */
+};
+
+extern const uint16_t ims_sip_cls[256];
+
+static inline bool sip_is(unsigned char ch, uint16_t mask)
+{
+    return (ims_sip_cls[ch] & mask) != 0;
+}
+
+static inline int sip_hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Advances over bytes of class `mask`, plus %HH escapes when `esc`.
+ * Returns the number of bytes consumed, or -1 on a broken escape (cursor
+ * left at the '%'). */
+static inline long sip_span(struct ims_cur *c, uint16_t mask, bool esc)
+{
+    const char *s = c->p;
+    while (c->p < c->end) {
+        unsigned char ch = (unsigned char)*c->p;
+        if (ims_sip_cls[ch] & mask) {
+            c->p++;
+        } else if (esc && ch == '%') {
+            if (c->end - c->p < 3 || sip_hexval((unsigned char)c->p[1]) < 0 ||
+                sip_hexval((unsigned char)c->p[2]) < 0)
+                return -1;
+            c->p += 3;
+        } else {
+            break;
+        }
+    }
+    return (long)(c->p - s);
+}
+
+/* SWS "ch" SWS (RFC 3261 §25.1 SEMI, COLON, EQUAL, SLASH, COMMA).  On failure
+ * the cursor is unchanged.  0 or IMS_ENOENT. */
+static inline int sip_sep(struct ims_cur *c, char ch)
+{
+    struct ims_cur t = *c;
+    ims_cur_lws(&t);
+    if (t.p >= t.end || *t.p != ch)
+        return IMS_ENOENT;
+    t.p++;
+    ims_cur_lws(&t);
+    *c = t;
+    return 0;
+}
+
+/* Lower-case ASCII comparison of s against a lower-case literal that holds
+ * only letters, digits and '-': one OR per byte.  Only valid when s is known
+ * to hold token characters (CR | 0x20 would match '-'). */
+static inline bool sip_tok_eq(ims_str s, const char *lit, size_t n)
+{
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s.p[i] | 0x20) != (unsigned char)lit[i])
+            return false;
+    return true;
+}
+#define SIP_TOK_EQ(s, lit) sip_tok_eq((s), (lit), sizeof(lit) - 1)
+
+static inline ims_str sip_slice(const char *a, const char *b)
+{
+    return ims_str_make(a, (size_t)(b - a));
+}
+
+/* Trims SP/HTAB/CR/LF on the right only. */
+static inline ims_str sip_rtrim(ims_str s)
+{
+    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' || s.p[s.len - 1] == '\r' ||
+                     s.p[s.len - 1] == '\n'))
+        s.len--;
+    return ims_str_make(s.p, s.len);
+}
+
+/* One header parameter: SEMI token [ EQUAL ( token / host / quoted-string ) ].
+ * The value is unquoted (escapes kept) and quoted is set. */
+struct sip_param {
+    ims_str name;
+    ims_str value;
+    bool has_value;
+    bool quoted;
+};
+
+/* Reads the next ";name[=value]" of a header (generic-param, RFC 3261 §25.1),
+ * LWS allowed around ';' and '='.  0, IMS_ENOENT (no ';' next; cursor
+ * unchanged) or IMS_EPROTO (empty or malformed parameter). */
+int sip_hparam_next(struct ims_cur *c, struct sip_param *p);
+
+/* Parses the host[:port] of a sip URI or a Via sent-by.  `lws_colon` allows
+ * SWS around the ':' (Via).  IPv6 references keep their brackets.
+ * 0 or IMS_EPROTO. */
+int sip_hostport(struct ims_cur *c, bool lws_colon, ims_str *host, bool *v6, uint16_t *port);
+
+/* 1*DIGIT no larger than max; 0 or IMS_EPROTO. */
+int sip_u32(ims_str s, uint32_t max, uint32_t *out);
+
+/* Validation of single header values, used by ims_sip_validate(). */
+int sip_check_callid(ims_str v);
+int sip_check_token_list(ims_str v, bool allow_params);
+int sip_check_media_type(ims_str v);
+int sip_check_date(ims_str v);
+int sip_check_delta(ims_str v, bool allow_params);
+
+#endif

@@ -1,0 +1,104 @@
+#include <string.h>
+
+#include "base/err.h"
+#include "base/str.h"
+#include "guard_buf.h"
+#include "tests.h"
+
+static void test_eq(void **s)
+{
+    (void)s;
+    assert_true(ims_str_eq(IMS_S("abc"), IMS_S("abc")));
+    assert_false(ims_str_eq(IMS_S("abc"), IMS_S("abC")));
+    assert_true(ims_str_caseeq(IMS_S("Via"), IMS_S("vIA")));
+    assert_false(ims_str_caseeq(IMS_S("Via"), IMS_S("Vi")));
+    assert_true(ims_str_has_caseprefix(IMS_S("SIP:alice"), "sip:"));
+    assert_true(ims_str_eq(IMS_STR_NULL, IMS_S("")));
+}
+
+static void test_trim_chr(void **s)
+{
+    (void)s;
+    ims_str t = ims_str_trim(IMS_S(" \t x y \r\n"));
+    assert_true(ims_str_eq(t, IMS_S("x y")));
+    assert_int_equal(ims_str_trim(IMS_S("   ")).len, 0);
+    assert_null(ims_str_trim(IMS_S("   ")).p);
+    assert_int_equal(ims_str_chr(IMS_S("a:b"), ':'), 1);
+    assert_int_equal(ims_str_chr(IMS_S("ab"), ':'), -1);
+}
+
+static void test_to_u64(void **s)
+{
+    (void)s;
+    uint64_t v = 0;
+    assert_int_equal(ims_str_to_u64(IMS_S("0"), 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(ims_str_to_u64(IMS_S("4294967295"), UINT32_MAX, &v), 0);
+    assert_int_equal(v, 4294967295u);
+    assert_int_equal(ims_str_to_u64(IMS_S("4294967296"), UINT32_MAX, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("18446744073709551616"), UINT64_MAX, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S(""), 10, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("-1"), 10, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("1 "), 10, &v), IMS_EPROTO);
+}
+
+/* The cursor never reads past `end`: every input sits flush on a guard page. */
+static void test_cursor_guarded(void **s)
+{
+    (void)s;
+    struct guard_buf g;
+    const char *in = "token;x=\"q\\\"uoted\" \r\n  rest";
+    char *p = guard_buf_new(&g, in, strlen(in));
+    assert_non_null(p);
+    struct ims_cur c = { p, p + strlen(in) };
+    ims_str out;
+    assert_int_equal(ims_cur_token(&c, &out, 64), 0);
+    assert_true(ims_str_eq(out, IMS_S("token")));
+    assert_int_equal(ims_cur_token(&c, &out, 64), IMS_ENOENT);
+    assert_int_equal(ims_cur_char(&c, ';'), 0);
+    assert_int_equal(ims_cur_until(&c, "=", &out), 0);
+    assert_true(ims_str_eq(out, IMS_S("x")));
+    assert_int_equal(ims_cur_char(&c, '='), 0);
+    assert_int_equal(ims_cur_quoted(&c, &out, 64), 0);
+    assert_true(ims_str_eq(out, IMS_S("q\\\"uoted")));
+    assert_int_equal(ims_cur_lws(&c), 5); /* SP CRLF SP SP: a folded line */
+    assert_int_equal(ims_cur_token(&c, &out, 3), IMS_ELIMIT);
+    assert_int_equal(ims_cur_token(&c, &out, 4), 0);
+    assert_true(ims_cur_eof(&c));
+    assert_int_equal(ims_cur_char(&c, 'x'), IMS_ENOENT);
+    guard_buf_free(&g);
+
+    /* an unterminated quote at the very end of the buffer */
+    const char *bad = "\"abc\\";
+    p = guard_buf_new(&g, bad, strlen(bad));
+    c = (struct ims_cur){ p, p + strlen(bad) };
+    assert_int_equal(ims_cur_quoted(&c, &out, 64), IMS_EPROTO);
+    assert_ptr_equal(c.p, p); /* no advance on failure */
+    guard_buf_free(&g);
+
+    /* LWS that ends in a bare CRLF (no continuation) is not consumed */
+    const char *crlf = " \r\n";
+    p = guard_buf_new(&g, crlf, 3);
+    c = (struct ims_cur){ p, p + 3 };
+    assert_int_equal(ims_cur_lws(&c), 1);
+    guard_buf_free(&g);
+}
+
+static void test_until_nul(void **s)
+{
+    (void)s;
+    const char in[] = { 'a', '\0', 'b', ';', 'c' };
+    struct ims_cur c = { in, in + sizeof(in) };
+    ims_str out;
+    ims_cur_until(&c, ";", &out);
+    assert_int_equal(out.len, 3); /* a NUL byte is data, not a stop */
+}
+
+const struct CMUnitTest str_tests[] = {
+    cmocka_unit_test(test_eq),
+    cmocka_unit_test(test_trim_chr),
+    cmocka_unit_test(test_to_u64),
+    cmocka_unit_test(test_cursor_guarded),
+    cmocka_unit_test(test_until_nul),
+};
+const size_t str_ntests = sizeof(str_tests) / sizeof(str_tests[0]);

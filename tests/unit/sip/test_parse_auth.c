@@ -1,0 +1,158 @@
+/* Authorization / WWW-Authenticate (RFC 3261 §20.7, §20.44; RFC 7616,
+ * RFC 8760, RFC 3310, RFC 8898, RFC 6750). */
+#include <string.h>
+
+#include "base/err.h"
+#include "sip_tests.h"
+
+static int auth_g(const char *s, struct sip_auth *a, struct guard_buf *g)
+{
+    size_t n = strlen(s);
+    char *p = guard_buf_new(g, s, n);
+    assert_non_null(p);
+    return ims_sip_parse_auth(ims_str_make(p, n), a);
+}
+
+static int auth1(const char *s)
+{
+    struct guard_buf g;
+    struct sip_auth a;
+    int rc = auth_g(s, &a, &g);
+    guard_buf_free(&g);
+    return rc;
+}
+
+static void test_digest_credentials(void **st)
+{
+    (void)st;
+    struct guard_buf g;
+    struct sip_auth a;
+    assert_int_equal(auth_g("Digest username=\"user1_private@ims.example.com\",\r\n"
+                            " realm=\"ims.example.com\", nonce=\"A34Cm+Fva37UYWpGNB34JP\",\r\n"
+                            " algorithm=AKAv1-MD5, uri=\"sip:ims.example.com\", "
+                            "response=\"6629fae49393a05397450978507c4ef1\", "
+                            "integrity-protected=\"yes\", qop=auth-int, cnonce=\"0a4f113b\", "
+                            "nc=00000001, opaque=\"\", auts=\"CjkyMjRmNGE2\"",
+                            &a, &g),
+                     0);
+    assert_str(a.scheme, "Digest");
+    assert_str(a.username, "user1_private@ims.example.com");
+    assert_str(a.realm, "ims.example.com");
+    assert_str(a.nonce, "A34Cm+Fva37UYWpGNB34JP");
+    assert_str(a.algorithm, "AKAv1-MD5");
+    assert_str(a.uri, "sip:ims.example.com");
+    assert_str(a.response, "6629fae49393a05397450978507c4ef1");
+    assert_str(a.integrity_protected, "yes");
+    assert_str(a.qop, "auth-int");
+    assert_str(a.cnonce, "0a4f113b");
+    assert_str(a.nc, "00000001");
+    assert_int_equal(a.opaque.len, 0);
+    assert_str(a.auts, "CjkyMjRmNGE2");
+    assert_int_equal(a.token.len, 0);
+    assert_true(ims_str_has_caseprefix(a.params, "username="));
+    guard_buf_free(&g);
+
+    /* escapes stay as received inside the unquoted view */
+    assert_int_equal(auth_g("digest username=\"a\\\"b\",realm=r", &a, &g), 0);
+    assert_str(a.username, "a\\\"b");
+    assert_str(a.realm, "r");
+    guard_buf_free(&g);
+}
+
+static void test_challenges(void **st)
+{
+    (void)st;
+    struct guard_buf g;
+    struct sip_auth a;
+    assert_int_equal(auth_g("Digest realm=\"ims.example.com\",\r\n  nonce=\"CjPk9mRqNuT25eRkajM0==\","
+                            "\r\n  algorithm=AKAv1-MD5, qop=\"auth,auth-int\", stale=FALSE, "
+                            "domain=\"sip:ims.example.com\", ik=\"0011\", ck=\"ffee\"",
+                            &a, &g),
+                     0);
+    assert_str(a.qop, "auth,auth-int");
+    assert_str(a.stale, "FALSE");
+    assert_str(a.domain, "sip:ims.example.com");
+    assert_str(a.nonce, "CjPk9mRqNuT25eRkajM0==");
+    guard_buf_free(&g);
+
+    /* RFC 8898 Bearer challenge */
+    assert_int_equal(auth_g("Bearer realm=\"ims.example.com\", "
+                            "authz_server=\"https://keystone.example.com/identity/v3\", "
+                            "scope=\"ims:register\", error=\"invalid_token\"",
+                            &a, &g),
+                     0);
+    assert_str(a.scheme, "Bearer");
+    assert_str(a.realm, "ims.example.com");
+    assert_str(a.authz_server, "https://keystone.example.com/identity/v3");
+    assert_str(a.scope, "ims:register");
+    assert_str(a.error, "invalid_token");
+    assert_int_equal(a.token.len, 0);
+    guard_buf_free(&g);
+
+    /* a scheme alone is a valid challenge (RFC 7235 §2.1) */
+    assert_int_equal(auth_g("Bearer", &a, &g), 0);
+    assert_int_equal(a.params.len, 0);
+    guard_buf_free(&g);
+}
+
+static void test_bearer_token(void **st)
+{
+    (void)st;
+    struct guard_buf g;
+    struct sip_auth a;
+    assert_int_equal(auth_g("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.Sfl-_~+/x==", &a, &g), 0);
+    assert_str(a.token, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.Sfl-_~+/x==");
+    assert_int_equal(a.params.len, 0);
+    guard_buf_free(&g);
+    assert_int_equal(auth_g("bearer   abc  ", &a, &g), 0);
+    assert_str(a.token, "abc");
+    guard_buf_free(&g);
+    /* a token68 is only for Bearer; other schemes need auth-params */
+    assert_int_equal(auth1("Digest abc"), IMS_EPROTO);
+    assert_int_equal(auth1("Bearer abc def"), IMS_EPROTO);
+    assert_int_equal(auth1("Bearer a=b=c"), 0); /* auth-param with a b64-ish value */
+}
+
+static void test_other_scheme(void **st)
+{
+    (void)st;
+    struct guard_buf g;
+    struct sip_auth a;
+    /* RFC 4475 §3.3.7 */
+    assert_int_equal(auth_g("NoOneKnowsThisScheme opaque-data=here", &a, &g), 0);
+    assert_str(a.scheme, "NoOneKnowsThisScheme");
+    assert_str(a.params, "opaque-data=here");
+    guard_buf_free(&g);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    static const char *const bad[] = {
+        "",
+        "   ",
+        "Digest,",
+        "Digest username",
+        "Digest username=",
+        "Digest username=\"a",
+        "Digest username=\"a\" realm=\"b\"",
+        "Digest username=\"a\",",
+        "Digest username=\"a\",,realm=\"b\"",
+        "Digest nonce=\"1\", nonce=\"2\"",
+        "Digest realm=r, REALM=s",
+        "Digest =x",
+        "Digest a=<b>",
+        "Di gest a=b",
+        "\"Digest\" a=b",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (auth1(bad[i]) != IMS_EPROTO)
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
+const struct CMUnitTest auth_tests[] = {
+    cmocka_unit_test(test_digest_credentials), cmocka_unit_test(test_challenges),
+    cmocka_unit_test(test_bearer_token),       cmocka_unit_test(test_other_scheme),
+    cmocka_unit_test(test_errors),
+};
+const size_t auth_ntests = NTESTS(auth_tests);
