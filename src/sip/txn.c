@@ -252,17 +252,28 @@ size_t ims_sip_txn_table_free(struct sip_txn_table *tbl)
 {
     if (!tbl)
         return 0;
-    size_t leaked = tbl->live;
-    if (leaked)
-        LOG_W("txn", "event=txn_leak worker=%u live=%zu", tbl->worker, leaked);
+    /* A detached transaction only waits for its last timer (absorbing
+     * retransmissions): freeing it early is not a leak.  One the TU still
+     * holds is. */
+    size_t leaked = 0, lingering = 0;
     for (size_t i = 0; i < tbl->cap; i++) {
         struct sip_txn *t = &tbl->pool[i];
         if (!t->in_use)
             continue;
-        LOG_D("txn", "event=txn_leaked branch=%.*s server=%d state=%d", IMS_SF(t->branch),
-              t->server, (int)t->state);
+        if (t->tu_attached) {
+            leaked++;
+            LOG_W("txn", "event=txn_leaked branch=%.*s server=%d state=%d", IMS_SF(t->branch),
+                  t->server, (int)t->state);
+        } else {
+            lingering++;
+        }
         txn_put(t);
     }
+    if (leaked)
+        LOG_W("txn", "event=txn_leak worker=%u leaked=%zu lingering=%zu", tbl->worker, leaked,
+              lingering);
+    else if (lingering)
+        LOG_I("txn", "event=txn_shutdown worker=%u lingering=%zu", tbl->worker, lingering);
     ims_free(tbl->buckets);
     ims_free(tbl->pool);
     ims_free(tbl);
@@ -966,6 +977,10 @@ void ims_sip_txn_detach(struct sip_txn *t)
         LOG_W("txn", "event=server_txn_abandoned branch=%.*s", IMS_SF(t->branch));
         finish_later(t, 0);
     }
+    /* A client INVITE in Proceeding has no timer of its own (the TU's Timer
+     * C bounds it): without a TU it ends after 64*T1 at the latest. */
+    if (!t->server && t->invite && t->state == SIP_TXN_PROCEEDING && !ims_timer_armed(&t->tm_end))
+        arm(t, &t->tm_end, t_64t1(t->tbl));
 }
 
 enum sip_txn_state ims_sip_txn_state(const struct sip_txn *t)

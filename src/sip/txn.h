@@ -125,8 +125,10 @@ struct sip_txn_cfg {
 int ims_sip_txn_table_new(struct ims_loop *loop, const struct sip_txn_cfg *cfg,
                           struct sip_txn_table **out);
 /* Frees every transaction still alive (no callbacks run) and the table.
- * Returns how many were alive: a non-zero count is a leak, logged at WARN.
- * Call on the owning thread, with the loop stopped.  NULL returns 0. */
+ * Returns how many still had their TU attached: those are leaks (logged at
+ * WARN).  Detached ones that only wait for their last timer (Completed,
+ * Confirmed, Accepted) are freed silently.  Call on the owning thread, with
+ * the loop stopped.  NULL returns 0. */
 size_t ims_sip_txn_table_free(struct sip_txn_table *tbl);
 size_t ims_sip_txn_table_live(const struct sip_txn_table *tbl);
 size_t ims_sip_txn_table_cap(const struct sip_txn_table *tbl);

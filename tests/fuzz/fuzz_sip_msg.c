@@ -123,7 +123,6 @@ static void run(const char *buf, size_t len, bool stream)
         }
     }
     if (rc > 0) {
-        ims_sip_validate(&m);
         struct sip_edit ed[4];
         size_t ne = 0;
         ed[ne++] = (struct sip_edit){ SIP_EDIT_INSERT, 0, IMS_S("Via: SIP/2.0/UDP fz;branch=z9hG4bKfz\r\n") };
@@ -136,9 +135,12 @@ static void run(const char *buf, size_t len, bool stream)
         int wrc = ims_sip_rewrite(&out, &m, ed, ne);
         CHECK(wrc == 0 || wrc == IMS_EPROTO);
         if (m.kind == SIP_MSG_REQUEST) {
-            ims_sip_build_cancel(&out, &m, IMS_STR_NULL);
-            ims_sip_build_ack(&out, &m, &m); /* m is no response: EINVAL */
+            CHECK(ims_sip_build_cancel(&out, &m, IMS_STR_NULL) == 0);
+            CHECK(ims_sip_build_ack(&out, &m, &m) == IMS_EINVAL); /* m is no response */
         }
+        /* last: it sets m.err_status when it fails */
+        int vrc = ims_sip_validate(&m);
+        CHECK(vrc == 0 || (vrc == IMS_EPROTO && m.err_status == 400 && m.err_reason));
     }
     ims_buf_free(&out);
 }
