@@ -207,8 +207,8 @@ run_step() {
         cd "$dir"
         rc=0
         sipp "127.0.0.1:${PORT[$s]}" -i 127.0.0.1 -t u1 -sf "$scen" -r "$rate" -rp 1000 -m $n \
-            -l $lim -nostdin -trace_stat -stf stat.csv -fd 1 -timeout $((STEP * 3 + 10))s \
-            -timeout_error >sipp.out 2>&1 || rc=$?
+            -l $lim -nostdin -trace_stat -stf stat.csv -fd 1 -recv_timeout 8000 \
+            -timeout $((STEP * 2 + 15))s -timeout_error >sipp.out 2>&1 || rc=$?
         times >times.out
         exit $rc
     ) || rc=$?
@@ -237,7 +237,24 @@ run_step() {
     fi
     say "$(printf 'bench: %-8s %-7s rate %6d/s: %-4s ok %7d failed %5d retrans %6d achieved %6s/s  server CPU %4s%% (%s us/op)  sipp UAC CPU %3s%%' \
         "$s" "$kind" "$rate" "$PASS" "$ok" "$fail" "$retr" "$R_ACHIEVED" "$R_SERVER_CPU" "$R_CPU_US" "$R_SIPP_CPU")"
-    sleep 1 # let the server finish its transactions before the next step
+    settle "$s"
+}
+
+# Waits until the server is idle again (under 5% of a core over half a second, at most
+# 40 s): after an overloaded run it may still be retransmitting, which would spoil the
+# next run.
+settle() {
+    local s=$1 a b i
+    sleep 1
+    for i in $(seq 1 80); do
+        # shellcheck disable=SC2086
+        a=$(cpu_ticks ${PIDS[$s]})
+        sleep 0.5
+        # shellcheck disable=SC2086
+        b=$(cpu_ticks ${PIDS[$s]})
+        [ $(((b - a) * 100 / HZ)) -ge 3 ] || return 0
+    done
+    say "bench: $s still busy 40 s after the run"
 }
 
 # search SERVER KIND START CAP: the highest passing rate; sets BEST_* (rate 0 if none)

@@ -28,7 +28,8 @@ int ims_buf_add_str(struct ims_buf *b, ims_str s);
 int ims_buf_add_cstr(struct ims_buf *b, const char *s);
 int ims_buf_printf(struct ims_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-int ims_buf_vprintf(struct ims_buf *b, const char *fmt, va_list ap);
+int ims_buf_vprintf(struct ims_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static inline ims_str ims_buf_str(const struct ims_buf *b)
 {
     return ims_str_make(b->p, b->len);

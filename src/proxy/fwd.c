@@ -402,6 +402,9 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
             px_stateless_response(p, rsp); /* a 2xx after our 487: still relay */
     }
     fwd_done(r);
+    /* The relay could fail (no memory): the request still gets a final
+     * answer; the 2xx retransmissions then pass statelessly. */
+    px_check_unanswered(r);
 }
 
 static void ct_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)

@@ -148,9 +148,7 @@ int ims_proxy_new(struct proxy_shared *sh, unsigned worker_idx, struct ims_loop 
     p->reqs = ims_calloc(p->nreqs, sizeof(*p->reqs));
     if (!p->reqs)
         goto out_free_txns;
-    for (size_t i = 0; i < p->nreqs; i++)
-        p->reqs[i].next_free = i + 1 < p->nreqs ? (int32_t)(i + 1) : -1;
-    p->req_free = 0;
+    p->req_free = -1; /* entries are initialised on first use (req_hwm) */
     if (getrandom(&p->tag_salt, sizeof(p->tag_salt), GRND_NONBLOCK) != sizeof(p->tag_salt))
         p->tag_salt = (uint32_t)(uintptr_t)p ^ worker_idx;
     rc = ims_sip_txn_registry_set(sh->reg, worker_idx, loop, ims_proxy_rx, p);
@@ -189,7 +187,7 @@ size_t ims_proxy_free(struct ims_proxy *p)
     size_t leaked = p->reqs_live;
     if (leaked)
         LOG_W("proxy", "event=req_leak worker=%u live=%zu", p->idx, leaked);
-    for (size_t i = 0; i < p->nreqs; i++) {
+    for (size_t i = 0; i < p->req_hwm; i++) {
         struct proxy_req *r = &p->reqs[i];
         if (r->in_use) {
             r->st = r->ct = NULL; /* freed with the table below */
@@ -297,10 +295,15 @@ static void trying_cb(struct ims_loop *loop, struct ims_timer *t);
 
 struct proxy_req *px_req_new(struct ims_proxy *p)
 {
-    if (p->req_free < 0)
+    struct proxy_req *r;
+    if (p->req_free >= 0) {
+        r = &p->reqs[p->req_free];
+        p->req_free = r->next_free;
+    } else if (p->req_hwm < p->nreqs) {
+        r = &p->reqs[p->req_hwm++];
+    } else {
         return NULL;
-    struct proxy_req *r = &p->reqs[p->req_free];
-    p->req_free = r->next_free;
+    }
     memset(r, 0, sizeof(*r));
     r->p = p;
     r->in_use = true;
@@ -340,12 +343,20 @@ void px_req_unref(struct proxy_req *r)
         req_free(r);
 }
 
+/* The transaction's request copy goes with it: forget a parse of it. */
+static void forget_st(struct proxy_req *r)
+{
+    r->st = NULL;
+    if (r->p->rmsg_owner == r)
+        r->p->rmsg_owner = NULL;
+}
+
 void px_req_drop_st(struct proxy_req *r)
 {
     if (!r->st)
         return;
     ims_sip_txn_detach(r->st);
-    r->st = NULL;
+    forget_st(r);
     r->rx.buf = NULL; /* was the transaction's copy */
     r->rx.len = 0;
     px_req_unref(r);
@@ -422,10 +433,19 @@ void ims_proxy_req_hold(struct proxy_req *r)
 /* Rule 3 of proxy.h: a request nobody answers gets a 500. */
 void px_check_unanswered(struct proxy_req *r)
 {
-    if (!r->uac && !r->final_sent && !r->fwd_active && r->holds == 0 && r->st) {
-        LOG_W("proxy", "event=request_unanswered method=%s",
-              ims_sip_method_name(r->method) ? ims_sip_method_name(r->method) : "?");
-        ims_proxy_reply(r, 500, "Request Not Handled", NULL);
+    if (r->uac || r->final_sent || r->fwd_active || r->holds > 0 || !r->st)
+        return;
+    const char *mn = ims_sip_method_name(r->method);
+    LOG_W("proxy", "event=request_unanswered method=%s", mn ? mn : "?");
+    int rc = ims_proxy_reply(r, 500, "Request Not Handled", NULL);
+    if (!r->final_sent) {
+        /* Not even a 500 could be built (out of memory): drop the request;
+         * its server transaction ends and a retransmission starts over. */
+        LOG_W("proxy", "event=request_dropped method=%s err=%s", mn ? mn : "?",
+              ims_strerror(rc));
+        r->final_sent = true;
+        ims_timer_stop(r->p->loop, &r->tm_trying);
+        px_req_drop_st(r);
     }
 }
 
@@ -445,7 +465,7 @@ static void st_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
     switch (ev->kind) {
     case SIP_TXN_EV_TERMINATED:
         if (r->st == t) {
-            r->st = NULL;
+            forget_st(r);
             r->rx.buf = NULL;
             r->rx.len = 0;
             px_req_unref(r);
@@ -672,7 +692,8 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     }
     r->st = st;
     r->refs = 2; /* the server transaction, and this call */
-    r->rx = *ims_sip_txn_rx(st);
+    r->rx = *rx;
+    r->rx.buf = ims_sip_txn_request(st).p; /* the transaction's copy */
     r->updest = *ims_sip_txn_dest(st);
     r->method = m->method;
     r->local_port = lport;

@@ -126,7 +126,7 @@ struct ims_proxy {
     struct sip_txn_table *txns;
 
     struct proxy_req *reqs;
-    size_t nreqs, reqs_live;
+    size_t nreqs, reqs_live, req_hwm;
     int32_t req_free;
 
     struct proxy_app_slot apps[PROXY_MAX_APPS];

@@ -226,7 +226,7 @@ struct hdr_plan {
  * removed, or nothing when none is left. */
 static int pop_values(struct w *w, const struct sip_hdr *h, unsigned pops)
 {
-    struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+    struct ims_cur c = sip_cur(h->value);
     ims_str e;
     for (unsigned i = 0; i < pops; i++) {
         int rc = ims_sip_list_next(&c, &e);
@@ -237,7 +237,7 @@ static int pop_values(struct w *w, const struct sip_hdr *h, unsigned pops)
     }
     if (c.p < c.end && *c.p == ',')
         c.p++;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     ims_str rest = sip_rtrim(sip_slice(c.p, c.end));
     if (rest.len) {
         w_str(w, h->name);

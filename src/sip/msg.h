@@ -201,12 +201,15 @@ struct sip_cseq {
 /* Credentials (Authorization, Proxy-Authorization) and challenges
  * (WWW-/Proxy-Authenticate).  Digest params per RFC 7616/8760, AKA auts per
  * RFC 3310, Bearer per RFC 8898 / RFC 6750.  Quoted values are unquoted
- * views (escapes left as received). */
+ * views (escapes left as received).  A directive that is present with an
+ * empty value ("opaque=\"\"") has len 0 but p != NULL; absent ones are
+ * IMS_STR_NULL.  Other directives (ik, ck, charset...) are only in the raw,
+ * comma-separated `params`. */
 struct sip_auth {
     ims_str scheme;       /* "Digest" or "Bearer" (case kept) */
     ims_str token;        /* Bearer credentials: the token68 */
     ims_str username, realm, nonce, uri, response, algorithm, cnonce, opaque, qop, nc;
-    ims_str auts, stale, domain, integrity_protected;
+    ims_str auts, stale, domain, integrity_protected, userhash;
     ims_str scope, authz_server, error; /* Bearer challenges */
     ims_str params;       /* the raw auth-params */
 };
@@ -320,7 +323,9 @@ int ims_sip_validate(struct sip_msg *msg);
  * IMS_EAGAIN (incomplete, or nothing but CR/LF so far), or IMS_EPROTO (no or
  * bad or repeated Content-Length, or a head or message larger than max).
  * Agrees with ims_sip_parse(stream = true) on every message that parses:
- * same length, same EAGAIN prefixes (max = SIP_MAX_MSG_DEFAULT). */
+ * same length, same EAGAIN prefixes (max = SIP_MAX_MSG_DEFAULT).  On broken
+ * input it may say IMS_EPROTO earlier (a bad Content-Length line before the
+ * head is complete) where the parser still waits for the whole head. */
 int ims_sip_frame(const char *buf, size_t len, size_t max, size_t *skip);
 
 /* ---- header access ---- */

@@ -20,6 +20,7 @@ static const struct auth_field fields[] = {
     AF("qop", qop),               AF("nc", nc),
     AF("auts", auts),             AF("stale", stale),
     AF("domain", domain),         AF("integrity-protected", integrity_protected),
+    AF("userhash", userhash),
     AF("scope", scope),           AF("authz_server", authz_server),
     AF("error", error),
 };
@@ -27,11 +28,11 @@ static const struct auth_field fields[] = {
 int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = { s.p, s.p + s.len };
-    ims_cur_lws(&c);
+    struct ims_cur c = sip_cur(s);
+    sip_lws(&c);
     if (ims_cur_token(&c, &out->scheme, SIZE_MAX) != 0)
         return IMS_EPROTO;
-    size_t ws = ims_cur_lws(&c);
+    size_t ws = sip_lws(&c);
     if (ims_cur_eof(&c))
         return 0; /* challenge = auth-scheme alone (RFC 7235 §2.1) */
     if (ws == 0)
@@ -46,7 +47,7 @@ int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
             while (t.p < t.end && *t.p == '=')
                 t.p++;
             const char *te = t.p;
-            ims_cur_lws(&t);
+            sip_lws(&t);
             if (ims_cur_eof(&t)) {
                 out->token = sip_slice(ts, te);
                 return 0;
@@ -88,7 +89,7 @@ int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
         }
         const char *pe = c.p;
         if (sip_sep(&c, ',') != 0) {
-            ims_cur_lws(&c);
+            sip_lws(&c);
             if (!ims_cur_eof(&c))
                 return IMS_EPROTO;
             out->params = sip_slice(ps, pe);

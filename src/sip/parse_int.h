@@ -73,16 +73,28 @@ static inline long sip_span(struct ims_cur *c, uint16_t mask, bool esc)
     return (long)(c->p - s);
 }
 
+/* ims_cur_lws() with the common "no whitespace here" case inlined: most
+ * separators in real traffic have no LWS around them. */
+static inline size_t sip_lws(struct ims_cur *c)
+{
+    if (c->p >= c->end)
+        return 0;
+    unsigned char ch = (unsigned char)*c->p;
+    if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+        return 0;
+    return ims_cur_lws(c);
+}
+
 /* SWS "ch" SWS (RFC 3261 §25.1 SEMI, COLON, EQUAL, SLASH, COMMA).  On failure
  * the cursor is unchanged.  0 or IMS_ENOENT. */
 static inline int sip_sep(struct ims_cur *c, char ch)
 {
     struct ims_cur t = *c;
-    ims_cur_lws(&t);
+    sip_lws(&t);
     if (t.p >= t.end || *t.p != ch)
         return IMS_ENOENT;
     t.p++;
-    ims_cur_lws(&t);
+    sip_lws(&t);
     *c = t;
     return 0;
 }
@@ -100,6 +112,14 @@ static inline bool sip_tok_eq(ims_str s, const char *lit, size_t n)
     return true;
 }
 #define SIP_TOK_EQ(s, lit) sip_tok_eq((s), (lit), sizeof(lit) - 1)
+
+/* A cursor over s.  An empty slice may have p == NULL, and NULL + 0 is
+ * undefined behaviour in C, so the end is computed only for non-empty ones. */
+static inline struct ims_cur sip_cur(ims_str s)
+{
+    struct ims_cur c = { s.p, s.len ? s.p + s.len : s.p };
+    return c;
+}
 
 static inline ims_str sip_slice(const char *a, const char *b)
 {
@@ -133,6 +153,9 @@ int sip_hparam_next(struct ims_cur *c, struct sip_param *p);
  * SWS around the ':' (Via).  IPv6 references keep their brackets.
  * 0 or IMS_EPROTO. */
 int sip_hostport(struct ims_cur *c, bool lws_colon, ims_str *host, bool *v6, uint16_t *port);
+
+/* ims_sip_hdr_id() for a name already known to be all token bytes. */
+enum sip_hdr_id sip_hdr_id_token(ims_str name);
 
 /* 1*DIGIT no larger than max; 0 or IMS_EPROTO. */
 int sip_u32(ims_str s, uint32_t max, uint32_t *out);

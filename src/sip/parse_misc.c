@@ -229,12 +229,17 @@ static bool name_eq(ims_str s, const struct hdr_name *n)
 
 enum sip_hdr_id ims_sip_hdr_id(ims_str name)
 {
-    if (name.len == 0)
-        return SIP_H_OTHER;
     /* the OR-0x20 comparison is only sound on token bytes */
     for (size_t i = 0; i < name.len; i++)
         if (!sip_is((unsigned char)name.p[i], SIP_C_TOKEN))
             return SIP_H_OTHER;
+    return sip_hdr_id_token(name);
+}
+
+enum sip_hdr_id sip_hdr_id_token(ims_str name)
+{
+    if (name.len == 0)
+        return SIP_H_OTHER;
     unsigned char c = (unsigned char)name.p[0] | 0x20;
     if (c < 'a' || c > 'z')
         return SIP_H_OTHER;
@@ -321,7 +326,7 @@ int sip_u32(ims_str s, uint32_t max, uint32_t *out)
 int ims_sip_list_next(struct ims_cur *c, ims_str *elem)
 {
     struct ims_cur t = *c;
-    ims_cur_lws(&t);
+    sip_lws(&t);
     if (t.p >= t.end)
         return IMS_ENOENT;
     const char *s = t.p;
@@ -357,7 +362,7 @@ int ims_sip_list_next(struct ims_cur *c, ims_str *elem)
         /* consume the comma; an empty element must follow-check now, since
          * the next call cannot tell "a," from "a" */
         struct ims_cur u = { q + 1, t.end };
-        ims_cur_lws(&u);
+        sip_lws(&u);
         if (u.p >= u.end || *u.p == ',')
             return IMS_EPROTO;
         q++;
@@ -400,19 +405,19 @@ int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
     /* Tolerant scan that works on URI params (";a=b", no LWS) and header
      * params (LWS around ';' and '='): names end at '=', ';', LWS, ',', '?'
      * or '>'; values are a quoted-string or run to the next such byte. */
-    struct ims_cur c = { params.p, params.p + params.len };
+    struct ims_cur c = sip_cur(params);
     size_t nlen = strlen(name);
     for (;;) {
-        ims_cur_lws(&c);
+        sip_lws(&c);
         if (ims_cur_char(&c, ';') != 0)
             return IMS_ENOENT;
-        ims_cur_lws(&c);
+        sip_lws(&c);
         ims_str n, v = IMS_STR_NULL;
         ims_cur_until(&c, "=; \t\r\n,?>", &n);
         struct ims_cur t = c;
-        ims_cur_lws(&t);
+        sip_lws(&t);
         if (ims_cur_char(&t, '=') == 0) {
-            ims_cur_lws(&t);
+            sip_lws(&t);
             if (ims_cur_quoted(&t, &v, SIZE_MAX) != 0)
                 ims_cur_until(&t, "; \t\r\n,?>", &v);
             c = t;
@@ -431,9 +436,9 @@ int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
 
 int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out)
 {
-    struct ims_cur c = { s.p, s.p + s.len };
+    struct ims_cur c = sip_cur(s);
     memset(out, 0, sizeof(*out));
-    ims_cur_lws(&c);
+    sip_lws(&c);
     const char *d = c.p;
     if (sip_span(&c, SIP_C_DIGIT, false) <= 0)
         return IMS_EPROTO;
@@ -441,11 +446,11 @@ int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out)
     /* §8.1.1.5: the sequence number MUST be less than 2**31 */
     if (sip_u32(sip_slice(d, c.p), 0x7fffffffu, &num) != 0)
         return IMS_EPROTO;
-    if (ims_cur_lws(&c) == 0)
+    if (sip_lws(&c) == 0)
         return IMS_EPROTO;
     if (ims_cur_token(&c, &out->method_name, SIZE_MAX) != 0)
         return IMS_EPROTO;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (!ims_cur_eof(&c))
         return IMS_EPROTO;
     out->num = num;
@@ -475,9 +480,9 @@ static bool qvalue_ok(ims_str q)
 
 int ims_sip_parse_sec_mech(ims_str s, struct sip_sec_mech *out)
 {
-    struct ims_cur c = { s.p, s.p + s.len };
+    struct ims_cur c = sip_cur(s);
     memset(out, 0, sizeof(*out));
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (ims_cur_token(&c, &out->mechanism, SIZE_MAX) != 0)
         return IMS_EPROTO;
     const char *after = c.p, *ps = NULL, *pe = NULL;
@@ -497,7 +502,7 @@ int ims_sip_parse_sec_mech(ims_str s, struct sip_sec_mech *out)
     }
     if (rc != IMS_ENOENT)
         return IMS_EPROTO;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (!ims_cur_eof(&c))
         return IMS_EPROTO;
     if (ps)
@@ -543,7 +548,7 @@ bool ims_sip_hdr_has_token(const struct sip_msg *msg, enum sip_hdr_id id, const 
 {
     ims_str want = ims_str_cstr(token);
     for (const struct sip_hdr *h = ims_sip_hdr_first(msg, id); h; h = ims_sip_hdr_next(msg, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = sip_cur(h->value);
         ims_str e;
         while (ims_sip_list_next(&c, &e) == 0) {
             /* compare the option-tag before any ";param" */
@@ -562,7 +567,7 @@ bool ims_sip_hdr_has_token(const struct sip_msg *msg, enum sip_hdr_id id, const 
 int sip_check_callid(ims_str v)
 {
     /* callid = word [ "@" word ] (RFC 3261 §25.1) */
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     if (sip_span(&c, SIP_C_WORD, false) <= 0)
         return IMS_EPROTO;
     if (ims_cur_char(&c, '@') == 0 && sip_span(&c, SIP_C_WORD, false) <= 0)
@@ -572,11 +577,11 @@ int sip_check_callid(ims_str v)
 
 int sip_check_token_list(ims_str v, bool allow_params)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     ims_str e;
     int rc;
     while ((rc = ims_sip_list_next(&c, &e)) == 0) {
-        struct ims_cur t = { e.p, e.p + e.len };
+        struct ims_cur t = sip_cur(e);
         ims_str tok;
         if (ims_cur_token(&t, &tok, SIZE_MAX) != 0)
             return IMS_EPROTO;
@@ -594,7 +599,7 @@ int sip_check_token_list(ims_str v, bool allow_params)
 int sip_check_media_type(ims_str v)
 {
     /* media-type = m-type SLASH m-subtype *(SEMI m-parameter) (§20.15) */
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     ims_str t;
     struct sip_param p;
     int rc;
@@ -606,7 +611,7 @@ int sip_check_media_type(ims_str v)
             return IMS_EPROTO;
     if (rc != IMS_ENOENT)
         return IMS_EPROTO;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     return ims_cur_eof(&c) ? 0 : IMS_EPROTO;
 }
 
@@ -614,7 +619,7 @@ int sip_check_delta(ims_str v, bool allow_params)
 {
     /* delta-seconds = 1*DIGIT; overlarge values are legal syntax (RFC 4475
      * §3.1.2.4 lets the element treat them as the default) */
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     struct sip_param p;
     int rc = IMS_ENOENT;
     if (sip_span(&c, SIP_C_DIGIT, false) <= 0)
@@ -622,7 +627,7 @@ int sip_check_delta(ims_str v, bool allow_params)
     if (allow_params) {
         /* Retry-After may carry a comment: "18000 (in a meeting)" */
         struct ims_cur t = c;
-        ims_cur_lws(&t);
+        sip_lws(&t);
         if (t.p < t.end && *t.p == '(') {
             const char *cp = memchr(t.p, ')', (size_t)(t.end - t.p));
             if (!cp)
@@ -634,7 +639,7 @@ int sip_check_delta(ims_str v, bool allow_params)
         if (rc != IMS_ENOENT)
             return IMS_EPROTO;
     }
-    ims_cur_lws(&c);
+    sip_lws(&c);
     return ims_cur_eof(&c) ? 0 : IMS_EPROTO;
 }
 
@@ -668,7 +673,7 @@ int sip_check_date(ims_str v)
     static const char *const wkday[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
     static const char *const month[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     if (!lit_at(&c, wkday, 7) || ims_cur_char(&c, ',') || ims_cur_char(&c, ' ') ||
         !digits_at(&c, 2) || ims_cur_char(&c, ' ') || !lit_at(&c, month, 12) ||
         ims_cur_char(&c, ' ') || !digits_at(&c, 4) || ims_cur_char(&c, ' ') ||

@@ -33,9 +33,9 @@ static void msg_init(struct sip_msg *m, struct sip_hdr *hdrs)
 /* SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (§25.1; "SIP" matches any case) */
 static bool version_syntax(ims_str v)
 {
-    struct ims_cur c = { v.p + 4, v.p + v.len };
     if (v.len < 7 || !ims_str_has_caseprefix(v, "SIP/"))
         return false;
+    struct ims_cur c = { v.p + 4, v.p + v.len };
     return sip_span(&c, SIP_C_DIGIT, false) > 0 && ims_cur_char(&c, '.') == 0 &&
            sip_span(&c, SIP_C_DIGIT, false) > 0 && ims_cur_eof(&c);
 }
@@ -88,7 +88,7 @@ static void parse_status_line(struct sip_msg *m, ims_str line)
  * method token and SP and its last word starts with "SIP/". */
 static void parse_request_line(struct sip_msg *m, ims_str line)
 {
-    struct ims_cur c = { line.p, line.p + line.len };
+    struct ims_cur c = sip_cur(line);
     ims_str method;
     if (ims_cur_token(&c, &method, SIZE_MAX) != 0 || c.p >= c.end || *c.p != ' ') {
         set_err(m, 400, "Bad start line");
@@ -157,7 +157,7 @@ static void parse_start_line(struct sip_msg *m, ims_str line)
 
 static void eager_via(struct sip_msg *m, const struct sip_hdr *h)
 {
-    struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+    struct ims_cur c = sip_cur(h->value);
     ims_str e;
     int rc;
     size_t n = 0;
@@ -243,19 +243,28 @@ static int add_header(struct sip_msg *m, size_t max, const char *line, const cha
     while (c.p < c.end && sip_is((unsigned char)*c.p, SIP_C_TOKEN))
         c.p++;
     ims_str name = sip_slice(ns, c.p);
-    ims_cur_lws(&c); /* "Call-ID\r\n \t:" (RFC 4475 §3.1.1.1) */
+    sip_lws(&c); /* "Call-ID\r\n \t:" (RFC 4475 §3.1.1.1) */
     if (name.len == 0 || ims_cur_char(&c, ':') != 0) {
         set_err(m, 400, "Bad header line");
         return 0;
     }
-    ims_cur_lws(&c);
+    sip_lws(&c);
+    /* a CR that does not start a line end could end the line for the next
+     * hop's parser: refuse it rather than forward a smuggled header */
+    for (const char *r = memchr(c.p, '\r', (size_t)(ce - c.p)); r;
+         r = memchr(r + 1, '\r', (size_t)(ce - r - 1))) {
+        if (r + 1 >= ce || r[1] != '\n') {
+            set_err(m, 400, "Bad header line");
+            break;
+        }
+    }
     if (m->nhdrs >= max)
         return IMS_ELIMIT;
     int16_t idx = (int16_t)m->nhdrs++;
     struct sip_hdr *h = &m->hdrs[idx];
     h->name = name;
     h->value = sip_rtrim(sip_slice(c.p, ce));
-    h->id = (uint16_t)ims_sip_hdr_id(name);
+    h->id = (uint16_t)sip_hdr_id_token(name); /* name is all token bytes */
     h->next = -1;
     h->raw_len = (uint32_t)(end - line);
     bool dup = m->first[h->id] >= 0;
@@ -279,6 +288,12 @@ int ims_sip_parse(const char *buf, size_t len, bool stream, struct sip_msg *msg,
     msg_init(msg, hdrs);
     if (max_hdrs > INT16_MAX)
         max_hdrs = INT16_MAX;
+    if (len == 0) {
+        if (stream)
+            return IMS_EAGAIN;
+        set_err(msg, 400, "Empty message");
+        return IMS_EPROTO;
+    }
 
     /* RFC 5626 §4.4.1 keep-alives and stray line ends before a message */
     size_t skip = 0;
@@ -427,10 +442,10 @@ static int frame_cl(const char *line, const char *end, long *cl)
     ims_str name = sip_slice(ns, c.p);
     if (!SIP_TOK_EQ(name, "content-length") && !SIP_TOK_EQ(name, "l"))
         return 0;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (ims_cur_char(&c, ':') != 0)
         return 0; /* not a header line ims_sip_parse() would keep */
-    ims_cur_lws(&c);
+    sip_lws(&c);
     uint32_t v;
     if (*cl >= 0 || sip_u32(sip_rtrim(sip_slice(c.p, c.end)), 0x7fffffffu, &v) != 0)
         return IMS_EPROTO;
@@ -441,6 +456,9 @@ static int frame_cl(const char *line, const char *end, long *cl)
 int ims_sip_frame(const char *buf, size_t len, size_t max, size_t *skip)
 {
     size_t i = 0;
+    *skip = 0;
+    if (len == 0)
+        return IMS_EAGAIN;
     while (i < len && (buf[i] == '\r' || buf[i] == '\n'))
         i++;
     *skip = i;
@@ -492,7 +510,7 @@ incomplete:
 
 static int check_nameaddr_list(ims_str v, bool need_angle, bool star)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     ims_str e;
     int rc;
     size_t n = 0;
@@ -510,7 +528,7 @@ static int check_nameaddr_list(ims_str v, bool need_angle, bool star)
 
 static int check_via_list(ims_str v)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     ims_str e;
     int rc;
     while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -523,7 +541,7 @@ static int check_via_list(ims_str v)
 
 static int check_sec_list(ims_str v)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = sip_cur(v);
     ims_str e;
     int rc;
     size_t n = 0;

@@ -15,8 +15,8 @@ static bool all_token(ims_str s)
 int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = { s.p, s.p + s.len };
-    ims_cur_lws(&c);
+    struct ims_cur c = sip_cur(s);
+    sip_lws(&c);
     if (ims_cur_eof(&c))
         return IMS_EPROTO;
 
@@ -25,7 +25,7 @@ int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
         /* display-name = quoted-string; RFC 4475 §3.1.2.6: unterminated fails */
         if (ims_cur_quoted(&c, &out->display, SIZE_MAX) != 0)
             return IMS_EPROTO;
-        ims_cur_lws(&c);
+        sip_lws(&c);
         if (ims_cur_char(&c, '<') != 0)
             return IMS_EPROTO;
         out->angle = true;
@@ -42,7 +42,7 @@ int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
         ims_str tok;
         while (ims_cur_token(&t, &tok, SIZE_MAX) == 0) {
             de = t.p;
-            ims_cur_lws(&t);
+            sip_lws(&t);
         }
         if (t.p < t.end && *t.p == '<' && de > c.p) {
             out->display = sip_slice(c.p, de);
@@ -89,7 +89,7 @@ int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
     }
     if (rc != IMS_ENOENT)
         return IMS_EPROTO;
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (!ims_cur_eof(&c))
         return IMS_EPROTO;
     if (ps)

@@ -7,8 +7,8 @@
 int ims_sip_parse_via(ims_str s, struct sip_via *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = { s.p, s.p + s.len };
-    ims_cur_lws(&c);
+    struct ims_cur c = sip_cur(s);
+    sip_lws(&c);
     const char *start = c.p;
 
     /* sent-protocol = protocol-name SLASH protocol-version SLASH transport,
@@ -17,7 +17,7 @@ int ims_sip_parse_via(ims_str s, struct sip_via *out)
         ims_cur_token(&c, &out->proto_version, SIZE_MAX) != 0 || sip_sep(&c, '/') != 0 ||
         ims_cur_token(&c, &out->transport, SIZE_MAX) != 0)
         return IMS_EPROTO;
-    if (ims_cur_lws(&c) == 0) /* sent-protocol LWS sent-by */
+    if (sip_lws(&c) == 0) /* sent-protocol LWS sent-by */
         return IMS_EPROTO;
     if (sip_hostport(&c, true, &out->host, &out->host_is_ipv6, &out->port) != 0)
         return IMS_EPROTO;
@@ -62,7 +62,7 @@ int ims_sip_parse_via(ims_str s, struct sip_via *out)
     }
     if (rc != IMS_ENOENT)
         return IMS_EPROTO; /* ";;" and friends: RFC 4475 §3.1.2.1 */
-    ims_cur_lws(&c);
+    sip_lws(&c);
     if (!ims_cur_eof(&c))
         return IMS_EPROTO;
     out->raw = sip_slice(start, c.p);

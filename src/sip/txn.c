@@ -32,6 +32,9 @@
 #define OUR_PREFIX_LEN 8
 
 #define TXN_BUF_CAP (256u * 1024u)
+/* Inline key storage: our branches, and a peer's branch + sent-by host +
+ * method name once the request copy is dropped (longer keys keep it). */
+#define TXN_KBUF 96
 #define NO_IDX (-1)
 
 struct sip_txn {
@@ -47,15 +50,15 @@ struct sip_txn {
     int kill_err;        /* transport error to report when killed */
     enum sip_txn_state state;
     enum sip_method method;
-    ims_str method_name; /* UNKNOWN only: into req (server) or mname (client) */
-    char mname[32];
+    ims_str method_name; /* UNKNOWN only: a key slice like branch */
 
-    ims_str branch;      /* server: into req; client: into bbuf */
-    char bbuf[SIP_BRANCH_MAX];
-    ims_str sent_by_host; /* server: into req */
+    /* Matching keys: slices into req (a server transaction's copy), or into
+     * kbuf (client transactions; server ones once compacted). */
+    ims_str branch;
+    ims_str sent_by_host; /* server */
     uint16_t sent_by_port;
+    char kbuf[TXN_KBUF];
 
-    struct sip_tp_rx rx; /* server: arrival (buf = req copy) */
     struct sip_dest dest;
     struct ims_buf req;  /* server: copy received; client: request sent, then ACK */
     struct ims_buf rsp;  /* server: last response sent */
@@ -72,6 +75,7 @@ struct sip_txn_table {
     struct ims_loop *loop;
     struct sip_txn *pool;
     size_t cap, live;
+    size_t used_hwm;     /* entries ever handed out: the rest is untouched */
     int32_t free_head;
     int32_t *buckets;
     uint32_t mask;
@@ -128,6 +132,7 @@ static unsigned t_64t1(const struct sip_txn_table *tbl)
 
 static void timer_retx_cb(struct ims_loop *loop, struct ims_timer *tm);
 static void timer_end_cb(struct ims_loop *loop, struct ims_timer *tm);
+static void compact(struct sip_txn *t);
 
 int ims_sip_txn_table_new(struct ims_loop *loop, const struct sip_txn_cfg *cfg,
                           struct sip_txn_table **out)
@@ -158,15 +163,9 @@ int ims_sip_txn_table_new(struct ims_loop *loop, const struct sip_txn_cfg *cfg,
         goto out_free_pool;
     for (uint32_t i = 0; i < nb; i++)
         tbl->buckets[i] = NO_IDX;
-    for (size_t i = 0; i < tbl->cap; i++) {
-        struct sip_txn *t = &tbl->pool[i];
-        t->tbl = tbl;
-        t->idx = (int32_t)i;
-        t->hnext = i + 1 < tbl->cap ? (int32_t)(i + 1) : NO_IDX;
-        ims_timer_init(&t->tm_retx, timer_retx_cb, t);
-        ims_timer_init(&t->tm_end, timer_end_cb, t);
-    }
-    tbl->free_head = 0;
+    /* Entries are initialised when first handed out (used_hwm), so an
+     * untouched pool costs address space, not memory. */
+    tbl->free_head = NO_IDX;
     /* The counter only needs to differ between restarts and processes. */
     if (getrandom(&tbl->counter, sizeof(tbl->counter), GRND_NONBLOCK) !=
         (ssize_t)sizeof(tbl->counter)) {
@@ -213,19 +212,23 @@ static void hash_remove(struct sip_txn *t)
 
 static struct sip_txn *txn_get(struct sip_txn_table *tbl)
 {
-    if (tbl->free_head == NO_IDX)
+    struct sip_txn *t;
+    if (tbl->free_head != NO_IDX) {
+        t = &tbl->pool[tbl->free_head];
+        tbl->free_head = t->hnext;
+    } else if (tbl->used_hwm < tbl->cap) {
+        t = &tbl->pool[tbl->used_hwm];
+        t->idx = (int32_t)tbl->used_hwm++;
+    } else {
         return NULL;
-    struct sip_txn *t = &tbl->pool[tbl->free_head];
-    tbl->free_head = t->hnext;
-    ims_timer_cb retx_cb = t->tm_retx.cb, end_cb = t->tm_end.cb;
-    struct sip_txn_table *owner = t->tbl;
+    }
     int32_t idx = t->idx;
     memset(t, 0, sizeof(*t));
-    t->tbl = owner;
+    t->tbl = tbl;
     t->idx = idx;
     t->hnext = NO_IDX;
-    ims_timer_init(&t->tm_retx, retx_cb, t);
-    ims_timer_init(&t->tm_end, end_cb, t);
+    ims_timer_init(&t->tm_retx, timer_retx_cb, t);
+    ims_timer_init(&t->tm_end, timer_end_cb, t);
     ims_buf_init(&t->req, TXN_BUF_CAP);
     ims_buf_init(&t->rsp, TXN_BUF_CAP);
     t->in_use = true;
@@ -256,7 +259,7 @@ size_t ims_sip_txn_table_free(struct sip_txn_table *tbl)
      * retransmissions): freeing it early is not a leak.  One the TU still
      * holds is. */
     size_t leaked = 0, lingering = 0;
-    for (size_t i = 0; i < tbl->cap; i++) {
+    for (size_t i = 0; i < tbl->used_hwm; i++) {
         struct sip_txn *t = &tbl->pool[i];
         if (!t->in_use)
             continue;
@@ -602,6 +605,7 @@ int ims_sip_txn_rx_request(struct sip_txn_table *tbl, const struct sip_msg *req,
             /* §17.2.1: ACK -> Confirmed, Timer I; G and H stop */
             disarm_all(t);
             t->state = SIP_TXN_CONFIRMED;
+            ims_buf_free(&t->rsp); /* never resent from here on */
             arm(t, &t->tm_end, t->reliable ? 0 : t->tbl->t4);
             return 0;
         case SIP_TXN_ACCEPTED:
@@ -669,10 +673,6 @@ int ims_sip_txn_server_new(struct sip_txn_table *tbl, const struct sip_msg *req,
         rc = IMS_EPROTO;
         goto out_put;
     }
-    t->rx = *rx;
-    t->rx.buf = copy;
-    t->rx.len = t->req.len;
-    t->rx.tls_peer_cn = NULL;
     t->dest = dest;
     t->reliable = ims_sip_proto_reliable(dest.proto);
     t->state = t->invite ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
@@ -741,6 +741,7 @@ int ims_sip_txn_respond(struct sip_txn *t, int status, struct ims_buf *rsp)
               status, ims_strerror(rc));
         finish_later(t, rc);
     }
+    compact(t);
     return rc;
 out_free:
     ims_buf_free(&b);
@@ -763,24 +764,22 @@ int ims_sip_txn_client_new(struct sip_txn_table *tbl, const struct sip_txn_clien
                            struct sip_txn **out)
 {
     if (a->method == SIP_M_ACK || a->branch.len == 0 || a->branch.len >= SIP_BRANCH_MAX ||
-        (a->method == SIP_M_UNKNOWN && (a->method_name.len == 0 || a->method_name.len >= 32)) ||
+        (a->method == SIP_M_UNKNOWN &&
+         (a->method_name.len == 0 || a->branch.len + a->method_name.len > TXN_KBUF)) ||
         !a->req || !a->req->len)
         return IMS_EINVAL;
     struct sip_txn *t = txn_get(tbl);
     if (!t)
         return IMS_ELIMIT;
-    memcpy(t->bbuf, a->branch.p, a->branch.len);
-    t->branch = ims_str_make(t->bbuf, a->branch.len);
+    memcpy(t->kbuf, a->branch.p, a->branch.len);
+    t->branch = ims_str_make(t->kbuf, a->branch.len);
     t->method = a->method;
     if (a->method == SIP_M_UNKNOWN) {
-        memcpy(t->mname, a->method_name.p, a->method_name.len);
-        t->method_name = ims_str_make(t->mname, a->method_name.len);
+        memcpy(t->kbuf + a->branch.len, a->method_name.p, a->method_name.len);
+        t->method_name = ims_str_make(t->kbuf + a->branch.len, a->method_name.len);
     }
     t->invite = a->method == SIP_M_INVITE;
     t->dest = a->dest;
-    t->rx.proto = a->dest.proto;
-    t->rx.src = a->dest.addr;
-    t->rx.conn_id = a->dest.conn_id;
     t->reliable = ims_sip_proto_reliable(a->dest.proto);
     t->state = t->invite ? SIP_TXN_CALLING : SIP_TXN_TRYING;
     int rc = tbl->send(tbl->send_ctx, &t->dest, a->req->p, a->req->len);
@@ -966,6 +965,28 @@ int ims_sip_txn_rx_response(struct sip_txn_table *tbl, const struct sip_msg *rsp
 
 /* ---------------------------------------------------------------- both */
 
+/* A server transaction whose final response went out and whose TU left
+ * only matches and resends: keep its keys inline and drop the request copy,
+ * so the many transactions waiting out Timers J and L stay small. */
+static void compact(struct sip_txn *t)
+{
+    if (!t->server || t->tu_attached || !t->final_sent || !t->req.p)
+        return;
+    size_t need = t->branch.len + t->sent_by_host.len + t->method_name.len;
+    if (need > TXN_KBUF)
+        return; /* long keys: keep the copy */
+    char *k = t->kbuf;
+    ims_str *keys[3] = { &t->branch, &t->sent_by_host, &t->method_name };
+    for (int i = 0; i < 3; i++) {
+        size_t n = keys[i]->len;
+        if (n)
+            memcpy(k, keys[i]->p, n);
+        *keys[i] = ims_str_make(k, n);
+        k += n;
+    }
+    ims_buf_free(&t->req);
+}
+
 void ims_sip_txn_detach(struct sip_txn *t)
 {
     if (!t->tu_attached)
@@ -973,6 +994,14 @@ void ims_sip_txn_detach(struct sip_txn *t)
     t->tu_attached = false;
     t->cb = NULL;
     t->ud = NULL;
+    compact(t);
+    /* RFC 6026 §7.2 keeps a client INVITE in Accepted to pass 2xx
+     * retransmissions to its TU; without a TU they are forwarded statelessly
+     * anyway (ims_sip_txn_rx_response), so it can end now. */
+    if (!t->server && t->invite && t->state == SIP_TXN_ACCEPTED && !t->kill) {
+        finish_later(t, 0);
+        return;
+    }
     if (t->server && !t->final_sent && !t->kill && t->state != SIP_TXN_TERMINATED) {
         LOG_W("txn", "event=server_txn_abandoned branch=%.*s", IMS_SF(t->branch));
         finish_later(t, 0);
@@ -1006,11 +1035,6 @@ ims_str ims_sip_txn_branch(const struct sip_txn *t)
 ims_str ims_sip_txn_request(const struct sip_txn *t)
 {
     return ims_buf_str(&t->req);
-}
-
-const struct sip_tp_rx *ims_sip_txn_rx(const struct sip_txn *t)
-{
-    return &t->rx;
 }
 
 const struct sip_dest *ims_sip_txn_dest(const struct sip_txn *t)

@@ -243,7 +243,9 @@ int ims_sip_txn_cancel(struct sip_txn *t);
 /* ---- both kinds ---- */
 
 /* The TU stops listening (rule 3).  Idempotent.  A server transaction that
- * has not sent a final response is terminated (on a later turn). */
+ * has not sent a final response is terminated (on a later turn); so is a
+ * client INVITE in Accepted (its 2xx retransmissions no longer match and are
+ * the stateless proxy's, see ims_sip_txn_rx_response). */
 void ims_sip_txn_detach(struct sip_txn *t);
 enum sip_txn_state ims_sip_txn_state(const struct sip_txn *t);
 bool ims_sip_txn_is_server(const struct sip_txn *t);
@@ -251,12 +253,11 @@ enum sip_method ims_sip_txn_method(const struct sip_txn *t);
 /* The branch of the transaction (borrowed, lives as long as t). */
 ims_str ims_sip_txn_branch(const struct sip_txn *t);
 /* The request: the server's private copy of what arrived, or the bytes the
- * client sent.  Borrowed; lives as long as t (a client INVITE's copy is
- * replaced by the ACK after a non-2xx final). */
+ * client sent.  Borrowed, valid while the TU is attached (a client INVITE's
+ * copy is replaced by the ACK after a non-2xx final and dropped in
+ * Accepted; a server's is dropped once it is detached after its final
+ * response).  Empty when gone. */
 ims_str ims_sip_txn_request(const struct sip_txn *t);
-/* Server: how the request arrived (proto, src, local, conn_id; tls_peer_cn is
- * NULL).  Client: dest is set, the rest zero. */
-const struct sip_tp_rx *ims_sip_txn_rx(const struct sip_txn *t);
 /* Where responses (server) or requests (client) are sent. */
 const struct sip_dest *ims_sip_txn_dest(const struct sip_txn *t);
 /* Changes the TU callback (e.g. a different handler after a resume). */

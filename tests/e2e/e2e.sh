@@ -332,6 +332,7 @@ cmd_setup() {
         wait $! && rc=0 || rc=$?
         echo $rc >"$sdir/rc.tmp" && mv "$sdir/rc.tmp" "$sdir/rc"
     ' e2e-wrapper "$SDIR" "$log" "${NSP[@]}" "${argv[@]}" </dev/null >/dev/null 2>&1 &
+    disown
 
     local deadline=$(($(date +%s) + $(scaled 10)))
     while [ ! -s "$SDIR/pid" ] || [ ! -s "$SDIR/pgid" ]; do
@@ -365,11 +366,11 @@ EOF
 $(tail -n 40 "$log")"
         fi
         if [ "$KIND" = imscloud ]; then
-            # one "listening proto=udp addr=127.0.0.1:25060" line per listener
+            # one "listening proto=udp addr=127.0.0.1:25060" line per listener (any case)
             n=0
             local l
             while read -r l; do
-                grep -q "^listening proto=${l%%:*} addr=${l#*:}\( \|\$\)" "$log" && n=$((n + 1))
+                grep -qi "^listening proto=${l%%:*} addr=${l#*:}\( \|\$\)" "$log" && n=$((n + 1))
             done <<<"$LISTENS"
         else
             n=0

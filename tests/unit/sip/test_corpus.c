@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "sip/build.h"
 #include "sip_tests.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size); /* tests/fuzz/fuzz_sip_msg.c */
@@ -409,7 +410,50 @@ static void test_rfc4475_fields(void **st)
     tmsg_free(&t);
 }
 
+/* The rewrite on every valid message: no edits gives the same bytes, and a
+ * Via pushed by one hop and popped by the next leaves the message as it was
+ * (the proxy's request/response path). */
+static void test_rewrite_identity(void **st)
+{
+    (void)st;
+    size_t checked = 0;
+    struct ims_buf a, b;
+    ims_buf_init(&a, 1 << 17);
+    ims_buf_init(&b, 1 << 17);
+    for (size_t i = 0; i < nfiles; i++) {
+        struct cfile *f = &files[i];
+        if (strncmp(f->rel, "ok/", 3) != 0)
+            continue;
+        struct sip_msg m, m2;
+        struct sip_hdr h[SIP_MAX_HEADERS_DEFAULT], h2[SIP_MAX_HEADERS_DEFAULT];
+        assert_true(ims_sip_parse(f->data, f->len, false, &m, h, SIP_MAX_HEADERS_DEFAULT) > 0);
+        ims_str orig = ims_str_make(m.buf, m.len);
+        bool crlf_end = m.head_len >= 4 && memcmp(m.buf + m.head_len - 4, "\r\n\r\n", 4) == 0;
+        assert_int_equal(ims_sip_rewrite(&a, &m, NULL, 0), 0);
+        if (m.content_length >= 0 && crlf_end && !ims_str_eq(ims_buf_str(&a), orig))
+            fail_msg("%s: rewrite without edits changed the message", f->rel);
+        struct sip_edit push = { SIP_EDIT_INSERT, 0,
+                                 IMS_S("Via: SIP/2.0/UDP hop.example.com;branch=z9hG4bKhop\r\n") };
+        assert_int_equal(ims_sip_rewrite(&a, &m, &push, 1), 0);
+        int rc = ims_sip_parse(a.p, a.len, true, &m2, h2, SIP_MAX_HEADERS_DEFAULT);
+        if (rc != (int)a.len)
+            fail_msg("%s: pushed message does not parse: %d %s", f->rel, rc, m2.err_reason);
+        assert_str(m2.via1.branch, "z9hG4bKhop");
+        assert_int_equal(m2.nvia, m.nvia + 1);
+        struct sip_edit pop = { SIP_EDIT_POP_VALUE, 0, IMS_STR_NULL };
+        assert_int_equal(ims_sip_rewrite(&b, &m2, &pop, 1), 0);
+        assert_int_equal(ims_sip_rewrite(&a, &m, NULL, 0), 0);
+        if (!ims_str_eq(ims_buf_str(&a), ims_buf_str(&b)))
+            fail_msg("%s: push + pop is not the identity", f->rel);
+        checked++;
+    }
+    ims_buf_free(&a);
+    ims_buf_free(&b);
+    assert_true(checked >= 40);
+}
+
 const struct CMUnitTest corpus_tests[] = {
+    cmocka_unit_test_setup_teardown(test_rewrite_identity, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ok, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad, setup, teardown),
     cmocka_unit_test_setup_teardown(test_guard, setup, teardown),

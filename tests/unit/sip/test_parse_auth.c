@@ -52,6 +52,14 @@ static void test_digest_credentials(void **st)
     assert_true(ims_str_has_caseprefix(a.params, "username="));
     guard_buf_free(&g);
 
+    /* RFC 7616 §3.4.4 userhash; an empty quoted value is present, not absent */
+    assert_int_equal(auth_g("Digest username=\"a\", userhash=true, opaque=\"\"", &a, &g), 0);
+    assert_str(a.userhash, "true");
+    assert_int_equal(a.opaque.len, 0);
+    assert_non_null(a.opaque.p);
+    assert_null(a.nonce.p);
+    guard_buf_free(&g);
+
     /* escapes stay as received inside the unquoted view */
     assert_int_equal(auth_g("digest username=\"a\\\"b\",realm=r", &a, &g), 0);
     assert_str(a.username, "a\\\"b");

@@ -1,0 +1,6 @@
+list(APPEND IMS_SOURCES
+  src/crypto/encode.c
+  src/crypto/milenage.c
+  src/crypto/aka.c
+  src/crypto/digest.c
+  src/crypto/keyrepo.c)

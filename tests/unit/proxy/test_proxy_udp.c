@@ -1,0 +1,271 @@
+/* test_proxy_udp.c - the proxy on the real loop and UDP transport, with a
+ * UAC and a UAS as plain UDP sockets on 127.0.0.1: a call through the proxy
+ * and back, a request lost on the way (the proxy retransmits it, Timer A),
+ * a retransmission from the UAC absorbed, OPTIONS to the proxy. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "ev/loop.h"
+#include "net/resolve.h"
+#include "net/transport.h"
+#include "proxy/proxy.h"
+
+#define T1_MS 40
+
+struct env {
+    struct ims_loop *loop;
+    struct sip_tp_shared *tsh;
+    struct sip_tp *tp;
+    struct proxy_shared *psh;
+    struct ims_proxy *p;
+    struct ims_resolver *res;
+    pthread_t thr;
+    int uac, uas;
+    uint16_t uac_port, uas_port, proxy_port;
+    char route[64];
+};
+
+static struct env E;
+
+static int udp_socket(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void *loop_main(void *arg)
+{
+    ims_loop_run(E.loop);
+    return NULL;
+}
+
+static int setup_with(const char *host)
+{
+    memset(&E, 0, sizeof(E));
+    ims_log_set_level(IMS_LOG_ERR);
+    E.uac = udp_socket(&E.uac_port);
+    E.uas = udp_socket(&E.uas_port);
+    snprintf(E.route, sizeof(E.route), "sip:%s:%u", host, E.uas_port);
+    static const char *const self[] = { "127.0.0.1" };
+    struct proxy_route routes[] = { { "*", E.route } };
+    struct proxy_cfg pc = {
+        .routes = routes, .nroutes = 1, .record_route = true, .max_transactions = 64,
+        .t1_ms = T1_MS, .self_names = self, .nself = 1,
+    };
+    assert_int_equal(ims_loop_new(1024, &E.loop), 0);
+    char err[256];
+    struct ims_resolver_cfg rc = { .servers = "127.0.0.1:9", .timeout_ms = 200, .tries = 1 };
+    assert_int_equal(ims_resolver_new(E.loop, &rc, &E.res, err, sizeof(err)), 0);
+    assert_int_equal(ims_proxy_shared_new(1, &pc, &E.psh), 0);
+    assert_int_equal(ims_proxy_new(E.psh, 0, E.loop, E.res, &E.p), 0);
+    struct sip_listen_cfg l = { .proto = SIP_PROTO_UDP };
+    assert_int_equal(ims_addr_parse(IMS_S("127.0.0.1:0"), 0, &l.addr), 0);
+    struct sip_tp_cfg tc = { .listen = &l, .nlisten = 1 };
+    assert_int_equal(ims_sip_tp_shared_new(&tc, &E.tsh, err, sizeof(err)), 0);
+    assert_int_equal(ims_sip_tp_new(E.loop, 0, E.tsh, &tc, ims_proxy_rx, E.p, &E.tp, err,
+                                    sizeof(err)),
+                     0);
+    ims_proxy_set_tp(E.p, E.tp);
+    struct ims_addr me;
+    assert_int_equal(ims_sip_tp_local(E.tp, SIP_PROTO_UDP, AF_INET, &me), 0);
+    E.proxy_port = ims_addr_port(&me);
+    assert_int_equal(pthread_create(&E.thr, NULL, loop_main, NULL), 0);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with("127.0.0.1");
+}
+
+/* The next hop is a name: RFC 3263 through the resolver (c-ares reads
+ * /etc/hosts; the DNS server given is a dead port on loopback). */
+static int setup_named(void **state)
+{
+    return setup_with("localhost");
+}
+
+static int teardown(void **state)
+{
+    ims_loop_stop(E.loop);
+    pthread_join(E.thr, NULL);
+    struct proxy_stats st;
+    ims_proxy_stats(E.p, &st);
+    size_t leaked = ims_proxy_free(E.p);
+    ims_sip_tp_free(E.tp);
+    ims_resolver_free(E.res);
+    ims_loop_free(E.loop);
+    ims_sip_tp_shared_free(E.tsh);
+    ims_proxy_shared_free(E.psh);
+    close(E.uac);
+    close(E.uas);
+    assert_int_equal(st.reqs_live, 0);
+    assert_int_equal(leaked, 0);
+    return 0;
+}
+
+static void send_to(int fd, uint16_t port, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&a, sizeof(a)), n);
+}
+
+/* Receives one datagram (NUL-terminated) within ms, or returns 0. */
+static size_t recv_within(int fd, char *buf, size_t sz, int ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    if (poll(&pfd, 1, ms) <= 0)
+        return 0;
+    ssize_t n = recv(fd, buf, sz - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
+/* Waits for a datagram starting with prefix, ignoring others (100 Trying,
+ * retransmissions that timing may add). */
+static void expect(int fd, char *buf, size_t sz, const char *prefix)
+{
+    for (int i = 0; i < 20; i++) {
+        if (recv_within(fd, buf, sz, 2000) == 0)
+            break;
+        if (strncmp(buf, prefix, strlen(prefix)) == 0)
+            return;
+    }
+    fail_msg("no \"%s\"", prefix);
+}
+
+static void get_param(const char *msg, const char *param, char *out, size_t outsz)
+{
+    const char *p = strstr(msg, param);
+    assert_non_null(p);
+    p += strlen(param);
+    size_t n = strcspn(p, ";\r\n >,");
+    assert_true(n < outsz);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* The UAS answers a received request: same Vias, a To tag. */
+static void uas_answer(const char *req, int status, const char *method)
+{
+    char vias[1024] = "";
+    const char *p = req;
+    while ((p = strstr(p, "\r\nVia: ")) != NULL) {
+        p += 2;
+        size_t n = strcspn(p, "\r");
+        strncat(vias, p, n);
+        strcat(vias, "\r\n");
+        p += n;
+    }
+    char cid[128], num[16];
+    get_param(req, "Call-ID: ", cid, sizeof(cid));
+    get_param(req, "CSeq: ", num, sizeof(num));
+    num[strcspn(num, " ")] = '\0';
+    send_to(E.uas, E.proxy_port,
+            "SIP/2.0 %d X\r\n%s"
+            "From: <sip:alice@a.test>;tag=fa\r\nTo: <sip:bob@b.test>;tag=tb\r\n"
+            "Call-ID: %s\r\nCSeq: %s %s\r\nContact: <sip:bob@127.0.0.1:%u>\r\n"
+            "Content-Length: 0\r\n\r\n",
+            status, vias, cid, num, method, E.uas_port);
+}
+
+static void test_call_through_proxy(void **state)
+{
+    char buf[8192], inv2[8192], b1[64], b2[64];
+    const char *inv = "INVITE sip:bob@b.test SIP/2.0\r\n"
+                      "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKudp1;rport\r\n"
+                      "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
+                      "To: <sip:bob@b.test>\r\nCall-ID: udp-call-1\r\nCSeq: 1 INVITE\r\n"
+                      "Contact: <sip:alice@127.0.0.1:%u>\r\nContent-Length: 0\r\n\r\n";
+    send_to(E.uac, E.proxy_port, inv, E.uac_port, E.uac_port);
+    /* The UAS "loses" the first copy: the proxy retransmits it (Timer A). */
+    expect(E.uas, buf, sizeof(buf), "INVITE sip:bob@b.test SIP/2.0\r\n");
+    get_param(buf, "branch=", b1, sizeof(b1));
+    assert_non_null(strstr(buf, "Record-Route: <sip:127.0.0.1:"));
+    assert_non_null(strstr(buf, ";received=127.0.0.1"));
+    /* meanwhile the UAC retransmits too: absorbed, not forwarded again */
+    send_to(E.uac, E.proxy_port, inv, E.uac_port, E.uac_port);
+    expect(E.uas, inv2, sizeof(inv2), "INVITE sip:bob@b.test SIP/2.0\r\n");
+    get_param(inv2, "branch=", b2, sizeof(b2));
+    assert_string_equal(b1, b2); /* the same client transaction */
+    uas_answer(inv2, 180, "INVITE");
+    expect(E.uac, buf, sizeof(buf), "SIP/2.0 180");
+    assert_null(strstr(buf, b1)); /* our Via is gone */
+    assert_non_null(strstr(buf, "branch=z9hG4bKudp1"));
+    uas_answer(inv2, 200, "INVITE");
+    expect(E.uac, buf, sizeof(buf), "SIP/2.0 200");
+    /* ACK and BYE along the route set (the Record-Route we inserted) */
+    send_to(E.uac, E.proxy_port,
+            "ACK sip:bob@127.0.0.1:%u SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKudpack;rport\r\n"
+            "Route: <sip:127.0.0.1:%u;lr>\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
+            "To: <sip:bob@b.test>;tag=tb\r\nCall-ID: udp-call-1\r\nCSeq: 1 ACK\r\n"
+            "Content-Length: 0\r\n\r\n",
+            E.uas_port, E.uac_port, E.proxy_port);
+    expect(E.uas, buf, sizeof(buf), "ACK sip:bob@127.0.0.1:");
+    assert_null(strstr(buf, "Route:"));
+    send_to(E.uac, E.proxy_port,
+            "BYE sip:bob@127.0.0.1:%u SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKudpbye;rport\r\n"
+            "Route: <sip:127.0.0.1:%u;lr>\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
+            "To: <sip:bob@b.test>;tag=tb\r\nCall-ID: udp-call-1\r\nCSeq: 2 BYE\r\n"
+            "Content-Length: 0\r\n\r\n",
+            E.uas_port, E.uac_port, E.proxy_port);
+    expect(E.uas, inv2, sizeof(inv2), "BYE sip:bob@127.0.0.1:");
+    uas_answer(inv2, 200, "BYE");
+    expect(E.uac, buf, sizeof(buf), "SIP/2.0 200");
+    assert_non_null(strstr(buf, "CSeq: 2 BYE"));
+}
+
+static void test_options(void **state)
+{
+    char buf[4096];
+    send_to(E.uac, E.proxy_port,
+            "OPTIONS sip:127.0.0.1:%u SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKopt1;rport\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:a@a.test>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
+            "Call-ID: udp-opt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            E.proxy_port, E.uac_port);
+    expect(E.uac, buf, sizeof(buf), "SIP/2.0 200 OK\r\n");
+    assert_non_null(strstr(buf, "Allow: "));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_through_proxy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_call_through_proxy, setup_named, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
