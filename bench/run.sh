@@ -68,7 +68,7 @@ fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imscloud-bench.XXXXXX")
 HZ=$(getconf CLK_TCK)
-declare -A PGID PORT UAS_PORT PIDS
+declare -A PORT UAS_PORT PIDS
 STARTED_PIDS=()
 
 cleanup() {
@@ -87,8 +87,8 @@ port_busy() {
 }
 TAKEN=" "
 free_port() {
-    local p=$((26060 + RANDOM % 900)) i
-    for i in $(seq 1 1000); do
+    local p=$((26060 + RANDOM % 900)) _
+    for _ in $(seq 1 1000); do
         p=$((p + 1))
         [ $p -le 26999 ] || p=26060
         case $TAKEN in *" $p "*) continue ;; esac
@@ -172,9 +172,8 @@ start_server() {
     setsid "${argv[@]}" </dev/null >"$dir/server.log" 2>&1 &
     local pid=$!
     STARTED_PIDS+=("$pid")
-    PGID[$s]=$pid
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] && break
         kill -0 "$pid" 2>/dev/null || die "$s exited at start: $(tail -5 "$dir/server.log")"
         sleep 0.1
@@ -199,15 +198,16 @@ run_step() {
         scen=$BENCH/sipp/uac.xml
         lim=$((rate * 2))
     fi
-    # shellcheck disable=SC2086
     local c0 c1 t0 t1
+    # shellcheck disable=SC2086 # a list of pids
     c0=$(cpu_ticks ${PIDS[$s]})
     t0=$(now)
     (
         cd "$dir"
         rc=0
-        sipp "127.0.0.1:${PORT[$s]}" -i 127.0.0.1 -t u1 -sf "$scen" -r "$rate" -rp 1000 -m $n \
-            -l $lim -nostdin -trace_stat -stf stat.csv -fd 1 -recv_timeout 8000 \
+        sipp "127.0.0.1:${PORT[$s]}" -i 127.0.0.1 -t u1 -sf "$scen" -r "$rate" -rp 1000 -m "$n" \
+            -l "$lim" -nostdin -trace_stat -stf stat.csv -fd 1 -recv_timeout 8000 \
+            -trace_err -error_file errors.log \
             -timeout $((STEP * 2 + 15))s -timeout_error >sipp.out 2>&1 || rc=$?
         times >times.out
         exit $rc
@@ -244,9 +244,9 @@ run_step() {
 # 40 s): after an overloaded run it may still be retransmitting, which would spoil the
 # next run.
 settle() {
-    local s=$1 a b i
+    local s=$1 a b _
     sleep 1
-    for i in $(seq 1 80); do
+    for _ in $(seq 1 80); do
         # shellcheck disable=SC2086
         a=$(cpu_ticks ${PIDS[$s]})
         sleep 0.5
@@ -260,13 +260,13 @@ settle() {
 # search SERVER KIND START CAP: the highest passing rate; sets BEST_* (rate 0 if none)
 search() {
     local s=$1 kind=$2 rate=$3 cap=$4 good=0 bad=0 steps=0
-    BEST_RATE=0 BEST_ACH=- BEST_CPU=- BEST_SCPU=- BEST_SIPP=- BEST_RETR=-
+    BEST_RATE=0 BEST_CPU=- BEST_SCPU=- BEST_SIPP=- BEST_RETR=-
     while [ $steps -lt $MAX_STEPS ]; do
         steps=$((steps + 1))
         run_step "$s" "$kind" "$rate"
         if [ $PASS = yes ]; then
             good=$rate
-            BEST_RATE=$rate BEST_ACH=$R_ACHIEVED BEST_CPU=$R_CPU_US BEST_SCPU=$R_SERVER_CPU
+            BEST_RATE=$rate BEST_CPU=$R_CPU_US BEST_SCPU=$R_SERVER_CPU
             BEST_SIPP=$R_SIPP_CPU BEST_RETR=$R_RETRANS
         else
             bad=$rate
@@ -296,12 +296,13 @@ measure() {
     say "bench: ---- $s: calls through the proxy (stateful, record-routed)"
     local dir=$WORK/$s/uas
     mkdir -p "$dir"
+    # -default_behaviors all,-bye: a UAS call aborted by a reordered ACK sends no BYE
     (cd "$dir" && exec sipp -sf "$BENCH/sipp/uas.xml" -i 127.0.0.1 -p "${UAS_PORT[$s]}" -t u1 -nostdin \
-        -trace_stat -stf stat.csv -fd 1 >sipp.out 2>&1) &
+        -default_behaviors all,-bye -trace_stat -stf stat.csv -fd 1 >sipp.out 2>&1) &
     local uas=$!
     STARTED_PIDS+=("$uas")
-    local i
-    for i in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
         [ -n "$(ss -Hlnu "sport = :${UAS_PORT[$s]}")" ] && break
         sleep 0.1
     done

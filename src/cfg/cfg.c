@@ -70,8 +70,11 @@ static const struct key keys[] = {
     { "proxy", "route", K_ROUTE, NULL, 0, 0, OFF(routes), false,
       "Repeatable. '<domain|*> <next-hop SIP URI>': static next hop for a Request-URI domain; "
       "'*' is the default." },
-    { "proxy", "max_transactions", K_UINT, "65536", 16, 16777216, OFF(max_transactions), false,
-      "Transaction pool size per worker; when full, new requests get 503." },
+    { "proxy", "max_transactions", K_UINT, "262144", 16, 16777216, OFF(max_transactions), false,
+      "Transaction pool size per worker; when full, new requests get 503. Over UDP a call "
+      "keeps about 70 transaction-seconds of state (RFC 3261 timers J and L are 64*T1), so "
+      "size it at 70 x the calls per second one worker carries. Slots are touched only as "
+      "they are used." },
     { "proxy", "t1_ms", K_UINT, "500", 10, 60000, OFF(t1_ms), false,
       "RFC 3261 T1 (RTT estimate), milliseconds." },
     { "proxy", "t2_ms", K_UINT, "4000", 10, 600000, OFF(t2_ms), false,

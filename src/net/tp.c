@@ -331,6 +331,13 @@ static int open_listener(struct sip_tp *tp, size_t i, struct sip_listener *l, ch
      * the v4 listener on the same port could not bind. */
     if (fam == AF_INET6 && setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
         goto fail;
+    if (!stream) {
+        /* Bursts of datagrams must not overflow the default receive buffer
+         * (about 200 KiB) between two loop turns; the kernel caps the value
+         * at net.core.rmem_max, so this is a request, not a failure. */
+        int rcvbuf = 8 << 20;
+        setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     if (bind(l->fd, (const struct sockaddr *)&addr.ss, addr.len) != 0)
         goto fail;
     if (stream && listen(l->fd, 1024) != 0)

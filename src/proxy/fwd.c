@@ -616,7 +616,7 @@ void px_cancel_rx(struct ims_proxy *p, const struct sip_msg *m, const struct sip
     if (ims_sip_txn_server_new(p->txns, m, rx, NULL, NULL, &cst) == 0) {
         struct ims_buf b;
         ims_buf_init(&b, PROXY_OUT_CAP);
-        struct px_rsp_args a = { .status = 200, .tag_salt = p->tag_salt };
+        struct px_rsp_args a = { .status = 200, .tag_salt = p->tag_salt, .rx = rx };
         if (px_build_response(m, &a, &b) == 0)
             ims_sip_txn_respond(cst, 200, &b);
         ims_buf_free(&b);

@@ -116,6 +116,8 @@ static bool deleted(uint16_t id, const uint16_t *del, size_t ndel)
 /* ---- local responses ---- */
 
 static const char hexd[] = "0123456789abcdef";
+static ims_str top_via_value(const struct sip_msg *m, const struct sip_hdr *h,
+                             const struct sip_tp_rx *rx, struct arena *ar);
 
 int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
                       struct ims_buf *out)
@@ -133,6 +135,26 @@ int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
                                      a->content_type.len);
     if (rc)
         return rc;
+    /* RFC 3581 §4 / RFC 3261 §18.2.1: the top Via of the response carries
+     * received and rport.  The builder copies Via values as they are, so it
+     * gets a shallow copy of the message whose first Via line's value is the
+     * patched one (the header array is small: a few hundred bytes). */
+    int fv = req->first[SIP_H_VIA];
+    if (a->rx && fv >= 0 && req->nhdrs <= SIP_MAX_HEADERS_DEFAULT && req->err_status == 0) {
+        struct arena ar;
+        ar.used = 0;
+        ar.full = false;
+        ims_str v = top_via_value(req, &req->hdrs[fv], a->rx, &ar);
+        if (v.len) {
+            struct sip_hdr hdrs[SIP_MAX_HEADERS_DEFAULT];
+            struct sip_msg m2 = *req;
+            memcpy(hdrs, req->hdrs, req->nhdrs * sizeof(hdrs[0]));
+            hdrs[fv].value = v;
+            m2.hdrs = hdrs;
+            return ims_sip_build_response(out, &m2, a->status, a->reason, ims_str_make(tag, 8),
+                                          a->hdrs, a->content_type, a->body);
+        }
+    }
     return ims_sip_build_response(out, req, a->status, a->reason, ims_str_make(tag, 8), a->hdrs,
                                   a->content_type, a->body);
 }

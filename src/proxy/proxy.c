@@ -502,6 +502,7 @@ int ims_proxy_reply(struct proxy_req *r, int status, const char *reason,
         .status = status,
         .reason = reason,
         .tag_salt = r->p->tag_salt,
+        .rx = &r->rx,
     };
     if (opts) {
         a.hdrs = opts->hdrs;
@@ -563,6 +564,7 @@ int px_reply_stateless(struct ims_proxy *p, const struct sip_msg *req,
         .reason = reason,
         .hdrs = extra_hdrs,
         .tag_salt = p->tag_salt,
+        .rx = rx,
     };
     int rc = px_build_response(req, &a, &p->scratch);
     if (!rc)

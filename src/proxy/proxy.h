@@ -102,8 +102,9 @@ void ims_proxy_shared_free(struct proxy_shared *sh);
 
 /* Creates worker `worker_idx`'s proxy on `loop` (which must allow
  * 4 * max_transactions armed timers for the proxy: two per transaction, two
- * per request context) and registers it for hand-offs.  res may be NULL (then only numeric next hops work).  Call
- * before the loop's thread runs (or on it).
+ * per request context) and registers it for hand-offs.  res may be NULL
+ * (then only numeric next hops work).  Call before the loop's thread runs
+ * (or on it).
  * 0, IMS_EINVAL, IMS_ENOMEM. */
 int ims_proxy_new(struct proxy_shared *sh, unsigned worker_idx, struct ims_loop *loop,
                   struct ims_resolver *res, struct ims_proxy **out);

@@ -206,6 +206,7 @@ struct px_rsp_args {
     const char *reason;
     ims_str hdrs, content_type, body;
     uint32_t tag_salt;
+    const struct sip_tp_rx *rx; /* the request's arrival: received/rport; may be NULL */
 };
 int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
                       struct ims_buf *out);

@@ -173,6 +173,7 @@ render() {
     }' "$tmpl" >"$out"
 }
 
+# shellcheck disable=SC2034 # R_* are read by render() through compgen
 render_imscloud() {
     local l d u
     R_LOG_LEVEL=${IMS_E2E_LOG_LEVEL:-info}
@@ -186,6 +187,7 @@ render_imscloud() {
     CONF=$TMP/imscloud.conf
 }
 
+# shellcheck disable=SC2034 # R_* are read by render() through compgen
 render_kamailio() {
     local l d u tls=no
     R_KAM_DEBUG=${IMS_E2E_KAM_DEBUG:-1}
@@ -195,7 +197,7 @@ render_kamailio() {
         R_KAM_LISTEN+="listen=$l"$'\n'
         case $l in tls:*) tls=yes ;; esac
     done <<<"$LISTENS"
-    R_KAM_TLS_ENABLE= R_KAM_TLS_MODULE=
+    R_KAM_TLS_ENABLE='' R_KAM_TLS_MODULE=''
     if [ $tls = yes ]; then
         R_KAM_TLS_ENABLE="enable_tls=yes"
         R_KAM_TLS_MODULE="loadmodule \"tls.so\"
@@ -236,7 +238,7 @@ server_alive() { [ ! -e "$SDIR/rc" ] && kill -0 "$PID" 2>/dev/null; }
 # Stops a server left over by an aborted earlier run of this fixture (one we started).
 stop_stale() {
     [ -f "$SDIR/env" ] || return 0
-    local NS= PID= PGID= TMP=
+    local NS='' PID='' PGID='' TMP=''
     # shellcheck disable=SC1091
     . "$SDIR/env" || true
     if [ -n "$PGID" ] && kill -0 "$PGID" 2>/dev/null; then
@@ -264,7 +266,7 @@ setup_undo() {
 cmd_setup() {
     FIX=$1
     SDIR=$STATE_ROOT/$FIX
-    PGID= TMP= NS=
+    PGID='' TMP='' NS=''
     mkdir -p "$SDIR"
     rm -f "$SDIR/skipped"
     SKIP_MARK=$SDIR/skipped
@@ -283,9 +285,10 @@ cmd_setup() {
 
     mkdir -p "$SDIR"
     stop_stale
-    rm -f "$SDIR/rc" "$SDIR/server.log"
+    rm -f "$SDIR/rc" "$SDIR/server.log" "$SDIR/pid" "$SDIR/pgid"
 
     trap setup_undo EXIT
+    trap 'exit 143' TERM INT # so that a CTest timeout still runs setup_undo
     local use_ns=no
     case $NETNS_MODE in
     no) ;;
@@ -370,7 +373,9 @@ $(tail -n 40 "$log")"
             n=0
             local l
             while read -r l; do
-                grep -qi "^listening proto=${l%%:*} addr=${l#*:}\( \|\$\)" "$log" && n=$((n + 1))
+                awk -v p="proto=${l%%:*}" -v a="addr=${l#*:}" '
+                    tolower($1) == "listening" && tolower($2) == tolower(p) && $3 == a { f = 1 }
+                    END { exit !f }' "$log" && n=$((n + 1))
             done <<<"$LISTENS"
         else
             n=0
@@ -410,7 +415,7 @@ cmd_cleanup() {
         say "fixture $FIX was not started; nothing to stop"
         exit 0
     fi
-    local early= rc bad
+    local early='' rc bad
     if [ -e "$SDIR/rc" ]; then
         early=yes
     else

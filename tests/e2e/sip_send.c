@@ -32,7 +32,8 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sip_send [--host IP] [--port N] [--local IP] [--timeout-ms T] FILE...\n");
+    fprintf(stderr,
+            "usage: sip_send [--host IP] [--port N] [--local IP] [--timeout-ms T] FILE...\n");
     exit(2);
 }
 

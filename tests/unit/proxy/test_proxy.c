@@ -38,6 +38,8 @@ struct env {
 
 static struct env E;
 
+static unsigned timer_c_ms; /* 0: default */
+
 static int setup_max(size_t max)
 {
     memset(&E, 0, sizeof(E));
@@ -53,6 +55,7 @@ static int setup_max(size_t max)
         .max_transactions = max,
         .self_names = self_names,
         .nself = 2,
+        .timer_c_ms = timer_c_ms,
     };
     assert_int_equal(ims_proxy_shared_new(1, &cfg, &E.sh), 0);
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
@@ -117,16 +120,16 @@ static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
 }
 
 #define INVITE_FMT                                                                                 \
-    "INVITE %s SIP/2.0\r\n"                                                                         \
-    "Via: SIP/2.0/UDP 10.0.0.5:5099;branch=%s;rport\r\n"                                            \
+    "INVITE %s SIP/2.0\r\n"                                                                        \
+    "Via: SIP/2.0/UDP 10.0.0.5:5099;branch=%s;rport\r\n"                                           \
     "%s"                                                                                           \
-    "Max-Forwards: %d\r\n"                                                                          \
-    "From: <sip:alice@a.test>;tag=fa\r\n"                                                           \
-    "To: <sip:bob@b.test>\r\n"                                                                      \
-    "Call-ID: call-%s\r\n"                                                                          \
-    "CSeq: 1 INVITE\r\n"                                                                            \
-    "Contact: <sip:alice@10.0.0.5:5099>\r\n"                                                        \
-    "User-Agent: test\r\n"                                                                          \
+    "Max-Forwards: %d\r\n"                                                                         \
+    "From: <sip:alice@a.test>;tag=fa\r\n"                                                          \
+    "To: <sip:bob@b.test>\r\n"                                                                     \
+    "Call-ID: call-%s\r\n"                                                                         \
+    "CSeq: 1 INVITE\r\n"                                                                           \
+    "Contact: <sip:alice@10.0.0.5:5099>\r\n"                                                       \
+    "User-Agent: test\r\n"                                                                         \
     "Content-Length: 0\r\n\r\n"
 
 static void invite(const char *ruri, const char *branch, const char *extra, int mf)
@@ -201,6 +204,9 @@ static void test_options_to_self(void **state)
     assert_non_null(strstr(m->buf, "\r\nAccept: application/sdp\r\n"));
     assert_non_null(strstr(m->buf, "\r\nSupported:"));
     assert_non_null(strstr(m->buf, "\r\nTo: <sip:proxy.test>;tag="));
+    /* RFC 3581 §4: received and rport in the response's top Via */
+    assert_non_null(strstr(m->buf, "\r\nVia: SIP/2.0/UDP 10.0.0.5:5099;branch=z9hG4bKo1;"
+                                   "rport=5099;received=192.0.2.10\r\n"));
     struct proxy_stats st;
     ims_proxy_stats(E.p, &st);
     assert_int_equal(st.txns_live, 0); /* stateless */
@@ -519,6 +525,38 @@ static void test_pool_full_503(void **state)
     assert_non_null(m);
     assert_non_null(strstr(m->buf, "\r\nRetry-After: 5\r\n"));
     uas_respond(sent_to(UAS, "INVITE ", 0), 404, "INVITE");
+}
+
+
+static void test_timer_c(void **state)
+{
+    teardown(state);
+    timer_c_ms = 2000;
+    setup_max(16);
+    timer_c_ms = 0;
+    /* a provisional came: Timer C cancels the branch, its 487 goes up */
+    invite("sip:bob@b.test", "z9hG4bKtc1", "", 70);
+    const struct fake_tp_msg *f = sent_to(UAS, "INVITE ", 0);
+    uas_respond(f, 180, "INVITE");
+    advance(1999);
+    assert_null(sent_to(UAS, "CANCEL ", 0));
+    uas_respond(sent_to(UAS, "INVITE ", 0), 183, "INVITE"); /* restarts Timer C */
+    advance(1999);
+    assert_null(sent_to(UAS, "CANCEL ", 0));
+    advance(1);
+    const struct fake_tp_msg *c = sent_to(UAS, "CANCEL ", 0);
+    assert_non_null(c);
+    uas_respond(c, 200, "CANCEL");
+    uas_respond(sent_to(UAS, "INVITE ", 0), 487, "INVITE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 487", 0));
+    /* only a 100: counted as a 408 at once (and the branch cancelled) */
+    size_t mark = E.tp.n;
+    invite("sip:bob@b.test", "z9hG4bKtc2", "", 70);
+    f = sent_to(UAS, "INVITE ", mark);
+    uas_respond(f, 100, "INVITE");
+    advance(2000);
+    assert_non_null(sent_to(UAC, "SIP/2.0 408", mark));
+    assert_non_null(sent_to(UAS, "CANCEL ", mark));
 }
 
 /* ---- the app API ---- */
@@ -859,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_full_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_c, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_suspend_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_does_nothing_500, setup, teardown),

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,20 +40,33 @@ struct env {
     int uac, uas;
     uint16_t uac_port, uas_port, proxy_port;
     char route[64];
+    /* failover test: a DNS responder and a UAS that answers 503 */
+    int dns, bad, stop_pipe[2];
+    uint16_t dns_port;
+    pthread_t helper;
+    bool helper_on;
+    atomic_int bad_seen;
 };
 
 static struct env E;
 
-static int udp_socket(uint16_t *port)
+static int udp_socket_at(const char *ip, uint16_t *port)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(*port) };
+    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     socklen_t al = sizeof(a);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
     *port = ntohs(a.sin_port);
     return fd;
+}
+
+static int udp_socket(uint16_t *port)
+{
+    *port = 0;
+    return udp_socket_at("127.0.0.1", port);
 }
 
 static void *loop_main(void *arg)
@@ -60,12 +75,28 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+static void *helper_main(void *arg);
+
 static int setup_with(const char *host)
 {
+    int keep_dns = E.dns, keep_bad = E.bad;
+    uint16_t keep_dns_port = E.dns_port, keep_uas_port = E.uas_port;
     memset(&E, 0, sizeof(E));
     ims_log_set_level(IMS_LOG_ERR);
     E.uac = udp_socket(&E.uac_port);
-    E.uas = udp_socket(&E.uas_port);
+    if (keep_dns) {
+        /* failover: the good UAS is 127.0.0.2, on the bad one's port */
+        E.dns = keep_dns;
+        E.bad = keep_bad;
+        E.dns_port = keep_dns_port;
+        E.uas_port = keep_uas_port;
+        E.uas = udp_socket_at("127.0.0.2", &E.uas_port);
+        assert_int_equal(pipe(E.stop_pipe), 0);
+        assert_int_equal(pthread_create(&E.helper, NULL, helper_main, NULL), 0);
+        E.helper_on = true;
+    } else {
+        E.uas = udp_socket(&E.uas_port);
+    }
     snprintf(E.route, sizeof(E.route), "sip:%s:%u", host, E.uas_port);
     static const char *const self[] = { "127.0.0.1" };
     struct proxy_route routes[] = { { "*", E.route } };
@@ -74,8 +105,10 @@ static int setup_with(const char *host)
         .t1_ms = T1_MS, .self_names = self, .nself = 1,
     };
     assert_int_equal(ims_loop_new(1024, &E.loop), 0);
-    char err[256];
-    struct ims_resolver_cfg rc = { .servers = "127.0.0.1:9", .timeout_ms = 200, .tries = 1 };
+    char err[256], servers[32] = "127.0.0.1:9";
+    if (E.dns)
+        snprintf(servers, sizeof(servers), "127.0.0.1:%u", E.dns_port);
+    struct ims_resolver_cfg rc = { .servers = servers, .timeout_ms = 500, .tries = 2 };
     assert_int_equal(ims_resolver_new(E.loop, &rc, &E.res, err, sizeof(err)), 0);
     assert_int_equal(ims_proxy_shared_new(1, &pc, &E.psh), 0);
     assert_int_equal(ims_proxy_new(E.psh, 0, E.loop, E.res, &E.p), 0);
@@ -110,6 +143,14 @@ static int teardown(void **state)
 {
     ims_loop_stop(E.loop);
     pthread_join(E.thr, NULL);
+    if (E.helper_on) {
+        assert_int_equal(write(E.stop_pipe[1], "x", 1), 1);
+        pthread_join(E.helper, NULL);
+        close(E.stop_pipe[0]);
+        close(E.stop_pipe[1]);
+        close(E.dns);
+        close(E.bad);
+    }
     struct proxy_stats st;
     ims_proxy_stats(E.p, &st);
     size_t leaked = ims_proxy_free(E.p);
@@ -260,12 +301,112 @@ static void test_options(void **state)
     assert_non_null(strstr(buf, "Allow: "));
 }
 
+
+/* ---- failover: DNS gives two addresses, the first answers 503 ---- */
+
+/* Answers A queries with 127.0.0.1 then 127.0.0.2, anything else with no
+ * records (RFC 1035 §4.1). */
+static void dns_answer(int fd)
+{
+    unsigned char q[512], r[600];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+    if (n < 12)
+        return;
+    size_t i = 12;
+    while (i < (size_t)n && q[i])
+        i += q[i] + 1u;
+    if (i + 5 > (size_t)n)
+        return;
+    size_t qend = i + 5; /* zero label, type, class */
+    unsigned qtype = (unsigned)(q[i + 1] << 8 | q[i + 2]);
+    memcpy(r, q, qend);
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[4] = 0, r[5] = 1;                          /* QDCOUNT */
+    r[6] = 0, r[7] = qtype == 1 ? 2 : 0;         /* ANCOUNT */
+    r[8] = r[9] = r[10] = r[11] = 0;             /* NSCOUNT, ARCOUNT */
+    size_t k = qend;
+    for (int a = 1; qtype == 1 && a <= 2; a++) {
+        const unsigned char rr[] = { 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0,
+                                     (unsigned char)a };
+        memcpy(r + k, rr, sizeof(rr));
+        k += sizeof(rr);
+    }
+    sendto(fd, r, k, 0, (struct sockaddr *)&from, fl);
+}
+
+/* The bad UAS: 503 to every request. */
+static void bad_answer(int fd)
+{
+    char req[8192], rsp[8192] = "SIP/2.0 503 Busy Backend\r\n";
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(fd, req, sizeof(req) - 1, 0, (struct sockaddr *)&from, &fl);
+    if (n <= 0)
+        return;
+    req[n] = '\0';
+    if (strncmp(req, "SIP/2.0", 7) == 0 || strncmp(req, "ACK ", 4) == 0)
+        return;
+    E.bad_seen++;
+    /* copy every Via, From, To, Call-ID, CSeq line */
+    for (const char *l = strstr(req, "\r\n"); l && l[2] != '\r'; l = strstr(l + 2, "\r\n")) {
+        const char *h = l + 2;
+        if (!strncmp(h, "Via:", 4) || !strncmp(h, "From:", 5) || !strncmp(h, "To:", 3) ||
+            !strncmp(h, "Call-ID:", 8) || !strncmp(h, "CSeq:", 5))
+            strncat(rsp, h, strcspn(h, "\r") + 2);
+    }
+    strcat(rsp, "Content-Length: 0\r\n\r\n");
+    sendto(fd, rsp, strlen(rsp), 0, (struct sockaddr *)&from, fl);
+}
+
+static void *helper_main(void *arg)
+{
+    for (;;) {
+        struct pollfd p[3] = { { E.dns, POLLIN, 0 }, { E.bad, POLLIN, 0 },
+                               { E.stop_pipe[0], POLLIN, 0 } };
+        if (poll(p, 3, 5000) < 0 || p[2].revents)
+            return NULL;
+        if (p[0].revents)
+            dns_answer(E.dns);
+        if (p[1].revents)
+            bad_answer(E.bad);
+    }
+}
+
+static int setup_failover(void **state)
+{
+    memset(&E, 0, sizeof(E));
+    E.dns = udp_socket(&E.dns_port);
+    E.bad = udp_socket(&E.uas_port);
+    return setup_with("multi.test");
+}
+
+static void test_failover(void **state)
+{
+    char buf[8192];
+    send_to(E.uac, E.proxy_port,
+            "INVITE sip:bob@b.test SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKfo1;rport\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
+            "To: <sip:bob@b.test>\r\nCall-ID: udp-fo-1\r\nCSeq: 1 INVITE\r\n"
+            "Content-Length: 0\r\n\r\n",
+            E.uac_port);
+    /* 127.0.0.1 said 503: the second target gets the INVITE */
+    expect(E.uas, buf, sizeof(buf), "INVITE sip:bob@b.test SIP/2.0\r\n");
+    uas_answer(buf, 200, "INVITE");
+    expect(E.uac, buf, sizeof(buf), "SIP/2.0 200");
+    assert_int_equal(E.bad_seen, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_through_proxy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_through_proxy, setup_named, teardown),
+        cmocka_unit_test_setup_teardown(test_failover, setup_failover, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,8 @@ struct pmsg {
 };
 
 static void parse_into(struct pmsg *p, enum sip_proto proto, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void parse_into(struct pmsg *p, enum sip_proto proto, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
