@@ -1,0 +1,220 @@
+/* server.c - builds the workers from the configuration and runs them. */
+#include "core/server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cfg/cfg.h"
+#include "ev/loop.h"
+#include "net/resolve.h"
+#include "net/transport.h"
+#include "proxy/proxy.h"
+#include "sip/msg.h"
+
+struct worker {
+    struct ims_server *srv;
+    unsigned idx;
+    struct ims_loop *loop;
+    struct ims_resolver *res;
+    struct sip_tp *tp;
+    struct ims_proxy *proxy;
+    pthread_t thread;
+    bool started;
+};
+
+struct ims_server {
+    const struct ims_cfg *cfg;
+    struct sip_listen_cfg listen[IMS_CFG_MAX_LISTEN];
+    struct sip_tp_cfg tp_cfg;
+    struct proxy_route routes[IMS_CFG_MAX_ROUTES];
+    const char *self_names[IMS_CFG_MAX_LISTEN + 1];
+    char self_buf[IMS_CFG_MAX_LISTEN][64];
+    struct proxy_cfg proxy_cfg;
+    struct sip_tp_shared *tp_shared;
+    struct proxy_shared *proxy_shared;
+    struct worker *workers;
+    unsigned nworkers;
+    bool running;
+};
+
+/* Timers per worker: every transaction arms at most a few at once. */
+static size_t timers_for(const struct ims_cfg *cfg)
+{
+    return (size_t)cfg->max_transactions * 4 + (size_t)cfg->max_connections + 1024;
+}
+
+static void map_cfg(struct ims_server *s)
+{
+    const struct ims_cfg *cfg = s->cfg;
+    size_t nself = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        s->listen[i].proto = cfg->listen[i].proto;
+        s->listen[i].addr = cfg->listen[i].addr;
+        ims_addr_host(&cfg->listen[i].addr, s->self_buf[i], sizeof(s->self_buf[i]));
+        s->self_names[nself++] = s->self_buf[i];
+    }
+    if (cfg->server_name)
+        s->self_names[nself++] = cfg->server_name;
+
+    s->tp_cfg = (struct sip_tp_cfg){
+        .listen = s->listen,
+        .nlisten = cfg->nlisten,
+        .max_msg = cfg->max_message,
+        .max_conns = cfg->max_connections,
+        .max_conns_per_src = cfg->max_connections_per_source,
+        .idle_timeout_ms = cfg->idle_timeout * 1000u,
+        .tls_cert_file = cfg->tls_cert,
+        .tls_key_file = cfg->tls_key,
+        .tls_ca_file = cfg->tls_ca,
+        .tls_verify_client = cfg->tls_verify_client,
+        .tls_verify_server = cfg->tls_verify_server,
+        .tls_ciphers = cfg->tls_ciphers,
+    };
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        s->routes[i].domain = cfg->routes[i].domain;
+        s->routes[i].next_hop = cfg->routes[i].next_hop;
+    }
+    s->proxy_cfg = (struct proxy_cfg){
+        .routes = s->routes,
+        .nroutes = cfg->nroutes,
+        .record_route = cfg->record_route,
+        .max_transactions = cfg->max_transactions,
+        .t1_ms = cfg->t1_ms,
+        .t2_ms = cfg->t2_ms,
+        .t4_ms = cfg->t4_ms,
+        .self_names = s->self_names,
+        .nself = nself,
+        .advertise = cfg->server_name,
+    };
+}
+
+static int worker_init(struct ims_server *s, struct worker *w, char *err, size_t errsz)
+{
+    int rc = ims_loop_new(timers_for(s->cfg), &w->loop);
+    if (rc) {
+        snprintf(err, errsz, "worker %u: cannot create event loop: %s", w->idx, ims_strerror(rc));
+        return rc;
+    }
+    ims_loop_set_data(w->loop, w);
+    struct ims_resolver_cfg rcfg = { .servers = s->cfg->dns_servers };
+    rc = ims_resolver_new(w->loop, &rcfg, &w->res, err, errsz);
+    if (rc)
+        return rc;
+    rc = ims_proxy_new(s->proxy_shared, w->idx, w->loop, w->res, &w->proxy);
+    if (rc) {
+        snprintf(err, errsz, "worker %u: cannot create SIP proxy: %s", w->idx, ims_strerror(rc));
+        return rc;
+    }
+    rc = ims_sip_tp_new(w->loop, w->idx, s->tp_shared, &s->tp_cfg, ims_proxy_rx, w->proxy, &w->tp,
+                        err, errsz);
+    if (rc)
+        return rc;
+    ims_proxy_set_tp(w->proxy, w->tp);
+    return 0;
+}
+
+int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err, size_t errsz)
+{
+    struct ims_server *s = ims_calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errsz, "out of memory");
+        return IMS_ENOMEM;
+    }
+    s->cfg = cfg;
+    s->nworkers = cfg->workers;
+    map_cfg(s);
+    int rc = ims_sip_tp_shared_new(&s->tp_cfg, &s->tp_shared, err, errsz);
+    if (rc)
+        goto fail;
+    rc = ims_proxy_shared_new(s->nworkers, &s->proxy_cfg, &s->proxy_shared);
+    if (rc) {
+        snprintf(err, errsz, "cannot create the proxy: %s", ims_strerror(rc));
+        goto fail;
+    }
+    s->workers = ims_calloc(s->nworkers, sizeof(*s->workers));
+    if (!s->workers) {
+        rc = IMS_ENOMEM;
+        snprintf(err, errsz, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        s->workers[i].srv = s;
+        s->workers[i].idx = i;
+        rc = worker_init(s, &s->workers[i], err, errsz);
+        if (rc)
+            goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    ims_server_free(s);
+    return rc;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int rc = ims_loop_run(w->loop);
+    if (rc)
+        LOG_E("core", "event=worker_failed worker=%u err=%s", w->idx, ims_strerror(rc));
+    return NULL;
+}
+
+int ims_server_start(struct ims_server *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            LOG_E("core", "event=thread_create_failed worker=%u", i);
+            ims_server_stop(s);
+            return IMS_EIO;
+        }
+        w->started = true;
+    }
+    s->running = true;
+    return 0;
+}
+
+void ims_server_stop(struct ims_server *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].started)
+            ims_loop_stop(s->workers[i].loop);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].started) {
+            pthread_join(s->workers[i].thread, NULL);
+            s->workers[i].started = false;
+        }
+    }
+    s->running = false;
+}
+
+size_t ims_server_free(struct ims_server *s)
+{
+    size_t leaked = 0;
+    if (!s)
+        return 0;
+    ims_server_stop(s);
+    for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
+        struct worker *w = &s->workers[i];
+        if (w->proxy)
+            leaked += ims_proxy_free(w->proxy);
+        if (w->tp)
+            ims_sip_tp_free(w->tp);
+        if (w->res)
+            ims_resolver_free(w->res);
+        if (w->loop)
+            ims_loop_free(w->loop);
+    }
+    ims_free(s->workers);
+    if (s->proxy_shared)
+        ims_proxy_shared_free(s->proxy_shared);
+    if (s->tp_shared)
+        ims_sip_tp_shared_free(s->tp_shared);
+    ims_free(s);
+    return leaked;
+}
