@@ -109,6 +109,8 @@ static int teardown(void **state)
 
 /* Feeds one message as if the transport received it. */
 static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;

@@ -167,6 +167,8 @@ static int teardown(void **state)
 }
 
 static void send_to(int fd, uint16_t port, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void send_to(int fd, uint16_t port, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;
