@@ -169,6 +169,8 @@ static int teardown(void **state)
 static void send_to(int fd, uint16_t port, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void send_to(int fd, uint16_t port, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void send_to(int fd, uint16_t port, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;
@@ -240,22 +242,27 @@ static void uas_answer(const char *req, int status, const char *method)
             status, vias, cid, num, method, E.uas_port);
 }
 
-static void test_call_through_proxy(void **state)
+static void send_invite(void)
 {
-    char buf[8192], inv2[8192], b1[64], b2[64];
-    const char *inv = "INVITE sip:bob@b.test SIP/2.0\r\n"
+    send_to(E.uac, E.proxy_port, "INVITE sip:bob@b.test SIP/2.0\r\n"
                       "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=z9hG4bKudp1;rport\r\n"
                       "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
                       "To: <sip:bob@b.test>\r\nCall-ID: udp-call-1\r\nCSeq: 1 INVITE\r\n"
-                      "Contact: <sip:alice@127.0.0.1:%u>\r\nContent-Length: 0\r\n\r\n";
-    send_to(E.uac, E.proxy_port, inv, E.uac_port, E.uac_port);
+                      "Contact: <sip:alice@127.0.0.1:%u>\r\nContent-Length: 0\r\n\r\n",
+            E.uac_port, E.uac_port);
+}
+
+static void test_call_through_proxy(void **state)
+{
+    char buf[8192], inv2[8192], b1[64], b2[64];
+    send_invite();
     /* The UAS "loses" the first copy: the proxy retransmits it (Timer A). */
     expect(E.uas, buf, sizeof(buf), "INVITE sip:bob@b.test SIP/2.0\r\n");
     get_param(buf, "branch=", b1, sizeof(b1));
     assert_non_null(strstr(buf, "Record-Route: <sip:127.0.0.1:"));
     assert_non_null(strstr(buf, ";received=127.0.0.1"));
     /* meanwhile the UAC retransmits too: absorbed, not forwarded again */
-    send_to(E.uac, E.proxy_port, inv, E.uac_port, E.uac_port);
+    send_invite();
     expect(E.uas, inv2, sizeof(inv2), "INVITE sip:bob@b.test SIP/2.0\r\n");
     get_param(inv2, "branch=", b2, sizeof(b2));
     assert_string_equal(b1, b2); /* the same client transaction */
