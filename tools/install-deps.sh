@@ -4,9 +4,10 @@
 #   tools/install-deps.sh test    # to build and run the whole test suite
 set -euo pipefail
 
-build_pkgs=(build-essential cmake pkg-config libssl-dev libc-ares-dev openssl)
+build_pkgs=(build-essential cmake pkg-config libssl-dev libc-ares-dev openssl libsqlite3-dev libpq-dev
+            libxml2-dev libfreediameter-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm-14 libosip2-dev sip-tester sipsak
-           xz-utils procps iproute2)
+           xz-utils procps iproute2 postgresql util-linux)
 bench_pkgs=(kamailio)
 
 want=("${build_pkgs[@]}")

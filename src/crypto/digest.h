@@ -10,12 +10,14 @@
  *
  * H is MD5, SHA-256 or SHA-512/256 (FIPS 180-4 SHA-512/256, with its own
  * initial values; the §3.9.2 example printed in RFC 7616 was computed
- * with truncated SHA-512 and is corrected by an erratum).  Every H result is written as lower-case hex into caller
- * storage of IMS_DIGEST_HEX_MAX + 1 bytes, NUL-terminated.  Inputs are
- * slices, used as raw bytes (a password may be binary: Digest-AKAv1 uses
- * RES as the password).  No allocation of ours; nothing logged.
+ * with truncated SHA-512 and is corrected by an erratum).  Every H result
+ * is written as lower-case hex into caller storage of IMS_DIGEST_HEX_MAX + 1
+ * bytes, NUL-terminated.  Inputs are slices, used as raw bytes (a password
+ * may be binary: Digest-AKAv1 uses RES as the password).  No allocation of
+ * ours (OpenSSL allocates its digest context); nothing logged.
  *
- * Returns: 0, IMS_EINVAL (unknown algorithm) or IMS_EBACKEND (OpenSSL). */
+ * Returns: 0, IMS_EINVAL (unknown algorithm), IMS_ENOMEM (OpenSSL could not
+ * allocate) or IMS_EBACKEND (OpenSSL failed). */
 #ifndef IMS_CRYPTO_DIGEST_H
 #define IMS_CRYPTO_DIGEST_H
 

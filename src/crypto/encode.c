@@ -108,7 +108,8 @@ int ims_b64_decode(ims_str s, void *out, size_t cap, size_t *outlen)
             if (v[j] < 0)
                 return IMS_EPROTO;
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
         size_t take = 3 - pad;
         /* Canonical form only: the bits dropped by padding must be zero. */
         if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))

@@ -124,15 +124,14 @@ static int load_key(const char *dir, unsigned id, struct key *key, char *err, si
             break;
         got += (size_t)r;
     }
-    ims_str s = ims_str_trim(ims_str_make(raw, got));
     /* Keystone writes url-safe base64; accept both alphabets. */
-    for (size_t i = 0; i < s.len && got <= KEYFILE_MAX; i++) {
-        char *c = raw + (s.p - raw) + i;
-        if (*c == '-')
-            *c = '+';
-        else if (*c == '_')
-            *c = '/';
+    for (size_t i = 0; i < got; i++) {
+        if (raw[i] == '-')
+            raw[i] = '+';
+        else if (raw[i] == '_')
+            raw[i] = '/';
     }
+    ims_str s = ims_str_trim(ims_str_make(raw, got));
     if (got > KEYFILE_MAX || ims_b64_decode(s, key->k, sizeof(key->k), &klen) != 0 ||
         klen != IMS_KEYREPO_KEY_LEN) {
         rc = fail(IMS_EINVAL, err, errlen, "key file %s does not hold 32 bytes of base64", path);

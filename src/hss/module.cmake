@@ -1,0 +1,2 @@
+list(APPEND IMS_SOURCES
+  src/hss/auth.c)

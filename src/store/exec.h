@@ -1,0 +1,78 @@
+/* exec.h - asynchronous store access for event-loop code.
+ *
+ * The store API (store.h) is synchronous: SQLite blocks on disk, libpq on
+ * the network, and an operation is several statements inside a transaction
+ * (the SQN allocation: lock, read, write, commit).  Workers must not block,
+ * so store work runs here: a fixed set of store threads, each with its own
+ * struct ims_store (its own connection), takes jobs from one bounded FIFO,
+ * runs the job's work function with its store, and posts the completion
+ * to the loop the job was submitted from (ims_loop_post).
+ *
+ * Why threads and not libpq's asynchronous API on the loop: every
+ * operation would become a hand-written state machine per statement, and
+ * SQLite has no asynchronous API at all.  Threads give one code path for
+ * both backends, a natural pool of connections, and the callback rule.
+ *
+ * Lifetime rules:
+ * 1. A job (struct ims_store_job) is caller-owned storage, usually embedded
+ *    in the request that needs the store; it is borrowed from a successful
+ *    submit until its done (or cancel) callback starts, and must not be
+ *    touched meanwhile.
+ * 2. If submit fails, neither work nor done ever runs.  If it succeeds,
+ *    work runs exactly once on a store thread, then done runs exactly once
+ *    on the loop's thread, after the submit call returned (never from
+ *    inside it).  If the loop is freed before done could run, cancel (if
+ *    set) runs instead, on the thread freeing the loop.
+ * 3. work runs on a store thread: it may call any store.h function on the
+ *    store it is given (and nothing else of the loop's).  Its return value
+ *    is passed to done as rc.
+ * 4. ims_store_exec_submit() is thread-safe.  ims_store_exec_free() lets
+ *    every queued job finish (their completions are posted), then joins the
+ *    threads and closes the stores; submits after it started fail.  Loops
+ *    must keep running (or be freed, for cancel) until the completions
+ *    arrive. */
+#ifndef IMS_STORE_EXEC_H
+#define IMS_STORE_EXEC_H
+
+#include <stddef.h>
+
+struct ims_keyrepo;
+struct ims_loop;
+struct ims_store;
+struct ims_store_exec;
+
+typedef int (*ims_store_work_fn)(struct ims_store *st, void *arg);
+typedef void (*ims_store_done_fn)(struct ims_loop *loop, int rc, void *arg);
+typedef void (*ims_store_cancel_fn)(void *arg);
+
+struct ims_store_job {
+    /* all private */
+    ims_store_work_fn work;
+    ims_store_done_fn done;
+    ims_store_cancel_fn cancel;
+    void *arg;
+    struct ims_loop *loop;
+    int rc;
+    struct ims_store_job *next;
+};
+
+/* Opens nthreads stores on url (see ims_store_open; repo is borrowed and
+ * must outlive the executor) and starts one thread per store.  At most
+ * max_queued jobs wait at a time.  For "sqlite::memory:" use one thread
+ * (each connection would have its own private database).
+ * 0, IMS_EINVAL (nthreads or max_queued is 0), an ims_store_open() error,
+ * IMS_ENOMEM, IMS_EIO (a thread could not start). */
+int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthreads,
+                       size_t max_queued, struct ims_store_exec **out);
+/* See rule 4.  NULL is a no-op. */
+void ims_store_exec_free(struct ims_store_exec *x);
+
+/* Queues job: work(store, arg) on a store thread, then done(loop, rc, arg)
+ * on loop.  cancel may be NULL.
+ * 0, IMS_ELIMIT (max_queued jobs are waiting: answer "busy"), IMS_EINVAL
+ * (the executor is shutting down). */
+int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
+                          struct ims_store_job *job, ims_store_work_fn work,
+                          ims_store_done_fn done, ims_store_cancel_fn cancel, void *arg);
+
+#endif

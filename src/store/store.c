@@ -1,0 +1,426 @@
+/* store.c - opening a store, schema migrations, and the helpers every
+ * store*.c file uses (binding, errors, validation, secrets). */
+#include "store/store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "crypto/keyrepo.h"
+#include "store/store_int.h"
+
+const char *const st_secret_field[SEC__N] = { "k",          "opc",          "ha1-md5",
+                                              "ha1-sha256", "ha1-sha512-256", "password" };
+
+/* ------------------------------------------------------------- errors */
+
+int st_err(struct ims_store *s, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int st_fail(struct ims_store *s, int rc, const char *what)
+{
+    switch (rc) {
+    case STORE_ECONSTRAINT:
+        return st_err(s, IMS_EINVAL, "%s: refused by the database (duplicate or still referenced)",
+                      what);
+    case IMS_ENOMEM:
+        return st_err(s, IMS_ENOMEM, "%s: out of memory", what);
+    case IMS_EBACKEND:
+        LOG_E("store", "event=db_error backend=%s op=\"%s\" msg=\"%s\"", s->drv->name, what,
+              s->drv->errmsg(s->db));
+        return st_err(s, IMS_EBACKEND, "%s: %s", what, s->drv->errmsg(s->db));
+    default:
+        return rc;
+    }
+}
+
+/* ------------------------------------------------------------ binding */
+
+static int bind_va(struct ims_store *s, struct store_stmt *stmt, const char *fmt, va_list ap)
+{
+    int rc = 0;
+    for (int i = 0; fmt[i] && rc == 0; i++) {
+        switch (fmt[i]) {
+        case 't':
+            rc = s->drv->bind_text(stmt, i + 1, va_arg(ap, ims_str), false);
+            break;
+        case 'o':
+            rc = s->drv->bind_text(stmt, i + 1, va_arg(ap, ims_str), true);
+            break;
+        case 'i':
+            rc = s->drv->bind_int(stmt, i + 1, va_arg(ap, int64_t));
+            break;
+        default:
+            return IMS_EINVAL;
+        }
+    }
+    return rc;
+}
+
+int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const char *fmt, ...)
+{
+    va_list ap;
+    struct store_stmt *stmt;
+    int rc = s->drv->prepare(s->db, q, &stmt);
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    rc = bind_va(s, stmt, fmt, ap);
+    va_end(ap);
+    if (rc) {
+        s->drv->reset(stmt);
+        return rc;
+    }
+    *out = stmt;
+    return 0;
+}
+
+int st_exec(struct ims_store *s, enum store_q q, int64_t *changes, const char *fmt, ...)
+{
+    va_list ap;
+    struct store_stmt *stmt;
+    int rc = s->drv->prepare(s->db, q, &stmt);
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    rc = bind_va(s, stmt, fmt, ap);
+    va_end(ap);
+    if (rc == 0) {
+        rc = s->drv->step(stmt);
+        if (rc == STORE_ROW) /* a RETURNING clause we do not need */
+            rc = 0;
+        if (rc == 0 && changes)
+            *changes = s->drv->changes(stmt);
+    }
+    s->drv->reset(stmt);
+    return rc;
+}
+
+int st_begin(struct ims_store *s)
+{
+    return s->drv->begin(s->db);
+}
+
+int st_commit(struct ims_store *s)
+{
+    return s->drv->commit(s->db);
+}
+
+void st_rollback(struct ims_store *s)
+{
+    s->drv->rollback(s->db);
+}
+
+void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *dst, size_t cap)
+{
+    ims_str_copy(s->drv->col_text(stmt, col), dst, cap);
+}
+
+/* --------------------------------------------------------- validation */
+
+static bool printable_nospace(ims_str v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+bool st_valid_id(ims_str v)
+{
+    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v);
+}
+
+bool st_valid_name(ims_str v)
+{
+    return v.len > 0 && v.len < IMS_STORE_NAME_MAX && printable_nospace(v);
+}
+
+bool st_valid_opt(ims_str v, size_t max)
+{
+    return v.len < max && printable_nospace(v);
+}
+
+bool st_valid_text(ims_str v, size_t max)
+{
+    return v.len <= max && (v.len == 0 || memchr(v.p, '\0', v.len) == NULL);
+}
+
+/* ------------------------------------------------------------ secrets */
+
+/* "impi:<identity>:<field>" - the row and field a ciphertext belongs to. */
+static int make_ad(ims_str impi, const char *field, char *ad, size_t cap, ims_str *out)
+{
+    int n = snprintf(ad, cap, "impi:%.*s:%s", IMS_SF(impi), field);
+    if (n < 0 || (size_t)n >= cap)
+        return IMS_EINVAL;
+    *out = ims_str_make(ad, (size_t)n);
+    return 0;
+}
+
+int st_encrypt(struct ims_store *s, ims_str impi, const char *field, const void *pt, size_t n,
+               struct ims_buf *out)
+{
+    char adbuf[IMS_STORE_ID_MAX + 32];
+    ims_str ad;
+    int rc = make_ad(impi, field, adbuf, sizeof(adbuf), &ad);
+    if (rc == 0)
+        rc = ims_keyrepo_encrypt(s->repo, ad, pt, n, out);
+    if (rc)
+        return st_err(s, rc == IMS_ENOMEM ? IMS_ENOMEM : IMS_EBACKEND,
+                      "cannot encrypt %s of %.*s (%s)", field, IMS_SF(impi), ims_strerror(rc));
+    return 0;
+}
+
+int st_decrypt(struct ims_store *s, ims_str impi, const char *field, ims_str ct, void *pt,
+               size_t cap, size_t *n)
+{
+    char adbuf[IMS_STORE_ID_MAX + 32];
+    ims_str ad;
+    int rc = make_ad(impi, field, adbuf, sizeof(adbuf), &ad);
+    if (rc == 0)
+        rc = ims_keyrepo_decrypt(s->repo, ad, ct, pt, cap, n);
+    if (rc == IMS_ENOMEM)
+        return st_err(s, IMS_ENOMEM, "out of memory");
+    if (rc) {
+        unsigned id = 0;
+        ims_keyrepo_ct_keyid(ct, &id);
+        /* Not a peer's doing: our row or our key repository is wrong. */
+        LOG_E("store", "event=secret_undecryptable impi=%.*s field=%s keyid=%u rc=%s",
+              IMS_SF(impi), field, id, ims_strerror(rc));
+        return st_err(s, IMS_EBACKEND, "%s of %.*s does not decrypt (key %u: %s)", field,
+                      IMS_SF(impi), id,
+                      rc == IMS_ENOENT ? "not in the key repository" : "tampered or misplaced");
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- rows */
+
+void st_impi_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impi_rec *out)
+{
+    const struct store_driver *d = s->drv;
+    memset(out, 0, sizeof(*out));
+    ST_COPY(s, stmt, IMPI_COL_IDENTITY, out->identity);
+    ST_COPY(s, stmt, IMPI_COL_SUB, out->subscription);
+    ST_COPY(s, stmt, IMPI_COL_REALM, out->realm);
+    out->schemes = (unsigned)d->col_int(stmt, IMPI_COL_SCHEMES);
+    int64_t amf = d->col_int(stmt, IMPI_COL_AMF);
+    out->amf[0] = (uint8_t)(amf >> 8);
+    out->amf[1] = (uint8_t)amf;
+    out->sqn = (uint64_t)d->col_int(stmt, IMPI_COL_SQN);
+    out->has_aka = !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_K) &&
+                   !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_OPC);
+    out->has_ha1[IMS_DIGEST_MD5] = !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_HA1_MD5);
+    out->has_ha1[IMS_DIGEST_SHA256] = !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_HA1_SHA256);
+    out->has_ha1[IMS_DIGEST_SHA512_256] =
+        !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_HA1_SHA512_256);
+    out->has_password = !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_PASSWORD);
+}
+
+void st_impu_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impu_rec *out)
+{
+    const struct store_driver *d = s->drv;
+    memset(out, 0, sizeof(*out));
+    ST_COPY(s, stmt, 0, out->identity);
+    ST_COPY(s, stmt, 1, out->subscription);
+    ST_COPY(s, stmt, 2, out->profile);
+    out->irs = (unsigned)d->col_int(stmt, 3);
+    out->type = (enum ims_identity_type)d->col_int(stmt, 4);
+    out->barred = d->col_int(stmt, 5) != 0;
+    out->reg_state = (enum ims_reg_state)d->col_int(stmt, 6);
+    ST_COPY(s, stmt, 7, out->scscf_name);
+}
+
+int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    ST_COPY(s, stmt, 1, out->name);
+    ST_COPY(s, stmt, 2, out->scscf_name);
+    ST_COPY(s, stmt, 3, out->ccf[0]);
+    ST_COPY(s, stmt, 4, out->ccf[1]);
+    ST_COPY(s, stmt, 5, out->ecf[0]);
+    ST_COPY(s, stmt, 6, out->ecf[1]);
+    ST_COPY(s, stmt, 7, out->keystone_user_id);
+    ST_COPY(s, stmt, 8, out->keystone_project_id);
+    return s->drv->col_int(stmt, 0);
+}
+
+int st_sub_caps(struct ims_store *s, int64_t sub_id, struct ims_sub_rec *sub)
+{
+    struct store_stmt *stmt;
+    int rc = st_query(s, Q_SUBCAP_LIST, &stmt, "i", sub_id);
+    if (rc)
+        return rc;
+    sub->n_mandatory = sub->n_optional = 0;
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        uint32_t cap = (uint32_t)s->drv->col_int(stmt, 0);
+        if (s->drv->col_int(stmt, 1)) {
+            if (sub->n_mandatory < IMS_STORE_MAX_CAPS)
+                sub->caps_mandatory[sub->n_mandatory++] = cap;
+        } else if (sub->n_optional < IMS_STORE_MAX_CAPS) {
+            sub->caps_optional[sub->n_optional++] = cap;
+        }
+    }
+    s->drv->reset(stmt);
+    return rc;
+}
+
+int st_sub_caps_put(struct ims_store *s, int64_t sub_id, const struct ims_sub_rec *sub)
+{
+    int rc = st_exec(s, Q_SUBCAP_DELETE, NULL, "i", sub_id);
+    for (size_t i = 0; rc == 0 && i < sub->n_mandatory; i++)
+        rc = st_exec(s, Q_SUBCAP_INSERT, NULL, "iii", sub_id, (int64_t)sub->caps_mandatory[i],
+                     (int64_t)1);
+    for (size_t i = 0; rc == 0 && i < sub->n_optional; i++)
+        rc = st_exec(s, Q_SUBCAP_INSERT, NULL, "iii", sub_id, (int64_t)sub->caps_optional[i],
+                     (int64_t)0);
+    return rc;
+}
+
+void ims_auth_data_clear(struct ims_auth_data *a)
+{
+    OPENSSL_cleanse(a, sizeof(*a));
+}
+
+/* --------------------------------------------------------------- open */
+
+/* Applies each migration newer than the database, one transaction each,
+ * under the backend's migration lock (so concurrent starters serialise and
+ * the second one finds nothing to do). */
+static int migrate(struct ims_store *s)
+{
+    const struct store_driver *d = s->drv;
+    for (size_t i = 0; i < *d->nmigrations; i++) {
+        const struct store_migration *m = &d->migrations[i];
+        struct store_stmt *stmt;
+        int64_t have = 0;
+        int rc = st_begin(s);
+        if (rc)
+            return st_fail(s, rc, "begin migration");
+        if (d->migration_lock[0])
+            rc = d->exec(s->db, d->migration_lock);
+        if (rc == 0)
+            rc = d->exec(s->db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                "version INTEGER PRIMARY KEY, name TEXT NOT NULL)");
+        if (rc == 0)
+            rc = st_query(s, Q_MIG_VERSION, &stmt, "");
+        if (rc == 0) {
+            rc = d->step(stmt);
+            if (rc == STORE_ROW) {
+                have = d->col_int(stmt, 0);
+                rc = 0;
+            }
+            d->reset(stmt);
+        }
+        if (rc == 0 && have < m->version) {
+            rc = d->exec(s->db, m->sql);
+            if (rc == 0)
+                rc = st_exec(s, Q_MIG_INSERT, NULL, "it", (int64_t)m->version,
+                             ims_str_cstr(m->name));
+            if (rc == 0)
+                LOG_N("store", "event=migrate backend=%s version=%d name=%s", d->name,
+                      m->version, m->name);
+        }
+        if (rc == 0)
+            rc = st_commit(s);
+        if (rc) {
+            st_rollback(s);
+            char what[96];
+            snprintf(what, sizeof(what), "migration %d (%s)", m->version, m->name);
+            return st_fail(s, rc, what);
+        }
+    }
+    return 0;
+}
+
+int ims_store_open(const char *url, struct ims_keyrepo *repo, struct ims_store **out)
+{
+    const struct store_driver *drv;
+    const char *conninfo;
+    char err[256] = "";
+    if (!strncmp(url, "sqlite:", 7)) {
+        drv = &store_sqlite_driver;
+        conninfo = url + 7;
+    } else if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11)) {
+        drv = &store_pg_driver;
+        conninfo = url;
+    } else if (!strncmp(url, "pg:", 3)) {
+        drv = &store_pg_driver;
+        conninfo = url + 3;
+    } else {
+        /* The URL may hold a password: do not echo it. */
+        LOG_E("store", "event=open_failed reason=\"unknown store URL scheme (sqlite:, pg:, "
+                       "postgresql://)\"");
+        return IMS_EINVAL;
+    }
+    struct ims_store *s = ims_calloc(1, sizeof(*s));
+    if (!s)
+        return IMS_ENOMEM;
+    s->drv = drv;
+    s->repo = repo;
+    int rc = drv->open(conninfo, &s->db, err, sizeof(err));
+    if (rc) {
+        if (rc != IMS_ENOMEM)
+            LOG_E("store", "event=open_failed backend=%s msg=\"%s\"", drv->name, err);
+        ims_free(s);
+        return rc;
+    }
+    rc = migrate(s);
+    if (rc) {
+        if (rc != IMS_ENOMEM)
+            LOG_E("store", "event=open_failed backend=%s msg=\"%s\"", drv->name, s->errmsg);
+        ims_store_close(s);
+        return rc;
+    }
+    LOG_I("store", "event=open backend=%s", drv->name);
+    *out = s;
+    return 0;
+}
+
+void ims_store_close(struct ims_store *s)
+{
+    if (!s)
+        return;
+    s->drv->close(s->db);
+    ims_free(s);
+}
+
+const char *ims_store_backend(const struct ims_store *s)
+{
+    return s->drv->name;
+}
+
+const char *ims_store_errmsg(const struct ims_store *s)
+{
+    return s->errmsg;
+}
+
+int ims_store_schema_version(struct ims_store *s, int *version)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    int rc = st_query(s, Q_MIG_VERSION, &stmt, "");
+    if (rc == 0) {
+        rc = s->drv->step(stmt);
+        if (rc == STORE_ROW) {
+            *version = (int)s->drv->col_int(stmt, 0);
+            rc = 0;
+        }
+        s->drv->reset(stmt);
+    }
+    return rc ? st_fail(s, rc, "schema version") : 0;
+}

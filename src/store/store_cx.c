@@ -1,0 +1,494 @@
+/* store_cx.c - the operations the Cx and Sh handlers need: identity
+ * lookups, authentication data, SQN, registration state, profiles, Sh
+ * repository data, S-CSCF capabilities. */
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/err.h"
+#include "crypto/aka.h"
+#include "store/store_int.h"
+
+#define BAD_ID(s, v) st_err((s), IMS_EINVAL, "invalid identity")
+
+int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *out)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_IMPU_GET, &stmt, "t", impu);
+    if (rc)
+        return st_fail(s, rc, "impu get");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        st_impu_row(s, stmt, out);
+        rc = 0;
+    } else if (rc == STORE_DONE) {
+        rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    }
+    s->drv->reset(stmt);
+    return rc < 0 && rc != IMS_ENOENT ? st_fail(s, rc, "impu get") : rc;
+}
+
+int ims_store_assoc_check(struct ims_store *s, ims_str impi, ims_str impu, enum ims_assoc *out)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impi) || !st_valid_id(impu))
+        return BAD_ID(s, impi);
+    int rc = st_query(s, Q_ASSOC, &stmt, "tt", impi, impu);
+    if (rc)
+        return st_fail(s, rc, "association");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        if (s->drv->col_null(stmt, 0))
+            *out = IMS_ASSOC_NO_IMPI;
+        else if (s->drv->col_null(stmt, 1))
+            *out = IMS_ASSOC_NO_IMPU;
+        else if (!s->drv->col_int(stmt, 3))
+            *out = IMS_ASSOC_MISMATCH;
+        else
+            *out = IMS_ASSOC_OK;
+        rc = 0;
+    } else if (rc == STORE_DONE) {
+        rc = IMS_EBACKEND; /* the query always returns one row */
+    }
+    s->drv->reset(stmt);
+    return rc ? st_fail(s, rc, "association") : 0;
+}
+
+/* Decrypts one secret column that must decode to exactly want bytes
+ * (want == 0: hex HA1 text, NUL-terminated into dst of cap bytes). */
+static int secret(struct ims_store *s, ims_str impi, int which, ims_str ct, void *dst,
+                  size_t cap, size_t want)
+{
+    size_t n = 0;
+    int rc = st_decrypt(s, impi, st_secret_field[which], ct, dst, want ? want : cap - 1, &n);
+    if (rc)
+        return rc;
+    if (want && n != want)
+        return st_err(s, IMS_EBACKEND, "%s of %.*s has %zu bytes, not %zu",
+                      st_secret_field[which], IMS_SF(impi), n, want);
+    if (!want)
+        ((char *)dst)[n] = '\0';
+    return 0;
+}
+
+int ims_store_auth_get(struct ims_store *s, ims_str impi, struct ims_auth_data *out)
+{
+    struct store_stmt *stmt;
+    const struct store_driver *d = s->drv;
+    s->errmsg[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    int rc = st_query(s, Q_IMPI_GET, &stmt, "t", impi);
+    if (rc)
+        return st_fail(s, rc, "auth get");
+    rc = d->step(stmt);
+    if (rc == STORE_DONE) {
+        d->reset(stmt);
+        return st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    }
+    if (rc != STORE_ROW) {
+        d->reset(stmt);
+        return st_fail(s, rc, "auth get");
+    }
+    ST_COPY(s, stmt, IMPI_COL_IDENTITY, out->impi);
+    ST_COPY(s, stmt, IMPI_COL_REALM, out->realm);
+    out->schemes = (unsigned)d->col_int(stmt, IMPI_COL_SCHEMES);
+    int64_t amf = d->col_int(stmt, IMPI_COL_AMF);
+    out->amf[0] = (uint8_t)(amf >> 8);
+    out->amf[1] = (uint8_t)amf;
+    out->sqn = (uint64_t)d->col_int(stmt, IMPI_COL_SQN);
+    rc = 0;
+    if (!d->col_null(stmt, IMPI_COL_SECRET0 + SEC_K) &&
+        !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_OPC)) {
+        rc = secret(s, impi, SEC_K, d->col_text(stmt, IMPI_COL_SECRET0 + SEC_K), out->k,
+                    sizeof(out->k), 16);
+        if (rc == 0)
+            rc = secret(s, impi, SEC_OPC, d->col_text(stmt, IMPI_COL_SECRET0 + SEC_OPC),
+                        out->opc, sizeof(out->opc), 16);
+        out->has_aka = rc == 0;
+    }
+    static const int ha1_col[IMS_DIGEST_NALG] = { SEC_HA1_MD5, SEC_HA1_SHA256,
+                                                  SEC_HA1_SHA512_256 };
+    for (int a = 0; rc == 0 && a < IMS_DIGEST_NALG; a++) {
+        int col = IMPI_COL_SECRET0 + ha1_col[a];
+        if (d->col_null(stmt, col))
+            continue;
+        rc = secret(s, impi, ha1_col[a], d->col_text(stmt, col), out->ha1[a],
+                    sizeof(out->ha1[a]), 0);
+        out->has_ha1[a] = rc == 0;
+    }
+    d->reset(stmt);
+    if (rc)
+        ims_auth_data_clear(out);
+    return rc;
+}
+
+int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
+                         uint64_t *sqn_out)
+{
+    struct store_stmt *stmt;
+    uint64_t cur = 0, next = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    int rc = st_begin(s);
+    if (rc)
+        return st_fail(s, rc, "sqn begin");
+    rc = st_query(s, Q_IMPI_SQN_LOCK, &stmt, "t", impi);
+    if (rc)
+        goto fail;
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW)
+        cur = (uint64_t)s->drv->col_int(stmt, 0);
+    s->drv->reset(stmt);
+    if (rc == STORE_DONE) {
+        st_rollback(s);
+        return st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    }
+    if (rc != STORE_ROW)
+        goto fail;
+    rc = fn(cur, &next, ctx);
+    if (rc) {
+        st_rollback(s);
+        return st_err(s, rc, "SQN update of %.*s refused (%s)", IMS_SF(impi), ims_strerror(rc));
+    }
+    if (next > IMS_AKA_SQN_MAX) {
+        st_rollback(s);
+        return st_err(s, IMS_EINVAL, "SQN wider than 48 bits");
+    }
+    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "it", (int64_t)next, impi);
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc)
+        goto fail;
+    if (sqn_out)
+        *sqn_out = next;
+    return 0;
+fail:
+    st_rollback(s);
+    return st_fail(s, rc, "sqn update");
+}
+
+int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state state,
+                      enum ims_scscf_op op, ims_str scscf, size_t *changed)
+{
+    int64_t n = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    if ((unsigned)state > IMS_REG_UNREGISTERED || (unsigned)op > IMS_SCSCF_CLEAR ||
+        (op == IMS_SCSCF_SET && !st_valid_id(scscf)))
+        return st_err(s, IMS_EINVAL, "invalid registration update");
+    int rc = st_begin(s);
+    if (rc)
+        return st_fail(s, rc, "reg begin");
+    rc = st_exec(s, Q_IMPU_REG_SET, &n, "it", (int64_t)state, impu);
+    if (rc == 0 && n == 0) {
+        st_rollback(s);
+        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    }
+    if (rc == 0 && op != IMS_SCSCF_KEEP)
+        rc = st_exec(s, Q_SUB_SET_SCSCF, NULL, "ot", op == IMS_SCSCF_SET ? scscf : IMS_STR_NULL,
+                     impu);
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc) {
+        st_rollback(s);
+        return st_fail(s, rc, "registration update");
+    }
+    if (changed)
+        *changed = (size_t)n;
+    return 0;
+}
+
+int ims_store_profile_of_impu(struct ims_store *s, ims_str impu, char *name, struct ims_buf *xml)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_PROFILE_OF_IMPU, &stmt, "t", impu);
+    if (rc)
+        return st_fail(s, rc, "profile of impu");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        st_col_copy(s, stmt, 0, name, IMS_STORE_NAME_MAX);
+        ims_str x = s->drv->col_text(stmt, 1);
+        rc = x.len ? ims_buf_add_str(xml, x) : 0;
+        if (rc)
+            st_err(s, rc, "profile XML does not fit the buffer");
+    } else if (rc == STORE_DONE) {
+        rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    } else {
+        rc = st_fail(s, rc, "profile of impu");
+    }
+    s->drv->reset(stmt);
+    return rc;
+}
+
+/* Runs an IMPU list query bound to key, into arr. */
+static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct ims_impu_rec *arr,
+                     size_t cap, size_t *n)
+{
+    struct store_stmt *stmt;
+    size_t count = 0;
+    int rc = st_query(s, q, &stmt, "t", key);
+    if (rc)
+        return st_fail(s, rc, "impu list");
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        if (count < cap)
+            st_impu_row(s, stmt, &arr[count]);
+        count++;
+    }
+    s->drv->reset(stmt);
+    if (rc != STORE_DONE)
+        return st_fail(s, rc, "impu list");
+    *n = count;
+    return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPUs, room for %zu", count, cap) : 0;
+}
+
+/* 0 if the IMPI exists, IMS_ENOENT if not. */
+static int impi_exists(struct ims_store *s, ims_str impi)
+{
+    struct ims_impi_rec rec;
+    return ims_store_impi_get(s, impi, &rec);
+}
+
+int ims_store_impus_of_impi(struct ims_store *s, ims_str impi, struct ims_impu_rec *arr,
+                            size_t cap, size_t *n)
+{
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    int rc = impu_list(s, Q_IMPU_LIST_IMPI, impi, arr, cap, n);
+    if (rc == 0 && *n == 0)
+        rc = impi_exists(s, impi);
+    return rc;
+}
+
+int ims_store_impus_of_irs(struct ims_store *s, ims_str impu, struct ims_impu_rec *arr,
+                           size_t cap, size_t *n)
+{
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = impu_list(s, Q_IMPU_LIST_IRS, impu, arr, cap, n);
+    if (rc == 0 && *n == 0) /* an IMPU is always in its own set */
+        rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    return rc;
+}
+
+int ims_store_impis_of_impu(struct ims_store *s, ims_str impu, char (*arr)[IMS_STORE_ID_MAX],
+                            size_t cap, size_t *n)
+{
+    struct store_stmt *stmt;
+    struct ims_impu_rec rec;
+    size_t count = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_IMPIS_OF_IMPU, &stmt, "t", impu);
+    if (rc)
+        return st_fail(s, rc, "impis of impu");
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        if (count < cap)
+            ST_COPY(s, stmt, 0, arr[count]);
+        count++;
+    }
+    s->drv->reset(stmt);
+    if (rc != STORE_DONE)
+        return st_fail(s, rc, "impis of impu");
+    *n = count;
+    if (count == 0)
+        return ims_store_impu_get(s, impu, &rec);
+    return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", count, cap) : 0;
+}
+
+int ims_store_sub_of_impu(struct ims_store *s, ims_str impu, struct ims_sub_rec *out)
+{
+    struct store_stmt *stmt;
+    int64_t id = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_SUB_OF_IMPU, &stmt, "t", impu);
+    if (rc)
+        return st_fail(s, rc, "subscription of impu");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW)
+        id = st_sub_row(s, stmt, out);
+    s->drv->reset(stmt);
+    if (rc == STORE_DONE)
+        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    if (rc != STORE_ROW)
+        return st_fail(s, rc, "subscription of impu");
+    rc = st_sub_caps(s, id, out);
+    return rc ? st_fail(s, rc, "capabilities") : 0;
+}
+
+/* ---- Sh ---- */
+
+int ims_store_sh_get(struct ims_store *s, ims_str impu, ims_str si, struct ims_buf *out,
+                     unsigned *seq)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu) || !st_valid_id(si))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_SH_GET, &stmt, "tt", impu, si);
+    if (rc)
+        return st_fail(s, rc, "sh get");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        *seq = (unsigned)s->drv->col_int(stmt, 0);
+        rc = ims_buf_add_str(out, s->drv->col_text(stmt, 1));
+        if (rc)
+            st_err(s, rc, "Sh data does not fit the buffer");
+    } else if (rc == STORE_DONE) {
+        rc = st_err(s, IMS_ENOENT, "no Sh data %.*s for %.*s", IMS_SF(si), IMS_SF(impu));
+    } else {
+        rc = st_fail(s, rc, "sh get");
+    }
+    s->drv->reset(stmt);
+    return rc;
+}
+
+int ims_store_sh_put(struct ims_store *s, ims_str impu, ims_str si, unsigned seq, ims_str data,
+                     enum ims_sh_result *res)
+{
+    struct store_stmt *stmt;
+    struct ims_impu_rec rec;
+    bool exists = false;
+    unsigned cur = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu) || !st_valid_id(si))
+        return BAD_ID(s, impu);
+    if (seq > 65535 || !st_valid_text(data, IMS_STORE_SH_MAX))
+        return st_err(s, IMS_EINVAL, "invalid Sh data or sequence number");
+    *res = IMS_SH_OK;
+    int rc = st_begin(s);
+    if (rc)
+        return st_fail(s, rc, "sh begin");
+    rc = st_query(s, Q_SH_LOCK, &stmt, "tt", impu, si);
+    if (rc)
+        goto fail;
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        exists = true;
+        cur = (unsigned)s->drv->col_int(stmt, 0);
+        rc = 0;
+    }
+    s->drv->reset(stmt);
+    if (rc)
+        goto fail;
+    if (exists) {
+        /* TS 29.328 §7.6: 65535 is followed by 1 (0 only ever means "new") */
+        unsigned want = cur == 65535 ? 1 : cur + 1;
+        if (seq != want)
+            goto out_of_sync;
+        if (data.len)
+            rc = st_exec(s, Q_SH_UPDATE, NULL, "ittt", (int64_t)seq, data, impu, si);
+        else
+            rc = st_exec(s, Q_SH_DELETE, NULL, "tt", impu, si);
+    } else {
+        rc = ims_store_impu_get(s, impu, &rec);
+        if (rc == IMS_ENOENT) {
+            st_rollback(s);
+            return rc;
+        }
+        if (rc)
+            goto fail;
+        if (seq != 0)
+            goto out_of_sync;
+        if (data.len)
+            rc = st_exec(s, Q_SH_INSERT, NULL, "titt", si, (int64_t)0, data, impu);
+    }
+    if (rc == STORE_ECONSTRAINT) /* a concurrent first write won */
+        goto out_of_sync;
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc)
+        goto fail;
+    return 0;
+out_of_sync:
+    st_rollback(s);
+    *res = IMS_SH_OUT_OF_SYNC;
+    return 0;
+fail:
+    st_rollback(s);
+    return st_fail(s, rc, "sh put");
+}
+
+/* ---- S-CSCF capabilities ---- */
+
+int ims_store_scscf_put(struct ims_store *s, ims_str name, const uint32_t *caps, size_t n)
+{
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(name) || n > IMS_STORE_MAX_CAPS)
+        return st_err(s, IMS_EINVAL, "invalid S-CSCF name or too many capabilities");
+    int rc = st_begin(s);
+    if (rc)
+        return st_fail(s, rc, "scscf begin");
+    rc = st_exec(s, Q_SCSCF_UPSERT, NULL, "t", name);
+    if (rc == 0)
+        rc = st_exec(s, Q_SCSCF_CAP_DELETE, NULL, "t", name);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = st_exec(s, Q_SCSCF_CAP_INSERT, NULL, "ti", name, (int64_t)caps[i]);
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc) {
+        st_rollback(s);
+        return st_fail(s, rc, "scscf put");
+    }
+    return 0;
+}
+
+int ims_store_scscf_del(struct ims_store *s, ims_str name)
+{
+    int64_t n = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(name))
+        return BAD_ID(s, name);
+    int rc = st_exec(s, Q_SCSCF_DELETE, &n, "t", name);
+    if (rc)
+        return st_fail(s, rc, "scscf delete");
+    return n ? 0 : st_err(s, IMS_ENOENT, "no S-CSCF %.*s", IMS_SF(name));
+}
+
+int ims_store_scscf_list(struct ims_store *s, ims_store_scscf_cb cb, void *ctx)
+{
+    struct store_stmt *stmt;
+    char name[IMS_STORE_ID_MAX] = "";
+    uint32_t caps[IMS_STORE_MAX_CAPS];
+    size_t n = 0;
+    bool have = false;
+    int stop = 0;
+    s->errmsg[0] = '\0';
+    int rc = st_query(s, Q_SCSCF_LIST, &stmt, "");
+    if (rc)
+        return st_fail(s, rc, "scscf list");
+    /* Rows come sorted by name, one per capability: group them. */
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        ims_str nm = s->drv->col_text(stmt, 0);
+        if (have && !ims_str_eq(nm, ims_str_cstr(name))) {
+            if ((stop = cb(ctx, name, caps, n)) != 0)
+                break;
+            n = 0;
+        }
+        ims_str_copy(nm, name, sizeof(name));
+        have = true;
+        if (!s->drv->col_null(stmt, 1) && n < IMS_STORE_MAX_CAPS)
+            caps[n++] = (uint32_t)s->drv->col_int(stmt, 1);
+    }
+    s->drv->reset(stmt);
+    if (stop)
+        return stop;
+    if (rc != STORE_DONE)
+        return st_fail(s, rc, "scscf list");
+    return have ? cb(ctx, name, caps, n) : 0;
+}

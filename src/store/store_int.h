@@ -1,0 +1,232 @@
+/* store_int.h - inside the store: the SQL driver interface that the SQLite
+ * and PostgreSQL backends implement, the query table, and helpers shared
+ * by store*.c.  Not for use outside src/store.
+ *
+ * Why the interface sits at the SQL level: every operation, transaction
+ * and encryption step is written once (store*.c), against one small
+ * driver (prepare/bind/step/column, begin/commit).  A backend is only a
+ * driver plus its migrations; queries are portable SQL with '?'
+ * placeholders (rewritten to $n for PostgreSQL), with a per-backend
+ * override where the dialects differ (row locks). */
+#ifndef IMS_STORE_INT_H
+#define IMS_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/str.h"
+#include "store/store.h"
+
+/* ---- queries (store_sql.c) ---- */
+enum store_q {
+    Q_MIG_VERSION,
+    Q_MIG_INSERT,
+
+    Q_SUB_INSERT,
+    Q_SUB_UPDATE,
+    Q_SUB_GET,
+    Q_SUB_LIST,
+    Q_SUB_DELETE,
+    Q_SUB_OF_IMPU,
+    Q_SUB_SET_SCSCF,
+    Q_SUBCAP_DELETE,
+    Q_SUBCAP_INSERT,
+    Q_SUBCAP_LIST,
+
+    Q_IMPI_INSERT,
+    Q_IMPI_IMPORT,
+    Q_IMPI_GET,
+    Q_IMPI_LIST_SUB,
+    Q_IMPI_LIST_ALL,
+    Q_IMPI_BATCH,
+    Q_IMPI_SET_SCHEMES,
+    Q_IMPI_SET_AKA,
+    Q_IMPI_SET_DIGEST,
+    Q_IMPI_SET_SECRETS,
+    Q_IMPI_DELETE,
+    Q_IMPI_SQN_LOCK,
+    Q_IMPI_SQN_SET,
+    Q_KEY_USAGE,
+
+    Q_IMPU_INSERT,
+    Q_IMPU_IMPORT,
+    Q_IMPU_NEXT_IRS,
+    Q_IMPU_GET,
+    Q_IMPU_UPDATE,
+    Q_IMPU_BAR,
+    Q_IMPU_SET_PROFILE,
+    Q_IMPU_DELETE,
+    Q_IMPU_LIST_SUB,
+    Q_IMPU_LIST_ALL,
+    Q_IMPU_LIST_IMPI,
+    Q_IMPU_LIST_IRS,
+    Q_IMPU_REG_SET,
+
+    Q_LINK,
+    Q_UNLINK,
+    Q_LINK_LIST_ALL,
+    Q_ASSOC,
+    Q_IMPIS_OF_IMPU,
+
+    Q_PROFILE_UPSERT,
+    Q_PROFILE_INSERT,
+    Q_PROFILE_GET,
+    Q_PROFILE_DELETE,
+    Q_PROFILE_LIST,
+    Q_PROFILE_OF_IMPU,
+
+    Q_SH_GET,
+    Q_SH_LOCK,
+    Q_SH_INSERT,
+    Q_SH_UPDATE,
+    Q_SH_DELETE,
+    Q_SH_LIST_ALL,
+
+    Q_SCSCF_UPSERT,
+    Q_SCSCF_INSERT,
+    Q_SCSCF_DELETE,
+    Q_SCSCF_CAP_DELETE,
+    Q_SCSCF_CAP_INSERT,
+    Q_SCSCF_LIST,
+
+    Q__N
+};
+
+struct store_sql {
+    const char *sql; /* portable, '?' placeholders */
+    const char *pg;  /* PostgreSQL text when it differs, else NULL */
+};
+extern const struct store_sql store_sql[Q__N];
+
+/* ---- migrations (generated from schema/<backend>/NNN_name.sql) ---- */
+struct store_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct store_migration store_migrations_sqlite[];
+extern const size_t store_nmigrations_sqlite;
+extern const struct store_migration store_migrations_pg[];
+extern const size_t store_nmigrations_pg;
+
+/* ---- the driver ---- */
+struct store_db;
+struct store_stmt;
+
+enum { STORE_DONE = 0, STORE_ROW = 1 };
+/* Driver-only result: a unique, foreign-key or check constraint refused
+ * the statement.  The front end maps it to IMS_EINVAL with a message. */
+#define STORE_ECONSTRAINT (-100)
+#define STORE_MAX_PARAMS 16
+
+/* Lifetime rules:
+ * 1. A store_db is one connection, used by one thread at a time.
+ * 2. prepare() returns the connection's cached statement for q, reset and
+ *    with no bindings; it stays valid until the next prepare() of the same
+ *    q or close().  One statement per q may be active at a time.
+ * 3. Text bound with bind_text() is borrowed until the statement is reset
+ *    or prepared again; col_text() slices live until the next step() or
+ *    reset() of that statement.
+ * 4. step() returns STORE_ROW, STORE_DONE, STORE_ECONSTRAINT, IMS_ENOMEM
+ *    or IMS_EBACKEND; after an error the caller rolls back any
+ *    transaction (PostgreSQL refuses further statements until then). */
+struct store_driver {
+    const char *name;
+    const struct store_migration *migrations;
+    const size_t *nmigrations;
+    /* SQL run first inside the migration transaction ("" if none). */
+    const char *migration_lock;
+    int (*open)(const char *conninfo, struct store_db **out, char *err, size_t errlen);
+    void (*close)(struct store_db *db);
+    int (*exec)(struct store_db *db, const char *script); /* DDL: no parameters, no rows */
+    int (*begin)(struct store_db *db);                    /* a write transaction */
+    int (*commit)(struct store_db *db);
+    void (*rollback)(struct store_db *db);
+    int (*prepare)(struct store_db *db, enum store_q q, struct store_stmt **out);
+    /* idx from 1; bind_text with null_if_empty binds SQL NULL for len 0. */
+    int (*bind_int)(struct store_stmt *s, int idx, int64_t v);
+    int (*bind_text)(struct store_stmt *s, int idx, ims_str v, bool null_if_empty);
+    int (*step)(struct store_stmt *s);
+    int64_t (*col_int)(struct store_stmt *s, int col);
+    ims_str (*col_text)(struct store_stmt *s, int col); /* SQL NULL -> empty */
+    bool (*col_null)(struct store_stmt *s, int col);
+    int64_t (*changes)(struct store_stmt *s); /* rows changed by the last step */
+    void (*reset)(struct store_stmt *s);
+    const char *(*errmsg)(struct store_db *db); /* last driver error, no parameters */
+};
+extern const struct store_driver store_sqlite_driver;
+extern const struct store_driver store_pg_driver;
+
+struct ims_store {
+    const struct store_driver *drv;
+    struct store_db *db;
+    struct ims_keyrepo *repo; /* borrowed */
+    char errmsg[256];
+};
+
+/* ---- helpers (store.c) ---- */
+
+/* Prepares q and binds arguments described by fmt, one character each:
+ *   't' ims_str text (must be non-empty unless the column allows '')
+ *   'o' ims_str optional text: empty binds NULL
+ *   'i' int64_t
+ * Callers must pass int64_t for 'i' (cast): varargs do not convert. */
+int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const char *fmt, ...);
+/* st_query + one step + reset, for statements without rows.  *changes
+ * (may be NULL) gets the rows changed. */
+int st_exec(struct ims_store *s, enum store_q q, int64_t *changes, const char *fmt, ...);
+/* Maps a driver result to an IMS_E* code and records errmsg: STORE_ECONSTRAINT
+ * becomes IMS_EINVAL ("<what>: refused by the database (duplicate or still
+ * referenced)"), IMS_EBACKEND keeps the driver's text. */
+int st_fail(struct ims_store *s, int rc, const char *what);
+/* errmsg formatting (also for IMS_ENOENT etc.). */
+int st_err(struct ims_store *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+int st_begin(struct ims_store *s);
+int st_commit(struct ims_store *s);
+void st_rollback(struct ims_store *s);
+
+/* Validation: identities (1..IMS_STORE_ID_MAX-1 printable ASCII, no
+ * space), names (.. IMS_STORE_NAME_MAX-1), optional variants accept "". */
+bool st_valid_id(ims_str s);
+bool st_valid_name(ims_str s);
+bool st_valid_opt(ims_str s, size_t max);
+/* Text without NUL bytes (PostgreSQL TEXT cannot hold them), <= max. */
+bool st_valid_text(ims_str s, size_t max);
+/* Copies a column into a fixed char array (truncating to the array). */
+void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *dst, size_t cap);
+#define ST_COPY(s, stmt, col, arr) st_col_copy((s), (stmt), (col), (arr), sizeof(arr))
+
+/* Secrets: AD "impi:<identity>:<field>". */
+int st_encrypt(struct ims_store *s, ims_str impi, const char *field, const void *pt, size_t n,
+               struct ims_buf *out);
+int st_decrypt(struct ims_store *s, ims_str impi, const char *field, ims_str ct, void *pt,
+               size_t cap, size_t *n);
+
+/* Secret columns of the impi table, in Q_IMPI_SET_SECRETS order. */
+enum { SEC_K, SEC_OPC, SEC_HA1_MD5, SEC_HA1_SHA256, SEC_HA1_SHA512_256, SEC_PASSWORD, SEC__N };
+extern const char *const st_secret_field[SEC__N];
+
+/* The IMPI row as Q_IMPI_GET/LIST/BATCH return it (same column order). */
+enum {
+    IMPI_COL_ID,
+    IMPI_COL_IDENTITY,
+    IMPI_COL_SUB,
+    IMPI_COL_REALM,
+    IMPI_COL_SCHEMES,
+    IMPI_COL_AMF,
+    IMPI_COL_SQN,
+    IMPI_COL_SECRET0, /* SEC_K .. SEC_PASSWORD follow */
+};
+void st_impi_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impi_rec *out);
+/* The IMPU row as Q_IMPU_GET and the lists return it. */
+void st_impu_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impu_rec *out);
+/* A subscription row (SUB_COLS order: id first); returns the id. */
+int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_rec *out);
+/* Fills the capability arrays of sub from Q_SUBCAP_LIST. */
+int st_sub_caps(struct ims_store *s, int64_t sub_id, struct ims_sub_rec *sub);
+/* Writes the capability rows of sub (deleting the old ones first). */
+int st_sub_caps_put(struct ims_store *s, int64_t sub_id, const struct ims_sub_rec *sub);
+
+#endif
