@@ -86,9 +86,12 @@ int main(int argc, char **argv)
         ims_cfg_free(cfg);
         return 1;
     }
+    /* one line per socket, in the config's own spelling (udp:127.0.0.1:5060) */
+    static const char *const proto_lc[] = { [SIP_PROTO_UDP] = "udp", [SIP_PROTO_TCP] = "tcp",
+                                            [SIP_PROTO_TLS] = "tls" };
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char a[80];
-        printf("listening proto=%s addr=%s\n", ims_proto_name(cfg->listen[i].proto),
+        printf("listening proto=%s addr=%s\n", proto_lc[cfg->listen[i].proto],
                ims_addr_str(&cfg->listen[i].addr, a, sizeof(a)));
     }
     fflush(stdout);
