@@ -14,7 +14,8 @@
 #include "base/log.h"
 #include "base/str.h"
 
-enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE };
+enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE, K_ROLES, K_HSSMODE,
+                K_SLF, K_DIAPEER };
 
 struct key {
     const char *section;
@@ -35,6 +36,13 @@ static const struct key keys[] = {
       "Worker threads, each with its own event loop and sockets; 0 = one per core." },
     { "core", "log_level", K_LOGLEVEL, "notice", 0, 0, OFF(log_level), false,
       "err, warn, notice, info or debug." },
+    { "core", "roles", K_ROLES, "pcscf,icscf,scscf,hss,as", 0, 0, OFF(roles), false,
+      "Comma list of the roles this process runs: pcscf, icscf, scscf, hss, as. The SIP proxy "
+      "runs when any SIP role (pcscf, icscf, scscf, as) is listed; hss runs the HSS "
+      "([hss], [diameter])." },
+    { "core", "state_dir", K_STR, "var", 0, 0, OFF(state_dir), false,
+      "Directory for state: the default HSS database (hss.db), key repository (keys/) and "
+      "generated files (run/). Created if missing." },
 
     { "sip", "listen", K_LISTEN, NULL, 0, 0, OFF(listen), false,
       "Repeatable. proto:address:port, proto one of udp, tcp, tls; IPv6 in brackets. "
@@ -81,6 +89,71 @@ static const struct key keys[] = {
       "RFC 3261 T2 (maximum retransmit interval), milliseconds." },
     { "proxy", "t4_ms", K_UINT, "5000", 10, 600000, OFF(t4_ms), false,
       "RFC 3261 T4 (maximum duration a message remains in the network), milliseconds." },
+
+    { "hss", "mode", K_HSSMODE, "hss", 0, 0, OFF(hss_mode), false,
+      "hss: serve Cx/Sh from the store. slf: answer every Cx/Sh request with "
+      "DIAMETER_REDIRECT_INDICATION naming the HSS of the user (slf_route)." },
+    { "hss", "store", K_STR, NULL, 0, 0, OFF(hss_store), true,
+      "Subscriber store URL: sqlite:PATH, postgresql://... or pg:CONNINFO. Default "
+      "sqlite:<state_dir>/hss.db." },
+    { "hss", "keys_dir", K_STR, NULL, 0, 0, OFF(hss_keys_dir), false,
+      "Key repository that encrypts K, OPc and HA1s at rest (created on first start). Default "
+      "<state_dir>/keys." },
+    { "hss", "store_threads", K_UINT, "2", 1, 64, OFF(hss_store_threads), false,
+      "Store threads (one database connection each); 1 for sqlite::memory:." },
+    { "hss", "store_queue", K_UINT, "4096", 1, 1000000, OFF(hss_store_queue), false,
+      "Store jobs that may wait; when full, requests get DIAMETER_TOO_BUSY." },
+    { "hss", "visited_networks", K_STR, NULL, 0, 0, OFF(hss_visited_networks), false,
+      "Comma list of Visited-Network-Identifier globs users may register from besides the "
+      "home realm ([diameter] realm); others get DIAMETER_ERROR_ROAMING_NOT_ALLOWED. '*' = any." },
+    { "hss", "default_scscf", K_STR, NULL, 0, 0, OFF(hss_default_scscf), false,
+      "S-CSCF SIP URI returned in UAA/LIA when none is assigned; without it the HSS returns "
+      "Server-Capabilities (and the S-CSCFs of the store that satisfy them)." },
+    { "hss", "slf_route", K_SLF, NULL, 0, 0, OFF(hss_slf), false,
+      "Repeatable, slf mode. '<identity glob> <HSS Diameter identity>', e.g. "
+      "'sip:*@a.example hss-a.example'; first match wins; no match gives "
+      "DIAMETER_ERROR_USER_UNKNOWN." },
+
+    { "diameter", "fd_conf", K_FILE, NULL, 0, 0, OFF(dia_fd_conf), false,
+      "An operator's freeDiameter configuration file, used as is (the keys below, except the "
+      "allow lists and timeouts, are then ignored)." },
+    { "diameter", "identity", K_STR, "hss.ims.local", 0, 0, OFF(dia_identity), false,
+      "Our Diameter identity (an FQDN; with TLS it must match the certificate)." },
+    { "diameter", "realm", K_STR, "ims.local", 0, 0, OFF(dia_realm), false,
+      "Our Diameter realm; also the home network for Visited-Network-Identifier." },
+    { "diameter", "listen", K_STR, "127.0.0.1", 0, 0, OFF(dia_listen), false,
+      "Address the Diameter listeners bind to." },
+    { "diameter", "port", K_UINT, "3868", 0, 65535, OFF(dia_port), false,
+      "TCP port for Diameter; 0 = none." },
+    { "diameter", "tls_port", K_UINT, "0", 0, 65535, OFF(dia_tls_port), false,
+      "TCP port for Diameter over TLS (TLS from the first byte, RFC 6733 §13); 0 = none." },
+    { "diameter", "tls_cert", K_FILE, NULL, 0, 0, OFF(dia_tls_cert), false,
+      "PEM certificate for Diameter TLS (freeDiameter/GnuTLS); its name must match identity." },
+    { "diameter", "tls_key", K_FILE, NULL, 0, 0, OFF(dia_tls_key), true,
+      "PEM private key for tls_cert." },
+    { "diameter", "tls_ca", K_FILE, NULL, 0, 0, OFF(dia_tls_ca), false,
+      "PEM CA bundle that peers' certificates must chain to (mutual TLS)." },
+    { "diameter", "tls_dh", K_FILE, NULL, 0, 0, OFF(dia_tls_dh), false,
+      "PEM DH parameters for TLS (saves generating them at start-up)." },
+    { "diameter", "tls_required", K_BOOL, "no", 0, 0, OFF(dia_tls_required), false,
+      "Refuse peers that did not connect over TLS." },
+    { "diameter", "allow_hosts", K_STR, "*", 0, 0, OFF(dia_allow_hosts), false,
+      "Comma list of Origin-Host globs accepted in a CER; others get DIAMETER_UNKNOWN_PEER. "
+      "Configured peers are always accepted." },
+    { "diameter", "allow_realms", K_STR, NULL, 0, 0, OFF(dia_allow_realms), false,
+      "Comma list of Origin-Realm globs accepted in a CER; default: our realm only." },
+    { "diameter", "peer", K_DIAPEER, NULL, 0, 0, OFF(dia_peers), false,
+      "Repeatable. '<diameter-id> <ip>[:port] [tls]': a peer we connect to." },
+    { "diameter", "app_threads", K_UINT, "4", 1, 64, OFF(dia_app_threads), false,
+      "freeDiameter threads that decode requests (AppServThreads)." },
+    { "diameter", "tc_timer", K_UINT, "30", 1, 3600, OFF(dia_tc_timer), false,
+      "Seconds between reconnection attempts to a peer (Tc)." },
+    { "diameter", "tw_timer", K_UINT, "30", 6, 3600, OFF(dia_tw_timer), false,
+      "Seconds of silence before a watchdog (Tw, RFC 3539)." },
+    { "diameter", "max_pending", K_UINT, "4096", 1, 1000000, OFF(dia_max_pending), false,
+      "Requests handled at once; beyond it DIAMETER_TOO_BUSY." },
+    { "diameter", "request_timeout_ms", K_UINT, "10000", 100, 600000,
+      OFF(dia_request_timeout_ms), false, "How long we wait for answers to RTR/PPR." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -224,6 +297,79 @@ static int apply(struct parse_state *st, const struct key *k, ims_str v, unsigne
             return IMS_ENOMEM;
         return 0;
     }
+    case K_ROLES: {
+        static const char *const names[] = { "pcscf", "icscf", "scscf", "hss", "as" };
+        struct ims_cur cur = { v.p, v.p + v.len };
+        unsigned roles = 0;
+        while (!ims_cur_eof(&cur)) {
+            ims_str item;
+            ims_cur_until(&cur, ",", &item);
+            ims_cur_char(&cur, ',');
+            item = ims_str_trim(item);
+            size_t i = 0;
+            while (i < 5 && !ims_str_caseeq_lit(item, names[i]))
+                i++;
+            if (i == 5)
+                return fail(st, line, k->name, "'%.*s' is not one of pcscf, icscf, scscf, hss, as",
+                            IMS_SF(item));
+            roles |= 1u << i;
+        }
+        if (!roles)
+            return fail(st, line, k->name, "no role listed");
+        *(unsigned *)(base + k->off) = roles;
+        return 0;
+    }
+    case K_HSSMODE:
+        if (ims_str_caseeq_lit(v, "hss"))
+            *(int *)(base + k->off) = 0;
+        else if (ims_str_caseeq_lit(v, "slf"))
+            *(int *)(base + k->off) = 1;
+        else
+            return fail(st, line, k->name, "'%.*s' is not hss or slf", IMS_SF(v));
+        return 0;
+    case K_SLF: {
+        struct ims_cfg *c = st->cfg;
+        struct ims_cur cur = { v.p, v.p + v.len };
+        ims_str pat, hss;
+        ims_cur_until(&cur, " \t", &pat);
+        ims_cur_lws(&cur);
+        hss = ims_str_trim(ims_str_make(cur.p, ims_cur_left(&cur)));
+        if (pat.len == 0 || hss.len == 0 || ims_str_chr(hss, ' ') >= 0)
+            return fail(st, line, k->name, "'%.*s' is not '<identity glob> <HSS identity>'",
+                        IMS_SF(v));
+        if (c->nhss_slf == IMS_CFG_MAX_SLF)
+            return fail(st, line, k->name, "more than %d routes", IMS_CFG_MAX_SLF);
+        struct ims_cfg_slf *r = &c->hss_slf[c->nhss_slf++];
+        if (set_str(&r->pattern, pat) || set_str(&r->hss, hss))
+            return IMS_ENOMEM;
+        return 0;
+    }
+    case K_DIAPEER: {
+        struct ims_cfg *c = st->cfg;
+        struct ims_cur cur = { v.p, v.p + v.len };
+        ims_str id, addr, opt;
+        struct ims_addr a;
+        ims_cur_until(&cur, " \t", &id);
+        ims_cur_lws(&cur);
+        ims_cur_until(&cur, " \t", &addr);
+        ims_cur_lws(&cur);
+        opt = ims_str_trim(ims_str_make(cur.p, ims_cur_left(&cur)));
+        bool tls = ims_str_caseeq_lit(opt, "tls");
+        if (id.len == 0 || addr.len == 0 || (opt.len && !tls) ||
+            ims_addr_parse(addr, tls ? 5868 : 3868, &a) != 0)
+            return fail(st, line, k->name, "'%.*s' is not '<diameter-id> <ip>[:port] [tls]'",
+                        IMS_SF(v));
+        if (c->ndia_peers == IMS_CFG_MAX_DIA_PEERS)
+            return fail(st, line, k->name, "more than %d peers", IMS_CFG_MAX_DIA_PEERS);
+        struct ims_cfg_dia_peer *p = &c->dia_peers[c->ndia_peers++];
+        char host[64];
+        ims_addr_host(&a, host, sizeof(host));
+        p->port = ims_addr_port(&a);
+        p->tls = tls;
+        if (set_str(&p->id, id) || set_str(&p->addr, ims_str_cstr(host)))
+            return IMS_ENOMEM;
+        return 0;
+    }
     }
     return IMS_EINVAL;
 }
@@ -290,7 +436,8 @@ static int parse_text(struct parse_state *st, const char *text, size_t len)
         if (!k)
             return fail(st, line, kname, "unknown key in [%.*s]", IMS_SF(section));
         size_t ki = (size_t)(k - keys);
-        bool repeatable = k->type == K_LISTEN || k->type == K_ROUTE;
+        bool repeatable = k->type == K_LISTEN || k->type == K_ROUTE || k->type == K_SLF ||
+                          k->type == K_DIAPEER;
         if (st->seen_line[ki] && !repeatable)
             return fail(st, line, kname, "set twice (first on line %u)", st->seen_line[ki]);
         st->seen_line[ki] = line;
@@ -304,7 +451,8 @@ static int parse_text(struct parse_state *st, const char *text, size_t len)
 static int apply_defaults(struct parse_state *st)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (!keys[i].def || keys[i].type == K_LISTEN || keys[i].type == K_ROUTE)
+        if (!keys[i].def || keys[i].type == K_LISTEN || keys[i].type == K_ROUTE ||
+            keys[i].type == K_SLF || keys[i].type == K_DIAPEER)
             continue;
         int rc = apply(st, &keys[i], ims_str_cstr(keys[i].def), 0);
         if (rc)
@@ -349,6 +497,12 @@ static int validate(struct parse_state *st)
     if (c->t1_ms > c->t2_ms)
         return fail(st, st->seen_line[key_named("t1_ms") - keys], "t1_ms",
                     "must not exceed t2_ms (%u)", c->t2_ms);
+    if (c->dia_tls_port && (!c->dia_tls_cert || !c->dia_tls_key))
+        return fail(st, st->seen_line[key_named("tls_port") - keys], "tls_port",
+                    "needs tls_cert and tls_key in [diameter]");
+    if (c->hss_mode == 1 && c->nhss_slf == 0 && (c->roles & IMS_ROLE_HSS))
+        return fail(st, st->seen_line[key_named("mode") - keys], "mode",
+                    "slf mode needs at least one slf_route");
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->workers = n > 0 ? (unsigned)(n > 64 ? 64 : n) : 1;
@@ -433,6 +587,14 @@ void ims_cfg_free(struct ims_cfg *cfg)
         ims_free(cfg->routes[i].domain);
         ims_free(cfg->routes[i].next_hop);
     }
+    for (size_t i = 0; i < cfg->nhss_slf; i++) {
+        ims_free(cfg->hss_slf[i].pattern);
+        ims_free(cfg->hss_slf[i].hss);
+    }
+    for (size_t i = 0; i < cfg->ndia_peers; i++) {
+        ims_free(cfg->dia_peers[i].id);
+        ims_free(cfg->dia_peers[i].addr);
+    }
     ims_free(cfg->path);
     ims_free(cfg);
 }
@@ -476,6 +638,35 @@ void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f)
         case K_ROUTE:
             for (size_t j = 0; j < cfg->nroutes; j++)
                 fprintf(f, "route = %s %s\n", cfg->routes[j].domain, cfg->routes[j].next_hop);
+            break;
+        case K_ROLES: {
+            static const char *const names[] = { "pcscf", "icscf", "scscf", "hss", "as" };
+            unsigned r = *(const unsigned *)(base + k->off);
+            const char *sep = "";
+            fprintf(f, "%s = ", k->name);
+            for (int j = 0; j < 5; j++)
+                if (r & (1u << j)) {
+                    fprintf(f, "%s%s", sep, names[j]);
+                    sep = ",";
+                }
+            fputc('\n', f);
+            break;
+        }
+        case K_HSSMODE:
+            fprintf(f, "%s = %s\n", k->name, *(const int *)(base + k->off) ? "slf" : "hss");
+            break;
+        case K_SLF:
+            for (size_t j = 0; j < cfg->nhss_slf; j++)
+                fprintf(f, "slf_route = %s %s\n", cfg->hss_slf[j].pattern, cfg->hss_slf[j].hss);
+            break;
+        case K_DIAPEER:
+            for (size_t j = 0; j < cfg->ndia_peers; j++)
+            {
+                bool v6 = strchr(cfg->dia_peers[j].addr, ':') != NULL;
+                fprintf(f, "peer = %s %s%s%s:%u%s\n", cfg->dia_peers[j].id, v6 ? "[" : "",
+                        cfg->dia_peers[j].addr, v6 ? "]" : "", cfg->dia_peers[j].port,
+                        cfg->dia_peers[j].tls ? " tls" : "");
+            }
             break;
         }
     }

@@ -21,6 +21,18 @@
 
 #define IMS_CFG_MAX_LISTEN 32
 #define IMS_CFG_MAX_ROUTES 64
+#define IMS_CFG_MAX_SLF 64       /* [hss] slf_route */
+#define IMS_CFG_MAX_DIA_PEERS 16 /* [diameter] peer */
+
+/* [core] roles: which parts of the IMS core this process runs. */
+enum {
+    IMS_ROLE_PCSCF = 1u << 0,
+    IMS_ROLE_ICSCF = 1u << 1,
+    IMS_ROLE_SCSCF = 1u << 2,
+    IMS_ROLE_HSS = 1u << 3,
+    IMS_ROLE_AS = 1u << 4,
+};
+#define IMS_ROLES_SIP (IMS_ROLE_PCSCF | IMS_ROLE_ICSCF | IMS_ROLE_SCSCF | IMS_ROLE_AS)
 
 struct ims_cfg_listen {
     enum sip_proto proto;
@@ -32,12 +44,28 @@ struct ims_cfg_route {
     char *next_hop; /* a SIP URI */
 };
 
+/* [hss] slf_route: identities matching pattern live in HSS hss. */
+struct ims_cfg_slf {
+    char *pattern;
+    char *hss;
+};
+
+/* [diameter] peer: a Diameter peer we connect to (and always accept). */
+struct ims_cfg_dia_peer {
+    char *id;
+    char *addr;
+    unsigned port; /* 0 = default */
+    bool tls;
+};
+
 struct ims_cfg {
     char *path;
 
     /* [core] */
     unsigned workers; /* resolved: never 0 after ims_cfg_load */
     int log_level;    /* enum ims_log_level */
+    unsigned roles;   /* IMS_ROLE_* bits */
+    char *state_dir;  /* databases, keys, generated files */
 
     /* [sip] */
     struct ims_cfg_listen listen[IMS_CFG_MAX_LISTEN];
@@ -56,6 +84,28 @@ struct ims_cfg {
     size_t nroutes;
     unsigned max_transactions;
     unsigned t1_ms, t2_ms, t4_ms;
+
+    /* [hss] */
+    int hss_mode;            /* 0 hss, 1 slf */
+    char *hss_store;         /* store URL; NULL = sqlite:<state_dir>/hss.db */
+    char *hss_keys_dir;      /* NULL = <state_dir>/keys */
+    unsigned hss_store_threads, hss_store_queue;
+    char *hss_visited_networks;
+    char *hss_default_scscf;
+    struct ims_cfg_slf hss_slf[IMS_CFG_MAX_SLF];
+    size_t nhss_slf;
+
+    /* [diameter] */
+    char *dia_fd_conf;
+    char *dia_identity, *dia_realm, *dia_listen;
+    unsigned dia_port, dia_tls_port;
+    char *dia_tls_cert, *dia_tls_key, *dia_tls_ca, *dia_tls_dh;
+    bool dia_tls_required;
+    char *dia_allow_hosts, *dia_allow_realms;
+    struct ims_cfg_dia_peer dia_peers[IMS_CFG_MAX_DIA_PEERS];
+    size_t ndia_peers;
+    unsigned dia_app_threads, dia_tc_timer, dia_tw_timer;
+    unsigned dia_max_pending, dia_request_timeout_ms;
 };
 
 /* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)

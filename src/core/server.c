@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "ev/loop.h"
+#include "hss/role.h"
 #include "net/resolve.h"
 #include "net/transport.h"
 #include "proxy/proxy.h"
@@ -39,6 +40,7 @@ struct ims_server {
     struct worker *workers;
     unsigned nworkers;
     bool running;
+    struct ims_hss_role *hss; /* [core] roles has hss (its own threads) */
 };
 
 /* Timers per worker: every transaction arms at most a few at once. */
@@ -127,7 +129,20 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
     s->cfg = cfg;
     s->nworkers = cfg->workers;
     map_cfg(s);
-    int rc = ims_sip_tp_shared_new(&s->tp_cfg, &s->tp_shared, err, errsz);
+    int rc;
+    /* ---- HSS role hook (src/hss/role.h): starts its own threads ---- */
+    if (cfg->roles & IMS_ROLE_HSS) {
+        rc = ims_hss_role_start(cfg, &s->hss, err, errsz);
+        if (rc)
+            goto fail;
+    }
+    if (!(cfg->roles & IMS_ROLES_SIP)) { /* no SIP role: no SIP workers */
+        s->nworkers = 0;
+        *out = s;
+        return 0;
+    }
+    /* ---- end of the HSS role hook ---- */
+    rc = ims_sip_tp_shared_new(&s->tp_cfg, &s->tp_shared, err, errsz);
     if (rc)
         goto fail;
     rc = ims_proxy_shared_new(s->nworkers, &s->proxy_cfg, &s->proxy_shared);
@@ -215,6 +230,7 @@ size_t ims_server_free(struct ims_server *s)
         ims_proxy_shared_free(s->proxy_shared);
     if (s->tp_shared)
         ims_sip_tp_shared_free(s->tp_shared);
+    leaked += ims_hss_role_stop(s->hss); /* HSS role hook: requests never answered */
     ims_free(s);
     return leaked;
 }

@@ -1,0 +1,478 @@
+/* hss.c - the HSS role wiring (see hss.h, docs/internals/hss.md). */
+#include "hss/hss.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "crypto/keyrepo.h"
+#include "ev/loop.h"
+#include "store/exec.h"
+#include "store/store.h"
+
+#define MAX_SCSCF_PEERS 256
+#define LOOP_TIMERS 1024
+
+/* Server-Name (an S-CSCF's SIP URI) -> its Diameter identity, learned from
+ * the Origin-Host of its MAR/SAR; RTR and PPR go there.  Loop thread only.
+ * Not persisted: after a restart it is learned again from the next
+ * MAR/SAR (until then an admin RTR/PPR reports IMS_EAGAIN). */
+struct scscf_peer {
+    char name[IMS_STORE_ID_MAX];
+    char host[256];
+    char realm[256];
+};
+
+struct ims_hss {
+    const struct ims_hss_cfg *cfg;
+    struct ims_keyrepo *repo;
+    struct ims_store_exec *exec;
+    struct ims_loop *loop;
+    pthread_t thread;
+    bool thread_started;
+    bool dia_started;
+    bool stopping;
+    struct scscf_peer peers[MAX_SCSCF_PEERS];
+    size_t npeers, next_evict;
+};
+
+/* One request on its way through the store. */
+struct job {
+    struct ims_store_job sj;
+    struct ims_hss *h;
+    struct ims_dia_req *req;
+    int rc;
+    struct hss_result res;
+};
+
+static void learn_peer(struct ims_hss *h, const char *name, ims_str host, ims_str realm)
+{
+    struct scscf_peer *p = NULL;
+    if (!name[0] || host.len == 0 || host.len >= sizeof(p->host) || realm.len >= sizeof(p->realm))
+        return;
+    for (size_t i = 0; i < h->npeers && !p; i++)
+        if (strcmp(h->peers[i].name, name) == 0)
+            p = &h->peers[i];
+    if (!p) {
+        if (h->npeers < MAX_SCSCF_PEERS) {
+            p = &h->peers[h->npeers++];
+        } else { /* full: overwrite round-robin (a cap, logged) */
+            p = &h->peers[h->next_evict++ % MAX_SCSCF_PEERS];
+            LOG_W("hss", "event=scscf_map_full evicted=%s", p->name);
+        }
+        snprintf(p->name, sizeof(p->name), "%s", name);
+    }
+    ims_str_copy(host, p->host, sizeof(p->host));
+    ims_str_copy(realm, p->realm, sizeof(p->realm));
+}
+
+static const struct scscf_peer *peer_of(struct ims_hss *h, const char *name)
+{
+    for (size_t i = 0; i < h->npeers; i++)
+        if (strcmp(h->peers[i].name, name) == 0)
+            return &h->peers[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int work(struct ims_store *st, void *arg)
+{
+    struct job *j = arg;
+    const struct hss_policy *pol = &j->h->cfg->policy;
+    const struct ims_dia_req *r = j->req;
+    switch (r->cmd) {
+    case DIA_CMD_UAR: return ims_hss_uar(st, pol, &r->u.uar, &j->res);
+    case DIA_CMD_MAR: return ims_hss_mar(st, pol, &r->u.mar, &j->res);
+    case DIA_CMD_SAR: return ims_hss_sar(st, pol, &r->u.sar, &j->res);
+    case DIA_CMD_LIR: return ims_hss_lir(st, pol, &r->u.lir, &j->res);
+    case DIA_CMD_UDR: return ims_hss_udr(st, &r->u.udr, &j->res);
+    case DIA_CMD_PUR: return ims_hss_pur(st, &r->u.pur, &j->res);
+    default: return IMS_EINVAL;
+    }
+}
+
+static void answer_error(struct ims_dia_req *req, uint32_t code)
+{
+    struct dia_ans a;
+    memset(&a, 0, sizeof(a));
+    dia_ans_result(&a, code);
+    ims_dia_answer(req, &a);
+}
+
+static void job_free(struct job *j)
+{
+    ims_hss_result_clear(&j->res);
+    ims_free(j);
+}
+
+static void done(struct ims_loop *loop, int rc, void *arg)
+{
+    struct job *j = arg;
+    struct ims_dia_req *req = j->req;
+    if (rc) {
+        LOG_E("hss", "event=store_failed cmd=%u sess=%.*s err=%s", req->cmd,
+              IMS_SF(req->session_id), ims_strerror(rc));
+        answer_error(req, DIA_UNABLE_TO_COMPLY);
+    } else {
+        if (j->res.assigned_scscf[0])
+            learn_peer(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm);
+        bool exp;
+        uint32_t code = dia_ans_code(&j->res.ans, &exp);
+        LOG_I("hss", "event=answer cmd=%u peer=%.*s sess=%.*s result=%u%s", req->cmd,
+              IMS_SF(req->origin_host), IMS_SF(req->session_id), code, exp ? " exp=1" : "");
+        ims_dia_answer(req, &j->res.ans);
+    }
+    job_free(j);
+}
+
+static void cancel(void *arg)
+{
+    struct job *j = arg;
+    answer_error(j->req, DIA_UNABLE_TO_COMPLY);
+    job_free(j);
+}
+
+static void on_request(struct ims_dia_req *req, void *arg)
+{
+    struct ims_hss *h = arg;
+    if (h->cfg->mode == IMS_HSS_MODE_SLF) {
+        struct hss_result res;
+        ims_str impi = IMS_STR_NULL, impu = IMS_STR_NULL;
+        switch (req->cmd) {
+        case DIA_CMD_UAR: impi = req->u.uar.impi; impu = req->u.uar.impu; break;
+        case DIA_CMD_MAR: impi = req->u.mar.impi; impu = req->u.mar.impu; break;
+        case DIA_CMD_SAR:
+            impi = req->u.sar.impi;
+            impu = req->u.sar.n_impu ? req->u.sar.impu[0] : IMS_STR_NULL;
+            break;
+        case DIA_CMD_LIR: impu = req->u.lir.impu; break;
+        case DIA_CMD_UDR: impu = req->u.udr.uid.impu; break;
+        case DIA_CMD_PUR: impu = req->u.pur.uid.impu; break;
+        default: break;
+        }
+        ims_hss_result_init(&res);
+        ims_hss_slf(h->cfg->slf, h->cfg->nslf, impi, impu, &res);
+        LOG_I("hss", "event=slf cmd=%u impi=%.*s impu=%.*s redirect=%.*s", req->cmd,
+              IMS_SF(impi), IMS_SF(impu), IMS_SF(res.ans.n_redirect ? res.ans.redirect[0]
+                                                                     : IMS_STR_NULL));
+        ims_dia_answer(req, &res.ans);
+        ims_hss_result_clear(&res);
+        return;
+    }
+    struct job *j = ims_calloc(1, sizeof(*j));
+    if (!j) {
+        answer_error(req, DIA_TOO_BUSY);
+        return;
+    }
+    j->h = h;
+    j->req = req;
+    ims_hss_result_init(&j->res);
+    int rc = ims_store_exec_submit(h->exec, h->loop, &j->sj, work, done, cancel, j);
+    if (rc) {
+        LOG_W("hss", "event=store_busy cmd=%u err=%s", req->cmd, ims_strerror(rc));
+        answer_error(req, DIA_TOO_BUSY);
+        job_free(j);
+    }
+}
+
+/* ------------------------------------------------------------ admin */
+
+static void copy_impus(struct hss_admin_op *op, const struct ims_impu_rec *arr, size_t n)
+{
+    op->n_impus = 0;
+    for (size_t i = 0; i < n && i < CX_MAX_IMPU; i++)
+        snprintf(op->impus[op->n_impus++], IMS_STORE_ID_MAX, "%s", arr[i].identity);
+}
+
+int ims_hss_admin_prepare(struct ims_store *st, struct hss_admin_op *op)
+{
+    struct ims_impu_rec rec;
+    char impis[1][IMS_STORE_ID_MAX];
+    size_t n = 0;
+    ims_str impu = ims_str_cstr(op->impu);
+    int rc = ims_store_impu_get(st, impu, &rec);
+    if (rc)
+        return rc == IMS_EINVAL ? IMS_ENOENT : rc;
+    if (!rec.scscf_name[0])
+        return IMS_ENOENT;
+    snprintf(op->scscf, sizeof(op->scscf), "%s", rec.scscf_name);
+    rc = ims_store_impis_of_impu(st, impu, impis, 1, &n);
+    if (rc && rc != IMS_ELIMIT)
+        return rc;
+    snprintf(op->impi, sizeof(op->impi), "%s", n ? impis[0] : "");
+    struct ims_impu_rec *arr = ims_calloc(CX_MAX_IMPU, sizeof(*arr));
+    if (!arr)
+        return IMS_ENOMEM;
+    rc = ims_store_impus_of_irs(st, impu, arr, CX_MAX_IMPU, &n);
+    if (rc == IMS_ELIMIT) {
+        n = CX_MAX_IMPU;
+        rc = 0;
+    }
+    if (rc == 0)
+        copy_impus(op, arr, n);
+    ims_free(arr);
+    if (rc)
+        return rc;
+    if (op->kind == HSS_ADMIN_PUSH)
+        return ims_hss_user_data(st, ims_str_cstr(op->impi), impu, &op->xml);
+    /* TS 29.228 §6.1.3: the HSS de-registers the identities it names in
+     * the RTR; the S-CSCF name goes when nothing else stays registered */
+    rc = ims_store_reg_set(st, impu, IMS_REG_NOT_REGISTERED, IMS_SCSCF_KEEP, IMS_STR_NULL, NULL);
+    if (rc)
+        return rc;
+    struct ims_sub_rec sub;
+    rc = ims_store_sub_of_impu(st, impu, &sub);
+    if (rc)
+        return rc;
+    struct ims_impu_rec *all = ims_calloc(256, sizeof(*all));
+    size_t m = 0;
+    bool inuse = false;
+    if (!all)
+        return IMS_ENOMEM;
+    rc = ims_store_impus_of_impi(st, ims_str_cstr(op->impi), all, 256, &m);
+    if (rc == IMS_ELIMIT) {
+        m = 256;
+        rc = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < m; i++)
+        inuse |= all[i].reg_state != IMS_REG_NOT_REGISTERED;
+    ims_free(all);
+    if (rc == 0 && !inuse)
+        rc = ims_store_reg_set(st, impu, IMS_REG_NOT_REGISTERED, IMS_SCSCF_CLEAR, IMS_STR_NULL,
+                               NULL);
+    return rc;
+}
+
+struct admin {
+    struct ims_store_job sj;
+    struct ims_hss *h;
+    struct hss_admin_op op;
+    ims_hss_admin_fn cb;
+    void *arg;
+};
+
+static void admin_free(struct admin *a)
+{
+    ims_buf_free(&a->op.xml);
+    ims_free(a);
+}
+
+static void admin_answer(struct ims_loop *loop, int rc, const struct dia_ans *ans, void *arg)
+{
+    struct admin *a = arg;
+    uint32_t code = rc == 0 && ans ? dia_ans_code(ans, NULL) : 0;
+    LOG_N("hss", "event=admin_done kind=%d impu=%s scscf=%s rc=%s result=%u", a->op.kind,
+          a->op.impu, a->op.scscf, ims_strerror(rc), code);
+    a->cb(rc, code, a->arg);
+    admin_free(a);
+}
+
+static int admin_work(struct ims_store *st, void *arg)
+{
+    struct admin *a = arg;
+    return ims_hss_admin_prepare(st, &a->op);
+}
+
+static void admin_done(struct ims_loop *loop, int rc, void *arg)
+{
+    struct admin *a = arg;
+    const struct scscf_peer *p = rc == 0 ? peer_of(a->h, a->op.scscf) : NULL;
+    if (rc == 0 && !p)
+        rc = IMS_EAGAIN;
+    if (rc == 0) {
+        ims_str impus[CX_MAX_IMPU];
+        for (size_t i = 0; i < a->op.n_impus; i++)
+            impus[i] = ims_str_cstr(a->op.impus[i]);
+        if (a->op.kind == HSS_ADMIN_DEREGISTER) {
+            struct cx_rtr r;
+            memset(&r, 0, sizeof(r));
+            r.dest_host = ims_str_cstr(p->host);
+            r.dest_realm = ims_str_cstr(p->realm);
+            r.impi = ims_str_cstr(a->op.impi);
+            memcpy(r.impu, impus, sizeof(impus[0]) * a->op.n_impus);
+            r.n_impu = a->op.n_impus;
+            r.reason.code = a->op.reason;
+            r.reason.info = ims_str_cstr(a->op.info);
+            r.reason.present = a->op.info[0] ? 3 : 1;
+            r.present = 1u << DIA_REQ_DEST_HOST | 1u << DIA_REQ_DEST_REALM | 1u << CX_RTR_IMPI |
+                        (r.n_impu ? 1u << CX_RTR_IMPU : 0) | 1u << CX_RTR_REASON;
+            rc = ims_dia_send(DIA_CMD_RTR, &r, admin_answer, a);
+        } else {
+            struct cx_ppr r;
+            memset(&r, 0, sizeof(r));
+            r.dest_host = ims_str_cstr(p->host);
+            r.dest_realm = ims_str_cstr(p->realm);
+            r.impi = ims_str_cstr(a->op.impi);
+            r.user_data = ims_buf_str(&a->op.xml);
+            r.present = 1u << DIA_REQ_DEST_HOST | 1u << DIA_REQ_DEST_REALM | 1u << CX_PPR_IMPI |
+                        1u << CX_PPR_DATA;
+            rc = ims_dia_send(DIA_CMD_PPR, &r, admin_answer, a);
+        }
+        if (rc == 0)
+            return;
+    }
+    LOG_N("hss", "event=admin_failed kind=%d impu=%s rc=%s", a->op.kind, a->op.impu,
+          ims_strerror(rc));
+    a->cb(rc, 0, a->arg);
+    admin_free(a);
+}
+
+static void admin_cancel(void *arg)
+{
+    struct admin *a = arg;
+    a->cb(IMS_EBACKEND, 0, a->arg);
+    admin_free(a);
+}
+
+static void admin_start(struct ims_loop *loop, void *arg)
+{
+    struct admin *a = arg;
+    int rc = ims_store_exec_submit(a->h->exec, loop, &a->sj, admin_work, admin_done,
+                                   admin_cancel, a);
+    if (rc) {
+        a->cb(rc, 0, a->arg);
+        admin_free(a);
+    }
+}
+
+static void admin_drop(void *arg)
+{
+    struct admin *a = arg;
+    a->cb(IMS_EBACKEND, 0, a->arg);
+    admin_free(a);
+}
+
+static int admin_submit(struct ims_hss *h, int kind, const char *impu, int reason,
+                        const char *info, ims_hss_admin_fn cb, void *arg)
+{
+    if (!h || !cb || h->stopping || !h->exec || strlen(impu) >= IMS_STORE_ID_MAX)
+        return IMS_EINVAL;
+    struct admin *a = ims_calloc(1, sizeof(*a));
+    if (!a)
+        return IMS_ENOMEM;
+    a->h = h;
+    a->cb = cb;
+    a->arg = arg;
+    a->op.kind = kind;
+    a->op.reason = reason;
+    snprintf(a->op.impu, sizeof(a->op.impu), "%s", impu);
+    snprintf(a->op.info, sizeof(a->op.info), "%s", info ? info : "");
+    ims_buf_init(&a->op.xml, IMS_STORE_XML_MAX + 65536);
+    int rc = ims_loop_post(h->loop, admin_start, a, admin_drop);
+    if (rc)
+        admin_free(a);
+    return rc;
+}
+
+int ims_hss_admin_deregister(struct ims_hss *h, const char *impu, int reason, const char *info,
+                             ims_hss_admin_fn cb, void *arg)
+{
+    return admin_submit(h, HSS_ADMIN_DEREGISTER, impu, reason, info, cb, arg);
+}
+
+int ims_hss_admin_push_profile(struct ims_hss *h, const char *impu, ims_hss_admin_fn cb,
+                               void *arg)
+{
+    return admin_submit(h, HSS_ADMIN_PUSH, impu, 0, NULL, cb, arg);
+}
+
+/* ------------------------------------------------------------ start/stop */
+
+static void *loop_main(void *arg)
+{
+    struct ims_hss *h = arg;
+    int rc = ims_loop_run(h->loop);
+    if (rc)
+        LOG_E("hss", "event=loop_failed err=%s", ims_strerror(rc));
+    return NULL;
+}
+
+int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err, size_t errsz)
+{
+    char kerr[IMS_KEYREPO_ERRLEN];
+    struct ims_hss *h = ims_calloc(1, sizeof(*h));
+    if (!h) {
+        snprintf(err, errsz, "hss: out of memory");
+        return IMS_ENOMEM;
+    }
+    h->cfg = cfg;
+    xmlInitParser(); /* once, before threads use libxml2 */
+    int rc = 0;
+    if (cfg->mode == IMS_HSS_MODE_HSS) {
+        rc = ims_keyrepo_open(cfg->keys_dir, &h->repo, kerr, sizeof(kerr));
+        if (rc == IMS_ENOENT) {
+            /* first start: a fresh repository (back it up with the database) */
+            LOG_N("hss", "event=keyrepo_created dir=%s", cfg->keys_dir);
+            rc = ims_keyrepo_create(cfg->keys_dir, kerr, sizeof(kerr));
+            /* another process sharing the state dir may have won the race */
+            if (rc == 0 || rc == IMS_EINVAL)
+                rc = ims_keyrepo_open(cfg->keys_dir, &h->repo, kerr, sizeof(kerr));
+        }
+        if (rc) {
+            snprintf(err, errsz, "hss: key repository %s: %s", cfg->keys_dir, kerr);
+            goto fail;
+        }
+        rc = ims_store_exec_new(cfg->store_url, h->repo, cfg->store_threads, cfg->store_queue,
+                                &h->exec);
+        if (rc) {
+            snprintf(err, errsz, "hss: cannot open the store (%s): see the log",
+                     ims_strerror(rc));
+            goto fail;
+        }
+    }
+    rc = ims_loop_new(LOOP_TIMERS, &h->loop);
+    if (rc) {
+        snprintf(err, errsz, "hss: cannot create the event loop");
+        goto fail;
+    }
+    ims_loop_set_data(h->loop, h);
+    if (pthread_create(&h->thread, NULL, loop_main, h) != 0) {
+        rc = IMS_EIO;
+        snprintf(err, errsz, "hss: cannot start the loop thread");
+        goto fail;
+    }
+    h->thread_started = true;
+    rc = ims_dia_start(&cfg->dia, h->loop, on_request, h, err, errsz);
+    h->dia_started = true; /* even a failed start needs the release */
+    if (rc)
+        goto fail;
+    LOG_N("hss", "event=started mode=%s store_threads=%zu", cfg->mode == IMS_HSS_MODE_SLF ? "slf"
+                                                                                    : "hss",
+          cfg->mode == IMS_HSS_MODE_SLF ? (size_t)0 : cfg->store_threads);
+    *out = h;
+    return 0;
+fail:
+    ims_hss_stop(h);
+    return rc;
+}
+
+size_t ims_hss_stop(struct ims_hss *h)
+{
+    size_t leaked = 0;
+    if (!h)
+        return 0;
+    h->stopping = true;
+    if (h->dia_started) {
+        ims_dia_drain(5000);
+        ims_dia_stop();
+    }
+    /* completions of the last jobs go to the loop, which still runs */
+    ims_store_exec_free(h->exec);
+    h->exec = NULL;
+    if (h->thread_started) {
+        ims_loop_stop(h->loop);
+        pthread_join(h->thread, NULL);
+    }
+    ims_loop_free(h->loop); /* drops queued posts: requests released */
+    if (h->dia_started)
+        leaked = ims_dia_release();
+    ims_keyrepo_free(h->repo);
+    ims_free(h);
+    return leaked;
+}

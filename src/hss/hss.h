@@ -1,0 +1,88 @@
+/* hss.h - the HSS role: the subscriber store on store threads, the Cx/Sh
+ * (or SLF) handlers, the Diameter node, and one event loop thread that
+ * owns the requests in flight and the S-CSCF -> Diameter peer map.
+ *
+ * Request path (docs/internals/hss.md):
+ *   freeDiameter thread: decode (dia) -> post to the HSS loop
+ *   HSS loop: SLF mode answers at once; HSS mode submits a store job
+ *   store thread: the pure handler (cx.h) over its own store connection
+ *   HSS loop: learn the S-CSCF's Origin-Host (MAR/SAR), answer.
+ *
+ * One HSS per process (the Diameter node is a singleton).  Lifetime: the
+ * configuration is borrowed and must outlive the HSS. */
+#ifndef IMS_HSS_HSS_H
+#define IMS_HSS_HSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dia/dia.h"
+#include "hss/cx.h"
+
+struct ims_hss;
+
+enum ims_hss_mode { IMS_HSS_MODE_HSS = 0, IMS_HSS_MODE_SLF = 1 };
+
+struct ims_hss_cfg {
+    enum ims_hss_mode mode;
+    const char *store_url; /* "sqlite:PATH", "postgresql://..." */
+    const char *keys_dir;  /* key repository (crypto/keyrepo.h) */
+    size_t store_threads, store_queue;
+    struct hss_policy policy;
+    const struct hss_slf_route *slf; /* SLF mode: identity ranges -> HSS */
+    size_t nslf;
+    struct ims_dia_cfg dia;
+};
+
+/* Opens the key repository and the store (HSS mode), starts the loop
+ * thread and the Diameter node.  0, or an IMS_E* error with err filled;
+ * nothing is left running on error. */
+int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err, size_t errsz);
+
+/* Drains the requests in flight (up to a few seconds), stops Diameter,
+ * the store threads and the loop, and frees everything.  Returns the
+ * number of requests leaked (never answered), a test failure.  NULL is a
+ * no-op. */
+size_t ims_hss_stop(struct ims_hss *h);
+
+/* ---- admin (HSS-initiated procedures, TS 29.228 §6.1.3, §6.2.2) ----
+ *
+ * For an admin path (imscloudctl through a future admin socket, tests):
+ * thread-safe; cb runs once on the HSS loop with rc 0 and the Diameter
+ * result of the RTA/PPA (Result-Code or Experimental-Result-Code), or an
+ * error: IMS_ENOENT (the identity is unknown or not assigned to an
+ * S-CSCF: nothing to send), IMS_EAGAIN (the S-CSCF's Diameter identity
+ * is not known yet: it is learned from its MAR/SAR), IMS_ETIMEDOUT,
+ * IMS_EBACKEND.  Callback rule: if the call fails, cb never runs. */
+typedef void (*ims_hss_admin_fn)(int rc, uint32_t result, void *arg);
+
+/* De-registers impu's implicit set in the store (the S-CSCF name is
+ * cleared when nothing else of the subscription stays registered) and
+ * sends RTR with Deregistration-Reason {reason (CX_REASON_*), info} to the
+ * S-CSCF that held it.  0, IMS_ENOMEM, IMS_EINVAL (stopping). */
+int ims_hss_admin_deregister(struct ims_hss *h, const char *impu, int reason, const char *info,
+                             ims_hss_admin_fn cb, void *arg);
+/* Sends PPR with the current User-Data of impu's implicit set (after a
+ * profile change or barring) to its S-CSCF. */
+int ims_hss_admin_push_profile(struct ims_hss *h, const char *impu, ims_hss_admin_fn cb,
+                               void *arg);
+
+/* The store-side half of the admin procedures (pure, store thread): what
+ * to send, to which S-CSCF.  Exposed for tests. */
+struct hss_admin_op {
+    int kind;                   /* HSS_ADMIN_DEREGISTER or HSS_ADMIN_PUSH */
+    char impu[IMS_STORE_ID_MAX];
+    int reason;
+    char info[256];
+    /* results */
+    char scscf[IMS_STORE_ID_MAX];
+    char impi[IMS_STORE_ID_MAX];
+    char impus[CX_MAX_IMPU][IMS_STORE_ID_MAX];
+    size_t n_impus;
+    struct ims_buf xml;         /* PPR User-Data (init with ims_buf_init by the caller) */
+};
+enum { HSS_ADMIN_DEREGISTER = 1, HSS_ADMIN_PUSH = 2 };
+/* 0, IMS_ENOENT (unknown, or no S-CSCF assigned), or a store error. */
+int ims_hss_admin_prepare(struct ims_store *st, struct hss_admin_op *op);
+
+#endif

@@ -1,0 +1,364 @@
+/* test_codec - the table-driven codec over real freeDiameter messages:
+ * every request is encoded from a struct, serialised to wire bytes,
+ * parsed back with the dictionary and decoded, so what is tested is what
+ * a peer's bytes become.  freeDiameter's core is initialised once for the
+ * process (it is a singleton), never started: no threads, no sockets. */
+#include "dia/codec.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "dia/dia.h"
+
+#define S(x) ims_str_cstr(x)
+
+/* Serialises m, frees it, and parses the bytes back with the dictionary. */
+static struct msg *wire_roundtrip(struct msg *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct msg *out = NULL;
+    struct fd_pei pei;
+    assert_int_equal(fd_msg_bufferize(m, &buf, &len), 0);
+    fd_msg_free(m);
+    assert_int_equal(fd_msg_parse_buffer(&buf, len, &out), 0); /* takes buf */
+    memset(&pei, 0, sizeof(pei));
+    assert_int_equal(fd_msg_parse_dict(out, fd_g_config->cnf_dict, &pei), 0);
+    return out;
+}
+
+static struct msg *new_req(unsigned cmd)
+{
+    struct msg *m = NULL;
+    assert_int_equal(fd_msg_new(dia_dict_cmd(cmd, true), MSGFL_ALLOC_ETEID, &m), 0);
+    return m;
+}
+
+static struct cx_uar uar_ok(void)
+{
+    struct cx_uar r;
+    memset(&r, 0, sizeof(r));
+    r.impi = S("alice@ims.test");
+    r.impu = S("sip:alice@ims.test");
+    r.visited = S("\"ims.test\"");
+    r.auth_type = CX_UAT_DE_REGISTRATION;
+    r.present = 1u << CX_UAR_IMPI | 1u << CX_UAR_IMPU | 1u << CX_UAR_VISITED | 1u << CX_UAR_TYPE;
+    return r;
+}
+
+static void test_tables_match_enums(void **state)
+{
+    assert_int_equal(dia_t_uar.f[CX_UAR_IMPI].code, 1);
+    assert_int_equal(dia_t_uar.f[CX_UAR_IMPU].code, 601);
+    assert_int_equal(dia_t_uar.f[CX_UAR_VISITED].code, 600);
+    assert_int_equal(dia_t_uar.f[CX_UAR_TYPE].code, 623);
+    assert_int_equal(dia_t_uar.f[CX_UAR_FLAGS].code, 637);
+    assert_int_equal(dia_t_mar.f[CX_MAR_SERVER].code, 602);
+    assert_int_equal(dia_t_mar.f[CX_MAR_NITEMS].code, 607);
+    assert_int_equal(dia_t_mar.f[CX_MAR_ITEM].code, 612);
+    assert_int_equal(dia_t_sar.f[CX_SAR_IMPU].code, 601);
+    assert_int_equal(dia_t_sar.f[CX_SAR_TYPE].code, 614);
+    assert_int_equal(dia_t_sar.f[CX_SAR_UDA].code, 624);
+    assert_int_equal(dia_t_sar.f[CX_SAR_WILDCARD].code, 634);
+    assert_int_equal(dia_t_sar.f[CX_SAR_FLAGS].code, 655);
+    assert_int_equal(dia_t_lir.f[CX_LIR_IMPU].code, 601);
+    assert_int_equal(dia_t_lir.f[CX_LIR_ORIG].code, 633);
+    assert_int_equal(dia_t_rtr.f[CX_RTR_REASON].code, 615);
+    assert_int_equal(dia_t_ppr.f[CX_PPR_DATA].code, 606);
+    assert_int_equal(dia_t_ppr.f[CX_PPR_CHARGING].code, 618);
+    assert_int_equal(dia_t_udr.f[SH_UDR_UID].code, 700);
+    assert_int_equal(dia_t_udr.f[SH_UDR_DREF].code, 703);
+    assert_int_equal(dia_t_udr.f[SH_UDR_SI].code, 704);
+    assert_int_equal(dia_t_udr.f[SH_UDR_IDSET].code, 708);
+    assert_int_equal(dia_t_udr.f[SH_UDR_SERVER].code, 602);
+    assert_int_equal(dia_t_pur.f[SH_PUR_DATA].code, 702);
+    assert_int_equal(dia_t_uar.f[DIA_REQ_DEST_REALM].code, 283);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_RESULT].code, 268);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_EXP].code, 297);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_ITEMS].code, 612);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_USER_DATA].code, 606);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_SH_DATA].code, 702);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_REDIRECT].code, 292);
+    assert_int_equal(dia_t_ans.f[DIA_ANS_ERROR_MESSAGE].code, 281);
+    /* every table fits the present bits, every AVP is in the dictionary */
+    const struct dia_table *all[] = { &dia_t_uar, &dia_t_mar, &dia_t_sar, &dia_t_lir, &dia_t_rtr,
+                                      &dia_t_ppr, &dia_t_udr, &dia_t_pur, &dia_t_ans };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        assert_true(all[i]->n <= 64);
+        for (size_t k = 0; k < all[i]->n; k++)
+            assert_non_null(dia_dict_avp(all[i]->f[k].code, all[i]->f[k].vendor));
+    }
+}
+
+static void test_uar_roundtrip(void **state)
+{
+    struct cx_uar in = uar_ok(), out;
+    struct dia_fail fail;
+    struct msg *m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), 0);
+    assert_int_equal(out.present, in.present);
+    assert_true(ims_str_eq(out.impi, in.impi));
+    assert_true(ims_str_eq(out.impu, in.impu));
+    assert_true(ims_str_eq(out.visited, in.visited));
+    assert_int_equal(out.auth_type, CX_UAT_DE_REGISTRATION);
+    fd_msg_free(m);
+}
+
+static void test_missing_required(void **state)
+{
+    struct cx_uar in = uar_ok(), out;
+    struct dia_fail fail;
+    in.present &= ~(UINT64_C(1) << CX_UAR_IMPU);
+    struct msg *m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_MISSING_AVP);
+    assert_int_equal(fail.code, 601);
+    assert_int_equal(fail.vendor, DIA_VENDOR_3GPP);
+    assert_null(fail.avp);
+
+    /* the answer carries Failed-AVP holding an AVP with that code and vendor */
+    struct msg *ans = m;
+    assert_int_equal(fd_msg_new_answer_from_req(fd_g_config->cnf_dict, &ans, 0), 0);
+    assert_int_equal(dia_add_failed_avp(ans, &fail), 0);
+    struct avp *failed = NULL, *inner = NULL;
+    struct avp_hdr *h;
+    assert_int_equal(fd_msg_search_avp(ans, dia_dict_avp(279, 0), &failed), 0);
+    assert_non_null(failed);
+    assert_int_equal(fd_msg_browse(failed, MSG_BRW_FIRST_CHILD, &inner, NULL), 0);
+    assert_non_null(inner);
+    assert_int_equal(fd_msg_avp_hdr(inner, &h), 0);
+    assert_int_equal(h->avp_code, 601);
+    assert_int_equal(h->avp_vendor, DIA_VENDOR_3GPP);
+    fd_msg_free(ans);
+}
+
+static void test_missing_in_group(void **state)
+{
+    struct cx_mar in, out;
+    struct dia_fail fail;
+    memset(&in, 0, sizeof(in));
+    in.impi = S("a@b.c");
+    in.impu = S("sip:a@b.c");
+    in.server_name = S("sip:scscf");
+    in.n_items = 1;
+    in.present = 1u << CX_MAR_IMPI | 1u << CX_MAR_IMPU | 1u << CX_MAR_SERVER |
+                 1u << CX_MAR_NITEMS; /* no SIP-Auth-Data-Item */
+    struct msg *m = new_req(DIA_CMD_MAR);
+    assert_int_equal(dia_encode(m, &dia_t_mar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_mar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_MISSING_AVP);
+    assert_int_equal(fail.code, 612);
+    fd_msg_free(m);
+
+    /* with the item: the nested struct is filled */
+    in.item.scheme = S("Digest-AKAv1-MD5");
+    in.item.authorization = ims_str_make("0123456789abcdef0123456789abcd", 30);
+    in.item.present = 1u << CX_ITEM_SCHEME | 1u << CX_ITEM_AUTHORIZATION;
+    in.present |= 1u << CX_MAR_ITEM;
+    m = new_req(DIA_CMD_MAR);
+    assert_int_equal(dia_encode(m, &dia_t_mar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_mar, &out, &fail), 0);
+    assert_true(ims_str_eq(out.item.scheme, in.item.scheme));
+    assert_int_equal(out.item.authorization.len, 30);
+    assert_true(DIA_HAS(&out.item, CX_ITEM_AUTHORIZATION));
+    assert_false(DIA_HAS(&out.item, CX_ITEM_AUTHENTICATE));
+    fd_msg_free(m);
+}
+
+static void test_length_and_value_bounds(void **state)
+{
+    char big[300];
+    struct cx_uar in = uar_ok(), out;
+    struct dia_fail fail;
+    memset(big, 'a', sizeof(big));
+    in.impi = ims_str_make(big, sizeof(big)); /* > 255: INVALID_AVP_VALUE */
+    struct msg *m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_INVALID_AVP_VALUE);
+    assert_int_equal(fail.code, 1);
+    assert_non_null(fail.avp);
+    fd_msg_free(m);
+
+    in = uar_ok();
+    in.impi = S(""); /* empty identity */
+    m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_INVALID_AVP_VALUE);
+    fd_msg_free(m);
+
+    in = uar_ok();
+    in.auth_type = 7; /* not an enumerated value */
+    m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_INVALID_AVP_VALUE);
+    assert_int_equal(fail.code, 623);
+    fd_msg_free(m);
+
+    in = uar_ok();
+    in.impu = ims_str_make("sip:\xc3\x28@x", 8); /* invalid UTF-8 in a UTF8String */
+    m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.code, 601);
+    fd_msg_free(m);
+}
+
+static void test_repeated_and_unknown(void **state)
+{
+    struct cx_uar in = uar_ok(), out;
+    struct dia_fail fail;
+    struct msg *m = new_req(DIA_CMD_UAR);
+    assert_int_equal(dia_encode(m, &dia_t_uar, &in), 0);
+    assert_int_equal(dia_add_str(m, 1, 0, S("again@ims.test")), 0); /* User-Name twice */
+    m = wire_roundtrip(m);
+    assert_int_equal(dia_decode(m, &dia_t_uar, &out, &fail), IMS_EPROTO);
+    assert_int_equal(fail.result, DIA_AVP_OCCURS_TOO_MANY_TIMES);
+    fd_msg_free(m);
+
+    /* Kamailio's SAR carries AVP 494 of vendor 50, not mandatory: ignored */
+    struct dict_object *v50 = NULL, *a494 = NULL;
+    struct dict_vendor_data vd = { 50, "test vendor 50" };
+    struct dict_avp_data ad = { 494, 50, "Test-Call-ID", AVP_FLAG_VENDOR | AVP_FLAG_MANDATORY,
+                                AVP_FLAG_VENDOR, AVP_TYPE_OCTETSTRING };
+    int rc = fd_dict_new(fd_g_config->cnf_dict, DICT_VENDOR, &vd, NULL, &v50);
+    assert_true(rc == 0 || rc == EEXIST);
+    rc = fd_dict_new(fd_g_config->cnf_dict, DICT_AVP, &ad, NULL, &a494);
+    assert_true(rc == 0 || rc == EEXIST);
+    struct cx_sar sar, sout;
+    memset(&sar, 0, sizeof(sar));
+    sar.impu[0] = S("sip:alice@ims.test");
+    sar.impu[1] = S("tel:+1555");
+    sar.n_impu = 2;
+    sar.server_name = S("sip:scscf.ims.test:6060");
+    sar.sat = CX_SAT_REGISTRATION;
+    sar.uda = 0;
+    sar.present = 1u << CX_SAR_IMPU | 1u << CX_SAR_SERVER | 1u << CX_SAR_TYPE | 1u << CX_SAR_UDA;
+    m = new_req(DIA_CMD_SAR);
+    assert_int_equal(dia_encode(m, &dia_t_sar, &sar), 0);
+    struct avp *x;
+    union avp_value v = { .os = { (uint8_t *)"call-id-1", 9 } };
+    assert_int_equal(fd_msg_avp_new(a494, 0, &x), 0);
+    assert_int_equal(fd_msg_avp_setvalue(x, &v), 0);
+    assert_int_equal(fd_msg_avp_add(m, MSG_BRW_LAST_CHILD, x), 0);
+    m = wire_roundtrip(m);
+    rc = dia_decode(m, &dia_t_sar, &sout, &fail);
+    if (rc)
+        fail_msg("decode: %s %u %s", fail.field, fail.result, fail.why);
+    assert_int_equal(sout.n_impu, 2);
+    assert_true(ims_str_eq(sout.impu[1], S("tel:+1555")));
+    assert_int_equal(sout.sat, CX_SAT_REGISTRATION);
+    fd_msg_free(m);
+}
+
+static void test_answer_roundtrip(void **state)
+{
+    struct dia_ans a, b;
+    struct dia_fail fail;
+    memset(&a, 0, sizeof(a));
+    dia_ans_result(&a, DIA_SUCCESS);
+    a.user_name = S("bob@ims.test");
+    DIA_SET(&a, DIA_ANS_USER_NAME);
+    a.n_items = 2;
+    DIA_SET(&a, DIA_ANS_NITEMS);
+    for (int i = 0; i < 2; i++) {
+        a.items[i].item_number = (uint32_t)i + 1;
+        a.items[i].scheme = S("Digest-AKAv1-MD5");
+        a.items[i].authenticate = ims_str_make("0123456789abcdef0123456789abcdef", 32);
+        a.items[i].ck = ims_str_make("0123456789abcdef", 16);
+        a.items[i].present = 1u << CX_ITEM_NUMBER | 1u << CX_ITEM_SCHEME |
+                             1u << CX_ITEM_AUTHENTICATE | 1u << CX_ITEM_CK;
+    }
+    a.n_item = 2;
+    DIA_SET(&a, DIA_ANS_ITEMS);
+    a.caps.mand[0] = 7;
+    a.caps.n_mand = 1;
+    a.caps.names[0] = S("sip:s1");
+    a.caps.names[1] = S("sip:s2");
+    a.caps.n_names = 2;
+    a.caps.present = 1u << 0 | 1u << 2;
+    DIA_SET(&a, DIA_ANS_CAPS);
+    dia_ans_exp(&a, DIA_FIRST_REGISTRATION);
+    /* an answer message (flags P, not R) built on a request */
+    struct msg *m = new_req(DIA_CMD_MAR);
+    assert_int_equal(fd_msg_new_answer_from_req(fd_g_config->cnf_dict, &m, 0), 0);
+    assert_int_equal(dia_encode(m, &dia_t_ans, &a), 0);
+    struct msg *q = NULL;
+    assert_int_equal(fd_msg_answ_getq(m, &q), 0);
+    fd_msg_answ_detach(m);
+    fd_msg_free(q);
+    m = wire_roundtrip(m);
+    if (dia_decode(m, &dia_t_ans, &b, &fail))
+        fail_msg("decode: %s %u %s", fail.field, fail.result, fail.why);
+    assert_int_equal(b.result_code, DIA_SUCCESS);
+    assert_int_equal(b.exp.code, DIA_FIRST_REGISTRATION);
+    assert_int_equal(b.exp.vendor, DIA_VENDOR_3GPP);
+    assert_int_equal(b.n_item, 2);
+    assert_int_equal(b.items[1].item_number, 2);
+    assert_int_equal(b.items[1].authenticate.len, 32);
+    assert_int_equal(b.caps.n_names, 2);
+    assert_int_equal(b.caps.n_mand, 1);
+    assert_int_equal(b.caps.mand[0], 7);
+    assert_true(ims_str_eq(b.user_name, S("bob@ims.test")));
+    fd_msg_free(m);
+}
+
+static void test_glob(void **state)
+{
+    assert_true(ims_dia_glob(S("*"), S("anything")));
+    assert_true(ims_dia_glob(S("scscf*.ims.test"), S("SCSCF1.IMS.test")));
+    assert_false(ims_dia_glob(S("scscf*.ims.test"), S("rogue.ims.test")));
+    assert_true(ims_dia_glob(S("sip:*@ims.test"), S("sip:alice@ims.test")));
+    assert_false(ims_dia_glob(S("sip:*@ims.test"), S("sip:alice@ims.test.evil")));
+    assert_true(ims_dia_glob(S("a*b*c"), S("axxbyyc")));
+    assert_false(ims_dia_glob(S(""), S("x")));
+    assert_true(ims_dia_glob_list(" a.x , scscf*.ims.test", S("scscf.ims.test")));
+    assert_false(ims_dia_glob_list("a.x,b.x", S("c.x")));
+}
+
+static int setup(void **state)
+{
+    if (fd_core_initialize() != 0 || dia_dict_load() != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fd_core_shutdown();
+    fd_core_wait_shutdown_complete();
+    return 0;
+}
+
+int main(void)
+{
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tables_match_enums),
+        cmocka_unit_test(test_uar_roundtrip),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_missing_in_group),
+        cmocka_unit_test(test_length_and_value_bounds),
+        cmocka_unit_test(test_repeated_and_unknown),
+        cmocka_unit_test(test_answer_roundtrip),
+        cmocka_unit_test(test_glob),
+    };
+    ims_log_set_level(IMS_LOG_WARN);
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,525 @@
+/* test_cx - UAR, MAR, SAR and LIR handlers (TS 29.228 §6.1, §6.3) over a
+ * temporary SQLite store, AKA checked by a USIM model (crypto/aka.h). */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "crypto/aka.h"
+#include "crypto/digest.h"
+#include "hss/hss.h"
+#include "hss_tests.h"
+
+static struct cx_uar mk_uar(const char *impi, const char *impu, const char *visited, int type)
+{
+    struct cx_uar r;
+    memset(&r, 0, sizeof(r));
+    r.impi = S(impi);
+    r.impu = S(impu);
+    r.visited = S(visited);
+    r.present = 1u << CX_UAR_IMPI | 1u << CX_UAR_IMPU | 1u << CX_UAR_VISITED;
+    if (type >= 0) {
+        r.auth_type = type;
+        r.present |= 1u << CX_UAR_TYPE;
+    }
+    return r;
+}
+
+static struct cx_mar mk_mar(const char *impi, const char *impu, const char *scheme, unsigned n,
+                            const char *server)
+{
+    struct cx_mar r;
+    memset(&r, 0, sizeof(r));
+    r.impi = S(impi);
+    r.impu = S(impu);
+    r.server_name = S(server);
+    r.n_items = n;
+    r.item.scheme = S(scheme);
+    r.item.present = 1u << CX_ITEM_SCHEME;
+    r.present = 1u << CX_MAR_IMPI | 1u << CX_MAR_IMPU | 1u << CX_MAR_SERVER |
+                1u << CX_MAR_NITEMS | 1u << CX_MAR_ITEM;
+    return r;
+}
+
+static struct cx_sar mk_sar(const char *impi, const char *impu, int sat, const char *server)
+{
+    struct cx_sar r;
+    memset(&r, 0, sizeof(r));
+    if (impi) {
+        r.impi = S(impi);
+        r.present |= 1u << CX_SAR_IMPI;
+    }
+    if (impu) {
+        r.impu[0] = S(impu);
+        r.n_impu = 1;
+        r.present |= 1u << CX_SAR_IMPU;
+    }
+    r.server_name = S(server);
+    r.sat = sat;
+    r.present |= 1u << CX_SAR_SERVER | 1u << CX_SAR_TYPE | 1u << CX_SAR_UDA;
+    return r;
+}
+
+static struct cx_lir mk_lir(const char *impu)
+{
+    struct cx_lir r;
+    memset(&r, 0, sizeof(r));
+    r.impu = S(impu);
+    r.present = 1u << CX_LIR_IMPU;
+    return r;
+}
+
+static enum ims_reg_state state_of(struct hfix *f, const char *impu, char *scscf)
+{
+    struct ims_impu_rec rec;
+    OK(f->st, ims_store_impu_get(f->st, S(impu), &rec));
+    if (scscf)
+        strcpy(scscf, rec.scscf_name);
+    return rec.reg_state;
+}
+
+static void run_uar(struct hfix *f, struct cx_uar q, struct hss_result *r)
+{
+    ims_hss_result_clear(r);
+    ims_hss_result_init(r);
+    OK(f->st, ims_hss_uar(f->st, &f->pol, &q, r));
+}
+
+static void run_sar(struct hfix *f, struct cx_sar q, struct hss_result *r)
+{
+    ims_hss_result_clear(r);
+    ims_hss_result_init(r);
+    OK(f->st, ims_hss_sar(f->st, &f->pol, &q, r));
+}
+
+static void run_mar(struct hfix *f, struct cx_mar q, struct hss_result *r)
+{
+    ims_hss_result_clear(r);
+    ims_hss_result_init(r);
+    OK(f->st, ims_hss_mar(f->st, &f->pol, &q, r));
+}
+
+static void run_lir(struct hfix *f, struct cx_lir q, struct hss_result *r)
+{
+    ims_hss_result_clear(r);
+    ims_hss_result_init(r);
+    OK(f->st, ims_hss_lir(f->st, &f->pol, &q, r));
+}
+
+static void test_uar(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    ims_hss_result_init(&r);
+
+    run_uar(f, mk_uar("nobody@ims.test", "sip:nobody@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    run_uar(f, mk_uar("alice@ims.test", "sip:nobody@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    run_uar(f, mk_uar("alice@ims.test", "sip:carol@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITIES_DONT_MATCH);
+    /* echoed for Kamailio */
+    assert_true(ims_str_eq(r.ans.user_name, S("alice@ims.test")));
+
+    /* first registration: capabilities and the S-CSCFs that have them */
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "\"ims.test\"", -1), &r);
+    ASSERT_EXP(&r, DIA_FIRST_REGISTRATION);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CAPS));
+    assert_false(DIA_HAS(&r.ans, DIA_ANS_SERVER));
+    assert_int_equal(r.ans.caps.n_mand, 1);
+    assert_int_equal(r.ans.caps.mand[0], 1);
+    assert_int_equal(r.ans.caps.n_opt, 1);
+    assert_int_equal(r.ans.caps.n_names, 1);
+    assert_true(ims_str_eq(r.ans.caps.names[0], S(SCSCF1)));
+
+    /* roaming: quotes stripped, globs, refusal */
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "\"v.partner.example\"", 0), &r);
+    ASSERT_EXP(&r, DIA_FIRST_REGISTRATION);
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "other.example", 0), &r);
+    ASSERT_EXP(&r, DIA_ERROR_ROAMING_NOT_ALLOWED);
+    /* ... but de-registration is not a roaming question */
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "other.example", 1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITY_NOT_REGISTERED);
+
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test",
+                      CX_UAT_REG_AND_CAPABILITIES), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CAPS));
+
+    /* an operator default S-CSCF instead of capabilities */
+    f->pol.default_scscf = SCSCF2;
+    run_uar(f, mk_uar("carol@ims.test", "sip:carol@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_FIRST_REGISTRATION);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF2)));
+    f->pol.default_scscf = NULL;
+
+    /* barring: one barred identity in a set with an unbarred one is fine;
+     * all barred is AUTHORIZATION_REJECTED */
+    OK(f->st, ims_store_impu_bar(f->st, S("sip:alice@ims.test"), true));
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_FIRST_REGISTRATION);
+    OK(f->st, ims_store_impu_bar(f->st, S("tel:+1555"), true));
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", -1), &r);
+    ASSERT_RESULT(&r, DIA_AUTHORIZATION_REJECTED);
+    OK(f->st, ims_store_impu_bar(f->st, S("sip:alice@ims.test"), false));
+    OK(f->st, ims_store_impu_bar(f->st, S("tel:+1555"), false));
+
+    /* after MAR (stored name) then SAR (registered) */
+    struct hss_result m;
+    ims_hss_result_init(&m);
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF1), &m);
+    ASSERT_RESULT(&m, DIA_SUCCESS);
+    assert_string_equal(m.assigned_scscf, SCSCF1);
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_FIRST_REGISTRATION);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF1)));
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &m);
+    ASSERT_RESULT(&m, DIA_SUCCESS);
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", -1), &r);
+    ASSERT_EXP(&r, DIA_SUBSEQUENT_REGISTRATION);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF1)));
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", 1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF1)));
+    ims_hss_result_clear(&m);
+    ims_hss_result_clear(&r);
+}
+
+static void test_mar_digest(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    char ha1[IMS_DIGEST_HEX_MAX + 1];
+    ims_hss_result_init(&r);
+
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    ims_digest_ha1(IMS_DIGEST_MD5, S("alice@ims.test"), S("ims.test"), S("alice-secret"), ha1);
+    assert_int_equal(r.ans.n_item, 1);
+    assert_true(ims_str_eq(r.ans.items[0].scheme, S("SIP Digest")));
+    assert_true(ims_str_eq(r.ans.items[0].digest.ha1, S(ha1)));
+    assert_true(ims_str_eq(r.ans.items[0].digest.realm, S("ims.test")));
+    assert_true(ims_str_eq(r.ans.items[0].digest.algorithm, S("MD5")));
+    assert_true(ims_str_eq(r.ans.items[0].digest.qop, S("auth")));
+    assert_true(ims_str_eq(r.ans.user_name, S("alice@ims.test")));
+    assert_true(ims_str_eq(r.ans.impu[0], S("sip:alice@ims.test")));
+
+    /* MAR stored the S-CSCF for the registration in progress (§6.3.1) */
+    char scscf[IMS_STORE_ID_MAX];
+    assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, SCSCF1);
+
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "SIP Digest", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.items[0].digest.algorithm, S("MD5")));
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "SHA-256", 1, SCSCF1), &r);
+    ims_digest_ha1(IMS_DIGEST_SHA256, S("alice@ims.test"), S("ims.test"), S("alice-secret"), ha1);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.items[0].digest.ha1, S(ha1)));
+    assert_true(ims_str_eq(r.ans.items[0].digest.algorithm, S("SHA-256")));
+
+    /* alice has no AKA keys: unknown scheme -> Digest, AKA asked -> 5006 */
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Unknown", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.items[0].scheme, S("SIP Digest")));
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-AKAv1-MD5", 1, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_AUTH_SCHEME_NOT_SUPPORTED);
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Kerberos", 1, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_AUTH_SCHEME_NOT_SUPPORTED);
+    run_mar(f, mk_mar("zed@ims.test", "sip:zed@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    assert_true(ims_str_eq(r.ans.user_name, S("zed@ims.test")));
+    run_mar(f, mk_mar("alice@ims.test", "sip:carol@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITIES_DONT_MATCH);
+    ims_hss_result_clear(&r);
+}
+
+static uint64_t usim_check(const struct cx_auth_item *it)
+{
+    uint8_t res[8], ck[16], ik[16], amf[2];
+    uint64_t sqn = 0;
+    assert_int_equal(it->authenticate.len, 32);
+    const uint8_t *p = (const uint8_t *)it->authenticate.p;
+    assert_int_equal(ims_aka_ue_check(t_k, t_opc, p, p + 16, &sqn, amf, res, ck, ik), 0);
+    assert_int_equal(it->authorization.len, 8);
+    assert_memory_equal(res, it->authorization.p, 8);
+    assert_int_equal(it->ck.len, 16);
+    assert_memory_equal(ck, it->ck.p, 16);
+    assert_int_equal(it->ik.len, 16);
+    assert_memory_equal(ik, it->ik.p, 16);
+    return sqn;
+}
+
+static void test_mar_aka_and_resync(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    ims_hss_result_init(&r);
+
+    run_mar(f, mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv1-MD5", 3, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(r.ans.n_item, 3);
+    assert_int_equal(r.ans.n_items, 3);
+    uint64_t last = 0;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(r.ans.items[i].item_number, i + 1);
+        assert_true(ims_str_eq(r.ans.items[i].scheme, S("Digest-AKAv1-MD5")));
+        uint64_t sqn = usim_check(&r.ans.items[i]);
+        assert_true(ims_aka_sqn_seq(sqn) > ims_aka_sqn_seq(last)); /* never reused */
+        last = sqn;
+    }
+    /* more than we hand out at once is capped */
+    run_mar(f, mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv1-MD5", 100, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(r.ans.n_item, CX_MAX_ITEMS);
+    last = usim_check(&r.ans.items[CX_MAX_ITEMS - 1]);
+
+    /* the USIM is ahead: RAND||AUTS from the UE simulator */
+    uint8_t rand[16], authz[30];
+    memcpy(rand, r.ans.items[0].authenticate.p, 16);
+    uint64_t sqn_ms = ims_aka_sqn_make(ims_aka_sqn_seq(last) + 5000, 3);
+    memcpy(authz, rand, 16);
+    assert_int_equal(ims_aka_auts_make(t_k, t_opc, rand, sqn_ms, authz + 16), 0);
+    struct cx_mar q = mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv1-MD5", 1, SCSCF1);
+    q.item.authorization = ims_str_make((const char *)authz, 30);
+    q.item.present |= 1u << CX_ITEM_AUTHORIZATION;
+    run_mar(f, q, &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    uint64_t after = usim_check(&r.ans.items[0]);
+    assert_true(ims_aka_sqn_seq(after) > ims_aka_sqn_seq(sqn_ms));
+
+    /* a forged AUTS changes nothing */
+    authz[20] ^= 0x40;
+    q.item.authorization = ims_str_make((const char *)authz, 30);
+    run_mar(f, q, &r);
+    ASSERT_RESULT(&r, DIA_AUTHORIZATION_REJECTED);
+    /* a SIP-Authorization of the wrong size */
+    q.item.authorization = ims_str_make((const char *)authz, 29);
+    run_mar(f, q, &r);
+    ASSERT_RESULT(&r, DIA_INVALID_AVP_VALUE);
+
+    /* the IMPI's default scheme for "Unknown" is AKAv1 when it has keys */
+    run_mar(f, mk_mar("bob@ims.test", "sip:bob@ims.test", "Unknown", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.items[0].scheme, S("Digest-AKAv1-MD5")));
+    run_mar(f, mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv2-MD5", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.items[0].scheme, S("Digest-AKAv2-MD5")));
+    ims_hss_result_clear(&r);
+}
+
+static void test_sar(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    char scscf[IMS_STORE_ID_MAX];
+    ims_hss_result_init(&r);
+
+    /* REGISTRATION without User-Name: MISSING_AVP naming User-Name */
+    run_sar(f, mk_sar(NULL, "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_MISSING_AVP);
+    assert_int_equal(r.ans.failed_code, 1);
+    run_sar(f, mk_sar("alice@ims.test", "sip:nobody@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    run_sar(f, mk_sar("alice@ims.test", "sip:carol@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITIES_DONT_MATCH);
+
+    /* NO_ASSIGNMENT before any assignment */
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_NO_ASSIGNMENT, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_UNABLE_TO_COMPLY);
+
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_string_equal(r.assigned_scscf, SCSCF1);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_USER_DATA));
+    assert_non_null(strstr(r.xml.p, "<PrivateID>alice@ims.test</PrivateID>"));
+    assert_non_null(strstr(r.xml.p, "<Identity>tel:+1555</Identity>"));
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CHARGING));
+    assert_true(ims_str_eq(r.ans.charging.ccf[0], S("aaa://ccf.ims.test")));
+    /* the implicit set changes state together (§6.5.1.1) */
+    assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_REGISTERED);
+    assert_int_equal(state_of(f, "tel:+1555", NULL), IMS_REG_REGISTERED);
+    assert_string_equal(scscf, SCSCF1);
+
+    struct cx_sar q = mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_RE_REGISTRATION,
+                             SCSCF1);
+    q.uda = 1; /* USER_DATA_ALREADY_AVAILABLE */
+    run_sar(f, q, &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_false(DIA_HAS(&r.ans, DIA_ANS_USER_DATA));
+
+    run_sar(f, mk_sar(NULL, "sip:alice@ims.test", CX_SAT_NO_ASSIGNMENT, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_USER_DATA));
+    run_sar(f, mk_sar(NULL, "sip:alice@ims.test", CX_SAT_NO_ASSIGNMENT, SCSCF2), &r);
+    ASSERT_RESULT(&r, DIA_UNABLE_TO_COMPLY);
+
+    /* another S-CSCF asks for an identity registered elsewhere */
+    run_sar(f, mk_sar(NULL, "sip:alice@ims.test", CX_SAT_UNREGISTERED_USER, SCSCF2), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITY_ALREADY_REGISTERED);
+
+    /* user de-registration with the name kept */
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test",
+                      CX_SAT_USER_DEREGISTRATION_STORE_SERVER_NAME, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, SCSCF1);
+
+    /* register again, then de-register by IMPI only: every identity */
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    run_sar(f, mk_sar("alice@ims.test", NULL, CX_SAT_TIMEOUT_DEREGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(state_of(f, "tel:+1555", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, "");
+
+    /* UNREGISTERED_USER: services for an unregistered identity */
+    run_sar(f, mk_sar(NULL, "sip:bob@ims.test", CX_SAT_UNREGISTERED_USER, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_non_null(strstr(r.xml.p, "<ServerName>sip:as.ims.test</ServerName>"));
+    assert_non_null(strstr(r.xml.p, "<PrivateID>bob@ims.test</PrivateID>"));
+    assert_int_equal(state_of(f, "sip:bob@ims.test", scscf), IMS_REG_UNREGISTERED);
+    assert_string_equal(scscf, SCSCF1);
+    run_sar(f, mk_sar(NULL, "sip:bob@ims.test", CX_SAT_ADMINISTRATIVE_DEREGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(state_of(f, "sip:bob@ims.test", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, "");
+
+    /* authentication failure after MAR forgets the S-CSCF stored by MAR */
+    struct hss_result m;
+    ims_hss_result_init(&m);
+    run_mar(f, mk_mar("carol@ims.test", "sip:carol@ims.test", "Digest-MD5", 1, SCSCF2), &m);
+    ASSERT_RESULT(&m, DIA_SUCCESS);
+    state_of(f, "sip:carol@ims.test", scscf);
+    assert_string_equal(scscf, SCSCF2);
+    run_sar(f, mk_sar("carol@ims.test", "sip:carol@ims.test", CX_SAT_AUTHENTICATION_FAILURE,
+                      SCSCF2), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    state_of(f, "sip:carol@ims.test", scscf);
+    assert_string_equal(scscf, "");
+    /* the remaining types are accepted */
+    static const int more[] = { CX_SAT_USER_DEREGISTRATION, CX_SAT_AUTHENTICATION_TIMEOUT,
+                                CX_SAT_DEREGISTRATION_TOO_MUCH_DATA,
+                                CX_SAT_TIMEOUT_DEREGISTRATION_STORE_SERVER_NAME };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+        run_sar(f, mk_sar("carol@ims.test", "sip:carol@ims.test", more[i], SCSCF2), &r);
+        ASSERT_RESULT(&r, DIA_SUCCESS);
+    }
+    ims_hss_result_clear(&m);
+    ims_hss_result_clear(&r);
+}
+
+static void test_lir(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    ims_hss_result_init(&r);
+    run_lir(f, mk_lir("sip:nobody@ims.test"), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    run_lir(f, mk_lir("sip:alice@ims.test"), &r);
+    ASSERT_EXP(&r, DIA_ERROR_IDENTITY_NOT_REGISTERED);
+    /* bob has a profile: unregistered services, capabilities */
+    run_lir(f, mk_lir("sip:bob@ims.test"), &r);
+    ASSERT_EXP(&r, DIA_UNREGISTERED_SERVICE);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CAPS));
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    run_lir(f, mk_lir("tel:+1555"), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF1)));
+    run_sar(f, mk_sar(NULL, "sip:bob@ims.test", CX_SAT_UNREGISTERED_USER, SCSCF2), &r);
+    run_lir(f, mk_lir("sip:bob@ims.test"), &r);
+    ASSERT_EXP(&r, DIA_UNREGISTERED_SERVICE);
+    assert_true(ims_str_eq(r.ans.server_name, S(SCSCF2)));
+    ims_hss_result_clear(&r);
+}
+
+static void test_slf(void **state)
+{
+    static const struct hss_slf_route routes[] = {
+        { "sip:*@a.example", "hss-a.example" },
+        { "*@b.example", "hss-b.example" },
+    };
+    struct hss_result r;
+    ims_hss_result_init(&r);
+    ims_hss_slf(routes, 2, S("u@b.example"), S("sip:u@a.example"), &r);
+    ASSERT_RESULT(&r, DIA_REDIRECT_INDICATION); /* the IMPI decides first */
+    assert_true(ims_str_eq(r.ans.redirect[0], S("aaa://hss-b.example")));
+    assert_int_equal(r.ans.redirect_usage, DIA_REDIRECT_USAGE_ALL_USER);
+    ims_hss_result_clear(&r);
+    ims_hss_result_init(&r);
+    ims_hss_slf(routes, 2, IMS_STR_NULL, S("sip:u@a.example"), &r);
+    assert_true(ims_str_eq(r.ans.redirect[0], S("aaa://hss-a.example")));
+    ims_hss_result_clear(&r);
+    ims_hss_result_init(&r);
+    ims_hss_slf(routes, 2, S("u@c.example"), S("sip:u@c.example"), &r);
+    ASSERT_EXP(&r, DIA_ERROR_USER_UNKNOWN);
+    ims_hss_result_clear(&r);
+}
+
+static void test_admin_prepare(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    struct hss_admin_op op;
+    ims_hss_result_init(&r);
+    memset(&op, 0, sizeof(op));
+    ims_buf_init(&op.xml, 1 << 20);
+    op.kind = HSS_ADMIN_DEREGISTER;
+    strcpy(op.impu, "sip:alice@ims.test");
+    assert_int_equal(ims_hss_admin_prepare(f->st, &op), IMS_ENOENT); /* nowhere registered */
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    op.kind = HSS_ADMIN_PUSH;
+    OK(f->st, ims_hss_admin_prepare(f->st, &op));
+    assert_string_equal(op.scscf, SCSCF1);
+    assert_string_equal(op.impi, "alice@ims.test");
+    assert_int_equal(op.n_impus, 2);
+    assert_non_null(strstr(op.xml.p, "<IMSSubscription>"));
+    op.kind = HSS_ADMIN_DEREGISTER;
+    OK(f->st, ims_hss_admin_prepare(f->st, &op));
+    char scscf[IMS_STORE_ID_MAX];
+    assert_int_equal(state_of(f, "tel:+1555", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, "");
+    ims_buf_free(&op.xml);
+    ims_hss_result_clear(&r);
+}
+
+/* Every allocation of ours in the SAR path fails in turn: a clean error
+ * (IMS_ENOMEM) or a complete answer, never a crash or a leak (ASan). */
+static void test_sar_alloc_failures(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    struct cx_sar q = mk_sar("bob@ims.test", "sip:bob@ims.test", CX_SAT_REGISTRATION, SCSCF1);
+    /* how many allocations a successful run makes (SQLite's included) */
+    ims_hss_result_init(&r);
+    ims_alloc_fail_at(0, 0);
+    OK(f->st, ims_hss_sar(f->st, &f->pol, &q, &r));
+    unsigned long total = ims_alloc_count();
+    ims_hss_result_clear(&r);
+    assert_true(total > 0);
+    unsigned long step = total / 150 + 1; /* keep the run short */
+    for (unsigned long n = 1; n <= total + 1; n += step) {
+        ims_hss_result_init(&r);
+        /* not sticky: with every later allocation failing, the store cannot
+         * roll back its transaction (reported to the store's owner) */
+        ims_alloc_fail_at(n, 0);
+        int rc = ims_hss_sar(f->st, &f->pol, &q, &r);
+        ims_alloc_fail_at(0, 0);
+        if (rc == 0)
+            assert_true(DIA_HAS(&r.ans, DIA_ANS_RESULT) || DIA_HAS(&r.ans, DIA_ANS_EXP));
+        else
+            assert_true(rc == IMS_ENOMEM || rc == IMS_EBACKEND || rc == IMS_ELIMIT);
+        ims_hss_result_clear(&r);
+    }
+    /* and the store still works afterwards */
+    ims_hss_result_init(&r);
+    OK(f->st, ims_hss_sar(f->st, &f->pol, &q, &r));
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_USER_DATA));
+    assert_non_null(strstr(r.xml.p, "<IMSSubscription>"));
+    ims_hss_result_clear(&r);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
+const struct CMUnitTest cx_tests[] = {
+    T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_sar),
+    T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
+};
+const size_t cx_ntests = sizeof(cx_tests) / sizeof(cx_tests[0]);
