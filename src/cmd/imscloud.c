@@ -89,10 +89,18 @@ int main(int argc, char **argv)
     /* one line per socket, in the config's own spelling (udp:127.0.0.1:5060) */
     static const char *const proto_lc[] = { [SIP_PROTO_UDP] = "udp", [SIP_PROTO_TCP] = "tcp",
                                             [SIP_PROTO_TLS] = "tls" };
-    for (size_t i = 0; i < cfg->nlisten; i++) {
+    for (size_t i = 0; (cfg->roles & IMS_ROLES_SIP) && i < cfg->nlisten; i++) {
         char a[80];
         printf("listening proto=%s addr=%s\n", proto_lc[cfg->listen[i].proto],
                ims_addr_str(&cfg->listen[i].addr, a, sizeof(a)));
+    }
+    if (cfg->roles & IMS_ROLE_HSS) {
+        bool v6 = strchr(cfg->dia_listen, ':') != NULL;
+        printf("listening proto=diameter addr=%s%s%s:%u\n", v6 ? "[" : "", cfg->dia_listen,
+               v6 ? "]" : "", cfg->dia_port);
+        if (cfg->dia_tls_port)
+            printf("listening proto=diameter-tls addr=%s%s%s:%u\n", v6 ? "[" : "",
+                   cfg->dia_listen, v6 ? "]" : "", cfg->dia_tls_port);
     }
     fflush(stdout);
     if (ims_server_start(srv) != 0) {
@@ -100,7 +108,8 @@ int main(int argc, char **argv)
         ims_cfg_free(cfg);
         return 1;
     }
-    LOG_N("core", "event=started workers=%u config=%s", cfg->workers, path);
+    LOG_N("core", "event=started sip_workers=%u config=%s",
+          (cfg->roles & IMS_ROLES_SIP) ? cfg->workers : 0, path);
 
     for (;;) {
         int sig = 0;

@@ -127,7 +127,6 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
         return IMS_ENOMEM;
     }
     s->cfg = cfg;
-    s->nworkers = cfg->workers;
     map_cfg(s);
     int rc;
     /* ---- HSS role hook (src/hss/role.h): starts its own threads ---- */
@@ -137,7 +136,6 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
             goto fail;
     }
     if (!(cfg->roles & IMS_ROLES_SIP)) { /* no SIP role: no SIP workers */
-        s->nworkers = 0;
         *out = s;
         return 0;
     }
@@ -145,17 +143,19 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
     rc = ims_sip_tp_shared_new(&s->tp_cfg, &s->tp_shared, err, errsz);
     if (rc)
         goto fail;
-    rc = ims_proxy_shared_new(s->nworkers, &s->proxy_cfg, &s->proxy_shared);
+    rc = ims_proxy_shared_new(cfg->workers, &s->proxy_cfg, &s->proxy_shared);
     if (rc) {
         snprintf(err, errsz, "cannot create the proxy: %s", ims_strerror(rc));
         goto fail;
     }
-    s->workers = ims_calloc(s->nworkers, sizeof(*s->workers));
+    /* nworkers counts only what exists, so every error path frees what it may */
+    s->workers = ims_calloc(cfg->workers, sizeof(*s->workers));
     if (!s->workers) {
         rc = IMS_ENOMEM;
         snprintf(err, errsz, "out of memory");
         goto fail;
     }
+    s->nworkers = cfg->workers;
     for (unsigned i = 0; i < s->nworkers; i++) {
         s->workers[i].srv = s;
         s->workers[i].idx = i;
