@@ -428,6 +428,11 @@ table
 echo
 
 if [ -n "$RESULTS" ]; then
+    # bench/hss/run.sh keeps its own section between these markers: carried over as is
+    HSS_SECTION=
+    if [ -f "$RESULTS" ]; then
+        HSS_SECTION=$(sed -n '/^<!-- hss-bench:begin -->$/,/^<!-- hss-bench:end -->$/p' "$RESULTS")
+    fi
     {
         echo '# Benchmark results: imscloud vs Kamailio 5.6'
         echo
@@ -449,6 +454,10 @@ if [ -n "$RESULTS" ]; then
         echo '- Memory, taken right after the run at the best call rate: VmHWM (peak RSS since the server started) summed over processes counts Kamailio'"'"'s shared memory (a shared mapping) once per process that touched it, so it overstates Kamailio; PSS splits shared pages between the processes but is the size at that moment, not the peak. imscloud is one process, so its VmHWM is its peak RSS.'
         echo '- After a failed (overloaded) run the server is restarted, so that leftovers (retransmissions, transactions RFC 3261 keeps for 32 s) do not spoil the next run.'
         echo '- Everything shares 2 cores (server workers, sipp UAC, sipp UAS) with whatever else ran on the machine: numbers are noisy and relative.'
+        if [ -n "$HSS_SECTION" ]; then
+            echo
+            printf '%s\n' "$HSS_SECTION"
+        fi
     } >"$RESULTS"
     say "bench: wrote ${RESULTS#"$ROOT"/}"
 fi

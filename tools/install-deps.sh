@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libssl-dev libc-ares-dev openssl libsqlite3-dev libpq-dev
-            libxml2-dev libfreediameter-dev)
+            libxml2-dev libfreediameter-dev libjansson-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm-14 libosip2-dev sip-tester sipsak
            xz-utils procps iproute2 postgresql util-linux kamailio kamailio-ims-modules
            kamailio-presence-modules kamailio-sqlite-modules kamailio-tls-modules)

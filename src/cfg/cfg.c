@@ -15,7 +15,7 @@
 #include "base/str.h"
 
 enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE, K_ROLES, K_HSSMODE,
-                K_SLF, K_DIAPEER };
+                K_SLF, K_DIAPEER, K_PORTS, K_SCSCF };
 
 struct key {
     const char *section;
@@ -154,6 +154,77 @@ static const struct key keys[] = {
       "Requests handled at once; beyond it DIAMETER_TOO_BUSY." },
     { "diameter", "request_timeout_ms", K_UINT, "10000", 100, 600000,
       OFF(dia_request_timeout_ms), false, "How long we wait for answers to RTR/PPR." },
+
+    /* CSCF roles (src/cscf, docs/internals/cscf.md).  A role serves the
+     * listener ports in its section; without ports it is inactive. */
+    { "pcscf", "ports", K_PORTS, NULL, 0, 0, OFF(pcscf_ports), false,
+      "Comma list of [sip] listen ports whose requests the P-CSCF (UE-facing) handles, e.g. "
+      "5060. Empty: the P-CSCF is not active (the static router serves the port)." },
+    { "pcscf", "uri", K_STR, NULL, 0, 0, OFF(pcscf_uri), false,
+      "The P-CSCF's own SIP URI, put in Path (sip:host:port). Default: sip:<address of the "
+      "first listener on the first port>:<port>." },
+    { "pcscf", "icscf", K_STR, NULL, 0, 0, OFF(pcscf_icscf), false,
+      "SIP URI of the I-CSCF (the home network's entry) that REGISTERs are sent to, e.g. "
+      "sip:127.0.0.1:5070. Required when the P-CSCF is active." },
+    { "pcscf", "visited_network_id", K_STR, NULL, 0, 0, OFF(pcscf_visited_network_id), false,
+      "P-Visited-Network-ID added to REGISTERs (RFC 7315). Default: [diameter] realm." },
+    { "pcscf", "max_ues", K_UINT, "100000", 1, 10000000, OFF(pcscf_max_ues), false,
+      "UE flows (source address, port, transport) registered through the P-CSCF at once; "
+      "a REGISTER from a new flow beyond it gets 503." },
+
+    { "icscf", "ports", K_PORTS, NULL, 0, 0, OFF(icscf_ports), false,
+      "Comma list of [sip] listen ports whose requests the I-CSCF handles (the home network "
+      "entry). Empty: not active." },
+    { "icscf", "scscf", K_SCSCF, NULL, 0, 0, OFF(icscf_scscf), false,
+      "Repeatable. '<S-CSCF SIP URI> [capability,...]': an S-CSCF the I-CSCF may select when "
+      "the HSS answers with Server-Capabilities (every mandatory capability must be listed; "
+      "more optional ones rank higher)." },
+    { "icscf", "hss_timeout_ms", K_UINT, "3000", 100, 60000, OFF(icscf_hss_timeout_ms), false,
+      "Longest wait for a UAA/LIA; then the request is answered with hss_error_status." },
+    { "icscf", "retry_after", K_UINT, "30", 0, 86400, OFF(icscf_retry_after), false,
+      "Retry-After seconds on a 503 when the HSS cannot answer (0: no Retry-After)." },
+    { "icscf", "hss_error_status", K_UINT, "503", 480, 503, OFF(icscf_hss_error_status), false,
+      "Status when the HSS is unreachable, slow or answers DIAMETER_UNABLE_TO_COMPLY: 503 "
+      "(with Retry-After) or 480 (TS 24.229 §5.3.1.2)." },
+    { "icscf", "max_pending", K_UINT, "1024", 1, 65536, OFF(icscf_max_pending), false,
+      "Cx requests in flight per worker; beyond it requests get 503." },
+
+    { "scscf", "ports", K_PORTS, NULL, 0, 0, OFF(scscf_ports), false,
+      "Comma list of [sip] listen ports whose requests the S-CSCF (registrar) handles. Empty: "
+      "not active." },
+    { "scscf", "uri", K_STR, NULL, 0, 0, OFF(scscf_uri), false,
+      "The S-CSCF's SIP URI: its Server-Name on Cx (what the HSS hands the I-CSCF) and the "
+      "base of Service-Route. Default: sip:<first listener address>:<first port>." },
+    { "scscf", "realm", K_STR, NULL, 0, 0, OFF(scscf_realm), false,
+      "Realm of AKA challenges (Digest ones use the realm of the HSS's HA1). Default: "
+      "[diameter] realm." },
+    { "scscf", "digest_algorithms", K_STR, "SHA-256,MD5", 0, 0, OFF(scscf_digest_algorithms),
+      false, "Digest algorithms offered, most preferred first (RFC 7616 §3.7: one challenge "
+      "per algorithm the user has credentials for): MD5, SHA-256, SHA-512-256. A REGISTER "
+      "whose Authorization names an algorithm gets that one only." },
+    { "scscf", "nonce_ttl", K_UINT, "60", 1, 3600, OFF(scscf_nonce_ttl), false,
+      "Seconds a challenge's nonce is valid; later it is answered with stale=true." },
+    { "scscf", "auth_max_failures", K_UINT, "3", 1, 100, OFF(scscf_auth_max_failures), false,
+      "Wrong credentials in a row (per private identity) answered with a new 401; the next "
+      "one gets 403." },
+    { "scscf", "default_expires", K_UINT, "3600", 1, 4294967, OFF(scscf_default_expires), false,
+      "Registration lifetime when a REGISTER gives none, seconds." },
+    { "scscf", "min_expires", K_UINT, "60", 1, 4294967, OFF(scscf_min_expires), false,
+      "Shortest registration accepted (shorter: 423 with Min-Expires), seconds." },
+    { "scscf", "max_expires", K_UINT, "3600", 1, 4294967, OFF(scscf_max_expires), false,
+      "Longest registration granted (longer requests are shortened), seconds." },
+    { "scscf", "max_contacts", K_UINT, "5", 1, 16, OFF(scscf_max_contacts), false,
+      "Contacts per registration; a new one beyond it replaces the one expiring first." },
+    { "scscf", "max_registrations", K_UINT, "100000", 16, 10000000,
+      OFF(scscf_max_registrations), false,
+      "Registered public identities (location store entries, aliases of implicit sets "
+      "included); beyond it REGISTERs get 503." },
+    { "scscf", "hss_timeout_ms", K_UINT, "3000", 100, 60000, OFF(scscf_hss_timeout_ms), false,
+      "Longest wait for a MAA/SAA; then the REGISTER gets 503 (Retry-After)." },
+    { "scscf", "retry_after", K_UINT, "30", 0, 86400, OFF(scscf_retry_after), false,
+      "Retry-After seconds on a 503 when the HSS cannot answer (0: no Retry-After)." },
+    { "scscf", "max_pending", K_UINT, "1024", 1, 65536, OFF(scscf_max_pending), false,
+      "Cx requests in flight per worker; beyond it REGISTERs get 503." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -370,6 +441,59 @@ static int apply(struct parse_state *st, const struct key *k, ims_str v, unsigne
             return IMS_ENOMEM;
         return 0;
     }
+    case K_PORTS: {
+        struct ims_cfg_ports *ps = (struct ims_cfg_ports *)(base + k->off);
+        struct ims_cur cur = { v.p, v.p + v.len };
+        ps->n = 0;
+        while (!ims_cur_eof(&cur)) {
+            ims_str item;
+            uint64_t n;
+            ims_cur_until(&cur, ",", &item);
+            ims_cur_char(&cur, ',');
+            item = ims_str_trim(item);
+            if (ims_str_to_u64(item, 65535, &n) != 0 || n == 0)
+                return fail(st, line, k->name, "'%.*s' is not a port (1..65535)", IMS_SF(item));
+            if (ps->n == IMS_CFG_MAX_PORTS)
+                return fail(st, line, k->name, "more than %d ports", IMS_CFG_MAX_PORTS);
+            for (size_t i = 0; i < ps->n; i++)
+                if (ps->port[i] == n)
+                    return fail(st, line, k->name, "port %llu is listed twice",
+                                (unsigned long long)n);
+            ps->port[ps->n++] = (uint16_t)n;
+        }
+        return 0;
+    }
+    case K_SCSCF: {
+        struct ims_cfg *c = st->cfg;
+        struct ims_cur cur = { v.p, v.p + v.len };
+        ims_str uri, caps;
+        ims_cur_until(&cur, " \t", &uri);
+        ims_cur_lws(&cur);
+        caps = ims_str_trim(ims_str_make(cur.p, ims_cur_left(&cur)));
+        if (!(ims_str_has_caseprefix(uri, "sip:") || ims_str_has_caseprefix(uri, "sips:")))
+            return fail(st, line, k->name, "'%.*s' is not '<sip:uri> [capability,...]'",
+                        IMS_SF(v));
+        if (c->nicscf_scscf == IMS_CFG_MAX_SCSCF)
+            return fail(st, line, k->name, "more than %d S-CSCFs", IMS_CFG_MAX_SCSCF);
+        struct ims_cfg_scscf *e = &c->icscf_scscf[c->nicscf_scscf++];
+        if (set_str(&e->uri, uri))
+            return IMS_ENOMEM;
+        struct ims_cur cc = { caps.p, caps.p + caps.len };
+        while (!ims_cur_eof(&cc)) {
+            ims_str item;
+            uint64_t n;
+            ims_cur_until(&cc, ",", &item);
+            ims_cur_char(&cc, ',');
+            item = ims_str_trim(item);
+            if (ims_str_to_u64(item, UINT32_MAX, &n) != 0)
+                return fail(st, line, k->name, "capability '%.*s' is not a number",
+                            IMS_SF(item));
+            if (e->ncaps == IMS_CFG_MAX_CAPS)
+                return fail(st, line, k->name, "more than %d capabilities", IMS_CFG_MAX_CAPS);
+            e->caps[e->ncaps++] = (uint32_t)n;
+        }
+        return 0;
+    }
     }
     return IMS_EINVAL;
 }
@@ -437,7 +561,7 @@ static int parse_text(struct parse_state *st, const char *text, size_t len)
             return fail(st, line, kname, "unknown key in [%.*s]", IMS_SF(section));
         size_t ki = (size_t)(k - keys);
         bool repeatable = k->type == K_LISTEN || k->type == K_ROUTE || k->type == K_SLF ||
-                          k->type == K_DIAPEER;
+                          k->type == K_DIAPEER || k->type == K_SCSCF;
         if (st->seen_line[ki] && !repeatable)
             return fail(st, line, kname, "set twice (first on line %u)", st->seen_line[ki]);
         st->seen_line[ki] = line;
@@ -452,7 +576,8 @@ static int apply_defaults(struct parse_state *st)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         if (!keys[i].def || keys[i].type == K_LISTEN || keys[i].type == K_ROUTE ||
-            keys[i].type == K_SLF || keys[i].type == K_DIAPEER)
+            keys[i].type == K_SLF || keys[i].type == K_DIAPEER || keys[i].type == K_SCSCF ||
+            keys[i].type == K_PORTS)
             continue;
         int rc = apply(st, &keys[i], ims_str_cstr(keys[i].def), 0);
         if (rc)
@@ -467,6 +592,77 @@ static const struct key *key_named(const char *name)
         if (strcmp(keys[i].name, name) == 0)
             return &keys[i];
     return NULL;
+}
+
+static unsigned key_line(struct parse_state *st, const char *section, const char *name)
+{
+    const struct key *k = find_key(ims_str_cstr(section), ims_str_cstr(name));
+    return k ? st->seen_line[k - keys] : 0;
+}
+
+static bool is_digest_alg(ims_str a)
+{
+    return ims_str_caseeq_lit(a, "MD5") || ims_str_caseeq_lit(a, "SHA-256") ||
+           ims_str_caseeq_lit(a, "SHA-512-256");
+}
+
+/* The CSCF sections: every port of an active role is a listener port and
+ * belongs to one role only; what each active role needs is there. */
+static int validate_cscf(struct parse_state *st)
+{
+    struct ims_cfg *c = st->cfg;
+    static const char *const sec[3] = { "pcscf", "icscf", "scscf" };
+    static const unsigned bit[3] = { IMS_ROLE_PCSCF, IMS_ROLE_ICSCF, IMS_ROLE_SCSCF };
+    const struct ims_cfg_ports *ports[3] = { &c->pcscf_ports, &c->icscf_ports, &c->scscf_ports };
+    for (int r = 0; r < 3; r++) {
+        if (!(c->roles & bit[r]))
+            continue;
+        for (size_t i = 0; i < ports[r]->n; i++) {
+            uint16_t port = ports[r]->port[i];
+            bool listened = false;
+            for (size_t j = 0; j < c->nlisten && !listened; j++)
+                listened = ims_addr_port(&c->listen[j].addr) == port;
+            if (!listened)
+                return fail(st, key_line(st, sec[r], "ports"), "ports",
+                            "[%s] port %u has no [sip] listen", sec[r], (unsigned)port);
+            for (int o = 0; o < r; o++)
+                for (size_t j = 0; (c->roles & bit[o]) && j < ports[o]->n; j++)
+                    if (ports[o]->port[j] == port)
+                        return fail(st, key_line(st, sec[r], "ports"), "ports",
+                                    "port %u is in [%s] and [%s]", (unsigned)port, sec[o],
+                                    sec[r]);
+        }
+    }
+    bool pcscf = (c->roles & IMS_ROLE_PCSCF) && c->pcscf_ports.n;
+    bool icscf = (c->roles & IMS_ROLE_ICSCF) && c->icscf_ports.n;
+    bool scscf = (c->roles & IMS_ROLE_SCSCF) && c->scscf_ports.n;
+    ims_str icscf_uri = ims_str_cstr(c->pcscf_icscf);
+    if (pcscf && !(ims_str_has_caseprefix(icscf_uri, "sip:") ||
+                   ims_str_has_caseprefix(icscf_uri, "sips:")))
+        return fail(st, key_line(st, "pcscf", "icscf"), "icscf",
+                    "the P-CSCF needs the I-CSCF's SIP URI (icscf = sip:host:port)");
+    if ((icscf || scscf) && !(c->roles & IMS_ROLE_HSS) && c->ndia_peers == 0)
+        return fail(st, key_line(st, icscf ? "icscf" : "scscf", "ports"), "ports",
+                    "an %s without the hss role in this process needs a [diameter] peer (the HSS)",
+                    icscf ? "I-CSCF" : "S-CSCF");
+    if (c->icscf_hss_error_status != 480 && c->icscf_hss_error_status != 503)
+        return fail(st, key_line(st, "icscf", "hss_error_status"), "hss_error_status",
+                    "must be 480 or 503");
+    if (c->scscf_min_expires > c->scscf_max_expires)
+        return fail(st, key_line(st, "scscf", "min_expires"), "min_expires",
+                    "must not exceed max_expires (%u)", c->scscf_max_expires);
+    ims_str algs = ims_str_cstr(c->scscf_digest_algorithms);
+    struct ims_cur cur = { algs.p, algs.p + algs.len };
+    while (!ims_cur_eof(&cur)) {
+        ims_str item;
+        ims_cur_until(&cur, ",", &item);
+        ims_cur_char(&cur, ',');
+        item = ims_str_trim(item);
+        if (!is_digest_alg(item))
+            return fail(st, key_line(st, "scscf", "digest_algorithms"), "digest_algorithms",
+                        "'%.*s' is not MD5, SHA-256 or SHA-512-256", IMS_SF(item));
+    }
+    return 0;
 }
 
 /* Checks that span several keys, after the whole file is read. */
@@ -503,6 +699,9 @@ static int validate(struct parse_state *st)
     if (c->hss_mode == 1 && c->nhss_slf == 0 && (c->roles & IMS_ROLE_HSS))
         return fail(st, st->seen_line[key_named("mode") - keys], "mode",
                     "slf mode needs at least one slf_route");
+    int rc = validate_cscf(st);
+    if (rc)
+        return rc;
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->workers = n > 0 ? (unsigned)(n > 64 ? 64 : n) : 1;
@@ -595,6 +794,8 @@ void ims_cfg_free(struct ims_cfg *cfg)
         ims_free(cfg->dia_peers[i].id);
         ims_free(cfg->dia_peers[i].addr);
     }
+    for (size_t i = 0; i < cfg->nicscf_scscf; i++)
+        ims_free(cfg->icscf_scscf[i].uri);
     ims_free(cfg->path);
     ims_free(cfg);
 }
@@ -666,6 +867,24 @@ void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f)
                 fprintf(f, "peer = %s %s%s%s:%u%s\n", cfg->dia_peers[j].id, v6 ? "[" : "",
                         cfg->dia_peers[j].addr, v6 ? "]" : "", cfg->dia_peers[j].port,
                         cfg->dia_peers[j].tls ? " tls" : "");
+            }
+            break;
+        case K_PORTS: {
+            const struct ims_cfg_ports *ps = (const struct ims_cfg_ports *)(base + k->off);
+            if (!ps->n)
+                break;
+            fprintf(f, "%s = ", k->name);
+            for (size_t j = 0; j < ps->n; j++)
+                fprintf(f, "%s%u", j ? "," : "", (unsigned)ps->port[j]);
+            fputc('\n', f);
+            break;
+        }
+        case K_SCSCF:
+            for (size_t j = 0; j < cfg->nicscf_scscf; j++) {
+                fprintf(f, "scscf = %s", cfg->icscf_scscf[j].uri);
+                for (size_t q = 0; q < cfg->icscf_scscf[j].ncaps; q++)
+                    fprintf(f, "%s%u", q ? "," : " ", (unsigned)cfg->icscf_scscf[j].caps[q]);
+                fputc('\n', f);
             }
             break;
         }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "net/transport.h"
@@ -23,6 +24,9 @@
 #define IMS_CFG_MAX_ROUTES 64
 #define IMS_CFG_MAX_SLF 64       /* [hss] slf_route */
 #define IMS_CFG_MAX_DIA_PEERS 16 /* [diameter] peer */
+#define IMS_CFG_MAX_PORTS 8      /* [pcscf]/[icscf]/[scscf] ports */
+#define IMS_CFG_MAX_SCSCF 32     /* [icscf] scscf */
+#define IMS_CFG_MAX_CAPS 16      /* capabilities per [icscf] scscf */
 
 /* [core] roles: which parts of the IMS core this process runs. */
 enum {
@@ -48,6 +52,20 @@ struct ims_cfg_route {
 struct ims_cfg_slf {
     char *pattern;
     char *hss;
+};
+
+/* [pcscf]/[icscf]/[scscf] ports: the local SIP ports a CSCF role serves. */
+struct ims_cfg_ports {
+    uint16_t port[IMS_CFG_MAX_PORTS];
+    size_t n;
+};
+
+/* [icscf] scscf: an S-CSCF the I-CSCF may select, with its capabilities
+ * (TS 29.228 §6.7: matched against the UAA's Server-Capabilities). */
+struct ims_cfg_scscf {
+    char *uri;
+    uint32_t caps[IMS_CFG_MAX_CAPS];
+    size_t ncaps;
 };
 
 /* [diameter] peer: a Diameter peer we connect to (and always accept). */
@@ -106,6 +124,30 @@ struct ims_cfg {
     size_t ndia_peers;
     unsigned dia_app_threads, dia_tc_timer, dia_tw_timer;
     unsigned dia_max_pending, dia_request_timeout_ms;
+
+    /* [pcscf] (src/cscf) */
+    struct ims_cfg_ports pcscf_ports; /* none: the role is inactive */
+    char *pcscf_uri;                  /* NULL: sip:<first listener>:<first port> */
+    char *pcscf_icscf;
+    char *pcscf_visited_network_id;   /* NULL: [diameter] realm */
+    unsigned pcscf_max_ues;
+
+    /* [icscf] */
+    struct ims_cfg_ports icscf_ports;
+    struct ims_cfg_scscf icscf_scscf[IMS_CFG_MAX_SCSCF];
+    size_t nicscf_scscf;
+    unsigned icscf_hss_timeout_ms, icscf_retry_after, icscf_hss_error_status;
+    unsigned icscf_max_pending;
+
+    /* [scscf] */
+    struct ims_cfg_ports scscf_ports;
+    char *scscf_uri;                  /* NULL: sip:<first listener>:<first port> */
+    char *scscf_realm;                /* NULL: [diameter] realm */
+    char *scscf_digest_algorithms;
+    unsigned scscf_nonce_ttl, scscf_auth_max_failures;
+    unsigned scscf_default_expires, scscf_min_expires, scscf_max_expires;
+    unsigned scscf_max_contacts, scscf_max_registrations;
+    unsigned scscf_hss_timeout_ms, scscf_retry_after, scscf_max_pending;
 };
 
 /* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)

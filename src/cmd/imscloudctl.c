@@ -4,7 +4,11 @@
  *       sends OPTIONS and prints the response status and round-trip time;
  *       exit 0 on a 2xx, 1 on another final response, 3 on no answer.
  *   imscloudctl check-config FILE
- *       validates a configuration file (exit 2 with FILE:LINE: key: why). */
+ *       validates a configuration file (exit 2 with FILE:LINE: key: why).
+ *   imscloudctl [-c FILE] [--json] user|sub|impi|impu|profile|scscf|export|
+ *               import|keys|status ...
+ *       HSS administration (ctl.h, docs/admin.md): exit 0 ok, 1 failed,
+ *       2 bad usage or input. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -16,7 +20,9 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "cfg/cfg.h"
+#include "cmd/ctl.h"
 #include "net/transport.h"
 #include "sip/build.h"
 #include "sip/msg.h"
@@ -32,6 +38,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: imscloudctl ping [-t udp|tcp] [-w SECONDS] sip:HOST[:PORT]\n"
                     "       imscloudctl check-config FILE\n");
+    ctl_usage(stderr);
     return 2;
 }
 
@@ -193,5 +200,14 @@ int main(int argc, char **argv)
         return cmd_ping(argc - 1, argv + 1);
     if (strcmp(argv[1], "check-config") == 0)
         return cmd_check_config(argc - 1, argv + 1);
-    return usage();
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        printf("usage: imscloudctl ping [-t udp|tcp] [-w SECONDS] sip:HOST[:PORT]\n"
+               "       imscloudctl check-config FILE\n");
+        ctl_usage(stdout);
+        return 0;
+    }
+    /* the library's log lines (store migrations, keyrepo errors that the
+     * command explains itself) are not for operators: -v shows them */
+    ims_log_level = -1;
+    return ctl_run(argc - 1, argv + 1, stdout, stderr);
 }

@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "cfg/cfg.h"
+#include "cscf/cscf.h"
 #include "ev/loop.h"
 #include "hss/role.h"
 #include "net/resolve.h"
@@ -41,12 +43,15 @@ struct ims_server {
     unsigned nworkers;
     bool running;
     struct ims_hss_role *hss; /* [core] roles has hss (its own threads) */
+    struct ims_admin *admin;  /* admin socket, with the hss role (its own thread) */
+    struct ims_cscf *cscf;    /* CSCF roles with ports (src/cscf): apps on the proxies */
 };
 
 /* Timers per worker: every transaction arms at most a few at once. */
 static size_t timers_for(const struct ims_cfg *cfg)
 {
-    return (size_t)cfg->max_transactions * 4 + (size_t)cfg->max_connections + 1024;
+    return (size_t)cfg->max_transactions * 4 + (size_t)cfg->max_connections + 1024 +
+           ims_cscf_timers(cfg); /* CSCF hook: Cx deadlines, expiry sweep */
 }
 
 static void map_cfg(struct ims_server *s)
@@ -116,6 +121,9 @@ static int worker_init(struct ims_server *s, struct worker *w, char *err, size_t
     if (rc)
         return rc;
     ims_proxy_set_tp(w->proxy, w->tp);
+    /* CSCF hook (src/cscf/cscf.h): the role apps on this worker's proxy */
+    if (s->cscf)
+        return ims_cscf_worker_init(s->cscf, w->idx, w->loop, w->proxy, err, errsz);
     return 0;
 }
 
@@ -134,6 +142,23 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
         rc = ims_hss_role_start(cfg, &s->hss, err, errsz);
         if (rc)
             goto fail;
+        /* admin socket hook (src/admin/admin.h): <state_dir>/imscloud.ctl for
+         * imscloudctl (RTR/PPR, keys.reload, status).  Only with the hss role:
+         * SIP-only processes may share a state_dir (the e2e fixtures do). */
+        static const char *const role_names[] = { "pcscf", "icscf", "scscf", "hss", "as" };
+        char path[1024], roles[64] = "";
+        snprintf(path, sizeof(path), "%s/%s", cfg->state_dir ? cfg->state_dir : "var",
+                 IMS_ADMIN_SOCKET_NAME);
+        for (unsigned i = 0; i < 5; i++)
+            if (cfg->roles & (1u << i))
+                snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s",
+                         roles[0] ? "," : "", role_names[i]);
+        struct ims_admin_cfg acfg = { .path = path, .hss = ims_hss_role_hss(s->hss),
+                                      .roles = roles,
+                                      .hss_timeout_ms = cfg->dia_request_timeout_ms };
+        rc = ims_admin_start(&acfg, &s->admin, err, errsz);
+        if (rc)
+            goto fail;
     }
     if (!(cfg->roles & IMS_ROLES_SIP)) { /* no SIP role: no SIP workers */
         *out = s;
@@ -147,6 +172,13 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
     if (rc) {
         snprintf(err, errsz, "cannot create the proxy: %s", ims_strerror(rc));
         goto fail;
+    }
+    /* ---- CSCF hook (src/cscf/cscf.h): stores and Cx, in-process when the
+     * hss role runs here, else over Diameter to [diameter] peer ---- */
+    if (ims_cscf_configured(cfg)) {
+        rc = ims_cscf_new(cfg, ims_hss_role_hss(s->hss), cfg->workers, &s->cscf, err, errsz);
+        if (rc)
+            goto fail;
     }
     /* nworkers counts only what exists, so every error path frees what it may */
     s->workers = ims_calloc(cfg->workers, sizeof(*s->workers));
@@ -214,6 +246,16 @@ size_t ims_server_free(struct ims_server *s)
     if (!s)
         return 0;
     ims_server_stop(s);
+    /* CSCF hook: the loops are stopped, not freed.  Diameter stops first
+     * (no answer is posted after), then the admin socket and the HSS role,
+     * whose store threads post their last in-process Cx completions to the
+     * stopped loops; freeing the loops drops those posts (cx_client.h
+     * rule 3).  Without CSCF roles the order makes no difference. */
+    ims_cscf_stop(s->cscf);
+    leaked += ims_admin_stop(s->admin); /* admin hook: before the HSS it calls */
+    s->admin = NULL;
+    leaked += ims_hss_role_stop(s->hss); /* HSS role hook: requests never answered */
+    s->hss = NULL;
     for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
         if (w->proxy)
@@ -226,11 +268,11 @@ size_t ims_server_free(struct ims_server *s)
             ims_loop_free(w->loop);
     }
     ims_free(s->workers);
+    ims_cscf_free(s->cscf); /* requests in progress at the stop are freed, not leaks */
     if (s->proxy_shared)
         ims_proxy_shared_free(s->proxy_shared);
     if (s->tp_shared)
         ims_sip_tp_shared_free(s->tp_shared);
-    leaked += ims_hss_role_stop(s->hss); /* HSS role hook: requests never answered */
     ims_free(s);
     return leaked;
 }

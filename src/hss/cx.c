@@ -370,7 +370,10 @@ static void map_auth_result(struct hss_result *r, enum ims_hss_auth_result ar)
 
 /* TS 29.228 §6.3.1: for a public identity not registered (or unregistered),
  * the HSS stores the S-CSCF name (the registration in progress); a
- * registered identity keeps its S-CSCF until the SAR. */
+ * registered identity keeps its S-CSCF until the SAR.  When the stored
+ * name is already Server-Name (a repeated MAR, a re-registration after
+ * expiry) nothing is written: ims_store_reg_set() would take the write
+ * lock for a transaction that changes nothing (the reg state is kept). */
 static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct hss_result *res)
 {
     struct ims_impu_rec rec;
@@ -382,6 +385,10 @@ static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct
         if (!ims_str_eq(ims_str_cstr(rec.scscf_name), rq->server_name))
             LOG_N("hss", "event=mar_other_scscf impu=%.*s stored=%s asked=%.*s",
                   IMS_SF(rq->impu), rec.scscf_name, IMS_SF(rq->server_name));
+        return 0;
+    }
+    if (ims_str_eq(ims_str_cstr(rec.scscf_name), rq->server_name)) {
+        ims_str_copy(rq->server_name, res->assigned_scscf, sizeof(res->assigned_scscf));
         return 0;
     }
     rc = ims_store_reg_set(st, rq->impu, rec.reg_state, IMS_SCSCF_SET, rq->server_name, NULL);

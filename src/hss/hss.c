@@ -14,14 +14,17 @@
 #include "ev/loop.h"
 #include "store/exec.h"
 #include "store/store.h"
+#include "store/store_ext.h"
 
 #define MAX_SCSCF_PEERS 256
 #define LOOP_TIMERS 1024
+#define MAX_RETIRED_REPOS 32 /* keys.reload calls per run */
 
 /* Server-Name (an S-CSCF's SIP URI) -> its Diameter identity, learned from
  * the Origin-Host of its MAR/SAR; RTR and PPR go there.  Loop thread only.
- * Not persisted: after a restart it is learned again from the next
- * MAR/SAR (until then an admin RTR/PPR reports IMS_EAGAIN). */
+ * A new or changed entry is also written to the store (scscf_peer,
+ * store_ext.h), and an admin call whose S-CSCF is not in this map looks it
+ * up there, so an HSS restart does not forget where to send RTR/PPR. */
 struct scscf_peer {
     char name[IMS_STORE_ID_MAX];
     char host[256];
@@ -30,7 +33,13 @@ struct scscf_peer {
 
 struct ims_hss {
     const struct ims_hss_cfg *cfg;
+    /* The key repository in use.  keys.reload replaces it on the loop
+     * thread (__atomic store); each store thread picks the new one up
+     * before its next job (sync_keys).  Replaced ones stay allocated until
+     * ims_hss_stop, since a job that started before may still use them. */
     struct ims_keyrepo *repo;
+    struct ims_keyrepo *retired[MAX_RETIRED_REPOS];
+    size_t nretired;
     struct ims_store_exec *exec;
     struct ims_loop *loop;
     pthread_t thread;
@@ -50,7 +59,64 @@ struct job {
     struct hss_result res;
 };
 
-static void learn_peer(struct ims_hss *h, const char *name, ims_str host, ims_str realm)
+/* Store threads: use the key repository keys.reload published last. */
+static void sync_keys(struct ims_hss *h, struct ims_store *st)
+{
+    struct ims_keyrepo *cur = __atomic_load_n(&h->repo, __ATOMIC_ACQUIRE);
+    if (cur && ims_store_keyrepo(st) != cur)
+        ims_store_set_keyrepo(st, cur);
+}
+
+/* Writing a learned peer to the store (fire and forget: the map in
+ * memory is what RTR/PPR use while we run). */
+struct peer_save {
+    struct ims_store_job sj;
+    struct ims_hss *h;
+    struct ims_scscf_peer p;
+};
+
+static int peer_save_work(struct ims_store *st, void *arg)
+{
+    struct peer_save *ps = arg;
+    sync_keys(ps->h, st);
+    return ims_store_scscf_peer_put(st, ims_str_cstr(ps->p.name), ims_str_cstr(ps->p.host),
+                                    ims_str_cstr(ps->p.realm));
+}
+
+static void peer_save_done(struct ims_loop *loop, int rc, void *arg)
+{
+    struct peer_save *ps = arg;
+    if (rc)
+        LOG_W("hss", "event=scscf_peer_save_failed scscf=%s host=%s err=%s", ps->p.name,
+              ps->p.host, ims_strerror(rc));
+    ims_free(ps);
+}
+
+static void peer_save_cancel(void *arg)
+{
+    ims_free(arg);
+}
+
+static void save_peer(struct ims_hss *h, const struct scscf_peer *p)
+{
+    struct peer_save *ps = h->exec ? ims_calloc(1, sizeof(*ps)) : NULL;
+    if (!ps)
+        return;
+    ps->h = h;
+    snprintf(ps->p.name, sizeof(ps->p.name), "%s", p->name);
+    snprintf(ps->p.host, sizeof(ps->p.host), "%s", p->host);
+    snprintf(ps->p.realm, sizeof(ps->p.realm), "%s", p->realm);
+    if (ims_store_exec_submit(h->exec, h->loop, &ps->sj, peer_save_work, peer_save_done,
+                              peer_save_cancel, ps) != 0) {
+        LOG_W("hss", "event=scscf_peer_save_failed scscf=%s err=busy", p->name);
+        ims_free(ps);
+    }
+}
+
+/* Records name -> host/realm in the map; persist: also in the store when
+ * the entry is new or changed. */
+static void learn_peer(struct ims_hss *h, const char *name, ims_str host, ims_str realm,
+                       bool persist)
 {
     struct scscf_peer *p = NULL;
     if (!name[0] || host.len == 0 || host.len >= sizeof(p->host) || realm.len >= sizeof(p->realm))
@@ -58,6 +124,8 @@ static void learn_peer(struct ims_hss *h, const char *name, ims_str host, ims_st
     for (size_t i = 0; i < h->npeers && !p; i++)
         if (strcmp(h->peers[i].name, name) == 0)
             p = &h->peers[i];
+    if (p && ims_str_eq(host, ims_str_cstr(p->host)) && ims_str_eq(realm, ims_str_cstr(p->realm)))
+        return; /* known and unchanged */
     if (!p) {
         if (h->npeers < MAX_SCSCF_PEERS) {
             p = &h->peers[h->npeers++];
@@ -69,6 +137,8 @@ static void learn_peer(struct ims_hss *h, const char *name, ims_str host, ims_st
     }
     ims_str_copy(host, p->host, sizeof(p->host));
     ims_str_copy(realm, p->realm, sizeof(p->realm));
+    if (persist)
+        save_peer(h, p);
 }
 
 static const struct scscf_peer *peer_of(struct ims_hss *h, const char *name)
@@ -86,6 +156,7 @@ static int work(struct ims_store *st, void *arg)
     struct job *j = arg;
     const struct hss_policy *pol = &j->h->cfg->policy;
     const struct ims_dia_req *r = j->req;
+    sync_keys(j->h, st);
     switch (r->cmd) {
     case DIA_CMD_UAR: return ims_hss_uar(st, pol, &r->u.uar, &j->res);
     case DIA_CMD_MAR: return ims_hss_mar(st, pol, &r->u.mar, &j->res);
@@ -121,7 +192,7 @@ static void done(struct ims_loop *loop, int rc, void *arg)
         answer_error(req, DIA_UNABLE_TO_COMPLY);
     } else {
         if (j->res.assigned_scscf[0])
-            learn_peer(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm);
+            learn_peer(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm, true);
         bool exp;
         uint32_t code = dia_ans_code(&j->res.ans, &exp);
         LOG_I("hss", "event=answer cmd=%u peer=%.*s sess=%.*s result=%u%s", req->cmd,
@@ -179,6 +250,67 @@ static void on_request(struct ims_dia_req *req, void *arg)
         answer_error(req, DIA_TOO_BUSY);
         job_free(j);
     }
+}
+
+/* ------------------------------------------------------------ in-process */
+
+/* A Cx request from a CSCF role of this process (hss.h): the same store
+ * work as a Diameter request, completed on the caller's loop. */
+struct local_job {
+    struct job j;             /* j.req points at req */
+    struct ims_dia_req req;
+    ims_hss_local_fn cb;
+    void (*drop)(void *arg);
+    void *arg;
+};
+
+static void local_done(struct ims_loop *loop, int rc, void *arg)
+{
+    struct local_job *lj = arg;
+    lj->cb(loop, rc, rc == 0 ? &lj->j.res.ans : NULL, lj->arg);
+    ims_hss_result_clear(&lj->j.res);
+    ims_free(lj);
+}
+
+static void local_cancel(void *arg)
+{
+    struct local_job *lj = arg;
+    if (lj->drop)
+        lj->drop(lj->arg);
+    ims_hss_result_clear(&lj->j.res);
+    ims_free(lj);
+}
+
+int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_loop *loop,
+                  ims_hss_local_fn cb, void (*drop)(void *arg), void *arg)
+{
+    size_t sz;
+    switch (cmd) {
+    case DIA_CMD_UAR: sz = sizeof(struct cx_uar); break;
+    case DIA_CMD_MAR: sz = sizeof(struct cx_mar); break;
+    case DIA_CMD_SAR: sz = sizeof(struct cx_sar); break;
+    case DIA_CMD_LIR: sz = sizeof(struct cx_lir); break;
+    default: return IMS_EINVAL;
+    }
+    if (!h || !req || !loop || !cb || h->stopping || !h->exec)
+        return IMS_EINVAL;
+    struct local_job *lj = ims_calloc(1, sizeof(*lj));
+    if (!lj)
+        return IMS_ENOMEM;
+    lj->j.h = h;
+    lj->j.req = &lj->req;
+    lj->req.cmd = cmd;
+    memcpy(&lj->req.u, req, sz);
+    lj->cb = cb;
+    lj->drop = drop;
+    lj->arg = arg;
+    ims_hss_result_init(&lj->j.res);
+    int rc = ims_store_exec_submit(h->exec, loop, &lj->j.sj, work, local_done, local_cancel, lj);
+    if (rc) {
+        ims_hss_result_clear(&lj->j.res);
+        ims_free(lj);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------ admin */
@@ -253,6 +385,7 @@ struct admin {
     struct ims_store_job sj;
     struct ims_hss *h;
     struct hss_admin_op op;
+    struct ims_scscf_peer stored; /* the store's peer of op.scscf (host "" = none) */
     ims_hss_admin_fn cb;
     void *arg;
 };
@@ -276,13 +409,23 @@ static void admin_answer(struct ims_loop *loop, int rc, const struct dia_ans *an
 static int admin_work(struct ims_store *st, void *arg)
 {
     struct admin *a = arg;
-    return ims_hss_admin_prepare(st, &a->op);
+    sync_keys(a->h, st);
+    int rc = ims_hss_admin_prepare(st, &a->op);
+    /* the peer as last persisted: the map may not know it after a restart */
+    if (rc == 0 && ims_store_scscf_peer_get(st, ims_str_cstr(a->op.scscf), &a->stored) != 0)
+        a->stored.host[0] = '\0';
+    return rc;
 }
 
 static void admin_done(struct ims_loop *loop, int rc, void *arg)
 {
     struct admin *a = arg;
     const struct scscf_peer *p = rc == 0 ? peer_of(a->h, a->op.scscf) : NULL;
+    if (rc == 0 && !p && a->stored.host[0]) {
+        learn_peer(a->h, a->op.scscf, ims_str_cstr(a->stored.host),
+                   ims_str_cstr(a->stored.realm), false);
+        p = peer_of(a->h, a->op.scscf);
+    }
     if (rc == 0 && !p)
         rc = IMS_EAGAIN;
     if (rc == 0) {
@@ -382,6 +525,93 @@ int ims_hss_admin_push_profile(struct ims_hss *h, const char *impu, ims_hss_admi
     return admin_submit(h, HSS_ADMIN_PUSH, impu, 0, NULL, cb, arg);
 }
 
+/* ------------------------------------------------------------ keys.reload */
+
+/* The repository is read on a store thread (file I/O stays off the loop)
+ * and published on the loop. */
+struct reload {
+    struct ims_store_job sj;
+    struct ims_hss *h;
+    struct ims_keyrepo *repo;
+    ims_hss_admin_fn cb;
+    void *arg;
+};
+
+static int reload_work(struct ims_store *st, void *arg)
+{
+    struct reload *r = arg;
+    char kerr[IMS_KEYREPO_ERRLEN];
+    int rc = ims_keyrepo_open(r->h->cfg->keys_dir, &r->repo, kerr, sizeof(kerr));
+    if (rc)
+        LOG_E("hss", "event=keys_reload_failed dir=%s why=\"%s\"", r->h->cfg->keys_dir, kerr);
+    return rc;
+}
+
+static void reload_done(struct ims_loop *loop, int rc, void *arg)
+{
+    struct reload *r = arg;
+    struct ims_hss *h = r->h;
+    unsigned primary = 0;
+    if (rc == 0 && h->nretired == MAX_RETIRED_REPOS) {
+        LOG_E("hss", "event=keys_reload_failed why=\"%d reloads in this run: restart\"",
+              MAX_RETIRED_REPOS);
+        ims_keyrepo_free(r->repo);
+        rc = IMS_ELIMIT;
+    }
+    if (rc == 0) {
+        h->retired[h->nretired++] = h->repo;
+        __atomic_store_n(&h->repo, r->repo, __ATOMIC_RELEASE);
+        primary = ims_keyrepo_primary(r->repo);
+        LOG_N("hss", "event=keys_reloaded primary=%u", primary);
+    }
+    r->cb(rc, primary, r->arg);
+    ims_free(r);
+}
+
+static void reload_cancel(void *arg)
+{
+    struct reload *r = arg;
+    ims_keyrepo_free(r->repo);
+    r->cb(IMS_EBACKEND, 0, r->arg);
+    ims_free(r);
+}
+
+static void reload_start(struct ims_loop *loop, void *arg)
+{
+    struct reload *r = arg;
+    int rc = r->h->exec && !r->h->stopping
+                 ? ims_store_exec_submit(r->h->exec, loop, &r->sj, reload_work, reload_done,
+                                         reload_cancel, r)
+                 : IMS_EINVAL;
+    if (rc) {
+        r->cb(rc, 0, r->arg);
+        ims_free(r);
+    }
+}
+
+static void reload_drop(void *arg)
+{
+    struct reload *r = arg;
+    r->cb(IMS_EBACKEND, 0, r->arg);
+    ims_free(r);
+}
+
+int ims_hss_keys_reload(struct ims_hss *h, ims_hss_admin_fn cb, void *arg)
+{
+    if (!h || !cb || h->stopping || !h->exec)
+        return IMS_EINVAL;
+    struct reload *r = ims_calloc(1, sizeof(*r));
+    if (!r)
+        return IMS_ENOMEM;
+    r->h = h;
+    r->cb = cb;
+    r->arg = arg;
+    int rc = ims_loop_post(h->loop, reload_start, r, reload_drop);
+    if (rc)
+        ims_free(r);
+    return rc;
+}
+
 /* ------------------------------------------------------------ start/stop */
 
 static void *loop_main(void *arg)
@@ -473,6 +703,8 @@ size_t ims_hss_stop(struct ims_hss *h)
     if (h->dia_started)
         leaked = ims_dia_release();
     ims_keyrepo_free(h->repo);
+    for (size_t i = 0; i < h->nretired; i++)
+        ims_keyrepo_free(h->retired[i]);
     ims_free(h);
     return leaked;
 }

@@ -45,9 +45,29 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
  * no-op. */
 size_t ims_hss_stop(struct ims_hss *h);
 
+/* ---- in-process Cx (CSCF roles in the same process, src/cscf) ----
+ *
+ * Runs a Cx request through the same handler a request received over
+ * Diameter is given (ims_hss_uar/mar/sar/lir on a store thread, cx.h), without
+ * the Diameter encoding: cmd is DIA_CMD_UAR/MAR/SAR/LIR and req the matching
+ * struct (dia/msgs.h), whose slices must stay valid until cb or drop runs.
+ * cb(loop, rc, ans, arg) runs once on `loop` with rc 0 and the answer
+ * (borrowed for the call), or an IMS_E* store error (a Diameter peer would
+ * have got DIAMETER_UNABLE_TO_COMPLY).  If the loop is freed before that,
+ * drop(arg) runs instead, on the thread freeing the loop.  Thread-safe.
+ * Unlike a Diameter request, nothing is learned about the S-CSCF's
+ * Diameter identity (RTR/PPR to an in-process S-CSCF are not sent).
+ * 0, IMS_EINVAL (SLF mode, stopping, unknown cmd), IMS_ENOMEM, IMS_ELIMIT
+ * (the store queue is full: answer "busy"). */
+struct ims_loop;
+typedef void (*ims_hss_local_fn)(struct ims_loop *loop, int rc, const struct dia_ans *ans,
+                                 void *arg);
+int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_loop *loop,
+                  ims_hss_local_fn cb, void (*drop)(void *arg), void *arg);
+
 /* ---- admin (HSS-initiated procedures, TS 29.228 §6.1.3, §6.2.2) ----
  *
- * For an admin path (imscloudctl through a future admin socket, tests):
+ * For an admin path (imscloudctl through the admin socket, src/admin; tests):
  * thread-safe; cb runs once on the HSS loop with rc 0 and the Diameter
  * result of the RTA/PPA (Result-Code or Experimental-Result-Code), or an
  * error: IMS_ENOENT (the identity is unknown or not assigned to an
@@ -66,6 +86,15 @@ int ims_hss_admin_deregister(struct ims_hss *h, const char *impu, int reason, co
  * profile change or barring) to its S-CSCF. */
 int ims_hss_admin_push_profile(struct ims_hss *h, const char *impu, ims_hss_admin_fn cb,
                                void *arg);
+
+/* Re-reads the key repository (keys_dir) after `imscloudctl keys rotate`,
+ * so the store threads decrypt secrets under the new primary key (and
+ * encrypt with it) from their next job on.  Thread-safe; cb runs once on
+ * the HSS loop with rc 0 and result = the new primary key id, or an error:
+ * IMS_ENOENT/IMS_EINVAL (no keys, or unsafe permissions: logged),
+ * IMS_ELIMIT (32 reloads in this run: restart to reload again).
+ * Callback rule as above.  0, IMS_ENOMEM, IMS_EINVAL (SLF mode, stopping). */
+int ims_hss_keys_reload(struct ims_hss *h, ims_hss_admin_fn cb, void *arg);
 
 /* The store-side half of the admin procedures (pure, store thread): what
  * to send, to which S-CSCF.  Exposed for tests. */

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 #include "base/alloc.h"
@@ -9,6 +10,11 @@
 #include "base/log.h"
 #include "ev/loop.h"
 #include "store/store.h"
+#include "store/store_int.h"
+
+/* Jobs a store thread takes at once and runs in one transaction (group
+ * commit).  Bounds the latency a batch adds to its first job. */
+#define BATCH_MAX 64
 
 struct worker {
     struct ims_store_exec *x;
@@ -25,6 +31,14 @@ struct ims_store_exec {
     bool stopping;
     size_t nworkers;
     struct worker *workers;
+    /* PostgreSQL: a batch holds its row locks (SELECT ... FOR UPDATE, the
+     * UPDATEs) until its COMMIT, in the order of its jobs; two batches on
+     * two store threads would deadlock (the server breaks that after
+     * deadlock_timeout by failing one).  So a batch runs alone (write
+     * lock) and lone jobs side by side (read lock).  SQLite needs none of
+     * this: it has one writer at a time (store_sqlite.c). */
+    bool batch_alone;
+    pthread_rwlock_t batch_mu;
 };
 
 static void job_done(struct ims_loop *loop, void *arg)
@@ -54,27 +68,63 @@ static void complete(struct ims_store_job *job)
     }
 }
 
+/* Runs n jobs taken together.  One job runs as it always did (each store
+ * call its own transaction).  Several run inside one write transaction,
+ * each store call in a savepoint (st_batch_begin, store_int.h), and their
+ * completions are posted only after the COMMIT returned: one fsync for
+ * the batch, and nothing a job computed from its writes (an SQN) leaves
+ * before they are durable.  If the batch cannot commit, nothing of it was
+ * stored and every job of it completes with the error. */
+static void run_batch(struct worker *w, struct ims_store_job **jobs, size_t n)
+{
+    struct ims_store_exec *x = w->x;
+    if (n == 1) {
+        if (x->batch_alone)
+            pthread_rwlock_rdlock(&x->batch_mu);
+        jobs[0]->rc = jobs[0]->work(w->st, jobs[0]->arg);
+        if (x->batch_alone)
+            pthread_rwlock_unlock(&x->batch_mu);
+        complete(jobs[0]);
+        return;
+    }
+    if (x->batch_alone)
+        pthread_rwlock_wrlock(&x->batch_mu);
+    st_batch_begin(w->st);
+    for (size_t i = 0; i < n; i++)
+        jobs[i]->rc = jobs[i]->work(w->st, jobs[i]->arg);
+    int rc = st_batch_end(w->st);
+    if (x->batch_alone)
+        pthread_rwlock_unlock(&x->batch_mu);
+    if (rc) {
+        LOG_E("store", "event=batch_failed jobs=%zu err=%s", n, ims_strerror(rc));
+        for (size_t i = 0; i < n; i++)
+            jobs[i]->rc = rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        complete(jobs[i]);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct ims_store_exec *x = w->x;
+    struct ims_store_job *jobs[BATCH_MAX];
     for (;;) {
+        size_t n = 0;
         pthread_mutex_lock(&x->mu);
         while (!x->head && !x->stopping)
             pthread_cond_wait(&x->cv, &x->mu);
-        struct ims_store_job *job = x->head;
-        if (!job) { /* stopping and drained */
-            pthread_mutex_unlock(&x->mu);
-            return NULL;
+        while (x->head && n < BATCH_MAX) {
+            jobs[n++] = x->head;
+            x->head = x->head->next;
+            x->queued--;
         }
-        x->head = job->next;
         if (!x->head)
             x->tail = NULL;
-        x->queued--;
         pthread_mutex_unlock(&x->mu);
-
-        job->rc = job->work(w->st, job->arg);
-        complete(job);
+        if (n == 0) /* stopping and drained */
+            return NULL;
+        run_batch(w, jobs, n);
     }
 }
 
@@ -93,6 +143,7 @@ void ims_store_exec_free(struct ims_store_exec *x)
     }
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
+    pthread_rwlock_destroy(&x->batch_mu);
     ims_free(x->workers);
     ims_free(x);
 }
@@ -112,6 +163,13 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     }
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+#ifdef __GLIBC__ /* a waiting batch goes before new lone jobs (no starvation) */
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&x->batch_mu, &ra);
+    pthread_rwlockattr_destroy(&ra);
     x->max_queued = max_queued;
     x->nworkers = nthreads;
     int rc = 0;
@@ -120,6 +178,8 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         x->workers[i].x = x;
         rc = ims_store_open(url, repo, &x->workers[i].st);
     }
+    x->batch_alone = rc == 0 && nthreads > 1 &&
+                     strcmp(ims_store_backend(x->workers[0].st), "postgresql") == 0;
     for (size_t i = 0; rc == 0 && i < nthreads; i++) {
         if (pthread_create(&x->workers[i].tid, NULL, worker_main, &x->workers[i]) != 0)
             rc = IMS_EIO;

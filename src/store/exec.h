@@ -13,6 +13,19 @@
  * SQLite has no asynchronous API at all.  Threads give one code path for
  * both backends, a natural pool of connections, and the callback rule.
  *
+ * Group commit: a store thread that finds several jobs queued takes up
+ * to 64 and runs them in ONE write transaction (begun by the first store
+ * call that writes; each store call in its own savepoint, so a failed call
+ * undoes only itself, as it would alone), then posts their completions
+ * after the COMMIT returned: one fsync per batch instead of one per write,
+ * and anything a job derived from its writes (an allocated SQN) reaches
+ * done only once the writes are durable.  So work must hand its results
+ * out only through done, never from the store thread.  If the batch
+ * cannot commit, every job of it completes with that error (IMS_EBACKEND)
+ * whatever work returned, and nothing of it was stored.  A lone job runs
+ * as the store calls it makes do by themselves.  Store row locks
+ * (PostgreSQL) and SQLite's write lock are held until the batch's COMMIT.
+ *
  * Lifetime rules:
  * 1. A job (struct ims_store_job) is caller-owned storage, usually embedded
  *    in the request that needs the store; it is borrowed from a successful
@@ -25,7 +38,7 @@
  *    set) runs instead, on the thread freeing the loop.
  * 3. work runs on a store thread: it may call any store.h function on the
  *    store it is given (and nothing else of the loop's).  Its return value
- *    is passed to done as rc.
+ *    is passed to done as rc (or the batch's error, see above).
  * 4. ims_store_exec_submit() is thread-safe.  ims_store_exec_free() lets
  *    every queued job finish (their completions are posted), then joins the
  *    threads and closes the stores; submits after it started fail.  Loops

@@ -107,19 +107,117 @@ int st_exec(struct ims_store *s, enum store_q q, int64_t *changes, const char *f
     return rc;
 }
 
+/* Savepoints reuse one name: both SQLite and PostgreSQL resolve RELEASE
+ * and ROLLBACK TO to the innermost savepoint of that name. */
+enum { SP_BEGIN, SP_RELEASE, SP_ROLLBACK };
+
+static int sp_run(struct ims_store *s, int op)
+{
+    static const char *const sql[] = { "SAVEPOINT ims_sp", "RELEASE ims_sp",
+                                       "ROLLBACK TO ims_sp; RELEASE ims_sp" };
+    if (!s->drv->savepoint)
+        return s->drv->exec(s->db, sql[op]);
+    int rc = s->drv->savepoint(s->db, op);
+    if (rc == 0 && op == SP_ROLLBACK)
+        rc = s->drv->savepoint(s->db, SP_RELEASE);
+    return rc;
+}
+
+static int sp_fail(struct ims_store *s, int rc)
+{
+    if (s->batch)
+        s->batch_broken = true;
+    return rc;
+}
+
 int st_begin(struct ims_store *s)
 {
-    return s->drv->begin(s->db);
+    int rc;
+    if (s->batch) {
+        if (s->batch_broken)
+            return st_err(s, IMS_EBACKEND, "batch transaction failed earlier");
+        if (!s->batch_open) {
+            rc = s->drv->begin(s->db);
+            if (rc)
+                return rc;
+            s->batch_open = true;
+        }
+    } else if (s->depth == 0) {
+        rc = s->drv->begin(s->db);
+        if (rc == 0)
+            s->depth = 1;
+        return rc;
+    }
+    rc = sp_run(s, SP_BEGIN);
+    if (rc)
+        return sp_fail(s, rc);
+    s->depth++;
+    return 0;
 }
 
 int st_commit(struct ims_store *s)
 {
-    return s->drv->commit(s->db);
+    if (s->depth == 0)
+        return st_err(s, IMS_EINVAL, "commit without a transaction");
+    if (!s->batch && s->depth == 1) {
+        /* As before nesting: a failed COMMIT is followed by st_rollback,
+         * which at depth 0 rolls back whatever the driver left open. */
+        s->depth = 0;
+        return s->drv->commit(s->db);
+    }
+    int rc = sp_run(s, SP_RELEASE);
+    if (rc)
+        return sp_fail(s, rc); /* still open: the caller rolls it back */
+    s->depth--;
+    return 0;
 }
 
 void st_rollback(struct ims_store *s)
 {
-    s->drv->rollback(s->db);
+    if (s->depth == 0) {
+        if (!s->batch) /* after a failed outermost COMMIT */
+            s->drv->rollback(s->db);
+        return;
+    }
+    if (!s->batch && s->depth == 1) {
+        s->depth = 0;
+        s->drv->rollback(s->db);
+        return;
+    }
+    s->depth--;
+    if (sp_run(s, SP_ROLLBACK) != 0)
+        sp_fail(s, IMS_EBACKEND);
+}
+
+void st_batch_begin(struct ims_store *s)
+{
+    s->batch = true;
+    s->batch_open = false;
+    s->batch_broken = s->depth != 0; /* never: a caller left a level open */
+}
+
+int st_batch_end(struct ims_store *s)
+{
+    int rc = 0;
+    bool broken = s->batch_broken || s->depth != 0;
+    s->batch = false;
+    s->depth = 0;
+    if (s->batch_open) {
+        s->batch_open = false;
+        if (broken) {
+            rc = st_err(s, IMS_EBACKEND, "batch transaction rolled back");
+            LOG_E("store", "event=batch_rollback backend=%s reason=savepoint_failed",
+                  s->drv->name);
+        } else {
+            rc = s->drv->commit(s->db);
+            if (rc)
+                rc = st_fail(s, rc, "batch commit");
+        }
+        if (rc)
+            s->drv->rollback(s->db);
+    }
+    s->batch_broken = false;
+    return rc;
 }
 
 void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *dst, size_t cap)

@@ -90,6 +90,11 @@ enum store_q {
     Q_SCSCF_CAP_INSERT,
     Q_SCSCF_LIST,
 
+    /* store_ext.c (imscloudctl / admin): S-CSCF Diameter peers, migration 002 */
+    Q_SCSCF_PEER_PUT,
+    Q_SCSCF_PEER_GET,
+    Q_SCSCF_PEER_LIST,
+
     Q__N
 };
 
@@ -154,6 +159,10 @@ struct store_driver {
     int64_t (*changes)(struct store_stmt *s); /* rows changed by the last step */
     void (*reset)(struct store_stmt *s);
     const char *(*errmsg)(struct store_db *db); /* last driver error, no parameters */
+    /* Optional (NULL: store.c runs the text through exec): one of
+     * "SAVEPOINT ims_sp", "RELEASE ims_sp", "ROLLBACK TO ims_sp" as a
+     * cached statement (sp 0, 1, 2). */
+    int (*savepoint)(struct store_db *db, int op);
 };
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
@@ -163,6 +172,14 @@ struct ims_store {
     struct store_db *db;
     struct ims_keyrepo *repo; /* borrowed */
     char errmsg[256];
+    /* Transaction nesting (st_begin/st_commit/st_rollback): levels open.
+     * Outside a batch the first level is the driver's transaction and
+     * deeper ones are savepoints; inside a batch (st_batch_begin) every
+     * level is a savepoint in the batch's one transaction. */
+    int depth;
+    bool batch;        /* between st_batch_begin and st_batch_end */
+    bool batch_open;   /* the batch's transaction has begun (lazily) */
+    bool batch_broken; /* a savepoint failed: the batch can only roll back */
 };
 
 /* ---- helpers (store.c) ---- */
@@ -183,9 +200,27 @@ int st_fail(struct ims_store *s, int rc, const char *what);
 /* errmsg formatting (also for IMS_ENOENT etc.). */
 int st_err(struct ims_store *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Transactions nest: an st_begin inside an open level (or inside a batch)
+ * is a SAVEPOINT, its st_commit a RELEASE, its st_rollback a ROLLBACK TO
+ * (undoing that level only), so every store operation keeps its own
+ * all-or-nothing behaviour whatever encloses it.  After a failed
+ * st_commit the level is still open: the caller st_rollback()s it (every
+ * caller does). */
 int st_begin(struct ims_store *s);
 int st_commit(struct ims_store *s);
 void st_rollback(struct ims_store *s);
+
+/* Group commit (store/exec.c): between st_batch_begin and st_batch_end
+ * every store call on s runs inside ONE write transaction, begun by the
+ * first st_begin (a batch of reads never takes the write lock), each
+ * operation in its own savepoint.  st_batch_end commits it: 0 once the
+ * COMMIT returned (everything the batch wrote is durable), or an error
+ * (IMS_EBACKEND, IMS_ENOMEM) after rolling the whole batch back (a
+ * savepoint failed, an operation left a level open, or COMMIT failed):
+ * then nothing of the batch was stored, whatever the operations
+ * returned. */
+void st_batch_begin(struct ims_store *s);
+int st_batch_end(struct ims_store *s);
 
 /* Validation: identities (1..IMS_STORE_ID_MAX-1 printable ASCII, no
  * space), names (.. IMS_STORE_NAME_MAX-1), optional variants accept "". */

@@ -195,4 +195,12 @@ const struct store_sql store_sql[Q__N] = {
     [Q_SCSCF_LIST] = { "SELECT s.name, c.capability FROM scscf s LEFT JOIN scscf_capability c "
                        "ON c.scscf_name = s.name ORDER BY s.name, c.capability",
                        NULL },
+
+    /* store_ext.c: Server-Name -> Diameter identity (002_scscf_peer) */
+    [Q_SCSCF_PEER_PUT] = { "INSERT INTO scscf_peer(name, host, realm) VALUES (?, ?, ?) "
+                           "ON CONFLICT (name) DO UPDATE SET host = excluded.host, "
+                           "realm = excluded.realm",
+                           NULL },
+    [Q_SCSCF_PEER_GET] = { "SELECT host, realm FROM scscf_peer WHERE name = ?", NULL },
+    [Q_SCSCF_PEER_LIST] = { "SELECT name, host, realm FROM scscf_peer ORDER BY name", NULL },
 };

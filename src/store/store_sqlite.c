@@ -13,9 +13,12 @@
  * reach its allocations too; SQLITE_NOMEM maps to IMS_ENOMEM. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -30,11 +33,102 @@ struct store_stmt {
     sqlite3_stmt *st;
 };
 
+struct wlock;
+
 struct store_db {
     sqlite3 *h;
     char err[256];
+    struct wlock *wl; /* the file's process-wide write lock; NULL for :memory: */
+    bool wl_held;
+    sqlite3_stmt *tx[6]; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoint ops */
     struct store_stmt stmts[Q__N];
 };
+
+/* ---- one writer per file in this process ----
+ *
+ * SQLite lets one connection write at a time.  A connection that loses
+ * the race for BEGIN IMMEDIATE gets SQLITE_BUSY and its busy handler
+ * sleeps (1, 2, 5 ... 100 ms) instead of being woken when the writer
+ * commits.  So the connections of this process to one file take a mutex
+ * around their write transactions: a waiting store thread is woken at the
+ * other's COMMIT.  Other processes (imscloudctl) still meet the busy
+ * handler.  The wait is bounded like busy_timeout (5 s) and then fails as
+ * SQLite would, so a thread that holds a transaction on one connection and
+ * begins one on another fails instead of deadlocking. */
+struct wlock {
+    struct wlock *next;
+    unsigned refs;
+    pthread_mutex_t mu;
+    char path[]; /* canonical (realpath) */
+};
+
+static pthread_mutex_t wlocks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct wlock *wlocks;
+
+static struct wlock *wlock_get(const char *path)
+{
+    char canon[PATH_MAX];
+    const char *key = realpath(path, canon) ? canon : path;
+    struct wlock *w;
+    pthread_mutex_lock(&wlocks_mu);
+    for (w = wlocks; w && strcmp(w->path, key) != 0; w = w->next)
+        ;
+    if (w) {
+        w->refs++;
+    } else if ((w = ims_alloc(sizeof(*w) + strlen(key) + 1)) != NULL) {
+        w->refs = 1;
+        pthread_mutex_init(&w->mu, NULL);
+        memcpy(w->path, key, strlen(key) + 1); /* sized for it just above */
+        w->next = wlocks;
+        wlocks = w;
+    }
+    pthread_mutex_unlock(&wlocks_mu);
+    return w;
+}
+
+static void wlock_put(struct wlock *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&wlocks_mu);
+    if (--w->refs == 0) {
+        struct wlock **pp = &wlocks;
+        while (*pp != w)
+            pp = &(*pp)->next;
+        *pp = w->next;
+        pthread_mutex_destroy(&w->mu);
+        ims_free(w);
+    }
+    pthread_mutex_unlock(&wlocks_mu);
+}
+
+static int wlock_take(struct store_db *db)
+{
+    if (!db->wl || db->wl_held)
+        return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    int e = pthread_mutex_timedlock(&db->wl->mu, &until);
+    if (e) {
+        snprintf(db->err, sizeof(db->err), "sqlite: database is locked (%s)",
+                 e == ETIMEDOUT ? "another store of this process writes for 5 s"
+                                : strerror(e));
+        return IMS_EBACKEND;
+    }
+    db->wl_held = true;
+    return 0;
+}
+
+/* Once the connection is out of its transaction (commit, rollback, or
+ * SQLite's own rollback after an I/O or memory error). */
+static void wlock_drop(struct store_db *db)
+{
+    if (db->wl_held && sqlite3_get_autocommit(db->h)) {
+        db->wl_held = false;
+        pthread_mutex_unlock(&db->wl->mu);
+    }
+}
 
 /* ---- memory: route SQLite through ims_alloc ---- */
 
@@ -157,7 +251,12 @@ static void sq_close(struct store_db *db)
         return;
     for (int i = 0; i < Q__N; i++)
         sqlite3_finalize(db->stmts[i].st);
+    for (size_t i = 0; i < sizeof(db->tx) / sizeof(db->tx[0]); i++)
+        sqlite3_finalize(db->tx[i]);
     sqlite3_close(db->h);
+    if (db->wl_held)
+        pthread_mutex_unlock(&db->wl->mu);
+    wlock_put(db->wl);
     ims_free(db);
 }
 
@@ -169,13 +268,19 @@ static int sq_open(const char *path, struct store_db **out, char *err, size_t er
     if (!memory) {
         /* Create the file ourselves so it starts 0600 whatever the umask:
          * it holds ciphertexts and subscriber data.  WAL and SHM files copy
-         * its permissions. */
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
+         * its permissions.  Only when it does not exist (O_EXCL): close()
+         * on a file this process already has open drops every POSIX lock
+         * the process holds on it, including the SHARED lock another
+         * connection keeps in WAL mode; another process (imscloudctl) could
+         * then checkpoint and delete the WAL under it and corrupt the
+         * database ("How To Corrupt An SQLite Database File" §2.2). */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
             snprintf(err, errlen, "sqlite: cannot open %s: %s", path, strerror(errno));
             return IMS_EBACKEND;
         }
-        close(fd);
+        if (fd >= 0)
+            close(fd);
     }
     struct store_db *db = ims_calloc(1, sizeof(*db));
     if (!db)
@@ -190,6 +295,11 @@ static int sq_open(const char *path, struct store_db **out, char *err, size_t er
                  db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
         sq_close(db);
         return mapped;
+    }
+    if (!memory && (db->wl = wlock_get(path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        sq_close(db);
+        return IMS_ENOMEM;
     }
     sqlite3_busy_timeout(db->h, 5000);
     const char *setup = memory ? "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
@@ -210,21 +320,57 @@ static int sq_exec(struct store_db *db, const char *script)
     return run(db, script);
 }
 
+/* Transaction control as cached statements: sqlite3_exec() would parse
+ * the text on every call, several times per request. */
+enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SP, TX_RELEASE, TX_ROLLBACK_TO };
+
+static int run_tx(struct store_db *db, int which)
+{
+    static const char *const sql[] = { "BEGIN IMMEDIATE",  "COMMIT",         "ROLLBACK",
+                                       "SAVEPOINT ims_sp", "RELEASE ims_sp", "ROLLBACK TO ims_sp" };
+    int rc;
+    if (!db->tx[which]) {
+        rc = sqlite3_prepare_v3(db->h, sql[which], -1, SQLITE_PREPARE_PERSISTENT, &db->tx[which],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            db->tx[which] = NULL;
+            return err_rc(db, rc);
+        }
+    }
+    rc = sqlite3_step(db->tx[which]);
+    sqlite3_reset(db->tx[which]);
+    return rc == SQLITE_DONE ? 0 : err_rc(db, rc);
+}
+
+static int sq_savepoint(struct store_db *db, int op)
+{
+    return run_tx(db, TX_SP + op);
+}
+
 static int sq_begin(struct store_db *db)
 {
-    return run(db, "BEGIN IMMEDIATE");
+    int rc = wlock_take(db);
+    if (rc)
+        return rc;
+    rc = run_tx(db, TX_BEGIN);
+    if (rc)
+        wlock_drop(db);
+    return rc;
 }
 
 static int sq_commit(struct store_db *db)
 {
-    return run(db, "COMMIT");
+    int rc = run_tx(db, TX_COMMIT);
+    wlock_drop(db); /* kept if the transaction is still open: rollback drops it */
+    return rc;
 }
 
 static void sq_rollback(struct store_db *db)
 {
     /* Fails harmlessly when SQLite already rolled back (after NOMEM). */
-    if (!sqlite3_get_autocommit(db->h))
+    if (!sqlite3_get_autocommit(db->h) && run_tx(db, TX_ROLLBACK) != 0)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    wlock_drop(db);
 }
 
 /* ---- statements ---- */
@@ -320,4 +466,5 @@ const struct store_driver store_sqlite_driver = {
     .changes = sq_changes,
     .reset = sq_reset,
     .errmsg = sq_errmsg,
+    .savepoint = sq_savepoint,
 };

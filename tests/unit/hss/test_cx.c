@@ -2,6 +2,8 @@
  * temporary SQLite store, AKA checked by a USIM model (crypto/aka.h). */
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "base/alloc.h"
 #include "crypto/aka.h"
 #include "crypto/digest.h"
@@ -517,9 +519,42 @@ static void test_sar_alloc_failures(void **state)
     ims_hss_result_clear(&r);
 }
 
+/* A MAR for an identity whose stored S-CSCF is already Server-Name writes
+ * nothing: it succeeds while another connection holds the write lock (a
+ * write would wait for the busy timeout and fail). */
+static void test_mar_same_scscf_no_write(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    char scscf[IMS_STORE_ID_MAX];
+    sqlite3 *h = NULL;
+    ims_hss_result_init(&r);
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_string_equal(r.assigned_scscf, SCSCF1);
+
+    assert_int_equal(strncmp(f->url, "sqlite:", 7), 0);
+    assert_int_equal(sqlite3_open(f->url + 7, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_string_equal(r.assigned_scscf, SCSCF1);
+    assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+
+    /* another name is still stored */
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF2), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_string_equal(r.assigned_scscf, SCSCF2);
+    assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_NOT_REGISTERED);
+    assert_string_equal(scscf, SCSCF2);
+    ims_hss_result_clear(&r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
     T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
+    T(test_mar_same_scscf_no_write),
 };
 const size_t cx_ntests = sizeof(cx_tests) / sizeof(cx_tests[0]);

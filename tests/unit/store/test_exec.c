@@ -6,6 +6,7 @@
 #include "crypto/aka.h"
 #include "ev/loop.h"
 #include "store/exec.h"
+#include "store/store_int.h"
 #include "store_tests.h"
 
 #define JOBS 40
@@ -165,10 +166,123 @@ static void test_bad_args(void **state)
     assert_null(x);
 }
 
+/* Group commit: jobs queued behind a running one run as one batch (one
+ * transaction); each store call stays all-or-nothing on its own (a failed
+ * import inside the batch leaves nothing, the SQNs around it commit), and
+ * the SQNs are durable when the completions arrive. */
+#define GJOBS 18
+struct greq {
+    struct ims_store_job job;
+    int kind; /* 0 SQN, 1 failing import, 2 unknown IMPU */
+    uint64_t sqn;
+    bool in_batch;
+    int rc;
+    bool done;
+};
+static size_t gdone;
+
+static int work_group(struct ims_store *st, void *arg)
+{
+    struct greq *r = arg;
+    r->in_batch = st->batch;
+    switch (r->kind) {
+    case 1: /* a valid record, then a bad one: the whole import rolls back */
+        return ims_store_import(st, S("imscloud-hss-export v1\n"
+                                      "profile isolated xml=PHg+PC94Pg==\n"
+                                      "bogus record\nend\n"),
+                                NULL);
+    case 2:
+        return ims_store_reg_set(st, S("sip:nobody@ims.test"), IMS_REG_REGISTERED,
+                                 IMS_SCSCF_KEEP, IMS_STR_NULL, NULL);
+    default:
+        return ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &r->sqn);
+    }
+}
+
+static void done_group(struct ims_loop *loop, int rc, void *arg)
+{
+    struct greq *r = arg;
+    r->rc = rc;
+    r->done = true;
+    if (++gdone == GJOBS + 1)
+        ims_loop_stop(loop);
+}
+
+static int work_gate_group(struct ims_store *st, void *arg)
+{
+    work_gate(st, arg);
+    return 0;
+}
+
+static void test_group_commit(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    struct ims_loop *loop = NULL;
+    struct greq r[GJOBS + 1];
+    memset(r, 0, sizeof(r));
+    gate_open = gate_entered = false;
+    gdone = 0;
+    provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, NULL);
+    assert_int_equal(ims_loop_new(64, &loop), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 64, &x), 0);
+    assert_int_equal(ims_store_exec_submit(x, loop, &r[0].job, work_gate_group, done_group,
+                                           NULL, &r[0]),
+                     0);
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_entered)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    for (int i = 1; i <= GJOBS; i++) {
+        r[i].kind = i == 5 ? 1 : i == 9 ? 2 : 0;
+        assert_int_equal(ims_store_exec_submit(x, loop, &r[i].job, work_group, done_group, NULL,
+                                               &r[i]),
+                         0);
+    }
+    pthread_mutex_lock(&gate_mu);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_int_equal(gdone, GJOBS + 1);
+    assert_false(r[0].in_batch);
+    uint64_t last = 0;
+    for (int i = 1; i <= GJOBS; i++) {
+        assert_true(r[i].done);
+        assert_true(r[i].in_batch);
+        if (r[i].kind == 1) {
+            assert_int_equal(r[i].rc, IMS_EPROTO);
+        } else if (r[i].kind == 2) {
+            assert_int_equal(r[i].rc, IMS_ENOENT);
+        } else {
+            assert_int_equal(r[i].rc, 0);
+            assert_true(r[i].sqn > last); /* in order, each its own */
+            last = r[i].sqn;
+        }
+    }
+    /* durable and visible to another connection when done ran */
+    struct ims_store *other = NULL;
+    struct ims_auth_data ad;
+    struct ims_buf xml;
+    assert_int_equal(ims_store_open(f->url, f->repo, &other), 0);
+    OK(other, ims_store_auth_get(other, S("alice@ims.test"), &ad));
+    assert_int_equal(ad.sqn, last);
+    ims_auth_data_clear(&ad);
+    ims_buf_init(&xml, 64);
+    assert_int_equal(ims_store_profile_get(other, S("isolated"), &xml), IMS_ENOENT);
+    ims_buf_free(&xml);
+    /* the executor's store is usable alone again (no batch left open) */
+    ims_store_close(other);
+    ims_store_exec_free(x);
+    ims_loop_free(loop);
+    OK(f->st, ims_store_sqn_update(f->st, S("alice@ims.test"), next_sqn, NULL, NULL));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest exec_tests[] = {
     T(test_jobs_complete_on_loop),
     T(test_queue_cap_and_drain),
     T(test_bad_args),
+    T(test_group_commit),
 };
 const size_t exec_ntests = sizeof(exec_tests) / sizeof(exec_tests[0]);

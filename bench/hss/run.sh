@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# bench/hss/run.sh - the HSS over Diameter on loopback: MAR and SAR answered per second,
+# p50/p99 latency, server CPU per request, peak RSS. Never run by CTest. See README.md.
+#
+#   bench/hss/run.sh [--build DIR] [--subs N] [--seconds S] [--warmup S] [--window N]
+#                    [--conns N] [--store-threads N] [--items N] [--scenarios LIST]
+#                    [--assigned] [--no-ceiling] [--results FILE | --no-results] [--keep]
+#
+# Seeds N subscribers (default 100000) into a fresh SQLite store with hss_bench_seed
+# (--assigned: with an S-CSCF name already stored, as after an earlier registration),
+# starts `imscloud` (roles = hss) from DIR (default build-hbench), and for each scenario
+# (mar-digest, mar-aka, sar-reg, sar-rereg) runs hss_load for --warmup + --seconds with a
+# window of --window outstanding requests over --conns Diameter connections. Then, as a
+# reference, the same MAR load against a second imscloud in SLF mode, which answers every
+# request on its loop without touching a store (the Diameter stack's own ceiling here).
+# Records the server's CPU seconds per request (utime+stime from /proc/PID/stat over the
+# run) and its peak RSS (VmHWM), and writes a section of bench/RESULTS.md between the
+# markers <!-- hss-bench:begin --> and <!-- hss-bench:end --> (one block per subscriber
+# count and --assigned; the rest of the file is bench/run.sh's and is left alone).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/bench/hss
+BUILD=$ROOT/build-hbench
+SUBS=100000
+SECONDS_RUN=10
+WARMUP=2
+WINDOW=64
+CONNS=2
+STORE_THREADS=2
+ITEMS=1
+SCENARIOS="mar-digest mar-aka sar-reg sar-rereg"
+CEILING=yes
+ASSIGNED=no
+RESULTS=$ROOT/bench/RESULTS.md
+KEEP=no
+CMDLINE="bench/hss/run.sh${*:+ $*}"
+PYHSS=500 # published PyHSS figure (Diameter requests/s); not measured here
+
+usage() {
+    sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=$(cd "${2:?}" && pwd); shift 2 ;;
+    --subs) SUBS=${2:?}; shift 2 ;;
+    --seconds) SECONDS_RUN=${2:?}; shift 2 ;;
+    --warmup) WARMUP=${2:?}; shift 2 ;;
+    --window) WINDOW=${2:?}; shift 2 ;;
+    --conns) CONNS=${2:?}; shift 2 ;;
+    --store-threads) STORE_THREADS=${2:?}; shift 2 ;;
+    --items) ITEMS=${2:?}; shift 2 ;;
+    --scenarios) SCENARIOS=${2:?}; shift 2 ;;
+    --no-ceiling) CEILING=no; shift ;;
+    --assigned) ASSIGNED=yes; shift ;;
+    --results) RESULTS=${2:?}; shift 2 ;;
+    --no-results) RESULTS=; shift ;;
+    --keep) KEEP=yes; shift ;;
+    -h | --help) usage ;;
+    *) echo "unknown option: $1" >&2; usage ;;
+    esac
+done
+if ! [[ $SUBS =~ ^[0-9]+$ ]] || [ "$SUBS" -lt 1 ]; then usage; fi
+awk -v s="$SECONDS_RUN" -v w="$WARMUP" 'BEGIN { exit !(s > 0 && w >= 0 && s + w <= 60) }' ||
+    { echo "bench: --warmup + --seconds must be at most 60" >&2; exit 2; }
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+    say "bench-hss: $*"
+    exit 1
+}
+for t in awk ss setsid cmake; do command -v $t >/dev/null || die "missing '$t'"; done
+IMS_BIN=$BUILD/imscloud
+[ -x "$IMS_BIN" ] || die "no imscloud in $BUILD (cmake -S . -B build-hbench -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-hbench -j2 --target imscloud)"
+
+# the tools, against the same libimscore.a as the server (incremental, a few seconds)
+TOOLS=$BUILD/bench-hss
+if [ ! -f "$TOOLS/CMakeCache.txt" ]; then
+    cmake -S "$HERE" -B "$TOOLS" -DIMS_BUILD_DIR="$BUILD" >"${TMPDIR:-/tmp}/hss-bench-cmake.log" 2>&1 ||
+        die "cmake of bench/hss failed: $(tail -5 "${TMPDIR:-/tmp}/hss-bench-cmake.log")"
+fi
+cmake --build "$TOOLS" -j2 >"${TMPDIR:-/tmp}/hss-bench-build.log" 2>&1 ||
+    die "building bench/hss failed: $(tail -20 "${TMPDIR:-/tmp}/hss-bench-build.log")"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imscloud-hss-bench.XXXXXX")
+HZ=$(getconf CLK_TCK)
+STARTED=()
+cleanup() {
+    local p
+    for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${STARTED[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "$KEEP" = yes ]; then say "bench-hss: work files kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+port_busy() { [ -n "$(ss -Hlnt "sport = :$1")" ]; }
+free_port() {
+    local p _
+    for _ in $(seq 1 1000); do
+        p=$((27000 + RANDOM % 900))
+        port_busy $p || { echo $p; return; }
+    done
+    die "no free port in 27000-27899"
+}
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
+fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.1f}" 'BEGIN { if (b == 0) print "-"; else printf f, a / b }'; }
+field() { # field NAME LINE: value of NAME=... in a "result ..." line
+    awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
+}
+
+# start_server NAME MODE PORT: an imscloud with roles = hss (MODE hss or slf) on PORT
+start_server() {
+    local name=$1 mode=$2 port=$3 dir=$WORK/$1
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    local extra="" state=$WORK/var
+    # the SLF gets its own state dir: one admin socket (imscloud.ctl) per directory
+    [ "$mode" = hss ] || state=$WORK/var-$name
+    [ "$mode" = hss ] || extra="mode = slf
+slf_route = *@ims.bench hss-a.ims.bench"
+    cat >"$dir/imscloud.conf" <<EOF
+[core]
+roles = hss
+state_dir = $state
+log_level = err
+
+[hss]
+store_threads = $STORE_THREADS
+store_queue = 65536
+$extra
+
+[diameter]
+identity = hss.ims.bench
+realm = ims.bench
+listen = 127.0.0.1
+port = $port
+allow_hosts = bench*.ims.bench
+max_pending = 65536
+EOF
+    setsid "$IMS_BIN" -c "$dir/imscloud.conf" </dev/null >"$dir/server.log" 2>&1 &
+    local pid=$!
+    STARTED+=("$pid")
+    for _ in $(seq 1 100); do
+        port_busy "$port" && break
+        kill -0 "$pid" 2>/dev/null || die "imscloud ($name) exited: $(tail -5 "$dir/server.log")"
+        sleep 0.1
+    done
+    port_busy "$port" || die "imscloud ($name) does not listen on $port"
+    SERVER_PID=$pid
+}
+
+# run_load NAME PID PORT SCENARIO [hss_load args]: one measurement; sets R_* (LINE = result line)
+run_load() {
+    local name=$1 pid=$2 port=$3 sc=$4
+    shift 4
+    local c0 c1
+    c0=$(cpu_ticks "$pid")
+    local out=$WORK/$name-$sc.out rc=0
+    "$TOOLS/hss_load" -H hss.ims.bench -p "$port" -d "$WORK/client" -s "$sc" -N "$SUBS" \
+        -c "$CONNS" -w "$WINDOW" -t "$SECONDS_RUN" -W "$WARMUP" "$@" >"$out" 2>&1 || rc=$?
+    c1=$(cpu_ticks "$pid")
+    LINE=$(grep '^result ' "$out" || true)
+    [ -n "$LINE" ] || die "hss_load $sc failed: $(tail -5 "$out")"
+    R_RATE=$(field rate "$LINE")
+    R_OK=$(field ok "$LINE")
+    R_ERR=$(field errors "$LINE")
+    R_P50=$(fdiv "$(field p50_us "$LINE")" 1000 %.2f)
+    R_P99=$(fdiv "$(field p99_us "$LINE")" 1000 %.2f)
+    # the server's CPU over warm-up + measurement, per request answered in that time
+    # (warm-up requests are not in R_OK: scale by the whole run's length)
+    local total secs
+    secs=$(awk -v s="$SECONDS_RUN" -v w="$WARMUP" 'BEGIN { print s + w }')
+    total=$(awk -v ok="$R_OK" -v s="$SECONDS_RUN" -v t="$secs" 'BEGIN { print ok * t / s }')
+    R_CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$total" 'BEGIN { if (n == 0) print "-"; else printf "%.0f", c / hz * 1e6 / n }')
+    R_SCPU=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t="$secs" 'BEGIN { printf "%.0f", c / hz / t * 100 }')
+    R_CCPU=$(awk -v c="$(field client_cpu_s "$LINE")" -v t="$secs" 'BEGIN { printf "%.0f", c / t * 100 }')
+    say "$(printf 'bench-hss: %-10s %-10s %7s/s  p50 %6s ms  p99 %6s ms  errors %s  server %s us/req (%s%% of a core)  hss_load %s%%  (rc %s)' \
+        "$name" "$sc" "$R_RATE" "$R_P50" "$R_P99" "$R_ERR" "$R_CPU_US" "$R_SCPU" "$R_CCPU" "$rc")"
+}
+
+# ------------------------------------------------------------------ run
+
+say "bench-hss: work dir $WORK ($(df -T "$WORK" | awk 'NR == 2 { print $2 }')), $SUBS subscribers, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+mkdir -p "$WORK/var" "$WORK/client"
+chmod 700 "$WORK/var" "$WORK/client"
+t0=$(date +%s.%N)
+seed_args=()
+[ "$ASSIGNED" = no ] || seed_args=(-a)
+"$TOOLS/hss_bench_seed" seed "${seed_args[@]}" "sqlite:$WORK/var/hss.db" "$WORK/var/keys" "$SUBS" \
+    >"$WORK/seed.log" 2>&1 ||
+    die "seeding failed: $(tail -5 "$WORK/seed.log")"
+SEED_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+DB_MB=$(du -m "$WORK/var/hss.db" | cut -f1)
+say "bench-hss: seeded $SUBS subscribers in $SEED_S s (hss.db $DB_MB MiB)"
+
+PORT=$(free_port)
+start_server hss hss "$PORT"
+HSS_PID=$SERVER_PID
+sleep 0.5
+RSS_IDLE=$(status_kb VmRSS "$HSS_PID")
+
+declare -A RES
+for sc in $SCENARIOS; do
+    args=()
+    [ "$sc" != mar-aka ] || args=(-n "$ITEMS")
+    run_load hss "$HSS_PID" "$PORT" "$sc" "${args[@]}"
+    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
+        v=R_$k
+        RES[$sc,$k]=${!v}
+    done
+done
+HWM=$(status_kb VmHWM "$HSS_PID")
+THREADS=$(status_kb Threads "$HSS_PID")
+
+if [ "$CEILING" = yes ]; then
+    SPORT=$(free_port)
+    start_server slf slf "$SPORT"
+    sleep 0.5
+    run_load slf "$SERVER_PID" "$SPORT" mar-digest -x 3006
+    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
+        v=R_$k
+        RES[ceiling,$k]=${!v}
+    done
+fi
+T_END=$(date +%s)
+
+# ------------------------------------------------------------------ report
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+label() {
+    case $1 in
+    mar-digest)
+        if [ "$ASSIGNED" = yes ]; then
+            echo "MAR Digest-MD5 (HA1; S-CSCF name unchanged: no write)"
+        else
+            echo "MAR Digest-MD5 (HA1; S-CSCF name stored: a write)"
+        fi
+        ;;
+    mar-aka) echo "MAR Digest-AKAv1-MD5, $ITEMS vector(s) (SQN committed)" ;;
+    sar-reg) echo "SAR REGISTRATION (state written, User-Data XML)" ;;
+    sar-rereg) echo "SAR RE_REGISTRATION, User-Data-Already-Available" ;;
+    ceiling) echo "reference: MAR to an SLF (3006 from the loop, no store)" ;;
+    esac
+}
+row() {
+    local k=$1 r=${RES[$1,RATE]}
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(label "$k")" "$r" "${RES[$k,P50]}" \
+        "${RES[$k,P99]}" "${RES[$k,ERR]}" "${RES[$k,CPU_US]}" "${RES[$k,SCPU]}" "${RES[$k,CCPU]}" \
+        "$(if [ "$k" = ceiling ]; then echo -; else fdiv "$r" "$PYHSS" "%.1f×"; fi)"
+}
+table() {
+    echo '| scenario | answered/s | p50 (ms) | p99 (ms) | errors | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | vs PyHSS 500/s (published) |'
+    echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+    local sc
+    for sc in $SCENARIOS; do row "$sc"; done
+    [ "$CEILING" = no ] || row ceiling
+}
+
+KEY=$SUBS
+TITLE="$SUBS subscribers"
+if [ "$ASSIGNED" = yes ]; then
+    KEY=$SUBS-assigned
+    TITLE="$SUBS subscribers, S-CSCF assigned"
+fi
+block() {
+    echo "### $TITLE"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
+    echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), store on $(df -T "$WORK" | awk 'NR == 2 { print $2 }'); load average at start $LOAD_START"
+    echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL, synchronous=FULL), store_threads = $STORE_THREADS, log_level = err"
+    echo "- store: $SUBS subscribers (IMPI with K/OPc and 3 HA1s, one IMPU with an iFC profile; $(if [ "$ASSIGNED" = yes ]; then echo "S-CSCF name already stored, as after an earlier registration"; else echo "no S-CSCF name stored yet: first registrations"; fi)), seeded by hss_bench_seed in $SEED_S s, hss.db $DB_MB MiB"
+    echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
+    echo
+    table
+    echo
+    echo "Server memory: peak RSS (VmHWM) $(mib "$HWM") MiB after all scenarios (RSS $(mib "$RSS_IDLE") MiB idle after start), $THREADS threads."
+    echo
+}
+
+echo
+table
+echo "peak RSS $(mib "$HWM") MiB"
+
+if [ -n "$RESULTS" ]; then
+    # Keep bench/run.sh's part and the blocks of other subscriber counts; replace ours.
+    [ -f "$RESULTS" ] || : >"$RESULTS"
+    mkdir -p "$WORK/blocks"
+    awk -v dir="$WORK/blocks" -v outside="$WORK/outside.md" '
+        /^<!-- hss-bench:begin -->$/ { inside = 1; next }
+        /^<!-- hss-bench:end -->$/ { inside = 0; blk = ""; next }
+        !inside { print > outside; next }
+        /^### [0-9]+ subscribers(, S-CSCF assigned)?$/ {
+            blk = dir "/" $2 (NF > 3 ? "-assigned" : ""); next
+        }
+        blk != "" { print > blk }' "$RESULTS"
+    [ -f "$WORK/outside.md" ] || : >"$WORK/outside.md"
+    block >"$WORK/blocks/$KEY.new"
+    rm -f "$WORK/blocks/$KEY"
+    {
+        # trailing blank lines of the rest of the file: at most one before the section
+        awk '{ lines[NR] = $0 } END { n = NR; while (n > 0 && lines[n] == "") n--; for (i = 1; i <= n; i++) print lines[i] }' "$WORK/outside.md"
+        echo
+        echo '<!-- hss-bench:begin -->'
+        echo '## HSS: Cx over Diameter (bench/hss/run.sh)'
+        echo
+        echo "Written by \`bench/hss/run.sh\` (method in [hss/README.md](hss/README.md)); one block per subscriber count (and \`--assigned\`), replaced by the next run with the same. The PyHSS figure (≈500 Diameter requests/s) is a published number, not measured here (PyHSS is not packaged in Debian)."
+        echo
+        for f in $(find "$WORK/blocks" -type f -printf '%f\n' | sed 's/\.new$//' | sort -n | uniq); do
+            if [ "$f" = "$KEY" ]; then
+                cat "$WORK/blocks/$KEY.new"
+            else
+                case $f in
+                *-assigned) echo "### ${f%-assigned} subscribers, S-CSCF assigned" ;;
+                *) echo "### $f subscribers" ;;
+                esac
+                awk '{ lines[NR] = $0 } END { n = NR; while (n > 0 && lines[n] == "") n--; for (i = 1; i <= n; i++) print lines[i] }' "$WORK/blocks/$f"
+                echo
+            fi
+        done
+        echo '<!-- hss-bench:end -->'
+    } >"$WORK/results.md"
+    cp "$WORK/results.md" "$RESULTS"
+    say "bench-hss: wrote ${RESULTS#"$ROOT"/}"
+fi

@@ -1,0 +1,153 @@
+/* cscf_int.h - private to src/cscf: the process-wide state of the CSCF
+ * roles, the per-worker state, and the SIP helpers they share (sipx.c). */
+#ifndef IMS_CSCF_INT_H
+#define IMS_CSCF_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/str.h"
+#include "cscf/auth.h"
+#include "cscf/cscf.h"
+#include "cscf/cx_client.h"
+#include "cscf/registrar.h"
+#include "cscf/table.h"
+#include "ev/loop.h"
+#include "proxy/proxy.h"
+#include "sip/msg.h"
+
+#define CSCF_URI_MAX 256
+#define CSCF_SHARDS 64
+#define CSCF_SWEEP_MS 1000u
+#define CSCF_MAX_CAND 40 /* S-CSCF candidates of one I-CSCF request */
+
+struct ims_cfg;
+struct cscf_worker;
+
+/* A request state that lives across loop turns (I-CSCF and S-CSCF): linked
+ * in its worker so that shutdown frees what is still in progress. */
+struct cscf_pend {
+    struct cscf_pend *prev, *next;
+    struct cscf_worker *w;
+    void (*free_fn)(struct cscf_pend *p);
+};
+
+struct cscf_worker {
+    struct ims_cscf *g;
+    unsigned idx;
+    struct ims_loop *loop;
+    struct ims_proxy *p;
+    struct ims_cx *icx, *scx; /* the I-CSCF's and the S-CSCF's Cx clients */
+    struct ims_timer sweep;
+    struct cscf_pend *pend;
+    size_t npend;
+    /* S-CSCF scratch copies of registrations (about 40 KiB each): one for
+     * reading, one for the store's read-modify-write */
+    struct ims_reg *reg_a, *reg_b;
+};
+
+struct ims_cscf {
+    const struct ims_cfg *cfg;
+    unsigned nworkers;
+    struct cscf_worker *w;
+    bool p_on, i_on, s_on;
+    struct ims_cx_transport *cx;
+
+    /* P-CSCF */
+    struct cscf_table *flows;
+    uint8_t flow_key[32];
+    char p_uri[CSCF_URI_MAX];      /* sip:host:port */
+    char p_hostport[CSCF_URI_MAX]; /* host:port of p_uri, for Path */
+    char vnid[CSCF_URI_MAX];
+
+    /* I-CSCF: nothing beyond cfg */
+
+    /* S-CSCF */
+    struct ims_loc *loc;
+    struct ims_auth *auth;
+    char s_uri[CSCF_URI_MAX];
+    char s_realm[CSCF_URI_MAX];
+    char s_service_route[CSCF_URI_MAX + 16];
+    struct ims_reg_policy pol;
+    int algs[3];                   /* enum ims_digest_alg, in preference order */
+    size_t nalgs;
+    proxy_request_fn s_hook;
+    void *s_hook_ctx;
+};
+
+/* ---- pcscf.c / icscf.c / scscf.c ---- */
+int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz);
+void cscf_pcscf_fini(struct ims_cscf *g);
+void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
+void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s);
+
+void cscf_icscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
+
+int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz);
+void cscf_scscf_fini(struct ims_cscf *g);
+void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
+void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s);
+
+/* ---- roles.c ---- */
+void cscf_pend_add(struct cscf_worker *w, struct cscf_pend *p, void (*free_fn)(struct cscf_pend *));
+void cscf_pend_del(struct cscf_pend *p);
+
+/* ---- sipx.c: SIP helpers ---- */
+
+/* Wall clock, seconds and milliseconds. */
+int64_t cscf_now_s(void);
+int64_t cscf_now_ms(void);
+
+/* The canonical public identity of a URI, as the HSS stores it: for sip/sips
+ * "sip:user@host" (host lower-cased, port kept when present, params and
+ * headers dropped), for tel "tel:number" (params dropped).  0, IMS_EPROTO
+ * (another scheme, no user part), IMS_ELIMIT. */
+int cscf_impu_of(const struct sip_uri *u, char *out, size_t cap);
+/* The private identity derived from a public one (TS 23.003 §13.3 style:
+ * "user@host" of a sip URI).  0, IMS_EPROTO (tel: cannot be derived). */
+int cscf_impi_of(const struct sip_uri *u, char *out, size_t cap);
+
+/* The first Authorization header with the Digest scheme, parsed; false if
+ * none (or none parses). */
+bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out);
+
+/* Expires header value, or -1 (absent or malformed). */
+long cscf_expires_hdr(const struct sip_msg *m);
+
+/* The Contact values of a REGISTER as bindings (slices into m).  *star for
+ * "Contact: *".  0, IMS_EPROTO (a value does not parse), IMS_ELIMIT (more
+ * than cap). */
+int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t cap, size_t *n,
+                  bool *star);
+
+/* All values of every header with this id, joined with ", " into out.
+ * 0, IMS_ELIMIT, IMS_ENOMEM. */
+int cscf_join_values(const struct sip_msg *m, enum sip_hdr_id id, struct ims_buf *out);
+
+/* The i-th value (over all lines) of header id, parsed as a name-addr.
+ * 0, IMS_ENOENT, IMS_EPROTO. */
+int cscf_nth_nameaddr(const struct sip_msg *m, enum sip_hdr_id id, size_t i,
+                      struct sip_nameaddr *out);
+/* The first name-addr of a comma list (a stored Path or Service-Route). */
+int cscf_first_nameaddr(ims_str list, struct sip_nameaddr *out);
+
+/* The top Route value as received, when it names us (its URI is one of
+ * ours for the listener the request came in on): 0 with *uri set,
+ * IMS_ENOENT otherwise. */
+int cscf_top_route_self(struct proxy_req *r, const struct sip_msg *m, struct sip_uri *uri);
+/* A Route value that does not name us remains (the request is routed). */
+bool cscf_has_foreign_route(struct proxy_req *r, const struct sip_msg *m);
+
+/* "Retry-After: N\r\n" into buf (empty for 0). */
+ims_str cscf_retry_after(unsigned secs, char *buf, size_t cap);
+
+/* Hold r across a loop turn and run fn(w, r, arg) on the next one, then
+ * release it (fn may reply or forward).  Used to act on a response
+ * callback's outcome outside the callback (a new forward is not allowed
+ * inside it).  0, IMS_ENOMEM (nothing held). */
+int cscf_defer(struct cscf_worker *w, struct proxy_req *r,
+               void (*fn)(struct cscf_worker *w, struct proxy_req *r, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,15 @@
+# cscf: the P-CSCF, I-CSCF and S-CSCF roles (docs/internals/cscf.md).
+# table.c is the sharded store every role's shared state uses; registrar.c
+# the location store, auth.c the S-CSCF's challenges, profile.c User-Data,
+# cx_client.c Cx over the in-process HSS or Diameter, roles.c the wiring.
+list(APPEND IMS_SOURCES
+  src/cscf/table.c
+  src/cscf/profile.c
+  src/cscf/registrar.c
+  src/cscf/auth.c
+  src/cscf/cx_client.c
+  src/cscf/sipx.c
+  src/cscf/pcscf.c
+  src/cscf/icscf.c
+  src/cscf/scscf.c
+  src/cscf/roles.c)

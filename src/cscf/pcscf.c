@@ -1,0 +1,444 @@
+/* pcscf.c - the P-CSCF (TS 24.229 §5.2): the UE-facing proxy.
+ *
+ *   REGISTER      -> adds Path (its own URI with a flow token and ;lr,
+ *                    RFC 3327) and P-Visited-Network-ID (RFC 7315), forwards
+ *                    to the I-CSCF; on the 200 keeps, per UE flow (transport,
+ *                    source address and port: what NAT leaves us), the
+ *                    Service-Route (RFC 3608) and P-Associated-URI.
+ *   from a UE     -> only from a registered flow (else 403); P-Asserted-
+ *                    Identity from the registered set (P-Preferred-Identity
+ *                    honoured only inside it, RFC 3325 §6), identity headers
+ *                    from the UE removed; initial requests get the stored
+ *                    Service-Route as their route.
+ *   terminating   -> a request whose top Route is our Path URI goes to the
+ *                    flow its token names (the UE's source address, so NAT
+ *                    bindings and TCP connections are reused).
+ *
+ * The flow token: "term-" hex(flow key) "-" hex(HMAC-SHA-256(process key,
+ * flow key)[0..7]).  The MAC keeps a UE from sending to arbitrary addresses
+ * through us with a forged Route; the flow must also still be registered.
+ * Flows live in a table shared by the workers (table.h), expired by the
+ * workers' sweeps. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cfg/cfg.h"
+#include "crypto/encode.h"
+#include "cscf/cscf_int.h"
+
+#define FLOW_KEY_MAX 80
+#define TOKEN_MAX (5 + 2 * FLOW_KEY_MAX + 1 + 16 + 1)
+
+struct pc_flow {
+    int64_t expires;     /* wall-clock seconds */
+    char *assoc;         /* P-Associated-URI values, ", "-joined */
+    char *service_route; /* Service-Route values, or NULL */
+};
+
+static void flow_free(void *v)
+{
+    struct pc_flow *f = v;
+    if (!f)
+        return;
+    ims_free(f->assoc);
+    ims_free(f->service_route);
+    ims_free(f);
+}
+
+int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
+{
+    if (RAND_bytes(g->flow_key, sizeof(g->flow_key)) != 1) {
+        snprintf(err, errsz, "pcscf: no randomness for the flow key");
+        return IMS_EBACKEND;
+    }
+    int rc = cscf_table_new(CSCF_SHARDS, g->cfg->pcscf_max_ues, flow_free, &g->flows);
+    if (rc)
+        snprintf(err, errsz, "pcscf: out of memory");
+    return rc;
+}
+
+void cscf_pcscf_fini(struct ims_cscf *g)
+{
+    cscf_table_free(g->flows);
+    g->flows = NULL;
+    OPENSSL_cleanse(g->flow_key, sizeof(g->flow_key));
+}
+
+/* "udp:127.0.0.1:5090" */
+static void flow_key_of(const struct sip_tp_rx *rx, char *out, size_t cap)
+{
+    char a[IMS_ADDR_STRLEN];
+    static const char *const lc[] = { "none", "udp", "tcp", "tls" };
+    snprintf(out, cap, "%s:%s", lc[rx->proto <= SIP_PROTO_TLS ? rx->proto : 0],
+             ims_addr_str(&rx->src, a, sizeof(a)));
+}
+
+static void flow_mac(const struct ims_cscf *g, ims_str key, char hex[17])
+{
+    uint8_t mac[32];
+    unsigned len = sizeof(mac);
+    if (!HMAC(EVP_sha256(), g->flow_key, sizeof(g->flow_key), (const uint8_t *)key.p, key.len,
+              mac, &len))
+        memset(mac, 0, sizeof(mac));
+    ims_hex_encode(mac, 8, hex);
+}
+
+/* term-<hex key>-<hex mac> */
+static void flow_token(const struct ims_cscf *g, const char *key, char *out, size_t cap)
+{
+    char hk[2 * FLOW_KEY_MAX + 1], mac[17];
+    size_t n = strlen(key);
+    if (n > FLOW_KEY_MAX)
+        n = FLOW_KEY_MAX;
+    ims_hex_encode(key, n, hk);
+    flow_mac(g, ims_str_make(key, n), mac);
+    snprintf(out, cap, "term-%s-%s", hk, mac);
+}
+
+/* The flow key a token names, if its MAC is ours.  0 or IMS_ENOENT. */
+static int flow_of_token(const struct ims_cscf *g, ims_str user, char *key, size_t cap)
+{
+    if (!ims_str_has_caseprefix(user, "term-") || user.len < 5 + 2 + 1 + 16)
+        return IMS_ENOENT;
+    ims_str hk = ims_str_make(user.p + 5, user.len - 5 - 17);
+    ims_str mac = ims_str_make(user.p + user.len - 16, 16);
+    if (user.p[user.len - 17] != '-' || hk.len % 2 || hk.len / 2 >= cap ||
+        hk.len / 2 > FLOW_KEY_MAX || ims_hex_decode(hk, key, hk.len / 2) != 0)
+        return IMS_ENOENT;
+    key[hk.len / 2] = '\0';
+    char want[17];
+    flow_mac(g, ims_str_make(key, hk.len / 2), want);
+    return CRYPTO_memcmp(want, mac.p, 16) == 0 ? 0 : IMS_ENOENT;
+}
+
+/* ------------------------------------------------------------ flow table */
+
+struct flow_get {
+    int64_t now;
+    struct ims_buf *assoc, *sr; /* copies out; may be NULL */
+    bool found;
+};
+
+static int get_fn(void **val, bool room, void *ctx)
+{
+    struct flow_get *x = ctx;
+    struct pc_flow *f = *val;
+    if (!f || f->expires <= x->now)
+        return 0;
+    x->found = true;
+    int rc = 0;
+    if (x->assoc && f->assoc)
+        rc = ims_buf_add_cstr(x->assoc, f->assoc);
+    if (rc == 0 && x->sr && f->service_route)
+        rc = ims_buf_add_cstr(x->sr, f->service_route);
+    return rc;
+}
+
+static bool flow_get(struct ims_cscf *g, const char *key, struct ims_buf *assoc,
+                     struct ims_buf *sr)
+{
+    struct flow_get x = { .now = cscf_now_s(), .assoc = assoc, .sr = sr };
+    return cscf_table_with(g->flows, ims_str_cstr(key), get_fn, &x) == 0 && x.found;
+}
+
+struct flow_put {
+    struct pc_flow *nf; /* NULL: remove */
+};
+
+static int put_fn(void **val, bool room, void *ctx)
+{
+    struct flow_put *x = ctx;
+    flow_free(*val);
+    *val = x->nf;
+    x->nf = NULL; /* the table owns it now (or freed it when full) */
+    return 0;
+}
+
+static int flow_put(struct ims_cscf *g, const char *key, struct pc_flow *nf)
+{
+    struct flow_put x = { nf };
+    return cscf_table_with(g->flows, ims_str_cstr(key), put_fn, &x);
+}
+
+struct flow_room {
+    bool ok;
+};
+
+static int room_fn(void **val, bool room, void *ctx)
+{
+    ((struct flow_room *)ctx)->ok = room;
+    return 0;
+}
+
+static void sweep_visit(ims_str key, void **val, void *ctx)
+{
+    struct pc_flow *f = *val;
+    if (f->expires <= *(int64_t *)ctx) {
+        flow_free(f);
+        *val = NULL;
+    }
+}
+
+void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s)
+{
+    cscf_table_sweep(w->g->flows, w->idx, w->g->nworkers, sweep_visit, &now_s);
+}
+
+/* ------------------------------------------------------------ REGISTER */
+
+/* The longest expiry the 200 grants to a Contact the UE sent (RFC 3261
+ * §10.2.4: the 200 lists every binding of the AOR, ours among them), or -1
+ * when none of the UE's contacts is left. */
+static long granted_expires(const struct sip_msg *req, const struct sip_msg *rsp)
+{
+    long best = -1, hdr = cscf_expires_hdr(rsp);
+    struct sip_nameaddr q, c;
+    for (size_t i = 0; cscf_nth_nameaddr(req, SIP_H_CONTACT, i, &q) == 0; i++) {
+        for (size_t k = 0; cscf_nth_nameaddr(rsp, SIP_H_CONTACT, k, &c) == 0; k++) {
+            if (!ims_sip_uri_equal(&q.uri, &c.uri))
+                continue;
+            ims_str ev;
+            uint64_t v;
+            long e = hdr;
+            if (ims_sip_param_get(c.params, "expires", &ev) == 0 &&
+                ims_str_to_u64(ev, UINT32_MAX, &v) == 0)
+                e = (long)v;
+            if (e > best)
+                best = e;
+        }
+    }
+    return best;
+}
+
+static void reg_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *rsp)
+{
+    struct ims_cscf *g = w->g;
+    const struct sip_msg *req = ims_proxy_req_msg(r);
+    char key[FLOW_KEY_MAX];
+    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
+    long e = req ? granted_expires(req, rsp) : -1;
+    if (e <= 0) {
+        flow_put(g, key, NULL);
+        LOG_I("pcscf", "event=deregistered flow=%s call_id=%.*s", key, IMS_SF(rsp->call_id));
+        return;
+    }
+    struct ims_buf assoc, sr;
+    ims_buf_init(&assoc, 8192);
+    ims_buf_init(&sr, 4096);
+    struct pc_flow *f = ims_calloc(1, sizeof(*f));
+    int rc = f ? 0 : IMS_ENOMEM;
+    if (rc == 0)
+        rc = cscf_join_values(rsp, SIP_H_P_ASSOCIATED_URI, &assoc);
+    if (rc == 0)
+        rc = cscf_join_values(rsp, SIP_H_SERVICE_ROUTE, &sr);
+    if (rc == 0 && assoc.len == 0) {
+        /* no identity to assert: the UE could not send anything anyway */
+        rc = IMS_EPROTO;
+    }
+    if (rc == 0) {
+        f->expires = cscf_now_s() + e;
+        f->assoc = ims_strndup(assoc.p, assoc.len);
+        f->service_route = sr.len ? ims_strndup(sr.p, sr.len) : NULL;
+        if (!f->assoc || (sr.len && !f->service_route))
+            rc = IMS_ENOMEM;
+    }
+    if (rc == 0) {
+        rc = flow_put(g, key, f);
+        f = NULL;
+    }
+    flow_free(f);
+    if (rc)
+        LOG_W("pcscf", "event=flow_not_stored flow=%s err=%s", key, ims_strerror(rc));
+    else
+        LOG_I("pcscf", "event=registered flow=%s expires=%ld assoc=\"%.*s\"", key, e,
+              (int)(assoc.len > 200 ? 200 : assoc.len), assoc.p ? assoc.p : "");
+    ims_buf_free(&assoc);
+    ims_buf_free(&sr);
+}
+
+static enum proxy_rsp_action reg_response(struct proxy_req *r, int status,
+                                          const struct sip_msg *rsp, void *ud)
+{
+    struct cscf_worker *w = ud;
+    if (status >= 200 && status < 300 && rsp) {
+        reg_ok(w, r, rsp);
+        return PROXY_RSP_RELAY;
+    }
+    if (status == 503 && rsp) {
+        /* the home network is busy (HSS down, ...): pass its 503 and
+         * Retry-After on, instead of the core's "500 Next Hop Unavailable" */
+        ims_proxy_relay(r, rsp, IMS_STR_NULL, NULL, 0);
+        return PROXY_RSP_TAKEN;
+    }
+    return PROXY_RSP_RELAY;
+}
+
+static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct ims_cscf *g = w->g;
+    char key[FLOW_KEY_MAX], token[TOKEN_MAX];
+    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
+    struct flow_room room = { false };
+    cscf_table_with(g->flows, ims_str_cstr(key), room_fn, &room);
+    if (!room.ok) {
+        char ra[32];
+        ims_proxy_reply(r, 503, "Too Many Registrations",
+                        &(struct proxy_reply_opts){ .hdrs = cscf_retry_after(60, ra, sizeof(ra)) });
+        return;
+    }
+    flow_token(g, key, token, sizeof(token));
+    char add[1024];
+    int n = snprintf(add, sizeof(add),
+                     "Path: <sip:%s@%s;lr>\r\n"
+                     "P-Visited-Network-ID: \"%s\"\r\n",
+                     token, g->p_hostport, g->vnid);
+    if (n <= 0 || (size_t)n >= sizeof(add)) {
+        ims_proxy_reply(r, 500, "Path Too Long", NULL);
+        return;
+    }
+    /* what only the network may say is removed from the UE's request */
+    static const uint16_t del[] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID,
+                                    SIP_H_P_ASSERTED_IDENTITY, SIP_H_P_PREFERRED_IDENTITY };
+    struct proxy_fwd f = {
+        .next_hop = ims_str_cstr(g->cfg->pcscf_icscf),
+        .add_hdrs = ims_str_make(add, (size_t)n),
+        .del_hdrs = del,
+        .ndel = sizeof(del) / sizeof(del[0]),
+        .on_response = reg_response,
+        .ud = w,
+    };
+    int rc = ims_proxy_forward(r, &f);
+    if (rc) {
+        LOG_W("pcscf", "event=forward_failed to=%s err=%s", g->cfg->pcscf_icscf,
+              ims_strerror(rc));
+        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    }
+}
+
+/* ------------------------------------------------------------ terminating */
+
+static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const char *key)
+{
+    if (!flow_get(w->g, key, NULL, NULL)) {
+        LOG_I("pcscf", "event=term_unregistered flow=%s", key);
+        ims_proxy_reply(r, 480, "Not Registered Here", NULL);
+        return;
+    }
+    /* "udp:1.2.3.4:5" -> "sip:1.2.3.4:5;transport=udp" */
+    char hop[FLOW_KEY_MAX + 32];
+    const char *colon = strchr(key, ':');
+    if (!colon) {
+        ims_proxy_reply(r, 500, NULL, NULL);
+        return;
+    }
+    int n = snprintf(hop, sizeof(hop), "sip:%s;transport=%.*s", colon + 1, (int)(colon - key),
+                     key);
+    struct proxy_fwd f = { .next_hop = ims_str_make(hop, n > 0 ? (size_t)n : 0) };
+    if (ims_proxy_forward(r, &f) != 0)
+        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+}
+
+/* ------------------------------------------------------------ originating */
+
+/* RFC 3325 §6: the asserted identity is the preferred one if the UE may use
+ * it, else the default (the first associated URI, TS 24.229 §5.2.6.3.3). */
+static int pick_identity(const struct sip_msg *m, ims_str assoc, char *out, size_t cap)
+{
+    struct sip_nameaddr first, pref, a;
+    if (cscf_first_nameaddr(assoc, &first) != 0)
+        return IMS_EPROTO;
+    ims_str_copy(first.uri.raw, out, cap);
+    if (cscf_nth_nameaddr(m, SIP_H_P_PREFERRED_IDENTITY, 0, &pref) != 0)
+        return 0;
+    struct ims_cur c = { assoc.p, assoc.p + assoc.len };
+    ims_str e;
+    while (ims_sip_list_next(&c, &e) == 0) {
+        if (ims_sip_parse_nameaddr(e, &a) == 0 && ims_sip_uri_equal(&a.uri, &pref.uri)) {
+            ims_str_copy(a.uri.raw, out, cap);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                           const char *key)
+{
+    struct ims_buf assoc, sr, add;
+    ims_buf_init(&assoc, 8192);
+    ims_buf_init(&sr, 4096);
+    ims_buf_init(&add, 16384);
+    if (!flow_get(w->g, key, &assoc, &sr)) {
+        LOG_I("pcscf", "event=not_registered flow=%s method=%.*s call_id=%.*s", key,
+              IMS_SF(m->method_name), IMS_SF(m->call_id));
+        ims_proxy_reply(r, 403, "Not Registered", NULL);
+        goto out;
+    }
+    char id[IMS_REG_URI_MAX];
+    if (pick_identity(m, ims_buf_str(&assoc), id, sizeof(id)) != 0) {
+        ims_proxy_reply(r, 500, NULL, NULL);
+        goto out;
+    }
+    int rc = ims_buf_printf(&add, "P-Asserted-Identity: <%s>\r\n", id);
+    struct sip_nameaddr hop;
+    ims_str next = IMS_STR_NULL;
+    if (rc == 0 && sr.len) {
+        rc = ims_buf_printf(&add, "Route: %.*s\r\n", IMS_SF(ims_buf_str(&sr)));
+        if (rc == 0 && cscf_first_nameaddr(ims_buf_str(&sr), &hop) == 0)
+            next = hop.uri.raw;
+    }
+    if (rc) {
+        ims_proxy_reply(r, 500, NULL, NULL);
+        goto out;
+    }
+    /* RFC 3325: identities from outside the trust domain go; RFC 3608: the
+     * Service-Route replaces whatever route the UE put (ours was popped) */
+    static const uint16_t del[] = { SIP_H_P_ASSERTED_IDENTITY, SIP_H_P_PREFERRED_IDENTITY,
+                                    SIP_H_ROUTE };
+    struct proxy_fwd f = {
+        .next_hop = next,
+        .add_hdrs = ims_buf_str(&add),
+        .del_hdrs = del,
+        .ndel = sr.len ? 3 : 2,
+    };
+    if (ims_proxy_forward(r, &f) != 0)
+        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+out:
+    ims_buf_free(&assoc);
+    ims_buf_free(&sr);
+    ims_buf_free(&add);
+}
+
+/* ------------------------------------------------------------ the app */
+
+void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct cscf_worker *w = ctx;
+    if (m->method == SIP_M_REGISTER) {
+        pc_register(w, r, m);
+        return;
+    }
+    /* terminating: the S-CSCF routed it along our Path */
+    struct sip_uri top;
+    char key[FLOW_KEY_MAX + 1];
+    if (cscf_top_route_self(r, m, &top) == 0 &&
+        flow_of_token(w->g, top.user, key, sizeof(key)) == 0) {
+        pc_terminating(w, r, key);
+        return;
+    }
+    if (m->to.tag.len || ims_proxy_req_to_self(r)) {
+        /* in-dialog (Record-Route/Route decide) or for us: 404/405 */
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
+    pc_originating(w, r, m, key);
+}

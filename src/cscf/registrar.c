@@ -1,0 +1,559 @@
+/* registrar.c - binding rules and the location store (registrar.h). */
+#include "cscf/registrar.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cscf/table.h"
+#include "sip/msg.h"
+
+/* What the table keeps per key: either an alias (the key of the
+ * registration) or a registration, in exactly sized allocations. */
+struct loc_rec {
+    char *alias_of;                   /* non-NULL: an alias entry, nothing else set */
+    char *impi;
+    char *service_route;
+    size_t nimpu;
+    char **impus;
+    bool *barred;
+    size_t ncontacts;
+    struct ims_reg_contact *contacts; /* ~2 KiB each: only as many as there are */
+    struct ims_profile *profile;
+    int64_t registered_at;
+};
+
+struct ims_loc {
+    struct cscf_table *t;
+};
+
+static void rec_free(void *v)
+{
+    struct loc_rec *r = v;
+    if (!r)
+        return;
+    ims_free(r->alias_of);
+    ims_free(r->impi);
+    ims_free(r->service_route);
+    for (size_t i = 0; r->impus && i < r->nimpu; i++)
+        ims_free(r->impus[i]);
+    ims_free(r->impus);
+    ims_free(r->barred);
+    ims_free(r->contacts);
+    ims_profile_unref(r->profile);
+    ims_free(r);
+}
+
+void ims_reg_clear(struct ims_reg *r)
+{
+    ims_profile_unref(r->profile);
+    r->profile = NULL;
+    r->ncontacts = 0;
+    r->nimpu = 0;
+    r->impu[0] = r->impi[0] = r->service_route[0] = '\0';
+    r->registered_at = 0;
+}
+
+static void cpy(char *dst, size_t cap, ims_str s)
+{
+    ims_str_copy(s, dst, cap);
+}
+
+/* ------------------------------------------------------------ rules */
+
+size_t ims_reg_expire_contacts(struct ims_reg *r, int64_t now)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->ncontacts; i++) {
+        if (r->contacts[i].expires <= now)
+            continue;
+        if (k != i)
+            r->contacts[k] = r->contacts[i];
+        k++;
+    }
+    r->ncontacts = k;
+    return k;
+}
+
+/* RFC 3261 §10.3 step 6 / RFC 5626 §6: the stored contact this binding
+ * names: same +sip.instance when both have one, else equal URIs
+ * (§19.1.4).  -1 if none. */
+static long find_contact(const struct ims_reg *r, const struct ims_reg_binding *b)
+{
+    struct sip_uri bu;
+    bool bu_ok = ims_sip_parse_uri(b->uri, &bu) == 0;
+    for (size_t i = 0; i < r->ncontacts; i++) {
+        const struct ims_reg_contact *c = &r->contacts[i];
+        if (b->instance.len && c->instance[0]) {
+            if (ims_str_eq(b->instance, ims_str_cstr(c->instance)))
+                return (long)i;
+            continue;
+        }
+        struct sip_uri cu;
+        if (bu_ok && ims_sip_parse_uri(ims_str_cstr(c->uri), &cu) == 0) {
+            if (ims_sip_uri_equal(&bu, &cu))
+                return (long)i;
+        } else if (ims_str_eq(b->uri, ims_str_cstr(c->uri))) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static long binding_expires(const struct ims_reg_binding *b, const struct ims_reg_req *rq,
+                            const struct ims_reg_policy *pol)
+{
+    if (b->expires >= 0)
+        return b->expires;
+    if (rq->hdr_expires >= 0)
+        return rq->hdr_expires;
+    return pol->default_expires;
+}
+
+int ims_reg_apply(struct ims_reg *r, const struct ims_reg_req *rq, const struct ims_reg_policy *pol,
+                  int64_t now, unsigned *min_out)
+{
+    ims_reg_expire_contacts(r, now);
+    if (rq->star) {
+        /* §10.2.2: "*" only alone and with Expires: 0 */
+        if (rq->n || rq->hdr_expires != 0)
+            return 400;
+        for (size_t i = 0; i < r->ncontacts; i++)
+            if (ims_str_eq(rq->call_id, ims_str_cstr(r->contacts[i].call_id)) &&
+                rq->cseq <= r->contacts[i].cseq)
+                return 500;
+        r->ncontacts = 0;
+        return 0;
+    }
+    /* §10.3 step 7 checks first, so that a refused request changes nothing */
+    for (size_t i = 0; i < rq->n; i++) {
+        long e = binding_expires(&rq->b[i], rq, pol);
+        if (e > 0 && (unsigned long)e < pol->min_expires) {
+            if (min_out)
+                *min_out = pol->min_expires;
+            return 423;
+        }
+        long k = find_contact(r, &rq->b[i]);
+        if (k >= 0 && ims_str_eq(rq->call_id, ims_str_cstr(r->contacts[k].call_id)) &&
+            rq->cseq <= r->contacts[k].cseq)
+            return 500;
+    }
+    unsigned maxc = pol->max_contacts && pol->max_contacts <= IMS_REG_MAX_CONTACTS
+                        ? pol->max_contacts
+                        : IMS_REG_MAX_CONTACTS;
+    for (size_t i = 0; i < rq->n; i++) {
+        const struct ims_reg_binding *b = &rq->b[i];
+        long e = binding_expires(b, rq, pol);
+        if ((unsigned long)e > pol->max_expires)
+            e = pol->max_expires;
+        long k = find_contact(r, b);
+        if (e == 0) {
+            if (k >= 0) {
+                r->contacts[k] = r->contacts[r->ncontacts - 1];
+                r->ncontacts--;
+            }
+            continue;
+        }
+        if (k < 0) {
+            if (r->ncontacts < maxc) {
+                k = (long)r->ncontacts++;
+            } else {
+                /* full: the binding expiring first makes room */
+                k = 0;
+                for (size_t j = 1; j < r->ncontacts; j++)
+                    if (r->contacts[j].expires < r->contacts[k].expires)
+                        k = (long)j;
+                LOG_I("scscf", "event=contact_replaced impu=%s old=\"%s\"", r->impu,
+                      r->contacts[k].uri);
+            }
+            memset(&r->contacts[k], 0, sizeof(r->contacts[k]));
+        }
+        struct ims_reg_contact *c = &r->contacts[k];
+        cpy(c->uri, sizeof(c->uri), b->uri);
+        cpy(c->path, sizeof(c->path), rq->path);
+        cpy(c->call_id, sizeof(c->call_id), rq->call_id);
+        cpy(c->instance, sizeof(c->instance), b->instance);
+        c->cseq = rq->cseq;
+        c->q = b->q;
+        c->expires = now + e;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ packing */
+
+static char *dup_cstr(const char *s)
+{
+    return ims_strndup(s, strlen(s));
+}
+
+/* rec -> view (the registration r->impu names). */
+static void unpack(const struct loc_rec *rec, struct ims_reg *r)
+{
+    snprintf(r->impi, sizeof(r->impi), "%s", rec->impi ? rec->impi : "");
+    snprintf(r->service_route, sizeof(r->service_route), "%s",
+             rec->service_route ? rec->service_route : "");
+    r->nimpu = 0;
+    for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++) {
+        snprintf(r->impus[i], sizeof(r->impus[i]), "%s", rec->impus[i]);
+        r->barred[i] = rec->barred[i];
+        r->nimpu++;
+    }
+    r->ncontacts = rec->ncontacts;
+    if (rec->ncontacts)
+        memcpy(r->contacts, rec->contacts, rec->ncontacts * sizeof(r->contacts[0]));
+    ims_profile_unref(r->profile);
+    r->profile = ims_profile_ref(rec->profile);
+    r->registered_at = rec->registered_at;
+}
+
+/* view -> a new rec.  NULL on allocation failure. */
+static struct loc_rec *pack(const struct ims_reg *r)
+{
+    struct loc_rec *rec = ims_calloc(1, sizeof(*rec));
+    if (!rec)
+        return NULL;
+    rec->impi = dup_cstr(r->impi);
+    rec->service_route = dup_cstr(r->service_route);
+    rec->impus = ims_calloc(r->nimpu ? r->nimpu : 1, sizeof(char *));
+    rec->barred = ims_calloc(r->nimpu ? r->nimpu : 1, sizeof(bool));
+    rec->contacts = ims_calloc(r->ncontacts ? r->ncontacts : 1, sizeof(*rec->contacts));
+    if (!rec->impi || !rec->service_route || !rec->impus || !rec->barred || !rec->contacts)
+        goto fail;
+    for (size_t i = 0; i < r->nimpu; i++) {
+        rec->impus[i] = dup_cstr(r->impus[i]);
+        rec->nimpu = i + 1;
+        if (!rec->impus[i])
+            goto fail;
+        rec->barred[i] = r->barred[i];
+    }
+    rec->ncontacts = r->ncontacts;
+    if (r->ncontacts)
+        memcpy(rec->contacts, r->contacts, r->ncontacts * sizeof(r->contacts[0]));
+    rec->profile = ims_profile_ref(r->profile);
+    rec->registered_at = r->registered_at;
+    return rec;
+fail:
+    rec_free(rec);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ store */
+
+int ims_loc_new(size_t max_entries, unsigned nshards, struct ims_loc **out)
+{
+    struct ims_loc *l = ims_calloc(1, sizeof(*l));
+    if (!l)
+        return IMS_ENOMEM;
+    int rc = cscf_table_new(nshards, max_entries, rec_free, &l->t);
+    if (rc) {
+        ims_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void ims_loc_free(struct ims_loc *l)
+{
+    if (!l)
+        return;
+    cscf_table_free(l->t);
+    ims_free(l);
+}
+
+size_t ims_loc_count(const struct ims_loc *l)
+{
+    return cscf_table_count(l->t);
+}
+
+struct get_ctx {
+    struct ims_reg *out;
+    char alias[IMS_REG_ID_MAX];
+    bool found;
+};
+
+static int get_fn(void **val, bool room, void *ctx)
+{
+    struct get_ctx *g = ctx;
+    struct loc_rec *rec = *val;
+    if (!rec)
+        return IMS_ENOENT;
+    if (rec->alias_of) {
+        snprintf(g->alias, sizeof(g->alias), "%s", rec->alias_of);
+        return 0;
+    }
+    unpack(rec, g->out);
+    g->found = true;
+    return 0;
+}
+
+/* Finds the key impu belongs to and copies its registration. */
+static int lookup(struct ims_loc *l, ims_str impu, struct ims_reg *out)
+{
+    struct get_ctx g = { .out = out };
+    int rc = cscf_table_with(l->t, impu, get_fn, &g);
+    if (rc)
+        return rc;
+    if (g.found) {
+        ims_str_copy(impu, out->impu, sizeof(out->impu));
+        return 0;
+    }
+    /* an alias: one more hop (an alias never names another alias) */
+    char key[IMS_REG_ID_MAX];
+    snprintf(key, sizeof(key), "%s", g.alias);
+    g.alias[0] = '\0';
+    rc = cscf_table_with(l->t, ims_str_cstr(key), get_fn, &g);
+    if (rc)
+        return rc;
+    if (!g.found)
+        return IMS_ENOENT; /* a stale alias (its registration just went) */
+    snprintf(out->impu, sizeof(out->impu), "%s", key);
+    return 0;
+}
+
+int ims_loc_get(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg *out)
+{
+    out->profile = NULL;
+    ims_reg_clear(out);
+    int rc = lookup(l, impu, out);
+    if (rc == 0 && ims_reg_expire_contacts(out, now) == 0)
+        rc = IMS_ENOENT;
+    if (rc)
+        ims_reg_clear(out);
+    return rc;
+}
+
+/* ---- update ---- */
+
+struct upd_ctx {
+    struct ims_reg *r;
+    int64_t now;
+    ims_loc_update_fn fn;
+    void *fn_ctx;
+    /* the set before and after, for the aliases */
+    size_t nold;
+    char (*old)[IMS_REG_ID_MAX];
+    bool is_alias;        /* the key turned out to be an alias: retry with alias_of */
+    char alias_of[IMS_REG_ID_MAX];
+    bool removed;
+};
+
+static int upd_fn(void **val, bool room, void *ctx)
+{
+    struct upd_ctx *u = ctx;
+    struct loc_rec *rec = *val;
+    if (rec && rec->alias_of) {
+        u->is_alias = true;
+        snprintf(u->alias_of, sizeof(u->alias_of), "%s", rec->alias_of);
+        return 0;
+    }
+    char key[IMS_REG_ID_MAX];
+    snprintf(key, sizeof(key), "%s", u->r->impu);
+    u->r->profile = NULL;
+    ims_reg_clear(u->r);
+    snprintf(u->r->impu, sizeof(u->r->impu), "%s", key);
+    if (rec) {
+        unpack(rec, u->r);
+        for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++)
+            snprintf(u->old[u->nold++], IMS_REG_ID_MAX, "%s", rec->impus[i]);
+    }
+    ims_reg_expire_contacts(u->r, u->now);
+    int rc = u->fn(u->r, u->fn_ctx);
+    if (rc)
+        return rc;
+    if (u->r->ncontacts == 0) {
+        *val = NULL;
+        rec_free(rec);
+        u->removed = true;
+        return 0;
+    }
+    if (!rec && !room)
+        return IMS_ELIMIT;
+    struct loc_rec *n = pack(u->r);
+    if (!n)
+        return IMS_ENOMEM;
+    rec_free(rec);
+    *val = n;
+    return 0;
+}
+
+struct alias_ctx {
+    const char *key;
+    bool set; /* true: make it an alias of key; false: remove it if it is one of key */
+};
+
+static int alias_fn(void **val, bool room, void *ctx)
+{
+    struct alias_ctx *a = ctx;
+    struct loc_rec *rec = *val;
+    if (a->set) {
+        if (rec && !rec->alias_of)
+            return 0; /* registered on its own (should not happen in one set): leave it */
+        if (rec && strcmp(rec->alias_of, a->key) == 0)
+            return 0;
+        if (!room)
+            return IMS_ELIMIT;
+        struct loc_rec *n = ims_calloc(1, sizeof(*n));
+        if (!n || !(n->alias_of = dup_cstr(a->key))) {
+            ims_free(n);
+            return IMS_ENOMEM;
+        }
+        rec_free(rec);
+        *val = n;
+        return 0;
+    }
+    if (rec && rec->alias_of && strcmp(rec->alias_of, a->key) == 0) {
+        rec_free(rec);
+        *val = NULL;
+    }
+    return 0;
+}
+
+int ims_loc_update(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg *scratch,
+                   ims_loc_update_fn fn, void *ctx)
+{
+    if (impu.len == 0 || impu.len >= IMS_REG_ID_MAX)
+        return IMS_EINVAL;
+    char(*old)[IMS_REG_ID_MAX] = ims_calloc(IMS_REG_MAX_IMPUS, IMS_REG_ID_MAX);
+    if (!old)
+        return IMS_ENOMEM;
+    struct upd_ctx u = { .r = scratch, .now = now, .fn = fn, .fn_ctx = ctx, .old = old };
+    scratch->profile = NULL;
+    ims_reg_clear(scratch);
+    ims_str_copy(impu, scratch->impu, sizeof(scratch->impu));
+    int rc = cscf_table_with(l->t, impu, upd_fn, &u);
+    if (rc == 0 && u.is_alias) {
+        /* impu is an alias: update the registration it belongs to */
+        u.is_alias = false;
+        snprintf(scratch->impu, sizeof(scratch->impu), "%s", u.alias_of);
+        rc = cscf_table_with(l->t, ims_str_cstr(u.alias_of), upd_fn, &u);
+        if (rc == 0 && u.is_alias)
+            rc = IMS_EPROTO; /* an alias of an alias: never made */
+    }
+    if (rc == 0) {
+        /* the aliases: new members of the set point at the key, members
+         * that left (or all, when the registration went) are removed */
+        struct alias_ctx a = { .key = scratch->impu };
+        size_t nnew = u.removed ? 0 : scratch->nimpu;
+        for (size_t i = 0; i < nnew; i++) {
+            if (strcmp(scratch->impus[i], scratch->impu) == 0)
+                continue;
+            a.set = true;
+            int arc = cscf_table_with(l->t, ims_str_cstr(scratch->impus[i]), alias_fn, &a);
+            if (arc)
+                LOG_W("scscf", "event=alias_failed impu=%s alias=%s err=%s", scratch->impu,
+                      scratch->impus[i], ims_strerror(arc));
+        }
+        for (size_t i = 0; i < u.nold; i++) {
+            if (strcmp(old[i], scratch->impu) == 0)
+                continue;
+            bool still = false;
+            for (size_t k = 0; k < nnew && !still; k++)
+                still = strcmp(scratch->impus[k], old[i]) == 0;
+            if (still)
+                continue;
+            a.set = false;
+            cscf_table_with(l->t, ims_str_cstr(old[i]), alias_fn, &a);
+        }
+    }
+    ims_reg_clear(scratch);
+    ims_free(old);
+    return rc;
+}
+
+static int always_remove(struct ims_reg *r, void *ctx)
+{
+    r->ncontacts = 0;
+    return 0;
+}
+
+int ims_loc_remove(struct ims_loc *l, ims_str impu)
+{
+    struct ims_reg *scratch = ims_calloc(1, sizeof(*scratch));
+    if (!scratch)
+        return IMS_ENOMEM;
+    struct ims_reg *probe = ims_calloc(1, sizeof(*probe));
+    if (!probe) {
+        ims_free(scratch);
+        return IMS_ENOMEM;
+    }
+    int rc = lookup(l, impu, probe);
+    ims_reg_clear(probe);
+    ims_free(probe);
+    if (rc == 0)
+        rc = ims_loc_update(l, impu, 0, scratch, always_remove, NULL);
+    ims_free(scratch);
+    return rc;
+}
+
+/* ---- expiry ---- */
+
+#define EXPIRE_BATCH 256
+
+struct gone_item {
+    char impu[IMS_REG_ID_MAX];
+    char impi[IMS_REG_ID_MAX];
+    size_t nimpu;
+    char **impus; /* taken from the record */
+};
+
+struct exp_ctx {
+    int64_t now;
+    struct gone_item *items;
+    size_t n;
+};
+
+static void exp_visit(ims_str key, void **val, void *ctx)
+{
+    struct exp_ctx *x = ctx;
+    struct loc_rec *rec = *val;
+    if (!rec || rec->alias_of)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < rec->ncontacts; i++) {
+        if (rec->contacts[i].expires <= x->now)
+            continue;
+        if (k != i)
+            rec->contacts[k] = rec->contacts[i];
+        k++;
+    }
+    rec->ncontacts = k;
+    if (k || x->n == EXPIRE_BATCH)
+        return;
+    struct gone_item *g = &x->items[x->n++];
+    ims_str_copy(key, g->impu, sizeof(g->impu));
+    snprintf(g->impi, sizeof(g->impi), "%s", rec->impi ? rec->impi : "");
+    g->nimpu = rec->nimpu;
+    g->impus = rec->impus;
+    rec->impus = NULL;
+    rec->nimpu = 0;
+    rec_free(rec);
+    *val = NULL;
+}
+
+size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t now,
+                      void (*gone)(const char *impu, const char *impi, void *ctx), void *ctx)
+{
+    struct gone_item *items = ims_calloc(EXPIRE_BATCH, sizeof(*items));
+    if (!items)
+        return 0; /* the next sweep tries again */
+    struct exp_ctx x = { .now = now, .items = items };
+    cscf_table_sweep(l->t, first, step, exp_visit, &x);
+    for (size_t i = 0; i < x.n; i++) {
+        struct gone_item *g = &items[i];
+        struct alias_ctx a = { .key = g->impu, .set = false };
+        for (size_t k = 0; k < g->nimpu; k++) {
+            if (strcmp(g->impus[k], g->impu) != 0)
+                cscf_table_with(l->t, ims_str_cstr(g->impus[k]), alias_fn, &a);
+            ims_free(g->impus[k]);
+        }
+        ims_free(g->impus);
+        if (gone)
+            gone(g->impu, g->impi, ctx);
+    }
+    ims_free(items);
+    return x.n;
+}

@@ -1,0 +1,822 @@
+/* scscf.c - the S-CSCF's registrar (TS 24.229 §5.4.1) and the hook for
+ * every other request (the sessions).
+ *
+ * REGISTER:
+ *   no credentials (or the empty ones TS 24.229 UEs send: username, nonce="",
+ *   response="" and maybe algorithm=) -> MAR for the scheme the algorithm
+ *   names (AKAv1-MD5, MD5, SHA-256 when [scscf] digest_algorithms allows
+ *   it), else the IMPI's default ("Unknown"); when that default is Digest,
+ *   one more MAR per other allowed algorithm, so the 401 carries one
+ *   challenge per algorithm the user has an HA1 for, most preferred first
+ *   (RFC 7616 §3.7) -> 401.
+ *   credentials -> auth.c: OK -> SAR; stale -> MAR, 401 stale=true; unknown
+ *   nonce or replayed nc -> MAR, 401; wrong -> MAR, 401 until
+ *   [scscf] auth_max_failures, then 403; AKA auts= -> MAR with RAND||AUTS
+ *   (re-synchronisation) -> 401 with the fresh vector.
+ *   SAR: REGISTRATION (new), RE_REGISTRATION, USER_DEREGISTRATION (no
+ *   binding left); the SAA's User-Data is parsed (profile.h) and kept on the
+ *   registration with the implicit set -> 200 with Contact (every binding,
+ *   ;expires), Path (echoed, RFC 3327 §5.3), Service-Route (RFC 3608:
+ *   <sip:us;lr;orig>), P-Associated-URI (the non-barred identities of the
+ *   set, the registered one first, RFC 7315).
+ *   A query (no Contact) lists the bindings without a SAR.
+ * Timers: the workers' sweeps drop expired contacts; a registration left
+ * without any gets SAR TIMEOUT_DEREGISTRATION.
+ *
+ * HSS errors: 5001/5002/5004/5006/refusals -> 403; no answer in
+ * [scscf] hss_timeout_ms, busy, unable to comply -> 503 with Retry-After. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cfg/cfg.h"
+#include "crypto/digest.h"
+#include "cscf/cscf_int.h"
+#include "cscf/profile.h"
+
+enum { ST_MAR = 1, ST_MAR_MORE, ST_SAR };
+#define SLOT_AKA IMS_DIGEST_NALG /* challenge line slots: one per digest algorithm, then AKA */
+#define NSLOTS (IMS_DIGEST_NALG + 1)
+#define CHAL_LINE_MAX 640
+
+struct sc_txn {
+    struct cscf_pend pend; /* first: the worker's list */
+    struct proxy_req *r;
+    int stage;
+    int sat;
+    bool stale;
+    bool default_hint;     /* the MAR asked for the IMPI's default scheme */
+    unsigned asked;        /* digest algorithms asked for (bits) */
+    char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX];
+    char line[NSLOTS][CHAL_LINE_MAX];
+};
+
+static void txn_free(struct cscf_pend *p)
+{
+    OPENSSL_cleanse(p, sizeof(struct sc_txn));
+    ims_free(p);
+}
+
+static void txn_done(struct sc_txn *t)
+{
+    cscf_pend_del(&t->pend);
+    txn_free(&t->pend);
+}
+
+static void finish(struct sc_txn *t, int status, const char *reason, ims_str hdrs)
+{
+    if (!ims_proxy_req_final_sent(t->r))
+        ims_proxy_reply(t->r, status, reason, &(struct proxy_reply_opts){ .hdrs = hdrs });
+    ims_proxy_req_release(t->r);
+    txn_done(t);
+}
+
+static void hss_unavailable(struct sc_txn *t)
+{
+    char ra[32];
+    finish(t, 503, "HSS Unavailable",
+           cscf_retry_after(t->pend.w->g->cfg->scscf_retry_after, ra, sizeof(ra)));
+}
+
+/* Ends a request whose Cx answer came after a CANCEL or a final. */
+static bool gone(struct sc_txn *t)
+{
+    if (!ims_proxy_req_final_sent(t->r) && !ims_proxy_req_cancelled(t->r))
+        return false;
+    ims_proxy_req_release(t->r);
+    txn_done(t);
+    return true;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static bool alg_allowed(const struct ims_cscf *g, enum ims_digest_alg a)
+{
+    for (size_t i = 0; i < g->nalgs; i++)
+        if (g->algs[i] == (int)a)
+            return true;
+    return false;
+}
+
+/* The MAR scheme for a REGISTER's algorithm hint (TS 29.229 §6.3.9). */
+static void scheme_hint(const struct ims_cscf *g, const struct sip_auth *cred, bool have,
+                        char *out, size_t cap, unsigned *asked)
+{
+    enum ims_digest_alg a;
+    bool sess;
+    snprintf(out, cap, "Unknown");
+    if (!have || !cred->algorithm.len)
+        return;
+    if (ims_str_caseeq_lit(cred->algorithm, "AKAv1-MD5")) {
+        snprintf(out, cap, "Digest-AKAv1-MD5");
+    } else if (ims_digest_alg_parse(cred->algorithm, &a, &sess) == 0 && !sess &&
+               alg_allowed(g, a)) {
+        snprintf(out, cap, "Digest-%s", ims_digest_alg_name(a));
+        *asked |= 1u << a;
+    }
+}
+
+/* The REGISTER's bindings (slices into m). */
+static int reg_req(const struct sip_msg *m, struct ims_reg_binding *b, struct ims_reg_req *rq)
+{
+    memset(rq, 0, sizeof(*rq));
+    size_t n = 0;
+    bool star = false;
+    int rc = cscf_contacts(m, b, IMS_REG_MAX_CONTACTS, &n, &star);
+    if (rc)
+        return rc;
+    rq->b = b;
+    rq->n = n;
+    rq->star = star;
+    rq->hdr_expires = cscf_expires_hdr(m);
+    rq->call_id = m->call_id;
+    rq->cseq = m->cseq.num;
+    rq->path = IMS_STR_NULL; /* set by the caller (joined Path values) */
+    return 0;
+}
+
+/* ------------------------------------------------------------ 401 */
+
+static void on_maa(int rc, const struct dia_ans *ans, void *ud);
+
+static int send_mar(struct sc_txn *t, const char *scheme, const struct ims_auth_resync *rs)
+{
+    struct ims_cscf *g = t->pend.w->g;
+    struct cx_mar q;
+    uint8_t ra[30];
+    memset(&q, 0, sizeof(q));
+    q.impi = ims_str_cstr(t->impi);
+    q.impu = ims_str_cstr(t->impu);
+    q.server_name = ims_str_cstr(g->s_uri);
+    q.n_items = 1;
+    q.item.scheme = ims_str_cstr(scheme);
+    DIA_SET(&q.item, CX_ITEM_SCHEME);
+    if (rs) {
+        /* TS 29.228 §6.3.1: SIP-Authorization = RAND || AUTS */
+        memcpy(ra, rs->rand, 16);
+        memcpy(ra + 16, rs->auts, 14);
+        q.item.authorization = ims_str_make((const char *)ra, sizeof(ra));
+        DIA_SET(&q.item, CX_ITEM_AUTHORIZATION);
+    }
+    DIA_SET(&q, CX_MAR_IMPI);
+    DIA_SET(&q, CX_MAR_IMPU);
+    DIA_SET(&q, CX_MAR_SERVER);
+    DIA_SET(&q, CX_MAR_NITEMS);
+    DIA_SET(&q, CX_MAR_ITEM);
+    return ims_cx_send(t->pend.w->scx, DIA_CMD_MAR, &q, on_maa, t);
+}
+
+/* An MAA item as a challenge vector.  0, or IMS_ENOENT (a scheme or a
+ * value we cannot use). */
+static int item_vector(const struct ims_cscf *g, const struct cx_auth_item *it,
+                       struct ims_auth_vector *v)
+{
+    memset(v, 0, sizeof(*v));
+    ims_str s = it->scheme;
+    if (ims_str_caseeq_lit(s, "Digest-AKAv1-MD5")) {
+        if (it->authenticate.len != 32 || it->authorization.len < 4 ||
+            it->authorization.len > sizeof(v->xres))
+            return IMS_ENOENT;
+        v->kind = IMS_AUTHK_AKAV1;
+        memcpy(v->rand, it->authenticate.p, 16);
+        memcpy(v->autn, it->authenticate.p + 16, 16);
+        memcpy(v->xres, it->authorization.p, it->authorization.len);
+        v->xres_len = it->authorization.len;
+        snprintf(v->realm, sizeof(v->realm), "%s", g->s_realm);
+        return 0;
+    }
+    if (!DIA_HAS(it, CX_ITEM_DIGEST) || !it->digest.ha1.len)
+        return IMS_ENOENT;
+    enum ims_digest_alg a = IMS_DIGEST_MD5;
+    bool sess = false;
+    if (it->digest.algorithm.len &&
+        (ims_digest_alg_parse(it->digest.algorithm, &a, &sess) != 0 || sess))
+        return IMS_ENOENT;
+    if (it->digest.ha1.len != ims_digest_hex_len(a))
+        return IMS_ENOENT;
+    v->kind = IMS_AUTHK_DIGEST;
+    v->alg = a;
+    ims_str_copy(it->digest.ha1, v->ha1, sizeof(v->ha1));
+    ims_str_copy(it->digest.realm.len ? it->digest.realm : ims_str_cstr(g->s_realm), v->realm,
+                 sizeof(v->realm));
+    return 0;
+}
+
+static void send_401(struct sc_txn *t)
+{
+    struct ims_cscf *g = t->pend.w->g;
+    char hdrs[NSLOTS * CHAL_LINE_MAX + 1];
+    size_t k = 0;
+    /* preference order: configured digest algorithms, then AKA */
+    for (size_t i = 0; i <= g->nalgs; i++) {
+        int slot = i < g->nalgs ? g->algs[i] : SLOT_AKA;
+        size_t n = strlen(t->line[slot]);
+        if (!n || k + n >= sizeof(hdrs))
+            continue;
+        memcpy(hdrs + k, t->line[slot], n);
+        k += n;
+    }
+    if (k == 0) {
+        finish(t, 403, "No Usable Authentication Scheme", IMS_STR_NULL);
+        return;
+    }
+    LOG_I("scscf", "event=challenge impi=%s impu=%s stale=%d", t->impi, t->impu, t->stale);
+    finish(t, 401, NULL, ims_str_make(hdrs, k));
+}
+
+static void on_maa(int rc, const struct dia_ans *ans, void *ud)
+{
+    struct sc_txn *t = ud;
+    struct ims_cscf *g = t->pend.w->g;
+    if (gone(t))
+        return;
+    enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
+    bool extra = t->stage == ST_MAR_MORE;
+    LOG_I("scscf", "event=maa impi=%s outcome=%d rc=%s result=%u extra=%d", t->impi, (int)o,
+          ims_strerror(rc), ans ? dia_ans_code(ans, NULL) : 0, extra);
+    if (o != IMS_CX_OK && !extra) {
+        switch (o) {
+        case IMS_CX_UNAVAILABLE: hss_unavailable(t); return;
+        case IMS_CX_USER_UNKNOWN: finish(t, 403, "Unknown User", IMS_STR_NULL); return;
+        case IMS_CX_SCHEME_UNSUPPORTED:
+            finish(t, 403, "Authentication Scheme Unsupported", IMS_STR_NULL);
+            return;
+        case IMS_CX_IDENTITIES_DONT_MATCH:
+            finish(t, 403, "Identities Do Not Match", IMS_STR_NULL);
+            return;
+        case IMS_CX_AUTH_REJECTED:
+            finish(t, 403, "Authentication Rejected", IMS_STR_NULL);
+            return;
+        default: finish(t, 403, "Forbidden By HSS", IMS_STR_NULL); return;
+        }
+    }
+    bool digest = false;
+    for (size_t i = 0; o == IMS_CX_OK && i < ans->n_item && i < CX_MAX_ITEMS; i++) {
+        struct ims_auth_vector v;
+        if (item_vector(g, &ans->items[i], &v) != 0)
+            continue;
+        int slot = v.kind == IMS_AUTHK_AKAV1 ? SLOT_AKA : (int)v.alg;
+        if (v.kind == IMS_AUTHK_DIGEST) {
+            t->asked |= 1u << v.alg;
+            digest = true;
+            if (!alg_allowed(g, v.alg) || t->line[slot][0]) {
+                ims_auth_vector_clear(&v);
+                continue;
+            }
+        }
+        struct ims_buf b;
+        ims_buf_init(&b, CHAL_LINE_MAX - 1);
+        int crc = ims_auth_challenge(g->auth, ims_str_cstr(t->impi), &v, t->stale,
+                                     cscf_now_ms(), &b);
+        ims_auth_vector_clear(&v);
+        if (crc == 0)
+            snprintf(t->line[slot], CHAL_LINE_MAX, "%s", b.p);
+        else
+            LOG_W("scscf", "event=challenge_failed impi=%s err=%s", t->impi, ims_strerror(crc));
+        ims_buf_free(&b);
+    }
+    /* RFC 7616 §3.7: the IMPI's default was Digest: one challenge per
+     * allowed algorithm the HSS has an HA1 for */
+    if (t->default_hint && (digest || extra)) {
+        for (size_t i = 0; i < g->nalgs; i++) {
+            enum ims_digest_alg a = (enum ims_digest_alg)g->algs[i];
+            if (t->asked & (1u << a))
+                continue;
+            t->asked |= 1u << a;
+            char scheme[32];
+            snprintf(scheme, sizeof(scheme), "Digest-%s", ims_digest_alg_name(a));
+            t->stage = ST_MAR_MORE;
+            if (send_mar(t, scheme, NULL) == 0)
+                return;
+        }
+    }
+    send_401(t);
+}
+
+/* ------------------------------------------------------------ 200 */
+
+static void on_saa(int rc, const struct dia_ans *ans, void *ud);
+
+static int send_sar(struct sc_txn *t)
+{
+    struct ims_cscf *g = t->pend.w->g;
+    struct cx_sar q;
+    memset(&q, 0, sizeof(q));
+    q.impi = ims_str_cstr(t->impi);
+    q.impu[0] = ims_str_cstr(t->impu);
+    q.n_impu = 1;
+    q.server_name = ims_str_cstr(g->s_uri);
+    q.sat = t->sat;
+    q.uda = 0; /* USER_DATA_NOT_AVAILABLE: always take a fresh profile */
+    DIA_SET(&q, CX_SAR_IMPI);
+    DIA_SET(&q, CX_SAR_IMPU);
+    DIA_SET(&q, CX_SAR_SERVER);
+    DIA_SET(&q, CX_SAR_TYPE);
+    DIA_SET(&q, CX_SAR_UDA);
+    t->stage = ST_SAR;
+    return ims_cx_send(t->pend.w->scx, DIA_CMD_SAR, &q, on_saa, t);
+}
+
+/* Contact lines of r's bindings with their remaining lifetime. */
+static int contact_lines(const struct ims_reg *r, int64_t now, struct ims_buf *b)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->ncontacts && rc == 0; i++) {
+        int64_t left = r->contacts[i].expires - now;
+        rc = ims_buf_printf(b, "Contact: <%s>;expires=%lld\r\n", r->contacts[i].uri,
+                            (long long)(left > 0 ? left : 0));
+    }
+    return rc;
+}
+
+struct commit {
+    struct sc_txn *t;
+    const struct ims_reg_req *rq;
+    struct ims_profile *profile; /* borrowed: the registration takes a reference */
+    const char (*ids)[IMS_REG_ID_MAX];
+    const bool *barred;
+    size_t nids;
+    int status;                  /* a binding rule refused (race with another REGISTER) */
+    unsigned min_expires;
+    struct ims_buf *hdrs;        /* the 200's Contact and P-Associated-URI */
+};
+
+static int commit_fn(struct ims_reg *r, void *ctx)
+{
+    struct commit *c = ctx;
+    struct ims_cscf *g = c->t->pend.w->g;
+    int64_t now = cscf_now_s();
+    bool was = r->ncontacts > 0;
+    int st = ims_reg_apply(r, c->rq, &g->pol, now, &c->min_expires);
+    if (st) {
+        c->status = st;
+        return IMS_EINVAL;
+    }
+    if (c->nids) {
+        snprintf(r->impi, sizeof(r->impi), "%s", c->t->impi);
+        snprintf(r->service_route, sizeof(r->service_route), "%s", g->s_service_route);
+        r->nimpu = 0;
+        for (size_t i = 0; i < c->nids && r->nimpu < IMS_REG_MAX_IMPUS; i++) {
+            snprintf(r->impus[r->nimpu], IMS_REG_ID_MAX, "%s", c->ids[i]);
+            r->barred[r->nimpu++] = c->barred[i];
+        }
+        if (r->profile != c->profile) {
+            ims_profile_unref(r->profile);
+            r->profile = ims_profile_ref(c->profile);
+        }
+        if (!was)
+            r->registered_at = now;
+    }
+    int rc = contact_lines(r, now, c->hdrs);
+    bool first = true;
+    for (size_t i = 0; rc == 0 && r->ncontacts && i < r->nimpu; i++) {
+        if (r->barred[i])
+            continue; /* TS 24.229 §5.4.1.2.2: barred identities are not listed */
+        rc = ims_buf_printf(c->hdrs, "%s<%s>", first ? "P-Associated-URI: " : ", ",
+                            r->impus[i]);
+        first = false;
+    }
+    if (rc == 0 && !first)
+        rc = ims_buf_add_cstr(c->hdrs, "\r\n");
+    return rc;
+}
+
+struct id_ctx {
+    char (*ids)[IMS_REG_ID_MAX];
+    bool *barred;
+    size_t n;
+    bool self_barred;
+    const char *self;
+};
+
+static int id_cb(const struct ims_pub_id *id, void *ctx)
+{
+    struct id_ctx *x = ctx;
+    if (id->identity_type >= 2)
+        return 0; /* wildcards are patterns, not identities to register */
+    if (strcmp(id->identity, x->self) == 0) {
+        x->self_barred = id->barred;
+        return 0;
+    }
+    for (size_t i = 0; i < x->n; i++)
+        if (strcmp(x->ids[i], id->identity) == 0)
+            return 0;
+    if (x->n < IMS_REG_MAX_IMPUS && strlen(id->identity) < IMS_REG_ID_MAX) {
+        snprintf(x->ids[x->n], IMS_REG_ID_MAX, "%s", id->identity);
+        x->barred[x->n++] = id->barred;
+    }
+    return 0;
+}
+
+static void on_saa(int rc, const struct dia_ans *ans, void *ud)
+{
+    struct sc_txn *t = ud;
+    struct cscf_worker *w = t->pend.w;
+    struct ims_cscf *g = w->g;
+    if (gone(t))
+        return;
+    enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
+    LOG_I("scscf", "event=saa impu=%s sat=%d outcome=%d rc=%s result=%u", t->impu, t->sat,
+          (int)o, ims_strerror(rc), ans ? dia_ans_code(ans, NULL) : 0);
+    switch (o) {
+    case IMS_CX_OK: break;
+    case IMS_CX_UNAVAILABLE: hss_unavailable(t); return;
+    case IMS_CX_USER_UNKNOWN: finish(t, 403, "Unknown User", IMS_STR_NULL); return;
+    case IMS_CX_IDENTITIES_DONT_MATCH:
+        finish(t, 403, "Identities Do Not Match", IMS_STR_NULL);
+        return;
+    default: finish(t, 403, "Forbidden By HSS", IMS_STR_NULL); return;
+    }
+    const struct sip_msg *m = ims_proxy_req_msg(t->r);
+    struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
+    struct ims_reg_req rq;
+    struct ims_buf path, hdrs;
+    ims_buf_init(&path, IMS_REG_PATH_MAX - 1);
+    ims_buf_init(&hdrs, 32768);
+    struct ims_profile *prof = NULL;
+    char(*ids)[IMS_REG_ID_MAX] = NULL;
+    bool barred[IMS_REG_MAX_IMPUS];
+    if (!m || reg_req(m, b, &rq) != 0) {
+        finish(t, 500, NULL, IMS_STR_NULL);
+        goto out;
+    }
+    if (cscf_join_values(m, SIP_H_PATH, &path) != 0) {
+        finish(t, 400, "Path Too Long", IMS_STR_NULL);
+        goto out;
+    }
+    rq.path = ims_buf_str(&path);
+    struct commit c = { .t = t, .rq = &rq, .hdrs = &hdrs };
+    bool dereg = t->sat == CX_SAT_USER_DEREGISTRATION;
+    if (!dereg) {
+        if (DIA_HAS(ans, DIA_ANS_USER_DATA) && ans->user_data.len) {
+            int prc = ims_profile_parse(ans->user_data, &prof);
+            if (prc == IMS_ENOMEM) {
+                finish(t, 500, NULL, IMS_STR_NULL);
+                goto out;
+            }
+            if (prc) {
+                LOG_E("scscf", "event=bad_user_data impu=%s err=%s", t->impu,
+                      ims_strerror(prc));
+                finish(t, 500, "Bad User-Data", IMS_STR_NULL);
+                goto out;
+            }
+        }
+        ids = ims_calloc(IMS_REG_MAX_IMPUS, IMS_REG_ID_MAX);
+        if (!ids) {
+            finish(t, 500, NULL, IMS_STR_NULL);
+            goto out;
+        }
+        /* the implicit set: the registered identity first */
+        snprintf(ids[0], IMS_REG_ID_MAX, "%s", t->impu);
+        barred[0] = false;
+        struct id_ctx x = { ids, barred, 1, false, t->impu };
+        ims_profile_each_id(prof, id_cb, &x);
+        if (x.self_barred) {
+            /* TS 24.229 §5.4.1.2.1: a barred identity cannot register */
+            finish(t, 403, "Identity Barred", IMS_STR_NULL);
+            goto out;
+        }
+        c.profile = prof;
+        c.ids = (const char(*)[IMS_REG_ID_MAX])ids;
+        c.barred = barred;
+        c.nids = x.n;
+    }
+    int crc = ims_loc_update(g->loc, ims_str_cstr(t->impu), cscf_now_s(), w->reg_b, commit_fn, &c);
+    if (crc == IMS_EINVAL && c.status) {
+        char mx[48];
+        int n = c.status == 423 ? snprintf(mx, sizeof(mx), "Min-Expires: %u\r\n", c.min_expires)
+                                : 0;
+        finish(t, c.status, NULL, ims_str_make(mx, n > 0 ? (size_t)n : 0));
+        goto out;
+    }
+    if (crc == IMS_ELIMIT) {
+        char ra[32];
+        finish(t, 503, "Too Many Registrations", cscf_retry_after(60, ra, sizeof(ra)));
+        goto out;
+    }
+    if (crc) {
+        finish(t, 500, NULL, IMS_STR_NULL);
+        goto out;
+    }
+    if (!dereg && hdrs.len) {
+        int hrc = 0;
+        if (path.len)
+            hrc = ims_buf_printf(&hdrs, "Path: %.*s\r\n", IMS_SF(ims_buf_str(&path)));
+        if (hrc == 0)
+            hrc = ims_buf_printf(&hdrs, "Service-Route: %s\r\n", g->s_service_route);
+        if (hrc) {
+            finish(t, 500, NULL, IMS_STR_NULL);
+            goto out;
+        }
+    }
+    LOG_I("scscf", "event=%s impu=%s impi=%s", dereg ? "deregistered" : "registered", t->impu,
+          t->impi);
+    finish(t, 200, NULL, ims_buf_str(&hdrs));
+out:
+    ims_profile_unref(prof);
+    ims_free(ids);
+    ims_buf_free(&path);
+    ims_buf_free(&hdrs);
+}
+
+/* After authentication: which SAR, if any (TS 24.229 §5.4.1.2.2, §5.4.1.4). */
+static void after_auth(struct sc_txn *t, const struct sip_msg *m)
+{
+    struct cscf_worker *w = t->pend.w;
+    struct ims_cscf *g = w->g;
+    struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
+    struct ims_reg_req rq;
+    if (reg_req(m, b, &rq) != 0) {
+        finish(t, 400, "Bad Contact", IMS_STR_NULL);
+        return;
+    }
+    int64_t now = cscf_now_s();
+    struct ims_reg *cur = w->reg_a;
+    bool registered = ims_loc_get(g->loc, ims_str_cstr(t->impu), now, cur) == 0;
+    if (rq.n == 0 && !rq.star) {
+        /* RFC 3261 §10.3 step 8: a query */
+        struct ims_buf hdrs;
+        ims_buf_init(&hdrs, 32768);
+        if (registered)
+            contact_lines(cur, now, &hdrs);
+        ims_reg_clear(cur);
+        finish(t, 200, NULL, ims_buf_str(&hdrs));
+        ims_buf_free(&hdrs);
+        return;
+    }
+    unsigned minx = 0;
+    int st = ims_reg_apply(cur, &rq, &g->pol, now, &minx);
+    size_t left = cur->ncontacts;
+    ims_reg_clear(cur);
+    if (st) {
+        char mx[48];
+        int n = st == 423 ? snprintf(mx, sizeof(mx), "Min-Expires: %u\r\n", minx) : 0;
+        finish(t, st, st == 400 ? "Bad Contact *" : NULL, ims_str_make(mx, n > 0 ? (size_t)n : 0));
+        return;
+    }
+    if (left == 0 && !registered) {
+        /* nothing was registered and nothing is: done */
+        finish(t, 200, NULL, IMS_STR_NULL);
+        return;
+    }
+    t->sat = left == 0      ? CX_SAT_USER_DEREGISTRATION
+             : registered ? CX_SAT_RE_REGISTRATION
+                          : CX_SAT_REGISTRATION;
+    int rc = send_sar(t);
+    if (rc) {
+        LOG_W("scscf", "event=sar_failed impu=%s err=%s", t->impu, ims_strerror(rc));
+        hss_unavailable(t);
+    }
+}
+
+/* ------------------------------------------------------------ REGISTER */
+
+static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct ims_cscf *g = w->g;
+    /* a registrar is an endpoint: anything malformed gets 400 (msg.h) */
+    struct sip_msg v = *m;
+    if (ims_sip_validate(&v) != 0) {
+        ims_proxy_reply(r, 400, v.err_reason ? v.err_reason : "Bad Request", NULL);
+        return;
+    }
+    char impu[IMS_REG_ID_MAX], impi[IMS_REG_ID_MAX];
+    if (cscf_impu_of(&m->to.uri, impu, sizeof(impu)) != 0) {
+        ims_proxy_reply(r, 400, "Bad To", NULL);
+        return;
+    }
+    struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
+    struct ims_reg_req rq;
+    int rc = reg_req(m, b, &rq);
+    if (rc) {
+        ims_proxy_reply(r, rc == IMS_ELIMIT ? 403 : 400,
+                        rc == IMS_ELIMIT ? "Too Many Contacts" : "Bad Contact", NULL);
+        return;
+    }
+    struct sip_auth cred;
+    bool have = cscf_credentials(m, &cred);
+    if (have && cred.username.len) {
+        if (cred.username.len >= sizeof(impi)) {
+            ims_proxy_reply(r, 400, "Bad Authorization", NULL);
+            return;
+        }
+        ims_str_copy(cred.username, impi, sizeof(impi));
+    } else if (cscf_impi_of(&m->to.uri, impi, sizeof(impi)) != 0) {
+        ims_proxy_reply(r, 403, "No Private Identity", NULL);
+        return;
+    }
+    struct sc_txn *t = ims_calloc(1, sizeof(*t));
+    if (!t) {
+        ims_proxy_reply(r, 503, "Out Of Memory", NULL);
+        return;
+    }
+    t->r = r;
+    snprintf(t->impu, sizeof(t->impu), "%s", impu);
+    snprintf(t->impi, sizeof(t->impi), "%s", impi);
+    cscf_pend_add(w, &t->pend, txn_free);
+    ims_proxy_req_hold(r);
+
+    char scheme[32];
+    scheme_hint(g, &cred, have, scheme, sizeof(scheme), &t->asked);
+    t->default_hint = strcmp(scheme, "Unknown") == 0;
+    struct ims_auth_resync rs;
+    enum ims_auth_verdict verdict = IMS_AUTH_NO_CHALLENGE;
+    if (have && cred.nonce.len && cred.response.len) {
+        rc = ims_auth_verify(g->auth, &cred, m->method_name, cscf_now_ms(), &verdict, &rs, NULL);
+        if (rc) {
+            finish(t, 500, NULL, IMS_STR_NULL);
+            return;
+        }
+        LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d", t->impi, t->impu,
+              (int)verdict);
+    }
+    switch (verdict) {
+    case IMS_AUTH_OK:
+        after_auth(t, m);
+        return;
+    case IMS_AUTH_TOO_MANY:
+        finish(t, 403, "Authentication Failed", IMS_STR_NULL);
+        return;
+    case IMS_AUTH_MALFORMED:
+        finish(t, 400, "Bad Authorization", IMS_STR_NULL);
+        return;
+    case IMS_AUTH_RESYNC:
+        t->stage = ST_MAR;
+        t->default_hint = false;
+        rc = send_mar(t, "Digest-AKAv1-MD5", &rs);
+        OPENSSL_cleanse(&rs, sizeof(rs));
+        break;
+    case IMS_AUTH_STALE:
+        t->stale = true;
+        /* fall through */
+    default:
+        t->stage = ST_MAR;
+        rc = send_mar(t, scheme, NULL);
+        break;
+    }
+    if (rc) {
+        LOG_W("scscf", "event=mar_failed impi=%s err=%s", t->impi, ims_strerror(rc));
+        hss_unavailable(t);
+    }
+}
+
+/* ------------------------------------------------------------ sessions hook */
+
+bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
+{
+    struct sip_uri top;
+    ims_str v;
+    return cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "orig", &v) == 0;
+}
+
+int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str impu)
+{
+    struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
+    if (!reg)
+        return IMS_ENOMEM;
+    int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
+    if (rc)
+        goto out;
+    const struct ims_reg_contact *best = &reg->contacts[0];
+    for (size_t i = 1; i < reg->ncontacts; i++) {
+        const struct ims_reg_contact *c = &reg->contacts[i];
+        if (c->q > best->q || (c->q == best->q && c->expires > best->expires))
+            best = c;
+    }
+    char route[IMS_REG_PATH_MAX + 16];
+    struct sip_nameaddr hop;
+    struct proxy_fwd f = { .ruri = ims_str_cstr(best->uri) };
+    static const uint16_t del[] = { SIP_H_ROUTE };
+    if (best->path[0] && cscf_first_nameaddr(ims_str_cstr(best->path), &hop) == 0) {
+        int n = snprintf(route, sizeof(route), "Route: %s\r\n", best->path);
+        f.add_hdrs = ims_str_make(route, n > 0 ? (size_t)n : 0);
+        f.next_hop = hop.uri.raw;
+        f.del_hdrs = del;
+        f.ndel = 1;
+    }
+    rc = ims_proxy_forward(r, &f);
+out:
+    ims_reg_clear(reg);
+    ims_free(reg);
+    return rc;
+}
+
+void ims_cscf_scscf_default(void *ctx, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct ims_cscf *g = ctx;
+    if (ims_cscf_scscf_orig(r, m) || m->to.tag.len || ims_proxy_req_to_self(r) ||
+        cscf_has_foreign_route(r, m)) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    char impu[IMS_REG_ID_MAX];
+    if (cscf_impu_of(&m->ruri, impu, sizeof(impu)) != 0) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    int rc = ims_cscf_scscf_route_term(g, r, ims_str_cstr(impu));
+    if (rc == IMS_ENOENT)
+        ims_proxy_reply(r, 480, "Not Registered", NULL);
+    else if (rc)
+        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+}
+
+void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct cscf_worker *w = ctx;
+    if (m->method == SIP_M_REGISTER) {
+        sc_register(w, r, m);
+        return;
+    }
+    w->g->s_hook(w->g->s_hook_ctx, r, m);
+}
+
+/* ------------------------------------------------------------ expiry */
+
+static void tsar_done(int rc, const struct dia_ans *ans, void *ud)
+{
+    LOG_I("scscf", "event=timeout_deregistration_answer outcome=%d rc=%s",
+          (int)ims_cx_outcome(rc, ans), ims_strerror(rc));
+}
+
+static void expired(const char *impu, const char *impi, void *ctx)
+{
+    struct cscf_worker *w = ctx;
+    struct cx_sar q;
+    memset(&q, 0, sizeof(q));
+    q.impi = ims_str_cstr(impi);
+    q.impu[0] = ims_str_cstr(impu);
+    q.n_impu = 1;
+    q.server_name = ims_str_cstr(w->g->s_uri);
+    q.sat = CX_SAT_TIMEOUT_DEREGISTRATION;
+    q.uda = 0;
+    DIA_SET(&q, CX_SAR_IMPI);
+    DIA_SET(&q, CX_SAR_IMPU);
+    DIA_SET(&q, CX_SAR_SERVER);
+    DIA_SET(&q, CX_SAR_TYPE);
+    DIA_SET(&q, CX_SAR_UDA);
+    int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, tsar_done, NULL);
+    LOG_I("scscf", "event=registration_expired impu=%s impi=%s sar=%s", impu, impi,
+          rc ? ims_strerror(rc) : "sent");
+}
+
+void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s)
+{
+    ims_loc_expire(w->g->loc, w->idx, w->g->nworkers, now_s, expired, w);
+    ims_auth_expire(w->g->auth, w->idx, w->g->nworkers, now_s * 1000);
+}
+
+/* ------------------------------------------------------------ setup */
+
+int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz)
+{
+    const struct ims_cfg *cfg = g->cfg;
+    g->pol = (struct ims_reg_policy){
+        .default_expires = cfg->scscf_default_expires,
+        .min_expires = cfg->scscf_min_expires,
+        .max_expires = cfg->scscf_max_expires,
+        .max_contacts = cfg->scscf_max_contacts,
+    };
+    const char *algs = cfg->scscf_digest_algorithms ? cfg->scscf_digest_algorithms
+                                                    : "SHA-256,MD5";
+    struct ims_cur cur = { algs, algs + strlen(algs) };
+    while (!ims_cur_eof(&cur) && g->nalgs < 3) {
+        ims_str item;
+        enum ims_digest_alg a;
+        bool sess;
+        ims_cur_until(&cur, ",", &item);
+        ims_cur_char(&cur, ',');
+        if (ims_digest_alg_parse(ims_str_trim(item), &a, &sess) == 0 && !sess &&
+            !alg_allowed(g, a))
+            g->algs[g->nalgs++] = (int)a;
+    }
+    int rc = ims_loc_new(cfg->scscf_max_registrations, CSCF_SHARDS, &g->loc);
+    if (rc == 0) {
+        struct ims_auth_cfg ac = {
+            .nonce_ttl_s = cfg->scscf_nonce_ttl,
+            .max_failures = cfg->scscf_auth_max_failures,
+            .max_entries = cfg->scscf_max_registrations,
+            .nshards = CSCF_SHARDS,
+        };
+        rc = ims_auth_new(&ac, &g->auth);
+    }
+    if (rc) {
+        snprintf(err, errsz, "scscf: cannot create the location store: %s", ims_strerror(rc));
+        return rc;
+    }
+    g->s_hook = ims_cscf_scscf_default;
+    g->s_hook_ctx = g;
+    return 0;
+}
+
+void cscf_scscf_fini(struct ims_cscf *g)
+{
+    ims_auth_free(g->auth);
+    ims_loc_free(g->loc);
+    g->auth = NULL;
+    g->loc = NULL;
+}

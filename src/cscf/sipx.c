@@ -1,0 +1,277 @@
+/* sipx.c - SIP helpers shared by the CSCF roles (cscf_int.h). */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "cscf/cscf_int.h"
+
+int64_t cscf_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+int64_t cscf_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int put(char *out, size_t cap, size_t *k, ims_str s, bool lower)
+{
+    if (*k + s.len >= cap)
+        return IMS_ELIMIT;
+    for (size_t i = 0; i < s.len; i++)
+        out[(*k)++] = lower ? (char)tolower((unsigned char)s.p[i]) : s.p[i];
+    out[*k] = '\0';
+    return 0;
+}
+
+int cscf_impu_of(const struct sip_uri *u, char *out, size_t cap)
+{
+    size_t k = 0;
+    char port[8];
+    if (cap)
+        out[0] = '\0';
+    switch (u->scheme) {
+    case SIP_URI_SIP:
+    case SIP_URI_SIPS:
+        if (!u->host.len)
+            return IMS_EPROTO;
+        /* TS 23.003 §13.4: IMPUs are sip: URIs; sips: names the same user */
+        if (put(out, cap, &k, IMS_S("sip:"), false))
+            return IMS_ELIMIT;
+        if (u->user.len &&
+            (put(out, cap, &k, u->user, false) || put(out, cap, &k, IMS_S("@"), false)))
+            return IMS_ELIMIT;
+        if (put(out, cap, &k, u->host, true))
+            return IMS_ELIMIT;
+        if (u->port) {
+            snprintf(port, sizeof(port), ":%u", (unsigned)u->port);
+            if (put(out, cap, &k, ims_str_cstr(port), false))
+                return IMS_ELIMIT;
+        }
+        return 0;
+    case SIP_URI_TEL:
+        if (!u->user.len)
+            return IMS_EPROTO;
+        return put(out, cap, &k, IMS_S("tel:"), false) || put(out, cap, &k, u->user, false)
+                   ? IMS_ELIMIT
+                   : 0;
+    default:
+        return IMS_EPROTO;
+    }
+}
+
+int cscf_impi_of(const struct sip_uri *u, char *out, size_t cap)
+{
+    size_t k = 0;
+    if (cap)
+        out[0] = '\0';
+    if ((u->scheme != SIP_URI_SIP && u->scheme != SIP_URI_SIPS) || !u->user.len || !u->host.len)
+        return IMS_EPROTO;
+    return put(out, cap, &k, u->user, false) || put(out, cap, &k, IMS_S("@"), false) ||
+                   put(out, cap, &k, u->host, true)
+               ? IMS_ELIMIT
+               : 0;
+}
+
+bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out)
+{
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION); h;
+         h = ims_sip_hdr_next(m, h))
+        if (ims_sip_parse_auth(h->value, out) == 0 && ims_str_caseeq_lit(out->scheme, "Digest"))
+            return true;
+    return false;
+}
+
+long cscf_expires_hdr(const struct sip_msg *m)
+{
+    const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_EXPIRES);
+    uint64_t v;
+    if (!h || ims_str_to_u64(ims_str_trim(h->value), UINT32_MAX, &v) != 0)
+        return -1;
+    return (long)v;
+}
+
+/* "0.5" -> 500; absent or malformed: 1000. */
+static unsigned q_of(ims_str params)
+{
+    ims_str v;
+    if (ims_sip_param_get(params, "q", &v) != 0 || v.len == 0)
+        return 1000;
+    unsigned q = 0, scale = 1000;
+    size_t i = 0;
+    if (v.p[0] == '1')
+        return 1000;
+    if (v.p[0] != '0')
+        return 1000;
+    i = 1;
+    if (i < v.len && v.p[i] == '.')
+        for (i++; i < v.len && scale > 1 && isdigit((unsigned char)v.p[i]); i++) {
+            scale /= 10;
+            q += (unsigned)(v.p[i] - '0') * scale;
+        }
+    return q;
+}
+
+int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t cap, size_t *n,
+                  bool *star)
+{
+    *n = 0;
+    *star = false;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_CONTACT); h;
+         h = ims_sip_hdr_next(m, h)) {
+        ims_str v = ims_str_trim(h->value);
+        if (v.len == 1 && v.p[0] == '*') {
+            *star = true;
+            continue;
+        }
+        struct ims_cur c = { v.p, v.p + v.len };
+        ims_str e;
+        int rc;
+        while ((rc = ims_sip_list_next(&c, &e)) == 0) {
+            struct sip_nameaddr na;
+            if (ims_sip_parse_nameaddr(e, &na) != 0)
+                return IMS_EPROTO;
+            if (*n == cap)
+                return IMS_ELIMIT;
+            struct ims_reg_binding *b = &out[(*n)++];
+            b->uri = na.uri.raw;
+            b->expires = -1;
+            ims_str ev;
+            uint64_t ex;
+            if (ims_sip_param_get(na.params, "expires", &ev) == 0) {
+                if (ims_str_to_u64(ev, UINT32_MAX, &ex) != 0)
+                    return IMS_EPROTO;
+                b->expires = (long)ex;
+            }
+            b->q = q_of(na.params);
+            b->instance = IMS_STR_NULL;
+            ims_str inst;
+            if (ims_sip_param_get(na.params, "+sip.instance", &inst) == 0)
+                b->instance = inst;
+        }
+        if (rc != IMS_ENOENT)
+            return IMS_EPROTO;
+    }
+    return 0;
+}
+
+int cscf_join_values(const struct sip_msg *m, enum sip_hdr_id id, struct ims_buf *out)
+{
+    int rc = 0;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h && rc == 0;
+         h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        ims_str e;
+        while (rc == 0 && ims_sip_list_next(&c, &e) == 0) {
+            if (out->len)
+                rc = ims_buf_add_cstr(out, ", ");
+            if (rc == 0)
+                rc = ims_buf_add_str(out, e);
+        }
+    }
+    return rc;
+}
+
+int cscf_nth_nameaddr(const struct sip_msg *m, enum sip_hdr_id id, size_t i,
+                      struct sip_nameaddr *out)
+{
+    size_t k = 0;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h; h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        ims_str e;
+        int rc;
+        while ((rc = ims_sip_list_next(&c, &e)) == 0) {
+            if (k++ == i)
+                return ims_sip_parse_nameaddr(e, out) == 0 ? 0 : IMS_EPROTO;
+        }
+        if (rc != IMS_ENOENT)
+            return IMS_EPROTO;
+    }
+    return IMS_ENOENT;
+}
+
+int cscf_first_nameaddr(ims_str list, struct sip_nameaddr *out)
+{
+    struct ims_cur c = { list.p, list.p + list.len };
+    ims_str e;
+    if (ims_sip_list_next(&c, &e) != 0)
+        return IMS_ENOENT;
+    return ims_sip_parse_nameaddr(e, out) == 0 ? 0 : IMS_EPROTO;
+}
+
+int cscf_top_route_self(struct proxy_req *r, const struct sip_msg *m, struct sip_uri *uri)
+{
+    struct sip_nameaddr na;
+    if (cscf_nth_nameaddr(m, SIP_H_ROUTE, 0, &na) != 0)
+        return IMS_ENOENT;
+    uint16_t lport = ims_addr_port(&ims_proxy_req_rx(r)->local);
+    if (!ims_proxy_uri_is_self(ims_proxy_req_proxy(r), &na.uri, lport))
+        return IMS_ENOENT;
+    *uri = na.uri;
+    return 0;
+}
+
+bool cscf_has_foreign_route(struct proxy_req *r, const struct sip_msg *m)
+{
+    uint16_t lport = ims_addr_port(&ims_proxy_req_rx(r)->local);
+    struct sip_nameaddr na;
+    for (size_t i = 0; cscf_nth_nameaddr(m, SIP_H_ROUTE, i, &na) == 0; i++)
+        if (!ims_proxy_uri_is_self(ims_proxy_req_proxy(r), &na.uri, lport))
+            return true;
+    return false;
+}
+
+ims_str cscf_retry_after(unsigned secs, char *buf, size_t cap)
+{
+    if (!secs)
+        return IMS_STR_NULL;
+    int n = snprintf(buf, cap, "Retry-After: %u\r\n", secs);
+    return n > 0 && (size_t)n < cap ? ims_str_make(buf, (size_t)n) : IMS_STR_NULL;
+}
+
+/* ---- deferring to the next loop turn ---- */
+
+struct defer {
+    struct cscf_worker *w;
+    struct proxy_req *r;
+    void (*fn)(struct cscf_worker *w, struct proxy_req *r, void *arg);
+    void *arg;
+};
+
+static void defer_run(struct ims_loop *loop, void *arg)
+{
+    struct defer *d = arg;
+    d->fn(d->w, d->r, d->arg);
+    ims_proxy_req_release(d->r);
+    ims_free(d);
+}
+
+static void defer_drop(void *arg)
+{
+    /* the loop is being freed: the proxy (and r) are gone already */
+    ims_free(arg);
+}
+
+int cscf_defer(struct cscf_worker *w, struct proxy_req *r,
+               void (*fn)(struct cscf_worker *w, struct proxy_req *r, void *arg), void *arg)
+{
+    struct defer *d = ims_calloc(1, sizeof(*d));
+    if (!d)
+        return IMS_ENOMEM;
+    *d = (struct defer){ w, r, fn, arg };
+    ims_proxy_req_hold(r);
+    if (ims_loop_post(w->loop, defer_run, d, defer_drop) != 0) {
+        ims_proxy_req_release(r);
+        ims_free(d);
+        return IMS_ENOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# tests/e2e/ims/ims_e2e.sh - IMS registration end to end: sipp UEs register
+# through the P-CSCF, I-CSCF and S-CSCF against the HSS (CTest label e2e;
+# docs/internals/cscf.md).
+#
+#   ims_e2e.sh setup FIXTURE       seed a store, start the fixture (FIXTURES_SETUP)
+#   ims_e2e.sh cleanup FIXTURE     SIGTERM it; fail unless every process exits 0
+#                                  with a clean log
+#   ims_e2e.sh test NAME FIXTURE   run one test (sipp UEs on the P-CSCF)
+#   ims_e2e.sh hss_down            P, I and S with an HSS that never answers:
+#                                  503 with Retry-After within the bounded time
+#
+# Fixtures (127.0.0.1, free ports from 28000-28999):
+#   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
+#   ims4  four imscloud processes (hss, pcscf, icscf, scscf): Cx over Diameter
+#   UE --SIP--> P-CSCF :P --SIP--> I-CSCF :I --SIP--> S-CSCF :S
+#                                    | Cx (UAR)          | Cx (MAR, SAR)
+#                                    +------> HSS :DIA <--+
+#
+# Tests (each asserts on sipp's exit code and statistics, never on log text):
+#   register_md5     alice, Digest MD5 (algorithm hint in the first REGISTER);
+#                    the 200 has Service-Route ;orig, P-Associated-URI, Path, Contact
+#   register_sha256  carol (SHA-256 HA1 only), Digest SHA-256 (sha256_auth.sh)
+#   register_both    alice without a hint: the 401 has SHA-256 then MD5
+#   register_aka     bob, Digest AKAv1-MD5 (RES vs XRES)
+#   reregister       alice twice from one contact: one binding (RE_REGISTRATION)
+#   deregister       alice, then Expires: 0: the 200 lists no Contact
+#   wrong_password   dave: 401, 401, 401, then 403 ([scscf] auth_max_failures = 3)
+#   stale_nonce      erin answers after nonce_ttl (3 s): 401 stale=true, then 200
+#   unknown_user     nobody: 403 (UAA user unknown)
+#   barred           frank (whole implicit set barred): 403
+#   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF
+#   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
+#                    Authorization (sip_send): 400 each, and the P-CSCF still answers
+#   register_tcp     alice over TCP (the flow is the TCP connection)
+#   lir              MESSAGEs from another network to the I-CSCF: unknown user 404,
+#                    not registered 480; bob registered (AKA): LIR -> S-CSCF ->
+#                    Path -> P-CSCF -> bob's flow, where a sipp UAS answers 200
+#   implicit_set     alice registers sip:alice@ims.test; a MESSAGE to
+#                    tel:+15550001 (same implicit set) reaches her contact
+#   expiry           dave registers for 2 s; after the sweep's SAR
+#                    TIMEOUT_DEREGISTRATION a MESSAGE to him gets 480 (LIA)
+#   hss_slow (ims4)  the HSS process is stopped (SIGSTOP): a REGISTER gets 503 with
+#                    Retry-After within the I-CSCF's hss_timeout_ms; after SIGCONT
+#                    (the late UAA is dropped) registration works again
+#
+# Environment (CMake passes the first three): IMS_BIN, IMS_SEED, IMS_E2E_STATE,
+# IMS_E2E_TOOLS (dir of sip_send), IMS_E2E_LOG_LEVEL (default info),
+# IMS_TEST_TIMEOUT_MULTIPLIER, CI=true (a skip fails).
+# Logs stay in $IMS_E2E_STATE/<fixture>/: one log per process, per test the sipp
+# statistics, messages and errors.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MULT=${IMS_TEST_TIMEOUT_MULTIPLIER:-1}
+STATE_ROOT=${IMS_E2E_STATE:-${TMPDIR:-/tmp}/imscloud-e2e-state}
+REALM=ims.test
+# freeDiameter/GnuTLS leak one buffer at exit (see tests/e2e/hss/lsan.supp)
+export LSAN_OPTIONS="suppressions=$HERE/../hss/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
+say() { printf 'e2e-ims: %s\n' "$*"; }
+die() {
+    printf 'e2e-ims: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+SKIP_MARK=
+skip() {
+    if [ -n "$SKIP_MARK" ]; then printf '%s\n' "$*" >"$SKIP_MARK"; fi
+    if [ "${CI:-}" = true ]; then die "(CI=true, a skip is a failure) $*"; fi
+    printf 'e2e-ims: SKIP: %s\n' "$*"
+    exit 77
+}
+scaled() { awk -v s="$1" -v m="$MULT" 'BEGIN { v = s * m; if (v < 1) v = 1; printf "%d", v + 0.5 }'; }
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || skip "missing tool '$t'"
+    done
+}
+
+port_busy() {
+    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" ] || [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
+}
+# pick_ports NAME...: one free port per name, from 28000-28999
+pick_ports() {
+    local taken=" " p tries=0 name
+    p=$((28000 + RANDOM % 1000))
+    for name in "$@"; do
+        while :; do
+            tries=$((tries + 1))
+            [ $tries -lt 3000 ] || die "no free ports in 28000-28999"
+            p=$((p + 1))
+            [ $p -le 28999 ] || p=28000
+            case $taken in *" $p "*) continue ;; esac
+            port_busy "$p" && continue
+            break
+        done
+        printf -v "$name" '%s' "$p"
+        taken="$taken$p "
+    done
+}
+
+# ---------------------------------------------------------------- processes
+
+# start NAME CONF: imscloud in its own session, under a wrapper that records
+# its pid ($FIXDIR/NAME.pid) and, when it ends, its exit code (NAME.rc)
+start() {
+    local name=$1 conf=$2
+    "$IMS_BIN" -c "$conf" --check-config >"$FIXDIR/$name.check" 2>&1 ||
+        die "imscloud --check-config rejected $name: $(cat "$FIXDIR/$name.check")"
+    rm -f "$FIXDIR/$name.pid" "$FIXDIR/$name.rc"
+    setsid bash -c '
+        dir=$1 name=$2; shift 2
+        "$@" </dev/null >"$dir/$name.log" 2>&1 &
+        echo $! >"$dir/$name.pid.tmp" && mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+        wait $! && rc=0 || rc=$?
+        echo $rc >"$dir/$name.rc.tmp" && mv "$dir/$name.rc.tmp" "$dir/$name.rc"
+    ' ims-e2e-wrapper "$FIXDIR" "$name" "$IMS_BIN" -c "$conf" </dev/null >/dev/null 2>&1 &
+    local deadline=$(($(date +%s) + $(scaled 10)))
+    until [ -s "$FIXDIR/$name.pid" ]; do
+        [ "$(date +%s)" -lt $deadline ] || die "the $name wrapper did not start"
+        sleep 0.05
+    done
+}
+
+alive() { [ -s "$FIXDIR/$1.pid" ] && [ ! -e "$FIXDIR/$1.rc" ] && kill -0 "$(cat "$FIXDIR/$1.pid")" 2>/dev/null; }
+
+wait_for() { # SECONDS WHAT CMD...
+    local secs=$1 what=$2 p
+    shift 2
+    local deadline=$(($(date +%s) + $(scaled "$secs")))
+    until "$@"; do
+        for p in $PROCS; do
+            [ -e "$FIXDIR/$p.rc" ] &&
+                die "the $p exited while waiting for $what: $(tail -5 "$FIXDIR/$p.log")"
+        done
+        [ "$(date +%s)" -lt $deadline ] || die "timed out waiting for $what"
+        sleep 0.1
+    done
+}
+udp_bound() { [ -n "$(ss -Hlnu "sport = :$1")" ]; }
+tcp_bound() { [ -n "$(ss -Hlnt "sport = :$1")" ]; }
+dia_conns() { ss -Htn state established "( sport = :$DIA_PORT )" | grep -c . || true; }
+two_peers() { [ "$(dia_conns)" -ge 2 ]; }
+
+# stop NAME: SIGTERM, wait for the wrapper's exit code; prints why it is not
+# a clean stop (exit 0, a stop line, no sanitizer report), nothing if it is.
+stop() {
+    local name=$1 pid rc
+    [ -s "$FIXDIR/$name.pid" ] || return 0
+    pid=$(cat "$FIXDIR/$name.pid")
+    if [ ! -e "$FIXDIR/$name.rc" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$(($(date +%s) + $(scaled 20)))
+        while [ ! -e "$FIXDIR/$name.rc" ]; do
+            if [ "$(date +%s)" -ge $deadline ]; then
+                kill -KILL "$pid" 2>/dev/null || true
+                rm -f "$FIXDIR/$name.pid"
+                echo "$name: no exit after SIGTERM"
+                return 0
+            fi
+            sleep 0.1
+        done
+    fi
+    rc=$(cat "$FIXDIR/$name.rc")
+    rm -f "$FIXDIR/$name.pid" "$FIXDIR/$name.rc"
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$FIXDIR/$name.log"; then
+        echo "$name: sanitizer report in $FIXDIR/$name.log"
+    elif ! grep -q 'event=stopped' "$FIXDIR/$name.log"; then
+        echo "$name: no clean stop in $FIXDIR/$name.log"
+    elif [ "$rc" != 0 ]; then
+        echo "$name: exit status $rc"
+    fi
+}
+
+dump_logs() {
+    local p
+    for p in $PROCS; do
+        [ -f "$FIXDIR/$p.log" ] || continue
+        echo "---- $p.log (last ${1:-30} lines)" >&2
+        tail -n "${1:-30}" "$FIXDIR/$p.log" >&2
+    done
+}
+
+# ---------------------------------------------------------------- configs
+
+common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or one role)
+    local roles=$1
+    echo "[sip]"
+    case ",$roles," in *,pcscf,*) printf 'listen = udp:127.0.0.1:%s\nlisten = tcp:127.0.0.1:%s\n' "$P_PORT" "$P_PORT" ;; esac
+    case ",$roles," in *,icscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$I_PORT" ;; esac
+    case ",$roles," in *,scscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$S_PORT" ;; esac
+    echo
+    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s\nicscf = sip:127.0.0.1:%s\n\n' "$P_PORT" "$I_PORT" ;; esac
+    case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
+    case ",$roles," in *,scscf,*)
+        printf '[scscf]\nports = %s\nuri = sip:127.0.0.1:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$S_PORT"
+        printf 'min_expires = 1\nhss_timeout_ms = %s\n\n' "$(scaled 2000)"
+        ;;
+    esac
+}
+
+write_conf() { # FILE ROLES STATE DIA_IDENTITY [peer]
+    local f=$1 roles=$2 state=$3 id=$4 peer=${5:-}
+    {
+        printf '[core]\nworkers = 2\nroles = %s\nstate_dir = %s\nlog_level = %s\n\n' \
+            "$roles" "$state" "${IMS_E2E_LOG_LEVEL:-info}"
+        if [ "$roles" != hss ]; then common_sip "$roles"; fi
+        printf '[diameter]\nidentity = %s\nrealm = %s\nlisten = 127.0.0.1\nport = %s\ntc_timer = 2\n' \
+            "$id" "$REALM" "$DIA_PORT"
+        if [ -n "$peer" ]; then printf 'peer = hss.ims.test 127.0.0.1:%s\n' "$peer"; fi
+    } >"$f"
+}
+
+# ---------------------------------------------------------------- setup / cleanup
+
+cmd=${1:?usage}
+case $cmd in
+test)
+    name=${2:?usage: test NAME FIXTURE}
+    fix=${3:?usage: test NAME FIXTURE}
+    ;;
+setup | cleanup) fix=${2:?usage} ;;
+hss_down) fix=hss_down ;;
+*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down" ;;
+esac
+FIXDIR=$STATE_ROOT/$fix
+ENVF=$FIXDIR/env
+case $fix in
+ims1 | hss_down) PROCS=ims ;;
+ims4) PROCS="hss pcscf icscf scscf" ;;
+*) die "unknown fixture $fix" ;;
+esac
+
+setup() {
+    mkdir -p "$FIXDIR"
+    SKIP_MARK=$FIXDIR/skipped
+    rm -f "$SKIP_MARK"
+    need sipp ss awk setsid timeout sha256sum perl
+    [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
+    [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
+    local p
+    for p in $PROCS; do stop "$p" >/dev/null || true; done
+    local old
+    old=$(sed -n 's/^TMP=//p' "$ENVF" 2>/dev/null || true)
+    [ -n "$old" ] && rm -rf "$old"
+    rm -f "$FIXDIR"/*.log "$FIXDIR"/*.pid "$ENVF"
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT
+    mkdir -m 700 "$TMP/hss" "$TMP/p" "$TMP/i" "$TMP/s"
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
+        >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
+    printf 'TMP=%s\nP_PORT=%s\nI_PORT=%s\nS_PORT=%s\nDIA_PORT=%s\nUE_PORT=%s\nUE2_PORT=%s\n' \
+        "$TMP" "$P_PORT" "$I_PORT" "$S_PORT" "$DIA_PORT" "$UE_PORT" "$UE2_PORT" >"$ENVF"
+    if [ "$fix" = ims1 ]; then
+        write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+        start ims "$TMP/ims.conf"
+    else
+        write_conf "$TMP/hss.conf" hss "$TMP/hss" hss.ims.test
+        write_conf "$TMP/pcscf.conf" pcscf "$TMP/p" pcscf.ims.test
+        write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
+        write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
+        start hss "$TMP/hss.conf"
+        wait_for 20 "the HSS on Diameter port $DIA_PORT" tcp_bound "$DIA_PORT"
+        start pcscf "$TMP/pcscf.conf"
+        start icscf "$TMP/icscf.conf"
+        start scscf "$TMP/scscf.conf"
+        wait_for 20 "the I-CSCF and S-CSCF to connect to the HSS" two_peers
+    fi
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    wait_for 20 "the I-CSCF on udp $I_PORT" udp_bound "$I_PORT"
+    wait_for 20 "the S-CSCF on udp $S_PORT" udp_bound "$S_PORT"
+    say "fixture $fix up: P-CSCF $P_PORT, I-CSCF $I_PORT, S-CSCF $S_PORT, HSS diameter $DIA_PORT; logs in $FIXDIR"
+}
+
+cleanup() {
+    [ -f "$ENVF" ] || {
+        say "fixture $fix was not started"
+        exit 0
+    }
+    # shellcheck disable=SC1090
+    . "$ENVF"
+    local p out bad=""
+    # the Diameter clients first, the HSS last
+    for p in $(echo "$PROCS" | tr ' ' '\n' | tac); do
+        out=$(stop "$p")
+        [ -z "$out" ] || bad="$bad
+$out"
+    done
+    rm -rf "$TMP" "$ENVF"
+    [ -z "$bad" ] || {
+        dump_logs 20
+        die "$bad"
+    }
+    say "fixture $fix stopped: every process exited 0 with a clean log"
+}
+
+# ---------------------------------------------------------------- sipp
+
+sipp_stat() {
+    awk -F';' -v col="$2" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+        NF > 1 { last = $c }
+        END { if (!c) exit 1; print last + 0 }' "$1"
+}
+
+# ue NAME PORT SCENARIO sipp-args...: one sipp UE against the P-CSCF in $OUT;
+# passes when sipp exits 0 with 1 successful and 0 failed calls.
+ue() {
+    local name=$1 port=$2 sf=$3
+    shift 3
+    local secs rc=0 ok fail
+    secs=$(scaled 30)
+    (cd "$OUT" && timeout -k 5 "$((secs + 5))" sipp "127.0.0.1:$P_PORT" -sf "$HERE/sipp/$sf" \
+        -i 127.0.0.1 -p "$port" -key realm "$REALM" -m 1 -nostdin \
+        -trace_stat -stf "$name.stat.csv" -fd 1 -trace_msg -message_file "$name.msg" \
+        -trace_err -error_file "$name.err.log" -trace_counts \
+        -timeout "${secs}s" -timeout_error "$@" >"$name.out" 2>&1) || rc=$?
+    ok=$(sipp_stat "$OUT/$name.stat.csv" 'SuccessfulCall(C)' 2>/dev/null || echo '?')
+    fail=$(sipp_stat "$OUT/$name.stat.csv" 'FailedCall(C)' 2>/dev/null || echo '?')
+    say "$name: sipp exit $rc, successful $ok, failed $fail (want 0, 1, 0)"
+    if [ "$rc" != 0 ] || [ "$ok" != 1 ] || [ "$fail" != 0 ]; then
+        {
+            echo "---- $name: SIP seen by sipp (all in $OUT/$name.msg)"
+            grep -E '^(SIP/2\.0 [0-9]|[A-Z]+ sip:[^ ]* SIP/2\.0|WWW-Authenticate|Authorization)' \
+                "$OUT/$name.msg" 2>/dev/null | head -n 30 || true
+            echo "---- $name: sipp errors"
+            head -n 20 "$OUT/$name.err.log" 2>/dev/null || true
+        } >&2
+        return 1
+    fi
+}
+
+# peer NAME SCENARIO sipp-args...: a UAC of another network, sending to the I-CSCF
+peer() {
+    local name=$1 sf=$2
+    shift 2
+    local save=$P_PORT rc=0
+    P_PORT=$I_PORT
+    ue "$name" "$UE2_PORT" "$sf" "$@" || rc=$?
+    P_PORT=$save
+    return $rc
+}
+
+# deliver_to TARGET SCENARIO: a sipp UAS on UE_PORT (the flow the last
+# registration came from) and a MESSAGE to TARGET through the I-CSCF; both
+# must succeed.
+deliver_to() {
+    local target=$1 sf=$2 secs uas_pid rc=0 rc_uas=0 ok
+    secs=$(scaled 20)
+    (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/message_uas.xml" \
+        -i 127.0.0.1 -p "$UE_PORT" -m 1 -nostdin -trace_stat -stf uas.stat.csv -fd 1 \
+        -trace_msg -message_file uas.msg -trace_err -error_file uas.err.log \
+        -timeout "${secs}s" -timeout_error >uas.out 2>&1) &
+    uas_pid=$!
+    local deadline=$(($(date +%s) + $(scaled 10)))
+    until udp_bound "$UE_PORT"; do
+        kill -0 $uas_pid 2>/dev/null && [ "$(date +%s)" -lt $deadline ] ||
+            die "the sipp UAS did not listen on $UE_PORT"
+        sleep 0.1
+    done
+    peer deliver "$sf" -s "$target" || rc=1
+    wait $uas_pid || rc_uas=$?
+    ok=$(sipp_stat "$OUT/uas.stat.csv" 'SuccessfulCall(C)' 2>/dev/null || echo '?')
+    say "uas: sipp exit $rc_uas, successful $ok (want 0, 1)"
+    [ "$rc_uas" = 0 ] && [ "$ok" = 1 ] || rc=1
+    return $rc
+}
+
+register() { # NAME SCENARIO USER PASSWORD EXPIRES [args]
+    local name=$1 sf=$2 user=$3 pw=$4 exp=$5
+    shift 5
+    ue "$name" "$UE_PORT" "$sf" -s "$user" -au "$user@$REALM" -ap "$pw" -key expires "$exp" "$@"
+}
+
+runtest() {
+    [ ! -f "$FIXDIR/skipped" ] || skip "the fixture was skipped: $(cat "$FIXDIR/skipped")"
+    [ -f "$ENVF" ] || die "fixture $fix is not running (did its setup fail?)"
+    # shellcheck disable=SC1090
+    . "$ENVF"
+    local p
+    for p in $PROCS; do alive "$p" || die "the $p of fixture $fix is not running"; done
+    OUT=$FIXDIR/$name
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    local rc=0
+    case $name in
+    register_md5)
+        register reg register.xml alice alice-secret 600 -key alg MD5 || rc=1 ;;
+    register_sha256)
+        ue reg "$UE_PORT" register_sha256.xml -s carol -key expires 600 -key pw carol-secret \
+            -key helper "$HERE/sha256_auth.sh" || rc=1 ;;
+    register_both)
+        ue reg "$UE_PORT" register_both.xml -s alice -key expires 600 || rc=1 ;;
+    register_aka)
+        ue reg "$UE_PORT" register_aka.xml -s bob -au "bob@$REALM" -key expires 600 || rc=1 ;;
+    reregister)
+        register reg1 register.xml alice alice-secret 600 -key alg MD5 || rc=1
+        register reg2 reregister.xml alice alice-secret 600 -key alg MD5 || rc=1
+        ;;
+    deregister)
+        register reg register.xml alice alice-secret 600 -key alg MD5 || rc=1
+        register dereg deregister.xml alice alice-secret 0 -key alg MD5 || rc=1
+        ;;
+    wrong_password)
+        register wrong register_wrong.xml dave not-dave-secret 600 || rc=1 ;;
+    stale_nonce)
+        register stale register_stale.xml erin erin-secret 600 || rc=1 ;;
+    unknown_user)
+        ue unknown "$UE_PORT" register_403.xml -s nobody -key expires 600 || rc=1 ;;
+    barred)
+        ue barred "$UE_PORT" register_403.xml -s frank -key expires 600 || rc=1 ;;
+    not_registered)
+        ue msg "$UE2_PORT" message_unregistered.xml -s bob || rc=1 ;;
+    malformed)
+        ue bad "$UE_PORT" malformed.xml -s alice || rc=1
+        local tools=${IMS_E2E_TOOLS:-}
+        [ -x "$tools/sip_send" ] || die "IMS_E2E_TOOLS has no sip_send"
+        "$tools/sip_send" --host 127.0.0.1 --port "$P_PORT" --timeout-ms "$(scaled 3000)" \
+            "$HERE"/malformed/*.sip >"$OUT/sip_send.out" 2>&1 || {
+            cat "$OUT/sip_send.out" >&2
+            rc=1
+        }
+        tail -n 1 "$OUT/sip_send.out"
+        ;;
+    register_tcp)
+        register reg register.xml alice alice-secret 600 -key alg MD5 -t t1 || rc=1 ;;
+    lir)
+        peer unknown message_404.xml -s nobody || rc=1
+        peer unreg message_480.xml -s frank || rc=1
+        ue reg "$UE_PORT" register_aka.xml -s bob -au "bob@$REALM" -key expires 600 || rc=1
+        deliver_to bob message_200.xml || rc=1
+        ;;
+    implicit_set)
+        register reg register.xml alice alice-secret 600 -key alg MD5 || rc=1
+        deliver_to +15550001 message_tel.xml || rc=1
+        ;;
+    expiry)
+        register reg register.xml dave dave-secret 2 -key alg MD5 || rc=1
+        sleep "$(scaled 4)"
+        peer gone message_480.xml -s dave || rc=1
+        ;;
+    hss_slow)
+        [ "$fix" = ims4 ] || die "hss_slow needs the HSS in its own process (ims4)"
+        local hpid t0 t1 ms limit
+        hpid=$(cat "$FIXDIR/hss.pid")
+        kill -STOP "$hpid"
+        trap 'kill -CONT '"$hpid"' 2>/dev/null || true' EXIT
+        t0=$(date +%s%N)
+        ue slow "$UE_PORT" register_503.xml -s alice -key expires 600 || rc=1
+        t1=$(date +%s%N)
+        kill -CONT "$hpid"
+        trap - EXIT
+        ms=$(((t1 - t0) / 1000000))
+        limit=$(scaled 6000)
+        say "503 after $ms ms (bound $limit ms; [icscf] hss_timeout_ms = $(scaled 2000))"
+        [ $ms -le "$limit" ] || rc=1
+        sleep 1 # the HSS answers what queued while it was stopped: dropped as late
+        register again register.xml alice alice-secret 600 -key alg MD5 || rc=1
+        ;;
+    *) die "unknown test $name" ;;
+    esac
+    for p in $PROCS; do
+        alive "$p" || {
+            dump_logs 40
+            die "the $p died during $name"
+        }
+    done
+    if [ $rc != 0 ]; then
+        dump_logs 25
+        die "$name failed (artifacts in $OUT)"
+    fi
+    say "$name passed"
+}
+
+# ---------------------------------------------------------------- HSS down
+
+hss_down() {
+    mkdir -p "$FIXDIR"
+    need sipp ss awk setsid timeout
+    [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
+    trap 'stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
+    rm -f "$FIXDIR"/*.log
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT DEAD_PORT
+    mkdir -m 700 "$TMP/s"
+    # nothing listens on DEAD_PORT: the Diameter peer never opens
+    write_conf "$TMP/ims.conf" pcscf,icscf,scscf "$TMP/s" cscf.ims.test "$DEAD_PORT"
+    sed -i 's/^hss_timeout_ms = .*/hss_timeout_ms = 1000/' "$TMP/ims.conf"
+    start ims "$TMP/ims.conf"
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    OUT=$FIXDIR/run
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    local t0 t1 rc=0
+    t0=$(date +%s%N)
+    ue down "$UE_PORT" register_503.xml -s alice -key expires 600 || rc=1
+    t1=$(date +%s%N)
+    local ms=$(((t1 - t0) / 1000000)) limit
+    limit=$(scaled 5000)
+    say "503 after $ms ms (bound $limit ms: the Cx deadline is 1000 ms)"
+    [ $ms -le "$limit" ] || rc=1
+    local out
+    out=$(stop ims)
+    trap - EXIT
+    rm -rf "$TMP"
+    [ -z "$out" ] || die "$out"
+    [ $rc = 0 ] || die "hss_down failed (artifacts in $OUT, log $FIXDIR/ims.log)"
+    say "hss_down passed"
+}
+
+case $cmd in
+setup) setup ;;
+cleanup) cleanup ;;
+test) runtest ;;
+hss_down) hss_down ;;
+esac

@@ -1,0 +1,137 @@
+/* ims_seed - provisions the HSS store of the IMS registration e2e tests
+ * (tests/e2e/ims) through the store API (src/store/store.h).
+ *
+ *   ims_seed STORE_URL KEYS_DIR SCSCF_URI
+ *
+ * Creates the key repository if missing, then, in realm ims.test (every
+ * subscription requires S-CSCF capability 1, and SCSCF_URI is the one S-CSCF
+ * of the store with that capability: the UAA names it in
+ * Server-Capabilities):
+ *   alice@ims.test  Digest (MD5, SHA-256; password "alice-secret"),
+ *                   sip:alice@ims.test + tel:+15550001 (one implicit set),
+ *                   service profile "p1" (one iFC: INVITE -> sip:as.ims.test)
+ *   bob@ims.test    AKAv1-MD5 (K, OPc = OPc(K, OP) of TS 35.208 test set 1,
+ *                   AMF 8000), sip:bob@ims.test
+ *   carol@ims.test  Digest SHA-256 only ("carol-secret"), sip:carol@ims.test
+ *   dave@ims.test   Digest ("dave-secret"): the wrong-password test
+ *   erin@ims.test   Digest ("erin-secret"): the stale-nonce test
+ *   frank@ims.test  Digest ("frank-secret"), sip:frank@ims.test barred
+ * Exit 0, or 1 with a message. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/str.h"
+#include "crypto/keyrepo.h"
+#include "crypto/milenage.h"
+#include "hss/userdata.h"
+#include "store/store.h"
+
+#define REALM "ims.test"
+
+/* TS 35.208 test set 1 (test data only); the sipp scenario has the same K/OP */
+static const uint8_t k1[16] = { 0x46, 0x5b, 0x5c, 0xe8, 0xb1, 0x99, 0xb4, 0x9f,
+                                0xaa, 0x5f, 0x0a, 0x2e, 0xe2, 0x38, 0xa6, 0xbc };
+static const uint8_t op1[16] = { 0xcd, 0xc2, 0x02, 0xd5, 0x12, 0x3e, 0x20, 0xf6,
+                                 0x2b, 0x6d, 0x67, 0x6a, 0xc7, 0x2c, 0xb3, 0x18 };
+static const uint8_t amf[2] = { 0x80, 0x00 };
+
+static struct ims_store *st;
+
+static void must(int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "ims_seed: %s: %s (%s)\n", what, ims_strerror(rc),
+                st ? ims_store_errmsg(st) : "");
+        exit(1);
+    }
+}
+
+static void impu(const char *sub, const char *impi, const char *id, unsigned irs,
+                 const char *profile, bool barred)
+{
+    struct ims_impu_rec r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.identity, sizeof(r.identity), "%s", id);
+    snprintf(r.subscription, sizeof(r.subscription), "%s", sub);
+    snprintf(r.profile, sizeof(r.profile), "%s", profile ? profile : "");
+    r.irs = irs;
+    r.barred = barred;
+    must(ims_store_impu_add(st, &r), id);
+    must(ims_store_link(st, ims_str_cstr(impi), ims_str_cstr(id)), "link");
+}
+
+/* A subscription with one IMPI and its first IMPU sip:<user>@ims.test. */
+static void user(const char *name, unsigned schemes, const char *password, bool aka,
+                 const char *profile, bool barred)
+{
+    char impi[IMS_STORE_ID_MAX], id[IMS_STORE_ID_MAX];
+    snprintf(impi, sizeof(impi), "%s@" REALM, name);
+    snprintf(id, sizeof(id), "sip:%s@" REALM, name);
+    struct ims_sub_rec s;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.name, sizeof(s.name), "%s", name);
+    s.caps_mandatory[0] = 1;
+    s.n_mandatory = 1;
+    must(ims_store_sub_add(st, &s), "sub add");
+    must(ims_store_impi_add(st, ims_str_cstr(name), ims_str_cstr(impi), IMS_S(REALM), schemes),
+         impi);
+    if (password)
+        must(ims_store_impi_set_password(st, ims_str_cstr(impi), ims_str_cstr(password), false),
+             "password");
+    if (aka) {
+        uint8_t opc[16];
+        must(ims_milenage_opc(k1, op1, opc), "opc");
+        must(ims_store_impi_set_aka(st, ims_str_cstr(impi), k1, opc, amf), "aka");
+    }
+    impu(name, impi, id, 0, profile, barred);
+}
+
+int main(int argc, char **argv)
+{
+    char err[IMS_KEYREPO_ERRLEN];
+    struct ims_keyrepo *repo = NULL;
+    if (argc != 4) {
+        fprintf(stderr, "usage: ims_seed STORE_URL KEYS_DIR SCSCF_URI\n");
+        return 2;
+    }
+    int rc = ims_keyrepo_open(argv[2], &repo, err, sizeof(err));
+    if (rc == IMS_ENOENT) {
+        rc = ims_keyrepo_create(argv[2], err, sizeof(err));
+        if (rc == 0)
+            rc = ims_keyrepo_open(argv[2], &repo, err, sizeof(err));
+    }
+    if (rc) {
+        fprintf(stderr, "ims_seed: keys: %s\n", err);
+        return 1;
+    }
+    must(ims_store_open(argv[1], repo, &st), "open");
+
+    /* one iFC, so that the S-CSCF has something to parse and keep */
+    struct ims_buf ifc;
+    struct ims_spt spt = { IMS_SPT_METHOD, false, 0, IMS_S("INVITE"), IMS_STR_NULL };
+    struct ims_ifc f = { 0, true, &spt, 1, IMS_S("sip:as.ims.test:5090"), 0, IMS_STR_NULL, 0 };
+    ims_buf_init(&ifc, 65536);
+    must(ims_ud_ifc(&ifc, &f, 1), "ifc");
+    must(ims_store_profile_put(st, IMS_S("p1"), ims_buf_str(&ifc)), "profile");
+    ims_buf_free(&ifc);
+
+    const unsigned digest = IMS_AUTH_DIGEST_MD5 | IMS_AUTH_DIGEST_SHA256;
+    user("alice", digest, "alice-secret", false, "p1", false);
+    impu("alice", "alice@" REALM, "tel:+15550001", 1, "p1", false);
+    user("bob", IMS_AUTH_AKAV1_MD5, NULL, true, NULL, false);
+    user("carol", IMS_AUTH_DIGEST_SHA256, "carol-secret", false, NULL, false);
+    user("dave", digest, "dave-secret", false, NULL, false);
+    user("erin", digest, "erin-secret", false, NULL, false);
+    user("frank", digest, "frank-secret", false, NULL, true);
+
+    const uint32_t caps[] = { 1 };
+    must(ims_store_scscf_put(st, ims_str_cstr(argv[3]), caps, 1), "scscf");
+
+    ims_store_close(st);
+    ims_keyrepo_free(repo);
+    printf("ims_seed: 6 subscriptions, S-CSCF %s\n", argv[3]);
+    return 0;
+}

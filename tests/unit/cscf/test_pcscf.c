@@ -1,0 +1,356 @@
+/* test_pcscf - the P-CSCF app on a real proxy over the fake transport:
+ * Path and P-Visited-Network-ID on REGISTER, the flow kept from the 200
+ * (Service-Route, P-Associated-URI), P-Asserted-Identity from the registered
+ * set (P-Preferred-Identity honoured only inside it, identities from the UE
+ * removed), the Service-Route as route, 403 for UEs that did not register,
+ * terminating requests along the Path token to the UE's flow (and a forged
+ * token refused), de-registration, and a 503 passed on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "cfg/cfg.h"
+#include "cscf/cscf.h"
+#include "ev/loop.h"
+#include "fake_tp_net.h"
+#include "proxy/proxy.h"
+#include "sip/build.h"
+#include "cscf_tests.h"
+
+#define ME "192.0.2.1:5060"
+#define UE "192.0.2.10:5099"
+#define UE2 "192.0.2.11:5099"
+#define ICSCF "192.0.2.5:5070"
+#define SCSCF "192.0.2.6:6060"
+
+static const char conf[] = "[core]\nworkers = 1\nroles = pcscf\n"
+                           "[sip]\nlisten = udp:192.0.2.1:5060\nlisten = tcp:192.0.2.1:5060\n"
+                           "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\n"
+                           "visited_network_id = visited.test\n";
+
+static const char *const self_names[] = { "192.0.2.1" };
+
+static struct {
+    struct ims_cfg *cfg;
+    struct ims_loop *loop;
+    struct proxy_shared *sh;
+    struct ims_proxy *p;
+    struct ims_cscf *c;
+    struct fake_tp tp;
+} E;
+
+static int setup(void **state)
+{
+    char err[256];
+    memset(&E, 0, sizeof(E));
+    assert_int_equal(ims_cfg_load_string("test", conf, &E.cfg, err, sizeof(err)), 0);
+    assert_int_equal(ims_loop_new(4096, &E.loop), 0);
+    fake_tp_init(&E.tp, E.loop);
+    fake_tp_set_local(&E.tp, SIP_PROTO_UDP, ME);
+    fake_tp_set_local(&E.tp, SIP_PROTO_TCP, ME);
+    struct proxy_cfg pc = { .max_transactions = 64, .self_names = self_names, .nself = 1 };
+    assert_int_equal(ims_proxy_shared_new(1, &pc, &E.sh), 0);
+    assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
+    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp };
+    ims_proxy_set_io(E.p, &io);
+    assert_int_equal(ims_cscf_new(E.cfg, NULL, 1, &E.c, err, sizeof(err)), 0);
+    assert_int_equal(ims_cscf_worker_init(E.c, 0, E.loop, E.p, err, sizeof(err)), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    if (getenv("DUMP"))
+        for (size_t i = 0; i < E.tp.n; i++)
+            fprintf(stderr, "---- to %s\n%s", fake_tp_dst(&E.tp.msgs[i]), E.tp.msgs[i].buf);
+    fake_tp_clock_advance(E.loop, 64 * 500 + 5000);
+    struct proxy_stats st;
+    ims_proxy_stats(E.p, &st);
+    ims_cscf_stop(E.c);
+    size_t leaked = ims_proxy_free(E.p);
+    ims_proxy_shared_free(E.sh);
+    fake_tp_free(&E.tp);
+    ims_loop_free(E.loop);
+    assert_int_equal(ims_cscf_free(E.c), 0);
+    ims_cfg_free(E.cfg);
+    assert_int_equal(st.reqs_live, 0);
+    assert_int_equal(leaked, 0);
+    return 0;
+}
+
+static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    struct sip_tp_rx rx = fake_tp_rx(buf, proto, src, ME);
+    ims_proxy_rx(E.p, &rx);
+}
+
+static const struct fake_tp_msg *sent_to(const char *dst, const char *prefix, size_t from)
+{
+    for (size_t i = from; i < E.tp.n; i++) {
+        const struct fake_tp_msg *m = &E.tp.msgs[i];
+        if (strcmp(fake_tp_dst(m), dst) == 0 && strncmp(m->buf, prefix, strlen(prefix)) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* The next hop's response to a request we forwarded. */
+/* The next hop's response to a request we forwarded (nothing when it cannot
+ * be built: the allocation-failure runs). */
+static void respond(const struct fake_tp_msg *fwd, const char *from, int status, const char *hdrs)
+{
+    struct sip_msg m;
+    struct sip_hdr h[64];
+    assert_true(ims_sip_parse(fwd->buf, fwd->len, false, &m, h, 64) > 0);
+    struct ims_buf b;
+    ims_buf_init(&b, 65536);
+    if (ims_sip_build_response(&b, &m, status, NULL, IMS_S("t9"), ims_str_cstr(hdrs),
+                               IMS_STR_NULL, IMS_STR_NULL) == 0) {
+        struct sip_tp_rx rx = fake_tp_rx(b.p, SIP_PROTO_UDP, from, ME);
+        ims_proxy_rx(E.p, &rx);
+    }
+    ims_buf_free(&b);
+}
+
+#define REGISTER_FMT                                                                               \
+    "REGISTER sip:ims.test SIP/2.0\r\n"                                                            \
+    "Via: SIP/2.0/%s 10.0.0.9:5099;branch=z9hG4bK%s;rport\r\n"                                     \
+    "Max-Forwards: 70\r\n"                                                                         \
+    "From: <sip:alice@ims.test>;tag=r1\r\n"                                                        \
+    "To: <sip:alice@ims.test>\r\n"                                                                 \
+    "Call-ID: reg-%s\r\n"                                                                          \
+    "CSeq: %d REGISTER\r\n"                                                                        \
+    "Contact: <sip:alice@10.0.0.9:5099>\r\n"                                                       \
+    "P-Asserted-Identity: <sip:boss@ims.test>\r\n"                                                 \
+    "Expires: %d\r\n"                                                                              \
+    "Content-Length: 0\r\n\r\n"
+
+#define MESSAGE_FMT                                                                                \
+    "MESSAGE %s SIP/2.0\r\n"                                                                       \
+    "Via: SIP/2.0/UDP 10.0.0.9:5099;branch=z9hG4bK%s;rport\r\n"                                    \
+    "Max-Forwards: 70\r\n"                                                                         \
+    "%s"                                                                                           \
+    "From: <sip:alice@ims.test>;tag=m1\r\n"                                                        \
+    "To: <sip:bob@ims.test>\r\n"                                                                   \
+    "Call-ID: msg-%s\r\n"                                                                          \
+    "CSeq: 1 MESSAGE\r\n"                                                                          \
+    "Content-Type: text/plain\r\n"                                                                 \
+    "Content-Length: 2\r\n\r\nhi"
+
+/* Registers alice from UE over proto; returns the Path token (user part). */
+static void do_register(enum sip_proto proto, const char *src, const char *b, char *token,
+                        size_t cap)
+{
+    size_t from = E.tp.n;
+    feed(proto, src, REGISTER_FMT, proto == SIP_PROTO_TCP ? "TCP" : "UDP", b, b, 1, 600);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    const char *path = strstr(fwd->buf, "\r\nPath: <sip:");
+    assert_non_null(path);
+    path += strlen("\r\nPath: <sip:");
+    size_t n = strcspn(path, "@");
+    assert_true(n < cap && strncmp(path, "term-", 5) == 0);
+    memcpy(token, path, n);
+    token[n] = '\0';
+    assert_non_null(strstr(path, "@192.0.2.1:5060;lr>\r\n"));
+    assert_non_null(strstr(fwd->buf, "\r\nP-Visited-Network-ID: \"visited.test\"\r\n"));
+    assert_null(strstr(fwd->buf, "boss")); /* no identity from the UE goes on */
+    respond(fwd, ICSCF, 200,
+            "Contact: <sip:alice@10.0.0.9:5099>;expires=600\r\n"
+            "Path: <sip:term-x@192.0.2.1:5060;lr>\r\n"
+            "Service-Route: <sip:192.0.2.6:6060;lr;orig>\r\n"
+            "P-Associated-URI: <sip:alice@ims.test>, <tel:+15550001>\r\n");
+    assert_non_null(sent_to(proto == SIP_PROTO_TCP ? src : src, "SIP/2.0 200", from));
+}
+
+static void test_register_and_originate(void **state)
+{
+    char token[256];
+    do_register(SIP_PROTO_UDP, UE, "r1", token, sizeof(token));
+
+    /* P-Preferred-Identity inside the set: asserted; the UE's own PAI goes */
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, MESSAGE_FMT, "sip:bob@ims.test", "m1",
+         "Route: <sip:192.0.2.1:5060;lr>\r\nP-Preferred-Identity: <tel:+15550001>\r\n"
+         "P-Asserted-Identity: <sip:boss@ims.test>\r\n",
+         "1");
+    const struct fake_tp_msg *fwd = sent_to(SCSCF, "MESSAGE ", from);
+    assert_non_null(fwd);
+    assert_non_null(strstr(fwd->buf, "\r\nP-Asserted-Identity: <tel:+15550001>\r\n"));
+    assert_non_null(strstr(fwd->buf, "\r\nRoute: <sip:192.0.2.6:6060;lr;orig>\r\n"));
+    assert_null(strstr(fwd->buf, "P-Preferred-Identity"));
+    assert_null(strstr(fwd->buf, "boss"));
+    assert_null(strstr(fwd->buf, "Route: <sip:192.0.2.1"));
+    respond(fwd, SCSCF, 200, "");
+    assert_non_null(sent_to(UE, "SIP/2.0 200", from));
+
+    /* outside the set: the default identity (the first associated URI) */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, MESSAGE_FMT, "sip:bob@ims.test", "m2",
+         "P-Preferred-Identity: <sip:carol@ims.test>\r\n", "2");
+    fwd = sent_to(SCSCF, "MESSAGE ", from);
+    assert_non_null(fwd);
+    assert_non_null(strstr(fwd->buf, "\r\nP-Asserted-Identity: <sip:alice@ims.test>\r\n"));
+    assert_null(strstr(fwd->buf, "carol"));
+    respond(fwd, SCSCF, 200, "");
+
+    /* another UE (another flow) never registered here: 403 */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE2, MESSAGE_FMT, "sip:bob@ims.test", "m3", "", "3");
+    assert_non_null(sent_to(UE2, "SIP/2.0 403", from));
+    assert_null(sent_to(SCSCF, "MESSAGE ", from));
+}
+
+static void test_terminating(void **state)
+{
+    char token[256], forged[256];
+    do_register(SIP_PROTO_UDP, UE, "r2", token, sizeof(token));
+    /* from the S-CSCF along the Path: to the UE's flow (its source address),
+     * not to the private address in the Request-URI */
+    size_t from = E.tp.n;
+    char route[400];
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr>\r\n", token);
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099", "t1", route, "t1");
+    const struct fake_tp_msg *fwd = sent_to(UE, "MESSAGE sip:alice@10.0.0.9:5099", from);
+    assert_non_null(fwd);
+    respond(fwd, UE, 200, "");
+    assert_non_null(sent_to(SCSCF, "SIP/2.0 200", from));
+
+    /* a token with another MAC is not ours: an originating request from a
+     * host that never registered */
+    snprintf(forged, sizeof(forged), "%s", token);
+    size_t n = strlen(forged);
+    forged[n - 1] = forged[n - 1] == '0' ? '1' : '0';
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr>\r\n", forged);
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099", "t2", route, "t2");
+    assert_non_null(sent_to(SCSCF, "SIP/2.0 403", from));
+    assert_null(sent_to(UE, "MESSAGE ", from));
+}
+
+static void test_deregister(void **state)
+{
+    char token[256];
+    do_register(SIP_PROTO_UDP, UE, "r3", token, sizeof(token));
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, REGISTER_FMT, "UDP", "r4", "r4", 2, 0);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    respond(fwd, ICSCF, 200, ""); /* no binding left */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, MESSAGE_FMT, "sip:bob@ims.test", "m5", "", "5");
+    assert_non_null(sent_to(UE, "SIP/2.0 403", from));
+    /* and the Path token no longer leads anywhere */
+    char route[400];
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr>\r\n", token);
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099", "t3", route, "t3");
+    assert_non_null(sent_to(SCSCF, "SIP/2.0 480", from));
+}
+
+static void test_tcp_flow(void **state)
+{
+    char token[256];
+    do_register(SIP_PROTO_TCP, UE, "r5", token, sizeof(token));
+    char route[400];
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr>\r\n", token);
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099", "t4", route, "t4");
+    const struct fake_tp_msg *fwd = sent_to(UE, "MESSAGE ", from);
+    assert_non_null(fwd);
+    assert_int_equal(fwd->proto, SIP_PROTO_TCP);
+    respond(fwd, UE, 200, "");
+}
+
+/* The home network's 503 (HSS down) reaches the UE with its Retry-After,
+ * instead of the proxy core's "500 Next Hop Unavailable". */
+static void test_503_passed_on(void **state)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, REGISTER_FMT, "UDP", "r6", "r6", 1, 600);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    respond(fwd, ICSCF, 503, "Retry-After: 30\r\n");
+    const struct fake_tp_msg *r = sent_to(UE, "SIP/2.0 503", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nRetry-After: 30\r\n"));
+}
+
+/* Register, originate, terminate, with nothing asserted on the way: the
+ * allocation-failure runs below. */
+static void scenario(void)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, REGISTER_FMT, "UDP", "f1", "f1", 1, 600);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    char token[256] = "term-none";
+    if (fwd) {
+        const char *path = strstr(fwd->buf, "\r\nPath: <sip:");
+        if (path) {
+            path += strlen("\r\nPath: <sip:");
+            size_t n = strcspn(path, "@");
+            if (n < sizeof(token)) {
+                memcpy(token, path, n);
+                token[n] = '\0';
+            }
+        }
+        respond(fwd, ICSCF, 200,
+                "Contact: <sip:alice@10.0.0.9:5099>;expires=600\r\n"
+                "Service-Route: <sip:192.0.2.6:6060;lr;orig>\r\n"
+                "P-Associated-URI: <sip:alice@ims.test>, <tel:+15550001>\r\n");
+    }
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, MESSAGE_FMT, "sip:bob@ims.test", "f2",
+         "P-Preferred-Identity: <tel:+15550001>\r\n", "f2");
+    if ((fwd = sent_to(SCSCF, "MESSAGE ", from)) != NULL)
+        respond(fwd, SCSCF, 200, "");
+    char route[400];
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr>\r\n", token);
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099", "f3", route, "f3");
+    if ((fwd = sent_to(UE, "MESSAGE ", from)) != NULL)
+        respond(fwd, UE, 200, "");
+}
+
+/* STYLE "fault injection": allocation n fails (odd runs: that one only; even
+ * runs: that one and every later one); each run must end with every request
+ * answered or dropped and nothing leaked (ASan/LSan at exit). */
+static void test_alloc_failures(void **state)
+{
+    unsigned long n;
+    for (n = 2; n < 6000; n++) {
+        setup(state);
+        ims_alloc_fail_at(n / 2, (int)(n % 2 == 0));
+        scenario();
+        unsigned long used = ims_alloc_count();
+        ims_alloc_fail_at(0, 0);
+        teardown(state);
+        if (used < n / 2)
+            break;
+    }
+    print_message("allocation failure runs: %lu\n", n);
+    assert_true(n > 10 && n < 6000);
+}
+
+int run_pcscf_tests(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_and_originate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_terminating, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deregister, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_503_passed_on, setup, teardown),
+        cmocka_unit_test(test_alloc_failures),
+    };
+    return cmocka_run_group_tests_name("pcscf", tests, NULL, NULL);
+}

@@ -1,0 +1,325 @@
+/* test_registrar - the binding rules (RFC 3261 §10.3) and the location
+ * store: expiry, max contacts, "*", Min-Expires, CSeq order, implicit sets
+ * found by any identity, the expiry sweep and the cap. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "cscf/registrar.h"
+#include "cscf_tests.h"
+
+#define NOW 1800000000LL
+
+static const struct ims_reg_policy POL = { .default_expires = 3600, .min_expires = 60,
+                                           .max_expires = 7200, .max_contacts = 2 };
+
+static struct ims_reg *new_reg(void)
+{
+    struct ims_reg *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    snprintf(r->impu, sizeof(r->impu), "sip:alice@ims.test");
+    return r;
+}
+
+static struct ims_reg_binding bind(const char *uri, long expires)
+{
+    return (struct ims_reg_binding){ .uri = ims_str_cstr(uri), .expires = expires, .q = 1000 };
+}
+
+static int apply(struct ims_reg *r, const struct ims_reg_binding *b, size_t n, long hdr,
+                 uint32_t cseq, int64_t now)
+{
+    struct ims_reg_req rq = { .b = b, .n = n, .hdr_expires = hdr, .call_id = IMS_S("cid-1"),
+                              .cseq = cseq, .path = IMS_S("<sip:term-x@p.test;lr>") };
+    unsigned mn = 0;
+    return ims_reg_apply(r, &rq, &POL, now, &mn);
+}
+
+static void test_apply_basic(void **state)
+{
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.1:5060", -1);
+    /* Expires header, else the default */
+    assert_int_equal(apply(r, &b, 1, 600, 1, NOW), 0);
+    assert_int_equal(r->ncontacts, 1);
+    assert_int_equal(r->contacts[0].expires, NOW + 600);
+    assert_string_equal(r->contacts[0].path, "<sip:term-x@p.test;lr>");
+    assert_string_equal(r->contacts[0].call_id, "cid-1");
+    /* the same URI (RFC 3261 §19.1.4 equality: the host's case does not
+     * matter) is refreshed */
+    struct ims_reg_binding h1 = bind("sip:alice@MYHOST.test:5060", 600);
+    assert_int_equal(apply(r, &h1, 1, -1, 2, NOW), 0);
+    assert_int_equal(r->ncontacts, 2);
+    struct ims_reg_binding h2 = bind("sip:alice@myhost.test:5060", 1200);
+    assert_int_equal(apply(r, &h2, 1, -1, 3, NOW), 0);
+    assert_int_equal(r->ncontacts, 2);
+    h2.expires = 0;
+    assert_int_equal(apply(r, &h2, 1, -1, 4, NOW), 0);
+    assert_int_equal(r->ncontacts, 1);
+    b = bind("sip:alice@10.0.0.1:5060", 900);
+    assert_int_equal(apply(r, &b, 1, -1, 5, NOW + 10), 0);
+    assert_int_equal(r->ncontacts, 1);
+    assert_int_equal(r->contacts[0].expires, NOW + 10 + 900);
+    /* longer than max_expires: shortened */
+    b.expires = -1;
+    assert_int_equal(apply(r, &b, 1, 999999, 6, NOW), 0);
+    assert_int_equal(r->contacts[0].expires, NOW + 7200);
+    /* no expires anywhere: the default */
+    assert_int_equal(apply(r, &b, 1, -1, 7, NOW), 0);
+    assert_int_equal(r->contacts[0].expires, NOW + 3600);
+    /* expires 0 removes it */
+    b.expires = 0;
+    assert_int_equal(apply(r, &b, 1, -1, 8, NOW), 0);
+    assert_int_equal(r->ncontacts, 0);
+    ims_reg_clear(r);
+    free(r);
+}
+
+static void test_apply_refusals(void **state)
+{
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.1", 600);
+    assert_int_equal(apply(r, &b, 1, -1, 5, NOW), 0);
+    /* §10.3 step 7: 423 with Min-Expires for too short (but not 0) */
+    struct ims_reg_req rq = { .b = &b, .n = 1, .hdr_expires = -1, .call_id = IMS_S("cid-2"),
+                              .cseq = 1 };
+    b.expires = 30;
+    unsigned mn = 0;
+    assert_int_equal(ims_reg_apply(r, &rq, &POL, NOW, &mn), 423);
+    assert_int_equal(mn, 60);
+    /* same Call-ID, CSeq not higher: 500, nothing changed */
+    b.expires = 1200;
+    assert_int_equal(apply(r, &b, 1, -1, 5, NOW), 500);
+    assert_int_equal(r->contacts[0].expires, NOW + 600);
+    /* another Call-ID may use a lower CSeq */
+    assert_int_equal(ims_reg_apply(r, &rq, &POL, NOW, &mn), 0);
+    assert_int_equal(r->contacts[0].expires, NOW + 1200);
+    /* "*" only alone and with Expires: 0 */
+    struct ims_reg_req star = { .star = true, .hdr_expires = 0, .call_id = IMS_S("cid-3"),
+                                .cseq = 1 };
+    star.hdr_expires = 10;
+    assert_int_equal(ims_reg_apply(r, &star, &POL, NOW, &mn), 400);
+    star.hdr_expires = 0;
+    star.b = &b;
+    star.n = 1;
+    assert_int_equal(ims_reg_apply(r, &star, &POL, NOW, &mn), 400);
+    star.n = 0;
+    assert_int_equal(ims_reg_apply(r, &star, &POL, NOW, &mn), 0);
+    assert_int_equal(r->ncontacts, 0);
+    ims_reg_clear(r);
+    free(r);
+}
+
+static void test_max_contacts_and_expiry(void **state)
+{
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding b[3] = { bind("sip:a@10.0.0.1", 600), bind("sip:a@10.0.0.2", 300),
+                                    bind("sip:a@10.0.0.3", 900) };
+    assert_int_equal(apply(r, b, 2, -1, 1, NOW), 0);
+    assert_int_equal(r->ncontacts, 2);
+    /* a third beyond max_contacts = 2 replaces the one expiring first (.2) */
+    assert_int_equal(apply(r, &b[2], 1, -1, 2, NOW), 0);
+    assert_int_equal(r->ncontacts, 2);
+    bool has1 = false, has3 = false;
+    for (size_t i = 0; i < r->ncontacts; i++) {
+        has1 |= strcmp(r->contacts[i].uri, "sip:a@10.0.0.1") == 0;
+        has3 |= strcmp(r->contacts[i].uri, "sip:a@10.0.0.3") == 0;
+    }
+    assert_true(has1 && has3);
+    /* expiry: .1 goes at NOW + 600, .3 at NOW + 900 */
+    assert_int_equal(ims_reg_expire_contacts(r, NOW + 599), 2);
+    assert_int_equal(ims_reg_expire_contacts(r, NOW + 600), 1);
+    assert_string_equal(r->contacts[0].uri, "sip:a@10.0.0.3");
+    assert_int_equal(ims_reg_expire_contacts(r, NOW + 900), 0);
+    ims_reg_clear(r);
+    free(r);
+}
+
+/* RFC 5626 §6: the same +sip.instance replaces the binding whatever its URI */
+static void test_instance(void **state)
+{
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding b = bind("sip:a@10.0.0.1:5060", 600);
+    b.instance = IMS_S("\"<urn:uuid:1>\"");
+    assert_int_equal(apply(r, &b, 1, -1, 1, NOW), 0);
+    b.uri = IMS_S("sip:a@10.9.9.9:5062");
+    assert_int_equal(apply(r, &b, 1, -1, 2, NOW), 0);
+    assert_int_equal(r->ncontacts, 1);
+    assert_string_equal(r->contacts[0].uri, "sip:a@10.9.9.9:5062");
+    ims_reg_clear(r);
+    free(r);
+}
+
+/* ---- the store ---- */
+
+struct setup_ctx {
+    const char *impi;
+    const char *const *impus;
+    size_t n;
+    const struct ims_reg_binding *b;
+    size_t nb;
+    uint32_t cseq;
+};
+
+static int set_fn(struct ims_reg *r, void *ctx)
+{
+    struct setup_ctx *c = ctx;
+    struct ims_reg_req rq = { .b = c->b, .n = c->nb, .hdr_expires = -1,
+                              .call_id = IMS_S("cid-s"), .cseq = c->cseq };
+    int st = ims_reg_apply(r, &rq, &POL, NOW, NULL);
+    if (st)
+        return IMS_EINVAL;
+    snprintf(r->impi, sizeof(r->impi), "%s", c->impi);
+    r->nimpu = 0;
+    for (size_t i = 0; i < c->n; i++)
+        snprintf(r->impus[r->nimpu++], IMS_REG_ID_MAX, "%s", c->impus[i]);
+    return 0;
+}
+
+static void test_store_aliases(void **state)
+{
+    struct ims_loc *l = NULL;
+    struct ims_reg *scratch = calloc(1, sizeof(*scratch)), *out = calloc(1, sizeof(*out));
+    assert_int_equal(ims_loc_new(16, 4, &l), 0);
+    static const char *const set[] = { "sip:alice@ims.test", "tel:+15550001" };
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.1", 600);
+    struct setup_ctx c = { "alice@ims.test", set, 2, &b, 1, 1 };
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:alice@ims.test"), NOW, scratch, set_fn, &c), 0);
+    assert_int_equal(ims_loc_count(l), 2); /* the registration and one alias */
+    /* found by either identity, keyed by the one registered */
+    assert_int_equal(ims_loc_get(l, IMS_S("tel:+15550001"), NOW, out), 0);
+    assert_string_equal(out->impu, "sip:alice@ims.test");
+    assert_string_equal(out->impi, "alice@ims.test");
+    assert_int_equal(out->ncontacts, 1);
+    assert_int_equal(out->nimpu, 2);
+    ims_reg_clear(out);
+    /* an update through the alias changes the same registration */
+    struct ims_reg_binding b2 = bind("sip:alice@10.0.0.2", 300);
+    c.b = &b2;
+    c.cseq = 2;
+    assert_int_equal(ims_loc_update(l, IMS_S("tel:+15550001"), NOW, scratch, set_fn, &c), 0);
+    assert_int_equal(ims_loc_get(l, IMS_S("sip:alice@ims.test"), NOW, out), 0);
+    assert_int_equal(out->ncontacts, 2);
+    ims_reg_clear(out);
+    /* expired contacts are not returned; all expired: not registered */
+    assert_int_equal(ims_loc_get(l, IMS_S("sip:alice@ims.test"), NOW + 400, out), 0);
+    assert_int_equal(out->ncontacts, 1);
+    ims_reg_clear(out);
+    assert_int_equal(ims_loc_get(l, IMS_S("sip:alice@ims.test"), NOW + 700, out), IMS_ENOENT);
+    assert_int_equal(ims_loc_get(l, IMS_S("sip:nobody@ims.test"), NOW, out), IMS_ENOENT);
+    /* removal takes the aliases */
+    assert_int_equal(ims_loc_remove(l, IMS_S("tel:+15550001")), 0);
+    assert_int_equal(ims_loc_count(l), 0);
+    assert_int_equal(ims_loc_remove(l, IMS_S("tel:+15550001")), IMS_ENOENT);
+    ims_loc_free(l);
+    free(scratch);
+    free(out);
+}
+
+struct gone_log {
+    int n;
+    char impu[64], impi[64];
+};
+
+static void gone_cb(const char *impu, const char *impi, void *ctx)
+{
+    struct gone_log *g = ctx;
+    g->n++;
+    snprintf(g->impu, sizeof(g->impu), "%s", impu);
+    snprintf(g->impi, sizeof(g->impi), "%s", impi);
+}
+
+static void test_store_sweep(void **state)
+{
+    struct ims_loc *l = NULL;
+    struct ims_reg *scratch = calloc(1, sizeof(*scratch));
+    assert_int_equal(ims_loc_new(16, 4, &l), 0);
+    static const char *const set[] = { "sip:bob@ims.test", "sip:bob2@ims.test" };
+    struct ims_reg_binding b[2] = { bind("sip:bob@10.0.0.1", 100), bind("sip:bob@10.0.0.2", 200) };
+    struct setup_ctx c = { "bob@ims.test", set, 2, b, 2, 1 };
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:bob@ims.test"), NOW, scratch, set_fn, &c), 0);
+    struct gone_log g = { 0 };
+    /* two workers share the shards: together they see everything */
+    assert_int_equal(ims_loc_expire(l, 0, 2, NOW + 150, gone_cb, &g) +
+                         ims_loc_expire(l, 1, 2, NOW + 150, gone_cb, &g),
+                     0);
+    assert_int_equal(ims_loc_count(l), 2);
+    size_t n = ims_loc_expire(l, 0, 2, NOW + 200, gone_cb, &g) +
+               ims_loc_expire(l, 1, 2, NOW + 200, gone_cb, &g);
+    assert_int_equal(n, 1);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.impu, "sip:bob@ims.test");
+    assert_string_equal(g.impi, "bob@ims.test");
+    assert_int_equal(ims_loc_count(l), 0); /* the alias went too */
+    ims_loc_free(l);
+    free(scratch);
+}
+
+static void test_store_cap(void **state)
+{
+    struct ims_loc *l = NULL;
+    struct ims_reg *scratch = calloc(1, sizeof(*scratch));
+    assert_int_equal(ims_loc_new(2, 1, &l), 0);
+    struct ims_reg_binding b = bind("sip:x@10.0.0.1", 600);
+    char id[3][32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(id[i], sizeof(id[i]), "sip:u%d@ims.test", i);
+        const char *set[] = { id[i] };
+        struct setup_ctx c = { "u@ims.test", set, 1, &b, 1, 1 };
+        assert_int_equal(ims_loc_update(l, ims_str_cstr(id[i]), NOW, scratch, set_fn, &c),
+                         i < 2 ? 0 : IMS_ELIMIT);
+    }
+    /* an update of one that exists still works when full */
+    const char *set[] = { id[0] };
+    struct setup_ctx c = { "u@ims.test", set, 1, &b, 1, 2 };
+    assert_int_equal(ims_loc_update(l, ims_str_cstr(id[0]), NOW, scratch, set_fn, &c), 0);
+    /* a callback error changes nothing */
+    c.cseq = 1; /* lower CSeq, same Call-ID: refused */
+    assert_int_equal(ims_loc_update(l, ims_str_cstr(id[0]), NOW, scratch, set_fn, &c), IMS_EINVAL);
+    assert_int_equal(ims_loc_count(l), 2);
+    ims_loc_free(l);
+    free(scratch);
+}
+
+/* The store under allocation failures: every call fails cleanly or works. */
+static void test_store_alloc_failures(void **state)
+{
+    unsigned long n;
+    static const char *const set[] = { "sip:alice@ims.test", "tel:+15550001", "sip:a2@ims.test" };
+    for (n = 2; n < 4000; n++) {
+        struct ims_reg *scratch = calloc(1, sizeof(*scratch)), *out = calloc(1, sizeof(*out));
+        struct ims_loc *l = NULL;
+        ims_alloc_fail_at(n / 2, (int)(n % 2 == 0));
+        if (ims_loc_new(16, 4, &l) == 0) {
+            struct ims_reg_binding b = bind("sip:alice@10.0.0.1", 100);
+            struct setup_ctx c = { "alice@ims.test", set, 3, &b, 1, 1 };
+            ims_loc_update(l, IMS_S("sip:alice@ims.test"), NOW, scratch, set_fn, &c);
+            if (ims_loc_get(l, IMS_S("tel:+15550001"), NOW, out) == 0)
+                ims_reg_clear(out);
+            ims_loc_expire(l, 0, 1, NOW + 200, NULL, NULL);
+            ims_loc_update(l, IMS_S("sip:alice@ims.test"), NOW, scratch, set_fn, &c);
+            ims_loc_remove(l, IMS_S("sip:a2@ims.test"));
+            ims_loc_free(l);
+        }
+        unsigned long used = ims_alloc_count();
+        ims_alloc_fail_at(0, 0);
+        free(scratch);
+        free(out);
+        if (used < n / 2)
+            break;
+    }
+    assert_true(n > 10 && n < 4000);
+}
+
+int run_registrar_tests(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_apply_basic),   cmocka_unit_test(test_apply_refusals),
+        cmocka_unit_test(test_max_contacts_and_expiry), cmocka_unit_test(test_instance),
+        cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_sweep),
+        cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),
+    };
+    return cmocka_run_group_tests_name("registrar", tests, NULL, NULL);
+}
