@@ -47,7 +47,9 @@ static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
     if (err && errlen)
         snprintf(err, errlen, "%s", line);
-    LOG_E("keyrepo", "event=error rc=%s msg=\"%s\"", ims_strerror(rc), line);
+    /* the caller owns the verdict (a missing repository is normal on a first
+     * start) and reports err; here it is only a debugging trail */
+    LOG_D("keyrepo", "event=error rc=%s msg=\"%s\"", ims_strerror(rc), line);
     return rc;
 }
 
