@@ -472,7 +472,17 @@ t_register_md5() {
 }
 
 t_register_aka() {
-    register reg_bob register_aka.xml bob 600 -p "$UE_PORT"
+    # sipp 3.6.1 computes the AKA response from RES with strlen() (auth.cpp): a RES
+    # with a zero byte (~3% of vectors) gives a wrong response, which this S-CSCF
+    # answers 403. A fresh REGISTER gets a fresh vector: up to 3 tries, and only
+    # that 403 earns another.
+    local i
+    for i in 1 2 3; do
+        register reg_bob$i register_aka.xml bob 600 -p "$UE_PORT" && return 0
+        grep -q "SIP/2.0 403 Authentication Failed" "$OUT/reg_bob$i.msg" 2>/dev/null || return 1
+        say "reg_bob$i: 403 after sipp's RES (strlen) bug; registering again"
+    done
+    return 1
 }
 
 t_invite_lir() {
