@@ -138,20 +138,28 @@ static void select_by_caps(struct ic_txn *t, const struct cx_caps *caps)
 static enum proxy_rsp_action fwd_response(struct proxy_req *r, int status,
                                           const struct sip_msg *rsp, void *ud);
 
+/* A held request that was answered or CANCELled meanwhile (the Cx answer or
+ * a deferred retry came too late): let it go.  True when it did. */
+static bool abandoned(struct ic_txn *t)
+{
+    struct proxy_req *r = t->r;
+    if (!ims_proxy_req_final_sent(r) && !ims_proxy_req_cancelled(r))
+        return false;
+    ims_proxy_req_release(r);
+    txn_done(t);
+    return true;
+}
+
 /* Forwards to the current candidate.  Called with the request held (Cx or
  * defer); the forward keeps it once started. */
 static void forward_current(struct ic_txn *t)
 {
     struct proxy_req *r = t->r;
-    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r)) {
-        ims_proxy_req_release(r);
-        txn_done(t);
+    if (abandoned(t))
         return;
-    }
     if (t->cur >= t->ncand) {
         /* TS 24.229 §5.3.1.2: no S-CSCF can be selected */
-        finish(t, t->reg ? 600 : 480, t->reg ? "No S-CSCF Available" : "No S-CSCF Available",
-               IMS_STR_NULL);
+        finish(t, t->reg ? 600 : 480, "No S-CSCF Available", IMS_STR_NULL);
         return;
     }
     struct proxy_fwd f = {
@@ -193,12 +201,8 @@ static int send_uar(struct ic_txn *t, int type)
 static void on_uaa(int rc, const struct dia_ans *ans, void *ud)
 {
     struct ic_txn *t = ud;
-    struct proxy_req *r = t->r;
-    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r)) {
-        ims_proxy_req_release(r);
-        txn_done(t);
+    if (abandoned(t))
         return;
-    }
     enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
     LOG_I("icscf", "event=uaa impu=%s impi=%s outcome=%d rc=%s result=%u", t->impu, t->impi,
           (int)o, ims_strerror(rc), ans ? dia_ans_code(ans, NULL) : 0);
@@ -236,12 +240,8 @@ static void on_uaa(int rc, const struct dia_ans *ans, void *ud)
 static void on_lia(int rc, const struct dia_ans *ans, void *ud)
 {
     struct ic_txn *t = ud;
-    struct proxy_req *r = t->r;
-    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r)) {
-        ims_proxy_req_release(r);
-        txn_done(t);
+    if (abandoned(t))
         return;
-    }
     enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
     LOG_I("icscf", "event=lia impu=%s outcome=%d rc=%s result=%u", t->impu, (int)o,
           ims_strerror(rc), ans ? dia_ans_code(ans, NULL) : 0);
