@@ -31,6 +31,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MULT=${IMS_TEST_TIMEOUT_MULTIPLIER:-1}
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/lib.sh"
 KIND=${IMS_E2E_SERVER:-imscloud}
 STATE_ROOT=${IMS_E2E_STATE:-${TMPDIR:-/tmp}/imscloud-e2e-state}
 TOOLS=${IMS_E2E_TOOLS:-}
@@ -55,19 +57,6 @@ skip() {
     exit 77
 }
 
-# seconds * multiplier, rounded, at least 1
-scaled() { awk -v s="$1" -v m="$MULT" 'BEGIN { v = s * m; if (v < 1) v = 1; printf "%d", v + 0.5 }'; }
-# milliseconds * multiplier
-scaled_ms() { awk -v s="$1" -v m="$MULT" 'BEGIN { v = s * m; if (v < 1) v = 1; printf "%d", v + 0.5 }'; }
-
-pkg_of() {
-    case $1 in
-    sipp) echo sip-tester ;;
-    ip | ss) echo iproute2 ;;
-    timeout | setsid | mktemp) echo coreutils/util-linux ;;
-    *) echo "$1" ;;
-    esac
-}
 need() {
     local t
     for t in "$@"; do
@@ -103,9 +92,6 @@ tls:127.0.0.1:$TLS_PORT"
     esac
 }
 
-port_busy() {
-    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" ] || [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
-}
 
 # Picks the fixture's ports. Inside a private netns every port is free, so they are
 # fixed; otherwise scan 25060-25999 from a random start for ports free for UDP and TCP.
@@ -449,22 +435,7 @@ $bad"
 
 # ---------------------------------------------------------------- sipp helpers
 
-# sipp_stat CSV COLUMN: the column's value in the last row of a -trace_stat file.
-sipp_stat() {
-    awk -F';' -v col="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-        NF > 1 { last = $c }
-        END { if (!c) exit 1; print last + 0 }' "$1"
-}
 
-# sipp_count CSV REGEX: the last-row value of the -trace_counts column whose name
-# matches REGEX (e.g. "_180_Recv$"; sipp prefixes the scenario step index).
-sipp_count() {
-    awk -F';' -v re="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ re) c = i; next }
-        NF > 1 { last = $c }
-        END { if (!c) exit 1; print last + 0 }' "$1"
-}
 
 # run_sipp NAME SECONDS sipp-args...: runs sipp in $OUT with statistics files
 # NAME.stat.csv and NAME.err.log, output in NAME.out; returns sipp's exit code.

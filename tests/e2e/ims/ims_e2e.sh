@@ -53,6 +53,14 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MULT=${IMS_TEST_TIMEOUT_MULTIPLIER:-1}
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/../lib.sh"
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || skip "missing tool '$t'"
+    done
+}
 STATE_ROOT=${IMS_E2E_STATE:-${TMPDIR:-/tmp}/imscloud-e2e-state}
 REALM=ims.test
 # freeDiameter/GnuTLS leak one buffer at exit (see tests/e2e/hss/lsan.supp)
@@ -70,17 +78,7 @@ skip() {
     printf 'e2e-ims: SKIP: %s\n' "$*"
     exit 77
 }
-scaled() { awk -v s="$1" -v m="$MULT" 'BEGIN { v = s * m; if (v < 1) v = 1; printf "%d", v + 0.5 }'; }
-need() {
-    local t
-    for t in "$@"; do
-        command -v "$t" >/dev/null 2>&1 || skip "missing tool '$t'"
-    done
-}
 
-port_busy() {
-    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" ] || [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
-}
 # pick_ports NAME...: one free port per name, from 28000-28999
 pick_ports() {
     local taken=" " p tries=0 name
@@ -297,12 +295,6 @@ $out"
 
 # ---------------------------------------------------------------- sipp
 
-sipp_stat() {
-    awk -F';' -v col="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-        NF > 1 { last = $c }
-        END { if (!c) exit 1; print last + 0 }' "$1"
-}
 
 # ue NAME PORT SCENARIO sipp-args...: one sipp UE against the P-CSCF in $OUT;
 # passes when sipp exits 0 with 1 successful and 0 failed calls.

@@ -42,6 +42,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MULT=${IMS_TEST_TIMEOUT_MULTIPLIER:-1}
+# shellcheck source=tests/e2e/lib.sh
+. "$HERE/../lib.sh"
 STATE_ROOT=${IMS_E2E_STATE:-${TMPDIR:-/tmp}/imscloud-e2e-state}
 SDIR=$STATE_ROOT/kamailio-ims
 NETNS_MODE=${IMS_E2E_NETNS:-auto}
@@ -62,15 +64,6 @@ skip() {
     fi
     printf 'e2e-kamailio: SKIP: %s\n' "$*"
     exit 77
-}
-scaled() { awk -v s="$1" -v m="$MULT" 'BEGIN { v = s * m; if (v < 1) v = 1; printf "%d", v + 0.5 }'; }
-
-pkg_of() {
-    case $1 in
-    sipp) echo sip-tester ;;
-    ss | ip) echo iproute2 ;;
-    *) echo "$1" ;;
-    esac
 }
 need() {
     local t
@@ -186,9 +179,6 @@ dump_logs() {
 
 # ---------------------------------------------------------------- ports
 
-port_busy() {
-    [ -n "$(ss -Hlnu "sport = :$1" 2>/dev/null)" ] || [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]
-}
 
 PORT_NAMES=(HSS_PORT ICSCF_PORT SCSCF_PORT ICSCF_DIA_PORT SCSCF_DIA_PORT UE_PORT UAS_PORT)
 pick_ports() {
@@ -391,18 +381,6 @@ $bad"
 
 # ---------------------------------------------------------------- sipp
 
-sipp_stat() {
-    awk -F';' -v col="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
-        NF > 1 { last = $c }
-        END { if (!c) exit 1; print last + 0 }' "$1"
-}
-sipp_count() {
-    awk -F';' -v re="$2" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ re) c = i; next }
-        NF > 1 { last = $c }
-        END { if (!c) exit 1; print last + 0 }' "$1"
-}
 counts_file() { ls -t "$OUT/$1"_*_counts.csv 2>/dev/null | head -n 1; }
 
 # run_sipp NAME SECONDS sipp-args...: one sipp in $OUT (statistics NAME.stat.csv,
