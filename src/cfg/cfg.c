@@ -171,6 +171,10 @@ static const struct key keys[] = {
     { "pcscf", "max_ues", K_UINT, "100000", 1, 10000000, OFF(pcscf_max_ues), false,
       "UE flows (source address, port, transport) registered through the P-CSCF at once; "
       "a REGISTER from a new flow beyond it gets 503." },
+    { "pcscf", "sec_agree", K_BOOL, "yes", 0, 0, OFF(pcscf_sec_agree), false,
+      "RFC 3329 security agreement with TLS as the mechanism: a REGISTER with "
+      "'Security-Client: tls' gets the P-CSCF's Security-Server in the 401, and later requests "
+      "must echo it in Security-Verify (else 494)." },
 
     { "icscf", "ports", K_PORTS, NULL, 0, 0, OFF(icscf_ports), false,
       "Comma list of [sip] listen ports whose requests the I-CSCF handles (the home network "
@@ -188,6 +192,9 @@ static const struct key keys[] = {
       "(with Retry-After) or 480 (TS 24.229 §5.3.1.2)." },
     { "icscf", "max_pending", K_UINT, "1024", 1, 65536, OFF(icscf_max_pending), false,
       "Cx requests in flight per worker; beyond it requests get 503." },
+    { "icscf", "scscf_timeout_ms", K_UINT, "4000", 100, 32000, OFF(icscf_scscf_timeout_ms),
+      false, "How long the I-CSCF waits for an S-CSCF's first response before it tries the "
+      "next S-CSCF (TS 24.229 §5.3.1.3: no answer counts as failure)." },
 
     { "scscf", "ports", K_PORTS, NULL, 0, 0, OFF(scscf_ports), false,
       "Comma list of [sip] listen ports whose requests the S-CSCF (registrar) handles. Empty: "
@@ -225,6 +232,18 @@ static const struct key keys[] = {
       "Retry-After seconds on a 503 when the HSS cannot answer (0: no Retry-After)." },
     { "scscf", "max_pending", K_UINT, "1024", 1, 65536, OFF(scscf_max_pending), false,
       "Cx requests in flight per worker; beyond it REGISTERs get 503." },
+    { "scscf", "icscf", K_STR, NULL, 0, 0, OFF(scscf_icscf), false,
+      "SIP URI of the I-CSCF that originating requests for users of the home domains go to "
+      "(terminating processing via LIR). Default: this process's I-CSCF when it runs one, "
+      "else the Request-URI is resolved (RFC 3263)." },
+    { "scscf", "home_domains", K_STR, NULL, 0, 0, OFF(scscf_home_domains), false,
+      "Comma list of the domains whose users this IMS network serves. Default: [diameter] "
+      "realm." },
+    { "scscf", "as_timeout_ms", K_UINT, "3000", 100, 32000, OFF(scscf_as_timeout_ms), false,
+      "How long the S-CSCF waits for an application server's first response before the "
+      "iFC's default handling applies (SESSION_CONTINUED or SESSION_TERMINATED)." },
+    { "scscf", "reg_event_expires", K_UINT, "3600", 60, 86400, OFF(scscf_reg_event_expires),
+      false, "Longest subscription to the reg event package (RFC 3680) granted, seconds." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -131,6 +131,7 @@ struct ims_cfg {
     char *pcscf_icscf;
     char *pcscf_visited_network_id;   /* NULL: [diameter] realm */
     unsigned pcscf_max_ues;
+    bool pcscf_sec_agree;             /* RFC 3329 with TLS as the mechanism */
 
     /* [icscf] */
     struct ims_cfg_ports icscf_ports;
@@ -138,6 +139,7 @@ struct ims_cfg {
     size_t nicscf_scscf;
     unsigned icscf_hss_timeout_ms, icscf_retry_after, icscf_hss_error_status;
     unsigned icscf_max_pending;
+    unsigned icscf_scscf_timeout_ms;  /* no answer from an S-CSCF: try the next */
 
     /* [scscf] */
     struct ims_cfg_ports scscf_ports;
@@ -148,6 +150,10 @@ struct ims_cfg {
     unsigned scscf_default_expires, scscf_min_expires, scscf_max_expires;
     unsigned scscf_max_contacts, scscf_max_registrations;
     unsigned scscf_hss_timeout_ms, scscf_retry_after, scscf_max_pending;
+    char *scscf_icscf;                /* NULL: this process's I-CSCF, else by DNS */
+    char *scscf_home_domains;         /* NULL: [diameter] realm */
+    unsigned scscf_as_timeout_ms;     /* no answer from an AS: iFC default handling */
+    unsigned scscf_reg_event_expires; /* reg-event subscriptions (RFC 3680) */
 };
 
 /* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)

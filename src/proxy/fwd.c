@@ -207,12 +207,26 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
             /* RFC 5658 double Record-Route when the transport or the address
              * family changes: the top value faces the next hop, the second
              * the previous one. */
-            a.rr[0] = ims_str_make(rr0, px_rr_value(ifc, d->proto, rr0, sizeof(rr0)));
+            /* The port is the listener's the request arrived on, not the
+             * one we send from: in one process several roles (P-, S-CSCF)
+             * share the sending socket, and an in-dialog request must come
+             * back to the role that record-routed. */
+            uint16_t in_port = ims_addr_port(&r->rx.local);
             int in_fam = ims_addr_family(&r->rx.local);
             if (r->rx.proto != d->proto || in_fam != family_of(d)) {
+                a.rr[0] = ims_str_make(rr0, px_rr_value(ifc, d->proto, rr0, sizeof(rr0)));
                 const struct proxy_iface *in = px_iface(p, r->rx.proto, in_fam);
-                if (in)
-                    a.rr[1] = ims_str_make(rr1, px_rr_value(in, r->rx.proto, rr1, sizeof(rr1)));
+                if (in) {
+                    struct proxy_iface back = *in;
+                    if (in_port)
+                        back.port = in_port;
+                    a.rr[1] = ims_str_make(rr1, px_rr_value(&back, r->rx.proto, rr1, sizeof(rr1)));
+                }
+            } else {
+                struct proxy_iface here = *ifc;
+                if (in_port)
+                    here.port = in_port;
+                a.rr[0] = ims_str_make(rr0, px_rr_value(&here, d->proto, rr0, sizeof(rr0)));
             }
         }
         rc = px_build_request(m, &a, &b);

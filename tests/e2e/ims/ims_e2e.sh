@@ -55,6 +55,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MULT=${IMS_TEST_TIMEOUT_MULTIPLIER:-1}
 # shellcheck source=tests/e2e/lib.sh
 . "$HERE/../lib.sh"
+# per-topic tests (functions t_<name>, see runtest); sourced, so they share
+# this file's helpers (ue, peer, register, deliver_to...)
+for _t in "$HERE"/t_*.sh; do
+    # shellcheck disable=SC1090
+    [ -e "$_t" ] && . "$_t"
+done
+unset _t
 need() {
     local t
     for t in "$@"; do
@@ -450,7 +457,11 @@ runtest() {
         sleep 1 # the HSS answers what queued while it was stopped: dropped as late
         register again register.xml alice alice-secret 600 -key alg MD5 || rc=1
         ;;
-    *) die "unknown test $name" ;;
+    *)
+        # tests of one topic live in t_<topic>.sh as functions t_<name>
+        declare -F "t_$name" >/dev/null || die "unknown test $name"
+        "t_$name" || rc=1
+        ;;
     esac
     for p in $PROCS; do
         alive "$p" || {
