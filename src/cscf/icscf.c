@@ -166,6 +166,9 @@ static void forward_current(struct ic_txn *t)
         .next_hop = ims_str_cstr(t->cand[t->cur]),
         .on_response = fwd_response,
         .ud = t,
+        /* TS 24.229 §5.3.1.3: no answer is a failure too; do not wait for
+         * Timer B/F (32 s) before trying the next S-CSCF */
+        .noanswer_ms = t->pend.w->g->cfg->icscf_scscf_timeout_ms,
     };
     LOG_I("icscf", "event=forward method=%s impu=%s scscf=%s", t->reg ? "REGISTER" : "request",
           t->impu, t->cand[t->cur]);

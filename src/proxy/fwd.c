@@ -251,8 +251,16 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
         return rc;
     r->ct = ct;
     r->got_prov = false;
+    r->got_any = false;
     p->st.forwarded++;
-    if (method == SIP_M_INVITE && !r->uac)
+    /* tm_c first waits for any response (noanswer_ms), then, for an
+     * INVITE, runs as Timer C */
+    if (r->noanswer_ms && !r->uac)
+        ims_timer_start(p->loop, &r->tm_c,
+                        method == SIP_M_INVITE && p->sh->timer_c < r->noanswer_ms
+                            ? p->sh->timer_c
+                            : r->noanswer_ms);
+    else if (method == SIP_M_INVITE && !r->uac)
         ims_timer_start(p->loop, &r->tm_c, p->sh->timer_c);
     return 0;
 }
@@ -378,6 +386,15 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
 {
     struct ims_proxy *p = r->p;
     int s = rsp->status;
+    if (!r->got_any) {
+        r->got_any = true;
+        if (r->noanswer_ms && ims_timer_armed(&r->tm_c)) {
+            if (r->method == SIP_M_INVITE)
+                ims_timer_start(p->loop, &r->tm_c, p->sh->timer_c);
+            else
+                ims_timer_stop(p->loop, &r->tm_c);
+        }
+    }
     if (s < 200) {
         if (s == 100)
             return; /* §16.7 step 3: a 100 is not forwarded */
@@ -456,6 +473,16 @@ static void timer_c_cb(struct ims_loop *loop, struct ims_timer *t)
     if (!r->ct)
         return;
     px_req_ref(r);
+    if (r->noanswer_ms && !r->got_any) {
+        /* nothing came back: no CANCEL before a provisional (RFC 3261
+         * §9.1); the detached transaction dies on its own timers */
+        LOG_I("proxy", "event=no_answer branch=%.*s ms=%u", IMS_SF(ims_sip_txn_branch(r->ct)),
+              r->noanswer_ms);
+        detach_ct(r);
+        branch_final(r, 408, NULL);
+        px_req_unref(r);
+        return;
+    }
     LOG_I("proxy", "event=timer_c branch=%.*s", IMS_SF(ims_sip_txn_branch(r->ct)));
     ims_sip_txn_cancel(r->ct);
     if (!r->got_prov) {
@@ -487,6 +514,7 @@ int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f)
     r->ndel = f->ndel;
     r->on_rsp = f->on_response;
     r->rsp_ud = f->ud;
+    r->noanswer_ms = f->noanswer_ms;
     r->best_status = 0;
     ims_buf_reset(&r->best);
     r->ntargets = r->cur = 0;

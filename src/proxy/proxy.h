@@ -232,6 +232,11 @@ struct proxy_fwd {
     size_t ndel;
     proxy_response_fn on_response; /* may be NULL */
     void *ud;
+    /* No response at all (not even 100) from a target within this many ms:
+     * it counts as a 408 and the next target is tried (TS 24.229
+     * §5.3.1.3, an S-CSCF or AS that does not answer).  0: only the
+     * transaction timers (32 s for Timer B/F) decide. */
+    unsigned noanswer_ms;
 };
 
 /* Forwards r statefully (§16.6): new branch, Via, Max-Forwards, Record-Route,

@@ -71,6 +71,8 @@ struct proxy_req {
     unsigned npop;         /* Route values naming us, popped when forwarding */
     bool strict_fix;       /* §16.4: R-URI was ours, take the last Route */
     bool to_self, cancelled, final_sent, fwd_active, uac, got_prov, cancel_cb_done;
+    bool got_any;          /* the current branch had a response (a 100 too) */
+    unsigned noanswer_ms;  /* proxy_fwd.noanswer_ms; tm_c runs it first */
     const struct sip_msg *cur_msg; /* the request while the handler runs */
 
     /* forwarding spec, copied (offsets into spec.p, valid after building) */

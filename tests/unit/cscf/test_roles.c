@@ -424,6 +424,32 @@ static void test_icscf_caps_failover(void **state)
     assert_int_equal(F.n[0], 1);
 }
 
+/* TS 24.229 §5.3.1.3: an S-CSCF that sends nothing back (not even 100)
+ * within [icscf] scscf_timeout_ms (default 4 s) counts as failed: the next
+ * one gets the REGISTER long before Timer F (32 s). */
+static void test_icscf_noanswer_failover(void **state)
+{
+    F.server_name = NULL;
+    F.with_caps = true;
+    F.caps.mand[0] = 1;
+    F.caps.n_mand = 1;
+    F.caps.opt[0] = 2;
+    F.caps.n_opt = 1;
+    F.caps.present = 3;
+    reg(ME_I, "na1", 1, "", 600);
+    assert_non_null(sent_to(S8, "REGISTER ", 0));
+    size_t from = E.tp.n;
+    fake_tp_clock_advance(E.loop, 3900);
+    turn();
+    assert_null(sent_to(S7, "REGISTER ", from));
+    fake_tp_clock_advance(E.loop, 200);
+    turn();
+    const struct fake_tp_msg *fwd = sent_to(S7, "REGISTER ", from);
+    assert_non_null(fwd);
+    respond(fwd, S7, 200, "");
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 200", 0));
+}
+
 /* TS 24.229 §5.3.1.3: the S-CSCF the HSS named does not answer: a UAR with
  * REGISTRATION_AND_CAPABILITIES, and another S-CSCF. */
 static void test_icscf_reuar(void **state)
@@ -719,6 +745,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_icscf_server_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_caps_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_icscf_noanswer_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_reuar, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_lir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_register, setup, teardown),
