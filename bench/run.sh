@@ -428,10 +428,12 @@ table
 echo
 
 if [ -n "$RESULTS" ]; then
-    # bench/hss/run.sh keeps its own section between these markers: carried over as is
+    # bench/hss/run.sh and bench/ims/run.sh keep their own sections between these
+    # markers: carried over as they are
     HSS_SECTION=
     if [ -f "$RESULTS" ]; then
-        HSS_SECTION=$(sed -n '/^<!-- hss-bench:begin -->$/,/^<!-- hss-bench:end -->$/p' "$RESULTS")
+        HSS_SECTION=$(sed -n -e '/^<!-- hss-bench:begin -->$/,/^<!-- hss-bench:end -->$/p' \
+            -e '/^<!-- ims-bench:begin -->$/,/^<!-- ims-bench:end -->$/p' "$RESULTS")
     fi
     {
         echo '# Benchmark results: imscloud vs Kamailio 5.6'

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "admin/admin.h"
+#include "admin/admin_audit.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -59,6 +60,8 @@ struct call {
     enum ims_admin_cmd cmd;
     int rc;
     uint32_t result;
+    char impu[IMS_STORE_ID_MAX]; /* audit: the target */
+    long uid;                    /* audit: the operator */
 };
 
 struct ims_admin {
@@ -200,6 +203,7 @@ static void call_done(struct ims_loop *loop, void *arg)
     c->busy = false;
     LOG_N("admin", "event=done conn=%u cmd=%d rc=%s result=%u", c->id, (int)k->cmd,
           ims_strerror(k->rc), k->result);
+    admin_audit(k->cmd, k->impu, k->uid, k->rc, k->result); /* audit: admin change */
     if (c->closing) {
         conn_free(c);
     } else if (k->rc) {
@@ -252,6 +256,8 @@ static void start_hss_call(struct conn *c, const struct ims_admin_req *r)
     k->a = a;
     k->c = c;
     k->cmd = r->cmd;
+    snprintf(k->impu, sizeof(k->impu), "%s", r->impu); /* audit */
+    k->uid = admin_audit_peer_uid(c->fd);               /* audit */
     atomic_fetch_add(&a->outstanding, 1);
     c->busy = true;
     ims_io_stop(a->loop, &c->io); /* one request at a time */

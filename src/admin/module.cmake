@@ -9,4 +9,5 @@ list(APPEND IMS_SOURCES
   src/admin/admin_proto.c
   src/admin/admin_srv.c
   src/admin/admin_client.c
+  src/admin/admin_audit.c
   src/store/store_ext.c)

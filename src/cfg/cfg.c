@@ -244,6 +244,71 @@ static const struct key keys[] = {
       "iFC's default handling applies (SESSION_CONTINUED or SESSION_TERMINATED)." },
     { "scscf", "reg_event_expires", K_UINT, "3600", 60, 86400, OFF(scscf_reg_event_expires),
       false, "Longest subscription to the reg event package (RFC 3680) granted, seconds." },
+
+    /* [keystone]: the Keystone v3 client (src/keystone, docs/internals/keystone.md) */
+    { "keystone", "url", K_STR, NULL, 0, 0, OFF(ks_url), false,
+      "Keystone identity API v3 root, e.g. http://127.0.0.1:5000/v3. Unset: Keystone is not "
+      "used." },
+    { "keystone", "user", K_STR, NULL, 0, 0, OFF(ks_user), false,
+      "Service account (password authentication). Needs the role `service` on its project to "
+      "validate tokens, or the system role `reader` (then leave project unset) to also read "
+      "role assignments and credentials." },
+    { "keystone", "password", K_STR, NULL, 0, 0, OFF(ks_password), true,
+      "Password of the service account; prefer password_file." },
+    { "keystone", "password_file", K_FILE, NULL, 0, 0, OFF(ks_password_file), false,
+      "File holding the service account's password (first line)." },
+    { "keystone", "user_domain", K_STR, "Default", 0, 0, OFF(ks_user_domain), false,
+      "Domain name of the service account." },
+    { "keystone", "project", K_STR, NULL, 0, 0, OFF(ks_project), false,
+      "Project name the service token is scoped to. Unset: a system-scoped token." },
+    { "keystone", "project_domain", K_STR, "Default", 0, 0, OFF(ks_project_domain), false,
+      "Domain name of the project." },
+    { "keystone", "application_credential_id", K_STR, NULL, 0, 0, OFF(ks_app_cred_id), false,
+      "Authenticate with this application credential instead of user/password (its token is "
+      "scoped to the credential's project)." },
+    { "keystone", "application_credential_secret", K_STR, NULL, 0, 0, OFF(ks_app_cred_secret),
+      true, "Secret of the application credential; prefer application_credential_secret_file." },
+    { "keystone", "application_credential_secret_file", K_FILE, NULL, 0, 0,
+      OFF(ks_app_cred_secret_file), false,
+      "File holding the application credential's secret (first line)." },
+    { "keystone", "ca_file", K_FILE, NULL, 0, 0, OFF(ks_ca_file), false,
+      "CA bundle to verify an https Keystone. Unset: the system trust store." },
+    { "keystone", "cache_ttl", K_UINT, "60", 0, 86400, OFF(ks_cache_ttl), false,
+      "Seconds a validated token is cached (never beyond its expires_at); 0 disables the "
+      "cache. A revoked token keeps working at most this long." },
+    { "keystone", "negative_ttl", K_UINT, "5", 0, 3600, OFF(ks_negative_ttl), false,
+      "Seconds an invalid or revoked token (404) is cached; 0 disables." },
+    { "keystone", "timeout_ms", K_UINT, "2000", 100, 60000, OFF(ks_timeout_ms), false,
+      "Whole-request timeout for Keystone; past it the request fails closed." },
+    { "keystone", "max_pending", K_UINT, "1024", 1, 1000000, OFF(ks_max_pending), false,
+      "Keystone requests (and waiting validations) per worker." },
+    { "keystone", "cache_size", K_UINT, "65536", 16, 16777216, OFF(ks_cache_size), false,
+      "Entries of the validation cache (shared by all workers)." },
+
+    { "security", "rules_file", K_FILE, NULL, 0, 0, OFF(sec_rules_file), false,
+      "Security group rules for every listener (SIP UDP/TCP/TLS, Diameter), as Neutron's "
+      "API JSON {\"security_group_rules\": [...]} (docs/security-groups.md): ingress is "
+      "default deny, a rule allows. Reloaded on SIGHUP (a bad file keeps the old rules). "
+      "Unset: every listener is open (logged once as a warning)." },
+    { "security", "diameter_default_deny", K_BOOL, "yes", 0, 0, OFF(sec_dia_default_deny), false,
+      "With rules_file: Diameter connections only from the addresses of [diameter] peer "
+      "lines, unless a rule allows the Diameter port explicitly (a port range that covers "
+      "it). no: Diameter is filtered by the rules like any listener." },
+
+    /* [audit] (src/audit, docs/audit.md) */
+    { "audit", "enabled", K_BOOL, "yes", 0, 0, OFF(audit_enabled), false,
+      "Write the tamper-evident CADF audit trail (hash-chained, HMAC-sealed JSON lines)." },
+    { "audit", "file", K_STR, NULL, 0, 0, OFF(audit_file), false,
+      "The audit trail. Default <state_dir>/audit.jsonl. One process writes it (locked)." },
+    { "audit", "syslog", K_BOOL, "no", 0, 0, OFF(audit_syslog), false,
+      "Also send every audit line to syslog (facility LOG_AUTHPRIV)." },
+    { "audit", "keys_dir", K_STR, NULL, 0, 0, OFF(audit_keys_dir), false,
+      "Key repository the HMAC keys derive from. Default: [hss] keys_dir, else "
+      "<state_dir>/keys (created when missing)." },
+    { "audit", "key_id", K_STR, "primary", 0, 0, OFF(audit_key_id), false,
+      "Repository key for new lines: 'primary' (follows rotations) or a key number." },
+    { "audit", "queue", K_UINT, "4096", 16, 1000000, OFF(audit_queue), false,
+      "Events waiting for the writer thread; beyond it events are dropped and counted." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -154,6 +154,25 @@ struct ims_cfg {
     char *scscf_home_domains;         /* NULL: [diameter] realm */
     unsigned scscf_as_timeout_ms;     /* no answer from an AS: iFC default handling */
     unsigned scscf_reg_event_expires; /* reg-event subscriptions (RFC 3680) */
+
+    /* [keystone] (src/keystone; no url: not used) */
+    char *ks_url;
+    char *ks_user, *ks_password, *ks_password_file, *ks_user_domain;
+    char *ks_project, *ks_project_domain;
+    char *ks_app_cred_id, *ks_app_cred_secret, *ks_app_cred_secret_file;
+    char *ks_ca_file;
+    unsigned ks_cache_ttl, ks_negative_ttl, ks_timeout_ms, ks_max_pending, ks_cache_size;
+
+    /* [security] (src/acl, docs/security-groups.md) */
+    char *sec_rules_file;       /* NULL: every listener open */
+    bool sec_dia_default_deny;  /* Diameter only from peers unless a rule names its port */
+
+    /* [audit] (src/audit, docs/audit.md) */
+    bool audit_enabled, audit_syslog;
+    char *audit_file;           /* NULL: <state_dir>/audit.jsonl */
+    char *audit_keys_dir;       /* NULL: [hss] keys_dir, else <state_dir>/keys */
+    char *audit_key_id;         /* "primary" or a key number */
+    unsigned audit_queue;
 };
 
 /* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)

@@ -165,6 +165,14 @@ int ctl_cmd_export(struct ctl *c, int argc, char **argv);
 int ctl_cmd_import(struct ctl *c, int argc, char **argv);
 int ctl_cmd_keys(struct ctl *c, int argc, char **argv);
 int ctl_cmd_status(struct ctl *c, int argc, char **argv);
+int ctl_cmd_audit(struct ctl *c, int argc, char **argv); /* ctl_audit.c */
+struct ims_audit_event;
+/* Appends ev to the audit trail when no server holds it (offline admin
+ * changes); a warning when it cannot.  0 or an IMS_E* (warned). */
+int ctl_audit_offline(struct ctl *c, const struct ims_audit_event *ev);
+/* Whether the audit trail has lines sealed with key id (they could not be
+ * verified without it); file gets the trail's path. */
+bool ctl_audit_uses_key(struct ctl *c, unsigned id, char *file, size_t filesz);
 
 /* ----------------------------------------------------- admin socket */
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "base/err.h"
 #include "cmd/ctl.h"
 #include "crypto/keyrepo.h"
@@ -41,6 +42,29 @@ static int reload(struct ctl *c, unsigned want_primary, bool *running)
                         primary, want_primary, c->keys_dir);
     ctl_say(c, "the running imscloud reloaded its keys (primary %u)", primary);
     return 0;
+}
+
+/* Offline rotation: no server holds the audit trail, so append to it here. */
+static void audit_rotation(struct ctl *c, unsigned old, unsigned id)
+{
+    char kid[16], detail[96], who[32];
+    snprintf(kid, sizeof(kid), "k%u", id);
+    snprintf(detail, sizeof(detail), "keys rotate: new primary k%u (was k%u)", id, old);
+    snprintf(who, sizeof(who), "uid:%ld", (long)geteuid());
+    struct ims_audit_event ev = {
+        .action = "create",
+        .outcome = "success",
+        .initiator_type = "service/security/account/user",
+        .initiator_id = ims_str_cstr(who),
+        .initiator_name = IMS_S("imscloudctl"),
+        .initiator_addr = IMS_S("local"),
+        .target_type = "data/security/keys",
+        .target_id = ims_str_cstr(kid),
+        .target_name = IMS_S("key repository"),
+        .observer = "imscloudctl",
+        .detail = ims_str_cstr(detail),
+    };
+    ctl_audit_offline(c, &ev);
 }
 
 static int key_init(struct ctl *c)
@@ -121,6 +145,8 @@ static int key_rotate(struct ctl *c, bool no_reencrypt)
                     id);
         return rc;
     }
+    if (!running)
+        audit_rotation(c, old, id); /* audit: a running server records its keys.reload */
     if (!no_reencrypt && (rc = reencrypt(c, id, &changed)) != 0)
         return rc;
     if (no_reencrypt)
@@ -169,6 +195,11 @@ static int key_remove(struct ctl *c, const char *idstr)
         return ctl_fail(c, CTL_FAIL, "key %llu still encrypts %llu secret(s): run `imscloudctl "
                                      "keys reencrypt` first",
                         (unsigned long long)id, (unsigned long long)used);
+    char trail[1024];
+    if (ctl_audit_uses_key(c, (unsigned)id, trail, sizeof(trail))) /* audit */
+        ctl_warn(c, "key %llu sealed lines of the audit trail %s: `audit verify` needs it; "
+                    "archive a copy of the key file with the trail (docs/audit.md)",
+                 (unsigned long long)id, trail);
     if ((rc = ims_keyrepo_remove(c->repo, (unsigned)id, err, sizeof(err))) != 0)
         return ctl_fail(c, CTL_FAIL, "%s", err);
     ctl_say(c, "removed key %llu", (unsigned long long)id);

@@ -51,6 +51,7 @@ void ctl_usage(FILE *f)
             "  keys init | keys list | keys rotate [--no-reencrypt] | keys reencrypt\n"
             "  keys reload | keys remove ID\n"
             "  status\n"
+            "  audit verify [FILE] | audit tail [-n N] [FILE]\n"
             "exit: 0 ok, 1 failed (reason printed), 2 bad usage or input\n");
 }
 
@@ -661,7 +662,7 @@ int ctl_run(int argc, char **argv, FILE *out, FILE *err)
         { "user", ctl_cmd_user },       { "sub", ctl_cmd_sub },       { "impi", ctl_cmd_impi },
         { "impu", ctl_cmd_impu },       { "profile", ctl_cmd_profile }, { "scscf", ctl_cmd_scscf },
         { "export", ctl_cmd_export },   { "import", ctl_cmd_import }, { "keys", ctl_cmd_keys },
-        { "status", ctl_cmd_status },
+        { "status", ctl_cmd_status },   { "audit", ctl_cmd_audit },
     };
     struct ctl c;
     memset(&c, 0, sizeof(c));

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "cfg/cfg.h"
@@ -21,6 +22,40 @@ static void usage(FILE *f)
                "  --check-config     validate the configuration and exit (2 on error)\n"
                "  --dump-config      print the effective configuration and exit\n"
                "  --config-doc       print the reference of every key (Markdown)\n");
+}
+
+/* Security groups (src/acl): the holder every listener consults, filled
+ * from [security] rules_file before any socket opens. */
+static int acl_start(const struct ims_cfg *cfg, bool serving, struct ims_acl_holder **out,
+                     char *err, size_t errsz)
+{
+    int rc = ims_acl_holder_new(out);
+    if (rc) {
+        snprintf(err, errsz, "out of memory");
+        return rc;
+    }
+    ims_acl_holder_set_dia_default_deny(*out, cfg->sec_dia_default_deny);
+    if (!cfg->sec_rules_file) {
+        if (serving)
+            LOG_W("acl", "event=acl_open why=\"no [security] rules_file: every listener accepts "
+                         "any source\"");
+        return 0;
+    }
+    return ims_acl_holder_load(*out, cfg->sec_rules_file, err, errsz);
+}
+
+/* SIGHUP: the rules file again; a bad file keeps the rules in force.
+ * Registrations, calls and established connections are untouched (new
+ * rules apply to new datagrams and connections only). */
+static void acl_reload(const struct ims_cfg *cfg, struct ims_acl_holder *acl)
+{
+    char err[512];
+    if (!cfg->sec_rules_file) {
+        LOG_N("core", "event=sighup action=none why=\"no [security] rules_file\"");
+        return;
+    }
+    if (ims_acl_holder_load(acl, cfg->sec_rules_file, err, sizeof(err)) != 0)
+        LOG_E("acl", "event=acl_reload_failed action=kept_previous why=\"%s\"", err);
 }
 
 int main(int argc, char **argv)
@@ -56,12 +91,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "imscloud: %s\n", err);
         return 2;
     }
+    struct ims_acl_holder *acl = NULL;
+    if (acl_start(cfg, !check && !dump, &acl, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imscloud: %s\n", err);
+        ims_acl_holder_free(acl);
+        ims_cfg_free(cfg);
+        return 2;
+    }
     if (check) {
+        ims_acl_holder_free(acl);
         printf("%s: ok\n", path);
         ims_cfg_free(cfg);
         return 0;
     }
     if (dump) {
+        ims_acl_holder_free(acl);
         ims_cfg_dump(cfg, stdout);
         ims_cfg_free(cfg);
         return 0;
@@ -78,11 +122,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    ims_acl_install(acl); /* before any listener opens */
     struct ims_server *srv = NULL;
     int rc = ims_server_new(cfg, &srv, err, sizeof(err));
     if (rc) {
         LOG_E("core", "event=start_failed config=%s why=\"%s\"", path, err);
         fprintf(stderr, "imscloud: %s\n", err);
+        ims_acl_install(NULL);
+        ims_acl_holder_free(acl);
         ims_cfg_free(cfg);
         return 1;
     }
@@ -105,6 +152,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (ims_server_start(srv) != 0) {
         ims_server_free(srv);
+        ims_acl_install(NULL);
+        ims_acl_holder_free(acl);
         ims_cfg_free(cfg);
         return 1;
     }
@@ -116,13 +165,15 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            LOG_N("core", "event=sighup action=none why=\"nothing reloadable is configured\"");
+            acl_reload(cfg, acl);
             continue;
         }
         LOG_N("core", "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
         break;
     }
     size_t leaked = ims_server_free(srv);
+    ims_acl_install(NULL); /* every listener is closed */
+    ims_acl_holder_free(acl);
     ims_cfg_free(cfg);
     if (leaked) {
         LOG_E("core", "event=leak objects=%zu", leaked);

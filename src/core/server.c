@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "audit/audit.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -45,6 +46,7 @@ struct ims_server {
     struct ims_hss_role *hss; /* [core] roles has hss (its own threads) */
     struct ims_admin *admin;  /* admin socket, with the hss role (its own thread) */
     struct ims_cscf *cscf;    /* CSCF roles with ports (src/cscf): apps on the proxies */
+    struct ims_audit *audit;  /* audit hook (src/audit/audit.h): the CADF trail */
 };
 
 /* Timers per worker: every transaction arms at most a few at once. */
@@ -160,6 +162,9 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
         if (rc)
             goto fail;
     }
+    /* audit hook: after the HSS role, which creates the key repository */
+    if ((rc = ims_audit_server_start(cfg, &s->audit, err, errsz)) != 0)
+        goto fail;
     if (!(cfg->roles & IMS_ROLES_SIP)) { /* no SIP role: no SIP workers */
         *out = s;
         return 0;
@@ -273,6 +278,7 @@ size_t ims_server_free(struct ims_server *s)
         ims_proxy_shared_free(s->proxy_shared);
     if (s->tp_shared)
         ims_sip_tp_shared_free(s->tp_shared);
+    ims_audit_server_stop(s->audit); /* audit hook: last, every emitter has stopped */
     ims_free(s);
     return leaked;
 }

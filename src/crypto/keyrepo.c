@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
@@ -524,5 +526,33 @@ int ims_keyrepo_reencrypt(const struct ims_keyrepo *r, ims_str ad, ims_str ct,
         *changed = true;
     OPENSSL_cleanse(pt, n);
     ims_free(pt);
+    return rc;
+}
+
+int ims_keyrepo_derive(const struct ims_keyrepo *r, unsigned id, ims_str label, void *out,
+                       size_t outlen)
+{
+    const struct key *k = find_key(r, id);
+    if (!k)
+        return IMS_ENOENT;
+    if (outlen == 0 || outlen > 64)
+        return IMS_EINVAL;
+    int rc = IMS_EBACKEND;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    if (kctx) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)k->k, sizeof(k->k)),
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label.p, label.len),
+            OSSL_PARAM_construct_end(),
+        };
+        if (EVP_KDF_derive(kctx, out, outlen, params) == 1)
+            rc = 0;
+    }
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    if (rc)
+        OPENSSL_cleanse(out, outlen);
     return rc;
 }

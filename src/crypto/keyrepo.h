@@ -98,6 +98,14 @@ int ims_keyrepo_decrypt(const struct ims_keyrepo *r, ims_str ad, ims_str ct, voi
  * 0 or IMS_EPROTO. */
 int ims_keyrepo_ct_keyid(ims_str ct, unsigned *id);
 
+/* Derives outlen (1..64) bytes for another purpose from key id with HKDF-SHA-256
+ * (RFC 5869; no salt, info = label), so a repository key never leaves this
+ * module and one key never serves two purposes (the audit trail's HMAC key:
+ * label "imscloud-audit-v1", src/audit/audit.h).  On error out is wiped.
+ * 0, IMS_ENOENT (no key id), IMS_EINVAL (outlen), IMS_EBACKEND (OpenSSL). */
+int ims_keyrepo_derive(const struct ims_keyrepo *r, unsigned id, ims_str label, void *out,
+                       size_t outlen);
+
 /* If ct is not under the primary key, decrypts it and appends a fresh
  * ciphertext under the primary to out and sets *changed; otherwise leaves
  * out alone and clears *changed.  Errors as decrypt and encrypt. */

@@ -1,6 +1,7 @@
 /* auth.c - S-CSCF challenges and credential checks (auth.h). */
 #include "cscf/auth.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -16,18 +17,28 @@
 
 #define NONCE_RAW 40 /* 8 expiry + 16 random + 16 MAC */
 
+/* One outstanding challenge: the vector without its fixed realm buffer
+ * (struct ims_auth_vector is ~400 bytes, 256 of them the realm), so that an
+ * IMPI with one challenge costs ~250 bytes, not the ~2 KiB of a fixed array
+ * of IMS_AUTH_MAX_CHALLENGES vectors: every user who registered in the
+ * last nonce_ttl seconds has one (bench/ims). */
 struct chal {
     char nonce[IMS_AUTH_NONCE_MAX + 1];
-    struct ims_auth_vector v;
-    int64_t expires_ms;
-    uint32_t last_nc;
+    char ha1[IMS_DIGEST_HEX_MAX + 1]; /* digest, lower-case hex */
+    uint8_t rand[16], autn[16], xres[16];
+    uint8_t xres_len;
     bool used_without_qop;
+    enum ims_auth_kind kind;
+    enum ims_digest_alg alg;
+    uint32_t last_nc;
+    int64_t expires_ms;
+    char *realm; /* exact-size copy, owned */
 };
 
 struct auth_entry {
     unsigned failures;
     size_t n;
-    struct chal ch[IMS_AUTH_MAX_CHALLENGES];
+    struct chal *ch; /* n of them, exact-size array; wiped before it is freed */
 };
 
 struct ims_auth {
@@ -41,10 +52,40 @@ void ims_auth_vector_clear(struct ims_auth_vector *v)
     OPENSSL_cleanse(v, sizeof(*v));
 }
 
+static void chal_wipe(struct chal *c)
+{
+    ims_free(c->realm);
+    OPENSSL_cleanse(c, sizeof(*c));
+}
+
+/* The vector a challenge was made from (caller storage: wipe it after use). */
+static void chal_vector(const struct chal *c, struct ims_auth_vector *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->kind = c->kind;
+    v->alg = c->alg;
+    snprintf(v->realm, sizeof(v->realm), "%s", c->realm ? c->realm : "");
+    memcpy(v->ha1, c->ha1, sizeof(v->ha1));
+    memcpy(v->rand, c->rand, sizeof(v->rand));
+    memcpy(v->autn, c->autn, sizeof(v->autn));
+    memcpy(v->xres, c->xres, sizeof(v->xres));
+    v->xres_len = c->xres_len;
+}
+
+static void drop_all(struct auth_entry *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        chal_wipe(&e->ch[i]);
+    ims_free(e->ch);
+    e->ch = NULL;
+    e->n = 0;
+}
+
 static void entry_free(void *p)
 {
     if (!p)
         return;
+    drop_all(p);
     OPENSSL_cleanse(p, sizeof(struct auth_entry));
     ims_free(p);
 }
@@ -134,27 +175,40 @@ int ims_auth_nonce_check(const uint8_t key[32], ims_str impi, ims_str nonce, int
 
 struct add_ctx {
     const struct chal *c;
+    bool taken; /* the entry owns c's realm now */
 };
 
+/* Appends x->c to the entry, in a new array one longer (at most
+ * IMS_AUTH_MAX_CHALLENGES: the oldest makes room). */
 static int add_fn(void **val, bool room, void *ctx)
 {
     struct add_ctx *x = ctx;
-    struct auth_entry *e = *val;
+    struct auth_entry *e = *val, *fresh = NULL;
     if (!e) {
         if (!room)
             return IMS_ELIMIT;
-        e = ims_calloc(1, sizeof(*e));
+        e = fresh = ims_calloc(1, sizeof(*e));
         if (!e)
             return IMS_ENOMEM;
-        *val = e;
     }
-    if (e->n == IMS_AUTH_MAX_CHALLENGES) {
-        /* the oldest makes room */
-        OPENSSL_cleanse(&e->ch[0], sizeof(e->ch[0]));
-        memmove(&e->ch[0], &e->ch[1], (IMS_AUTH_MAX_CHALLENGES - 1) * sizeof(e->ch[0]));
-        e->n--;
+    size_t drop = e->n == IMS_AUTH_MAX_CHALLENGES ? 1 : 0;
+    struct chal *ch = ims_calloc(e->n - drop + 1, sizeof(*ch));
+    if (!ch) {
+        ims_free(fresh);
+        return IMS_ENOMEM;
     }
-    e->ch[e->n++] = *x->c;
+    if (drop)
+        chal_wipe(&e->ch[0]);
+    if (e->n > drop)
+        memcpy(ch, e->ch + drop, (e->n - drop) * sizeof(*ch));
+    if (e->ch)
+        OPENSSL_cleanse(e->ch, e->n * sizeof(*ch));
+    ims_free(e->ch);
+    e->n -= drop;
+    ch[e->n++] = *x->c;
+    e->ch = ch;
+    x->taken = true;
+    *val = e;
     return 0;
 }
 
@@ -163,7 +217,13 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
 {
     struct chal c;
     memset(&c, 0, sizeof(c));
-    c.v = *v;
+    c.kind = v->kind;
+    c.alg = v->alg;
+    memcpy(c.ha1, v->ha1, sizeof(c.ha1));
+    memcpy(c.rand, v->rand, sizeof(c.rand));
+    memcpy(c.autn, v->autn, sizeof(c.autn));
+    memcpy(c.xres, v->xres, sizeof(c.xres));
+    c.xres_len = (uint8_t)(v->xres_len < sizeof(c.xres) ? v->xres_len : sizeof(c.xres));
     c.expires_ms = now_ms + (int64_t)a->cfg.nonce_ttl_s * 1000;
     const char *alg;
     if (v->kind == IMS_AUTHK_AKAV1) {
@@ -180,13 +240,20 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
         }
         alg = ims_digest_alg_name(v->alg);
     }
-    struct add_ctx x = { &c };
+    c.realm = ims_strndup(v->realm, strnlen(v->realm, sizeof(v->realm)));
+    if (!c.realm) {
+        OPENSSL_cleanse(&c, sizeof(c));
+        return IMS_ENOMEM;
+    }
+    struct add_ctx x = { &c, false };
     int rc = cscf_table_with(a->t, impi, add_fn, &x);
     if (rc == 0)
         rc = ims_buf_printf(out,
                             "WWW-Authenticate: Digest realm=\"%s\", nonce=\"%s\", "
                             "algorithm=%s, qop=\"auth\"%s\r\n",
                             v->realm, c.nonce, alg, stale ? ", stale=true" : "");
+    if (!x.taken)
+        ims_free(c.realm);
     OPENSSL_cleanse(&c, sizeof(c));
     return rc;
 }
@@ -238,13 +305,13 @@ static bool nc_parse(ims_str s, uint32_t *out)
  * (RFC 7616 §3.3). */
 static bool alg_matches(const struct chal *c, ims_str alg)
 {
-    if (c->v.kind == IMS_AUTHK_AKAV1)
+    if (c->kind == IMS_AUTHK_AKAV1)
         return ims_str_caseeq_lit(alg, "AKAv1-MD5");
     if (alg.p == NULL)
-        return c->v.alg == IMS_DIGEST_MD5;
+        return c->alg == IMS_DIGEST_MD5;
     enum ims_digest_alg a;
     bool sess;
-    return ims_digest_alg_parse(alg, &a, &sess) == 0 && !sess && a == c->v.alg;
+    return ims_digest_alg_parse(alg, &a, &sess) == 0 && !sess && a == c->alg;
 }
 
 struct ver_ctx {
@@ -258,12 +325,6 @@ struct ver_ctx {
     bool found;
     int err;
 };
-
-static void drop_all(struct auth_entry *e)
-{
-    OPENSSL_cleanse(e->ch, sizeof(e->ch));
-    e->n = 0;
-}
 
 static int ver_fn(void **val, bool room, void *ctx)
 {
@@ -283,8 +344,8 @@ static int ver_fn(void **val, bool room, void *ctx)
     if (!c)
         return 0;
     x->found = true;
-    x->kind = c->v.kind;
-    if (cr->realm.p && !ims_str_eq(cr->realm, ims_str_cstr(c->v.realm)))
+    x->kind = c->kind;
+    if (cr->realm.p && !ims_str_eq(cr->realm, ims_str_cstr(c->realm ? c->realm : "")))
         return 0; /* a nonce for another realm: not this challenge */
     if (!alg_matches(c, cr->algorithm))
         return 0;
@@ -294,14 +355,14 @@ static int ver_fn(void **val, bool room, void *ctx)
     }
     /* RFC 3310 §3.3: auts= asks for re-synchronisation (the response is
      * computed with an empty password and proves nothing) */
-    if (c->v.kind == IMS_AUTHK_AKAV1 && cr->auts.p) {
+    if (c->kind == IMS_AUTHK_AKAV1 && cr->auts.p) {
         uint8_t buf[32];
         size_t n = 0;
         if (ims_b64_decode(cr->auts, buf, sizeof(buf), &n) != 0 || n != 14) {
             x->v = IMS_AUTH_MALFORMED;
             return 0;
         }
-        memcpy(x->rs->rand, c->v.rand, 16);
+        memcpy(x->rs->rand, c->rand, 16);
         memcpy(x->rs->auts, buf, 14);
         drop_all(e);
         x->v = IMS_AUTH_RESYNC;
@@ -324,10 +385,13 @@ static int ver_fn(void **val, bool room, void *ctx)
         return 0;
     }
     char want[IMS_DIGEST_HEX_MAX + 1];
-    int rc = ims_auth_expected(&c->v, cr->username, x->method, cr->uri, cr->nonce,
+    struct ims_auth_vector v;
+    chal_vector(c, &v);
+    int rc = ims_auth_expected(&v, cr->username, x->method, cr->uri, cr->nonce,
                                with_qop ? cr->nc : IMS_STR_NULL,
                                with_qop ? cr->cnonce : IMS_STR_NULL,
                                with_qop ? cr->qop : IMS_STR_NULL, want);
+    ims_auth_vector_clear(&v);
     if (rc) {
         x->err = rc;
         return 0;
@@ -417,12 +481,16 @@ static void exp_visit(ims_str key, void **val, void *ctx)
     struct auth_entry *e = *val;
     size_t k = 0;
     for (size_t i = 0; i < e->n; i++) {
-        if (e->ch[i].expires_ms < x->cutoff_ms)
+        if (e->ch[i].expires_ms < x->cutoff_ms) {
+            chal_wipe(&e->ch[i]);
             continue;
+        }
         if (k != i)
             e->ch[k] = e->ch[i];
         k++;
     }
+    /* the moved-from slots still hold copies of the secrets (their realm
+     * pointers are owned by the slots they moved to) */
     if (k < e->n)
         OPENSSL_cleanse(&e->ch[k], (e->n - k) * sizeof(e->ch[0]));
     e->n = k;

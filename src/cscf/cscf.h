@@ -57,10 +57,13 @@ size_t ims_cscf_free(struct ims_cscf *c);
 /* ---- for the sessions (S-CSCF non-REGISTER requests) ----
  *
  * The S-CSCF app answers REGISTER itself and hands every other request to
- * a hook: by default ims_cscf_scscf_default(), a placeholder that forwards
- * originating requests (top Route with ";orig") by the static router and
- * terminating ones to the registered contacts.  Set another hook before the
- * workers run.  In the hook, ims_cscf_scscf_orig() tells the session case,
+ * a hook: by default ims_cscf_scscf_default() (session.c), the session
+ * processing of TS 24.229 §5.4.3: originating (top Route ours with ";orig",
+ * served user = P-Asserted-Identity) and terminating (served user = the
+ * Request-URI) cases, the served user's iFCs with ISC to application servers
+ * and back (";odi="), default handling, then the I-CSCF (originating) or the
+ * registered contact (terminating); docs/internals/cscf.md "Sessions".  Set
+ * another hook before the workers run.  In a hook, ims_cscf_scscf_orig() tells the session case,
  * ims_cscf_loc() gives the location store (registrar.h: ims_loc_get() by
  * any identity of an implicit set, with its contacts, Path and the parsed
  * iFCs) and ims_cscf_scscf_route_term() forwards to a registration's best

@@ -61,6 +61,7 @@ struct ims_cscf {
     char p_uri[CSCF_URI_MAX];      /* sip:host:port */
     char p_hostport[CSCF_URI_MAX]; /* host:port of p_uri, for Path */
     char vnid[CSCF_URI_MAX];
+    bool p_sec_agree; /* RFC 3329 on: configured and a TLS listener */
 
     /* I-CSCF: nothing beyond cfg */
 
@@ -75,6 +76,8 @@ struct ims_cscf {
     size_t nalgs;
     proxy_request_fn s_hook;
     void *s_hook_ctx;
+    struct cscf_table *re_subs;    /* reg-event subscriptions (regevent.c) */
+    struct cscf_table *tp_profiles; /* kept for third-party de-registration (thirdparty.c) */
 };
 
 /* ---- pcscf.c / icscf.c / scscf.c ---- */
@@ -82,6 +85,7 @@ int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz);
 void cscf_pcscf_fini(struct ims_cscf *g);
 void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
 void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s);
+const char *const *cscf_pcscf_proxy_require(const struct ims_cscf *g); /* for its proxy_app */
 
 void cscf_icscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
 
@@ -149,5 +153,70 @@ ims_str cscf_retry_after(unsigned secs, char *buf, size_t cap);
  * inside it).  0, IMS_ENOMEM (nothing held). */
 int cscf_defer(struct cscf_worker *w, struct proxy_req *r,
                void (*fn)(struct cscf_worker *w, struct proxy_req *r, void *arg), void *arg);
+
+/* ---- regevent.c: the reg-event package at the S-CSCF (RFC 3680,
+ * TS 24.229 §5.4.2) ----
+ *
+ * Subscriptions live in g->re_subs (table.h), keyed by the registration's
+ * key IMPU (struct ims_reg.impu), so any worker can notify; a NOTIFY goes
+ * out on the worker that noticed the change (ims_proxy_uac_send).  With no
+ * subscription at all the hooks below cost one counter read. */
+int cscf_regevent_init(struct ims_cscf *g);
+void cscf_regevent_fini(struct ims_cscf *g);
+/* A SUBSCRIBE with Event: reg for a registration of ours (initial: the
+ * Request-URI is a registered IMPU; in-dialog: a subscription we hold):
+ * answered here, true.  false: not ours, the caller goes on. */
+bool cscf_regevent_request(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m);
+/* The registration of impu changed (REGISTER, de-registration, PPR) or
+ * ended: NOTIFY its subscribers with the current state; contacts that went
+ * are reported with gone_event (RFC 3680 §5.3: "unregistered", "expired",
+ * "deactivated", "rejected").  When the registration is gone the NOTIFYs
+ * carry Subscription-State: terminated and the subscriptions end.  Worker
+ * loop only. */
+void cscf_regevent_changed(struct cscf_worker *w, const char *impu, const char *gone_event);
+/* Any thread: the same, run on a worker's loop (posted). */
+void cscf_regevent_post(struct ims_cscf *g, const char *impu, const char *gone_event);
+/* Subscriptions whose time is up: final NOTIFY (terminated;reason=timeout). */
+void cscf_regevent_sweep(struct cscf_worker *w, int64_t now_s);
+
+/* The reginfo document (RFC 3680 §5.3, application/reginfo+xml), full
+ * state: one <registration> per non-barred IMPU of the set, each with every
+ * contact.  Pure; exposed for the unit test. */
+struct cscf_reginfo_contact {
+    const char *uri;
+    const char *call_id;  /* may be NULL */
+    uint32_t cseq;
+    unsigned q;           /* x 1000 */
+    bool active;          /* state="active", else "terminated" */
+    const char *event;    /* registered, created, refreshed, shortened, expired,
+                           * deactivated, probation, unregistered, rejected */
+    long expires;         /* seconds left (active contacts) */
+};
+struct cscf_reginfo {
+    uint32_t version;
+    const char (*impus)[IMS_REG_ID_MAX];
+    const bool *barred;   /* may be NULL */
+    size_t nimpu;
+    const struct cscf_reginfo_contact *c;
+    size_t nc;
+};
+/* Appends the document to out.  0, IMS_ELIMIT (out's cap), IMS_ENOMEM. */
+int cscf_reginfo_build(const struct cscf_reginfo *ri, struct ims_buf *out);
+
+/* ---- rtr.c: RTR and PPR from the HSS (TS 29.228 §6.1.3, §6.1.4) ---- */
+/* Serves them through the Cx transport (after it started). */
+void cscf_rtr_attach(struct ims_cscf *g);
+
+/* ---- thirdparty.c: third-party REGISTER to ASes (TS 24.229 §5.4.1.7) ---- */
+int cscf_tp_init(struct ims_cscf *g);  /* 0, IMS_EINVAL, IMS_ENOMEM */
+void cscf_tp_fini(struct ims_cscf *g);
+/* The UE's REGISTER req was committed (sat: the SAR's REGISTRATION,
+ * RE_REGISTRATION or USER_DEREGISTRATION) and is about to get 200 with the
+ * header lines rsp_hdrs: REGISTER to each AS whose iFC matches.  Uses
+ * w->reg_a as scratch.  Worker loop only. */
+void cscf_tp_register(struct cscf_worker *w, int sat, const char *impu, const char *impi,
+                      const struct sip_msg *req, ims_str rsp_hdrs);
+/* impu's registration expired (it is gone): the ASes get Expires: 0. */
+void cscf_tp_expired(struct cscf_worker *w, const char *impu, const char *impi);
 
 #endif

@@ -32,6 +32,9 @@ struct ims_cx_transport {
      * ims_cx_transport_free() if freeDiameter never completed them */
     pthread_mutex_t lock;
     struct cx_op *inflight;
+    /* RTR/PPR from the HSS (ims_cx_transport_serve), under lock */
+    ims_cx_serve_fn serve_fn;
+    void *serve_ctx;
 };
 
 struct cx_call {
@@ -429,6 +432,46 @@ void ims_cx_free(struct ims_cx *c)
     ims_free(c);
 }
 
+/* An RTR/PPR over Diameter, on freeDiameter's thread (dia.h: a handler
+ * without a loop): answered here, at once. */
+uint32_t ims_cx_transport_hss_request(struct ims_cx_transport *t, unsigned cmd, const void *req)
+{
+    pthread_mutex_lock(&t->lock);
+    ims_cx_serve_fn fn = t->serve_fn;
+    void *ctx = t->serve_ctx;
+    pthread_mutex_unlock(&t->lock);
+    if (!fn || (cmd != DIA_CMD_RTR && cmd != DIA_CMD_PPR))
+        return DIA_UNABLE_TO_COMPLY;
+    return fn(ctx, cmd, req);
+}
+
+static void dia_incoming(struct ims_dia_req *req, void *arg)
+{
+    struct ims_cx_transport *t = arg;
+    uint32_t code = ims_cx_transport_hss_request(t, req->cmd,
+                                                 req->cmd == DIA_CMD_RTR ? (const void *)&req->u.rtr
+                                                                         : (const void *)&req->u.ppr);
+    LOG_I("cx", "event=hss_request cmd=%u peer=%.*s sess=%.*s result=%u", req->cmd,
+          IMS_SF(req->origin_host), IMS_SF(req->session_id), code);
+    struct dia_ans a;
+    memset(&a, 0, sizeof(a));
+    dia_ans_result(&a, code);
+    ims_dia_answer(req, &a);
+}
+
+void ims_cx_transport_serve(struct ims_cx_transport *t, const char *server_name,
+                            ims_cx_serve_fn fn, void *ctx)
+{
+    if (!t || t->stopped)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->serve_fn = fn;
+    t->serve_ctx = ctx;
+    pthread_mutex_unlock(&t->lock);
+    if (t->hss)
+        ims_hss_set_local_scscf(t->hss, server_name, fn, ctx);
+}
+
 int ims_cx_transport_start(const struct ims_cx_transport_cfg *cfg,
                            struct ims_cx_transport **out, char *err, size_t errsz)
 {
@@ -450,8 +493,11 @@ int ims_cx_transport_start(const struct ims_cx_transport_cfg *cfg,
             return IMS_EINVAL;
         }
         /* answers on freeDiameter's thread: we post them to the worker
-         * that asked (the node's single loop would be the wrong one) */
-        int rc = ims_dia_start(cfg->dia, NULL, NULL, NULL, err, errsz);
+         * that asked (the node's single loop would be the wrong one); the
+         * HSS's RTR/PPR are served there too (dia_incoming) */
+        struct ims_dia_cfg dc = *cfg->dia;
+        dc.scscf_side = true;
+        int rc = ims_dia_start(&dc, NULL, dia_incoming, t, err, errsz);
         t->dia_started = true; /* even a failed start needs the release */
         if (rc) {
             ims_cx_transport_free(t);
@@ -474,6 +520,8 @@ void ims_cx_transport_stop(struct ims_cx_transport *t)
     if (!t || t->stopped)
         return;
     t->stopped = true;
+    if (t->hss) /* the HSS outlives us: it must not call into a stopped S-CSCF */
+        ims_hss_set_local_scscf(t->hss, NULL, NULL, NULL);
     if (t->dia_started)
         ims_dia_stop();
 }

@@ -91,6 +91,25 @@ typedef void (*ims_cx_fn)(int rc, const struct dia_ans *ans, void *ud);
  * IMS_EBACKEND (Diameter refused). */
 int ims_cx_send(struct ims_cx *c, unsigned cmd, const void *req, ims_cx_fn cb, void *ud);
 
+/* ---- HSS-initiated requests to the S-CSCF (RTR, PPR: TS 29.228 §6.1.3,
+ * §6.1.4) ----
+ *
+ * fn gets every RTR/PPR the HSS sends us: over Diameter on freeDiameter's
+ * thread, in-process on the HSS's loop (hss.h: ims_hss_set_local_scscf,
+ * matched by server_name, the Server-Name our SARs give).  It must not
+ * block (a store update under a shard lock is fine; SIP work is posted to a
+ * worker loop); req (struct cx_rtr or struct cx_ppr) is borrowed for the
+ * call; the return value is the answer's Result-Code (RTA/PPA).  Until fn
+ * is set, RTR/PPR are answered DIAMETER_UNABLE_TO_COMPLY (Diameter) or not
+ * handed over (in-process: the HSS reports the S-CSCF unknown).  After
+ * ims_cx_transport_stop() fn is not called again. */
+typedef uint32_t (*ims_cx_serve_fn)(void *ctx, unsigned cmd, const void *req);
+void ims_cx_transport_serve(struct ims_cx_transport *t, const char *server_name,
+                            ims_cx_serve_fn fn, void *ctx);
+/* Hands an RTR/PPR to that handler as the transports do (and as tests do):
+ * its Result-Code, or DIA_UNABLE_TO_COMPLY when there is none. */
+uint32_t ims_cx_transport_hss_request(struct ims_cx_transport *t, unsigned cmd, const void *req);
+
 /* Calls in flight (for stats and tests). */
 size_t ims_cx_pending(const struct ims_cx *c);
 

@@ -169,6 +169,7 @@ static void forward_current(struct ic_txn *t)
         /* TS 24.229 §5.3.1.3: no answer is a failure too; do not wait for
          * Timer B/F (32 s) before trying the next S-CSCF */
         .noanswer_ms = t->pend.w->g->cfg->icscf_scscf_timeout_ms,
+        .no_rr = true, /* TS 24.229 §5.3.2.1: the I-CSCF need not stay on the path */
     };
     LOG_I("icscf", "event=forward method=%s impu=%s scscf=%s", t->reg ? "REGISTER" : "request",
           t->impu, t->cand[t->cur]);

@@ -5,6 +5,8 @@
 list(APPEND IMS_SOURCES
   src/cscf/table.c
   src/cscf/profile.c
+  src/cscf/ifc.c
+  src/cscf/thirdparty.c
   src/cscf/registrar.c
   src/cscf/auth.c
   src/cscf/cx_client.c
@@ -12,4 +14,8 @@ list(APPEND IMS_SOURCES
   src/cscf/pcscf.c
   src/cscf/icscf.c
   src/cscf/scscf.c
+  src/cscf/regevent.c
+  src/cscf/rtr.c
+  src/cscf/session.c
+  src/cscf/cscf_audit.c
   src/cscf/roles.c)

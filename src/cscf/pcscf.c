@@ -14,6 +14,14 @@
  *                    flow its token names (the UE's source address, so NAT
  *                    bindings and TCP connections are reused).
  *
+ *   sec-agree     -> RFC 3329 with "tls" as the only mechanism (TS 24.229
+ *                    §5.2.2, TS 33.203): an unprotected REGISTER offering
+ *                    tls in Security-Client gets our Security-Server in the
+ *                    401; later requests come over TLS and echo it in
+ *                    Security-Verify (else 494); the sec-agree headers and
+ *                    option tags stop here.  On only with [pcscf] sec_agree
+ *                    and a TLS listener on a P-CSCF port.
+ *
  * The flow token: "term-" hex(flow key) "-" hex(HMAC-SHA-256(process key,
  * flow key)[0..7]).  The MAC keeps a UE from sending to arbitrary addresses
  * through us with a forged Route; the flow must also still be registered.
@@ -41,6 +49,8 @@ struct pc_flow {
     int64_t expires;     /* wall-clock seconds */
     char *assoc;         /* P-Associated-URI values, ", "-joined */
     char *service_route; /* Service-Route values, or NULL */
+    bool sec_agree;      /* registered with a verified sec-agree (RFC 3329):
+                          * every later request must carry Security-Verify */
 };
 
 static void flow_free(void *v)
@@ -53,8 +63,25 @@ static void flow_free(void *v)
     ims_free(f);
 }
 
+/* A TLS listener on one of the P-CSCF's ports: what sec-agree offers. */
+static bool has_tls_port(const struct ims_cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        if (cfg->listen[i].proto != SIP_PROTO_TLS)
+            continue;
+        uint16_t port = ims_addr_port(&cfg->listen[i].addr);
+        for (size_t k = 0; k < cfg->pcscf_ports.n; k++)
+            if (cfg->pcscf_ports.port[k] == port)
+                return true;
+    }
+    return false;
+}
+
 int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
 {
+    g->p_sec_agree = g->cfg->pcscf_sec_agree && has_tls_port(g->cfg);
+    if (g->cfg->pcscf_sec_agree && !g->p_sec_agree)
+        LOG_N("pcscf", "event=sec_agree_off reason=\"no tls listener on a pcscf port\"");
     if (RAND_bytes(g->flow_key, sizeof(g->flow_key)) != 1) {
         snprintf(err, errsz, "pcscf: no randomness for the flow key");
         return IMS_EBACKEND;
@@ -124,7 +151,7 @@ static int flow_of_token(const struct ims_cscf *g, ims_str user, char *key, size
 struct flow_get {
     int64_t now;
     struct ims_buf *assoc, *sr; /* copies out; may be NULL */
-    bool found;
+    bool found, sec_agree;
 };
 
 static int get_fn(void **val, bool room, void *ctx)
@@ -134,6 +161,7 @@ static int get_fn(void **val, bool room, void *ctx)
     if (!f || f->expires <= x->now)
         return 0;
     x->found = true;
+    x->sec_agree = f->sec_agree;
     int rc = 0;
     if (x->assoc && f->assoc)
         rc = ims_buf_add_cstr(x->assoc, f->assoc);
@@ -142,11 +170,16 @@ static int get_fn(void **val, bool room, void *ctx)
     return rc;
 }
 
+/* Is the flow registered?  Copies its values out (assoc, sr may be NULL)
+ * and says whether it agreed on sec-agree (sec_agree may be NULL). */
 static bool flow_get(struct ims_cscf *g, const char *key, struct ims_buf *assoc,
-                     struct ims_buf *sr)
+                     struct ims_buf *sr, bool *sec_agree)
 {
     struct flow_get x = { .now = cscf_now_s(), .assoc = assoc, .sr = sr };
-    return cscf_table_with(g->flows, ims_str_cstr(key), get_fn, &x) == 0 && x.found;
+    bool ok = cscf_table_with(g->flows, ims_str_cstr(key), get_fn, &x) == 0 && x.found;
+    if (sec_agree)
+        *sec_agree = ok && x.sec_agree;
+    return ok;
 }
 
 struct flow_put {
@@ -190,6 +223,198 @@ static void sweep_visit(ims_str key, void **val, void *ctx)
 void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s)
 {
     cscf_table_sweep(w->g->flows, w->idx, w->g->nworkers, sweep_visit, &now_s);
+}
+
+/* ------------------------------------------------------------ sec-agree */
+
+/* Our static list (RFC 3329 §2.3.1: the same whatever the client offered,
+ * so that Security-Verify can be checked against it without state). */
+#define SA_MECH "tls"
+#define SA_Q_MILLI 100
+#define SA_SERVER_HDR "Security-Server: " SA_MECH ";q=0.1\r\n"
+
+static const char *const sa_tags[] = { "sec-agree", NULL };
+
+const char *const *cscf_pcscf_proxy_require(const struct ims_cscf *g)
+{
+    return g->p_sec_agree ? sa_tags : NULL;
+}
+
+enum sa_state {
+    SA_NONE,     /* the UE does not use sec-agree */
+    SA_OFFER,    /* unprotected REGISTER offering tls: the 401 gets our list */
+    SA_VERIFIED, /* over TLS with a Security-Verify equal to our list */
+};
+
+/* "0.1" -> 100; the parser has checked the qvalue syntax (RFC 3261 §25.1). */
+static unsigned q_milli(ims_str q)
+{
+    unsigned v = q.len && q.p[0] == '1' ? 1000 : 0, scale = 100;
+    for (size_t i = 2; i < q.len && scale; i++, scale /= 10)
+        v += (unsigned)(q.p[i] - '0') * scale;
+    return v;
+}
+
+/* Calls fn on every mechanism of every header with id; false as soon as a
+ * value does not parse or fn says so. */
+static bool each_mech(const struct sip_msg *m, enum sip_hdr_id id,
+                      bool (*fn)(const struct sip_sec_mech *mech, void *ctx), void *ctx)
+{
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h; h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        ims_str e;
+        int rc;
+        struct sip_sec_mech mech;
+        while ((rc = ims_sip_list_next(&c, &e)) == 0)
+            if (ims_sip_parse_sec_mech(e, &mech) != 0 || !fn(&mech, ctx))
+                return false;
+        if (rc != IMS_ENOENT)
+            return false;
+    }
+    return true;
+}
+
+static bool not_tls(const struct sip_sec_mech *mech, void *ctx)
+{
+    (void)ctx;
+    return !ims_str_caseeq_lit(mech->mechanism, SA_MECH);
+}
+
+/* The client can use our mechanism (it is in its Security-Client list). */
+static bool sa_client_offers_tls(const struct sip_msg *m)
+{
+    return ims_sip_hdr_first(m, SIP_H_SECURITY_CLIENT) &&
+           !each_mech(m, SIP_H_SECURITY_CLIENT, not_tls, NULL);
+}
+
+static bool is_ours(const struct sip_sec_mech *mech, void *ctx)
+{
+    size_t *n = ctx;
+    ims_str rest = mech->params; /* ";q=0.1": only q is ours */
+    bool only_q = rest.len > 1 && memchr(rest.p + 1, ';', rest.len - 1) == NULL;
+    return ++*n == 1 && ims_str_caseeq_lit(mech->mechanism, SA_MECH) && mech->q.len &&
+           only_q && q_milli(mech->q) == SA_Q_MILLI;
+}
+
+/* RFC 3329 §2.3.1 step 4 (downgrade protection): Security-Verify must be
+ * exactly the list we sent in Security-Server. */
+static bool sa_verify_matches(const struct sip_msg *m)
+{
+    size_t n = 0;
+    return each_mech(m, SIP_H_SECURITY_VERIFY, is_ours, &n) && n == 1;
+}
+
+static bool sa_used(const struct sip_msg *m)
+{
+    return ims_sip_hdr_has_token(m, SIP_H_REQUIRE, "sec-agree") ||
+           ims_sip_hdr_has_token(m, SIP_H_PROXY_REQUIRE, "sec-agree");
+}
+
+/* What sec-agree says about a request from a UE (no state needed: our list
+ * is static).  Without sec-agree in the configuration: SA_NONE (the proxy
+ * core has already refused Proxy-Require: sec-agree with 420). */
+static enum sa_state sa_state_of(const struct ims_cscf *g, const struct sip_tp_rx *rx,
+                                 const struct sip_msg *m, const char **why)
+{
+    *why = NULL;
+    if (!g->p_sec_agree)
+        return SA_NONE;
+    if (ims_sip_hdr_first(m, SIP_H_SECURITY_VERIFY)) {
+        if (!sa_verify_matches(m))
+            *why = "security_verify_mismatch";
+        else if (rx->proto != SIP_PROTO_TLS)
+            *why = "not_protected"; /* the agreed mechanism was not used */
+        return SA_VERIFIED;
+    }
+    if (!sa_used(m))
+        return SA_NONE;
+    /* RFC 3329 §2.3.1 step 2: the client starts; TS 24.229 §5.2.2.1: the
+     * REGISTER goes on and the 401 carries the list, anything else gets 494 */
+    if (m->method == SIP_M_REGISTER && sa_client_offers_tls(m))
+        return SA_OFFER;
+    *why = ims_sip_hdr_first(m, SIP_H_SECURITY_CLIENT) ? "no_common_mechanism"
+                                                       : "no_security_client";
+    return SA_NONE;
+}
+
+/* 494 with our list (RFC 3329 §2.3.1: even when nothing is in common). */
+static void sa_reject(struct proxy_req *r, const struct sip_msg *m, const char *key,
+                      const char *why)
+{
+    LOG_I("pcscf", "event=sec_agree_rejected flow=%s why=%s method=%.*s call_id=%.*s", key, why,
+          IMS_SF(m->method_name), IMS_SF(m->call_id));
+    ims_proxy_reply(r, 494, NULL, &(struct proxy_reply_opts){ .hdrs = IMS_S(SA_SERVER_HDR) });
+}
+
+/* Our state of a request: false when it was answered with 494.  A flow
+ * that registered with sec-agree must keep using it (RFC 3329 §2.3.1 step
+ * 5: every later request carries Security-Verify). */
+static bool sa_check(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                     const char *key, bool flow_sec, enum sa_state *st)
+{
+    const char *why;
+    *st = sa_state_of(w->g, ims_proxy_req_rx(r), m, &why);
+    if (!why && flow_sec && *st != SA_VERIFIED)
+        why = "security_verify_missing";
+    if (why) {
+        sa_reject(r, m, key, why);
+        return false;
+    }
+    return true;
+}
+
+/* The option tags of header id but sec-agree, as one header line.
+ * 0, IMS_EPROTO (a value is not a list), IMS_ENOMEM. */
+static int tags_without_sec_agree(const struct sip_msg *m, enum sip_hdr_id id,
+                                  struct ims_buf *add)
+{
+    size_t n = 0;
+    int rc = 0;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h && !rc;
+         h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        ims_str tag;
+        int lr = IMS_ENOENT;
+        while (!rc && (lr = ims_sip_list_next(&c, &tag)) == 0) {
+            if (ims_str_caseeq_lit(tag, "sec-agree"))
+                continue;
+            if (n++)
+                rc = ims_buf_printf(add, ", %.*s", IMS_SF(tag));
+            else
+                rc = ims_buf_printf(add, "%s: %.*s", ims_sip_hdr_canonical_name(id), IMS_SF(tag));
+        }
+        if (!rc && lr != IMS_ENOENT)
+            rc = IMS_EPROTO;
+    }
+    if (!rc && n)
+        rc = ims_buf_add_cstr(add, "\r\n");
+    return rc;
+}
+
+/* The reply when the edits of a request could not be made. */
+static void edit_failed(struct proxy_req *r, int rc)
+{
+    if (rc == IMS_EPROTO)
+        ims_proxy_reply(r, 400, "Bad Option Tags", NULL);
+    else
+        ims_proxy_reply(r, 500, NULL, NULL);
+}
+
+/* The edits that keep sec-agree between the UE and us (TS 24.229 §5.2.2:
+ * the P-CSCF removes Security-Client and Security-Verify and the sec-agree
+ * option tags before forwarding): header ids into del (room for 4 more),
+ * the Require/Proxy-Require lines without sec-agree into add. */
+static int sa_strip(const struct sip_msg *m, enum sa_state st, struct ims_buf *add,
+                    uint16_t *del, size_t *ndel)
+{
+    if (st == SA_NONE)
+        return 0;
+    static const uint16_t ids[] = { SIP_H_SECURITY_CLIENT, SIP_H_SECURITY_VERIFY, SIP_H_REQUIRE,
+                                    SIP_H_PROXY_REQUIRE };
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        del[(*ndel)++] = ids[i];
+    int rc = tags_without_sec_agree(m, SIP_H_REQUIRE, add);
+    return rc ? rc : tags_without_sec_agree(m, SIP_H_PROXY_REQUIRE, add);
 }
 
 /* ------------------------------------------------------------ REGISTER */
@@ -244,6 +469,8 @@ static void reg_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_
         rc = IMS_EPROTO;
     }
     if (rc == 0) {
+        const char *why;
+        f->sec_agree = sa_state_of(g, ims_proxy_req_rx(r), req, &why) == SA_VERIFIED && !why;
         f->expires = cscf_now_s() + e;
         f->assoc = ims_strndup(assoc.p, assoc.len);
         f->service_route = sr.len ? ims_strndup(sr.p, sr.len) : NULL;
@@ -272,6 +499,15 @@ static enum proxy_rsp_action reg_response(struct proxy_req *r, int status,
         reg_ok(w, r, rsp);
         return PROXY_RSP_RELAY;
     }
+    const struct sip_msg *req = status == 401 && rsp && w->g->p_sec_agree ? ims_proxy_req_msg(r)
+                                                                          : NULL;
+    const char *why;
+    if (req && sa_state_of(w->g, ims_proxy_req_rx(r), req, &why) == SA_OFFER) {
+        /* TS 24.229 §5.2.2.1: the challenge carries our list; the UE
+         * answers it over TLS with Security-Verify */
+        int rc = ims_proxy_relay(r, rsp, IMS_S(SA_SERVER_HDR), NULL, 0);
+        return rc && !ims_proxy_req_final_sent(r) ? PROXY_RSP_RELAY : PROXY_RSP_TAKEN;
+    }
     if (status == 503 && rsp) {
         /* the home network is busy (HSS down, ...): pass its 503 and
          * Retry-After on, instead of the core's "500 Next Hop Unavailable" */
@@ -286,6 +522,12 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct ims_cscf *g = w->g;
     char key[FLOW_KEY_MAX], token[TOKEN_MAX];
     flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
+    bool flow_sec = false;
+    if (g->p_sec_agree)
+        (void)flow_get(g, key, NULL, NULL, &flow_sec);
+    enum sa_state st;
+    if (!sa_check(w, r, m, key, flow_sec, &st))
+        return;
     struct flow_room room = { false };
     cscf_table_with(g->flows, ims_str_cstr(key), room_fn, &room);
     if (!room.ok) {
@@ -295,27 +537,33 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         return;
     }
     flow_token(g, key, token, sizeof(token));
-    char add[1024];
-    int n = snprintf(add, sizeof(add),
-                     "Path: <sip:%s@%s;lr>\r\n"
-                     "P-Visited-Network-ID: \"%s\"\r\n",
-                     token, g->p_hostport, g->vnid);
-    if (n <= 0 || (size_t)n >= sizeof(add)) {
-        ims_proxy_reply(r, 500, "Path Too Long", NULL);
+    struct ims_buf add;
+    ims_buf_init(&add, 4096);
+    int rc = ims_buf_printf(&add,
+                            "Path: <sip:%s@%s;lr>\r\n"
+                            "P-Visited-Network-ID: \"%s\"\r\n",
+                            token, g->p_hostport, g->vnid);
+    /* what only the network may say is removed from the UE's request */
+    uint16_t del[8] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID, SIP_H_P_ASSERTED_IDENTITY,
+                        SIP_H_P_PREFERRED_IDENTITY };
+    size_t ndel = 4;
+    if (rc == 0)
+        rc = sa_strip(m, st, &add, del, &ndel);
+    if (rc) {
+        edit_failed(r, rc);
+        ims_buf_free(&add);
         return;
     }
-    /* what only the network may say is removed from the UE's request */
-    static const uint16_t del[] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID,
-                                    SIP_H_P_ASSERTED_IDENTITY, SIP_H_P_PREFERRED_IDENTITY };
     struct proxy_fwd f = {
         .next_hop = ims_str_cstr(g->cfg->pcscf_icscf),
-        .add_hdrs = ims_str_make(add, (size_t)n),
+        .add_hdrs = ims_buf_str(&add),
         .del_hdrs = del,
-        .ndel = sizeof(del) / sizeof(del[0]),
+        .ndel = ndel,
         .on_response = reg_response,
         .ud = w,
     };
-    int rc = ims_proxy_forward(r, &f);
+    rc = ims_proxy_forward(r, &f);
+    ims_buf_free(&add);
     if (rc) {
         LOG_W("pcscf", "event=forward_failed to=%s err=%s", g->cfg->pcscf_icscf,
               ims_strerror(rc));
@@ -327,7 +575,7 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
 
 static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const char *key)
 {
-    if (!flow_get(w->g, key, NULL, NULL)) {
+    if (!flow_get(w->g, key, NULL, NULL, NULL)) {
         LOG_I("pcscf", "event=term_unregistered flow=%s", key);
         ims_proxy_reply(r, 480, "Not Registered Here", NULL);
         return;
@@ -376,7 +624,12 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
     ims_buf_init(&assoc, 8192);
     ims_buf_init(&sr, 4096);
     ims_buf_init(&add, 16384);
-    if (!flow_get(w->g, key, &assoc, &sr)) {
+    bool flow_sec = false;
+    bool found = flow_get(w->g, key, &assoc, &sr, &flow_sec);
+    enum sa_state st;
+    if (!sa_check(w, r, m, key, flow_sec, &st))
+        goto out;
+    if (!found) {
         LOG_I("pcscf", "event=not_registered flow=%s method=%.*s call_id=%.*s", key,
               IMS_SF(m->method_name), IMS_SF(m->call_id));
         ims_proxy_reply(r, 403, "Not Registered", NULL);
@@ -395,25 +648,58 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         if (rc == 0 && cscf_first_nameaddr(ims_buf_str(&sr), &hop) == 0)
             next = hop.uri.raw;
     }
-    if (rc) {
-        ims_proxy_reply(r, 500, NULL, NULL);
-        goto out;
-    }
     /* RFC 3325: identities from outside the trust domain go; RFC 3608: the
      * Service-Route replaces whatever route the UE put (ours was popped) */
-    static const uint16_t del[] = { SIP_H_P_ASSERTED_IDENTITY, SIP_H_P_PREFERRED_IDENTITY,
-                                    SIP_H_ROUTE };
+    uint16_t del[8] = { SIP_H_P_ASSERTED_IDENTITY, SIP_H_P_PREFERRED_IDENTITY };
+    size_t ndel = 2;
+    if (sr.len)
+        del[ndel++] = SIP_H_ROUTE;
+    if (rc == 0)
+        rc = sa_strip(m, st, &add, del, &ndel);
+    if (rc) {
+        edit_failed(r, rc);
+        goto out;
+    }
     struct proxy_fwd f = {
         .next_hop = next,
         .add_hdrs = ims_buf_str(&add),
         .del_hdrs = del,
-        .ndel = sr.len ? 3 : 2,
+        .ndel = ndel,
     };
     if (ims_proxy_forward(r, &f) != 0)
         ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
 out:
     ims_buf_free(&assoc);
     ims_buf_free(&sr);
+    ims_buf_free(&add);
+}
+
+/* ------------------------------------------------------------ in-dialog */
+
+/* Record-Route/Route decide; a sec-agree UE's headers stop here too. */
+static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                         const char *key)
+{
+    bool flow_sec = false;
+    if (w->g->p_sec_agree)
+        (void)flow_get(w->g, key, NULL, NULL, &flow_sec);
+    enum sa_state st;
+    if (!sa_check(w, r, m, key, flow_sec, &st))
+        return;
+    if (st == SA_NONE || ims_proxy_req_to_self(r)) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    struct ims_buf add;
+    ims_buf_init(&add, 1024);
+    uint16_t del[4];
+    size_t ndel = 0;
+    int rc = sa_strip(m, st, &add, del, &ndel);
+    struct proxy_fwd f = { .add_hdrs = ims_buf_str(&add), .del_hdrs = del, .ndel = ndel };
+    if (rc)
+        edit_failed(r, rc);
+    else if (ims_proxy_forward(r, &f) != 0)
+        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
     ims_buf_free(&add);
 }
 
@@ -434,11 +720,11 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
         pc_terminating(w, r, key);
         return;
     }
+    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
     if (m->to.tag.len || ims_proxy_req_to_self(r)) {
         /* in-dialog (Record-Route/Route decide) or for us: 404/405 */
-        ims_proxy_route_static(NULL, r, m);
+        pc_in_dialog(w, r, m, key);
         return;
     }
-    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
     pc_originating(w, r, m, key);
 }

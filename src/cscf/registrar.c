@@ -10,19 +10,30 @@
 #include "cscf/table.h"
 #include "sip/msg.h"
 
-/* What the table keeps per key: either an alias (the key of the
- * registration) or a registration, in exactly sized allocations. */
+/* What the table keeps per key: an alias (data: the key of the registration
+ * it belongs to) or a registration, each in one exact-size allocation: a
+ * small header and the strings actually used, serialised.  struct ims_reg
+ * with its fixed arrays is ~40 KiB and a contact ~2 KiB; a one-contact
+ * registration packed is a few hundred bytes (bench/ims: the memory per
+ * registered user).  Registration data, every string NUL-terminated:
+ *   impi, service_route,
+ *   nimpu x { barred ('0' or '1'), impu },
+ *   ncontacts x { struct rec_fixed (unaligned: memcpy), uri, path, call_id,
+ *                 instance }
+ * Only pack() writes it, so the readers trust its shape. */
 struct loc_rec {
-    char *alias_of;                   /* non-NULL: an alias entry, nothing else set */
-    char *impi;
-    char *service_route;
-    size_t nimpu;
-    char **impus;
-    bool *barred;
-    size_t ncontacts;
-    struct ims_reg_contact *contacts; /* ~2 KiB each: only as many as there are */
-    struct ims_profile *profile;
+    struct ims_profile *profile; /* a reference, or NULL */
     int64_t registered_at;
+    uint32_t len;                /* bytes in data */
+    uint16_t nimpu, ncontacts;
+    bool alias;
+    char data[];
+};
+
+struct rec_fixed {
+    int64_t expires;
+    uint32_t cseq;
+    uint32_t q;
 };
 
 struct ims_loc {
@@ -34,14 +45,6 @@ static void rec_free(void *v)
     struct loc_rec *r = v;
     if (!r)
         return;
-    ims_free(r->alias_of);
-    ims_free(r->impi);
-    ims_free(r->service_route);
-    for (size_t i = 0; r->impus && i < r->nimpu; i++)
-        ims_free(r->impus[i]);
-    ims_free(r->impus);
-    ims_free(r->barred);
-    ims_free(r->contacts);
     ims_profile_unref(r->profile);
     ims_free(r);
 }
@@ -184,60 +187,190 @@ int ims_reg_apply(struct ims_reg *r, const struct ims_reg_req *rq, const struct 
 
 /* ------------------------------------------------------------ packing */
 
-static char *dup_cstr(const char *s)
+/* The string at p and the position after its NUL. */
+static const char *skip_str(const char *p)
 {
-    return ims_strndup(s, strlen(s));
+    return p + strlen(p) + 1;
+}
+
+static size_t contact_packed_len(const char *c)
+{
+    const char *p = c + sizeof(struct rec_fixed);
+    for (int i = 0; i < 4; i++)
+        p = skip_str(p);
+    return (size_t)(p - c);
+}
+
+static int64_t contact_packed_expires(const char *c)
+{
+    struct rec_fixed f;
+    memcpy(&f, c, sizeof(f));
+    return f.expires;
+}
+
+/* The first packed IMPU (barred flag first) and the first packed contact. */
+static const char *rec_impus(const struct loc_rec *rec)
+{
+    return skip_str(skip_str(rec->data));
+}
+
+static const char *rec_contacts(const struct loc_rec *rec)
+{
+    const char *p = rec_impus(rec);
+    for (size_t i = 0; i < rec->nimpu; i++)
+        p = skip_str(p + 1);
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static struct loc_rec *rec_alloc(size_t len)
+{
+    if (len > UINT32_MAX)
+        return NULL;
+    struct loc_rec *rec = ims_calloc(1, sizeof(*rec) + len);
+    if (rec)
+        rec->len = (uint32_t)len;
+    return rec;
 }
 
 /* rec -> view (the registration r->impu names). */
 static void unpack(const struct loc_rec *rec, struct ims_reg *r)
 {
-    snprintf(r->impi, sizeof(r->impi), "%s", rec->impi ? rec->impi : "");
-    snprintf(r->service_route, sizeof(r->service_route), "%s",
-             rec->service_route ? rec->service_route : "");
+    const char *p = rec->data;
+    snprintf(r->impi, sizeof(r->impi), "%s", p);
+    p = skip_str(p);
+    snprintf(r->service_route, sizeof(r->service_route), "%s", p);
+    p = skip_str(p);
     r->nimpu = 0;
-    for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++) {
-        snprintf(r->impus[i], sizeof(r->impus[i]), "%s", rec->impus[i]);
-        r->barred[i] = rec->barred[i];
+    for (size_t i = 0; i < rec->nimpu; i++, p = skip_str(p + 1)) {
+        if (i >= IMS_REG_MAX_IMPUS)
+            continue;
+        r->barred[i] = p[0] == '1';
+        snprintf(r->impus[i], sizeof(r->impus[i]), "%s", p + 1);
         r->nimpu++;
     }
-    r->ncontacts = rec->ncontacts;
-    if (rec->ncontacts)
-        memcpy(r->contacts, rec->contacts, rec->ncontacts * sizeof(r->contacts[0]));
+    r->ncontacts = 0;
+    for (size_t i = 0; i < rec->ncontacts && i < IMS_REG_MAX_CONTACTS; i++) {
+        struct ims_reg_contact *c = &r->contacts[i];
+        struct rec_fixed f;
+        memcpy(&f, p, sizeof(f));
+        c->expires = f.expires;
+        c->cseq = f.cseq;
+        c->q = f.q;
+        p += sizeof(f);
+        snprintf(c->uri, sizeof(c->uri), "%s", p);
+        p = skip_str(p);
+        snprintf(c->path, sizeof(c->path), "%s", p);
+        p = skip_str(p);
+        snprintf(c->call_id, sizeof(c->call_id), "%s", p);
+        p = skip_str(p);
+        snprintf(c->instance, sizeof(c->instance), "%s", p);
+        p = skip_str(p);
+        r->ncontacts++;
+    }
     ims_profile_unref(r->profile);
     r->profile = ims_profile_ref(rec->profile);
     r->registered_at = rec->registered_at;
 }
 
-/* view -> a new rec.  NULL on allocation failure. */
+/* view -> a new rec of exactly the size it needs.  NULL on allocation
+ * failure. */
 static struct loc_rec *pack(const struct ims_reg *r)
 {
-    struct loc_rec *rec = ims_calloc(1, sizeof(*rec));
+    size_t nimpu = r->nimpu < IMS_REG_MAX_IMPUS ? r->nimpu : IMS_REG_MAX_IMPUS;
+    size_t nc = r->ncontacts < IMS_REG_MAX_CONTACTS ? r->ncontacts : IMS_REG_MAX_CONTACTS;
+    size_t len = strlen(r->impi) + 1 + strlen(r->service_route) + 1;
+    for (size_t i = 0; i < nimpu; i++)
+        len += 1 + strlen(r->impus[i]) + 1;
+    for (size_t i = 0; i < nc; i++) {
+        const struct ims_reg_contact *c = &r->contacts[i];
+        len += sizeof(struct rec_fixed) + strlen(c->uri) + 1 + strlen(c->path) + 1 +
+               strlen(c->call_id) + 1 + strlen(c->instance) + 1;
+    }
+    struct loc_rec *rec = rec_alloc(len);
     if (!rec)
         return NULL;
-    rec->impi = dup_cstr(r->impi);
-    rec->service_route = dup_cstr(r->service_route);
-    rec->impus = ims_calloc(r->nimpu ? r->nimpu : 1, sizeof(char *));
-    rec->barred = ims_calloc(r->nimpu ? r->nimpu : 1, sizeof(bool));
-    rec->contacts = ims_calloc(r->ncontacts ? r->ncontacts : 1, sizeof(*rec->contacts));
-    if (!rec->impi || !rec->service_route || !rec->impus || !rec->barred || !rec->contacts)
-        goto fail;
-    for (size_t i = 0; i < r->nimpu; i++) {
-        rec->impus[i] = dup_cstr(r->impus[i]);
-        rec->nimpu = i + 1;
-        if (!rec->impus[i])
-            goto fail;
-        rec->barred[i] = r->barred[i];
+    char *p = put_str(rec->data, r->impi);
+    p = put_str(p, r->service_route);
+    for (size_t i = 0; i < nimpu; i++) {
+        *p++ = r->barred[i] ? '1' : '0';
+        p = put_str(p, r->impus[i]);
     }
-    rec->ncontacts = r->ncontacts;
-    if (r->ncontacts)
-        memcpy(rec->contacts, r->contacts, r->ncontacts * sizeof(r->contacts[0]));
+    for (size_t i = 0; i < nc; i++) {
+        const struct ims_reg_contact *c = &r->contacts[i];
+        struct rec_fixed f = { .expires = c->expires, .cseq = c->cseq, .q = c->q };
+        memcpy(p, &f, sizeof(f));
+        p += sizeof(f);
+        p = put_str(p, c->uri);
+        p = put_str(p, c->path);
+        p = put_str(p, c->call_id);
+        p = put_str(p, c->instance);
+    }
+    rec->nimpu = (uint16_t)nimpu;
+    rec->ncontacts = (uint16_t)nc;
     rec->profile = ims_profile_ref(r->profile);
     rec->registered_at = r->registered_at;
     return rec;
-fail:
-    rec_free(rec);
-    return NULL;
+}
+
+/* An alias entry naming key.  NULL on allocation failure. */
+static struct loc_rec *pack_alias(const char *key)
+{
+    struct loc_rec *rec = rec_alloc(strlen(key) + 1);
+    if (!rec)
+        return NULL;
+    rec->alias = true;
+    put_str(rec->data, key);
+    return rec;
+}
+
+/* rec without its contacts that expired by now: a new, smaller record (the
+ * profile reference moves to it), rec itself when none expired, or NULL
+ * when none is left or the allocation failed (*none_left tells which). */
+static struct loc_rec *drop_expired(struct loc_rec *rec, int64_t now, bool *none_left)
+{
+    const char *first = rec_contacts(rec), *p = first;
+    size_t keep = 0, keep_len = 0;
+    for (size_t i = 0; i < rec->ncontacts; i++) {
+        size_t n = contact_packed_len(p);
+        if (contact_packed_expires(p) > now) {
+            keep++;
+            keep_len += n;
+        }
+        p += n;
+    }
+    *none_left = keep == 0;
+    if (keep == rec->ncontacts)
+        return rec;
+    if (keep == 0)
+        return NULL;
+    size_t head = (size_t)(first - rec->data);
+    struct loc_rec *n = rec_alloc(head + keep_len);
+    if (!n)
+        return NULL;
+    memcpy(n->data, rec->data, head);
+    char *out = n->data + head;
+    p = first;
+    for (size_t i = 0; i < rec->ncontacts; i++) {
+        size_t cl = contact_packed_len(p);
+        if (contact_packed_expires(p) > now) {
+            memcpy(out, p, cl);
+            out += cl;
+        }
+        p += cl;
+    }
+    n->nimpu = rec->nimpu;
+    n->ncontacts = (uint16_t)keep;
+    n->registered_at = rec->registered_at;
+    n->profile = rec->profile;
+    rec->profile = NULL;
+    return n;
 }
 
 /* ------------------------------------------------------------ store */
@@ -281,8 +414,8 @@ static int get_fn(void **val, bool room, void *ctx)
     struct loc_rec *rec = *val;
     if (!rec)
         return IMS_ENOENT;
-    if (rec->alias_of) {
-        snprintf(g->alias, sizeof(g->alias), "%s", rec->alias_of);
+    if (rec->alias) {
+        snprintf(g->alias, sizeof(g->alias), "%s", rec->data);
         return 0;
     }
     unpack(rec, g->out);
@@ -345,9 +478,9 @@ static int upd_fn(void **val, bool room, void *ctx)
 {
     struct upd_ctx *u = ctx;
     struct loc_rec *rec = *val;
-    if (rec && rec->alias_of) {
+    if (rec && rec->alias) {
         u->is_alias = true;
-        snprintf(u->alias_of, sizeof(u->alias_of), "%s", rec->alias_of);
+        snprintf(u->alias_of, sizeof(u->alias_of), "%s", rec->data);
         return 0;
     }
     char key[IMS_REG_ID_MAX];
@@ -357,8 +490,9 @@ static int upd_fn(void **val, bool room, void *ctx)
     snprintf(u->r->impu, sizeof(u->r->impu), "%s", key);
     if (rec) {
         unpack(rec, u->r);
-        for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++)
-            snprintf(u->old[u->nold++], IMS_REG_ID_MAX, "%s", rec->impus[i]);
+        const char *p = rec_impus(rec);
+        for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++, p = skip_str(p + 1))
+            snprintf(u->old[u->nold++], IMS_REG_ID_MAX, "%s", p + 1);
     }
     ims_reg_expire_contacts(u->r, u->now);
     int rc = u->fn(u->r, u->fn_ctx);
@@ -390,22 +524,20 @@ static int alias_fn(void **val, bool room, void *ctx)
     struct alias_ctx *a = ctx;
     struct loc_rec *rec = *val;
     if (a->set) {
-        if (rec && !rec->alias_of)
+        if (rec && !rec->alias)
             return 0; /* registered on its own (should not happen in one set): leave it */
-        if (rec && strcmp(rec->alias_of, a->key) == 0)
+        if (rec && strcmp(rec->data, a->key) == 0)
             return 0;
         if (!room)
             return IMS_ELIMIT;
-        struct loc_rec *n = ims_calloc(1, sizeof(*n));
-        if (!n || !(n->alias_of = dup_cstr(a->key))) {
-            ims_free(n);
+        struct loc_rec *n = pack_alias(a->key);
+        if (!n)
             return IMS_ENOMEM;
-        }
         rec_free(rec);
         *val = n;
         return 0;
     }
-    if (rec && rec->alias_of && strcmp(rec->alias_of, a->key) == 0) {
+    if (rec && rec->alias && strcmp(rec->data, a->key) == 0) {
         rec_free(rec);
         *val = NULL;
     }
@@ -495,9 +627,7 @@ int ims_loc_remove(struct ims_loc *l, ims_str impu)
 
 struct gone_item {
     char impu[IMS_REG_ID_MAX];
-    char impi[IMS_REG_ID_MAX];
-    size_t nimpu;
-    char **impus; /* taken from the record */
+    struct loc_rec *rec; /* taken out of the table */
 };
 
 struct exp_ctx {
@@ -510,27 +640,24 @@ static void exp_visit(ims_str key, void **val, void *ctx)
 {
     struct exp_ctx *x = ctx;
     struct loc_rec *rec = *val;
-    if (!rec || rec->alias_of)
+    if (!rec || rec->alias)
         return;
-    size_t k = 0;
-    for (size_t i = 0; i < rec->ncontacts; i++) {
-        if (rec->contacts[i].expires <= x->now)
-            continue;
-        if (k != i)
-            rec->contacts[k] = rec->contacts[i];
-        k++;
+    bool none_left = false;
+    struct loc_rec *n = drop_expired(rec, x->now, &none_left);
+    if (!none_left) {
+        if (n && n != rec) {
+            rec_free(rec);
+            *val = n;
+        }
+        /* n == NULL: no memory for the smaller copy; get() filters, the
+         * next sweep tries again */
+        return;
     }
-    rec->ncontacts = k;
-    if (k || x->n == EXPIRE_BATCH)
+    if (x->n == EXPIRE_BATCH)
         return;
     struct gone_item *g = &x->items[x->n++];
     ims_str_copy(key, g->impu, sizeof(g->impu));
-    snprintf(g->impi, sizeof(g->impi), "%s", rec->impi ? rec->impi : "");
-    g->nimpu = rec->nimpu;
-    g->impus = rec->impus;
-    rec->impus = NULL;
-    rec->nimpu = 0;
-    rec_free(rec);
+    g->rec = rec;
     *val = NULL;
 }
 
@@ -545,14 +672,13 @@ size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t 
     for (size_t i = 0; i < x.n; i++) {
         struct gone_item *g = &items[i];
         struct alias_ctx a = { .key = g->impu, .set = false };
-        for (size_t k = 0; k < g->nimpu; k++) {
-            if (strcmp(g->impus[k], g->impu) != 0)
-                cscf_table_with(l->t, ims_str_cstr(g->impus[k]), alias_fn, &a);
-            ims_free(g->impus[k]);
-        }
-        ims_free(g->impus);
+        const char *p = rec_impus(g->rec);
+        for (size_t k = 0; k < g->rec->nimpu; k++, p = skip_str(p + 1))
+            if (strcmp(p + 1, g->impu) != 0)
+                cscf_table_with(l->t, ims_str_cstr(p + 1), alias_fn, &a);
         if (gone)
-            gone(g->impu, g->impi, ctx);
+            gone(g->impu, g->rec->data, ctx); /* data starts with the IMPI */
+        rec_free(g->rec);
     }
     ims_free(items);
     return x.n;

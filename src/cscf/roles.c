@@ -29,6 +29,7 @@ size_t ims_cscf_timers(const struct ims_cfg *cfg)
     if (!ims_cscf_configured(cfg))
         return 0;
     size_t n = 4; /* the sweep, and slack */
+    n += 64;      /* reg-event: NOTIFYs that follow their SUBSCRIBE's 200 (regevent.c) */
     if (role_on(cfg, IMS_ROLE_ICSCF, &cfg->icscf_ports))
         n += cfg->icscf_max_pending;
     if (role_on(cfg, IMS_ROLE_SCSCF, &cfg->scscf_ports))
@@ -307,6 +308,7 @@ static int cscf_new(const struct ims_cfg *cfg, struct ims_hss *hss, ims_cx_fake_
         rc = start_cx(g, hss, fake, fake_ctx, err, errsz);
         if (rc)
             goto fail;
+        cscf_rtr_attach(g); /* RTR/PPR from the HSS (rtr.c) */
     }
     *out = g;
     return 0;
@@ -343,6 +345,8 @@ static int set_apps(struct cscf_worker *w, const struct ims_cfg_ports *ports, co
 {
     for (size_t i = 0; i < ports->n; i++) {
         struct proxy_app app = { .name = name, .on_request = fn, .ctx = w };
+        if (fn == cscf_pcscf_request)
+            app.proxy_require = cscf_pcscf_proxy_require(w->g);
         int rc = ims_proxy_set_app(w->p, ports->port[i], &app);
         if (rc)
             return rc;

@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "crypto/digest.h"
+#include "cscf/cscf_audit.h"
 #include "cscf/cscf_int.h"
 #include "cscf/profile.h"
 
@@ -515,6 +516,10 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     }
     LOG_I("scscf", "event=%s impu=%s impi=%s", dereg ? "deregistered" : "registered", t->impu,
           t->impi);
+    cscf_audit_reg(m, t->impi, t->impu, dereg); /* audit: (de-)registration */
+    cscf_regevent_changed(w, t->impu, dereg ? "unregistered" : NULL); /* reg-event NOTIFYs */
+    /* third-party REGISTER to the ASes (thirdparty.c) */
+    cscf_tp_register(w, t->sat, t->impu, t->impi, m, ims_buf_str(&hdrs));
     finish(t, 200, NULL, ims_buf_str(&hdrs));
 out:
     ims_profile_unref(prof);
@@ -633,6 +638,7 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         }
         LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d", t->impi, t->impu,
               (int)verdict);
+        cscf_audit_auth(m, t->impi, t->impu, verdict); /* audit: success/failure */
     }
     switch (verdict) {
     case IMS_AUTH_OK:
@@ -664,67 +670,10 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     }
 }
 
-/* ------------------------------------------------------------ sessions hook */
+/* ------------------------------------------------------------ dispatch */
 
-bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
-{
-    struct sip_uri top;
-    ims_str v;
-    return cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "orig", &v) == 0;
-}
-
-int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str impu)
-{
-    struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
-    if (!reg)
-        return IMS_ENOMEM;
-    int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
-    if (rc)
-        goto out;
-    const struct ims_reg_contact *best = &reg->contacts[0];
-    for (size_t i = 1; i < reg->ncontacts; i++) {
-        const struct ims_reg_contact *c = &reg->contacts[i];
-        if (c->q > best->q || (c->q == best->q && c->expires > best->expires))
-            best = c;
-    }
-    char route[IMS_REG_PATH_MAX + 16];
-    struct sip_nameaddr hop;
-    struct proxy_fwd f = { .ruri = ims_str_cstr(best->uri) };
-    static const uint16_t del[] = { SIP_H_ROUTE };
-    if (best->path[0] && cscf_first_nameaddr(ims_str_cstr(best->path), &hop) == 0) {
-        int n = snprintf(route, sizeof(route), "Route: %s\r\n", best->path);
-        f.add_hdrs = ims_str_make(route, n > 0 ? (size_t)n : 0);
-        f.next_hop = hop.uri.raw;
-        f.del_hdrs = del;
-        f.ndel = 1;
-    }
-    rc = ims_proxy_forward(r, &f);
-out:
-    ims_reg_clear(reg);
-    ims_free(reg);
-    return rc;
-}
-
-void ims_cscf_scscf_default(void *ctx, struct proxy_req *r, const struct sip_msg *m)
-{
-    struct ims_cscf *g = ctx;
-    if (ims_cscf_scscf_orig(r, m) || m->to.tag.len || ims_proxy_req_to_self(r) ||
-        cscf_has_foreign_route(r, m)) {
-        ims_proxy_route_static(NULL, r, m);
-        return;
-    }
-    char impu[IMS_REG_ID_MAX];
-    if (cscf_impu_of(&m->ruri, impu, sizeof(impu)) != 0) {
-        ims_proxy_route_static(NULL, r, m);
-        return;
-    }
-    int rc = ims_cscf_scscf_route_term(g, r, ims_str_cstr(impu));
-    if (rc == IMS_ENOENT)
-        ims_proxy_reply(r, 480, "Not Registered", NULL);
-    else if (rc)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
-}
-
+/* Every request but REGISTER goes to the sessions hook (session.c by
+ * default). */
 void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
 {
     struct cscf_worker *w = ctx;
@@ -732,6 +681,9 @@ void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
         sc_register(w, r, m);
         return;
     }
+    /* SUBSCRIBE Event: reg for a registration of ours (RFC 3680, regevent.c) */
+    if (m->method == SIP_M_SUBSCRIBE && cscf_regevent_request(w, r, m))
+        return;
     w->g->s_hook(w->g->s_hook_ctx, r, m);
 }
 
@@ -762,11 +714,14 @@ static void expired(const char *impu, const char *impi, void *ctx)
     int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, tsar_done, NULL);
     LOG_I("scscf", "event=registration_expired impu=%s impi=%s sar=%s", impu, impi,
           rc ? ims_strerror(rc) : "sent");
+    cscf_regevent_changed(w, impu, "expired"); /* reg-event NOTIFYs (regevent.c) */
+    cscf_tp_expired(w, impu, impi); /* third-party REGISTER, Expires: 0 */
 }
 
 void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s)
 {
     ims_loc_expire(w->g->loc, w->idx, w->g->nworkers, now_s, expired, w);
+    cscf_regevent_sweep(w, now_s); /* reg-event subscriptions (regevent.c) */
     ims_auth_expire(w->g->auth, w->idx, w->g->nworkers, now_s * 1000);
 }
 
@@ -804,6 +759,10 @@ int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz)
         };
         rc = ims_auth_new(&ac, &g->auth);
     }
+    if (rc == 0)
+        rc = cscf_tp_init(g); /* third-party REGISTER (thirdparty.c) */
+    if (rc == 0)
+        rc = cscf_regevent_init(g); /* reg-event subscriptions (regevent.c) */
     if (rc) {
         snprintf(err, errsz, "scscf: cannot create the location store: %s", ims_strerror(rc));
         return rc;
@@ -815,6 +774,8 @@ int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz)
 
 void cscf_scscf_fini(struct ims_cscf *g)
 {
+    cscf_tp_fini(g); /* third-party REGISTER (thirdparty.c) */
+    cscf_regevent_fini(g); /* reg-event subscriptions (regevent.c) */
     ims_auth_free(g->auth);
     ims_loc_free(g->loc);
     g->auth = NULL;

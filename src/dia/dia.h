@@ -93,8 +93,10 @@ typedef void (*ims_dia_req_fn)(struct ims_dia_req *req, void *arg);
 /* Starts freeDiameter: writes (or takes) its configuration, adds the
  * Cx/Sh dictionary, advertises cfg->apps as Vendor-Specific-Application-Id
  * {10415, app}, installs the peer allow-list, and - when fn is given -
- * serves UAR/MAR/SAR/LIR (Cx) and UDR/PUR (Sh) to fn on loop.  Waits until
- * the listeners are up.  loop may be NULL only without fn.
+ * serves UAR/MAR/SAR/LIR (Cx) and UDR/PUR (Sh) to fn on loop (RTR/PPR with
+ * scscf_side).  Waits until the listeners are up.  With fn and no loop, fn
+ * runs on freeDiameter's thread and must not block (an S-CSCF's Cx
+ * client: its answers and requests belong to several worker loops).
  * 0, IMS_EINVAL (bad cfg, or a second start: err says), IMS_EIO (cannot
  * write the configuration), IMS_EBACKEND (freeDiameter refused: its log
  * says why; the process cannot start it again), IMS_ENOMEM. */

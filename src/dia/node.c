@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl/acl.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -65,6 +66,10 @@ static struct node {
     struct fd_hook_hdl *hook;
     bool draining;
     struct outreq *out; /* requests we sent, not yet completed */
+    /* security groups (src/acl): configured peers' addresses, our port */
+    struct sockaddr_storage peer_ip[IMS_DIA_MAX_PEERS];
+    size_t npeer_ip;
+    unsigned port;
 } node = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static const struct cmd_entry *cmd_by_code(unsigned cmd)
@@ -136,6 +141,73 @@ static void fd_logger(int lvl, const char *fmt, va_list ap)
     ims_log_write(l, "fd", "msg=\"%s\"", line);
 }
 
+/* ------------------------------------------------------------ security groups */
+
+static bool same_ip(const struct sockaddr *a, const struct sockaddr_storage *b);
+
+/* The socket of a connection not yet bound to a peer, from freeDiameter's
+ * connection id: "{----} TCP from [ADDR]:PORT (SERVER_FD<-CLIENT_FD)"
+ * (cnxctx.c fd_cnx_serv_accept, 1.2.1 to today).  Its public API exposes
+ * neither the socket nor the address of a connection before its CER. */
+static int cnx_fd(const char *id)
+{
+    const char *p = id ? strstr(id, "<-") : NULL;
+    if (!p || !strstr(id, " from ["))
+        return -1;
+    int fd = 0;
+    for (p += 2; *p >= '0' && *p <= '9' && fd < 1000000; p++)
+        fd = fd * 10 + (*p - '0');
+    return *p == ')' ? fd : -1;
+}
+
+/* ::ffff:a.b.c.d (a dual-stack listener) as the IPv4 address it is, so
+ * that it compares equal to a peer line's IPv4 address. */
+static void unmap_v4(struct sockaddr_storage *ss)
+{
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return;
+    struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+    memcpy(&v4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, &v4, sizeof(v4));
+}
+
+/* Security groups (src/acl) on the first message of a new connection (the
+ * CER), called from freeDiameter's accepting thread before it looks at the
+ * message.  freeDiameter has no hook at accept, and its peer validator
+ * runs only for identities that are not configured peers and does not see
+ * loopback addresses (fd_ep_add_merge drops them): this is the earliest
+ * point that sees every connection.  A denied connection's CER gets command
+ * code 0, which no dictionary knows: freeDiameter aborts the connection
+ * without answering ("Error parsing CER ... connection aborted").  (Clearing
+ * the R bit instead reaches a path in 1.2.1 that leaks the Failed-AVP it
+ * builds for the CEA's missing Result-Code.) */
+static void acl_first_message(struct msg_hdr *h, const char *cnx_id)
+{
+    int fd = cnx_fd(cnx_id);
+    struct sockaddr_storage rem, loc;
+    socklen_t rl = sizeof(rem), ll = sizeof(loc);
+    bool ok;
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&rem, &rl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&loc, &ll) != 0) {
+        /* cannot tell who it is: open without rules, closed with them */
+        static const struct sockaddr unknown = { .sa_family = AF_UNSPEC };
+        ok = ims_acl_admit_diameter((uint16_t)node.port, &unknown, false);
+    } else {
+        unmap_v4(&rem);
+        bool is_peer = false;
+        for (size_t i = 0; i < node.npeer_ip && !is_peer; i++)
+            is_peer = same_ip((struct sockaddr *)&rem, &node.peer_ip[i]);
+        uint16_t port = ntohs(loc.ss_family == AF_INET6
+                                  ? ((struct sockaddr_in6 *)&loc)->sin6_port
+                                  : ((struct sockaddr_in *)&loc)->sin_port);
+        ok = ims_acl_admit_diameter(port, (struct sockaddr *)&rem, is_peer);
+    }
+    if (!ok)
+        h->msg_code = 0;
+}
+
 /* freeDiameter's default hooks dump whole messages (with HA1, XRES, CK and
  * IK) on errors; ours logs who and what, never the content. */
 static void fd_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *peer, void *other,
@@ -147,6 +219,11 @@ static void fd_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *pe
     if (msg && fd_msg_hdr(msg, &h) == 0 && h)
         code = h->msg_code;
     switch (type) {
+    case HOOK_MESSAGE_RECEIVED:
+        if (!peer && h && (h->msg_flags & CMD_FLAG_REQUEST) && code == CC_CAPABILITIES_EXCHANGE)
+            acl_first_message(h, other); /* a new connection's CER */
+        LOG_D("dia", "event=hook type=%d peer=%s cmd=%u", (int)type, pid, code);
+        break;
     case HOOK_PEER_CONNECT_SUCCESS:
         LOG_N("dia", "event=peer_open peer=%s", pid);
         break;
@@ -275,6 +352,32 @@ static bool peer_has_app(struct peer_info *info)
             return true;
     }
     return false;
+}
+
+static bool same_ip(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+    if (a->sa_family != b->ss_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* Remembers the configured peers' addresses for acl_first_message(). */
+static void acl_note_peers(const struct ims_dia_cfg *cfg)
+{
+    node.port = cfg->port;
+    node.npeer_ip = 0;
+    for (size_t i = 0; i < cfg->npeers && i < IMS_DIA_MAX_PEERS; i++) {
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+        if (!cfg->peers[i].addr || getaddrinfo(cfg->peers[i].addr, NULL, &hints, &res) != 0)
+            continue;
+        for (struct addrinfo *ai = res; ai && node.npeer_ip < IMS_DIA_MAX_PEERS; ai = ai->ai_next)
+            memcpy(&node.peer_ip[node.npeer_ip++], ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(res);
+    }
 }
 
 /* Called by freeDiameter for a CER from a peer that is not configured. */
@@ -512,6 +615,10 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
     }
     p->msg = *msg;
     *msg = NULL;
+    if (!node.loop) { /* a handler without a loop runs here (dia.h: ims_dia_start) */
+        node.fn(&p->req, node.arg);
+        return 0;
+    }
     if (ims_loop_post(node.loop, deliver, p, drop_pending) != 0) {
         *msg = p->msg;
         pool_put(p);
@@ -767,10 +874,6 @@ int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_
         snprintf(err, errsz, "diameter: freeDiameter can be started once per process");
         return IMS_EINVAL;
     }
-    if (fn && !loop) {
-        snprintf(err, errsz, "diameter: a handler needs a loop");
-        return IMS_EINVAL;
-    }
     int rc = check_cfg(cfg, err, errsz);
     if (rc)
         return rc;
@@ -779,6 +882,7 @@ int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_
     node.fn = fn;
     node.arg = arg;
     node.tls_required = cfg->tls_required;
+    acl_note_peers(cfg);
     node.timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 10000;
     snprintf(node.identity, sizeof(node.identity), "%s", cfg->identity ? cfg->identity : "");
     snprintf(node.realm, sizeof(node.realm), "%s", cfg->realm ? cfg->realm : "");

@@ -391,7 +391,9 @@ static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct
         ims_str_copy(rq->server_name, res->assigned_scscf, sizeof(res->assigned_scscf));
         return 0;
     }
-    rc = ims_store_reg_set(st, rq->impu, rec.reg_state, IMS_SCSCF_SET, rq->server_name, NULL);
+    /* not flushed before the answer: a power cut may lose it, and the SAR
+     * that completes the registration stores it again (an SQN is flushed) */
+    rc = ims_store_reg_set_scscf_lazy(st, rq->impu, rec.reg_state, rq->server_name);
     if (rc == 0)
         ims_str_copy(rq->server_name, res->assigned_scscf, sizeof(res->assigned_scscf));
     return rc == IMS_ENOENT ? 0 : rc;

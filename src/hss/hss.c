@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <libxml/parser.h>
 
@@ -48,6 +49,12 @@ struct ims_hss {
     bool stopping;
     struct scscf_peer peers[MAX_SCSCF_PEERS];
     size_t npeers, next_evict;
+    /* the S-CSCF of this process (ims_hss_set_local_scscf): RTR/PPR for its
+     * Server-Name are handed to it, not sent to our own Diameter node */
+    pthread_mutex_t local_lock;
+    char local_name[IMS_STORE_ID_MAX];
+    ims_hss_scscf_fn local_fn;
+    void *local_ctx;
 };
 
 /* One request on its way through the store. */
@@ -182,6 +189,84 @@ static void job_free(struct job *j)
     ims_free(j);
 }
 
+/* ---- S-CSCF peers learned on a store thread ----
+ *
+ * A Diameter request is answered on the store thread that ran it (done,
+ * below), but the peer map belongs to the loop: the (Server-Name,
+ * Origin-Host, Origin-Realm) of an answer that assigned an S-CSCF is
+ * posted there.  Not for every MAR/SAR: each store thread remembers what
+ * it posted in the last second (a few entries), so a busy S-CSCF costs a
+ * post per thread per second, and a changed host still reaches the map
+ * within that second. */
+#define SEEN_MAX 8
+#define SEEN_NS 1000000000LL
+
+struct peer_learn {
+    struct ims_hss *h;
+    struct scscf_peer p;
+};
+
+struct seen_peer {
+    struct scscf_peer p;
+    long long at_ns;
+};
+
+static _Thread_local struct seen_peer seen[SEEN_MAX];
+static _Thread_local unsigned seen_next;
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* true when this thread posted the same triple less than a second ago;
+ * otherwise remembers it (the caller posts) */
+static bool seen_recently(const char *name, ims_str host, ims_str realm)
+{
+    long long now = now_ns();
+    for (unsigned i = 0; i < SEEN_MAX; i++) {
+        const struct seen_peer *e = &seen[i];
+        if (e->at_ns && now - e->at_ns < SEEN_NS && strcmp(e->p.name, name) == 0 &&
+            ims_str_eq(host, ims_str_cstr(e->p.host)) &&
+            ims_str_eq(realm, ims_str_cstr(e->p.realm)))
+            return true;
+    }
+    struct seen_peer *e = &seen[seen_next++ % SEEN_MAX];
+    snprintf(e->p.name, sizeof(e->p.name), "%s", name);
+    ims_str_copy(host, e->p.host, sizeof(e->p.host));
+    ims_str_copy(realm, e->p.realm, sizeof(e->p.realm));
+    e->at_ns = now;
+    return false;
+}
+
+static void peer_learn_run(struct ims_loop *loop, void *arg)
+{
+    struct peer_learn *l = arg;
+    learn_peer(l->h, l->p.name, ims_str_cstr(l->p.host), ims_str_cstr(l->p.realm), true);
+    ims_free(l);
+}
+
+static void post_learn(struct ims_hss *h, const char *name, ims_str host, ims_str realm)
+{
+    if (host.len == 0 || host.len >= sizeof(((struct scscf_peer *)0)->host) ||
+        realm.len >= sizeof(((struct scscf_peer *)0)->realm) || seen_recently(name, host, realm))
+        return;
+    struct peer_learn *l = ims_calloc(1, sizeof(*l));
+    if (!l)
+        return; /* the next answer of this S-CSCF after a second tries again */
+    l->h = h;
+    snprintf(l->p.name, sizeof(l->p.name), "%s", name);
+    ims_str_copy(host, l->p.host, sizeof(l->p.host));
+    ims_str_copy(realm, l->p.realm, sizeof(l->p.realm));
+    if (ims_loop_post(h->loop, peer_learn_run, l, ims_free) != 0)
+        ims_free(l);
+}
+
+/* On the store thread, right after the job's batch committed (exec.h,
+ * loop NULL): answering is thread-safe (dia.h), and going back through
+ * the HSS loop first was two more thread wake-ups per request. */
 static void done(struct ims_loop *loop, int rc, void *arg)
 {
     struct job *j = arg;
@@ -192,20 +277,13 @@ static void done(struct ims_loop *loop, int rc, void *arg)
         answer_error(req, DIA_UNABLE_TO_COMPLY);
     } else {
         if (j->res.assigned_scscf[0])
-            learn_peer(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm, true);
+            post_learn(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm);
         bool exp;
         uint32_t code = dia_ans_code(&j->res.ans, &exp);
         LOG_I("hss", "event=answer cmd=%u peer=%.*s sess=%.*s result=%u%s", req->cmd,
               IMS_SF(req->origin_host), IMS_SF(req->session_id), code, exp ? " exp=1" : "");
         ims_dia_answer(req, &j->res.ans);
     }
-    job_free(j);
-}
-
-static void cancel(void *arg)
-{
-    struct job *j = arg;
-    answer_error(j->req, DIA_UNABLE_TO_COMPLY);
     job_free(j);
 }
 
@@ -244,7 +322,7 @@ static void on_request(struct ims_dia_req *req, void *arg)
     j->h = h;
     j->req = req;
     ims_hss_result_init(&j->res);
-    int rc = ims_store_exec_submit(h->exec, h->loop, &j->sj, work, done, cancel, j);
+    int rc = ims_store_exec_submit(h->exec, NULL, &j->sj, work, done, NULL, j);
     if (rc) {
         LOG_W("hss", "event=store_busy cmd=%u err=%s", req->cmd, ims_strerror(rc));
         answer_error(req, DIA_TOO_BUSY);
@@ -417,16 +495,56 @@ static int admin_work(struct ims_store *st, void *arg)
     return rc;
 }
 
+static bool local_scscf(struct ims_hss *h, const char *name)
+{
+    pthread_mutex_lock(&h->local_lock);
+    bool yes = h->local_fn && strcmp(h->local_name, name) == 0;
+    pthread_mutex_unlock(&h->local_lock);
+    return yes;
+}
+
+/* RTR/PPR to the S-CSCF of this process: its handler answers at once (the
+ * lock keeps it registered while it runs).  0 (cb ran, a freed), or
+ * IMS_EAGAIN (it went meanwhile). */
+static int admin_local(struct admin *a, unsigned cmd, const void *req)
+{
+    struct ims_hss *h = a->h;
+    pthread_mutex_lock(&h->local_lock);
+    bool on = h->local_fn && strcmp(h->local_name, a->op.scscf) == 0;
+    uint32_t code = on ? h->local_fn(h->local_ctx, cmd, req) : 0;
+    pthread_mutex_unlock(&h->local_lock);
+    if (!on)
+        return IMS_EAGAIN;
+    LOG_N("hss", "event=admin_done kind=%d impu=%s scscf=%s rc=OK result=%u local=1", a->op.kind,
+          a->op.impu, a->op.scscf, code);
+    a->cb(0, code, a->arg);
+    admin_free(a);
+    return 0;
+}
+
+void ims_hss_set_local_scscf(struct ims_hss *h, const char *server_name, ims_hss_scscf_fn fn,
+                             void *ctx)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->local_lock);
+    snprintf(h->local_name, sizeof(h->local_name), "%s", fn && server_name ? server_name : "");
+    h->local_fn = fn;
+    h->local_ctx = ctx;
+    pthread_mutex_unlock(&h->local_lock);
+}
+
 static void admin_done(struct ims_loop *loop, int rc, void *arg)
 {
     struct admin *a = arg;
-    const struct scscf_peer *p = rc == 0 ? peer_of(a->h, a->op.scscf) : NULL;
-    if (rc == 0 && !p && a->stored.host[0]) {
+    bool local = rc == 0 && local_scscf(a->h, a->op.scscf);
+    const struct scscf_peer *p = rc == 0 && !local ? peer_of(a->h, a->op.scscf) : NULL;
+    if (rc == 0 && !local && !p && a->stored.host[0]) {
         learn_peer(a->h, a->op.scscf, ims_str_cstr(a->stored.host),
                    ims_str_cstr(a->stored.realm), false);
         p = peer_of(a->h, a->op.scscf);
     }
-    if (rc == 0 && !p)
+    if (rc == 0 && !local && !p)
         rc = IMS_EAGAIN;
     if (rc == 0) {
         ims_str impus[CX_MAX_IMPU];
@@ -435,8 +553,8 @@ static void admin_done(struct ims_loop *loop, int rc, void *arg)
         if (a->op.kind == HSS_ADMIN_DEREGISTER) {
             struct cx_rtr r;
             memset(&r, 0, sizeof(r));
-            r.dest_host = ims_str_cstr(p->host);
-            r.dest_realm = ims_str_cstr(p->realm);
+            r.dest_host = p ? ims_str_cstr(p->host) : IMS_STR_NULL;
+            r.dest_realm = p ? ims_str_cstr(p->realm) : IMS_STR_NULL;
             r.impi = ims_str_cstr(a->op.impi);
             memcpy(r.impu, impus, sizeof(impus[0]) * a->op.n_impus);
             r.n_impu = a->op.n_impus;
@@ -445,17 +563,19 @@ static void admin_done(struct ims_loop *loop, int rc, void *arg)
             r.reason.present = a->op.info[0] ? 3 : 1;
             r.present = 1u << DIA_REQ_DEST_HOST | 1u << DIA_REQ_DEST_REALM | 1u << CX_RTR_IMPI |
                         (r.n_impu ? 1u << CX_RTR_IMPU : 0) | 1u << CX_RTR_REASON;
-            rc = ims_dia_send(DIA_CMD_RTR, &r, admin_answer, a);
+            rc = local ? admin_local(a, DIA_CMD_RTR, &r)
+                       : ims_dia_send(DIA_CMD_RTR, &r, admin_answer, a);
         } else {
             struct cx_ppr r;
             memset(&r, 0, sizeof(r));
-            r.dest_host = ims_str_cstr(p->host);
-            r.dest_realm = ims_str_cstr(p->realm);
+            r.dest_host = p ? ims_str_cstr(p->host) : IMS_STR_NULL;
+            r.dest_realm = p ? ims_str_cstr(p->realm) : IMS_STR_NULL;
             r.impi = ims_str_cstr(a->op.impi);
             r.user_data = ims_buf_str(&a->op.xml);
             r.present = 1u << DIA_REQ_DEST_HOST | 1u << DIA_REQ_DEST_REALM | 1u << CX_PPR_IMPI |
                         1u << CX_PPR_DATA;
-            rc = ims_dia_send(DIA_CMD_PPR, &r, admin_answer, a);
+            rc = local ? admin_local(a, DIA_CMD_PPR, &r)
+                       : ims_dia_send(DIA_CMD_PPR, &r, admin_answer, a);
         }
         if (rc == 0)
             return;
@@ -632,6 +752,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
         return IMS_ENOMEM;
     }
     h->cfg = cfg;
+    pthread_mutex_init(&h->local_lock, NULL);
     xmlInitParser(); /* once, before threads use libxml2 */
     int rc = 0;
     if (cfg->mode == IMS_HSS_MODE_HSS) {
@@ -705,6 +826,7 @@ size_t ims_hss_stop(struct ims_hss *h)
     ims_keyrepo_free(h->repo);
     for (size_t i = 0; i < h->nretired; i++)
         ims_keyrepo_free(h->retired[i]);
+    pthread_mutex_destroy(&h->local_lock);
     ims_free(h);
     return leaked;
 }

@@ -56,7 +56,8 @@ size_t ims_hss_stop(struct ims_hss *h);
  * have got DIAMETER_UNABLE_TO_COMPLY).  If the loop is freed before that,
  * drop(arg) runs instead, on the thread freeing the loop.  Thread-safe.
  * Unlike a Diameter request, nothing is learned about the S-CSCF's
- * Diameter identity (RTR/PPR to an in-process S-CSCF are not sent).
+ * Diameter identity (RTR/PPR to an in-process S-CSCF go to the handler of
+ * ims_hss_set_local_scscf instead).
  * 0, IMS_EINVAL (SLF mode, stopping, unknown cmd), IMS_ENOMEM, IMS_ELIMIT
  * (the store queue is full: answer "busy"). */
 struct ims_loop;
@@ -64,6 +65,20 @@ typedef void (*ims_hss_local_fn)(struct ims_loop *loop, int rc, const struct dia
                                  void *arg);
 int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_loop *loop,
                   ims_hss_local_fn cb, void (*drop)(void *arg), void *arg);
+
+/* ---- an S-CSCF in this process (src/cscf/cx_client.c) ----
+ *
+ * In one process the S-CSCF's Diameter identity is our own node, so RTR and
+ * PPR for it could never be sent: the S-CSCF registers fn for its
+ * Server-Name (the name its SARs store) and those requests are handed to fn
+ * on the HSS loop instead.  fn must not block; req (struct cx_rtr for
+ * DIA_CMD_RTR, struct cx_ppr for DIA_CMD_PPR) is borrowed for the call; fn
+ * returns the Result-Code of the answer (RTA/PPA).  fn NULL removes the
+ * hook; once that call returns, fn is not running and is not called again.
+ * Thread-safe; h NULL is a no-op. */
+typedef uint32_t (*ims_hss_scscf_fn)(void *ctx, unsigned cmd, const void *req);
+void ims_hss_set_local_scscf(struct ims_hss *h, const char *server_name, ims_hss_scscf_fn fn,
+                             void *ctx);
 
 /* ---- admin (HSS-initiated procedures, TS 29.228 §6.1.3, §6.2.2) ----
  *

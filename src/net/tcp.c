@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl/acl.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -502,6 +503,22 @@ static void set_nodelay(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Security groups (src/acl) at accept: before a slot is taken and, for TLS,
+ * before the handshake costs us anything. */
+static bool acl_admit(const struct sip_listener *l, const struct ims_addr *peer)
+{
+    enum ims_acl_listener kind = l->proto == SIP_PROTO_TLS ? IMS_ACL_SIP_TLS : IMS_ACL_SIP_TCP;
+    return ims_acl_admit(kind, ims_addr_port(&l->addr), (const struct sockaddr *)&peer->ss);
+}
+
+/* A reset rather than an orderly close: the peer sees a refusal at once. */
+static void refuse_rst(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
 void ims_tcp_accept_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
 {
     struct sip_listener *l = io->data;
@@ -525,6 +542,11 @@ void ims_tcp_accept_cb(struct ims_loop *loop, struct ims_io *io, unsigned events
         struct ims_addr peer;
         char as[IMS_ADDR_STRLEN];
         const char *why = NULL;
+        if (ims_addr_set(&peer, (struct sockaddr *)&ss, sl) == 0 && !acl_admit(l, &peer)) {
+            tp->stats.acl_denied++;
+            refuse_rst(fd);
+            continue;
+        }
         if (ims_addr_set(&peer, (struct sockaddr *)&ss, sl) != 0)
             why = "bad_address";
         else if (tp->nfree == 0)

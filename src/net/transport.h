@@ -177,6 +177,7 @@ struct sip_tp_stats {
     uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes;
     uint64_t conns_open, conns_refused, conns_idle_closed, framing_errors;
     uint64_t conns_current, rx_dropped, conn_errors;
+    uint64_t acl_denied; /* datagrams dropped, connections closed by security groups */
 };
 void ims_sip_tp_stats(const struct sip_tp *tp, struct sip_tp_stats *out);
 

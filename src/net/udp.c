@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "acl/acl.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "net/net_int.h"
@@ -53,6 +54,12 @@ void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
             const char *p = iov[i].iov_base;
             if (ims_addr_set(&src, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen))
                 continue;
+            /* security groups (src/acl): a denied source is never parsed */
+            if (!ims_acl_admit(IMS_ACL_SIP_UDP, ims_addr_port(&l->addr),
+                               (const struct sockaddr *)&src.ss)) {
+                tp->stats.acl_denied++;
+                continue;
+            }
             if (len > tp->max_msg || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
                 unsigned sup;
                 tp->stats.rx_dropped++;

@@ -53,7 +53,7 @@ static int family_of(const struct sip_dest *d)
 /* §16.6 item 4: stay on the path of dialogs this request creates. */
 static bool wants_rr(const struct proxy_req *r, const struct sip_msg *m)
 {
-    if (!r->p->sh->record_route || r->uac || m->to.tag.len)
+    if (!r->p->sh->record_route || r->uac || r->no_rr || m->to.tag.len)
         return false;
     switch (m->method) {
     case SIP_M_INVITE:
@@ -515,6 +515,7 @@ int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f)
     r->on_rsp = f->on_response;
     r->rsp_ud = f->ud;
     r->noanswer_ms = f->noanswer_ms;
+    r->no_rr = f->no_rr;
     r->best_status = 0;
     ims_buf_reset(&r->best);
     r->ntargets = r->cur = 0;

@@ -119,18 +119,23 @@ static const char hexd[] = "0123456789abcdef";
 static ims_str top_via_value(const struct sip_msg *m, const struct sip_hdr *h,
                              const struct sip_tp_rx *rx, struct arena *ar);
 
-int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
-                      struct ims_buf *out)
+void px_to_tag(const struct sip_msg *req, uint32_t salt, char tag[8])
 {
     /* §8.2.6.2: the same To tag for every retransmission of the request */
-    uint32_t x = 2166136261u ^ a->tag_salt;
+    uint32_t x = 2166136261u ^ salt;
     ims_str keys[3] = { req->call_id, req->from.tag, req->via1.branch };
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < keys[k].len; i++)
             x = (x ^ (unsigned char)keys[k].p[i]) * 16777619u;
-    char tag[8];
     for (int k = 0; k < 8; k++)
         tag[k] = hexd[(x >> (28 - 4 * k)) & 15];
+}
+
+int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
+                      struct ims_buf *out)
+{
+    char tag[8];
+    px_to_tag(req, a->tag_salt, tag);
     int rc = px_buf_reserve(out, req->head_len + 128 + a->hdrs.len + a->body.len +
                                      a->content_type.len);
     if (rc)

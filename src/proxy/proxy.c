@@ -238,7 +238,8 @@ int ims_proxy_set_app(struct ims_proxy *p, uint16_t port, const struct proxy_app
     return 0;
 }
 
-static const struct proxy_app default_app = { "static", ims_proxy_route_static, NULL };
+static const struct proxy_app default_app = { .name = "static",
+                                              .on_request = ims_proxy_route_static };
 
 static const struct proxy_app *find_app(const struct ims_proxy *p, uint16_t port)
 {
@@ -253,6 +254,46 @@ static const struct proxy_app *find_app(const struct ims_proxy *p, uint16_t port
             any = &s->app;
     }
     return any ? any : &default_app;
+}
+
+static bool app_handles(const struct proxy_app *app, ims_str tag)
+{
+    for (const char *const *t = app->proxy_require; t && *t; t++)
+        if (ims_str_caseeq_lit(tag, *t))
+            return true;
+    return false;
+}
+
+/* Does the request name a Proxy-Require option tag the app does not handle?
+ * Those tags go to un as "Unsupported: tag\r\n" lines (as many as fit; an
+ * unparsable value counts as one unknown tag). */
+static bool px_unsupported(const struct proxy_app *app, const struct sip_msg *m, char *un,
+                           size_t cap, size_t *len)
+{
+    bool any = false;
+    *len = 0;
+    for (const struct sip_hdr *pr = ims_sip_hdr_first(m, SIP_H_PROXY_REQUIRE); pr;
+         pr = ims_sip_hdr_next(m, pr)) {
+        struct ims_cur c = { pr->value.p, pr->value.p + pr->value.len };
+        ims_str tag;
+        int rc;
+        while ((rc = ims_sip_list_next(&c, &tag)) != IMS_ENOENT) {
+            if (rc == 0 && app_handles(app, tag))
+                continue;
+            if (rc)
+                tag = pr->value;
+            any = true;
+            if (*len + tag.len + 16 < cap) {
+                memcpy(un + *len, "Unsupported: ", 13);
+                memcpy(un + *len + 13, tag.p, tag.len);
+                memcpy(un + *len + 13 + tag.len, "\r\n", 2);
+                *len += 13 + tag.len + 2;
+            }
+            if (rc)
+                break;
+        }
+    }
+    return any;
 }
 
 /* ------------------------------------------------------------ logging */
@@ -415,6 +456,16 @@ void ims_proxy_req_set_data(struct proxy_req *r, void *data)
 void *ims_proxy_req_data(const struct proxy_req *r)
 {
     return r->data;
+}
+
+int ims_proxy_req_to_tag(struct proxy_req *r, char *out, size_t cap)
+{
+    const struct sip_msg *m = ims_proxy_req_msg(r);
+    if (!m || cap < 9)
+        return IMS_EINVAL;
+    px_to_tag(m, r->p->tag_salt, out);
+    out[8] = '\0';
+    return 0;
 }
 
 void ims_proxy_req_on_cancel(struct proxy_req *r, void (*fn)(struct proxy_req *r, void *ud),
@@ -654,19 +705,10 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
             px_reply_stateless(p, m, rx, 482, NULL, IMS_STR_NULL);
             return;
         }
-        /* §16.3 item 5: we support no extension a proxy must understand */
-        const struct sip_hdr *pr = ims_sip_hdr_first(m, SIP_H_PROXY_REQUIRE);
-        if (pr) {
-            char un[512];
-            size_t k = 0;
-            for (; pr && k + pr->value.len + 16 < sizeof(un); pr = ims_sip_hdr_next(m, pr)) {
-                memcpy(un + k, "Unsupported: ", 13);
-                k += 13;
-                memcpy(un + k, pr->value.p, pr->value.len);
-                k += pr->value.len;
-                un[k++] = '\r';
-                un[k++] = '\n';
-            }
+        /* §16.3 item 5: the only extensions we understand are the app's */
+        char un[512];
+        size_t k;
+        if (px_unsupported(find_app(p, lport), m, un, sizeof(un), &k)) {
             px_reply_stateless(p, m, rx, 420, NULL, ims_str_make(un, k));
             return;
         }

@@ -15,7 +15,8 @@
  *     absorbed, responses go to their client transaction (or the owning
  *     worker, or are forwarded statelessly when no transaction matches);
  *   - validation (§16.3): Max-Forwards (0 -> 483, but OPTIONS is answered),
- *     loop detection (482), Proxy-Require (420);
+ *     loop detection (482), Proxy-Require (420, except the option tags the
+ *     port's app handles: proxy_app.proxy_require);
  *   - route pre-processing (§16.4): strict-router fix-up and popping the
  *     Route values that name us;
  *   - OPTIONS to ourselves: 200 with Allow/Accept/Supported, statelessly;
@@ -153,6 +154,11 @@ struct proxy_app {
     const char *name;            /* for logs */
     proxy_request_fn on_request;
     void *ctx;
+    /* Optional: the Proxy-Require option tags this app handles itself
+     * ("sec-agree" at the P-CSCF, RFC 3329), NULL-terminated; the core's
+     * 420 (RFC 3261 §16.3 item 5) names only the others.  Borrowed: it
+     * must outlive the proxy. */
+    const char *const *proxy_require;
 };
 
 /* Routes requests that arrive on a listener with local port `port` to app
@@ -183,6 +189,11 @@ bool ims_proxy_req_final_sent(const struct proxy_req *r);
 /* One pointer for the app. */
 void ims_proxy_req_set_data(struct proxy_req *r, void *data);
 void *ims_proxy_req_data(const struct proxy_req *r);
+/* The To tag ims_proxy_reply adds to a final response when the request had
+ * none (RFC 3261 §8.2.6.2), NUL-terminated into out (cap >= 9): a UAS app
+ * names its dialog with it (the From tag of a NOTIFY, RFC 6665).
+ * 0, IMS_EINVAL. */
+int ims_proxy_req_to_tag(struct proxy_req *r, char *out, size_t cap);
 
 /* Keep r after the handler returns (count-based). */
 void ims_proxy_req_hold(struct proxy_req *r);
@@ -237,6 +248,7 @@ struct proxy_fwd {
      * §5.3.1.3, an S-CSCF or AS that does not answer).  0: only the
      * transaction timers (32 s for Timer B/F) decide. */
     unsigned noanswer_ms;
+    bool no_rr; /* do not Record-Route this one (an I-CSCF, TS 24.229 §5.3.2.1) */
 };
 
 /* Forwards r statefully (§16.6): new branch, Via, Max-Forwards, Record-Route,

@@ -73,6 +73,7 @@ struct proxy_req {
     bool to_self, cancelled, final_sent, fwd_active, uac, got_prov, cancel_cb_done;
     bool got_any;          /* the current branch had a response (a 100 too) */
     unsigned noanswer_ms;  /* proxy_fwd.noanswer_ms; tm_c runs it first */
+    bool no_rr;            /* proxy_fwd.no_rr */
     const struct sip_msg *cur_msg; /* the request while the handler runs */
 
     /* forwarding spec, copied (offsets into spec.p, valid after building) */
@@ -212,6 +213,8 @@ struct px_rsp_args {
 };
 int px_build_response(const struct sip_msg *req, const struct px_rsp_args *a,
                       struct ims_buf *out);
+/* The To tag px_build_response adds (8 hex digits, no NUL). */
+void px_to_tag(const struct sip_msg *req, uint32_t salt, char tag[8]);
 /* A forwarded request (§16.6). */
 struct px_fwd_args {
     ims_str ruri;                /* replacement, or empty */

@@ -60,6 +60,10 @@ static void job_cancel(void *arg)
 static void complete(struct ims_store_job *job)
 {
     unsigned tries = 0;
+    if (!job->loop) { /* completes here, on the store thread (exec.h) */
+        job->done(NULL, job->rc, job->arg);
+        return;
+    }
     while (ims_loop_post(job->loop, job_done, job, job_cancel) != 0) {
         if (tries++ == 0)
             LOG_E("store", "event=completion_post_failed retrying=yes");
@@ -125,6 +129,7 @@ static void *worker_main(void *arg)
         if (n == 0) /* stopping and drained */
             return NULL;
         run_batch(w, jobs, n);
+        st_idle(w->st); /* checkpoints: after the answers, outside the write lock */
     }
 }
 

@@ -220,6 +220,18 @@ int st_batch_end(struct ims_store *s)
     return rc;
 }
 
+void st_lazy(struct ims_store *s, bool lazy)
+{
+    if (s->drv->set_lazy)
+        s->drv->set_lazy(s->db, lazy);
+}
+
+void st_idle(struct ims_store *s)
+{
+    if (s->drv->idle && s->depth == 0 && !s->batch)
+        s->drv->idle(s->db);
+}
+
 void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *dst, size_t cap)
 {
     ims_str_copy(s->drv->col_text(stmt, col), dst, cap);

@@ -85,7 +85,8 @@ enum ims_identity_type {
  * migrations, each in its own transaction, recorded in schema_migrations;
  * safe when several processes start at once).
  *   "sqlite:<path>"             file, created 0600 if missing; WAL mode,
- *                               foreign keys, synchronous=FULL
+ *                               foreign keys, every commit on disk before
+ *                               the call returns (as synchronous=FULL)
  *   "sqlite::memory:"           private in-memory database (tests)
  *   "postgresql://..." or "postgres://..."   a libpq URI
  *   "pg:<conninfo>"             a libpq keyword/value string
@@ -176,6 +177,15 @@ int ims_store_assoc_check(struct ims_store *st, ims_str impi, ims_str impu, enum
  * 0, IMS_ENOENT, IMS_EBACKEND (a secret fails to decrypt: tampered row,
  * or its key was removed from the repository). */
 int ims_store_auth_get(struct ims_store *st, ims_str impi, struct ims_auth_data *out);
+/* The same, decrypting only the secrets in fields (each one is an AES-GCM
+ * decryption): IMS_AUTH_F_AKA (K and OPc), IMS_AUTH_F_HA1(alg).  A secret
+ * not asked for reads as absent (has_aka / has_ha1[alg] false).  The
+ * non-secret fields (realm, schemes, AMF, SQN) are always set. */
+#define IMS_AUTH_F_AKA 1u
+#define IMS_AUTH_F_HA1(alg) (2u << (alg))
+#define IMS_AUTH_F_ALL 0xfu
+int ims_store_auth_get_fields(struct ims_store *st, ims_str impi, unsigned fields,
+                              struct ims_auth_data *out);
 
 /* Atomic read-modify-write of SQN_HE: in one write transaction with the
  * row locked, fn(cur, &next, ctx) computes the new value from the stored
@@ -196,6 +206,14 @@ enum ims_scscf_op { IMS_SCSCF_KEEP = 0, IMS_SCSCF_SET, IMS_SCSCF_CLEAR };
  * gets the number of IMPUs updated.  0, IMS_ENOENT. */
 int ims_store_reg_set(struct ims_store *st, ims_str impu, enum ims_reg_state state,
                       enum ims_scscf_op op, ims_str scscf, size_t *changed);
+/* ims_store_reg_set(st, impu, state, IMS_SCSCF_SET, scscf, NULL) for the
+ * Server-Name a MAR stores (TS 29.228 §6.1.8: the S-CSCF of a registration
+ * in progress), committed without waiting for the disk: a crash of the
+ * process keeps it, a power cut may lose it until the next write that is
+ * flushed (anything else).  Losing it is harmless: the SAR that completes
+ * the registration stores it again.  Same results as reg_set. */
+int ims_store_reg_set_scscf_lazy(struct ims_store *st, ims_str impu, enum ims_reg_state state,
+                                 ims_str scscf);
 
 /* The service profile of impu: its name (into name, IMS_STORE_NAME_MAX
  * bytes; "" when the IMPU has none) and XML appended to xml (nothing

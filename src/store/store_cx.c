@@ -77,6 +77,12 @@ static int secret(struct ims_store *s, ims_str impi, int which, ims_str ct, void
 
 int ims_store_auth_get(struct ims_store *s, ims_str impi, struct ims_auth_data *out)
 {
+    return ims_store_auth_get_fields(s, impi, IMS_AUTH_F_ALL, out);
+}
+
+int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields,
+                              struct ims_auth_data *out)
+{
     struct store_stmt *stmt;
     const struct store_driver *d = s->drv;
     s->errmsg[0] = '\0';
@@ -103,7 +109,7 @@ int ims_store_auth_get(struct ims_store *s, ims_str impi, struct ims_auth_data *
     out->amf[1] = (uint8_t)amf;
     out->sqn = (uint64_t)d->col_int(stmt, IMPI_COL_SQN);
     rc = 0;
-    if (!d->col_null(stmt, IMPI_COL_SECRET0 + SEC_K) &&
+    if ((fields & IMS_AUTH_F_AKA) && !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_K) &&
         !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_OPC)) {
         rc = secret(s, impi, SEC_K, d->col_text(stmt, IMPI_COL_SECRET0 + SEC_K), out->k,
                     sizeof(out->k), 16);
@@ -116,7 +122,7 @@ int ims_store_auth_get(struct ims_store *s, ims_str impi, struct ims_auth_data *
                                                   SEC_HA1_SHA512_256 };
     for (int a = 0; rc == 0 && a < IMS_DIGEST_NALG; a++) {
         int col = IMPI_COL_SECRET0 + ha1_col[a];
-        if (d->col_null(stmt, col))
+        if (!(fields & IMS_AUTH_F_HA1(a)) || d->col_null(stmt, col))
             continue;
         rc = secret(s, impi, ha1_col[a], d->col_text(stmt, col), out->ha1[a],
                     sizeof(out->ha1[a]), 0);
@@ -204,6 +210,15 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
     if (changed)
         *changed = (size_t)n;
     return 0;
+}
+
+int ims_store_reg_set_scscf_lazy(struct ims_store *s, ims_str impu, enum ims_reg_state state,
+                                 ims_str scscf)
+{
+    st_lazy(s, true);
+    int rc = ims_store_reg_set(s, impu, state, IMS_SCSCF_SET, scscf, NULL);
+    st_lazy(s, false);
+    return rc;
 }
 
 int ims_store_profile_of_impu(struct ims_store *s, ims_str impu, char *name, struct ims_buf *xml)

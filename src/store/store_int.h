@@ -163,6 +163,11 @@ struct store_driver {
      * "SAVEPOINT ims_sp", "RELEASE ims_sp", "ROLLBACK TO ims_sp" as a
      * cached statement (sp 0, 1, 2). */
     int (*savepoint)(struct store_db *db, int op);
+    /* Optional.  set_lazy: while true, writes need not be on disk when
+     * their commit returns (st_lazy).  idle: the connection is between
+     * batches, outside any transaction (st_idle: checkpoints). */
+    void (*set_lazy)(struct store_db *db, bool lazy);
+    void (*idle)(struct store_db *db);
 };
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
@@ -221,6 +226,18 @@ void st_rollback(struct ims_store *s);
  * returned. */
 void st_batch_begin(struct ims_store *s);
 int st_batch_end(struct ims_store *s);
+
+/* Lazy writes: between st_lazy(s, true) and st_lazy(s, false) the writes
+ * of s are committed without waiting for the disk (SQLite: no fdatasync
+ * at their COMMIT; a crash of the process does not lose them, a power cut
+ * may, until the next flushed commit).  Only for data whose loss is
+ * harmless (the Server-Name a MAR stores: the SAR stores it again).  A
+ * transaction or batch that also writes anything else is flushed as a
+ * whole.  A no-op where the backend has no such mode. */
+void st_lazy(struct ims_store *s, bool lazy);
+/* store/exec.c, after a batch's completions were posted: housekeeping
+ * (SQLite's WAL checkpoints) off the path of any answer. */
+void st_idle(struct ims_store *s);
 
 /* Validation: identities (1..IMS_STORE_ID_MAX-1 printable ASCII, no
  * space), names (.. IMS_STORE_NAME_MAX-1), optional variants accept "". */

@@ -1,12 +1,26 @@
 /* store_sqlite.c - the SQLite driver (the embedded default).
  *
  * One connection per struct ims_store, in WAL mode (readers do not block
- * the writer), foreign keys on, synchronous=FULL (a committed SQN survives
- * a power cut, not only a crash: that is the rule "an SQN is never handed
- * out twice"), secure_delete on (rewritten ciphertexts do not linger in
- * free pages), and a 5 s busy timeout so several processes can share the
- * file.  Write transactions are BEGIN IMMEDIATE: they take the write lock
- * up front, so two SQN allocations never deadlock upgrading a read lock.
+ * the writer), foreign keys on, secure_delete on (rewritten ciphertexts do
+ * not linger in free pages), and a 5 s busy timeout so several processes
+ * can share the file.  Write transactions are BEGIN IMMEDIATE: they take
+ * the write lock up front, so two SQN allocations never deadlock upgrading
+ * a read lock.
+ *
+ * Durability: every write is flushed to disk before the call that made it
+ * returns (a committed SQN survives a power cut, not only a crash: that is
+ * the rule "an SQN is never handed out twice"), as synchronous=FULL would
+ * do, but the flush is ours: the connection runs synchronous=NORMAL and
+ * sq_commit() fdatasyncs the WAL after the COMMIT, once the write lock is
+ * released, so the next writer appends while this one waits for the disk.
+ * The WAL is appended in order, so that flush also covers every commit
+ * before it (a reader that saw this commit's data and wrote something
+ * derived from it flushes after it).  Writes made while the store is in
+ * lazy mode (store_int.h, st_lazy: the Server-Name a MAR stores) are
+ * committed without a flush: they survive a crash of the process (the
+ * page cache has them), and the next flushed commit makes them durable.
+ * Checkpoints (copying the WAL into the database, two fsyncs) run between
+ * batches (sq_idle), not inside a COMMIT with the write lock held.
  *
  * SQLite's own memory comes from ims_alloc (SQLITE_CONFIG_MALLOC, set once
  * per process before SQLite initialises), so the fault-injection tests
@@ -40,6 +54,11 @@ struct store_db {
     char err[256];
     struct wlock *wl; /* the file's process-wide write lock; NULL for :memory: */
     bool wl_held;
+    bool memory;     /* ":memory:": nothing to flush or checkpoint */
+    bool lazy;       /* writes need no flush (sq_set_lazy) */
+    bool need_sync;  /* the open transaction wrote something not lazy */
+    bool idle_hooked; /* sq_idle() checkpoints, not SQLite's auto-checkpoint */
+    int wal_frames;  /* frames in the WAL after our last commit (wal_hook) */
     sqlite3_stmt *tx[6]; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoint ops */
     struct store_stmt stmts[Q__N];
 };
@@ -302,8 +321,10 @@ static int sq_open(const char *path, struct store_db **out, char *err, size_t er
         return IMS_ENOMEM;
     }
     sqlite3_busy_timeout(db->h, 5000);
+    db->memory = memory;
+    /* NORMAL: sq_commit() flushes the WAL itself (see the top of the file) */
     const char *setup = memory ? "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;"
-                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                                  "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;";
     rc = run(db, setup);
     if (rc) {
@@ -318,6 +339,61 @@ static int sq_open(const char *path, struct store_db **out, char *err, size_t er
 static int sq_exec(struct store_db *db, const char *script)
 {
     return run(db, script);
+}
+
+/* ---- durability and checkpoints ---- */
+
+/* WAL frames (pages) before sq_idle() checkpoints: SQLite's own default. */
+#define CKPT_FRAMES 1000
+
+/* fdatasync of the WAL: what synchronous=FULL does inside every COMMIT. */
+static int wal_sync(struct store_db *db)
+{
+    sqlite3_file *f = NULL;
+    if (db->memory)
+        return 0;
+    int rc = sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+    if (rc == SQLITE_OK && f && f->pMethods)
+        rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_IOERR; /* no WAL open after a commit: never seen */
+    if (rc != SQLITE_OK) {
+        snprintf(db->err, sizeof(db->err), "sqlite: cannot flush the WAL (%s)",
+                 sqlite3_errstr(rc));
+        return IMS_EBACKEND;
+    }
+    return 0;
+}
+
+static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
+{
+    struct store_db *db = arg;
+    db->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+/* Between batches (store/exec.c): checkpoint here, without the write lock
+ * and after the batch's answers left, instead of inside the COMMIT that
+ * crossed SQLite's threshold.  The first call takes checkpoints over from
+ * SQLite (a connection never idled, as in imscloudctl, keeps SQLite's). */
+static void sq_idle(struct store_db *db)
+{
+    if (db->memory)
+        return;
+    if (!db->wl) /* never: file databases have one */
+        return;
+    if (db->wal_frames == 0 && !db->idle_hooked) {
+        sqlite3_wal_hook(db->h, wal_hook, db); /* replaces the auto-checkpoint */
+        db->idle_hooked = true;
+        return;
+    }
+    if (db->wal_frames < CKPT_FRAMES || !sqlite3_get_autocommit(db->h))
+        return;
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        LOG_W("store", "event=checkpoint_failed err=\"%s\"", sqlite3_errmsg(db->h));
+    db->wal_frames = 0; /* the next commit reports the WAL's size again */
 }
 
 /* Transaction control as cached statements: sqlite3_exec() would parse
@@ -358,10 +434,17 @@ static int sq_begin(struct store_db *db)
     return rc;
 }
 
+/* The flush comes after the write lock is released: the next batch
+ * writes while this one waits for the disk.  Its callers hand nothing out
+ * before this returns (exec.c posts completions after it). */
 static int sq_commit(struct store_db *db)
 {
     int rc = run_tx(db, TX_COMMIT);
     wlock_drop(db); /* kept if the transaction is still open: rollback drops it */
+    if (rc == 0 && db->need_sync)
+        rc = wal_sync(db);
+    if (rc == 0 || sqlite3_get_autocommit(db->h))
+        db->need_sync = false;
     return rc;
 }
 
@@ -371,6 +454,12 @@ static void sq_rollback(struct store_db *db)
     if (!sqlite3_get_autocommit(db->h) && run_tx(db, TX_ROLLBACK) != 0)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     wlock_drop(db);
+    db->need_sync = false;
+}
+
+static void sq_set_lazy(struct store_db *db, bool lazy)
+{
+    db->lazy = lazy;
 }
 
 /* ---- statements ---- */
@@ -409,9 +498,20 @@ static int sq_bind_text(struct store_stmt *s, int idx, ims_str v, bool null_if_e
     return rc == SQLITE_OK ? 0 : err_rc(s->db, rc);
 }
 
+/* A statement that wrote makes the COMMIT flush (unless lazy); on its own
+ * (autocommit) it is flushed here, or, when it still has rows to give
+ * (RETURNING), once its reset committed it (sq_reset). */
 static int sq_step(struct store_stmt *s)
 {
-    return map_rc(s->db, sqlite3_step(s->st));
+    struct store_db *db = s->db;
+    int rc = map_rc(db, sqlite3_step(s->st));
+    if ((rc != STORE_DONE && rc != STORE_ROW) || db->lazy || sqlite3_stmt_readonly(s->st))
+        return rc;
+    db->need_sync = true;
+    if (rc == STORE_ROW || !sqlite3_get_autocommit(db->h))
+        return rc;
+    db->need_sync = false;
+    return wal_sync(db) == 0 ? rc : IMS_EBACKEND;
 }
 
 static int64_t sq_col_int(struct store_stmt *s, int col)
@@ -439,8 +539,14 @@ static int64_t sq_changes(struct store_stmt *s)
 
 static void sq_reset(struct store_stmt *s)
 {
+    struct store_db *db = s->db;
     sqlite3_reset(s->st);
     sqlite3_clear_bindings(s->st);
+    if (db->need_sync && sqlite3_get_autocommit(db->h)) {
+        db->need_sync = false;
+        if (wal_sync(db) != 0) /* nothing to return it to: the next flush retries */
+            LOG_E("store", "event=wal_flush_failed err=\"%s\"", db->err);
+    }
 }
 
 static const char sqlite_lock[] = "";
@@ -467,4 +573,6 @@ const struct store_driver store_sqlite_driver = {
     .reset = sq_reset,
     .errmsg = sq_errmsg,
     .savepoint = sq_savepoint,
+    .set_lazy = sq_set_lazy,
+    .idle = sq_idle,
 };

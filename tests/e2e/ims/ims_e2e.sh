@@ -193,13 +193,15 @@ common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or
     local roles=$1
     echo "[sip]"
     case ",$roles," in *,pcscf,*) printf 'listen = udp:127.0.0.1:%s\nlisten = tcp:127.0.0.1:%s\n' "$P_PORT" "$P_PORT" ;; esac
+    case ",$roles,${PT_PORT:-}" in *,pcscf,*[0-9]) printf 'listen = tls:127.0.0.1:%s\ntls_cert = %s\ntls_key = %s\n' "$PT_PORT" "$TMP/certs/server.pem" "$TMP/certs/server.key" ;; esac # t_baresip.sh, t_secagree.sh
     case ",$roles," in *,icscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$I_PORT" ;; esac
     case ",$roles," in *,scscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$S_PORT" ;; esac
     echo
-    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s\nicscf = sip:127.0.0.1:%s\n\n' "$P_PORT" "$I_PORT" ;; esac
+    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac
     case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
     case ",$roles," in *,scscf,*)
         printf '[scscf]\nports = %s\nuri = sip:127.0.0.1:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$S_PORT"
+        printf 'as_timeout_ms = %s\n%s\n' "$(scaled 1000)" "$(case ",$roles," in *,icscf,*) ;; *) echo "icscf = sip:127.0.0.1:$I_PORT" ;; esac)" # t_sessions.sh; ims1: its own I-CSCF by default
         printf 'min_expires = 1\nhss_timeout_ms = %s\n\n' "$(scaled 2000)"
         ;;
     esac
@@ -251,12 +253,13 @@ setup() {
     [ -n "$old" ] && rm -rf "$old"
     rm -f "$FIXDIR"/*.log "$FIXDIR"/*.pid "$ENVF"
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
-    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT PT_PORT
     mkdir -m 700 "$TMP/hss" "$TMP/p" "$TMP/i" "$TMP/s"
     "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
         >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
     printf 'TMP=%s\nP_PORT=%s\nI_PORT=%s\nS_PORT=%s\nDIA_PORT=%s\nUE_PORT=%s\nUE2_PORT=%s\n' \
         "$TMP" "$P_PORT" "$I_PORT" "$S_PORT" "$DIA_PORT" "$UE_PORT" "$UE2_PORT" >"$ENVF"
+    echo "PT_PORT=$PT_PORT" >>"$ENVF" && "$HERE/../../../tools/dev-certs.sh" "$TMP/certs" # P-CSCF TLS
     if [ "$fix" = ims1 ]; then
         write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
         start ims "$TMP/ims.conf"

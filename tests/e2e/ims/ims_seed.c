@@ -9,13 +9,20 @@
  * Server-Capabilities):
  *   alice@ims.test  Digest (MD5, SHA-256; password "alice-secret"),
  *                   sip:alice@ims.test + tel:+15550001 (one implicit set),
- *                   service profile "p1" (one iFC: INVITE -> sip:as.ims.test)
+ *                   service profile "p1" (one iFC, INVITE in session case
+ *                   ORIGINATING_CDIV, which the S-CSCF never evaluates: parsed
+ *                   and kept, never fired, so alice's calls stay deterministic)
  *   bob@ims.test    AKAv1-MD5 (K, OPc = OPc(K, OP) of TS 35.208 test set 1,
  *                   AMF 8000), sip:bob@ims.test
  *   carol@ims.test  Digest SHA-256 only ("carol-secret"), sip:carol@ims.test
  *   dave@ims.test   Digest ("dave-secret"): the wrong-password test
  *   erin@ims.test   Digest ("erin-secret"): the stale-nonce test
  *   frank@ims.test  Digest ("frank-secret"), sip:frank@ims.test barred
+ * and for the session tests (t_sessions.sh), Digest ("<name>-secret"):
+ *   sessa@ims.test  no profile: the tests give it iFCs (imscloudctl) first
+ *   sessu@ims.test  profile "p1", never registers: LIR says unregistered
+ *                   service, the S-CSCF finds no registration (480)
+ *   sessn@ims.test  no profile, never registers: the I-CSCF answers 480
  * Exit 0, or 1 with a message. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,10 +116,15 @@ int main(int argc, char **argv)
     }
     must(ims_store_open(argv[1], repo, &st), "open");
 
-    /* one iFC, so that the S-CSCF has something to parse and keep */
+    /* one iFC, so that the S-CSCF has something to parse and keep; its
+     * session case (4, ORIGINATING_CDIV) is never evaluated, so it never
+     * sends alice's requests to an AS that does not exist */
     struct ims_buf ifc;
-    struct ims_spt spt = { IMS_SPT_METHOD, false, 0, IMS_S("INVITE"), IMS_STR_NULL };
-    struct ims_ifc f = { 0, true, &spt, 1, IMS_S("sip:as.ims.test:5090"), 0, IMS_STR_NULL, 0 };
+    struct ims_spt spt[] = {
+        { IMS_SPT_METHOD, false, 0, IMS_S("INVITE"), IMS_STR_NULL },
+        { IMS_SPT_SESSION_CASE, false, 1, IMS_S("4"), IMS_STR_NULL },
+    };
+    struct ims_ifc f = { 0, true, spt, 2, IMS_S("sip:as.ims.test:5090"), 0, IMS_STR_NULL, 0 };
     ims_buf_init(&ifc, 65536);
     must(ims_ud_ifc(&ifc, &f, 1), "ifc");
     must(ims_store_profile_put(st, IMS_S("p1"), ims_buf_str(&ifc)), "profile");
@@ -126,12 +138,15 @@ int main(int argc, char **argv)
     user("dave", digest, "dave-secret", false, NULL, false);
     user("erin", digest, "erin-secret", false, NULL, false);
     user("frank", digest, "frank-secret", false, NULL, true);
+    user("sessa", digest, "sessa-secret", false, NULL, false);
+    user("sessu", digest, "sessu-secret", false, "p1", false);
+    user("sessn", digest, "sessn-secret", false, NULL, false);
 
     const uint32_t caps[] = { 1 };
     must(ims_store_scscf_put(st, ims_str_cstr(argv[3]), caps, 1), "scscf");
 
     ims_store_close(st);
     ims_keyrepo_free(repo);
-    printf("ims_seed: 6 subscriptions, S-CSCF %s\n", argv[3]);
+    printf("ims_seed: 9 subscriptions, S-CSCF %s\n", argv[3]);
     return 0;
 }

@@ -4,7 +4,8 @@
  * set (P-Preferred-Identity honoured only inside it, identities from the UE
  * removed), the Service-Route as route, 403 for UEs that did not register,
  * terminating requests along the Path token to the UE's flow (and a forged
- * token refused), de-registration, and a 503 passed on. */
+ * token refused), de-registration, a 503 passed on, and RFC 3329 sec-agree
+ * with tls (Security-Server in the 401, Security-Verify checked, 494). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "cscf_tests.h"
 
 #define ME "192.0.2.1:5060"
+#define ME_TLS "192.0.2.1:5061"
 #define UE "192.0.2.10:5099"
 #define UE2 "192.0.2.11:5099"
 #define ICSCF "192.0.2.5:5070"
@@ -30,6 +32,16 @@ static const char conf[] = "[core]\nworkers = 1\nroles = pcscf\n"
                            "[sip]\nlisten = udp:192.0.2.1:5060\nlisten = tcp:192.0.2.1:5060\n"
                            "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\n"
                            "visited_network_id = visited.test\n";
+
+/* sec-agree needs a TLS listener on a P-CSCF port (the key files are not
+ * read here: nothing listens) */
+static const char conf_sa[] = "[core]\nworkers = 1\nroles = pcscf\n"
+                              "[sip]\nlisten = udp:192.0.2.1:5060\nlisten = tcp:192.0.2.1:5060\n"
+                              "listen = tls:192.0.2.1:5061\ntls_cert = /dev/null\n"
+                              "tls_key = /dev/null\n"
+                              "[pcscf]\nports = 5060,5061\nicscf = sip:" ICSCF "\n"
+                              "visited_network_id = visited.test\n";
+static const char *conf_now = conf;
 
 static const char *const self_names[] = { "192.0.2.1" };
 
@@ -46,11 +58,12 @@ static int setup(void **state)
 {
     char err[256];
     memset(&E, 0, sizeof(E));
-    assert_int_equal(ims_cfg_load_string("test", conf, &E.cfg, err, sizeof(err)), 0);
+    assert_int_equal(ims_cfg_load_string("test", conf_now, &E.cfg, err, sizeof(err)), 0);
     assert_int_equal(ims_loop_new(4096, &E.loop), 0);
     fake_tp_init(&E.tp, E.loop);
     fake_tp_set_local(&E.tp, SIP_PROTO_UDP, ME);
     fake_tp_set_local(&E.tp, SIP_PROTO_TCP, ME);
+    fake_tp_set_local(&E.tp, SIP_PROTO_TLS, ME_TLS);
     struct proxy_cfg pc = { .max_transactions = 64, .self_names = self_names, .nself = 1 };
     assert_int_equal(ims_proxy_shared_new(1, &pc, &E.sh), 0);
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
@@ -76,9 +89,16 @@ static int teardown(void **state)
     ims_loop_free(E.loop);
     assert_int_equal(ims_cscf_free(E.c), 0);
     ims_cfg_free(E.cfg);
+    conf_now = conf;
     assert_int_equal(st.reqs_live, 0);
     assert_int_equal(leaked, 0);
     return 0;
+}
+
+static int setup_sa(void **state)
+{
+    conf_now = conf_sa;
+    return setup(state);
 }
 
 static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
@@ -90,7 +110,7 @@ static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    struct sip_tp_rx rx = fake_tp_rx(buf, proto, src, ME);
+    struct sip_tp_rx rx = fake_tp_rx(buf, proto, src, proto == SIP_PROTO_TLS ? ME_TLS : ME);
     ims_proxy_rx(E.p, &rx);
 }
 
@@ -286,6 +306,179 @@ static void test_503_passed_on(void **state)
     assert_non_null(strstr(r->buf, "\r\nRetry-After: 30\r\n"));
 }
 
+/* ------------------------------------------------------------ sec-agree */
+
+#define SA_REGISTER_FMT                                                                            \
+    "REGISTER sip:ims.test SIP/2.0\r\n"                                                            \
+    "Via: SIP/2.0/%s 10.0.0.9:5099;branch=z9hG4bK%s;rport\r\n"                                     \
+    "Max-Forwards: 70\r\n"                                                                         \
+    "From: <sip:alice@ims.test>;tag=r1\r\n"                                                        \
+    "To: <sip:alice@ims.test>\r\n"                                                                 \
+    "Call-ID: sa-reg\r\n"                                                                          \
+    "CSeq: %d REGISTER\r\n"                                                                        \
+    "Contact: <sip:alice@10.0.0.9:5099;transport=tls>\r\n"                                         \
+    "%s"                                                                                           \
+    "Expires: 600\r\n"                                                                             \
+    "Content-Length: 0\r\n\r\n"
+
+#define SA_CLIENT "Security-Client: tls;q=0.2, ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2\r\n"
+#define SA_TAGS "Require: sec-agree, precondition\r\nProxy-Require: sec-agree\r\n"
+
+/* What went to the next hop carries none of sec-agree (TS 24.229 §5.2.2). */
+static void assert_sa_stripped(const struct fake_tp_msg *fwd)
+{
+    assert_null(strstr(fwd->buf, "Security-"));
+    assert_null(strstr(fwd->buf, "sec-agree"));
+    assert_null(strstr(fwd->buf, "Proxy-Require"));
+}
+
+/* The whole exchange: REGISTER offering tls over UDP, 401 with our list,
+ * REGISTER over TLS with Security-Verify, 200; then requests from that flow
+ * must keep echoing the list. */
+static void test_sa_agree(void **state)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "sa1", 1, SA_TAGS SA_CLIENT);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    assert_sa_stripped(fwd);
+    assert_non_null(strstr(fwd->buf, "\r\nRequire: precondition\r\n"));
+    respond(fwd, ICSCF, 401, "WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"n1\"\r\n");
+    const struct fake_tp_msg *rsp = sent_to(UE, "SIP/2.0 401", from);
+    assert_non_null(rsp);
+    assert_non_null(strstr(rsp->buf, "\r\nSecurity-Server: tls;q=0.1\r\n"));
+    assert_non_null(strstr(rsp->buf, "WWW-Authenticate: Digest"));
+
+    /* protected: over TLS, echoing our list exactly (q compared as a value) */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, SA_REGISTER_FMT, "TLS", "sa2", 2,
+         SA_TAGS SA_CLIENT "Security-Verify: TLS;q=0.100\r\n");
+    fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    assert_sa_stripped(fwd);
+    respond(fwd, ICSCF, 200,
+            "Contact: <sip:alice@10.0.0.9:5099;transport=tls>;expires=600\r\n"
+            "Service-Route: <sip:192.0.2.6:6060;lr;orig>\r\n"
+            "P-Associated-URI: <sip:alice@ims.test>\r\n");
+    rsp = sent_to(UE, "SIP/2.0 200", from);
+    assert_non_null(rsp);
+    assert_int_equal(rsp->proto, SIP_PROTO_TLS);
+    assert_null(strstr(rsp->buf, "Security-Server"));
+
+    /* later requests echo the list: forwarded without it */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, MESSAGE_FMT, "sip:bob@ims.test", "sa3",
+         "Proxy-Require: sec-agree\r\nSecurity-Verify: tls;q=0.1\r\n", "sa3");
+    fwd = sent_to(SCSCF, "MESSAGE ", from);
+    assert_non_null(fwd);
+    assert_sa_stripped(fwd);
+    respond(fwd, SCSCF, 200, "");
+
+    /* downgrade: the same flow without Security-Verify */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, MESSAGE_FMT, "sip:bob@ims.test", "sa4", "", "sa4");
+    rsp = sent_to(UE, "SIP/2.0 494", from);
+    assert_non_null(rsp);
+    assert_non_null(strstr(rsp->buf, "\r\nSecurity-Server: tls;q=0.1\r\n"));
+    assert_null(sent_to(SCSCF, "MESSAGE ", from));
+
+    /* in-dialog requests of that flow too: stripped, or 494 without it */
+    static const char bye[] = "BYE sip:bob@192.0.2.7:5070 SIP/2.0\r\n"
+                              "Via: SIP/2.0/TLS 10.0.0.9:5099;branch=z9hG4bK%s\r\n"
+                              "Max-Forwards: 70\r\n"
+                              "From: <sip:alice@ims.test>;tag=a1\r\n"
+                              "To: <sip:bob@ims.test>;tag=b1\r\n"
+                              "Call-ID: sa-call\r\n"
+                              "CSeq: %d BYE\r\n"
+                              "%s"
+                              "Content-Length: 0\r\n\r\n";
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, bye, "sa5", 2,
+         "Proxy-Require: sec-agree\r\nRequire: sec-agree\r\nSecurity-Verify: tls;q=0.1\r\n");
+    fwd = sent_to("192.0.2.7:5070", "BYE ", from);
+    assert_non_null(fwd);
+    assert_sa_stripped(fwd);
+    assert_null(strstr(fwd->buf, "Require"));
+    respond(fwd, "192.0.2.7:5070", 200, "");
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, bye, "sa6", 3, "");
+    assert_non_null(sent_to(UE, "SIP/2.0 494", from));
+}
+
+/* Everything RFC 3329 answers with 494 (with our list), and what the proxy
+ * core still refuses with 420. */
+static void test_sa_reject(void **state)
+{
+    static const struct {
+        enum sip_proto proto;
+        const char *hdrs;
+    } bad[] = {
+        /* Security-Verify that is not our list (downgrade protection) */
+        { SIP_PROTO_TLS, SA_TAGS "Security-Verify: tls;q=0.5\r\n" },
+        { SIP_PROTO_TLS, SA_TAGS "Security-Verify: tls;q=0.1, digest\r\n" },
+        { SIP_PROTO_TLS, SA_TAGS "Security-Verify: tls;q=0.1;port=5061\r\n" },
+        { SIP_PROTO_TLS, SA_TAGS "Security-Verify: ipsec-3gpp;q=0.1\r\n" },
+        /* our list, but the mechanism was not used */
+        { SIP_PROTO_UDP, SA_TAGS "Security-Verify: tls;q=0.1\r\n" },
+        /* no mechanism in common, or none offered */
+        { SIP_PROTO_UDP, SA_TAGS "Security-Client: ipsec-3gpp;alg=hmac-md5-96\r\n" },
+        { SIP_PROTO_UDP, "Proxy-Require: sec-agree\r\n" },
+        { SIP_PROTO_UDP, "Require: sec-agree\r\n" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        size_t from = E.tp.n;
+        char b[16];
+        snprintf(b, sizeof(b), "sab%zu", i);
+        feed(bad[i].proto, UE, SA_REGISTER_FMT, bad[i].proto == SIP_PROTO_TLS ? "TLS" : "UDP", b,
+             (int)i + 1, bad[i].hdrs);
+        const struct fake_tp_msg *rsp = sent_to(UE, "SIP/2.0 494", from);
+        if (!rsp)
+            fail_msg("case %zu: no 494", i);
+        assert_non_null(strstr(rsp->buf, "\r\nSecurity-Server: tls;q=0.1\r\n"));
+        assert_null(sent_to(ICSCF, "REGISTER ", from));
+    }
+    /* a request other than REGISTER cannot start the agreement */
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, MESSAGE_FMT, "sip:bob@ims.test", "sab9",
+         "Proxy-Require: sec-agree\r\n" SA_CLIENT, "sab9");
+    assert_non_null(sent_to(UE, "SIP/2.0 494", from));
+    /* sec-agree is ours, other option tags are still the core's 420 */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "sab10", 20,
+         "Proxy-Require: sec-agree, foo\r\n" SA_CLIENT);
+    const struct fake_tp_msg *rsp = sent_to(UE, "SIP/2.0 420", from);
+    assert_non_null(rsp);
+    assert_non_null(strstr(rsp->buf, "\r\nUnsupported: foo\r\n"));
+    assert_null(strstr(rsp->buf, "Unsupported: sec-agree"));
+    /* option tags that are not a list: nothing is forwarded */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "sab11", 21,
+         "Require: sec-agree,,precondition\r\nProxy-Require: sec-agree\r\n" SA_CLIENT);
+    assert_non_null(sent_to(UE, "SIP/2.0 400", from));
+    assert_null(sent_to(ICSCF, "REGISTER ", from));
+}
+
+/* Without a TLS listener (the default configuration of these tests) the
+ * P-CSCF does not do sec-agree: Proxy-Require: sec-agree gets 420, and a
+ * UE that does not ask for it is not touched. */
+static void test_sa_off(void **state)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "so1", 1, SA_TAGS SA_CLIENT);
+    const struct fake_tp_msg *rsp = sent_to(UE, "SIP/2.0 420", from);
+    assert_non_null(rsp);
+    assert_non_null(strstr(rsp->buf, "\r\nUnsupported: sec-agree\r\n"));
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "so2", 2, "Require: sec-agree\r\n" SA_CLIENT);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    assert_non_null(strstr(fwd->buf, "\r\nSecurity-Client: tls;q=0.2"));
+    respond(fwd, ICSCF, 401, "WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"n1\"\r\n");
+    rsp = sent_to(UE, "SIP/2.0 401", from);
+    assert_non_null(rsp);
+    assert_null(strstr(rsp->buf, "Security-Server"));
+}
+
 /* Register, originate, terminate, with nothing asserted on the way: the
  * allocation-failure runs below. */
 static void scenario(void)
@@ -342,6 +535,45 @@ static void test_alloc_failures(void **state)
     assert_true(n > 10 && n < 6000);
 }
 
+/* The sec-agree exchange of test_sa_agree, nothing asserted. */
+static void scenario_sa(void)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, SA_REGISTER_FMT, "UDP", "fs1", 1, SA_TAGS SA_CLIENT);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    if (fwd)
+        respond(fwd, ICSCF, 401, "WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"n1\"\r\n");
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, SA_REGISTER_FMT, "TLS", "fs2", 2,
+         SA_TAGS SA_CLIENT "Security-Verify: tls;q=0.1\r\n");
+    if ((fwd = sent_to(ICSCF, "REGISTER ", from)) != NULL)
+        respond(fwd, ICSCF, 200,
+                "Contact: <sip:alice@10.0.0.9:5099;transport=tls>;expires=600\r\n"
+                "P-Associated-URI: <sip:alice@ims.test>\r\n");
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, MESSAGE_FMT, "sip:bob@ims.test", "fs3",
+         "Proxy-Require: sec-agree\r\nSecurity-Verify: tls;q=0.1\r\n", "fs3");
+    if ((fwd = sent_to(ICSCF, "MESSAGE ", from)) != NULL)
+        respond(fwd, ICSCF, 200, "");
+}
+
+static void test_sa_alloc_failures(void **state)
+{
+    unsigned long n;
+    for (n = 2; n < 6000; n++) {
+        setup_sa(state);
+        ims_alloc_fail_at(n / 2, (int)(n % 2 == 0));
+        scenario_sa();
+        unsigned long used = ims_alloc_count();
+        ims_alloc_fail_at(0, 0);
+        teardown(state);
+        if (used < n / 2)
+            break;
+    }
+    print_message("sec-agree allocation failure runs: %lu\n", n);
+    assert_true(n > 10 && n < 6000);
+}
+
 int run_pcscf_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,7 +582,11 @@ int run_pcscf_tests(void)
         cmocka_unit_test_setup_teardown(test_deregister, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_passed_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sa_agree, setup_sa, teardown),
+        cmocka_unit_test_setup_teardown(test_sa_reject, setup_sa, teardown),
+        cmocka_unit_test_setup_teardown(test_sa_off, setup, teardown),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_sa_alloc_failures),
     };
     return cmocka_run_group_tests_name("pcscf", tests, NULL, NULL);
 }

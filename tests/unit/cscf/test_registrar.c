@@ -283,6 +283,103 @@ static void test_store_cap(void **state)
     free(scratch);
 }
 
+/* Every field of a registration survives the store's compact form, at the
+ * longest sizes struct ims_reg holds, and a sweep that drops one contact
+ * keeps the other's fields. */
+struct full_ctx {
+    char impi[IMS_REG_ID_MAX], sr[IMS_REG_ROUTE_MAX], path[IMS_REG_PATH_MAX];
+    char uri[2][IMS_REG_URI_MAX], inst[IMS_REG_INSTANCE_MAX], cid[IMS_REG_CALLID_MAX];
+};
+
+static void fill(char *dst, size_t cap, const char *prefix, char ch)
+{
+    size_t n = strlen(prefix);
+    memcpy(dst, prefix, n);
+    memset(dst + n, ch, cap - 1 - n);
+    dst[cap - 1] = '\0';
+}
+
+static int full_fn(struct ims_reg *r, void *ctx)
+{
+    struct full_ctx *f = ctx;
+    snprintf(r->impi, sizeof(r->impi), "%s", f->impi);
+    snprintf(r->service_route, sizeof(r->service_route), "%s", f->sr);
+    r->nimpu = 3;
+    snprintf(r->impus[0], IMS_REG_ID_MAX, "%s", r->impu);
+    snprintf(r->impus[1], IMS_REG_ID_MAX, "tel:+15550002");
+    snprintf(r->impus[2], IMS_REG_ID_MAX, "sip:carol-barred@ims.test");
+    r->barred[0] = r->barred[1] = false;
+    r->barred[2] = true;
+    r->ncontacts = 2;
+    for (int i = 0; i < 2; i++) {
+        struct ims_reg_contact *c = &r->contacts[i];
+        memset(c, 0, sizeof(*c));
+        snprintf(c->uri, sizeof(c->uri), "%s", f->uri[i]);
+        snprintf(c->path, sizeof(c->path), "%s", i ? "" : f->path);
+        snprintf(c->call_id, sizeof(c->call_id), "%s", f->cid);
+        snprintf(c->instance, sizeof(c->instance), "%s", i ? f->inst : "");
+        c->cseq = 7u + (uint32_t)i;
+        c->q = i ? 500 : 1000;
+        c->expires = NOW + (i ? 900 : 100);
+    }
+    r->registered_at = NOW - 5;
+    return 0;
+}
+
+static void test_store_round_trip(void **state)
+{
+    struct ims_loc *l = NULL;
+    struct ims_reg *scratch = calloc(1, sizeof(*scratch)), *out = calloc(1, sizeof(*out));
+    struct full_ctx *f = calloc(1, sizeof(*f));
+    fill(f->impi, sizeof(f->impi), "carol@", 'i');
+    fill(f->sr, sizeof(f->sr), "<sip:orig@s.test;lr>", 's');
+    fill(f->path, sizeof(f->path), "<sip:term-", 'p');
+    fill(f->uri[0], sizeof(f->uri[0]), "sip:carol@10.0.0.1;x=", 'u');
+    fill(f->uri[1], sizeof(f->uri[1]), "sip:carol@10.0.0.2;y=", 'v');
+    fill(f->inst, sizeof(f->inst), "\"<urn:uuid:", '9');
+    fill(f->cid, sizeof(f->cid), "cid-", 'c');
+    assert_int_equal(ims_loc_new(16, 4, &l), 0);
+    /* the registration is keyed by impus[0] = the IMPU updated */
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:carol@ims.test"), NOW, scratch, full_fn, f), 0);
+    assert_int_equal(ims_loc_count(l), 3);
+    assert_int_equal(ims_loc_get(l, IMS_S("tel:+15550002"), NOW, out), 0);
+    assert_string_equal(out->impu, "sip:carol@ims.test");
+    assert_string_equal(out->impi, f->impi);
+    assert_string_equal(out->service_route, f->sr);
+    assert_int_equal(out->nimpu, 3);
+    assert_string_equal(out->impus[0], "sip:carol@ims.test");
+    assert_string_equal(out->impus[2], "sip:carol-barred@ims.test");
+    assert_false(out->barred[0] || out->barred[1]);
+    assert_true(out->barred[2]);
+    assert_int_equal(out->registered_at, NOW - 5);
+    assert_int_equal(out->ncontacts, 2);
+    for (int i = 0; i < 2; i++) {
+        const struct ims_reg_contact *c = &out->contacts[i];
+        assert_string_equal(c->uri, f->uri[i]);
+        assert_string_equal(c->path, i ? "" : f->path);
+        assert_string_equal(c->call_id, f->cid);
+        assert_string_equal(c->instance, i ? f->inst : "");
+        assert_int_equal(c->cseq, 7 + i);
+        assert_int_equal(c->q, i ? 500 : 1000);
+        assert_int_equal(c->expires, NOW + (i ? 900 : 100));
+    }
+    ims_reg_clear(out);
+    /* the sweep drops the first contact and keeps the second as it was */
+    assert_int_equal(ims_loc_expire(l, 0, 1, NOW + 200, NULL, NULL), 0);
+    assert_int_equal(ims_loc_get(l, IMS_S("sip:carol-barred@ims.test"), NOW, out), 0);
+    assert_int_equal(out->ncontacts, 1);
+    assert_string_equal(out->contacts[0].uri, f->uri[1]);
+    assert_string_equal(out->contacts[0].instance, f->inst);
+    assert_int_equal(out->contacts[0].q, 500);
+    assert_int_equal(out->nimpu, 3);
+    assert_true(out->barred[2]);
+    ims_reg_clear(out);
+    ims_loc_free(l);
+    free(f);
+    free(scratch);
+    free(out);
+}
+
 /* The store under allocation failures: every call fails cleanly or works. */
 static void test_store_alloc_failures(void **state)
 {
@@ -320,6 +417,7 @@ int run_registrar_tests(void)
         cmocka_unit_test(test_max_contacts_and_expiry), cmocka_unit_test(test_instance),
         cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_sweep),
         cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),
+        cmocka_unit_test(test_store_round_trip),
     };
     return cmocka_run_group_tests_name("registrar", tests, NULL, NULL);
 }

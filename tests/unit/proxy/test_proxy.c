@@ -592,7 +592,7 @@ static void app_forward(void *ctx, struct proxy_req *r, const struct sip_msg *re
 
 static void test_app_forward(void **state)
 {
-    struct proxy_app app = { "test", app_forward, NULL };
+    struct proxy_app app = { "test", app_forward, NULL, NULL };
     assert_int_equal(ims_proxy_set_app(E.p, 5060, &app), 0);
     napp = 0;
     invite("sip:bob@b.test", "z9hG4bKa1", "", 70);
@@ -624,7 +624,7 @@ static void app_hold(void *ctx, struct proxy_req *r, const struct sip_msg *req)
 
 static void test_app_suspend_resume(void **state)
 {
-    struct proxy_app app = { "hold", app_hold, NULL };
+    struct proxy_app app = { "hold", app_hold, NULL, NULL };
     assert_int_equal(ims_proxy_set_app(E.p, 0, &app), 0);
     held = NULL;
     invite("sip:bob@b.test", "z9hG4bKh1", "", 70);
@@ -672,7 +672,7 @@ static void app_nothing(void *ctx, struct proxy_req *r, const struct sip_msg *re
 
 static void test_app_does_nothing_500(void **state)
 {
-    struct proxy_app app = { "lazy", app_nothing, NULL };
+    struct proxy_app app = { "lazy", app_nothing, NULL, NULL };
     ims_proxy_set_app(E.p, 0, &app);
     invite("sip:bob@b.test", "z9hG4bKn1", "", 70);
     assert_non_null(sent_to(UAC, "SIP/2.0 500", 0));

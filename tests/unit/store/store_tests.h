@@ -22,6 +22,8 @@ extern const struct CMUnitTest hss_auth_tests[];
 extern const size_t hss_auth_ntests;
 extern const struct CMUnitTest exec_tests[];
 extern const size_t exec_ntests;
+extern const struct CMUnitTest durable_tests[];
+extern const size_t durable_ntests;
 
 #define S(x) ims_str_cstr(x)
 

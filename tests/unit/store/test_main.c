@@ -39,5 +39,7 @@ int main(int argc, char **argv)
                                       hss_auth_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests(test_pg ? "exec_pg" : "exec_sqlite", exec_tests,
                                       exec_ntests, NULL, NULL);
+    failed += _cmocka_run_group_tests(test_pg ? "durable_pg" : "durable_sqlite", durable_tests,
+                                      durable_ntests, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -251,8 +251,46 @@ static void test_reencrypt_batches(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
+/* ims_store_auth_get_fields: only the secrets asked for are decrypted (a
+ * tampered one not asked for does not fail the call). */
+static void test_auth_fields(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_auth_data ad, all;
+    const char *ai[] = { "sip:alice@ims.test", NULL };
+    provision(f->st, "alice", "alice@ims.test", K1, OPC1, PW, ai);
+    OK(f->st, ims_store_auth_get(f->st, S("alice@ims.test"), &all));
+
+    OK(f->st, ims_store_auth_get_fields(f->st, S("alice@ims.test"), IMS_AUTH_F_AKA, &ad));
+    assert_true(ad.has_aka);
+    assert_memory_equal(ad.k, K1, 16);
+    assert_memory_equal(ad.opc, OPC1, 16);
+    for (int a = 0; a < IMS_DIGEST_NALG; a++)
+        assert_false(ad.has_ha1[a]);
+    assert_string_equal(ad.realm, "ims.test");
+    assert_int_equal(ad.schemes, IMS_AUTH_ALL);
+
+    OK(f->st, ims_store_auth_get_fields(f->st, S("alice@ims.test"),
+                                        IMS_AUTH_F_HA1(IMS_DIGEST_SHA256), &ad));
+    assert_false(ad.has_aka);
+    assert_false(ad.has_ha1[IMS_DIGEST_MD5]);
+    assert_true(ad.has_ha1[IMS_DIGEST_SHA256]);
+    assert_string_equal(ad.ha1[IMS_DIGEST_SHA256], all.ha1[IMS_DIGEST_SHA256]);
+    assert_false(ad.has_ha1[IMS_DIGEST_SHA512_256]);
+
+    /* K broken: a Digest lookup still works, an AKA one fails */
+    tfix_sql(f, "UPDATE impi SET k_enc = opc_enc WHERE identity = 'alice@ims.test'");
+    OK(f->st, ims_store_auth_get_fields(f->st, S("alice@ims.test"),
+                                        IMS_AUTH_F_HA1(IMS_DIGEST_MD5), &ad));
+    assert_string_equal(ad.ha1[IMS_DIGEST_MD5], all.ha1[IMS_DIGEST_MD5]);
+    assert_int_equal(ims_store_auth_get_fields(f->st, S("alice@ims.test"), IMS_AUTH_F_AKA, &ad),
+                     IMS_EBACKEND);
+    ims_auth_data_clear(&ad);
+    ims_auth_data_clear(&all);
+}
+
 const struct CMUnitTest secrets_tests[] = {
     T(test_auth_round_trip), T(test_no_plaintext_in_db), T(test_tampered_rows),
-    T(test_key_rotation),    T(test_reencrypt_batches),
+    T(test_key_rotation),    T(test_reencrypt_batches),  T(test_auth_fields),
 };
 const size_t secrets_ntests = sizeof(secrets_tests) / sizeof(secrets_tests[0]);

@@ -1,0 +1,76 @@
+/* cscf_audit.c - the S-CSCF's CADF audit events (cscf_audit.h). */
+#include "cscf/cscf_audit.h"
+
+#include <string.h>
+
+#include "audit/audit.h"
+
+/* The UE's address as the bottom-most Via records it (see the header). */
+static ims_str ue_addr(const struct sip_msg *m)
+{
+    ims_str last = IMS_STR_NULL, e;
+    for (const struct sip_hdr *h = m ? ims_sip_hdr_first(m, SIP_H_VIA) : NULL; h;
+         h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        while (ims_sip_list_next(&c, &e) == 0)
+            last = e;
+    }
+    struct sip_via v;
+    if (!last.len || ims_sip_parse_via(last, &v) != 0)
+        return IMS_STR_NULL;
+    if (v.received.len)
+        return v.received;
+    ims_str host = v.host;
+    if (host.len > 2 && host.p[0] == '[') /* an address, not a URI: no brackets */
+        host = ims_str_make(host.p + 1, host.len - 2);
+    return host;
+}
+
+void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu,
+                     enum ims_auth_verdict verdict)
+{
+    if (verdict != IMS_AUTH_OK && verdict != IMS_AUTH_WRONG && verdict != IMS_AUTH_TOO_MANY)
+        return;
+    bool ok = verdict == IMS_AUTH_OK;
+    /* TS 24.229 §5.4.1.2: a wrong response gets 401 (again), 403 once the
+     * failures reach [scscf] auth_max_failures */
+    const char *code = ok ? "200" : verdict == IMS_AUTH_WRONG ? "401" : "403";
+    struct ims_audit_event ev = {
+        .action = "authenticate",
+        .outcome = ok ? "success" : "failure",
+        .initiator_type = "service/security/account/user",
+        .initiator_id = ims_str_cstr(impi),
+        .initiator_name = ims_str_cstr(impu),
+        .initiator_addr = ue_addr(m),
+        .target_type = "service/ims/registrar",
+        .target_id = ims_str_cstr(impu),
+        .target_name = ims_str_cstr(impu),
+        .observer = "scscf",
+        .reason_type = "SIP",
+        .reason_code = ims_str_cstr(code),
+        .detail = ok ? IMS_STR_NULL : verdict == IMS_AUTH_WRONG
+                                          ? IMS_S("wrong digest response")
+                                          : IMS_S("wrong digest response; failure limit reached"),
+    };
+    ims_audit_emit(&ev);
+}
+
+void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu, bool dereg)
+{
+    struct ims_audit_event ev = {
+        .action = dereg ? "delete" : "create",
+        .outcome = "success",
+        .initiator_type = "service/security/account/user",
+        .initiator_id = ims_str_cstr(impi),
+        .initiator_name = ims_str_cstr(impu),
+        .initiator_addr = ue_addr(m),
+        .target_type = "data/ims/registration",
+        .target_id = ims_str_cstr(impu),
+        .target_name = ims_str_cstr(impu),
+        .observer = "scscf",
+        .reason_type = "SIP",
+        .reason_code = IMS_S("200"),
+        .detail = dereg ? IMS_S("de-registration") : IMS_S("registration"),
+    };
+    ims_audit_emit(&ev);
+}

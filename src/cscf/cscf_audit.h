@@ -1,0 +1,25 @@
+/* cscf_audit.h - the S-CSCF's audit events (src/audit/audit.h): one call
+ * where scscf.c decides a REGISTER's authentication and registration.
+ *
+ * The initiator's host address is the UE's: the bottom-most Via (the
+ * UE's own hop), its received= when the P-CSCF added one (RFC 3261
+ * §18.2.1), else its sent-by host.  The S-CSCF never sees the UE's
+ * packets, so this is what the UE (and the P-CSCF) claimed and recorded;
+ * without a Via it is left out.  Borrowed arguments, nothing kept. */
+#ifndef IMS_CSCF_CSCF_AUDIT_H
+#define IMS_CSCF_CSCF_AUDIT_H
+
+#include <stdbool.h>
+
+#include "cscf/auth.h"
+#include "sip/msg.h"
+
+/* After checking credentials: success (IMS_AUTH_OK) or failure
+ * (IMS_AUTH_WRONG, IMS_AUTH_TOO_MANY); other verdicts are challenges,
+ * not decisions, and emit nothing. */
+void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu,
+                     enum ims_auth_verdict verdict);
+/* A registration (or re-registration) or de-registration committed. */
+void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu, bool dereg);
+
+#endif

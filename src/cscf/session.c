@@ -1,0 +1,621 @@
+/* session.c - the S-CSCF's session processing (TS 24.229 §5.4.3, TS 23.218
+ * §6, RFC 3608): every request on the S-CSCF's ports but REGISTER.
+ *
+ *   in-dialog (To tag), for us, routed past us  -> the static router
+ *   top Route ours with ";odi=TOKEN"            -> back from an AS: continue
+ *                                                  the iFCs where the token says
+ *   top Route ours with ";orig" (Service-Route) -> originating: served user =
+ *                                                  P-Asserted-Identity
+ *   anything else (from the I-CSCF, no Route)   -> terminating: served user =
+ *                                                  the Request-URI's IMPU
+ *
+ * The served user must be registered here (originating: else 403; a barred
+ * identity: 403 originating, 404 terminating); a terminating user who is not
+ * registered is taken with SAR UNREGISTERED_USER, whose User-Data stands in
+ * for the registration's profile.  For the served user the iFCs of the
+ * session case are walked
+ * in priority order (ifc.h); the first match sends the request to its AS
+ * (ISC, TS 24.229 §5.4.3.2 step 4):
+ *   Route: <AS;lr>, <sip:us;lr[;orig];odi=TOKEN>
+ * and the AS either answers it (a final response, relayed) or sends it back
+ * along the second Route, where the token tells where to continue.  An AS
+ * that does not answer within [scscf] as_timeout_ms, answers 408 or 5xx, or
+ * cannot be reached gets the iFC's default handling (TS 23.218 §6.4.3):
+ * SESSION_CONTINUED goes on with the next iFC, SESSION_TERMINATED ends the
+ * request with that error (408, or 500 for an unreachable AS).
+ *
+ * When no iFC is left:
+ *   originating -> a Request-URI of a home domain ([scscf] home_domains) or a
+ *                  tel: URI goes to the I-CSCF (LIR finds the terminating
+ *                  S-CSCF); others by the static router / RFC 3263;
+ *   terminating -> the registered contact with the highest q (then the latest
+ *                  expiry) along its Path; not registered (no AS took it):
+ *                  480.  One contact, no forking (docs/internals/cscf.md).
+ *
+ * The ODI token is stateless: "<case><next iFC, 2 hex><expiry, 8 hex>.
+ * <hex(served IMPU)>.<hex(HMAC-SHA-256(process key, all that)[0..11])>".
+ * Nothing is kept per AS hop beyond the pending forward, so an AS that never
+ * sends the request back costs nothing; the MAC stops anyone but us from
+ * minting one (a forged token gets 403), and the expiry bounds replays.  It
+ * is not bound to the Call-ID: an AS acting as a B2BUA sends the request
+ * back with its own.  The key is random per process: requests in flight
+ * through an AS do not survive an S-CSCF restart.
+ *
+ * Ownership: a struct sess (one AS forward in progress) is linked in its
+ * worker's pending list from the forward until its final response, and is
+ * then freed by the response callback or the deferred continuation; it
+ * borrows the request: the forward keeps it alive until the final response,
+ * and cscf_defer() holds it across the loop turn before a continuation.  A
+ * struct unreg (SAR UNREGISTERED_USER in flight) holds its request until the
+ * Cx callback (answer or deadline).  At shutdown ims_cscf_free() frees what
+ * is left of both. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cfg/cfg.h"
+#include "crypto/encode.h"
+#include "cscf/cscf_int.h"
+#include "cscf/ifc.h"
+#include "cscf/profile.h"
+
+#define ODI_MAC_LEN 12         /* bytes of the HMAC kept: 96 bits */
+#define ODI_TTL_S 300          /* a token older than this is refused */
+#define ODI_MAX (1 + 2 + 8 + 1 + 2 * IMS_REG_ID_MAX + 1 + 2 * ODI_MAC_LEN + 1)
+
+enum sess_dir { DIR_ORIG = 'o', DIR_TERM = 't' };
+
+/* Where a served user's iFC walk stands. */
+struct walk {
+    enum sess_dir dir;
+    size_t next;                 /* the first iFC index still to evaluate */
+    char served[IMS_REG_ID_MAX]; /* the served IMPU, canonical (cscf_impu_of) */
+};
+
+/* One AS forward in progress. */
+struct sess {
+    struct cscf_pend pend; /* first: the worker's list */
+    struct walk wk;        /* wk.next: the iFC after the one being tried */
+    int default_handling;  /* of the iFC being tried: 0 CONTINUED, 1 TERMINATED */
+    char as[IMS_REG_URI_MAX];
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static struct cscf_worker *worker_of(struct ims_cscf *g, struct proxy_req *r)
+{
+    unsigned i = ims_proxy_worker(ims_proxy_req_proxy(r));
+    return i < g->nworkers ? &g->w[i] : NULL;
+}
+
+static void sess_free(struct cscf_pend *p)
+{
+    ims_free(p);
+}
+
+static void sess_done(struct sess *s)
+{
+    cscf_pend_del(&s->pend);
+    sess_free(&s->pend);
+}
+
+static void reply(struct proxy_req *r, int status, const char *reason)
+{
+    if (!ims_proxy_req_final_sent(r))
+        ims_proxy_reply(r, status, reason, NULL);
+}
+
+/* "host:port" of our S-CSCF URI (for the ODI Route). */
+static int our_hostport(const struct ims_cscf *g, char *out, size_t cap)
+{
+    struct sip_uri u;
+    if (ims_sip_parse_uri(ims_str_cstr(g->s_uri), &u) != 0 || !u.host.len)
+        return IMS_EINVAL;
+    int n = snprintf(out, cap, "%.*s:%u", IMS_SF(u.host), u.port ? (unsigned)u.port : 5060u);
+    return n > 0 && (size_t)n < cap ? 0 : IMS_ELIMIT;
+}
+
+/* Is host one of the home domains ([scscf] home_domains, else the realm)? */
+static bool home_domain(const struct ims_cfg *cfg, ims_str host)
+{
+    const char *list = cfg->scscf_home_domains ? cfg->scscf_home_domains : cfg->dia_realm;
+    if (!list || !host.len)
+        return false;
+    struct ims_cur c = { list, list + strlen(list) };
+    while (!ims_cur_eof(&c)) {
+        ims_str d;
+        ims_cur_until(&c, ",", &d);
+        ims_cur_char(&c, ',');
+        if (ims_str_caseeq(ims_str_trim(d), host))
+            return true;
+    }
+    return false;
+}
+
+/* The I-CSCF that originating requests for home users go to: [scscf] icscf,
+ * else this process's I-CSCF (a listener on its first port), else none. */
+static bool icscf_uri(const struct ims_cscf *g, char *out, size_t cap)
+{
+    const struct ims_cfg *cfg = g->cfg;
+    if (cfg->scscf_icscf) {
+        snprintf(out, cap, "%s", cfg->scscf_icscf);
+        return true;
+    }
+    if (!g->i_on)
+        return false;
+    uint16_t port = cfg->icscf_ports.port[0];
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct ims_cfg_listen *l = &cfg->listen[i];
+        if (ims_addr_port(&l->addr) != port)
+            continue;
+        char host[64];
+        ims_addr_host(&l->addr, host, sizeof(host));
+        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+        bool v6 = !any && ims_addr_family(&l->addr) == AF_INET6;
+        snprintf(out, cap, "sip:%s%s%s:%u", v6 ? "[" : "", any ? "127.0.0.1" : host,
+                 v6 ? "]" : "", (unsigned)port);
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ ODI tokens */
+
+static uint8_t odi_key[32];
+static pthread_once_t odi_once = PTHREAD_ONCE_INIT;
+static bool odi_key_ok;
+
+static void odi_key_init(void)
+{
+    odi_key_ok = RAND_bytes(odi_key, sizeof(odi_key)) == 1;
+}
+
+static bool odi_mac(ims_str data, uint8_t mac[32])
+{
+    pthread_once(&odi_once, odi_key_init);
+    unsigned len = 32;
+    return odi_key_ok && HMAC(EVP_sha256(), odi_key, sizeof(odi_key), (const uint8_t *)data.p,
+                              data.len, mac, &len) != NULL;
+}
+
+/* The token for continuing wk after its AS.  0, IMS_ELIMIT, IMS_EINVAL. */
+static int odi_make(const struct walk *wk, int64_t now, char *out, size_t cap)
+{
+    size_t sl = strlen(wk->served);
+    if (wk->next > 0xff || sl >= IMS_REG_ID_MAX || cap < ODI_MAX)
+        return IMS_ELIMIT;
+    size_t k = (size_t)snprintf(out, cap, "%c%02x%08llx.", (char)wk->dir, (unsigned)wk->next,
+                                (unsigned long long)((now + ODI_TTL_S) & 0xffffffffu));
+    k += ims_hex_encode(wk->served, sl, out + k);
+    uint8_t mac[32];
+    if (!odi_mac(ims_str_make(out, k), mac))
+        return IMS_EINVAL;
+    out[k++] = '.';
+    ims_hex_encode(mac, ODI_MAC_LEN, out + k);
+    return 0;
+}
+
+/* Checks a token and fills wk.  0, IMS_EPROTO (malformed, forged or
+ * expired). */
+static int odi_check(ims_str tok, int64_t now, struct walk *wk)
+{
+    size_t maclen = 2 * ODI_MAC_LEN;
+    if (tok.len < 12 + 2 + 1 + maclen || tok.len >= ODI_MAX || tok.p[11] != '.' ||
+        tok.p[tok.len - maclen - 1] != '.')
+        return IMS_EPROTO;
+    ims_str signed_part = ims_str_make(tok.p, tok.len - maclen - 1);
+    uint8_t mac[32], got[ODI_MAC_LEN];
+    if (!odi_mac(signed_part, mac) ||
+        ims_hex_decode(ims_str_make(tok.p + tok.len - maclen, maclen), got, sizeof(got)) != 0 ||
+        CRYPTO_memcmp(mac, got, ODI_MAC_LEN) != 0)
+        return IMS_EPROTO;
+    uint8_t hdr[5];
+    if ((tok.p[0] != DIR_ORIG && tok.p[0] != DIR_TERM) ||
+        ims_hex_decode(ims_str_make(tok.p + 1, 10), hdr, sizeof(hdr)) != 0)
+        return IMS_EPROTO;
+    uint32_t exp = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+    /* wrap-safe: the difference of 32-bit times */
+    if ((int32_t)(exp - (uint32_t)(now & 0xffffffffu)) < 0)
+        return IMS_EPROTO;
+    ims_str hs = ims_str_make(tok.p + 12, signed_part.len - 12);
+    if (hs.len % 2 || hs.len / 2 >= sizeof(wk->served) ||
+        ims_hex_decode(hs, wk->served, hs.len / 2) != 0)
+        return IMS_EPROTO;
+    wk->served[hs.len / 2] = '\0';
+    wk->dir = (enum sess_dir)tok.p[0];
+    wk->next = hdr[0];
+    return 0;
+}
+
+/* ------------------------------------------------------------ routing out */
+
+/* Originating, no iFC left (TS 24.229 §5.4.3.2 step 10). */
+static void route_orig(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
+{
+    char ic[CSCF_URI_MAX];
+    bool home = m->ruri.scheme == SIP_URI_TEL ||
+                (m->ruri.scheme != SIP_URI_OTHER && home_domain(w->g->cfg, m->ruri.host));
+    if (!home || !icscf_uri(w->g, ic, sizeof(ic))) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    struct proxy_fwd f = { .next_hop = ims_str_cstr(ic) };
+    int rc = ims_proxy_forward(r, &f);
+    LOG_I("scscf", "event=orig_to_icscf call_id=%.*s icscf=%s rc=%s", IMS_SF(m->call_id), ic,
+          ims_strerror(rc));
+    if (rc)
+        reply(r, 500, "Forwarding Failed");
+}
+
+/* Terminating, no iFC left (TS 24.229 §5.4.3.3 step 9). */
+static void route_term(struct cscf_worker *w, struct proxy_req *r, const struct walk *wk)
+{
+    int rc = ims_cscf_scscf_route_term(w->g, r, ims_str_cstr(wk->served));
+    LOG_I("scscf", "event=term_deliver impu=%s rc=%s", wk->served, ims_strerror(rc));
+    if (rc == IMS_ENOENT)
+        reply(r, 480, "Not Registered");
+    else if (rc)
+        reply(r, 500, "Forwarding Failed");
+}
+
+/* ------------------------------------------------------------ ISC */
+
+static void walk_on(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                    struct walk *wk);
+
+static void as_continue(struct cscf_worker *w, struct proxy_req *r, void *arg)
+{
+    struct sess *s = arg;
+    struct walk wk = s->wk;
+    sess_done(s);
+    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r))
+        return;
+    const struct sip_msg *m = ims_proxy_req_msg(r);
+    if (!m) {
+        reply(r, 500, NULL);
+        return;
+    }
+    walk_on(w, r, m, &wk);
+}
+
+static enum proxy_rsp_action as_response(struct proxy_req *r, int status,
+                                         const struct sip_msg *rsp, void *ud)
+{
+    struct sess *s = ud;
+    if (status < 200)
+        return PROXY_RSP_RELAY;
+    /* TS 24.229 §5.4.3.2: no answer, 408 or 5xx: the AS failed; anything
+     * else is the AS's own answer and goes upstream */
+    bool failed = !rsp || status == 408 || (status >= 500 && status < 600);
+    LOG_I("scscf", "event=as_response as=%s impu=%s status=%d failed=%d default_handling=%d",
+          s->as, s->wk.served, status, failed, failed ? s->default_handling : -1);
+    if (!failed || s->default_handling != 0 || ims_proxy_req_cancelled(r) ||
+        ims_proxy_req_final_sent(r)) {
+        sess_done(s);
+        return PROXY_RSP_RELAY;
+    }
+    /* SESSION_CONTINUED: on with the next iFC, outside this callback */
+    if (cscf_defer(s->pend.w, r, as_continue, s) != 0) {
+        sess_done(s);
+        return PROXY_RSP_RELAY;
+    }
+    return PROXY_RSP_TAKEN;
+}
+
+/* Sends r to f's AS with the Route back to us (TS 24.229 §5.4.3.2 step 4).
+ * 0 (forwarded: as_response will run), or an error (nothing sent). */
+static int to_as(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                 const struct walk *wk, const struct ims_prof_ifc *f)
+{
+    struct ims_cscf *g = w->g;
+    struct sip_uri as;
+    if (!f->server_name || ims_sip_parse_uri(ims_str_cstr(f->server_name), &as) != 0 ||
+        (as.scheme != SIP_URI_SIP && as.scheme != SIP_URI_SIPS) || !as.host.len)
+        return IMS_EINVAL;
+    char hp[CSCF_URI_MAX], odi[ODI_MAX];
+    int rc = our_hostport(g, hp, sizeof(hp));
+    if (rc == 0)
+        rc = odi_make(wk, cscf_now_s(), odi, sizeof(odi));
+    if (rc)
+        return rc;
+    struct ims_buf route;
+    ims_buf_init(&route, 8192);
+    rc = ims_buf_printf(&route, "Route: <%s%s>, <sip:%s;lr%s;odi=%s>", f->server_name,
+                        as.lr ? "" : ";lr", hp, wk->dir == DIR_ORIG ? ";orig" : "", odi);
+    /* Route values below ours (none from a P-CSCF or I-CSCF) stay after it */
+    uint16_t lport = ims_addr_port(&ims_proxy_req_rx(r)->local);
+    bool ours = true;
+    struct sip_nameaddr na;
+    for (size_t i = 0; rc == 0 && cscf_nth_nameaddr(m, SIP_H_ROUTE, i, &na) == 0; i++) {
+        ours = ours && ims_proxy_uri_is_self(ims_proxy_req_proxy(r), &na.uri, lport);
+        if (!ours)
+            rc = ims_buf_printf(&route, ", <%.*s>", IMS_SF(na.uri.raw));
+    }
+    if (rc == 0)
+        rc = ims_buf_add_cstr(&route, "\r\n");
+    struct sess *s = rc == 0 ? ims_calloc(1, sizeof(*s)) : NULL;
+    if (!s) {
+        ims_buf_free(&route);
+        return rc ? rc : IMS_ENOMEM;
+    }
+    s->wk = *wk;
+    s->default_handling = f->default_handling;
+    snprintf(s->as, sizeof(s->as), "%s", f->server_name);
+    cscf_pend_add(w, &s->pend, sess_free);
+    static const uint16_t del[] = { SIP_H_ROUTE };
+    struct proxy_fwd fw = {
+        .next_hop = as.raw,
+        .add_hdrs = ims_buf_str(&route),
+        .del_hdrs = del,
+        .ndel = 1,
+        .on_response = as_response,
+        .ud = s,
+        /* TS 24.229 §5.4.3.2: an AS that does not answer gets the default
+         * handling, long before Timer B/F */
+        .noanswer_ms = g->cfg->scscf_as_timeout_ms,
+    };
+    rc = ims_proxy_forward(r, &fw);
+    ims_buf_free(&route);
+    LOG_I("scscf", "event=to_as call_id=%.*s impu=%s case=%c ifc=%zu as=%s rc=%s",
+          IMS_SF(m->call_id), wk->served, (char)wk->dir, wk->next - 1, f->server_name,
+          ims_strerror(rc));
+    if (rc)
+        sess_done(s);
+    return rc;
+}
+
+/* Evaluates the served user's iFCs (profile prof, which may be NULL) from
+ * wk->next on and forwards to the first matching AS, or, none left, routes
+ * the request on. */
+static void walk_profile(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                         struct walk *wk, const struct ims_profile *prof, bool registered)
+{
+    const struct ims_service_profile *sp = ims_profile_find(prof, ims_str_cstr(wk->served));
+    struct ims_ifc_ctx c = {
+        .session_case = wk->dir == DIR_ORIG ? IMS_SESSION_CASE_ORIGINATING
+                        : registered        ? IMS_SESSION_CASE_TERMINATING_REGISTERED
+                                            : IMS_SESSION_CASE_TERMINATING_UNREGISTERED,
+        .registered = registered,
+    };
+    while (sp && wk->next < sp->nifc) {
+        int i = ims_ifc_next(sp, wk->next, m, &c);
+        if (i < 0)
+            break;
+        const struct ims_prof_ifc *f = &sp->ifcs[i];
+        wk->next = (size_t)i + 1;
+        if (to_as(w, r, m, wk, f) == 0)
+            return;
+        /* the AS cannot even be tried: its default handling now */
+        LOG_W("scscf", "event=as_unusable as=%s impu=%s default_handling=%d",
+              f->server_name ? f->server_name : "", wk->served, f->default_handling);
+        if (f->default_handling != 0) {
+            reply(r, 500, "Application Server Unavailable");
+            return;
+        }
+    }
+    if (wk->dir == DIR_ORIG)
+        route_orig(w, r, m);
+    else if (registered)
+        route_term(w, r, wk);
+    else
+        reply(r, 480, "Not Registered"); /* no AS took it (TS 24.229 §5.4.3.3) */
+}
+
+/* ---- unregistered terminating user: SAR UNREGISTERED_USER ---- */
+
+/* One SAR in flight for an unregistered served user; holds the request. */
+struct unreg {
+    struct cscf_pend pend; /* first: the worker's list */
+    struct proxy_req *r;
+    struct walk wk;
+};
+
+static void on_unreg_saa(int rc, const struct dia_ans *ans, void *ud)
+{
+    struct unreg *u = ud;
+    struct cscf_worker *w = u->pend.w;
+    struct proxy_req *r = u->r;
+    struct walk wk = u->wk;
+    cscf_pend_del(&u->pend);
+    sess_free(&u->pend);
+    enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
+    LOG_I("scscf", "event=saa_unregistered impu=%s outcome=%d rc=%s", wk.served, (int)o,
+          ims_strerror(rc));
+    const struct sip_msg *m = NULL;
+    struct ims_profile *prof = NULL;
+    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r))
+        goto out;
+    if (o == IMS_CX_UNAVAILABLE) {
+        char ra[32];
+        ims_proxy_reply(r, 503, "HSS Unavailable",
+                        &(struct proxy_reply_opts){
+                            .hdrs = cscf_retry_after(w->g->cfg->scscf_retry_after, ra,
+                                                     sizeof(ra)) });
+        goto out;
+    }
+    if (o != IMS_CX_OK) {
+        reply(r, o == IMS_CX_USER_UNKNOWN ? 404 : 480, NULL);
+        goto out;
+    }
+    int prc = DIA_HAS(ans, DIA_ANS_USER_DATA) && ans->user_data.len
+                  ? ims_profile_parse(ans->user_data, &prof)
+                  : 0;
+    m = ims_proxy_req_msg(r);
+    if (prc || !m) {
+        LOG_W("scscf", "event=bad_user_data impu=%s err=%s", wk.served, ims_strerror(prc));
+        reply(r, 500, NULL);
+        goto out;
+    }
+    walk_profile(w, r, m, &wk, prof, false);
+out:
+    ims_profile_unref(prof);
+    ims_proxy_req_release(r);
+}
+
+/* TS 24.229 §5.4.3.3 step 1, TS 29.228 §6.1.2: the S-CSCF takes the
+ * unregistered user and downloads its profile; the iFCs of
+ * TERMINATING_UNREGISTERED then decide (an AS may take it), else 480.  A
+ * request back from an AS asks again (nothing is cached here). */
+static void term_unregistered(struct cscf_worker *w, struct proxy_req *r, const struct walk *wk)
+{
+    struct unreg *u = ims_calloc(1, sizeof(*u));
+    if (!u) {
+        reply(r, 500, NULL);
+        return;
+    }
+    u->r = r;
+    u->wk = *wk;
+    struct cx_sar q;
+    memset(&q, 0, sizeof(q));
+    q.impu[0] = ims_str_cstr(u->wk.served);
+    q.n_impu = 1;
+    q.server_name = ims_str_cstr(w->g->s_uri);
+    q.sat = CX_SAT_UNREGISTERED_USER;
+    q.uda = 0;
+    DIA_SET(&q, CX_SAR_IMPU);
+    DIA_SET(&q, CX_SAR_SERVER);
+    DIA_SET(&q, CX_SAR_TYPE);
+    DIA_SET(&q, CX_SAR_UDA);
+    cscf_pend_add(w, &u->pend, sess_free);
+    ims_proxy_req_hold(r);
+    int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, on_unreg_saa, u);
+    if (rc) {
+        LOG_W("scscf", "event=sar_failed impu=%s err=%s", wk->served, ims_strerror(rc));
+        cscf_pend_del(&u->pend);
+        sess_free(&u->pend);
+        reply(r, 480, "Not Registered");
+        ims_proxy_req_release(r);
+    }
+}
+
+/* Looks wk's served user up and walks its iFCs (TS 24.229 §5.4.3.2 step 1,
+ * §5.4.3.3 step 1): an originating user must be registered here and not
+ * barred (403); a barred terminating identity gets 404; an unregistered
+ * terminating one goes through SAR UNREGISTERED_USER. */
+static void walk_on(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                    struct walk *wk)
+{
+    struct ims_reg *reg = w->reg_a;
+    int rc = ims_loc_get(w->g->loc, ims_str_cstr(wk->served), cscf_now_s(), reg);
+    if (rc) {
+        ims_reg_clear(reg);
+        if (wk->dir == DIR_TERM && rc == IMS_ENOENT) {
+            term_unregistered(w, r, wk);
+            return;
+        }
+        LOG_I("scscf", "event=served_user_refused impu=%s case=%c why=%s", wk->served,
+              (char)wk->dir, ims_strerror(rc));
+        reply(r, rc == IMS_ENOENT ? 403 : 500, rc == IMS_ENOENT ? "Not Registered" : NULL);
+        return;
+    }
+    bool barred = false;
+    for (size_t i = 0; i < reg->nimpu; i++)
+        if (strcmp(reg->impus[i], wk->served) == 0)
+            barred = reg->barred[i];
+    struct ims_profile *prof = barred ? NULL : ims_profile_ref(reg->profile);
+    ims_reg_clear(reg);
+    if (barred) {
+        LOG_I("scscf", "event=served_user_barred impu=%s case=%c", wk->served, (char)wk->dir);
+        reply(r, wk->dir == DIR_ORIG ? 403 : 404, "Barred");
+        return;
+    }
+    walk_profile(w, r, m, wk, prof, true);
+    ims_profile_unref(prof);
+}
+
+/* ------------------------------------------------------------ the hook */
+
+bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
+{
+    struct sip_uri top;
+    ims_str v;
+    return cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "orig", &v) == 0;
+}
+
+int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str impu)
+{
+    struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
+    if (!reg)
+        return IMS_ENOMEM;
+    int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
+    if (rc)
+        goto out;
+    const struct ims_reg_contact *best = &reg->contacts[0];
+    for (size_t i = 1; i < reg->ncontacts; i++) {
+        const struct ims_reg_contact *c = &reg->contacts[i];
+        if (c->q > best->q || (c->q == best->q && c->expires > best->expires))
+            best = c;
+    }
+    char route[IMS_REG_PATH_MAX + 16];
+    struct sip_nameaddr hop;
+    struct proxy_fwd f = { .ruri = ims_str_cstr(best->uri) };
+    static const uint16_t del[] = { SIP_H_ROUTE };
+    if (best->path[0] && cscf_first_nameaddr(ims_str_cstr(best->path), &hop) == 0) {
+        int n = snprintf(route, sizeof(route), "Route: %s\r\n", best->path);
+        f.add_hdrs = ims_str_make(route, n > 0 ? (size_t)n : 0);
+        f.next_hop = hop.uri.raw;
+        f.del_hdrs = del;
+        f.ndel = 1;
+    }
+    rc = ims_proxy_forward(r, &f);
+out:
+    ims_reg_clear(reg);
+    ims_free(reg);
+    return rc;
+}
+
+/* The served user of an originating request: its P-Asserted-Identity (set
+ * by the P-CSCF, RFC 3325; a sip/sips or tel value). */
+static int asserted(const struct sip_msg *m, char *out, size_t cap)
+{
+    struct sip_nameaddr na;
+    for (size_t i = 0; cscf_nth_nameaddr(m, SIP_H_P_ASSERTED_IDENTITY, i, &na) == 0; i++)
+        if (cscf_impu_of(&na.uri, out, cap) == 0)
+            return 0;
+    return IMS_ENOENT;
+}
+
+void ims_cscf_scscf_default(void *ctx, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct ims_cscf *g = ctx;
+    struct cscf_worker *w = worker_of(g, r);
+    if (!w || m->to.tag.len || ims_proxy_req_to_self(r)) {
+        /* RFC 3261 §16.12: in-dialog requests follow their Route set */
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    struct walk wk = { .dir = DIR_TERM };
+    struct sip_uri top;
+    ims_str odi;
+    if (cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "odi", &odi) == 0) {
+        /* back from an AS (TS 24.229 §5.4.3.2 step 3, §5.4.3.3 step 3) */
+        if (odi_check(odi, cscf_now_s(), &wk) != 0) {
+            LOG_I("scscf", "event=bad_odi call_id=%.*s", IMS_SF(m->call_id));
+            ims_proxy_reply(r, 403, "Bad Original Dialog Identifier", NULL);
+            return;
+        }
+        LOG_I("scscf", "event=odi_return call_id=%.*s impu=%s case=%c next=%zu",
+              IMS_SF(m->call_id), wk.served, (char)wk.dir, wk.next);
+    } else if (ims_cscf_scscf_orig(r, m)) {
+        wk.dir = DIR_ORIG;
+        if (asserted(m, wk.served, sizeof(wk.served)) != 0) {
+            ims_proxy_reply(r, 403, "No Asserted Identity", NULL);
+            return;
+        }
+    } else if (cscf_has_foreign_route(r, m)) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    } else if (cscf_impu_of(&m->ruri, wk.served, sizeof(wk.served)) != 0) {
+        ims_proxy_route_static(NULL, r, m);
+        return;
+    }
+    walk_on(w, r, m, &wk);
+}

@@ -1,0 +1,8 @@
+# reg-event (RFC 3680) at the S-CSCF and the HSS's RTR/PPR (t_regevent.sh)
+foreach(fix ims1 ims4)
+  ims_test(regevent_subscribe ${fix} 60)
+  ims_test(regevent_forbidden ${fix} 60)
+  ims_test(regevent_rtr ${fix} 60)
+  ims_test(regevent_expiry ${fix} 60)
+  ims_test(regevent_ppr ${fix} 60)
+endforeach()

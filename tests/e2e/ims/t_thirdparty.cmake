@@ -1,0 +1,8 @@
+# third-party REGISTER to application servers (t_thirdparty.sh)
+foreach(fix ims1 ims4)
+  ims_test(thirdparty ${fix} 60)
+  ims_test(thirdparty_fail ${fix} 60)
+  ims_test(thirdparty_continue ${fix} 60)
+  ims_test(thirdparty_expiry ${fix} 60)
+  ims_test(thirdparty_body ${fix} 60)
+endforeach()

@@ -1,0 +1,306 @@
+/* test_durable.c - when the SQLite store flushes its WAL (store_sqlite.c:
+ * every write on disk before the call returns, except lazy ones), and
+ * store/exec.h completions on the store thread (loop NULL), which must
+ * come after that flush.  A VFS shim counts xSync calls on WAL files.
+ * SQLite only: PostgreSQL does its own flushing (the tests skip). */
+#include <pthread.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "crypto/aka.h"
+#include "store/exec.h"
+#include "store/store_int.h"
+#include "store_tests.h"
+
+/* ---- a VFS that forwards everything and counts WAL syncs ---- */
+
+struct sfile {
+    sqlite3_file base;
+    sqlite3_file *real; /* follows this struct in the same block */
+    bool wal;
+};
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs shim_vfs;
+static sqlite3_io_methods shim_io;
+static int wal_syncs; /* __atomic: store threads sync too */
+
+#define REAL(f) (((struct sfile *)(f))->real)
+
+static int s_close(sqlite3_file *f)
+{
+    int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+    return rc;
+}
+static int s_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
+}
+static int s_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+}
+static int s_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int s_sync(sqlite3_file *f, int flags)
+{
+    if (((struct sfile *)f)->wal)
+        __atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int s_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int s_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int s_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int s_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int s_fcntl(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int s_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int s_devchar(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int s_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **pp)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp);
+}
+static int s_shmlock(sqlite3_file *f, int off, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void s_shmbarrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int s_shmunmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int s_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, pp);
+}
+static int s_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static int s_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    struct sfile *s = (struct sfile *)f;
+    s->real = (sqlite3_file *)(s + 1);
+    s->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, s->real, flags, out);
+    /* a file whose open failed is never closed: pMethods NULL says so */
+    f->pMethods = s->real->pMethods ? &shim_io : NULL;
+    return rc;
+}
+
+static void shim_install(void)
+{
+    sqlite3_vfs *cur = sqlite3_vfs_find(NULL);
+    if (cur != &shim_vfs) /* still installed after a failed test: keep its real one */
+        real_vfs = cur;
+    assert_non_null(real_vfs);
+    shim_vfs = *real_vfs;
+    shim_vfs.zName = "ims-test-shim";
+    shim_vfs.szOsFile = (int)sizeof(struct sfile) + real_vfs->szOsFile;
+    shim_vfs.xOpen = s_open;
+    shim_vfs.pNext = NULL;
+    shim_io = (sqlite3_io_methods){ 3,          s_close,    s_read,       s_write,   s_truncate,
+                                    s_sync,     s_size,     s_lock,       s_unlock,  s_reserved,
+                                    s_fcntl,    s_sector,   s_devchar,    s_shmmap,  s_shmlock,
+                                    s_shmbarrier, s_shmunmap, s_fetch,    s_unfetch };
+    assert_int_equal(sqlite3_vfs_register(&shim_vfs, 1), SQLITE_OK);
+}
+
+static void shim_remove(void)
+{
+    sqlite3_vfs_unregister(&shim_vfs);
+    sqlite3_vfs_register(real_vfs, 1);
+}
+
+static int syncs(void)
+{
+    return __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST);
+}
+
+static void syncs_reset(void)
+{
+    __atomic_store_n(&wal_syncs, 0, __ATOMIC_SEQ_CST);
+}
+
+/* ---- flush rules ---- */
+
+static int next_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    return ims_aka_sqn_next(cur, next);
+}
+
+static const uint8_t K[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const uint8_t OPC[16] = { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+
+/* f->st reopened through the shim (provisioned first, without it). */
+static struct ims_store *open_shimmed(struct tfix *f)
+{
+    const char *impus[] = { "sip:alice@ims.test", NULL };
+    struct ims_store *st = NULL;
+    provision(f->st, "alice", "alice@ims.test", K, OPC, "pw", impus);
+    ims_store_close(f->st);
+    f->st = NULL;
+    shim_install();
+    assert_int_equal(ims_store_open(f->url, f->repo, &st), 0);
+    return st;
+}
+
+static void test_flush_rules(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_impu_rec rec;
+    uint64_t sqn = 0;
+    const uint32_t caps[] = { 1 };
+    if (test_pg)
+        skip();
+    struct ims_store *st = open_shimmed(f);
+    ims_str impu = S("sip:alice@ims.test");
+    /* the first frame of a new WAL syncs its header (SQLite's own rule) */
+    OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+
+    /* the Server-Name of a MAR: committed, not flushed */
+    syncs_reset();
+    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_NOT_REGISTERED, S("sip:s1.ims.test")));
+    assert_int_equal(syncs(), 0);
+    OK(st, ims_store_impu_get(st, impu, &rec));
+    assert_string_equal(rec.scscf_name, "sip:s1.ims.test");
+    assert_int_equal(ims_store_reg_set_scscf_lazy(st, S("sip:nobody@ims.test"),
+                                                  IMS_REG_NOT_REGISTERED, S("sip:s1.ims.test")),
+                     IMS_ENOENT);
+
+    /* everything else: flushed before the call returns */
+    syncs_reset();
+    OK(st, ims_store_reg_set(st, impu, IMS_REG_REGISTERED, IMS_SCSCF_SET, S("sip:s2.ims.test"),
+                             NULL));
+    assert_int_equal(syncs(), 1);
+    syncs_reset();
+    OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    assert_int_equal(syncs(), 1);
+    OK(st, ims_store_scscf_put(st, S("sip:s3.ims.test"), caps, 1));
+    syncs_reset();
+    OK(st, ims_store_scscf_del(st, S("sip:s3.ims.test"))); /* one statement, no BEGIN */
+    assert_int_equal(syncs(), 1);
+
+    /* reads never flush */
+    syncs_reset();
+    OK(st, ims_store_impu_get(st, impu, &rec));
+    assert_int_equal(syncs(), 0);
+
+    /* a batch: one flush for all, none when everything in it is lazy */
+    syncs_reset();
+    st_batch_begin(st);
+    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_REGISTERED, S("sip:s4.ims.test")));
+    OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    OK(st, st_batch_end(st));
+    assert_int_equal(syncs(), 1);
+    syncs_reset();
+    st_batch_begin(st);
+    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_REGISTERED, S("sip:s5.ims.test")));
+    OK(st, st_batch_end(st));
+    assert_int_equal(syncs(), 0);
+    OK(st, ims_store_impu_get(st, impu, &rec));
+    assert_string_equal(rec.scscf_name, "sip:s5.ims.test");
+
+    /* a lazy write does not make the next ordinary one skip its flush */
+    syncs_reset();
+    OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    assert_int_equal(syncs(), 1);
+    ims_store_close(st);
+    shim_remove();
+}
+
+/* ---- completions on the store thread ---- */
+
+struct sreq {
+    struct ims_store_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    uint64_t sqn;
+    pthread_t thread;
+    bool loop_null;
+    int syncs_at_done;
+};
+
+static int work_sqn(struct ims_store *st, void *arg)
+{
+    struct sreq *r = arg;
+    return ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &r->sqn);
+}
+
+static void done_here(struct ims_loop *loop, int rc, void *arg)
+{
+    struct sreq *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->rc = rc;
+    r->thread = pthread_self();
+    r->loop_null = loop == NULL;
+    r->syncs_at_done = syncs();
+    r->done = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void test_done_on_store_thread(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    struct sreq r;
+    if (test_pg)
+        skip();
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    ims_store_close(open_shimmed(f));
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    syncs_reset();
+    assert_int_equal(ims_store_exec_submit(x, NULL, &r.job, work_sqn, done_here, NULL, &r), 0);
+    pthread_mutex_lock(&r.mu);
+    while (!r.done)
+        pthread_cond_wait(&r.cv, &r.mu);
+    pthread_mutex_unlock(&r.mu);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.sqn > 0);
+    assert_true(r.loop_null);
+    assert_false(pthread_equal(r.thread, pthread_self()));
+    assert_true(r.syncs_at_done >= 1); /* the SQN was on disk before done */
+    ims_store_exec_free(x);
+    shim_remove();
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+}
+
+const struct CMUnitTest durable_tests[] = {
+    cmocka_unit_test_setup_teardown(test_flush_rules, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_done_on_store_thread, tfix_setup, tfix_teardown),
+};
+const size_t durable_ntests = sizeof(durable_tests) / sizeof(durable_tests[0]);
