@@ -7,6 +7,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libssl-dev libc-ares-dev openssl libsqlite3-dev libpq-dev
             libxml2-dev libfreediameter-dev libjansson-dev
             libyaml-dev # libyaml-dev: YAML policy files (src/policy)
+            libmicrohttpd-dev # libmicrohttpd-dev: the Prometheus /metrics endpoint (src/metrics)
             libcurl4-openssl-dev) # libcurl4-openssl-dev: the Keystone client (src/keystone)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm-14 libosip2-dev sip-tester sipsak
            xz-utils procps iproute2 postgresql util-linux kamailio kamailio-ims-modules
@@ -14,7 +15,8 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm-14 libosip2-dev sip-teste
            baresip-core # baresip-core: /usr/bin/baresip without the GTK front end (t_baresip.sh)
            sipvicious # svmap: tests/e2e/acl (security groups seen by a scanner)
            python3-oslo.policy # the policy engine differential test (tests/diff/policy)
-           keystone uwsgi-core uwsgi-plugin-python3 python3-openstackclient) # tests/e2e/keystone
+           keystone uwsgi-core uwsgi-plugin-python3 python3-openstackclient # tests/e2e/keystone
+           python3-keystoneclient python3-nova python3-placement python3-glance python3-neutron curl) # tests/e2e/openstack (Nova with the fake driver, no services)
 bench_pkgs=(kamailio)
 
 want=("${build_pkgs[@]}")

@@ -1,7 +1,7 @@
 /* hss_bench_seed - provisions (and checks) the synthetic subscribers of the
  * HSS benchmark and crash test (hss_bench.h) through the store API.
  *
- *   hss_bench_seed seed  [-b BATCH] [-f FIRST] [-a] STORE_URL KEYS_DIR N
+ *   hss_bench_seed seed  [-b BATCH] [-f FIRST] [-a] [-s SCSCF_URI] [-n] STORE_URL KEYS_DIR N
  *   hss_bench_seed check [-q] STORE_URL KEYS_DIR N
  *
  * seed: creates the key repository if missing, then subscribers FIRST ..
@@ -12,7 +12,10 @@
  * with the one-call-per-record API).  -a assigns S-CSCF HB_SCSCF to every
  * subscription, as after an earlier registration: a MAR naming that
  * S-CSCF then rewrites the same name, which SQLite does without dirtying
- * a page (no WAL frame, no fsync), so only AKA's SQN is a real write.  A second thread builds the next
+ * a page (no WAL frame, no fsync), so only AKA's SQN is a real write.
+ * -s names another S-CSCF than HB_SCSCF (bench/ims: the one imscloud under
+ * test listens as); -n gives profile "bench" no iFC (bench/ims: calls go
+ * straight to the callee, no AS).  A second thread builds the next
  * batch (HA1s, AES-GCM ciphertexts of K, OPc and the three HA1s under the
  * repository's primary key, with the store's associated data) while the
  * import of the previous one runs, so both cores work.
@@ -51,6 +54,8 @@
 
 static struct ims_keyrepo *repo;
 static bool assigned;
+static const char *scscf = HB_SCSCF;
+static bool no_ifc;
 
 static double now_s(void)
 {
@@ -89,7 +94,7 @@ static int add_subscriber(struct ims_buf *b, uint32_t i)
                             "sub %s scscf=%s ccf1=aaa://ccf.ims.bench ccf2= ecf1= ecf2= "
                             "keystone_user= keystone_project= caps_mandatory=1 caps_optional=\n"
                             "impi %s sub=%s realm=" HB_REALM " schemes=%u amf=32768 sqn=0",
-                            sub, assigned ? HB_SCSCF : "", impi, sub, IMS_AUTH_ALL);
+                            sub, assigned ? scscf : "", impi, sub, IMS_AUTH_ALL);
     if (rc == 0)
         rc = add_secret(b, "k", impi, "k", k, sizeof(k));
     if (rc == 0)
@@ -118,13 +123,13 @@ static int add_globals(struct ims_buf *b)
     struct ims_spt spt = { IMS_SPT_METHOD, false, 0, IMS_S("INVITE"), IMS_STR_NULL };
     struct ims_ifc f = { 0, true, &spt, 1, IMS_S("sip:as.ims.bench:5070"), 0, IMS_STR_NULL, -1 };
     ims_buf_init(&ifc, 65536);
-    int rc = ims_ud_ifc(&ifc, &f, 1);
+    int rc = ims_ud_ifc(&ifc, &f, no_ifc ? 0 : 1);
     char *b64 = rc == 0 ? malloc(IMS_B64_LEN(ifc.len) + 1) : NULL;
     if (rc == 0 && !b64)
         rc = IMS_ENOMEM;
     if (rc == 0) {
         ims_b64_encode(ifc.p, ifc.len, b64);
-        rc = ims_buf_printf(b, "profile " HB_PROFILE " xml=%s\nscscf " HB_SCSCF " caps=1\n", b64);
+        rc = ims_buf_printf(b, "profile " HB_PROFILE " xml=%s\nscscf %s caps=1\n", b64, scscf);
     }
     free(b64);
     ims_buf_free(&ifc);
@@ -312,7 +317,8 @@ static int check(struct ims_store *st, uint32_t n, bool quiet)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: hss_bench_seed seed [-b BATCH] [-f FIRST] [-a] STORE_URL KEYS_DIR N\n"
+    fprintf(stderr, "usage: hss_bench_seed seed [-b BATCH] [-f FIRST] [-a] [-s SCSCF_URI] [-n] "
+                    "STORE_URL KEYS_DIR N\n"
                     "       hss_bench_seed check [-q] STORE_URL KEYS_DIR N\n");
     return 2;
 }
@@ -330,11 +336,13 @@ int main(int argc, char **argv)
     if (!is_seed && strcmp(cmd, "check") != 0)
         return usage();
     optind = 2;
-    while ((o = getopt(argc, argv, "ab:f:q")) != -1) {
+    while ((o = getopt(argc, argv, "ab:f:nqs:")) != -1) {
         switch (o) {
         case 'a': assigned = true; break;
         case 'b': batch = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'f': first = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'n': no_ifc = true; break;
+        case 's': scscf = optarg; break;
         case 'q': quiet = true; break;
         default: return usage();
         }

@@ -4,7 +4,8 @@
 #
 #   bench/hss/run.sh [--build DIR] [--subs N] [--seconds S] [--warmup S] [--window N]
 #                    [--conns N] [--store-threads N] [--items N] [--scenarios LIST]
-#                    [--assigned] [--no-ceiling] [--results FILE | --no-results] [--keep]
+#                    [--assigned] [--no-ceiling] [--compare DIR] [--results FILE | --no-results]
+#                    [--keep]
 #
 # Seeds N subscribers (default 100000) into a fresh SQLite store with hss_bench_seed
 # (--assigned: with an S-CSCF name already stored, as after an earlier registration),
@@ -17,6 +18,9 @@
 # run) and its peak RSS (VmHWM), and writes a section of bench/RESULTS.md between the
 # markers <!-- hss-bench:begin --> and <!-- hss-bench:end --> (one block per subscriber
 # count and --assigned; the rest of the file is bench/run.sh's and is left alone).
+# --compare DIR: the same scenarios also against DIR's imscloud (an older build), on its own
+# copy of the seeded store, each scenario first on DIR then on --build: before/after rows of
+# one run on the same machine state.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,6 +38,7 @@ CEILING=yes
 ASSIGNED=no
 RESULTS=$ROOT/bench/RESULTS.md
 KEEP=no
+COMPARE=
 CMDLINE="bench/hss/run.sh${*:+ $*}"
 PYHSS=500 # published PyHSS figure (Diameter requests/s); not measured here
 
@@ -57,6 +62,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS=${2:?}; shift 2 ;;
     --no-results) RESULTS=; shift ;;
     --keep) KEEP=yes; shift ;;
+    --compare) COMPARE=$(cd "${2:?}" && pwd); shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
     esac
@@ -72,6 +78,7 @@ die() {
 }
 for t in awk ss setsid cmake; do command -v $t >/dev/null || die "missing '$t'"; done
 IMS_BIN=$BUILD/imscloud
+[ -z "$COMPARE" ] || [ -x "$COMPARE/imscloud" ] || die "no imscloud in $COMPARE"
 [ -x "$IMS_BIN" ] || die "no imscloud in $BUILD (cmake -S . -B build-hbench -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-hbench -j2 --target imscloud)"
 
 # the tools, against the same libimscore.a as the server (incremental, a few seconds)
@@ -113,12 +120,13 @@ field() { # field NAME LINE: value of NAME=... in a "result ..." line
     awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
 }
 
-# start_server NAME MODE PORT: an imscloud with roles = hss (MODE hss or slf) on PORT
+# start_server NAME MODE PORT [BIN STATE]: an imscloud (default $IMS_BIN, state dir
+# $WORK/var) with roles = hss (MODE hss or slf) on PORT
 start_server() {
-    local name=$1 mode=$2 port=$3 dir=$WORK/$1
+    local name=$1 mode=$2 port=$3 dir=$WORK/$1 bin=${4:-$IMS_BIN}
     mkdir -p "$dir"
     chmod 700 "$dir"
-    local extra="" state=$WORK/var
+    local extra="" state=${5:-$WORK/var}
     # the SLF gets its own state dir: one admin socket (imscloud.ctl) per directory
     [ "$mode" = hss ] || state=$WORK/var-$name
     [ "$mode" = hss ] || extra="mode = slf
@@ -142,7 +150,7 @@ port = $port
 allow_hosts = bench*.ims.bench
 max_pending = 65536
 EOF
-    setsid "$IMS_BIN" -c "$dir/imscloud.conf" </dev/null >"$dir/server.log" 2>&1 &
+    setsid "$bin" -c "$dir/imscloud.conf" </dev/null >"$dir/server.log" 2>&1 &
     local pid=$!
     STARTED+=("$pid")
     for _ in $(seq 1 100); do
@@ -200,6 +208,12 @@ SEED_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 DB_MB=$(du -m "$WORK/var/hss.db" | cut -f1)
 say "bench-hss: seeded $SUBS subscribers in $SEED_S s (hss.db $DB_MB MiB)"
 
+if [ -n "$COMPARE" ]; then # the same seeded store for the other build, before anyone writes
+    cp -a "$WORK/var" "$WORK/var-cmp"
+    CPORT=$(free_port)
+    start_server cmp hss "$CPORT" "$COMPARE/imscloud" "$WORK/var-cmp"
+    CMP_PID=$SERVER_PID
+fi
 PORT=$(free_port)
 start_server hss hss "$PORT"
 HSS_PID=$SERVER_PID
@@ -207,17 +221,26 @@ sleep 0.5
 RSS_IDLE=$(status_kb VmRSS "$HSS_PID")
 
 declare -A RES
+keep_res() { # keep_res KEY: R_* into RES[KEY,*]
+    local k v
+    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
+        v=R_$k
+        RES[$1,$k]=${!v}
+    done
+}
 for sc in $SCENARIOS; do
     args=()
     [ "$sc" != mar-aka ] || args=(-n "$ITEMS")
+    if [ -n "$COMPARE" ]; then
+        run_load cmp "$CMP_PID" "$CPORT" "$sc" "${args[@]}"
+        keep_res "cmp:$sc"
+    fi
     run_load hss "$HSS_PID" "$PORT" "$sc" "${args[@]}"
-    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
-        v=R_$k
-        RES[$sc,$k]=${!v}
-    done
+    keep_res "$sc"
 done
 HWM=$(status_kb VmHWM "$HSS_PID")
 THREADS=$(status_kb Threads "$HSS_PID")
+[ -z "$COMPARE" ] || CMP_HWM=$(status_kb VmHWM "$CMP_PID")
 
 if [ "$CEILING" = yes ]; then
     SPORT=$(free_port)
@@ -247,6 +270,7 @@ label() {
     sar-reg) echo "SAR REGISTRATION (state written, User-Data XML)" ;;
     sar-rereg) echo "SAR RE_REGISTRATION, User-Data-Already-Available" ;;
     ceiling) echo "reference: MAR to an SLF (3006 from the loop, no store)" ;;
+    cmp:*) echo "$(label "${1#cmp:}") — before: --compare build" ;;
     esac
 }
 row() {
@@ -255,11 +279,17 @@ row() {
         "${RES[$k,P99]}" "${RES[$k,ERR]}" "${RES[$k,CPU_US]}" "${RES[$k,SCPU]}" "${RES[$k,CCPU]}" \
         "$(if [ "$k" = ceiling ]; then echo -; else fdiv "$r" "$PYHSS" "%.1f×"; fi)"
 }
+bin_desc() { # the build of an imscloud binary, for the report
+    echo "${1#"$ROOT"/} (built $(date -u -r "$1" '+%Y-%m-%d %H:%M UTC'))"
+}
 table() {
     echo '| scenario | answered/s | p50 (ms) | p99 (ms) | errors | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | vs PyHSS 500/s (published) |'
     echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     local sc
-    for sc in $SCENARIOS; do row "$sc"; done
+    for sc in $SCENARIOS; do
+        [ -z "$COMPARE" ] || row "cmp:$sc"
+        row "$sc"
+    done
     [ "$CEILING" = no ] || row ceiling
 }
 
@@ -275,13 +305,14 @@ block() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
     echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), store on $(df -T "$WORK" | awk 'NR == 2 { print $2 }'); load average at start $LOAD_START"
-    echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL, synchronous=FULL), store_threads = $STORE_THREADS, log_level = err"
+    echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL; every write on disk before its answer, except the Server-Name a MAR stores), store_threads = $STORE_THREADS, log_level = err"
+    [ -z "$COMPARE" ] || echo "- before (--compare): $(bin_desc "$COMPARE/imscloud"), same settings, its own copy of the same seeded store; each scenario ran on it first, then on the server above"
     echo "- store: $SUBS subscribers (IMPI with K/OPc and 3 HA1s, one IMPU with an iFC profile; $(if [ "$ASSIGNED" = yes ]; then echo "S-CSCF name already stored, as after an earlier registration"; else echo "no S-CSCF name stored yet: first registrations"; fi)), seeded by hss_bench_seed in $SEED_S s, hss.db $DB_MB MiB"
     echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
     echo
     table
     echo
-    echo "Server memory: peak RSS (VmHWM) $(mib "$HWM") MiB after all scenarios (RSS $(mib "$RSS_IDLE") MiB idle after start), $THREADS threads."
+    echo "Server memory: peak RSS (VmHWM) $(mib "$HWM") MiB after all scenarios (RSS $(mib "$RSS_IDLE") MiB idle after start), $THREADS threads.$([ -z "$COMPARE" ] || echo " The --compare build: $(mib "$CMP_HWM") MiB.")"
     echo
 }
 

@@ -43,6 +43,7 @@ enum ims_acl_listener {
     IMS_ACL_SIP_TCP,
     IMS_ACL_SIP_TLS,
     IMS_ACL_DIAMETER,
+    IMS_ACL_HTTP, /* the /metrics endpoint (src/metrics) */
     IMS_ACL_NLISTENERS
 };
 
@@ -120,5 +121,33 @@ bool ims_acl_admit_diameter(uint16_t port, const struct sockaddr *src, bool is_p
 
 /* Denials per listener since start (for /metrics). */
 uint64_t ims_acl_denied(enum ims_acl_listener l);
+
+/* ---- the dynamic deny group (docs/security.md) ----
+ * Source addresses the detectors (src/detect) put out for a while.  Every
+ * SIP and HTTP listener checks it before the static rules (ims_acl_admit),
+ * with or without a rules file; Diameter (ims_acl_admit_diameter) does not.
+ * Entries are IPs (ports ignored), expire on their own, survive a rules
+ * reload, and live in a fixed table (16 shards with a mutex each; while the
+ * group is empty a check is one atomic load): when a shard is full the
+ * entry that expires first is replaced. */
+#define IMS_ACL_DYN_MAX 4096
+
+/* Puts src's address in h's group for ttl_ms (an address already there
+ * keeps the later expiry).  Any thread.  0 or IMS_EINVAL (not AF_INET or
+ * AF_INET6, or ttl_ms 0). */
+int ims_acl_holder_deny(struct ims_acl_holder *h, const struct sockaddr *src, uint32_t ttl_ms);
+/* True while src's address is in h's group.  Any thread. */
+bool ims_acl_holder_dyn_denied(struct ims_acl_holder *h, const struct sockaddr *src);
+/* Addresses in h's group now (O(IMS_ACL_DYN_MAX): for /metrics, tests). */
+size_t ims_acl_holder_dyn_count(struct ims_acl_holder *h);
+/* Empties h's group. */
+void ims_acl_holder_dyn_clear(struct ims_acl_holder *h);
+
+/* The same on the installed holder: IMS_ENOENT when none is installed. */
+int ims_acl_deny_dynamic(const struct sockaddr *src, uint32_t ttl_ms);
+size_t ims_acl_dyn_count(void);
+/* Datagrams and connections refused by the dynamic group since start
+ * (also counted in ims_acl_denied() of their listener). */
+uint64_t ims_acl_dyn_denied(void);
 
 #endif

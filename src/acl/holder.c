@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "acl/acl.h"
+#include "acl/acl_int.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -29,6 +30,7 @@ struct ims_acl_holder {
     struct reader_count readers[2];
     atomic_bool dia_default_deny;
     pthread_mutex_t swap_lock; /* one swapper at a time */
+    struct acl_dyn *dyn;       /* the dynamic deny group (dyn.c) */
 };
 
 int ims_acl_holder_new(struct ims_acl_holder **out)
@@ -36,6 +38,10 @@ int ims_acl_holder_new(struct ims_acl_holder **out)
     struct ims_acl_holder *h = ims_calloc(1, sizeof(*h));
     if (!h)
         return IMS_ENOMEM;
+    if (acl_dyn_new(&h->dyn) != 0) {
+        ims_free(h);
+        return IMS_ENOMEM;
+    }
     atomic_init(&h->cur, NULL);
     atomic_init(&h->epoch, 0);
     atomic_init(&h->readers[0].n, 0);
@@ -51,6 +57,7 @@ void ims_acl_holder_free(struct ims_acl_holder *h)
     if (!h)
         return;
     ims_acl_free(atomic_load(&h->cur));
+    acl_dyn_free(h->dyn);
     pthread_mutex_destroy(&h->swap_lock);
     ims_free(h);
 }
@@ -131,6 +138,35 @@ bool ims_acl_holder_active(struct ims_acl_holder *h)
     return atomic_load(&h->cur) != NULL;
 }
 
+/* ------------------------------------------------------------ dynamic group */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int ims_acl_holder_deny(struct ims_acl_holder *h, const struct sockaddr *src, uint32_t ttl_ms)
+{
+    return acl_dyn_add(h->dyn, src, ttl_ms, now_ms());
+}
+
+bool ims_acl_holder_dyn_denied(struct ims_acl_holder *h, const struct sockaddr *src)
+{
+    return acl_dyn_has(h->dyn, src, now_ms());
+}
+
+size_t ims_acl_holder_dyn_count(struct ims_acl_holder *h)
+{
+    return acl_dyn_count(h->dyn, now_ms());
+}
+
+void ims_acl_holder_dyn_clear(struct ims_acl_holder *h)
+{
+    acl_dyn_clear(h->dyn);
+}
+
 /* ------------------------------------------------------------ process */
 
 static _Atomic(struct ims_acl_holder *) installed;
@@ -143,7 +179,8 @@ struct listener_state {
 
 static struct listener_state lstate[IMS_ACL_NLISTENERS];
 static const char *const lname[IMS_ACL_NLISTENERS] = { "sip-udp", "sip-tcp", "sip-tls",
-                                                       "diameter" };
+                                                       "diameter", "http" };
+static atomic_ullong dyn_denied;
 
 void ims_acl_install(struct ims_acl_holder *h)
 {
@@ -153,6 +190,23 @@ void ims_acl_install(struct ims_acl_holder *h)
 uint64_t ims_acl_denied(enum ims_acl_listener l)
 {
     return l < IMS_ACL_NLISTENERS ? atomic_load(&lstate[l].denied) : 0;
+}
+
+int ims_acl_deny_dynamic(const struct sockaddr *src, uint32_t ttl_ms)
+{
+    struct ims_acl_holder *h = atomic_load_explicit(&installed, memory_order_acquire);
+    return h ? ims_acl_holder_deny(h, src, ttl_ms) : IMS_ENOENT;
+}
+
+size_t ims_acl_dyn_count(void)
+{
+    struct ims_acl_holder *h = atomic_load_explicit(&installed, memory_order_acquire);
+    return h ? ims_acl_holder_dyn_count(h) : 0;
+}
+
+uint64_t ims_acl_dyn_denied(void)
+{
+    return atomic_load(&dyn_denied);
 }
 
 static const char *src_str(const struct sockaddr *sa, char *buf, size_t bufsz)
@@ -169,7 +223,8 @@ static const char *src_str(const struct sockaddr *sa, char *buf, size_t bufsz)
 
 /* Counts a denial; logs at most one line a second per listener (the
  * winner of the compare-and-swap on the second writes it). */
-static void note_deny(enum ims_acl_listener l, uint16_t port, const struct sockaddr *src)
+static void note_deny(enum ims_acl_listener l, uint16_t port, const struct sockaddr *src,
+                      const char *group)
 {
     struct listener_state *s = &lstate[l];
     unsigned long long n = atomic_fetch_add(&s->denied, 1) + 1;
@@ -181,8 +236,8 @@ static void note_deny(enum ims_acl_listener l, uint16_t port, const struct socka
         return;
     unsigned long long before = atomic_exchange(&s->logged_at, n);
     char as[INET6_ADDRSTRLEN];
-    LOG_W("acl", "event=acl_deny src=%s listener=%s port=%u denied=%llu suppressed=%llu",
-          src_str(src, as, sizeof(as)), lname[l], port, n, n - before - 1);
+    LOG_W("acl", "event=acl_deny src=%s listener=%s port=%u group=%s denied=%llu suppressed=%llu",
+          src_str(src, as, sizeof(as)), lname[l], port, group, n, n - before - 1);
 }
 
 bool ims_acl_admit(enum ims_acl_listener l, uint16_t port, const struct sockaddr *src)
@@ -190,10 +245,16 @@ bool ims_acl_admit(enum ims_acl_listener l, uint16_t port, const struct sockaddr
     struct ims_acl_holder *h = atomic_load_explicit(&installed, memory_order_acquire);
     if (!h || l >= IMS_ACL_NLISTENERS)
         return true;
+    /* the dynamic group first: a detected scanner is out whatever the rules say */
+    if (ims_acl_holder_dyn_denied(h, src)) {
+        atomic_fetch_add(&dyn_denied, 1);
+        note_deny(l, port, src, "dynamic");
+        return false;
+    }
     int proto = l == IMS_ACL_SIP_UDP ? IMS_ACL_UDP : IMS_ACL_TCP;
     if (ims_acl_holder_allows(h, proto, port, src, false))
         return true;
-    note_deny(l, port, src);
+    note_deny(l, port, src, "static");
     return false;
 }
 
@@ -207,6 +268,6 @@ bool ims_acl_admit_diameter(uint16_t port, const struct sockaddr *src, bool is_p
         return true;
     if (ims_acl_holder_allows(h, IMS_ACL_TCP, port, src, deny_default))
         return true;
-    note_deny(IMS_ACL_DIAMETER, port, src);
+    note_deny(IMS_ACL_DIAMETER, port, src, "static");
     return false;
 }

@@ -4,4 +4,6 @@
 # pointer plus grace period) and counts and logs denials.
 list(APPEND IMS_SOURCES
   src/acl/rules.c
-  src/acl/holder.c)
+  src/acl/holder.c
+  src/acl/dyn.c
+  src/acl/neutron.c)

@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "cscf/privacy.h"
 
 enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE, K_ROLES, K_HSSMODE,
                 K_SLF, K_DIAPEER, K_PORTS, K_SCSCF };
@@ -60,6 +61,14 @@ static const struct key keys[] = {
       "Require and verify client certificates against tls_ca (mutual TLS)." },
     { "sip", "tls_verify_server", K_BOOL, "no", 0, 0, OFF(tls_verify_server), false,
       "Verify the certificates of TLS servers we connect to against tls_ca." },
+    { "sip", "tls_client_cert", K_FILE, NULL, 0, 0, OFF(tls_client_cert), false,
+      "PEM certificate (chain) outgoing TLS connections present (mutual TLS between roles). "
+      "Unset: tls_cert, when set. Reloaded on SIGHUP with tls_cert." },
+    { "sip", "tls_client_key", K_FILE, NULL, 0, 0, OFF(tls_client_key), true,
+      "PEM private key for tls_client_cert." },
+    { "sip", "tls_ciphersuites", K_STR, NULL, 0, 0, OFF(tls_ciphersuites), false,
+      "TLS 1.3 cipher suites (OpenSSL syntax). Unset: OpenSSL's defaults (all AEAD). TLS 1.0 "
+      "and 1.1 are never offered nor accepted." },
     { "sip", "max_message", K_UINT, "65535", 1024, 1048576, OFF(max_message), false,
       "Largest SIP message accepted, in bytes (larger: dropped, or the connection closed)." },
     { "sip", "max_connections", K_UINT, "4096", 1, 1000000, OFF(max_connections), false,
@@ -244,6 +253,16 @@ static const struct key keys[] = {
       "iFC's default handling applies (SESSION_CONTINUED or SESSION_TERMINATED)." },
     { "scscf", "reg_event_expires", K_UINT, "3600", 60, 86400, OFF(scscf_reg_event_expires),
       false, "Longest subscription to the reg event package (RFC 3680) granted, seconds." },
+    { "scscf", "policy_file", K_FILE, NULL, 0, 0, OFF(scscf_policy_file), false,
+      "Policy file (oslo.policy rules, YAML or JSON; docs/policy.md) the S-CSCF enforces: "
+      "ims:register for REGISTER, ims:message for MESSAGE, ims:call / ims:call:external for "
+      "INVITE (docs/keystone.md). Unset: no policy is enforced." },
+    { "scscf", "local_roles", K_STR, "member", 0, 0, OFF(scscf_local_roles), false,
+      "Comma list of the roles a Digest or AKA authenticated user has for the policy (the "
+      "HSS keeps no roles); Bearer users have their Keystone token's roles." },
+    { "scscf", "bearer_scope", K_STR, "ims", 0, 0, OFF(scscf_bearer_scope), false,
+      "scope of the RFC 8898 Bearer challenge the S-CSCF adds to its 401 when [keystone] "
+      "url is set." },
 
     /* [keystone]: the Keystone v3 client (src/keystone, docs/internals/keystone.md) */
     { "keystone", "url", K_STR, NULL, 0, 0, OFF(ks_url), false,
@@ -285,6 +304,38 @@ static const struct key keys[] = {
     { "keystone", "cache_size", K_UINT, "65536", 16, 16777216, OFF(ks_cache_size), false,
       "Entries of the validation cache (shared by all workers)." },
 
+    /* [as]: the cloud application server (src/cloudas, docs/cloud-as.md) */
+    { "as", "ports", K_PORTS, NULL, 0, 0, OFF(as_ports), false,
+      "Local SIP ports the cloud AS serves (each also a [sip] listen port, in no other role). "
+      "None: the role is inactive." },
+    { "as", "service_uri", K_STR, NULL, 0, 0, OFF(as_service_uri), false,
+      "The service's SIP URI that users send commands to (MESSAGE) and SUBSCRIBE to. "
+      "Default: sip:cloud@<[diameter] realm>." },
+    { "as", "icscf", K_STR, NULL, 0, 0, OFF(as_icscf), false,
+      "SIP URI the AS sends its own MESSAGEs and NOTIFYs to (an I-CSCF: terminating "
+      "processing towards the user). Required with ports." },
+    { "as", "keystone_url", K_STR, NULL, 0, 0, OFF(as_keystone_url), false,
+      "Keystone v3 root the AS authenticates users' delegations at. Default: [keystone] url." },
+    { "as", "delegations", K_FILE, NULL, 0, 0, OFF(as_delegations), false,
+      "File of the users' delegations (mode 0600 or stricter): lines '<IMPU> "
+      "<application credential id> <secret>' (docs/cloud-as.md). A user without a line is "
+      "refused." },
+    { "as", "policy_file", K_FILE, NULL, 0, 0, OFF(as_policy_file), false,
+      "Policy file (docs/policy.md) with the cloud:* rules each command is checked against "
+      "before any OpenStack call. Required with ports." },
+    { "as", "poll_ms", K_UINT, "250", 50, 60000, OFF(as_poll_ms), false,
+      "First delay when polling Nova for a server build or a subscription; doubles up to "
+      "poll_max_ms." },
+    { "as", "poll_max_ms", K_UINT, "2000", 50, 600000, OFF(as_poll_max_ms), false,
+      "Longest delay between two polls." },
+    { "as", "build_timeout", K_UINT, "120", 5, 3600, OFF(as_build_timeout), false,
+      "Seconds a create reports progress; then the user is told it is still building." },
+    { "as", "http_timeout_ms", K_UINT, "5000", 100, 60000, OFF(as_http_timeout_ms), false,
+      "Whole-request timeout of every Keystone and OpenStack call; past it the command "
+      "fails with a clear error." },
+    { "as", "max_jobs", K_UINT, "256", 1, 65536, OFF(as_max_jobs), false,
+      "Commands and builds in progress per worker; beyond it the MESSAGE gets 503." },
+
     { "security", "rules_file", K_FILE, NULL, 0, 0, OFF(sec_rules_file), false,
       "Security group rules for every listener (SIP UDP/TCP/TLS, Diameter), as Neutron's "
       "API JSON {\"security_group_rules\": [...]} (docs/security-groups.md): ingress is "
@@ -294,6 +345,14 @@ static const struct key keys[] = {
       "With rules_file: Diameter connections only from the addresses of [diameter] peer "
       "lines, unless a rule allows the Diameter port explicitly (a port range that covers "
       "it). no: Diameter is filtered by the rules like any listener." },
+    { "security", "neutron_group", K_STR, NULL, 0, 0, OFF(sec_neutron_group), false,
+      "Name or id of an OpenStack Neutron security group whose ingress rules guard every "
+      "listener (docs/security-groups.md \"Neutron as the source\"), read with the [keystone] "
+      "service account from the catalog's network endpoint. With rules_file too, the rules "
+      "in force are the union of both. A Neutron outage or a rule that cannot be applied "
+      "keeps the last good rules. Needs [keystone] url." },
+    { "security", "neutron_refresh", K_UINT, "30", 1, 86400, OFF(sec_neutron_refresh), false,
+      "Seconds between reads of neutron_group; SIGHUP reads it at once." },
 
     /* [audit] (src/audit, docs/audit.md) */
     { "audit", "enabled", K_BOOL, "yes", 0, 0, OFF(audit_enabled), false,
@@ -309,6 +368,113 @@ static const struct key keys[] = {
       "Repository key for new lines: 'primary' (follows rotations) or a key number." },
     { "audit", "queue", K_UINT, "4096", 16, 1000000, OFF(audit_queue), false,
       "Events waiting for the writer thread; beyond it events are dropped and counted." },
+
+    /* [detect] (src/detect, docs/security.md "Detectors") */
+    { "detect", "enabled", K_BOOL, "no", 0, 0, OFF(det_enabled), false,
+      "Run the attack detectors on every SIP request: scanner User-Agents, user sweeps and "
+      "malformed bursts per source. A detection writes a CADF monitor event." },
+    { "detect", "fingerprints", K_STR, NULL, 0, 0, OFF(det_fingerprints), false,
+      "Comma list of User-Agent substrings (case-insensitive) that mark a scanner. Unset: "
+      "friendly-scanner, sipvicious, sipcli, sundayddr, VaxSIPUserAgent, pplsip, iWar, "
+      "sip-scan, SIPScan, smap, sipsak-scan, Cisco-SIPScan." },
+    { "detect", "exempt", K_STR, NULL, 0, 0, OFF(det_exempt), false,
+      "Comma list of IPs or CIDR prefixes never tracked (the P-CSCF as seen by the I-CSCF, "
+      "monitoring hosts); at most 16." },
+    { "detect", "sweep_users", K_UINT, "20", 0, 99, OFF(det_sweep_users), false,
+      "A source that probes more than this many distinct users (REGISTER To, else the "
+      "Request-URI user) within sweep_window seconds is sweeping; 0 disables." },
+    { "detect", "sweep_window", K_UINT, "60", 1, 86400, OFF(det_sweep_window), false,
+      "Seconds of the sweep window." },
+    { "detect", "malformed_max", K_UINT, "20", 0, 1000000, OFF(det_malformed_max), false,
+      "A source that sends more than this many messages the parser refuses within "
+      "malformed_window seconds is attacking; 0 disables." },
+    { "detect", "malformed_window", K_UINT, "10", 1, 86400, OFF(det_malformed_window), false,
+      "Seconds of the malformed-burst window." },
+    { "detect", "block", K_UINT, "300", 0, 604800, OFF(det_block), false,
+      "Seconds a detected source spends in the dynamic deny group (every SIP and HTTP "
+      "listener ignores it); 0: detect and audit only." },
+    { "detect", "max_sources", K_UINT, "4096", 64, 1048576, OFF(det_max_sources), false,
+      "Sources tracked at once; beyond it the least recently seen is forgotten." },
+
+    /* [metrics] (src/metrics, docs/security.md "Metrics") */
+    { "metrics", "listen", K_STR, NULL, 0, 0, OFF(metrics_listen), false,
+      "address:port of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9090. Unset: "
+      "no endpoint. Filtered by the security groups like every listener (TCP)." },
+
+    /* [ut] (src/ut, docs/ut.md): the Ut interface, users' own settings over HTTP(S) */
+    { "ut", "listen", K_STR, NULL, 0, 0, OFF(ut_listen), false,
+      "address:port of the Ut HTTP(S) API (docs/ut.md, docs/ut-openapi.yaml), e.g. "
+      "127.0.0.1:8443. Unset: no Ut interface. Needs [keystone] url and the hss role in this "
+      "process. Filtered by the security groups like every listener (TCP)." },
+    { "ut", "tls_cert", K_FILE, NULL, 0, 0, OFF(ut_tls_cert), false,
+      "PEM certificate chain of the Ut listener; with tls_key set the API is HTTPS only." },
+    { "ut", "tls_key", K_FILE, NULL, 0, 0, OFF(ut_tls_key), true,
+      "PEM private key of tls_cert." },
+    { "ut", "policy_file", K_FILE, NULL, 0, 0, OFF(ut_policy_file), false,
+      "Policy file (etc/policy.yaml) with the rules ut:read, ut:write and admin:subscriber. "
+      "Unset: owners may read and write their own settings, nobody else." },
+
+    /* [privacy] (src/cscf/privacy.c, docs/privacy.md) */
+    { "privacy", "enabled", K_BOOL, "yes", 0, 0, OFF(privacy_enabled), false,
+      "Act as the privacy service (RFC 3323, RFC 3325) where requests and responses leave the "
+      "trust domain: toward a UE (P-CSCF) and toward an untrusted next hop (S-CSCF)." },
+    { "privacy", "trusted", K_STR, NULL, 0, 0, OFF(privacy_trusted), false,
+      "Comma list of the peers inside the trust domain besides this network's own CSCF "
+      "listeners and application servers: IP addresses, CIDR prefixes (10.0.0.0/8, "
+      "2001:db8::/32), ip:port for one hop (127.0.0.1:5080), or host names. A next hop is "
+      "compared by its URI host (names are not resolved). Unset: only our own roles are "
+      "trusted; UEs and every other peer are not." },
+    /* [lockout] (src/cscf/lockout.c, docs/security.md "Brute-force lockout") */
+    { "lockout", "impi_failures", K_UINT, "5", 0, 1000, OFF(lockout_impi_failures), false,
+      "Failed authentications of one private identity within 'window' that lock it out, for "
+      "the sources that failed for it (a source that never failed can still register). "
+      "0: no per-IMPI lockout." },
+    { "lockout", "source_failures", K_UINT, "20", 0, 100000, OFF(lockout_source_failures),
+      false, "Failed authentications from one source address (the UE's, as the P-CSCF saw "
+      "it) within 'window' that lock the address out for every IMPI. Higher than "
+      "impi_failures: many users can share an address behind NAT. 0: off." },
+    { "lockout", "window", K_UINT, "600", 1, 86400, OFF(lockout_window), false,
+      "Seconds over which failures are counted (a fixed window from the first failure)." },
+    { "lockout", "time", K_UINT, "60", 1, 86400, OFF(lockout_time), false,
+      "Seconds of the first lockout; each further lockout of the same IMPI or address "
+      "doubles it, up to max_time." },
+    { "lockout", "max_time", K_UINT, "3600", 1, 604800, OFF(lockout_max_time), false,
+      "Longest lockout, seconds (must be >= time)." },
+    { "lockout", "max_entries", K_UINT, "200000", 16, 100000000, OFF(lockout_max_entries),
+      false, "IMPIs, addresses and pairs with failures remembered at once; beyond it new "
+      "failures are not counted (logged)." },
+
+    /* [limits] (src/proxy/ratelimit.c, docs/security.md "Rate limits and overload") */
+    { "limits", "source_rate", K_UINT, "0", 0, 1000000, OFF(lim_source_rate), false,
+      "Requests per second one source address may send to a limited listener (token bucket, "
+      "per worker). Beyond it: 503 with Retry-After, and beyond the same rate of 503s the "
+      "requests are dropped. 0: no per-source limit." },
+    { "limits", "source_burst", K_UINT, "0", 0, 1000000, OFF(lim_source_burst), false,
+      "Bucket size of the per-source limit. 0: twice source_rate." },
+    { "limits", "ports", K_PORTS, NULL, 0, 0, OFF(lim_ports), false,
+      "Listener ports the per-source limit applies to (the UE-facing ones, e.g. the P-CSCF's). "
+      "Empty: every listener." },
+    { "limits", "exempt", K_STR, NULL, 0, 0, OFF(lim_exempt), false,
+      "Comma list of source IP addresses, or ip:port for one sender ([::1]:5060), never rate "
+      "limited nor refused for overload: our own CSCFs (a one-process stack sends every hop "
+      "from its first UDP listener) and application servers." },
+    { "limits", "impi_rate", K_UINT, "0", 0, 100000, OFF(lim_impi_rate), false,
+      "REGISTERs per second one private identity may send to the S-CSCF (token bucket); "
+      "beyond it 503 with Retry-After. 0: off." },
+    { "limits", "impi_burst", K_UINT, "0", 0, 100000, OFF(lim_impi_burst), false,
+      "Bucket size of the per-IMPI limit. 0: twice impi_rate (at least 5)." },
+    { "limits", "overload_target_ms", K_UINT, "500", 0, 60000, OFF(lim_overload_target_ms),
+      false, "Overload control: the request latency (arrival to final response) each worker "
+      "aims at. Above it the worker's accepted rate of new out-of-dialog requests shrinks, "
+      "below it (while requests are refused) it grows back; requests beyond the rate get 503 "
+      "with Retry-After. In-dialog requests, ACK, CANCEL and BYE are never refused. 0: off." },
+    { "limits", "overload_min_rate", K_UINT, "200", 1, 10000000, OFF(lim_overload_min_rate),
+      false, "Lowest accepted rate of the overload control, requests per second per worker." },
+    { "limits", "overload_max_rate", K_UINT, "20000", 1, 10000000,
+      OFF(lim_overload_max_rate), false,
+      "Highest (and initial) accepted rate of the overload control, requests/s per worker." },
+    { "limits", "retry_after", K_UINT, "5", 0, 3600, OFF(lim_retry_after), false,
+      "Retry-After seconds on the 503s of the rate limits and the overload control." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -786,6 +952,12 @@ static int validate(struct parse_state *st)
     int rc = validate_cscf(st);
     if (rc)
         return rc;
+    char perr[160]; /* [privacy] trusted: checked by its one parser (src/cscf/privacy.c) */
+    if (ims_privacy_trust_check(c->privacy_trusted, perr, sizeof(perr)) != 0)
+        return fail(st, st->seen_line[key_named("trusted") - keys], "trusted", "%s", perr);
+    if (c->sec_neutron_group && !c->ks_url) /* the group is read with Keystone's token */
+        return fail(st, st->seen_line[key_named("neutron_group") - keys], "neutron_group",
+                    "needs [keystone] url and its service account");
     if (c->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->workers = n > 0 ? (unsigned)(n > 64 ? 64 : n) : 1;

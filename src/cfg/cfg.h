@@ -154,6 +154,9 @@ struct ims_cfg {
     char *scscf_home_domains;         /* NULL: [diameter] realm */
     unsigned scscf_as_timeout_ms;     /* no answer from an AS: iFC default handling */
     unsigned scscf_reg_event_expires; /* reg-event subscriptions (RFC 3680) */
+    char *scscf_policy_file;          /* oslo.policy file (src/policy); NULL: no policy */
+    char *scscf_local_roles;          /* roles of Digest/AKA users for the policy */
+    char *scscf_bearer_scope;         /* RFC 8898 scope in the Bearer challenge */
 
     /* [keystone] (src/keystone; no url: not used) */
     char *ks_url;
@@ -163,9 +166,16 @@ struct ims_cfg {
     char *ks_ca_file;
     unsigned ks_cache_ttl, ks_negative_ttl, ks_timeout_ms, ks_max_pending, ks_cache_size;
 
+    /* [as] (src/cloudas; no ports: inactive) */
+    struct ims_cfg_ports as_ports;
+    char *as_service_uri, *as_icscf, *as_keystone_url, *as_delegations, *as_policy_file;
+    unsigned as_poll_ms, as_poll_max_ms, as_build_timeout, as_http_timeout_ms, as_max_jobs;
+
     /* [security] (src/acl, docs/security-groups.md) */
     char *sec_rules_file;       /* NULL: every listener open */
     bool sec_dia_default_deny;  /* Diameter only from peers unless a rule names its port */
+    char *sec_neutron_group;    /* NULL: no Neutron source (src/acl/neutron.c) */
+    unsigned sec_neutron_refresh; /* seconds between reads of the group */
 
     /* [audit] (src/audit, docs/audit.md) */
     bool audit_enabled, audit_syslog;
@@ -173,6 +183,41 @@ struct ims_cfg {
     char *audit_keys_dir;       /* NULL: [hss] keys_dir, else <state_dir>/keys */
     char *audit_key_id;         /* "primary" or a key number */
     unsigned audit_queue;
+
+    /* [detect] (src/detect, docs/security.md) */
+    bool det_enabled;
+    char *det_fingerprints;     /* NULL: the built-in list */
+    char *det_exempt;           /* NULL: none */
+    unsigned det_sweep_users, det_sweep_window, det_malformed_max, det_malformed_window;
+    unsigned det_block, det_max_sources;
+
+    /* [metrics] (src/metrics, docs/security.md) */
+    char *metrics_listen;       /* NULL: no endpoint */
+    /* [ut] (src/ut, docs/ut.md) */
+    char *ut_listen;            /* NULL: no Ut interface */
+    char *ut_tls_cert, *ut_tls_key; /* both set: HTTPS */
+    char *ut_policy_file;       /* NULL: owners only */
+
+    /* [sip] TLS hardening (src/net/tls.c, docs/security.md) */
+    char *tls_client_cert, *tls_client_key; /* NULL: outgoing TLS presents tls_cert */
+    char *tls_ciphersuites;     /* TLS 1.3 suites; NULL: OpenSSL's (all AEAD) */
+
+    /* [privacy] (src/cscf/privacy.c, docs/privacy.md) */
+    bool privacy_enabled;       /* RFC 3323/3325 at the trust-domain boundary */
+    char *privacy_trusted;      /* peers inside the trust domain besides our own roles */
+    /* [lockout] (src/cscf/lockout.c, docs/security.md) */
+    unsigned lockout_impi_failures, lockout_source_failures; /* 0: off */
+    unsigned lockout_window, lockout_time, lockout_max_time;    /* seconds */
+    unsigned lockout_max_entries;
+
+    /* [limits] (src/proxy/ratelimit.c, docs/security.md) */
+    unsigned lim_source_rate, lim_source_burst; /* per source address; 0: off */
+    struct ims_cfg_ports lim_ports;             /* listeners limited; none: all */
+    char *lim_exempt;                           /* addresses never limited */
+    unsigned lim_impi_rate, lim_impi_burst;     /* REGISTERs per IMPI (S-CSCF); 0: off */
+    unsigned lim_overload_target_ms;            /* 0: no overload control */
+    unsigned lim_overload_min_rate, lim_overload_max_rate; /* per worker, requests/s */
+    unsigned lim_retry_after;
 };
 
 /* Loads and validates `path`.  On error returns IMS_EINVAL (or IMS_ENOMEM)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "acl/acl.h"
+#include "acl/neutron.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "cfg/cfg.h"
@@ -36,7 +37,7 @@ static int acl_start(const struct ims_cfg *cfg, bool serving, struct ims_acl_hol
     }
     ims_acl_holder_set_dia_default_deny(*out, cfg->sec_dia_default_deny);
     if (!cfg->sec_rules_file) {
-        if (serving)
+        if (serving && !cfg->sec_neutron_group) /* else src/acl/neutron.c: default deny */
             LOG_W("acl", "event=acl_open why=\"no [security] rules_file: every listener accepts "
                          "any source\"");
         return 0;
@@ -47,15 +48,35 @@ static int acl_start(const struct ims_cfg *cfg, bool serving, struct ims_acl_hol
 /* SIGHUP: the rules file again; a bad file keeps the rules in force.
  * Registrations, calls and established connections are untouched (new
  * rules apply to new datagrams and connections only). */
-static void acl_reload(const struct ims_cfg *cfg, struct ims_acl_holder *acl)
+static void acl_reload(const struct ims_cfg *cfg, struct ims_acl_holder *acl,
+                       struct ims_acl_neutron *neutron)
 {
     char err[512];
+    if (neutron) { /* the group now, and the file for the union */
+        ims_acl_neutron_refresh(neutron, true);
+        return;
+    }
     if (!cfg->sec_rules_file) {
         LOG_N("core", "event=sighup action=none why=\"no [security] rules_file\"");
         return;
     }
     if (ims_acl_holder_load(acl, cfg->sec_rules_file, err, sizeof(err)) != 0)
         LOG_E("acl", "event=acl_reload_failed action=kept_previous why=\"%s\"", err);
+}
+
+/* SIGHUP: the SIP TLS certificates again (docs/security.md "TLS"): new
+ * handshakes use the new files, established connections keep theirs; a
+ * bad file keeps the old ones. */
+static void tls_reload(const struct ims_cfg *cfg, struct ims_server *srv)
+{
+    char err[512];
+    if (!(cfg->roles & IMS_ROLES_SIP) || (!cfg->tls_cert && !cfg->tls_client_cert))
+        return;
+    if (ims_server_reload_tls(srv, err, sizeof(err)) != 0)
+        LOG_E("net", "event=tls_reload_failed action=kept_previous why=\"%s\"", err);
+    else
+        LOG_N("net", "event=tls_reloaded cert=%s",
+              cfg->tls_cert ? cfg->tls_cert : cfg->tls_client_cert);
 }
 
 int main(int argc, char **argv)
@@ -150,7 +171,19 @@ int main(int argc, char **argv)
                    cfg->dia_listen, v6 ? "]" : "", cfg->dia_tls_port);
     }
     fflush(stdout);
+    /* the group's rules before the workers read a socket (neutron.h) */
+    struct ims_acl_neutron *neutron = NULL;
+    if (ims_acl_neutron_start(cfg, acl, &neutron, err, sizeof(err)) != 0) {
+        LOG_E("core", "event=start_failed config=%s why=\"%s\"", path, err);
+        fprintf(stderr, "imscloud: %s\n", err);
+        ims_server_free(srv);
+        ims_acl_install(NULL);
+        ims_acl_holder_free(acl);
+        ims_cfg_free(cfg);
+        return 1;
+    }
     if (ims_server_start(srv) != 0) {
+        ims_acl_neutron_stop(neutron);
         ims_server_free(srv);
         ims_acl_install(NULL);
         ims_acl_holder_free(acl);
@@ -165,13 +198,15 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            acl_reload(cfg, acl);
+            acl_reload(cfg, acl, neutron);
+            tls_reload(cfg, srv);
             continue;
         }
         LOG_N("core", "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");
         break;
     }
     size_t leaked = ims_server_free(srv);
+    ims_acl_neutron_stop(neutron);
     ims_acl_install(NULL); /* every listener is closed */
     ims_acl_holder_free(acl);
     ims_cfg_free(cfg);

@@ -12,12 +12,17 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf.h"
+#include "cloudas/cloudas.h"
+#include "cscf/registrar.h"
+#include "detect/detect.h"
 #include "ev/loop.h"
 #include "hss/role.h"
+#include "metrics/metrics.h"
 #include "net/resolve.h"
 #include "net/transport.h"
 #include "proxy/proxy.h"
 #include "sip/msg.h"
+#include "ut/ut.h"
 
 struct worker {
     struct ims_server *srv;
@@ -46,14 +51,19 @@ struct ims_server {
     struct ims_hss_role *hss; /* [core] roles has hss (its own threads) */
     struct ims_admin *admin;  /* admin socket, with the hss role (its own thread) */
     struct ims_cscf *cscf;    /* CSCF roles with ports (src/cscf): apps on the proxies */
+    struct ims_cloudas *cloudas; /* [as] ports: the cloud AS (src/cloudas), apps on the proxies */
     struct ims_audit *audit;  /* audit hook (src/audit/audit.h): the CADF trail */
+    struct ims_detect *detect;        /* [detect] enabled: installed for the proxy hooks */
+    struct ims_metrics_srv *metrics;  /* [metrics] listen: GET /metrics */
+    struct ims_ut *ut;                /* [ut] listen: the Ut interface (src/ut) */
 };
 
 /* Timers per worker: every transaction arms at most a few at once. */
 static size_t timers_for(const struct ims_cfg *cfg)
 {
     return (size_t)cfg->max_transactions * 4 + (size_t)cfg->max_connections + 1024 +
-           ims_cscf_timers(cfg); /* CSCF hook: Cx deadlines, expiry sweep */
+           ims_cscf_timers(cfg) + /* CSCF hook: Cx deadlines, expiry sweep */
+           ims_cloudas_timers(cfg); /* cloud AS hook: one per job */
 }
 
 static void map_cfg(struct ims_server *s)
@@ -82,6 +92,9 @@ static void map_cfg(struct ims_server *s)
         .tls_verify_client = cfg->tls_verify_client,
         .tls_verify_server = cfg->tls_verify_server,
         .tls_ciphers = cfg->tls_ciphers,
+        .tls_ciphersuites = cfg->tls_ciphersuites,
+        .tls_client_cert_file = cfg->tls_client_cert,
+        .tls_client_key_file = cfg->tls_client_key,
     };
     for (size_t i = 0; i < cfg->nroutes; i++) {
         s->routes[i].domain = cfg->routes[i].domain;
@@ -124,9 +137,55 @@ static int worker_init(struct ims_server *s, struct worker *w, char *err, size_t
         return rc;
     ims_proxy_set_tp(w->proxy, w->tp);
     /* CSCF hook (src/cscf/cscf.h): the role apps on this worker's proxy */
-    if (s->cscf)
-        return ims_cscf_worker_init(s->cscf, w->idx, w->loop, w->proxy, err, errsz);
+    if (s->cscf && (rc = ims_cscf_worker_init(s->cscf, w->idx, w->loop, w->proxy, err, errsz)))
+        return rc;
+    /* cloud AS hook (src/cloudas/cloudas.h): its app on the [as] ports */
+    if (s->cloudas)
+        return ims_cloudas_worker_init(s->cloudas, w->idx, w->loop, w->proxy, err, errsz);
     return 0;
+}
+
+/* registrations_active for /metrics: the S-CSCF's location store (an
+ * atomic count, safe on the HTTP thread) */
+static uint64_t reg_count(void *ctx)
+{
+    struct ims_loc *loc = ims_cscf_loc(ctx);
+    return loc ? ims_loc_count(loc) : 0;
+}
+
+/* The detectors (installed for the proxy's hooks) and the /metrics
+ * endpoint, before any SIP socket opens. */
+static int security_start(struct ims_server *s, char *err, size_t errsz)
+{
+    const struct ims_cfg *cfg = s->cfg;
+    if (cfg->det_enabled && (cfg->roles & IMS_ROLES_SIP)) {
+        struct ims_detect_cfg dc = {
+            .fingerprints = cfg->det_fingerprints,
+            .exempt = cfg->det_exempt,
+            .sweep_users = cfg->det_sweep_users,
+            .sweep_window_s = cfg->det_sweep_window,
+            .malformed_max = cfg->det_malformed_max,
+            .malformed_window_s = cfg->det_malformed_window,
+            .block_s = cfg->det_block,
+            .max_sources = cfg->det_max_sources,
+        };
+        int rc = ims_detect_new(&dc, &s->detect, err, errsz);
+        if (rc)
+            return rc;
+        ims_detect_install(s->detect);
+    }
+    if (cfg->metrics_listen)
+        return ims_metrics_srv_start(cfg->metrics_listen, &s->metrics, err, errsz);
+    return 0;
+}
+
+int ims_server_reload_tls(struct ims_server *s, char *err, size_t errsz)
+{
+    if (!s->tp_shared) {
+        snprintf(err, errsz, "no SIP transport");
+        return IMS_ENOENT;
+    }
+    return ims_sip_tp_shared_reload_tls(s->tp_shared, &s->tp_cfg, err, errsz);
 }
 
 int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err, size_t errsz)
@@ -165,7 +224,14 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
     /* audit hook: after the HSS role, which creates the key repository */
     if ((rc = ims_audit_server_start(cfg, &s->audit, err, errsz)) != 0)
         goto fail;
+    /* detect/metrics hook (docs/security.md) */
+    if ((rc = security_start(s, err, errsz)) != 0)
+        goto fail;
+    if ((rc = ims_proxy_limits_start(cfg, err, errsz)) != 0) /* rate limits hook (ratelimit.c) */
+        goto fail;
     if (!(cfg->roles & IMS_ROLES_SIP)) { /* no SIP role: no SIP workers */
+        if (cfg->ut_listen && (rc = ims_ut_start(cfg, NULL, &s->ut, err, errsz)) != 0)
+            goto fail; /* Ut hook (docs/ut.md): devices from the HSS */
         *out = s;
         return 0;
     }
@@ -184,7 +250,16 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
         rc = ims_cscf_new(cfg, ims_hss_role_hss(s->hss), cfg->workers, &s->cscf, err, errsz);
         if (rc)
             goto fail;
+        ims_metrics_gauge_fn(IMS_G_REGISTRATIONS, reg_count, s->cscf); /* metrics hook */
     }
+    /* cloud AS hook (src/cloudas/cloudas.h): policy and delegations */
+    if (ims_cloudas_configured(cfg) &&
+        (rc = ims_cloudas_new(cfg, cfg->workers, &s->cloudas, err, errsz)))
+        goto fail;
+    /* Ut hook (docs/ut.md): devices from this S-CSCF's location store, if any */
+    if (cfg->ut_listen &&
+        (rc = ims_ut_start(cfg, s->cscf ? ims_cscf_loc(s->cscf) : NULL, &s->ut, err, errsz)))
+        goto fail;
     /* nworkers counts only what exists, so every error path frees what it may */
     s->workers = ims_calloc(cfg->workers, sizeof(*s->workers));
     if (!s->workers) {
@@ -251,12 +326,18 @@ size_t ims_server_free(struct ims_server *s)
     if (!s)
         return 0;
     ims_server_stop(s);
+    ims_metrics_srv_stop(s->metrics); /* metrics hook: no scrape reads the stores after */
+    ims_ut_stop(s->ut); /* Ut hook: workers joined (cdiv.h rule 1), before the stores go */
+    s->ut = NULL;
+    s->metrics = NULL;
+    ims_metrics_gauge_fn(IMS_G_REGISTRATIONS, NULL, NULL);
     /* CSCF hook: the loops are stopped, not freed.  Diameter stops first
      * (no answer is posted after), then the admin socket and the HSS role,
      * whose store threads post their last in-process Cx completions to the
      * stopped loops; freeing the loops drops those posts (cx_client.h
      * rule 3).  Without CSCF roles the order makes no difference. */
     ims_cscf_stop(s->cscf);
+    ims_cloudas_stop(s->cloudas); /* cloud AS hook: HTTP and jobs, before the loops go */
     leaked += ims_admin_stop(s->admin); /* admin hook: before the HSS it calls */
     s->admin = NULL;
     leaked += ims_hss_role_stop(s->hss); /* HSS role hook: requests never answered */
@@ -274,10 +355,14 @@ size_t ims_server_free(struct ims_server *s)
     }
     ims_free(s->workers);
     ims_cscf_free(s->cscf); /* requests in progress at the stop are freed, not leaks */
+    ims_cloudas_free(s->cloudas); /* cloud AS hook */
     if (s->proxy_shared)
         ims_proxy_shared_free(s->proxy_shared);
     if (s->tp_shared)
         ims_sip_tp_shared_free(s->tp_shared);
+    ims_detect_install(NULL); /* detect hook: the workers are gone */
+    ims_proxy_limits_stop(); /* rate limits hook: the workers are gone */
+    ims_detect_free(s->detect);
     ims_audit_server_stop(s->audit); /* audit hook: last, every emitter has stopped */
     ims_free(s);
     return leaked;

@@ -21,6 +21,10 @@ int ims_server_new(const struct ims_cfg *cfg, struct ims_server **out, char *err
 int ims_server_start(struct ims_server *s);
 /* Stops the workers and joins them. Idempotent. */
 void ims_server_stop(struct ims_server *s);
+/* SIGHUP: reloads the SIP TLS certificates, keys and CA for new
+ * handshakes (established connections keep theirs).  Any thread.
+ * 0, IMS_ENOENT (no SIP transport), or as ims_sip_tp_shared_reload_tls. */
+int ims_server_reload_tls(struct ims_server *s, char *err, size_t errsz);
 /* Frees everything; returns the number of objects leaked by the workers
  * (transactions still alive), which tests treat as a failure. */
 size_t ims_server_free(struct ims_server *s);

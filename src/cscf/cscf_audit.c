@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "metrics/metrics.h"
 
 /* The UE's address as the bottom-most Via records it (see the header). */
 static ims_str ue_addr(const struct sip_msg *m)
@@ -32,6 +33,7 @@ void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu
     if (verdict != IMS_AUTH_OK && verdict != IMS_AUTH_WRONG && verdict != IMS_AUTH_TOO_MANY)
         return;
     bool ok = verdict == IMS_AUTH_OK;
+    ims_metrics_inc(ok ? IMS_M_AUTH_SUCCESSES : IMS_M_AUTH_FAILURES); /* metrics hook */
     /* TS 24.229 §5.4.1.2: a wrong response gets 401 (again), 403 once the
      * failures reach [scscf] auth_max_failures */
     const char *code = ok ? "200" : verdict == IMS_AUTH_WRONG ? "401" : "403";

@@ -46,6 +46,7 @@ struct cscf_worker {
     /* S-CSCF scratch copies of registrations (about 40 KiB each): one for
      * reading, one for the store's read-modify-write */
     struct ims_reg *reg_a, *reg_b;
+    struct ims_ks *ks; /* Keystone client on this loop (bearer.c), or NULL */
 };
 
 struct ims_cscf {
@@ -78,6 +79,8 @@ struct ims_cscf {
     void *s_hook_ctx;
     struct cscf_table *re_subs;    /* reg-event subscriptions (regevent.c) */
     struct cscf_table *tp_profiles; /* kept for third-party de-registration (thirdparty.c) */
+    struct cscf_bearer *bearer;     /* Keystone, policy, Bearer registrations (bearer.c) */
+    struct cscf_lockout *lockout;   /* brute-force lockout (lockout.c); NULL: off */
 };
 
 /* ---- pcscf.c / icscf.c / scscf.c ---- */
@@ -218,5 +221,103 @@ void cscf_tp_register(struct cscf_worker *w, int sat, const char *impu, const ch
                       const struct sip_msg *req, ims_str rsp_hdrs);
 /* impu's registration expired (it is gone): the ASes get Expires: 0. */
 void cscf_tp_expired(struct cscf_worker *w, const char *impu, const char *impi);
+
+
+/* ---- bearer.c: RFC 8898 Bearer tokens (Keystone) and the policy at the
+ * S-CSCF (docs/keystone.md) ---- */
+#include "policy/policy.h"
+struct ims_ks_token;
+#define CSCF_CREDS_MAX 32
+/* Policy credentials with their own arrays (borrowed strings). */
+struct cscf_creds {
+    struct ims_policy_creds c;
+    const char *roles[CSCF_CREDS_MAX];
+    const char *methods[CSCF_CREDS_MAX];
+};
+/* The Keystone ctx ([keystone] url set), the policy ([scscf] policy_file),
+ * the local roles.  0, or an error with err filled (a bad policy file). */
+int cscf_bearer_init(struct ims_cscf *g, char *err, size_t errsz);
+int cscf_bearer_worker_init(struct cscf_worker *w); /* w->ks when Keystone is on */
+/* With the worker loops stopped, not freed: frees the clients (their
+ * pending callbacks run and, seeing cscf_bearer_stopping, do nothing). */
+void cscf_bearer_stop(struct ims_cscf *g);
+void cscf_bearer_fini(struct ims_cscf *g);
+bool cscf_bearer_on(const struct ims_cscf *g);       /* Keystone configured */
+bool cscf_bearer_stopping(const struct ims_cscf *g);
+/* The token of the first "Authorization: Bearer" (a slice into m). */
+bool cscf_bearer_token(const struct sip_msg *m, ims_str *tok);
+/* "WWW-Authenticate: Bearer realm, scope, authz_server[, error]\r\n" in buf;
+ * empty when Keystone is off. */
+ims_str cscf_bearer_challenge(const struct ims_cscf *g, const char *error, char *buf, size_t cap);
+/* Credentials: a token's (borrowed from t), or a Digest/AKA user's
+ * ([scscf] local_roles, methods = {method}). */
+void cscf_creds_token(const struct ims_ks_token *t, struct cscf_creds *c);
+void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *method,
+                      struct cscf_creds *c);
+bool cscf_policy_on(const struct ims_cscf *g);
+/* true: allowed, or no policy loaded.  A denial is logged with who. */
+bool cscf_policy_allows(const struct ims_cscf *g, const char *rule,
+                        const struct ims_policy_creds *c, const char *who);
+/* "Warning: 399 <host> \"Denied by policy rule <rule>\"\r\n" in buf. */
+ims_str cscf_policy_warning(const struct ims_cscf *g, const char *rule, char *buf, size_t cap);
+/* The token an IMPI registered with (tok referenced; NULL: Digest/AKA). */
+void cscf_bearer_bind(struct ims_cscf *g, const char *impi, struct ims_ks_token *tok);
+/* A new reference to the IMPI's unexpired registration token, or NULL. */
+struct ims_ks_token *cscf_bearer_of(struct ims_cscf *g, const char *impi, int64_t now_s);
+void cscf_bearer_sweep(struct cscf_worker *w, int64_t now_s);
+
+/* ---- lockout.c: brute-force lockout at the S-CSCF (docs/security.md) ----
+ * Failures are counted per source address, per IMPI and per (IMPI,
+ * source) pair; see lockout.c for the rules.  Thread-safe. */
+struct cscf_lockout;
+struct cscf_lockout_cfg {
+    unsigned impi_failures;   /* failures of an IMPI in a window that lock it; 0: off */
+    unsigned source_failures; /* failures from one address that lock it; 0: off */
+    unsigned window_s, time_s, max_time_s;
+    size_t max_entries;
+    unsigned impi_rate, impi_burst; /* REGISTERs per IMPI per second; 0: off */
+};
+#define CSCF_LOCK_IMPI 1u
+#define CSCF_LOCK_SOURCE 2u
+/* 0, IMS_EINVAL, IMS_ENOMEM. */
+int cscf_lockout_new(const struct cscf_lockout_cfg *cfg, struct cscf_lockout **out);
+void cscf_lockout_free(struct cscf_lockout *lk); /* NULL is a no-op */
+/* May a REGISTER for impi from src (empty: not known) have its credentials
+ * checked?  true: locked out, answer as a wrong password would. */
+bool cscf_lockout_blocked(struct cscf_lockout *lk, ims_str impi, ims_str src, int64_t now_ms);
+/* A failed check: counts it; returns CSCF_LOCK_* bits of the locks it
+ * started, with their durations. */
+unsigned cscf_lockout_failed(struct cscf_lockout *lk, ims_str impi, ims_str src, int64_t now_ms,
+                             unsigned *impi_lock_s, unsigned *src_lock_s);
+/* A passed check: the IMPI's (and the pair's) count restarts; locks stay. */
+void cscf_lockout_succeeded(struct cscf_lockout *lk, ims_str impi, ims_str src);
+/* Forgets entries quiet for max(window, max_time) (shards first, first + step...). */
+void cscf_lockout_expire(struct cscf_lockout *lk, unsigned first, unsigned step, int64_t now_ms);
+void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t *blocked);
+/* The UE's address as the bottom-most Via records it (received=, else the
+ * sent-by host), NUL-terminated.  0, IMS_ENOENT (no Via), IMS_ELIMIT. */
+int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap);
+/* The CADF event (action authenticate, outcome failure, reason lockout) and
+ * a log line for each lock in `what`. */
+void cscf_lockout_audit(const char *impi, const char *impu, const char *src, unsigned what,
+                        unsigned impi_s, unsigned src_s);
+/* S-CSCF glue: [lockout] config -> g->lockout (NULL when off); 0 or
+ * IMS_EINVAL/IMS_ENOMEM. */
+int cscf_lockout_init(struct ims_cscf *g);
+/* Is this REGISTER's credential check locked out (logged)? */
+bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char *impi);
+/* Counts a verdict (WRONG, TOO_MANY: failure; OK: success); a new lock is
+ * audited. */
+void cscf_lockout_note(struct ims_cscf *g, const struct sip_msg *m, const char *impi,
+                       const char *impu, enum ims_auth_verdict v);
+/* A challenge line ("WWW-Authenticate: ...\r\n") for an unknown IMPI, of
+ * the same shape as a real one (alg: enum ims_digest_alg, or -1 for AKA),
+ * recorded in g->auth so that every response to it is simply wrong (counted,
+ * then 403, then lockout, as for a known IMPI).  0 or auth.c's errors. */
+int cscf_decoy_challenge(struct ims_cscf *g, const char *impi, bool stale, int alg, char *line,
+                         size_t cap);
+/* [limits] impi_rate: a REGISTER for impi beyond its bucket is answered
+ * 503 with Retry-After here (true). */
+bool cscf_impi_rate_reply(struct ims_cscf *g, struct proxy_req *r, const char *impi);
 
 #endif

@@ -13,7 +13,8 @@
  *                   (unknown) / 480 (not registered, no unregistered service).
  *   anything else (in-dialog, routed by Route, for us) -> the static router.
  *
- * HSS errors: 5001 -> 403 (REGISTER) / 404 (LIR), 5002/5003/5004 and other
+ * HSS errors: 5001/5002 -> an S-CSCF's decoy challenge (REGISTER, see
+ * unknown_user) / 404 (LIR), 5003/5004 and other
  * refusals -> 403, no answer in [icscf] hss_timeout_ms, busy or
  * DIAMETER_UNABLE_TO_COMPLY -> [icscf] hss_error_status (503 with
  * Retry-After, or 480).  A request waits for the HSS at most that long:
@@ -38,6 +39,11 @@ struct ic_txn {
     size_t ncand, cur;
     char failed[CSCF_MAX_CAND][CSCF_URI_MAX]; /* S-CSCFs that did not answer */
     size_t nfailed;
+    /* An S-CSCF that answered 503 is alive but cannot serve now (its HSS
+     * or Keystone is down): when no other S-CSCF is left, the UE gets that
+     * 503 and its Retry-After rather than 600 */
+    bool busy;
+    unsigned busy_retry_after;
 };
 
 static void txn_free(struct cscf_pend *p)
@@ -158,6 +164,12 @@ static void forward_current(struct ic_txn *t)
     if (abandoned(t))
         return;
     if (t->cur >= t->ncand) {
+        if (t->busy) {
+            char ra[32];
+            finish(t, 503, "Service Unavailable",
+                   cscf_retry_after(t->busy_retry_after, ra, sizeof(ra)));
+            return;
+        }
         /* TS 24.229 §5.3.1.2: no S-CSCF can be selected */
         finish(t, t->reg ? 600 : 480, "No S-CSCF Available", IMS_STR_NULL);
         return;
@@ -202,6 +214,32 @@ static int send_uar(struct ic_txn *t, int type)
     return ims_cx_send(t->pend.w->icx, DIA_CMD_UAR, &q, on_uaa, t);
 }
 
+/* Enumeration resistance (docs/security.md): a REGISTER for an identity the
+ * HSS does not know goes to an S-CSCF like any other, which challenges it
+ * exactly as it would a known Digest user (one UAR here, MARs there: the
+ * same round trips) and never accepts a response.  The S-CSCF: one of
+ * [icscf] scscf, picked by a hash of the IMPI so that its retries meet
+ * their challenge, else this process's own; with neither, 403 as before. */
+static void unknown_user(struct ic_txn *t)
+{
+    const struct ims_cscf *g = t->pend.w->g;
+    size_t n = g->cfg->nicscf_scscf;
+    uint32_t h = 2166136261u;
+    for (const char *c = t->impi; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        add_cand(t, ims_str_cstr(g->cfg->icscf_scscf[(h + i) % n].uri));
+    if (g->s_on)
+        add_cand(t, ims_str_cstr(g->s_uri));
+    if (!t->ncand) {
+        LOG_W("icscf", "event=unknown_user_no_scscf impi=%s", t->impi);
+        finish(t, 403, "Unknown User", IMS_STR_NULL);
+        return;
+    }
+    t->caps_asked = true; /* no UAR for capabilities on failover: its own list only */
+    forward_current(t);
+}
+
 static void on_uaa(int rc, const struct dia_ans *ans, void *ud)
 {
     struct ic_txn *t = ud;
@@ -214,10 +252,8 @@ static void on_uaa(int rc, const struct dia_ans *ans, void *ud)
     case IMS_CX_OK:
         break;
     case IMS_CX_USER_UNKNOWN:
-        finish(t, 403, "Unknown User", IMS_STR_NULL);
-        return;
     case IMS_CX_IDENTITIES_DONT_MATCH:
-        finish(t, 403, "Identities Do Not Match", IMS_STR_NULL);
+        unknown_user(t);
         return;
     case IMS_CX_ROAMING_NOT_ALLOWED:
         finish(t, 403, "Roaming Not Allowed", IMS_STR_NULL);
@@ -274,6 +310,22 @@ static void on_lia(int rc, const struct dia_ans *ans, void *ud)
 
 /* ------------------------------------------------------------ failover */
 
+/* Remembers a 503 from an S-CSCF and the longest Retry-After it asked for
+ * (RFC 3261 §20.33: delta-seconds first, comment and params ignored). */
+static void note_busy(struct ic_txn *t, const struct sip_msg *rsp)
+{
+    t->busy = true;
+    const struct sip_hdr *h = ims_sip_hdr_first(rsp, SIP_H_RETRY_AFTER);
+    if (!h)
+        return;
+    unsigned v = 0;
+    size_t i = 0;
+    while (i < h->value.len && h->value.p[i] >= '0' && h->value.p[i] <= '9' && v < 86400)
+        v = v * 10 + (unsigned)(h->value.p[i++] - '0');
+    if (i > 0 && v > t->busy_retry_after)
+        t->busy_retry_after = v > 86400 ? 86400 : v;
+}
+
 static void retry_next(struct cscf_worker *w, struct proxy_req *r, void *arg)
 {
     struct ic_txn *t = arg;
@@ -303,6 +355,8 @@ static enum proxy_rsp_action fwd_response(struct proxy_req *r, int status,
          * across one next hop's addresses) */
         if (t->nfailed < CSCF_MAX_CAND)
             ims_str_copy(ims_str_cstr(t->cand[t->cur]), t->failed[t->nfailed++], CSCF_URI_MAX);
+        if (status == 503 && rsp)
+            note_busy(t, rsp);
         t->cur++;
         bool more = t->cur < t->ncand || (t->reg && !t->caps_asked);
         if (more && cscf_defer(t->pend.w, r, retry_next, t) == 0) {

@@ -9,6 +9,7 @@ list(APPEND IMS_SOURCES
   src/cscf/thirdparty.c
   src/cscf/registrar.c
   src/cscf/auth.c
+  src/cscf/lockout.c
   src/cscf/cx_client.c
   src/cscf/sipx.c
   src/cscf/pcscf.c
@@ -17,5 +18,8 @@ list(APPEND IMS_SOURCES
   src/cscf/regevent.c
   src/cscf/rtr.c
   src/cscf/session.c
+  src/cscf/privacy.c
+  src/cscf/bearer.c
+  src/cscf/cdiv.c
   src/cscf/cscf_audit.c
   src/cscf/roles.c)

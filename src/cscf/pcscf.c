@@ -41,6 +41,7 @@
 #include "cfg/cfg.h"
 #include "crypto/encode.h"
 #include "cscf/cscf_int.h"
+#include "cscf/privacy.h"
 
 #define FLOW_KEY_MAX 80
 #define TOKEN_MAX (5 + 2 * FLOW_KEY_MAX + 1 + 16 + 1)
@@ -573,7 +574,8 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
 
 /* ------------------------------------------------------------ terminating */
 
-static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const char *key)
+static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                           const char *key)
 {
     if (!flow_get(w->g, key, NULL, NULL, NULL)) {
         LOG_I("pcscf", "event=term_unregistered flow=%s", key);
@@ -590,8 +592,7 @@ static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const cha
     int n = snprintf(hop, sizeof(hop), "sip:%s;transport=%.*s", colon + 1, (int)(colon - key),
                      key);
     struct proxy_fwd f = { .next_hop = ims_str_make(hop, n > 0 ? (size_t)n : 0) };
-    if (ims_proxy_forward(r, &f) != 0)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    cscf_privacy_forward_to_ue(w, r, m, &f); /* privacy: the UE is outside the trust domain */
 }
 
 /* ------------------------------------------------------------ originating */
@@ -666,6 +667,7 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         .del_hdrs = del,
         .ndel = ndel,
     };
+    cscf_privacy_on_ue_responses(w, &f); /* privacy: responses going down to the UE */
     if (ims_proxy_forward(r, &f) != 0)
         ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
 out:
@@ -717,7 +719,7 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     char key[FLOW_KEY_MAX + 1];
     if (cscf_top_route_self(r, m, &top) == 0 &&
         flow_of_token(w->g, top.user, key, sizeof(key)) == 0) {
-        pc_terminating(w, r, key);
+        pc_terminating(w, r, m, key);
         return;
     }
     flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));

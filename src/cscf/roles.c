@@ -34,6 +34,8 @@ size_t ims_cscf_timers(const struct ims_cfg *cfg)
         n += cfg->icscf_max_pending;
     if (role_on(cfg, IMS_ROLE_SCSCF, &cfg->scscf_ports))
         n += cfg->scscf_max_pending;
+    if (cfg->ks_url)
+        n += 2; /* the Keystone client's libcurl timer (bearer.c) */
     return n;
 }
 
@@ -290,6 +292,8 @@ static int cscf_new(const struct ims_cfg *cfg, struct ims_hss *hss, ims_cx_fake_
          * "orig" mark that tells us a request is originating */
         snprintf(g->s_service_route, sizeof(g->s_service_route), "<sip:%s;lr;orig>", hp);
         rc = cscf_scscf_init(g, err, errsz);
+        if (rc == 0)
+            rc = cscf_bearer_init(g, err, errsz); /* Keystone and the policy (bearer.c) */
         if (rc)
             goto fail;
         if (!host_is_ours(cfg, g->s_uri))
@@ -335,8 +339,10 @@ static void sweep_cb(struct ims_loop *loop, struct ims_timer *t)
     int64_t now = cscf_now_s();
     if (w->g->p_on)
         cscf_pcscf_sweep(w, now);
-    if (w->g->s_on)
+    if (w->g->s_on) {
         cscf_scscf_sweep(w, now);
+        cscf_bearer_sweep(w, now); /* tokens of Bearer registrations (bearer.c) */
+    }
     ims_timer_start(loop, &w->sweep, CSCF_SWEEP_MS);
 }
 
@@ -378,6 +384,8 @@ int ims_cscf_worker_init(struct ims_cscf *c, unsigned idx, struct ims_loop *loop
             if (!w->reg_a || !w->reg_b)
                 rc = IMS_ENOMEM;
         }
+        if (rc == 0)
+            rc = cscf_bearer_worker_init(w); /* its Keystone client (bearer.c) */
     }
     if (rc == 0 && c->p_on)
         rc = set_apps(w, &cfg->pcscf_ports, "pcscf", cscf_pcscf_request);
@@ -412,8 +420,10 @@ struct ims_auth *ims_cscf_auth(struct ims_cscf *c)
 
 void ims_cscf_stop(struct ims_cscf *c)
 {
-    if (c)
-        ims_cx_transport_stop(c->cx);
+    if (!c)
+        return;
+    ims_cx_transport_stop(c->cx);
+    cscf_bearer_stop(c); /* Keystone clients: on the stopped loops (bearer.c) */
 }
 
 size_t ims_cscf_free(struct ims_cscf *c)
@@ -443,6 +453,7 @@ size_t ims_cscf_free(struct ims_cscf *c)
         cscf_pcscf_fini(c);
     if (c->loc || c->auth)
         cscf_scscf_fini(c);
+    cscf_bearer_fini(c);
     if (alive)
         LOG_N("cscf", "event=requests_in_progress_at_stop n=%zu", alive);
     ims_free(c->w);

@@ -23,7 +23,8 @@
  * Timers: the workers' sweeps drop expired contacts; a registration left
  * without any gets SAR TIMEOUT_DEREGISTRATION.
  *
- * HSS errors: 5001/5002/5004/5006/refusals -> 403; no answer in
+ * HSS errors: 5001/5002 -> decoy challenges (lockout.c: no enumeration);
+ * 5004/5006/refusals -> 403; no answer in
  * [scscf] hss_timeout_ms, busy, unable to comply -> 503 with Retry-After. */
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "cscf/cscf_audit.h"
 #include "cscf/cscf_int.h"
 #include "cscf/profile.h"
+#include "keystone/keystone.h"
 
 enum { ST_MAR = 1, ST_MAR_MORE, ST_SAR };
 #define SLOT_AKA IMS_DIGEST_NALG /* challenge line slots: one per digest algorithm, then AKA */
@@ -51,13 +53,17 @@ struct sc_txn {
     int sat;
     bool stale;
     bool default_hint;     /* the MAR asked for the IMPI's default scheme */
+    bool decoy;            /* unknown IMPI: challenged like a known one (lockout.c) */
     unsigned asked;        /* digest algorithms asked for (bits) */
     char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX];
     char line[NSLOTS][CHAL_LINE_MAX];
+    struct ims_reg_policy pol;    /* g->pol, max_expires capped by a Bearer token */
+    struct ims_ks_token *tok;     /* Bearer (bearer.c): the validated token, or NULL */
 };
 
 static void txn_free(struct cscf_pend *p)
 {
+    ims_ks_token_unref(((struct sc_txn *)p)->tok);
     OPENSSL_cleanse(p, sizeof(struct sc_txn));
     ims_free(p);
 }
@@ -210,7 +216,7 @@ static int item_vector(const struct ims_cscf *g, const struct cx_auth_item *it,
 static void send_401(struct sc_txn *t)
 {
     struct ims_cscf *g = t->pend.w->g;
-    char hdrs[NSLOTS * CHAL_LINE_MAX + 1];
+    char hdrs[NSLOTS * CHAL_LINE_MAX + 1024];
     size_t k = 0;
     /* preference order: configured digest algorithms, then AKA */
     for (size_t i = 0; i <= g->nalgs; i++) {
@@ -221,6 +227,9 @@ static void send_401(struct sc_txn *t)
         memcpy(hdrs + k, t->line[slot], n);
         k += n;
     }
+    /* RFC 8898 §2: Bearer is offered next to Digest when Keystone is on */
+    ims_str bc = cscf_bearer_challenge(g, NULL, hdrs + k, sizeof(hdrs) - k);
+    k += bc.len;
     if (k == 0) {
         finish(t, 403, "No Usable Authentication Scheme", IMS_STR_NULL);
         return;
@@ -242,12 +251,16 @@ static void on_maa(int rc, const struct dia_ans *ans, void *ud)
     if (o != IMS_CX_OK && !extra) {
         switch (o) {
         case IMS_CX_UNAVAILABLE: hss_unavailable(t); return;
-        case IMS_CX_USER_UNKNOWN: finish(t, 403, "Unknown User", IMS_STR_NULL); return;
+        case IMS_CX_USER_UNKNOWN:
+        case IMS_CX_IDENTITIES_DONT_MATCH:
+            /* no enumeration oracle: the challenges (and MARs) a Digest user
+             * gets, which no response ever passes (lockout.c) */
+            t->decoy = true;
+            if (t->default_hint && g->nalgs)
+                t->asked |= 1u << g->algs[0];
+            break;
         case IMS_CX_SCHEME_UNSUPPORTED:
             finish(t, 403, "Authentication Scheme Unsupported", IMS_STR_NULL);
-            return;
-        case IMS_CX_IDENTITIES_DONT_MATCH:
-            finish(t, 403, "Identities Do Not Match", IMS_STR_NULL);
             return;
         case IMS_CX_AUTH_REJECTED:
             finish(t, 403, "Authentication Rejected", IMS_STR_NULL);
@@ -255,7 +268,7 @@ static void on_maa(int rc, const struct dia_ans *ans, void *ud)
         default: finish(t, 403, "Forbidden By HSS", IMS_STR_NULL); return;
         }
     }
-    bool digest = false;
+    bool digest = t->decoy;
     for (size_t i = 0; o == IMS_CX_OK && i < ans->n_item && i < CX_MAX_ITEMS; i++) {
         struct ims_auth_vector v;
         if (item_vector(g, &ans->items[i], &v) != 0)
@@ -295,6 +308,10 @@ static void on_maa(int rc, const struct dia_ans *ans, void *ud)
                 return;
         }
     }
+    for (int sl = 0; t->decoy && sl < NSLOTS; sl++) /* lockout.c: the decoy challenges */
+        if (sl == SLOT_AKA ? !t->asked : (t->asked >> sl & 1u) && alg_allowed(g, sl))
+            cscf_decoy_challenge(g, t->impi, t->stale, sl == SLOT_AKA ? -1 : sl, t->line[sl],
+                                 CHAL_LINE_MAX);
     send_401(t);
 }
 
@@ -352,7 +369,7 @@ static int commit_fn(struct ims_reg *r, void *ctx)
     struct ims_cscf *g = c->t->pend.w->g;
     int64_t now = cscf_now_s();
     bool was = r->ncontacts > 0;
-    int st = ims_reg_apply(r, c->rq, &g->pol, now, &c->min_expires);
+    int st = ims_reg_apply(r, c->rq, &c->t->pol, now, &c->min_expires);
     if (st) {
         c->status = st;
         return IMS_EINVAL;
@@ -517,6 +534,7 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     LOG_I("scscf", "event=%s impu=%s impi=%s", dereg ? "deregistered" : "registered", t->impu,
           t->impi);
     cscf_audit_reg(m, t->impi, t->impu, dereg); /* audit: (de-)registration */
+    cscf_bearer_bind(g, t->impi, dereg ? NULL : t->tok); /* credentials for sessions (bearer.c) */
     cscf_regevent_changed(w, t->impu, dereg ? "unregistered" : NULL); /* reg-event NOTIFYs */
     /* third-party REGISTER to the ASes (thirdparty.c) */
     cscf_tp_register(w, t->sat, t->impu, t->impi, m, ims_buf_str(&hdrs));
@@ -527,6 +545,8 @@ out:
     ims_buf_free(&path);
     ims_buf_free(&hdrs);
 }
+
+static bool register_allowed(struct sc_txn *t, const struct sip_msg *m); /* the policy */
 
 /* After authentication: which SAR, if any (TS 24.229 §5.4.1.2.2, §5.4.1.4). */
 static void after_auth(struct sc_txn *t, const struct sip_msg *m)
@@ -554,7 +574,7 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
         return;
     }
     unsigned minx = 0;
-    int st = ims_reg_apply(cur, &rq, &g->pol, now, &minx);
+    int st = ims_reg_apply(cur, &rq, &t->pol, now, &minx);
     size_t left = cur->ncontacts;
     ims_reg_clear(cur);
     if (st) {
@@ -568,6 +588,8 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
         finish(t, 200, NULL, IMS_STR_NULL);
         return;
     }
+    if (left > 0 && !register_allowed(t, m))
+        return; /* a query or a de-registration needs no permission */
     t->sat = left == 0      ? CX_SAT_USER_DEREGISTRATION
              : registered ? CX_SAT_RE_REGISTRATION
                           : CX_SAT_REGISTRATION;
@@ -575,6 +597,102 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
     if (rc) {
         LOG_W("scscf", "event=sar_failed impu=%s err=%s", t->impu, ims_strerror(rc));
         hss_unavailable(t);
+    }
+}
+
+/* ------------------------------------------------------------ Bearer and policy */
+
+/* ims:register (docs/keystone.md): a Bearer user with the token's
+ * credentials, a Digest/AKA user with [scscf] local_roles.  false: answered
+ * 403 with a Warning naming the rule. */
+static bool register_allowed(struct sc_txn *t, const struct sip_msg *m)
+{
+    struct ims_cscf *g = t->pend.w->g;
+    if (!cscf_policy_on(g))
+        return true;
+    struct cscf_creds c;
+    if (t->tok) {
+        cscf_creds_token(t->tok, &c);
+    } else {
+        struct sip_auth cred;
+        bool aka = cscf_credentials(m, &cred) && ims_str_caseeq_lit(cred.algorithm, "AKAv1-MD5");
+        cscf_creds_local(g, t->impi, aka ? "aka" : "digest", &c);
+    }
+    if (cscf_policy_allows(g, "ims:register", &c.c, t->impi))
+        return true;
+    char wb[CSCF_URI_MAX + 96];
+    finish(t, 403, "Forbidden By Policy", cscf_policy_warning(g, "ims:register", wb, sizeof(wb)));
+    return false;
+}
+
+static void bearer_refused(struct sc_txn *t)
+{
+    char cb[CSCF_URI_MAX * 3 + 64];
+    finish(t, 401, NULL, cscf_bearer_challenge(t->pend.w->g, "invalid_token", cb, sizeof(cb)));
+}
+
+/* Keystone answered (keystone.h: the callback rule; borrowed tok). */
+static void on_token(void *arg, int rc, struct ims_ks_token *tok)
+{
+    struct sc_txn *t = arg;
+    struct ims_cscf *g = t->pend.w->g;
+    if (cscf_bearer_stopping(g))
+        return; /* shutting down: ims_cscf_free() frees t */
+    if (gone(t))
+        return;
+    const struct sip_msg *m = ims_proxy_req_msg(t->r);
+    LOG_I("scscf", "event=bearer impu=%s rc=%s tok=%s user=%s", t->impu, ims_strerror(rc),
+          tok ? tok->hash_hex : "-", tok && tok->user_name ? tok->user_name : "-");
+    if (rc == IMS_ENOENT) {
+        if (m)
+            cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_WRONG); /* audit: failure */
+        bearer_refused(t); /* invalid, expired or revoked: a fresh 401 */
+        return;
+    }
+    if (rc == IMS_ENOMEM || (rc == 0 && !m)) {
+        finish(t, 500, NULL, IMS_STR_NULL);
+        return;
+    }
+    if (rc) {
+        /* issue 5 part 6: Keystone unavailable, new tokens fail closed */
+        char ra[32];
+        finish(t, 503, "Identity Service Unavailable",
+               cscf_retry_after(g->cfg->scscf_retry_after, ra, sizeof(ra)));
+        return;
+    }
+    int64_t left = tok->expires_at - cscf_now_s();
+    int n = tok->user_name ? snprintf(t->impi, sizeof(t->impi), "%s@%s", tok->user_name,
+                                      g->s_realm)
+                           : -1;
+    if (left <= 0) {
+        bearer_refused(t);
+        return;
+    }
+    if (n <= 0 || (size_t)n >= sizeof(t->impi)) {
+        finish(t, 403, "No Private Identity", IMS_STR_NULL);
+        return;
+    }
+    /* the registration never outlives the token */
+    if ((uint64_t)left < t->pol.max_expires)
+        t->pol.max_expires = (unsigned)left;
+    t->tok = ims_ks_token_ref(tok);
+    cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
+    after_auth(t, m);
+}
+
+static void bearer_start(struct sc_txn *t, ims_str tok)
+{
+    int rc = tok.len ? ims_ks_validate(t->pend.w->ks, tok.p, tok.len, 0, on_token, t)
+                     : IMS_EINVAL;
+    if (rc == 0)
+        return;
+    LOG_I("scscf", "event=bearer_not_validated impu=%s err=%s", t->impu, ims_strerror(rc));
+    if (rc == IMS_EINVAL) {
+        bearer_refused(t);
+    } else {
+        char ra[32];
+        finish(t, 503, "Identity Service Unavailable",
+               cscf_retry_after(t->pend.w->g->cfg->scscf_retry_after, ra, sizeof(ra)));
     }
 }
 
@@ -614,16 +732,24 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         ims_proxy_reply(r, 403, "No Private Identity", NULL);
         return;
     }
+    if (cscf_impi_rate_reply(g, r, impi)) /* lockout.c: [limits] impi_rate */
+        return;
     struct sc_txn *t = ims_calloc(1, sizeof(*t));
     if (!t) {
         ims_proxy_reply(r, 503, "Out Of Memory", NULL);
         return;
     }
     t->r = r;
+    t->pol = g->pol;
     snprintf(t->impu, sizeof(t->impu), "%s", impu);
     snprintf(t->impi, sizeof(t->impi), "%s", impi);
     cscf_pend_add(w, &t->pend, txn_free);
     ims_proxy_req_hold(r);
+    ims_str btok;
+    if (cscf_bearer_on(g) && cscf_bearer_token(m, &btok)) {
+        bearer_start(t, btok); /* RFC 8898: a Keystone token instead of Digest */
+        return;
+    }
 
     char scheme[32];
     scheme_hint(g, &cred, have, scheme, sizeof(scheme), &t->asked);
@@ -631,6 +757,10 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct ims_auth_resync rs;
     enum ims_auth_verdict verdict = IMS_AUTH_NO_CHALLENGE;
     if (have && cred.nonce.len && cred.response.len) {
+        if (cscf_lockout_check(g, m, t->impi)) { /* locked out: what a wrong password gets */
+            finish(t, 403, "Authentication Failed", IMS_STR_NULL);
+            return;
+        }
         rc = ims_auth_verify(g->auth, &cred, m->method_name, cscf_now_ms(), &verdict, &rs, NULL);
         if (rc) {
             finish(t, 500, NULL, IMS_STR_NULL);
@@ -639,6 +769,7 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d", t->impi, t->impu,
               (int)verdict);
         cscf_audit_auth(m, t->impi, t->impu, verdict); /* audit: success/failure */
+        cscf_lockout_note(g, m, t->impi, t->impu, verdict); /* lockout.c: count */
     }
     switch (verdict) {
     case IMS_AUTH_OK:
@@ -723,6 +854,8 @@ void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s)
     ims_loc_expire(w->g->loc, w->idx, w->g->nworkers, now_s, expired, w);
     cscf_regevent_sweep(w, now_s); /* reg-event subscriptions (regevent.c) */
     ims_auth_expire(w->g->auth, w->idx, w->g->nworkers, now_s * 1000);
+    if (w->g->lockout)
+        cscf_lockout_expire(w->g->lockout, w->idx, w->g->nworkers, now_s * 1000);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -760,6 +893,8 @@ int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz)
         rc = ims_auth_new(&ac, &g->auth);
     }
     if (rc == 0)
+        rc = cscf_lockout_init(g); /* brute-force lockout (lockout.c) */
+    if (rc == 0)
         rc = cscf_tp_init(g); /* third-party REGISTER (thirdparty.c) */
     if (rc == 0)
         rc = cscf_regevent_init(g); /* reg-event subscriptions (regevent.c) */
@@ -777,6 +912,8 @@ void cscf_scscf_fini(struct ims_cscf *g)
     cscf_tp_fini(g); /* third-party REGISTER (thirdparty.c) */
     cscf_regevent_fini(g); /* reg-event subscriptions (regevent.c) */
     ims_auth_free(g->auth);
+    cscf_lockout_free(g->lockout);
+    g->lockout = NULL;
     ims_loc_free(g->loc);
     g->auth = NULL;
     g->loc = NULL;

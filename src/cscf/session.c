@@ -63,9 +63,12 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "crypto/encode.h"
+#include "cscf/cdiv.h" /* Ut hook */
 #include "cscf/cscf_int.h"
 #include "cscf/ifc.h"
+#include "cscf/privacy.h"
 #include "cscf/profile.h"
+#include "keystone/keystone.h"
 
 #define ODI_MAC_LEN 12         /* bytes of the HMAC kept: 96 bits */
 #define ODI_TTL_S 300          /* a token older than this is refused */
@@ -237,6 +240,44 @@ static int odi_check(ims_str tok, int64_t now, struct walk *wk)
 
 /* ------------------------------------------------------------ routing out */
 
+/* A request's own "Authorization: Bearer" token was for this S-CSCF (RFC
+ * 8898; session policy below): it does not travel on to the callee or
+ * another network, where it could be replayed.  (An AS on the iFC path does
+ * get it: a cloud AS acts with the user's token.) */
+static const uint16_t no_authorization[] = { SIP_H_AUTHORIZATION };
+
+static bool strip_bearer(const struct cscf_worker *w, const struct sip_msg *m, struct proxy_fwd *f)
+{
+    ims_str tok;
+    if (!w->ks || !cscf_bearer_token(m, &tok))
+        return false;
+    f->del_hdrs = no_authorization;
+    f->ndel = 1;
+    return true;
+}
+
+/* Another network, with a token to strip: the static route for the
+ * Request-URI's domain ([proxy] route, "*" last), else the Request-URI.
+ * true: forwarded or answered. */
+static bool bearer_route_out(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
+{
+    struct proxy_fwd f = { 0 };
+    if (cscf_has_foreign_route(r, m) || !strip_bearer(w, m, &f))
+        return false; /* a Route set decides: the static router */
+    const struct ims_cfg *cfg = w->g->cfg;
+    const char *any = NULL, *hop = NULL;
+    for (size_t i = 0; i < cfg->nroutes && !hop; i++) {
+        if (strcmp(cfg->routes[i].domain, "*") == 0)
+            any = any ? any : cfg->routes[i].next_hop;
+        else if (m->ruri.host.len && ims_str_caseeq_lit(m->ruri.host, cfg->routes[i].domain))
+            hop = cfg->routes[i].next_hop;
+    }
+    f.next_hop = ims_str_cstr(hop ? hop : any);
+    if (ims_proxy_forward(r, &f) != 0)
+        reply(r, 500, "Forwarding Failed");
+    return true;
+}
+
 /* Originating, no iFC left (TS 24.229 §5.4.3.2 step 10). */
 static void route_orig(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
 {
@@ -244,10 +285,15 @@ static void route_orig(struct cscf_worker *w, struct proxy_req *r, const struct 
     bool home = m->ruri.scheme == SIP_URI_TEL ||
                 (m->ruri.scheme != SIP_URI_OTHER && home_domain(w->g->cfg, m->ruri.host));
     if (!home || !icscf_uri(w->g, ic, sizeof(ic))) {
+        if (!home && cscf_privacy_route_out(w, r, m)) /* privacy: leaving the trust domain */
+            return;
+        if (bearer_route_out(w, r, m))
+            return; /* the Bearer token stays here */
         ims_proxy_route_static(NULL, r, m);
         return;
     }
     struct proxy_fwd f = { .next_hop = ims_str_cstr(ic) };
+    strip_bearer(w, m, &f);
     int rc = ims_proxy_forward(r, &f);
     LOG_I("scscf", "event=orig_to_icscf call_id=%.*s icscf=%s rc=%s", IMS_SF(m->call_id), ic,
           ims_strerror(rc));
@@ -531,6 +577,160 @@ static void walk_on(struct cscf_worker *w, struct proxy_req *r, const struct sip
     ims_profile_unref(prof);
 }
 
+/* ------------------------------------------------------------ policy */
+
+/* Originating MESSAGE and INVITE are subject to the policy ([scscf]
+ * policy_file, docs/keystone.md): ims:message; ims:call for a home-domain
+ * or tel: target, else ims:call:external.  The credentials are those of the
+ * request's own "Authorization: Bearer" token (RFC 8898; the P-CSCF passes
+ * it on), else of the token the served user registered with, else the
+ * local roles of a Digest/AKA user. */
+static const char *orig_rule(const struct ims_cscf *g, const struct sip_msg *m)
+{
+    if (m->method == SIP_M_MESSAGE)
+        return "ims:message";
+    if (m->method != SIP_M_INVITE)
+        return NULL;
+    bool home = m->ruri.scheme == SIP_URI_TEL ||
+                (m->ruri.scheme != SIP_URI_OTHER && home_domain(g->cfg, m->ruri.host));
+    return home ? "ims:call" : "ims:call:external";
+}
+
+/* The token's user is the IMPI (docs/keystone.md: "<user name>@<realm>"). */
+static bool token_is_user(const struct ims_cscf *g, const struct ims_ks_token *t, const char *impi)
+{
+    size_t n = t->user_name ? strlen(t->user_name) : 0;
+    return n && strncmp(impi, t->user_name, n) == 0 && impi[n] == '@' &&
+           strcmp(impi + n + 1, g->s_realm) == 0;
+}
+
+/* Enforces rule for r with tok's credentials (NULL: the registration's).
+ * true: allowed; false: answered 403 with a Warning naming the rule. */
+static bool policy_judge(struct cscf_worker *w, struct proxy_req *r, const struct walk *wk,
+                         const char *rule, struct ims_ks_token *tok)
+{
+    struct ims_cscf *g = w->g;
+    struct ims_reg *reg = w->reg_a;
+    char impi[IMS_REG_ID_MAX];
+    if (ims_loc_get(g->loc, ims_str_cstr(wk->served), cscf_now_s(), reg) != 0) {
+        ims_reg_clear(reg);
+        return true; /* not registered: walk_on answers 403 */
+    }
+    snprintf(impi, sizeof(impi), "%s", reg->impi);
+    ims_reg_clear(reg);
+    if (tok && !token_is_user(g, tok, impi)) {
+        LOG_I("scscf", "event=bearer_other_user impu=%s tok=%s", wk->served, tok->hash_hex);
+        reply(r, 403, "Token Of Another User");
+        return false;
+    }
+    struct ims_ks_token *own = tok ? NULL : cscf_bearer_of(g, impi, cscf_now_s());
+    struct cscf_creds c;
+    if (tok || own)
+        cscf_creds_token(tok ? tok : own, &c);
+    else
+        cscf_creds_local(g, impi, "digest", &c);
+    bool ok = cscf_policy_allows(g, rule, &c.c, wk->served);
+    ims_ks_token_unref(own);
+    if (!ok && !ims_proxy_req_final_sent(r)) {
+        char wb[CSCF_URI_MAX + 96];
+        ims_proxy_reply(r, 403, "Forbidden By Policy",
+                        &(struct proxy_reply_opts){
+                            .hdrs = cscf_policy_warning(g, rule, wb, sizeof(wb)) });
+    }
+    return ok;
+}
+
+/* A request's token that Keystone has to validate: r held meanwhile. */
+struct polv {
+    struct cscf_pend pend; /* first: the worker's list */
+    struct proxy_req *r;
+    struct walk wk;
+    const char *rule;      /* static */
+};
+
+static void token_refused(struct ims_cscf *g, struct proxy_req *r, int rc)
+{
+    char b[CSCF_URI_MAX * 3 + 64];
+    if (rc == IMS_ENOENT || rc == IMS_EINVAL) {
+        ims_proxy_reply(r, 401, NULL,
+                        &(struct proxy_reply_opts){
+                            .hdrs = cscf_bearer_challenge(g, "invalid_token", b, sizeof(b)) });
+        return;
+    }
+    /* Keystone unavailable: fail closed (issue 5 part 6) */
+    ims_proxy_reply(r, 503, "Identity Service Unavailable",
+                    &(struct proxy_reply_opts){
+                        .hdrs = cscf_retry_after(g->cfg->scscf_retry_after, b, sizeof(b)) });
+}
+
+static void on_req_token(void *arg, int rc, struct ims_ks_token *tok)
+{
+    struct polv *v = arg;
+    struct cscf_worker *w = v->pend.w;
+    if (cscf_bearer_stopping(w->g))
+        return; /* shutting down: ims_cscf_free() frees v */
+    struct proxy_req *r = v->r;
+    struct walk wk = v->wk;
+    const char *rule = v->rule;
+    cscf_pend_del(&v->pend);
+    sess_free(&v->pend);
+    const struct sip_msg *m = ims_proxy_req_msg(r);
+    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r) || !m)
+        goto out;
+    if (rc) {
+        LOG_I("scscf", "event=bearer_request_refused impu=%s err=%s", wk.served,
+              ims_strerror(rc));
+        token_refused(w->g, r, rc);
+        goto out;
+    }
+    if (policy_judge(w, r, &wk, rule, tok))
+        walk_on(w, r, m, &wk);
+out:
+    ims_proxy_req_release(r);
+}
+
+/* true: r was answered (or is held for its token); false: go on. */
+static bool orig_policy(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                        const struct walk *wk)
+{
+    struct ims_cscf *g = w->g;
+    const char *rule = orig_rule(g, m);
+    if (!rule || !cscf_policy_on(g))
+        return false;
+    ims_str btok;
+    if (!w->ks || !cscf_bearer_token(m, &btok))
+        return !policy_judge(w, r, wk, rule, NULL);
+    struct ims_ks_token *tok = NULL;
+    int rc = btok.len ? ims_ks_lookup(w->ks, btok.p, btok.len, 0, &tok) : IMS_EINVAL;
+    if (rc == 0) {
+        bool ok = policy_judge(w, r, wk, rule, tok); /* a cache hit: no wait */
+        ims_ks_token_unref(tok);
+        return !ok;
+    }
+    if (rc != IMS_EAGAIN) {
+        token_refused(g, r, rc);
+        return true;
+    }
+    struct polv *v = ims_calloc(1, sizeof(*v));
+    if (!v) {
+        reply(r, 500, NULL);
+        return true;
+    }
+    v->r = r;
+    v->wk = *wk;
+    v->rule = rule;
+    cscf_pend_add(w, &v->pend, sess_free);
+    ims_proxy_req_hold(r);
+    rc = ims_ks_validate(w->ks, btok.p, btok.len, 0, on_req_token, v);
+    if (rc) {
+        cscf_pend_del(&v->pend);
+        sess_free(&v->pend);
+        token_refused(g, r, rc == IMS_ENOMEM ? IMS_EBACKEND : rc);
+        ims_proxy_req_release(r);
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------ the hook */
 
 bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
@@ -610,6 +810,8 @@ void ims_cscf_scscf_default(void *ctx, struct proxy_req *r, const struct sip_msg
             ims_proxy_reply(r, 403, "No Asserted Identity", NULL);
             return;
         }
+        if (orig_policy(w, r, m, &wk))
+            return; /* denied, or held for a token validation (bearer.c) */
     } else if (cscf_has_foreign_route(r, m)) {
         ims_proxy_route_static(NULL, r, m);
         return;
@@ -617,5 +819,8 @@ void ims_cscf_scscf_default(void *ctx, struct proxy_req *r, const struct sip_msg
         ims_proxy_route_static(NULL, r, m);
         return;
     }
+    /* Ut hook (src/cscf/cdiv.c, docs/ut.md): barring and CFU before the iFCs */
+    if (wk.dir == DIR_TERM && wk.next == 0 && cscf_cdiv_term(w, r, m, wk.served))
+        return;
     walk_on(w, r, m, &wk);
 }

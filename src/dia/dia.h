@@ -87,7 +87,8 @@ struct ims_dia_req {
     void *user;              /* the handler's */
 };
 
-/* Runs on the loop; must lead to exactly one ims_dia_answer(req). */
+/* Runs on the loop (or freeDiameter's thread: ims_dia_start,
+ * ims_dia_requests_inline); must lead to exactly one ims_dia_answer(req). */
 typedef void (*ims_dia_req_fn)(struct ims_dia_req *req, void *arg);
 
 /* Starts freeDiameter: writes (or takes) its configuration, adds the
@@ -102,6 +103,13 @@ typedef void (*ims_dia_req_fn)(struct ims_dia_req *req, void *arg);
  * says why; the process cannot start it again), IMS_ENOMEM. */
 int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_req_fn fn,
                   void *arg, char *err, size_t errsz);
+/* For the next ims_dia_start (the one that starts the node): with on, fn
+ * runs on freeDiameter's thread even with a loop (which still gets the
+ * answers to our own requests).  For a handler that only hands the request
+ * on, thread-safely (the HSS submits it to its store threads): a hop
+ * through the loop is a thread wake-up per request, the largest cost in
+ * the HSS benchmark (bench/hss). */
+void ims_dia_requests_inline(bool on);
 
 /* Answers req with ans (slices borrowed for the call) and releases req.
  * Adds Vendor-Specific-Application-Id, Auth-Session-State and Origin-*;

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "dia/codec.h"
 #include "ev/loop.h"
+#include "metrics/metrics.h"
 
 /* A received request while it is handled: a slot of the pool. */
 struct pending {
@@ -521,6 +522,16 @@ static int answer_now(struct msg **m, uint32_t app, uint32_t result, ims_str use
 
 /* ------------------------------------------------------------ requests */
 
+/* ims_dia_requests_inline(): asked for the next start (inline_next), taken
+ * by the start that succeeds in claiming the node (requests_inline), so a
+ * role whose start fails (a second one) changes nothing for the node. */
+static bool inline_next, requests_inline;
+
+void ims_dia_requests_inline(bool on)
+{
+    inline_next = on;
+}
+
 static void deliver(struct ims_loop *loop, void *arg)
 {
     struct pending *p = arg;
@@ -580,6 +591,7 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
     const struct cmd_entry *ce = opaque;
     struct dia_fail fail;
     *act = DISP_ACT_CONT;
+    ims_metrics_inc(IMS_M_DIA_REQUESTS_RECV); /* metrics hook */
     struct pending *p = node.draining ? NULL : pool_get();
     if (!p) {
         LOG_W("dia", "event=busy cmd=%u pending=%zu", ce->cmd, node.nslots);
@@ -615,7 +627,7 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
     }
     p->msg = *msg;
     *msg = NULL;
-    if (!node.loop) { /* a handler without a loop runs here (dia.h: ims_dia_start) */
+    if (!node.loop || requests_inline) { /* the handler runs here (dia.h: ims_dia_start) */
         node.fn(&p->req, node.arg);
         return 0;
     }
@@ -749,6 +761,7 @@ int ims_dia_send(unsigned cmd, const void *req, ims_dia_ans_fn cb, void *arg)
         rc = IMS_EBACKEND;
         goto fail;
     }
+    ims_metrics_inc(IMS_M_DIA_REQUESTS_SENT); /* metrics hook */
     return 0;
 fail:
     if (m)
@@ -879,6 +892,7 @@ int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_
         return rc;
     node.started = true; /* from here on, even a failure uses up the singleton */
     node.loop = loop;
+    requests_inline = inline_next;
     node.fn = fn;
     node.arg = arg;
     node.tls_required = cfg->tls_required;

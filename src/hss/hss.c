@@ -287,6 +287,8 @@ static void done(struct ims_loop *loop, int rc, void *arg)
     job_free(j);
 }
 
+/* On freeDiameter's thread in HSS mode (ims_dia_requests_inline), on the
+ * loop in SLF mode: touches nothing but the config and the executor. */
 static void on_request(struct ims_dia_req *req, void *arg)
 {
     struct ims_hss *h = arg;
@@ -789,7 +791,11 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
         goto fail;
     }
     h->thread_started = true;
+    /* HSS mode: on_request only submits to the store threads (thread-safe),
+     * so it runs on freeDiameter's thread, without a hop through our loop */
+    ims_dia_requests_inline(cfg->mode == IMS_HSS_MODE_HSS);
     rc = ims_dia_start(&cfg->dia, h->loop, on_request, h, err, errsz);
+    ims_dia_requests_inline(false);
     h->dia_started = true; /* even a failed start needs the release */
     if (rc)
         goto fail;

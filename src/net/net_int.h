@@ -32,6 +32,7 @@ struct sip_tp_shared {
     /* copied from sip_tp_cfg (file names are used only in _shared_new) */
     size_t nlisten;
     struct sip_listen_cfg *listen;
+    pthread_mutex_t ctx_lock; /* guards the two pointers: SIGHUP swaps them (tls.c) */
     SSL_CTX *srv_ctx; /* NULL without a TLS listener */
     SSL_CTX *cli_ctx; /* outgoing TLS */
     bool verify_client, verify_server;
@@ -177,6 +178,8 @@ int ims_tls_ctx_server(const struct sip_tp_cfg *cfg, SSL_CTX **out, char *err, s
 int ims_tls_ctx_client(const struct sip_tp_cfg *cfg, SSL_CTX **out, char *err, size_t errsz);
 /* Attaches a new SSL to c (server side if accepting). 0 or IMS_ENOMEM. */
 int ims_tls_attach(struct sip_conn *c, SSL_CTX *ctx, bool accepting);
+/* The same with sh's current server or client context (under ctx_lock). */
+int ims_tls_attach_shared(struct sip_conn *c, struct sip_tp_shared *sh, bool accepting);
 extern const struct conn_ops ims_tls_ops;
 
 #endif

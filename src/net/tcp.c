@@ -114,7 +114,7 @@ static int conn_new(struct sip_tp *tp, int fd, enum sip_proto proto, const struc
     if (rc)
         goto out_free;
     if (proto == SIP_PROTO_TLS) {
-        rc = ims_tls_attach(c, accepted ? tp->sh->srv_ctx : tp->sh->cli_ctx, accepted);
+        rc = ims_tls_attach_shared(c, tp->sh, accepted);
         if (rc)
             goto out_stop_timer;
     }

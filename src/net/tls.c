@@ -17,8 +17,10 @@
 #include "base/log.h"
 #include "net/net_int.h"
 
-/* TLS 1.2 suites: forward secrecy and AEAD only.  TLS 1.3 keeps OpenSSL's
- * defaults (all AEAD). */
+/* TLS 1.2 suites: forward secrecy and AEAD only (RFC 7525 §4.2: ECDHE with
+ * AES-GCM; RFC 7905 ChaCha20-Poly1305).  TLS 1.3 keeps OpenSSL's defaults
+ * (all AEAD) unless tls_ciphersuites says otherwise.  TLS 1.0/1.1 are
+ * refused (RFC 8996). */
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 
 static void ssl_err(char *err, size_t errsz, const char *what, const char *file)
@@ -51,18 +53,23 @@ static int ctx_common(SSL_CTX *ctx, const struct sip_tp_cfg *cfg, char *err, siz
         ssl_err(err, errsz, "tls_ciphers", NULL);
         return IMS_EINVAL;
     }
+    if (cfg->tls_ciphersuites && !SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites)) {
+        ssl_err(err, errsz, "tls_ciphersuites", NULL);
+        return IMS_EINVAL;
+    }
     SSL_CTX_set_verify_depth(ctx, 8);
     return 0;
 }
 
-static int load_cert_key(SSL_CTX *ctx, const struct sip_tp_cfg *cfg, char *err, size_t errsz)
+static int load_cert_key(SSL_CTX *ctx, const char *cert, const char *key, char *err,
+                         size_t errsz)
 {
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-        ssl_err(err, errsz, "tls_cert_file", cfg->tls_cert_file);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        ssl_err(err, errsz, "tls_cert_file", cert);
         return IMS_EINVAL;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
-        ssl_err(err, errsz, "tls_key_file", cfg->tls_key_file);
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        ssl_err(err, errsz, "tls_key_file", key);
         return IMS_EINVAL;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -98,7 +105,7 @@ int ims_tls_ctx_server(const struct sip_tp_cfg *cfg, SSL_CTX **out, char *err, s
     }
     int rc = ctx_common(ctx, cfg, err, errsz);
     if (!rc)
-        rc = load_cert_key(ctx, cfg, err, errsz);
+        rc = load_cert_key(ctx, cfg->tls_cert_file, cfg->tls_key_file, err, errsz);
     if (!rc && cfg->tls_verify_client) {
         rc = load_ca(ctx, cfg, err, errsz);
         if (!rc) {
@@ -138,10 +145,19 @@ int ims_tls_ctx_client(const struct sip_tp_cfg *cfg, SSL_CTX **out, char *err, s
         return IMS_ENOMEM;
     }
     int rc = ctx_common(ctx, cfg, err, errsz);
-    /* Our certificate doubles as the client certificate (mutual TLS between
-     * IMS nodes). */
-    if (!rc && cfg->tls_cert_file && cfg->tls_key_file)
-        rc = load_cert_key(ctx, cfg, err, errsz);
+    /* Mutual TLS between IMS nodes: the client certificate, else our server
+     * certificate doubles as one. */
+    if (!rc && (cfg->tls_client_cert_file || cfg->tls_client_key_file)) {
+        if (!cfg->tls_client_cert_file || !cfg->tls_client_key_file) {
+            snprintf(err, errsz, "tls_client_cert and tls_client_key go together");
+            rc = IMS_EINVAL;
+        } else {
+            rc = load_cert_key(ctx, cfg->tls_client_cert_file, cfg->tls_client_key_file, err,
+                               errsz);
+        }
+    } else if (!rc && cfg->tls_cert_file && cfg->tls_key_file) {
+        rc = load_cert_key(ctx, cfg->tls_cert_file, cfg->tls_key_file, err, errsz);
+    }
     if (!rc && cfg->tls_verify_server) {
         rc = load_ca(ctx, cfg, err, errsz);
         if (!rc)
@@ -170,6 +186,45 @@ int ims_tls_attach(struct sip_conn *c, SSL_CTX *ctx, bool accepting)
     else
         SSL_set_connect_state(ssl);
     c->ssl = ssl;
+    return 0;
+}
+
+int ims_tls_attach_shared(struct sip_conn *c, struct sip_tp_shared *sh, bool accepting)
+{
+    /* SSL_new() takes its own reference on the context: a reload may free
+     * ours right after the unlock, the connection keeps the one it got. */
+    pthread_mutex_lock(&sh->ctx_lock);
+    int rc = ims_tls_attach(c, accepting ? sh->srv_ctx : sh->cli_ctx, accepting);
+    pthread_mutex_unlock(&sh->ctx_lock);
+    return rc;
+}
+
+int ims_sip_tp_shared_reload_tls(struct sip_tp_shared *sh, const struct sip_tp_cfg *cfg,
+                                 char *err, size_t errsz)
+{
+    SSL_CTX *srv = NULL, *cli = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&sh->ctx_lock);
+    bool has_srv = sh->srv_ctx != NULL;
+    pthread_mutex_unlock(&sh->ctx_lock);
+    if (has_srv)
+        rc = ims_tls_ctx_server(cfg, &srv, err, errsz);
+    if (!rc)
+        rc = ims_tls_ctx_client(cfg, &cli, err, errsz);
+    if (rc) {
+        SSL_CTX_free(srv);
+        return rc;
+    }
+    pthread_mutex_lock(&sh->ctx_lock);
+    SSL_CTX *old_srv = sh->srv_ctx, *old_cli = sh->cli_ctx;
+    if (has_srv)
+        sh->srv_ctx = srv;
+    sh->cli_ctx = cli;
+    pthread_mutex_unlock(&sh->ctx_lock);
+    /* live connections hold their own references: they keep working */
+    if (has_srv)
+        SSL_CTX_free(old_srv);
+    SSL_CTX_free(old_cli);
     return 0;
 }
 

@@ -256,6 +256,7 @@ int ims_sip_tp_shared_new(const struct sip_tp_cfg *cfg, struct sip_tp_shared **o
         memcpy(sh->listen, cfg->listen, cfg->nlisten * sizeof(*sh->listen));
     sh->verify_client = cfg->tls_verify_client;
     sh->verify_server = cfg->tls_verify_server;
+    pthread_mutex_init(&sh->ctx_lock, NULL);
 
     /* OpenSSL writes to sockets with write(2): a peer that went away must
      * give EPIPE, not kill the process. */
@@ -296,6 +297,7 @@ void ims_sip_tp_shared_free(struct sip_tp_shared *sh)
         return;
     SSL_CTX_free(sh->cli_ctx);
     SSL_CTX_free(sh->srv_ctx);
+    pthread_mutex_destroy(&sh->ctx_lock);
     pthread_mutex_destroy(&sh->lock);
     ims_free(sh->dir);
     ims_free(sh->bound_set);

@@ -117,6 +117,10 @@ struct sip_tp_cfg {
                                * (chain only: we connect to an address, so
                                * no host name is checked) */
     const char *tls_ciphers;  /* TLS 1.2 cipher list; NULL = built-in modern list */
+    const char *tls_ciphersuites; /* TLS 1.3 suites; NULL = OpenSSL's (all AEAD) */
+    /* the certificate outgoing TLS presents (mutual TLS between roles);
+     * NULL: tls_cert_file/tls_key_file when set */
+    const char *tls_client_cert_file, *tls_client_key_file;
 };
 
 /* State shared by every worker's transport (created once, before workers):
@@ -128,6 +132,13 @@ struct sip_tp_cfg {
 int ims_sip_tp_shared_new(const struct sip_tp_cfg *cfg, struct sip_tp_shared **out,
                           char *err, size_t errsz);
 void ims_sip_tp_shared_free(struct sip_tp_shared *sh);
+/* Certificate reload (SIGHUP): builds new OpenSSL contexts from cfg's
+ * files and swaps them in for new handshakes; established connections
+ * keep the context they started with (OpenSSL counts its references), so
+ * nothing is dropped.  Any thread.  On error nothing changes.
+ * 0 or IMS_EINVAL/IMS_ENOMEM as ims_sip_tp_shared_new (err says why). */
+int ims_sip_tp_shared_reload_tls(struct sip_tp_shared *sh, const struct sip_tp_cfg *cfg,
+                                 char *err, size_t errsz);
 
 /* Creates worker `worker_idx`'s transport on `loop` and opens its listeners
  * (SO_REUSEPORT, so every worker binds the same addresses; a listener with

@@ -4,5 +4,6 @@ list(APPEND IMS_SOURCES
   src/sip/txn.c
   src/proxy/proxy.c
   src/proxy/fwd.c
+  src/proxy/ratelimit.c
   src/proxy/route.c
   src/proxy/pmsg.c)

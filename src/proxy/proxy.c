@@ -11,6 +11,8 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "detect/detect.h"
+#include "metrics/metrics.h"
 #include "proxy/proxy_int.h"
 
 #define ALLOW_METHODS                                                                              \
@@ -534,6 +536,8 @@ static void st_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
 /* Called whenever a final response went upstream. */
 static void final_reached(struct proxy_req *r)
 {
+    if (!r->final_sent && !r->uac && r->method != SIP_M_INVITE) /* overload: not ringing time */
+        px_overload_sample(r->p, ims_loop_now(r->p->loop) - r->t0_ms);
     r->final_sent = true;
     ims_timer_stop(r->p->loop, &r->tm_trying);
     px_req_drop_st(r);
@@ -656,6 +660,7 @@ static void rx_malformed(struct ims_proxy *p, const struct sip_msg *m,
 static void rx_response(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx)
 {
     p->st.rx_responses++;
+    ims_metrics_sip_response((unsigned)m->status);
     unsigned w;
     uint32_t lh;
     if (ims_sip_txn_branch_parse(m->via1.branch, &w, &lh) && w != p->idx &&
@@ -713,6 +718,8 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
             return;
         }
     }
+    if (px_overload_reject(p, m, rx)) /* ratelimit.c: latency-driven admission */
+        return;
     /* §16.3 passed: state from here on. */
     struct proxy_req *r = px_req_new(p);
     struct sip_txn *st = NULL;
@@ -724,6 +731,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
         }
         if (rc == IMS_ELIMIT) {
             p->st.overload_503++;
+            ims_metrics_inc(IMS_M_OVERLOAD_503);
             LOG_I("proxy", "event=overload worker=%u live=%zu", p->idx,
                   ims_sip_txn_table_live(p->txns));
             px_reply_stateless(p, m, rx, 503, NULL, IMS_S("Retry-After: 5\r\n"));
@@ -740,6 +748,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->rx.buf = ims_sip_txn_request(st).p; /* the transaction's copy */
     r->updest = *ims_sip_txn_dest(st);
     r->method = m->method;
+    r->t0_ms = ims_loop_now(p->loop);
     r->local_port = lport;
     r->loop_hash = lh;
     r->npop = npop;
@@ -760,6 +769,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
 static void rx_request(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx)
 {
     p->st.rx_requests++;
+    ims_metrics_sip_request((unsigned)m->method);
     struct sip_txn *match = NULL;
     int rc = ims_sip_txn_rx_request(p->txns, m, rx, &match);
     if (rc == 0) {
@@ -782,24 +792,35 @@ static void rx_request(struct ims_proxy *p, const struct sip_msg *m, const struc
         px_cancel_rx(p, m, rx);
         return;
     }
+    /* detect hook (src/detect): a source just put in the deny group for
+     * scanning gets no answer to this request either */
+    if (ims_detect_request(m, (const struct sockaddr *)&rx->src.ss))
+        return;
     new_request(p, m, rx);
 }
 
 void ims_proxy_rx(void *ctx, const struct sip_tp_rx *rx)
 {
     struct ims_proxy *p = ctx;
+    int lim = px_limit_rx(p, rx); /* ratelimit.c: per-source bucket, before parsing */
+    if (lim < 0)
+        return;
     struct sip_msg m;
     struct sip_hdr hdrs[SIP_MAX_HEADERS_DEFAULT];
     int n = ims_sip_parse(rx->buf, rx->len, rx->proto != SIP_PROTO_UDP, &m, hdrs,
                           SIP_MAX_HEADERS_DEFAULT);
     if (n < 0) {
+        ims_metrics_inc(IMS_M_SIP_MALFORMED);
+        ims_detect_malformed((const struct sockaddr *)&rx->src.ss); /* detect hook */
         rx_malformed(p, &m, rx, n);
         return;
     }
     if (m.kind == SIP_MSG_RESPONSE)
         rx_response(p, &m, rx);
-    else
+    else if (lim == 0 || !px_limit_reject(p, &m, rx))
         rx_request(p, &m, rx);
+    /* metrics hook: this worker's live transactions, as of now */
+    ims_metrics_gauge_shard(IMS_G_TXNS_LIVE, p->idx, ims_sip_txn_table_live(p->txns));
 }
 
 /* ------------------------------------------------------------ the static router */

@@ -302,4 +302,16 @@ bool ims_proxy_uri_is_self(const struct ims_proxy *p, const struct sip_uri *uri,
  * Proxy-Require. */
 uint32_t ims_proxy_loop_hash(const struct sip_msg *req);
 
+/* ---- rate limits and overload control (ratelimit.c, docs/security.md) ----
+ * Process-wide, from [limits]: installed before the workers run, removed
+ * after they stopped (like the detectors).  No [limits] rate and no
+ * overload target: nothing is installed and the hooks cost one load.
+ * 0, IMS_EINVAL ([limits] exempt), IMS_ENOMEM (err says why). */
+struct ims_cfg;
+int ims_proxy_limits_start(const struct ims_cfg *cfg, char *err, size_t errsz);
+void ims_proxy_limits_stop(void);
+/* Requests answered 503 by the per-source limit, dropped by it, and
+ * answered 503 by the overload control, since the start. */
+void ims_proxy_limits_counts(uint64_t *limited, uint64_t *dropped, uint64_t *overload);
+
 #endif

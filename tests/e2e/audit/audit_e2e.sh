@@ -19,6 +19,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IMS_SH=$HERE/../ims/ims_e2e.sh
 STATE=${IMS_E2E_STATE:?}
 export IMS_E2E_STATE=$STATE
+# its own copy of ims1 runs beside the real one: its own block of ports
+export IMS_E2E_PORT_BLOCK=7
 FIXDIR=$STATE/ims1
 W=$STATE/audit
 CTL=${IMS_CTL:?}

@@ -47,11 +47,11 @@ rfield() { sed -n "s/^result .* $1=\([0-9.]*\).*/\1/p" "$2"; }
 port_busy() { [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]; }
 pick_port() {
     local p tries=0
-    p=$((28000 + RANDOM % 900))
+    p=$((24000 + RANDOM % 900))
     while port_busy "$p"; do
         tries=$((tries + 1))
         [ $tries -lt 1000 ] || die "no free port"
-        p=$((28000 + RANDOM % 900))
+        p=$((24000 + RANDOM % 900))
     done
     echo "$p"
 }

@@ -27,7 +27,7 @@
 #   deregister       alice, then Expires: 0: the 200 lists no Contact
 #   wrong_password   dave: 401, 401, 401, then 403 ([scscf] auth_max_failures = 3)
 #   stale_nonce      erin answers after nonce_ttl (3 s): 401 stale=true, then 200
-#   unknown_user     nobody: 403 (UAA user unknown)
+#   unknown_user     nobody (UAA user unknown): 401, 401, 401, 403 like wrong_password
 #   barred           frank (whole implicit set barred): 403
 #   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
@@ -86,16 +86,32 @@ skip() {
     exit 77
 }
 
-# pick_ports NAME...: one free port per name, from 28000-28999
+# Each fixture picks from its own 120-port block of 28000-28959, so that two
+# fixtures running side by side (ctest -j) never pick the same UE port: a UE
+# port is reserved for the fixture's lifetime but bound only while a sipp
+# runs, so "is it bound" alone cannot tell.  IMS_E2E_PORT_BLOCK overrides
+# (a harness that runs its own copy of a fixture: tests/e2e/audit).
+port_block() {
+    case ${IMS_E2E_PORT_BLOCK:-$fix} in
+    ims1) echo 0 ;; ims4) echo 1 ;; imsk) echo 2 ;; imsk4) echo 3 ;; imsut) echo 4 ;;
+    imsos) echo 5 ;; hss_down) echo 6 ;; [0-7]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
+    esac
+}
+
+# pick_ports NAME...: one free port per name, from the fixture's block
 pick_ports() {
-    local taken=" " p tries=0 name
-    p=$((28000 + RANDOM % 1000))
+    # the fixture's own ports are taken even while nothing is bound to them
+    # (the UE ports between two sipp runs)
+    local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} " p tries=0 name
+    local lo=$((28000 + 120 * $(port_block)))
+    local hi=$((lo + 119))
+    p=$((lo + RANDOM % 120))
     for name in "$@"; do
         while :; do
             tries=$((tries + 1))
-            [ $tries -lt 3000 ] || die "no free ports in 28000-28999"
+            [ $tries -lt 1000 ] || die "no free ports in $lo-$hi"
             p=$((p + 1))
-            [ $p -le 28999 ] || p=28000
+            [ $p -le $hi ] || p=$lo
             case $taken in *" $p "*) continue ;; esac
             port_busy "$p" && continue
             break
@@ -199,6 +215,7 @@ common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or
     echo
     case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac
     case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
+    case ",$roles," in *,icscf,*,scscf,* | *,scscf,*,icscf,*) ;; *,icscf,*) printf '[icscf]\nscscf = sip:127.0.0.1:%s\n\n' "$S_PORT" ;; esac # t_lockout.sh: unknown users' decoy S-CSCF
     case ",$roles," in *,scscf,*)
         printf '[scscf]\nports = %s\nuri = sip:127.0.0.1:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$S_PORT"
         printf 'as_timeout_ms = %s\n%s\n' "$(scaled 1000)" "$(case ",$roles," in *,icscf,*) ;; *) echo "icscf = sip:127.0.0.1:$I_PORT" ;; esac)" # t_sessions.sh; ims1: its own I-CSCF by default
@@ -235,6 +252,10 @@ FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
 ims1 | hss_down) PROCS=ims ;;
+imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
+imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
+imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
+imsos) PROCS=ims ;; # t_cloudas.sh: ims1 plus the cloud AS (role as) and the OpenStack fixture
 ims4) PROCS="hss pcscf icscf scscf" ;;
 *) die "unknown fixture $fix" ;;
 esac
@@ -260,14 +281,18 @@ setup() {
     printf 'TMP=%s\nP_PORT=%s\nI_PORT=%s\nS_PORT=%s\nDIA_PORT=%s\nUE_PORT=%s\nUE2_PORT=%s\n' \
         "$TMP" "$P_PORT" "$I_PORT" "$S_PORT" "$DIA_PORT" "$UE_PORT" "$UE2_PORT" >"$ENVF"
     echo "PT_PORT=$PT_PORT" >>"$ENVF" && "$HERE/../../../tools/dev-certs.sh" "$TMP/certs" # P-CSCF TLS
-    if [ "$fix" = ims1 ]; then
+    if [ "$fix" = ims1 ] || [ "$fix" = imsk ] || [ "$fix" = imsut ] || [ "$fix" = imsos ]; then
         write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+        [ "$fix" != imsk ] || kb_conf "$TMP/ims.conf" # t_bearer.sh
+        [ "$fix" != imsut ] || ut_conf "$TMP/ims.conf" # t_ut.sh
+        [ "$fix" != imsos ] || cas_conf "$TMP/ims.conf" # t_cloudas.sh
         start ims "$TMP/ims.conf"
     else
         write_conf "$TMP/hss.conf" hss "$TMP/hss" hss.ims.test
         write_conf "$TMP/pcscf.conf" pcscf "$TMP/p" pcscf.ims.test
         write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
         write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
+        [ "$fix" != imsk4 ] || kb_conf "$TMP/scscf.conf" # t_bearer.sh
         start hss "$TMP/hss.conf"
         wait_for 20 "the HSS on Diameter port $DIA_PORT" tcp_bound "$DIA_PORT"
         start pcscf "$TMP/pcscf.conf"
@@ -408,12 +433,15 @@ runtest() {
         register wrong register_wrong.xml dave not-dave-secret 600 || rc=1 ;;
     stale_nonce)
         register stale register_stale.xml erin erin-secret 600 || rc=1 ;;
-    unknown_user)
-        ue unknown "$UE_PORT" register_403.xml -s nobody -key expires 600 || rc=1 ;;
+    unknown_user) # t_lockout.sh: exactly what a known user's wrong password gets
+        register unknown register_wrong.xml nobody any-password 600 || rc=1 ;;
     barred)
         ue barred "$UE_PORT" register_403.xml -s frank -key expires 600 || rc=1 ;;
-    not_registered)
-        ue msg "$UE2_PORT" message_unregistered.xml -s bob || rc=1 ;;
+    not_registered) # from a port no test registers from (UE2_PORT may be registered by now)
+        local np
+        pick_ports np
+        ue msg "$np" message_unregistered.xml -s bob || rc=1
+        ;;
     malformed)
         ue bad "$UE_PORT" malformed.xml -s alice || rc=1
         local tools=${IMS_E2E_TOOLS:-}

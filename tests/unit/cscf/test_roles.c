@@ -366,8 +366,6 @@ static void test_icscf_errors(void **state)
         bool exp;
         const char *want;
     } k[] = {
-        { DIA_ERROR_USER_UNKNOWN, true, "SIP/2.0 403" },
-        { DIA_ERROR_IDENTITIES_DONT_MATCH, true, "SIP/2.0 403" },
         { DIA_ERROR_ROAMING_NOT_ALLOWED, true, "SIP/2.0 403" },
         { DIA_AUTHORIZATION_REJECTED, false, "SIP/2.0 403" },
         { DIA_UNABLE_TO_COMPLY, false, "SIP/2.0 503" },
@@ -386,6 +384,26 @@ static void test_icscf_errors(void **state)
         if (k[i].want[8] == '5')
             assert_non_null(strstr(r->buf, "\r\nRetry-After: 17\r\n"));
         assert_null(sent_to(S7, "REGISTER ", from));
+    }
+    /* unknown user (or IMPI/IMPU mismatch): no 403 that would tell it from a
+     * known one, the REGISTER goes to an [icscf] scscf for its decoy
+     * challenge (docs/security.md) */
+    static const uint32_t unknown[] = { DIA_ERROR_USER_UNKNOWN, DIA_ERROR_IDENTITIES_DONT_MATCH };
+    for (size_t i = 0; i < 2; i++) {
+        F.code[0] = unknown[i];
+        F.exp[0] = true;
+        size_t from = E.tp.n;
+        snprintf(b, sizeof(b), "u%zu", i);
+        reg(ME_I, b, 1, "", 600);
+        assert_null(sent_to(PCSCF, "SIP/2.0 403", from));
+        const char *to = S7; /* by a hash of the IMPI: S7 or S8 */
+        const struct fake_tp_msg *fwd = sent_to(S7, "REGISTER ", from);
+        if (!fwd) {
+            to = S8;
+            fwd = sent_to(S8, "REGISTER ", from);
+        }
+        assert_non_null(fwd);
+        respond(fwd, to, 401, "");
     }
     /* no answer: the deadline (1 s) answers 503, and nothing stays */
     F.code[0] = 0;
@@ -448,6 +466,27 @@ static void test_icscf_noanswer_failover(void **state)
     assert_non_null(fwd);
     respond(fwd, S7, 200, "");
     assert_non_null(sent_to(PCSCF, "SIP/2.0 200", 0));
+}
+
+/* The named S-CSCF answers 503 (its HSS or Keystone is down) and no other
+ * S-CSCF has the capabilities: the UE gets a 503 with that Retry-After, not
+ * 600 "No S-CSCF Available". */
+static void test_icscf_busy_scscf(void **state)
+{
+    reg(ME_I, "b1", 1, "", 600);
+    const struct fake_tp_msg *fwd = sent_to(S7, "REGISTER ", 0);
+    assert_non_null(fwd);
+    F.server_name = NULL;
+    F.with_caps = true;
+    F.caps.mand[0] = 99; /* nobody has it */
+    F.caps.n_mand = 1;
+    F.caps.present = 1;
+    size_t from = E.tp.n;
+    respond(fwd, S7, 503, "Retry-After: 9\r\n");
+    const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 503", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "Retry-After: 9"));
+    assert_null(sent_to(PCSCF, "SIP/2.0 600", from));
 }
 
 /* TS 24.229 §5.3.1.3: the S-CSCF the HSS named does not answer: a UAR with
@@ -664,10 +703,12 @@ static void test_scscf_aka_resync(void **state)
 
 static void test_scscf_hss_errors(void **state)
 {
+    /* an unknown user gets a 401 like a known one (docs/security.md) */
     F.code[3] = DIA_ERROR_USER_UNKNOWN;
     F.exp[3] = true;
     reg(ME_S, "h1", 1, "", 600);
-    assert_non_null(sent_to(PCSCF, "SIP/2.0 403", 0));
+    assert_null(sent_to(PCSCF, "SIP/2.0 403", 0));
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 401", 0));
     /* the user has no HA1 for the hinted algorithm */
     F.code[3] = DIA_ERROR_AUTH_SCHEME_NOT_SUPPORTED;
     size_t from = E.tp.n;
@@ -746,6 +787,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_icscf_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_caps_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_noanswer_failover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_icscf_busy_scscf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_reuar, setup, teardown),
         cmocka_unit_test_setup_teardown(test_icscf_lir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_register, setup, teardown),
