@@ -428,12 +428,13 @@ table
 echo
 
 if [ -n "$RESULTS" ]; then
-    # bench/hss/run.sh and bench/ims/run.sh keep their own sections between these
+    # bench/hss, bench/ims and bench/keystone/run.sh keep their own sections between these
     # markers: carried over as they are
     HSS_SECTION=
     if [ -f "$RESULTS" ]; then
         HSS_SECTION=$(sed -n -e '/^<!-- hss-bench:begin -->$/,/^<!-- hss-bench:end -->$/p' \
-            -e '/^<!-- ims-bench:begin -->$/,/^<!-- ims-bench:end -->$/p' "$RESULTS")
+            -e '/^<!-- ims-bench:begin -->$/,/^<!-- ims-bench:end -->$/p' \
+            -e '/^<!-- keystone-bench:begin -->$/,/^<!-- keystone-bench:end -->$/p' "$RESULTS")
     fi
     {
         echo '# Benchmark results: imscloud vs Kamailio 5.6'

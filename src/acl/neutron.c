@@ -406,7 +406,7 @@ static int authenticate(struct ims_acl_neutron *n, char *err, size_t errsz)
     OPENSSL_cleanse(body, strlen(body));
     free(body);
     if (rc == 0 && (r.status != 201 || !r.subject_token)) {
-        snprintf(err, errsz, "keystone %s: status %ld%s", url, r.status,
+        snprintf(err, errsz, "keystone %.300s: status %ld%s", url, r.status,
                  r.status == 401 ? " (service account refused)" : "");
         rc = IMS_EBACKEND;
     }
@@ -484,7 +484,7 @@ static int fetch_group(struct ims_acl_neutron *n, struct resp *r, char *err, siz
             n->token = NULL;
             continue;
         }
-        snprintf(err, errsz, "neutron %s: status %ld", url, st);
+        snprintf(err, errsz, "neutron %.300s: status %ld", url, st);
         if (st == 404) {
             snprintf(err, errsz, "neutron group %s: no such security group", n->group);
             return IMS_ENOENT;

@@ -122,6 +122,16 @@ static const struct key keys[] = {
       "Repeatable, slf mode. '<identity glob> <HSS Diameter identity>', e.g. "
       "'sip:*@a.example hss-a.example'; first match wins; no match gives "
       "DIAMETER_ERROR_USER_UNKNOWN." },
+    { "hss", "keystone_credentials", K_BOOL, "no", 0, 0, OFF(hss_ks_credentials), false,
+      "With [keystone] url: an IMPI <name>@<realm> the store does not hold is looked up as the "
+      "Keystone user <name> (keystone_user_domain_id) and its credential of type ims-digest; "
+      "found, the subscription is created in the store without secrets (docs/keystone.md)." },
+    { "hss", "keystone_credentials_ttl", K_UINT, "30", 0, 86400, OFF(hss_ks_credentials_ttl),
+      false,
+      "Seconds the HSS keeps (in memory only) the HA1s fetched from Keystone, or that a user has "
+      "none; 0: a Keystone request for every MAR. A deleted credential stops working after it." },
+    { "hss", "keystone_user_domain_id", K_STR, "default", 0, 0, OFF(hss_ks_user_domain_id),
+      false, "Keystone domain id the IMS users of keystone_credentials live in." },
 
     { "diameter", "fd_conf", K_FILE, NULL, 0, 0, OFF(dia_fd_conf), false,
       "An operator's freeDiameter configuration file, used as is (the keys below, except the "
@@ -255,8 +265,9 @@ static const struct key keys[] = {
       false, "Longest subscription to the reg event package (RFC 3680) granted, seconds." },
     { "scscf", "policy_file", K_FILE, NULL, 0, 0, OFF(scscf_policy_file), false,
       "Policy file (oslo.policy rules, YAML or JSON; docs/policy.md) the S-CSCF enforces: "
-      "ims:register for REGISTER, ims:message for MESSAGE, ims:call / ims:call:external for "
-      "INVITE (docs/keystone.md). Unset: no policy is enforced." },
+      "ims:register for REGISTER, ims:message for MESSAGE, ims:subscribe for SUBSCRIBE, "
+      "ims:call / ims:call:external for INVITE (docs/keystone.md). Reloaded on SIGHUP (a bad "
+      "file keeps the old policy). Unset: no policy is enforced." },
     { "scscf", "local_roles", K_STR, "member", 0, 0, OFF(scscf_local_roles), false,
       "Comma list of the roles a Digest or AKA authenticated user has for the policy (the "
       "HSS keeps no roles); Bearer users have their Keystone token's roles." },
@@ -412,6 +423,7 @@ static const struct key keys[] = {
       "PEM private key of tls_cert." },
     { "ut", "policy_file", K_FILE, NULL, 0, 0, OFF(ut_policy_file), false,
       "Policy file (etc/policy.yaml) with the rules ut:read, ut:write and admin:subscriber. "
+      "Reloaded on SIGHUP (a bad file keeps the old policy). "
       "Unset: owners may read and write their own settings, nobody else." },
 
     /* [privacy] (src/cscf/privacy.c, docs/privacy.md) */

@@ -112,6 +112,10 @@ struct ims_cfg {
     char *hss_default_scscf;
     struct ims_cfg_slf hss_slf[IMS_CFG_MAX_SLF];
     size_t nhss_slf;
+    /* Keystone as the source of subscribers' secrets (src/hss/ks_creds.c) */
+    bool hss_ks_credentials;
+    unsigned hss_ks_credentials_ttl;
+    char *hss_ks_user_domain_id;
 
     /* [diameter] */
     char *dia_fd_conf;

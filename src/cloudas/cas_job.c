@@ -22,6 +22,7 @@
 
 #define NOVA_VERSION "OpenStack-API-Version: compute 2.37" /* "networks": "none" */
 #define TOKEN_SLACK_S 60 /* renew a cached token this long before it expires */
+#define CAS_LIST_MAX 20  /* servers or rules in one answer */
 
 struct cas_job;
 typedef void (*job_rsp_fn)(struct cas_job *j, const struct ims_http_rsp *rsp);
@@ -299,20 +300,25 @@ static void on_list(struct cas_job *j, const struct ims_http_rsp *rsp)
         return;
     }
     char text[1500] = "";
-    size_t k = 0, i;
+    size_t k = 0, i, total = json_array_size(arr);
     json_t *s, *list = json_array();
     json_array_foreach(arr, i, s)
     {
+        if (i == CAS_LIST_MAX) /* one MESSAGE stays small (UDP) */
+            break;
         json_array_append_new(list, server_summary(s));
         int n = snprintf(text + k, sizeof(text) - k, "%s%s (%s)", i ? ", " : "",
                          jstr(s, "name"), jstr(s, "status"));
         if (n > 0 && (size_t)n < sizeof(text) - k)
             k += (size_t)n;
     }
-    size_t count = json_array_size(list);
     json_decref(o);
-    job_send(j, true, json_pack("{s:o}", "servers", list), "%zu server%s%s%s", count,
-             count == 1 ? "" : "s", count ? ": " : "", text);
+    json_t *d = json_pack("{s:o,s:I}", "servers", list, "total", (json_int_t)total);
+    if (total > CAS_LIST_MAX)
+        job_send(j, true, d, "%zu servers, the first %d: %s", total, CAS_LIST_MAX, text);
+    else
+        job_send(j, true, d, "%zu server%s%s%s", total, total == 1 ? "" : "s", total ? ": " : "",
+                 text);
     job_free(j);
 }
 
@@ -589,6 +595,8 @@ static void on_rules(struct cas_job *j, const struct ims_http_rsp *rsp)
     {
         if (strcmp(jstr(r, "direction"), "ingress") != 0)
             continue;
+        if (json_array_size(list) == CAS_LIST_MAX) /* one MESSAGE stays small */
+            break;
         json_t *mn = json_object_get(r, "port_range_min"), *mx = json_object_get(r, "port_range_max");
         json_array_append_new(list, json_pack("{s:s,s:s,s:O,s:O,s:s}", "id", jstr(r, "id"),
                                               "protocol", jstr(r, "protocol"), "port_min", mn,

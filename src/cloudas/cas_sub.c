@@ -28,6 +28,7 @@
 #define SUB_MAX_EXPIRES 3600u
 #define SUB_MIN_EXPIRES 60u
 #define SUB_DEFAULT_EXPIRES 3600u
+#define SUB_MAX_SERVERS 50
 
 struct cas_sub {
     struct cas_sub *prev, *next;
@@ -150,6 +151,8 @@ static char *state_json(json_t *servers)
     size_t i;
     json_array_foreach(servers, i, sv)
     {
+        if (i == SUB_MAX_SERVERS) /* a NOTIFY stays small; the rest shows in 'list' */
+            break;
         json_t *o = json_object();
         static const char *const keys[] = { "id", "name", "status" };
         for (size_t k = 0; k < 3; k++) {

@@ -12,6 +12,7 @@
 #include "cfg/cfg.h"
 #include "core/server.h"
 #include "net/transport.h"
+#include "policy/policy.h"
 
 #define DEFAULT_CONFIG "etc/imscloud.conf"
 
@@ -79,6 +80,38 @@ static void tls_reload(const struct ims_cfg *cfg, struct ims_server *srv)
               cfg->tls_cert ? cfg->tls_cert : cfg->tls_client_cert);
 }
 
+/* --check-config: the policy files load and compile (policy follow-up);
+ * errors name file:line as the loader does.  0 or the first error. */
+static int policy_check(const struct ims_cfg *cfg, char *err, size_t errsz)
+{
+    const char *const files[][2] = { { "[scscf] policy_file", cfg->scscf_policy_file },
+                                     { "[ut] policy_file", cfg->ut_policy_file },
+                                     { "[as] policy_file", cfg->as_policy_file } };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct ims_policy *pol = NULL;
+        char perr[384] = "";
+        if (!files[i][1])
+            continue;
+        int rc = ims_policy_load_file(files[i][1], &pol, perr, sizeof(perr));
+        ims_policy_free(pol);
+        if (rc) {
+            snprintf(err, errsz, "%s: %s", files[i][0], perr);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* SIGHUP: the policy files again ([scscf], [ut]); a bad file keeps the
+ * old policy (src/policy/holder.h). */
+static void policy_reload(struct ims_server *srv)
+{
+    char err[512];
+    int rc = ims_server_reload_policy(srv, err, sizeof(err));
+    if (rc && rc != IMS_ENOENT)
+        LOG_E("core", "event=policy_reload_failed action=kept_previous why=\"%s\"", err);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -114,6 +147,12 @@ int main(int argc, char **argv)
     }
     struct ims_acl_holder *acl = NULL;
     if (acl_start(cfg, !check && !dump, &acl, err, sizeof(err)) != 0) {
+        fprintf(stderr, "imscloud: %s\n", err);
+        ims_acl_holder_free(acl);
+        ims_cfg_free(cfg);
+        return 2;
+    }
+    if (check && policy_check(cfg, err, sizeof(err)) != 0) { /* policy follow-up */
         fprintf(stderr, "imscloud: %s\n", err);
         ims_acl_holder_free(acl);
         ims_cfg_free(cfg);
@@ -200,6 +239,7 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             acl_reload(cfg, acl, neutron);
             tls_reload(cfg, srv);
+            policy_reload(srv); /* policy follow-up */
             continue;
         }
         LOG_N("core", "event=stopping signal=%s", sig == SIGTERM ? "TERM" : "INT");

@@ -179,6 +179,21 @@ static int security_start(struct ims_server *s, char *err, size_t errsz)
     return 0;
 }
 
+/* policy follow-up: SIGHUP reloads the S-CSCF's and the Ut's policy files */
+int ims_server_reload_policy(struct ims_server *s, char *err, size_t errsz)
+{
+    char e1[256] = "", e2[256] = "";
+    int rc = ims_cscf_reload_policy(s->cscf, e1, sizeof(e1));
+    int urc = ims_ut_reload_policy(s->ut, e2, sizeof(e2)); /* each file on its own */
+    bool bad1 = rc && rc != IMS_ENOENT, bad2 = urc && urc != IMS_ENOENT;
+    snprintf(err, errsz, "%s%s%s", bad1 ? e1 : "", bad1 && bad2 ? "; " : "", bad2 ? e2 : "");
+    if (bad1)
+        return rc;
+    if (bad2)
+        return urc;
+    return rc == 0 || urc == 0 ? 0 : IMS_ENOENT;
+}
+
 int ims_server_reload_tls(struct ims_server *s, char *err, size_t errsz)
 {
     if (!s->tp_shared) {

@@ -25,6 +25,11 @@ void ims_server_stop(struct ims_server *s);
  * handshakes (established connections keep theirs).  Any thread.
  * 0, IMS_ENOENT (no SIP transport), or as ims_sip_tp_shared_reload_tls. */
 int ims_server_reload_tls(struct ims_server *s, char *err, size_t errsz);
+/* SIGHUP: the S-CSCF's and the Ut's policy files again
+ * (ims_cscf_reload_policy, ims_ut_reload_policy); a file that does not
+ * load keeps its old policy.  0, IMS_ENOENT (neither has a policy), or the
+ * first load error (err: "... path:line: why"). */
+int ims_server_reload_policy(struct ims_server *s, char *err, size_t errsz);
 /* Frees everything; returns the number of objects leaked by the workers
  * (transactions still alive), which tests treat as a failure. */
 size_t ims_server_free(struct ims_server *s);

@@ -6,7 +6,9 @@
  * Owns, per process (struct cscf_bearer, g->bearer):
  *   - the Keystone ctx (only when [keystone] url is set), the per-worker
  *     clients being w->ks;
- *   - the policy ([scscf] policy_file; NULL: nothing enforced);
+ *   - the policy ([scscf] policy_file; NULL: nothing enforced), behind a
+ *     reference count so that SIGHUP can swap in a new one while requests
+ *     still judge with the old (cscf_bearer_reload_policy);
  *   - the local roles of Digest/AKA users ([scscf] local_roles);
  *   - the tokens of Bearer registrations, by IMPI (a table.h table holding
  *     one token reference each), so that later requests of the user are
@@ -23,15 +25,18 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "cfg/cfg.h"
+#include "cscf/cscf_audit.h"
 #include "cscf/cscf_int.h"
 #include "keystone/keystone.h"
+#include "metrics/metrics.h"
+#include "policy/holder.h"
 #include "policy/policy.h"
 
 #define LOCAL_ROLES_MAX 8
 
 struct cscf_bearer {
     struct ims_ks_ctx *ks_ctx;
-    struct ims_policy *policy;
+    struct ims_policy_holder *policy; /* NULL: no policy_file; reloads swap its content */
     struct cscf_table *tokens; /* IMPI -> struct ims_ks_token * (a reference) */
     char *local_buf;           /* local_roles, split in place */
     const char *local_roles[LOCAL_ROLES_MAX];
@@ -104,6 +109,42 @@ static int ks_setup(struct ims_cscf *g, struct cscf_bearer *b, char *err, size_t
     return 0;
 }
 
+/* ------------------------------------------------------------ the policy's lifetime */
+
+/* Loads [scscf] policy_file into the holder (made on the first call). */
+static int pol_load(struct cscf_bearer *b, const char *path, char *err, size_t errsz)
+{
+    char perr[256] = "out of memory";
+    size_t n = 0;
+    bool again = b->policy != NULL;
+    int rc = again ? 0 : ims_policy_holder_new(&b->policy);
+    if (rc == 0)
+        rc = ims_policy_holder_load(b->policy, path, &n, perr, sizeof(perr));
+    if (rc) {
+        snprintf(err, errsz, "scscf: policy_file: %s", perr);
+        return rc;
+    }
+    LOG_N("scscf", "event=%s file=%s rules=%zu", again ? "policy_reloaded" : "policy_loaded",
+          path, n);
+    return 0;
+}
+
+int cscf_bearer_reload_policy(struct ims_cscf *g, char *err, size_t errsz)
+{
+    struct cscf_bearer *b = g->bearer;
+    const char *path = g->cfg->scscf_policy_file;
+    if (!b || !b->policy || !path)
+        return IMS_ENOENT;
+    /* a new policy for new requests; those judging keep theirs (holder.h);
+     * a file that does not load leaves the old one in force */
+    return pol_load(b, path, err, errsz);
+}
+
+int ims_cscf_reload_policy(struct ims_cscf *g, char *err, size_t errsz)
+{
+    return g ? cscf_bearer_reload_policy(g, err, errsz) : IMS_ENOENT;
+}
+
 int cscf_bearer_init(struct ims_cscf *g, char *err, size_t errsz)
 {
     const struct ims_cfg *cfg = g->cfg;
@@ -124,14 +165,9 @@ int cscf_bearer_init(struct ims_cscf *g, char *err, size_t errsz)
         return rc;
     }
     if (cfg->scscf_policy_file) {
-        char perr[256] = "";
-        rc = ims_policy_load_file(cfg->scscf_policy_file, &b->policy, perr, sizeof(perr));
-        if (rc) {
-            snprintf(err, errsz, "scscf: policy_file: %s", perr);
+        rc = pol_load(b, cfg->scscf_policy_file, err, errsz);
+        if (rc)
             return rc;
-        }
-        LOG_N("scscf", "event=policy_loaded file=%s rules=%zu", cfg->scscf_policy_file,
-              ims_policy_rule_count(b->policy));
     }
     rc = ks_setup(g, b, err, errsz);
     if (rc == 0 && b->ks_ctx)
@@ -168,7 +204,7 @@ void cscf_bearer_fini(struct ims_cscf *g)
     if (!b)
         return;
     ims_ks_ctx_free(b->ks_ctx);
-    ims_policy_free(b->policy);
+    ims_policy_holder_free(b->policy);
     cscf_table_free(b->tokens);
     ims_free(b->local_buf);
     ims_free(b);
@@ -241,19 +277,70 @@ void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *me
 
 bool cscf_policy_on(const struct ims_cscf *g)
 {
+    /* set at start-up and never cleared: a reload only replaces its content */
     return g->bearer && g->bearer->policy;
 }
 
-bool cscf_policy_allows(const struct ims_cscf *g, const char *rule,
-                        const struct ims_policy_creds *c, const char *who)
+bool cscf_policy_allows(const struct ims_cscf *g, const struct sip_msg *m, const char *rule,
+                        const struct ims_policy_creds *c, const char *impu)
 {
     if (!cscf_policy_on(g))
         return true;
+    struct ims_policy_ref *p = ims_policy_holder_get(g->bearer->policy);
+    if (!p)
+        return true; /* not reached: the holder got its policy at start-up */
     struct ims_policy_reason why = { 0 };
-    bool ok = ims_policy_enforce(g->bearer->policy, rule, c, NULL, &why);
-    if (!ok)
-        LOG_I("scscf", "event=policy_denied rule=%s decided_by=%s why=%d who=%s", rule,
-              why.rule ? why.rule : rule, (int)why.why, who);
+    bool ok = ims_policy_enforce(ims_policy_ref_policy(p), rule, c, NULL, &why);
+    if (!ok) {
+        /* why.rule points into the policy: used before our reference goes */
+        const char *by = why.rule ? why.rule : rule;
+        LOG_I("scscf", "event=policy_denied rule=%s decided_by=%s why=%d user=%s impu=%s", rule,
+              by, (int)why.why, c->user_id ? c->user_id : "-", impu);
+        ims_metrics_inc(IMS_M_POLICY_DENIALS); /* metrics hook */
+        cscf_audit_policy(m, rule, by, c->user_id, impu); /* audit hook */
+    }
+    ims_policy_ref_put(p);
+    return ok;
+}
+
+bool cscf_bearer_token_of(const struct ims_cscf *g, const struct ims_ks_token *t,
+                          const char *impi)
+{
+    /* the convention of docs/keystone.md: IMPI = "<user name>@<realm>" */
+    size_t n = t->user_name ? strlen(t->user_name) : 0;
+    return n && strncmp(impi, t->user_name, n) == 0 && impi[n] == '@' &&
+           strcmp(impi + n + 1, g->s_realm) == 0;
+}
+
+void cscf_bearer_refused(struct ims_cscf *g, struct proxy_req *r, int rc)
+{
+    char b[CSCF_URI_MAX * 3 + 64];
+    if (rc == IMS_ENOENT || rc == IMS_EINVAL) {
+        ims_proxy_reply(r, 401, NULL,
+                        &(struct proxy_reply_opts){
+                            .hdrs = cscf_bearer_challenge(g, "invalid_token", b, sizeof(b)) });
+        return;
+    }
+    /* Keystone unavailable: fail closed (issue 5 part 6) */
+    ims_proxy_reply(r, 503, "Identity Service Unavailable",
+                    &(struct proxy_reply_opts){
+                        .hdrs = cscf_retry_after(g->cfg->scscf_retry_after, b, sizeof(b)) });
+}
+
+bool cscf_policy_user_allows(struct cscf_worker *w, const struct sip_msg *m, const char *rule,
+                             const char *impi, const char *impu, const struct ims_ks_token *tok)
+{
+    struct ims_cscf *g = w->g;
+    if (!cscf_policy_on(g))
+        return true;
+    struct ims_ks_token *own = tok ? NULL : cscf_bearer_of(g, impi, cscf_now_s());
+    struct cscf_creds c;
+    if (tok || own)
+        cscf_creds_token(tok ? tok : own, &c);
+    else
+        cscf_creds_local(g, impi, "digest", &c);
+    bool ok = cscf_policy_allows(g, m, rule, &c.c, impu);
+    ims_ks_token_unref(own);
     return ok;
 }
 

@@ -53,6 +53,10 @@ void ims_cscf_stop(struct ims_cscf *c);
  * were still alive (requests in progress at shutdown; not leaks: they are
  * freed here).  NULL returns 0. */
 size_t ims_cscf_free(struct ims_cscf *c);
+/* SIGHUP: [scscf] policy_file again, swapped in for new requests (policy
+ * follow-up, docs/keystone.md).  Any thread.  0; IMS_ENOENT (no S-CSCF
+ * policy); else the old policy stays and err says "...: path:line: why". */
+int ims_cscf_reload_policy(struct ims_cscf *c, char *err, size_t errsz);
 
 /* ---- for the sessions (S-CSCF non-REGISTER requests) ----
  *

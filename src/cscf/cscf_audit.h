@@ -21,5 +21,10 @@ void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu
                      enum ims_auth_verdict verdict);
 /* A registration (or re-registration) or de-registration committed. */
 void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu, bool dereg);
+/* A request the policy refused (bearer.c): rule asked, decided_by the rule
+ * that decided (rule or "default"), user the policy's user_id (Keystone
+ * user id, or the IMPI), impu the served user; target: m's Request-URI. */
+void cscf_audit_policy(const struct sip_msg *m, const char *rule, const char *decided_by,
+                       const char *user, const char *impu);
 
 #endif

@@ -255,9 +255,27 @@ void cscf_creds_token(const struct ims_ks_token *t, struct cscf_creds *c);
 void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *method,
                       struct cscf_creds *c);
 bool cscf_policy_on(const struct ims_cscf *g);
-/* true: allowed, or no policy loaded.  A denial is logged with who. */
-bool cscf_policy_allows(const struct ims_cscf *g, const char *rule,
-                        const struct ims_policy_creds *c, const char *who);
+/* true: allowed, or no policy configured.  A denial is logged, counted
+ * (IMS_M_POLICY_DENIALS) and audited (cscf_audit_policy: the user c->user_id
+ * with impu, m's Request-URI as the target).  Any thread. */
+bool cscf_policy_allows(const struct ims_cscf *g, const struct sip_msg *m, const char *rule,
+                        const struct ims_policy_creds *c, const char *impu);
+/* SIGHUP: loads [scscf] policy_file again and swaps it in; requests being
+ * judged finish with the old one (a reference count).  A file that does
+ * not load leaves the old policy in force.  0, IMS_ENOENT (no policy_file),
+ * or as ims_policy_load_file with err "scscf: policy_file: path:line: ...". */
+int cscf_bearer_reload_policy(struct ims_cscf *g, char *err, size_t errsz);
+/* rule for the user impi/impu with tok's credentials (the request's own
+ * validated token, borrowed), else the token impi registered with, else
+ * the local roles.  As cscf_policy_allows (logged, counted, audited). */
+bool cscf_policy_user_allows(struct cscf_worker *w, const struct sip_msg *m, const char *rule,
+                             const char *impi, const char *impu, const struct ims_ks_token *tok);
+/* Is t a token of the user impi (IMPI = "<user name>@<realm>")? */
+bool cscf_bearer_token_of(const struct ims_cscf *g, const struct ims_ks_token *t,
+                          const char *impi);
+/* A request's own token refused (rc of the Keystone lookup/validation):
+ * 401 invalid_token (IMS_ENOENT, IMS_EINVAL), else 503 + Retry-After. */
+void cscf_bearer_refused(struct ims_cscf *g, struct proxy_req *r, int rc);
 /* "Warning: 399 <host> \"Denied by policy rule <rule>\"\r\n" in buf. */
 ims_str cscf_policy_warning(const struct ims_cscf *g, const char *rule, char *buf, size_t cap);
 /* The token an IMPI registered with (tok referenced; NULL: Digest/AKA). */

@@ -407,14 +407,61 @@ static bool edits_for(struct proxy_req *r, const struct sip_msg *m, const char *
     return true;
 }
 
+/* ---- Bearer tokens stay inside (policy follow-up, docs/keystone.md) ----
+ * An RFC 8898 token was for our S-CSCF: a request leaving the trust domain
+ * (to a UE, to another network) must not carry it, or the receiver could
+ * replay it.  Does a header `id` of m hold a Bearer credential?  Judged by
+ * its first token, so that a value that does not parse goes too. */
+static bool bearer_in(const struct sip_msg *m, uint16_t id)
+{
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h; h = ims_sip_hdr_next(m, h)) {
+        ims_str v = ims_str_trim(h->value);
+        if (v.len >= 6 && ims_str_caseeq_lit(ims_str_make(v.p, 6), "Bearer") &&
+            (v.len == 6 || v.p[6] == ' ' || v.p[6] == '\t'))
+            return true;
+    }
+    return false;
+}
+
+/* Adds Authorization / Proxy-Authorization to e's removals (whole headers:
+ * other credentials in them go too) when they carry a Bearer token, and
+ * points f at the list.  IMS_ELIMIT: no room; the caller refuses to send. */
+static int strip_bearer(const struct sip_msg *m, const char *where, struct ims_priv_edits *e,
+                        struct proxy_fwd *f)
+{
+    static const uint16_t ids[] = { SIP_H_AUTHORIZATION, SIP_H_PROXY_AUTHORIZATION };
+    size_t n0 = e->ndel;
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        if (!bearer_in(m, ids[i]))
+            continue;
+        if (e->ndel >= IMS_PRIV_MAX_DEL)
+            return IMS_ELIMIT;
+        e->del[e->ndel++] = ids[i];
+    }
+    if (e->ndel == n0)
+        return 0;
+    LOG_I("privacy", "event=bearer_stripped where=%s call_id=%.*s", where, IMS_SF(m->call_id));
+    f->del_hdrs = e->del;
+    f->ndel = e->ndel;
+    return 0;
+}
+
 void cscf_privacy_forward_to_ue(struct cscf_worker *w, struct proxy_req *r,
                                 const struct sip_msg *m, struct proxy_fwd *f)
 {
     struct ims_buf add;
     ims_buf_init(&add, 1024);
     struct ims_priv_edits e;
+    memset(&e, 0, sizeof(e));
     /* TS 24.229 §4.4: the UE is outside the trust domain */
     bool go = !w->g->cfg->privacy_enabled || edits_for(r, m, "pcscf_to_ue", &add, &e, f);
+    if (go && f->ndel && f->del_hdrs != e.del) /* the caller's own removals: keep them */
+        for (size_t i = 0; i < f->ndel && e.ndel < IMS_PRIV_MAX_DEL; i++)
+            e.del[e.ndel++] = f->del_hdrs[i];
+    if (go && strip_bearer(m, "pcscf_to_ue", &e, f) != 0) {
+        ims_proxy_reply(r, 500, "Too Many Header Edits", NULL);
+        go = false;
+    }
     if (go && ims_proxy_forward(r, f) != 0)
         ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
     ims_buf_free(&add);
@@ -515,7 +562,12 @@ bool cscf_privacy_route_out(struct cscf_worker *w, struct proxy_req *r, const st
     ims_buf_init(&add, 1024);
     struct ims_priv_edits e;
     struct proxy_fwd f = { .next_hop = ims_str_cstr(via_static) };
-    if (edits_for(r, m, "scscf_out", &add, &e, &f) && ims_proxy_forward(r, &f) != 0)
+    bool go = edits_for(r, m, "scscf_out", &add, &e, &f);
+    if (go && strip_bearer(m, "scscf_out", &e, &f) != 0) { /* the token stays here */
+        ims_proxy_reply(r, 500, "Too Many Header Edits", NULL);
+        go = false;
+    }
+    if (go && ims_proxy_forward(r, &f) != 0)
         ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
     ims_buf_free(&add);
     return true;

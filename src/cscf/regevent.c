@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
+#include "keystone/keystone.h" /* ims:subscribe with the request's token */
 
 #define RE_MAX_SUBS 4       /* subscriptions per registration */
 #define RE_MAX_ENTRIES 4096 /* registrations with subscriptions */
@@ -635,6 +636,116 @@ static bool authorized(const struct sip_msg *m, const struct ims_reg *reg)
     return false;
 }
 
+/* The IMPU of the set that an asserted identity of m names (the user
+ * subscribing itself) into id.  false: none (a P-CSCF, or a stranger). */
+static bool asserted_user(const struct sip_msg *m, const struct ims_reg *reg, char *id,
+                          size_t cap)
+{
+    struct sip_nameaddr pai;
+    for (size_t i = 0; cscf_nth_nameaddr(m, SIP_H_P_ASSERTED_IDENTITY, i, &pai) == 0; i++) {
+        if (cscf_impu_of(&pai.uri, id, cap) != 0)
+            continue;
+        for (size_t k = 0; k < reg->nimpu; k++)
+            if (strcmp(reg->impus[k], id) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* A SUBSCRIBE held while Keystone validates its own Bearer token. */
+struct re_hold {
+    struct cscf_pend pend; /* first: the worker's list */
+    struct proxy_req *r;
+};
+
+static void hold_free(struct cscf_pend *p)
+{
+    ims_free(p);
+}
+
+static bool request(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                    const struct ims_ks_token *tok);
+
+static void on_token(void *arg, int rc, struct ims_ks_token *tok)
+{
+    struct re_hold *v = arg;
+    struct cscf_worker *w = v->pend.w;
+    if (cscf_bearer_stopping(w->g))
+        return; /* shutting down: ims_cscf_free() frees v */
+    struct proxy_req *r = v->r;
+    cscf_pend_del(&v->pend);
+    hold_free(&v->pend);
+    const struct sip_msg *m = ims_proxy_req_msg(r);
+    if (!ims_proxy_req_final_sent(r) && !ims_proxy_req_cancelled(r) && m) {
+        if (rc)
+            cscf_bearer_refused(w->g, r, rc);
+        else if (!request(w, r, m, tok)) /* the registration went meanwhile */
+            w->g->s_hook(w->g->s_hook_ctx, r, m);
+    }
+    ims_proxy_req_release(r);
+}
+
+/* Validates the request's token bt, r held meanwhile (then request() runs
+ * again with it).  Always answers or holds. */
+static void hold_for_token(struct cscf_worker *w, struct proxy_req *r, ims_str bt)
+{
+    struct re_hold *v = ims_calloc(1, sizeof(*v));
+    if (!v) {
+        ims_proxy_reply(r, 500, NULL, NULL);
+        return;
+    }
+    v->r = r;
+    cscf_pend_add(w, &v->pend, hold_free);
+    ims_proxy_req_hold(r);
+    int rc = ims_ks_validate(w->ks, bt.p, bt.len, 0, on_token, v);
+    if (rc) {
+        cscf_pend_del(&v->pend);
+        hold_free(&v->pend);
+        cscf_bearer_refused(w->g, r, rc == IMS_ENOMEM ? IMS_EBACKEND : rc);
+        ims_proxy_req_release(r);
+    }
+}
+
+/* policy: ims:subscribe for the user itself, with the credentials MESSAGE
+ * uses (session.c): the request's own Bearer token, else the registration's
+ * token, else the local roles.  A P-CSCF on the Path subscribes for the
+ * network and is not a user the policy knows.  tok: the request's token,
+ * validated (NULL: not yet).  true: go on; false: answered or held. */
+static bool policy_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                      const struct ims_reg *reg, const struct ims_ks_token *tok)
+{
+    char id[IMS_REG_ID_MAX];
+    if (!cscf_policy_on(w->g) || !asserted_user(m, reg, id, sizeof(id)))
+        return true;
+    ims_str bt;
+    struct ims_ks_token *cached = NULL;
+    if (!tok && w->ks && cscf_bearer_token(m, &bt)) {
+        int rc = bt.len ? ims_ks_lookup(w->ks, bt.p, bt.len, 0, &cached) : IMS_EINVAL;
+        if (rc == IMS_EAGAIN) {
+            hold_for_token(w, r, bt);
+            return false;
+        }
+        if (rc) {
+            cscf_bearer_refused(w->g, r, rc);
+            return false;
+        }
+        tok = cached;
+    }
+    bool ok = !tok || cscf_bearer_token_of(w->g, tok, reg->impi);
+    if (!ok) {
+        LOG_I("regevent", "event=bearer_other_user impu=%s tok=%s", id, tok->hash_hex);
+        ims_proxy_reply(r, 403, "Token Of Another User", NULL);
+    } else if (!cscf_policy_user_allows(w, m, "ims:subscribe", reg->impi, id, tok)) {
+        char wb[CSCF_URI_MAX + 96];
+        ims_proxy_reply(r, 403, "Forbidden By Policy",
+                        &(struct proxy_reply_opts){
+                            .hdrs = cscf_policy_warning(w->g, "ims:subscribe", wb, sizeof(wb)) });
+        ok = false;
+    }
+    ims_ks_token_unref(cached);
+    return ok;
+}
+
 /* Expires of a SUBSCRIBE, capped (RFC 6665 §4.2.1.1: we may shorten it). */
 static unsigned sub_expires(const struct ims_cscf *g, const struct sip_msg *m)
 {
@@ -766,7 +877,7 @@ static void reply(struct ims_cscf *g, struct proxy_req *r, int status, const cha
 }
 
 static void initial(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
-                    const struct ims_reg *reg, struct re_batch *b)
+                    const struct ims_reg *reg, struct re_batch *b, const struct ims_ks_token *tok)
 {
     struct ims_cscf *g = w->g;
     if (!authorized(m, reg)) {
@@ -775,6 +886,8 @@ static void initial(struct cscf_worker *w, struct proxy_req *r, const struct sip
         ims_proxy_reply(r, 403, "Not Authorized For reg Event", NULL);
         return;
     }
+    if (!policy_ok(w, r, m, reg, tok)) /* ims:subscribe (docs/keystone.md) */
+        return;
     unsigned expires = sub_expires(g, m); /* 0: a fetch (RFC 6665 §4.2.1.1) */
     int64_t t = cscf_now_s();
     struct re_sub *s = ims_calloc(1, sizeof(*s));
@@ -840,6 +953,13 @@ static bool in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct s
 
 bool cscf_regevent_request(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
 {
+    return request(w, r, m, NULL);
+}
+
+/* tok: the request's own Bearer token once validated (policy_ok), or NULL */
+static bool request(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
+                    const struct ims_ks_token *tok)
+{
     struct ims_cscf *g = w->g;
     if (m->method != SIP_M_SUBSCRIBE || !g->re_subs || !event_reg(m))
         return false;
@@ -864,7 +984,7 @@ bool cscf_regevent_request(struct cscf_worker *w, struct proxy_req *r, const str
     if (cscf_impu_of(&m->ruri, impu, sizeof(impu)) != 0 ||
         ims_loc_get(g->loc, ims_str_cstr(impu), cscf_now_s(), reg) != 0)
         goto out;
-    initial(w, r, m, reg, b);
+    initial(w, r, m, reg, b, tok);
     done = true;
 out:
     if (reg)

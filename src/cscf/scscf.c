@@ -618,7 +618,7 @@ static bool register_allowed(struct sc_txn *t, const struct sip_msg *m)
         bool aka = cscf_credentials(m, &cred) && ims_str_caseeq_lit(cred.algorithm, "AKAv1-MD5");
         cscf_creds_local(g, t->impi, aka ? "aka" : "digest", &c);
     }
-    if (cscf_policy_allows(g, "ims:register", &c.c, t->impi))
+    if (cscf_policy_allows(g, m, "ims:register", &c.c, t->impu))
         return true;
     char wb[CSCF_URI_MAX + 96];
     finish(t, 403, "Forbidden By Policy", cscf_policy_warning(g, "ims:register", wb, sizeof(wb)));

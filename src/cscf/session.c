@@ -579,8 +579,8 @@ static void walk_on(struct cscf_worker *w, struct proxy_req *r, const struct sip
 
 /* ------------------------------------------------------------ policy */
 
-/* Originating MESSAGE and INVITE are subject to the policy ([scscf]
- * policy_file, docs/keystone.md): ims:message; ims:call for a home-domain
+/* Originating MESSAGE, SUBSCRIBE and INVITE are subject to the policy ([scscf]
+ * policy_file, docs/keystone.md): ims:message, ims:subscribe; ims:call for a home-domain
  * or tel: target, else ims:call:external.  The credentials are those of the
  * request's own "Authorization: Bearer" token (RFC 8898; the P-CSCF passes
  * it on), else of the token the served user registered with, else the
@@ -589,19 +589,13 @@ static const char *orig_rule(const struct ims_cscf *g, const struct sip_msg *m)
 {
     if (m->method == SIP_M_MESSAGE)
         return "ims:message";
+    if (m->method == SIP_M_SUBSCRIBE)
+        return "ims:subscribe"; /* presence and other packages; reg-event: regevent.c */
     if (m->method != SIP_M_INVITE)
         return NULL;
     bool home = m->ruri.scheme == SIP_URI_TEL ||
                 (m->ruri.scheme != SIP_URI_OTHER && home_domain(g->cfg, m->ruri.host));
     return home ? "ims:call" : "ims:call:external";
-}
-
-/* The token's user is the IMPI (docs/keystone.md: "<user name>@<realm>"). */
-static bool token_is_user(const struct ims_cscf *g, const struct ims_ks_token *t, const char *impi)
-{
-    size_t n = t->user_name ? strlen(t->user_name) : 0;
-    return n && strncmp(impi, t->user_name, n) == 0 && impi[n] == '@' &&
-           strcmp(impi + n + 1, g->s_realm) == 0;
 }
 
 /* Enforces rule for r with tok's credentials (NULL: the registration's).
@@ -618,7 +612,7 @@ static bool policy_judge(struct cscf_worker *w, struct proxy_req *r, const struc
     }
     snprintf(impi, sizeof(impi), "%s", reg->impi);
     ims_reg_clear(reg);
-    if (tok && !token_is_user(g, tok, impi)) {
+    if (tok && !cscf_bearer_token_of(g, tok, impi)) {
         LOG_I("scscf", "event=bearer_other_user impu=%s tok=%s", wk->served, tok->hash_hex);
         reply(r, 403, "Token Of Another User");
         return false;
@@ -629,7 +623,7 @@ static bool policy_judge(struct cscf_worker *w, struct proxy_req *r, const struc
         cscf_creds_token(tok ? tok : own, &c);
     else
         cscf_creds_local(g, impi, "digest", &c);
-    bool ok = cscf_policy_allows(g, rule, &c.c, wk->served);
+    bool ok = cscf_policy_allows(g, ims_proxy_req_msg(r), rule, &c.c, wk->served);
     ims_ks_token_unref(own);
     if (!ok && !ims_proxy_req_final_sent(r)) {
         char wb[CSCF_URI_MAX + 96];
@@ -648,21 +642,6 @@ struct polv {
     const char *rule;      /* static */
 };
 
-static void token_refused(struct ims_cscf *g, struct proxy_req *r, int rc)
-{
-    char b[CSCF_URI_MAX * 3 + 64];
-    if (rc == IMS_ENOENT || rc == IMS_EINVAL) {
-        ims_proxy_reply(r, 401, NULL,
-                        &(struct proxy_reply_opts){
-                            .hdrs = cscf_bearer_challenge(g, "invalid_token", b, sizeof(b)) });
-        return;
-    }
-    /* Keystone unavailable: fail closed (issue 5 part 6) */
-    ims_proxy_reply(r, 503, "Identity Service Unavailable",
-                    &(struct proxy_reply_opts){
-                        .hdrs = cscf_retry_after(g->cfg->scscf_retry_after, b, sizeof(b)) });
-}
-
 static void on_req_token(void *arg, int rc, struct ims_ks_token *tok)
 {
     struct polv *v = arg;
@@ -680,7 +659,7 @@ static void on_req_token(void *arg, int rc, struct ims_ks_token *tok)
     if (rc) {
         LOG_I("scscf", "event=bearer_request_refused impu=%s err=%s", wk.served,
               ims_strerror(rc));
-        token_refused(w->g, r, rc);
+        cscf_bearer_refused(w->g, r, rc);
         goto out;
     }
     if (policy_judge(w, r, &wk, rule, tok))
@@ -708,7 +687,7 @@ static bool orig_policy(struct cscf_worker *w, struct proxy_req *r, const struct
         return !ok;
     }
     if (rc != IMS_EAGAIN) {
-        token_refused(g, r, rc);
+        cscf_bearer_refused(g, r, rc);
         return true;
     }
     struct polv *v = ims_calloc(1, sizeof(*v));
@@ -725,7 +704,7 @@ static bool orig_policy(struct cscf_worker *w, struct proxy_req *r, const struct
     if (rc) {
         cscf_pend_del(&v->pend);
         sess_free(&v->pend);
-        token_refused(g, r, rc == IMS_ENOMEM ? IMS_EBACKEND : rc);
+        cscf_bearer_refused(g, r, rc == IMS_ENOMEM ? IMS_EBACKEND : rc);
         ims_proxy_req_release(r);
     }
     return true;

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "dia/dia.h"
 #include "hss/auth.h"
+#include "hss/ks_creds.h"
 #include "hss/userdata.h"
 
 #define IRS_MAX 64 /* public identities per implicit set we put in User-Data */
@@ -457,12 +458,28 @@ static int mar_aka(struct ims_store *st, const struct cx_mar *rq, unsigned schem
     return 0;
 }
 
+/* ks_creds: the HA1 for alg from Keystone's credential (ks_creds.h). */
+static void ks_digest_ha1(const struct hss_ks_secret *ks, enum ims_digest_alg alg,
+                          struct hss_item_store *s, enum ims_hss_auth_result *ar)
+{
+    *ar = IMS_HSS_AUTH_SCHEME_NOT_SUPPORTED;
+    if (!ks->has_ha1[alg])
+        return;
+    snprintf(s->ha1, sizeof(s->ha1), "%s", ks->ha1[alg]);
+    snprintf(s->realm, sizeof(s->realm), "%s", ks->realm);
+    *ar = IMS_HSS_AUTH_OK;
+}
+
 static int mar_digest(struct ims_store *st, const struct cx_mar *rq, enum ims_digest_alg alg,
-                      struct hss_result *res)
+                      const struct hss_ks_secret *ks, struct hss_result *res)
 {
     enum ims_hss_auth_result ar;
     struct hss_item_store *s = &res->items[0];
-    int rc = ims_hss_digest_ha1(st, rq->impi, alg, s->ha1, s->realm, &ar);
+    int rc = 0;
+    if (ks)
+        ks_digest_ha1(ks, alg, s, &ar);
+    else
+        rc = ims_hss_digest_ha1(st, rq->impi, alg, s->ha1, s->realm, &ar);
     if (rc)
         return rc;
     if (ar != IMS_HSS_AUTH_OK) {
@@ -487,8 +504,26 @@ static int mar_digest(struct ims_store *st, const struct cx_mar *rq, enum ims_di
     return 0;
 }
 
+/* ks_creds: a Keystone-backed IMPI's default scheme is Digest with the
+ * first algorithm its credential has an HA1 for. */
+static void ks_default(const struct hss_ks_secret *ks, enum scheme_kind *k,
+                       enum ims_digest_alg *alg, bool alg_given)
+{
+    if (*k == SK_UNKNOWN)
+        *k = SK_DIGEST;
+    for (int a = IMS_DIGEST_NALG - 1; a >= 0 && !alg_given; a--)
+        if (ks->has_ha1[a])
+            *alg = (enum ims_digest_alg)a;
+}
+
 int ims_hss_mar(struct ims_store *st, const struct hss_policy *pol, const struct cx_mar *rq,
                 struct hss_result *res)
+{
+    return ims_hss_mar_ext(st, pol, rq, NULL, res);
+}
+
+int ims_hss_mar_ext(struct ims_store *st, const struct hss_policy *pol, const struct cx_mar *rq,
+                    const struct hss_ks_secret *ks, struct hss_result *res)
 {
     bool ok, alg_given;
     enum ims_digest_alg alg = IMS_DIGEST_MD5;
@@ -496,14 +531,22 @@ int ims_hss_mar(struct ims_store *st, const struct hss_policy *pol, const struct
     int rc = check_assoc(st, rq->impi, rq->impu, res, &ok);
     if (rc || !ok)
         return rc;
+    if (ks && ks->state != HSS_KS_FOUND) { /* the credential went away at Keystone */
+        exp_result(res, DIA_ERROR_USER_UNKNOWN);
+        return 0;
+    }
     enum scheme_kind k = parse_scheme(DIA_HAS(&rq->item, CX_ITEM_SCHEME) ? rq->item.scheme
                                                                           : IMS_STR_NULL,
                                       &alg, &alg_given);
+    if (ks && (k == SK_AKA1 || k == SK_AKA2))
+        k = SK_BAD; /* ims-aka credentials: not done (docs/keystone.md) */
+    else if (ks && (k == SK_UNKNOWN || k == SK_DIGEST))
+        ks_default(ks, &k, &alg, alg_given);
     if (k == SK_UNKNOWN) {
         rc = default_scheme(st, rq->impi, &k, &alg);
         if (rc)
             return rc == IMS_ENOENT ? (exp_result(res, DIA_ERROR_USER_UNKNOWN), 0) : rc;
-    } else if (k == SK_DIGEST && !alg_given) {
+    } else if (k == SK_DIGEST && !alg_given && !ks) {
         rc = digest_default_alg(st, rq->impi, &alg);
         if (rc)
             return rc == IMS_ENOENT ? (exp_result(res, DIA_ERROR_USER_UNKNOWN), 0) : rc;
@@ -516,7 +559,7 @@ int ims_hss_mar(struct ims_store *st, const struct hss_policy *pol, const struct
     if (rc)
         return rc;
     if (k == SK_DIGEST)
-        return mar_digest(st, rq, alg, res);
+        return mar_digest(st, rq, alg, ks, res);
     return mar_aka(st, rq, k == SK_AKA2 ? IMS_AUTH_AKAV2_MD5 : IMS_AUTH_AKAV1_MD5, res);
 }
 

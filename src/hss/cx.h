@@ -64,6 +64,14 @@ int ims_hss_uar(struct ims_store *st, const struct hss_policy *pol, const struct
  * and the S-CSCF name stored for the registration in progress. */
 int ims_hss_mar(struct ims_store *st, const struct hss_policy *pol, const struct cx_mar *rq,
                 struct hss_result *res);
+/* ks_creds (issue 5 part 5): the MAR of a Keystone-backed IMPI, its Digest
+ * HA1s given by ks (fetched from Keystone, never in the store); ks->state
+ * other than HSS_KS_FOUND answers DIAMETER_ERROR_USER_UNKNOWN, an AKA
+ * scheme DIAMETER_ERROR_AUTH_SCHEME_NOT_SUPPORTED.  ims_hss_mar is this
+ * with ks NULL (the store's secrets). */
+struct hss_ks_secret;
+int ims_hss_mar_ext(struct ims_store *st, const struct hss_policy *pol, const struct cx_mar *rq,
+                    const struct hss_ks_secret *ks, struct hss_result *res);
 /* TS 29.228 §6.1.2 S-CSCF registration/deregistration notification. */
 int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct cx_sar *rq,
                 struct hss_result *res);

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "crypto/keyrepo.h"
 #include "ev/loop.h"
+#include "hss/ks_creds.h"
 #include "store/exec.h"
 #include "store/store.h"
 #include "store/store_ext.h"
@@ -55,6 +56,7 @@ struct ims_hss {
     char local_name[IMS_STORE_ID_MAX];
     ims_hss_scscf_fn local_fn;
     void *local_ctx;
+    struct hss_ks *ks; /* Keystone-backed subscribers, or NULL (ks_creds.h) */
 };
 
 /* One request on its way through the store. */
@@ -64,6 +66,10 @@ struct job {
     struct ims_dia_req *req;
     int rc;
     struct hss_result res;
+    /* ks_creds: a UAR/MAR of a Keystone-backed IMPI stops with ks.state
+     * HSS_KS_NEED; after the fetch resume() runs the job again */
+    struct hss_ks_secret ks;
+    void (*resume)(struct job *j);
 };
 
 /* Store threads: use the key repository keys.reload published last. */
@@ -164,6 +170,15 @@ static int work(struct ims_store *st, void *arg)
     const struct hss_policy *pol = &j->h->cfg->policy;
     const struct ims_dia_req *r = j->req;
     sync_keys(j->h, st);
+    if (j->h->ks && (r->cmd == DIA_CMD_UAR || r->cmd == DIA_CMD_MAR)) { /* ks_creds */
+        enum hss_ks_route route;
+        ims_str impi = r->cmd == DIA_CMD_UAR ? r->u.uar.impi : r->u.mar.impi;
+        int rc = hss_ks_prepare(j->h->ks, st, r->cmd, impi, &j->ks, &route);
+        if (rc || route == HSS_KS_ROUTE_FETCH)
+            return rc;
+        if (route == HSS_KS_ROUTE_EXT)
+            return ims_hss_mar_ext(st, pol, &r->u.mar, &j->ks, &j->res);
+    }
     switch (r->cmd) {
     case DIA_CMD_UAR: return ims_hss_uar(st, pol, &r->u.uar, &j->res);
     case DIA_CMD_MAR: return ims_hss_mar(st, pol, &r->u.mar, &j->res);
@@ -186,7 +201,28 @@ static void answer_error(struct ims_dia_req *req, uint32_t code)
 static void job_free(struct job *j)
 {
     ims_hss_result_clear(&j->res);
+    hss_ks_secret_clear(&j->ks);
     ims_free(j);
+}
+
+/* ---- ks_creds: the Keystone fetch between two runs of a job ---- */
+
+static void ks_fetched(void *arg, const struct hss_ks_secret *res)
+{
+    struct job *j = arg;
+    j->ks = *res; /* FOUND, ABSENT or FAILED: the job does not stop again */
+    j->resume(j);
+}
+
+/* From the job's done callback (any thread): fetch, then resume. */
+static void ks_fetch(struct job *j)
+{
+    const struct ims_dia_req *r = j->req;
+    ims_str impi = r->cmd == DIA_CMD_UAR ? r->u.uar.impi : r->u.mar.impi;
+    if (hss_ks_fetch(j->h->ks, impi, ks_fetched, j) != 0) {
+        j->ks.state = HSS_KS_FAILED;
+        j->resume(j);
+    }
 }
 
 /* ---- S-CSCF peers learned on a store thread ----
@@ -271,7 +307,15 @@ static void done(struct ims_loop *loop, int rc, void *arg)
 {
     struct job *j = arg;
     struct ims_dia_req *req = j->req;
-    if (rc) {
+    if (rc == 0 && j->ks.state == HSS_KS_NEED) {
+        ks_fetch(j);
+        return;
+    }
+    if (rc == IMS_EBACKEND && j->ks.state == HSS_KS_FAILED) {
+        /* info: the Keystone client logs the outage once (keystone_unavailable) */
+        LOG_I("hss", "event=keystone_failed cmd=%u sess=%.*s", req->cmd, IMS_SF(req->session_id));
+        answer_error(req, DIA_UNABLE_TO_COMPLY);
+    } else if (rc) {
         LOG_E("hss", "event=store_failed cmd=%u sess=%.*s err=%s", req->cmd,
               IMS_SF(req->session_id), ims_strerror(rc));
         answer_error(req, DIA_UNABLE_TO_COMPLY);
@@ -285,6 +329,16 @@ static void done(struct ims_loop *loop, int rc, void *arg)
         ims_dia_answer(req, &j->res.ans);
     }
     job_free(j);
+}
+
+/* ks_creds: a Diameter request's job, run again after the fetch. */
+static void resume_dia(struct job *j)
+{
+    int rc = ims_store_exec_submit(j->h->exec, NULL, &j->sj, work, done, NULL, j);
+    if (rc) {
+        answer_error(j->req, DIA_TOO_BUSY);
+        job_free(j);
+    }
 }
 
 /* On freeDiameter's thread in HSS mode (ims_dia_requests_inline), on the
@@ -323,6 +377,7 @@ static void on_request(struct ims_dia_req *req, void *arg)
     }
     j->h = h;
     j->req = req;
+    j->resume = resume_dia;
     ims_hss_result_init(&j->res);
     int rc = ims_store_exec_submit(h->exec, NULL, &j->sj, work, done, NULL, j);
     if (rc) {
@@ -337,19 +392,30 @@ static void on_request(struct ims_dia_req *req, void *arg)
 /* A Cx request from a CSCF role of this process (hss.h): the same store
  * work as a Diameter request, completed on the caller's loop. */
 struct local_job {
-    struct job j;             /* j.req points at req */
+    struct job j;             /* j.req points at req; first member (resume_local) */
     struct ims_dia_req req;
+    struct ims_loop *loop;    /* the caller's */
     ims_hss_local_fn cb;
     void (*drop)(void *arg);
     void *arg;
 };
 
+static void local_free(struct local_job *lj)
+{
+    ims_hss_result_clear(&lj->j.res);
+    hss_ks_secret_clear(&lj->j.ks);
+    ims_free(lj);
+}
+
 static void local_done(struct ims_loop *loop, int rc, void *arg)
 {
     struct local_job *lj = arg;
+    if (rc == 0 && lj->j.ks.state == HSS_KS_NEED) {
+        ks_fetch(&lj->j);
+        return;
+    }
     lj->cb(loop, rc, rc == 0 ? &lj->j.res.ans : NULL, lj->arg);
-    ims_hss_result_clear(&lj->j.res);
-    ims_free(lj);
+    local_free(lj);
 }
 
 static void local_cancel(void *arg)
@@ -357,8 +423,25 @@ static void local_cancel(void *arg)
     struct local_job *lj = arg;
     if (lj->drop)
         lj->drop(lj->arg);
-    ims_hss_result_clear(&lj->j.res);
-    ims_free(lj);
+    local_free(lj);
+}
+
+static void local_busy(struct ims_loop *loop, void *arg)
+{
+    struct local_job *lj = arg;
+    lj->cb(loop, IMS_ELIMIT, NULL, lj->arg);
+    local_free(lj);
+}
+
+/* ks_creds: an in-process request's job, run again after the fetch (on
+ * the HSS loop); its completion still goes to the caller's loop. */
+static void resume_local(struct job *j)
+{
+    struct local_job *lj = (struct local_job *)j;
+    int rc = ims_store_exec_submit(j->h->exec, lj->loop, &j->sj, work, local_done, local_cancel,
+                                   lj);
+    if (rc && ims_loop_post(lj->loop, local_busy, lj, local_cancel) != 0)
+        local_cancel(lj);
 }
 
 int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_loop *loop,
@@ -379,6 +462,8 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
         return IMS_ENOMEM;
     lj->j.h = h;
     lj->j.req = &lj->req;
+    lj->j.resume = resume_local;
+    lj->loop = loop;
     lj->req.cmd = cmd;
     memcpy(&lj->req.u, req, sz);
     lj->cb = cb;
@@ -785,6 +870,13 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
         goto fail;
     }
     ims_loop_set_data(h->loop, h);
+    if (cfg->ks_ctx && cfg->mode == IMS_HSS_MODE_HSS) {
+        rc = hss_ks_new(cfg->ks_ctx, h->loop, cfg->ks_ttl_s, cfg->ks_domain_id, &h->ks);
+        if (rc) {
+            snprintf(err, errsz, "hss: out of memory");
+            goto fail;
+        }
+    }
     if (pthread_create(&h->thread, NULL, loop_main, h) != 0) {
         rc = IMS_EIO;
         snprintf(err, errsz, "hss: cannot start the loop thread");
@@ -819,6 +911,9 @@ size_t ims_hss_stop(struct ims_hss *h)
         ims_dia_drain(5000);
         ims_dia_stop();
     }
+    /* Keystone fetches end (failed) before the store goes: they resume jobs */
+    if (h->thread_started)
+        hss_ks_stop(h->ks);
     /* completions of the last jobs go to the loop, which still runs */
     ims_store_exec_free(h->exec);
     h->exec = NULL;
@@ -826,6 +921,7 @@ size_t ims_hss_stop(struct ims_hss *h)
         ims_loop_stop(h->loop);
         pthread_join(h->thread, NULL);
     }
+    hss_ks_free(h->ks);
     ims_loop_free(h->loop); /* drops queued posts: requests released */
     if (h->dia_started)
         leaked = ims_dia_release();

@@ -20,6 +20,7 @@
 #include "hss/cx.h"
 
 struct ims_hss;
+struct ims_ks_ctx;
 
 enum ims_hss_mode { IMS_HSS_MODE_HSS = 0, IMS_HSS_MODE_SLF = 1 };
 
@@ -32,6 +33,11 @@ struct ims_hss_cfg {
     const struct hss_slf_route *slf; /* SLF mode: identity ranges -> HSS */
     size_t nslf;
     struct ims_dia_cfg dia;
+    /* Keystone as the source of Digest secrets (ks_creds.h); ks_ctx NULL:
+     * off.  Borrowed: outlives the HSS. */
+    struct ims_ks_ctx *ks_ctx;
+    unsigned ks_ttl_s;
+    const char *ks_domain_id;
 };
 
 /* Opens the key repository and the store (HSS mode), starts the loop

@@ -6,5 +6,6 @@ list(APPEND IMS_SOURCES
   src/hss/cx.c
   src/hss/sh.c
   src/hss/userdata.c
+  src/hss/ks_creds.c
   src/hss/hss.c
   src/hss/role.c)

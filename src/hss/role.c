@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "hss/hss.h"
+#include "keystone/keystone.h"
 
 struct ims_hss_role {
     struct ims_hss_cfg hc;
@@ -20,7 +21,36 @@ struct ims_hss_role {
     char store_url[1024];
     char keys_dir[1024];
     char run_dir[1024];
+    struct ims_ks_ctx *ks_ctx; /* [hss] keystone_credentials (ks_creds.h) */
 };
+
+/* [hss] keystone_credentials = yes needs [keystone]: the client the HSS
+ * fetches Digest secrets with. */
+static int ks_setup(const struct ims_cfg *cfg, struct ims_hss_role *r, char *err, size_t errsz)
+{
+    struct ims_ks_opts o;
+    char *secret = NULL;
+    if (!cfg->hss_ks_credentials || cfg->hss_mode == 1)
+        return 0;
+    int rc = ims_ks_opts_from_cfg(cfg, &o, &secret, err, errsz);
+    if (rc == IMS_ENOENT)
+        snprintf(err, errsz, "hss: keystone_credentials needs [keystone] url");
+    if (rc == 0) {
+        rc = ims_ks_ctx_new(&o, &r->ks_ctx);
+        if (rc)
+            snprintf(err, errsz, "hss: cannot create the Keystone client: %s", ims_strerror(rc));
+    }
+    if (secret) {
+        memset(secret, 0, strlen(secret)); /* the ctx copied it */
+        ims_free(secret);
+    }
+    if (rc)
+        return rc == IMS_ENOENT ? IMS_EINVAL : rc;
+    r->hc.ks_ctx = r->ks_ctx;
+    r->hc.ks_ttl_s = cfg->hss_ks_credentials_ttl;
+    r->hc.ks_domain_id = cfg->hss_ks_user_domain_id;
+    return 0;
+}
 
 static int mkdir_one(const char *dir, char *err, size_t errsz)
 {
@@ -96,12 +126,15 @@ int ims_hss_role_start(const struct ims_cfg *cfg, struct ims_hss_role **out, cha
         .apps = IMS_DIA_APP_CX | IMS_DIA_APP_SH,
         .log_level = cfg->log_level,
     };
-    rc = ims_hss_start(h, &r->hss, err, errsz);
+    rc = ks_setup(cfg, r, err, errsz);
+    if (rc == 0)
+        rc = ims_hss_start(h, &r->hss, err, errsz);
     if (rc)
         goto fail;
     *out = r;
     return 0;
 fail:
+    ims_ks_ctx_free(r->ks_ctx);
     ims_free(r);
     return rc;
 }
@@ -116,6 +149,7 @@ size_t ims_hss_role_stop(struct ims_hss_role *r)
     if (!r)
         return 0;
     size_t leaked = ims_hss_stop(r->hss);
+    ims_ks_ctx_free(r->ks_ctx);
     ims_free(r);
     return leaked;
 }

@@ -19,7 +19,7 @@
 
 #define KS_MAX_BODY (4u << 20) /* a catalog can be large; anything bigger is an error */
 
-enum ks_kind { R_AUTH, R_VALIDATE, R_ASSIGN, R_CREDS, R_WAIT /* ims_ks_authenticate */ };
+enum ks_kind { R_AUTH, R_VALIDATE, R_ASSIGN, R_CREDS, R_USERS, R_WAIT /* ims_ks_authenticate */ };
 
 struct ks_sock {
     struct ims_io io;
@@ -50,6 +50,7 @@ struct ks_req {
     union {
         ims_ks_assign_cb asg;
         ims_ks_cred_cb cred;
+        ims_ks_user_cb usr;
         ims_ks_token_cb tok;
     } cb;
     void *arg;
@@ -716,6 +717,10 @@ static void finish(struct ims_ks *ks, struct ks_req *r, int rc, struct ims_ks_to
         ks->npending--;
         r->cb.cred(r->arg, rc, list, n);
         break;
+    case R_USERS:
+        ks->npending--;
+        r->cb.usr(r->arg, rc, list, n);
+        break;
     case R_WAIT:
         ks->npending--;
         r->cb.tok(r->arg, rc, NULL);
@@ -913,10 +918,14 @@ static void http_done(struct ims_ks *ks, struct ks_req *r, CURLcode cres)
         rc = ks_parse_assignments(r->body.p, r->body.len, (struct ims_ks_assignment **)&list, &n);
     else if (status == 200 && r->kind == R_CREDS)
         rc = ks_parse_credentials(r->body.p, r->body.len, (struct ims_ks_credential **)&list, &n);
+    else if (status == 200 && r->kind == R_USERS)
+        rc = ks_parse_users(r->body.p, r->body.len, (struct ims_ks_user **)&list, &n);
     enum ks_kind kind = r->kind;
     finish(ks, r, rc, NULL, list, n);
     if (kind == R_ASSIGN)
         ks_free_assignments(list, n);
+    else if (kind == R_USERS)
+        ks_free_users(list, n);
     else
         ks_free_credentials(list, n);
 }
@@ -1076,6 +1085,8 @@ static int start_list(struct ims_ks *ks, enum ks_kind kind, const char *path, vo
         return IMS_ENOMEM;
     if (kind == R_ASSIGN)
         r->cb.asg = (ims_ks_assign_cb)cb;
+    else if (kind == R_USERS)
+        r->cb.usr = (ims_ks_user_cb)cb;
     else
         r->cb.cred = (ims_ks_cred_cb)cb;
     r->arg = arg;
@@ -1120,6 +1131,22 @@ int ims_ks_credentials(struct ims_ks *ks, const char *user_id, const char *type,
     snprintf(path, sizeof(path), "/credentials?user_id=%s%s%s", uid, type ? "&type=" : "",
              type ? ty : "");
     return start_list(ks, R_CREDS, path, (void *)cb, arg);
+}
+
+int ims_ks_users_by_name(struct ims_ks *ks, const char *name, const char *domain_id,
+                         ims_ks_user_cb cb, void *arg)
+{
+    char nm[512], dom[512], path[1200];
+    if (!name || !*name)
+        return IMS_EINVAL;
+    int rc = escape(name, nm, sizeof(nm));
+    if (rc == 0 && domain_id)
+        rc = escape(domain_id, dom, sizeof(dom));
+    if (rc != 0)
+        return rc;
+    snprintf(path, sizeof(path), "/users?name=%s%s%s", nm, domain_id ? "&domain_id=" : "",
+             domain_id ? dom : "");
+    return start_list(ks, R_USERS, path, (void *)cb, arg);
 }
 
 int ims_ks_authenticate(struct ims_ks *ks, ims_ks_token_cb cb, void *arg)

@@ -167,6 +167,22 @@ typedef void (*ims_ks_cred_cb)(void *arg, int rc, const struct ims_ks_credential
 int ims_ks_credentials(struct ims_ks *ks, const char *user_id, const char *type,
                        ims_ks_cred_cb cb, void *arg);
 
+/* ---- users: GET /v3/users?name=..&domain_id=.. ---- */
+
+struct ims_ks_user {
+    char *id, *name, *domain_id;
+    bool enabled;
+};
+
+/* rc: 0, IMS_EBACKEND, IMS_EPROTO, IMS_ENOMEM; list borrowed (rule 3).
+ * An empty list: no such user in that domain (or the service account may
+ * not list users: Keystone filters instead of refusing). */
+typedef void (*ims_ks_user_cb)(void *arg, int rc, const struct ims_ks_user *u, size_t n);
+/* The users named `name` (exact match) in domain `domain_id` (NULL: any
+ * domain).  0, IMS_ENOMEM, IMS_ELIMIT, IMS_EINVAL (empty name). */
+int ims_ks_users_by_name(struct ims_ks *ks, const char *name, const char *domain_id,
+                         ims_ks_user_cb cb, void *arg);
+
 /* ---- service token and statistics ---- */
 
 /* Makes sure the client holds a service token (authenticating if needed);

@@ -86,6 +86,8 @@ int ks_parse_assignments(const char *body, size_t len, struct ims_ks_assignment 
 void ks_free_assignments(struct ims_ks_assignment *a, size_t n);
 int ks_parse_credentials(const char *body, size_t len, struct ims_ks_credential **out, size_t *n);
 void ks_free_credentials(struct ims_ks_credential *c, size_t n);
+int ks_parse_users(const char *body, size_t len, struct ims_ks_user **out, size_t *n);
+void ks_free_users(struct ims_ks_user *u, size_t n);
 /* "2026-11-27T21:26:10.000000Z" -> Unix seconds.  0 or IMS_EPROTO. */
 int ks_parse_time(const char *s, int64_t *out);
 

@@ -384,3 +384,50 @@ int ks_parse_credentials(const char *body, size_t len, struct ims_ks_credential 
     *n = cnt;
     return 0;
 }
+
+void ks_free_users(struct ims_ks_user *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ims_free(u[i].id);
+        ims_free(u[i].name);
+        ims_free(u[i].domain_id);
+    }
+    ims_free(u);
+}
+
+/* GET /v3/users: {"users": [{"id", "name", "domain_id", "enabled"}, ...]} */
+int ks_parse_users(const char *body, size_t len, struct ims_ks_user **out, size_t *n)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, KS_JSON_FLAGS, &jerr);
+    const json_t *arr = json_object_get(root, "users");
+    *out = NULL;
+    *n = 0;
+    if (!json_is_array(arr)) {
+        json_decref(root);
+        return IMS_EPROTO;
+    }
+    size_t cnt = json_array_size(arr), i;
+    struct ims_ks_user *u = cnt ? ims_calloc(cnt, sizeof(*u)) : NULL;
+    if (cnt && !u) {
+        json_decref(root);
+        return IMS_ENOMEM;
+    }
+    bool ok = true;
+    const json_t *it;
+    json_array_foreach(arr, i, it) {
+        u[i].id = jdup(it, "id", &ok);
+        u[i].name = jdup(it, "name", &ok);
+        u[i].domain_id = jdup(it, "domain_id", &ok);
+        /* absent "enabled" means enabled (identity API v3) */
+        u[i].enabled = !json_is_false(json_object_get(it, "enabled"));
+    }
+    json_decref(root);
+    if (!ok) {
+        ks_free_users(u, cnt);
+        return IMS_ENOMEM;
+    }
+    *out = u;
+    *n = cnt;
+    return 0;
+}

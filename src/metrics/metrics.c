@@ -29,6 +29,7 @@ static const struct counter_def counter_defs[IMS_M_COUNT] = {
     [IMS_M_SIP_MALFORMED] = { "sip_malformed", "SIP messages the parser refused." },
     [IMS_M_DIA_REQUESTS_SENT] = { "diameter_requests_sent", "Diameter requests sent." },
     [IMS_M_DIA_REQUESTS_RECV] = { "diameter_requests_received", "Diameter requests received." },
+    [IMS_M_POLICY_DENIALS] = { "policy_denials", "Requests refused by the policy." },
 };
 
 static atomic_ullong counters[IMS_M_COUNT];

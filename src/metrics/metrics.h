@@ -35,6 +35,7 @@ enum ims_metric {
     IMS_M_SIP_MALFORMED,      /* messages the parser refused */
     IMS_M_DIA_REQUESTS_SENT,  /* Diameter requests sent (Cx/Sh clients) */
     IMS_M_DIA_REQUESTS_RECV,  /* Diameter requests received (HSS) */
+    IMS_M_POLICY_DENIALS,     /* requests refused by the policy (S-CSCF, src/policy) */
     IMS_M_COUNT
 };
 

@@ -4,7 +4,8 @@
 list(APPEND IMS_SOURCES
   src/policy/compile.c
   src/policy/eval.c
-  src/policy/load.c)
+  src/policy/load.c
+  src/policy/holder.c)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 # imscore is created after the modules are included: link it at the end of
 # this directory's processing.

@@ -39,6 +39,7 @@
 #include "ev/loop.h"
 #include "keystone/keystone.h"
 #include "net/transport.h"
+#include "policy/holder.h" /* SIGHUP reload (policy follow-up) */
 #include "policy/policy.h"
 #include "store/exec.h"
 #include "store/store.h"
@@ -65,7 +66,7 @@ struct ims_ut {
     bool thread_started;
     struct ims_ks_ctx *ks_ctx;
     struct ims_ks *ks;              /* on the Ut loop */
-    struct ims_policy *pol;         /* NULL: owners only */
+    struct ims_policy_holder *pol;  /* NULL: owners only; SIGHUP swaps its policy */
     struct ims_keyrepo *repo;
     struct ims_store_exec *x;
     pthread_mutex_t post_mu;        /* closing, quiesced, and posts into the loop */
@@ -189,7 +190,9 @@ static bool authorized(const struct ims_ut *u, const struct ut_req *q,
         { "target.impu", q->impu },
     };
     struct ims_policy_target tg = { kv, 3 };
-    bool ok = ims_policy_enforce(u->pol, rule, &c, &tg, NULL);
+    struct ims_policy_ref *pr = ims_policy_holder_get(u->pol); /* non-NULL: loaded at start */
+    bool ok = pr && ims_policy_enforce(ims_policy_ref_policy(pr), rule, &c, &tg, NULL);
+    ims_policy_ref_put(pr);
     if (!ok)
         LOG_I("ut", "event=ut_denied impu=%s user=%s rule=%s", q->impu,
               t->user_id ? t->user_id : "-", rule);
@@ -750,8 +753,10 @@ static int setup_identity(struct ims_ut *u, char *err, size_t errsz)
         return rc;
     snprintf(u->www_auth, sizeof(u->www_auth), "Keystone uri=\"%s\"", u->cfg->ks_url);
     if (u->cfg->ut_policy_file) {
-        char perr[256] = "";
-        rc = ims_policy_load_file(u->cfg->ut_policy_file, &u->pol, perr, sizeof(perr));
+        char perr[256] = "out of memory";
+        rc = ims_policy_holder_new(&u->pol);
+        if (rc == 0)
+            rc = ims_policy_holder_load(u->pol, u->cfg->ut_policy_file, NULL, perr, sizeof(perr));
         if (rc) {
             snprintf(err, errsz, "[ut] policy_file: %s", perr);
             return rc;
@@ -869,6 +874,22 @@ uint16_t ims_ut_port(const struct ims_ut *u)
     return u->port;
 }
 
+/* policy follow-up: SIGHUP reloads [ut] policy_file (holder.h) */
+int ims_ut_reload_policy(struct ims_ut *u, char *err, size_t errsz)
+{
+    if (!u || !u->pol)
+        return IMS_ENOENT;
+    char perr[256] = "out of memory";
+    size_t n = 0;
+    int rc = ims_policy_holder_load(u->pol, u->cfg->ut_policy_file, &n, perr, sizeof(perr));
+    if (rc) {
+        snprintf(err, errsz, "[ut] policy_file: %s", perr);
+        return rc;
+    }
+    LOG_N("ut", "event=policy_reloaded file=%s rules=%zu", u->cfg->ut_policy_file, n);
+    return 0;
+}
+
 /* Runs loop_quiesce on the loop and waits for it, so that nothing submits
  * store jobs once this returns.  Without memory for the post, the loop is
  * stopped and joined instead (the caller then finds thread_started false). */
@@ -916,7 +937,7 @@ void ims_ut_stop(struct ims_ut *u)
     if (u->cdiv_on)
         ims_cdiv_fini();
     ims_ks_ctx_free(u->ks_ctx);
-    ims_policy_free(u->pol);
+    ims_policy_holder_free(u->pol);
     ims_keyrepo_free(u->repo);
     ims_free(u->pem_cert);
     if (u->pem_key) {

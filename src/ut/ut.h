@@ -32,6 +32,10 @@ int ims_ut_start(const struct ims_cfg *cfg, struct ims_loc *loc, struct ims_ut *
                  size_t errsz);
 /* The bound TCP port (useful with port 0). */
 uint16_t ims_ut_port(const struct ims_ut *u);
+/* SIGHUP: [ut] policy_file again; requests being judged keep the old
+ * policy, and a file that does not load leaves it in force.  Any thread.
+ * 0, IMS_ENOENT (no [ut] policy_file), else err: "[ut] policy_file: path:line: ...". */
+int ims_ut_reload_policy(struct ims_ut *u, char *err, size_t errsz);
 /* Answers what is in flight (503 at worst), stops the threads, frees.
  * NULL is a no-op. */
 void ims_ut_stop(struct ims_ut *u);

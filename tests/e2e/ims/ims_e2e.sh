@@ -284,6 +284,7 @@ setup() {
     if [ "$fix" = ims1 ] || [ "$fix" = imsk ] || [ "$fix" = imsut ] || [ "$fix" = imsos ]; then
         write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
         [ "$fix" != imsk ] || kb_conf "$TMP/ims.conf" # t_bearer.sh
+        [ "$fix" != imsk ] || kc_conf "$TMP/ims.conf" # t_kscred.sh
         [ "$fix" != imsut ] || ut_conf "$TMP/ims.conf" # t_ut.sh
         [ "$fix" != imsos ] || cas_conf "$TMP/ims.conf" # t_cloudas.sh
         start ims "$TMP/ims.conf"
@@ -293,6 +294,7 @@ setup() {
         write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
         write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
         [ "$fix" != imsk4 ] || kb_conf "$TMP/scscf.conf" # t_bearer.sh
+        [ "$fix" != imsk4 ] || kc_conf "$TMP/hss.conf" keystone # t_kscred.sh
         start hss "$TMP/hss.conf"
         wait_for 20 "the HSS on Diameter port $DIA_PORT" tcp_bound "$DIA_PORT"
         start pcscf "$TMP/pcscf.conf"

@@ -25,6 +25,8 @@ extern const struct CMUnitTest config_tests[];
 extern const size_t config_ntests;
 extern const struct CMUnitTest userdata_tests[];
 extern const size_t userdata_ntests;
+extern const struct CMUnitTest kscreds_tests[];
+extern const size_t kscreds_ntests;
 
 /* alice: Digest, sip:alice + tel:+1555 (one set), no profile
  * bob:   AKA (k/opc below) + Digest, sip:bob with profile p1 (one iFC to

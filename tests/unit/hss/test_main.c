@@ -120,6 +120,7 @@ int main(void)
     failed += _cmocka_run_group_tests("cx", cx_tests, cx_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests("sh", sh_tests, sh_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests("config", config_tests, config_ntests, NULL, NULL);
+    failed += _cmocka_run_group_tests("kscreds", kscreds_tests, kscreds_ntests, NULL, NULL);
     xmlCleanupParser();
     return failed ? 1 : 0;
 }

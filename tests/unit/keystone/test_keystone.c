@@ -144,6 +144,27 @@ static void test_lists(void **state)
 
 /* ---- the cache on its own ---- */
 
+static void test_users(void **state)
+{
+    (void)state;
+    const char *b = "{\"users\":[{\"id\":\"u1\",\"name\":\"alice2\",\"domain_id\":\"default\","
+                    "\"enabled\":true},{\"id\":\"u2\",\"name\":\"x\",\"enabled\":false}]}";
+    struct ims_ks_user *u;
+    size_t n;
+    assert_int_equal(ks_parse_users(b, strlen(b), &u, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(u[0].id, "u1");
+    assert_string_equal(u[0].name, "alice2");
+    assert_string_equal(u[0].domain_id, "default");
+    assert_true(u[0].enabled);
+    assert_false(u[1].enabled);
+    assert_null(u[1].domain_id);
+    ks_free_users(u, n);
+    assert_int_equal(ks_parse_users("{\"users\":[]}", 12, &u, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ks_parse_users("{}", 2, &u, &n), IMS_EPROTO);
+}
+
 static void test_cache(void **state)
 {
     struct ks_cache c;
@@ -520,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_token_bad),
         cmocka_unit_test(test_token_alloc_faults),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_users),
         cmocka_unit_test(test_cache),
         cmocka_unit_test_setup_teardown(test_server_error_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_answer, setup, teardown),
