@@ -1,0 +1,685 @@
+#!/usr/bin/env bash
+# bench/ims/run.sh - full IMS registrations and IMS calls, imscloud (P-, I- and S-CSCF
+# and the HSS in one process) vs Kamailio 5.6 as a plain Digest registrar and
+# record-routing proxy, side by side on loopback, driven by sipp. Builds only the seeder
+# (bench/hss, against the library of the imscloud given); never run by CTest. See
+# bench/README.md ("IMS registrations and calls").
+#
+#   bench/ims/run.sh [--imscloud PATH] [--only imscloud|kamailio] [--subs N] [--pool N]
+#                    [--step S] [--fill-rate R] [--wait S] [--uacs N] [--workers N]
+#                    [--no-calls] [--results FILE | --no-results] [--keep]
+#
+# Users u0000000.. in realm ims.bench, password pw-<i> (bench/hss/hss_bench.h): imscloud's
+# HSS store seeded by hss_bench_seed (Digest HA1s, one IMPU each, all on the one S-CSCF),
+# Kamailio's subscriber table (SQLite, plain-text passwords) with the same names. For each
+# server in turn (both run all along, the other one idle):
+#  1. registrations/s: REGISTER/401/REGISTER/200 (imscloud: through P, I and S with UAR,
+#     MAR and SAR), sipp with MD5 Digest, one user per call from an injection file, every
+#     call an initial registration of a user not registered before (the --pool users);
+#     the rate doubles from 500/s while a --step seconds run passes, then bisects to 10%;
+#  2. memory per registered contact: after --wait seconds (transactions and nonces gone)
+#     the server's memory, then the --subs users registered at --fill-rate (sipp -t un:
+#     every UE its own UDP flow, from its own port), --wait seconds, memory again:
+#     (after - before) / registered;
+#  3. calls/s A -> B between two registered users (UAC and UAS registered from their
+#     sockets first), INVITE/180/200/ACK/BYE/200, record-routed, the same search (--no-calls
+#     skips it; it is skipped for a server whose first test call fails).
+# CPU per operation is utime+stime (/proc/PID/stat) of every server process over the run.
+# Writes its section of bench/RESULTS.md between <!-- ims-bench:begin --> and
+# <!-- ims-bench:end -->; the rest of the file is left as it is.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/bench/ims
+IMS_BIN=$ROOT/build-rel/imscloud
+ONLY=both
+SUBS=100000
+POOL=150000
+STEP=5
+FILL_RATE=2000
+WAIT=65
+UACS=2
+WORKERS=$(nproc)
+CALLS=yes
+RESULTS=$ROOT/bench/RESULTS.md
+KEEP=no
+MAX_STEPS=9
+REALM=ims.bench
+EXPIRES=3600
+SIPP_BUF=4194304
+CMDLINE="bench/ims/run.sh${*:+ $*}"
+
+usage() {
+    sed -n '8,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --imscloud) IMS_BIN=${2:?}; shift 2 ;;
+    --only) ONLY=${2:?}; shift 2 ;;
+    --subs) SUBS=${2:?}; shift 2 ;;
+    --pool) POOL=${2:?}; shift 2 ;;
+    --step) STEP=${2:?}; shift 2 ;;
+    --fill-rate) FILL_RATE=${2:?}; shift 2 ;;
+    --wait) WAIT=${2:?}; shift 2 ;;
+    --uacs) UACS=${2:?}; shift 2 ;;
+    --workers) WORKERS=${2:?}; shift 2 ;;
+    --no-calls) CALLS=no; shift ;;
+    --results) RESULTS=${2:?}; shift 2 ;;
+    --no-results) RESULTS=; shift ;;
+    --keep) KEEP=yes; shift ;;
+    -h | --help) usage ;;
+    *) echo "unknown option: $1" >&2; usage ;;
+    esac
+done
+case $ONLY in both | imscloud | kamailio) ;; *) usage ;; esac
+for v in SUBS POOL STEP FILL_RATE WAIT UACS WORKERS; do
+    [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || { echo "bad --${v,,}: ${!v}" >&2; usage; }
+done
+SERVERS=()
+[ "$ONLY" = imscloud ] || SERVERS+=(kamailio)
+[ "$ONLY" = kamailio ] || SERVERS+=(imscloud)
+# the two users of the calls, after the pool
+TOTAL=$((SUBS + POOL + 2))
+# imscloud's P-CSCF flow and S-CSCF registration caps: every registration of the search
+# and the fill comes from a flow of its own, and a re-run of a user from a new port is
+# a new flow until the old one expires
+MAX_UES=$((TOTAL * 4))
+CALLER=$((SUBS + POOL))
+CALLEE=$((SUBS + POOL + 1))
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+    say "bench-ims: $*"
+    exit 1
+}
+for t in sipp awk ss setsid cmake sqlite3 kamailio kamcmd; do
+    command -v $t >/dev/null || die "missing '$t' (tools/install-deps.sh bench; sqlite3)"
+done
+IMS_BIN=$(cd "$(dirname "$IMS_BIN")" && pwd)/$(basename "$IMS_BIN")
+[ -x "$IMS_BIN" ] || die "no imscloud at $IMS_BIN (cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2 --target imscloud, or --imscloud PATH)"
+BUILD=$(dirname "$IMS_BIN")
+[ -f "$BUILD/libimscore.a" ] || die "no libimscore.a next to $IMS_BIN (the seeder links the same library)"
+
+# the seeder, against the same libimscore.a as the server (what bench/hss/run.sh does)
+TOOLS=$BUILD/bench-hss
+if [ ! -f "$TOOLS/CMakeCache.txt" ]; then
+    cmake -S "$ROOT/bench/hss" -B "$TOOLS" -DIMS_BUILD_DIR="$BUILD" >"${TMPDIR:-/tmp}/ims-bench-cmake.log" 2>&1 ||
+        die "cmake of bench/hss failed: $(tail -5 "${TMPDIR:-/tmp}/ims-bench-cmake.log")"
+fi
+cmake --build "$TOOLS" -j2 --target hss_bench_seed >"${TMPDIR:-/tmp}/ims-bench-build.log" 2>&1 ||
+    die "building bench/hss failed: $(tail -20 "${TMPDIR:-/tmp}/ims-bench-build.log")"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imscloud-ims-bench.XXXXXX")
+HZ=$(getconf CLK_TCK)
+declare -A PORT MAIN PIDS RES
+STARTED_PIDS=()
+cleanup() {
+    local p
+    for p in "${STARTED_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.5
+    for p in "${STARTED_PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
+    if [ "$KEEP" = yes ]; then say "bench-ims: work files kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ helpers
+
+port_busy() { [ -n "$(ss -Hlnu "sport = :$1")" ] || [ -n "$(ss -Hlnt "sport = :$1")" ]; }
+TAKEN=" "
+free_port() {
+    local p=$((25060 + RANDOM % 900)) _
+    for _ in $(seq 1 1000); do
+        p=$((p + 1))
+        [ $p -le 25999 ] || p=25060
+        case $TAKEN in *" $p "*) continue ;; esac
+        port_busy $p && continue
+        TAKEN="$TAKEN$p "
+        echo $p
+        return
+    done
+    die "no free port in 25060-25999"
+}
+# all pids of the process tree under $1 (Kamailio forks its workers at start)
+proc_tree() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { kids[$2] = kids[$2] " " $1 }
+        END {
+            q[1] = root; n = 1; out = root
+            for (i = 1; i <= n; i++) {
+                m = split(kids[q[i]], k, " ")
+                for (j = 1; j <= m; j++) { q[++n] = k[j]; out = out " " k[j] }
+            }
+            print out
+        }'
+}
+cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        t=$((t + v))
+    done
+    echo $t
+}
+# sum of a /proc/PID/status or smaps_rollup field over the pids, in KiB
+mem_kb() {
+    local field=$1 file=$2 p t=0 v
+    shift 2
+    for p in "$@"; do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/$file" 2>/dev/null || echo 0)
+        t=$((t + ${v:-0}))
+    done
+    echo $t
+}
+sipp_stat() {
+    awk -F';' -v col="$2" '
+        NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+        NF > 1 { last = $c }
+        END { if (!c) exit 1; print last + 0 }' "$1"
+}
+now() { date +%s.%N; }
+fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.1f}" 'BEGIN { if (b == 0) print "-"; else printf f, a / b }'; }
+# a source address per sipp process: 127.x.y.z, so that UEs of different runs never
+# share a flow (address and port) by chance
+IPSEQ=0
+next_ip() {
+    IPSEQ=$((IPSEQ + 1))
+    echo "127.$((2 + IPSEQ / 62500)).$(((IPSEQ / 250) % 250 + 1)).$((IPSEQ % 250 + 1))"
+}
+# users FIRST COUNT SERVER: an injection file (imscloud authenticates the IMPI
+# u<i>@realm, Kamailio the username u<i>)
+users() {
+    awk -v first="$1" -v n="$2" -v s="$3" -v realm="$REALM" 'BEGIN {
+        print "SEQUENTIAL"
+        for (i = first; i < first + n; i++) {
+            u = sprintf("u%07d", i)
+            a = s == "imscloud" ? u "@" realm : u
+            printf "%s;%s;[authentication username=%s password=pw-%d]\n", u, a, a, i
+        }
+    }'
+}
+
+# ------------------------------------------------------------------ servers
+
+seed() {
+    local t0
+    t0=$(now)
+    mkdir -m 700 -p "$WORK/imscloud/var"
+    PORT[imscloud]=$(free_port)
+    PORT[imscloud_i]=$(free_port)
+    PORT[imscloud_s]=$(free_port)
+    PORT[imscloud_dia]=$(free_port)
+    PORT[kamailio]=$(free_port)
+    if [ "$ONLY" != kamailio ]; then
+        "$TOOLS/hss_bench_seed" seed -n -s "sip:127.0.0.1:${PORT[imscloud_s]}" \
+            "sqlite:$WORK/imscloud/var/hss.db" "$WORK/imscloud/var/keys" "$TOTAL" \
+            >"$WORK/seed.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed.log")"
+    fi
+    if [ "$ONLY" != imscloud ]; then
+        mkdir -p "$WORK/kamailio/run"
+        # the schema auth_db checks (subscriber version 7), passwords in clear
+        sqlite3 "$WORK/kamailio/kam.db" "
+            CREATE TABLE version (table_name VARCHAR(32) NOT NULL,
+                table_version INTEGER DEFAULT 0 NOT NULL,
+                CONSTRAINT version_t_name_idx UNIQUE (table_name));
+            INSERT INTO version VALUES ('subscriber', 7);
+            CREATE TABLE subscriber (id INTEGER PRIMARY KEY NOT NULL,
+                username VARCHAR(64) DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL,
+                password VARCHAR(64) DEFAULT '' NOT NULL, ha1 VARCHAR(128) DEFAULT '' NOT NULL,
+                ha1b VARCHAR(128) DEFAULT '' NOT NULL,
+                CONSTRAINT subscriber_account_idx UNIQUE (username, domain));
+            CREATE INDEX subscriber_username_idx ON subscriber (username);
+            INSERT INTO subscriber (username, domain, password)
+                WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < $TOTAL - 1)
+                SELECT printf('u%07d', i), '$REALM', 'pw-' || i FROM c;" ||
+            die "cannot create Kamailio's subscriber table"
+    fi
+    SEED_S=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    say "bench-ims: $TOTAL users seeded in $SEED_S s"
+}
+
+start_server() {
+    local s=$1 dir=$WORK/$1 pid _
+    local -a argv
+    if [ "$s" = kamailio ]; then
+        sed -e "s|@PORT@|${PORT[kamailio]}|g" -e "s|@WORKERS@|$WORKERS|g" -e "s|@REALM@|$REALM|g" \
+            -e "s|@DB@|$dir/kam.db|g" -e "s|@CTL@|$dir/run/ctl.sock|g" \
+            "$HERE/kamailio.cfg.in" >"$dir/kamailio.cfg"
+        kamailio -c -f "$dir/kamailio.cfg" >"$dir/check.out" 2>&1 || die "kamailio rejected its config: $(tail -3 "$dir/check.out")"
+        argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m 1024 -M 64 -Y "$dir/run" -P "$dir/run/pid")
+    else
+        sed -e "s|@P_PORT@|${PORT[imscloud]}|g" -e "s|@I_PORT@|${PORT[imscloud_i]}|g" \
+            -e "s|@S_PORT@|${PORT[imscloud_s]}|g" -e "s|@DIA_PORT@|${PORT[imscloud_dia]}|g" \
+            -e "s|@WORKERS@|$WORKERS|g" -e "s|@STATE@|$dir/var|g" -e "s|@MAX@|$MAX_UES|g" \
+            "$HERE/imscloud.conf.in" >"$dir/imscloud.conf"
+        "$IMS_BIN" -c "$dir/imscloud.conf" --check-config >"$dir/check.out" 2>&1 || die "imscloud rejected its config: $(cat "$dir/check.out")"
+        argv=("$IMS_BIN" -c "$dir/imscloud.conf")
+    fi
+    setsid "${argv[@]}" </dev/null >>"$dir/server.log" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    MAIN[$s]=$pid
+    for _ in $(seq 1 100); do
+        [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] && break
+        kill -0 "$pid" 2>/dev/null || die "$s exited at start: $(tail -5 "$dir/server.log")"
+        sleep 0.1
+    done
+    [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] || die "$s does not listen on ${PORT[$s]}"
+    sleep 1 # Kamailio forks its workers; imscloud's HSS opens its store
+    PIDS[$s]=$(proc_tree "$pid")
+    say "bench-ims: $s pid $pid (processes: ${PIDS[$s]}) on udp 127.0.0.1:${PORT[$s]}"
+}
+
+alive() { kill -0 "${MAIN[$1]}" 2>/dev/null || die "$1 died: $(tail -5 "$WORK/$1/server.log")"; }
+
+# Waits until the server is idle (under 3% of a core over half a second, at most 40 s).
+settle() {
+    local s=$1 a b _
+    sleep 1
+    for _ in $(seq 1 80); do
+        # shellcheck disable=SC2086
+        a=$(cpu_ticks ${PIDS[$s]})
+        sleep 0.5
+        # shellcheck disable=SC2086
+        b=$(cpu_ticks ${PIDS[$s]})
+        [ $(((b - a) * 100 / HZ)) -ge 3 ] || return 0
+    done
+    say "bench-ims: $s still busy 40 s after the run"
+}
+
+# memory of the server now: sets M_RSS M_PSS (KiB, summed over processes) and M_HEAP
+# (KiB its allocator has handed out and not got back: Kamailio's shared memory in use,
+# kamcmd core.shmmem real_used; imscloud's malloc in use, mallinfo2() uordblks + hblkhd
+# called through gdb, a pause of well under a second; - when that is not possible)
+memory() {
+    local s=$1
+    # shellcheck disable=SC2086
+    set -- ${PIDS[$s]}
+    M_RSS=$(mem_kb VmRSS status "$@")
+    M_PSS=$(mem_kb Pss smaps_rollup "$@")
+    M_HEAP=
+    if [ "$s" = kamailio ]; then
+        M_HEAP=$(kamcmd -s "unix:$WORK/kamailio/run/ctl.sock" core.shmmem 2>/dev/null |
+            awk '$1 == "real_used:" { printf "%d", $2 / 1024 }')
+    elif command -v gdb >/dev/null; then
+        M_HEAP=$(timeout 60 gdb -p "${MAIN[$s]}" -batch -nx \
+            -ex 'print (unsigned long) (mallinfo2().uordblks + mallinfo2().hblkhd)' 2>/dev/null |
+            awk '/^\$1 = [0-9]+$/ { printf "%d", $3 / 1024 }')
+    fi
+    [ -n "$M_HEAP" ] || M_HEAP=-
+}
+
+# ------------------------------------------------------------------ one sipp batch
+
+# batch SERVER NAME FIRST COUNT RATE: COUNT registrations of users FIRST.. at RATE/s,
+# shared by UACS sipp processes, each with its own source address, one UDP socket (flow)
+# per UE (-t un). Sets B_OK B_FAIL B_RETR B_WALL B_SIPP_CPU B_RC.
+batch() {
+    local s=$1 name=$2 first=$3 count=$4 rate=$5 dir=$WORK/$1/$2 i k=$UACS
+    mkdir -p "$dir"
+    [ "$count" -ge "$k" ] || k=1
+    local -a pids=()
+    for i in $(seq 1 "$k"); do
+        local m=$((count / k)) r=$((rate / k)) f
+        f=$((first + (i - 1) * m))
+        [ "$i" != "$k" ] || m=$((count - (k - 1) * m))
+        [ "$r" -ge 1 ] || r=1
+        mkdir -p "$dir/u$i"
+        users "$f" "$m" "$s" >"$dir/u$i/users.csv"
+        local ip
+        ip=$(next_ip)
+        (
+            cd "$dir/u$i"
+            rc=0
+            sipp "127.0.0.1:${PORT[$s]}" -sf "$HERE/sipp/register.xml" -inf users.csv -i "$ip" -t un \
+                -max_socket 10000 -key realm "$REALM" -key expires "$EXPIRES" -r "$r" -rp 1000 -m "$m" \
+                -l "$((r * 2 + 10))" -nostdin -buff_size "$SIPP_BUF" -trace_stat -stf stat.csv -fd 1 \
+                -recv_timeout 8000 -trace_err -error_file errors.log \
+                -timeout $((m / r + 30))s -timeout_error >sipp.out 2>&1 || rc=$?
+            times >times.out
+            exit $rc
+        ) &
+        pids+=($!)
+    done
+    B_RC=0
+    for i in "${pids[@]}"; do wait "$i" || B_RC=$?; done
+    B_OK=0 B_FAIL=0 B_RETR=0 B_WALL=0 B_SIPP_CPU=0
+    local v w
+    for i in $(seq 1 "$k"); do
+        local f=$dir/u$i/stat.csv
+        v=$(sipp_stat "$f" 'SuccessfulCall(C)' 2>/dev/null || echo 0); B_OK=$((B_OK + v))
+        v=$(sipp_stat "$f" 'FailedCall(C)' 2>/dev/null || echo 0); B_FAIL=$((B_FAIL + v))
+        v=$(sipp_stat "$f" 'Retransmissions(C)' 2>/dev/null || echo 0); B_RETR=$((B_RETR + v))
+        # sipp's run time: first call started to last one ended
+        w=$(awk -F';' 'END { n = split($1, a, "\t"); m = split($3, b, "\t"); if (n && m && b[m] > a[n]) printf "%.3f", b[m] - a[n] }' "$f" 2>/dev/null || true)
+        B_WALL=$(awk -v a="$B_WALL" -v b="${w:-0}" 'BEGIN { print (b > a) ? b : a }')
+        v=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } print t }' "$dir/u$i/times.out" 2>/dev/null || echo 0)
+        B_SIPP_CPU=$(awk -v a="$B_SIPP_CPU" -v b="${v:-0}" 'BEGIN { print a + b }')
+    done
+}
+
+# ------------------------------------------------------------------ rate search
+
+# run_step SERVER KIND RATE: one STEP-second run (KIND reg: fresh pool users; calls: the
+# registered caller to the registered callee). Sets PASS and R_*.
+POOL_NEXT=0
+WRAPPED=0
+run_step() {
+    local s=$1 kind=$2 rate=$3 n=$(($3 * STEP)) c0 c1 t0 t1 u0=0 u1=0
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks ${PIDS[$s]})
+    [ -z "$UAS_PID" ] || u0=$(cpu_ticks "$UAS_PID")
+    t0=$(now)
+    if [ "$kind" = reg ]; then
+        [ "$n" -le "$POOL" ] || die "--pool $POOL is too small for $rate registrations/s over $STEP s"
+        if [ $((POOL_NEXT + n)) -gt "$POOL" ]; then
+            # the pool is used up: start over (these are re-registrations then)
+            WRAPPED=$((WRAPPED + n))
+            POOL_NEXT=0
+        fi
+        batch "$s" "reg-$rate-$t0" $((SUBS + POOL_NEXT)) "$n" "$rate"
+        POOL_NEXT=$((POOL_NEXT + n))
+    else
+        call_batch "$s" "$rate" "$n"
+    fi
+    t1=$(now)
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks ${PIDS[$s]})
+    [ -z "$UAS_PID" ] || u1=$(cpu_ticks "$UAS_PID")
+    [ "$B_WALL" != 0 ] || B_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    R_ACHIEVED=$(fdiv "$B_OK" "$B_WALL" "%.0f")
+    R_CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$B_OK" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", c / hz * 1e6 / n }')
+    R_SCPU=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v w="$B_WALL" 'BEGIN { printf "%.0f", c / hz / w * 100 }')
+    R_SIPP=$(awk -v c="$B_SIPP_CPU" -v w="$B_WALL" 'BEGIN { printf "%.0f", c / w * 100 }')
+    R_UAS=-
+    [ -z "$UAS_PID" ] || R_UAS=$(awk -v c=$((u1 - u0)) -v hz="$HZ" -v w="$B_WALL" 'BEGIN { printf "%.0f", c / hz / w * 100 }')
+    R_FAIL=$B_FAIL R_RETR=$B_RETR
+    PASS=no
+    if [ "$B_RC" = 0 ] && [ "$B_FAIL" = 0 ] && [ "$B_OK" = "$n" ] &&
+        awk -v a="$R_ACHIEVED" -v r="$rate" 'BEGIN { exit !(a >= 0.9 * r) }'; then
+        PASS=yes
+    fi
+    say "$(printf 'bench-ims: %-8s %-5s rate %6d/s: %-4s ok %7d failed %5d retrans %6d achieved %6s/s  server CPU %4s%% (%s us/op)  sipp CPU %3s%%%s' \
+        "$s" "$kind" "$rate" "$PASS" "$B_OK" "$B_FAIL" "$B_RETR" "$R_ACHIEVED" "$R_SCPU" "$R_CPU_US" "$R_SIPP" \
+        "$([ -z "$UAS_PID" ] || printf ', UAS %s%%' "$R_UAS")")"
+    alive "$s"
+    settle "$s"
+}
+
+# search SERVER KIND START CAP: the highest passing rate; sets BEST_* (rate 0 if none).
+# No restart after a failed run (that would lose the registrations and the memory
+# baseline); the server is left to become idle instead.
+search() {
+    local s=$1 kind=$2 rate=$3 cap=$4 good=0 bad=0 steps=0
+    BEST_RATE=0 BEST_CPU=- BEST_SCPU=- BEST_SIPP=- BEST_UAS=- BEST_RETR=-
+    while [ $steps -lt $MAX_STEPS ]; do
+        steps=$((steps + 1))
+        run_step "$s" "$kind" "$rate"
+        if [ $PASS = yes ]; then
+            good=$rate
+            BEST_RATE=$rate BEST_CPU=$R_CPU_US BEST_SCPU=$R_SCPU BEST_SIPP=$R_SIPP
+            BEST_UAS=$R_UAS BEST_RETR=$R_RETR
+        else
+            bad=$rate
+            # its transactions (Timer J, 32 s) and retransmissions end; a UAS left with
+            # half-done calls starts over
+            [ "$kind" = reg ] || restart_uas "$s"
+            sleep 35
+        fi
+        if [ $bad = 0 ]; then
+            [ $((rate * 2)) -le "$cap" ] || break
+            rate=$((rate * 2))
+        elif [ $good = 0 ]; then
+            rate=$((rate / 2))
+            [ $rate -ge 10 ] || break
+        else
+            [ $((bad - good)) -gt $((good / 10)) ] || break
+            rate=$(((good + bad) / 2))
+        fi
+    done
+}
+
+# ------------------------------------------------------------------ calls
+
+UAS_PID=
+CALL_UAC_PORT=
+# one_ue SERVER NAME USER PORT: registers USER from udp 127.0.0.1:PORT (what a call UE
+# does before it calls or is called). 0 when sipp saw the 200.
+one_ue() {
+    local s=$1 name=$2 u=$3 port=$4 dir=$WORK/$1/calls
+    mkdir -p "$dir"
+    users "$u" 1 "$s" >"$dir/$name.csv"
+    (cd "$dir" && timeout 30 sipp "127.0.0.1:${PORT[$s]}" -sf "$HERE/sipp/register.xml" -inf "$name.csv" \
+        -i 127.0.0.1 -p "$port" -t u1 -key realm "$REALM" -key expires "$EXPIRES" -m 1 -nostdin \
+        -trace_err -error_file "$name.err" >"$name.out" 2>&1)
+}
+
+# call_batch SERVER RATE N: N calls at RATE/s from the registered caller. Sets B_*.
+call_batch() {
+    local s=$1 rate=$2 n=$3 dir=$WORK/$1/calls/c-$2-$(date +%s%N)
+    mkdir -p "$dir"
+    B_RC=0
+    (
+        cd "$dir"
+        rc=0
+        sipp "127.0.0.1:${PORT[$s]}" -sf "$HERE/sipp/call_uac.xml" -i 127.0.0.1 -p "$CALL_UAC_PORT" -t u1 \
+            -key realm "$REALM" -key caller "$(printf 'u%07d' $CALLER)" -key callee "$(printf 'u%07d' $CALLEE)" \
+            -r "$rate" -rp 1000 -m "$n" -l $((rate * 2)) -nostdin -buff_size "$SIPP_BUF" \
+            -trace_stat -stf stat.csv -fd 1 -recv_timeout 8000 -trace_err -error_file errors.log \
+            -timeout $((STEP * 2 + 15))s -timeout_error >sipp.out 2>&1 || rc=$?
+        times >times.out
+        exit $rc
+    ) || B_RC=$?
+    local f=$dir/stat.csv v w
+    B_OK=$(sipp_stat "$f" 'SuccessfulCall(C)' 2>/dev/null || echo 0)
+    B_FAIL=$(sipp_stat "$f" 'FailedCall(C)' 2>/dev/null || echo 0)
+    B_RETR=$(sipp_stat "$f" 'Retransmissions(C)' 2>/dev/null || echo 0)
+    w=$(awk -F';' 'END { n = split($1, a, "\t"); m = split($3, b, "\t"); if (n && m && b[m] > a[n]) printf "%.3f", b[m] - a[n] }' "$f" 2>/dev/null || true)
+    B_WALL=${w:-0}
+    v=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] } print t }' "$dir/times.out" 2>/dev/null || echo 0)
+    B_SIPP_CPU=${v:-0}
+}
+
+UAS_PORT=
+start_uas() {
+    local dir=$WORK/$1/calls _
+    (cd "$dir" && exec sipp -sf "$ROOT/bench/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -t u1 -nostdin \
+        -buff_size "$SIPP_BUF" -default_behaviors all,-bye -trace_stat -stf "uas-$(date +%s).csv" -fd 1 \
+        >>uas.out 2>&1) &
+    UAS_PID=$!
+    STARTED_PIDS+=("$UAS_PID")
+    for _ in $(seq 1 50); do
+        [ -n "$(ss -Hlnu "sport = :$UAS_PORT")" ] && break
+        sleep 0.1
+    done
+}
+restart_uas() {
+    kill -TERM "$UAS_PID" 2>/dev/null || true
+    wait "$UAS_PID" 2>/dev/null || true
+    start_uas "$1"
+}
+
+measure_calls() {
+    local s=$1 uas_port dir=$WORK/$1/calls _
+    mkdir -p "$dir"
+    CALL_UAC_PORT=$(free_port)
+    uas_port=$(free_port)
+    UAS_PORT=$uas_port
+    RES[$s,call_note]=
+    if ! one_ue "$s" caller $CALLER "$CALL_UAC_PORT" || ! one_ue "$s" callee $CALLEE "$uas_port"; then
+        RES[$s,call_note]="the caller or callee could not register"
+        say "bench-ims: $s: ${RES[$s,call_note]}"
+        return
+    fi
+    start_uas "$s"
+    # one call first: does the path work at all?
+    call_batch "$s" 1 1
+    if [ "$B_OK" != 1 ]; then
+        RES[$s,call_note]="a single test call failed (sipp: $(grep -m1 -oE 'Aborting call.*|unexpected.*|received.*' "$WORK/$s/calls"/c-1-*/errors.log 2>/dev/null | head -c 160 || true))"
+        say "bench-ims: $s: ${RES[$s,call_note]}"
+    else
+        search "$s" calls 250 16000
+        RES[$s,call_rate]=$BEST_RATE RES[$s,call_cpu]=$BEST_CPU RES[$s,call_scpu]=$BEST_SCPU
+        RES[$s,call_sipp]=$BEST_SIPP RES[$s,call_uas]=$BEST_UAS
+    fi
+    kill -TERM "$UAS_PID" 2>/dev/null || true
+    wait "$UAS_PID" 2>/dev/null || true
+    UAS_PID=
+}
+
+# ------------------------------------------------------------------ one server
+
+measure() {
+    local s=$1 t0 chunk first cpu0 cpu1 ok=0 fail=0 wall
+    say "bench-ims: ---- $s: registrations/s (initial registrations of fresh users)"
+    POOL_NEXT=0 WRAPPED=0
+    search "$s" reg 500 $((POOL / STEP < 32000 ? POOL / STEP : 32000))
+    RES[$s,reg_rate]=$BEST_RATE RES[$s,reg_cpu]=$BEST_CPU RES[$s,reg_scpu]=$BEST_SCPU
+    RES[$s,reg_sipp]=$BEST_SIPP RES[$s,reg_wrapped]=$WRAPPED
+
+    say "bench-ims: ---- $s: memory per registered contact ($SUBS users; waiting $WAIT s first)"
+    sleep "$WAIT"
+    settle "$s"
+    memory "$s"
+    RES[$s,rss0]=$M_RSS RES[$s,pss0]=$M_PSS RES[$s,heap0]=$M_HEAP
+    # the fill rate stays below what the server passed, so that every user registers
+    local rate=$FILL_RATE
+    [ "${RES[$s,reg_rate]}" = 0 ] || [ $((RES[$s,reg_rate] / 2)) -ge "$rate" ] || rate=$((RES[$s,reg_rate] / 2))
+    [ "$rate" -ge 50 ] || rate=50
+    chunk=$((rate * 2 > 1000 ? rate * 2 : 1000))
+    # shellcheck disable=SC2086
+    cpu0=$(cpu_ticks ${PIDS[$s]})
+    t0=$(now)
+    for ((first = 0; first < SUBS; first += chunk)); do
+        local m=$((SUBS - first < chunk ? SUBS - first : chunk))
+        batch "$s" "fill-$first" "$first" "$m" "$rate"
+        ok=$((ok + B_OK)) fail=$((fail + B_FAIL))
+        alive "$s"
+    done
+    wall=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    # shellcheck disable=SC2086
+    cpu1=$(cpu_ticks ${PIDS[$s]})
+    memory "$s"
+    RES[$s,rss_hot]=$M_RSS RES[$s,pss_hot]=$M_PSS RES[$s,heap_hot]=$M_HEAP
+    say "bench-ims: $s: $ok registered ($fail failed) in $wall s at $rate/s; RSS $((RES[$s,rss0] / 1024)) -> $((M_RSS / 1024)) MiB right after"
+    sleep "$WAIT"
+    settle "$s"
+    memory "$s"
+    RES[$s,rss1]=$M_RSS RES[$s,pss1]=$M_PSS RES[$s,heap1]=$M_HEAP
+    RES[$s,fill_ok]=$ok RES[$s,fill_fail]=$fail RES[$s,fill_rate]=$rate RES[$s,fill_wall]=$wall
+    RES[$s,fill_cpu]=$(awk -v c=$((cpu1 - cpu0)) -v hz="$HZ" -v n="$ok" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", c / hz * 1e6 / n }')
+    say "bench-ims: $s: RSS $((RES[$s,rss0] / 1024)) -> $((M_RSS / 1024)) MiB after $WAIT s more (PSS $((RES[$s,pss0] / 1024)) -> $((M_PSS / 1024)) MiB, allocator in use ${RES[$s,heap0]} -> $M_HEAP KiB)"
+
+    if [ "$CALLS" = yes ]; then
+        say "bench-ims: ---- $s: calls A -> B between registered users"
+        measure_calls "$s"
+    fi
+    # shellcheck disable=SC2086
+    set -- ${PIDS[$s]}
+    RES[$s,nproc]=$# RES[$s,threads]=$(mem_kb Threads status "$@") RES[$s,hwm]=$(mem_kb VmHWM status "$@")
+}
+
+# ------------------------------------------------------------------ run
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+say "bench-ims: work dir $WORK, $SUBS users (+ $POOL for the rate search), $STEP s per step, $WORKERS workers, $(nproc) cores, load $LOAD_START"
+T_START=$(date +%s)
+seed
+for s in "${SERVERS[@]}"; do start_server "$s"; done
+for s in "${SERVERS[@]}"; do measure "$s"; done
+T_END=$(date +%s)
+
+# ------------------------------------------------------------------ report
+
+val() { if [ -n "${RES[$1,$2]+x}" ] && [ -n "${RES[$1,$2]}" ]; then echo "${RES[$1,$2]}"; else echo -; fi; }
+isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+ratio() {
+    if isnum "$1" && isnum "$2" && [ "$2" != 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo -; fi
+}
+# per_contact SERVER KEY0 KEY1: (KEY1 - KEY0) KiB / registered users, in bytes
+per_contact() {
+    local a b n
+    a=$(val "$1" "$2") b=$(val "$1" "$3") n=$(val "$1" fill_ok)
+    if isnum "$a" && isnum "$b" && isnum "$n" && [ "$n" != 0 ]; then
+        awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }'
+    else
+        echo -
+    fi
+}
+mib() { if isnum "$1"; then awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; else echo -; fi; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")"; }
+table() {
+    echo '| metric | Kamailio 5.6 | imscloud | imscloud / Kamailio |'
+    echo '|---|---:|---:|---:|'
+    row 'registrations, max rate at 0 failed (/s)' "$(val kamailio reg_rate)" "$(val imscloud reg_rate)"
+    row 'registrations: server CPU per registration (µs)' "$(val kamailio reg_cpu)" "$(val imscloud reg_cpu)"
+    row 'registrations: server CPU at that rate (% of one core)' "$(val kamailio reg_scpu)" "$(val imscloud reg_scpu)"
+    row 'registrations: sipp CPU at that rate (% of one core, all UACs)' "$(val kamailio reg_sipp)" "$(val imscloud reg_sipp)"
+    row "fill: users registered at the fill rate ($SUBS asked)" "$(val kamailio fill_ok)" "$(val imscloud fill_ok)"
+    row 'fill: failed registrations' "$(val kamailio fill_fail)" "$(val imscloud fill_fail)"
+    row 'fill: rate (/s) / server CPU per registration (µs)' "$(val kamailio fill_rate) / $(val kamailio fill_cpu)" "$(val imscloud fill_rate) / $(val imscloud fill_cpu)"
+    row 'memory before the fill: RSS / PSS summed (MiB)' "$(mib "$(val kamailio rss0)") / $(mib "$(val kamailio pss0)")" "$(mib "$(val imscloud rss0)") / $(mib "$(val imscloud pss0)")"
+    row "memory $WAIT s after the fill: RSS / PSS summed (MiB)" "$(mib "$(val kamailio rss1)") / $(mib "$(val kamailio pss1)")" "$(mib "$(val imscloud rss1)") / $(mib "$(val imscloud pss1)")"
+    row 'per registered contact: allocator memory in use (bytes; Kamailio shm, imscloud malloc)' "$(per_contact kamailio heap0 heap1)" "$(per_contact imscloud heap0 heap1)"
+    row 'per registered contact: PSS delta (bytes; imscloud: = RSS)' "$(per_contact kamailio pss0 pss1)" "$(per_contact imscloud pss0 pss1)"
+    row 'per registered contact: RSS delta summed over processes (bytes)' "$(per_contact kamailio rss0 rss1)" "$(per_contact imscloud rss0 rss1)"
+    row 'per registered contact right after the fill (nonces, transactions alive): allocator / PSS (bytes)' "$(per_contact kamailio heap0 heap_hot) / $(per_contact kamailio pss0 pss_hot)" "$(per_contact imscloud heap0 heap_hot) / $(per_contact imscloud pss0 pss_hot)"
+    row 'calls A→B, max rate at 0 failed (calls/s)' "$(val kamailio call_rate)" "$(val imscloud call_rate)"
+    row 'calls: server CPU per call (µs)' "$(val kamailio call_cpu)" "$(val imscloud call_cpu)"
+    row 'calls: server CPU at that rate (% of one core)' "$(val kamailio call_scpu)" "$(val imscloud call_scpu)"
+    row 'calls: sipp UAC / UAS CPU (% of one core)' "$(val kamailio call_sipp) / $(val kamailio call_uas)" "$(val imscloud call_sipp) / $(val imscloud call_uas)"
+    row 'peak RSS, VmHWM summed (MiB)' "$(mib "$(val kamailio hwm)")" "$(mib "$(val imscloud hwm)")"
+    row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
+}
+
+echo
+table
+echo
+for s in "${SERVERS[@]}"; do
+    [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "$s calls: $(val "$s" call_note)"
+done
+
+section() {
+    echo '<!-- ims-bench:begin -->'
+    echo '## IMS: full registrations and calls vs Kamailio as a Digest registrar (bench/ims/run.sh)'
+    echo
+    echo "Written by \`bench/ims/run.sh\` (method in [README.md](README.md), \"IMS registrations and calls\"); replaced by its next run."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
+    echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at start $LOAD_START"
+    echo "- imscloud: ${IMS_BIN#"$ROOT"/} ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), roles pcscf,icscf,scscf,hss in one process, $WORKERS workers, Cx in-process, HSS store SQLite (synchronous=FULL) seeded with $TOTAL users by hss_bench_seed in $SEED_S s (with the Kamailio table)"
+    echo "- Kamailio $(kamailio -v 2>/dev/null | awk '/^version:/ { print $3; exit }') \`-m 1024 -M 64\`, children=$WORKERS: auth + auth_db (SQLite, plain-text passwords, calculate_ha1), usrloc db_mode=0 (memory), registrar, rr + tm, lookup(\"location\") for calls"
+    echo "- load: $(sipp -v 2>/dev/null | awk '/SIPp v/ { print $1, $2; exit }') over UDP on 127.0.0.1; registrations from $UACS sipp UACs at once, one UDP socket per UE (-t un), MD5 Digest with qop=auth, Expires $EXPIRES; users: $SUBS for the memory fill + $POOL for the rate search, each registered once until the pool is used up, then again from a new port (re-registrations in the search: $(val imscloud reg_wrapped) imscloud, $(val kamailio reg_wrapped) Kamailio)"
+    [ "$ONLY" = both ] || echo "- only $ONLY was measured (--only $ONLY)"
+    echo
+    table
+    echo
+    local s
+    for s in "${SERVERS[@]}"; do
+        [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "- $s calls: not measured: $(val "$s" call_note)"
+    done
+    echo '- Registrations/s: the highest rate (doubling from 500/s, then bisecting to 10%) at which a run of '"$STEP"' s had zero failed registrations, every one completed, and sipp held 90% of the rate; each is REGISTER/401/REGISTER/200, of a user not registered before while the pool lasts (imscloud: P -> I (UAR) -> S (MAR) -> 401, P -> I (UAR) -> S (SAR) -> 200, every Cx request a SQLite transaction in the HSS; Kamailio: a SELECT of the password, the contact in memory).'
+    echo '- Memory per registered contact: the '"$SUBS"' users registered after the search, at the fill rate, by sipp runs of '"$UACS"' UACs, every UE its own UDP flow (source address and port); measured '"$WAIT"' s after the search and '"$WAIT"' s after the fill, when no transaction (RFC 3261 Timer J, 32 s) or nonce (60 s) of them is left. "Allocator memory in use" is what the per-user state costs: Kamailio'"'"'s shm real_used (contacts live in shared memory) and imscloud'"'"'s malloc in use (mallinfo2 through gdb). RSS and PSS deltas depend on the history: the search leaves imscloud'"'"'s malloc arenas with free space (its transactions'"'"' buffers, at most at the highest rate it tried), which the fill reuses before the RSS grows, so its RSS delta can be well below its allocator delta; Kamailio counts its shared memory in the RSS of every process that touched it (PSS splits it).'
+    echo '- Calls: caller and callee registered from the UAC and UAS sockets; the same search, from 250 calls/s. Everything shares the 2 cores (server, sipp UACs, sipp UAS) with whatever else ran on the machine: compare the ratios of one run.'
+    echo '<!-- ims-bench:end -->'
+}
+
+if [ -n "$RESULTS" ]; then
+    tmp=$RESULTS.ims.$$
+    if [ -f "$RESULTS" ] && grep -q '^<!-- ims-bench:begin -->$' "$RESULTS"; then
+        # replace our section, keep the rest
+        {
+            sed -n '1,/^<!-- ims-bench:begin -->$/p' "$RESULTS" | sed '$d'
+            section
+            sed -n '/^<!-- ims-bench:end -->$/,$p' "$RESULTS" | sed '1d'
+        } >"$tmp"
+    else
+        {
+            [ ! -f "$RESULTS" ] || { cat "$RESULTS"; echo; }
+            section
+        } >"$tmp"
+    fi
+    mv "$tmp" "$RESULTS"
+    say "bench-ims: wrote ${RESULTS#"$ROOT"/}"
+fi
