@@ -274,6 +274,11 @@ static const struct key keys[] = {
     { "scscf", "bearer_scope", K_STR, "ims", 0, 0, OFF(scscf_bearer_scope), false,
       "scope of the RFC 8898 Bearer challenge the S-CSCF adds to its 401 when [keystone] "
       "url is set." },
+    { "scscf", "persist", K_BOOL, "yes", 0, 0, OFF(scscf_persist), false,
+      "Keep the registrations in <state_dir>/scscf-reg.db (SQLite, written behind by a thread "
+      "of their own) and load them at start, so a restart loses none: after a crash only "
+      "the last milliseconds of changes, after a power cut the last seconds "
+      "(src/cscf/reg_persist.h). One S-CSCF per state_dir." },
 
     /* [keystone]: the Keystone v3 client (src/keystone, docs/internals/keystone.md) */
     { "keystone", "url", K_STR, NULL, 0, 0, OFF(ks_url), false,
@@ -475,14 +480,16 @@ static const struct key keys[] = {
       "beyond it 503 with Retry-After. 0: off." },
     { "limits", "impi_burst", K_UINT, "0", 0, 100000, OFF(lim_impi_burst), false,
       "Bucket size of the per-IMPI limit. 0: twice impi_rate (at least 5)." },
-    { "limits", "overload_target_ms", K_UINT, "500", 0, 60000, OFF(lim_overload_target_ms),
-      false, "Overload control: the request latency (arrival to final response) each worker "
-      "aims at. Above it the worker's accepted rate of new out-of-dialog requests shrinks, "
-      "below it (while requests are refused) it grows back; requests beyond the rate get 503 "
-      "with Retry-After. In-dialog requests, ACK, CANCEL and BYE are never refused. 0: off." },
+    { "limits", "overload_target_ms", K_UINT, "100", 0, 60000, OFF(lim_overload_target_ms),
+      false, "Overload control: the queueing delay each worker aims at (how long a UDP "
+      "datagram waited in the worker's receive queue, from the kernel's receive timestamp; "
+      "slow peers such as the HSS or Keystone do not count). Above it the worker's accepted "
+      "rate of new out-of-dialog requests shrinks, below it (while requests are refused) it "
+      "grows back; requests beyond the rate get 503 with Retry-After. In-dialog requests, "
+      "ACK, CANCEL and BYE are never refused. 0: off." },
     { "limits", "overload_min_rate", K_UINT, "200", 1, 10000000, OFF(lim_overload_min_rate),
       false, "Lowest accepted rate of the overload control, requests per second per worker." },
-    { "limits", "overload_max_rate", K_UINT, "20000", 1, 10000000,
+    { "limits", "overload_max_rate", K_UINT, "1000000", 1, 10000000,
       OFF(lim_overload_max_rate), false,
       "Highest (and initial) accepted rate of the overload control, requests/s per worker." },
     { "limits", "retry_after", K_UINT, "5", 0, 3600, OFF(lim_retry_after), false,

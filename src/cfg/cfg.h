@@ -161,6 +161,7 @@ struct ims_cfg {
     char *scscf_policy_file;          /* oslo.policy file (src/policy); NULL: no policy */
     char *scscf_local_roles;          /* roles of Digest/AKA users for the policy */
     char *scscf_bearer_scope;         /* RFC 8898 scope in the Bearer challenge */
+    bool scscf_persist;               /* registrations in <state_dir>/scscf-reg.db */
 
     /* [keystone] (src/keystone; no url: not used) */
     char *ks_url;

@@ -8,6 +8,7 @@ list(APPEND IMS_SOURCES
   src/cscf/ifc.c
   src/cscf/thirdparty.c
   src/cscf/registrar.c
+  src/cscf/reg_persist.c
   src/cscf/auth.c
   src/cscf/lockout.c
   src/cscf/cx_client.c

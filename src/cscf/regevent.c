@@ -5,8 +5,10 @@
  * P-Asserted-Identity in the implicit set) or from a P-CSCF on the
  * registration's Path (its host and port): 200 with Expires (capped at
  * [scscf] reg_event_expires) and our Contact, then at once a NOTIFY with
- * the full state (RFC 3680 §5.3).  Anyone else: 403.  A refresh in the
- * dialog gets 200 and a NOTIFY; Expires: 0 a final NOTIFY (terminated).
+ * the full state (RFC 3680 §5.3).  Anyone else: 403.  With a policy the
+ * user's own SUBSCRIBE also needs ims:subscribe (policy_ok, docs/keystone.md).
+ * A refresh in the dialog gets 200 and a NOTIFY; Expires: 0 a final NOTIFY
+ * (terminated).
  *
  * Every change of the registration (new contact, refresh, de-registration,
  * expiry, RTR, PPR) sends each subscriber a full-state NOTIFY, its version

@@ -7,6 +7,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cscf/reg_persist.h"
 #include "cscf/table.h"
 #include "sip/msg.h"
 
@@ -20,7 +21,10 @@
  *   nimpu x { barred ('0' or '1'), impu },
  *   ncontacts x { struct rec_fixed (unaligned: memcpy), uri, path, call_id,
  *                 instance }
- * Only pack() writes it, so the readers trust its shape. */
+ * Only pack() makes one (and restore_one(), from a record read back from
+ * disk that packed_ok() checked first), so the readers trust its shape.
+ * Every change of a registration is also queued for the disk when a
+ * writer is attached (ims_loc_persist, reg_persist.h). */
 struct loc_rec {
     struct ims_profile *profile; /* a reference, or NULL */
     int64_t registered_at;
@@ -38,6 +42,7 @@ struct rec_fixed {
 
 struct ims_loc {
     struct cscf_table *t;
+    struct reg_persist *persist; /* write-behind to disk (reg_persist.h), or NULL */
 };
 
 static void rec_free(void *v)
@@ -330,6 +335,42 @@ static struct loc_rec *pack_alias(const char *key)
     return rec;
 }
 
+/* ---- write-behind (reg_persist.h): called with the key's shard locked,
+ * so the queue holds the changes of one key in the order they happened */
+
+static int64_t rec_latest_expiry(const struct loc_rec *rec)
+{
+    int64_t latest = 0;
+    const char *p = rec_contacts(rec);
+    for (size_t i = 0; i < rec->ncontacts; i++, p += contact_packed_len(p))
+        if (contact_packed_expires(p) > latest)
+            latest = contact_packed_expires(p);
+    return latest;
+}
+
+static void rec_view(const char *key, const struct loc_rec *rec, struct reg_packed *out)
+{
+    *out = (struct reg_packed){ .key = key, .data = rec->data, .len = rec->len,
+                                .nimpu = rec->nimpu, .ncontacts = rec->ncontacts,
+                                .registered_at = rec->registered_at,
+                                .expires = rec_latest_expiry(rec), .profile = rec->profile };
+}
+
+static void persist_put(struct ims_loc *l, const char *key, const struct loc_rec *rec)
+{
+    if (!l->persist)
+        return;
+    struct reg_packed v;
+    rec_view(key, rec, &v);
+    reg_persist_put(l->persist, &v);
+}
+
+static void persist_del(struct ims_loc *l, const char *key)
+{
+    if (l->persist)
+        reg_persist_del(l->persist, key);
+}
+
 /* rec without its contacts that expired by now: a new, smaller record (the
  * profile reference moves to it), rec itself when none expired, or NULL
  * when none is left or the allocation failed (*none_left tells which). */
@@ -393,6 +434,7 @@ void ims_loc_free(struct ims_loc *l)
 {
     if (!l)
         return;
+    reg_persist_close(l->persist); /* drains the queue before the table goes */
     cscf_table_free(l->t);
     ims_free(l);
 }
@@ -462,6 +504,7 @@ int ims_loc_get(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg *ou
 /* ---- update ---- */
 
 struct upd_ctx {
+    struct ims_loc *l;
     struct ims_reg *r;
     int64_t now;
     ims_loc_update_fn fn;
@@ -472,6 +515,7 @@ struct upd_ctx {
     bool is_alias;        /* the key turned out to be an alias: retry with alias_of */
     char alias_of[IMS_REG_ID_MAX];
     bool removed;
+    bool queued_new;      /* a new key's record was queued for the disk */
 };
 
 static int upd_fn(void **val, bool room, void *ctx)
@@ -500,6 +544,8 @@ static int upd_fn(void **val, bool room, void *ctx)
         return rc;
     if (u->r->ncontacts == 0) {
         *val = NULL;
+        if (rec)
+            persist_del(u->l, key);
         rec_free(rec);
         u->removed = true;
         return 0;
@@ -509,6 +555,8 @@ static int upd_fn(void **val, bool room, void *ctx)
     struct loc_rec *n = pack(u->r);
     if (!n)
         return IMS_ENOMEM;
+    persist_put(u->l, key, n);
+    u->queued_new = !rec;
     rec_free(rec);
     *val = n;
     return 0;
@@ -552,7 +600,7 @@ int ims_loc_update(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg 
     char(*old)[IMS_REG_ID_MAX] = ims_calloc(IMS_REG_MAX_IMPUS, IMS_REG_ID_MAX);
     if (!old)
         return IMS_ENOMEM;
-    struct upd_ctx u = { .r = scratch, .now = now, .fn = fn, .fn_ctx = ctx, .old = old };
+    struct upd_ctx u = { .l = l, .r = scratch, .now = now, .fn = fn, .fn_ctx = ctx, .old = old };
     scratch->profile = NULL;
     ims_reg_clear(scratch);
     ims_str_copy(impu, scratch->impu, sizeof(scratch->impu));
@@ -565,6 +613,8 @@ int ims_loc_update(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg 
         if (rc == 0 && u.is_alias)
             rc = IMS_EPROTO; /* an alias of an alias: never made */
     }
+    if (rc == IMS_ENOMEM && u.queued_new && l->persist)
+        reg_persist_resync(l->persist); /* queued, but the table had no memory for the entry */
     if (rc == 0) {
         /* the aliases: new members of the set point at the key, members
          * that left (or all, when the registration went) are removed */
@@ -631,6 +681,7 @@ struct gone_item {
 };
 
 struct exp_ctx {
+    struct ims_loc *l;
     int64_t now;
     struct gone_item *items;
     size_t n;
@@ -659,6 +710,7 @@ static void exp_visit(ims_str key, void **val, void *ctx)
     ims_str_copy(key, g->impu, sizeof(g->impu));
     g->rec = rec;
     *val = NULL;
+    persist_del(x->l, g->impu);
 }
 
 size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t now,
@@ -667,7 +719,7 @@ size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t 
     struct gone_item *items = ims_calloc(EXPIRE_BATCH, sizeof(*items));
     if (!items)
         return 0; /* the next sweep tries again */
-    struct exp_ctx x = { .now = now, .items = items };
+    struct exp_ctx x = { .l = l, .now = now, .items = items };
     cscf_table_sweep(l->t, first, step, exp_visit, &x);
     for (size_t i = 0; i < x.n; i++) {
         struct gone_item *g = &items[i];
@@ -682,4 +734,184 @@ size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t 
     }
     ims_free(items);
     return x.n;
+}
+
+/* ------------------------------------------------------------ persistence */
+
+/* The packed data of a record read back from disk has the shape pack()
+ * gives it: nimpu x (flag, string) and ncontacts x (fixed part, 4 strings)
+ * after two strings, exactly len bytes.  The readers above trust that
+ * shape, so a record from outside the process is checked first. */
+static bool str_in(const char **p, const char *end)
+{
+    const char *z = memchr(*p, '\0', (size_t)(end - *p));
+    if (!z || z - *p >= IMS_REG_PATH_MAX)
+        return false;
+    *p = z + 1;
+    return true;
+}
+
+static bool packed_ok(const struct reg_packed *v)
+{
+    const char *p = v->data, *end = v->data + v->len;
+    if (v->ncontacts == 0 || v->nimpu > IMS_REG_MAX_IMPUS ||
+        v->ncontacts > IMS_REG_MAX_CONTACTS || !str_in(&p, end) || !str_in(&p, end))
+        return false;
+    for (size_t i = 0; i < v->nimpu; i++) {
+        if (p == end || (p[0] != '0' && p[0] != '1'))
+            return false;
+        p++;
+        if (!str_in(&p, end))
+            return false;
+    }
+    for (size_t i = 0; i < v->ncontacts; i++) {
+        if ((size_t)(end - p) < sizeof(struct rec_fixed))
+            return false;
+        p += sizeof(struct rec_fixed);
+        for (int k = 0; k < 4; k++)
+            if (!str_in(&p, end))
+                return false;
+    }
+    return p == end;
+}
+
+static int put_fn(void **val, bool room, void *ctx)
+{
+    if (!*val && !room)
+        return IMS_ELIMIT;
+    rec_free(*val);
+    *val = ctx;
+    return 0;
+}
+
+struct restore_ctx {
+    struct ims_loc *l;
+    int64_t now;
+};
+
+/* One registration from disk into the table, with its aliases.  0,
+ * IMS_EPROTO (a bad record), IMS_ENOENT (every contact expired),
+ * IMS_ELIMIT, IMS_ENOMEM. */
+static int restore_one(const struct reg_packed *v, void *ctx)
+{
+    struct restore_ctx *x = ctx;
+    if (!v->key[0] || strlen(v->key) >= IMS_REG_ID_MAX || !packed_ok(v))
+        return IMS_EPROTO;
+    struct loc_rec *rec = rec_alloc(v->len);
+    if (!rec)
+        return IMS_ENOMEM;
+    memcpy(rec->data, v->data, v->len);
+    rec->nimpu = v->nimpu;
+    rec->ncontacts = v->ncontacts;
+    rec->registered_at = v->registered_at;
+    rec->profile = ims_profile_ref(v->profile);
+    bool none_left = false;
+    struct loc_rec *n = drop_expired(rec, x->now, &none_left);
+    if (n != rec)
+        rec_free(rec);
+    if (!n)
+        return none_left ? IMS_ENOENT : IMS_ENOMEM;
+    int rc = cscf_table_with(x->l->t, ims_str_cstr(v->key), put_fn, n);
+    if (rc == IMS_ELIMIT)
+        rec_free(n); /* put_fn refused it: still ours */
+    if (rc)
+        return rc;
+    /* its aliases (the set's other identities), as ims_loc_update makes them */
+    struct alias_ctx a = { .key = v->key, .set = true };
+    const char *p = rec_impus(n), *stop = v->key;
+    for (size_t k = 0; k < v->nimpu; k++, p = skip_str(p + 1)) {
+        if (strcmp(p + 1, stop) == 0)
+            continue;
+        int arc = cscf_table_with(x->l->t, ims_str_cstr(p + 1), alias_fn, &a);
+        if (arc)
+            LOG_W("scscf", "event=alias_failed impu=%s alias=%s err=%s", v->key, p + 1,
+                  ims_strerror(arc));
+    }
+    return 0;
+}
+
+/* ---- resync: the writer rewrites the file from the table, one shard at
+ * a time (copied under the shard's lock, written after it is released) */
+
+struct snap_item {
+    struct snap_item *next;
+    char key[IMS_REG_ID_MAX];
+    struct loc_rec *rec;   /* a copy, with its own profile reference */
+};
+
+struct snap_ctx {
+    struct snap_item *head;
+    bool failed;           /* a copy failed: the writer must try again */
+};
+
+static void snap_visit(ims_str key, void **val, void *ctx)
+{
+    struct snap_ctx *s = ctx;
+    const struct loc_rec *rec = *val;
+    if (!rec || rec->alias || s->failed)
+        return;
+    struct snap_item *it = ims_calloc(1, sizeof(*it));
+    struct loc_rec *c = it ? rec_alloc(rec->len) : NULL;
+    if (!c) {
+        ims_free(it);
+        s->failed = true;
+        return;
+    }
+    memcpy(c, rec, sizeof(*c) + rec->len);
+    c->profile = ims_profile_ref(rec->profile);
+    ims_str_copy(key, it->key, sizeof(it->key));
+    it->rec = c;
+    it->next = s->head;
+    s->head = it;
+}
+
+static void snapshot(reg_persist_emit_fn emit, struct reg_persist *p, void *ctx)
+{
+    struct ims_loc *l = ctx;
+    unsigned n = cscf_table_shards(l->t);
+    bool failed = false;
+    for (unsigned i = 0; i < n; i++) {
+        struct snap_ctx s = { 0 };
+        cscf_table_sweep(l->t, i, n, snap_visit, &s);
+        failed |= s.failed;
+        while (s.head) {
+            struct snap_item *it = s.head;
+            s.head = it->next;
+            struct reg_packed v;
+            rec_view(it->key, it->rec, &v);
+            emit(p, &v);
+            rec_free(it->rec);
+            ims_free(it);
+        }
+    }
+    if (failed)
+        reg_persist_resync(p); /* out of memory: the next batch tries again */
+}
+
+int ims_loc_persist(struct ims_loc *l, const char *path, int64_t now, char *err, size_t errsz)
+{
+    struct reg_persist *p = NULL;
+    int rc = reg_persist_open(path, &p, err, errsz);
+    if (rc)
+        return rc;
+    struct restore_ctx x = { .l = l, .now = now };
+    size_t loaded = 0, dropped = 0;
+    rc = reg_persist_load(p, now, restore_one, &x, &loaded, &dropped);
+    if (rc == 0)
+        rc = reg_persist_start(p, snapshot, l);
+    if (rc) {
+        snprintf(err, errsz, "scscf: cannot load the registrations from %s: %s", path,
+                 ims_strerror(rc));
+        reg_persist_close(p);
+        return rc;
+    }
+    l->persist = p;
+    LOG_N("scscf", "event=registrations_restored path=%s n=%zu dropped=%zu entries=%zu", path,
+          loaded, dropped, ims_loc_count(l));
+    return 0;
+}
+
+struct reg_persist *ims_loc_persister(struct ims_loc *l)
+{
+    return l->persist;
 }

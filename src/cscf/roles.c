@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
+#include "cscf/reg_persist.h" /* durable registrations */
 
 static bool role_on(const struct ims_cfg *cfg, unsigned bit, const struct ims_cfg_ports *ports)
 {
@@ -292,6 +293,8 @@ static int cscf_new(const struct ims_cfg *cfg, struct ims_hss *hss, ims_cx_fake_
          * "orig" mark that tells us a request is originating */
         snprintf(g->s_service_route, sizeof(g->s_service_route), "<sip:%s;lr;orig>", hp);
         rc = cscf_scscf_init(g, err, errsz);
+        if (rc == 0 && !fake) /* durable registrations (reg_persist.c); not with the test seam */
+            rc = cscf_scscf_persist(g, err, errsz);
         if (rc == 0)
             rc = cscf_bearer_init(g, err, errsz); /* Keystone and the policy (bearer.c) */
         if (rc)

@@ -128,6 +128,7 @@ struct sip_tp {
     size_t nls;
 
     char *udp_bufs; /* TP_UDP_BATCH buffers of max_msg + 1 bytes */
+    int32_t udp_queue_ms; /* the datagram being delivered: sip_tp_rx.queue_ms */
 
     struct sip_conn **slots; /* max_conns entries */
     uint32_t *gens;

@@ -89,6 +89,7 @@ void ims_tp_deliver(struct sip_tp *tp, const char *buf, size_t len, enum sip_pro
         .local = *local,
         .conn_id = conn_id,
         .tls_peer_cn = cn,
+        .queue_ms = proto == SIP_PROTO_UDP ? tp->udp_queue_ms : -1,
     };
     tp->stats.rx_msgs++;
     tp->cb(tp->ctx, &rx);
@@ -334,6 +335,8 @@ static int open_listener(struct sip_tp *tp, size_t i, struct sip_listener *l, ch
     if (fam == AF_INET6 && setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
         goto fail;
     if (!stream) {
+        /* kernel receive timestamps: how long a datagram queued (udp.c) */
+        (void)setsockopt(l->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
         /* Bursts of datagrams must not overflow the default receive buffer
          * (about 200 KiB) between two loop turns; the kernel caps the value
          * at net.core.rmem_max, so this is a request, not a failure. */

@@ -90,6 +90,11 @@ struct sip_tp_rx {
     uint64_t conn_id;        /* 0 for UDP */
     const char *tls_peer_cn; /* the verified peer certificate's subject CN, or
                               * NULL (not TLS, or verification not enabled) */
+    /* How long the datagram waited in our socket's receive queue (kernel
+     * receive timestamp to our read), ms; -1 when unknown (TCP/TLS).  The
+     * overload control's signal: it grows only when we cannot keep up, not
+     * when a peer (HSS, Keystone, a UAS) is slow. */
+    int32_t queue_ms;
 };
 
 typedef void (*sip_tp_rx_cb)(void *ctx, const struct sip_tp_rx *rx);

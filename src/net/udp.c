@@ -3,8 +3,10 @@
  * address requests arrive at (RFC 3261 §18.2.2, RFC 3581). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "acl/acl.h"
 #include "base/err.h"
@@ -20,6 +22,22 @@ static bool only_crlf(const char *p, size_t n)
     return true;
 }
 
+/* Milliseconds between the kernel's receive timestamp (SO_TIMESTAMPNS,
+ * CLOCK_REALTIME) and now; -1 without one. */
+static int32_t queue_ms(const struct msghdr *h, const struct timespec *now)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+        int64_t ms = (int64_t)(now->tv_sec - ts.tv_sec) * 1000 +
+                     (now->tv_nsec - ts.tv_nsec) / 1000000;
+        return ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
+    }
+    return -1;
+}
+
 void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
 {
     struct sip_listener *l = io->data;
@@ -28,6 +46,10 @@ void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
     struct mmsghdr msgs[TP_UDP_BATCH];
     struct iovec iov[TP_UDP_BATCH];
     struct sockaddr_storage from[TP_UDP_BATCH];
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl[TP_UDP_BATCH];
 
     /* Bounded per turn so one busy socket cannot starve the others; epoll is
      * level-triggered, so what is left wakes us again. */
@@ -41,6 +63,8 @@ void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = &from[i];
             msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            msgs[i].msg_hdr.msg_control = ctl[i].buf;
+            msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
         }
         int n = recvmmsg(l->fd, msgs, TP_UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -48,7 +72,10 @@ void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
                 LOG_D("net", "event=udp_recv_error worker=%u errno=%d", tp->idx, errno);
             return;
         }
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
         for (int i = 0; i < n; i++) {
+            tp->udp_queue_ms = queue_ms(&msgs[i].msg_hdr, &now);
             struct ims_addr src;
             size_t len = msgs[i].msg_len;
             const char *p = iov[i].iov_base;

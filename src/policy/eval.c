@@ -59,7 +59,8 @@ static const char *target_get(const struct ims_policy_target *t, const char *key
  * whole target means nothing will compare equal (*nomatch). */
 static int tmpl_check(const struct ectx *x, const struct pol_node *n, bool *nomatch)
 {
-    const struct pol_item *it = &x->p->items[n->a];
+    /* no items: a template without substitutions, and items may be NULL */
+    const struct pol_item *it = n->b ? &x->p->items[n->a] : NULL;
     *nomatch = false;
     for (uint32_t i = 0; i < n->b; i++) {
         switch (it[i].type) {
@@ -99,7 +100,8 @@ static bool piece_eq(const char *a, const char *b, size_t len, bool icase)
 static bool tmpl_eq(const struct ectx *x, const struct pol_node *n, const char *val, size_t vlen,
                     bool icase)
 {
-    const struct pol_item *it = &x->p->items[n->a];
+    /* no items: a template without substitutions, and items may be NULL */
+    const struct pol_item *it = n->b ? &x->p->items[n->a] : NULL;
     size_t pos = 0;
     for (uint32_t i = 0; i < n->b; i++) {
         const char *piece = x->p->strtab + it[i].off;

@@ -536,8 +536,6 @@ static void st_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
 /* Called whenever a final response went upstream. */
 static void final_reached(struct proxy_req *r)
 {
-    if (!r->final_sent && !r->uac && r->method != SIP_M_INVITE) /* overload: not ringing time */
-        px_overload_sample(r->p, ims_loop_now(r->p->loop) - r->t0_ms);
     r->final_sent = true;
     ims_timer_stop(r->p->loop, &r->tm_trying);
     px_req_drop_st(r);
@@ -748,7 +746,6 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->rx.buf = ims_sip_txn_request(st).p; /* the transaction's copy */
     r->updest = *ims_sip_txn_dest(st);
     r->method = m->method;
-    r->t0_ms = ims_loop_now(p->loop);
     r->local_port = lport;
     r->loop_hash = lh;
     r->npop = npop;

@@ -75,7 +75,6 @@ struct proxy_req {
     unsigned noanswer_ms;  /* proxy_fwd.noanswer_ms; tm_c runs it first */
     bool no_rr;            /* proxy_fwd.no_rr */
     const struct sip_msg *cur_msg; /* the request while the handler runs */
-    uint64_t t0_ms;        /* arrival (loop clock), for the overload control */
 
     /* forwarding spec, copied (offsets into spec.p, valid after building) */
     struct ims_buf spec;
@@ -247,9 +246,7 @@ int px_limit_rx(struct ims_proxy *p, const struct sip_tp_rx *rx);
 /* Answers a request over its source's rate (ACK: dropped); true. */
 bool px_limit_reject(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx);
 /* A new out-of-dialog request beyond the worker's accepted rate: answered
- * 503 with Retry-After here, true. */
+ * 503 with Retry-After here, true.  Feeds rx->queue_ms to the control. */
 bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx);
-/* The latency of a request that got its final response. */
-void px_overload_sample(struct ims_proxy *p, uint64_t latency_ms);
 
 #endif

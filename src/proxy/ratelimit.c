@@ -338,6 +338,14 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
         return false;
     struct ol_state *o = &l->w[idx].ol;
     uint64_t now = ims_loop_now(ims_proxy_loop(p));
+    /* The signal is how long requests wait in our own receive queue: it
+     * rises when this worker cannot keep up, and not when a peer (the HSS,
+     * Keystone, a UAS) is slow, which must not shed the requests that do
+     * not need that peer. */
+    if (rx->queue_ms >= 0) {
+        o->lat_sum += (double)rx->queue_ms;
+        o->lat_n++;
+    }
     ol_adjust(l, o, now);
     o->tokens = dmin(o->rate / 5.0 + 1.0, /* a burst of 200 ms */
                      o->tokens + (double)(now - o->last_ms) * o->rate / 1000.0);
@@ -356,12 +364,3 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
     return true;
 }
 
-void px_overload_sample(struct ims_proxy *p, uint64_t latency_ms)
-{
-    struct px_limits *l = g_lim;
-    unsigned idx = ims_proxy_worker(p);
-    if (!l || !l->target_ms || idx >= l->nworkers)
-        return;
-    l->w[idx].ol.lat_sum += (double)latency_ms;
-    l->w[idx].ol.lat_n++;
-}

@@ -18,6 +18,7 @@ struct rx_rec {
     uint64_t conn_id;
     bool has_cn;
     char cn[65];
+    int32_t queue_ms; /* sip_tp_rx.queue_ms */
     size_t len;
     char *data; /* malloc'd copy */
 };

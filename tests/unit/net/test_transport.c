@@ -105,6 +105,8 @@ static void udp_echo(struct fixture *fx, int fam)
     assert_int_equal(r.proto, SIP_PROTO_UDP);
     assert_int_equal(r.conn_id, 0);
     assert_false(r.has_cn);
+    /* the kernel's receive timestamp gives the queueing delay (overload) */
+    assert_true(r.queue_ms >= 0 && r.queue_ms < 2000);
     assert_true(ims_addr_equal(&r.local, &srv));
     struct sockaddr_storage me;
     socklen_t ml = sizeof(me);
@@ -172,6 +174,7 @@ static void expect_msgs(struct fixture *fx, size_t from, const char *msg, size_t
     for (size_t i = 0; i < count; i++) {
         struct rx_rec r = rxlog_get(&fx->log, from + i);
         assert_int_equal(r.proto, SIP_PROTO_TCP);
+        assert_int_equal(r.queue_ms, -1); /* no receive timestamps on streams */
         assert_int_equal(r.len, len);
         assert_memory_equal(r.data, msg, len);
         assert_true(r.conn_id != 0);
