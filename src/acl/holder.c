@@ -258,11 +258,29 @@ bool ims_acl_admit(enum ims_acl_listener l, uint16_t port, const struct sockaddr
     return false;
 }
 
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
 bool ims_acl_admit_diameter(uint16_t port, const struct sockaddr *src, bool is_peer)
 {
     struct ims_acl_holder *h = atomic_load_explicit(&installed, memory_order_acquire);
-    if (!h || !ims_acl_holder_active(h))
-        return true; /* no rules file: open, as before */
+    if (!h || !ims_acl_holder_active(h)) {
+        /* No rules: Diameter is still default deny for non-peers (issue:
+         * the HSS hands out vectors), except from this host, so that the
+         * embedded default and a one-host split work without a rules file. */
+        if (!h || !atomic_load(&h->dia_default_deny) || is_peer || is_loopback(src))
+            return true;
+        note_deny(IMS_ACL_DIAMETER, port, src, "default");
+        return false;
+    }
     bool deny_default = atomic_load(&h->dia_default_deny);
     if (deny_default && is_peer)
         return true;

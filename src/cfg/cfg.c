@@ -358,9 +358,10 @@ static const struct key keys[] = {
       "default deny, a rule allows. Reloaded on SIGHUP (a bad file keeps the old rules). "
       "Unset: every listener is open (logged once as a warning)." },
     { "security", "diameter_default_deny", K_BOOL, "yes", 0, 0, OFF(sec_dia_default_deny), false,
-      "With rules_file: Diameter connections only from the addresses of [diameter] peer "
-      "lines, unless a rule allows the Diameter port explicitly (a port range that covers "
-      "it). no: Diameter is filtered by the rules like any listener." },
+      "Diameter connections only from the addresses of [diameter] peer lines, unless a rule "
+      "allows the Diameter port explicitly (a port range that covers it); without a "
+      "rules_file, connections from this host (loopback) are accepted too. no: Diameter is "
+      "filtered by the rules like any listener (and open without a rules_file)." },
     { "security", "neutron_group", K_STR, NULL, 0, 0, OFF(sec_neutron_group), false,
       "Name or id of an OpenStack Neutron security group whose ingress rules guard every "
       "listener (docs/security-groups.md \"Neutron as the source\"), read with the [keystone] "

@@ -283,6 +283,15 @@ static void test_holder_and_listeners(void **state)
     assert_false(ims_acl_holder_active(h));
     assert_true(ims_acl_admit(IMS_ACL_SIP_UDP, 5060, (struct sockaddr *)&two));
     assert_true(ims_acl_admit_diameter(3868, (struct sockaddr *)&two, false));
+    /* ... but Diameter stays default deny for non-peers from other hosts */
+    struct sockaddr_storage far = addr("192.0.2.7"), far6 = addr("2001:db8::7");
+    assert_false(ims_acl_admit_diameter(3868, (struct sockaddr *)&far, false));
+    assert_false(ims_acl_admit_diameter(3868, (struct sockaddr *)&far6, false));
+    assert_true(ims_acl_admit_diameter(3868, (struct sockaddr *)&far, true));
+    assert_true(ims_acl_admit(IMS_ACL_SIP_UDP, 5060, (struct sockaddr *)&far));
+    ims_acl_holder_set_dia_default_deny(h, false);
+    assert_true(ims_acl_admit_diameter(3868, (struct sockaddr *)&far, false));
+    ims_acl_holder_set_dia_default_deny(h, true);
 
     ims_acl_holder_swap(h, parse_ok(SET(R("\"protocol\": \"udp\", \"port_range_min\": 5060, "
                                           "\"remote_ip_prefix\": \"127.0.0.1/32\"") ","
