@@ -556,8 +556,10 @@ t_call() {
         # 5% on every sipp send and receive, on both sides: enough that every run
         # retransmits (asserted below), rare enough that a transaction losing all of
         # its ~7 tries (sipp then fails the call) stays out of the suite's noise; at
-        # 10% a BYE (4 loss points a try) failed a run now and then.
-        lossargs=(-lost 5)
+        # 10% a BYE (4 loss points a try) failed a run now and then. -trace_msg keeps
+        # both sides' messages (call_ua[cs]_<pid>_messages.log, with sipp's "lost"
+        # marks) in the artifacts: a rare failure is only explained by them.
+        lossargs=(-lost 5 -trace_msg)
     else
         secs=$(scaled 60)
     fi
