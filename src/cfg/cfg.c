@@ -269,8 +269,9 @@ static const struct key keys[] = {
       "ims:call / ims:call:external for INVITE (docs/keystone.md). Reloaded on SIGHUP (a bad "
       "file keeps the old policy). Unset: no policy is enforced." },
     { "scscf", "local_roles", K_STR, "member", 0, 0, OFF(scscf_local_roles), false,
-      "Comma list of the roles a Digest or AKA authenticated user has for the policy (the "
-      "HSS keeps no roles); Bearer users have their Keystone token's roles." },
+      "Comma list of the roles a Digest or AKA authenticated user has for the policy when "
+      "its subscription has no roles in the HSS (imscloudctl sub modify --roles); Bearer "
+      "users have their Keystone token's roles." },
     { "scscf", "bearer_scope", K_STR, "ims", 0, 0, OFF(scscf_bearer_scope), false,
       "scope of the RFC 8898 Bearer challenge the S-CSCF adds to its 401 when [keystone] "
       "url is set." },

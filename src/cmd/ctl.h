@@ -138,6 +138,7 @@ void ctl_close(struct ctl *c);
 bool ctl_valid_id(const char *s, char *why, size_t whysz);   /* identities */
 bool ctl_valid_name(const char *s, char *why, size_t whysz); /* sub/profile names */
 bool ctl_valid_impu(const char *s, char *why, size_t whysz); /* sip:, sips:, tel: */
+bool ctl_valid_roles(const char *s, char *why, size_t whysz); /* role,role ('' ok) */
 bool ctl_hex(const char *s, uint8_t *out, size_t n, char *why, size_t whysz);
 /* "md5,sha256,sha512-256,akav1,akav2", "digest" (the three), "aka" (both
  * AKA versions), "all"; several lists are ORed. */

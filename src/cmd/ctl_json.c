@@ -430,8 +430,9 @@ static void parse_impu(json_t *o, const char *path, struct ctl_doc_impu *u, stru
 
 static void parse_sub(json_t *o, const char *path, struct ctl_doc_sub *s, struct ctl_errs *e)
 {
-    static const char *const keys[] = { "name",   "charging", "keystone", "capabilities",
-                                        "impis",  "impus",    "assigned_scscf", NULL };
+    static const char *const keys[] = { "name",  "charging", "keystone",       "capabilities",
+                                        "impis", "impus",    "assigned_scscf", "roles",
+                                        NULL };
     static const char *const ckeys[] = { "ccf", "ecf", NULL };
     static const char *const kkeys[] = { "user_id", "project_id", NULL };
     static const char *const capkeys[] = { "mandatory", "optional", NULL };
@@ -458,6 +459,7 @@ static void parse_sub(json_t *o, const char *path, struct ctl_doc_sub *s, struct
         get_str(ks, "project_id", p, false, s->rec.keystone_project_id,
                 sizeof(s->rec.keystone_project_id), opt_name, e);
     }
+    get_str(o, "roles", path, false, s->rec.roles, sizeof(s->rec.roles), ctl_valid_roles, e);
     json_t *caps = get_object(o, "capabilities", path, e);
     if (caps) {
         jpath(p, sizeof(p), "%s.capabilities", path);
@@ -890,9 +892,9 @@ static int doc_text(struct ims_store *st, const struct ctl_doc *d, struct ims_bu
         if (d->subs[i].existing)
             continue;
         rc = ims_buf_printf(b, "sub %s scscf= ccf1=%s ccf2=%s ecf1=%s ecf2=%s keystone_user=%s "
-                               "keystone_project=%s",
+                               "keystone_project=%s roles=%s",
                             r->name, r->ccf[0], r->ccf[1], r->ecf[0], r->ecf[1],
-                            r->keystone_user_id, r->keystone_project_id);
+                            r->keystone_user_id, r->keystone_project_id, r->roles);
         if (rc == 0)
             rc = add_caps(b, "caps_mandatory", r->caps_mandatory, r->n_mandatory);
         if (rc == 0)
@@ -972,6 +974,7 @@ json_t *ctl_json_sub(const struct ims_sub_rec *r)
                                                  "project_id", r->keystone_project_id));
     json_object_set_new(o, "capabilities",
                         json_pack("{s:o, s:o}", "mandatory", man, "optional", opt));
+    json_object_set_new(o, "roles", json_string(r->roles));
     json_object_set_new(o, "assigned_scscf", json_string(r->scscf_name));
     return o;
 }

@@ -30,6 +30,7 @@ void ctl_usage(FILE *f)
             "           [--profile NAME | --no-profile] [--keep-password]\n"
             "  sub add|modify NAME [--ccf URI]... [--ecf URI]... [--keystone-user ID]\n"
             "           [--keystone-project ID] [--cap-mandatory N,..] [--cap-optional N,..]\n"
+            "           [--roles ROLE,..]   (policy roles of its Digest/AKA users; '' clears)\n"
             "  sub show|delete NAME | sub list\n"
             "  impi add IMPI --sub NAME [--realm R] [--scheme LIST]... [--impu URI]...\n"
             "           [--password P | --k HEX (--op|--opc) HEX [--amf HEX]]\n"

@@ -5,6 +5,7 @@
  * changes are one store call each (each its own transaction).  Barring and
  * deleting tell the serving S-CSCF with an RTR, other changes of what it
  * holds with a PPR (ctl_notify.c). */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -327,10 +328,37 @@ int ctl_cmd_user(struct ctl *c, int argc, char **argv)
 
 static const char *const sub_spec[] = { "ccf=*",          "ecf=*",         "keystone-user=",
                                         "keystone-project=", "cap-mandatory=", "cap-optional=",
-                                        NULL };
+                                        "roles=", NULL };
 #define SUB_OPTS                                                                                   \
     "[--ccf URI]... [--ecf URI]... [--keystone-user ID] [--keystone-project ID] "                 \
-    "[--cap-mandatory N,..] [--cap-optional N,..]"
+    "[--cap-mandatory N,..] [--cap-optional N,..] [--roles ROLE,..]"
+
+/* --roles: a comma list of policy role names ([A-Za-z0-9_.:-], no empty
+ * item), or "" to clear (the S-CSCF then uses [scscf] local_roles). */
+bool ctl_valid_roles(const char *s, char *why, size_t whysz)
+{
+    size_t len = strlen(s), item = 0;
+    if (len >= IMS_STORE_NAME_MAX) {
+        snprintf(why, whysz, "longer than %d bytes", IMS_STORE_NAME_MAX - 1);
+        return false;
+    }
+    for (size_t i = 0; i <= len; i++) {
+        char ch = s[i];
+        if (ch == ',' || ch == '\0') {
+            if (len && item == 0) {
+                snprintf(why, whysz, "an empty role");
+                return false;
+            }
+            item = 0;
+        } else if (isalnum((unsigned char)ch) || strchr("_.:-", ch)) {
+            item++;
+        } else {
+            snprintf(why, whysz, "'%c' in a role name (letters, digits, _ . : -)", ch);
+            return false;
+        }
+    }
+    return true;
+}
 
 /* Applies the given options to r (add: onto an empty record). */
 static int sub_opts(struct ctl *c, const struct ctl_args *a, struct ims_sub_rec *r)
@@ -366,6 +394,11 @@ static int sub_opts(struct ctl *c, const struct ctl_args *a, struct ims_sub_rec 
         return ctl_fail(c, CTL_USAGE, "--cap-mandatory: %s", why);
     if (co && !ctl_caps(co, r->caps_optional, &r->n_optional, why, sizeof(why)))
         return ctl_fail(c, CTL_USAGE, "--cap-optional: %s", why);
+    const char *ro = ctl_opt(a, "roles");
+    if (ro && !ctl_valid_roles(ro, why, sizeof(why)))
+        return ctl_fail(c, CTL_USAGE, "--roles '%s': %s", ro, why);
+    if (ro)
+        snprintf(r->roles, sizeof(r->roles), "%s", ro);
     return 0;
 }
 

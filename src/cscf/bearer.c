@@ -9,7 +9,8 @@
  *   - the policy ([scscf] policy_file; NULL: nothing enforced), behind a
  *     reference count so that SIGHUP can swap in a new one while requests
  *     still judge with the old (cscf_bearer_reload_policy);
- *   - the local roles of Digest/AKA users ([scscf] local_roles);
+ *   - the default roles of Digest/AKA users ([scscf] local_roles), for
+ *     subscriptions without roles in the HSS;
  *   - the tokens of Bearer registrations, by IMPI (a table.h table holding
  *     one token reference each), so that later requests of the user are
  *     judged with the token's credentials.
@@ -262,13 +263,38 @@ void cscf_creds_token(const struct ims_ks_token *t, struct cscf_creds *c)
     c->c.methods = c->methods;
 }
 
+/* Splits the comma list roles into c (copied to c->role_buf, blanks
+ * trimmed, empty items skipped; past CSCF_CREDS_MAX roles are dropped). */
+static void creds_split(struct cscf_creds *c, const char *roles)
+{
+    snprintf(c->role_buf, sizeof(c->role_buf), "%s", roles);
+    for (char *s = c->role_buf; c->c.n_roles < CSCF_CREDS_MAX;) {
+        char *e = strchr(s, ',');
+        if (e)
+            *e = '\0';
+        while (*s == ' ')
+            s++;
+        size_t n = strlen(s);
+        while (n && s[n - 1] == ' ')
+            s[--n] = '\0';
+        if (n)
+            c->roles[c->c.n_roles++] = s;
+        if (!e)
+            break;
+        s = e + 1;
+    }
+}
+
 void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *method,
-                      struct cscf_creds *c)
+                      const char *roles, struct cscf_creds *c)
 {
     memset(c, 0, sizeof(*c));
     const struct cscf_bearer *b = g->bearer;
-    for (size_t i = 0; b && i < b->nlocal; i++)
-        c->roles[c->c.n_roles++] = b->local_roles[i];
+    if (roles && roles[0])
+        creds_split(c, roles); /* the subscription's, from the HSS */
+    else
+        for (size_t i = 0; b && i < b->nlocal; i++)
+            c->roles[c->c.n_roles++] = b->local_roles[i];
     c->methods[c->c.n_methods++] = method;
     c->c.user_id = impi; /* the HSS's name for the user */
     c->c.roles = c->roles;
@@ -328,7 +354,8 @@ void cscf_bearer_refused(struct ims_cscf *g, struct proxy_req *r, int rc)
 }
 
 bool cscf_policy_user_allows(struct cscf_worker *w, const struct sip_msg *m, const char *rule,
-                             const char *impi, const char *impu, const struct ims_ks_token *tok)
+                             const char *impi, const char *impu, const struct ims_ks_token *tok,
+                             const char *roles)
 {
     struct ims_cscf *g = w->g;
     if (!cscf_policy_on(g))
@@ -338,7 +365,7 @@ bool cscf_policy_user_allows(struct cscf_worker *w, const struct sip_msg *m, con
     if (tok || own)
         cscf_creds_token(tok ? tok : own, &c);
     else
-        cscf_creds_local(g, impi, "digest", &c);
+        cscf_creds_local(g, impi, "digest", roles, &c);
     bool ok = cscf_policy_allows(g, m, rule, &c.c, impu);
     ims_ks_token_unref(own);
     return ok;

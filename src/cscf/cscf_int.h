@@ -228,11 +228,14 @@ void cscf_tp_expired(struct cscf_worker *w, const char *impu, const char *impi);
 #include "policy/policy.h"
 struct ims_ks_token;
 #define CSCF_CREDS_MAX 32
-/* Policy credentials with their own arrays (borrowed strings). */
+#define CSCF_ROLES_MAX 256 /* a subscription's roles list, with the NUL */
+/* Policy credentials with their own arrays (borrowed strings, or split in
+ * role_buf: a subscription's roles from the HSS). */
 struct cscf_creds {
     struct ims_policy_creds c;
     const char *roles[CSCF_CREDS_MAX];
     const char *methods[CSCF_CREDS_MAX];
+    char role_buf[CSCF_ROLES_MAX];
 };
 /* The Keystone ctx ([keystone] url set), the policy ([scscf] policy_file),
  * the local roles.  0, or an error with err filled (a bad policy file). */
@@ -249,11 +252,12 @@ bool cscf_bearer_token(const struct sip_msg *m, ims_str *tok);
 /* "WWW-Authenticate: Bearer realm, scope, authz_server[, error]\r\n" in buf;
  * empty when Keystone is off. */
 ims_str cscf_bearer_challenge(const struct ims_cscf *g, const char *error, char *buf, size_t cap);
-/* Credentials: a token's (borrowed from t), or a Digest/AKA user's
- * ([scscf] local_roles, methods = {method}). */
+/* Credentials: a token's (borrowed from t), or a Digest/AKA user's:
+ * roles = the subscription's roles from the HSS (profile.h, copied), or
+ * [scscf] local_roles when NULL or ""; methods = {method}. */
 void cscf_creds_token(const struct ims_ks_token *t, struct cscf_creds *c);
 void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *method,
-                      struct cscf_creds *c);
+                      const char *roles, struct cscf_creds *c);
 bool cscf_policy_on(const struct ims_cscf *g);
 /* true: allowed, or no policy configured.  A denial is logged, counted
  * (IMS_M_POLICY_DENIALS) and audited (cscf_audit_policy: the user c->user_id
@@ -267,9 +271,11 @@ bool cscf_policy_allows(const struct ims_cscf *g, const struct sip_msg *m, const
 int cscf_bearer_reload_policy(struct ims_cscf *g, char *err, size_t errsz);
 /* rule for the user impi/impu with tok's credentials (the request's own
  * validated token, borrowed), else the token impi registered with, else
- * the local roles.  As cscf_policy_allows (logged, counted, audited). */
+ * roles (the subscription's from the HSS, borrowed; NULL or "": [scscf]
+ * local_roles).  As cscf_policy_allows (logged, counted, audited). */
 bool cscf_policy_user_allows(struct cscf_worker *w, const struct sip_msg *m, const char *rule,
-                             const char *impi, const char *impu, const struct ims_ks_token *tok);
+                             const char *impi, const char *impu, const struct ims_ks_token *tok,
+                             const char *roles);
 /* Is t a token of the user impi (IMPI = "<user name>@<realm>")? */
 bool cscf_bearer_token_of(const struct ims_cscf *g, const struct ims_ks_token *t,
                           const char *impi);

@@ -118,6 +118,7 @@ static void profile_free(struct ims_profile *p)
     }
     ims_free(p->sps);
     ims_free((void *)p->impi);
+    ims_free((void *)p->roles);
     ims_free(p);
 }
 
@@ -311,6 +312,22 @@ static int parse_sp(xmlNodePtr n, struct ims_service_profile *sp, size_t *total_
     return rc;
 }
 
+/* <Extension><imscloud:Roles xmlns:imscloud=IMS_PROFILE_ROLES_NS> of a
+ * ServiceProfile: matched by namespace, unlike the 3GPP elements, since the
+ * Extension is open to anyone's elements.  0 or text_dup's error. */
+static int parse_roles(xmlNodePtr sp, const char **out)
+{
+    for (xmlNodePtr e = sp->children; e; e = e->next) {
+        if (!named(e, "Extension"))
+            continue;
+        for (xmlNodePtr r = e->children; r; r = r->next)
+            if (named(r, "Roles") && r->ns && r->ns->href &&
+                xmlStrcmp(r->ns->href, (const xmlChar *)IMS_PROFILE_ROLES_NS) == 0)
+                return text_dup(r, out);
+    }
+    return 0;
+}
+
 int ims_profile_parse(ims_str xml, struct ims_profile **out)
 {
     *out = NULL;
@@ -349,6 +366,8 @@ int ims_profile_parse(ims_str xml, struct ims_profile **out)
             continue;
         rc = parse_sp(c, &p->sps[p->nsp], &p->nids);
         p->nsp++;
+        if (rc == 0 && !p->roles)
+            rc = parse_roles(c, &p->roles);
     }
 out:
     xmlFreeDoc(doc);

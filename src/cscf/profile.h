@@ -93,7 +93,14 @@ struct ims_profile {
     struct ims_service_profile *sps;
     size_t nsp;
     size_t nids;          /* public identities over all service profiles */
+    /* The subscription's local roles for the policy (comma list), from a
+     * ServiceProfile's <Extension><imscloud:Roles> (the first one); NULL when
+     * absent: the S-CSCF then uses [scscf] local_roles. */
+    const char *roles;
 };
+
+/* The namespace of the roles Extension (as src/hss/userdata.h emits it). */
+#define IMS_PROFILE_ROLES_NS "urn:imscloud:params:xml:ns:roles"
 
 /* Parses an IMSSubscription document (no network, no DTD, no entity
  * expansion).  *out has one reference.  0, IMS_EPROTO (not well-formed, not

@@ -737,7 +737,8 @@ static bool policy_ok(struct cscf_worker *w, struct proxy_req *r, const struct s
     if (!ok) {
         LOG_I("regevent", "event=bearer_other_user impu=%s tok=%s", id, tok->hash_hex);
         ims_proxy_reply(r, 403, "Token Of Another User", NULL);
-    } else if (!cscf_policy_user_allows(w, m, "ims:subscribe", reg->impi, id, tok)) {
+    } else if (!cscf_policy_user_allows(w, m, "ims:subscribe", reg->impi, id, tok,
+                                        reg->profile ? reg->profile->roles : NULL)) {
         char wb[CSCF_URI_MAX + 96];
         ims_proxy_reply(r, 403, "Forbidden By Policy",
                         &(struct proxy_reply_opts){

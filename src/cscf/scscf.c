@@ -546,7 +546,8 @@ out:
     ims_buf_free(&hdrs);
 }
 
-static bool register_allowed(struct sc_txn *t, const struct sip_msg *m); /* the policy */
+static bool register_allowed(struct sc_txn *t, const struct sip_msg *m,
+                             const char *roles); /* the policy */
 
 /* After authentication: which SAR, if any (TS 24.229 §5.4.1.2.2, §5.4.1.4). */
 static void after_auth(struct sc_txn *t, const struct sip_msg *m)
@@ -576,6 +577,10 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
     unsigned minx = 0;
     int st = ims_reg_apply(cur, &rq, &t->pol, now, &minx);
     size_t left = cur->ncontacts;
+    /* the roles the HSS gave at the last SAA: none before the first */
+    char roles[CSCF_ROLES_MAX];
+    snprintf(roles, sizeof(roles), "%s",
+             registered && cur->profile && cur->profile->roles ? cur->profile->roles : "");
     ims_reg_clear(cur);
     if (st) {
         char mx[48];
@@ -588,7 +593,7 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
         finish(t, 200, NULL, IMS_STR_NULL);
         return;
     }
-    if (left > 0 && !register_allowed(t, m))
+    if (left > 0 && !register_allowed(t, m, roles))
         return; /* a query or a de-registration needs no permission */
     t->sat = left == 0      ? CX_SAT_USER_DEREGISTRATION
              : registered ? CX_SAT_RE_REGISTRATION
@@ -603,9 +608,10 @@ static void after_auth(struct sc_txn *t, const struct sip_msg *m)
 /* ------------------------------------------------------------ Bearer and policy */
 
 /* ims:register (docs/keystone.md): a Bearer user with the token's
- * credentials, a Digest/AKA user with [scscf] local_roles.  false: answered
- * 403 with a Warning naming the rule. */
-static bool register_allowed(struct sc_txn *t, const struct sip_msg *m)
+ * credentials, a Digest/AKA user with roles (the subscription's from the
+ * registration's profile; a first REGISTER has none yet) or else [scscf]
+ * local_roles.  false: answered 403 with a Warning naming the rule. */
+static bool register_allowed(struct sc_txn *t, const struct sip_msg *m, const char *roles)
 {
     struct ims_cscf *g = t->pend.w->g;
     if (!cscf_policy_on(g))
@@ -616,7 +622,7 @@ static bool register_allowed(struct sc_txn *t, const struct sip_msg *m)
     } else {
         struct sip_auth cred;
         bool aka = cscf_credentials(m, &cred) && ims_str_caseeq_lit(cred.algorithm, "AKAv1-MD5");
-        cscf_creds_local(g, t->impi, aka ? "aka" : "digest", &c);
+        cscf_creds_local(g, t->impi, aka ? "aka" : "digest", roles, &c);
     }
     if (cscf_policy_allows(g, m, "ims:register", &c.c, t->impu))
         return true;

@@ -583,8 +583,9 @@ static void walk_on(struct cscf_worker *w, struct proxy_req *r, const struct sip
  * policy_file, docs/keystone.md): ims:message, ims:subscribe; ims:call for a home-domain
  * or tel: target, else ims:call:external.  The credentials are those of the
  * request's own "Authorization: Bearer" token (RFC 8898; the P-CSCF passes
- * it on), else of the token the served user registered with, else the
- * local roles of a Digest/AKA user. */
+ * it on), else of the token the served user registered with, else a
+ * Digest/AKA user's roles: its subscription's from the HSS (the profile's
+ * roles Extension), or [scscf] local_roles when it has none. */
 static const char *orig_rule(const struct ims_cscf *g, const struct sip_msg *m)
 {
     if (m->method == SIP_M_MESSAGE)
@@ -606,11 +607,14 @@ static bool policy_judge(struct cscf_worker *w, struct proxy_req *r, const struc
     struct ims_cscf *g = w->g;
     struct ims_reg *reg = w->reg_a;
     char impi[IMS_REG_ID_MAX];
+    char roles[CSCF_ROLES_MAX]; /* the subscription's, from the SAA's User-Data */
     if (ims_loc_get(g->loc, ims_str_cstr(wk->served), cscf_now_s(), reg) != 0) {
         ims_reg_clear(reg);
         return true; /* not registered: walk_on answers 403 */
     }
     snprintf(impi, sizeof(impi), "%s", reg->impi);
+    snprintf(roles, sizeof(roles), "%s",
+             reg->profile && reg->profile->roles ? reg->profile->roles : "");
     ims_reg_clear(reg);
     if (tok && !cscf_bearer_token_of(g, tok, impi)) {
         LOG_I("scscf", "event=bearer_other_user impu=%s tok=%s", wk->served, tok->hash_hex);
@@ -622,7 +626,7 @@ static bool policy_judge(struct cscf_worker *w, struct proxy_req *r, const struc
     if (tok || own)
         cscf_creds_token(tok ? tok : own, &c);
     else
-        cscf_creds_local(g, impi, "digest", &c);
+        cscf_creds_local(g, impi, "digest", roles, &c);
     bool ok = cscf_policy_allows(g, ims_proxy_req_msg(r), rule, &c.c, wk->served);
     ims_ks_token_unref(own);
     if (!ok && !ims_proxy_req_final_sent(r)) {

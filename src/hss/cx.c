@@ -621,14 +621,18 @@ int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct i
     struct ims_ud_impu *uds = ims_calloc(IRS_MAX, sizeof(*uds));
     struct ims_ud_profile *profs = ims_calloc(IRS_MAX, sizeof(*profs));
     struct ims_buf *frags = ims_calloc(IRS_MAX, sizeof(*frags));
+    struct ims_sub_rec *sub = ims_calloc(1, sizeof(*sub));
     int rc = IMS_ENOMEM;
-    if (!arr || !uds || !profs || !frags)
+    if (!arr || !uds || !profs || !frags || !sub)
         goto out;
     rc = ims_store_impus_of_irs(st, impu, arr, IRS_MAX, &n);
     if (rc == IMS_ELIMIT) {
         n = IRS_MAX;
         rc = 0;
     }
+    /* the subscription's local roles go in every ServiceProfile */
+    if (rc == 0)
+        rc = ims_store_sub_of_impu(st, impu, sub);
     if (rc)
         goto out;
     if (impi.len == 0) {
@@ -671,6 +675,7 @@ int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct i
                 rc = 0;
         }
         p->xml = ims_buf_str(&frags[nprof]);
+        p->roles = ims_str_cstr(sub->roles);
         nprof++;
     }
     ims_free(done);
@@ -683,6 +688,7 @@ out:
     ims_free(uds);
     ims_free(profs);
     ims_free(frags);
+    ims_free(sub);
     return rc;
 }
 

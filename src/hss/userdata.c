@@ -85,6 +85,20 @@ static int el(struct ims_buf *b, const char *name, ims_str text)
     return rc;
 }
 
+/* The subscription's local roles for the S-CSCF policy.  TS 29.228 Annex E
+ * gives tIMSSubscription no Extension, so they ride in the ServiceProfile's
+ * (last child): <Extension><imscloud:Roles xmlns:imscloud=...>. */
+static int roles_xml(struct ims_buf *b, ims_str roles)
+{
+    int rc = ims_buf_add_cstr(b, "<Extension><imscloud:Roles xmlns:imscloud=\"" IMS_UD_ROLES_NS
+                                 "\">");
+    if (rc == 0)
+        rc = ims_xml_escape(b, roles);
+    if (rc == 0)
+        rc = ims_buf_add_cstr(b, "</imscloud:Roles></Extension>");
+    return rc;
+}
+
 int ims_ud_subscription(struct ims_buf *b, ims_str impi, const struct ims_ud_profile *profiles,
                         size_t n)
 {
@@ -116,6 +130,8 @@ int ims_ud_subscription(struct ims_buf *b, ims_str impi, const struct ims_ud_pro
                 LOG_E("hss", "event=bad_profile_xml impi=%.*s why=\"not well-formed, left out\"",
                       IMS_SF(impi));
         }
+        if (rc == 0 && p->roles.len)
+            rc = roles_xml(b, p->roles);
         if (rc == 0)
             rc = ims_buf_add_cstr(b, "</ServiceProfile>");
     }

@@ -40,7 +40,11 @@ struct ims_ud_profile {
     const struct ims_ud_impu *impus;
     size_t n;
     ims_str xml; /* the stored fragment (InitialFilterCriteria, ...) or empty */
+    ims_str roles; /* the subscription's local roles (comma list) or empty */
 };
+
+/* The namespace of the <imscloud:Roles> Extension of a ServiceProfile. */
+#define IMS_UD_ROLES_NS "urn:imscloud:params:xml:ns:roles"
 
 /* Appends <IMSSubscription> with PrivateID impi and one ServiceProfile per
  * entry of profiles.  A fragment that is not well-formed is left out (and

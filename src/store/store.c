@@ -366,6 +366,7 @@ int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_
     ST_COPY(s, stmt, 6, out->ecf[1]);
     ST_COPY(s, stmt, 7, out->keystone_user_id);
     ST_COPY(s, stmt, 8, out->keystone_project_id);
+    ST_COPY(s, stmt, 9, out->roles);
     return s->drv->col_int(stmt, 0);
 }
 

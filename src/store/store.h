@@ -112,6 +112,9 @@ struct ims_sub_rec {
     char ecf[2][IMS_STORE_ID_MAX];     /* primary, secondary ECF */
     char keystone_user_id[IMS_STORE_NAME_MAX];
     char keystone_project_id[IMS_STORE_NAME_MAX];
+    /* local roles for the S-CSCF policy, comma list ("member,caller");
+     * "" = none kept (the S-CSCF uses [scscf] local_roles) */
+    char roles[IMS_STORE_NAME_MAX];
     uint32_t caps_mandatory[IMS_STORE_MAX_CAPS];
     size_t n_mandatory;
     uint32_t caps_optional[IMS_STORE_MAX_CAPS];

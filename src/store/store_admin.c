@@ -20,7 +20,8 @@ static bool valid_sub(const struct ims_sub_rec *sub)
             !st_valid_opt(STR(sub->ecf[i]), IMS_STORE_ID_MAX))
             return false;
     return st_valid_opt(STR(sub->keystone_user_id), IMS_STORE_NAME_MAX) &&
-           st_valid_opt(STR(sub->keystone_project_id), IMS_STORE_NAME_MAX);
+           st_valid_opt(STR(sub->keystone_project_id), IMS_STORE_NAME_MAX) &&
+           st_valid_opt(STR(sub->roles), IMS_STORE_NAME_MAX);
 }
 
 /* A failed write: a constraint means the record exists (or is in use). */
@@ -43,9 +44,10 @@ int ims_store_sub_add(struct ims_store *s, const struct ims_sub_rec *sub)
     int rc = st_begin(s);
     if (rc)
         return st_fail(s, rc, "subscription add");
-    rc = st_query(s, Q_SUB_INSERT, &stmt, "tooooooo", STR(sub->name), STR(sub->ccf[0]),
+    rc = st_query(s, Q_SUB_INSERT, &stmt, "tooooooot", STR(sub->name), STR(sub->ccf[0]),
                   STR(sub->ccf[1]), STR(sub->ecf[0]), STR(sub->ecf[1]),
-                  STR(sub->keystone_user_id), STR(sub->keystone_project_id), IMS_STR_NULL);
+                  STR(sub->keystone_user_id), STR(sub->keystone_project_id), IMS_STR_NULL,
+                  STR(sub->roles));
     if (rc == 0) {
         rc = s->drv->step(stmt);
         int64_t id = rc == STORE_ROW ? s->drv->col_int(stmt, 0) : 0;
@@ -95,9 +97,9 @@ int ims_store_sub_update(struct ims_store *s, const struct ims_sub_rec *sub)
     int rc = st_begin(s);
     if (rc)
         return st_fail(s, rc, "subscription update");
-    rc = st_query(s, Q_SUB_UPDATE, &stmt, "oooooot", STR(sub->ccf[0]), STR(sub->ccf[1]),
+    rc = st_query(s, Q_SUB_UPDATE, &stmt, "oooooott", STR(sub->ccf[0]), STR(sub->ccf[1]),
                   STR(sub->ecf[0]), STR(sub->ecf[1]), STR(sub->keystone_user_id),
-                  STR(sub->keystone_project_id), STR(sub->name));
+                  STR(sub->keystone_project_id), STR(sub->roles), STR(sub->name));
     if (rc == 0) {
         rc = s->drv->step(stmt);
         int64_t id = rc == STORE_ROW ? s->drv->col_int(stmt, 0) : 0;

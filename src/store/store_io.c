@@ -78,9 +78,9 @@ static int export_sub(void *arg, const struct ims_sub_rec *r)
     struct export_ctx *x = arg;
     int rc = ims_buf_printf(x->out,
                             "sub %s scscf=%s ccf1=%s ccf2=%s ecf1=%s ecf2=%s keystone_user=%s "
-                            "keystone_project=%s",
+                            "keystone_project=%s roles=%s",
                             r->name, r->scscf_name, r->ccf[0], r->ccf[1], r->ecf[0], r->ecf[1],
-                            r->keystone_user_id, r->keystone_project_id);
+                            r->keystone_user_id, r->keystone_project_id, r->roles);
     if (rc == 0)
         rc = add_caps(x->out, "caps_mandatory", r->caps_mandatory, r->n_mandatory);
     if (rc == 0)
@@ -337,8 +337,12 @@ static int imp_sub(struct ims_store *s, const struct line *l)
         parse_caps(v[7], r.caps_mandatory, &r.n_mandatory) ||
         parse_caps(v[8], r.caps_optional, &r.n_optional))
         return IMS_EPROTO;
-    int rc = st_query(s, Q_SUB_INSERT, &stmt, "tooooooo", l->tok[1], v[1], v[2], v[3], v[4],
-                      v[5], v[6], v[0]);
+    /* roles= came with migration 003: an older dump has none */
+    ims_str roles = IMS_STR_NULL;
+    if (kv(l, 2, "roles", &roles) == 0 && copy_opt(roles, r.roles, sizeof(r.roles)))
+        return IMS_EPROTO;
+    int rc = st_query(s, Q_SUB_INSERT, &stmt, "tooooooot", l->tok[1], v[1], v[2], v[3], v[4],
+                      v[5], v[6], v[0], roles);
     if (rc)
         return rc;
     rc = s->drv->step(stmt);

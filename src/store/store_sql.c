@@ -17,19 +17,19 @@
 
 #define SUB_COLS                                                                                   \
     "s.id, s.name, s.scscf_name, s.ccf_primary, s.ccf_secondary, s.ecf_primary, s.ecf_secondary, " \
-    "s.keystone_user_id, s.keystone_project_id FROM subscription s "
+    "s.keystone_user_id, s.keystone_project_id, s.roles FROM subscription s "
 
 const struct store_sql store_sql[Q__N] = {
     [Q_MIG_VERSION] = { "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL },
     [Q_MIG_INSERT] = { "INSERT INTO schema_migrations(version, name) VALUES (?, ?)", NULL },
 
     [Q_SUB_INSERT] = { "INSERT INTO subscription(name, ccf_primary, ccf_secondary, ecf_primary, "
-                       "ecf_secondary, keystone_user_id, keystone_project_id, scscf_name) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                       "ecf_secondary, keystone_user_id, keystone_project_id, scscf_name, roles) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                        NULL },
     [Q_SUB_UPDATE] = { "UPDATE subscription SET ccf_primary = ?, ccf_secondary = ?, "
                        "ecf_primary = ?, ecf_secondary = ?, keystone_user_id = ?, "
-                       "keystone_project_id = ? WHERE name = ? RETURNING id",
+                       "keystone_project_id = ?, roles = ? WHERE name = ? RETURNING id",
                        NULL },
     [Q_SUB_GET] = { "SELECT " SUB_COLS "WHERE s.name = ?", NULL },
     [Q_SUB_LIST] = { "SELECT " SUB_COLS "ORDER BY s.name", NULL },

@@ -83,7 +83,33 @@ static void test_parse(void **state)
     struct ims_profile *q = ims_profile_ref(p);
     ims_profile_unref(p);
     assert_string_equal(q->impi, "alice@ims.test");
+    assert_null(q->roles); /* no roles Extension */
     ims_profile_unref(q);
+}
+
+/* The subscription's local roles (HSS userdata.c): an Extension of a
+ * ServiceProfile, matched by its namespace. */
+static void test_roles(void **state)
+{
+    struct ims_profile *p = NULL;
+    static const char with[] =
+        "<IMSSubscription><PrivateID>a@x</PrivateID><ServiceProfile>"
+        "<PublicIdentity><Identity>sip:a@x</Identity></PublicIdentity>"
+        "<Extension><Roles>other-ns</Roles></Extension></ServiceProfile><ServiceProfile>"
+        "<PublicIdentity><Identity>sip:b@x</Identity></PublicIdentity>"
+        "<Extension><imscloud:Roles xmlns:imscloud=\"urn:imscloud:params:xml:ns:roles\">"
+        " member,caller </imscloud:Roles></Extension></ServiceProfile></IMSSubscription>";
+    assert_int_equal(ims_profile_parse(IMS_S(with), &p), 0);
+    assert_string_equal(p->roles, "member,caller"); /* trimmed; not the un-namespaced one */
+    ims_profile_unref(p);
+    /* a default namespace works as well as a prefix */
+    static const char dflt[] =
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@x</Identity>"
+        "</PublicIdentity><Extension><Roles xmlns=\"urn:imscloud:params:xml:ns:roles\">admin"
+        "</Roles></Extension></ServiceProfile></IMSSubscription>";
+    assert_int_equal(ims_profile_parse(IMS_S(dflt), &p), 0);
+    assert_string_equal(p->roles, "admin");
+    ims_profile_unref(p);
 }
 
 static void test_refused(void **state)
@@ -140,6 +166,7 @@ int run_profile_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_roles),
         cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests_name("profile", tests, NULL, NULL);

@@ -45,8 +45,8 @@ static void test_subscription(void **state)
     assert_non_null(strstr(ifc.p, "<ProfilePartIndicator>0</ProfilePartIndicator>"));
 
     struct ims_ud_impu ids[] = { { IMS_S("sip:a&b@x"), true, 0 }, { IMS_S("tel:+1"), false, 1 } };
-    struct ims_ud_profile p[] = { { ids, 2, ims_buf_str(&ifc) },
-                                  { ids + 1, 1, IMS_S("<broken><") } };
+    struct ims_ud_profile p[] = { { ids, 2, ims_buf_str(&ifc), IMS_S("member,c&r") },
+                                  { ids + 1, 1, IMS_S("<broken><"), IMS_STR_NULL } };
     ims_buf_init(&b, 1 << 20);
     assert_int_equal(ims_ud_subscription(&b, S("u<1>@x"), p, 2), 0);
     assert_true(well_formed(&b));
@@ -55,6 +55,13 @@ static void test_subscription(void **state)
                                 "<Identity>sip:a&amp;b@x</Identity></PublicIdentity>"));
     assert_non_null(strstr(b.p, "<Extension><IdentityType>1</IdentityType></Extension>"));
     assert_null(strstr(b.p, "<broken>")); /* a bad stored fragment is left out */
+    /* the subscription's roles: the last child of a ServiceProfile, escaped;
+     * none in a profile without roles */
+    const char *roles = strstr(b.p, "<Extension><imscloud:Roles xmlns:imscloud=\""
+                                    "urn:imscloud:params:xml:ns:roles\">member,c&amp;r"
+                                    "</imscloud:Roles></Extension></ServiceProfile>");
+    assert_non_null(roles);
+    assert_null(strstr(strstr(roles, "</ServiceProfile>"), "<imscloud:Roles"));
 
     /* the cap is an ordinary error */
     struct ims_buf small;

@@ -31,6 +31,7 @@ static void populate(struct ims_store *st)
     OK(st, ims_store_sub_get(st, S("alice"), &s));
     strcpy(s.ccf[0], "aaa://ccf.ims.test");
     strcpy(s.keystone_user_id, "u-123");
+    strcpy(s.roles, "member,caller");
     s.caps_mandatory[0] = 5;
     s.n_mandatory = 1;
     s.caps_optional[0] = 9;
@@ -57,6 +58,7 @@ static void test_export_import_round_trip(void **state)
     OK(f->st, ims_store_export(f->st, &a));
     assert_true(strncmp(a.p, "imscloud-hss-export v1\n", 23) == 0);
     assert_non_null(strstr(a.p, "\nend\n"));
+    assert_non_null(strstr(a.p, " roles=member,caller")); /* survives the round trip below */
 
     /* into a fresh database: same export back */
     ims_store_close(f->st);

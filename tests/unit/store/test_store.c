@@ -87,6 +87,7 @@ static void test_subscription_crud(void **state)
     strcpy(s.ecf[1], "aaa://ecf2.ims.test");
     strcpy(s.keystone_user_id, "9fe1d3c5b6");
     strcpy(s.keystone_project_id, "0a1b2c");
+    strcpy(s.roles, "member,caller");
     s.caps_mandatory[0] = 10;
     s.caps_mandatory[1] = 2;
     s.n_mandatory = 2;
@@ -105,6 +106,7 @@ static void test_subscription_crud(void **state)
     assert_string_equal(got.ecf[1], "aaa://ecf2.ims.test");
     assert_string_equal(got.keystone_user_id, "9fe1d3c5b6");
     assert_string_equal(got.keystone_project_id, "0a1b2c");
+    assert_string_equal(got.roles, "member,caller"); /* migration 003 */
     assert_int_equal(got.n_mandatory, 2);
     assert_int_equal(got.caps_mandatory[0], 2); /* sorted */
     assert_int_equal(got.caps_mandatory[1], 10);
@@ -114,10 +116,19 @@ static void test_subscription_crud(void **state)
     strcpy(s.ccf[0], "aaa://ccf9.ims.test");
     s.keystone_project_id[0] = '\0';
     s.n_mandatory = 0;
+    strcpy(s.roles, "admin");
     OK(st, ims_store_sub_update(st, &s));
     OK(st, ims_store_sub_get(st, S("alice"), &got));
     assert_string_equal(got.ccf[0], "aaa://ccf9.ims.test");
     assert_string_equal(got.keystone_project_id, "");
+    assert_string_equal(got.roles, "admin");
+    s.roles[0] = '\0'; /* cleared: '' (NOT NULL), not NULL */
+    OK(st, ims_store_sub_update(st, &s));
+    OK(st, ims_store_sub_get(st, S("alice"), &got));
+    assert_string_equal(got.roles, "");
+    strcpy(s.roles, "has space");
+    assert_int_equal(ims_store_sub_update(st, &s), IMS_EINVAL);
+    s.roles[0] = '\0';
     assert_int_equal(got.n_mandatory, 0);
     assert_int_equal(got.n_optional, 1);
 
