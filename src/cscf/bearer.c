@@ -54,15 +54,12 @@ static void tok_free(void *v)
     ims_ks_token_unref(v);
 }
 
-static int split_roles(struct cscf_bearer *b, const char *list)
+/* Splits the comma list in buf in place into out (blanks trimmed, empty
+ * items skipped, at most cap items); returns how many. */
+static size_t split_list(char *buf, const char **out, size_t cap)
 {
-    if (!list)
-        return 0;
-    b->local_buf = ims_calloc(1, strlen(list) + 1);
-    if (!b->local_buf)
-        return IMS_ENOMEM;
-    memcpy(b->local_buf, list, strlen(list));
-    for (char *s = b->local_buf; *s && b->nlocal < LOCAL_ROLES_MAX;) {
+    size_t n_out = 0;
+    for (char *s = buf; *s && n_out < cap;) {
         char *e = strchr(s, ',');
         if (e)
             *e = '\0';
@@ -72,11 +69,23 @@ static int split_roles(struct cscf_bearer *b, const char *list)
         while (n && s[n - 1] == ' ')
             s[--n] = '\0';
         if (n)
-            b->local_roles[b->nlocal++] = s;
+            out[n_out++] = s;
         if (!e)
             break;
         s = e + 1;
     }
+    return n_out;
+}
+
+static int split_roles(struct cscf_bearer *b, const char *list)
+{
+    if (!list)
+        return 0;
+    b->local_buf = ims_calloc(1, strlen(list) + 1);
+    if (!b->local_buf)
+        return IMS_ENOMEM;
+    memcpy(b->local_buf, list, strlen(list));
+    b->nlocal = split_list(b->local_buf, b->local_roles, LOCAL_ROLES_MAX);
     return 0;
 }
 
@@ -268,21 +277,7 @@ void cscf_creds_token(const struct ims_ks_token *t, struct cscf_creds *c)
 static void creds_split(struct cscf_creds *c, const char *roles)
 {
     snprintf(c->role_buf, sizeof(c->role_buf), "%s", roles);
-    for (char *s = c->role_buf; c->c.n_roles < CSCF_CREDS_MAX;) {
-        char *e = strchr(s, ',');
-        if (e)
-            *e = '\0';
-        while (*s == ' ')
-            s++;
-        size_t n = strlen(s);
-        while (n && s[n - 1] == ' ')
-            s[--n] = '\0';
-        if (n)
-            c->roles[c->c.n_roles++] = s;
-        if (!e)
-            break;
-        s = e + 1;
-    }
+    c->c.n_roles = split_list(c->role_buf, c->roles, CSCF_CREDS_MAX);
 }
 
 void cscf_creds_local(const struct ims_cscf *g, const char *impi, const char *method,

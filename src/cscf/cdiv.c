@@ -110,51 +110,6 @@ static bool anonymous_caller(const struct sip_msg *m)
            ims_str_caseeq_lit(m->from.uri.user, "anonymous");
 }
 
-/* Is host a home domain ([scscf] home_domains, else the realm)?  The rule
- * of session.c's route_orig, which a forwarded request follows. */
-static bool home_host(const struct ims_cfg *cfg, ims_str host)
-{
-    const char *list = cfg->scscf_home_domains ? cfg->scscf_home_domains : cfg->dia_realm;
-    if (!list || !host.len)
-        return false;
-    struct ims_cur c = { list, list + strlen(list) };
-    while (!ims_cur_eof(&c)) {
-        ims_str d;
-        ims_cur_until(&c, ",", &d);
-        ims_cur_char(&c, ',');
-        if (ims_str_caseeq(ims_str_trim(d), host))
-            return true;
-    }
-    return false;
-}
-
-/* The I-CSCF for a home target: [scscf] icscf, else this process's I-CSCF
- * (its first port), as session.c's icscf_uri. */
-static bool icscf_hop(const struct ims_cscf *g, char *out, size_t cap)
-{
-    const struct ims_cfg *cfg = g->cfg;
-    if (cfg->scscf_icscf) {
-        snprintf(out, cap, "%s", cfg->scscf_icscf);
-        return true;
-    }
-    if (!g->i_on)
-        return false;
-    uint16_t port = cfg->icscf_ports.port[0];
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct ims_cfg_listen *l = &cfg->listen[i];
-        if (ims_addr_port(&l->addr) != port)
-            continue;
-        char host[64];
-        ims_addr_host(&l->addr, host, sizeof(host));
-        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-        bool v6 = !any && ims_addr_family(&l->addr) == AF_INET6;
-        snprintf(out, cap, "sip:%s%s%s:%u", v6 ? "[" : "", any ? "127.0.0.1" : host,
-                 v6 ? "]" : "", (unsigned)port);
-        return true;
-    }
-    return false;
-}
-
 /* TS 24.604 §4.5.2.6.1 (CFU): retarget to the forwarding URI; RFC 5806
  * Diversion tells the target whose call it is.  History-Info (RFC 7044) is
  * not added. */
@@ -169,9 +124,10 @@ static void forward_cfu(struct cscf_worker *w, struct proxy_req *r, const struct
         ims_proxy_reply(r, 500, "Bad Forwarding Target", NULL);
         return;
     }
-    bool home = u.scheme == SIP_URI_TEL || (u.scheme != SIP_URI_OTHER && home_host(w->g->cfg, u.host));
+    bool home = u.scheme == SIP_URI_TEL ||
+                (u.scheme != SIP_URI_OTHER && cscf_home_domain(w->g->cfg, u.host));
     if (home)
-        icscf_hop(w->g, hop, sizeof(hop));
+        cscf_icscf_uri(w->g, hop, sizeof(hop));
     int n = snprintf(div, sizeof(div), "Diversion: <%s>;reason=unconditional;counter=1\r\n",
                      served);
     struct proxy_fwd f = {

@@ -147,6 +147,13 @@ int cscf_top_route_self(struct proxy_req *r, const struct sip_msg *m, struct sip
 /* A Route value that does not name us remains (the request is routed). */
 bool cscf_has_foreign_route(struct proxy_req *r, const struct sip_msg *m);
 
+/* Is host one of the home domains ([scscf] home_domains, else the realm)? */
+bool cscf_home_domain(const struct ims_cfg *cfg, ims_str host);
+/* The I-CSCF that requests for home users go to (originating processing,
+ * call forwarding): [scscf] icscf, else this process's I-CSCF (a listener
+ * on its first port); false when there is none. */
+bool cscf_icscf_uri(const struct ims_cscf *g, char *out, size_t cap);
+
 /* "Retry-After: N\r\n" into buf (empty for 0). */
 ims_str cscf_retry_after(unsigned secs, char *buf, size_t cap);
 

@@ -126,50 +126,6 @@ static int our_hostport(const struct ims_cscf *g, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : IMS_ELIMIT;
 }
 
-/* Is host one of the home domains ([scscf] home_domains, else the realm)? */
-static bool home_domain(const struct ims_cfg *cfg, ims_str host)
-{
-    const char *list = cfg->scscf_home_domains ? cfg->scscf_home_domains : cfg->dia_realm;
-    if (!list || !host.len)
-        return false;
-    struct ims_cur c = { list, list + strlen(list) };
-    while (!ims_cur_eof(&c)) {
-        ims_str d;
-        ims_cur_until(&c, ",", &d);
-        ims_cur_char(&c, ',');
-        if (ims_str_caseeq(ims_str_trim(d), host))
-            return true;
-    }
-    return false;
-}
-
-/* The I-CSCF that originating requests for home users go to: [scscf] icscf,
- * else this process's I-CSCF (a listener on its first port), else none. */
-static bool icscf_uri(const struct ims_cscf *g, char *out, size_t cap)
-{
-    const struct ims_cfg *cfg = g->cfg;
-    if (cfg->scscf_icscf) {
-        snprintf(out, cap, "%s", cfg->scscf_icscf);
-        return true;
-    }
-    if (!g->i_on)
-        return false;
-    uint16_t port = cfg->icscf_ports.port[0];
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct ims_cfg_listen *l = &cfg->listen[i];
-        if (ims_addr_port(&l->addr) != port)
-            continue;
-        char host[64];
-        ims_addr_host(&l->addr, host, sizeof(host));
-        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-        bool v6 = !any && ims_addr_family(&l->addr) == AF_INET6;
-        snprintf(out, cap, "sip:%s%s%s:%u", v6 ? "[" : "", any ? "127.0.0.1" : host,
-                 v6 ? "]" : "", (unsigned)port);
-        return true;
-    }
-    return false;
-}
-
 /* ------------------------------------------------------------ ODI tokens */
 
 static uint8_t odi_key[32];
@@ -283,8 +239,8 @@ static void route_orig(struct cscf_worker *w, struct proxy_req *r, const struct 
 {
     char ic[CSCF_URI_MAX];
     bool home = m->ruri.scheme == SIP_URI_TEL ||
-                (m->ruri.scheme != SIP_URI_OTHER && home_domain(w->g->cfg, m->ruri.host));
-    if (!home || !icscf_uri(w->g, ic, sizeof(ic))) {
+                (m->ruri.scheme != SIP_URI_OTHER && cscf_home_domain(w->g->cfg, m->ruri.host));
+    if (!home || !cscf_icscf_uri(w->g, ic, sizeof(ic))) {
         if (!home && cscf_privacy_route_out(w, r, m)) /* privacy: leaving the trust domain */
             return;
         if (bearer_route_out(w, r, m))
@@ -595,7 +551,7 @@ static const char *orig_rule(const struct ims_cscf *g, const struct sip_msg *m)
     if (m->method != SIP_M_INVITE)
         return NULL;
     bool home = m->ruri.scheme == SIP_URI_TEL ||
-                (m->ruri.scheme != SIP_URI_OTHER && home_domain(g->cfg, m->ruri.host));
+                (m->ruri.scheme != SIP_URI_OTHER && cscf_home_domain(g->cfg, m->ruri.host));
     return home ? "ims:call" : "ims:call:external";
 }
 

@@ -6,7 +6,9 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
+#include "net/transport.h"
 
 int64_t cscf_now_s(void)
 {
@@ -274,4 +276,48 @@ int cscf_defer(struct cscf_worker *w, struct proxy_req *r,
         return IMS_ENOMEM;
     }
     return 0;
+}
+
+/* Is host one of the home domains ([scscf] home_domains, else the realm)? */
+bool cscf_home_domain(const struct ims_cfg *cfg, ims_str host)
+{
+    const char *list = cfg->scscf_home_domains ? cfg->scscf_home_domains : cfg->dia_realm;
+    if (!list || !host.len)
+        return false;
+    struct ims_cur c = { list, list + strlen(list) };
+    while (!ims_cur_eof(&c)) {
+        ims_str d;
+        ims_cur_until(&c, ",", &d);
+        ims_cur_char(&c, ',');
+        if (ims_str_caseeq(ims_str_trim(d), host))
+            return true;
+    }
+    return false;
+}
+
+/* The I-CSCF that originating requests for home users go to: [scscf] icscf,
+ * else this process's I-CSCF (a listener on its first port), else none. */
+bool cscf_icscf_uri(const struct ims_cscf *g, char *out, size_t cap)
+{
+    const struct ims_cfg *cfg = g->cfg;
+    if (cfg->scscf_icscf) {
+        snprintf(out, cap, "%s", cfg->scscf_icscf);
+        return true;
+    }
+    if (!g->i_on)
+        return false;
+    uint16_t port = cfg->icscf_ports.port[0];
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct ims_cfg_listen *l = &cfg->listen[i];
+        if (ims_addr_port(&l->addr) != port)
+            continue;
+        char host[64];
+        ims_addr_host(&l->addr, host, sizeof(host));
+        bool any = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+        bool v6 = !any && ims_addr_family(&l->addr) == AF_INET6;
+        snprintf(out, cap, "sip:%s%s%s:%u", v6 ? "[" : "", any ? "127.0.0.1" : host,
+                 v6 ? "]" : "", (unsigned)port);
+        return true;
+    }
+    return false;
 }
