@@ -18,6 +18,7 @@
 #include "acl/acl_int.h"
 #include "base/alloc.h"
 #include "base/err.h"
+#include "net/transport.h"
 
 #define ACL_DYN_SHARDS 16
 #define ACL_DYN_PER_SHARD (IMS_ACL_DYN_MAX / ACL_DYN_SHARDS)
@@ -64,20 +65,7 @@ void acl_dyn_free(struct acl_dyn *d)
 static int key_of(const struct sockaddr *src, struct dyn_ent *k)
 {
     memset(k, 0, sizeof(*k));
-    if (src->sa_family == AF_INET) {
-        memcpy(k->ip, &((const struct sockaddr_in *)src)->sin_addr, 4);
-        return 0;
-    }
-    if (src->sa_family != AF_INET6)
-        return IMS_EINVAL;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)src)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a)) {
-        memcpy(k->ip, &a->s6_addr[12], 4);
-        return 0;
-    }
-    memcpy(k->ip, a->s6_addr, 16);
-    k->v6 = 1;
-    return 0;
+    return ims_sockaddr_ip_key(src, k->ip, &k->v6);
 }
 
 static struct dyn_shard *shard_of(struct acl_dyn *d, const struct dyn_ent *k)

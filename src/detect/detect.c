@@ -15,6 +15,7 @@
 #include "audit/audit.h"
 #include "base/alloc.h"
 #include "base/err.h"
+#include "net/transport.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "metrics/metrics.h"
@@ -198,20 +199,7 @@ void ims_detect_free(struct ims_detect *d)
 static int key_of(const struct sockaddr *src, struct src_key *k)
 {
     memset(k, 0, sizeof(*k));
-    if (src->sa_family == AF_INET) {
-        memcpy(k->ip, &((const struct sockaddr_in *)src)->sin_addr, 4);
-        return 0;
-    }
-    if (src->sa_family != AF_INET6)
-        return IMS_EINVAL;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)src)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a)) {
-        memcpy(k->ip, &a->s6_addr[12], 4);
-        return 0;
-    }
-    memcpy(k->ip, a->s6_addr, 16);
-    k->v6 = 1;
-    return 0;
+    return ims_sockaddr_ip_key(src, k->ip, &k->v6);
 }
 
 static uint32_t fnv(const void *p, size_t n, uint32_t h)

@@ -186,3 +186,23 @@ int ims_proto_parse(ims_str s, enum sip_proto *out)
         return IMS_ENOENT;
     return 0;
 }
+
+int ims_sockaddr_ip_key(const struct sockaddr *sa, uint8_t ip[16], uint8_t *v6)
+{
+    memset(ip, 0, 16);
+    *v6 = 0;
+    if (sa->sa_family == AF_INET) {
+        memcpy(ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa->sa_family != AF_INET6)
+        return IMS_EINVAL;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a)) {
+        memcpy(ip, &a->s6_addr[12], 4);
+        return 0;
+    }
+    memcpy(ip, a->s6_addr, 16);
+    *v6 = 1;
+    return 0;
+}

@@ -74,6 +74,11 @@ const char *ims_addr_str(const struct ims_addr *a, char *buf, size_t bufsz);
 /* Numeric host without brackets and port, for Via received=. */
 const char *ims_addr_host(const struct ims_addr *a, char *buf, size_t bufsz);
 uint16_t ims_addr_port(const struct ims_addr *a);
+/* The IP of sa as a fixed-size key (per-source tables: the deny group, the
+ * detectors): IPv4, and IPv4-mapped IPv6, in ip[0..3] with *v6 = 0, other
+ * IPv6 in ip[0..15] with *v6 = 1; the rest zeroed.  0, IMS_EINVAL (not
+ * AF_INET/AF_INET6). */
+int ims_sockaddr_ip_key(const struct sockaddr *sa, uint8_t ip[16], uint8_t *v6);
 bool ims_addr_equal(const struct ims_addr *a, const struct ims_addr *b); /* family, IP, port */
 bool ims_addr_same_ip(const struct ims_addr *a, const struct ims_addr *b); /* port ignored */
 const char *ims_proto_name(enum sip_proto p); /* "UDP" "TCP" "TLS" ("NONE") */
