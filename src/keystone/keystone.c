@@ -1100,53 +1100,44 @@ static int start_list(struct ims_ks *ks, enum ks_kind kind, const char *path, vo
     return 0;
 }
 
+/* GET <base><sep>k1=v1[&k2=v2] as a list request: v1 required, v2 optional,
+ * both URL-escaped; sep is '?' unless base has a query already. */
+static int start_query(struct ims_ks *ks, enum ks_kind kind, const char *base, const char *k1,
+                       const char *v1, const char *k2, const char *v2, void *cb, void *arg)
+{
+    char e1[512], e2[512], path[1200];
+    if (!v1 || !*v1)
+        return IMS_EINVAL;
+    int rc = escape(v1, e1, sizeof(e1));
+    if (rc == 0 && v2)
+        rc = escape(v2, e2, sizeof(e2));
+    if (rc != 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s%c%s=%s%s%s%s%s", base, strchr(base, '?') ? '&' : '?', k1,
+             e1, v2 ? "&" : "", v2 ? k2 : "", v2 ? "=" : "", v2 ? e2 : "");
+    return start_list(ks, kind, path, cb, arg);
+}
+
 int ims_ks_role_assignments(struct ims_ks *ks, const char *user_id, const char *project_id,
                             ims_ks_assign_cb cb, void *arg)
 {
-    char uid[512], pid[512], path[1200];
-    if (!user_id || !*user_id)
-        return IMS_EINVAL;
-    int rc = escape(user_id, uid, sizeof(uid));
-    if (rc == 0 && project_id)
-        rc = escape(project_id, pid, sizeof(pid));
-    if (rc != 0)
-        return rc;
     /* effective: implied roles and group memberships expanded */
-    snprintf(path, sizeof(path), "/role_assignments?user.id=%s&effective&include_names=true%s%s",
-             uid, project_id ? "&scope.project.id=" : "", project_id ? pid : "");
-    return start_list(ks, R_ASSIGN, path, (void *)cb, arg);
+    return start_query(ks, R_ASSIGN, "/role_assignments?effective&include_names=true", "user.id",
+                       user_id, "scope.project.id", project_id, (void *)cb, arg);
 }
 
 int ims_ks_credentials(struct ims_ks *ks, const char *user_id, const char *type,
                        ims_ks_cred_cb cb, void *arg)
 {
-    char uid[512], ty[512], path[1200];
-    if (!user_id || !*user_id)
-        return IMS_EINVAL;
-    int rc = escape(user_id, uid, sizeof(uid));
-    if (rc == 0 && type)
-        rc = escape(type, ty, sizeof(ty));
-    if (rc != 0)
-        return rc;
-    snprintf(path, sizeof(path), "/credentials?user_id=%s%s%s", uid, type ? "&type=" : "",
-             type ? ty : "");
-    return start_list(ks, R_CREDS, path, (void *)cb, arg);
+    return start_query(ks, R_CREDS, "/credentials", "user_id", user_id, "type", type,
+                       (void *)cb, arg);
 }
 
 int ims_ks_users_by_name(struct ims_ks *ks, const char *name, const char *domain_id,
                          ims_ks_user_cb cb, void *arg)
 {
-    char nm[512], dom[512], path[1200];
-    if (!name || !*name)
-        return IMS_EINVAL;
-    int rc = escape(name, nm, sizeof(nm));
-    if (rc == 0 && domain_id)
-        rc = escape(domain_id, dom, sizeof(dom));
-    if (rc != 0)
-        return rc;
-    snprintf(path, sizeof(path), "/users?name=%s%s%s", nm, domain_id ? "&domain_id=" : "",
-             domain_id ? dom : "");
-    return start_list(ks, R_USERS, path, (void *)cb, arg);
+    return start_query(ks, R_USERS, "/users", "name", name, "domain_id", domain_id, (void *)cb,
+                       arg);
 }
 
 int ims_ks_authenticate(struct ims_ks *ks, ims_ks_token_cb cb, void *arg)
