@@ -71,6 +71,11 @@ static const struct key keys[] = {
       "and 1.1 are never offered nor accepted." },
     { "sip", "max_message", K_UINT, "65535", 1024, 1048576, OFF(max_message), false,
       "Largest SIP message accepted, in bytes (larger: dropped, or the connection closed)." },
+    { "sip", "local_delivery", K_BOOL, "yes", 0, 0, OFF(local_delivery), false,
+      "UDP messages between this process's own listeners (the roles of one process talking "
+      "to each other) are handed over in-process, on the worker that sent them, instead of "
+      "through the kernel: same source address, listener and security groups. \"no\": "
+      "every hop is a real datagram (to watch it with tcpdump)." },
     { "sip", "max_connections", K_UINT, "4096", 1, 1000000, OFF(max_connections), false,
       "TCP/TLS connections per worker." },
     { "sip", "max_connections_per_source", K_UINT, "64", 1, 1000000,

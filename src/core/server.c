@@ -95,6 +95,7 @@ static void map_cfg(struct ims_server *s)
         .tls_ciphersuites = cfg->tls_ciphersuites,
         .tls_client_cert_file = cfg->tls_client_cert,
         .tls_client_key_file = cfg->tls_client_key,
+        .no_local_delivery = !cfg->local_delivery,
     };
     for (size_t i = 0; i < cfg->nroutes; i++) {
         s->routes[i].domain = cfg->routes[i].domain;

@@ -44,6 +44,10 @@ struct ims_loop {
     int nbatch;
     int batch_pos;
 
+    /* ims_loop_defer(): loop thread only, so no lock */
+    struct ims_deferred *defer_head, *defer_tail;
+    uint64_t defer_round;
+
     pthread_mutex_t post_lock; /* guards post_head/post_tail */
     struct ev_post *post_head, *post_tail;
 };

@@ -35,6 +35,22 @@ static void run_posts(struct ims_loop *loop)
     }
 }
 
+/* The calls deferred so far; those they defer wait for the next turn. */
+static void run_deferred(struct ims_loop *loop)
+{
+    /* Popped one by one from the live list (so a call may cancel a later
+     * one); the round stamp stops at those queued meanwhile. */
+    uint64_t round = loop->defer_round++;
+    struct ims_deferred *d;
+    while ((d = loop->defer_head) && d->round <= round) {
+        loop->defer_head = d->next;
+        if (!loop->defer_head)
+            loop->defer_tail = NULL;
+        d->next = NULL;
+        d->fn(loop, d->arg);
+    }
+}
+
 static void wake_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
 {
     uint64_t v;
@@ -101,6 +117,14 @@ void ims_loop_free(struct ims_loop *loop)
     if (!loop)
         return;
     ims_io_stop(loop, &loop->wake);
+    struct ims_deferred *d = loop->defer_head;
+    loop->defer_head = loop->defer_tail = NULL;
+    while (d) {
+        struct ims_deferred *next = d->next;
+        if (d->drop)
+            d->drop(d->arg);
+        d = next;
+    }
     /* No thread may post any more (rule 3 of loop.h is about posts that
      * raced with shutdown): whatever is queued is dropped, not run. */
     pthread_mutex_lock(&loop->post_lock);
@@ -137,8 +161,11 @@ int ims_loop_run(struct ims_loop *loop)
     /* The stop flag is consumed here, so the loop can be run again. */
     while (!atomic_exchange(&loop->stop, false)) {
         int timeout = ims_ev_run_timers(loop);
+        run_deferred(loop);
         if (atomic_load(&loop->stop))
             continue;
+        if (loop->defer_head) /* deferred by deferred calls: do not sleep */
+            timeout = 0;
         int n = epoll_wait(loop->epfd, loop->batch, EV_BATCH, timeout);
         loop->now_ms = ims_ev_clock_ms();
         if (n < 0) {
@@ -159,6 +186,7 @@ int ims_loop_run(struct ims_loop *loop)
         }
         loop->nbatch = 0;
         loop->batch_pos = 0;
+        run_deferred(loop);
     }
     return 0;
 }
@@ -262,6 +290,38 @@ void ims_io_stop(struct ims_loop *loop, struct ims_io *io)
 }
 
 /* ---- posts ---- */
+
+void ims_loop_defer_cancel(struct ims_loop *loop, struct ims_deferred *d)
+{
+    struct ims_deferred *prev = NULL;
+    for (struct ims_deferred *x = loop->defer_head; x; prev = x, x = x->next) {
+        if (x != d)
+            continue;
+        if (prev)
+            prev->next = x->next;
+        else
+            loop->defer_head = x->next;
+        if (loop->defer_tail == x)
+            loop->defer_tail = prev;
+        x->next = NULL;
+        return;
+    }
+}
+
+void ims_loop_defer(struct ims_loop *loop, struct ims_deferred *d, ims_post_fn fn, void *arg,
+                    void (*drop)(void *arg))
+{
+    d->next = NULL;
+    d->round = loop->defer_round;
+    d->fn = fn;
+    d->drop = drop;
+    d->arg = arg;
+    if (loop->defer_tail)
+        loop->defer_tail->next = d;
+    else
+        loop->defer_head = d;
+    loop->defer_tail = d;
+}
 
 int ims_loop_post(struct ims_loop *loop, ims_post_fn fn, void *arg, void (*drop)(void *arg))
 {

@@ -9,7 +9,9 @@
  * 3. ims_loop_post() is the one call that is safe from any thread: the
  *    function runs later on the loop's thread, exactly once, unless the loop
  *    is destroyed first (then `drop` is called, if given, to free arg).
- * 4. Callbacks never run from inside the call that schedules them. */
+ * 4. Callbacks never run from inside the call that schedules them.
+ * 5. ims_loop_defer() is for the loop's own thread only: fn runs on this
+ *    thread later in the same turn, without a syscall (rule 4 holds). */
 #ifndef IMS_EV_LOOP_H
 #define IMS_EV_LOOP_H
 
@@ -101,5 +103,27 @@ static inline bool ims_timer_armed(const struct ims_timer *t)
  * returns (also when called from the loop's own thread).  One allocation.
  * 0, or IMS_ENOMEM (then fn and drop are never called). */
 int ims_loop_post(struct ims_loop *loop, ims_post_fn fn, void *arg, void (*drop)(void *arg));
+
+/* A deferred call, embedded in its owner's struct (no allocation). */
+struct ims_deferred {
+    struct ims_deferred *next;
+    uint64_t round; /* the loop's defer round it was queued in */
+    ims_post_fn fn;
+    void (*drop)(void *arg);
+    void *arg;
+};
+
+/* Same-thread hand-off: fn(loop, arg) runs on the loop's thread after the
+ * callback that deferred it returns, before the loop waits again (calls
+ * deferred by deferred calls run in the next turn, which then does not
+ * sleep), in deferral order.  No lock, no eventfd, no allocation: the way
+ * to complete work "later" that is already done on this thread.  d is
+ * borrowed until fn or drop starts; drop runs instead of fn if the loop is
+ * freed first.  Only from the loop's own thread (or before it runs). */
+void ims_loop_defer(struct ims_loop *loop, struct ims_deferred *d, ims_post_fn fn, void *arg,
+                    void (*drop)(void *arg));
+/* Withdraws d if it is still deferred (neither fn nor drop will run); a
+ * no-op otherwise.  O(deferred).  Loop thread only. */
+void ims_loop_defer_cancel(struct ims_loop *loop, struct ims_deferred *d);
 
 #endif

@@ -65,6 +65,7 @@ enum conn_state {
 };
 
 struct sip_conn;
+struct local_dgram;
 
 /* The stream transport vtable (after Redis' ConnectionType): plain TCP and
  * TLS differ only here.  read/write return bytes (> 0), 0 for an orderly
@@ -128,6 +129,12 @@ struct sip_tp {
     size_t nls;
 
     char *udp_bufs; /* TP_UDP_BATCH buffers of max_msg + 1 bytes */
+    /* udp_local.c: datagrams to our own listeners, delivered next round */
+    bool no_local_delivery;
+    bool local_armed;
+    struct ims_deferred local_run;
+    struct local_dgram *local_head, *local_tail;
+    size_t local_bytes;
     int32_t udp_queue_ms; /* the datagram being delivered: sip_tp_rx.queue_ms */
 
     struct sip_conn **slots; /* max_conns entries */
@@ -164,6 +171,11 @@ size_t ims_tp_count_src(struct sip_tp *tp, const struct ims_addr *peer);
 /* udp.c */
 void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events);
 int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf, size_t len);
+
+/* udp_local.c: IMS_ENOENT when dst is not ours (send it for real) */
+int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,
+                       const struct ims_addr *dst, const char *buf, size_t len);
+void ims_udp_local_free(struct sip_tp *tp);
 
 /* tcp.c */
 void ims_tcp_accept_cb(struct ims_loop *loop, struct ims_io *io, unsigned events);

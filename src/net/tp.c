@@ -411,6 +411,7 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
     if (tp->wqueue_max < 2 * tp->max_msg)
         tp->wqueue_max = 2 * tp->max_msg;
     tp->ip_seed = seed64();
+    tp->no_local_delivery = cfg->no_local_delivery;
 
     tp->slots = ims_calloc(tp->max_conns, sizeof(*tp->slots));
     tp->gens = ims_calloc(tp->max_conns, sizeof(*tp->gens));
@@ -482,6 +483,7 @@ void ims_sip_tp_free(struct sip_tp *tp)
         sh->workers[tp->idx] = NULL;
     pthread_mutex_unlock(&sh->lock);
 
+    ims_udp_local_free(tp);
     /* Every conn, open or closing, keeps its slot until it is freed. */
     for (size_t i = 0; i < tp->max_conns; i++) {
         struct sip_conn *c = tp->slots[i];

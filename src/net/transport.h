@@ -131,6 +131,10 @@ struct sip_tp_cfg {
     /* the certificate outgoing TLS presents (mutual TLS between roles);
      * NULL: tls_cert_file/tls_key_file when set */
     const char *tls_client_cert_file, *tls_client_key_file;
+    /* UDP to one of our own listeners (roles of one process talking to each
+     * other) goes through the kernel like any datagram instead of being
+     * handed over in-process (udp_local.c) */
+    bool no_local_delivery;
 };
 
 /* State shared by every worker's transport (created once, before workers):
@@ -170,7 +174,10 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
 void ims_sip_tp_free(struct sip_tp *tp);
 
 /* Sends one message.  UDP: from the first UDP listener of dst's family
- * (dst required).  TCP/TLS: on conn_id when it is still open (another
+ * (dst required); a datagram to one of this worker's own UDP listeners is
+ * handed to its rx callback later in this loop turn, as the kernel would
+ * have delivered it (same source, listener, security groups, size cap),
+ * unless cfg.no_local_delivery.  TCP/TLS: on conn_id when it is still open (another
  * worker's connection: posted to that worker, which falls back as below if
  * the connection closed meanwhile), else on an open connection to dst of
  * that proto, accepted or opened, by any worker (RFC 3261 §18.1.1, §18.2.2:
@@ -199,6 +206,7 @@ struct sip_tp_stats {
     uint64_t conns_open, conns_refused, conns_idle_closed, framing_errors;
     uint64_t conns_current, rx_dropped, conn_errors;
     uint64_t acl_denied; /* datagrams dropped, connections closed by security groups */
+    uint64_t local_msgs; /* UDP messages to our own listeners, handed over in-process */
 };
 void ims_sip_tp_stats(const struct sip_tp *tp, struct sip_tp_stats *out);
 

@@ -117,6 +117,9 @@ int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf,
     }
     if (!l)
         return IMS_ENOENT;
+    int rc = ims_udp_local_send(tp, l, dst, buf, len);
+    if (rc != IMS_ENOENT)
+        return rc;
     ssize_t n = sendto(l->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
                        (const struct sockaddr *)&dst->ss, dst->len);
     if (n < 0) {

@@ -435,6 +435,101 @@ static void test_post_from_loop_thread(void **state)
     ims_loop_free(loop);
 }
 
+/* ims_loop_defer: runs after the deferring callback returned, in order;
+ * a chain of deferrals runs turn after turn without the loop sleeping (a
+ * 10 s timer is the only other event); pending ones get drop at free. */
+struct defer_ctx {
+    struct ims_deferred d[8];
+    int order[8], n, chain;
+    bool inside;
+    int cancelled_ran;
+};
+
+static void defer_cancelled(struct ims_loop *loop, void *arg)
+{
+    ((struct defer_ctx *)arg)->cancelled_ran++;
+}
+
+/* runs before d[5] in the same round and withdraws it */
+static void defer_canceller(struct ims_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    ims_loop_defer_cancel(loop, &c->d[5]);
+}
+
+static void defer_fn(struct ims_loop *loop, void *arg);
+
+static void defer_record(struct defer_ctx *c, int i)
+{
+    assert_false(c->inside);
+    c->order[c->n++] = i;
+}
+
+static void defer_a(struct ims_loop *loop, void *arg)
+{
+    defer_record(arg, 0);
+}
+
+static void defer_b(struct ims_loop *loop, void *arg)
+{
+    defer_record(arg, 1);
+}
+
+static void defer_fn(struct ims_loop *loop, void *arg)
+{
+    struct defer_ctx *c = arg;
+    if (++c->chain < 100) {
+        ims_loop_defer(loop, &c->d[2], defer_fn, c, NULL);
+        return;
+    }
+    ims_loop_stop(loop);
+}
+
+static void defer_start(struct ims_loop *loop, struct ims_timer *t)
+{
+    struct defer_ctx *c = t->data;
+    c->inside = true;
+    ims_loop_defer(loop, &c->d[0], defer_a, c, NULL);
+    ims_loop_defer(loop, &c->d[1], defer_b, c, NULL);
+    ims_loop_defer(loop, &c->d[4], defer_canceller, c, NULL);
+    ims_loop_defer(loop, &c->d[5], defer_cancelled, c, NULL);
+    ims_loop_defer(loop, &c->d[6], defer_cancelled, c, NULL);
+    ims_loop_defer_cancel(loop, &c->d[6]);
+    ims_loop_defer(loop, &c->d[2], defer_fn, c, NULL);
+    c->inside = false;
+}
+
+static void never_cb(struct ims_loop *loop, struct ims_timer *t)
+{
+    fail_msg("the loop slept while calls were deferred");
+}
+
+static void test_defer(void **state)
+{
+    struct ims_loop *loop;
+    assert_int_equal(ims_loop_new(4, &loop), 0);
+    struct defer_ctx c;
+    memset(&c, 0, sizeof(c));
+    struct ims_timer start, never;
+    ims_timer_init(&start, defer_start, &c);
+    ims_timer_init(&never, never_cb, NULL);
+    assert_int_equal(ims_timer_start(loop, &start, 0), 0);
+    assert_int_equal(ims_timer_start(loop, &never, 10000), 0);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.order[0], 0);
+    assert_int_equal(c.order[1], 1);
+    assert_int_equal(c.chain, 100);
+    assert_int_equal(c.cancelled_ran, 0);
+    ims_timer_stop(loop, &never);
+    /* pending at free: drop, not fn */
+    struct count_ctx cc = { 0, 0 };
+    ims_loop_defer(loop, &c.d[3], count_fn, &cc, count_drop);
+    ims_loop_free(loop);
+    assert_int_equal(cc.fn_calls, 0);
+    assert_int_equal(cc.drop_calls, 1);
+}
+
 static void test_alloc_failures(void **state)
 {
     for (unsigned long n = 1;; n++) {
@@ -489,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_post_from_threads),
         cmocka_unit_test(test_free_with_pending_posts),
         cmocka_unit_test(test_post_from_loop_thread),
+        cmocka_unit_test(test_defer),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_time),
     };

@@ -166,6 +166,114 @@ static void test_udp_echo(void **state)
     fx_stop(&fx);
 }
 
+/* ---- UDP to our own listeners (udp_local.c) ---- */
+
+static uint16_t free_udp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static struct ims_addr addr_of(const char *host, uint16_t port)
+{
+    char s[64];
+    snprintf(s, sizeof(s), "%s:%u", host, port);
+    struct ims_addr a;
+    assert_int_equal(ims_addr_parse(ims_str_cstr(s), 0, &a), 0);
+    return a;
+}
+
+/* Listeners A (127.0.0.1), B (127.0.0.1, another port), C (0.0.0.0). */
+static void local_cfg(struct fixture *fx, struct ims_addr *a, struct ims_addr *b,
+                      struct ims_addr *c)
+{
+    fx_cfg(fx, false);
+    *a = addr_of("127.0.0.1", free_udp_port());
+    *b = addr_of("127.0.0.1", free_udp_port());
+    *c = addr_of("0.0.0.0", free_udp_port());
+    fx->listen[0] = (struct sip_listen_cfg){ SIP_PROTO_UDP, *a };
+    fx->listen[1] = (struct sip_listen_cfg){ SIP_PROTO_UDP, *b };
+    fx->listen[2] = (struct sip_listen_cfg){ SIP_PROTO_UDP, *c };
+    fx->cfg.nlisten = 3;
+}
+
+static void test_udp_local(void **state)
+{
+    struct fixture fx;
+    struct ims_addr a, b, c;
+    local_cfg(&fx, &a, &b, &c);
+    fx_start(&fx, 1);
+    char msg[1024];
+    size_t len = mk_msg(msg, sizeof(msg), 1, 20);
+
+    /* A -> B: handed over in-process, seen as the kernel would show it */
+    assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &b, 0, msg, len), 0);
+    assert_true(rxlog_wait(&fx.log, 1, 2000));
+    struct rx_rec r = rxlog_get(&fx.log, 0);
+    assert_int_equal(r.proto, SIP_PROTO_UDP);
+    assert_true(ims_addr_equal(&r.src, &a)); /* sent from the first UDP listener */
+    assert_true(ims_addr_equal(&r.local, &b));
+    assert_int_equal(r.queue_ms, 0);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.data, msg, len);
+    struct sip_tp_stats st = stats_of(&fx.w[0]);
+    assert_int_equal(st.local_msgs, 1);
+    assert_int_equal(st.tx_msgs, 1);
+    assert_int_equal(st.rx_msgs, 1);
+
+    /* to a loopback address on the wildcard listener's port: C gets it,
+     * and the source is A's own address */
+    struct ims_addr c2 = addr_of("127.0.0.2", ims_addr_port(&c));
+    assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &c2, 0, msg, len), 0);
+    assert_true(rxlog_wait(&fx.log, 2, 2000));
+    r = rxlog_get(&fx.log, 1);
+    assert_true(ims_addr_equal(&r.local, &c));
+    assert_true(ims_addr_equal(&r.src, &a));
+    assert_int_equal(stats_of(&fx.w[0]).local_msgs, 2);
+
+    /* too big for max_msg: dropped, as the kernel path would */
+    char *big = malloc(fx.cfg.max_msg + 1);
+    assert_non_null(big);
+    memset(big, 'x', fx.cfg.max_msg + 1);
+    assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &b, 0, big, fx.cfg.max_msg + 1), IMS_ELIMIT);
+    free(big);
+
+    /* not ours: a real datagram to a real socket */
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t sl = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct ims_addr ext;
+    assert_int_equal(ims_addr_set(&ext, (struct sockaddr *)&sin, sl), 0);
+    assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &ext, 0, msg, len), 0);
+    char back[2048];
+    assert_int_equal(recv(fd, back, sizeof(back), 0), (ssize_t)len);
+    assert_int_equal(stats_of(&fx.w[0]).local_msgs, 2);
+    close(fd);
+    fx_stop(&fx);
+
+    /* local_delivery = no: the same send goes through the kernel */
+    local_cfg(&fx, &a, &b, &c);
+    fx.cfg.no_local_delivery = true;
+    fx_start(&fx, 1);
+    assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &b, 0, msg, len), 0);
+    assert_true(rxlog_wait(&fx.log, 1, 2000));
+    r = rxlog_get(&fx.log, 0);
+    assert_true(ims_addr_equal(&r.src, &a));
+    assert_true(ims_addr_equal(&r.local, &b));
+    assert_true(r.queue_ms >= 0);
+    assert_int_equal(stats_of(&fx.w[0]).local_msgs, 0);
+    fx_stop(&fx);
+}
+
 /* ---- TCP framing ---- */
 
 static void expect_msgs(struct fixture *fx, size_t from, const char *msg, size_t len, size_t count)
@@ -727,6 +835,7 @@ int run_transport_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp_echo),
+        cmocka_unit_test(test_udp_local),
         cmocka_unit_test(test_tcp_framing),
         cmocka_unit_test(test_tcp_crlf_ping),
         cmocka_unit_test(test_tcp_oversize_closes),
