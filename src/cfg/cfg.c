@@ -76,6 +76,11 @@ static const struct key keys[] = {
       "to each other) are handed over in-process, on the worker that sent them, instead of "
       "through the kernel: same source address, listener and security groups. \"no\": "
       "every hop is a real datagram (to watch it with tcpdump)." },
+    { "sip", "udp_spread", K_BOOL, "yes", 0, 0, OFF(udp_spread), false,
+      "A UDP request is processed by the worker its Call-ID hashes to, not by the one the "
+      "kernel picked: the kernel picks by flow, so one busy peer (a P-CSCF in front of this "
+      "I-CSCF, a UAC sending every call from one socket) would load one worker only. The "
+      "same Call-ID always reaches the same worker (retransmissions, a dialog's requests)." },
     { "sip", "max_connections", K_UINT, "4096", 1, 1000000, OFF(max_connections), false,
       "TCP/TLS connections per worker." },
     { "sip", "max_connections_per_source", K_UINT, "64", 1, 1000000,

@@ -91,6 +91,7 @@ struct ims_cfg {
     char *tls_cert, *tls_key, *tls_ca, *tls_ciphers;
     bool tls_verify_client, tls_verify_server;
     bool local_delivery; /* UDP between our own listeners in-process */
+    bool udp_spread;     /* UDP requests spread over workers by Call-ID */
     unsigned max_message;
     unsigned max_connections, max_connections_per_source;
     unsigned idle_timeout; /* seconds */

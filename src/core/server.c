@@ -96,6 +96,7 @@ static void map_cfg(struct ims_server *s)
         .tls_client_cert_file = cfg->tls_client_cert,
         .tls_client_key_file = cfg->tls_client_key,
         .no_local_delivery = !cfg->local_delivery,
+        .spread_workers = cfg->udp_spread ? cfg->workers : 0,
     };
     for (size_t i = 0; i < cfg->nroutes; i++) {
         s->routes[i].domain = cfg->routes[i].domain;

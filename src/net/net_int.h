@@ -66,6 +66,7 @@ enum conn_state {
 
 struct sip_conn;
 struct local_dgram;
+struct spread_msg;
 
 /* The stream transport vtable (after Redis' ConnectionType): plain TCP and
  * TLS differ only here.  read/write return bytes (> 0), 0 for an orderly
@@ -135,6 +136,10 @@ struct sip_tp {
     struct ims_deferred local_run;
     struct local_dgram *local_head, *local_tail;
     size_t local_bytes;
+    /* udp_spread.c: requests for other workers, posted at the end of a read */
+    unsigned spread_workers;
+    struct spread_msg **spread_head, **spread_tail; /* per worker */
+    bool spread_pending;
     int32_t udp_queue_ms; /* the datagram being delivered: sip_tp_rx.queue_ms */
 
     struct sip_conn **slots; /* max_conns entries */
@@ -176,6 +181,14 @@ int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf,
 int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,
                        const struct ims_addr *dst, const char *buf, size_t len);
 void ims_udp_local_free(struct sip_tp *tp);
+
+/* udp_spread.c: the worker whose Call-ID hash a request has (tp->idx for
+ * responses, malformed input, or a single worker); queue it for that
+ * worker (0, or IMS_ENOMEM: deliver it here); post what was queued. */
+unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len);
+int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
+                         const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms);
+void ims_udp_spread_flush(struct sip_tp *tp);
 
 /* tcp.c */
 void ims_tcp_accept_cb(struct ims_loop *loop, struct ims_io *io, unsigned events);

@@ -412,6 +412,8 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
         tp->wqueue_max = 2 * tp->max_msg;
     tp->ip_seed = seed64();
     tp->no_local_delivery = cfg->no_local_delivery;
+    tp->spread_workers = cfg->spread_workers > SIP_TP_MAX_WORKERS ? SIP_TP_MAX_WORKERS
+                                                                 : cfg->spread_workers;
 
     tp->slots = ims_calloc(tp->max_conns, sizeof(*tp->slots));
     tp->gens = ims_calloc(tp->max_conns, sizeof(*tp->gens));
@@ -424,8 +426,13 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
         any_udp |= cfg->listen[i].proto == SIP_PROTO_UDP;
     if (any_udp)
         tp->udp_bufs = ims_alloc(TP_UDP_BATCH * (tp->max_msg + 1));
+    if (tp->spread_workers > 1) {
+        tp->spread_head = ims_calloc(tp->spread_workers, sizeof(*tp->spread_head));
+        tp->spread_tail = ims_calloc(tp->spread_workers, sizeof(*tp->spread_tail));
+    }
     if (!tp->slots || !tp->gens || !tp->free_slots || !tp->by_ip || !tp->ls ||
-        (any_udp && !tp->udp_bufs))
+        (any_udp && !tp->udp_bufs) ||
+        (tp->spread_workers > 1 && (!tp->spread_head || !tp->spread_tail)))
         goto out_free;
     tp->ip_mask = nb - 1;
     /* pop order: slot 0 first */
@@ -463,6 +470,8 @@ out_close:
         close(tp->ls[i].fd);
     }
 out_free:
+    ims_free(tp->spread_head);
+    ims_free(tp->spread_tail);
     ims_free(tp->udp_bufs);
     ims_free(tp->ls);
     ims_free(tp->by_ip);
@@ -494,6 +503,8 @@ void ims_sip_tp_free(struct sip_tp *tp)
         ims_io_stop(tp->loop, &tp->ls[i].io);
         close(tp->ls[i].fd);
     }
+    ims_free(tp->spread_head);
+    ims_free(tp->spread_tail);
     ims_free(tp->udp_bufs);
     ims_free(tp->ls);
     ims_free(tp->by_ip);

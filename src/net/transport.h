@@ -135,6 +135,10 @@ struct sip_tp_cfg {
      * other) goes through the kernel like any datagram instead of being
      * handed over in-process (udp_local.c) */
     bool no_local_delivery;
+    /* UDP requests are spread over workers 0 .. spread_workers - 1 by a hash
+     * of their Call-ID (udp_spread.c); 0 or 1: each stays on the worker the
+     * kernel picked (by flow) */
+    unsigned spread_workers;
 };
 
 /* State shared by every worker's transport (created once, before workers):
@@ -207,6 +211,7 @@ struct sip_tp_stats {
     uint64_t conns_current, rx_dropped, conn_errors;
     uint64_t acl_denied; /* datagrams dropped, connections closed by security groups */
     uint64_t local_msgs; /* UDP messages to our own listeners, handed over in-process */
+    uint64_t spread_out; /* UDP requests handed to the worker of their Call-ID */
 };
 void ims_sip_tp_stats(const struct sip_tp *tp, struct sip_tp_stats *out);
 

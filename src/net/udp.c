@@ -38,9 +38,18 @@ static int32_t queue_ms(const struct msghdr *h, const struct timespec *now)
     return -1;
 }
 
+static void read_batches(struct sip_listener *l);
+
 void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
 {
     struct sip_listener *l = io->data;
+    read_batches(l);
+    if (l->tp->spread_pending)
+        ims_udp_spread_flush(l->tp);
+}
+
+static void read_batches(struct sip_listener *l)
+{
     struct sip_tp *tp = l->tp;
     size_t bufsz = tp->max_msg + 1;
     struct mmsghdr msgs[TP_UDP_BATCH];
@@ -100,6 +109,10 @@ void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
             tp->stats.rx_bytes += len;
             if (len == 0 || only_crlf(p, len))
                 continue; /* keep-alive */
+            unsigned owner = ims_udp_spread_owner(tp, p, len);
+            if (owner != tp->idx &&
+                ims_udp_spread_queue(tp, owner, l, p, len, &src, tp->udp_queue_ms) == 0)
+                continue;
             ims_tp_deliver(tp, p, len, SIP_PROTO_UDP, &src, &l->addr, 0, NULL);
         }
         if (n < TP_UDP_BATCH)

@@ -670,6 +670,82 @@ static void test_two_workers(void **state)
     fx_stop(&fx);
 }
 
+/* UDP requests from ONE flow spread over two workers by Call-ID
+ * (udp_spread.c): every Call-ID always on the same worker, both workers
+ * used, compact form too; responses stay where the kernel put them. */
+static int spread_send(int fd, const struct ims_addr *dst, const char *msg, size_t len)
+{
+    return sendto(fd, msg, len, 0, (const struct sockaddr *)&dst->ss, dst->len) == (ssize_t)len;
+}
+
+static void test_udp_spread(void **state)
+{
+    struct fixture fx;
+    fx_cfg(&fx, false);
+    fx.cfg.spread_workers = 2;
+    fx_start(&fx, 2);
+    struct ims_addr srv = local_of(&fx, SIP_PROTO_UDP, AF_INET);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    enum { CALLS = 32 };
+    char msg[1024];
+    int worker_of[CALLS];
+    int per_worker[2] = { 0, 0 };
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < CALLS; i++) {
+            size_t len = mk_msg(msg, sizeof(msg), i, 10);
+            if (round == 1 && i % 2) { /* the compact form, same value */
+                char *h = strstr(msg, "Call-ID: ");
+                assert_non_null(h);
+                memmove(h + 3, h + 9, len - (size_t)(h + 9 - msg) + 1);
+                memcpy(h, "i :", 3);
+                len -= 6;
+            }
+            size_t base = rxlog_count(&fx.log);
+            assert_true(spread_send(fd, &srv, msg, len));
+            assert_true(rxlog_wait(&fx.log, base + 1, 2000));
+            struct rx_rec r = rxlog_get(&fx.log, base);
+            assert_int_equal(r.len, len);
+            assert_memory_equal(r.data, msg, len);
+            assert_int_equal(r.proto, SIP_PROTO_UDP);
+            assert_true(r.queue_ms >= 0);
+            if (round == 0) {
+                worker_of[i] = (int)r.worker;
+                per_worker[r.worker]++;
+            } else {
+                assert_int_equal((int)r.worker, worker_of[i]); /* same Call-ID, same worker */
+            }
+        }
+    }
+    assert_true(per_worker[0] > 0 && per_worker[1] > 0);
+    struct sip_tp_stats s0 = stats_of(&fx.w[0]), s1 = stats_of(&fx.w[1]);
+    assert_int_equal(s0.rx_msgs + s1.rx_msgs, 2 * CALLS);
+    assert_true(s0.spread_out + s1.spread_out > 0);
+    uint64_t spread_before = s0.spread_out + s1.spread_out;
+
+    /* responses are not spread: one flow, one worker */
+#define RESP                                                                                       \
+    "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"                     \
+    "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: %d@x\r\n"                         \
+    "CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    int resp_worker = -1;
+    for (int i = 0; i < 8; i++) {
+        size_t len = (size_t)snprintf(msg, sizeof(msg), RESP, i);
+        size_t base = rxlog_count(&fx.log);
+        assert_true(spread_send(fd, &srv, msg, len));
+        assert_true(rxlog_wait(&fx.log, base + 1, 2000));
+        struct rx_rec r = rxlog_get(&fx.log, base);
+        if (resp_worker < 0)
+            resp_worker = (int)r.worker;
+        assert_int_equal((int)r.worker, resp_worker);
+    }
+    s0 = stats_of(&fx.w[0]);
+    s1 = stats_of(&fx.w[1]);
+    assert_int_equal(s0.spread_out + s1.spread_out, spread_before);
+    close(fd);
+    fx_stop(&fx);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_fail_setup(void **state)
@@ -845,6 +921,7 @@ int run_transport_tests(void)
         cmocka_unit_test(test_tcp_outgoing),
         cmocka_unit_test(test_tcp_wqueue_cap),
         cmocka_unit_test(test_two_workers),
+        cmocka_unit_test(test_udp_spread),
         cmocka_unit_test(test_alloc_fail_setup),
         cmocka_unit_test(test_alloc_fail_send),
         cmocka_unit_test(test_alloc_fail_rx),

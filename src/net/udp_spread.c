@@ -1,0 +1,196 @@
+/* udp_spread.c - UDP requests spread over the workers by Call-ID.
+ *
+ * Every worker has its own SO_REUSEPORT socket per listener and the kernel
+ * picks the socket by the 4-tuple: all datagrams of one flow reach ONE
+ * worker.  A UE is one flow, which is fine, but a peer proxy (the P-CSCF in
+ * front of an I-CSCF, a UAC that sends every call from one socket) is one
+ * flow too, and then one worker carries all of it while the others idle.
+ * So a request that arrives on worker i but whose Call-ID hashes to worker j
+ * is handed to j.  The same Call-ID always lands on the same worker, so
+ * retransmissions still meet their server transaction (RFC 3261 §17.2.3)
+ * and a dialog's requests (ACK, BYE, re-INVITE) stay together.  Responses
+ * are not spread: their branch names the worker that owns their client
+ * transaction (sip/txn.c does that hand-off).
+ *
+ * Cost of a hand-off: a copy and, per receive batch and target worker, one
+ * ims_loop_post (a lock and an eventfd write).  The time a datagram waits
+ * in the target's post queue is added to its queue_ms, so the overload
+ * control still sees how far behind the worker that processes it is. */
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "net/net_int.h"
+
+struct spread_msg {
+    struct spread_msg *next;
+    struct ims_addr src;
+    size_t listener; /* index: the same listener on every worker */
+    int32_t queue_ms;
+    uint64_t queued_ms; /* sender's loop clock (monotonic, shared by all loops) */
+    size_t len;
+    char data[];
+};
+
+struct spread_batch {
+    struct sip_tp_shared *sh;
+    unsigned worker;
+    struct spread_msg *head;
+};
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* The Call-ID value (RFC 3261 §20.8, compact form "i"), or len 0. */
+static ims_str call_id(const char *p, size_t n)
+{
+    const char *end = p + n;
+    const char *line = memchr(p, '\n', n);
+    while (line && ++line < end) {
+        if (*line == '\r' || *line == '\n')
+            break; /* end of the headers */
+        const char *q = line;
+        if (end - q > 7 && lower(q[0]) == 'c' && lower(q[1]) == 'a' && lower(q[2]) == 'l' &&
+            lower(q[3]) == 'l' && q[4] == '-' && lower(q[5]) == 'i' && lower(q[6]) == 'd')
+            q += 7;
+        else if (lower(q[0]) == 'i')
+            q += 1;
+        else
+            q = NULL;
+        if (q) {
+            while (q < end && (*q == ' ' || *q == '\t'))
+                q++;
+            if (q < end && *q == ':') {
+                q++;
+                while (q < end && (*q == ' ' || *q == '\t'))
+                    q++;
+                const char *v = q;
+                while (q < end && *q != '\r' && *q != '\n' && *q != ' ' && *q != '\t')
+                    q++;
+                return ims_str_make(v, (size_t)(q - v));
+            }
+        }
+        line = memchr(line, '\n', (size_t)(end - line));
+    }
+    return IMS_STR_NULL;
+}
+
+static uint32_t fnv1a(ims_str s)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < s.len; i++) {
+        h ^= (uint8_t)s.p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len)
+{
+    if (tp->spread_workers < 2 || (len >= 8 && memcmp(p, "SIP/2.0 ", 8) == 0))
+        return tp->idx; /* one worker, or a response */
+    ims_str cid = call_id(p, len);
+    if (!cid.len)
+        return tp->idx; /* malformed: this worker answers it */
+    return fnv1a(cid) % tp->spread_workers;
+}
+
+int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
+                         const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms)
+{
+    struct spread_msg *m = ims_alloc(sizeof(*m) + len);
+    if (!m)
+        return IMS_ENOMEM;
+    m->src = *src;
+    m->listener = (size_t)(l - tp->ls);
+    m->queue_ms = queue_ms;
+    m->queued_ms = ims_loop_now(tp->loop);
+    m->len = len;
+    memcpy(m->data, p, len);
+    /* kept in arrival order per target */
+    m->next = NULL;
+    if (tp->spread_tail[owner])
+        tp->spread_tail[owner]->next = m;
+    else
+        tp->spread_head[owner] = m;
+    tp->spread_tail[owner] = m;
+    tp->spread_pending = true;
+    tp->stats.spread_out++;
+    return 0;
+}
+
+static void free_msgs(struct spread_msg *m)
+{
+    while (m) {
+        struct spread_msg *next = m->next;
+        ims_free(m);
+        m = next;
+    }
+}
+
+static void batch_drop(void *arg)
+{
+    struct spread_batch *b = arg;
+    free_msgs(b->head);
+    ims_free(b);
+}
+
+static void batch_run(struct ims_loop *loop, void *arg)
+{
+    struct spread_batch *b = arg;
+    pthread_mutex_lock(&b->sh->lock);
+    struct sip_tp *tp = b->sh->workers[b->worker];
+    pthread_mutex_unlock(&b->sh->lock);
+    /* tp can only be freed on this thread, so it stays valid below */
+    if (tp && tp->loop == loop) {
+        uint64_t now = ims_loop_now(loop);
+        for (struct spread_msg *m = b->head; m; m = m->next) {
+            if (m->listener >= tp->nls)
+                continue;
+            int64_t waited = now > m->queued_ms ? (int64_t)(now - m->queued_ms) : 0;
+            int64_t q = (m->queue_ms < 0 ? 0 : m->queue_ms) + waited;
+            tp->udp_queue_ms = q > INT32_MAX ? INT32_MAX : (int32_t)q;
+            ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &tp->ls[m->listener].addr,
+                           0, NULL);
+        }
+    }
+    batch_drop(b);
+}
+
+/* Delivers the queued messages here after all (the target is gone). */
+static void deliver_here(struct sip_tp *tp, struct spread_msg *m)
+{
+    for (; m; m = m->next) {
+        tp->udp_queue_ms = m->queue_ms;
+        ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &tp->ls[m->listener].addr, 0,
+                       NULL);
+    }
+}
+
+void ims_udp_spread_flush(struct sip_tp *tp)
+{
+    for (unsigned w = 0; w < tp->spread_workers && tp->spread_pending; w++) {
+        struct spread_msg *head = tp->spread_head[w];
+        if (!head)
+            continue;
+        tp->spread_head[w] = tp->spread_tail[w] = NULL;
+        struct spread_batch *b = ims_alloc(sizeof(*b));
+        int rc = IMS_ENOMEM;
+        if (b) {
+            *b = (struct spread_batch){ tp->sh, w, head };
+            /* posting under the lock keeps the target loop alive (tp.c) */
+            pthread_mutex_lock(&tp->sh->lock);
+            struct sip_tp *target = tp->sh->workers[w];
+            rc = target ? ims_loop_post(target->loop, batch_run, b, batch_drop) : IMS_ENOENT;
+            pthread_mutex_unlock(&tp->sh->lock);
+        }
+        if (rc != 0) {
+            ims_free(b);
+            deliver_here(tp, head);
+            free_msgs(head);
+        }
+    }
+    tp->spread_pending = false;
+}
