@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
@@ -24,7 +25,9 @@
 #include "crypto/keyrepo.h"
 
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
-#define BATCH_MAX 64
+#define BATCH_MAX 256
+#define OUT_MAX (8 * IMS_AUDIT_LINE_MAX) /* bytes per write(2) */
+#define LINGER_MS 10
 #define QUEUE_DEFAULT 4096
 
 /* ------------------------------------------------------------ events */
@@ -47,97 +50,188 @@ void ims_audit_sha256_hex(const void *p, size_t n, char out[IMS_AUDIT_HEX])
     hex(md, 32, out);
 }
 
-/* RFC 4122 §4.4: a random UUID. */
+/* RFC 4122 §4.4: a random UUID.  The bytes come from RAND_bytes in blocks
+ * of 32 UUIDs per thread: one DRBG call (and its lock) per event was a
+ * visible share of libcrypto's time at a few thousand events/s.  (A forked
+ * child would repeat its parent's pool; imscloud does not fork.) */
 static int uuid4(char out[37])
 {
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof(b)) != 1)
-        return IMS_EBACKEND;
+    static _Thread_local uint8_t pool[32 * 16];
+    static _Thread_local size_t left;
+    if (left < 16) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1)
+            return IMS_EBACKEND;
+        left = sizeof(pool);
+    }
+    uint8_t *b = pool + sizeof(pool) - left;
+    left -= 16;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     char h[33];
     hex(b, 16, h);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+    static const uint8_t from[] = { 0, 8, 12, 16, 20, 32 };
+    size_t o = 0;
+    for (size_t i = 0; i + 1 < sizeof(from); i++) {
+        memcpy(out + o, h + from[i], (size_t)(from[i + 1] - from[i]));
+        o += (size_t)(from[i + 1] - from[i]);
+        out[o++] = '-';
+    }
+    out[36] = '\0';
     return 0;
 }
 
-/* ISO 8601 UTC with microseconds, as pycadf writes eventTime. */
+/* ISO 8601 UTC with microseconds, as pycadf writes eventTime.  The
+ * seconds part is formatted once a second per thread. */
 static void now_iso(char out[40])
 {
+    static _Thread_local time_t last = (time_t)-1;
+    static _Thread_local char secs[24];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06ld+00:00", ts.tv_nsec / 1000);
+    if (ts.tv_sec != last) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        if (strftime(secs, sizeof(secs), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            secs[0] = '\0';
+        last = ts.tv_sec;
+    }
+    size_t n = strlen(secs);
+    memcpy(out, secs, n);
+    out[n++] = '.';
+    long us = ts.tv_nsec / 1000;
+    for (int i = 5; i >= 0; i--, us /= 10)
+        out[n + (size_t)i] = (char)('0' + us % 10);
+    memcpy(out + n + 6, "+00:00", sizeof("+00:00"));
 }
+
+/* The JSON text of an event is written directly, byte for byte what
+ * jansson's json_dumpb(JSON_COMPACT | JSON_SORT_KEYS) wrote for the object
+ * this module built before (t_jansson_identical checks it): no objects, no
+ * sorting, one allocation.  Members are written in strcmp order of their
+ * keys; a comma goes before every member that does not open its object. */
+struct jw {
+    char *p;
+    size_t len, cap;
+    bool full; /* something did not fit: the event is too long */
+};
+
+static void jw_raw(struct jw *w, const char *s, size_t n)
+{
+    if (w->full || n > w->cap - w->len) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+#define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
 
 /* A JSON string of s: cut to IMS_AUDIT_FIELD_MAX, bytes outside printable
- * ASCII replaced by '?' (SIP hands us arbitrary bytes; jansson wants UTF-8,
- * and a log line must not carry control characters). */
-static json_t *jstr(ims_str s)
+ * ASCII replaced by '?' (SIP hands us arbitrary bytes; JSON wants UTF-8,
+ * and a log line must not carry control characters).  What is left needs
+ * escaping only for '"' and '\' (RFC 8259 §7; jansson escapes '/' only
+ * when asked to). */
+static void jw_str(struct jw *w, ims_str s)
 {
-    char b[IMS_AUDIT_FIELD_MAX];
-    size_t n = s.len < sizeof(b) ? s.len : sizeof(b);
+    size_t n = s.len < IMS_AUDIT_FIELD_MAX ? s.len : IMS_AUDIT_FIELD_MAX;
+    /* worst case every byte escaped, plus the quotes */
+    if (w->full || 2 * n + 2 > w->cap - w->len) {
+        w->full = true;
+        return;
+    }
+    char *o = w->p + w->len;
+    *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s.p[i];
-        b[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        if (c < 0x20 || c >= 0x7f)
+            c = '?';
+        else if (c == '"' || c == '\\')
+            *o++ = '\\';
+        *o++ = (char)c;
     }
-    return json_stringn(b, n);
+    *o++ = '"';
+    w->len = (size_t)(o - w->p);
 }
 
-/* Sets key to s unless s is empty; 0 or IMS_ENOMEM. */
-static int put(json_t *o, const char *key, ims_str s)
+/* ["," ] "key": - the comma unless the member opens its object or array */
+static void jw_key(struct jw *w, const char *key)
+{
+    if (w->len && w->p[w->len - 1] != '{' && w->p[w->len - 1] != '[')
+        JW_LIT(w, ",");
+    JW_LIT(w, "\"");
+    jw_raw(w, key, strlen(key));
+    JW_LIT(w, "\":");
+}
+
+/* "key":"s", left out when s is empty (as the jansson builder did) */
+static void jw_member(struct jw *w, const char *key, ims_str s)
 {
     if (!s.len)
-        return 0;
-    return json_object_set_new(o, key, jstr(s)) == 0 ? 0 : IMS_ENOMEM;
+        return;
+    jw_key(w, key);
+    jw_str(w, s);
 }
 
-static int put_c(json_t *o, const char *key, const char *s)
+static void jw_member_c(struct jw *w, const char *key, const char *s)
 {
-    return put(o, key, ims_str_cstr(s));
+    jw_member(w, key, ims_str_cstr(s));
 }
 
-/* A CADF resource: {typeURI, id, name[, host {address}]}. */
-static json_t *resource(const char *type, ims_str id, ims_str name, ims_str addr)
+/* A CADF resource: {[host {address}], id, [name], typeURI}. */
+static void jw_resource(struct jw *w, const char *key, const char *type, ims_str id, ims_str name,
+                        ims_str addr)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int rc = put_c(o, "typeURI", type ? type : "unknown");
-    rc = rc ? rc : put(o, "id", id.len ? id : IMS_S("unknown"));
-    rc = rc ? rc : put(o, "name", name);
-    if (rc == 0 && addr.len) {
-        json_t *h = json_object();
-        rc = h && put(h, "address", addr) == 0 ? json_object_set_new(o, "host", h) : IMS_ENOMEM;
-        if (!h)
-            rc = IMS_ENOMEM;
+    jw_key(w, key);
+    JW_LIT(w, "{");
+    if (addr.len) {
+        jw_key(w, "host");
+        JW_LIT(w, "{");
+        jw_member(w, "address", addr);
+        JW_LIT(w, "}");
     }
-    if (rc) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    jw_member(w, "id", id.len ? id : IMS_S("unknown"));
+    jw_member(w, "name", name);
+    jw_member_c(w, "typeURI", type ? type : "unknown");
+    JW_LIT(w, "}");
 }
 
-static json_t *observer(const char *role)
+/* This host's name, read once: the observer of every event. */
+static char g_host[64] = "localhost";
+static pthread_once_t g_host_once = PTHREAD_ONCE_INIT;
+
+static void read_host(void)
 {
-    char type[64], id[128], host[64] = "localhost";
+    char h[64] = "";
+    if (gethostname(h, sizeof(h) - 1) == 0 && h[0]) {
+        h[sizeof(h) - 1] = '\0';
+        memcpy(g_host, h, sizeof(h));
+    }
+}
+
+static void jw_observer(struct jw *w, const char *role)
+{
+    char type[64], id[128];
     role = role ? role : "imscloud";
-    gethostname(host, sizeof(host) - 1);
-    host[sizeof(host) - 1] = '\0';
+    pthread_once(&g_host_once, read_host);
     snprintf(type, sizeof(type), "service/ims/%s", role);
-    snprintf(id, sizeof(id), "imscloud:%s:%s", host, role);
-    return resource(type, ims_str_cstr(id), ims_str_cstr(role), IMS_STR_NULL);
+    snprintf(id, sizeof(id), "imscloud:%s:%s", g_host, role);
+    jw_resource(w, "observer", type, ims_str_cstr(id), ims_str_cstr(role), IMS_STR_NULL);
 }
 
-static int set_obj(json_t *o, const char *key, json_t *v)
-{
-    return v && json_object_set_new(o, key, v) == 0 ? 0 : IMS_ENOMEM;
-}
+/* A built event: the body of its line without "key_id" and "prev_hash",
+ * which the writer puts at cut_key and cut_prev (where the sorted keys
+ * place them), each as ,"name":"value".  One allocation; the queue owns
+ * it until the writer frees it. */
+struct audit_rec {
+    uint32_t len, cut_key, cut_prev;
+    char body[];
+};
 
-int ims_audit_build(const struct ims_audit_event *ev, json_t **out)
+/* Renders ev into w; extra is a raw JSON object appended to the
+ * attachments (the chain-restart record), or empty.  Returns the cuts. */
+static int render(const struct ims_audit_event *ev, ims_str extra, struct jw *w,
+                  uint32_t *cut_key, uint32_t *cut_prev)
 {
     char id[37], t[40];
     if (!ev->action)
@@ -145,38 +239,70 @@ int ims_audit_build(const struct ims_audit_event *ev, json_t **out)
     if (uuid4(id) != 0)
         return IMS_EBACKEND;
     now_iso(t);
-    json_t *o = json_object();
-    if (!o)
-        return IMS_ENOMEM;
-    int rc = put_c(o, "typeURI", IMS_AUDIT_TYPEURI);
-    rc = rc ? rc : put_c(o, "id", id);
-    rc = rc ? rc : put_c(o, "eventType", ev->event_type ? ev->event_type : "activity");
-    rc = rc ? rc : put_c(o, "eventTime", t);
-    rc = rc ? rc : put_c(o, "action", ev->action);
-    rc = rc ? rc : put_c(o, "outcome", ev->outcome ? ev->outcome : "unknown");
-    rc = rc ? rc : set_obj(o, "initiator", resource(ev->initiator_type, ev->initiator_id,
-                                                    ev->initiator_name, ev->initiator_addr));
-    rc = rc ? rc : set_obj(o, "target", resource(ev->target_type, ev->target_id,
-                                                 ev->target_name, IMS_STR_NULL));
-    rc = rc ? rc : set_obj(o, "observer", observer(ev->observer));
-    if (rc == 0 && ev->reason_type) {
-        json_t *r = json_object();
-        rc = r ? put_c(r, "reasonType", ev->reason_type) : IMS_ENOMEM;
-        rc = rc ? rc : put(r, "reasonCode", ev->reason_code);
-        rc = rc ? (json_decref(r), rc) : set_obj(o, "reason", r);
+    JW_LIT(w, "{");
+    jw_member_c(w, "action", ev->action);
+    if (ev->detail.len) {
+        /* CADF attachment: {content, name, typeURI} */
+        jw_key(w, "attachments");
+        JW_LIT(w, "[{");
+        jw_member(w, "content", ev->detail);
+        JW_LIT(w, ",\"name\":\"detail\",\"typeURI\":\"text/plain\"}");
+        if (extra.len) {
+            JW_LIT(w, ",");
+            jw_raw(w, extra.p, extra.len);
+        }
+        JW_LIT(w, "]");
     }
-    if (rc == 0 && ev->detail.len) {
-        /* CADF attachment: {typeURI, name, content} */
-        json_t *a = json_pack("[{s:s, s:s, s:o}]", "typeURI", "text/plain", "name", "detail",
-                              "content", jstr(ev->detail));
-        rc = set_obj(o, "attachments", a);
+    jw_member_c(w, "eventTime", t);
+    jw_member_c(w, "eventType", ev->event_type ? ev->event_type : "activity");
+    jw_member_c(w, "id", id);
+    jw_resource(w, "initiator", ev->initiator_type, ev->initiator_id, ev->initiator_name,
+                ev->initiator_addr);
+    *cut_key = (uint32_t)w->len; /* "key_id" */
+    jw_observer(w, ev->observer);
+    jw_member_c(w, "outcome", ev->outcome ? ev->outcome : "unknown");
+    *cut_prev = (uint32_t)w->len; /* "prev_hash" */
+    if (ev->reason_type) {
+        jw_key(w, "reason");
+        JW_LIT(w, "{");
+        jw_member(w, "reasonCode", ev->reason_code);
+        jw_member_c(w, "reasonType", ev->reason_type);
+        JW_LIT(w, "}");
     }
-    if (rc) {
-        json_decref(o);
+    jw_resource(w, "target", ev->target_type, ev->target_id, ev->target_name, IMS_STR_NULL);
+    jw_member_c(w, "typeURI", IMS_AUDIT_TYPEURI);
+    JW_LIT(w, "}");
+    return w->full ? IMS_ELIMIT : 0;
+}
+
+static int rec_build(const struct ims_audit_event *ev, ims_str extra, struct audit_rec **out)
+{
+    char buf[IMS_AUDIT_LINE_MAX];
+    struct jw w = { .p = buf, .cap = sizeof(buf) };
+    uint32_t ck = 0, cp = 0;
+    int rc = render(ev, extra, &w, &ck, &cp);
+    if (rc)
         return rc;
-    }
-    *out = o;
+    struct audit_rec *r = ims_alloc(sizeof(*r) + w.len);
+    if (!r)
+        return IMS_ENOMEM;
+    r->len = (uint32_t)w.len;
+    r->cut_key = ck;
+    r->cut_prev = cp;
+    memcpy(r->body, buf, w.len);
+    *out = r;
     return 0;
+}
+
+int ims_audit_build(const struct ims_audit_event *ev, json_t **out)
+{
+    struct audit_rec *r = NULL;
+    int rc = rec_build(ev, IMS_STR_NULL, &r);
+    if (rc)
+        return rc;
+    *out = json_loadb(r->body, r->len, 0, NULL);
+    ims_free(r);
+    return *out ? 0 : IMS_ENOMEM;
 }
 
 int ims_audit_derive_key(const struct ims_keyrepo *r, unsigned id, uint8_t key[32])
@@ -184,36 +310,103 @@ int ims_audit_derive_key(const struct ims_keyrepo *r, unsigned id, uint8_t key[3
     return ims_keyrepo_derive(r, id, IMS_S(IMS_AUDIT_LABEL), key, 32);
 }
 
-int ims_audit_seal(json_t *ev, unsigned key_id, const uint8_t key[32], const char *prev_hex,
-                   struct ims_buf *out)
+/* The writer's crypto, set up once: HMAC under the current key (re-used
+ * by EVP_MAC_init with no key) and SHA-256 for the chain, both with the
+ * algorithms fetched once rather than on every line (OpenSSL 3). */
+struct sealer {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *hmac;
+    EVP_MD *sha;
+    EVP_MD_CTX *md;
+    unsigned key_id;
+    uint64_t key_gen; /* the ims_audit key generation the hmac holds */
+};
+
+static void sealer_free(struct sealer *s)
 {
-    char kid[16], mac_hex[IMS_AUDIT_HEX];
-    uint8_t mac[32];
-    unsigned maclen = 0;
-    snprintf(kid, sizeof(kid), "k%u", key_id);
-    if (json_object_set_new(ev, "key_id", json_string(kid)) != 0 ||
-        json_object_set_new(ev, "prev_hash", json_string(prev_hex)) != 0)
-        return IMS_ENOMEM;
-    /* the body: compact, sorted keys; the hmac member goes after it.
-     * json_dumpb: no allocation by jansson's (replaceable) allocator */
-    char *body = ims_alloc(IMS_AUDIT_LINE_MAX);
-    if (!body)
-        return IMS_ENOMEM;
-    size_t n = json_dumpb(ev, body, IMS_AUDIT_LINE_MAX, JSON_COMPACT | JSON_SORT_KEYS);
-    int rc = 0;
-    if (n + 80 > IMS_AUDIT_LINE_MAX)
-        rc = n ? IMS_ELIMIT : IMS_ENOMEM;
-    else if (n < 2 || body[n - 1] != '}')
-        rc = IMS_EINVAL;
-    else if (!HMAC(EVP_sha256(), key, 32, (const unsigned char *)body, n, mac, &maclen))
-        rc = IMS_EBACKEND;
-    if (rc == 0) {
-        hex(mac, sizeof(mac), mac_hex);
-        rc = ims_buf_add(out, body, n - 1);
-        rc = rc ? rc : ims_buf_printf(out, ",\"hmac\":\"%s\"}", mac_hex);
+    EVP_MAC_CTX_free(s->hmac);
+    EVP_MAC_free(s->mac);
+    EVP_MD_CTX_free(s->md);
+    EVP_MD_free(s->sha);
+    memset(s, 0, sizeof(*s));
+}
+
+static int sealer_init(struct sealer *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    s->hmac = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
+    s->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s->md = EVP_MD_CTX_new();
+    if (!s->hmac || !s->sha || !s->md) {
+        sealer_free(s);
+        return IMS_EBACKEND;
     }
-    ims_free(body);
-    return rc;
+    return 0;
+}
+
+static int sealer_key(struct sealer *s, unsigned key_id, const uint8_t key[32])
+{
+    char md[] = "SHA256";
+    OSSL_PARAM p[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, md, 0),
+                       OSSL_PARAM_construct_end() };
+    if (EVP_MAC_init(s->hmac, key, 32, p) != 1)
+        return IMS_EBACKEND;
+    s->key_id = key_id;
+    return 0;
+}
+
+static int sealer_hmac(struct sealer *s, const char *p, size_t n, uint8_t mac[32])
+{
+    size_t len = 0;
+    if (EVP_MAC_init(s->hmac, NULL, 0, NULL) != 1 ||
+        EVP_MAC_update(s->hmac, (const unsigned char *)p, n) != 1 ||
+        EVP_MAC_final(s->hmac, mac, &len, 32) != 1 || len != 32)
+        return IMS_EBACKEND;
+    return 0;
+}
+
+static int sealer_sha(struct sealer *s, const char *p, size_t n, char out[IMS_AUDIT_HEX])
+{
+    uint8_t md[32];
+    unsigned len = 0;
+    if (EVP_DigestInit_ex(s->md, s->sha, NULL) != 1 || EVP_DigestUpdate(s->md, p, n) != 1 ||
+        EVP_DigestFinal_ex(s->md, md, &len) != 1 || len != 32)
+        return IMS_EBACKEND;
+    hex(md, 32, out);
+    return 0;
+}
+
+/* Seals r after prev_hex into out[0..cap): body with key_id and prev_hash
+ * spliced in, its HMAC appended as the last member (audit.h).  Returns the
+ * line's length (no '\n'), or 0 when it does not fit or the HMAC fails. */
+static size_t seal(struct sealer *s, const struct audit_rec *r, const char *prev_hex, char *out,
+                   size_t cap)
+{
+    char kid[32];
+    int kn = snprintf(kid, sizeof(kid), ",\"key_id\":\"k%u\"", s->key_id);
+    size_t n = r->len + (size_t)kn + sizeof(",\"prev_hash\":\"\"") - 1 + 64;
+    if (n + 80 > IMS_AUDIT_LINE_MAX || n + sizeof(",\"hmac\":\"\"}") - 1 + 64 > cap)
+        return 0;
+    struct jw w = { .p = out, .cap = cap };
+    jw_raw(&w, r->body, r->cut_key);
+    jw_raw(&w, kid, (size_t)kn);
+    jw_raw(&w, r->body + r->cut_key, r->cut_prev - r->cut_key);
+    JW_LIT(&w, ",\"prev_hash\":\"");
+    jw_raw(&w, prev_hex, 64);
+    JW_LIT(&w, "\"");
+    jw_raw(&w, r->body + r->cut_prev, r->len - r->cut_prev);
+    uint8_t mac[32];
+    char mac_hex[IMS_AUDIT_HEX];
+    if (w.full || sealer_hmac(s, w.p, w.len, mac) != 0)
+        return 0;
+    hex(mac, 32, mac_hex);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    w.len--; /* the body's closing '}' */
+    JW_LIT(&w, ",\"hmac\":\"");
+    jw_raw(&w, mac_hex, 64);
+    JW_LIT(&w, "\"}");
+    return w.full ? 0 : w.len;
 }
 
 /* ------------------------------------------------------------ writer */
@@ -227,18 +420,25 @@ struct ims_audit {
     pthread_t thread;
     bool started;
 
-    pthread_mutex_t mu;      /* everything below */
-    pthread_cond_t work, done;
-    json_t **q;              /* ring of built events */
+    pthread_mutex_t mu;      /* everything below up to prev */
+    pthread_cond_t work, done; /* work: CLOCK_MONOTONIC (the linger) */
+    struct audit_rec **q;    /* ring of built events */
     size_t qcap, qhead, qlen;
     uint64_t queued, written; /* for flush: written counts drops at the writer too */
     bool stop;
+    bool idle;               /* the writer sleeps until signalled: the next event does */
+    unsigned flushing;       /* ims_audit_flush() callers: the writer must not linger */
     size_t dropped;
     unsigned key_id;
     uint8_t key[32];
+    uint64_t key_gen;        /* bumped by rekey: the sealer re-keys */
 
-    char prev[IMS_AUDIT_HEX]; /* writer thread only (and open before it starts) */
+    /* writer thread only (and open, before it starts) */
+    char prev[IMS_AUDIT_HEX];
     bool write_failed;
+    struct sealer seal;
+    uint64_t seal_gen;       /* the key_gen seal holds */
+    char *out;               /* OUT_MAX bytes: the lines of one write(2) */
 };
 
 static int fail(int rc, char *err, size_t errsz, const char *fmt, ...)
@@ -295,47 +495,104 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Seals ev with the current key and appends it; on success the chain
- * moves on.  Writer thread (or open, before the thread starts). */
-static int append(struct ims_audit *a, json_t *ev, unsigned key_id, const uint8_t key[32])
+/* Appends out[0..n) (whole lines); on failure cuts the file back, so no
+ * half line is left behind. */
+static int write_out(struct ims_audit *a, size_t n)
 {
-    struct ims_buf line;
-    ims_buf_init(&line, IMS_AUDIT_LINE_MAX);
-    int rc = ims_audit_seal(ev, key_id, key, a->prev, &line);
-    if (rc == 0) {
-        char h[IMS_AUDIT_HEX];
-        ims_audit_sha256_hex(line.p, line.len, h);
-        rc = ims_buf_add(&line, "\n", 1);
-        off_t end = rc ? -1 : lseek(a->fd, 0, SEEK_END);
-        rc = rc ? rc : write_all(a->fd, line.p, line.len);
-        if (rc && end >= 0 && ftruncate(a->fd, end) != 0) /* no half line left behind */
-            LOG_E("audit", "event=truncate_failed file=%s errno=%d", a->file, errno);
-        if (rc == 0) {
-            memcpy(a->prev, h, sizeof(h));
-            if (a->syslog)
-                syslog(LOG_AUTHPRIV | LOG_NOTICE, "%.*s", (int)(line.len - 1), line.p);
-        }
+    off_t end = lseek(a->fd, 0, SEEK_END);
+    int rc = end < 0 ? IMS_EIO : write_all(a->fd, a->out, n);
+    if (rc && end >= 0 && ftruncate(a->fd, end) != 0)
+        LOG_E("audit", "event=truncate_failed file=%s errno=%d", a->file, errno);
+    return rc;
+}
+
+static void to_syslog(const char *p, size_t n)
+{
+    for (const char *end = p + n, *nl; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        syslog(LOG_AUTHPRIV | LOG_NOTICE, "%.*s", (int)(nl - p), p);
     }
+}
+
+/* Logs the first of a run of failures (a full disk would flood the log). */
+static void report(struct ims_audit *a, int rc)
+{
     if (rc && !a->write_failed) {
-        a->write_failed = true; /* once: a full disk would flood the log */
+        a->write_failed = true;
         LOG_E("audit", "event=append_failed file=%s err=%s errno=%d", a->file, ims_strerror(rc),
               errno);
     } else if (rc == 0) {
         a->write_failed = false;
     }
-    ims_buf_free(&line);
-    return rc;
+}
+
+/* Seals recs[0..n) in order and appends them, as many lines per write(2)
+ * as fit in out; the chain moves on over the lines written.  Returns how
+ * many were lost (not sealable, or their write failed).  Writer thread
+ * (or open, before the thread starts). */
+static size_t append(struct ims_audit *a, struct audit_rec *const *recs, size_t n)
+{
+    size_t lost = 0, i = 0;
+    while (i < n) {
+        char chunk_prev[IMS_AUDIT_HEX];
+        memcpy(chunk_prev, a->prev, sizeof(chunk_prev));
+        size_t len = 0, lines = 0;
+        int rc = 0;
+        for (; i < n && OUT_MAX - len > IMS_AUDIT_LINE_MAX; i++) {
+            char h[IMS_AUDIT_HEX];
+            size_t l = seal(&a->seal, recs[i], a->prev, a->out + len, IMS_AUDIT_LINE_MAX);
+            if (l == 0 || sealer_sha(&a->seal, a->out + len, l, h) != 0) {
+                rc = rc ? rc : l ? IMS_EBACKEND : IMS_ELIMIT;
+                lost++;
+                continue;
+            }
+            memcpy(a->prev, h, sizeof(h));
+            a->out[len + l] = '\n';
+            len += l + 1;
+            lines++;
+        }
+        int wrc = len ? write_out(a, len) : 0;
+        if (wrc) {
+            memcpy(a->prev, chunk_prev, sizeof(chunk_prev)); /* nothing of it was written */
+            lost += lines;
+            rc = wrc;
+        } else if (a->syslog) {
+            to_syslog(a->out, len);
+        }
+        report(a, rc);
+    }
+    return lost;
+}
+
+/* After a short batch, let events gather for a moment: under load the
+ * writer then wakes (and syncs the file) at most 1000/LINGER_MS times a
+ * second instead of once or twice per event.  Emitters do not signal a
+ * lingering writer; flush and close do.  Called with mu held. */
+static void linger(struct ims_audit *a)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_nsec += LINGER_MS * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&a->work, &a->mu, &t);
 }
 
 static void *writer_main(void *arg)
 {
     struct ims_audit *a = arg;
-    json_t *batch[BATCH_MAX];
-    uint8_t key[32];
+    struct audit_rec *batch[BATCH_MAX];
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (!a->qlen && !a->stop)
+        while (!a->qlen && !a->stop) {
+            a->idle = true;
             pthread_cond_wait(&a->work, &a->mu);
+        }
+        a->idle = false;
         if (!a->qlen && a->stop)
             break;
         size_t n = 0;
@@ -344,23 +601,27 @@ static void *writer_main(void *arg)
             a->qhead = (a->qhead + 1) % a->qcap;
             a->qlen--;
         }
-        unsigned key_id = a->key_id;
-        memcpy(key, a->key, sizeof(key));
+        int krc = 0;
+        if (a->seal_gen != a->key_gen) { /* rekeyed */
+            krc = sealer_key(&a->seal, a->key_id, a->key);
+            a->seal_gen = krc ? a->seal_gen : a->key_gen;
+        }
         pthread_mutex_unlock(&a->mu);
         /* the disk work happens without the lock: emitters never wait on it */
-        size_t failed = 0;
-        for (size_t i = 0; i < n; i++) {
-            failed += append(a, batch[i], key_id, key) != 0;
-            json_decref(batch[i]);
-        }
+        size_t lost = krc ? n : append(a, batch, n);
+        if (krc)
+            report(a, krc);
+        for (size_t i = 0; i < n; i++)
+            ims_free(batch[i]);
         fdatasync(a->fd);
         pthread_mutex_lock(&a->mu);
         a->written += n;
-        a->dropped += failed; /* lost like an overflow: the chain skips them */
+        a->dropped += lost; /* lost like an overflow: the chain skips them */
         pthread_cond_broadcast(&a->done);
+        if (n < BATCH_MAX && !a->stop && !a->flushing)
+            linger(a);
     }
     pthread_mutex_unlock(&a->mu);
-    OPENSSL_cleanse(key, sizeof(key));
     return NULL;
 }
 
@@ -431,7 +692,7 @@ static size_t count_lines(int fd, bool ends_nl)
  * chain-restart event bound to it and to the line before it. */
 static int restart_chain(struct ims_audit *a, const struct tail *t, size_t lineno)
 {
-    char th[IMS_AUDIT_HEX], bh[IMS_AUDIT_HEX], detail[128];
+    char th[IMS_AUDIT_HEX], bh[IMS_AUDIT_HEX], detail[128], extra[400];
     ims_audit_sha256_hex(t->last.p, t->last.len, th);
     if (t->before_found && t->before.len)
         ims_audit_sha256_hex(t->before.p, t->before.len, bh);
@@ -455,22 +716,19 @@ static int restart_chain(struct ims_audit *a, const struct tail *t, size_t linen
         .reason_code = IMS_S("chain-restart"),
         .detail = ims_str_cstr(detail),
     };
-    json_t *o = NULL;
-    int rc = ims_audit_build(&ev, &o);
+    /* the second attachment, keys sorted (the verifier reads it back) */
+    int n = snprintf(extra, sizeof(extra),
+                     "{\"content\":{\"previous_sha256\":\"%s\",\"truncated_line\":%zu,"
+                     "\"truncated_sha256\":\"%s\"},\"name\":\"chain-restart\","
+                     "\"typeURI\":\"imscloud/chain-restart\"}",
+                     bh, lineno, th);
+    struct audit_rec *r = NULL;
+    int rc = rec_build(&ev, ims_str_make(extra, (size_t)n), &r);
     if (rc)
         return rc;
-    json_t *c = json_pack("{s:I, s:s, s:s}", "truncated_line", (json_int_t)lineno,
-                          "truncated_sha256", th, "previous_sha256", bh);
-    json_t *att = json_pack("{s:s, s:s, s:o}", "typeURI", "imscloud/chain-restart", "name",
-                            "chain-restart", "content", c);
-    json_t *arr = json_object_get(o, "attachments");
-    if (!att || !arr || json_array_append_new(arr, att) != 0) {
-        json_decref(o);
-        return IMS_ENOMEM;
-    }
     memcpy(a->prev, th, sizeof(th)); /* the restart event chains to the cut line */
-    rc = append(a, o, a->key_id, a->key);
-    json_decref(o);
+    rc = append(a, &r, 1) ? IMS_EIO : 0;
+    ims_free(r);
     return rc;
 }
 
@@ -519,15 +777,22 @@ int ims_audit_open(const struct ims_audit_cfg *cfg, struct ims_audit **out, char
     a->want_key = cfg->key_id;
     a->qcap = cfg->queue_max ? cfg->queue_max : QUEUE_DEFAULT;
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&a->done, NULL);
     a->file = ims_strndup(cfg->file, strlen(cfg->file));
     a->keys_dir = ims_strndup(cfg->keys_dir, strlen(cfg->keys_dir));
     a->q = ims_calloc(a->qcap, sizeof(*a->q));
-    int rc = a->file && a->keys_dir && a->q ? 0 : IMS_ENOMEM;
+    a->out = ims_alloc(OUT_MAX);
+    int rc = a->file && a->keys_dir && a->q && a->out ? 0 : IMS_ENOMEM;
     if (rc == 0)
         rc = load_key(a->keys_dir, a->want_key, cfg->create_keys, &a->key_id, a->key, err,
                       errsz);
+    if (rc == 0 && (sealer_init(&a->seal) != 0 || sealer_key(&a->seal, a->key_id, a->key) != 0))
+        rc = fail(IMS_EBACKEND, err, errsz, "audit: cannot set up HMAC-SHA-256");
     if (rc == 0)
         rc = open_file(a, err, errsz);
     if (rc == 0 && pthread_create(&a->thread, NULL, writer_main, a) != 0)
@@ -557,7 +822,7 @@ size_t ims_audit_close(struct ims_audit *a)
         pthread_join(a->thread, NULL);
     }
     for (size_t i = 0; a->q && i < a->qlen; i++) /* only when the thread never ran */
-        json_decref(a->q[(a->qhead + i) % a->qcap]);
+        ims_free(a->q[(a->qhead + i) % a->qcap]);
     size_t dropped = a->dropped;
     if (dropped)
         LOG_W("audit", "event=closed file=%s dropped=%zu", a->file, dropped);
@@ -566,9 +831,11 @@ size_t ims_audit_close(struct ims_audit *a)
     if (a->syslog && a->started)
         closelog();
     OPENSSL_cleanse(a->key, sizeof(a->key));
+    sealer_free(&a->seal);
     pthread_cond_destroy(&a->done);
     pthread_cond_destroy(&a->work);
     pthread_mutex_destroy(&a->mu);
+    ims_free(a->out);
     ims_free(a->q);
     ims_free(a->file);
     ims_free(a->keys_dir);
@@ -578,8 +845,8 @@ size_t ims_audit_close(struct ims_audit *a)
 
 int ims_audit_submit(struct ims_audit *a, const struct ims_audit_event *ev)
 {
-    json_t *o = NULL;
-    int rc = ims_audit_build(ev, &o);
+    struct audit_rec *r = NULL;
+    int rc = rec_build(ev, IMS_STR_NULL, &r);
     if (rc)
         return rc;
     pthread_mutex_lock(&a->mu);
@@ -588,14 +855,17 @@ int ims_audit_submit(struct ims_audit *a, const struct ims_audit_event *ev)
             LOG_W("audit", "event=queue_full file=%s action=dropping", a->file);
         rc = IMS_ELIMIT;
     } else {
-        a->q[(a->qhead + a->qlen) % a->qcap] = o;
+        a->q[(a->qhead + a->qlen) % a->qcap] = r;
         a->qlen++;
         a->queued++;
-        o = NULL;
-        pthread_cond_signal(&a->work);
+        r = NULL;
+        if (a->idle) { /* one wake-up per batch, not per event */
+            a->idle = false;
+            pthread_cond_signal(&a->work);
+        }
     }
     pthread_mutex_unlock(&a->mu);
-    json_decref(o);
+    ims_free(r);
     return rc;
 }
 
@@ -612,6 +882,7 @@ int ims_audit_rekey(struct ims_audit *a)
     pthread_mutex_lock(&a->mu);
     memcpy(a->key, key, sizeof(key));
     a->key_id = id;
+    a->key_gen++;
     pthread_mutex_unlock(&a->mu);
     OPENSSL_cleanse(key, sizeof(key));
     LOG_N("audit", "event=rekeyed key=k%u", id);
@@ -622,8 +893,11 @@ void ims_audit_flush(struct ims_audit *a)
 {
     pthread_mutex_lock(&a->mu);
     uint64_t target = a->queued;
+    a->flushing++;
+    pthread_cond_signal(&a->work); /* also ends a linger */
     while (a->written < target && a->started)
         pthread_cond_wait(&a->done, &a->mu);
+    a->flushing--;
     pthread_mutex_unlock(&a->mu);
 }
 

@@ -15,9 +15,16 @@
  * with its last member (,"hmac":"...") cut out, so a verifier recomputes
  * from the bytes and never re-serialises JSON.
  *
+ * Emitting renders the event's JSON text at once (audit.c writes it
+ * directly, byte for byte what jansson's sorted compact dump gives) and
+ * queues it: one allocation, no JSON objects.
+ *
  * Writer: one thread per open trail takes events from a bounded queue,
- * seals them in order, appends them (one write(2) per line, fdatasync
- * after each batch) and, with syslog on, copies them to LOG_AUTHPRIV.
+ * seals them in order, appends them (the lines of a batch in one write(2),
+ * fdatasync after each batch) and, with syslog on, copies them to
+ * LOG_AUTHPRIV.  An emitter wakes the writer only when it sleeps idle;
+ * after a short batch the writer lingers a few milliseconds so that under
+ * load it wakes and syncs a few hundred times a second, not per event.
  * Emitting never blocks on the disk: when the queue is full the event is
  * dropped and counted (logged once); the chain is over written lines, so a
  * drop breaks nothing.  The file is locked (flock) while open: one writer.
@@ -75,15 +82,10 @@ struct ims_audit_event {
 };
 
 /* Builds the CADF object of ev with a fresh id (UUID v4) and eventTime
- * (now, UTC, microseconds).  *out is a new reference.
+ * (now, UTC, microseconds), as the trail writes it (parsed back from the
+ * rendered text: for tests and tools).  *out is a new reference.
  * 0, IMS_EINVAL (no action), IMS_ENOMEM, IMS_EBACKEND (RNG). */
 int ims_audit_build(const struct ims_audit_event *ev, json_t **out);
-
-/* Seals ev: sets its "key_id" and "prev_hash", and appends the line (no
- * '\n') to out.  ev is modified.  0, IMS_ENOMEM, IMS_ELIMIT (line too
- * long), IMS_EBACKEND. */
-int ims_audit_seal(json_t *ev, unsigned key_id, const uint8_t key[32], const char *prev_hex,
-                   struct ims_buf *out);
 
 /* The HMAC key of repository key id.  0 or as ims_keyrepo_derive(). */
 int ims_audit_derive_key(const struct ims_keyrepo *r, unsigned id, uint8_t key[32]);

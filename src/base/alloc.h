@@ -16,7 +16,9 @@ char *ims_strndup(const char *s, size_t n); /* NUL-terminated copy; NULL on fail
 
 /* Fault injection: from now on, fail allocation number `n` (1-based, counted
  * from this call) and every later one if `sticky`.  n == 0 disables it.
- * Thread-safe counters; meant for tests only. */
+ * Thread-safe counters; meant for tests only: until the first call nothing
+ * is counted (an allocation costs one relaxed load), from then on every
+ * allocation bumps a shared counter. */
 void ims_alloc_fail_at(unsigned long n, int sticky);
 /* Allocations counted since the last ims_alloc_fail_at(). */
 unsigned long ims_alloc_count(void);

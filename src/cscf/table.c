@@ -16,18 +16,26 @@ struct entry {
     char key[]; /* klen bytes */
 };
 
+/* Shards sit 128 bytes apart: workers locking neighbouring shards would
+ * otherwise share (and bounce) a cache line; malloc aligns to 16 only. */
 struct shard {
     pthread_mutex_t lock;
     struct entry **buckets;
     size_t mask;
+    size_t n; /* entries in this shard: a sweep stops once it has seen them all */
+    char pad[128 - sizeof(pthread_mutex_t) - sizeof(struct entry **) - 2 * sizeof(size_t)];
 };
 
 struct cscf_table {
     struct shard *shards;
     unsigned nshards;
-    size_t max, count; /* count: __atomic */
+    size_t max;
     uint64_t seed;
     void (*free_val)(void *val);
+    /* every insert and removal writes count: keep it off the line of the
+     * fields every lookup reads (docs/internals/audit.md, "Tables") */
+    char pad[64];
+    size_t count; /* __atomic */
 };
 
 static uint64_t hash_key(const struct cscf_table *t, ims_str k)
@@ -118,6 +126,7 @@ int cscf_table_with(struct cscf_table *t, ims_str key, cscf_table_fn fn, void *c
         } else {
             *pp = e->next;
             ims_free(e);
+            s->n--;
             __atomic_fetch_sub(&t->count, 1, __ATOMIC_RELAXED);
         }
     } else if (val) {
@@ -134,6 +143,7 @@ int cscf_table_with(struct cscf_table *t, ims_str key, cscf_table_fn fn, void *c
                 memcpy(n->key, key.p, key.len);
             n->next = s->buckets[(h >> 10) & s->mask];
             s->buckets[(h >> 10) & s->mask] = n;
+            s->n++;
             __atomic_fetch_add(&t->count, 1, __ATOMIC_RELAXED);
         }
     }
@@ -149,14 +159,20 @@ void cscf_table_sweep(struct cscf_table *t, unsigned first, unsigned step,
     for (unsigned i = first; i < t->nshards; i += step) {
         struct shard *s = &t->shards[i];
         pthread_mutex_lock(&s->lock);
-        for (size_t b = 0; b <= s->mask; b++) {
+        /* every store is swept each second and most shards of most stores
+         * are empty or sparse: stop once every entry has been seen rather
+         * than read all the bucket heads (fn adds no entries) */
+        size_t left = s->n;
+        for (size_t b = 0; b <= s->mask && left; b++) {
             struct entry **pp = &s->buckets[b];
             while (*pp) {
                 struct entry *e = *pp;
+                left--;
                 fn(ims_str_make(e->key, e->klen), &e->val, ctx);
                 if (!e->val) {
                     *pp = e->next;
                     ims_free(e);
+                    s->n--;
                     __atomic_fetch_sub(&t->count, 1, __ATOMIC_RELAXED);
                 } else {
                     pp = &e->next;

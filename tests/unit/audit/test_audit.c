@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +483,223 @@ static void t_alloc_failures(void **state)
     assert_int_equal(verify(f, f->file, &res), 0);
 }
 
+/* ---------------------------------------- the JSON text, byte for byte */
+
+/* The reference: the CADF object as the jansson builder made it before the
+ * trail wrote its JSON directly (same sanitising, same members left out). */
+static json_t *ref_str(ims_str s)
+{
+    char b[IMS_AUDIT_FIELD_MAX];
+    size_t n = s.len < sizeof(b) ? s.len : sizeof(b);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        b[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    return json_stringn(b, n);
+}
+
+static void ref_put(json_t *o, const char *key, ims_str s)
+{
+    if (s.len)
+        json_object_set_new(o, key, ref_str(s));
+}
+
+static json_t *ref_resource(const char *type, ims_str id, ims_str name, ims_str addr)
+{
+    json_t *o = json_object();
+    ref_put(o, "typeURI", ims_str_cstr(type ? type : "unknown"));
+    ref_put(o, "id", id.len ? id : IMS_S("unknown"));
+    ref_put(o, "name", name);
+    if (addr.len) {
+        json_t *h = json_object();
+        ref_put(h, "address", addr);
+        json_object_set_new(o, "host", h);
+    }
+    return o;
+}
+
+static json_t *ref_build(const struct ims_audit_event *ev, json_t *line)
+{
+    json_t *o = json_object();
+    char host[64] = "localhost", type[64], id[128];
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    const char *role = ev->observer ? ev->observer : "imscloud";
+    ref_put(o, "typeURI", IMS_S(IMS_AUDIT_TYPEURI));
+    ref_put(o, "eventType", ims_str_cstr(ev->event_type ? ev->event_type : "activity"));
+    ref_put(o, "action", ims_str_cstr(ev->action));
+    ref_put(o, "outcome", ims_str_cstr(ev->outcome ? ev->outcome : "unknown"));
+    json_object_set_new(o, "initiator", ref_resource(ev->initiator_type, ev->initiator_id,
+                                                     ev->initiator_name, ev->initiator_addr));
+    json_object_set_new(o, "target", ref_resource(ev->target_type, ev->target_id,
+                                                  ev->target_name, IMS_STR_NULL));
+    snprintf(type, sizeof(type), "service/ims/%s", role);
+    snprintf(id, sizeof(id), "imscloud:%s:%s", host, role);
+    json_object_set_new(o, "observer", ref_resource(type, ims_str_cstr(id), ims_str_cstr(role),
+                                                    IMS_STR_NULL));
+    if (ev->reason_type) {
+        json_t *r = json_object();
+        ref_put(r, "reasonType", ims_str_cstr(ev->reason_type));
+        ref_put(r, "reasonCode", ev->reason_code);
+        json_object_set_new(o, "reason", r);
+    }
+    if (ev->detail.len)
+        json_object_set_new(o, "attachments",
+                            json_pack("[{s:s, s:s, s:o}]", "typeURI", "text/plain", "name",
+                                      "detail", "content", ref_str(ev->detail)));
+    /* what differs from event to event, taken from the line */
+    static const char *const from_line[] = { "id", "eventTime", "key_id", "prev_hash" };
+    for (size_t i = 0; i < 4; i++)
+        json_object_set(o, from_line[i], json_object_get(line, from_line[i]));
+    return o;
+}
+
+/* Hostile strings: quotes, backslashes, control bytes, DEL, bytes that
+ * are not UTF-8, '/' and fields longer than IMS_AUDIT_FIELD_MAX with an
+ * escape right at the cut. */
+static void t_jansson_identical(void **state)
+{
+    struct fix *f = *state;
+    char longq[600], longb[300];
+    for (size_t i = 0; i < sizeof(longq); i++)
+        longq[i] = i % 3 ? '"' : 'x';
+    memset(longb, '\\', sizeof(longb));
+    static const char nasty[] = "a\"b\\c\x01\n\r\t\x7f\xff\xc3\xa9/</script>\\u0000\"}";
+    struct ims_audit_event evs[] = {
+        { .action = "authenticate",
+          .outcome = "failure",
+          .initiator_type = "service/security/account/user",
+          .initiator_id = IMS_S(nasty),
+          .initiator_name = ims_str_make(longq, sizeof(longq)),
+          .initiator_addr = IMS_S("\"1.2.3.4\\"),
+          .target_type = "x\"y",
+          .target_id = ims_str_make(longb, sizeof(longb)),
+          .target_name = ims_str_make("\0zero", 5),
+          .observer = "s\"cscf",
+          .reason_type = "SIP\\",
+          .reason_code = IMS_S("40\"1"),
+          .detail = ims_str_make(longq, 257) },
+        /* the smallest event; empty members are left out */
+        { .action = "read", .event_type = "", .outcome = "", .initiator_type = "",
+          .target_type = "", .observer = "", .reason_type = "" },
+        { .action = "", .outcome = "success", .detail = IMS_S("\x80") },
+    };
+    const size_t n = sizeof(evs) / sizeof(evs[0]);
+    struct ims_audit *a = open_trail(f, 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ims_audit_submit(a, &evs[i]), 0);
+    assert_int_equal(ims_audit_close(a), 0);
+    char(*l)[IMS_AUDIT_LINE_MAX] = alloc_lines();
+    assert_int_equal(read_lines(f->file, l, 64), n);
+    for (size_t i = 0; i < n; i++) {
+        /* the body: the line without its hmac member */
+        char *suffix = strstr(l[i], ",\"hmac\":\"");
+        assert_non_null(suffix);
+        size_t blen = (size_t)(suffix - l[i]);
+        suffix[0] = '}';
+        suffix[1] = '\0';
+        json_error_t e;
+        json_t *line = json_loads(l[i], 0, &e);
+        if (!line)
+            print_error("line %zu: %s\n", i + 1, e.text);
+        assert_non_null(line);
+        json_t *ref = ref_build(&evs[i], line);
+        char *want = json_dumps(ref, JSON_COMPACT | JSON_SORT_KEYS);
+        if (strcmp(want, l[i]) != 0)
+            print_error("event %zu\nwant %s\ngot  %s\n", i, want, l[i]);
+        assert_int_equal(strlen(want), blen + 1);
+        assert_string_equal(want, l[i]);
+        free(want);
+        json_decref(ref);
+        json_decref(line);
+    }
+    free(l);
+    struct ims_audit_verify_res res;
+    assert_int_equal(verify(f, f->file, &res), 0);
+    assert_int_equal(res.lines, n);
+}
+
+/* What a parser reads back is what was given, sanitised and cut. */
+static void t_hostile_parse_back(void **state)
+{
+    (void)state;
+    char big[400];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 7 + 1); /* every byte value, quotes and backslashes among them */
+    struct ims_audit_event ev = { .action = "update", .initiator_id = ims_str_make(big, 300),
+                                  .detail = IMS_S("q\"b\\s/e\x1f") };
+    json_t *o = NULL;
+    assert_int_equal(ims_audit_build(&ev, &o), 0);
+    const char *id = json_string_value(json_object_get(json_object_get(o, "initiator"), "id"));
+    assert_non_null(id);
+    assert_int_equal(strlen(id), IMS_AUDIT_FIELD_MAX);
+    for (size_t i = 0; i < IMS_AUDIT_FIELD_MAX; i++) {
+        unsigned char c = (unsigned char)big[i];
+        assert_int_equal(id[i], c >= 0x20 && c < 0x7f ? (char)c : '?');
+    }
+    json_t *att = json_array_get(json_object_get(o, "attachments"), 0);
+    assert_string_equal(json_string_value(json_object_get(att, "content")), "q\"b\\s/e?");
+    json_decref(o);
+}
+
+/* A busy emitter: many events from several threads land in order per
+ * thread, and the chain holds (batched writes, lingering writer). */
+struct burst {
+    struct ims_audit *a;
+    int id;
+};
+
+static void *burst_main(void *arg)
+{
+    struct burst *b = arg;
+    char who[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(who, sizeof(who), "t%d-%04d", b->id, i);
+        struct ims_audit_event ev = { .action = "create", .initiator_id = ims_str_cstr(who) };
+        if (ims_audit_submit(b->a, &ev) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void t_burst(void **state)
+{
+    struct fix *f = *state;
+    struct ims_audit *a = open_trail(f, 4096);
+    pthread_t th[4];
+    struct burst b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = (struct burst){ a, i };
+        assert_int_equal(pthread_create(&th[i], NULL, burst_main, &b[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+    ims_audit_flush(a); /* flush does not wait out the linger */
+    struct ims_audit_verify_res res;
+    assert_int_equal(verify(f, f->file, &res), 0);
+    assert_int_equal(res.lines, 2000);
+    assert_int_equal(ims_audit_close(a), 0);
+    /* per thread, in order */
+    FILE *fp = fopen(f->file, "r");
+    assert_non_null(fp);
+    char *line = malloc(IMS_AUDIT_LINE_MAX);
+    int next[4] = { 0 };
+    while (fgets(line, IMS_AUDIT_LINE_MAX, fp)) {
+        char *p = strstr(line, "\"id\":\"t");
+        assert_non_null(p);
+        int t = p[7] - '0', k = atoi(p + 9);
+        assert_int_equal(k, next[t]);
+        next[t]++;
+    }
+    fclose(fp);
+    free(line);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(next[i], 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +713,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(t_scscf_emitter, setup, teardown),
         cmocka_unit_test_setup_teardown(t_alloc_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_jansson_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_hostile_parse_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_burst, setup, teardown),
     };
     ims_log_set_level(IMS_LOG_ERR);
     return cmocka_run_group_tests(tests, NULL, NULL);
