@@ -4,6 +4,7 @@
  *
  *   hss_load -H HSS_ID -p PORT -d RUN_DIR -s SCENARIO -N SUBS
  *            [-a ADDR] [-F FIRST] [-c CONNS] [-w WINDOW] [-t SECONDS] [-W WARMUP]
+ *            [-r|--rate RATE] [-P TICK_US]
  *            [-n ITEMS] [-T TIMEOUT_MS] [-R RECORD_FILE] [-V] [-e] [-i PREFIX]
  *            [-x RESULT_CODE] [-v]
  *
@@ -21,16 +22,42 @@
  * CONNS processes (default 1), each its own freeDiameter node with its own
  * Diameter identity PREFIX<k>.ims.bench (default prefix "bench") and one
  * connection to the HSS, share a window of WINDOW outstanding requests
- * (default 64): each answer sends the next request on its slot.  After
- * WARMUP seconds (default 0) the measurement runs SECONDS (default 10):
- * the requests sent in that interval are counted, with the latency of each
- * (send to answer, CLOCK_MONOTONIC) in a histogram of 5 us buckets.  The
- * parent process merges the children's results and prints them, ending
- * with one machine-readable line:
+ * (default 64).  Two modes:
+ *
+ * - closed loop (default): the window is always full, each answer sends
+ *   the next request on its slot.  The rate is whatever the server
+ *   answers, and latency is mostly queueing in the window (Little's law:
+ *   latency = WINDOW / rate).
+ * - open loop (-r RATE, requests/s over all connections): each connection
+ *   sends RATE/CONNS requests/s on a fixed schedule (evenly spaced, the
+ *   connections' schedules interleaved), whatever the answers do: a pacing
+ *   thread wakes every TICK_US (default 1000 us, or at the next due time if
+ *   that is later) and sends every request that is due.  Latency counts
+ *   from the scheduled time, not from the actual send, so a client that
+ *   falls behind does not hide the queueing ("coordinated omission"); it
+ *   includes up to one tick of pacing (a finer tick costs the client more
+ *   CPU: about 1.5x at 200 us, on the cores the server needs).  A send more
+ *   than a tick + 1 ms behind its schedule counts as late.  WINDOW is a
+ *   cap on outstanding requests: a request due while the cap is reached is
+ *   not sent and counts as an error (skipped).
+ *
+ * After WARMUP seconds (default 0) the measurement runs SECONDS (default
+ * 10): the requests sent (open loop: scheduled) in that interval are
+ * counted, with the latency of each (CLOCK_MONOTONIC) in a histogram (5 us
+ * buckets up to 100 ms, 1 ms buckets up to 10 s).  The parent process
+ * merges the children's results and prints them, ending with one
+ * machine-readable line:
  *
  *   result scenario=.. conns=.. window=.. seconds=.. sent=.. ok=.. errors=..
  *          busy=.. timeouts=.. bad_vectors=.. rate=.. p50_us=.. p90_us=..
- *          p99_us=.. p999_us=.. max_us=.. client_cpu_s=..
+ *          p99_us=.. p999_us=.. max_us=.. client_cpu_s=.. mode=closed|open
+ *          offered=.. scheduled=.. skipped=.. late=.. lag_p99_us=.. lag_max_us=..
+ *          send_slow=..
+ *
+ * rate is answered/s (ok / SECONDS); offered, scheduled, skipped, late,
+ * lag_* (how far sends were behind their schedule: the client's own share
+ * of the latency) and send_slow (sends that blocked over 1 ms in
+ * freeDiameter: its outgoing queue full) are 0 in the closed loop.
  *
  * -V checks every answer as a UE would (AKA: AUTN's MAC-A with the
  * subscriber's K/OPc, XRES/CK/IK; Digest: the HA1 of its password);
@@ -63,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -81,9 +109,15 @@
 #define S(x) ims_str_cstr(x)
 #define MAX_CONNS 16
 #define MAX_WINDOW 4096
+/* Latency histograms: 5 us buckets up to 100 ms, then 1 ms buckets up to
+ * 10 s (past the request timeout; an overloaded open loop gets there) */
 #define BUCKET_US 5
-#define NBUCKETS 100000 /* 5 us .. 500 ms; slower answers land in the last one */
+#define FINE_US 100000u
+#define NFINE (FINE_US / BUCKET_US)
+#define COARSE_US 1000u
+#define NBUCKETS (NFINE + 9900)
 #define MAX_CODES 8
+#define LATE_NS 1000000u /* open loop: a send this far past its tick is late */
 
 enum scenario { SC_MAR_DIGEST, SC_MAR_AKA, SC_SAR_REG, SC_SAR_REREG };
 static const char *const scenario_name[] = { "mar-digest", "mar-aka", "sar-reg", "sar-rereg" };
@@ -91,11 +125,14 @@ static const char *const scenario_name[] = { "mar-digest", "mar-aka", "sar-reg",
 /* What a child sends back to the parent (and the parent's sum). */
 struct result {
     uint64_t sent, ok, errors, busy, timeouts, bad_vectors, send_failed;
+    uint64_t scheduled, skipped, late, lag_max_us; /* open loop */
+    uint64_t send_slow, send_max_us; /* open loop: ims_dia_send() calls over 1 ms */
     uint64_t lat_sum_us, lat_max_us;
     double cpu_s;
     uint32_t code[MAX_CODES];  /* result codes other than 2001 ... */
     uint64_t ncode[MAX_CODES]; /* ... and how often */
     uint64_t hist[NBUCKETS];
+    uint64_t lag_hist[NBUCKETS]; /* open loop: send lag behind the schedule */
 };
 
 static struct {
@@ -103,13 +140,14 @@ static struct {
     unsigned port;
     enum scenario sc;
     uint32_t subs, first;
-    unsigned conns, window, items, timeout_ms;
+    unsigned conns, window, items, timeout_ms, tick_us;
     double seconds, warmup;
+    double rate; /* open loop: requests/s over all connections; 0: closed loop */
     uint32_t expect; /* the Result-Code that counts as answered */
     bool verify, errors_ok;
 } opt = {
     .addr = "127.0.0.1", .prefix = "bench", .conns = 1, .window = 64, .items = 1,
-    .timeout_ms = 5000, .seconds = 10, .warmup = 0, .expect = DIA_SUCCESS,
+    .timeout_ms = 5000, .tick_us = 1000, .seconds = 10, .warmup = 0, .expect = DIA_SUCCESS,
 };
 
 /* ------------------------------------------------------------ child */
@@ -126,6 +164,7 @@ static struct {
     pthread_cond_t cv;
     struct slot *slots;
     unsigned nslots, active;
+    unsigned *free_slots, nfree; /* open loop: slots not outstanding */
     uint64_t warm_end_ns, end_ns;
     uint64_t rng;
     int record_fd;
@@ -164,15 +203,22 @@ static void add_code(struct result *r, uint32_t code)
 
 static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, void *arg);
 
-/* Sends the next request of slot s (under ch.mu); false if it could not be sent. */
-static bool send_next(struct slot *s)
+static size_t bucket(uint64_t us)
 {
-    uint64_t t = now_ns();
-    if (t >= ch.end_ns)
-        return false;
-    s->sub = next_sub();
-    s->t0_ns = t;
-    s->counted = t >= ch.warm_end_ns;
+    size_t b = us < FINE_US ? us / BUCKET_US : NFINE + (us - FINE_US) / COARSE_US;
+    return b < NBUCKETS ? b : NBUCKETS - 1;
+}
+
+/* the upper edge of bucket b, in us */
+static uint64_t bucket_edge(size_t b)
+{
+    return b < NFINE ? (uint64_t)(b + 1) * BUCKET_US
+                     : FINE_US + (uint64_t)(b - NFINE + 1) * COARSE_US;
+}
+
+/* Sends the request of slot s to subscriber s->sub: ims_dia_send()'s result. */
+static int send_req(struct slot *s)
+{
     hb_impi(s->sub, s->impi);
     hb_impu(s->sub, s->impu);
     int rc;
@@ -203,6 +249,20 @@ static bool send_next(struct slot *s)
                     1u << CX_SAR_SERVER | 1u << CX_SAR_TYPE | 1u << CX_SAR_UDA;
         rc = ims_dia_send(DIA_CMD_SAR, &r, on_answer, s);
     }
+    return rc;
+}
+
+/* Closed loop: sends the next request of slot s (under ch.mu); false if it
+ * could not be sent. */
+static bool send_next(struct slot *s)
+{
+    uint64_t t = now_ns();
+    if (t >= ch.end_ns)
+        return false;
+    s->sub = next_sub();
+    s->t0_ns = t;
+    s->counted = t >= ch.warm_end_ns;
+    int rc = send_req(s);
     if (s->counted)
         ch.res->sent++;
     if (rc) {
@@ -272,8 +332,7 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
     if (s->counted) {
         if (good) {
             uint64_t us = (t - s->t0_ns) / 1000;
-            size_t b = us / BUCKET_US;
-            r->hist[b < NBUCKETS ? b : NBUCKETS - 1]++;
+            r->hist[bucket(us)]++;
             r->lat_sum_us += us;
             if (us > r->lat_max_us)
                 r->lat_max_us = us;
@@ -288,13 +347,106 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
                 add_code(r, code);
         }
     }
-    /* -e (the crash test): a slot stops at its first failure, so a dead
-     * HSS ends the run instead of a storm of local error answers */
-    if ((!good && opt.errors_ok) || !send_next(s)) {
+    if (opt.rate > 0) {
+        /* open loop: the slot is free for the pacer; the last one home
+         * wakes it after the end */
+        ch.free_slots[ch.nfree++] = (unsigned)(s - ch.slots);
+        if (ch.nfree == ch.nslots)
+            pthread_cond_signal(&ch.cv);
+    } else if ((!good && opt.errors_ok) || !send_next(s)) {
+        /* -e (the crash test): a slot stops at its first failure, so a
+         * dead HSS ends the run instead of a storm of local error answers */
         ch.active--;
         pthread_cond_signal(&ch.cv);
     }
     pthread_mutex_unlock(&ch.mu);
+}
+
+/* Open loop: sends the request scheduled at t_sched (now is the actual
+ * time), on a free slot; none free (the -w cap) skips it as an error.
+ * Not under ch.mu: takes it for the bookkeeping, not for the send. */
+static void send_paced(uint64_t t_sched, uint64_t now)
+{
+    struct result *r = ch.res;
+    uint64_t lag = now > t_sched ? now - t_sched : 0;
+    pthread_mutex_lock(&ch.mu);
+    bool counted = t_sched >= ch.warm_end_ns;
+    if (counted) {
+        r->scheduled++;
+        r->lag_hist[bucket(lag / 1000)]++;
+        if (lag / 1000 > r->lag_max_us)
+            r->lag_max_us = lag / 1000;
+    }
+    if (ch.nfree == 0) {
+        if (counted) {
+            r->skipped++;
+            r->errors++;
+        }
+        pthread_mutex_unlock(&ch.mu);
+        return;
+    }
+    struct slot *s = &ch.slots[ch.free_slots[--ch.nfree]];
+    s->sub = next_sub();
+    s->t0_ns = t_sched; /* latency from the schedule: no coordinated omission */
+    s->counted = counted;
+    if (counted) {
+        r->sent++;
+        if (lag > LATE_NS + (uint64_t)opt.tick_us * 1000u)
+            r->late++;
+    }
+    pthread_mutex_unlock(&ch.mu);
+    /* fd_msg_send() blocks while freeDiameter's outgoing queue is full (the
+     * server or our own sending thread behind): count it apart from the
+     * pacer merely waking late */
+    int rc = send_req(s);
+    uint64_t took = now_ns() - now;
+    if (took > LATE_NS) {
+        pthread_mutex_lock(&ch.mu);
+        r->send_slow++;
+        if (took / 1000 > r->send_max_us)
+            r->send_max_us = took / 1000;
+        pthread_mutex_unlock(&ch.mu);
+    }
+    if (rc == 0)
+        return;
+    pthread_mutex_lock(&ch.mu); /* on failure on_answer never runs */
+    r->send_failed++;
+    if (counted)
+        r->errors++;
+    ch.free_slots[ch.nfree++] = (unsigned)(s - ch.slots);
+    pthread_mutex_unlock(&ch.mu);
+}
+
+static void sleep_until(uint64_t t_ns)
+{
+    struct timespec ts = { (time_t)(t_ns / 1000000000u), (long)(t_ns % 1000000000u) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* Open loop, connection idx: RATE/CONNS requests/s from t0 until ch.end_ns,
+ * the k-th at t0 + (k + idx/CONNS) * interval (the connections interleave).
+ * Wakes at the next due time, at most every tick_us, and sends what is due. */
+static void run_paced(unsigned idx, uint64_t t0)
+{
+    double interval = 1e9 * opt.conns / opt.rate;
+    double phase = (double)idx / opt.conns;
+    uint64_t tick = (uint64_t)opt.tick_us * 1000u;
+    /* the default 50 us timer slack would blur a short tick (-P) */
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    uint64_t wake = t0; /* the last wake-up's target: ticks stay on a grid */
+    for (uint64_t k = 0;; k++) {
+        uint64_t due = t0 + (uint64_t)(((double)k + phase) * interval);
+        if (due >= ch.end_ns)
+            break;
+        uint64_t now = now_ns();
+        if (due > now) {
+            wake = due > wake + tick ? due : wake + tick;
+            sleep_until(wake);
+            now = now_ns();
+        }
+        send_paced(due, now);
+    }
 }
 
 static int write_all(int fd, const void *p, size_t n)
@@ -341,12 +493,15 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
     }
     struct result *res = calloc(1, sizeof(*res));
     ch.slots = calloc(window, sizeof(*ch.slots));
-    if (!res || !ch.slots) {
+    ch.free_slots = calloc(window, sizeof(*ch.free_slots));
+    if (!res || !ch.slots || !ch.free_slots) {
         write_all(to_parent, "F", 1);
         return 1;
     }
     ch.res = res;
     ch.nslots = window;
+    for (unsigned i = 0; i < window; i++)
+        ch.free_slots[ch.nfree++] = window - 1 - i;
     ch.rng = now_ns() ^ ((uint64_t)getpid() << 32) ^ (idx + 1) * UINT64_C(0x9e3779b97f4a7c15);
     if (ch.rng == 0)
         ch.rng = 1;
@@ -385,13 +540,21 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
         pthread_mutex_lock(&ch.mu);
         ch.warm_end_ns = t0 + (uint64_t)(opt.warmup * 1e9);
         ch.end_ns = ch.warm_end_ns + (uint64_t)(opt.seconds * 1e9);
-        for (unsigned i = 0; i < window; i++)
-            if (send_next(&ch.slots[i]))
-                ch.active++;
-        /* answers keep the window full until end_ns; then wait for the last
-         * ones (at most the request timeout) */
+        if (opt.rate > 0) {
+            pthread_mutex_unlock(&ch.mu);
+            run_paced(idx, t0);
+            pthread_mutex_lock(&ch.mu);
+        } else {
+            for (unsigned i = 0; i < window; i++)
+                if (send_next(&ch.slots[i]))
+                    ch.active++;
+        }
+        /* closed loop: answers keep the window full until end_ns; either
+         * way, then wait for the last ones (at most the request timeout) */
         uint64_t give_up = ch.end_ns + (uint64_t)opt.timeout_ms * 1000000u + 2000000000u;
-        while (ch.active > 0 && now_ns() < give_up) {
+        while (opt.rate > 0 ? ch.nfree < ch.nslots : ch.active > 0) {
+            if (now_ns() >= give_up)
+                break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100000000;
@@ -401,8 +564,9 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
             }
             pthread_cond_timedwait(&ch.cv, &ch.mu, &ts);
         }
-        if (ch.active)
-            fprintf(stderr, "hss_load: %s: %u requests never completed\n", id, ch.active);
+        unsigned left = opt.rate > 0 ? ch.nslots - ch.nfree : ch.active;
+        if (left)
+            fprintf(stderr, "hss_load: %s: %u requests never completed\n", id, left);
         pthread_mutex_unlock(&ch.mu);
     }
     ims_dia_stop();
@@ -417,25 +581,38 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
     if (ch.record_fd >= 0)
         close(ch.record_fd);
     free(ch.slots);
+    free(ch.free_slots);
     free(res);
     return rc;
 }
 
 /* ------------------------------------------------------------ parent */
 
-static uint64_t percentile(const struct result *r, double p)
+/* The p-quantile of n samples in a histogram: the upper edge of its bucket
+ * (max when it is in the last, open one, or above max). */
+static uint64_t hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max)
 {
-    if (r->ok == 0)
+    if (n == 0)
         return 0;
-    uint64_t want = (uint64_t)(p * (double)r->ok + 0.999999), seen = 0;
+    uint64_t want = (uint64_t)(p * (double)n + 0.999999), seen = 0;
     if (want == 0)
         want = 1;
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        seen += r->hist[b];
+    for (size_t b = 0; b + 1 < NBUCKETS; b++) {
+        seen += hist[b];
         if (seen >= want)
-            return (uint64_t)(b + 1) * BUCKET_US; /* the bucket's upper edge */
+            return bucket_edge(b) < max ? bucket_edge(b) : max;
     }
-    return r->lat_max_us;
+    return max;
+}
+
+static uint64_t percentile(const struct result *r, double p)
+{
+    return hist_pct(r->hist, r->ok, p, r->lat_max_us);
+}
+
+static uint64_t lag_pct(const struct result *r, double p)
+{
+    return hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
 }
 
 static void merge(struct result *sum, const struct result *r)
@@ -447,6 +624,14 @@ static void merge(struct result *sum, const struct result *r)
     sum->timeouts += r->timeouts;
     sum->bad_vectors += r->bad_vectors;
     sum->send_failed += r->send_failed;
+    sum->scheduled += r->scheduled;
+    sum->skipped += r->skipped;
+    sum->late += r->late;
+    if (r->lag_max_us > sum->lag_max_us)
+        sum->lag_max_us = r->lag_max_us;
+    sum->send_slow += r->send_slow;
+    if (r->send_max_us > sum->send_max_us)
+        sum->send_max_us = r->send_max_us;
     sum->lat_sum_us += r->lat_sum_us;
     if (r->lat_max_us > sum->lat_max_us)
         sum->lat_max_us = r->lat_max_us;
@@ -454,8 +639,10 @@ static void merge(struct result *sum, const struct result *r)
     for (int i = 0; i < MAX_CODES; i++)
         for (uint64_t n = 0; n < r->ncode[i]; n++)
             add_code(sum, r->code[i]);
-    for (size_t b = 0; b < NBUCKETS; b++)
+    for (size_t b = 0; b < NBUCKETS; b++) {
         sum->hist[b] += r->hist[b];
+        sum->lag_hist[b] += r->lag_hist[b];
+    }
 }
 
 static int usage(void)
@@ -463,8 +650,29 @@ static int usage(void)
     fprintf(stderr,
             "usage: hss_load -H HSS_ID -p PORT -d RUN_DIR -s mar-digest|mar-aka|sar-reg|sar-rereg\n"
             "                -N SUBS [-a ADDR] [-F FIRST] [-c CONNS] [-w WINDOW] [-t SECONDS]\n"
-            "                [-W WARMUP] [-n ITEMS] [-T TIMEOUT_MS] [-R FILE] [-V] [-e]\n"
-            "                [-i PREFIX] [-x RESULT_CODE] [-v]\n");
+            "                [-W WARMUP] [-r|--rate RATE] [-P TICK_US] [-n ITEMS]\n"
+            "                [-T TIMEOUT_MS] [-R FILE] [-V] [-e] [-i PREFIX]\n"
+            "                [-x RESULT_CODE] [-v]\n"
+            "  -H, -p, -a     the HSS's Diameter identity, port, address (127.0.0.1)\n"
+            "  -d RUN_DIR     freeDiameter's files, one subdirectory per connection\n"
+            "  -N, -F         SUBS subscribers of hss_bench.h from number FIRST (0)\n"
+            "  -c CONNS       connections (processes, Diameter identities), 1..%d (1)\n"
+            "  -w WINDOW      outstanding requests over all connections, 1..%d (64):\n"
+            "                 closed loop: always that many; open loop: a cap, a request\n"
+            "                 due while it is reached is skipped (an error)\n"
+            "  -r, --rate R   open loop: R requests/s over all connections on a fixed\n"
+            "                 schedule, latency from the scheduled time (default: closed loop)\n"
+            "  -P TICK_US     open loop: the pacer wakes at most this often (1000); the\n"
+            "                 latency includes up to one tick\n"
+            "  -t, -W         measured seconds (10) after warm-up seconds (0)\n"
+            "  -n ITEMS       SIP-Number-Auth-Items of mar-aka (1)\n"
+            "  -T TIMEOUT_MS  request timeout (5000)\n"
+            "  -V             check every answer as the UE would; -R FILE also records SQNs\n"
+            "  -e             errors expected (closed loop): a slot stops at its first failure\n"
+            "  -i PREFIX      Diameter identities PREFIX<k>.ims.bench (bench)\n"
+            "  -x CODE        the Result-Code that counts as answered (2001)\n"
+            "  -v             freeDiameter and imscore debug logs\n",
+            MAX_CONNS, MAX_WINDOW);
     return 2;
 }
 
@@ -473,7 +681,10 @@ int main(int argc, char **argv)
     int o;
     const char *sc = NULL;
     ims_log_set_level(IMS_LOG_WARN); /* -v: debug */
-    while ((o = getopt(argc, argv, "H:p:d:s:N:a:F:c:w:t:W:n:T:R:Vei:x:v")) != -1) {
+    static const struct option lopts[] = { { "rate", required_argument, NULL, 'r' },
+                                           { NULL, 0, NULL, 0 } };
+    while ((o = getopt_long(argc, argv, "H:p:d:s:N:a:F:c:w:t:W:r:P:n:T:R:Vei:x:v", lopts,
+                            NULL)) != -1) {
         switch (o) {
         case 'H': opt.hss = optarg; break;
         case 'p': opt.port = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -486,6 +697,8 @@ int main(int argc, char **argv)
         case 'w': opt.window = (unsigned)strtoul(optarg, NULL, 10); break;
         case 't': opt.seconds = strtod(optarg, NULL); break;
         case 'W': opt.warmup = strtod(optarg, NULL); break;
+        case 'r': opt.rate = strtod(optarg, NULL); break;
+        case 'P': opt.tick_us = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'n': opt.items = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'T': opt.timeout_ms = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'R': opt.record = optarg; opt.verify = true; break;
@@ -509,7 +722,8 @@ int main(int argc, char **argv)
     if (opt.conns == 0 || opt.conns > MAX_CONNS || opt.window < opt.conns ||
         opt.window > MAX_WINDOW || opt.items == 0 || opt.items > CX_MAX_ITEMS ||
         !(opt.seconds > 0 && opt.seconds <= 3600) || !(opt.warmup >= 0 && opt.warmup <= 600) ||
-        opt.timeout_ms == 0)
+        opt.timeout_ms == 0 || !(opt.rate >= 0 && opt.rate <= 1e7) ||
+        opt.tick_us == 0 || opt.tick_us > 1000000 || (opt.rate > 0 && opt.errors_ok))
         return usage();
     signal(SIGPIPE, SIG_IGN); /* freeDiameter writes to peers that hung up */
     if (mkdir(opt.run_dir, 0700) != 0 && errno != EEXIST) {
@@ -553,7 +767,12 @@ int main(int argc, char **argv)
         if (poll(&p, 1, 40000) != 1 || read_all(up[i], &st, 1) != 0 || st != 'R')
             rc = 1;
     }
-    if (rc == 0)
+    if (rc == 0 && opt.rate > 0)
+        printf("hss_load: %s, %u subscribers from u%07u, %u connection(s), open loop at "
+               "%.0f/s (cap %u outstanding, tick %u us), %.0f s warm-up + %.0f s\n",
+               scenario_name[opt.sc], opt.subs, opt.first, opt.conns, opt.rate, opt.window,
+               opt.tick_us, opt.warmup, opt.seconds);
+    else if (rc == 0)
         printf("hss_load: %s, %u subscribers from u%07u, %u connection(s), window %u, "
                "%.0f s warm-up + %.0f s\n",
                scenario_name[opt.sc], opt.subs, opt.first, opt.conns, opt.window, opt.warmup,
@@ -593,6 +812,16 @@ int main(int argc, char **argv)
            (unsigned long long)sum->errors, (unsigned long long)sum->busy,
            (unsigned long long)sum->timeouts, (unsigned long long)sum->bad_vectors,
            (unsigned long long)sum->send_failed);
+    if (opt.rate > 0)
+        printf("hss_load: open loop, offered %.0f/s: scheduled %llu, sent %llu, skipped "
+               "(cap of %u reached) %llu, late (> tick + %u ms behind the schedule) %llu; "
+               "send lag us: p50 %llu p99 %llu max %llu; sends that blocked > 1 ms %llu "
+               "(longest %llu us)\n",
+               opt.rate, (unsigned long long)sum->scheduled, (unsigned long long)sum->sent,
+               opt.window, (unsigned long long)sum->skipped, LATE_NS / 1000000u,
+               (unsigned long long)sum->late, (unsigned long long)lag_pct(sum, 0.5),
+               (unsigned long long)lag_pct(sum, 0.99), (unsigned long long)sum->lag_max_us,
+               (unsigned long long)sum->send_slow, (unsigned long long)sum->send_max_us);
     for (int i = 0; i < MAX_CODES && sum->ncode[i]; i++)
         printf("hss_load: result code %u: %llu\n", sum->code[i],
                (unsigned long long)sum->ncode[i]);
@@ -603,14 +832,19 @@ int main(int argc, char **argv)
            (unsigned long long)sum->lat_max_us);
     printf("result scenario=%s conns=%u window=%u seconds=%.1f sent=%llu ok=%llu errors=%llu "
            "busy=%llu timeouts=%llu bad_vectors=%llu rate=%.0f p50_us=%llu p90_us=%llu "
-           "p99_us=%llu p999_us=%llu max_us=%llu client_cpu_s=%.2f\n",
+           "p99_us=%llu p999_us=%llu max_us=%llu client_cpu_s=%.2f mode=%s offered=%.0f "
+           "scheduled=%llu skipped=%llu late=%llu lag_p99_us=%llu lag_max_us=%llu "
+           "send_slow=%llu\n",
            scenario_name[opt.sc], opt.conns, opt.window, opt.seconds,
            (unsigned long long)sum->sent, (unsigned long long)sum->ok,
            (unsigned long long)sum->errors, (unsigned long long)sum->busy,
            (unsigned long long)sum->timeouts, (unsigned long long)sum->bad_vectors, rate,
            (unsigned long long)percentile(sum, 0.50), (unsigned long long)percentile(sum, 0.90),
            (unsigned long long)percentile(sum, 0.99), (unsigned long long)percentile(sum, 0.999),
-           (unsigned long long)sum->lat_max_us, sum->cpu_s);
+           (unsigned long long)sum->lat_max_us, sum->cpu_s, opt.rate > 0 ? "open" : "closed",
+           opt.rate, (unsigned long long)sum->scheduled, (unsigned long long)sum->skipped,
+           (unsigned long long)sum->late, (unsigned long long)lag_pct(sum, 0.99),
+           (unsigned long long)sum->lag_max_us, (unsigned long long)sum->send_slow);
     bool pass = sum->ok > 0 && (opt.errors_ok || (sum->errors == 0 && sum->bad_vectors == 0));
     free(sum);
     free(one);

@@ -4,8 +4,8 @@
 #
 #   bench/hss/run.sh [--build DIR] [--subs N] [--seconds S] [--warmup S] [--window N]
 #                    [--conns N] [--store-threads N] [--items N] [--scenarios LIST]
-#                    [--assigned] [--no-ceiling] [--compare DIR] [--results FILE | --no-results]
-#                    [--keep]
+#                    [--rate R | --rates "R1 R2 ..."] [--tick US] [--assigned] [--no-ceiling]
+#                    [--compare DIR] [--results FILE | --no-results] [--keep]
 #
 # Seeds N subscribers (default 100000) into a fresh SQLite store with hss_bench_seed
 # (--assigned: with an S-CSCF name already stored, as after an earlier registration),
@@ -21,6 +21,13 @@
 # --compare DIR: the same scenarios also against DIR's imscloud (an older build), on its own
 # copy of the seeded store, each scenario first on DIR then on --build: before/after rows of
 # one run on the same machine state.
+# --rate R / --rates LIST: open loop instead: hss_load offers R requests/s on a fixed schedule
+# (latency from the scheduled send time), --window (default 4096 there) only caps the
+# outstanding requests; per scenario and rate the table gives offered and answered/s,
+# p50/p99/p99.9, errors (skipped sends among them) and whether the server kept up. Each rate
+# runs all scenarios on a fresh copy of the seeded store (servers restarted), so the rows of
+# a sweep start from the same state; the SLF reference runs at each rate too. --tick US: how
+# often hss_load's pacer wakes (1000; latency includes up to one tick).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +36,7 @@ BUILD=$ROOT/build-hbench
 SUBS=100000
 SECONDS_RUN=10
 WARMUP=2
-WINDOW=64
+WINDOW=
 CONNS=2
 STORE_THREADS=2
 ITEMS=1
@@ -39,11 +46,14 @@ ASSIGNED=no
 RESULTS=$ROOT/bench/RESULTS.md
 KEEP=no
 COMPARE=
+RATES= # open loop: offered requests/s, one run of every scenario per rate
+TICK=1000 # open loop: hss_load -P
+GOAL_P99_MS=5 # the goal of issue 3: >= 20 000 MAR/s with p99 < 5 ms
 CMDLINE="bench/hss/run.sh${*:+ $*}"
 PYHSS=500 # published PyHSS figure (Diameter requests/s); not measured here
 
 usage() {
-    sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -63,11 +73,18 @@ while [ $# -gt 0 ]; do
     --no-results) RESULTS=; shift ;;
     --keep) KEEP=yes; shift ;;
     --compare) COMPARE=$(cd "${2:?}" && pwd); shift 2 ;;
+    --rate | --rates) RATES=${2:?}; shift 2 ;;
+    --tick) TICK=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
     esac
 done
 if ! [[ $SUBS =~ ^[0-9]+$ ]] || [ "$SUBS" -lt 1 ]; then usage; fi
+for r in $RATES $TICK; do [[ $r =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad rate or tick '$r'" >&2; exit 2; }; done
+# open loop: the window is only a cap (a request due while it is reached is an error), so
+# large: 4096 outstanding are 200 ms of backlog at 20 000/s
+if [ -z "$WINDOW" ] && [ -n "$RATES" ]; then WINDOW=4096; fi
+WINDOW=${WINDOW:-64}
 awk -v s="$SECONDS_RUN" -v w="$WARMUP" 'BEGIN { exit !(s > 0 && w >= 0 && s + w <= 60) }' ||
     { echo "bench: --warmup + --seconds must be at most 60" >&2; exit 2; }
 
@@ -114,6 +131,8 @@ free_port() {
     die "no free port in 27000-27899"
 }
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# all CPUs' busy ticks (everything but idle and iowait): what else ran during a run
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 status_kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$2/status"; }
 fdiv() { awk -v a="$1" -v b="$2" -v f="${3:-%.1f}" 'BEGIN { if (b == 0) print "-"; else printf f, a / b }'; }
 field() { # field NAME LINE: value of NAME=... in a "result ..." line
@@ -168,10 +187,16 @@ run_load() {
     shift 4
     local c0 c1
     c0=$(cpu_ticks "$pid")
+    local m0 w0
+    m0=$(busy_ticks)
+    w0=$(date +%s.%N)
     local out=$WORK/$name-$sc.out rc=0
     "$TOOLS/hss_load" -H hss.ims.bench -p "$port" -d "$WORK/client" -s "$sc" -N "$SUBS" \
         -c "$CONNS" -w "$WINDOW" -t "$SECONDS_RUN" -W "$WARMUP" "$@" >"$out" 2>&1 || rc=$?
     c1=$(cpu_ticks "$pid")
+    local m1 w1
+    m1=$(busy_ticks)
+    w1=$(date +%s.%N)
     LINE=$(grep '^result ' "$out" || true)
     [ -n "$LINE" ] || die "hss_load $sc failed: $(tail -5 "$out")"
     R_RATE=$(field rate "$LINE")
@@ -179,6 +204,12 @@ run_load() {
     R_ERR=$(field errors "$LINE")
     R_P50=$(fdiv "$(field p50_us "$LINE")" 1000 %.2f)
     R_P99=$(fdiv "$(field p99_us "$LINE")" 1000 %.2f)
+    R_P999=$(fdiv "$(field p999_us "$LINE")" 1000 %.2f)
+    R_OFFERED=$(field offered "$LINE")
+    R_SKIP=$(field skipped "$LINE")
+    R_LATE=$(field late "$LINE")
+    R_LAG99=$(fdiv "$(field lag_p99_us "$LINE")" 1000 %.2f)
+    R_SLOW=$(field send_slow "$LINE")
     # the server's CPU over warm-up + measurement, per request answered in that time
     # (warm-up requests are not in R_OK: scale by the whole run's length)
     local total secs
@@ -187,8 +218,16 @@ run_load() {
     R_CPU_US=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$total" 'BEGIN { if (n == 0) print "-"; else printf "%.0f", c / hz * 1e6 / n }')
     R_SCPU=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v t="$secs" 'BEGIN { printf "%.0f", c / hz / t * 100 }')
     R_CCPU=$(awk -v c="$(field client_cpu_s "$LINE")" -v t="$secs" 'BEGIN { printf "%.0f", c / t * 100 }')
-    say "$(printf 'bench-hss: %-10s %-10s %7s/s  p50 %6s ms  p99 %6s ms  errors %s  server %s us/req (%s%% of a core)  hss_load %s%%  (rc %s)' \
-        "$name" "$sc" "$R_RATE" "$R_P50" "$R_P99" "$R_ERR" "$R_CPU_US" "$R_SCPU" "$R_CCPU" "$rc")"
+    # the rest of the machine (other engineers' work) over the same wall time: the 2 cores
+    # are shared, and what others took is not the server's
+    R_OTHER=$(awk -v m=$((m1 - m0)) -v c=$((c1 - c0)) -v hz="$HZ" -v l="$(field client_cpu_s "$LINE")" \
+        -v a="$w0" -v b="$w1" 'BEGIN { o = ((m - c) / hz - l) / (b - a) * 100; printf "%.0f", o < 0 ? 0 : o }')
+    local off=
+    [ -z "$RATES" ] || off=$(printf 'offered %6s/s, skipped %s, late %s (lag p99 %s ms, blocked %s), ' \
+        "$R_OFFERED" "$R_SKIP" "$R_LATE" "$R_LAG99" "$R_SLOW")
+    # the machine is shared: the load average after each run says how much
+    say "$(printf 'bench-hss: %-10s %-10s %s%7s/s  p50 %6s ms  p99 %6s ms  p99.9 %6s ms  errors %s  server %s us/req (%s%% of a core)  hss_load %s%%  rest of the machine %s%%  (rc %s, load %s)' \
+        "$name" "$sc" "$off" "$R_RATE" "$R_P50" "$R_P99" "$R_P999" "$R_ERR" "$R_CPU_US" "$R_SCPU" "$R_CCPU" "$R_OTHER" "$rc" "$(cut -d' ' -f1 /proc/loadavg)")"
 }
 
 # ------------------------------------------------------------------ run
@@ -208,49 +247,104 @@ SEED_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 DB_MB=$(du -m "$WORK/var/hss.db" | cut -f1)
 say "bench-hss: seeded $SUBS subscribers in $SEED_S s (hss.db $DB_MB MiB)"
 
-if [ -n "$COMPARE" ]; then # the same seeded store for the other build, before anyone writes
-    cp -a "$WORK/var" "$WORK/var-cmp"
-    CPORT=$(free_port)
-    start_server cmp hss "$CPORT" "$COMPARE/imscloud" "$WORK/var-cmp"
-    CMP_PID=$SERVER_PID
-fi
-PORT=$(free_port)
-start_server hss hss "$PORT"
-HSS_PID=$SERVER_PID
-sleep 0.5
+NRATES=$(wc -w <<<"$RATES")
+# a sweep restarts the servers on a fresh copy of the seeded store for each rate
+[ "$NRATES" -le 1 ] || cp -a "$WORK/var" "$WORK/var-seed"
+[ -z "$COMPARE" ] || cp -a "$WORK/var" "$WORK/var-cmp" # before anyone writes
+
+# start_hss: the HSS under test (and the --compare one) on new ports
+start_hss() {
+    if [ -n "$COMPARE" ]; then
+        CPORT=$(free_port)
+        start_server cmp hss "$CPORT" "$COMPARE/imscloud" "$WORK/var-cmp"
+        CMP_PID=$SERVER_PID
+    fi
+    PORT=$(free_port)
+    start_server hss hss "$PORT"
+    HSS_PID=$SERVER_PID
+    sleep 0.5
+}
+stop_server() { # stop_server PID
+    local p=$1 q _ keep=()
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${STARTED[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    STARTED=("${keep[@]}")
+}
+HWM=0
+CMP_HWM=0
+max_hwm() { # the peak RSS over the servers' lifetimes so far
+    local h
+    h=$(status_kb VmHWM "$HSS_PID"); [ "$h" -le "$HWM" ] || HWM=$h
+    THREADS=$(status_kb Threads "$HSS_PID")
+    [ -z "$COMPARE" ] || { h=$(status_kb VmHWM "$CMP_PID"); [ "$h" -le "$CMP_HWM" ] || CMP_HWM=$h; }
+}
+restart_hss() { # fresh copies of the seeded store, new server processes
+    max_hwm
+    stop_server "$HSS_PID"
+    [ -z "$COMPARE" ] || stop_server "$CMP_PID"
+    rm -rf "${WORK:?}/var" "${WORK:?}/var-cmp"
+    cp -a "$WORK/var-seed" "$WORK/var"
+    [ -z "$COMPARE" ] || cp -a "$WORK/var-seed" "$WORK/var-cmp"
+    start_hss
+}
+start_slf() {
+    SPORT=$(free_port)
+    start_server slf slf "$SPORT"
+    SLF_PID=$SERVER_PID
+    sleep 0.5
+}
+
+start_hss
 RSS_IDLE=$(status_kb VmRSS "$HSS_PID")
 
 declare -A RES
 keep_res() { # keep_res KEY: R_* into RES[KEY,*]
     local k v
-    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
+    for k in RATE OK ERR P50 P99 P999 OFFERED SKIP LATE LAG99 SLOW CPU_US SCPU CCPU OTHER; do
         v=R_$k
         RES[$1,$k]=${!v}
     done
 }
-for sc in $SCENARIOS; do
-    args=()
-    [ "$sc" != mar-aka ] || args=(-n "$ITEMS")
-    if [ -n "$COMPARE" ]; then
-        run_load cmp "$CMP_PID" "$CPORT" "$sc" "${args[@]}"
-        keep_res "cmp:$sc"
-    fi
-    run_load hss "$HSS_PID" "$PORT" "$sc" "${args[@]}"
-    keep_res "$sc"
-done
-HWM=$(status_kb VmHWM "$HSS_PID")
-THREADS=$(status_kb Threads "$HSS_PID")
-[ -z "$COMPARE" ] || CMP_HWM=$(status_kb VmHWM "$CMP_PID")
-
-if [ "$CEILING" = yes ]; then
-    SPORT=$(free_port)
-    start_server slf slf "$SPORT"
-    sleep 0.5
-    run_load slf "$SERVER_PID" "$SPORT" mar-digest -x 3006
-    for k in RATE OK ERR P50 P99 CPU_US SCPU CCPU; do
-        v=R_$k
-        RES[ceiling,$k]=${!v}
+# run_scenarios SUFFIX [hss_load args]: every scenario (before/after with --compare)
+run_scenarios() {
+    local suf=$1 sc args
+    shift
+    for sc in $SCENARIOS; do
+        args=("$@")
+        [ "$sc" != mar-aka ] || args+=(-n "$ITEMS")
+        if [ -n "$COMPARE" ]; then
+            run_load cmp "$CMP_PID" "$CPORT" "$sc" "${args[@]}"
+            keep_res "cmp:$sc$suf"
+        fi
+        run_load hss "$HSS_PID" "$PORT" "$sc" "${args[@]}"
+        keep_res "$sc$suf"
     done
+}
+if [ -z "$RATES" ]; then
+    run_scenarios ""
+    max_hwm
+    if [ "$CEILING" = yes ]; then
+        start_slf
+        run_load slf "$SLF_PID" "$SPORT" mar-digest -x 3006
+        keep_res ceiling
+    fi
+else
+    [ "$CEILING" = no ] || start_slf
+    first=yes
+    for r in $RATES; do
+        [ $first = yes ] || restart_hss
+        first=no
+        say "bench-hss: open loop at $r requests/s"
+        run_scenarios "@$r" -r "$r" -P "$TICK"
+        if [ "$CEILING" = yes ]; then
+            run_load slf "$SLF_PID" "$SPORT" mar-digest -x 3006 -r "$r" -P "$TICK"
+            keep_res "ceiling@$r"
+        fi
+    done
+    max_hwm
 fi
 T_END=$(date +%s)
 
@@ -271,6 +365,7 @@ label() {
     sar-rereg) echo "SAR RE_REGISTRATION, User-Data-Already-Available" ;;
     ceiling) echo "reference: MAR to an SLF (3006 from the loop, no store)" ;;
     cmp:*) echo "$(label "${1#cmp:}") — before: --compare build" ;;
+    *@*) label "${1%@*}" ;;
     esac
 }
 row() {
@@ -282,7 +377,53 @@ row() {
 bin_desc() { # the build of an imscloud binary, for the report
     echo "${1#"$ROOT"/} (built $(date -u -r "$1" '+%Y-%m-%d %H:%M UTC'))"
 }
+# open loop: kept up = every scheduled request answered (no skip, timeout or error answer)
+kept_up() { # kept_up KEY
+    awk -v e="${RES[$1,ERR]}" -v r="${RES[$1,RATE]}" -v o="${RES[$1,OFFERED]}" \
+        'BEGIN { print (e == 0 && r >= 0.99 * o) ? "yes" : "no" }'
+}
+meets_goal() { # meets_goal KEY: kept up with p99 under GOAL_P99_MS
+    [ "$(kept_up "$1")" = yes ] && awk -v p="${RES[$1,P99]}" -v g="$GOAL_P99_MS" 'BEGIN { exit !(p < g) }'
+}
+rate_row() {
+    local k=$1
+    printf '| %s | %s | %s | %s | %s | %s | %s (%s) | %s / %s / %s | %s | %s | %s | %s | %s |\n' "$(label "$k")" \
+        "${RES[$k,OFFERED]}" "${RES[$k,RATE]}" "${RES[$k,P50]}" "${RES[$k,P99]}" "${RES[$k,P999]}" \
+        "${RES[$k,ERR]}" "${RES[$k,SKIP]}" "${RES[$k,LAG99]}" "${RES[$k,LATE]}" "${RES[$k,SLOW]}" \
+        "${RES[$k,CPU_US]}" "${RES[$k,SCPU]}" \
+        "${RES[$k,CCPU]}" "${RES[$k,OTHER]}" "$(kept_up "$k")$(meets_goal "$k" && echo ", p99 < $GOAL_P99_MS ms")"
+}
+# per scenario: the highest offered rate the server kept up with at p99 < GOAL_P99_MS
+best_rate() { # best_rate KEY-PREFIX
+    local r best=none
+    for r in $RATES; do ! meets_goal "$1@$r" || best="$r/s"; done
+    echo "$best"
+}
+rate_table() {
+    echo "| scenario | offered/s | answered/s | p50 (ms) | p99 (ms) | p99.9 (ms) | errors (skipped: cap of $WINDOW reached) | hss_load send lag p99 (ms) / late sends (> tick + 1 ms) / sends blocked > 1 ms | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | rest of the machine (% of a core) | kept up |"
+    echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'
+    local sc r
+    for sc in $SCENARIOS; do
+        for r in $RATES; do
+            [ -z "$COMPARE" ] || rate_row "cmp:$sc@$r"
+            rate_row "$sc@$r"
+        done
+    done
+    if [ "$CEILING" = yes ]; then
+        for r in $RATES; do rate_row "ceiling@$r"; done
+    fi
+    echo
+    echo "Highest offered rate kept up with p99 < $GOAL_P99_MS ms (of $RATES/s):"
+    for sc in $SCENARIOS; do
+        echo "$(label "$sc"): $(best_rate "$sc")$([ -z "$COMPARE" ] || echo "; before: $(best_rate "cmp:$sc")")"
+    done
+    [ "$CEILING" = no ] || echo "$(label ceiling): $(best_rate ceiling)"
+}
 table() {
+    if [ -n "$RATES" ]; then
+        rate_table
+        return
+    fi
     echo '| scenario | answered/s | p50 (ms) | p99 (ms) | errors | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | vs PyHSS 500/s (published) |'
     echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     local sc
@@ -299,6 +440,10 @@ if [ "$ASSIGNED" = yes ]; then
     KEY=$SUBS-assigned
     TITLE="$SUBS subscribers, S-CSCF assigned"
 fi
+if [ -n "$RATES" ]; then
+    KEY=$KEY-open
+    TITLE="$TITLE, open loop"
+fi
 block() {
     echo "### $TITLE"
     echo
@@ -308,7 +453,11 @@ block() {
     echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL; every write on disk before its answer, except the Server-Name a MAR stores), store_threads = $STORE_THREADS, log_level = err"
     [ -z "$COMPARE" ] || echo "- before (--compare): $(bin_desc "$COMPARE/imscloud"), same settings, its own copy of the same seeded store; each scenario ran on it first, then on the server above"
     echo "- store: $SUBS subscribers (IMPI with K/OPc and 3 HA1s, one IMPU with an iFC profile; $(if [ "$ASSIGNED" = yes ]; then echo "S-CSCF name already stored, as after an earlier registration"; else echo "no S-CSCF name stored yet: first registrations"; fi)), seeded by hss_bench_seed in $SEED_S s, hss.db $DB_MB MiB"
-    echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
+    if [ -n "$RATES" ]; then
+        echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), open loop: each offered rate on a fixed schedule, latency from the scheduled send time, pacing tick $TICK µs (in the latency), at most $WINDOW outstanding (a request due beyond that is skipped: an error), random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario and rate; every rate on a fresh copy of the seeded store; everything on the same $(nproc) cores"
+    else
+        echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
+    fi
     echo
     table
     echo
@@ -328,8 +477,9 @@ if [ -n "$RESULTS" ]; then
         /^<!-- hss-bench:begin -->$/ { inside = 1; next }
         /^<!-- hss-bench:end -->$/ { inside = 0; blk = ""; next }
         !inside { print > outside; next }
-        /^### [0-9]+ subscribers(, S-CSCF assigned)?$/ {
-            blk = dir "/" $2 (NF > 3 ? "-assigned" : ""); next
+        /^### [0-9]+ subscribers(, S-CSCF assigned)?(, open loop)?$/ {
+            blk = dir "/" $2 (/S-CSCF assigned/ ? "-assigned" : "") (/open loop/ ? "-open" : "")
+            next
         }
         blk != "" { print > blk }' "$RESULTS"
     [ -f "$WORK/outside.md" ] || : >"$WORK/outside.md"
@@ -342,14 +492,16 @@ if [ -n "$RESULTS" ]; then
         echo '<!-- hss-bench:begin -->'
         echo '## HSS: Cx over Diameter (bench/hss/run.sh)'
         echo
-        echo "Written by \`bench/hss/run.sh\` (method in [hss/README.md](hss/README.md)); one block per subscriber count (and \`--assigned\`), replaced by the next run with the same. The PyHSS figure (≈500 Diameter requests/s) is a published number, not measured here (PyHSS is not packaged in Debian)."
+        echo "Written by \`bench/hss/run.sh\` (method in [hss/README.md](hss/README.md)); one block per subscriber count (and \`--assigned\`, and open loop: \`--rate\`/\`--rates\`), replaced by the next run with the same. The PyHSS figure (≈500 Diameter requests/s) is a published number, not measured here (PyHSS is not packaged in Debian)."
         echo
         for f in $(find "$WORK/blocks" -type f -printf '%f\n' | sed 's/\.new$//' | sort -n | uniq); do
             if [ "$f" = "$KEY" ]; then
                 cat "$WORK/blocks/$KEY.new"
             else
                 case $f in
+                *-assigned-open) echo "### ${f%-assigned-open} subscribers, S-CSCF assigned, open loop" ;;
                 *-assigned) echo "### ${f%-assigned} subscribers, S-CSCF assigned" ;;
+                *-open) echo "### ${f%-open} subscribers, open loop" ;;
                 *) echo "### $f subscribers" ;;
                 esac
                 awk '{ lines[NR] = $0 } END { n = NR; while (n > 0 && lines[n] == "") n--; for (i = 1; i <= n; i++) print lines[i] }' "$WORK/blocks/$f"
