@@ -190,6 +190,33 @@ static int work(struct ims_store *st, void *arg)
     }
 }
 
+/* Whether a request runs on the calling thread (ims_store_exec_run: a CSCF
+ * worker, or freeDiameter's dispatch thread), and how.  The requests of a
+ * registration and a call do; a SAR's registration state is written lazily
+ * (flushed by the executor's background flush within a few ms: what a power
+ * cut loses, the S-CSCF writes again at the next (re-)registration;
+ * docs/internals/hss-store.md).  A MAR that asks for AKA stays on the store
+ * threads: its SQN must be on disk before the vectors leave (never handed
+ * out twice, TS 33.102 Annex C), and their group commit shares that
+ * fdatasync between requests; an AKA MAR that only turns out to be one
+ * (scheme "Unknown") flushes on the calling thread.  UDR and PUR (rare)
+ * stay there too. */
+static bool run_inline(const struct ims_hss *h, const struct ims_dia_req *r, unsigned *flags)
+{
+    *flags = 0;
+    if (!ims_store_exec_inline_ok(h->exec))
+        return false;
+    switch (r->cmd) {
+    case DIA_CMD_UAR:
+    case DIA_CMD_LIR: return true;
+    case DIA_CMD_SAR: *flags = IMS_STORE_RUN_LAZY; return true;
+    case DIA_CMD_MAR:
+        return !DIA_HAS(&r->u.mar.item, CX_ITEM_SCHEME) ||
+               !ims_str_has_caseprefix(ims_str_trim(r->u.mar.item.scheme), "Digest-AKA");
+    default: return false;
+    }
+}
+
 static void answer_error(struct ims_dia_req *req, uint32_t code)
 {
     struct dia_ans a;
@@ -342,7 +369,9 @@ static void resume_dia(struct job *j)
 }
 
 /* On freeDiameter's thread in HSS mode (ims_dia_requests_inline), on the
- * loop in SLF mode: touches nothing but the config and the executor. */
+ * loop in SLF mode: touches nothing but the config and the executor.  The
+ * store work runs right here when it can (run_inline), else on a store
+ * thread, which then answers. */
 static void on_request(struct ims_dia_req *req, void *arg)
 {
     struct ims_hss *h = arg;
@@ -379,6 +408,12 @@ static void on_request(struct ims_dia_req *req, void *arg)
     j->req = req;
     j->resume = resume_dia;
     ims_hss_result_init(&j->res);
+    unsigned flags;
+    int wrc;
+    if (run_inline(h, req, &flags) && ims_store_exec_run(h->exec, flags, work, j, &wrc) == 0) {
+        done(NULL, wrc, j); /* answered right here, on freeDiameter's thread */
+        return;
+    }
     int rc = ims_store_exec_submit(h->exec, NULL, &j->sj, work, done, NULL, j);
     if (rc) {
         LOG_W("hss", "event=store_busy cmd=%u err=%s", req->cmd, ims_strerror(rc));
@@ -390,7 +425,8 @@ static void on_request(struct ims_dia_req *req, void *arg)
 /* ------------------------------------------------------------ in-process */
 
 /* A Cx request from a CSCF role of this process (hss.h): the same store
- * work as a Diameter request, completed on the caller's loop. */
+ * work as a Diameter request, run on the caller's thread when it can
+ * (run_inline) and completed on the caller's loop. */
 struct local_job {
     struct job j;             /* j.req points at req; first member (resume_local) */
     struct ims_dia_req req;
@@ -398,6 +434,7 @@ struct local_job {
     ims_hss_local_fn cb;
     void (*drop)(void *arg);
     void *arg;
+    struct ims_deferred defer; /* the completion of a job run inline */
 };
 
 static void local_free(struct local_job *lj)
@@ -416,6 +453,14 @@ static void local_done(struct ims_loop *loop, int rc, void *arg)
     }
     lj->cb(loop, rc, rc == 0 ? &lj->j.res.ans : NULL, lj->arg);
     local_free(lj);
+}
+
+/* The job ran inline, in ims_hss_local(): complete it after that returned
+ * (the callback rule), on the same thread. */
+static void local_deferred(struct ims_loop *loop, void *arg)
+{
+    struct local_job *lj = arg;
+    local_done(loop, lj->j.rc, lj);
 }
 
 static void local_cancel(void *arg)
@@ -470,6 +515,12 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     lj->drop = drop;
     lj->arg = arg;
     ims_hss_result_init(&lj->j.res);
+    unsigned flags;
+    if (run_inline(h, &lj->req, &flags) &&
+        ims_store_exec_run(h->exec, flags, work, &lj->j, &lj->j.rc) == 0) {
+        ims_loop_defer(loop, &lj->defer, local_deferred, lj, local_cancel);
+        return 0;
+    }
     int rc = ims_store_exec_submit(h->exec, loop, &lj->j.sj, work, local_done, local_cancel, lj);
     if (rc) {
         ims_hss_result_clear(&lj->j.res);

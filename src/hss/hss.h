@@ -54,13 +54,18 @@ size_t ims_hss_stop(struct ims_hss *h);
 /* ---- in-process Cx (CSCF roles in the same process, src/cscf) ----
  *
  * Runs a Cx request through the same handler a request received over
- * Diameter is given (ims_hss_uar/mar/sar/lir on a store thread, cx.h), without
- * the Diameter encoding: cmd is DIA_CMD_UAR/MAR/SAR/LIR and req the matching
- * struct (dia/msgs.h), whose slices must stay valid until cb or drop runs.
- * cb(loop, rc, ans, arg) runs once on `loop` with rc 0 and the answer
- * (borrowed for the call), or an IMS_E* store error (a Diameter peer would
- * have got DIAMETER_UNABLE_TO_COMPLY).  If the loop is freed before that,
- * drop(arg) runs instead, on the thread freeing the loop.  Thread-safe.
+ * Diameter is given (ims_hss_uar/mar/sar/lir, cx.h), without the Diameter
+ * encoding: cmd is DIA_CMD_UAR/MAR/SAR/LIR and req the matching struct
+ * (dia/msgs.h), whose slices must stay valid until cb or drop runs.  On
+ * SQLite the store work runs on the calling thread, inside this call
+ * (ims_store_exec_run: no thread hop; an AKA MAR still goes to a store
+ * thread, docs/internals/hss.md), elsewhere on a store thread.
+ * cb(loop, rc, ans, arg) runs once on `loop`, after this call returned,
+ * with rc 0 and the answer (borrowed for the call), or an IMS_E* store
+ * error (a Diameter peer would have got DIAMETER_UNABLE_TO_COMPLY).  If the
+ * loop is freed before that, drop(arg) runs instead, on the thread freeing
+ * the loop.  Call it on `loop`'s thread (the completion of inline work is
+ * ims_loop_defer()red there).
  * Unlike a Diameter request, nothing is learned about the S-CSCF's
  * Diameter identity (RTR/PPR to an in-process S-CSCF go to the handler of
  * ims_hss_set_local_scscf instead).

@@ -1,6 +1,7 @@
 #include "store/exec.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,35 @@
 /* Jobs a store thread takes at once and runs in one transaction (group
  * commit).  Bounds the latency a batch adds to its first job. */
 #define BATCH_MAX 64
+
+/* Calling threads (ims_store_exec_run) with a connection of their own: a
+ * cap on connections (each has its page cache and descriptors). */
+#define INLINE_MAX 64
+/* Per thread, the connections of the last few executors it ran on. */
+#define TCACHE 4
+/* The background flush: at most one fdatasync per FLUSH_MS while lazy
+ * commits keep coming (exec.h); a passive checkpoint at most every
+ * CKPT_MS, so calling threads' COMMITs rarely meet SQLite's own. */
+#define FLUSH_MS 5
+#define CKPT_MS 100
+
+/* A calling thread's connection, registered with the executor. */
+struct tconn {
+    pthread_t tid;
+    struct ims_store *st;
+};
+
+/* Executors are told apart by a number never reused (not their address:
+ * a freed executor's may come back), so a thread's cache cannot hand out
+ * a connection an earlier executor closed. */
+struct tcache {
+    unsigned long long id;
+    struct ims_store *st;
+};
+
+static atomic_ullong exec_ids;
+static _Thread_local struct tcache tcache[TCACHE];
+static _Thread_local unsigned tcache_next;
 
 struct worker {
     struct ims_store_exec *x;
@@ -39,7 +69,88 @@ struct ims_store_exec {
      * this: it has one writer at a time (store_sqlite.c). */
     bool batch_alone;
     pthread_rwlock_t batch_mu;
+
+    /* ims_store_exec_run: SQLite files only (inline_ok, fixed at start) */
+    bool inline_ok;
+    unsigned long long id;
+    char *url;
+    struct ims_keyrepo *repo;
+    atomic_bool closing;    /* set first by ims_store_exec_free */
+    atomic_size_t running;  /* ims_store_exec_run calls in progress */
+    pthread_mutex_t tmu;    /* guards tconns */
+    struct tconn tconns[INLINE_MAX];
+    size_t ntconns;
+
+    /* the background flusher (inline_ok only): its own connection */
+    struct ims_store *fst;
+    pthread_t ftid;
+    bool fstarted;
+    atomic_bool dirty;      /* a lazy commit waits for its flush */
+    pthread_mutex_t fmu;    /* guards fidle, fstop; fcv waits on it */
+    pthread_cond_t fcv;
+    bool fidle, fstop;
 };
+
+/* ---- the background flush ---- */
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After work that committed lazily: the flusher will fdatasync.  Under
+ * load the flag is already set and this is one atomic exchange; the lock
+ * and the wake-up happen only when the flusher went idle. */
+static void mark_dirty(struct ims_store_exec *x)
+{
+    if (!x->fstarted || atomic_exchange(&x->dirty, true))
+        return;
+    pthread_mutex_lock(&x->fmu);
+    if (x->fidle)
+        pthread_cond_signal(&x->fcv);
+    pthread_mutex_unlock(&x->fmu);
+}
+
+static void flush_now(struct ims_store_exec *x, bool checkpoint)
+{
+    int rc = st_flush(x->fst, checkpoint);
+    if (rc) /* the next lazy commit (or the next flushed commit) tries again */
+        LOG_E("store", "event=background_flush_failed err=%s msg=\"%s\"", ims_strerror(rc),
+              ims_store_errmsg(x->fst));
+}
+
+/* Flushes when dirty, then waits FLUSH_MS before the next flush: lazy
+ * commits of those ms share one fdatasync.  Stops after a last flush. */
+static void *flusher_main(void *arg)
+{
+    struct ims_store_exec *x = arg;
+    long long last_ckpt = mono_ms();
+    pthread_mutex_lock(&x->fmu);
+    for (;;) {
+        while (!atomic_load(&x->dirty) && !x->fstop) {
+            x->fidle = true;
+            pthread_cond_wait(&x->fcv, &x->fmu);
+        }
+        x->fidle = false;
+        bool stop = x->fstop;
+        pthread_mutex_unlock(&x->fmu);
+        if (atomic_exchange(&x->dirty, false)) {
+            long long now = mono_ms();
+            flush_now(x, now - last_ckpt >= CKPT_MS);
+            if (now - last_ckpt >= CKPT_MS)
+                last_ckpt = now;
+        }
+        if (stop)
+            return NULL;
+        struct timespec ts = { 0, FLUSH_MS * 1000000L };
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&x->fmu);
+    }
+}
+
+/* ---- store threads ---- */
 
 static void job_done(struct ims_loop *loop, void *arg)
 {
@@ -129,14 +240,99 @@ static void *worker_main(void *arg)
         if (n == 0) /* stopping and drained */
             return NULL;
         run_batch(w, jobs, n);
+        if (st_take_unflushed(w->st)) /* a MAR's lazy Server-Name */
+            mark_dirty(x);
         st_idle(w->st); /* checkpoints: after the answers, outside the write lock */
     }
+}
+
+/* ---- on the calling thread ---- */
+
+bool ims_store_exec_inline_ok(const struct ims_store_exec *x)
+{
+    return x && x->inline_ok;
+}
+
+/* The calling thread's connection: from its cache, else from the
+ * registry (a thread whose cache forgot it, or a new thread with the id
+ * of one that ended: its connection is free), else a new one. */
+static int thread_store(struct ims_store_exec *x, struct ims_store **out)
+{
+    for (unsigned i = 0; i < TCACHE; i++) {
+        if (tcache[i].id == x->id) {
+            *out = tcache[i].st;
+            return 0;
+        }
+    }
+    pthread_t me = pthread_self();
+    struct ims_store *st = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&x->tmu);
+    for (size_t i = 0; i < x->ntconns && !st; i++)
+        if (pthread_equal(x->tconns[i].tid, me))
+            st = x->tconns[i].st;
+    if (!st && x->ntconns == INLINE_MAX)
+        rc = IMS_ELIMIT;
+    else if (!st && (rc = ims_store_open(x->url, x->repo, &st)) == 0)
+        x->tconns[x->ntconns++] = (struct tconn){ me, st };
+    size_t n = x->ntconns;
+    pthread_mutex_unlock(&x->tmu);
+    if (rc) {
+        LOG_W("store", "event=inline_open_failed threads=%zu err=%s", n, ims_strerror(rc));
+        return rc;
+    }
+    tcache[tcache_next++ % TCACHE] = (struct tcache){ x->id, st };
+    *out = st;
+    return 0;
+}
+
+int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
+                       void *arg, int *work_rc)
+{
+    if (!x->inline_ok)
+        return IMS_EINVAL;
+    /* counted before the check: free waits for every run that saw it clear */
+    atomic_fetch_add(&x->running, 1);
+    struct ims_store *st = NULL;
+    int rc = atomic_load(&x->closing) ? IMS_EINVAL : thread_store(x, &st);
+    if (rc == 0) {
+        bool lazy = flags & IMS_STORE_RUN_LAZY;
+        if (lazy)
+            st_lazy(st, true);
+        *work_rc = work(st, arg);
+        if (lazy)
+            st_lazy(st, false);
+        if (st_take_unflushed(st))
+            mark_dirty(x);
+    }
+    atomic_fetch_sub(&x->running, 1);
+    return rc;
+}
+
+/* Runs last: every connection that could have committed lazily is done. */
+static void flusher_stop(struct ims_store_exec *x)
+{
+    if (x->fstarted) {
+        pthread_mutex_lock(&x->fmu);
+        x->fstop = true;
+        pthread_cond_signal(&x->fcv);
+        pthread_mutex_unlock(&x->fmu);
+        pthread_join(x->ftid, NULL);
+    }
+    ims_store_close(x->fst);
+    pthread_cond_destroy(&x->fcv);
+    pthread_mutex_destroy(&x->fmu);
 }
 
 void ims_store_exec_free(struct ims_store_exec *x)
 {
     if (!x)
         return;
+    atomic_store(&x->closing, true);
+    while (atomic_load(&x->running) > 0) { /* runs are short: poll */
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
     pthread_mutex_lock(&x->mu);
     x->stopping = true;
     pthread_cond_broadcast(&x->cv);
@@ -146,6 +342,11 @@ void ims_store_exec_free(struct ims_store_exec *x)
             pthread_join(x->workers[i].tid, NULL);
         ims_store_close(x->workers[i].st);
     }
+    for (size_t i = 0; i < x->ntconns; i++)
+        ims_store_close(x->tconns[i].st);
+    flusher_stop(x);
+    pthread_mutex_destroy(&x->tmu);
+    ims_free(x->url);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
     pthread_rwlock_destroy(&x->batch_mu);
@@ -168,6 +369,11 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     }
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
+    pthread_mutex_init(&x->tmu, NULL);
+    pthread_mutex_init(&x->fmu, NULL);
+    pthread_cond_init(&x->fcv, NULL);
+    x->id = atomic_fetch_add(&exec_ids, 1) + 1; /* 0: an empty cache slot */
+    x->repo = repo;
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
 #ifdef __GLIBC__ /* a waiting batch goes before new lone jobs (no starvation) */
@@ -185,6 +391,19 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     }
     x->batch_alone = rc == 0 && nthreads > 1 &&
                      strcmp(ims_store_backend(x->workers[0].st), "postgresql") == 0;
+    /* a file: every connection sees the same database ("sqlite::memory:"
+     * would give each its own) */
+    x->inline_ok = rc == 0 && strncmp(url, "sqlite:", 7) == 0 && strcmp(url + 7, ":memory:") != 0;
+    if (x->inline_ok) {
+        size_t len = strlen(url) + 1;
+        x->url = ims_alloc(len);
+        rc = x->url ? ims_store_open(url, repo, &x->fst) : IMS_ENOMEM;
+        if (x->url)
+            memcpy(x->url, url, len);
+        if (rc == 0 && pthread_create(&x->ftid, NULL, flusher_main, x) != 0)
+            rc = IMS_EIO;
+        x->fstarted = rc == 0;
+    }
     for (size_t i = 0; rc == 0 && i < nthreads; i++) {
         if (pthread_create(&x->workers[i].tid, NULL, worker_main, &x->workers[i]) != 0)
             rc = IMS_EIO;
@@ -195,7 +414,8 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         ims_store_exec_free(x);
         return rc;
     }
-    LOG_I("store", "event=exec_start threads=%zu max_queued=%zu", nthreads, max_queued);
+    LOG_I("store", "event=exec_start threads=%zu max_queued=%zu inline=%s", nthreads, max_queued,
+          x->inline_ok ? "yes" : "no");
     *out = x;
     return 0;
 }

@@ -45,13 +45,15 @@
  *    store it is given (and nothing else of the loop's).  Its return value
  *    is passed to done as rc (or the batch's error, see above).
  * 4. ims_store_exec_submit() is thread-safe.  ims_store_exec_free() lets
- *    every queued job finish (their completions are posted), then joins the
- *    threads and closes the stores; submits after it started fail.  Loops
+ *    every queued job finish (their completions are posted), waits for
+ *    ims_store_exec_run() calls in progress, joins the threads, flushes
+ *    and closes the stores; submits and runs after it started fail.  Loops
  *    must keep running (or be freed, for cancel) until the completions
  *    arrive. */
 #ifndef IMS_STORE_EXEC_H
 #define IMS_STORE_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ims_keyrepo;
@@ -92,5 +94,44 @@ void ims_store_exec_free(struct ims_store_exec *x);
 int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
                           struct ims_store_job *job, ims_store_work_fn work,
                           ims_store_done_fn done, ims_store_cancel_fn cancel, void *arg);
+
+/* ---- running on the calling thread (SQLite) ----
+ *
+ * A hand-off to a store thread and back costs two thread wake-ups, more
+ * than the work of most Cx requests on SQLite, whose calls never wait on a
+ * network.  So a thread may run a job's work itself, with a store
+ * connection of its own: opened on its first call (from the executor's url
+ * and repo), kept for that thread, closed by ims_store_exec_free().  Write
+ * transactions of all connections of a file take turns on one mutex
+ * (store_sqlite.c), never SQLite's sleeping busy handler.
+ *
+ * Durability is as for a store thread: a store call returns once its
+ * writes are flushed (an SQN is on disk before it can leave), except lazy
+ * writes (IMS_STORE_RUN_LAZY, and the Server-Name a MAR stores): they are
+ * committed at once (they survive a crash of the process: the OS has
+ * them) and a background flusher of the executor fdatasyncs them at most
+ * every 5 ms (FLUSH_MS, exec.c) once something was committed (a power cut
+ * may lose the last few ms of them).  docs/internals/hss-store.md.
+ *
+ * Not for PostgreSQL (a worker must not wait on the network) nor
+ * "sqlite::memory:" (a private database per connection): there
+ * ims_store_exec_inline_ok() is false and ims_store_exec_run() refuses. */
+
+/* true when ims_store_exec_run() can run work on the calling thread. */
+bool ims_store_exec_inline_ok(const struct ims_store_exec *x);
+
+/* The writes of the work need no flush before it returns (st_lazy). */
+#define IMS_STORE_RUN_LAZY 1u
+
+/* Runs work(store, arg) on the calling thread, with the thread's own
+ * connection, and stores its return value in *work_rc.  Returns 0 when
+ * work ran, otherwise work did not run (the caller submits the job
+ * instead): IMS_EINVAL (not inline_ok, or ims_store_exec_free() started),
+ * IMS_ELIMIT (INLINE_MAX threads have a connection already),
+ * IMS_ENOMEM or an ims_store_open() error.  Thread-safe; must not be
+ * called from inside work, nor once ims_store_exec_free() may have
+ * returned. */
+int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
+                       void *arg, int *work_rc);
 
 #endif

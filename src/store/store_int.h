@@ -168,6 +168,14 @@ struct store_driver {
      * batches, outside any transaction (st_idle: checkpoints). */
     void (*set_lazy)(struct store_db *db, bool lazy);
     void (*idle)(struct store_db *db);
+    /* Optional, for store/exec.c's background flush.  take_unflushed: true
+     * when a lazy write was committed on db since the last call and no
+     * flush of db covered it (clears it).  flush: makes every commit of
+     * the file so far durable (SQLite: fdatasync of the WAL, which any
+     * connection's commits append to), then, with checkpoint, copies the
+     * WAL into the database (passive: never waits for readers). */
+    bool (*take_unflushed)(struct store_db *db);
+    int (*flush)(struct store_db *db, bool checkpoint);
 };
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
@@ -227,17 +235,30 @@ void st_rollback(struct ims_store *s);
 void st_batch_begin(struct ims_store *s);
 int st_batch_end(struct ims_store *s);
 
-/* Lazy writes: between st_lazy(s, true) and st_lazy(s, false) the writes
+/* Lazy writes: between st_lazy(s, true) and st_lazy(s, false) (they nest:
+ * the writes are lazy while any level is) the writes
  * of s are committed without waiting for the disk (SQLite: no fdatasync
  * at their COMMIT; a crash of the process does not lose them, a power cut
- * may, until the next flushed commit).  Only for data whose loss is
- * harmless (the Server-Name a MAR stores: the SAR stores it again).  A
+ * may, until the next flushed commit or store/exec.c's background flush
+ * a few ms later).  Only for data whose loss is harmless (the Server-Name
+ * a MAR stores, the registration state a SAR stores: the S-CSCF stores
+ * them again at the next (re-)registration; never an SQN).  A
  * transaction or batch that also writes anything else is flushed as a
  * whole.  A no-op where the backend has no such mode. */
 void st_lazy(struct ims_store *s, bool lazy);
 /* store/exec.c, after a batch's completions were posted: housekeeping
  * (SQLite's WAL checkpoints) off the path of any answer. */
 void st_idle(struct ims_store *s);
+/* store/exec.c's background flush (the driver ops above); where the
+ * backend has none: false, and 0 (its commits are durable already). */
+static inline bool st_take_unflushed(struct ims_store *s)
+{
+    return s->drv->take_unflushed && s->drv->take_unflushed(s->db);
+}
+static inline int st_flush(struct ims_store *s, bool checkpoint)
+{
+    return s->drv->flush ? s->drv->flush(s->db, checkpoint) : 0;
+}
 
 /* Validation: identities (1..IMS_STORE_ID_MAX-1 printable ASCII, no
  * space), names (.. IMS_STORE_NAME_MAX-1), optional variants accept "". */

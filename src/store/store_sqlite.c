@@ -18,7 +18,8 @@
  * derived from it flushes after it).  Writes made while the store is in
  * lazy mode (store_int.h, st_lazy: the Server-Name a MAR stores) are
  * committed without a flush: they survive a crash of the process (the
- * page cache has them), and the next flushed commit makes them durable.
+ * page cache has them), and the next flushed commit, or store/exec.c's
+ * background flush (sq_flush, a few ms later), makes them durable.
  * Checkpoints (copying the WAL into the database, two fsyncs) run between
  * batches (sq_idle), not inside a COMMIT with the write lock held.
  *
@@ -55,8 +56,9 @@ struct store_db {
     struct wlock *wl; /* the file's process-wide write lock; NULL for :memory: */
     bool wl_held;
     bool memory;     /* ":memory:": nothing to flush or checkpoint */
-    bool lazy;       /* writes need no flush (sq_set_lazy) */
+    int lazy;        /* > 0: writes need no flush (sq_set_lazy levels) */
     bool need_sync;  /* the open transaction wrote something not lazy */
+    bool unflushed;  /* a lazy write was committed and not flushed since */
     bool idle_hooked; /* sq_idle() checkpoints, not SQLite's auto-checkpoint */
     int wal_frames;  /* frames in the WAL after our last commit (wal_hook) */
     sqlite3_stmt *tx[6]; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoint ops */
@@ -352,6 +354,8 @@ static int wal_sync(struct store_db *db)
     sqlite3_file *f = NULL;
     if (db->memory)
         return 0;
+    /* the flush covers this connection's earlier lazy commits too */
+    db->unflushed = false;
     int rc = sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
     if (rc == SQLITE_OK && f && f->pMethods)
         rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
@@ -459,7 +463,43 @@ static void sq_rollback(struct store_db *db)
 
 static void sq_set_lazy(struct store_db *db, bool lazy)
 {
-    db->lazy = lazy;
+    if (lazy)
+        db->lazy++;
+    else if (db->lazy > 0)
+        db->lazy--;
+}
+
+static bool sq_take_unflushed(struct store_db *db)
+{
+    bool was = db->unflushed;
+    db->unflushed = false;
+    return was;
+}
+
+/* store/exec.c's background flush, on a connection of its own: the WAL
+ * is one file that every connection appends to in commit order, so its
+ * fdatasync here makes every commit so far durable, whoever made it.  A
+ * connection opens the WAL at its first read; the flusher's may not have
+ * read yet. */
+static int sq_flush(struct store_db *db, bool checkpoint)
+{
+    sqlite3_file *f = NULL;
+    if (db->memory)
+        return 0;
+    if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+        !f || !f->pMethods) {
+        int rc = run(db, "SELECT count(*) FROM sqlite_master");
+        if (rc)
+            return rc;
+    }
+    int rc = wal_sync(db);
+    if (rc == 0 && checkpoint) {
+        int log = 0, done = 0;
+        int c = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (c != SQLITE_OK && c != SQLITE_BUSY)
+            LOG_W("store", "event=checkpoint_failed err=\"%s\"", sqlite3_errmsg(db->h));
+    }
+    return rc;
 }
 
 /* ---- statements ---- */
@@ -505,8 +545,12 @@ static int sq_step(struct store_stmt *s)
 {
     struct store_db *db = s->db;
     int rc = map_rc(db, sqlite3_step(s->st));
-    if ((rc != STORE_DONE && rc != STORE_ROW) || db->lazy || sqlite3_stmt_readonly(s->st))
+    if ((rc != STORE_DONE && rc != STORE_ROW) || sqlite3_stmt_readonly(s->st))
         return rc;
+    if (db->lazy) { /* committed now or by its transaction: the flusher's */
+        db->unflushed = true;
+        return rc;
+    }
     db->need_sync = true;
     if (rc == STORE_ROW || !sqlite3_get_autocommit(db->h))
         return rc;
@@ -575,4 +619,6 @@ const struct store_driver store_sqlite_driver = {
     .savepoint = sq_savepoint,
     .set_lazy = sq_set_lazy,
     .idle = sq_idle,
+    .take_unflushed = sq_take_unflushed,
+    .flush = sq_flush,
 };

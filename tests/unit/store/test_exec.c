@@ -1,5 +1,6 @@
 /* test_exec.c - store/exec.h: store work on store threads, completions on
- * the loop, the callback rule, the queue cap, draining at free. */
+ * the loop, the callback rule, the queue cap, draining at free; work on
+ * the calling thread (ims_store_exec_run). */
 #include <pthread.h>
 #include <string.h>
 
@@ -278,11 +279,156 @@ static void test_group_commit(void **state)
     OK(f->st, ims_store_sqn_update(f->st, S("alice@ims.test"), next_sqn, NULL, NULL));
 }
 
+/* ---- ims_store_exec_run: work on the calling thread ---- */
+
+#define RUNS 60
+struct runner {
+    struct ims_store_exec *x;
+    const char *impi, *impu;
+    struct ims_store *seen[RUNS]; /* the connection each run was given */
+    int errors;                   /* runs or store calls that failed */
+    uint64_t sqn;
+};
+
+static int work_reg(struct ims_store *st, void *arg)
+{
+    struct runner *r = arg;
+    r->seen[0] = st;
+    return ims_store_reg_set(st, ims_str_cstr(r->impu), IMS_REG_REGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf.ims.test"), NULL);
+}
+
+/* Alternates an SQN allocation (flushed before it returns) and a lazy
+ * registration write: both kinds from two threads at once. */
+static int work_mixed(struct ims_store *st, void *arg)
+{
+    struct runner *r = arg;
+    return ims_store_sqn_update(st, ims_str_cstr(r->impi), next_sqn, NULL, &r->sqn);
+}
+
+static void *runner_main(void *arg)
+{
+    struct runner *r = arg;
+    for (int i = 0; i < RUNS; i++) {
+        int wrc = -1;
+        bool lazy = i % 2;
+        int rc = ims_store_exec_run(r->x, lazy ? IMS_STORE_RUN_LAZY : 0,
+                                    lazy ? work_reg : work_mixed, r, &wrc);
+        if (rc || wrc)
+            r->errors++;
+        if (lazy)
+            r->seen[i] = r->seen[0];
+    }
+    return NULL;
+}
+
+static int work_nothing(struct ims_store *st, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* PostgreSQL (and sqlite::memory:) refuse: the caller submits instead. */
+static bool inline_refused(struct tfix *f, struct ims_store_exec *x)
+{
+    if (strncmp(f->url, "sqlite:", 7) == 0) {
+        assert_true(ims_store_exec_inline_ok(x));
+        return false;
+    }
+    int ran = 0, wrc = -1;
+    assert_false(ims_store_exec_inline_ok(x));
+    assert_int_equal(ims_store_exec_run(x, 0, work_nothing, &ran, &wrc), IMS_EINVAL);
+    assert_int_equal(ran, 0);
+    return true;
+}
+
+static void test_run_two_threads(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    static const char *const a_impus[] = { "sip:alice@ims.test", NULL };
+    static const char *const b_impus[] = { "sip:bob@ims.test", NULL };
+    provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, a_impus);
+    provision(f->st, "bob", "bob@ims.test", NULL, NULL, NULL, b_impus);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    if (inline_refused(f, x)) {
+        ims_store_exec_free(x);
+        return;
+    }
+    struct runner r[2] = {
+        { .x = x, .impi = "alice@ims.test", .impu = "sip:alice@ims.test" },
+        { .x = x, .impi = "bob@ims.test", .impu = "sip:bob@ims.test" },
+    };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, runner_main, &r[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    /* no SQLITE_BUSY or other error: the writers took turns */
+    assert_int_equal(r[0].errors, 0);
+    assert_int_equal(r[1].errors, 0);
+    /* one connection per thread, kept across its runs, none shared */
+    for (int i = 1; i < RUNS; i += 2) {
+        assert_ptr_equal(r[0].seen[i], r[0].seen[1]);
+        assert_ptr_equal(r[1].seen[i], r[1].seen[1]);
+    }
+    assert_ptr_not_equal(r[0].seen[1], r[1].seen[1]);
+    /* both committed: another connection sees every SQN and the lazy
+     * registration at once (the flush is the background's business) */
+    struct ims_store *other = NULL;
+    struct ims_auth_data ad;
+    struct ims_impu_rec rec;
+    assert_int_equal(ims_store_open(f->url, f->repo, &other), 0);
+    for (int i = 0; i < 2; i++) {
+        OK(other, ims_store_auth_get(other, ims_str_cstr(r[i].impi), &ad));
+        assert_int_equal(ad.sqn, r[i].sqn);
+        ims_auth_data_clear(&ad);
+        OK(other, ims_store_impu_get(other, ims_str_cstr(r[i].impu), &rec));
+        assert_int_equal(rec.reg_state, IMS_REG_REGISTERED);
+        assert_string_equal(rec.scscf_name, "sip:scscf.ims.test");
+    }
+    ims_store_close(other);
+    /* the thread connections close here (ASan reports them otherwise) */
+    ims_store_exec_free(x);
+}
+
+/* A connection belongs to its executor: a thread that ran on one that was
+ * freed gets a new connection from the next (never the closed one), and
+ * work runs on the caller's thread, inside the call. */
+static void test_run_per_executor(void **state)
+{
+    struct tfix *f = *state;
+    for (int round = 0; round < 3; round++) {
+        struct ims_store_exec *x = NULL;
+        int ran = 0, wrc = -1;
+        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+        if (inline_refused(f, x)) {
+            ims_store_exec_free(x);
+            return;
+        }
+        assert_int_equal(ims_store_exec_run(x, 0, work_nothing, &ran, &wrc), 0);
+        assert_int_equal(ims_store_exec_run(x, IMS_STORE_RUN_LAZY, work_nothing, &ran, &wrc), 0);
+        assert_int_equal(ran, 2);
+        assert_int_equal(wrc, 0);
+        ims_store_exec_free(x);
+    }
+    /* an in-memory database is private to its connection: refused */
+    struct ims_store_exec *m = NULL;
+    int ran = 0, wrc = -1;
+    assert_int_equal(ims_store_exec_new("sqlite::memory:", f->repo, 1, 8, &m), 0);
+    assert_false(ims_store_exec_inline_ok(m));
+    assert_int_equal(ims_store_exec_run(m, 0, work_nothing, &ran, &wrc), IMS_EINVAL);
+    assert_int_equal(ran, 0);
+    ims_store_exec_free(m);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest exec_tests[] = {
     T(test_jobs_complete_on_loop),
     T(test_queue_cap_and_drain),
     T(test_bad_args),
     T(test_group_commit),
+    T(test_run_two_threads),
+    T(test_run_per_executor),
 };
 const size_t exec_ntests = sizeof(exec_tests) / sizeof(exec_tests[0]);
