@@ -6,6 +6,7 @@
 #                    [--conns N] [--store-threads N] [--items N] [--scenarios LIST]
 #                    [--rate R | --rates "R1 R2 ..."] [--tick US] [--assigned] [--no-ceiling]
 #                    [--compare DIR] [--results FILE | --no-results] [--keep]
+#                    [--client raw|raw-unbatched|fd]
 #
 # Seeds N subscribers (default 100000) into a fresh SQLite store with hss_bench_seed
 # (--assigned: with an S-CSCF name already stored, as after an earlier registration),
@@ -27,7 +28,11 @@
 # p50/p99/p99.9, errors (skipped sends among them) and whether the server kept up. Each rate
 # runs all scenarios on a fresh copy of the seeded store (servers restarted), so the rows of
 # a sweep start from the same state; the SLF reference runs at each rate too. --tick US: how
-# often hss_load's pacer wakes (1000; latency includes up to one tick).
+# often the load generator's pacer wakes (1000; latency includes up to one tick).
+# --client raw|raw-unbatched|fd: the load generator: hss_rawload (raw, the default: Diameter
+# framed by hand on plain TCP sockets, one thread, 2-6 us of CPU per request), hss_rawload -B
+# (raw-unbatched: one write() per request, as hss_load's arrive) or hss_load (fd: a
+# freeDiameter node per connection, 30-45 us per request); same options and result line.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -48,12 +53,13 @@ KEEP=no
 COMPARE=
 RATES= # open loop: offered requests/s, one run of every scenario per rate
 TICK=1000 # open loop: hss_load -P
+CLIENT=raw # the load generator: raw = hss_rawload, fd = hss_load (freeDiameter)
 GOAL_P99_MS=5 # the goal of issue 3: >= 20 000 MAR/s with p99 < 5 ms
 CMDLINE="bench/hss/run.sh${*:+ $*}"
 PYHSS=500 # published PyHSS figure (Diameter requests/s); not measured here
 
 usage() {
-    sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '5,9p;32,35p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -75,11 +81,19 @@ while [ $# -gt 0 ]; do
     --compare) COMPARE=$(cd "${2:?}" && pwd); shift 2 ;;
     --rate | --rates) RATES=${2:?}; shift 2 ;;
     --tick) TICK=${2:?}; shift 2 ;;
+    --client) CLIENT=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
     esac
 done
 if ! [[ $SUBS =~ ^[0-9]+$ ]] || [ "$SUBS" -lt 1 ]; then usage; fi
+LOADER_ARGS=()
+case $CLIENT in
+raw) LOADER=hss_rawload ;;
+raw-unbatched) LOADER=hss_rawload; LOADER_ARGS=(-B) ;;
+fd) LOADER=hss_load ;;
+*) echo "bench: --client is raw, raw-unbatched or fd" >&2; exit 2 ;;
+esac
 for r in $RATES $TICK; do [[ $r =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad rate or tick '$r'" >&2; exit 2; }; done
 # open loop: the window is only a cap (a request due while it is reached is an error), so
 # large: 4096 outstanding are 200 ms of backlog at 20 000/s
@@ -191,14 +205,15 @@ run_load() {
     m0=$(busy_ticks)
     w0=$(date +%s.%N)
     local out=$WORK/$name-$sc.out rc=0
-    "$TOOLS/hss_load" -H hss.ims.bench -p "$port" -d "$WORK/client" -s "$sc" -N "$SUBS" \
-        -c "$CONNS" -w "$WINDOW" -t "$SECONDS_RUN" -W "$WARMUP" "$@" >"$out" 2>&1 || rc=$?
+    "$TOOLS/$LOADER" -H hss.ims.bench -p "$port" -d "$WORK/client" -s "$sc" -N "$SUBS" \
+        -c "$CONNS" -w "$WINDOW" -t "$SECONDS_RUN" -W "$WARMUP" ${LOADER_ARGS[@]+"${LOADER_ARGS[@]}"} "$@" \
+        >"$out" 2>&1 || rc=$?
     c1=$(cpu_ticks "$pid")
     local m1 w1
     m1=$(busy_ticks)
     w1=$(date +%s.%N)
     LINE=$(grep '^result ' "$out" || true)
-    [ -n "$LINE" ] || die "hss_load $sc failed: $(tail -5 "$out")"
+    [ -n "$LINE" ] || die "$LOADER $sc failed: $(tail -5 "$out")"
     R_RATE=$(field rate "$LINE")
     R_OK=$(field ok "$LINE")
     R_ERR=$(field errors "$LINE")
@@ -226,8 +241,8 @@ run_load() {
     [ -z "$RATES" ] || off=$(printf 'offered %6s/s, skipped %s, late %s (lag p99 %s ms, blocked %s), ' \
         "$R_OFFERED" "$R_SKIP" "$R_LATE" "$R_LAG99" "$R_SLOW")
     # the machine is shared: the load average after each run says how much
-    say "$(printf 'bench-hss: %-10s %-10s %s%7s/s  p50 %6s ms  p99 %6s ms  p99.9 %6s ms  errors %s  server %s us/req (%s%% of a core)  hss_load %s%%  rest of the machine %s%%  (rc %s, load %s)' \
-        "$name" "$sc" "$off" "$R_RATE" "$R_P50" "$R_P99" "$R_P999" "$R_ERR" "$R_CPU_US" "$R_SCPU" "$R_CCPU" "$R_OTHER" "$rc" "$(cut -d' ' -f1 /proc/loadavg)")"
+    say "$(printf 'bench-hss: %-10s %-10s %s%7s/s  p50 %6s ms  p99 %6s ms  p99.9 %6s ms  errors %s  server %s us/req (%s%% of a core)  %s %s%%  rest of the machine %s%%  (rc %s, load %s)' \
+        "$name" "$sc" "$off" "$R_RATE" "$R_P50" "$R_P99" "$R_P999" "$R_ERR" "$R_CPU_US" "$R_SCPU" "$LOADER" "$R_CCPU" "$R_OTHER" "$rc" "$(cut -d' ' -f1 /proc/loadavg)")"
 }
 
 # ------------------------------------------------------------------ run
@@ -400,7 +415,7 @@ best_rate() { # best_rate KEY-PREFIX
     echo "$best"
 }
 rate_table() {
-    echo "| scenario | offered/s | answered/s | p50 (ms) | p99 (ms) | p99.9 (ms) | errors (skipped: cap of $WINDOW reached) | hss_load send lag p99 (ms) / late sends (> tick + 1 ms) / sends blocked > 1 ms | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | rest of the machine (% of a core) | kept up |"
+    echo "| scenario | offered/s | answered/s | p50 (ms) | p99 (ms) | p99.9 (ms) | errors (skipped: cap of $WINDOW reached) | $LOADER send lag p99 (ms) / late sends (> tick + 1 ms) / sends blocked > 1 ms | server CPU per request (µs) | server CPU (% of a core) | $LOADER CPU (% of a core) | rest of the machine (% of a core) | kept up |"
     echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'
     local sc r
     for sc in $SCENARIOS; do
@@ -424,7 +439,7 @@ table() {
         rate_table
         return
     fi
-    echo '| scenario | answered/s | p50 (ms) | p99 (ms) | errors | server CPU per request (µs) | server CPU (% of a core) | hss_load CPU (% of a core) | vs PyHSS 500/s (published) |'
+    echo "| scenario | answered/s | p50 (ms) | p99 (ms) | errors | server CPU per request (µs) | server CPU (% of a core) | $LOADER CPU (% of a core) | vs PyHSS 500/s (published) |"
     echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     local sc
     for sc in $SCENARIOS; do
@@ -454,9 +469,9 @@ block() {
     [ -z "$COMPARE" ] || echo "- before (--compare): $(bin_desc "$COMPARE/imscloud"), same settings, its own copy of the same seeded store; each scenario ran on it first, then on the server above"
     echo "- store: $SUBS subscribers (IMPI with K/OPc and 3 HA1s, one IMPU with an iFC profile; $(if [ "$ASSIGNED" = yes ]; then echo "S-CSCF name already stored, as after an earlier registration"; else echo "no S-CSCF name stored yet: first registrations"; fi)), seeded by hss_bench_seed in $SEED_S s, hss.db $DB_MB MiB"
     if [ -n "$RATES" ]; then
-        echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), open loop: each offered rate on a fixed schedule, latency from the scheduled send time, pacing tick $TICK µs (in the latency), at most $WINDOW outstanding (a request due beyond that is skipped: an error), random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario and rate; every rate on a fresh copy of the seeded store; everything on the same $(nproc) cores"
+        echo "- load: $LOADER over TCP on 127.0.0.1, $CONNS connection(s), open loop: each offered rate on a fixed schedule, latency from the scheduled send time, pacing tick $TICK µs (in the latency), at most $WINDOW outstanding (a request due beyond that is skipped: an error), random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario and rate; every rate on a fresh copy of the seeded store; everything on the same $(nproc) cores"
     else
-        echo "- load: hss_load over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
+        echo "- load: $LOADER over TCP on 127.0.0.1, $CONNS connection(s), window $WINDOW outstanding requests, random subscribers; ${WARMUP} s warm-up then ${SECONDS_RUN} s measured per scenario; everything on the same $(nproc) cores"
     fi
     echo
     table
