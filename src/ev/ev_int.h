@@ -22,6 +22,13 @@ struct ev_post {
     void *arg;
 };
 
+/* One timer heap slot: the timer's (due, seq) key and the timer. */
+struct ev_heap_ent {
+    uint64_t due_ms;
+    uint64_t seq;
+    struct ims_timer *t;
+};
+
 struct ims_loop {
     int epfd;
     int evfd;            /* wakes the loop for posts and stop() */
@@ -30,9 +37,11 @@ struct ims_loop {
     atomic_bool stop;
     void *data;
 
-    /* Timer heap: heap[0] is the earliest (due, seq).  The array is sized
-     * max_timers at creation so that arming a timer never allocates. */
-    struct ims_timer **heap;
+    /* Timer heap (timer.c): 4-ary, heap[0] is the earliest (due, seq).  The
+     * keys are copied into the entries so that sifting compares without
+     * touching the timers themselves.  The array is sized max_timers at
+     * creation so that arming a timer never allocates. */
+    struct ev_heap_ent *heap;
     size_t nheap;
     size_t max_timers;
     uint64_t timer_seq;

@@ -37,7 +37,7 @@ struct ims_io {
     bool active;     /* registered with the loop (between start and stop) */
 };
 
-/* Timers live in a binary min-heap keyed by (due, seq): O(log n) start/stop,
+/* Timers live in a 4-ary min-heap keyed by (due, seq): O(log n) start/stop,
  * no allocation, equal deadlines fire in start order. */
 struct ims_timer {
     uint64_t due_ms;

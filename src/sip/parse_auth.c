@@ -30,7 +30,7 @@ int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
     memset(out, 0, sizeof(*out));
     struct ims_cur c = sip_cur(s);
     sip_lws(&c);
-    if (ims_cur_token(&c, &out->scheme, SIZE_MAX) != 0)
+    if (sip_token(&c, &out->scheme) != 0)
         return IMS_EPROTO;
     size_t ws = sip_lws(&c);
     if (ims_cur_eof(&c))
@@ -60,9 +60,9 @@ int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
     const char *ps = c.p;
     for (;;) {
         ims_str name, val;
-        if (ims_cur_token(&c, &name, SIZE_MAX) != 0 || sip_sep(&c, '=') != 0)
+        if (sip_token(&c, &name) != 0 || sip_sep(&c, '=') != 0)
             return IMS_EPROTO;
-        int rc = ims_cur_quoted(&c, &val, SIZE_MAX);
+        int rc = sip_quoted(&c, &val);
         if (rc == IMS_ENOENT) {
             const char *vs = c.p;
             /* tokens, plus the b64 '/' and '=' some UAs leave unquoted */

@@ -73,6 +73,63 @@ static inline long sip_span(struct ims_cur *c, uint16_t mask, bool esc)
     return (long)(c->p - s);
 }
 
+/* ims_cur_char() inlined: consumes byte ch if it is next; 0 or IMS_ENOENT. */
+static inline int sip_char(struct ims_cur *c, char ch)
+{
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return 0;
+    }
+    return IMS_ENOENT;
+}
+
+/* ims_cur_token() without the length cap, inlined on the class table: the
+ * parser reads a token at nearly every header and parameter.  On failure the
+ * cursor is unchanged.  0 or IMS_ENOENT (no token byte here). */
+static inline int sip_token(struct ims_cur *c, ims_str *out)
+{
+    const char *s = c->p;
+    while (c->p < c->end && (ims_sip_cls[(unsigned char)*c->p] & SIP_C_TOKEN))
+        c->p++;
+    if (c->p == s)
+        return IMS_ENOENT;
+    *out = ims_str_make(s, (size_t)(c->p - s));
+    return 0;
+}
+
+/* The end of a quoted-string body starting at p (just after the opening
+ * DQUOTE): the closing DQUOTE, skipping quoted-pairs (RFC 3261 §25.1).
+ * NULL when it is unterminated or ends in a lone backslash. */
+static inline const char *sip_quote_end(const char *p, const char *end)
+{
+    while (p < end) {
+        if (*p == '"')
+            return p;
+        if (*p == '\\') {
+            if (end - p < 2)
+                return NULL;
+            p++;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+/* ims_cur_quoted() without the length cap, inlined: the body without the
+ * quotes, escapes kept.  0, IMS_ENOENT (no DQUOTE here; cursor unchanged)
+ * or IMS_EPROTO (unterminated). */
+static inline int sip_quoted(struct ims_cur *c, ims_str *out)
+{
+    if (c->p >= c->end || *c->p != '"')
+        return IMS_ENOENT;
+    const char *q = sip_quote_end(c->p + 1, c->end);
+    if (!q)
+        return IMS_EPROTO;
+    *out = ims_str_make(c->p + 1, (size_t)(q - c->p - 1));
+    c->p = q + 1;
+    return 0;
+}
+
 /* ims_cur_lws() with the common "no whitespace here" case inlined: most
  * separators in real traffic have no LWS around them. */
 static inline size_t sip_lws(struct ims_cur *c)

@@ -323,6 +323,31 @@ int sip_u32(ims_str s, uint32_t max, uint32_t *out)
 
 /* ---- lists (RFC 3261 §7.3.1: "#" rule, values separated by commas) ---- */
 
+/* Bytes that end a plain run inside a list element: the comma between
+ * elements and the openers of the two constructs that may hide one. */
+static const bool list_stop[256] = { [','] = true, ['"'] = true, ['<'] = true };
+
+/* The first list_stop byte in [q, end), or end.  Eight bytes at a time
+ * while eight remain: a Via value is ~100 bytes without a stop, and the
+ * parser walks every Via value of every message to count them.  SWAR "has
+ * a zero byte" test on v XOR each stop byte; it can be wrong about which
+ * byte matched, never about whether one did, so the byte loop finds it. */
+static const char *list_scan(const char *q, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - q >= 8) {
+        uint64_t v;
+        memcpy(&v, q, sizeof(v));
+        uint64_t a = v ^ (ones * ','), b = v ^ (ones * '"'), d = v ^ (ones * '<');
+        if ((((a - ones) & ~a) | ((b - ones) & ~b) | ((d - ones) & ~d)) & highs)
+            break;
+        q += 8;
+    }
+    while (q < end && !list_stop[(unsigned char)*q])
+        q++;
+    return q;
+}
+
 int ims_sip_list_next(struct ims_cur *c, ims_str *elem)
 {
     struct ims_cur t = *c;
@@ -331,29 +356,20 @@ int ims_sip_list_next(struct ims_cur *c, ims_str *elem)
         return IMS_ENOENT;
     const char *s = t.p;
     const char *q = t.p;
-    while (q < t.end && *q != ',') {
+    for (;;) {
+        q = list_scan(q, t.end);
+        if (q >= t.end || *q == ',')
+            break;
         if (*q == '"') {
             /* quoted-string: skip quoted-pairs, find the closing quote */
-            q++;
-            while (q < t.end && *q != '"') {
-                if (*q == '\\') {
-                    if (q + 1 >= t.end)
-                        return IMS_EPROTO;
-                    q++;
-                }
-                q++;
-            }
-            if (q >= t.end)
-                return IMS_EPROTO;
-            q++;
-        } else if (*q == '<') {
-            const char *gt = memchr(q, '>', (size_t)(t.end - q));
-            if (!gt)
-                return IMS_EPROTO;
-            q = gt + 1;
+            q = sip_quote_end(q + 1, t.end);
         } else {
-            q++;
+            /* '<' ... '>' (name-addr): a URI may hold ',' unescaped */
+            q = memchr(q, '>', (size_t)(t.end - q));
         }
+        if (!q)
+            return IMS_EPROTO;
+        q++;
     }
     ims_str e = sip_rtrim(sip_slice(s, q));
     if (e.len == 0)
@@ -380,11 +396,11 @@ int sip_hparam_next(struct ims_cur *c, struct sip_param *p)
     if (sip_sep(&t, ';') != 0)
         return IMS_ENOENT;
     memset(p, 0, sizeof(*p));
-    if (ims_cur_token(&t, &p->name, SIZE_MAX) != 0)
+    if (sip_token(&t, &p->name) != 0)
         return IMS_EPROTO;
     if (sip_sep(&t, '=') == 0) {
         p->has_value = true;
-        int rc = ims_cur_quoted(&t, &p->value, SIZE_MAX);
+        int rc = sip_quoted(&t, &p->value);
         if (rc == 0) {
             p->quoted = true;
         } else if (rc == IMS_ENOENT) {
@@ -400,6 +416,22 @@ int sip_hparam_next(struct ims_cur *c, struct sip_param *p)
     return 0;
 }
 
+/* ims_sip_param_get()'s stops: PG_VAL ends a value, PG_NAME a name. */
+enum { PG_VAL = 1, PG_NAME = 2 };
+static const uint8_t pg_stop[256] = {
+    [';'] = PG_VAL | PG_NAME,  [' '] = PG_VAL | PG_NAME, ['\t'] = PG_VAL | PG_NAME,
+    ['\r'] = PG_VAL | PG_NAME, ['\n'] = PG_VAL | PG_NAME, [','] = PG_VAL | PG_NAME,
+    ['?'] = PG_VAL | PG_NAME,  ['>'] = PG_VAL | PG_NAME, ['='] = PG_NAME,
+};
+
+static ims_str pg_until(struct ims_cur *c, uint8_t stop)
+{
+    const char *s = c->p;
+    while (c->p < c->end && !(pg_stop[(unsigned char)*c->p] & stop))
+        c->p++;
+    return sip_slice(s, c->p);
+}
+
 int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
 {
     /* Tolerant scan that works on URI params (";a=b", no LWS) and header
@@ -409,17 +441,16 @@ int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
     size_t nlen = strlen(name);
     for (;;) {
         sip_lws(&c);
-        if (ims_cur_char(&c, ';') != 0)
+        if (sip_char(&c, ';') != 0)
             return IMS_ENOENT;
         sip_lws(&c);
-        ims_str n, v = IMS_STR_NULL;
-        ims_cur_until(&c, "=; \t\r\n,?>", &n);
+        ims_str n = pg_until(&c, PG_NAME), v = IMS_STR_NULL;
         struct ims_cur t = c;
         sip_lws(&t);
-        if (ims_cur_char(&t, '=') == 0) {
+        if (sip_char(&t, '=') == 0) {
             sip_lws(&t);
-            if (ims_cur_quoted(&t, &v, SIZE_MAX) != 0)
-                ims_cur_until(&t, "; \t\r\n,?>", &v);
+            if (sip_quoted(&t, &v) != 0)
+                v = pg_until(&t, PG_VAL);
             c = t;
         }
         if (n.len == nlen && ims_str_caseeq(n, ims_str_make(name, nlen))) {
@@ -448,7 +479,7 @@ int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out)
         return IMS_EPROTO;
     if (sip_lws(&c) == 0)
         return IMS_EPROTO;
-    if (ims_cur_token(&c, &out->method_name, SIZE_MAX) != 0)
+    if (sip_token(&c, &out->method_name) != 0)
         return IMS_EPROTO;
     sip_lws(&c);
     if (!ims_cur_eof(&c))
@@ -483,7 +514,7 @@ int ims_sip_parse_sec_mech(ims_str s, struct sip_sec_mech *out)
     struct ims_cur c = sip_cur(s);
     memset(out, 0, sizeof(*out));
     sip_lws(&c);
-    if (ims_cur_token(&c, &out->mechanism, SIZE_MAX) != 0)
+    if (sip_token(&c, &out->mechanism) != 0)
         return IMS_EPROTO;
     const char *after = c.p, *ps = NULL, *pe = NULL;
     struct sip_param p;
@@ -570,7 +601,7 @@ int sip_check_callid(ims_str v)
     struct ims_cur c = sip_cur(v);
     if (sip_span(&c, SIP_C_WORD, false) <= 0)
         return IMS_EPROTO;
-    if (ims_cur_char(&c, '@') == 0 && sip_span(&c, SIP_C_WORD, false) <= 0)
+    if (sip_char(&c, '@') == 0 && sip_span(&c, SIP_C_WORD, false) <= 0)
         return IMS_EPROTO;
     return ims_cur_eof(&c) ? 0 : IMS_EPROTO;
 }
@@ -583,7 +614,7 @@ int sip_check_token_list(ims_str v, bool allow_params)
     while ((rc = ims_sip_list_next(&c, &e)) == 0) {
         struct ims_cur t = sip_cur(e);
         ims_str tok;
-        if (ims_cur_token(&t, &tok, SIZE_MAX) != 0)
+        if (sip_token(&t, &tok) != 0)
             return IMS_EPROTO;
         struct sip_param p;
         while (allow_params && (rc = sip_hparam_next(&t, &p)) == 0)
@@ -603,8 +634,7 @@ int sip_check_media_type(ims_str v)
     ims_str t;
     struct sip_param p;
     int rc;
-    if (ims_cur_token(&c, &t, SIZE_MAX) != 0 || sip_sep(&c, '/') != 0 ||
-        ims_cur_token(&c, &t, SIZE_MAX) != 0)
+    if (sip_token(&c, &t) != 0 || sip_sep(&c, '/') != 0 || sip_token(&c, &t) != 0)
         return IMS_EPROTO;
     while ((rc = sip_hparam_next(&c, &p)) == 0)
         if (!p.has_value)
@@ -674,11 +704,11 @@ int sip_check_date(ims_str v)
     static const char *const month[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     struct ims_cur c = sip_cur(v);
-    if (!lit_at(&c, wkday, 7) || ims_cur_char(&c, ',') || ims_cur_char(&c, ' ') ||
-        !digits_at(&c, 2) || ims_cur_char(&c, ' ') || !lit_at(&c, month, 12) ||
-        ims_cur_char(&c, ' ') || !digits_at(&c, 4) || ims_cur_char(&c, ' ') ||
-        !digits_at(&c, 2) || ims_cur_char(&c, ':') || !digits_at(&c, 2) ||
-        ims_cur_char(&c, ':') || !digits_at(&c, 2) || ims_cur_char(&c, ' '))
+    if (!lit_at(&c, wkday, 7) || sip_char(&c, ',') || sip_char(&c, ' ') ||
+        !digits_at(&c, 2) || sip_char(&c, ' ') || !lit_at(&c, month, 12) ||
+        sip_char(&c, ' ') || !digits_at(&c, 4) || sip_char(&c, ' ') ||
+        !digits_at(&c, 2) || sip_char(&c, ':') || !digits_at(&c, 2) ||
+        sip_char(&c, ':') || !digits_at(&c, 2) || sip_char(&c, ' '))
         return IMS_EPROTO;
     static const char *const gmt[] = { "GMT" };
     if (!lit_at(&c, gmt, 1) || !ims_cur_eof(&c))

@@ -36,7 +36,7 @@ static bool version_syntax(ims_str v)
     if (v.len < 7 || !ims_str_has_caseprefix(v, "SIP/"))
         return false;
     struct ims_cur c = { v.p + 4, v.p + v.len };
-    return sip_span(&c, SIP_C_DIGIT, false) > 0 && ims_cur_char(&c, '.') == 0 &&
+    return sip_span(&c, SIP_C_DIGIT, false) > 0 && sip_char(&c, '.') == 0 &&
            sip_span(&c, SIP_C_DIGIT, false) > 0 && ims_cur_eof(&c);
 }
 
@@ -90,7 +90,7 @@ static void parse_request_line(struct sip_msg *m, ims_str line)
 {
     struct ims_cur c = sip_cur(line);
     ims_str method;
-    if (ims_cur_token(&c, &method, SIZE_MAX) != 0 || c.p >= c.end || *c.p != ' ') {
+    if (sip_token(&c, &method) != 0 || c.p >= c.end || *c.p != ' ') {
         set_err(m, 400, "Bad start line");
         return;
     }
@@ -244,7 +244,7 @@ static int add_header(struct sip_msg *m, size_t max, const char *line, const cha
         c.p++;
     ims_str name = sip_slice(ns, c.p);
     sip_lws(&c); /* "Call-ID\r\n \t:" (RFC 4475 §3.1.1.1) */
-    if (name.len == 0 || ims_cur_char(&c, ':') != 0) {
+    if (name.len == 0 || sip_char(&c, ':') != 0) {
         set_err(m, 400, "Bad header line");
         return 0;
     }
@@ -443,7 +443,7 @@ static int frame_cl(const char *line, const char *end, long *cl)
     if (!SIP_TOK_EQ(name, "content-length") && !SIP_TOK_EQ(name, "l"))
         return 0;
     sip_lws(&c);
-    if (ims_cur_char(&c, ':') != 0)
+    if (sip_char(&c, ':') != 0)
         return 0; /* not a header line ims_sip_parse() would keep */
     sip_lws(&c);
     uint32_t v;

@@ -23,10 +23,10 @@ int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
     ims_str uri;
     if (*c.p == '"') {
         /* display-name = quoted-string; RFC 4475 §3.1.2.6: unterminated fails */
-        if (ims_cur_quoted(&c, &out->display, SIZE_MAX) != 0)
+        if (sip_quoted(&c, &out->display) != 0)
             return IMS_EPROTO;
         sip_lws(&c);
-        if (ims_cur_char(&c, '<') != 0)
+        if (sip_char(&c, '<') != 0)
             return IMS_EPROTO;
         out->angle = true;
     } else if (*c.p == '<') {
@@ -40,7 +40,7 @@ int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
         struct ims_cur t = c;
         const char *de = t.p;
         ims_str tok;
-        while (ims_cur_token(&t, &tok, SIZE_MAX) == 0) {
+        while (sip_token(&t, &tok) == 0) {
             de = t.p;
             sip_lws(&t);
         }

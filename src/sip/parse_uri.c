@@ -32,11 +32,18 @@ int sip_hostport(struct ims_cur *c, bool lws_colon, ims_str *host, bool *v6, uin
         }
     }
     *host = sip_slice(s, c->p);
-    int colon = lws_colon ? sip_sep(c, ':') : ims_cur_char(c, ':');
+    int colon = lws_colon ? sip_sep(c, ':') : sip_char(c, ':');
     if (colon == 0) {
+        /* port = 1*DIGIT, at most 65535; leading zeros and up to 64 digits
+         * accepted as sip_u32() does, summed while scanning */
         const char *d = c->p;
-        uint32_t v;
-        if (sip_span(c, SIP_C_DIGIT, false) <= 0 || sip_u32(sip_slice(d, c->p), 65535, &v) != 0)
+        uint32_t v = 0;
+        while (c->p < c->end && sip_is((unsigned char)*c->p, SIP_C_DIGIT)) {
+            if (v <= 65535)
+                v = v * 10 + (uint32_t)(*c->p - '0');
+            c->p++;
+        }
+        if (c->p == d || c->p - d > 64 || v > 65535)
             return IMS_EPROTO;
         *port = (uint16_t)v;
     }
@@ -54,7 +61,7 @@ static int sip_uri_params(struct ims_cur *c, struct sip_uri *out)
             return IMS_EPROTO;
         ims_str name = sip_slice(ns, c->p), val = IMS_STR_NULL;
         bool has_val = false;
-        if (ims_cur_char(c, '=') == 0) {
+        if (sip_char(c, '=') == 0) {
             const char *vs = c->p;
             if (sip_span(c, SIP_C_PARAM, true) <= 0)
                 return IMS_EPROTO;
@@ -99,14 +106,14 @@ static int sip_uri_params(struct ims_cur *c, struct sip_uri *out)
 /* headers = "?" header *( "&" header ), header = hname "=" hvalue. */
 static int sip_uri_headers(struct ims_cur *c, struct sip_uri *out)
 {
-    if (ims_cur_char(c, '?') != 0)
+    if (sip_char(c, '?') != 0)
         return 0;
     const char *hs = c->p;
     for (;;) {
-        if (sip_span(c, SIP_C_HNV, true) <= 0 || ims_cur_char(c, '=') != 0 ||
+        if (sip_span(c, SIP_C_HNV, true) <= 0 || sip_char(c, '=') != 0 ||
             sip_span(c, SIP_C_HNV, true) < 0)
             return IMS_EPROTO;
-        if (ims_cur_char(c, '&') != 0)
+        if (sip_char(c, '&') != 0)
             break;
     }
     out->headers = sip_slice(hs, c->p);
@@ -127,7 +134,7 @@ static int parse_sip(struct ims_cur *c, struct sip_uri *out)
         if (sip_span(&u, SIP_C_USER, true) <= 0)
             return IMS_EPROTO;
         out->user = sip_slice(us, u.p);
-        if (ims_cur_char(&u, ':') == 0) {
+        if (sip_char(&u, ':') == 0) {
             const char *pw = u.p;
             if (sip_span(&u, SIP_C_PASS, true) < 0)
                 return IMS_EPROTO;
@@ -161,7 +168,7 @@ static int parse_tel(struct ims_cur *c, struct sip_uri *out)
     if (!digit)
         return IMS_EPROTO;
     const char *ps = c->p;
-    while (ims_cur_char(c, ';') == 0) {
+    while (sip_char(c, ';') == 0) {
         /* pname = 1*( alphanum / "-" ) */
         const char *p = c->p;
         while (c->p < c->end && (sip_is((unsigned char)*c->p, SIP_C_ALPHA | SIP_C_DIGIT) ||
@@ -169,7 +176,7 @@ static int parse_tel(struct ims_cur *c, struct sip_uri *out)
             c->p++;
         if (c->p == p)
             return IMS_EPROTO;
-        if (ims_cur_char(c, '=') == 0 && sip_span(c, SIP_C_PARAM, true) <= 0)
+        if (sip_char(c, '=') == 0 && sip_span(c, SIP_C_PARAM, true) <= 0)
             return IMS_EPROTO;
     }
     out->params = sip_slice(ps, c->p);
@@ -184,7 +191,7 @@ int ims_sip_parse_uri(ims_str s, struct sip_uri *out)
         return IMS_EPROTO;
     sip_span(&c, SIP_C_SCHEME, false);
     out->scheme_name = sip_slice(s.p, c.p);
-    if (ims_cur_char(&c, ':') != 0)
+    if (sip_char(&c, ':') != 0)
         return IMS_EPROTO;
     out->raw = s;
     int rc;

@@ -13,9 +13,9 @@ int ims_sip_parse_via(ims_str s, struct sip_via *out)
 
     /* sent-protocol = protocol-name SLASH protocol-version SLASH transport,
      * SLASH = SWS "/" SWS (RFC 4475 §3.1.1.1 folds inside it) */
-    if (ims_cur_token(&c, &out->proto_name, SIZE_MAX) != 0 || sip_sep(&c, '/') != 0 ||
-        ims_cur_token(&c, &out->proto_version, SIZE_MAX) != 0 || sip_sep(&c, '/') != 0 ||
-        ims_cur_token(&c, &out->transport, SIZE_MAX) != 0)
+    if (sip_token(&c, &out->proto_name) != 0 || sip_sep(&c, '/') != 0 ||
+        sip_token(&c, &out->proto_version) != 0 || sip_sep(&c, '/') != 0 ||
+        sip_token(&c, &out->transport) != 0)
         return IMS_EPROTO;
     if (sip_lws(&c) == 0) /* sent-protocol LWS sent-by */
         return IMS_EPROTO;

@@ -198,6 +198,58 @@ static void test_many_timers(void **state)
     ims_loop_free(loop);
 }
 
+/* The 4-ary heap against its specification: after random starts, re-arms
+ * and stops (holes opened at every depth, many equal deadlines), timers fire
+ * in strictly increasing (due, seq), each armed one exactly once. */
+struct model_ctx {
+    size_t fired, total;
+    uint64_t last_due, last_seq;
+    bool order_ok;
+};
+
+static void model_cb(struct ims_loop *loop, struct ims_timer *t)
+{
+    struct model_ctx *c = t->data;
+    if (c->fired > 0 &&
+        (t->due_ms < c->last_due || (t->due_ms == c->last_due && t->seq <= c->last_seq)))
+        c->order_ok = false;
+    c->last_due = t->due_ms;
+    c->last_seq = t->seq;
+    if (++c->fired == c->total)
+        ims_loop_stop(loop);
+}
+
+static void test_timer_heap_model(void **state)
+{
+    enum { N = 3000, OPS = 20000 };
+    struct ims_loop *loop;
+    assert_int_equal(ims_loop_new(N, &loop), 0);
+    struct ims_timer *t = ims_calloc(N, sizeof(*t));
+    assert_non_null(t);
+    struct model_ctx ctx = { .order_ok = true };
+    for (size_t i = 0; i < N; i++)
+        ims_timer_init(&t[i], model_cb, &ctx);
+    uint32_t x = 777;
+    for (size_t op = 0; op < OPS; op++) {
+        x = x * 1103515245u + 12345u;
+        struct ims_timer *tm = &t[(x >> 8) % N];
+        if ((x >> 28) < 3)
+            ims_timer_stop(loop, tm);
+        else
+            assert_int_equal(ims_timer_start(loop, tm, (x >> 4) % 4), 0); /* 0-3 ms */
+    }
+    for (size_t i = 0; i < N; i++)
+        ctx.total += ims_timer_armed(&t[i]);
+    assert_true(ctx.total > 0);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_int_equal(ctx.fired, ctx.total);
+    assert_true(ctx.order_ok);
+    for (size_t i = 0; i < N; i++)
+        assert_false(ims_timer_armed(&t[i]));
+    ims_free(t);
+    ims_loop_free(loop);
+}
+
 static void nop_timer_cb(struct ims_loop *loop, struct ims_timer *t)
 {
 }
@@ -578,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_timer_rearm_self),
         cmocka_unit_test(test_stop_restart),
         cmocka_unit_test(test_many_timers),
+        cmocka_unit_test(test_timer_heap_model),
         cmocka_unit_test(test_timer_cap),
         cmocka_unit_test(test_io_stop_other_in_batch),
         cmocka_unit_test(test_io_write_interest),

@@ -91,6 +91,87 @@ static void test_param_get(void **st)
     assert_int_equal(ims_sip_param_get(IMS_S(";a=\"open"), "a", &v), 0);
 }
 
+/* The table-driven scans of ims_sip_list_next() and ims_sip_param_get():
+ * every element and value ends flush against a guard page, so a scan that
+ * looks one byte too far faults. */
+static int guarded_list(const char *s, size_t len, const char *first, size_t first_len)
+{
+    struct guard_buf g;
+    const char *d = guard_buf_new(&g, s, len);
+    assert_non_null(d);
+    struct ims_cur c = { d, d + len };
+    ims_str e;
+    int rc, n = 0;
+    while ((rc = ims_sip_list_next(&c, &e)) == 0) {
+        /* elements point into the guard buffer: check before freeing it */
+        if (n++ == 0 && first && (e.len != first_len || memcmp(e.p, first, first_len) != 0))
+            fail_msg("first element \"%.*s\", want \"%s\"", IMS_SF(e), first);
+    }
+    guard_buf_free(&g);
+    return rc == IMS_ENOENT ? n : rc;
+}
+#define GLIST(lit) guarded_list((lit), sizeof(lit) - 1, NULL, 0)
+#define GLIST1(lit, f) guarded_list((lit), sizeof(lit) - 1, (f), sizeof(f) - 1)
+
+static void test_list_scan_edges(void **st)
+{
+    (void)st;
+    /* '<...>' with commas inside, ending the buffer */
+    assert_int_equal(GLIST1("<sip:a,b@c>", "<sip:a,b@c>"), 1);
+    /* an escaped backslash right before the closing quote ends the string */
+    assert_int_equal(GLIST1("\"x\\\\\"", "\"x\\\\\""), 1);
+    assert_int_equal(GLIST1("\"x\\\\\", y", "\"x\\\\\""), 2);
+    /* an escaped quote does not end it, an escaped comma is no separator */
+    assert_int_equal(GLIST1("\"a\\\"\\,b\" <sip:c>, d", "\"a\\\"\\,b\" <sip:c>"), 2);
+    /* '<' ',' '>' inside a quoted-string are plain bytes */
+    assert_int_equal(GLIST1("\"<,>\"", "\"<,>\""), 1);
+    /* '"' inside '<...>' does not open a quoted-string */
+    assert_int_equal(GLIST1("<sip:a\"b@c>, d", "<sip:a\"b@c>"), 2);
+    /* NUL and bytes >= 0x80 are not stops */
+    assert_int_equal(GLIST1("a\0b,\xc3\xa9", "a\0b"), 2);
+    /* unterminated constructs at the very end of the buffer */
+    assert_int_equal(GLIST("a, \"b"), IMS_EPROTO);
+    assert_int_equal(GLIST("a, \"b\\"), IMS_EPROTO);
+    assert_int_equal(GLIST("a, \"b\\\""), IMS_EPROTO);
+    assert_int_equal(GLIST("a, <"), IMS_EPROTO);
+    assert_int_equal(GLIST("<"), IMS_EPROTO);
+    assert_int_equal(GLIST("\""), IMS_EPROTO);
+    assert_int_equal(GLIST("a,"), IMS_EPROTO);
+    /* a lone byte, and a comma right after closed constructs */
+    assert_int_equal(GLIST1("a", "a"), 1);
+    assert_int_equal(GLIST1("\"\",<>", "\"\""), 2);
+}
+
+static void test_param_get_edges(void **st)
+{
+    (void)st;
+    ims_str v;
+    struct guard_buf g;
+    static const char ps[] = ";a=1;tag=xyz";
+    const char *d = guard_buf_new(&g, ps, sizeof(ps) - 1);
+    assert_non_null(d);
+    /* a value and a name that end the buffer */
+    assert_int_equal(ims_sip_param_get(ims_str_make(d, sizeof(ps) - 1), "tag", &v), 0);
+    assert_int_equal(v.len, 3);
+    assert_int_equal(memcmp(v.p, "xyz", 3), 0);
+    assert_int_equal(ims_sip_param_get(ims_str_make(d, 7), "ta", &v), 0);
+    assert_int_equal(v.len, 0);
+    guard_buf_free(&g);
+    /* '=' ends a name, not a value; ',' ends both */
+    assert_int_equal(ims_sip_param_get(IMS_S(";a=b=c;d"), "a", &v), 0);
+    assert_str(v, "b=c");
+    assert_int_equal(ims_sip_param_get(IMS_S(";a=b,c;d"), "d", &v), IMS_ENOENT);
+    /* escaped quotes inside a quoted value, with ';' and ',' after them */
+    assert_int_equal(ims_sip_param_get(IMS_S(";x=\"a\\\";,b\";y=2"), "x", &v), 0);
+    assert_str(v, "a\\\";,b");
+    assert_int_equal(ims_sip_param_get(IMS_S(";x=\"a\\\";,b\";y=2"), "y", &v), 0);
+    assert_str(v, "2");
+    /* NUL and tab: a NUL is part of a name, a tab ends it */
+    assert_int_equal(ims_sip_param_get(ims_str_make(";a\0b=1", 6), "a", &v), IMS_ENOENT);
+    assert_int_equal(ims_sip_param_get(IMS_S(";a\t=\t1"), "a", &v), 0);
+    assert_str(v, "1");
+}
+
 static void test_sec_mech(void **st)
 {
     (void)st;
@@ -191,5 +272,6 @@ const struct CMUnitTest misc_tests[] = {
     cmocka_unit_test(test_cseq),     cmocka_unit_test(test_list),
     cmocka_unit_test(test_param_get), cmocka_unit_test(test_sec_mech),
     cmocka_unit_test(test_hdr_ids),  cmocka_unit_test(test_methods),
+    cmocka_unit_test(test_list_scan_edges), cmocka_unit_test(test_param_get_edges),
 };
 const size_t misc_ntests = NTESTS(misc_tests);

@@ -216,6 +216,35 @@ static bool eq(const char *a, const char *b)
 }
 
 /* RFC 3261 §19.1.4, the examples verbatim */
+/* sip_hostport() sums the port while scanning it: bounds, leading zeros and
+ * a port that ends the buffer (parse1 puts it against a guard page). */
+static void test_port_edges(void **st)
+{
+    (void)st;
+    struct sip_uri u;
+    assert_int_equal(parse1("sip:h:65535", &u), 0);
+    assert_int_equal(u.port, 65535);
+    assert_int_equal(parse1("sip:h:0", &u), 0);
+    assert_int_equal(u.port, 0);
+    assert_int_equal(parse1("sip:h:0000000000000000000000000000000000000000000000000000000000005060",
+                            &u),
+                     0); /* 64 digits */
+    assert_int_equal(u.port, 5060);
+    assert_int_equal(parse1("sip:h:00000000000000000000000000000000000000000000000000000000000005060",
+                            &u),
+                     IMS_EPROTO); /* 65 digits */
+    static const char *const bad[] = { "sip:h:65536", "sip:h:99999999999999999999", "sip:h:",
+                                       "sip:h:+1",    "sip:h:-1",                   "sip:h:1a" };
+    for (size_t i = 0; i < NTESTS(bad); i++)
+        if (parse1(bad[i], &u) != IMS_EPROTO)
+            fail_msg("accepted \"%s\"", bad[i]);
+    struct sip_via v;
+    assert_int_equal(ims_sip_parse_via(IMS_S("SIP/2.0/UDP h : 065535;branch=z9hG4bK1"), &v), 0);
+    assert_int_equal(v.port, 65535);
+    assert_int_equal(ims_sip_parse_via(IMS_S("SIP/2.0/UDP h:70000;branch=z9hG4bK1"), &v),
+                     IMS_EPROTO);
+}
+
 static void test_equality_rfc3261(void **st)
 {
     (void)st;
@@ -275,5 +304,6 @@ const struct CMUnitTest uri_tests[] = {
     cmocka_unit_test(test_sip_torture_users), cmocka_unit_test(test_tel),
     cmocka_unit_test(test_other_schemes),     cmocka_unit_test(test_sip_errors),
     cmocka_unit_test(test_equality_rfc3261),  cmocka_unit_test(test_equality_more),
+    cmocka_unit_test(test_port_edges),
 };
 const size_t uri_ntests = NTESTS(uri_tests);
