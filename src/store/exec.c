@@ -299,7 +299,14 @@ int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_
         bool lazy = flags & IMS_STORE_RUN_LAZY;
         if (lazy)
             st_lazy(st, true);
+        /* one transaction for all of the work's store calls (exec.h) */
+        st_req_begin(st);
         *work_rc = work(st, arg);
+        int trc = st_req_end(st);
+        if (trc) { /* nothing of it was stored: whatever work made of it is void */
+            LOG_W("store", "event=inline_tx_failed err=%s", ims_strerror(trc));
+            *work_rc = trc;
+        }
         if (lazy)
             st_lazy(st, false);
         if (st_take_unflushed(st))

@@ -105,7 +105,17 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
  * transactions of all connections of a file take turns on one mutex
  * (store_sqlite.c), never SQLite's sleeping busy handler.
  *
- * Durability is as for a store thread: a store call returns once its
+ * One transaction per run: the work's store calls run in a read
+ * transaction (SQLite BEGIN DEFERRED: one snapshot, one round of SQLite's
+ * file locks instead of one per statement), which its first write ends
+ * and replaces with a write transaction (BEGIN IMMEDIATE under the write
+ * mutex) that lasts to the end of the run, each store call in a savepoint
+ * (st_req_begin, store_int.h).  If that transaction cannot commit,
+ * nothing of it was stored and *work_rc is the error (IMS_EBACKEND,
+ * IMS_ENOMEM) whatever work returned; so work hands its results out only
+ * after the call returned, never from inside work.
+ *
+ * Durability is as for a store thread: the run returns once the work's
  * writes are flushed (an SQN is on disk before it can leave), except lazy
  * writes (IMS_STORE_RUN_LAZY, and the Server-Name a MAR stores): they are
  * committed at once (they survive a crash of the process: the OS has

@@ -137,6 +137,12 @@ int st_begin(struct ims_store *s)
         if (s->batch_broken)
             return st_err(s, IMS_EBACKEND, "batch transaction failed earlier");
         if (!s->batch_open) {
+            if (s->req_read) { /* the request's first write (st_req_begin) */
+                s->req_read = false;
+                rc = s->drv->end_read(s->db);
+                if (rc)
+                    return sp_fail(s, st_fail(s, rc, "read transaction end"));
+            }
             rc = s->drv->begin(s->db);
             if (rc)
                 return rc;
@@ -218,6 +224,26 @@ int st_batch_end(struct ims_store *s)
     }
     s->batch_broken = false;
     return rc;
+}
+
+void st_req_begin(struct ims_store *s)
+{
+    st_batch_begin(s);
+    /* without it (PostgreSQL, or BEGIN failed) each read is its own */
+    s->req_read = !s->batch_broken && s->drv->begin_read && s->drv->begin_read(s->db) == 0;
+}
+
+int st_req_end(struct ims_store *s)
+{
+    int rc = 0;
+    if (s->req_read) { /* nothing written: no write transaction began */
+        s->req_read = false;
+        rc = s->drv->end_read(s->db);
+        if (rc)
+            rc = st_fail(s, rc, "read transaction end");
+    }
+    int brc = st_batch_end(s);
+    return rc ? rc : brc;
 }
 
 void st_lazy(struct ims_store *s, bool lazy)

@@ -176,6 +176,13 @@ struct store_driver {
      * WAL into the database (passive: never waits for readers). */
     bool (*take_unflushed)(struct store_db *db);
     int (*flush)(struct store_db *db, bool checkpoint);
+    /* Optional (NULL: st_req_begin reads outside any transaction).
+     * begin_read: a read transaction (SQLite: BEGIN DEFERRED, no write
+     * lock).  end_read: ends it, 0 when none is open (SQLite rolled it back
+     * after an error); a write made in it anyway is committed (and
+     * flushed) as commit would. */
+    int (*begin_read)(struct store_db *db);
+    int (*end_read)(struct store_db *db);
 };
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
@@ -193,6 +200,7 @@ struct ims_store {
     bool batch;        /* between st_batch_begin and st_batch_end */
     bool batch_open;   /* the batch's transaction has begun (lazily) */
     bool batch_broken; /* a savepoint failed: the batch can only roll back */
+    bool req_read;     /* st_req_begin's read transaction is open */
 };
 
 /* ---- helpers (store.c) ---- */
@@ -234,6 +242,18 @@ void st_rollback(struct ims_store *s);
  * returned. */
 void st_batch_begin(struct ims_store *s);
 int st_batch_end(struct ims_store *s);
+
+/* One request, one transaction (store/exec.c, ims_store_exec_run): a
+ * batch (above) that begins with a read transaction, so the request's
+ * reads share one snapshot and one round of locks instead of taking them
+ * per statement.  Its first write ends that read transaction and begins
+ * the batch's write transaction (SQLite: BEGIN IMMEDIATE under the write
+ * mutex), as a request's separate store calls did before: upgrading the
+ * read transaction in place could fail (SQLITE_BUSY_SNAPSHOT) after the
+ * work acted on what it read.  st_req_end: as st_batch_end (0, or an
+ * error after nothing of the request was stored). */
+void st_req_begin(struct ims_store *s);
+int st_req_end(struct ims_store *s);
 
 /* Lazy writes: between st_lazy(s, true) and st_lazy(s, false) (they nest:
  * the writes are lazy while any level is) the writes

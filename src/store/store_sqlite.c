@@ -61,7 +61,7 @@ struct store_db {
     bool unflushed;  /* a lazy write was committed and not flushed since */
     bool idle_hooked; /* sq_idle() checkpoints, not SQLite's auto-checkpoint */
     int wal_frames;  /* frames in the WAL after our last commit (wal_hook) */
-    sqlite3_stmt *tx[6]; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoint ops */
+    sqlite3_stmt *tx[7]; /* BEGIN IMMEDIATE, COMMIT, ROLLBACK, savepoint ops, BEGIN */
     struct store_stmt stmts[Q__N];
 };
 
@@ -402,12 +402,13 @@ static void sq_idle(struct store_db *db)
 
 /* Transaction control as cached statements: sqlite3_exec() would parse
  * the text on every call, several times per request. */
-enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SP, TX_RELEASE, TX_ROLLBACK_TO };
+enum { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SP, TX_RELEASE, TX_ROLLBACK_TO, TX_BEGIN_READ };
 
 static int run_tx(struct store_db *db, int which)
 {
-    static const char *const sql[] = { "BEGIN IMMEDIATE",  "COMMIT",         "ROLLBACK",
-                                       "SAVEPOINT ims_sp", "RELEASE ims_sp", "ROLLBACK TO ims_sp" };
+    static const char *const sql[] = { "BEGIN IMMEDIATE",    "COMMIT",         "ROLLBACK",
+                                       "SAVEPOINT ims_sp",   "RELEASE ims_sp", "ROLLBACK TO ims_sp",
+                                       "BEGIN DEFERRED" };
     int rc;
     if (!db->tx[which]) {
         rc = sqlite3_prepare_v3(db->h, sql[which], -1, SQLITE_PREPARE_PERSISTENT, &db->tx[which],
@@ -459,6 +460,28 @@ static void sq_rollback(struct store_db *db)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     wlock_drop(db);
     db->need_sync = false;
+}
+
+/* A request's read transaction (st_req_begin): its statements share one
+ * WAL snapshot, so SQLite takes its read mark (a lock on the -shm file)
+ * and checks the WAL index once per request instead of once per
+ * statement.  No write lock: reads never wait for writers in WAL mode. */
+static int sq_begin_read(struct store_db *db)
+{
+    return run_tx(db, TX_BEGIN_READ);
+}
+
+/* A write made in it anyway (a store call that wrote without st_begin)
+ * took SQLite's write lock by itself: committed, and flushed unless lazy,
+ * by sq_commit like any other. */
+static int sq_end_read(struct store_db *db)
+{
+    if (sqlite3_get_autocommit(db->h)) /* SQLite rolled it back after an error */
+        return 0;
+    int rc = sq_commit(db);
+    if (rc)
+        sq_rollback(db);
+    return rc;
 }
 
 static void sq_set_lazy(struct store_db *db, bool lazy)
@@ -621,4 +644,6 @@ const struct store_driver store_sqlite_driver = {
     .idle = sq_idle,
     .take_unflushed = sq_take_unflushed,
     .flush = sq_flush,
+    .begin_read = sq_begin_read,
+    .end_read = sq_end_read,
 };

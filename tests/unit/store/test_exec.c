@@ -422,6 +422,77 @@ static void test_run_per_executor(void **state)
     ims_store_exec_free(m);
 }
 
+/* ---- one transaction per run (st_req_begin) ---- */
+
+struct snap {
+    struct ims_store *other; /* another connection to the same file */
+    enum ims_reg_state first, again, after_write;
+    int rc;
+};
+
+static int reg_of(struct ims_store *st, const char *impu, enum ims_reg_state *out)
+{
+    struct ims_impu_rec rec;
+    int rc = ims_store_impu_get(st, ims_str_cstr(impu), &rec);
+    *out = rec.reg_state;
+    return rc;
+}
+
+/* Reads, lets another connection write, reads again (the same snapshot:
+ * the run's reads are one transaction), then writes (which ends that
+ * snapshot) and reads once more. */
+static int work_snapshot(struct ims_store *st, void *arg)
+{
+    struct snap *n = arg;
+    n->rc |= reg_of(st, "sip:alice@ims.test", &n->first);
+    n->rc |= ims_store_reg_set(n->other, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                               IMS_SCSCF_KEEP, IMS_STR_NULL, NULL);
+    n->rc |= reg_of(st, "sip:alice@ims.test", &n->again);
+    n->rc |= ims_store_reg_set(st, S("sip:bob@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_KEEP,
+                               IMS_STR_NULL, NULL);
+    n->rc |= reg_of(st, "sip:alice@ims.test", &n->after_write);
+    return n->rc;
+}
+
+/* A write outside st_begin, inside the run's read transaction: committed
+ * with it, not lost. */
+static int work_bare_write(struct ims_store *st, void *arg)
+{
+    return st_exec(st, Q_IMPU_REG_SET, NULL, "it", (int64_t)IMS_REG_UNREGISTERED,
+                   S("sip:alice@ims.test"));
+}
+
+static void test_run_one_transaction(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    static const char *const a_impus[] = { "sip:alice@ims.test", NULL };
+    static const char *const b_impus[] = { "sip:bob@ims.test", NULL };
+    provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, a_impus);
+    provision(f->st, "bob", "bob@ims.test", NULL, NULL, NULL, b_impus);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    if (inline_refused(f, x)) {
+        ims_store_exec_free(x);
+        return;
+    }
+    struct snap n = { .other = f->st };
+    int wrc = -1;
+    assert_int_equal(ims_store_exec_run(x, 0, work_snapshot, &n, &wrc), 0);
+    assert_int_equal(wrc, 0);
+    assert_int_equal(n.first, IMS_REG_NOT_REGISTERED);
+    assert_int_equal(n.again, IMS_REG_NOT_REGISTERED); /* one snapshot */
+    assert_int_equal(n.after_write, IMS_REG_REGISTERED); /* the write began anew */
+    enum ims_reg_state rs;
+    OK(f->st, reg_of(f->st, "sip:bob@ims.test", &rs));
+    assert_int_equal(rs, IMS_REG_REGISTERED);
+
+    assert_int_equal(ims_store_exec_run(x, 0, work_bare_write, NULL, &wrc), 0);
+    assert_int_equal(wrc, 0);
+    OK(f->st, reg_of(f->st, "sip:alice@ims.test", &rs));
+    assert_int_equal(rs, IMS_REG_UNREGISTERED);
+    ims_store_exec_free(x);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest exec_tests[] = {
     T(test_jobs_complete_on_loop),
@@ -430,5 +501,6 @@ const struct CMUnitTest exec_tests[] = {
     T(test_group_commit),
     T(test_run_two_threads),
     T(test_run_per_executor),
+    T(test_run_one_transaction),
 };
 const size_t exec_ntests = sizeof(exec_tests) / sizeof(exec_tests[0]);
