@@ -249,4 +249,17 @@ bool px_limit_reject(struct ims_proxy *p, const struct sip_msg *m, const struct 
  * 503 with Retry-After here, true.  Feeds rx->queue_ms to the control. */
 bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx);
 
+/* One worker's overload control (ratelimit.c): the admitted rate and the
+ * smoothed queueing delay it follows.  px_ol_adjust() recomputes the rate
+ * once per 200 ms period (exposed for its unit test). */
+struct px_ol_state {
+    double rate, tokens;
+    uint64_t last_ms, period_ms;
+    double lat_ewma; /* ms, smoothed over periods */
+    double lat_sum;
+    uint64_t lat_n, refused;
+};
+void px_ol_adjust(struct px_ol_state *o, double target_ms, double min_rate, double max_rate,
+                  uint64_t now);
+
 #endif

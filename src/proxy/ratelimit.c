@@ -52,17 +52,9 @@ struct rl_slot {
     uint64_t last_ms;
 };
 
-struct ol_state {
-    double rate, tokens;
-    uint64_t last_ms, period_ms;
-    double lat_ewma;      /* ms, smoothed over periods */
-    double lat_sum;
-    uint64_t lat_n, refused;
-};
-
 struct rl_worker {
     struct rl_slot *slots; /* RL_SLOTS, or NULL without a per-source limit */
-    struct ol_state ol;
+    struct px_ol_state ol;
 };
 
 struct px_limits {
@@ -302,21 +294,34 @@ bool px_limit_reject(struct ims_proxy *p, const struct sip_msg *m, const struct 
 
 /* ------------------------------------------------------------ overload */
 
-/* Once a period: the new accepted rate from the smoothed latency. */
-static void ol_adjust(const struct px_limits *l, struct ol_state *o, uint64_t now)
+/* Once a period: the new accepted rate from the smoothed latency.  A period
+ * in which no request arrived saw an empty queue, so the average decays by
+ * one period's weight for each that passed: after a spike and a quiet spell
+ * the rate is back at once, instead of 503s for the first seconds of the
+ * next load (seen in bench/ims: after one overloaded step, the next, lighter
+ * one was refused for most of its 5 s).  Below the target the rate grows
+ * while requests are refused: by a tenth per period, doubling while the
+ * queueing delay is under a quarter of the target (clearly not overloaded). */
+void px_ol_adjust(struct px_ol_state *o, double target_ms, double min_rate, double max_rate,
+                  uint64_t now)
 {
-    if (now - o->period_ms < OL_PERIOD_MS)
+    uint64_t elapsed = now - o->period_ms;
+    if (elapsed < OL_PERIOD_MS)
         return;
-    if (o->lat_n) {
-        double avg = o->lat_sum / (double)o->lat_n;
-        o->lat_ewma = o->lat_ewma > 0 ? 0.7 * o->lat_ewma + 0.3 * avg : avg;
-    }
+    uint64_t periods = elapsed / OL_PERIOD_MS;
+    for (uint64_t k = 1; k < periods && k < 64 && o->lat_ewma > 0.01; k++)
+        o->lat_ewma *= 0.7; /* quiet periods: empty queue */
+    double avg = o->lat_n ? o->lat_sum / (double)o->lat_n : 0.0;
+    o->lat_ewma = o->lat_ewma > 0 ? 0.7 * o->lat_ewma + 0.3 * avg : avg;
     double was = o->rate;
-    if (o->lat_ewma > l->target_ms)
-        o->rate *= dmax(0.5, (double)l->target_ms / o->lat_ewma); /* shrink in proportion */
-    else if (o->refused)
-        o->rate *= 1.1; /* below target and refusing: grow back */
-    o->rate = dmin((double)l->max_rate, dmax((double)l->min_rate, o->rate));
+    if (o->lat_ewma > target_ms) {
+        o->rate *= dmax(0.5, target_ms / o->lat_ewma); /* shrink in proportion */
+    } else if (o->refused || periods > 1) {
+        double f = o->lat_ewma < target_ms / 4 ? 2.0 : 1.1;
+        for (uint64_t k = 0; k < periods && k < 64 && o->rate < max_rate; k++)
+            o->rate *= f; /* grow back */
+    }
+    o->rate = dmin(max_rate, dmax(min_rate, o->rate));
     if ((int64_t)was != (int64_t)o->rate)
         LOG_I("limits", "event=overload_rate rate=%.0f was=%.0f latency_ms=%.1f refused=%llu",
               o->rate, was, o->lat_ewma, (unsigned long long)o->refused);
@@ -336,7 +341,7 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
     if (m->to.tag.len || m->method == SIP_M_ACK || m->method == SIP_M_CANCEL ||
         m->method == SIP_M_BYE || exempt(l, &rx->src))
         return false;
-    struct ol_state *o = &l->w[idx].ol;
+    struct px_ol_state *o = &l->w[idx].ol;
     uint64_t now = ims_loop_now(ims_proxy_loop(p));
     /* The signal is how long requests wait in our own receive queue: it
      * rises when this worker cannot keep up, and not when a peer (the HSS,
@@ -346,7 +351,7 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
         o->lat_sum += (double)rx->queue_ms;
         o->lat_n++;
     }
-    ol_adjust(l, o, now);
+    px_ol_adjust(o, (double)l->target_ms, (double)l->min_rate, (double)l->max_rate, now);
     o->tokens = dmin(o->rate / 5.0 + 1.0, /* a burst of 200 ms */
                      o->tokens + (double)(now - o->last_ms) * o->rate / 1000.0);
     o->last_ms = now;

@@ -16,6 +16,7 @@
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
 #include "sip/msg.h"
 #include "sip/txn.h"
 
@@ -879,6 +880,65 @@ static void test_alloc_failures(void **state)
     setup(state);
 }
 
+
+/* Overload control (ratelimit.c): a spike shrinks the admitted rate; after
+ * a quiet spell it is back at once; under load with an empty queue it grows
+ * back fast (doubling per 200 ms period); between target/4 and the target
+ * by a tenth. */
+static void test_overload_recovery(void **state)
+{
+    struct px_ol_state o = { .rate = 10000, .period_ms = 1000 };
+    uint64_t now = 1000;
+    /* 1 s of 400 ms queueing delay against a 100 ms target */
+    for (int i = 0; i < 5; i++) {
+        now += 200;
+        o.lat_sum = 400.0 * 10;
+        o.lat_n = 10;
+        o.refused = 5;
+        px_ol_adjust(&o, 100, 50, 10000, now);
+    }
+    assert_true(o.rate < 1000);
+    double low = o.rate;
+    /* the same period again: no change */
+    px_ol_adjust(&o, 100, 50, 10000, now + 100);
+    assert_true(o.rate == low);
+    /* 35 s without a request, then one period with an empty queue */
+    struct px_ol_state q = o;
+    now += 35000;
+    q.lat_sum = 0;
+    q.lat_n = 1;
+    px_ol_adjust(&q, 100, 50, 10000, now);
+    assert_true(q.lat_ewma < 1.0);
+    assert_true(q.rate == 10000);
+    /* no pause: an empty queue while refusing doubles the rate per period */
+    struct px_ol_state r = o;
+    uint64_t t = r.period_ms;
+    int periods = 0;
+    while (r.rate < 10000 && periods < 100) {
+        t += 200;
+        r.lat_sum = 0;
+        r.lat_n = 10;
+        r.refused = 3;
+        px_ol_adjust(&r, 100, 50, 10000, t);
+        periods++;
+    }
+    assert_true(r.rate == 10000);
+    assert_true(periods < 15); /* the old rule (+10% per period) needed ~30 */
+    /* near the target (60 ms): +10% per period only */
+    struct px_ol_state m = { .rate = 1000, .period_ms = 0, .lat_ewma = 60 };
+    m.lat_sum = 60;
+    m.lat_n = 1;
+    m.refused = 1;
+    px_ol_adjust(&m, 100, 50, 10000, 200);
+    assert_true(m.rate > 1099 && m.rate < 1101);
+    /* never below min_rate, never above max_rate */
+    struct px_ol_state z = { .rate = 60, .period_ms = 0 };
+    z.lat_sum = 5000;
+    z.lat_n = 1;
+    px_ol_adjust(&z, 100, 50, 10000, 200);
+    assert_true(z.rate == 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -908,6 +968,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_to_self_not_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_handoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
+        cmocka_unit_test(test_overload_recovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
