@@ -410,7 +410,8 @@ static void on_request(struct ims_dia_req *req, void *arg)
     ims_hss_result_init(&j->res);
     unsigned flags;
     int wrc;
-    if (run_inline(h, req, &flags) && ims_store_exec_run(h->exec, flags, work, j, &wrc) == 0) {
+    if (h->cfg->dia_inline && run_inline(h, req, &flags) &&
+        ims_store_exec_run(h->exec, flags, work, j, &wrc) == 0) {
         done(NULL, wrc, j); /* answered right here, on freeDiameter's thread */
         return;
     }

@@ -85,6 +85,7 @@ int ims_hss_role_start(const struct ims_cfg *cfg, struct ims_hss_role **out, cha
     h->store_url = r->store_url;
     h->keys_dir = r->keys_dir;
     h->store_threads = cfg->hss_store_threads;
+    h->dia_inline = cfg->hss_diameter_inline;
     h->store_queue = cfg->hss_store_queue;
     h->policy.realm = cfg->dia_realm;
     h->policy.visited_networks = cfg->hss_visited_networks;
