@@ -105,22 +105,12 @@
 #include "dia/dia.h"
 
 #include "hss_bench.h"
+#include "load_stats.h"
 
 #define S(x) ims_str_cstr(x)
 #define MAX_CONNS 16
 #define MAX_WINDOW 4096
-/* Latency histograms: 5 us buckets up to 100 ms, then 1 ms buckets up to
- * 10 s (past the request timeout; an overloaded open loop gets there) */
-#define BUCKET_US 5
-#define FINE_US 100000u
-#define NFINE (FINE_US / BUCKET_US)
-#define COARSE_US 1000u
-#define NBUCKETS (NFINE + 9900)
-#define MAX_CODES 8
-#define LATE_NS 1000000u /* open loop: a send this far past its tick is late */
 
-enum scenario { SC_MAR_DIGEST, SC_MAR_AKA, SC_SAR_REG, SC_SAR_REREG };
-static const char *const scenario_name[] = { "mar-digest", "mar-aka", "sar-reg", "sar-rereg" };
 
 /* What a child sends back to the parent (and the parent's sum). */
 struct result {
@@ -171,50 +161,13 @@ static struct {
     struct result *res;
 } ch = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .record_fd = -1 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: enough to spread requests over the subscribers (under ch.mu) */
+/* a subscriber to ask for (under ch.mu) */
 static uint32_t next_sub(void)
 {
-    uint64_t x = ch.rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    ch.rng = x;
-    return opt.first + (uint32_t)((x * UINT64_C(2685821657736338717)) >> 32) % opt.subs;
-}
-
-static void add_code(struct result *r, uint32_t code)
-{
-    for (int i = 0; i < MAX_CODES; i++) {
-        if (r->ncode[i] == 0)
-            r->code[i] = code;
-        if (r->code[i] == code) {
-            r->ncode[i]++;
-            return;
-        }
-    }
+    return ls_next_sub(&ch.rng, opt.first, opt.subs);
 }
 
 static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, void *arg);
-
-static size_t bucket(uint64_t us)
-{
-    size_t b = us < FINE_US ? us / BUCKET_US : NFINE + (us - FINE_US) / COARSE_US;
-    return b < NBUCKETS ? b : NBUCKETS - 1;
-}
-
-/* the upper edge of bucket b, in us */
-static uint64_t bucket_edge(size_t b)
-{
-    return b < NFINE ? (uint64_t)(b + 1) * BUCKET_US
-                     : FINE_US + (uint64_t)(b - NFINE + 1) * COARSE_US;
-}
 
 /* Sends the request of slot s to subscriber s->sub: ims_dia_send()'s result. */
 static int send_req(struct slot *s)
@@ -332,7 +285,7 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
     if (s->counted) {
         if (good) {
             uint64_t us = (t - s->t0_ns) / 1000;
-            r->hist[bucket(us)]++;
+            r->hist[ls_bucket(us)]++;
             r->lat_sum_us += us;
             if (us > r->lat_max_us)
                 r->lat_max_us = us;
@@ -344,7 +297,7 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
             else if (code == DIA_TOO_BUSY)
                 r->busy++;
             if (code)
-                add_code(r, code);
+                ls_add_code(r->code, r->ncode, code);
         }
     }
     if (opt.rate > 0) {
@@ -373,7 +326,7 @@ static void send_paced(uint64_t t_sched, uint64_t now)
     bool counted = t_sched >= ch.warm_end_ns;
     if (counted) {
         r->scheduled++;
-        r->lag_hist[bucket(lag / 1000)]++;
+        r->lag_hist[ls_bucket(lag / 1000)]++;
         if (lag / 1000 > r->lag_max_us)
             r->lag_max_us = lag / 1000;
     }
@@ -588,31 +541,14 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
 
 /* ------------------------------------------------------------ parent */
 
-/* The p-quantile of n samples in a histogram: the upper edge of its bucket
- * (max when it is in the last, open one, or above max). */
-static uint64_t hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max)
-{
-    if (n == 0)
-        return 0;
-    uint64_t want = (uint64_t)(p * (double)n + 0.999999), seen = 0;
-    if (want == 0)
-        want = 1;
-    for (size_t b = 0; b + 1 < NBUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= want)
-            return bucket_edge(b) < max ? bucket_edge(b) : max;
-    }
-    return max;
-}
-
 static uint64_t percentile(const struct result *r, double p)
 {
-    return hist_pct(r->hist, r->ok, p, r->lat_max_us);
+    return ls_hist_pct(r->hist, r->ok, p, r->lat_max_us);
 }
 
 static uint64_t lag_pct(const struct result *r, double p)
 {
-    return hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
+    return ls_hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
 }
 
 static void merge(struct result *sum, const struct result *r)
@@ -638,7 +574,7 @@ static void merge(struct result *sum, const struct result *r)
     sum->cpu_s += r->cpu_s;
     for (int i = 0; i < MAX_CODES; i++)
         for (uint64_t n = 0; n < r->ncode[i]; n++)
-            add_code(sum, r->code[i]);
+            ls_add_code(sum->code, sum->ncode, r->code[i]);
     for (size_t b = 0; b < NBUCKETS; b++) {
         sum->hist[b] += r->hist[b];
         sum->lag_hist[b] += r->lag_hist[b];

@@ -79,6 +79,7 @@
 #include "crypto/digest.h"
 
 #include "hss_bench.h"
+#include "load_stats.h"
 
 #define S(x) ims_str_cstr(x)
 #define MAX_CONNS 16
@@ -86,13 +87,6 @@
 #define MAX_ITEMS 16 /* SIP-Number-Auth-Items asked at most (CX_MAX_ITEMS in src/dia) */
 #define IN_CAP (512u * 1024u)   /* read buffer per connection: the largest answer accepted */
 #define OUT_RESERVE 2048u       /* room made before encoding one request */
-#define BUCKET_US 5
-#define FINE_US 100000u
-#define NFINE (FINE_US / BUCKET_US)
-#define COARSE_US 1000u
-#define NBUCKETS (NFINE + 9900)
-#define MAX_CODES 8
-#define LATE_NS 1000000u
 
 /* RFC 6733 §3, §4.1 and TS 29.229 §6 numbers */
 #define HDR_LEN 20u
@@ -112,8 +106,6 @@
 #define RC_TOO_BUSY 3004u
 #define RC_UNSUPPORTED 3001u
 
-enum scenario { SC_MAR_DIGEST, SC_MAR_AKA, SC_SAR_REG, SC_SAR_REREG };
-static const char *const scenario_name[] = { "mar-digest", "mar-aka", "sar-reg", "sar-rereg" };
 
 struct result {
     uint64_t sent, ok, errors, busy, timeouts, bad_vectors, send_failed, malformed;
@@ -180,45 +172,9 @@ static struct {
     unsigned active; /* closed loop: slots still sending */
 } g = { .ep = -1, .tfd = -1, .record_fd = -1 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t next_sub(void)
 {
-    uint64_t x = g.rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    g.rng = x;
-    return opt.first + (uint32_t)((x * UINT64_C(2685821657736338717)) >> 32) % opt.subs;
-}
-
-static void add_code(struct result *r, uint32_t code)
-{
-    for (int i = 0; i < MAX_CODES; i++) {
-        if (r->ncode[i] == 0)
-            r->code[i] = code;
-        if (r->code[i] == code) {
-            r->ncode[i]++;
-            return;
-        }
-    }
-}
-
-static size_t bucket(uint64_t us)
-{
-    size_t b = us < FINE_US ? us / BUCKET_US : NFINE + (us - FINE_US) / COARSE_US;
-    return b < NBUCKETS ? b : NBUCKETS - 1;
-}
-
-static uint64_t bucket_edge(size_t b)
-{
-    return b < NFINE ? (uint64_t)(b + 1) * BUCKET_US
-                     : FINE_US + (uint64_t)(b - NFINE + 1) * COARSE_US;
+    return ls_next_sub(&g.rng, opt.first, opt.subs);
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -625,7 +581,7 @@ static void complete(struct conn *c, struct slot *s, uint64_t t, bool good, uint
     if (s->counted) {
         if (good) {
             uint64_t us = t > s->t0_ns ? (t - s->t0_ns) / 1000 : 0;
-            r->hist[bucket(us)]++;
+            r->hist[ls_bucket(us)]++;
             r->lat_sum_us += us;
             if (us > r->lat_max_us)
                 r->lat_max_us = us;
@@ -637,7 +593,7 @@ static void complete(struct conn *c, struct slot *s, uint64_t t, bool good, uint
             else if (code == RC_TOO_BUSY)
                 r->busy++;
             if (code)
-                add_code(r, code);
+                ls_add_code(r->code, r->ncode, code);
         }
     }
     if (opt.rate > 0) {
@@ -843,7 +799,7 @@ static void pace_run(uint64_t now)
         bool counted = due >= g.warm_end_ns;
         if (counted) {
             r->scheduled++;
-            r->lag_hist[bucket(lag / 1000)]++;
+            r->lag_hist[ls_bucket(lag / 1000)]++;
             if (lag / 1000 > r->lag_max_us)
                 r->lag_max_us = lag / 1000;
         }
@@ -1074,29 +1030,14 @@ static void finish(void)
 
 /* ------------------------------------------------------------ report */
 
-static uint64_t hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max)
-{
-    if (n == 0)
-        return 0;
-    uint64_t want = (uint64_t)(p * (double)n + 0.999999), seen = 0;
-    if (want == 0)
-        want = 1;
-    for (size_t b = 0; b + 1 < NBUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= want)
-            return bucket_edge(b) < max ? bucket_edge(b) : max;
-    }
-    return max;
-}
-
 static unsigned long long pct(const struct result *r, double p)
 {
-    return (unsigned long long)hist_pct(r->hist, r->ok, p, r->lat_max_us);
+    return (unsigned long long)ls_hist_pct(r->hist, r->ok, p, r->lat_max_us);
 }
 
 static unsigned long long lag_pct(const struct result *r, double p)
 {
-    return (unsigned long long)hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
+    return (unsigned long long)ls_hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
 }
 
 typedef unsigned long long ull;

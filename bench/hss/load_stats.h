@@ -1,0 +1,36 @@
+/* load_stats.h - what the two Cx load generators (hss_load over freeDiameter,
+ * hss_rawload over plain sockets) measure the same way: the clock, the
+ * subscriber draw, the latency histogram and its percentiles, the tally of
+ * unexpected result codes, the scenario names.  One definition, so that
+ * their result lines stay comparable row for row in bench/RESULTS.md. */
+#ifndef IMS_BENCH_LOAD_STATS_H
+#define IMS_BENCH_LOAD_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Latency histograms: 5 us buckets up to 100 ms, then 1 ms buckets up to
+ * 10 s (past the request timeout; an overloaded open loop gets there) */
+#define BUCKET_US 5
+#define FINE_US 100000u
+#define NFINE (FINE_US / BUCKET_US)
+#define COARSE_US 1000u
+#define NBUCKETS (NFINE + 9900)
+#define MAX_CODES 8
+#define LATE_NS 1000000u /* open loop: a send this far past its tick is late */
+
+enum scenario { SC_MAR_DIGEST, SC_MAR_AKA, SC_SAR_REG, SC_SAR_REREG };
+extern const char *const scenario_name[4]; /* "mar-digest" ... */
+
+uint64_t now_ns(void); /* CLOCK_MONOTONIC */
+/* xorshift64*: a subscriber in [first, first + subs), uniformly enough */
+uint32_t ls_next_sub(uint64_t *rng, uint32_t first, uint32_t subs);
+/* counts one more answer with this result code (the first MAX_CODES
+ * distinct codes are kept) */
+void ls_add_code(uint32_t code[MAX_CODES], uint64_t ncode[MAX_CODES], uint32_t c);
+size_t ls_bucket(uint64_t us);
+uint64_t ls_bucket_edge(size_t b); /* the bucket's upper edge, us */
+/* the p-quantile (0..1) of n samples in hist, at most max */
+uint64_t ls_hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max);
+
+#endif
