@@ -108,8 +108,6 @@
 #include "load_stats.h"
 
 #define S(x) ims_str_cstr(x)
-#define MAX_CONNS 16
-#define MAX_WINDOW 4096
 
 
 /* What a child sends back to the parent (and the parent's sum). */
@@ -125,20 +123,7 @@ struct result {
     uint64_t lag_hist[NBUCKETS]; /* open loop: send lag behind the schedule */
 };
 
-static struct {
-    const char *hss, *addr, *run_dir, *record, *prefix;
-    unsigned port;
-    enum scenario sc;
-    uint32_t subs, first;
-    unsigned conns, window, items, timeout_ms, tick_us;
-    double seconds, warmup;
-    double rate; /* open loop: requests/s over all connections; 0: closed loop */
-    uint32_t expect; /* the Result-Code that counts as answered */
-    bool verify, errors_ok;
-} opt = {
-    .addr = "127.0.0.1", .prefix = "bench", .conns = 1, .window = 64, .items = 1,
-    .timeout_ms = 5000, .tick_us = 1000, .seconds = 10, .warmup = 0, .expect = DIA_SUCCESS,
-};
+static struct load_opts opt = LOAD_OPTS_DEFAULT;
 
 /* ------------------------------------------------------------ child */
 
@@ -619,47 +604,14 @@ int main(int argc, char **argv)
     ims_log_set_level(IMS_LOG_WARN); /* -v: debug */
     static const struct option lopts[] = { { "rate", required_argument, NULL, 'r' },
                                            { NULL, 0, NULL, 0 } };
-    while ((o = getopt_long(argc, argv, "H:p:d:s:N:a:F:c:w:t:W:r:P:n:T:R:Vei:x:v", lopts,
-                            NULL)) != -1) {
-        switch (o) {
-        case 'H': opt.hss = optarg; break;
-        case 'p': opt.port = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'd': opt.run_dir = optarg; break;
-        case 's': sc = optarg; break;
-        case 'N': opt.subs = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'a': opt.addr = optarg; break;
-        case 'F': opt.first = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'c': opt.conns = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'w': opt.window = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 't': opt.seconds = strtod(optarg, NULL); break;
-        case 'W': opt.warmup = strtod(optarg, NULL); break;
-        case 'r': opt.rate = strtod(optarg, NULL); break;
-        case 'P': opt.tick_us = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'n': opt.items = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'T': opt.timeout_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'R': opt.record = optarg; opt.verify = true; break;
-        case 'V': opt.verify = true; break;
-        case 'e': opt.errors_ok = true; break;
-        case 'i': opt.prefix = optarg; break;
-        case 'x': opt.expect = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'v': ims_log_set_level(IMS_LOG_DEBUG); break;
-        default: return usage();
-        }
+    while ((o = getopt_long(argc, argv, LOAD_OPTSTRING "v", lopts, NULL)) != -1) {
+        if (ls_opt(&opt, o, optarg, &sc))
+            continue;
+        if (o != 'v')
+            return usage();
+        ims_log_set_level(IMS_LOG_DEBUG);
     }
-    if (optind != argc || !opt.hss || !opt.port || !opt.run_dir || !sc || opt.subs == 0)
-        return usage();
-    size_t nsc = sizeof(scenario_name) / sizeof(scenario_name[0]);
-    size_t k;
-    for (k = 0; k < nsc && strcmp(sc, scenario_name[k]) != 0; k++)
-        ;
-    if (k == nsc)
-        return usage();
-    opt.sc = (enum scenario)k;
-    if (opt.conns == 0 || opt.conns > MAX_CONNS || opt.window < opt.conns ||
-        opt.window > MAX_WINDOW || opt.items == 0 || opt.items > CX_MAX_ITEMS ||
-        !(opt.seconds > 0 && opt.seconds <= 3600) || !(opt.warmup >= 0 && opt.warmup <= 600) ||
-        opt.timeout_ms == 0 || !(opt.rate >= 0 && opt.rate <= 1e7) ||
-        opt.tick_us == 0 || opt.tick_us > 1000000 || (opt.rate > 0 && opt.errors_ok))
+    if (optind != argc || !opt.run_dir || ls_opts_check(&opt, sc, CX_MAX_ITEMS) != 0)
         return usage();
     signal(SIGPIPE, SIG_IGN); /* freeDiameter writes to peers that hung up */
     if (mkdir(opt.run_dir, 0700) != 0 && errno != EEXIST) {

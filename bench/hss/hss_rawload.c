@@ -82,8 +82,6 @@
 #include "load_stats.h"
 
 #define S(x) ims_str_cstr(x)
-#define MAX_CONNS 16
-#define MAX_WINDOW 4096
 #define MAX_ITEMS 16 /* SIP-Number-Auth-Items asked at most (CX_MAX_ITEMS in src/dia) */
 #define IN_CAP (512u * 1024u)   /* read buffer per connection: the largest answer accepted */
 #define OUT_RESERVE 2048u       /* room made before encoding one request */
@@ -119,19 +117,8 @@ struct result {
     uint64_t lag_hist[NBUCKETS];
 };
 
-static struct {
-    const char *hss, *addr, *record, *prefix;
-    unsigned port;
-    enum scenario sc;
-    uint32_t subs, first;
-    unsigned conns, window, items, timeout_ms, tick_us;
-    double seconds, warmup, rate;
-    uint32_t expect;
-    bool verify, errors_ok, debug, unbatched;
-} opt = {
-    .addr = "127.0.0.1", .prefix = "bench", .conns = 1, .window = 64, .items = 1,
-    .timeout_ms = 5000, .tick_us = 1000, .seconds = 10, .expect = RC_SUCCESS,
-};
+static struct load_opts opt = LOAD_OPTS_DEFAULT;
+static bool opt_debug, opt_unbatched; /* -v, -B: this tool's own */
 
 struct slot {
     uint64_t t0_ns;   /* latency origin: send time (closed) or schedule (open) */
@@ -758,7 +745,7 @@ static int send_on_slot(struct conn *c, struct slot *s, uint64_t t_sched, uint64
     }
     if (queue_request(c, s) == 0) {
         /* -B: a failed write shows at the next flush of the loop */
-        if (opt.unbatched)
+        if (opt_unbatched)
             conn_flush(c, now);
         return 0;
     }
@@ -1072,7 +1059,7 @@ static void report(const struct result *r)
            pct(r, 0.50), pct(r, 0.90), pct(r, 0.99), pct(r, 0.999), (ull)r->lat_max_us,
            r->cpu_s, opt.rate > 0 ? "open" : "closed", opt.rate, (ull)r->scheduled,
            (ull)r->skipped, (ull)r->late, lag_pct(r, 0.99), (ull)r->lag_max_us,
-           (ull)r->send_slow, (ull)r->malformed, opt.unbatched ? "-unbatched" : "");
+           (ull)r->send_slow, (ull)r->malformed, opt_unbatched ? "-unbatched" : "");
 }
 
 static int usage(void)
@@ -1114,48 +1101,17 @@ static int parse_args(int argc, char **argv)
     const char *sc = NULL;
     static const struct option lopts[] = { { "rate", required_argument, NULL, 'r' },
                                            { NULL, 0, NULL, 0 } };
-    while ((o = getopt_long(argc, argv, "H:p:d:s:N:a:F:c:w:t:W:r:P:n:T:R:Vei:x:Bv", lopts,
-                            NULL)) != -1) {
-        switch (o) {
-        case 'H': opt.hss = optarg; break;
-        case 'p': opt.port = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'd': break; /* hss_load's freeDiameter directory */
-        case 's': sc = optarg; break;
-        case 'N': opt.subs = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'a': opt.addr = optarg; break;
-        case 'F': opt.first = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'c': opt.conns = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'w': opt.window = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 't': opt.seconds = strtod(optarg, NULL); break;
-        case 'W': opt.warmup = strtod(optarg, NULL); break;
-        case 'r': opt.rate = strtod(optarg, NULL); break;
-        case 'P': opt.tick_us = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'n': opt.items = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'T': opt.timeout_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'R': opt.record = optarg; opt.verify = true; break;
-        case 'V': opt.verify = true; break;
-        case 'e': opt.errors_ok = true; break;
-        case 'i': opt.prefix = optarg; break;
-        case 'x': opt.expect = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'B': opt.unbatched = true; break;
-        case 'v': opt.debug = true; break;
-        default: return -1;
-        }
+    while ((o = getopt_long(argc, argv, LOAD_OPTSTRING "Bv", lopts, NULL)) != -1) {
+        if (ls_opt(&opt, o, optarg, &sc))
+            continue; /* -d (hss_load's freeDiameter directory) is taken and unused */
+        if (o == 'B')
+            opt_unbatched = true;
+        else if (o == 'v')
+            opt_debug = true;
+        else
+            return -1;
     }
-    if (optind != argc || !opt.hss || !opt.port || opt.port > 65535 || !sc || opt.subs == 0)
-        return -1;
-    size_t nsc = sizeof(scenario_name) / sizeof(scenario_name[0]), k;
-    for (k = 0; k < nsc && strcmp(sc, scenario_name[k]) != 0; k++)
-        ;
-    if (k == nsc)
-        return -1;
-    opt.sc = (enum scenario)k;
-    if (opt.conns == 0 || opt.conns > MAX_CONNS || opt.window < opt.conns ||
-        opt.window > MAX_WINDOW || opt.items == 0 || opt.items > MAX_ITEMS ||
-        strlen(opt.prefix) > 32 || !(opt.seconds > 0 && opt.seconds <= 3600) ||
-        !(opt.warmup >= 0 && opt.warmup <= 600) || opt.timeout_ms == 0 ||
-        !(opt.rate >= 0 && opt.rate <= 1e7) || opt.tick_us == 0 || opt.tick_us > 1000000 ||
-        (opt.rate > 0 && opt.errors_ok))
+    if (optind != argc || ls_opts_check(&opt, sc, MAX_ITEMS) != 0)
         return -1;
     return 0;
 }
@@ -1170,7 +1126,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "hss_rawload: a connection failed (see above)\n");
         return 1;
     }
-    if (opt.debug)
+    if (opt_debug)
         fprintf(stderr, "hss_rawload: %u connection(s) open to %s\n", opt.conns, opt.hss);
     if (opt.rate > 0)
         printf("hss_rawload: %s, %u subscribers from u%07u, %u connection(s), open loop at "

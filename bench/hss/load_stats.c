@@ -1,6 +1,8 @@
 /* load_stats.c - see load_stats.h. */
 #include "load_stats.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *const scenario_name[4] = { "mar-digest", "mar-aka", "sar-reg", "sar-rereg" };
@@ -59,4 +61,52 @@ uint64_t ls_hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max)
             return ls_bucket_edge(b) < max ? ls_bucket_edge(b) : max;
     }
     return max;
+}
+
+bool ls_opt(struct load_opts *o, int c, const char *arg, const char **sc)
+{
+    switch (c) {
+    case 'H': o->hss = arg; break;
+    case 'p': o->port = (unsigned)strtoul(arg, NULL, 10); break;
+    case 'd': o->run_dir = arg; break;
+    case 's': *sc = arg; break;
+    case 'N': o->subs = (uint32_t)strtoul(arg, NULL, 10); break;
+    case 'a': o->addr = arg; break;
+    case 'F': o->first = (uint32_t)strtoul(arg, NULL, 10); break;
+    case 'c': o->conns = (unsigned)strtoul(arg, NULL, 10); break;
+    case 'w': o->window = (unsigned)strtoul(arg, NULL, 10); break;
+    case 't': o->seconds = strtod(arg, NULL); break;
+    case 'W': o->warmup = strtod(arg, NULL); break;
+    case 'r': o->rate = strtod(arg, NULL); break;
+    case 'P': o->tick_us = (unsigned)strtoul(arg, NULL, 10); break;
+    case 'n': o->items = (unsigned)strtoul(arg, NULL, 10); break;
+    case 'T': o->timeout_ms = (unsigned)strtoul(arg, NULL, 10); break;
+    case 'R': o->record = arg; o->verify = true; break;
+    case 'V': o->verify = true; break;
+    case 'e': o->errors_ok = true; break;
+    case 'i': o->prefix = arg; break;
+    case 'x': o->expect = (uint32_t)strtoul(arg, NULL, 10); break;
+    default: return false;
+    }
+    return true;
+}
+
+int ls_opts_check(struct load_opts *o, const char *sc, unsigned max_items)
+{
+    if (!o->hss || !o->port || o->port > 65535 || !sc || o->subs == 0)
+        return -1;
+    size_t nsc = sizeof(scenario_name) / sizeof(scenario_name[0]), k;
+    for (k = 0; k < nsc && strcmp(sc, scenario_name[k]) != 0; k++)
+        ;
+    if (k == nsc)
+        return -1;
+    o->sc = (enum scenario)k;
+    if (o->conns == 0 || o->conns > MAX_CONNS || o->window < o->conns ||
+        o->window > MAX_WINDOW || o->items == 0 || o->items > max_items ||
+        strlen(o->prefix) > 32 || !(o->seconds > 0 && o->seconds <= 3600) ||
+        !(o->warmup >= 0 && o->warmup <= 600) || o->timeout_ms == 0 ||
+        !(o->rate >= 0 && o->rate <= 1e7) || o->tick_us == 0 || o->tick_us > 1000000 ||
+        (o->rate > 0 && o->errors_ok))
+        return -1;
+    return 0;
 }

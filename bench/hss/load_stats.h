@@ -1,11 +1,13 @@
 /* load_stats.h - what the two Cx load generators (hss_load over freeDiameter,
- * hss_rawload over plain sockets) measure the same way: the clock, the
+ * hss_rawload over plain sockets) share: the command line, the clock, the
  * subscriber draw, the latency histogram and its percentiles, the tally of
  * unexpected result codes, the scenario names.  One definition, so that
- * their result lines stay comparable row for row in bench/RESULTS.md. */
+ * they take the same options and their result lines stay comparable row
+ * for row in bench/RESULTS.md. */
 #ifndef IMS_BENCH_LOAD_STATS_H
 #define IMS_BENCH_LOAD_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +23,35 @@
 
 enum scenario { SC_MAR_DIGEST, SC_MAR_AKA, SC_SAR_REG, SC_SAR_REREG };
 extern const char *const scenario_name[4]; /* "mar-digest" ... */
+
+#define MAX_CONNS 16
+#define MAX_WINDOW 4096
+
+/* The options both tools take (their usage texts say what each means). */
+struct load_opts {
+    const char *hss, *addr, *run_dir, *record, *prefix;
+    unsigned port;
+    enum scenario sc;
+    uint32_t subs, first;
+    unsigned conns, window, items, timeout_ms, tick_us;
+    double seconds, warmup;
+    double rate;     /* open loop: requests/s over all connections; 0: closed loop */
+    uint32_t expect; /* the Result-Code that counts as answered */
+    bool verify, errors_ok;
+};
+#define LOAD_OPTS_DEFAULT                                                                   \
+    {                                                                                       \
+        .addr = "127.0.0.1", .prefix = "bench", .conns = 1, .window = 64, .items = 1,       \
+        .timeout_ms = 5000, .tick_us = 1000, .seconds = 10, .warmup = 0, .expect = 2001,    \
+    }
+/* getopt string of the shared options */
+#define LOAD_OPTSTRING "H:p:d:s:N:a:F:c:w:t:W:r:P:n:T:R:Vei:x:"
+/* Takes getopt's option c with its argument: true if it was a shared one
+ * (-s is kept in *sc for ls_opts_check). */
+bool ls_opt(struct load_opts *o, int c, const char *arg, const char **sc);
+/* After getopt: the scenario named, and every value in range (items at
+ * most max_items).  0 or -1 (then print the usage). */
+int ls_opts_check(struct load_opts *o, const char *sc, unsigned max_items);
 
 uint64_t now_ns(void); /* CLOCK_MONOTONIC */
 /* xorshift64*: a subscriber in [first, first + subs), uniformly enough */
