@@ -510,7 +510,9 @@ static const struct key keys[] = {
       OFF(lim_overload_max_rate), false,
       "Highest (and initial) accepted rate of the overload control, requests/s per worker." },
     { "limits", "retry_after", K_UINT, "5", 0, 3600, OFF(lim_retry_after), false,
-      "Retry-After seconds on the 503s of the rate limits and the overload control." },
+      "Retry-After seconds on the 503s of the rate limits and the overload control, and on "
+      "the proxy's own 503s when a transaction cannot be created or a forward fails for lack "
+      "of resources (there 0 means 5)." },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

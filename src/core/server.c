@@ -113,6 +113,7 @@ static void map_cfg(struct ims_server *s)
         .self_names = s->self_names,
         .nself = nself,
         .advertise = cfg->server_name,
+        .retry_after = cfg->lim_retry_after,
     };
 }
 

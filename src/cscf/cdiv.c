@@ -139,7 +139,7 @@ static void forward_cfu(struct cscf_worker *w, struct proxy_req *r, const struct
     LOG_I("scscf", "event=cfu call_id=%.*s impu=%s target=%s hop=%s rc=%s", IMS_SF(m->call_id),
           served, target, hop[0] ? hop : "-", ims_strerror(rc));
     if (rc)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+        ims_proxy_forward_failed(r, rc);
 }
 
 bool cscf_cdiv_term(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,

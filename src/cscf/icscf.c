@@ -187,8 +187,11 @@ static void forward_current(struct ic_txn *t)
           t->impu, t->cand[t->cur]);
     int rc = ims_proxy_forward(r, &f);
     if (rc) {
-        LOG_W("icscf", "event=forward_failed scscf=%s err=%s", t->cand[t->cur],
+        /* the S-CSCF is what this line adds; the proxy logs the failure */
+        LOG_I("icscf", "event=forward_failed scscf=%s err=%s", t->cand[t->cur],
               ims_strerror(rc));
+        ims_proxy_forward_failed(r, rc); /* 503 + Retry-After, or 500 */
+        /* releases r; it answers only if that reply could not be sent */
         finish(t, 500, "Forwarding Failed", IMS_STR_NULL);
         return;
     }

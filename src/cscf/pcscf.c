@@ -566,9 +566,10 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     rc = ims_proxy_forward(r, &f);
     ims_buf_free(&add);
     if (rc) {
-        LOG_W("pcscf", "event=forward_failed to=%s err=%s", g->cfg->pcscf_icscf,
+        /* the target is what this line adds; the proxy logs the failure */
+        LOG_I("pcscf", "event=forward_failed to=%s err=%s", g->cfg->pcscf_icscf,
               ims_strerror(rc));
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+        ims_proxy_forward_failed(r, rc);
     }
 }
 
@@ -668,8 +669,9 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         .ndel = ndel,
     };
     cscf_privacy_on_ue_responses(w, &f); /* privacy: responses going down to the UE */
-    if (ims_proxy_forward(r, &f) != 0)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    rc = ims_proxy_forward(r, &f);
+    if (rc)
+        ims_proxy_forward_failed(r, rc);
 out:
     ims_buf_free(&assoc);
     ims_buf_free(&sr);
@@ -700,8 +702,8 @@ static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struc
     struct proxy_fwd f = { .add_hdrs = ims_buf_str(&add), .del_hdrs = del, .ndel = ndel };
     if (rc)
         edit_failed(r, rc);
-    else if (ims_proxy_forward(r, &f) != 0)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    else if ((rc = ims_proxy_forward(r, &f)) != 0)
+        ims_proxy_forward_failed(r, rc);
     ims_buf_free(&add);
 }
 

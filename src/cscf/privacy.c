@@ -462,8 +462,9 @@ void cscf_privacy_forward_to_ue(struct cscf_worker *w, struct proxy_req *r,
         ims_proxy_reply(r, 500, "Too Many Header Edits", NULL);
         go = false;
     }
-    if (go && ims_proxy_forward(r, f) != 0)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    int rc = go ? ims_proxy_forward(r, f) : 0;
+    if (rc)
+        ims_proxy_forward_failed(r, rc);
     ims_buf_free(&add);
 }
 
@@ -567,8 +568,9 @@ bool cscf_privacy_route_out(struct cscf_worker *w, struct proxy_req *r, const st
         ims_proxy_reply(r, 500, "Too Many Header Edits", NULL);
         go = false;
     }
-    if (go && ims_proxy_forward(r, &f) != 0)
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+    int rc = go ? ims_proxy_forward(r, &f) : 0;
+    if (rc)
+        ims_proxy_forward_failed(r, rc);
     ims_buf_free(&add);
     return true;
 }

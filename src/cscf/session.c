@@ -229,8 +229,9 @@ static bool bearer_route_out(struct cscf_worker *w, struct proxy_req *r, const s
             hop = cfg->routes[i].next_hop;
     }
     f.next_hop = ims_str_cstr(hop ? hop : any);
-    if (ims_proxy_forward(r, &f) != 0)
-        reply(r, 500, "Forwarding Failed");
+    int rc = ims_proxy_forward(r, &f);
+    if (rc)
+        ims_proxy_forward_failed(r, rc);
     return true;
 }
 
@@ -254,7 +255,7 @@ static void route_orig(struct cscf_worker *w, struct proxy_req *r, const struct 
     LOG_I("scscf", "event=orig_to_icscf call_id=%.*s icscf=%s rc=%s", IMS_SF(m->call_id), ic,
           ims_strerror(rc));
     if (rc)
-        reply(r, 500, "Forwarding Failed");
+        ims_proxy_forward_failed(r, rc);
 }
 
 /* Terminating, no iFC left (TS 24.229 §5.4.3.3 step 9). */
@@ -264,8 +265,8 @@ static void route_term(struct cscf_worker *w, struct proxy_req *r, const struct 
     LOG_I("scscf", "event=term_deliver impu=%s rc=%s", wk->served, ims_strerror(rc));
     if (rc == IMS_ENOENT)
         reply(r, 480, "Not Registered");
-    else if (rc)
-        reply(r, 500, "Forwarding Failed");
+    else if (rc && !ims_proxy_req_final_sent(r))
+        ims_proxy_forward_failed(r, rc);
 }
 
 /* ------------------------------------------------------------ ISC */

@@ -533,6 +533,47 @@ int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f)
     return rc;
 }
 
+/* True when a 503 line may be logged now: under overload every request
+ * fails the same way, so at most 5 lines a second, the rest counted. */
+static bool fwd_fail_log_ok(struct ims_proxy *p, unsigned *suppressed)
+{
+    struct log_slot *s = &p->fwd_fail_log;
+    uint64_t now = ims_loop_now(p->loop);
+    *suppressed = 0;
+    if (now - s->window_ms >= 1000) {
+        *suppressed = s->count > 5 ? s->count - 5 : 0;
+        s->window_ms = now;
+        s->count = 0;
+    }
+    return ++s->count <= 5;
+}
+
+int ims_proxy_forward_failed(struct proxy_req *r, int err)
+{
+    struct ims_proxy *p = r->p;
+    const struct sip_msg *m = ims_proxy_req_msg(r);
+    ims_str cid = m ? m->call_id : IMS_STR_NULL;
+    if (err == IMS_EINVAL || err == IMS_EPROTO) {
+        /* our bug or a request we cannot rebuild: a retry would not help */
+        LOG_W("proxy", "event=forward_failed err=%s status=500 call_id=%.*s", ims_strerror(err),
+              IMS_SF(cid));
+        int rc = ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+        return rc ? rc : 500;
+    }
+    /* RFC 3261 §21.5.4: temporary overload, try again after Retry-After;
+     * §16.7 step 6 / §16.9: no target reachable counts as a 503 too */
+    unsigned sup;
+    if (fwd_fail_log_ok(p, &sup))
+        LOG_W("proxy", "event=forward_failed err=%s status=503 call_id=%.*s suppressed=%u",
+              ims_strerror(err), IMS_SF(cid), sup);
+    char ra[32];
+    int n = snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", p->sh->retry_after);
+    struct proxy_reply_opts o = { .hdrs = ims_str_make(ra, n > 0 ? (size_t)n : 0) };
+    const char *why = err == IMS_ENOENT ? "No Route To Destination" : "Service Unavailable";
+    int rc = ims_proxy_reply(r, 503, why, &o);
+    return rc ? rc : 503;
+}
+
 int ims_proxy_relay(struct proxy_req *r, const struct sip_msg *rsp, ims_str add_hdrs,
                     const uint16_t *del_hdrs, size_t ndel)
 {

@@ -5,6 +5,7 @@
  * Forwarding and response selection (§16.6, §16.7), CANCEL and UAC requests
  * live in fwd.c; addresses, routes and loops in route.c; message bytes in
  * pmsg.c. */
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -44,6 +45,7 @@ int ims_proxy_shared_new(unsigned nworkers, const struct proxy_cfg *cfg,
     sh->t2 = cfg->t2_ms ? cfg->t2_ms : SIP_T2_MS;
     sh->t4 = cfg->t4_ms ? cfg->t4_ms : SIP_T4_MS;
     sh->timer_c = cfg->timer_c_ms ? cfg->timer_c_ms : PROXY_TIMER_C_MS;
+    sh->retry_after = cfg->retry_after ? cfg->retry_after : PROXY_RETRY_AFTER_S;
     if (cfg->nself) {
         sh->self = ims_calloc(cfg->nself, sizeof(*sh->self));
         if (!sh->self)
@@ -732,7 +734,9 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
             ims_metrics_inc(IMS_M_OVERLOAD_503);
             LOG_I("proxy", "event=overload worker=%u live=%zu", p->idx,
                   ims_sip_txn_table_live(p->txns));
-            px_reply_stateless(p, m, rx, 503, NULL, IMS_S("Retry-After: 5\r\n"));
+            char ra[32];
+            int n = snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", p->sh->retry_after);
+            px_reply_stateless(p, m, rx, 503, NULL, ims_str_make(ra, n > 0 ? (size_t)n : 0));
         } else if (rc == IMS_EPROTO) {
             px_reply_stateless(p, m, rx, 400, "Bad Via", IMS_STR_NULL);
         } else {
@@ -862,8 +866,6 @@ void ims_proxy_route_static(void *unused, struct proxy_req *r, const struct sip_
     if (rc == IMS_EINVAL && m->ruri.scheme != SIP_URI_SIP && m->ruri.scheme != SIP_URI_SIPS &&
         f.next_hop.len == 0 && !routes_left)
         ims_proxy_reply(r, 416, NULL, NULL);
-    else if (rc == IMS_ENOENT)
-        ims_proxy_reply(r, 503, "No Route To Destination", NULL);
     else
-        ims_proxy_reply(r, 500, "Forwarding Failed", NULL);
+        ims_proxy_forward_failed(r, rc);
 }

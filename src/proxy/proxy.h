@@ -92,6 +92,9 @@ struct proxy_cfg {
                                  * listener the message arrived on */
     size_t nself_ports;
     unsigned timer_c_ms;      /* RFC 3261 §16.6 item 11; 0 = 180000 */
+    /* Retry-After seconds on the core's own overload answers (a full
+     * transaction table, ims_proxy_forward_failed); 0 = 5. */
+    unsigned retry_after;
 };
 
 /* Copies and validates cfg (every next_hop must parse as a SIP URI).
@@ -255,8 +258,21 @@ struct proxy_fwd {
  * the edits above; resolves next_hop (async unless numeric) and fails over to
  * the next target on 503, 408 or a transport error.  Copies f's strings.
  * 0, IMS_EINVAL (final already sent, a forward in progress, bad URI),
- * IMS_ENOMEM.  Later failures arrive as responses. */
+ * IMS_EPROTO (the request can no longer be parsed), or, when every target
+ * failed at once: IMS_ENOENT (no target), IMS_ELIMIT (transaction table
+ * full, message too large, send queue full), IMS_ENOMEM or a transport
+ * error.  Later failures arrive as responses.  Answer a failure with
+ * ims_proxy_forward_failed(). */
 int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f);
+
+/* Answers r after ims_proxy_forward() returned err, and logs it once (W).
+ * Lack of resources or a failed send (IMS_ELIMIT, IMS_ENOMEM, IMS_EAGAIN,
+ * IMS_EIO, IMS_ENOENT, ...) is "503 Service Unavailable" with Retry-After
+ * (RFC 3261 §21.5.4 temporary overload; §16.7 step 6/§16.9, every target
+ * unreachable): the client may try again.  Only IMS_EINVAL and IMS_EPROTO
+ * (our bug, a request we cannot rebuild) are "500 Forwarding Failed".
+ * The status sent, or a negative IMS_E* when the reply failed. */
+int ims_proxy_forward_failed(struct proxy_req *r, int err);
 
 /* Inside a response callback that returns PROXY_RSP_TAKEN: relays rsp
  * upstream with edits (header lines added, header ids removed), after

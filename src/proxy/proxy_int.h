@@ -19,6 +19,7 @@
 #define PROXY_MAX_DEL 16
 #define PROXY_TRYING_MS 100u        /* RFC 3261 §17.2.1: 100 within 200 ms */
 #define PROXY_TIMER_C_MS 180000u    /* RFC 3261 §16.6 item 11: > 3 min */
+#define PROXY_RETRY_AFTER_S 5u      /* default Retry-After on overload 503s */
 #define PROXY_OUT_CAP 65535u        /* largest message we build */
 #define PROXY_HOSTPORT_MAX 300
 #define PROXY_LOG_SLOTS 64
@@ -34,6 +35,7 @@ struct proxy_shared {
     bool record_route;
     size_t max_txns;
     unsigned t1, t2, t4, timer_c;
+    unsigned retry_after;  /* seconds, on the core's own overload 503s */
     char **self;
     size_t nself;
     uint16_t *self_ports;
@@ -144,6 +146,7 @@ struct ims_proxy {
     struct sip_hdr bhdrs[SIP_MAX_HEADERS_DEFAULT];
 
     struct log_slot logs[PROXY_LOG_SLOTS];
+    struct log_slot fwd_fail_log; /* ims_proxy_forward_failed's 503 lines */
     uint32_t tag_salt;
     struct proxy_stats st;
 };

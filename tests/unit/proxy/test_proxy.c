@@ -40,6 +40,7 @@ struct env {
 static struct env E;
 
 static unsigned timer_c_ms; /* 0: default */
+static unsigned retry_after_s; /* 0: default (5) */
 
 static int setup_max(size_t max)
 {
@@ -57,6 +58,7 @@ static int setup_max(size_t max)
         .self_names = self_names,
         .nself = 2,
         .timer_c_ms = timer_c_ms,
+        .retry_after = retry_after_s,
     };
     assert_int_equal(ims_proxy_shared_new(1, &cfg, &E.sh), 0);
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
@@ -511,11 +513,49 @@ static void test_503_becomes_500(void **state)
     assert_null(sent_to(UAC, "SIP/2.0 503", 0));
 }
 
+/* A send that fails at once (socket error) is no server bug: RFC 3261
+ * §16.9 treats it as a 503, and §21.5.4 lets the client retry. */
 static void test_forward_send_failure(void **state)
 {
-    E.tp.fail_next = 1;
+    E.tp.fail_next = 1; /* IMS_EIO */
     invite("sip:bob@b.test", "z9hG4bKf1", "", 70);
-    assert_non_null(sent_to(UAC, "SIP/2.0 500", 0));
+    const struct fake_tp_msg *m = sent_to(UAC, "SIP/2.0 503 Service Unavailable\r\n", 0);
+    assert_non_null(m);
+    assert_non_null(strstr(m->buf, "\r\nRetry-After: 5\r\n"));
+    assert_null(sent_to(UAC, "SIP/2.0 500", 0));
+    /* a full socket buffer (EAGAIN/ENOBUFS: the transport's IMS_ELIMIT) too */
+    E.tp.fail_next = 1;
+    E.tp.fail_rc = IMS_ELIMIT;
+    invite("sip:bob@b.test", "z9hG4bKf2", "", 70);
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 503 Service Unavailable\r\n"), 2);
+    assert_null(sent_to(UAC, "SIP/2.0 500", 0));
+}
+
+/* Overload that the admission check did not catch: the server transaction
+ * took the table's last slot, the forward's client transaction finds none
+ * (ims_sip_txn_client_new -> IMS_ELIMIT).  503 + Retry-After, not 500. */
+static void test_txn_table_full_forward_503(void **state)
+{
+    teardown(state);
+    retry_after_s = 7; /* [limits] retry_after */
+    setup_max(3);
+    retry_after_s = 0;
+    invite("sip:bob@b.test", "z9hG4bKt1", "", 70); /* server + client txn */
+    invite("sip:bob@b.test", "z9hG4bKt2", "", 70); /* server txn: the last slot */
+    assert_int_equal(fake_tp_count(&E.tp, "INVITE "), 1);
+    const struct fake_tp_msg *m = sent_to(UAC, "SIP/2.0 503 Service Unavailable\r\n", 0);
+    assert_non_null(m);
+    assert_non_null(strstr(m->buf, "\r\nRetry-After: 7\r\n"));
+    assert_non_null(strstr(m->buf, "\r\nCall-ID: call-z9hG4bKt2\r\n"));
+    assert_null(sent_to(UAC, "SIP/2.0 500", 0));
+    /* the table full at admission: the core's stateless 503 says 7 too */
+    invite("sip:bob@b.test", "z9hG4bKt3", "", 70);
+    m = sent_to(UAC, "SIP/2.0 503 Service Unavailable\r\n", m - E.tp.msgs + 1);
+    assert_non_null(m);
+    assert_non_null(strstr(m->buf, "\r\nCall-ID: call-z9hG4bKt3\r\n"));
+    assert_non_null(strstr(m->buf, "\r\nRetry-After: 7\r\n"));
+    uas_respond(sent_to(UAS, "INVITE ", 0), 404, "INVITE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 404", 0));
 }
 
 static void test_pool_full_503(void **state)
@@ -665,6 +705,54 @@ static void test_app_suspend_resume(void **state)
     invite("sip:bob@b.test", "z9hG4bKh3", "", 70);
     ims_proxy_req_release(held);
     assert_non_null(sent_to(UAC, "SIP/2.0 500", 0));
+}
+
+/* An app that forwards with an edit list the core refuses (IMS_EINVAL: a
+ * caller bug) and answers with ims_proxy_forward_failed(). */
+static int fwd_fail_rc, fwd_fail_status;
+
+static void app_forward_bad(void *ctx, struct proxy_req *r, const struct sip_msg *req)
+{
+    static const uint16_t del[PROXY_MAX_DEL + 1];
+    struct proxy_fwd f = { .del_hdrs = del, .ndel = PROXY_MAX_DEL + 1 };
+    fwd_fail_rc = ims_proxy_forward(r, &f);
+    fwd_fail_status = ims_proxy_forward_failed(r, fwd_fail_rc);
+}
+
+/* The app API's mapping: our bug -> 500, lack of resources -> 503. */
+static void test_forward_failed_mapping(void **state)
+{
+    struct proxy_app app = { "bad", app_forward_bad, NULL, NULL };
+    assert_int_equal(ims_proxy_set_app(E.p, 0, &app), 0);
+    invite("sip:bob@b.test", "z9hG4bKm1", "", 70);
+    assert_int_equal(fwd_fail_rc, IMS_EINVAL);
+    assert_int_equal(fwd_fail_status, 500);
+    const struct fake_tp_msg *m = sent_to(UAC, "SIP/2.0 500 Forwarding Failed\r\n", 0);
+    assert_non_null(m);
+    assert_null(strstr(m->buf, "Retry-After"));
+    assert_int_equal(fake_tp_count(&E.tp, "INVITE "), 0);
+
+    /* resources: the same request the other way */
+    app.on_request = app_hold;
+    assert_int_equal(ims_proxy_set_app(E.p, 0, &app), 0);
+    held = NULL;
+    invite("sip:bob@b.test", "z9hG4bKm2", "", 70);
+    assert_non_null(held);
+    assert_int_equal(ims_proxy_forward_failed(held, IMS_ENOMEM), 503);
+    m = sent_to(UAC, "SIP/2.0 503 Service Unavailable\r\n", 0);
+    assert_non_null(m);
+    assert_non_null(strstr(m->buf, "\r\nRetry-After: 5\r\n"));
+    /* one final only: a second answer is refused */
+    assert_int_equal(ims_proxy_forward_failed(held, IMS_ELIMIT), IMS_EINVAL);
+    ims_proxy_req_release(held);
+    /* no target at all: 503 too, with its own phrase */
+    held = NULL;
+    invite("sip:bob@b.test", "z9hG4bKm3", "", 70);
+    assert_int_equal(ims_proxy_forward_failed(held, IMS_ENOENT), 503);
+    m = sent_to(UAC, "SIP/2.0 503 No Route To Destination\r\n", 0);
+    assert_non_null(m);
+    assert_non_null(strstr(m->buf, "\r\nRetry-After: 5\r\n"));
+    ims_proxy_req_release(held);
 }
 
 static void app_nothing(void *ctx, struct proxy_req *r, const struct sip_msg *req)
@@ -959,9 +1047,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_full_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_table_full_forward_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_c, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_forward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_suspend_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_failed_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_does_nothing_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uac_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stateless_response, setup, teardown),
