@@ -43,7 +43,7 @@ SECONDS_RUN=10
 WARMUP=2
 WINDOW=
 CONNS=2
-STORE_THREADS=2
+STORE_THREADS=0 # 0: the server's default ([hss] store_threads: 1 for SQLite)
 ITEMS=1
 SCENARIOS="mar-digest mar-aka sar-reg sar-rereg"
 CEILING=yes
@@ -465,7 +465,7 @@ block() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
     echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), store on $(df -T "$WORK" | awk 'NR == 2 { print $2 }'); load average at start $LOAD_START"
-    echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL; every write on disk before its answer, except the Server-Name a MAR stores), store_threads = $STORE_THREADS, log_level = err"
+    echo "- server: ${IMS_BIN#"$ROOT"/} (built $(date -u -r "$IMS_BIN" '+%Y-%m-%d %H:%M UTC'); tree at $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), \`roles = hss\`, SQLite (WAL; every write on disk before its answer, except the Server-Name a MAR stores), store_threads = $STORE_THREADS$([ "$STORE_THREADS" != 0 ] || echo " (the default: 1 for SQLite)"), log_level = err"
     [ -z "$COMPARE" ] || echo "- before (--compare): $(bin_desc "$COMPARE/imscloud"), same settings, its own copy of the same seeded store; each scenario ran on it first, then on the server above"
     echo "- store: $SUBS subscribers (IMPI with K/OPc and 3 HA1s, one IMPU with an iFC profile; $(if [ "$ASSIGNED" = yes ]; then echo "S-CSCF name already stored, as after an earlier registration"; else echo "no S-CSCF name stored yet: first registrations"; fi)), seeded by hss_bench_seed in $SEED_S s, hss.db $DB_MB MiB"
     if [ -n "$RATES" ]; then

@@ -882,6 +882,16 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* [hss] store_threads 0: one for SQLite (one writer at a time, and a
+ * second connection's commits would empty the first one's page cache),
+ * two for PostgreSQL (row locks; a batch waits on the server, not here). */
+static size_t store_threads(const struct ims_hss_cfg *cfg)
+{
+    if (cfg->store_threads)
+        return cfg->store_threads;
+    return cfg->store_url && strncmp(cfg->store_url, "sqlite:", 7) == 0 ? 1 : 2;
+}
+
 int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err, size_t errsz)
 {
     char kerr[IMS_KEYREPO_ERRLEN];
@@ -908,7 +918,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
             snprintf(err, errsz, "hss: key repository %s: %s", cfg->keys_dir, kerr);
             goto fail;
         }
-        rc = ims_store_exec_new(cfg->store_url, h->repo, cfg->store_threads, cfg->store_queue,
+        rc = ims_store_exec_new(cfg->store_url, h->repo, store_threads(cfg), cfg->store_queue,
                                 &h->exec);
         if (rc) {
             snprintf(err, errsz, "hss: cannot open the store (%s): see the log",
@@ -945,7 +955,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
         goto fail;
     LOG_N("hss", "event=started mode=%s store_threads=%zu", cfg->mode == IMS_HSS_MODE_SLF ? "slf"
                                                                                     : "hss",
-          cfg->mode == IMS_HSS_MODE_SLF ? (size_t)0 : cfg->store_threads);
+          cfg->mode == IMS_HSS_MODE_SLF ? (size_t)0 : store_threads(cfg));
     *out = h;
     return 0;
 fail:

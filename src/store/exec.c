@@ -86,6 +86,7 @@ struct ims_store_exec {
     pthread_t ftid;
     bool fstarted;
     atomic_bool dirty;      /* a lazy commit waits for its flush */
+    atomic_bool ckpt_due;   /* a connection's commit left the WAL long */
     pthread_mutex_t fmu;    /* guards fidle, fstop; fcv waits on it */
     pthread_cond_t fcv;
     bool fidle, fstop;
@@ -103,14 +104,29 @@ static long long mono_ms(void)
 /* After work that committed lazily: the flusher will fdatasync.  Under
  * load the flag is already set and this is one atomic exchange; the lock
  * and the wake-up happen only when the flusher went idle. */
-static void mark_dirty(struct ims_store_exec *x)
+static void wake_flusher(struct ims_store_exec *x)
 {
-    if (!x->fstarted || atomic_exchange(&x->dirty, true))
-        return;
     pthread_mutex_lock(&x->fmu);
     if (x->fidle)
         pthread_cond_signal(&x->fcv);
     pthread_mutex_unlock(&x->fmu);
+}
+
+static void mark_dirty(struct ims_store_exec *x)
+{
+    if (!x->fstarted || atomic_exchange(&x->dirty, true))
+        return;
+    wake_flusher(x);
+}
+
+/* Between batches or after an inline run: with a flusher, the checkpoint
+ * a connection finds due runs there, not on a thread answering requests. */
+static void after_work(struct ims_store_exec *x, struct ims_store *st)
+{
+    if (st_take_unflushed(st)) /* a MAR's lazy Server-Name */
+        mark_dirty(x);
+    if (st_idle(st, !x->fstarted) && !atomic_exchange(&x->ckpt_due, true))
+        wake_flusher(x);
 }
 
 static void flush_now(struct ims_store_exec *x, bool checkpoint)
@@ -122,24 +138,28 @@ static void flush_now(struct ims_store_exec *x, bool checkpoint)
 }
 
 /* Flushes when dirty, then waits FLUSH_MS before the next flush: lazy
- * commits of those ms share one fdatasync.  Stops after a last flush. */
+ * commits of those ms share one fdatasync.  Checkpoints every CKPT_MS
+ * while dirty, and when a connection found the WAL due one (after_work).
+ * Stops after a last flush. */
 static void *flusher_main(void *arg)
 {
     struct ims_store_exec *x = arg;
     long long last_ckpt = mono_ms();
     pthread_mutex_lock(&x->fmu);
     for (;;) {
-        while (!atomic_load(&x->dirty) && !x->fstop) {
+        while (!atomic_load(&x->dirty) && !atomic_load(&x->ckpt_due) && !x->fstop) {
             x->fidle = true;
             pthread_cond_wait(&x->fcv, &x->fmu);
         }
         x->fidle = false;
         bool stop = x->fstop;
         pthread_mutex_unlock(&x->fmu);
-        if (atomic_exchange(&x->dirty, false)) {
+        bool due = atomic_exchange(&x->ckpt_due, false);
+        if (atomic_exchange(&x->dirty, false) || due) {
             long long now = mono_ms();
-            flush_now(x, now - last_ckpt >= CKPT_MS);
-            if (now - last_ckpt >= CKPT_MS)
+            bool ckpt = due || now - last_ckpt >= CKPT_MS;
+            flush_now(x, ckpt);
+            if (ckpt)
                 last_ckpt = now;
         }
         if (stop)
@@ -240,9 +260,7 @@ static void *worker_main(void *arg)
         if (n == 0) /* stopping and drained */
             return NULL;
         run_batch(w, jobs, n);
-        if (st_take_unflushed(w->st)) /* a MAR's lazy Server-Name */
-            mark_dirty(x);
-        st_idle(w->st); /* checkpoints: after the answers, outside the write lock */
+        after_work(x, w->st); /* after the answers, outside the write lock */
     }
 }
 
@@ -309,8 +327,7 @@ int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_
         }
         if (lazy)
             st_lazy(st, false);
-        if (st_take_unflushed(st))
-            mark_dirty(x);
+        after_work(x, st);
     }
     atomic_fetch_sub(&x->running, 1);
     return rc;

@@ -252,10 +252,11 @@ void st_lazy(struct ims_store *s, bool lazy)
         s->drv->set_lazy(s->db, lazy);
 }
 
-void st_idle(struct ims_store *s)
+bool st_idle(struct ims_store *s, bool may_checkpoint)
 {
     if (s->drv->idle && s->depth == 0 && !s->batch)
-        s->drv->idle(s->db);
+        return s->drv->idle(s->db, may_checkpoint);
+    return false;
 }
 
 void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *dst, size_t cap)

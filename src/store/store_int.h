@@ -165,9 +165,10 @@ struct store_driver {
     int (*savepoint)(struct store_db *db, int op);
     /* Optional.  set_lazy: while true, writes need not be on disk when
      * their commit returns (st_lazy).  idle: the connection is between
-     * batches, outside any transaction (st_idle: checkpoints). */
+     * batches, outside any transaction (st_idle); true when the WAL is due
+     * a checkpoint, which it runs itself only with may_checkpoint. */
     void (*set_lazy)(struct store_db *db, bool lazy);
-    void (*idle)(struct store_db *db);
+    bool (*idle)(struct store_db *db, bool may_checkpoint);
     /* Optional, for store/exec.c's background flush.  take_unflushed: true
      * when a lazy write was committed on db since the last call and no
      * flush of db covered it (clears it).  flush: makes every commit of
@@ -267,8 +268,10 @@ int st_req_end(struct ims_store *s);
  * whole.  A no-op where the backend has no such mode. */
 void st_lazy(struct ims_store *s, bool lazy);
 /* store/exec.c, after a batch's completions were posted: housekeeping
- * (SQLite's WAL checkpoints) off the path of any answer. */
-void st_idle(struct ims_store *s);
+ * (SQLite's WAL checkpoints) off the path of any answer.  With
+ * may_checkpoint false the connection leaves a due checkpoint to another
+ * thread (exec.c's flusher) and says so: true when one is due. */
+bool st_idle(struct ims_store *s, bool may_checkpoint);
 /* store/exec.c's background flush (the driver ops above); where the
  * backend has none: false, and 0 (its commits are durable already). */
 static inline bool st_take_unflushed(struct ims_store *s)
