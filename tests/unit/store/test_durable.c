@@ -288,24 +288,50 @@ static void done_here(struct ims_loop *loop, int rc, void *arg)
     pthread_mutex_unlock(&r->mu);
 }
 
+static void sreq_init(struct sreq *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+}
+
+static void sreq_fini(struct sreq *r)
+{
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* Waits for done_here, then clears done for the next job. */
+static void wait_done(struct sreq *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->done)
+        pthread_cond_wait(&r->cv, &r->mu);
+    r->done = false;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* r ready, the store provisioned through the shim, an executor with one
+ * store thread on it. */
+static struct ims_store_exec *shimmed_exec(struct tfix *f, struct sreq *r)
+{
+    struct ims_store_exec *x = NULL;
+    sreq_init(r);
+    ims_store_close(open_shimmed(f));
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    return x;
+}
+
 static void test_done_on_store_thread(void **state)
 {
     struct tfix *f = *state;
-    struct ims_store_exec *x = NULL;
     struct sreq r;
     if (test_pg)
         skip();
-    memset(&r, 0, sizeof(r));
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    ims_store_close(open_shimmed(f));
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    struct ims_store_exec *x = shimmed_exec(f, &r);
     syncs_reset();
     assert_int_equal(ims_store_exec_submit(x, NULL, &r.job, work_sqn, done_here, NULL, &r), 0);
-    pthread_mutex_lock(&r.mu);
-    while (!r.done)
-        pthread_cond_wait(&r.cv, &r.mu);
-    pthread_mutex_unlock(&r.mu);
+    wait_done(&r);
     assert_int_equal(r.rc, 0);
     assert_true(r.sqn > 0);
     assert_true(r.loop_null);
@@ -313,8 +339,7 @@ static void test_done_on_store_thread(void **state)
     assert_true(r.syncs_at_done >= 1); /* the SQN was on disk before done */
     ims_store_exec_free(x);
     shim_remove();
-    pthread_cond_destroy(&r.cv);
-    pthread_mutex_destroy(&r.mu);
+    sreq_fini(&r);
 }
 
 /* ---- checkpoints: on the flusher, never on a store thread ---- */
@@ -334,15 +359,6 @@ static int work_big(struct ims_store *st, void *arg)
     return rc;
 }
 
-static void wait_done(struct sreq *r)
-{
-    pthread_mutex_lock(&r->mu);
-    while (!r->done)
-        pthread_cond_wait(&r->cv, &r->mu);
-    r->done = false;
-    pthread_mutex_unlock(&r->mu);
-}
-
 static int db_writes_now(int *by_watched)
 {
     pthread_mutex_lock(&watch_mu);
@@ -359,16 +375,11 @@ static int db_writes_now(int *by_watched)
 static void test_checkpoint_off_the_store_thread(void **state)
 {
     struct tfix *f = *state;
-    struct ims_store_exec *x = NULL;
     struct sreq r;
     if (test_pg)
         skip();
-    memset(&r, 0, sizeof(r));
     memset(big_xml, 'x', sizeof(big_xml));
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    ims_store_close(open_shimmed(f));
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    struct ims_store_exec *x = shimmed_exec(f, &r);
     /* the store thread: where a job completing with loop NULL runs */
     assert_int_equal(ims_store_exec_submit(x, NULL, &r.job, work_sqn, done_here, NULL, &r), 0);
     wait_done(&r);
@@ -396,8 +407,7 @@ static void test_checkpoint_off_the_store_thread(void **state)
     watching = false;
     pthread_mutex_unlock(&watch_mu);
     shim_remove();
-    pthread_cond_destroy(&r.cv);
-    pthread_mutex_destroy(&r.mu);
+    sreq_fini(&r);
 }
 
 const struct CMUnitTest durable_tests[] = {
