@@ -101,9 +101,8 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* After work that committed lazily: the flusher will fdatasync.  Under
- * load the flag is already set and this is one atomic exchange; the lock
- * and the wake-up happen only when the flusher went idle. */
+/* After setting dirty or ckpt_due: the flusher sees it before it sleeps
+ * again (it checks both under fmu), or is woken here. */
 static void wake_flusher(struct ims_store_exec *x)
 {
     pthread_mutex_lock(&x->fmu);
@@ -112,6 +111,9 @@ static void wake_flusher(struct ims_store_exec *x)
     pthread_mutex_unlock(&x->fmu);
 }
 
+/* After work that committed lazily: the flusher will fdatasync.  Under
+ * load the flag is already set and this is one atomic exchange; the lock
+ * and the wake-up happen only when the flusher went idle. */
 static void mark_dirty(struct ims_store_exec *x)
 {
     if (!x->fstarted || atomic_exchange(&x->dirty, true))
