@@ -111,18 +111,6 @@
 
 
 /* What a child sends back to the parent (and the parent's sum). */
-struct result {
-    uint64_t sent, ok, errors, busy, timeouts, bad_vectors, send_failed;
-    uint64_t scheduled, skipped, late, lag_max_us; /* open loop */
-    uint64_t send_slow, send_max_us; /* open loop: ims_dia_send() calls over 1 ms */
-    uint64_t lat_sum_us, lat_max_us;
-    double cpu_s;
-    uint32_t code[MAX_CODES];  /* result codes other than 2001 ... */
-    uint64_t ncode[MAX_CODES]; /* ... and how often */
-    uint64_t hist[NBUCKETS];
-    uint64_t lag_hist[NBUCKETS]; /* open loop: send lag behind the schedule */
-};
-
 static struct load_opts opt = LOAD_OPTS_DEFAULT;
 
 /* ------------------------------------------------------------ child */
@@ -143,7 +131,7 @@ static struct {
     uint64_t warm_end_ns, end_ns;
     uint64_t rng;
     int record_fd;
-    struct result *res;
+    struct ls_result *res;
 } ch = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .record_fd = -1 };
 
 /* a subscriber to ask for (under ch.mu) */
@@ -266,25 +254,9 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
         }
     }
     pthread_mutex_lock(&ch.mu);
-    struct result *r = ch.res;
-    if (s->counted) {
-        if (good) {
-            uint64_t us = (t - s->t0_ns) / 1000;
-            r->hist[ls_bucket(us)]++;
-            r->lat_sum_us += us;
-            if (us > r->lat_max_us)
-                r->lat_max_us = us;
-            r->ok++;
-        } else {
-            r->errors++;
-            if (rc == IMS_ETIMEDOUT)
-                r->timeouts++;
-            else if (code == DIA_TOO_BUSY)
-                r->busy++;
-            if (code)
-                ls_add_code(r->code, r->ncode, code);
-        }
-    }
+    struct ls_result *r = ch.res;
+    if (s->counted)
+        ls_tally(r, good, (t - s->t0_ns) / 1000, rc == IMS_ETIMEDOUT, code == DIA_TOO_BUSY, code);
     if (opt.rate > 0) {
         /* open loop: the slot is free for the pacer; the last one home
          * wakes it after the end */
@@ -305,7 +277,7 @@ static void on_answer(struct ims_loop *loop, int rc, const struct dia_ans *a, vo
  * Not under ch.mu: takes it for the bookkeeping, not for the send. */
 static void send_paced(uint64_t t_sched, uint64_t now)
 {
-    struct result *r = ch.res;
+    struct ls_result *r = ch.res;
     uint64_t lag = now > t_sched ? now - t_sched : 0;
     pthread_mutex_lock(&ch.mu);
     bool counted = t_sched >= ch.warm_end_ns;
@@ -418,7 +390,7 @@ static int read_all(int fd, void *p, size_t n)
 }
 
 /* One connection: its own freeDiameter node.  Tells the parent "R" (peer
- * open) or "F", waits for "G", runs, and writes its struct result. */
+ * open) or "F", waits for "G", runs, and writes its struct ls_result. */
 static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
 {
     char id[128], run[1024], err[256];
@@ -429,7 +401,7 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
         write_all(to_parent, "F", 1);
         return 1;
     }
-    struct result *res = calloc(1, sizeof(*res));
+    struct ls_result *res = calloc(1, sizeof(*res));
     ch.slots = calloc(window, sizeof(*ch.slots));
     ch.free_slots = calloc(window, sizeof(*ch.free_slots));
     if (!res || !ch.slots || !ch.free_slots) {
@@ -526,17 +498,8 @@ static int child(unsigned idx, unsigned window, int to_parent, int from_parent)
 
 /* ------------------------------------------------------------ parent */
 
-static uint64_t percentile(const struct result *r, double p)
-{
-    return ls_hist_pct(r->hist, r->ok, p, r->lat_max_us);
-}
 
-static uint64_t lag_pct(const struct result *r, double p)
-{
-    return ls_hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
-}
-
-static void merge(struct result *sum, const struct result *r)
+static void merge(struct ls_result *sum, const struct ls_result *r)
 {
     sum->sent += r->sent;
     sum->ok += r->ok;
@@ -671,7 +634,7 @@ int main(int argc, char **argv)
             rc = 1;
         close(down[i]);
     }
-    struct result *sum = calloc(1, sizeof(*sum)), *one = calloc(1, sizeof(*one));
+    struct ls_result *sum = calloc(1, sizeof(*sum)), *one = calloc(1, sizeof(*one));
     if (!sum || !one)
         rc = 1;
     for (unsigned i = 0; i < started; i++) {
@@ -707,16 +670,16 @@ int main(int argc, char **argv)
                "(longest %llu us)\n",
                opt.rate, (unsigned long long)sum->scheduled, (unsigned long long)sum->sent,
                opt.window, (unsigned long long)sum->skipped, LATE_NS / 1000000u,
-               (unsigned long long)sum->late, (unsigned long long)lag_pct(sum, 0.5),
-               (unsigned long long)lag_pct(sum, 0.99), (unsigned long long)sum->lag_max_us,
+               (unsigned long long)sum->late, (unsigned long long)ls_lag_pct(sum, 0.5),
+               (unsigned long long)ls_lag_pct(sum, 0.99), (unsigned long long)sum->lag_max_us,
                (unsigned long long)sum->send_slow, (unsigned long long)sum->send_max_us);
     for (int i = 0; i < MAX_CODES && sum->ncode[i]; i++)
         printf("hss_load: result code %u: %llu\n", sum->code[i],
                (unsigned long long)sum->ncode[i]);
     printf("hss_load: latency us: mean %.0f p50 %llu p90 %llu p99 %llu p99.9 %llu max %llu\n",
            sum->ok ? (double)sum->lat_sum_us / (double)sum->ok : 0.0,
-           (unsigned long long)percentile(sum, 0.50), (unsigned long long)percentile(sum, 0.90),
-           (unsigned long long)percentile(sum, 0.99), (unsigned long long)percentile(sum, 0.999),
+           (unsigned long long)ls_pct(sum, 0.50), (unsigned long long)ls_pct(sum, 0.90),
+           (unsigned long long)ls_pct(sum, 0.99), (unsigned long long)ls_pct(sum, 0.999),
            (unsigned long long)sum->lat_max_us);
     printf("result scenario=%s conns=%u window=%u seconds=%.1f sent=%llu ok=%llu errors=%llu "
            "busy=%llu timeouts=%llu bad_vectors=%llu rate=%.0f p50_us=%llu p90_us=%llu "
@@ -727,11 +690,11 @@ int main(int argc, char **argv)
            (unsigned long long)sum->sent, (unsigned long long)sum->ok,
            (unsigned long long)sum->errors, (unsigned long long)sum->busy,
            (unsigned long long)sum->timeouts, (unsigned long long)sum->bad_vectors, rate,
-           (unsigned long long)percentile(sum, 0.50), (unsigned long long)percentile(sum, 0.90),
-           (unsigned long long)percentile(sum, 0.99), (unsigned long long)percentile(sum, 0.999),
+           (unsigned long long)ls_pct(sum, 0.50), (unsigned long long)ls_pct(sum, 0.90),
+           (unsigned long long)ls_pct(sum, 0.99), (unsigned long long)ls_pct(sum, 0.999),
            (unsigned long long)sum->lat_max_us, sum->cpu_s, opt.rate > 0 ? "open" : "closed",
            opt.rate, (unsigned long long)sum->scheduled, (unsigned long long)sum->skipped,
-           (unsigned long long)sum->late, (unsigned long long)lag_pct(sum, 0.99),
+           (unsigned long long)sum->late, (unsigned long long)ls_lag_pct(sum, 0.99),
            (unsigned long long)sum->lag_max_us, (unsigned long long)sum->send_slow);
     bool pass = sum->ok > 0 && (opt.errors_ok || (sum->errors == 0 && sum->bad_vectors == 0));
     free(sum);

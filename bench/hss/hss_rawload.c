@@ -105,18 +105,6 @@
 #define RC_UNSUPPORTED 3001u
 
 
-struct result {
-    uint64_t sent, ok, errors, busy, timeouts, bad_vectors, send_failed, malformed;
-    uint64_t scheduled, skipped, late, lag_max_us;
-    uint64_t send_slow, send_max_us;
-    uint64_t lat_sum_us, lat_max_us;
-    double cpu_s;
-    uint32_t code[MAX_CODES];
-    uint64_t ncode[MAX_CODES];
-    uint64_t hist[NBUCKETS];
-    uint64_t lag_hist[NBUCKETS];
-};
-
 static struct load_opts opt = LOAD_OPTS_DEFAULT;
 static bool opt_debug, opt_unbatched; /* -v, -B: this tool's own */
 
@@ -152,7 +140,7 @@ struct conn {
 static struct {
     struct conn conns[MAX_CONNS];
     struct slot *slots;
-    struct result *res;
+    struct ls_result *res;
     uint64_t warm_end_ns, end_ns, rng, seq;
     uint32_t gen, boot;
     int ep, tfd, record_fd;
@@ -564,25 +552,10 @@ static void free_slot(struct conn *c, struct slot *s)
 static void complete(struct conn *c, struct slot *s, uint64_t t, bool good, uint32_t code,
                      bool timeout)
 {
-    struct result *r = g.res;
-    if (s->counted) {
-        if (good) {
-            uint64_t us = t > s->t0_ns ? (t - s->t0_ns) / 1000 : 0;
-            r->hist[ls_bucket(us)]++;
-            r->lat_sum_us += us;
-            if (us > r->lat_max_us)
-                r->lat_max_us = us;
-            r->ok++;
-        } else {
-            r->errors++;
-            if (timeout)
-                r->timeouts++;
-            else if (code == RC_TOO_BUSY)
-                r->busy++;
-            if (code)
-                ls_add_code(r->code, r->ncode, code);
-        }
-    }
+    struct ls_result *r = g.res;
+    if (s->counted)
+        ls_tally(r, good, t > s->t0_ns ? (t - s->t0_ns) / 1000 : 0, timeout, code == RC_TOO_BUSY,
+                 code);
     if (opt.rate > 0) {
         free_slot(c, s);
         return;
@@ -730,7 +703,7 @@ static int conn_flush(struct conn *c, uint64_t now)
  * open loop's schedule, 0 in the closed loop.  0, or -1 (counted, slot freed). */
 static int send_on_slot(struct conn *c, struct slot *s, uint64_t t_sched, uint64_t now)
 {
-    struct result *r = g.res;
+    struct ls_result *r = g.res;
     s->sub = next_sub();
     s->t0_ns = t_sched ? t_sched : now;
     s->sent_ns = now;
@@ -767,7 +740,7 @@ static struct {
  * no sooner than the next tick of the grid. */
 static void pace_run(uint64_t now)
 {
-    struct result *r = g.res;
+    struct ls_result *r = g.res;
     for (;;) {
         uint64_t due = pace.t0 + (uint64_t)((double)pace.n * pace.interval);
         if (due >= g.end_ns)
@@ -1017,19 +990,19 @@ static void finish(void)
 
 /* ------------------------------------------------------------ report */
 
-static unsigned long long pct(const struct result *r, double p)
+static unsigned long long pct(const struct ls_result *r, double p)
 {
-    return (unsigned long long)ls_hist_pct(r->hist, r->ok, p, r->lat_max_us);
+    return (unsigned long long)ls_pct(r, p);
 }
 
-static unsigned long long lag_pct(const struct result *r, double p)
+static unsigned long long lag_pct(const struct ls_result *r, double p)
 {
-    return (unsigned long long)ls_hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
+    return (unsigned long long)ls_lag_pct(r, p);
 }
 
 typedef unsigned long long ull;
 
-static void report(const struct result *r)
+static void report(const struct ls_result *r)
 {
     double rate = (double)r->ok / opt.seconds;
     printf("hss_rawload: sent %llu, answered %u: %llu (%.0f/s), errors %llu (busy %llu, "
@@ -1143,7 +1116,7 @@ int main(int argc, char **argv)
     finish();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    struct result *r = g.res;
+    struct ls_result *r = g.res;
     r->cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     report(r);

@@ -110,3 +110,32 @@ int ls_opts_check(struct load_opts *o, const char *sc, unsigned max_items)
         return -1;
     return 0;
 }
+
+void ls_tally(struct ls_result *r, bool good, uint64_t us, bool timeout, bool busy, uint32_t code)
+{
+    if (good) {
+        r->hist[ls_bucket(us)]++;
+        r->lat_sum_us += us;
+        if (us > r->lat_max_us)
+            r->lat_max_us = us;
+        r->ok++;
+        return;
+    }
+    r->errors++;
+    if (timeout)
+        r->timeouts++;
+    else if (busy)
+        r->busy++;
+    if (code)
+        ls_add_code(r->code, r->ncode, code);
+}
+
+uint64_t ls_pct(const struct ls_result *r, double p)
+{
+    return ls_hist_pct(r->hist, r->ok, p, r->lat_max_us);
+}
+
+uint64_t ls_lag_pct(const struct ls_result *r, double p)
+{
+    return ls_hist_pct(r->lag_hist, r->scheduled, p, r->lag_max_us);
+}

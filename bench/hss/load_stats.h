@@ -64,4 +64,24 @@ uint64_t ls_bucket_edge(size_t b); /* the bucket's upper edge, us */
 /* the p-quantile (0..1) of n samples in hist, at most max */
 uint64_t ls_hist_pct(const uint64_t *hist, uint64_t n, double p, uint64_t max);
 
+/* One tool's counts (hss_load: per child process, merged by the parent). */
+struct ls_result {
+    uint64_t sent, ok, errors, busy, timeouts, bad_vectors, send_failed;
+    uint64_t malformed;                        /* hss_rawload: answers it cannot parse */
+    uint64_t scheduled, skipped, late, lag_max_us; /* open loop */
+    uint64_t send_slow, send_max_us; /* open loop: sends held up over 1 ms */
+    uint64_t lat_sum_us, lat_max_us;
+    double cpu_s;
+    uint32_t code[MAX_CODES];  /* result codes other than the expected one ... */
+    uint64_t ncode[MAX_CODES]; /* ... and how often */
+    uint64_t hist[NBUCKETS];
+    uint64_t lag_hist[NBUCKETS]; /* open loop: send lag behind the schedule */
+};
+/* One measured answer: good (latency us), or an error: a timeout, a busy
+ * answer, or another code (0: none, e.g. a local failure). */
+void ls_tally(struct ls_result *r, bool good, uint64_t us, bool timeout, bool busy, uint32_t code);
+/* Latency and send-lag quantiles of r */
+uint64_t ls_pct(const struct ls_result *r, double p);
+uint64_t ls_lag_pct(const struct ls_result *r, double p);
+
 #endif

@@ -342,9 +342,10 @@ static bool inline_refused(struct tfix *f, struct ims_store_exec *x)
     return true;
 }
 
-static void test_run_two_threads(void **state)
+/* alice and bob provisioned, an executor with one store thread: NULL when
+ * it refuses work on the calling thread (checked by inline_refused). */
+static struct ims_store_exec *alice_bob_inline(struct tfix *f)
 {
-    struct tfix *f = *state;
     struct ims_store_exec *x = NULL;
     static const char *const a_impus[] = { "sip:alice@ims.test", NULL };
     static const char *const b_impus[] = { "sip:bob@ims.test", NULL };
@@ -353,8 +354,17 @@ static void test_run_two_threads(void **state)
     assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
     if (inline_refused(f, x)) {
         ims_store_exec_free(x);
-        return;
+        return NULL;
     }
+    return x;
+}
+
+static void test_run_two_threads(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = alice_bob_inline(f);
+    if (!x)
+        return;
     struct runner r[2] = {
         { .x = x, .impi = "alice@ims.test", .impu = "sip:alice@ims.test" },
         { .x = x, .impi = "bob@ims.test", .impu = "sip:bob@ims.test" },
@@ -465,16 +475,9 @@ static int work_bare_write(struct ims_store *st, void *arg)
 static void test_run_one_transaction(void **state)
 {
     struct tfix *f = *state;
-    struct ims_store_exec *x = NULL;
-    static const char *const a_impus[] = { "sip:alice@ims.test", NULL };
-    static const char *const b_impus[] = { "sip:bob@ims.test", NULL };
-    provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, a_impus);
-    provision(f->st, "bob", "bob@ims.test", NULL, NULL, NULL, b_impus);
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
-    if (inline_refused(f, x)) {
-        ims_store_exec_free(x);
+    struct ims_store_exec *x = alice_bob_inline(f);
+    if (!x)
         return;
-    }
     struct snap n = { .other = f->st };
     int wrc = -1;
     assert_int_equal(ims_store_exec_run(x, 0, work_snapshot, &n, &wrc), 0);
