@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh test
 
 jobs=$(nproc)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:suppressions=$PWD/tests/asan.supp"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 
