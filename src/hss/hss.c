@@ -195,12 +195,10 @@ static int work(struct ims_store *st, void *arg)
  * registration and a call do; a SAR's registration state is written lazily
  * (flushed by the executor's background flush within a few ms: what a power
  * cut loses, the S-CSCF writes again at the next (re-)registration;
- * docs/internals/hss-store.md).  A MAR that asks for AKA stays on the store
- * threads: its SQN must be on disk before the vectors leave (never handed
- * out twice, TS 33.102 Annex C), and their group commit shares that
- * fdatasync between requests; an AKA MAR that only turns out to be one
- * (scheme "Unknown") flushes on the calling thread.  UDR and PUR (rare)
- * stay there too. */
+ * docs/internals/hss-store.md).  So does a MAR, AKA too: its SQN commits
+ * without waiting for the disk, and what a power cut loses of it is never
+ * handed out again (SQN generations, store_int.h).  UDR and PUR (rare)
+ * stay on the store threads. */
 static bool run_inline(const struct ims_hss *h, const struct ims_dia_req *r, unsigned *flags)
 {
     *flags = 0;
@@ -208,11 +206,9 @@ static bool run_inline(const struct ims_hss *h, const struct ims_dia_req *r, uns
         return false;
     switch (r->cmd) {
     case DIA_CMD_UAR:
-    case DIA_CMD_LIR: return true;
+    case DIA_CMD_LIR:
+    case DIA_CMD_MAR: return true;
     case DIA_CMD_SAR: *flags = IMS_STORE_RUN_LAZY; return true;
-    case DIA_CMD_MAR:
-        return !DIA_HAS(&r->u.mar.item, CX_ITEM_SCHEME) ||
-               !ims_str_has_caseprefix(ims_str_trim(r->u.mar.item.scheme), "Digest-AKA");
     default: return false;
     }
 }

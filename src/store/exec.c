@@ -85,6 +85,7 @@ struct ims_store_exec {
     struct ims_store *fst;
     pthread_t ftid;
     bool fstarted;
+    uint64_t sqn_gen;       /* this process's SQN generation (store_int.h), 0 without */
     atomic_bool dirty;      /* a lazy commit waits for its flush */
     atomic_bool ckpt_due;   /* a connection's commit left the WAL long */
     pthread_mutex_t fmu;    /* guards fidle, fstop; fcv waits on it */
@@ -209,9 +210,10 @@ static void complete(struct ims_store_job *job)
  * call its own transaction).  Several run inside one write transaction,
  * each store call in a savepoint (st_batch_begin, store_int.h), and their
  * completions are posted only after the COMMIT returned: one fsync for
- * the batch, and nothing a job computed from its writes (an SQN) leaves
- * before they are durable.  If the batch cannot commit, nothing of it was
- * stored and every job of it completes with the error. */
+ * the batch (none when all its writes are lazy), and nothing a job
+ * computed from its writes leaves before they are committed.  If the
+ * batch cannot commit, nothing of it was stored and every job of it
+ * completes with the error. */
 static void run_batch(struct worker *w, struct ims_store_job **jobs, size_t n)
 {
     struct ims_store_exec *x = w->x;
@@ -293,8 +295,10 @@ static int thread_store(struct ims_store_exec *x, struct ims_store **out)
             st = x->tconns[i].st;
     if (!st && x->ntconns == INLINE_MAX)
         rc = IMS_ELIMIT;
-    else if (!st && (rc = ims_store_open(x->url, x->repo, &st)) == 0)
+    else if (!st && (rc = ims_store_open(x->url, x->repo, &st)) == 0) {
+        st_set_sqn_generation(st, x->sqn_gen);
         x->tconns[x->ntconns++] = (struct tconn){ me, st };
+    }
     size_t n = x->ntconns;
     pthread_mutex_unlock(&x->tmu);
     if (rc) {
@@ -426,6 +430,17 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         rc = x->url ? ims_store_open(url, repo, &x->fst) : IMS_ENOMEM;
         if (x->url)
             memcpy(x->url, url, len);
+        /* this process's SQN generation (store_int.h): from here on its
+         * connections may commit SQNs without a flush */
+        if (rc == 0)
+            rc = st_sqn_generation_start(x->fst, &x->sqn_gen);
+        if (rc)
+            LOG_E("store", "event=sqn_generation_failed msg=\"%s\"",
+                  x->fst ? ims_store_errmsg(x->fst) : "");
+        for (size_t i = 0; rc == 0 && i < nthreads; i++)
+            st_set_sqn_generation(x->workers[i].st, x->sqn_gen);
+        if (rc == 0)
+            st_set_sqn_generation(x->fst, x->sqn_gen);
         if (rc == 0 && pthread_create(&x->ftid, NULL, flusher_main, x) != 0)
             rc = IMS_EIO;
         x->fstarted = rc == 0;
@@ -440,8 +455,8 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         ims_store_exec_free(x);
         return rc;
     }
-    LOG_I("store", "event=exec_start threads=%zu max_queued=%zu inline=%s", nthreads, max_queued,
-          x->inline_ok ? "yes" : "no");
+    LOG_I("store", "event=exec_start threads=%zu max_queued=%zu inline=%s sqn_generation=%llu",
+          nthreads, max_queued, x->inline_ok ? "yes" : "no", (unsigned long long)x->sqn_gen);
     *out = x;
     return 0;
 }

@@ -17,9 +17,10 @@
  * to 64 and runs them in ONE write transaction (begun by the first store
  * call that writes; each store call in its own savepoint, so a failed call
  * undoes only itself, as it would alone), then posts their completions
- * after the COMMIT returned: one fsync per batch instead of one per write,
- * and anything a job derived from its writes (an allocated SQN) reaches
- * done only once the writes are durable.  So work must hand its results
+ * after the COMMIT returned: one fsync per batch instead of one per write
+ * (none when every write of it is lazy), and anything a job derived from
+ * its writes reaches done only once they are committed (and flushed,
+ * unless lazy).  So work must hand its results
  * out only through done, never from the store thread.  If the batch
  * cannot commit, every job of it completes with that error (IMS_EBACKEND)
  * whatever work returned, and nothing of it was stored.  A lone job runs
@@ -116,12 +117,14 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
  * after the call returned, never from inside work.
  *
  * Durability is as for a store thread: the run returns once the work's
- * writes are flushed (an SQN is on disk before it can leave), except lazy
- * writes (IMS_STORE_RUN_LAZY, and the Server-Name a MAR stores): they are
- * committed at once (they survive a crash of the process: the OS has
- * them) and a background flusher of the executor fdatasyncs them at most
- * every 5 ms (FLUSH_MS, exec.c) once something was committed (a power cut
- * may lose the last few ms of them).  docs/internals/hss-store.md.
+ * writes are flushed, except lazy writes (IMS_STORE_RUN_LAZY, the
+ * Server-Name a MAR stores, and SQNs: the executor takes an SQN generation
+ * at start, store_int.h): they are committed at once (they survive a crash
+ * of the process: the OS has them) and a background flusher of the
+ * executor fdatasyncs them at most every 5 ms (FLUSH_MS, exec.c) once
+ * something was committed (a power cut may lose the last few ms of them;
+ * an SQN among them is never handed out again).
+ * docs/internals/hss-store.md.
  *
  * Not for PostgreSQL (a worker must not wait on the network) nor
  * "sqlite::memory:" (a private database per connection): there

@@ -134,11 +134,22 @@ int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields
     return rc;
 }
 
+/* Rule 2 of store_int.h: a row last written under an earlier generation
+ * moves SEQ_MS ahead by SQN_GEN_SKIP per generation since (IND kept). */
+static int sqn_skip(uint64_t cur, uint64_t gens, uint64_t *out)
+{
+    uint64_t seq = ims_aka_sqn_seq(cur);
+    if (gens > IMS_AKA_SEQ_MAX / SQN_GEN_SKIP || seq > IMS_AKA_SEQ_MAX - gens * SQN_GEN_SKIP)
+        return IMS_ELIMIT; /* Annex C.1.2: SEQ must not wrap */
+    *out = ims_aka_sqn_make(seq + gens * SQN_GEN_SKIP, ims_aka_sqn_ind(cur));
+    return 0;
+}
+
 int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
                          uint64_t *sqn_out)
 {
     struct store_stmt *stmt;
-    uint64_t cur = 0, next = 0;
+    uint64_t cur = 0, next = 0, gen = 0;
     s->errmsg[0] = '\0';
     if (!st_valid_id(impi))
         return BAD_ID(s, impi);
@@ -149,8 +160,10 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
     if (rc)
         goto fail;
     rc = s->drv->step(stmt);
-    if (rc == STORE_ROW)
+    if (rc == STORE_ROW) {
         cur = (uint64_t)s->drv->col_int(stmt, 0);
+        gen = (uint64_t)s->drv->col_int(stmt, 1);
+    }
     s->drv->reset(stmt);
     if (rc == STORE_DONE) {
         st_rollback(s);
@@ -158,6 +171,17 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
     }
     if (rc != STORE_ROW)
         goto fail;
+    /* A row a later process wrote (two on one file): this one's lazy
+     * accounting does not cover that process's, so flush. */
+    bool may_lazy = s->sqn_gen && gen <= s->sqn_gen;
+    if (s->sqn_gen > gen) {
+        rc = sqn_skip(cur, s->sqn_gen - gen, &cur);
+        if (rc) {
+            st_rollback(s);
+            return st_err(s, rc, "SQN of %.*s exhausted", IMS_SF(impi));
+        }
+        gen = s->sqn_gen;
+    }
     rc = fn(cur, &next, ctx);
     if (rc) {
         st_rollback(s);
@@ -167,7 +191,14 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
         st_rollback(s);
         return st_err(s, IMS_EINVAL, "SQN wider than 48 bits");
     }
-    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "it", (int64_t)next, impi);
+    /* Rule 3: a write that moves SEQ back (re-synchronisation) is flushed. */
+    uint64_t seq0 = ims_aka_sqn_seq(cur), seq1 = ims_aka_sqn_seq(next);
+    bool lazy = may_lazy && seq1 >= seq0 && st_sqn_lazy(s, seq1 - seq0);
+    if (lazy)
+        st_lazy(s, true);
+    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "iit", (int64_t)next, (int64_t)gen, impi);
+    if (lazy)
+        st_lazy(s, false);
     if (rc == 0)
         rc = st_commit(s);
     if (rc)
@@ -178,6 +209,27 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
 fail:
     st_rollback(s);
     return st_fail(s, rc, "sqn update");
+}
+
+int st_sqn_generation_start(struct ims_store *s, uint64_t *gen)
+{
+    struct store_stmt *stmt;
+    int rc = st_begin(s);
+    if (rc)
+        return st_fail(s, rc, "sqn generation begin");
+    rc = st_query(s, Q_SQN_GEN_BUMP, &stmt, "");
+    if (rc == 0) {
+        rc = s->drv->step(stmt);
+        if (rc == STORE_ROW)
+            *gen = (uint64_t)s->drv->col_int(stmt, 0);
+        s->drv->reset(stmt);
+        rc = rc == STORE_ROW ? st_commit(s) : rc == STORE_DONE ? IMS_EBACKEND : rc;
+    }
+    if (rc) {
+        st_rollback(s);
+        return st_fail(s, rc, "sqn generation");
+    }
+    return 0;
 }
 
 int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state state,

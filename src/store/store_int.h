@@ -47,6 +47,7 @@ enum store_q {
     Q_IMPI_DELETE,
     Q_IMPI_SQN_LOCK,
     Q_IMPI_SQN_SET,
+    Q_SQN_GEN_BUMP,
     Q_KEY_USAGE,
 
     Q_IMPU_INSERT,
@@ -184,6 +185,12 @@ struct store_driver {
      * flushed) as commit would. */
     int (*begin_read)(struct store_db *db);
     int (*end_read)(struct store_db *db);
+    /* Optional (NULL: never).  sqn_lazy: inside a write transaction, may
+     * an SQN write that moves SEQs steps ahead commit without a flush?
+     * Yes while the SEQ steps of lazy commits not yet covered by a flush,
+     * in this process, on this file, stay within SQN_LAZY_MAX with these
+     * (counted from then on; the transaction's COMMIT adds them). */
+    bool (*sqn_lazy)(struct store_db *db, uint64_t steps);
 };
 extern const struct store_driver store_sqlite_driver;
 extern const struct store_driver store_pg_driver;
@@ -202,6 +209,11 @@ struct ims_store {
     bool batch_open;   /* the batch's transaction has begun (lazily) */
     bool batch_broken; /* a savepoint failed: the batch can only roll back */
     bool req_read;     /* st_req_begin's read transaction is open */
+    /* The SQN generation of this process (st_sqn_generation_start), set
+     * by store/exec.c on each connection it opens; 0: SQN writes are
+     * flushed at their commit and never moved ahead (ims_store_open
+     * alone, imscloudctl, PostgreSQL). */
+    uint64_t sqn_gen;
 };
 
 /* ---- helpers (store.c) ---- */
@@ -263,10 +275,46 @@ int st_req_end(struct ims_store *s);
  * may, until the next flushed commit or store/exec.c's background flush
  * a few ms later).  Only for data whose loss is harmless (the Server-Name
  * a MAR stores, the registration state a SAR stores: the S-CSCF stores
- * them again at the next (re-)registration; never an SQN).  A
- * transaction or batch that also writes anything else is flushed as a
- * whole.  A no-op where the backend has no such mode. */
+ * them again at the next (re-)registration), and an SQN under the rules
+ * below (st_sqn_lazy).  A transaction or batch that also writes anything
+ * else is flushed as a whole.  A no-op where the backend has no such mode. */
 void st_lazy(struct ims_store *s, bool lazy);
+
+/* ---- SQNs committed without a flush (docs/internals/hss-store.md) ----
+ *
+ * A vector may leave before its SQN is on disk.  A power cut can then
+ * lose the last SQNs handed out; they must never be handed out again.
+ * 1. Each start of an HSS process on a SQLite file takes a new
+ *    generation G (st_sqn_generation_start: a flushed commit, which also
+ *    makes everything earlier processes committed durable).
+ * 2. An SQN write records G in the row (impi.sqn_gen).  One that reads a
+ *    row last written under g < G first moves its SEQ ahead by
+ *    SQN_GEN_SKIP * (G - g) (TS 33.102 Annex C.1: the HE may skip SEQs;
+ *    the USIM accepts any jump up to Δ).
+ * 3. A process's SQN writes commit without a flush only while the SEQ
+ *    steps of its lazy commits that no flush covers yet stay within
+ *    SQN_LAZY_MAX (driver sqn_lazy); otherwise the commit flushes.
+ * So what a power cut loses of a row is at most SQN_LAZY_MAX steps past
+ * its durable SEQ S (written under g), all issued under generations <= the
+ * last one G'; the next start's skip is SQN_GEN_SKIP * (G' + 1 - g), more
+ * than SQN_GEN_SKIP * (G' - g) + SQN_LAZY_MAX, the largest SEQ any of them
+ * could reach. */
+#define SQN_LAZY_MAX (UINT64_C(1) << 12)
+#define SQN_GEN_SKIP (UINT64_C(1) << 13)
+_Static_assert(SQN_GEN_SKIP > SQN_LAZY_MAX, "a generation's skip covers what a power cut loses");
+
+/* Takes the next generation for this process (a flushed commit) into *gen.
+ * 0 or an st_fail() error. */
+int st_sqn_generation_start(struct ims_store *s, uint64_t *gen);
+static inline void st_set_sqn_generation(struct ims_store *s, uint64_t gen)
+{
+    s->sqn_gen = gen;
+}
+static inline bool st_sqn_lazy(struct ims_store *s, uint64_t steps)
+{
+    return s->sqn_gen && s->drv->sqn_lazy && s->drv->sqn_lazy(s->db, steps);
+}
+
 /* store/exec.c, after a batch's completions were posted: housekeeping
  * (SQLite's WAL checkpoints) off the path of any answer.  With
  * may_checkpoint false the connection leaves a due checkpoint to another

@@ -48,13 +48,15 @@ const struct store_sql store_sql[Q__N] = {
                         "WHERE subscription_id = ? ORDER BY mandatory DESC, capability",
                         NULL },
 
-    [Q_IMPI_INSERT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes) "
-                        "SELECT id, ?, ?, ? FROM subscription WHERE name = ?",
+    /* a new row starts in the current SQN generation (store_int.h) */
+    [Q_IMPI_INSERT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes, "
+                        "sqn_gen) SELECT id, ?, ?, ?, (SELECT gen FROM sqn_generation) "
+                        "FROM subscription WHERE name = ?",
                         NULL },
     [Q_IMPI_IMPORT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes, amf, "
                         "sqn, k_enc, opc_enc, ha1_md5_enc, ha1_sha256_enc, ha1_sha512_256_enc, "
-                        "password_enc) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-                        "FROM subscription WHERE name = ?",
+                        "password_enc, sqn_gen) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                        "(SELECT gen FROM sqn_generation) FROM subscription WHERE name = ?",
                         NULL },
     [Q_IMPI_GET] = { "SELECT " IMPI_COLS "WHERE i.identity = ?", NULL },
     [Q_IMPI_LIST_SUB] = { "SELECT " IMPI_COLS "WHERE s.name = ? ORDER BY i.identity", NULL },
@@ -73,9 +75,11 @@ const struct store_sql store_sql[Q__N] = {
     [Q_IMPI_DELETE] = { "DELETE FROM impi WHERE identity = ?", NULL },
     /* The row lock that makes SQN allocation atomic across processes:
      * SQLite's BEGIN IMMEDIATE already holds the database write lock. */
-    [Q_IMPI_SQN_LOCK] = { "SELECT sqn FROM impi WHERE identity = ?",
-                          "SELECT sqn FROM impi WHERE identity = ? FOR UPDATE" },
-    [Q_IMPI_SQN_SET] = { "UPDATE impi SET sqn = ? WHERE identity = ?", NULL },
+    [Q_IMPI_SQN_LOCK] = { "SELECT sqn, sqn_gen FROM impi WHERE identity = ?",
+                          "SELECT sqn, sqn_gen FROM impi WHERE identity = ? FOR UPDATE" },
+    [Q_IMPI_SQN_SET] = { "UPDATE impi SET sqn = ?, sqn_gen = ? WHERE identity = ?", NULL },
+    [Q_SQN_GEN_BUMP] = { "UPDATE sqn_generation SET gen = gen + 1 WHERE id = 1 RETURNING gen",
+                         NULL },
     [Q_KEY_USAGE] = { "SELECT "
                       "(SELECT COUNT(*) FROM impi WHERE k_enc LIKE ?) + "
                       "(SELECT COUNT(*) FROM impi WHERE opc_enc LIKE ?) + "

@@ -41,5 +41,7 @@ int main(int argc, char **argv)
                                       exec_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests(test_pg ? "durable_pg" : "durable_sqlite", durable_tests,
                                       durable_ntests, NULL, NULL);
+    failed += _cmocka_run_group_tests(test_pg ? "sqn_gen_pg" : "sqn_gen_sqlite", sqn_gen_tests,
+                                      sqn_gen_ntests, NULL, NULL);
     return failed ? 1 : 0;
 }

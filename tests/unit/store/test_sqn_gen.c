@@ -1,0 +1,292 @@
+/* test_sqn_gen.c - SQNs committed without a flush (store_int.h, "SQNs
+ * committed without a flush"): the generation a process takes at start,
+ * the SEQ skip of a row last written under an earlier one, the bound on
+ * what a power cut can lose, and the power cut itself, played by copying
+ * the database files as they are right after a flush (what the disk holds)
+ * and opening the copy as the next start would.
+ * SQLite only, except the generation an executor takes (both backends). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypto/aka.h"
+#include "store/exec.h"
+#include "store/store_int.h"
+#include "store_tests.h"
+#include "vfs_shim.h"
+
+static const uint8_t K[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const uint8_t OPC[16] = { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+static const char ALICE[] = "alice@ims.test";
+
+static int next_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    return ims_aka_sqn_next(cur, next);
+}
+
+/* 1000 SEQs at once: the lazy budget in a few calls */
+static int jump_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    *next = ims_aka_sqn_make(ims_aka_sqn_seq(cur) + 1000, ims_aka_sqn_ind(cur));
+    return 0;
+}
+
+/* SEQ 10 back, as a re-synchronisation may set it */
+static int back_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    *next = ims_aka_sqn_make(ims_aka_sqn_seq(cur) - 10, ims_aka_sqn_ind(cur));
+    return 0;
+}
+
+static uint64_t seq_of(uint64_t sqn)
+{
+    return ims_aka_sqn_seq(sqn);
+}
+
+static uint64_t update(struct ims_store *st, ims_store_sqn_fn fn)
+{
+    uint64_t sqn = 0;
+    OK(st, ims_store_sqn_update(st, S(ALICE), fn, NULL, &sqn));
+    return sqn;
+}
+
+/* The generation a connection of the next start would get. */
+static uint64_t start_generation(struct ims_store *st)
+{
+    uint64_t gen = 0;
+    OK(st, st_sqn_generation_start(st, &gen));
+    st_set_sqn_generation(st, gen);
+    return gen;
+}
+
+static long long row_gen(struct tfix *f)
+{
+    char v[32];
+    tfix_sql_value(f, "SELECT sqn_gen FROM impi WHERE identity = 'alice@ims.test'", v,
+                   sizeof(v));
+    return atoll(v);
+}
+
+/* alice provisioned (row written under generation 0), then a store on the
+ * same file through the shim. */
+static struct ims_store *open_alice(struct tfix *f)
+{
+    const char *impus[] = { "sip:alice@ims.test", NULL };
+    struct ims_store *st = NULL;
+    provision(f->st, "alice", ALICE, K, OPC, "pw", impus);
+    ims_store_close(f->st);
+    f->st = NULL;
+    shim_install();
+    assert_int_equal(ims_store_open(f->url, f->repo, &st), 0);
+    return st;
+}
+
+static void test_generation_skip(void **state)
+{
+    struct tfix *f = *state;
+    if (test_pg)
+        skip();
+    struct ims_store *st = open_alice(f);
+    /* no generation (imscloudctl, a store alone): flushed, no skip.  The
+     * first frame of a new WAL syncs its header (SQLite's own rule). */
+    update(st, next_sqn);
+    syncs_reset();
+    uint64_t s1 = update(st, next_sqn);
+    assert_int_equal(seq_of(s1), 2);
+    assert_int_equal(syncs(), 1);
+
+    /* a start: a flushed commit; the row, written under 0, skips once */
+    syncs_reset();
+    assert_int_equal(start_generation(st), 1);
+    assert_true(syncs() >= 1);
+    syncs_reset();
+    uint64_t s2 = update(st, next_sqn);
+    assert_int_equal(seq_of(s2), seq_of(s1) + SQN_GEN_SKIP + 1);
+    assert_int_equal(ims_aka_sqn_ind(s2), ims_aka_sqn_ind(s1) + 1);
+    uint64_t s3 = update(st, next_sqn);
+    assert_int_equal(seq_of(s3), seq_of(s2) + 1);
+    assert_int_equal(syncs(), 0); /* both left unflushed */
+    assert_int_equal(row_gen(f), 1);
+
+    /* two starts later: one skip per start */
+    start_generation(st);
+    assert_int_equal(start_generation(st), 3);
+    uint64_t s4 = update(st, next_sqn);
+    assert_int_equal(seq_of(s4), seq_of(s3) + 2 * SQN_GEN_SKIP + 1);
+    assert_int_equal(row_gen(f), 3);
+
+    /* a connection without a generation keeps the row's and flushes */
+    struct ims_store *plain = NULL;
+    assert_int_equal(ims_store_open(f->url, f->repo, &plain), 0);
+    syncs_reset();
+    uint64_t s5 = update(plain, next_sqn);
+    assert_int_equal(seq_of(s5), seq_of(s4) + 1);
+    assert_int_equal(syncs(), 1);
+    assert_int_equal(row_gen(f), 3);
+
+    /* a row a later start wrote (two processes on one file): flushed, no
+     * skip, the later generation kept */
+    st_set_sqn_generation(plain, 2);
+    syncs_reset();
+    uint64_t s6 = update(plain, next_sqn);
+    assert_int_equal(seq_of(s6), seq_of(s5) + 1);
+    assert_int_equal(syncs(), 1);
+    assert_int_equal(row_gen(f), 3);
+    ims_store_close(plain);
+    ims_store_close(st);
+    shim_remove();
+}
+
+static void test_lazy_budget(void **state)
+{
+    struct tfix *f = *state;
+    if (test_pg)
+        skip();
+    _Static_assert(SQN_LAZY_MAX / 1000 == 4, "four jumps of 1000 fit, the fifth does not");
+    struct ims_store *st = open_alice(f);
+    struct ims_store *flusher = NULL;
+    assert_int_equal(ims_store_open(f->url, f->repo, &flusher), 0);
+    start_generation(st);
+    update(st, next_sqn); /* the skip: within the budget, one step */
+    OK(flusher, st_flush(flusher, false));
+    syncs_reset();
+    for (int i = 0; i < 4; i++)
+        update(st, jump_sqn);
+    assert_int_equal(syncs(), 0);
+    uint64_t over = update(st, jump_sqn); /* 5000 steps unflushed: this one flushes */
+    assert_int_equal(syncs(), 1);
+    /* that flush covered the four before it: four more go unflushed */
+    for (int i = 0; i < 4; i++)
+        update(st, jump_sqn);
+    assert_int_equal(syncs(), 1);
+    /* so does another connection's flush (store/exec.c's flusher) */
+    OK(flusher, st_flush(flusher, false));
+    syncs_reset();
+    for (int i = 0; i < 4; i++)
+        update(st, jump_sqn);
+    assert_int_equal(syncs(), 0);
+    /* a write that moves SEQ back is flushed */
+    uint64_t before = update(st, next_sqn);
+    syncs_reset();
+    uint64_t back = update(st, back_sqn);
+    assert_int_equal(seq_of(back), seq_of(before) - 10);
+    assert_int_equal(syncs(), 1);
+    assert_true(seq_of(over) > 0);
+    ims_store_close(flusher);
+    ims_store_close(st);
+    shim_remove();
+}
+
+/* ---- the power cut ---- */
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in) { /* no WAL yet: nothing to copy */
+        unlink(to);
+        return;
+    }
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* What the disk holds now (called right after a flush, with nothing
+ * committed since): the database and its WAL, into url_out's file.  The
+ * -shm index is rebuilt from the WAL when the copy is opened. */
+static void disk_image(const struct tfix *f, const char *url, const char *name, char *url_out,
+                       size_t cap)
+{
+    char from[700], to[700];
+    snprintf(url_out, cap, "sqlite:%s/%s", f->dir, name);
+    const char *src = url + strlen("sqlite:");
+    const char *dst = url_out + strlen("sqlite:");
+    copy_file(src, dst);
+    snprintf(from, sizeof(from), "%s-wal", src);
+    snprintf(to, sizeof(to), "%s-wal", dst);
+    copy_file(from, to);
+    snprintf(to, sizeof(to), "%s-shm", dst);
+    unlink(to);
+}
+
+/* Vectors handed out, then lost with the power: the next start hands out
+ * none of them again, also when what was lost was itself the first
+ * vector of a start (its skip) and the power goes twice. */
+static void test_power_cut(void **state)
+{
+    struct tfix *f = *state;
+    char disk1[700], disk2[700];
+    if (test_pg)
+        skip();
+    struct ims_store *st = open_alice(f);
+    start_generation(st);
+    update(st, next_sqn);
+    OK(st, st_flush(st, false));
+    disk_image(f, f->url, "disk1.db", disk1, sizeof(disk1));
+    syncs_reset();
+    uint64_t lost1 = 0;
+    for (int i = 0; i < 50; i++)
+        lost1 = update(st, next_sqn);
+    assert_int_equal(syncs(), 0); /* all 50 handed out unflushed */
+    ims_store_close(st);
+
+    /* power back: the disk as of the flush; the next start */
+    assert_int_equal(ims_store_open(disk1, f->repo, &st), 0);
+    start_generation(st); /* flushed: the disk holds it */
+    disk_image(f, disk1, "disk2.db", disk2, sizeof(disk2));
+    syncs_reset();
+    uint64_t first = update(st, next_sqn);
+    assert_true(seq_of(first) > seq_of(lost1));
+    uint64_t lost2 = first;
+    for (int i = 0; i < 4; i++) /* the most the budget lets go unflushed */
+        lost2 = update(st, jump_sqn);
+    assert_int_equal(syncs(), 0);
+    ims_store_close(st);
+
+    /* the power goes again, before anything of this start was flushed */
+    assert_int_equal(ims_store_open(disk2, f->repo, &st), 0);
+    start_generation(st);
+    uint64_t again = update(st, next_sqn);
+    assert_true(seq_of(again) > seq_of(lost2));
+    assert_true(seq_of(again) > seq_of(lost1));
+    /* the USIM accepts the jump: at most Δ past the last SEQ it could know */
+    assert_true(seq_of(again) - seq_of(lost1) <= IMS_AKA_DELTA);
+    ims_store_close(st);
+    shim_remove();
+}
+
+/* ---- the executor takes the generation (a SQLite file only) ---- */
+
+static long long generation(struct tfix *f)
+{
+    char v[32];
+    tfix_sql_value(f, "SELECT gen FROM sqn_generation", v, sizeof(v));
+    return atoll(v);
+}
+
+static void test_exec_takes_generation(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    assert_int_equal(generation(f), 0);
+    for (long long i = 1; i <= 2; i++) {
+        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+        /* PostgreSQL commits are durable at COMMIT: no generation there */
+        assert_int_equal(generation(f), test_pg ? 0 : i);
+        ims_store_exec_free(x);
+    }
+}
+
+const struct CMUnitTest sqn_gen_tests[] = {
+    cmocka_unit_test_setup_teardown(test_generation_skip, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_lazy_budget, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_power_cut, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_exec_takes_generation, tfix_setup, tfix_teardown),
+};
+const size_t sqn_gen_ntests = sizeof(sqn_gen_tests) / sizeof(sqn_gen_tests[0]);

@@ -1,0 +1,18 @@
+/* vfs_shim.h - counting what SQLite asks of the disk (store tests). */
+#ifndef IMS_TEST_VFS_SHIM_H
+#define IMS_TEST_VFS_SHIM_H
+#include <pthread.h>
+
+/* Makes the shim the default VFS (connections opened from now on use it);
+ * shim_remove() restores the real one. */
+void shim_install(void);
+void shim_remove(void);
+/* xSync calls on WAL files since the last reset, by any thread. */
+int syncs(void);
+void syncs_reset(void);
+/* Writes to database files since shim_watch(t) (checkpoints); with
+ * *by_watched those made by thread t. */
+void shim_watch(pthread_t t);
+void shim_unwatch(void);
+int shim_db_writes(int *by_watched);
+#endif
