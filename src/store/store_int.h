@@ -326,6 +326,10 @@ static inline bool st_take_unflushed(struct ims_store *s)
 {
     return s->drv->take_unflushed && s->drv->take_unflushed(s->db);
 }
+/* SQLite: WAL frames past which the flusher's checkpoint makes sure the
+ * WAL starts over (store_sqlite.c, checkpoint_and_restart); tests lower
+ * it. */
+extern int st_wal_restart_frames;
 static inline int st_flush(struct ims_store *s, bool checkpoint)
 {
     return s->drv->flush ? s->drv->flush(s->db, checkpoint) : 0;

@@ -559,20 +559,21 @@ static bool passive_checkpoint(struct store_db *db, int *log, int *done)
  * writer finds every frame copied.  Without that the WAL grew by the whole
  * write traffic (1.8 GB in 24 s of AKA MARs at 15 000/s, bench/hss), and
  * appending to a growing file made each fdatasync commit ext4's journal.
- * So once the WAL is past WAL_RESTART_FRAMES, a second pass copies the
+ * So while the WAL is past st_wal_restart_frames, a second pass copies the
  * remainder (what arrived during the first: little) with this process's
  * writers held off (the file's write lock), and the next writer starts the
  * WAL over.  A reader still in the WAL then (another process, or a read
  * transaction of ours) makes it wait for the next such pass.  That pass
  * holds writers for its two fsyncs, 5-40 ms under that load: at 64 MiB it
  * came twice a second and set the p99, at 1 GiB it comes every 8-10 s. */
-#define WAL_RESTART_FRAMES 262144 /* 1 GiB of 4 KiB pages */
+int st_wal_restart_frames = 262144; /* 1 GiB of 4 KiB pages */
 
 static void checkpoint_and_restart(struct store_db *db)
 {
     int log = 0, done = 0;
-    if (!passive_checkpoint(db, &log, &done) || log < WAL_RESTART_FRAMES || done >= log ||
-        !db->wl)
+    /* log is the WAL as this pass saw it at its start: frames committed
+     * since are not in it, so done == log says nothing about them */
+    if (!passive_checkpoint(db, &log, &done) || log < st_wal_restart_frames || !db->wl)
         return;
     if (wlock_take(db) != 0) {
         LOG_W("store", "event=checkpoint_restart_skipped err=\"%s\"", db->err);

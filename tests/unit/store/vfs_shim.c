@@ -37,6 +37,11 @@ static int s_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 {
     return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
 }
+/* shim_on_db_write: run once at the next write to a database file */
+static void (*db_write_hook)(void *);
+static void *db_write_hook_arg;
+static long long wal_min_off = -1; /* lowest WAL write offset since the reset */
+
 static int s_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     if (((struct sfile *)f)->main_db) {
@@ -44,6 +49,16 @@ static int s_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
         db_writes++;
         if (watching && pthread_equal(pthread_self(), watched))
             db_writes_watched++;
+        void (*hook)(void *) = db_write_hook;
+        db_write_hook = NULL;
+        pthread_mutex_unlock(&watch_mu);
+        if (hook)
+            hook(db_write_hook_arg);
+    }
+    if (((struct sfile *)f)->wal) {
+        pthread_mutex_lock(&watch_mu);
+        if (wal_min_off < 0 || off < wal_min_off)
+            wal_min_off = off;
         pthread_mutex_unlock(&watch_mu);
     }
     return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
@@ -180,4 +195,27 @@ void shim_unwatch(void)
     pthread_mutex_lock(&watch_mu);
     watching = false;
     pthread_mutex_unlock(&watch_mu);
+}
+
+void shim_on_db_write(void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&watch_mu);
+    db_write_hook = fn;
+    db_write_hook_arg = arg;
+    pthread_mutex_unlock(&watch_mu);
+}
+
+void shim_wal_writes_reset(void)
+{
+    pthread_mutex_lock(&watch_mu);
+    wal_min_off = -1;
+    pthread_mutex_unlock(&watch_mu);
+}
+
+long long shim_wal_min_write_offset(void)
+{
+    pthread_mutex_lock(&watch_mu);
+    long long off = wal_min_off;
+    pthread_mutex_unlock(&watch_mu);
+    return off;
 }

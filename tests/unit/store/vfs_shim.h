@@ -15,4 +15,11 @@ void syncs_reset(void);
 void shim_watch(pthread_t t);
 void shim_unwatch(void);
 int shim_db_writes(int *by_watched);
+/* Runs fn(arg) once, at the next write to a database file (a checkpoint
+ * copying pages), before that write, on the writing thread. */
+void shim_on_db_write(void (*fn)(void *), void *arg);
+/* The lowest offset written in a WAL file since the reset (-1: none); 0
+ * when SQLite started the WAL over (a new header). */
+void shim_wal_writes_reset(void);
+long long shim_wal_min_write_offset(void);
 #endif
