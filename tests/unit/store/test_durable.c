@@ -27,19 +27,6 @@ static int next_sqn(uint64_t cur, uint64_t *next, void *ctx)
 static const uint8_t K[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 static const uint8_t OPC[16] = { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
 
-/* f->st reopened through the shim (provisioned first, without it). */
-static struct ims_store *open_shimmed(struct tfix *f)
-{
-    const char *impus[] = { "sip:alice@ims.test", NULL };
-    struct ims_store *st = NULL;
-    provision(f->st, "alice", "alice@ims.test", K, OPC, "pw", impus);
-    ims_store_close(f->st);
-    f->st = NULL;
-    shim_install();
-    assert_int_equal(ims_store_open(f->url, f->repo, &st), 0);
-    return st;
-}
-
 static void test_flush_rules(void **state)
 {
     struct tfix *f = *state;
@@ -48,7 +35,7 @@ static void test_flush_rules(void **state)
     const uint32_t caps[] = { 1 };
     if (test_pg)
         skip();
-    struct ims_store *st = open_shimmed(f);
+    struct ims_store *st = shim_open_alice(f, K, OPC);
     ims_str impu = S("sip:alice@ims.test");
     /* the first frame of a new WAL syncs its header (SQLite's own rule) */
     OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
@@ -167,7 +154,7 @@ static struct ims_store_exec *shimmed_exec(struct tfix *f, struct sreq *r)
 {
     struct ims_store_exec *x = NULL;
     sreq_init(r);
-    ims_store_close(open_shimmed(f));
+    ims_store_close(shim_open_alice(f, K, OPC));
     assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
     return x;
 }
@@ -280,7 +267,7 @@ static void test_wal_started_over(void **state)
     if (test_pg)
         skip();
     memset(big_xml, 'x', sizeof(big_xml));
-    struct ims_store *st = open_shimmed(f);
+    struct ims_store *st = shim_open_alice(f, K, OPC);
     assert_int_equal(ims_store_open(f->url, f->repo, &fl), 0);
     int saved = st_wal_restart_frames;
     st_wal_restart_frames = 100;

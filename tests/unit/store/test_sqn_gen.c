@@ -68,26 +68,12 @@ static long long row_gen(struct tfix *f)
     return atoll(v);
 }
 
-/* alice provisioned (row written under generation 0), then a store on the
- * same file through the shim. */
-static struct ims_store *open_alice(struct tfix *f)
-{
-    const char *impus[] = { "sip:alice@ims.test", NULL };
-    struct ims_store *st = NULL;
-    provision(f->st, "alice", ALICE, K, OPC, "pw", impus);
-    ims_store_close(f->st);
-    f->st = NULL;
-    shim_install();
-    assert_int_equal(ims_store_open(f->url, f->repo, &st), 0);
-    return st;
-}
-
 static void test_generation_skip(void **state)
 {
     struct tfix *f = *state;
     if (test_pg)
         skip();
-    struct ims_store *st = open_alice(f);
+    struct ims_store *st = shim_open_alice(f, K, OPC); /* alice's row: generation 0 */
     /* no generation (imscloudctl, a store alone): flushed, no skip.  The
      * first frame of a new WAL syncs its header (SQLite's own rule). */
     update(st, next_sqn);
@@ -144,7 +130,7 @@ static void test_lazy_budget(void **state)
     if (test_pg)
         skip();
     _Static_assert(SQN_LAZY_MAX / 1000 == 4, "four jumps of 1000 fit, the fifth does not");
-    struct ims_store *st = open_alice(f);
+    struct ims_store *st = shim_open_alice(f, K, OPC);
     struct ims_store *flusher = NULL;
     assert_int_equal(ims_store_open(f->url, f->repo, &flusher), 0);
     start_generation(st);
@@ -224,7 +210,7 @@ static void test_power_cut(void **state)
     char disk1[700], disk2[700];
     if (test_pg)
         skip();
-    struct ims_store *st = open_alice(f);
+    struct ims_store *st = shim_open_alice(f, K, OPC);
     start_generation(st);
     update(st, next_sqn);
     OK(st, st_flush(st, false));

@@ -219,3 +219,15 @@ long long shim_wal_min_write_offset(void)
     pthread_mutex_unlock(&watch_mu);
     return off;
 }
+
+struct ims_store *shim_open_alice(struct tfix *f, const uint8_t k[16], const uint8_t opc[16])
+{
+    const char *impus[] = { "sip:alice@ims.test", NULL };
+    struct ims_store *st = NULL;
+    provision(f->st, "alice", "alice@ims.test", k, opc, "pw", impus);
+    ims_store_close(f->st);
+    f->st = NULL;
+    shim_install();
+    assert_int_equal(ims_store_open(f->url, f->repo, &st), 0);
+    return st;
+}

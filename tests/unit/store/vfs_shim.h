@@ -2,6 +2,9 @@
 #ifndef IMS_TEST_VFS_SHIM_H
 #define IMS_TEST_VFS_SHIM_H
 #include <pthread.h>
+#include <stdint.h>
+
+struct tfix;
 
 /* Makes the shim the default VFS (connections opened from now on use it);
  * shim_remove() restores the real one. */
@@ -22,4 +25,8 @@ void shim_on_db_write(void (*fn)(void *), void *arg);
  * when SQLite started the WAL over (a new header). */
 void shim_wal_writes_reset(void);
 long long shim_wal_min_write_offset(void);
+/* alice@ims.test (IMPU sip:alice@ims.test, K, OPc, password "pw")
+ * provisioned on f->st, which is closed; then the shim installed and a
+ * store opened on f's database through it. */
+struct ims_store *shim_open_alice(struct tfix *f, const uint8_t k[16], const uint8_t opc[16]);
 #endif
