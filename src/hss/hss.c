@@ -248,13 +248,13 @@ static void ks_fetch(struct job *j)
     }
 }
 
-/* ---- S-CSCF peers learned on a store thread ----
+/* ---- S-CSCF peers learned off the loop ----
  *
- * A Diameter request is answered on the store thread that ran it (done,
- * below), but the peer map belongs to the loop: the (Server-Name,
+ * A Diameter request is answered off the HSS loop (done, below), but the
+ * peer map belongs to the loop: the (Server-Name,
  * Origin-Host, Origin-Realm) of an answer that assigned an S-CSCF is
- * posted there.  Not for every MAR/SAR: each store thread remembers what
- * it posted in the last second (a few entries), so a busy S-CSCF costs a
+ * posted there.  Not for every MAR/SAR: each answering thread remembers
+ * what it posted in the last second (a few entries), so a busy S-CSCF costs a
  * post per thread per second, and a changed host still reaches the map
  * within that second. */
 #define SEEN_MAX 8
@@ -323,9 +323,10 @@ static void post_learn(struct ims_hss *h, const char *name, ims_str host, ims_st
         ims_free(l);
 }
 
-/* On the store thread, right after the job's batch committed (exec.h,
- * loop NULL): answering is thread-safe (dia.h), and going back through
- * the HSS loop first was two more thread wake-ups per request. */
+/* On the executor's completion thread once the job's batch committed
+ * (exec.h, loop NULL), or on the thread that ran the job inline: answering
+ * is thread-safe (dia.h), and going back through the HSS loop first was
+ * two more thread wake-ups per request. */
 static void done(struct ims_loop *loop, int rc, void *arg)
 {
     struct job *j = arg;

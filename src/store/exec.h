@@ -37,10 +37,11 @@
  *    on the loop's thread, after the submit call returned (never from
  *    inside it).  If the loop is freed before done could run, cancel (if
  *    set) runs instead, on the thread freeing the loop.
- *    With loop NULL, done runs on the store thread itself (loop argument
- *    NULL), right after the batch committed, and cancel never runs: for
- *    work whose completion is thread-safe (a Diameter answer), which then
- *    skips a hand-off to a loop and back.  Such a done must be short and
+ *    With loop NULL, done runs on the executor's completion thread (loop
+ *    argument NULL) once the batch committed, in commit order, and cancel
+ *    never runs: for work whose completion is thread-safe (a Diameter
+ *    answer), which then skips a hand-off to a loop and back, and leaves
+ *    the store thread to its next batch.  Such a done must be short and
  *    must not call the store or submit and wait.
  * 3. work runs on a store thread: it may call any store.h function on the
  *    store it is given (and nothing else of the loop's).  Its return value

@@ -101,14 +101,15 @@ struct sreq {
     bool done;
     int rc;
     uint64_t sqn;
-    pthread_t thread;
+    pthread_t thread;      /* where done ran */
+    pthread_t work_thread; /* where work ran: the store thread */
     bool loop_null;
-    int syncs_at_done;
 };
 
 static int work_sqn(struct ims_store *st, void *arg)
 {
     struct sreq *r = arg;
+    r->work_thread = pthread_self();
     return ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &r->sqn);
 }
 
@@ -119,7 +120,6 @@ static void done_here(struct ims_loop *loop, int rc, void *arg)
     r->rc = rc;
     r->thread = pthread_self();
     r->loop_null = loop == NULL;
-    r->syncs_at_done = syncs();
     r->done = true;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -159,7 +159,15 @@ static struct ims_store_exec *shimmed_exec(struct tfix *f, struct sreq *r)
     return x;
 }
 
-static void test_done_on_store_thread(void **state)
+static int work_sqn_watched(struct ims_store *st, void *arg)
+{
+    shim_watch(pthread_self());
+    return work_sqn(st, arg);
+}
+
+/* Loop NULL: done runs on the executor's completion thread, neither the
+ * submitter's nor the store thread, which goes on with the next batch. */
+static void test_done_off_the_store_thread(void **state)
 {
     struct tfix *f = *state;
     struct sreq r;
@@ -167,18 +175,21 @@ static void test_done_on_store_thread(void **state)
         skip();
     struct ims_store_exec *x = shimmed_exec(f, &r);
     syncs_reset();
-    assert_int_equal(ims_store_exec_submit(x, NULL, &r.job, work_sqn, done_here, NULL, &r), 0);
+    assert_int_equal(
+        ims_store_exec_submit(x, NULL, &r.job, work_sqn_watched, done_here, NULL, &r), 0);
     wait_done(&r);
     assert_int_equal(r.rc, 0);
     assert_true(r.sqn > 0);
     assert_true(r.loop_null);
     assert_false(pthread_equal(r.thread, pthread_self()));
-    /* the SQN left without waiting for the disk (store_int.h, SQNs
+    assert_false(pthread_equal(r.thread, r.work_thread));
+    /* the SQN's commit did not wait for the disk (store_int.h, SQNs
      * committed without a flush); the background flush follows */
-    assert_int_equal(r.syncs_at_done, 0);
+    assert_int_equal(shim_syncs_watched(), 0);
     for (int waited = 0; waited < 5000 && syncs() == 0; waited += 10)
         usleep(10000);
     assert_true(syncs() >= 1);
+    shim_unwatch();
     ims_store_exec_free(x);
     shim_remove();
     sreq_fini(&r);
@@ -213,11 +224,11 @@ static void test_checkpoint_off_the_store_thread(void **state)
         skip();
     memset(big_xml, 'x', sizeof(big_xml));
     struct ims_store_exec *x = shimmed_exec(f, &r);
-    /* the store thread: where a job completing with loop NULL runs */
+    /* the store thread: where work runs */
     assert_int_equal(ims_store_exec_submit(x, NULL, &r.job, work_sqn, done_here, NULL, &r), 0);
     wait_done(&r);
     assert_int_equal(r.rc, 0);
-    shim_watch(r.thread);
+    shim_watch(r.work_thread);
     /* ~1200 frames, over SQLite's 1000, in separate batches */
     for (uint64_t i = 1; i <= 6; i++) {
         r.sqn = i;
@@ -291,7 +302,7 @@ static void test_wal_started_over(void **state)
 
 const struct CMUnitTest durable_tests[] = {
     cmocka_unit_test_setup_teardown(test_flush_rules, tfix_setup, tfix_teardown),
-    cmocka_unit_test_setup_teardown(test_done_on_store_thread, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_done_off_the_store_thread, tfix_setup, tfix_teardown),
     cmocka_unit_test_setup_teardown(test_checkpoint_off_the_store_thread, tfix_setup,
                                     tfix_teardown),
     cmocka_unit_test_setup_teardown(test_wal_started_over, tfix_setup, tfix_teardown),

@@ -25,6 +25,7 @@ static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t watched;
 static bool watching;
 static int db_writes, db_writes_watched; /* under watch_mu */
+static int wal_syncs_watched;            /* under watch_mu */
 
 #define REAL(f) (((struct sfile *)(f))->real)
 
@@ -69,8 +70,13 @@ static int s_truncate(sqlite3_file *f, sqlite3_int64 n)
 }
 static int s_sync(sqlite3_file *f, int flags)
 {
-    if (((struct sfile *)f)->wal)
+    if (((struct sfile *)f)->wal) {
         __atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
+        pthread_mutex_lock(&watch_mu);
+        if (watching && pthread_equal(pthread_self(), watched))
+            wal_syncs_watched++;
+        pthread_mutex_unlock(&watch_mu);
+    }
     return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 static int s_size(sqlite3_file *f, sqlite3_int64 *n)
@@ -186,8 +192,16 @@ void shim_watch(pthread_t t)
     pthread_mutex_lock(&watch_mu);
     watched = t;
     watching = true;
-    db_writes = db_writes_watched = 0;
+    db_writes = db_writes_watched = wal_syncs_watched = 0;
     pthread_mutex_unlock(&watch_mu);
+}
+
+int shim_syncs_watched(void)
+{
+    pthread_mutex_lock(&watch_mu);
+    int n = wal_syncs_watched;
+    pthread_mutex_unlock(&watch_mu);
+    return n;
 }
 
 void shim_unwatch(void)

@@ -18,6 +18,8 @@ void syncs_reset(void);
 void shim_watch(pthread_t t);
 void shim_unwatch(void);
 int shim_db_writes(int *by_watched);
+/* WAL syncs by thread t since shim_watch(t). */
+int shim_syncs_watched(void);
 /* Runs fn(arg) once, at the next write to a database file (a checkpoint
  * copying pages), before that write, on the writing thread. */
 void shim_on_db_write(void (*fn)(void *), void *arg);
