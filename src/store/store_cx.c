@@ -135,7 +135,7 @@ int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields
 }
 
 /* Rule 2 of store_int.h: a row last written under an earlier generation
- * moves SEQ_MS ahead by SQN_GEN_SKIP per generation since (IND kept). */
+ * moves SEQ_HE ahead by SQN_GEN_SKIP per generation since (IND kept). */
 static int sqn_skip(uint64_t cur, uint64_t gens, uint64_t *out)
 {
     uint64_t seq = ims_aka_sqn_seq(cur);
