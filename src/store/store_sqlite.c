@@ -8,9 +8,10 @@
  * a read lock.
  *
  * Durability: every write is flushed to disk before the call that made it
- * returns, as synchronous=FULL would do, but the flush is ours: the connection runs synchronous=NORMAL and
- * sq_commit() fdatasyncs the WAL after the COMMIT, once the write lock is
- * released, so the next writer appends while this one waits for the disk.
+ * returns, as synchronous=FULL would do, but the flush is ours: the
+ * connection runs synchronous=NORMAL and sq_commit() fdatasyncs the WAL
+ * after the COMMIT, once the write lock is released, so the next writer
+ * appends while this one waits for the disk.
  * The WAL is appended in order, so that flush also covers every commit
  * before it (a reader that saw this commit's data and wrote something
  * derived from it flushes after it).  Writes made while the store is in
@@ -407,6 +408,16 @@ static int wal_hook(void *arg, sqlite3 *h, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* Copies into the database what the WAL held when it started, without
+ * waiting for readers or writers. */
+static bool passive_checkpoint(struct store_db *db, int *log, int *done)
+{
+    int c = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
+    if (c != SQLITE_OK && c != SQLITE_BUSY)
+        LOG_W("store", "event=checkpoint_failed err=\"%s\"", sqlite3_errmsg(db->h));
+    return c == SQLITE_OK;
+}
+
 /* Between batches (store/exec.c): a checkpoint is due here, without the
  * write lock and after the batch's answers left, instead of inside the
  * COMMIT that crossed SQLite's threshold.  The first call takes
@@ -433,9 +444,7 @@ static bool sq_idle(struct store_db *db, bool may_checkpoint)
         return true;
     }
     int log = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        LOG_W("store", "event=checkpoint_failed err=\"%s\"", sqlite3_errmsg(db->h));
+    passive_checkpoint(db, &log, &done);
     db->wal_frames = 0; /* the next commit reports the WAL's size again */
     return false;
 }
@@ -542,14 +551,6 @@ static bool sq_take_unflushed(struct store_db *db)
     bool was = db->unflushed;
     db->unflushed = false;
     return was;
-}
-
-static bool passive_checkpoint(struct store_db *db, int *log, int *done)
-{
-    int c = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
-    if (c != SQLITE_OK && c != SQLITE_BUSY)
-        LOG_W("store", "event=checkpoint_failed err=\"%s\"", sqlite3_errmsg(db->h));
-    return c == SQLITE_OK;
 }
 
 /* The flusher's checkpoint.  A passive one copies what was committed
