@@ -119,7 +119,9 @@ int ims_hss_role_start(const struct ims_cfg *cfg, struct ims_hss_role **out, cha
         .allow_realms = cfg->dia_allow_realms,
         .peers = r->peers,
         .npeers = cfg->ndia_peers,
-        .app_threads = cfg->dia_app_threads,
+        .app_threads = cfg->dia_app_threads ? cfg->dia_app_threads
+                       : cfg->hss_diameter_inline ? 4
+                                                  : 1, /* cfg.c: [diameter] app_threads */
         .tc_timer = cfg->dia_tc_timer,
         .tw_timer = cfg->dia_tw_timer,
         .max_pending = cfg->dia_max_pending,

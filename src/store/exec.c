@@ -17,34 +17,11 @@
  * commit).  Bounds the latency a batch adds to its first job. */
 #define BATCH_MAX 64
 
-/* Calling threads (ims_store_exec_run) with a connection of their own: a
- * cap on connections (each has its page cache and descriptors). */
-#define INLINE_MAX 64
-/* Per thread, the connections of the last few executors it ran on. */
-#define TCACHE 4
 /* The background flush: at most one fdatasync per FLUSH_MS while lazy
  * commits keep coming (exec.h); a passive checkpoint at most every
  * CKPT_MS, so calling threads' COMMITs rarely meet SQLite's own. */
 #define FLUSH_MS 5
 #define CKPT_MS 100
-
-/* A calling thread's connection, registered with the executor. */
-struct tconn {
-    pthread_t tid;
-    struct ims_store *st;
-};
-
-/* Executors are told apart by a number never reused (not their address:
- * a freed executor's may come back), so a thread's cache cannot hand out
- * a connection an earlier executor closed. */
-struct tcache {
-    unsigned long long id;
-    struct ims_store *st;
-};
-
-static atomic_ullong exec_ids;
-static _Thread_local struct tcache tcache[TCACHE];
-static _Thread_local unsigned tcache_next;
 
 struct worker {
     struct ims_store_exec *x;
@@ -70,16 +47,18 @@ struct ims_store_exec {
     bool batch_alone;
     pthread_rwlock_t batch_mu;
 
-    /* ims_store_exec_run: SQLite files only (inline_ok, fixed at start) */
+    /* ims_store_exec_run: SQLite files only (inline_ok, fixed at start).
+     * All calling threads share one connection, one run at a time (imu):
+     * SQLite empties a connection's page cache whenever another
+     * connection committed since its last transaction, so with one per
+     * thread every run began cold and read its B-tree pages again
+     * (bench/hss/hss_storebench -m inline: 48-50 us of store work per Cx
+     * request on two threads with a connection each, 34 shared). */
     bool inline_ok;
-    unsigned long long id;
-    char *url;
-    struct ims_keyrepo *repo;
     atomic_bool closing;    /* set first by ims_store_exec_free */
     atomic_size_t running;  /* ims_store_exec_run calls in progress */
-    pthread_mutex_t tmu;    /* guards tconns */
-    struct tconn tconns[INLINE_MAX];
-    size_t ntconns;
+    pthread_mutex_t imu;    /* held for a whole run on ist */
+    struct ims_store *ist;
 
     /* the background flusher (inline_ok only): its own connection */
     struct ims_store *fst;
@@ -357,41 +336,6 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x)
     return x && x->inline_ok;
 }
 
-/* The calling thread's connection: from its cache, else from the
- * registry (a thread whose cache forgot it, or a new thread with the id
- * of one that ended: its connection is free), else a new one. */
-static int thread_store(struct ims_store_exec *x, struct ims_store **out)
-{
-    for (unsigned i = 0; i < TCACHE; i++) {
-        if (tcache[i].id == x->id) {
-            *out = tcache[i].st;
-            return 0;
-        }
-    }
-    pthread_t me = pthread_self();
-    struct ims_store *st = NULL;
-    int rc = 0;
-    pthread_mutex_lock(&x->tmu);
-    for (size_t i = 0; i < x->ntconns && !st; i++)
-        if (pthread_equal(x->tconns[i].tid, me))
-            st = x->tconns[i].st;
-    if (!st && x->ntconns == INLINE_MAX)
-        rc = IMS_ELIMIT;
-    else if (!st && (rc = ims_store_open(x->url, x->repo, &st)) == 0) {
-        st_set_sqn_generation(st, x->sqn_gen);
-        x->tconns[x->ntconns++] = (struct tconn){ me, st };
-    }
-    size_t n = x->ntconns;
-    pthread_mutex_unlock(&x->tmu);
-    if (rc) {
-        LOG_W("store", "event=inline_open_failed threads=%zu err=%s", n, ims_strerror(rc));
-        return rc;
-    }
-    tcache[tcache_next++ % TCACHE] = (struct tcache){ x->id, st };
-    *out = st;
-    return 0;
-}
-
 int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
                        void *arg, int *work_rc)
 {
@@ -399,9 +343,10 @@ int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_
         return IMS_EINVAL;
     /* counted before the check: free waits for every run that saw it clear */
     atomic_fetch_add(&x->running, 1);
-    struct ims_store *st = NULL;
-    int rc = atomic_load(&x->closing) ? IMS_EINVAL : thread_store(x, &st);
+    int rc = atomic_load(&x->closing) ? IMS_EINVAL : 0;
     if (rc == 0) {
+        struct ims_store *st = x->ist;
+        pthread_mutex_lock(&x->imu);
         bool lazy = flags & IMS_STORE_RUN_LAZY;
         if (lazy)
             st_lazy(st, true);
@@ -416,6 +361,7 @@ int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_
         if (lazy)
             st_lazy(st, false);
         after_work(x, st);
+        pthread_mutex_unlock(&x->imu);
     }
     atomic_fetch_sub(&x->running, 1);
     return rc;
@@ -454,14 +400,12 @@ void ims_store_exec_free(struct ims_store_exec *x)
             pthread_join(x->workers[i].tid, NULL);
         ims_store_close(x->workers[i].st);
     }
-    for (size_t i = 0; i < x->ntconns; i++)
-        ims_store_close(x->tconns[i].st);
+    ims_store_close(x->ist);
     completer_stop(x); /* after the store threads: they hand over to it */
     pthread_cond_destroy(&x->ccv);
     pthread_mutex_destroy(&x->cmu);
     flusher_stop(x);
-    pthread_mutex_destroy(&x->tmu);
-    ims_free(x->url);
+    pthread_mutex_destroy(&x->imu);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
     pthread_rwlock_destroy(&x->batch_mu);
@@ -484,13 +428,17 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     }
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    pthread_mutex_init(&x->tmu, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+#ifdef __GLIBC__ /* runs are tens of us: spin a little before sleeping */
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&x->imu, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&x->fmu, NULL);
     pthread_cond_init(&x->fcv, NULL);
     pthread_mutex_init(&x->cmu, NULL);
     pthread_cond_init(&x->ccv, NULL);
-    x->id = atomic_fetch_add(&exec_ids, 1) + 1; /* 0: an empty cache slot */
-    x->repo = repo;
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
 #ifdef __GLIBC__ /* a waiting batch goes before new lone jobs (no starvation) */
@@ -512,11 +460,9 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
      * would give each its own) */
     x->inline_ok = rc == 0 && strncmp(url, "sqlite:", 7) == 0 && strcmp(url + 7, ":memory:") != 0;
     if (x->inline_ok) {
-        size_t len = strlen(url) + 1;
-        x->url = ims_alloc(len);
-        rc = x->url ? ims_store_open(url, repo, &x->fst) : IMS_ENOMEM;
-        if (x->url)
-            memcpy(x->url, url, len);
+        rc = ims_store_open(url, repo, &x->fst);
+        if (rc == 0)
+            rc = ims_store_open(url, repo, &x->ist);
         /* this process's SQN generation (store_int.h): from here on its
          * connections may commit SQNs without a flush */
         if (rc == 0)
@@ -526,8 +472,10 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
                   x->fst ? ims_store_errmsg(x->fst) : "");
         for (size_t i = 0; rc == 0 && i < nthreads; i++)
             st_set_sqn_generation(x->workers[i].st, x->sqn_gen);
-        if (rc == 0)
+        if (rc == 0) {
             st_set_sqn_generation(x->fst, x->sqn_gen);
+            st_set_sqn_generation(x->ist, x->sqn_gen);
+        }
         if (rc == 0 && pthread_create(&x->ftid, NULL, flusher_main, x) != 0)
             rc = IMS_EIO;
         x->fstarted = rc == 0;

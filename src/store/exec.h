@@ -101,11 +101,14 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
  *
  * A hand-off to a store thread and back costs two thread wake-ups, more
  * than the work of most Cx requests on SQLite, whose calls never wait on a
- * network.  So a thread may run a job's work itself, with a store
- * connection of its own: opened on its first call (from the executor's url
- * and repo), kept for that thread, closed by ims_store_exec_free().  Write
- * transactions of all connections of a file take turns on one mutex
- * (store_sqlite.c), never SQLite's sleeping busy handler.
+ * network.  So a thread may run a job's work itself, on the executor's
+ * inline connection (opened by ims_store_exec_new(), closed by
+ * ims_store_exec_free()), which every calling thread shares, one run at a
+ * time: a connection's page cache stays warm only while no other
+ * connection commits (SQLite empties it otherwise).  A run may so wait
+ * for another thread's run.  Write transactions of all connections of a
+ * file take turns on one mutex (store_sqlite.c), never SQLite's sleeping
+ * busy handler.
  *
  * One transaction per run: the work's store calls run in a read
  * transaction (SQLite BEGIN DEFERRED: one snapshot, one round of SQLite's
@@ -137,14 +140,12 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x);
 /* The writes of the work need no flush before it returns (st_lazy). */
 #define IMS_STORE_RUN_LAZY 1u
 
-/* Runs work(store, arg) on the calling thread, with the thread's own
+/* Runs work(store, arg) on the calling thread, with the inline
  * connection, and stores its return value in *work_rc.  Returns 0 when
  * work ran, otherwise work did not run (the caller submits the job
- * instead): IMS_EINVAL (not inline_ok, or ims_store_exec_free() started),
- * IMS_ELIMIT (INLINE_MAX threads have a connection already),
- * IMS_ENOMEM or an ims_store_open() error.  Thread-safe; must not be
- * called from inside work, nor once ims_store_exec_free() may have
- * returned. */
+ * instead): IMS_EINVAL (not inline_ok, or ims_store_exec_free() started).
+ * Thread-safe; must not be called from inside work (the run would wait
+ * for itself), nor once ims_store_exec_free() may have returned. */
 int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
                        void *arg, int *work_rc);
 
