@@ -514,10 +514,15 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     lj->arg = arg;
     ims_hss_result_init(&lj->j.res);
     unsigned flags;
-    if (run_inline(h, &lj->req, &flags) &&
-        ims_store_exec_run(h->exec, flags, work, &lj->j, &lj->j.rc) == 0) {
-        ims_loop_defer(loop, &lj->defer, local_deferred, lj, local_cancel);
-        return 0;
+    if (run_inline(h, &lj->req, &flags)) {
+        int irc = ims_store_exec_run(h->exec, flags, work, &lj->j, &lj->j.rc);
+        if (irc == 0) {
+            ims_loop_defer(loop, &lj->defer, local_deferred, lj, local_cancel);
+            return 0;
+        }
+        if (irc == IMS_EAGAIN && ims_store_exec_hand(h->exec, flags, loop, &lj->j.sj, work,
+                                                     local_done, local_cancel, lj) == 0)
+            return 0;
     }
     int rc = ims_store_exec_submit(h->exec, loop, &lj->j.sj, work, local_done, local_cancel, lj);
     if (rc) {

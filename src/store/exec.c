@@ -48,7 +48,8 @@ struct ims_store_exec {
     pthread_rwlock_t batch_mu;
 
     /* ims_store_exec_run: SQLite files only (inline_ok, fixed at start).
-     * All calling threads share one connection, one run at a time (imu):
+     * All calling threads share one connection, one run at a time (imu;
+     * a thread that finds it taken hands its job over instead of waiting):
      * SQLite empties a connection's page cache whenever another
      * connection committed since its last transaction, so with one per
      * thread every run began cold and read its B-tree pages again
@@ -57,8 +58,13 @@ struct ims_store_exec {
     bool inline_ok;
     atomic_bool closing;    /* set first by ims_store_exec_free */
     atomic_size_t running;  /* ims_store_exec_run calls in progress */
-    pthread_mutex_t imu;    /* held for a whole run on ist */
+    pthread_mutex_t imu;    /* held for a whole run on ist; only ever tried */
     struct ims_store *ist;
+    /* jobs handed over to the thread holding imu (ims_store_exec_hand),
+     * FIFO guarded by hmu; handed: the list may be non-empty */
+    pthread_mutex_t hmu;
+    struct ims_store_job *hhead, *htail;
+    atomic_bool handed;
 
     /* the background flusher (inline_ok only): its own connection */
     struct ims_store *fst;
@@ -336,6 +342,62 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x)
     return x && x->inline_ok;
 }
 
+/* One job's work on the inline connection (imu held). */
+static int run_one(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work, void *arg)
+{
+    struct ims_store *st = x->ist;
+    bool lazy = flags & IMS_STORE_RUN_LAZY;
+    if (lazy)
+        st_lazy(st, true);
+    /* one transaction for all of the work's store calls (exec.h) */
+    st_req_begin(st);
+    int rc = work(st, arg);
+    int trc = st_req_end(st);
+    if (trc) { /* nothing of it was stored: whatever work made of it is void */
+        LOG_W("store", "event=inline_tx_failed err=%s", ims_strerror(trc));
+        rc = trc;
+    }
+    if (lazy)
+        st_lazy(st, false);
+    after_work(x, st);
+    return rc;
+}
+
+/* imu held: runs the jobs handed over (ims_store_exec_hand) until none is
+ * left, posting each completion to its loop. */
+static void run_handed(struct ims_store_exec *x)
+{
+    for (;;) {
+        pthread_mutex_lock(&x->hmu);
+        struct ims_store_job *job = x->hhead;
+        x->hhead = x->htail = NULL;
+        atomic_store(&x->handed, false);
+        pthread_mutex_unlock(&x->hmu);
+        if (!job)
+            return;
+        while (job) {
+            struct ims_store_job *next = job->next; /* done may reuse the job */
+            job->rc = run_one(x, job->flags, job->work, job->arg);
+            complete(job);
+            job = next;
+        }
+    }
+}
+
+/* Lets go of the inline connection.  A job handed over after the holder's
+ * last look would wait for the next run: so look again after the unlock,
+ * and run it if no other thread took the connection meanwhile (that one
+ * then runs it). */
+static void release(struct ims_store_exec *x)
+{
+    for (;;) {
+        pthread_mutex_unlock(&x->imu);
+        if (!atomic_load(&x->handed) || pthread_mutex_trylock(&x->imu) != 0)
+            return;
+        run_handed(x);
+    }
+}
+
 int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
                        void *arg, int *work_rc)
 {
@@ -344,24 +406,41 @@ int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_
     /* counted before the check: free waits for every run that saw it clear */
     atomic_fetch_add(&x->running, 1);
     int rc = atomic_load(&x->closing) ? IMS_EINVAL : 0;
+    if (rc == 0 && pthread_mutex_trylock(&x->imu) != 0)
+        rc = IMS_EAGAIN; /* another thread's run: the caller hands the job over */
     if (rc == 0) {
-        struct ims_store *st = x->ist;
-        pthread_mutex_lock(&x->imu);
-        bool lazy = flags & IMS_STORE_RUN_LAZY;
-        if (lazy)
-            st_lazy(st, true);
-        /* one transaction for all of the work's store calls (exec.h) */
-        st_req_begin(st);
-        *work_rc = work(st, arg);
-        int trc = st_req_end(st);
-        if (trc) { /* nothing of it was stored: whatever work made of it is void */
-            LOG_W("store", "event=inline_tx_failed err=%s", ims_strerror(trc));
-            *work_rc = trc;
+        *work_rc = run_one(x, flags, work, arg);
+        run_handed(x);
+        release(x);
+    }
+    atomic_fetch_sub(&x->running, 1);
+    return rc;
+}
+
+int ims_store_exec_hand(struct ims_store_exec *x, unsigned flags, struct ims_loop *loop,
+                        struct ims_store_job *job, ims_store_work_fn work,
+                        ims_store_done_fn done, ims_store_cancel_fn cancel, void *arg)
+{
+    if (!x->inline_ok || !loop)
+        return IMS_EINVAL;
+    atomic_fetch_add(&x->running, 1);
+    int rc = atomic_load(&x->closing) ? IMS_EINVAL : 0;
+    if (rc == 0) {
+        *job = (struct ims_store_job){ .work = work, .done = done, .cancel = cancel,
+                                       .arg = arg, .loop = loop, .flags = flags };
+        pthread_mutex_lock(&x->hmu);
+        if (x->htail)
+            x->htail->next = job;
+        else
+            x->hhead = job;
+        x->htail = job;
+        atomic_store(&x->handed, true);
+        pthread_mutex_unlock(&x->hmu);
+        /* the holder may have looked for the last time already */
+        if (pthread_mutex_trylock(&x->imu) == 0) {
+            run_handed(x);
+            release(x);
         }
-        if (lazy)
-            st_lazy(st, false);
-        after_work(x, st);
-        pthread_mutex_unlock(&x->imu);
     }
     atomic_fetch_sub(&x->running, 1);
     return rc;
@@ -406,6 +485,7 @@ void ims_store_exec_free(struct ims_store_exec *x)
     pthread_mutex_destroy(&x->cmu);
     flusher_stop(x);
     pthread_mutex_destroy(&x->imu);
+    pthread_mutex_destroy(&x->hmu);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
     pthread_rwlock_destroy(&x->batch_mu);
@@ -428,13 +508,8 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     }
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-#ifdef __GLIBC__ /* runs are tens of us: spin a little before sleeping */
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
-    pthread_mutex_init(&x->imu, &ma);
-    pthread_mutexattr_destroy(&ma);
+    pthread_mutex_init(&x->imu, NULL);
+    pthread_mutex_init(&x->hmu, NULL);
     pthread_mutex_init(&x->fmu, NULL);
     pthread_cond_init(&x->fcv, NULL);
     pthread_mutex_init(&x->cmu, NULL);

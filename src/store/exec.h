@@ -75,6 +75,7 @@ struct ims_store_job {
     void *arg;
     struct ims_loop *loop;
     int rc;
+    unsigned flags; /* ims_store_exec_hand */
     struct ims_store_job *next;
 };
 
@@ -105,8 +106,12 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
  * inline connection (opened by ims_store_exec_new(), closed by
  * ims_store_exec_free()), which every calling thread shares, one run at a
  * time: a connection's page cache stays warm only while no other
- * connection commits (SQLite empties it otherwise).  A run may so wait
- * for another thread's run.  Write transactions of all connections of a
+ * connection commits (SQLite empties it otherwise).  A thread that finds
+ * it in use does not wait: it hands the job to the thread using it
+ * (ims_store_exec_hand), which runs it before it lets go and posts the
+ * completion to the job's loop; so no worker sleeps while another runs
+ * store work, and the connection's user runs the queue it finds (no
+ * thread wake-up per job).  Write transactions of all connections of a
  * file take turns on one mutex (store_sqlite.c), never SQLite's sleeping
  * busy handler.
  *
@@ -141,12 +146,26 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x);
 #define IMS_STORE_RUN_LAZY 1u
 
 /* Runs work(store, arg) on the calling thread, with the inline
- * connection, and stores its return value in *work_rc.  Returns 0 when
- * work ran, otherwise work did not run (the caller submits the job
- * instead): IMS_EINVAL (not inline_ok, or ims_store_exec_free() started).
- * Thread-safe; must not be called from inside work (the run would wait
- * for itself), nor once ims_store_exec_free() may have returned. */
+ * connection, and stores its return value in *work_rc; then, before it
+ * returns, the jobs other threads handed over meanwhile.  Returns 0 when
+ * work ran, otherwise work did not run: IMS_EAGAIN (another thread is
+ * using the connection: hand the job over, ims_store_exec_hand), IMS_EINVAL
+ * (not inline_ok, or ims_store_exec_free() started: submit it instead).
+ * Thread-safe; must not be called from inside work, nor once
+ * ims_store_exec_free() may have returned. */
 int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
                        void *arg, int *work_rc);
+
+/* After IMS_EAGAIN from ims_store_exec_run(): queues job for the thread
+ * using the inline connection, which runs work(store, arg) as
+ * ims_store_exec_run() would (flags alike) and posts done(loop, rc, arg)
+ * to loop; if that thread let go meanwhile, the job runs here, its done
+ * still posted (never called from inside this call).  job is borrowed,
+ * cancel may be NULL, as for ims_store_exec_submit() (rule 1, 2 with a
+ * loop).  0, or IMS_EINVAL (not inline_ok, loop NULL, or
+ * ims_store_exec_free() started: nothing runs; submit instead). */
+int ims_store_exec_hand(struct ims_store_exec *x, unsigned flags, struct ims_loop *loop,
+                        struct ims_store_job *job, ims_store_work_fn work,
+                        ims_store_done_fn done, ims_store_cancel_fn cancel, void *arg);
 
 #endif

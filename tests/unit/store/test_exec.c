@@ -332,8 +332,12 @@ static void *runner_main(void *arg)
     for (int i = 0; i < RUNS; i++) {
         int wrc = -1;
         bool lazy = i % 2;
-        int rc = ims_store_exec_run(r->x, lazy ? IMS_STORE_RUN_LAZY : 0,
-                                    lazy ? work_reg : work_mixed, r, &wrc);
+        int rc;
+        /* the other runner's run: a caller with a loop would hand the job
+         * over (test_hand_over); these two just try again */
+        while ((rc = ims_store_exec_run(r->x, lazy ? IMS_STORE_RUN_LAZY : 0,
+                                        lazy ? work_reg : work_mixed, r, &wrc)) == IMS_EAGAIN)
+            sched_yield();
         if (rc || wrc)
             r->errors++;
         if (lazy)
@@ -422,6 +426,101 @@ static void test_run_two_threads(void **state)
     ims_store_close(other);
     /* the thread connections close here (ASan reports them otherwise) */
     ims_store_exec_free(x);
+}
+
+/* ims_store_exec_hand: a job that finds the inline connection in use is
+ * run by the thread using it, before that one lets go, and completes on
+ * the job's loop. */
+struct holder {
+    struct ims_store_exec *x;
+    atomic_bool inside, release;
+    int wrc;
+};
+
+static int work_hold(struct ims_store *st, void *arg)
+{
+    struct holder *h = arg;
+    atomic_store(&h->inside, true);
+    while (!atomic_load(&h->release))
+        sched_yield();
+    return ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, NULL);
+}
+
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    int rc = ims_store_exec_run(h->x, 0, work_hold, h, &h->wrc);
+    if (rc)
+        h->wrc = rc;
+    return NULL;
+}
+
+struct handed {
+    pthread_t ran_on, done_on;
+    uint64_t sqn;
+    int rc;
+    bool done;
+};
+
+static int work_handed(struct ims_store *st, void *arg)
+{
+    struct handed *j = arg;
+    j->ran_on = pthread_self();
+    return ims_store_sqn_update(st, S("bob@ims.test"), next_sqn, NULL, &j->sqn);
+}
+
+static void done_handed(struct ims_loop *loop, int rc, void *arg)
+{
+    struct handed *j = arg;
+    j->done_on = pthread_self();
+    j->rc = rc;
+    j->done = true;
+    ims_loop_stop(loop);
+}
+
+static void test_hand_over(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = alice_bob_inline(f);
+    if (!x)
+        return;
+    struct ims_loop *loop = NULL;
+    assert_int_equal(ims_loop_new(64, &loop), 0);
+    struct holder h = { .x = x };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.inside))
+        sched_yield();
+    /* in use: this thread is told so at once, and hands its job over */
+    int ran = 0, wrc = -1;
+    assert_int_equal(ims_store_exec_run(x, 0, work_nothing, &ran, &wrc), IMS_EAGAIN);
+    assert_int_equal(ran, 0);
+    static struct ims_store_job job;
+    struct handed j = { .rc = -1 };
+    assert_int_equal(ims_store_exec_hand(x, 0, loop, &job, work_handed, done_handed, NULL, &j), 0);
+    assert_false(j.done);
+    atomic_store(&h.release, true);
+    pthread_join(t, NULL);
+    assert_int_equal(h.wrc, 0);
+    /* the holder ran it before it returned; the completion waits on the loop */
+    assert_true(pthread_equal(j.ran_on, t));
+    assert_false(j.done);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_true(j.done);
+    assert_true(pthread_equal(j.done_on, pthread_self()));
+    assert_int_equal(j.rc, 0);
+    assert_true(j.sqn > 0);
+    /* free: the connection is free again, so a hand-over runs right here */
+    struct handed k = { .rc = -1 };
+    assert_int_equal(ims_store_exec_hand(x, 0, loop, &job, work_handed, done_handed, NULL, &k), 0);
+    assert_true(pthread_equal(k.ran_on, pthread_self()));
+    assert_false(k.done);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_true(k.done);
+    assert_int_equal(k.rc, 0);
+    assert_true(k.sqn > j.sqn);
+    ims_store_exec_free(x);
+    ims_loop_free(loop);
 }
 
 /* A connection belongs to its executor: a thread that ran on one that was
@@ -525,6 +624,7 @@ const struct CMUnitTest exec_tests[] = {
     T(test_bad_args),
     T(test_group_commit),
     T(test_run_two_threads),
+    T(test_hand_over),
     T(test_run_per_executor),
     T(test_run_one_transaction),
 };
