@@ -246,8 +246,17 @@ static void test_store_sweep(void **state)
                          ims_loc_expire(l, 1, 2, NOW + 150, gone_cb, &g),
                      0);
     assert_int_equal(ims_loc_count(l), 2);
-    size_t n = ims_loc_expire(l, 0, 2, NOW + 200, gone_cb, &g) +
-               ims_loc_expire(l, 1, 2, NOW + 200, gone_cb, &g);
+    /* the one left expires at NOW + 200: not a second before */
+    assert_int_equal(ims_loc_expire(l, 0, 1, NOW + 199, gone_cb, &g), 0);
+    assert_int_equal(ims_loc_count(l), 2);
+    /* a refresh that shortens it (to NOW + 160) counts at once, although
+     * the record was swept (and its earliest expiry noted) before */
+    struct ims_reg_binding shorter = bind("sip:bob@10.0.0.2", 160);
+    struct setup_ctx c2 = { "bob@ims.test", set, 2, &shorter, 1, 2 };
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:bob@ims.test"), NOW, scratch, set_fn, &c2), 0);
+    assert_int_equal(ims_loc_expire(l, 0, 1, NOW + 159, gone_cb, &g), 0);
+    size_t n = ims_loc_expire(l, 0, 2, NOW + 160, gone_cb, &g) +
+               ims_loc_expire(l, 1, 2, NOW + 160, gone_cb, &g);
     assert_int_equal(n, 1);
     assert_int_equal(g.n, 1);
     assert_string_equal(g.impu, "sip:bob@ims.test");
