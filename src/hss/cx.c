@@ -583,13 +583,11 @@ static int impi_cb(void *ctx, const struct ims_impi_rec *rec)
 
 /* Charging-Information and Associated-Identities (the subscription's IMPIs,
  * when there is more than one). */
-static int add_sub_info(struct ims_store *st, ims_str impu, struct hss_result *r)
+/* Charging addresses and the IMPIs of the subscription sub (the one
+ * ims_hss_user_data read). */
+static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, struct hss_result *r)
 {
-    struct ims_sub_rec sub;
-    int rc = ims_store_sub_of_impu(st, impu, &sub);
-    if (rc)
-        return rc;
-    const char *f[4] = { sub.ecf[0], sub.ecf[1], sub.ccf[0], sub.ccf[1] };
+    const char *f[4] = { sub->ecf[0], sub->ecf[1], sub->ccf[0], sub->ccf[1] };
     ims_str *slot[4] = { &r->ans.charging.ecf[0], &r->ans.charging.ecf[1],
                          &r->ans.charging.ccf[0], &r->ans.charging.ccf[1] };
     for (int i = 0; i < 4; i++) {
@@ -602,7 +600,7 @@ static int add_sub_info(struct ims_store *st, ims_str impu, struct hss_result *r
     if (r->ans.charging.present)
         DIA_SET(&r->ans, DIA_ANS_CHARGING);
     struct impi_ctx c = { r, 0 };
-    rc = ims_store_impi_list(st, ims_str_cstr(sub.name), impi_cb, &c);
+    int rc = ims_store_impi_list(st, ims_str_cstr(sub->name), impi_cb, &c);
     if (rc)
         return rc;
     if (c.n > 1) {
@@ -613,7 +611,9 @@ static int add_sub_info(struct ims_store *st, ims_str impu, struct hss_result *r
     return 0;
 }
 
-int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct ims_buf *xml)
+/* ims_hss_user_data, which also leaves the subscription in *sub. */
+static int user_data(struct ims_store *st, ims_str impi, ims_str impu, struct ims_buf *xml,
+                     struct ims_sub_rec *sub)
 {
     size_t n = 0, nprof = 0;
     char impi_buf[1][IMS_STORE_ID_MAX];
@@ -621,9 +621,8 @@ int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct i
     struct ims_ud_impu *uds = ims_calloc(IRS_MAX, sizeof(*uds));
     struct ims_ud_profile *profs = ims_calloc(IRS_MAX, sizeof(*profs));
     struct ims_buf *frags = ims_calloc(IRS_MAX, sizeof(*frags));
-    struct ims_sub_rec *sub = ims_calloc(1, sizeof(*sub));
     int rc = IMS_ENOMEM;
-    if (!arr || !uds || !profs || !frags || !sub)
+    if (!arr || !uds || !profs || !frags)
         goto out;
     rc = ims_store_impus_of_irs(st, impu, arr, IRS_MAX, &n);
     if (rc == IMS_ELIMIT) {
@@ -688,13 +687,21 @@ out:
     ims_free(uds);
     ims_free(profs);
     ims_free(frags);
+    return rc;
+}
+
+int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct ims_buf *xml)
+{
+    struct ims_sub_rec *sub = ims_calloc(1, sizeof(*sub));
+    int rc = sub ? user_data(st, impi, impu, xml, sub) : IMS_ENOMEM;
     ims_free(sub);
     return rc;
 }
 
 static int add_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct hss_result *r)
 {
-    int rc = ims_hss_user_data(st, impi, impu, &r->xml);
+    struct ims_sub_rec sub;
+    int rc = user_data(st, impi, impu, &r->xml, &sub);
     if (rc == IMS_ELIMIT) {
         exp_result(r, DIA_ERROR_TOO_MUCH_DATA);
         return 1; /* answered */
@@ -703,8 +710,7 @@ static int add_user_data(struct ims_store *st, ims_str impi, ims_str impu, struc
         return rc;
     r->ans.user_data = ims_buf_str(&r->xml);
     DIA_SET(&r->ans, DIA_ANS_USER_DATA);
-    rc = add_sub_info(st, impu, r);
-    return rc;
+    return add_sub_info(st, &sub, r);
 }
 
 /* ------------------------------------------------------------ SAR */
@@ -796,12 +802,14 @@ int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct
         if (rc)
             return rc;
     }
-    rc = get_impu(st, targets[0], &primary, &found);
-    if (rc)
-        return rc;
-    if (!found) {
-        exp_result(res, DIA_ERROR_USER_UNKNOWN);
-        return 0;
+    if (rq->n_impu != 1) { /* else the loop above just read targets[0] into primary */
+        rc = get_impu(st, targets[0], &primary, &found);
+        if (rc)
+            return rc;
+        if (!found) {
+            exp_result(res, DIA_ERROR_USER_UNKNOWN);
+            return 0;
+        }
     }
     bool same = primary.scscf_name[0] &&
                 ims_str_eq(ims_str_cstr(primary.scscf_name), rq->server_name);
