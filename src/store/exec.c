@@ -180,6 +180,19 @@ static void job_cancel(void *arg)
         job->cancel(job->arg);
 }
 
+/* Appends the list first..last (linked by next) to the FIFO *head..*tail;
+ * the caller holds the FIFO's lock. */
+static void fifo_append(struct ims_store_job **head, struct ims_store_job **tail,
+                        struct ims_store_job *first, struct ims_store_job *last)
+{
+    last->next = NULL;
+    if (*tail)
+        (*tail)->next = first;
+    else
+        *head = first;
+    *tail = last;
+}
+
 /* ---- the completion thread ----
  *
  * A Diameter answer is built and handed to freeDiameter in done: a fifth of
@@ -217,13 +230,8 @@ static void hand_over(struct ims_store_exec *x, struct ims_store_job *head,
 {
     if (!head)
         return;
-    tail->next = NULL;
     pthread_mutex_lock(&x->cmu);
-    if (x->ctail)
-        x->ctail->next = head;
-    else
-        x->chead = head;
-    x->ctail = tail;
+    fifo_append(&x->chead, &x->ctail, head, tail);
     pthread_cond_signal(&x->ccv);
     pthread_mutex_unlock(&x->cmu);
 }
@@ -429,11 +437,7 @@ int ims_store_exec_hand(struct ims_store_exec *x, unsigned flags, struct ims_loo
         *job = (struct ims_store_job){ .work = work, .done = done, .cancel = cancel,
                                        .arg = arg, .loop = loop, .flags = flags };
         pthread_mutex_lock(&x->hmu);
-        if (x->htail)
-            x->htail->next = job;
-        else
-            x->hhead = job;
-        x->htail = job;
+        fifo_append(&x->hhead, &x->htail, job, job);
         atomic_store(&x->handed, true);
         pthread_mutex_unlock(&x->hmu);
         /* the holder may have looked for the last time already */
@@ -578,21 +582,12 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
                           struct ims_store_job *job, ims_store_work_fn work,
                           ims_store_done_fn done, ims_store_cancel_fn cancel, void *arg)
 {
-    job->work = work;
-    job->done = done;
-    job->cancel = cancel;
-    job->arg = arg;
-    job->loop = loop;
-    job->rc = 0;
-    job->next = NULL;
+    *job = (struct ims_store_job){ .work = work, .done = done, .cancel = cancel, .arg = arg,
+                                   .loop = loop };
     pthread_mutex_lock(&x->mu);
     int rc = x->stopping ? IMS_EINVAL : x->queued >= x->max_queued ? IMS_ELIMIT : 0;
     if (rc == 0) {
-        if (x->tail)
-            x->tail->next = job;
-        else
-            x->head = job;
-        x->tail = job;
+        fifo_append(&x->head, &x->tail, job, job);
         x->queued++;
         pthread_cond_signal(&x->cv);
     }

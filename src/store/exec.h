@@ -48,8 +48,10 @@
  *    is passed to done as rc (or the batch's error, see above).
  * 4. ims_store_exec_submit() is thread-safe.  ims_store_exec_free() lets
  *    every queued job finish (their completions are posted), waits for
- *    ims_store_exec_run() calls in progress, joins the threads, flushes
- *    and closes the stores; submits and runs after it started fail.  Loops
+ *    ims_store_exec_run() and ims_store_exec_hand() calls in progress (they
+ *    run the jobs handed over before they return), joins the threads,
+ *    flushes and closes the stores; submits, runs and hand-overs after it
+ *    started fail.  Loops
  *    must keep running (or be freed, for cancel) until the completions
  *    arrive. */
 #ifndef IMS_STORE_EXEC_H
