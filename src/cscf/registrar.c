@@ -91,6 +91,39 @@ size_t ims_reg_expire_contacts(struct ims_reg *r, int64_t now)
     return k;
 }
 
+/* The contacts are kept in the order they were last registered (or
+ * refreshed), oldest first, so a terminating request can prefer the newest
+ * of equal ones (ims_reg_contact_pick) without a field of its own: the
+ * packed and persisted records keep the array order. */
+static void contact_remove(struct ims_reg *r, size_t k)
+{
+    memmove(&r->contacts[k], &r->contacts[k + 1],
+            (r->ncontacts - k - 1) * sizeof(r->contacts[0]));
+    r->ncontacts--;
+}
+
+static void contact_to_end(struct ims_reg *r, size_t k)
+{
+    if (k + 1 >= r->ncontacts)
+        return;
+    struct ims_reg_contact c = r->contacts[k];
+    contact_remove(r, k);
+    r->contacts[r->ncontacts++] = c;
+}
+
+const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r)
+{
+    if (r->ncontacts == 0)
+        return NULL;
+    const struct ims_reg_contact *best = &r->contacts[0];
+    for (size_t i = 1; i < r->ncontacts; i++) {
+        const struct ims_reg_contact *c = &r->contacts[i];
+        if (c->q > best->q || (c->q == best->q && c->expires >= best->expires))
+            best = c;
+    }
+    return best;
+}
+
 /* RFC 3261 §10.3 step 6 / RFC 5626 §6: the stored contact this binding
  * names: same +sip.instance when both have one, else equal URIs
  * (§19.1.4).  -1 if none. */
@@ -164,10 +197,8 @@ int ims_reg_apply(struct ims_reg *r, const struct ims_reg_req *rq, const struct 
             e = pol->max_expires;
         long k = find_contact(r, b);
         if (e == 0) {
-            if (k >= 0) {
-                r->contacts[k] = r->contacts[r->ncontacts - 1];
-                r->ncontacts--;
-            }
+            if (k >= 0)
+                contact_remove(r, (size_t)k);
             continue;
         }
         if (k < 0) {
@@ -192,6 +223,7 @@ int ims_reg_apply(struct ims_reg *r, const struct ims_reg_req *rq, const struct 
         c->cseq = rq->cseq;
         c->q = b->q;
         c->expires = now + e;
+        contact_to_end(r, (size_t)k);
     }
     return 0;
 }

@@ -72,6 +72,10 @@ struct ims_reg {
 
 /* Drops r's profile reference and empties it (keeps nothing). */
 void ims_reg_clear(struct ims_reg *r);
+/* The contact a terminating request goes to: the highest q, then the
+ * latest expiry, then the most recently registered (contacts are kept in
+ * registration order).  NULL when there is none. */
+const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r);
 
 /* ---- the binding rules (pure: unit-tested without a store) ---- */
 

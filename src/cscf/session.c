@@ -688,11 +688,10 @@ int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str i
     int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
     if (rc)
         goto out;
-    const struct ims_reg_contact *best = &reg->contacts[0];
-    for (size_t i = 1; i < reg->ncontacts; i++) {
-        const struct ims_reg_contact *c = &reg->contacts[i];
-        if (c->q > best->q || (c->q == best->q && c->expires > best->expires))
-            best = c;
+    const struct ims_reg_contact *best = ims_reg_contact_pick(reg);
+    if (!best) {
+        rc = IMS_ENOENT;
+        goto out;
     }
     char route[IMS_REG_PATH_MAX + 16];
     struct sip_nameaddr hop;

@@ -77,6 +77,50 @@ static void test_apply_basic(void **state)
     free(r);
 }
 
+/* A terminating request goes to the highest q, then the latest expiry,
+ * then the newest registration: two registrations of equal Expires made in
+ * one second go to the one made last, and a refresh makes a contact the
+ * newest again (the array keeps registration order). */
+static void test_pick_newest(void **state)
+{
+    (void)state;
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding a = bind("sip:alice@10.0.0.1:5060", 600);
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.2:5060", 600);
+    assert_null(ims_reg_contact_pick(r));
+    assert_int_equal(apply(r, &a, 1, -1, 1, NOW), 0);
+    assert_int_equal(apply(r, &b, 1, -1, 2, NOW), 0);
+    assert_string_equal(ims_reg_contact_pick(r)->uri, "sip:alice@10.0.0.2:5060");
+    assert_int_equal(apply(r, &a, 1, -1, 3, NOW), 0);
+    assert_string_equal(ims_reg_contact_pick(r)->uri, "sip:alice@10.0.0.1:5060");
+    /* a later expiry and a higher q still come first */
+    struct ims_reg_binding b2 = bind("sip:alice@10.0.0.2:5060", 601);
+    assert_int_equal(apply(r, &b2, 1, -1, 4, NOW), 0);
+    assert_int_equal(apply(r, &a, 1, -1, 5, NOW), 0);
+    assert_string_equal(ims_reg_contact_pick(r)->uri, "sip:alice@10.0.0.2:5060");
+    a.q = 900;
+    b2.q = 800;
+    assert_int_equal(apply(r, &b2, 1, -1, 6, NOW), 0);
+    assert_int_equal(apply(r, &a, 1, -1, 7, NOW), 0);
+    assert_string_equal(ims_reg_contact_pick(r)->uri, "sip:alice@10.0.0.1:5060");
+    /* removing one keeps the order of the others */
+    struct ims_reg_binding c = bind("sip:alice@10.0.0.3:5060", 600);
+    struct ims_reg_policy pol3 = POL;
+    pol3.max_contacts = 3;
+    struct ims_reg_req rq = { .b = &c, .n = 1, .hdr_expires = -1, .call_id = IMS_S("cid-1"),
+                              .cseq = 8 };
+    unsigned mn = 0;
+    assert_int_equal(ims_reg_apply(r, &rq, &pol3, NOW, &mn), 0);
+    assert_int_equal(r->ncontacts, 3);
+    a.expires = 0;
+    assert_int_equal(apply(r, &a, 1, -1, 9, NOW), 0);
+    assert_int_equal(r->ncontacts, 2);
+    assert_string_equal(r->contacts[0].uri, "sip:alice@10.0.0.2:5060");
+    assert_string_equal(r->contacts[1].uri, "sip:alice@10.0.0.3:5060");
+    ims_reg_clear(r);
+    free(r);
+}
+
 static void test_apply_refusals(void **state)
 {
     struct ims_reg *r = new_reg();
@@ -427,6 +471,7 @@ int run_registrar_tests(void)
         cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_sweep),
         cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),
         cmocka_unit_test(test_store_round_trip),
+        cmocka_unit_test(test_pick_newest),
     };
     return cmocka_run_group_tests_name("registrar", tests, NULL, NULL);
 }
