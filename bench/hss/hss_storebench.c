@@ -301,6 +301,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: hss_storebench [-m exec|inline] [-t THREADS] [-w WINDOW] "
                     "[-s SECONDS] [-S mar-digest|mar-aka|uar|sar-reg|sar-rereg|ims-reg] "
+                    "[-c CACHE_ENTRIES] "
                     "STORE_URL KEYS_DIR N\n");
     exit(2);
 }
@@ -309,14 +310,16 @@ int main(int argc, char **argv)
 {
     const char *mode = "exec";
     long threads = -1, window = 64;
+    size_t cache = 262144; /* [hss] cache_entries' default */
     double seconds = 10;
     int c;
-    while ((c = getopt(argc, argv, "m:t:w:s:S:")) != -1) {
+    while ((c = getopt(argc, argv, "m:t:w:s:S:c:")) != -1) {
         switch (c) {
         case 'm': mode = optarg; break;
         case 't': threads = atol(optarg); break;
         case 'w': window = atol(optarg); break;
         case 's': seconds = atof(optarg); break;
+        case 'c': cache = strtoul(optarg, NULL, 10); break;
         case 'S': {
             size_t i;
             for (i = 0; i < sizeof(sc_names) / sizeof(sc_names[0]); i++)
@@ -347,7 +350,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct ims_store_exec *x = NULL;
-    int rc = ims_store_exec_new(argv[optind], repo, inl ? 1 : (size_t)threads, 65536, &x);
+    int rc = ims_store_exec_new(argv[optind], repo, inl ? 1 : (size_t)threads, 65536, cache,
+                                &x);
     if (rc) {
         fprintf(stderr, "hss_storebench: store: %s\n", ims_strerror(rc));
         return 1;
@@ -371,6 +375,8 @@ int main(int argc, char **argv)
         store = store_cpu();
     }
     double wall = now() - t0, cpu = process_cpu() - p0;
+    struct ims_store_cache_stats cs;
+    ims_store_exec_cache_stats(x, &cs);
     ims_store_exec_free(x);
     ims_keyrepo_free(repo);
     unsigned long long n = atomic_load(&done_count), bad = atomic_load(&fail_count);
@@ -379,8 +385,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("scenario=%s mode=%s threads=%ld requests=%llu failed=%llu per_s=%.0f "
-           "cpu_us=%.1f store_thread_us=%.1f\n",
+           "cpu_us=%.1f store_thread_us=%.1f cache_hits=%llu cache_misses=%llu\n",
            sc_names[B.sc], mode, threads, n, bad, (double)n / wall, n ? cpu * 1e6 / (double)n : 0,
-           n ? store * 1e6 / (double)n : 0);
+           n ? store * 1e6 / (double)n : 0, (unsigned long long)cs.hits,
+           (unsigned long long)cs.misses);
     return bad ? 1 : 0;
 }

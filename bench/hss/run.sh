@@ -270,7 +270,22 @@ say "bench-hss: seeded $SUBS subscribers in $SEED_S s (hss.db $DB_MB MiB)"
 NRATES=$(($(wc -w <<<"$RATES") * REPEAT))
 # a sweep restarts the servers on a fresh copy of the seeded store for each rate
 [ "$NRATES" -le 1 ] || cp -a "$WORK/var" "$WORK/var-seed"
-[ -z "$COMPARE" ] || cp -a "$WORK/var" "$WORK/var-cmp" # before anyone writes
+# The --compare server gets a copy of the same store; or, when that build has
+# its own tools (DIR/bench-hss, see README), a store they seeded the same way:
+# an older imscloud cannot open a store made with a newer schema.
+CMP_SEED=var
+if [ -n "$COMPARE" ] && [ -x "$COMPARE/bench-hss/hss_bench_seed" ]; then
+    mkdir -p "$WORK/var-cmp-seed"
+    chmod 700 "$WORK/var-cmp-seed"
+    "$COMPARE/bench-hss/hss_bench_seed" seed "${seed_args[@]}" "sqlite:$WORK/var-cmp-seed/hss.db" \
+        "$WORK/var-cmp-seed/keys" "$SUBS" >"$WORK/seed-cmp.log" 2>&1 ||
+        die "seeding the --compare store failed: $(tail -5 "$WORK/seed-cmp.log")"
+    CMP_SEED=var-cmp-seed
+    say "bench-hss: the --compare store was seeded by $COMPARE/bench-hss/hss_bench_seed"
+elif [ "$NRATES" -gt 1 ]; then
+    CMP_SEED=var-seed
+fi
+[ -z "$COMPARE" ] || cp -a "$WORK/$CMP_SEED" "$WORK/var-cmp" # before anyone writes
 
 # start_hss: the HSS under test (and the --compare one) on new ports
 start_hss() {
@@ -307,7 +322,7 @@ restart_hss() { # fresh copies of the seeded store, new server processes
     [ -z "$COMPARE" ] || stop_server "$CMP_PID"
     rm -rf "${WORK:?}/var" "${WORK:?}/var-cmp"
     cp -a "$WORK/var-seed" "$WORK/var"
-    [ -z "$COMPARE" ] || cp -a "$WORK/var-seed" "$WORK/var-cmp"
+    [ -z "$COMPARE" ] || cp -a "$WORK/$CMP_SEED" "$WORK/var-cmp"
     start_hss
 }
 start_slf() {

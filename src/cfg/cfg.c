@@ -130,6 +130,11 @@ static const struct key keys[] = {
       "sqlite::memory: (each connection would have a database of its own)." },
     { "hss", "store_queue", K_UINT, "4096", 1, 1000000, OFF(hss_store_queue), false,
       "Store jobs that may wait; when full, requests get DIAMETER_TOO_BUSY." },
+    { "hss", "cache_entries", K_UINT, "262144", 0, 16777216, OFF(hss_cache_entries), false,
+      "Entries of the in-memory cache of identity data the Cx path reads on every request "
+      "(IMPI/IMPU links and IMPI rows, their secrets still encrypted), shared by the store "
+      "connections; about 0.5 KiB each. It stays coherent with any writer, imscloudctl "
+      "included, through a change counter in the database. 0: no cache." },
     { "hss", "visited_networks", K_STR, NULL, 0, 0, OFF(hss_visited_networks), false,
       "Comma list of Visited-Network-Identifier globs users may register from besides the "
       "home realm ([diameter] realm); others get DIAMETER_ERROR_ROAMING_NOT_ALLOWED. '*' = any." },

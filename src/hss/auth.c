@@ -36,7 +36,7 @@ int ims_hss_aka_vectors(struct ims_store *st, ims_str impi, unsigned scheme, siz
     if ((scheme != IMS_AUTH_AKAV1_MD5 && scheme != IMS_AUTH_AKAV2_MD5) || n == 0)
         return IMS_EINVAL;
     a.n = n > IMS_HSS_MAX_VECTORS ? IMS_HSS_MAX_VECTORS : n;
-    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_AKA, &ad);
+    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_AKA | IMS_AUTH_F_NO_SQN, &ad);
     if (rc == IMS_ENOENT) {
         *res = IMS_HSS_AUTH_USER_UNKNOWN;
         return 0;
@@ -88,7 +88,7 @@ int ims_hss_aka_resync(struct ims_store *st, ims_str impi, const uint8_t rand[16
     struct ims_auth_data ad;
     struct resync_ctx r = { 0 };
     uint64_t now = 0;
-    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_AKA, &ad);
+    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_AKA | IMS_AUTH_F_NO_SQN, &ad);
     if (rc == IMS_ENOENT) {
         *res = IMS_HSS_AUTH_USER_UNKNOWN;
         return 0;
@@ -130,7 +130,7 @@ int ims_hss_digest_ha1(struct ims_store *st, ims_str impi, enum ims_digest_alg a
     if ((unsigned)alg >= IMS_DIGEST_NALG)
         return IMS_EINVAL;
     /* one decryption: the HA1 asked for, not K, OPc and the other two */
-    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_HA1(alg), &ad);
+    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_HA1(alg) | IMS_AUTH_F_NO_SQN, &ad);
     if (rc == IMS_ENOENT) {
         *res = IMS_HSS_AUTH_USER_UNKNOWN;
         return 0;

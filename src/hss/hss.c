@@ -921,7 +921,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
             goto fail;
         }
         rc = ims_store_exec_new(cfg->store_url, h->repo, store_threads(cfg), cfg->store_queue,
-                                &h->exec);
+                                cfg->cache_entries, &h->exec);
         if (rc) {
             snprintf(err, errsz, "hss: cannot open the store (%s): see the log",
                      ims_strerror(rc));

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "ev/loop.h"
 #include "store/store.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
 
 /* Jobs a store thread takes at once and runs in one transaction (group
@@ -71,6 +72,7 @@ struct ims_store_exec {
     pthread_t ftid;
     bool fstarted;
     uint64_t sqn_gen;       /* this process's SQN generation (store_int.h), 0 without */
+    struct store_cache *cache; /* shared by every connection but fst; NULL: none */
     atomic_bool dirty;      /* a lazy commit waits for its flush */
     /* the completion thread: runs the done of jobs submitted with loop
      * NULL, batch after batch, off the store threads */
@@ -493,12 +495,13 @@ void ims_store_exec_free(struct ims_store_exec *x)
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
     pthread_rwlock_destroy(&x->batch_mu);
+    store_cache_free(x->cache); /* after every connection that used it */
     ims_free(x->workers);
     ims_free(x);
 }
 
 int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthreads,
-                       size_t max_queued, struct ims_store_exec **out)
+                       size_t max_queued, size_t cache_entries, struct ims_store_exec **out)
 {
     if (nthreads == 0 || max_queued == 0)
         return IMS_EINVAL;
@@ -559,6 +562,12 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
             rc = IMS_EIO;
         x->fstarted = rc == 0;
     }
+    if (rc == 0 && cache_entries)
+        rc = store_cache_new(cache_entries, &x->cache);
+    for (size_t i = 0; rc == 0 && x->cache && i < nthreads; i++)
+        st_use_cache(x->workers[i].st, x->cache);
+    if (rc == 0 && x->cache && x->ist)
+        st_use_cache(x->ist, x->cache);
     if (rc == 0 && pthread_create(&x->ctid, NULL, completer_main, x) != 0)
         rc = IMS_EIO;
     x->cstarted = rc == 0;
@@ -572,10 +581,20 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         ims_store_exec_free(x);
         return rc;
     }
-    LOG_I("store", "event=exec_start threads=%zu max_queued=%zu inline=%s sqn_generation=%llu",
-          nthreads, max_queued, x->inline_ok ? "yes" : "no", (unsigned long long)x->sqn_gen);
+    LOG_I("store",
+          "event=exec_start threads=%zu max_queued=%zu inline=%s sqn_generation=%llu "
+          "cache_entries=%zu",
+          nthreads, max_queued, x->inline_ok ? "yes" : "no", (unsigned long long)x->sqn_gen,
+          cache_entries);
     *out = x;
     return 0;
+}
+
+void ims_store_exec_cache_stats(struct ims_store_exec *x, struct ims_store_cache_stats *out)
+{
+    *out = (struct ims_store_cache_stats){ 0 };
+    if (x->cache)
+        store_cache_stats(x->cache, out);
 }
 
 int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,

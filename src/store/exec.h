@@ -59,6 +59,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ims_keyrepo;
 struct ims_loop;
@@ -84,11 +85,21 @@ struct ims_store_job {
 /* Opens nthreads stores on url (see ims_store_open; repo is borrowed and
  * must outlive the executor) and starts one thread per store.  At most
  * max_queued jobs wait at a time.  For "sqlite::memory:" use one thread
- * (each connection would have its own private database).
+ * (each connection would have its own private database).  cache_entries:
+ * the size of the identity cache its connections share
+ * (store/store_cache.h: identity links and IMPI rows, ciphertexts only);
+ * 0: none.
  * 0, IMS_EINVAL (nthreads or max_queued is 0), an ims_store_open() error,
  * IMS_ENOMEM, IMS_EIO (a thread could not start). */
 int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthreads,
-                       size_t max_queued, struct ims_store_exec **out);
+                       size_t max_queued, size_t cache_entries, struct ims_store_exec **out);
+
+/* The identity cache's counters since start (all 0 without one). */
+struct ims_store_cache_stats {
+    uint64_t hits, misses, puts, evictions;
+    size_t entries, capacity;
+};
+void ims_store_exec_cache_stats(struct ims_store_exec *x, struct ims_store_cache_stats *out);
 /* See rule 4.  NULL is a no-op. */
 void ims_store_exec_free(struct ims_store_exec *x);
 

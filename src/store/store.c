@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "crypto/keyrepo.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
 
 const char *const st_secret_field[SEC__N] = { "k",          "opc",          "ha1-md5",
@@ -178,8 +179,16 @@ int st_commit(struct ims_store *s)
     return 0;
 }
 
+/* store_cache.h rule 2: what was read in the levels undone may be gone. */
+static void cache_undo(struct ims_store *s)
+{
+    if (s->cache)
+        store_cache_forget(s->cache);
+}
+
 void st_rollback(struct ims_store *s)
 {
+    cache_undo(s);
     if (s->depth == 0) {
         if (!s->batch) /* after a failed outermost COMMIT */
             s->drv->rollback(s->db);
@@ -199,6 +208,7 @@ void st_batch_begin(struct ims_store *s)
 {
     s->batch = true;
     s->batch_open = false;
+    s->cache_gen_ok = false;
     s->batch_broken = s->depth != 0; /* never: a caller left a level open */
 }
 
@@ -219,10 +229,13 @@ int st_batch_end(struct ims_store *s)
             if (rc)
                 rc = st_fail(s, rc, "batch commit");
         }
-        if (rc)
+        if (rc) {
+            cache_undo(s);
             s->drv->rollback(s->db);
+        }
     }
     s->batch_broken = false;
+    s->cache_gen_ok = false;
     return rc;
 }
 
@@ -244,6 +257,37 @@ int st_req_end(struct ims_store *s)
     }
     int brc = st_batch_end(s);
     return rc ? rc : brc;
+}
+
+void st_use_cache(struct ims_store *s, struct store_cache *c)
+{
+    s->cache = c;
+    s->cache_gen_ok = false;
+}
+
+bool st_cache_tag(struct ims_store *s, uint64_t *gen, uint64_t *epoch)
+{
+    if (!s->cache)
+        return false;
+    if (!s->cache_gen_ok || !s->batch || s->batch_open || s->depth > 0) {
+        struct store_stmt *stmt;
+        /* the epoch first: a rollback after it makes what follows unusable */
+        s->cache_epoch = store_cache_epoch(s->cache);
+        if (st_query(s, Q_CACHE_GEN, &stmt, "") != 0)
+            return false;
+        int rc = s->drv->step(stmt);
+        if (rc == STORE_ROW)
+            s->cache_gen = (uint64_t)s->drv->col_int(stmt, 0);
+        s->drv->reset(stmt);
+        if (rc != STORE_ROW) {
+            s->errmsg[0] = '\0'; /* the caller goes on without the cache */
+            return false;
+        }
+        s->cache_gen_ok = true;
+    }
+    *gen = s->cache_gen;
+    *epoch = s->cache_epoch;
+    return true;
 }
 
 void st_lazy(struct ims_store *s, bool lazy)

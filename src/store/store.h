@@ -187,6 +187,10 @@ int ims_store_auth_get(struct ims_store *st, ims_str impi, struct ims_auth_data 
 #define IMS_AUTH_F_AKA 1u
 #define IMS_AUTH_F_HA1(alg) (2u << (alg))
 #define IMS_AUTH_F_ALL 0xfu
+/* The caller does not need SQN (out->sqn reads 0): the row may then come
+ * from the executor's identity cache (store/store_cache.h) instead of the
+ * database. */
+#define IMS_AUTH_F_NO_SQN 0x100u
 int ims_store_auth_get_fields(struct ims_store *st, ims_str impi, unsigned fields,
                               struct ims_auth_data *out);
 

@@ -164,10 +164,26 @@ int ims_store_impi_add(struct ims_store *s, ims_str sub, ims_str impi, ims_str r
     if (!st_valid_name(sub) || !st_valid_id(impi) || !st_valid_id(realm) ||
         (schemes & ~IMS_AUTH_ALL))
         return st_err(s, IMS_EINVAL, "invalid IMPI record");
-    int rc = st_exec(s, Q_IMPI_INSERT, &n, "tti" "t", impi, realm, (int64_t)schemes, sub);
+    int rc = st_begin(s);
     if (rc)
+        return st_fail(s, rc, "IMPI begin");
+    rc = st_exec(s, Q_IMPI_INSERT, &n, "tti" "t", impi, realm, (int64_t)schemes, sub);
+    if (rc) {
+        st_rollback(s);
         return write_fail(s, rc, "IMPI", impi, "already exists");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no subscription %.*s", IMS_SF(sub));
+    }
+    if (n == 0) {
+        st_rollback(s);
+        return st_err(s, IMS_ENOENT, "no subscription %.*s", IMS_SF(sub));
+    }
+    rc = st_exec(s, Q_IMPI_SQN_INSERT, NULL, "it", (int64_t)0, impi);
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc) {
+        st_rollback(s);
+        return st_fail(s, rc, "IMPI add");
+    }
+    return 0;
 }
 
 int ims_store_impi_get(struct ims_store *s, ims_str impi, struct ims_impi_rec *out)

@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "crypto/aka.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
 
 #define BAD_ID(s, v) st_err((s), IMS_EINVAL, "invalid identity")
@@ -31,12 +32,46 @@ int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *o
     return rc < 0 && rc != IMS_ENOENT ? st_fail(s, rc, "impu get") : rc;
 }
 
+/* Cache keys (store_cache.h): a kind byte, then the identities, each
+ * ended by a NUL (no identity holds one: st_valid_id). */
+enum { KEY_ASSOC = 'A', KEY_AUTH = 'I' };
+#define KEY_MAX (1 + 2 * IMS_STORE_ID_MAX)
+
+static size_t cache_key(char key[KEY_MAX], char kind, ims_str a, ims_str b)
+{
+    size_t n = 0;
+    key[n++] = kind;
+    memcpy(key + n, a.p, a.len);
+    n += a.len;
+    key[n++] = '\0';
+    if (b.len) {
+        memcpy(key + n, b.p, b.len);
+        n += b.len;
+        key[n++] = '\0';
+    }
+    return n;
+}
+
 int ims_store_assoc_check(struct ims_store *s, ims_str impi, ims_str impu, enum ims_assoc *out)
 {
     struct store_stmt *stmt;
+    char key[KEY_MAX];
+    size_t klen = 0, vlen;
+    uint64_t gen, epoch;
+    unsigned char v;
     s->errmsg[0] = '\0';
     if (!st_valid_id(impi) || !st_valid_id(impu))
         return BAD_ID(s, impi);
+    /* Only "OK" is kept: the other answers are what junk from a peer gets,
+     * and would push real entries out. */
+    bool tagged = st_cache_tag(s, &gen, &epoch);
+    if (tagged) {
+        klen = cache_key(key, KEY_ASSOC, impi, impu);
+        if (store_cache_get(s->cache, gen, key, klen, &v, 1, &vlen)) {
+            *out = IMS_ASSOC_OK;
+            return 0;
+        }
+    }
     int rc = st_query(s, Q_ASSOC, &stmt, "tt", impi, impu);
     if (rc)
         return st_fail(s, rc, "association");
@@ -55,7 +90,13 @@ int ims_store_assoc_check(struct ims_store *s, ims_str impi, ims_str impu, enum 
         rc = IMS_EBACKEND; /* the query always returns one row */
     }
     s->drv->reset(stmt);
-    return rc ? st_fail(s, rc, "association") : 0;
+    if (rc)
+        return st_fail(s, rc, "association");
+    if (tagged && *out == IMS_ASSOC_OK) {
+        v = 1;
+        store_cache_put(s->cache, gen, epoch, key, klen, &v, 1); /* IMS_ENOMEM: not kept */
+    }
+    return 0;
 }
 
 /* Decrypts one secret column that must decode to exactly want bytes
@@ -80,57 +121,188 @@ int ims_store_auth_get(struct ims_store *s, ims_str impi, struct ims_auth_data *
     return ims_store_auth_get_fields(s, impi, IMS_AUTH_F_ALL, out);
 }
 
-int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields,
-                              struct ims_auth_data *out)
+/* An IMPI row's authentication columns, as slices of the statement's
+ * columns or of a cached copy (pack/unpack below). */
+struct auth_row {
+    int64_t id;
+    ims_str identity, realm;
+    unsigned schemes;
+    uint16_t amf;
+    uint64_t sqn;
+    bool has[SEC__N];
+    ims_str ct[SEC__N];
+};
+
+static void auth_row_read(struct ims_store *s, struct store_stmt *stmt, struct auth_row *r)
 {
-    struct store_stmt *stmt;
     const struct store_driver *d = s->drv;
-    s->errmsg[0] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (!st_valid_id(impi))
-        return BAD_ID(s, impi);
-    int rc = st_query(s, Q_IMPI_GET, &stmt, "t", impi);
-    if (rc)
-        return st_fail(s, rc, "auth get");
-    rc = d->step(stmt);
-    if (rc == STORE_DONE) {
-        d->reset(stmt);
-        return st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    r->id = d->col_int(stmt, IMPI_COL_ID);
+    r->identity = d->col_text(stmt, IMPI_COL_IDENTITY);
+    r->realm = d->col_text(stmt, IMPI_COL_REALM);
+    r->schemes = (unsigned)d->col_int(stmt, IMPI_COL_SCHEMES);
+    r->amf = (uint16_t)d->col_int(stmt, IMPI_COL_AMF);
+    r->sqn = (uint64_t)d->col_int(stmt, IMPI_COL_SQN);
+    for (int i = 0; i < SEC__N; i++) {
+        r->has[i] = !d->col_null(stmt, IMPI_COL_SECRET0 + i);
+        r->ct[i] = r->has[i] ? d->col_text(stmt, IMPI_COL_SECRET0 + i) : IMS_STR_NULL;
     }
-    if (rc != STORE_ROW) {
-        d->reset(stmt);
-        return st_fail(s, rc, "auth get");
+}
+
+/* The cached form, without SQN (the Cx path writes it on every AKA MAR):
+ * row id (8 bytes), schemes (4), AMF (2), then identity, realm and each
+ * secret as a 2-byte length and its bytes (length 0xffff: NULL).
+ * Ciphertexts only. */
+#define AUTH_PACK_MAX 4096
+#define AUTH_NULL 0xffffu
+
+static size_t put_part(unsigned char *b, size_t n, ims_str v, bool null)
+{
+    if (n + 2 + v.len > AUTH_PACK_MAX || v.len >= AUTH_NULL)
+        return 0;
+    uint16_t len = null ? AUTH_NULL : (uint16_t)v.len;
+    memcpy(b + n, &len, 2);
+    if (!null)
+        memcpy(b + n + 2, v.p, v.len);
+    return n + 2 + (null ? 0 : v.len);
+}
+
+static size_t auth_row_pack(const struct auth_row *r, unsigned char b[AUTH_PACK_MAX])
+{
+    uint32_t schemes = r->schemes;
+    memcpy(b, &r->id, 8);
+    memcpy(b + 8, &schemes, 4);
+    memcpy(b + 12, &r->amf, 2);
+    size_t n = put_part(b, 14, r->identity, false);
+    if (n)
+        n = put_part(b, n, r->realm, false);
+    for (int i = 0; n && i < SEC__N; i++)
+        n = put_part(b, n, r->ct[i], !r->has[i]);
+    return n; /* 0: too long to keep */
+}
+
+static bool get_part(const unsigned char *b, size_t len, size_t *n, ims_str *v, bool *has)
+{
+    uint16_t l;
+    if (*n + 2 > len)
+        return false;
+    memcpy(&l, b + *n, 2);
+    *n += 2;
+    *has = l != AUTH_NULL;
+    if (!*has) {
+        *v = IMS_STR_NULL;
+        return true;
     }
-    ST_COPY(s, stmt, IMPI_COL_IDENTITY, out->impi);
-    ST_COPY(s, stmt, IMPI_COL_REALM, out->realm);
-    out->schemes = (unsigned)d->col_int(stmt, IMPI_COL_SCHEMES);
-    int64_t amf = d->col_int(stmt, IMPI_COL_AMF);
-    out->amf[0] = (uint8_t)(amf >> 8);
-    out->amf[1] = (uint8_t)amf;
-    out->sqn = (uint64_t)d->col_int(stmt, IMPI_COL_SQN);
-    rc = 0;
-    if ((fields & IMS_AUTH_F_AKA) && !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_K) &&
-        !d->col_null(stmt, IMPI_COL_SECRET0 + SEC_OPC)) {
-        rc = secret(s, impi, SEC_K, d->col_text(stmt, IMPI_COL_SECRET0 + SEC_K), out->k,
-                    sizeof(out->k), 16);
+    if (*n + l > len)
+        return false;
+    *v = ims_str_make((const char *)b + *n, l);
+    *n += l;
+    return true;
+}
+
+static bool auth_row_unpack(const unsigned char *b, size_t len, struct auth_row *r)
+{
+    uint32_t schemes;
+    bool has;
+    size_t n = 14;
+    if (len < n)
+        return false;
+    memcpy(&r->id, b, 8);
+    memcpy(&schemes, b + 8, 4);
+    memcpy(&r->amf, b + 12, 2);
+    r->schemes = schemes;
+    r->sqn = 0;
+    if (!get_part(b, len, &n, &r->identity, &has) || !get_part(b, len, &n, &r->realm, &has))
+        return false;
+    for (int i = 0; i < SEC__N; i++)
+        if (!get_part(b, len, &n, &r->ct[i], &r->has[i]))
+            return false;
+    return n == len;
+}
+
+/* The non-secret fields, then the secrets asked for, decrypted. */
+static int auth_row_decode(struct ims_store *s, ims_str impi, const struct auth_row *r,
+                           unsigned fields, struct ims_auth_data *out)
+{
+    ims_str_copy(r->identity, out->impi, sizeof(out->impi));
+    ims_str_copy(r->realm, out->realm, sizeof(out->realm));
+    out->schemes = r->schemes;
+    out->amf[0] = (uint8_t)(r->amf >> 8);
+    out->amf[1] = (uint8_t)r->amf;
+    out->sqn = (fields & IMS_AUTH_F_NO_SQN) ? 0 : r->sqn;
+    int rc = 0;
+    if ((fields & IMS_AUTH_F_AKA) && r->has[SEC_K] && r->has[SEC_OPC]) {
+        rc = secret(s, impi, SEC_K, r->ct[SEC_K], out->k, sizeof(out->k), 16);
         if (rc == 0)
-            rc = secret(s, impi, SEC_OPC, d->col_text(stmt, IMPI_COL_SECRET0 + SEC_OPC),
-                        out->opc, sizeof(out->opc), 16);
+            rc = secret(s, impi, SEC_OPC, r->ct[SEC_OPC], out->opc, sizeof(out->opc), 16);
         out->has_aka = rc == 0;
     }
     static const int ha1_col[IMS_DIGEST_NALG] = { SEC_HA1_MD5, SEC_HA1_SHA256,
                                                   SEC_HA1_SHA512_256 };
     for (int a = 0; rc == 0 && a < IMS_DIGEST_NALG; a++) {
-        int col = IMPI_COL_SECRET0 + ha1_col[a];
-        if (!(fields & IMS_AUTH_F_HA1(a)) || d->col_null(stmt, col))
+        int sec = ha1_col[a];
+        if (!(fields & IMS_AUTH_F_HA1(a)) || !r->has[sec])
             continue;
-        rc = secret(s, impi, ha1_col[a], d->col_text(stmt, col), out->ha1[a],
-                    sizeof(out->ha1[a]), 0);
+        rc = secret(s, impi, sec, r->ct[sec], out->ha1[a], sizeof(out->ha1[a]), 0);
         out->has_ha1[a] = rc == 0;
     }
-    d->reset(stmt);
     if (rc)
         ims_auth_data_clear(out);
+    return rc;
+}
+
+/* Remembers the row id of what a tagged auth read returned. */
+static void remember_impi(struct ims_store *s, ims_str impi, int64_t id, uint64_t gen,
+                          uint64_t epoch)
+{
+    ims_str_copy(impi, s->last_impi.impi, sizeof(s->last_impi.impi));
+    s->last_impi.id = id;
+    s->last_impi.gen = gen;
+    s->last_impi.epoch = epoch;
+}
+
+int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields,
+                              struct ims_auth_data *out)
+{
+    struct store_stmt *stmt;
+    struct auth_row row;
+    unsigned char packed[AUTH_PACK_MAX];
+    char key[KEY_MAX];
+    size_t klen = 0, plen;
+    uint64_t gen, epoch;
+    s->errmsg[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    /* a caller that needs SQN reads the row (the cache never has it) */
+    bool tagged = (fields & IMS_AUTH_F_NO_SQN) && st_cache_tag(s, &gen, &epoch);
+    if (tagged) {
+        klen = cache_key(key, KEY_AUTH, impi, IMS_STR_NULL);
+        if (store_cache_get(s->cache, gen, key, klen, packed, sizeof(packed), &plen) &&
+            auth_row_unpack(packed, plen, &row)) {
+            remember_impi(s, impi, row.id, gen, epoch);
+            return auth_row_decode(s, impi, &row, fields, out);
+        }
+    }
+    int rc = st_query(s, Q_IMPI_GET, &stmt, "t", impi);
+    if (rc)
+        return st_fail(s, rc, "auth get");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_DONE) {
+        s->drv->reset(stmt);
+        return st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    }
+    if (rc != STORE_ROW) {
+        s->drv->reset(stmt);
+        return st_fail(s, rc, "auth get");
+    }
+    auth_row_read(s, stmt, &row);
+    rc = auth_row_decode(s, impi, &row, fields, out);
+    /* kept only once it decrypted: a row whose key is gone fails each time */
+    if (rc == 0 && tagged && (plen = auth_row_pack(&row, packed)) != 0) {
+        store_cache_put(s->cache, gen, epoch, key, klen, packed, plen);
+        remember_impi(s, impi, row.id, gen, epoch);
+    }
+    s->drv->reset(stmt);
     return rc;
 }
 
@@ -145,6 +317,27 @@ static int sqn_skip(uint64_t cur, uint64_t gens, uint64_t *out)
     return 0;
 }
 
+/* The IMPI's row id from the last auth read or the identity cache, or 0. */
+static int64_t cached_impi_id(struct ims_store *s, ims_str impi)
+{
+    unsigned char packed[AUTH_PACK_MAX];
+    char key[KEY_MAX];
+    struct auth_row row;
+    size_t plen;
+    uint64_t gen, epoch;
+    if (!st_cache_tag(s, &gen, &epoch))
+        return 0;
+    if (s->last_impi.id && s->last_impi.gen == gen &&
+        s->last_impi.epoch == store_cache_epoch(s->cache) &&
+        ims_str_eq(impi, ims_str_cstr(s->last_impi.impi)))
+        return s->last_impi.id;
+    size_t klen = cache_key(key, KEY_AUTH, impi, IMS_STR_NULL);
+    if (!store_cache_get(s->cache, gen, key, klen, packed, sizeof(packed), &plen) ||
+        !auth_row_unpack(packed, plen, &row))
+        return 0;
+    return row.id;
+}
+
 int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
                          uint64_t *sqn_out)
 {
@@ -153,16 +346,20 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
     s->errmsg[0] = '\0';
     if (!st_valid_id(impi))
         return BAD_ID(s, impi);
+    /* by row id when cached: only the narrow impi_sqn table is touched */
+    int64_t id = cached_impi_id(s, impi);
     int rc = st_begin(s);
     if (rc)
         return st_fail(s, rc, "sqn begin");
-    rc = st_query(s, Q_IMPI_SQN_LOCK, &stmt, "t", impi);
+    rc = id ? st_query(s, Q_IMPI_SQN_LOCK_ID, &stmt, "i", id)
+            : st_query(s, Q_IMPI_SQN_LOCK, &stmt, "t", impi);
     if (rc)
         goto fail;
     rc = s->drv->step(stmt);
     if (rc == STORE_ROW) {
         cur = (uint64_t)s->drv->col_int(stmt, 0);
         gen = (uint64_t)s->drv->col_int(stmt, 1);
+        id = s->drv->col_int(stmt, 2);
     }
     s->drv->reset(stmt);
     if (rc == STORE_DONE) {
@@ -196,7 +393,7 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
     bool lazy = may_lazy && seq1 >= seq0 && st_sqn_lazy(s, seq1 - seq0);
     if (lazy)
         st_lazy(s, true);
-    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "iit", (int64_t)next, (int64_t)gen, impi);
+    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "iii", (int64_t)next, (int64_t)gen, id);
     if (lazy)
         st_lazy(s, false);
     if (rc == 0)

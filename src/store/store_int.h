@@ -45,7 +45,9 @@ enum store_q {
     Q_IMPI_SET_DIGEST,
     Q_IMPI_SET_SECRETS,
     Q_IMPI_DELETE,
+    Q_IMPI_SQN_INSERT,
     Q_IMPI_SQN_LOCK,
+    Q_IMPI_SQN_LOCK_ID,
     Q_IMPI_SQN_SET,
     Q_SQN_GEN_BUMP,
     Q_KEY_USAGE,
@@ -95,6 +97,9 @@ enum store_q {
     Q_SCSCF_PEER_PUT,
     Q_SCSCF_PEER_GET,
     Q_SCSCF_PEER_LIST,
+
+    /* store_cache.h: the change counter of migration 005 */
+    Q_CACHE_GEN,
 
     Q__N
 };
@@ -214,6 +219,19 @@ struct ims_store {
      * flushed at their commit and never moved ahead (ims_store_open
      * alone, imscloudctl, PostgreSQL). */
     uint64_t sqn_gen;
+    /* The executor's identity cache (store_cache.h), borrowed; NULL: none.
+     * cache_gen/cache_epoch: the tag this request read (st_cache_tag),
+     * kept while cache_gen_ok (st_batch_begin/st_batch_end clear it). */
+    struct store_cache *cache;
+    uint64_t cache_gen, cache_epoch;
+    bool cache_gen_ok;
+    /* The IMPI row id the last tagged auth read found (store_cx.c): the
+     * SQN update that follows it in an AKA MAR needs no lookup. */
+    struct {
+        char impi[IMS_STORE_ID_MAX];
+        int64_t id;
+        uint64_t gen, epoch;
+    } last_impi;
 };
 
 /* ---- helpers (store.c) ---- */
@@ -287,7 +305,7 @@ void st_lazy(struct ims_store *s, bool lazy);
  * 1. Each start of an HSS process on a SQLite file takes a new
  *    generation G (st_sqn_generation_start: a flushed commit, which also
  *    makes everything earlier processes committed durable).
- * 2. An SQN write records G in the row (impi.sqn_gen).  One that reads a
+ * 2. An SQN write records G in the row (impi_sqn.sqn_gen).  One that reads a
  *    row last written under g < G first moves its SEQ ahead by
  *    SQN_GEN_SKIP * (G - g) (TS 33.102 Annex C.1: the HE may skip SEQs;
  *    the USIM accepts any jump up to Δ).
@@ -314,6 +332,18 @@ static inline bool st_sqn_lazy(struct ims_store *s, uint64_t steps)
 {
     return s->sqn_gen && s->drv->sqn_lazy && s->drv->sqn_lazy(s->db, steps);
 }
+
+/* ---- the identity cache (store_cache.h) ----
+ *
+ * st_use_cache: s reads through c from now on (store/exec.c, for each
+ * connection it opens; c outlives them).  st_cache_tag: the (gen, epoch)
+ * to get and put with, read before the data it tags (store_cache.h, rule
+ * 1); read once per request while the request has not written (a write of
+ * its own may have moved gen), else per call.  false: no cache, or gen
+ * could not be read (then the caller reads the database, as without). */
+struct store_cache;
+void st_use_cache(struct ims_store *s, struct store_cache *c);
+bool st_cache_tag(struct ims_store *s, uint64_t *gen, uint64_t *epoch);
 
 /* store/exec.c, after a batch's completions were posted: housekeeping
  * (SQLite's WAL checkpoints) off the path of any answer.  With

@@ -376,11 +376,13 @@ static int imp_impi(struct ims_store *s, const struct line *l)
             return rc == IMS_ENOMEM ? rc : IMS_EINVAL;
     }
     int64_t changes = 0;
-    int rc = st_exec(s, Q_IMPI_IMPORT, &changes, "ttiii" "oooooo" "t", l->tok[1], realm,
-                     (int64_t)schemes, (int64_t)amf, (int64_t)sqn, sec[0], sec[1], sec[2], sec[3],
-                     sec[4], sec[5], sub);
+    int rc = st_exec(s, Q_IMPI_IMPORT, &changes, "ttii" "oooooo" "t", l->tok[1], realm,
+                     (int64_t)schemes, (int64_t)amf, sec[0], sec[1], sec[2], sec[3], sec[4],
+                     sec[5], sub);
     if (rc == 0 && changes == 0)
         return st_err(s, IMS_ENOENT, "no subscription %.*s", IMS_SF(sub));
+    if (rc == 0) /* in the import's transaction */
+        rc = st_exec(s, Q_IMPI_SQN_INSERT, NULL, "it", (int64_t)sqn, l->tok[1]);
     return rc;
 }
 

@@ -5,9 +5,10 @@
 #include "store/store_int.h"
 
 #define IMPI_COLS                                                                                  \
-    "i.id, i.identity, s.name, i.realm, i.auth_schemes, i.amf, i.sqn, i.k_enc, i.opc_enc, "       \
+    "i.id, i.identity, s.name, i.realm, i.auth_schemes, i.amf, q.sqn, i.k_enc, i.opc_enc, "       \
     "i.ha1_md5_enc, i.ha1_sha256_enc, i.ha1_sha512_256_enc, i.password_enc "                       \
-    "FROM impi i JOIN subscription s ON s.id = i.subscription_id "
+    "FROM impi i JOIN subscription s ON s.id = i.subscription_id "                                 \
+    "JOIN impi_sqn q ON q.impi_id = i.id "
 
 #define IMPU_COLS                                                                                  \
     "u.identity, s.name, COALESCE(p.name, ''), u.irs, u.identity_type, u.barred, u.reg_state, "    \
@@ -48,16 +49,19 @@ const struct store_sql store_sql[Q__N] = {
                         "WHERE subscription_id = ? ORDER BY mandatory DESC, capability",
                         NULL },
 
-    /* a new row starts in the current SQN generation (store_int.h) */
-    [Q_IMPI_INSERT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes, "
-                        "sqn_gen) SELECT id, ?, ?, ?, (SELECT gen FROM sqn_generation) "
-                        "FROM subscription WHERE name = ?",
+    /* each IMPI has its impi_sqn row (migration 006), inserted with it */
+    [Q_IMPI_INSERT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes) "
+                        "SELECT id, ?, ?, ? FROM subscription WHERE name = ?",
                         NULL },
     [Q_IMPI_IMPORT] = { "INSERT INTO impi(subscription_id, identity, realm, auth_schemes, amf, "
-                        "sqn, k_enc, opc_enc, ha1_md5_enc, ha1_sha256_enc, ha1_sha512_256_enc, "
-                        "password_enc, sqn_gen) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                        "(SELECT gen FROM sqn_generation) FROM subscription WHERE name = ?",
+                        "k_enc, opc_enc, ha1_md5_enc, ha1_sha256_enc, ha1_sha512_256_enc, "
+                        "password_enc) SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                        "FROM subscription WHERE name = ?",
                         NULL },
+    /* a new row starts in the current SQN generation (store_int.h) */
+    [Q_IMPI_SQN_INSERT] = { "INSERT INTO impi_sqn(impi_id, sqn, sqn_gen) SELECT id, ?, "
+                            "(SELECT gen FROM sqn_generation) FROM impi WHERE identity = ?",
+                            NULL },
     [Q_IMPI_GET] = { "SELECT " IMPI_COLS "WHERE i.identity = ?", NULL },
     [Q_IMPI_LIST_SUB] = { "SELECT " IMPI_COLS "WHERE s.name = ? ORDER BY i.identity", NULL },
     [Q_IMPI_LIST_ALL] = { "SELECT " IMPI_COLS "ORDER BY s.name, i.identity", NULL },
@@ -75,9 +79,15 @@ const struct store_sql store_sql[Q__N] = {
     [Q_IMPI_DELETE] = { "DELETE FROM impi WHERE identity = ?", NULL },
     /* The row lock that makes SQN allocation atomic across processes:
      * SQLite's BEGIN IMMEDIATE already holds the database write lock. */
-    [Q_IMPI_SQN_LOCK] = { "SELECT sqn, sqn_gen FROM impi WHERE identity = ?",
-                          "SELECT sqn, sqn_gen FROM impi WHERE identity = ? FOR UPDATE" },
-    [Q_IMPI_SQN_SET] = { "UPDATE impi SET sqn = ?, sqn_gen = ? WHERE identity = ?", NULL },
+    [Q_IMPI_SQN_LOCK] = { "SELECT q.sqn, q.sqn_gen, q.impi_id FROM impi_sqn q "
+                          "JOIN impi i ON i.id = q.impi_id WHERE i.identity = ?",
+                          "SELECT q.sqn, q.sqn_gen, q.impi_id FROM impi_sqn q "
+                          "JOIN impi i ON i.id = q.impi_id WHERE i.identity = ? FOR UPDATE OF q" },
+    /* the same by the IMPI's row id (from the identity cache) */
+    [Q_IMPI_SQN_LOCK_ID] = { "SELECT sqn, sqn_gen, impi_id FROM impi_sqn WHERE impi_id = ?",
+                             "SELECT sqn, sqn_gen, impi_id FROM impi_sqn WHERE impi_id = ? "
+                             "FOR UPDATE" },
+    [Q_IMPI_SQN_SET] = { "UPDATE impi_sqn SET sqn = ?, sqn_gen = ? WHERE impi_id = ?", NULL },
     [Q_SQN_GEN_BUMP] = { "UPDATE sqn_generation SET gen = gen + 1 WHERE id = 1 RETURNING gen",
                          NULL },
     [Q_KEY_USAGE] = { "SELECT "
@@ -207,4 +217,6 @@ const struct store_sql store_sql[Q__N] = {
                            NULL },
     [Q_SCSCF_PEER_GET] = { "SELECT host, realm FROM scscf_peer WHERE name = ?", NULL },
     [Q_SCSCF_PEER_LIST] = { "SELECT name, host, realm FROM scscf_peer ORDER BY name", NULL },
+
+    [Q_CACHE_GEN] = { "SELECT gen FROM cache_generation WHERE id = 1", NULL },
 };

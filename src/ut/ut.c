@@ -669,7 +669,7 @@ static int open_store(struct ims_ut *u, char *err, size_t errsz)
     int rc = ims_keyrepo_open(keys, &u->repo, err, errsz);
     if (rc)
         return rc;
-    rc = ims_store_exec_new(url, u->repo, 1, UT_STORE_QUEUE, &u->x);
+    rc = ims_store_exec_new(url, u->repo, 1, UT_STORE_QUEUE, 0, &u->x);
     if (rc)
         snprintf(err, errsz, "[ut] cannot open the HSS store: %s", ims_strerror(rc));
     return rc;

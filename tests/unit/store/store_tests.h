@@ -26,6 +26,8 @@ extern const struct CMUnitTest durable_tests[];
 extern const size_t durable_ntests;
 extern const struct CMUnitTest sqn_gen_tests[];
 extern const size_t sqn_gen_ntests;
+extern const struct CMUnitTest cache_tests[];
+extern const size_t cache_ntests;
 
 #define S(x) ims_str_cstr(x)
 

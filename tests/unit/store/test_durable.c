@@ -155,7 +155,7 @@ static struct ims_store_exec *shimmed_exec(struct tfix *f, struct sreq *r)
     struct ims_store_exec *x = NULL;
     sreq_init(r);
     ims_store_close(shim_open_alice(f, K, OPC));
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
     return x;
 }
 

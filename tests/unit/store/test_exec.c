@@ -66,7 +66,7 @@ static void test_jobs_complete_on_loop(void **state)
     provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, NULL);
     assert_int_equal(ims_loop_new(64, &w.loop), 0);
     w.loop_thread = pthread_self();
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 2, JOBS, &x), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 2, JOBS, 0, &x), 0);
     for (int i = 0; i < JOBS; i++) {
         w.reqs[i].w = &w;
         w.in_submit = true;
@@ -128,7 +128,7 @@ static void test_queue_cap_and_drain(void **state)
     gate_open = gate_entered = false;
     cancelled = 0;
     assert_int_equal(ims_loop_new(64, &loop), 0);
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 2, &x), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 2, 0, &x), 0);
     /* one job runs (blocked), two wait, the fourth is refused */
     assert_int_equal(ims_store_exec_submit(x, loop, &r[0].job, work_gate, done_count,
                                            cancel_count, &r[0]),
@@ -163,9 +163,9 @@ static void test_bad_args(void **state)
 {
     struct tfix *f = *state;
     struct ims_store_exec *x = NULL;
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 0, 1, &x), IMS_EINVAL);
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 0, &x), IMS_EINVAL);
-    assert_int_equal(ims_store_exec_new("nosuch:", f->repo, 1, 1, &x), IMS_EINVAL);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 0, 1, 0, &x), IMS_EINVAL);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 0, 0, &x), IMS_EINVAL);
+    assert_int_equal(ims_store_exec_new("nosuch:", f->repo, 1, 1, 0, &x), IMS_EINVAL);
     assert_null(x);
 }
 
@@ -228,7 +228,7 @@ static void test_group_commit(void **state)
     gdone = 0;
     provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, NULL);
     assert_int_equal(ims_loop_new(64, &loop), 0);
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 64, &x), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 64, 0, &x), 0);
     assert_int_equal(ims_store_exec_submit(x, loop, &r[0].job, work_gate_group, done_group,
                                            NULL, &r[0]),
                      0);
@@ -375,7 +375,7 @@ static struct ims_store_exec *alice_bob_inline(struct tfix *f)
     static const char *const b_impus[] = { "sip:bob@ims.test", NULL };
     provision(f->st, "alice", "alice@ims.test", NULL, NULL, NULL, a_impus);
     provision(f->st, "bob", "bob@ims.test", NULL, NULL, NULL, b_impus);
-    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
     if (inline_refused(f, x)) {
         ims_store_exec_free(x);
         return NULL;
@@ -532,7 +532,7 @@ static void test_run_per_executor(void **state)
     for (int round = 0; round < 3; round++) {
         struct ims_store_exec *x = NULL;
         int ran = 0, wrc = -1;
-        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
         if (inline_refused(f, x)) {
             ims_store_exec_free(x);
             return;
@@ -546,7 +546,7 @@ static void test_run_per_executor(void **state)
     /* an in-memory database is private to its connection: refused */
     struct ims_store_exec *m = NULL;
     int ran = 0, wrc = -1;
-    assert_int_equal(ims_store_exec_new("sqlite::memory:", f->repo, 1, 8, &m), 0);
+    assert_int_equal(ims_store_exec_new("sqlite::memory:", f->repo, 1, 8, 0, &m), 0);
     assert_false(ims_store_exec_inline_ok(m));
     assert_int_equal(ims_store_exec_run(m, 0, work_nothing, &ran, &wrc), IMS_EINVAL);
     assert_int_equal(ran, 0);

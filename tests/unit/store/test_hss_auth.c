@@ -110,7 +110,7 @@ static void test_resync_round_trip(void **state)
         assert_int_equal(usim_auth(&ue, &v[0], res, auts), UE_OK);
     }
     /* the HSS is restored from an old backup */
-    tfix_sql(f, "UPDATE impi SET sqn = 97"); /* SEQ 3, IND 1 */
+    tfix_sql(f, "UPDATE impi_sqn SET sqn = 97"); /* SEQ 3, IND 1 */
     vectors(f->st, 1, v, &n);
     assert_int_equal(usim_auth(&ue, &v[0], res, auts), UE_SYNC_FAIL);
     /* the S-CSCF sends RAND || AUTS back */

@@ -43,5 +43,7 @@ int main(int argc, char **argv)
                                       durable_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests(test_pg ? "sqn_gen_pg" : "sqn_gen_sqlite", sqn_gen_tests,
                                       sqn_gen_ntests, NULL, NULL);
+    failed += _cmocka_run_group_tests(test_pg ? "cache_pg" : "cache_sqlite", cache_tests,
+                                      cache_ntests, NULL, NULL);
     return failed ? 1 : 0;
 }

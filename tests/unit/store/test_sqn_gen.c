@@ -63,7 +63,8 @@ static uint64_t start_generation(struct ims_store *st)
 static long long row_gen(struct tfix *f)
 {
     char v[32];
-    tfix_sql_value(f, "SELECT sqn_gen FROM impi WHERE identity = 'alice@ims.test'", v,
+    tfix_sql_value(f, "SELECT q.sqn_gen FROM impi_sqn q JOIN impi i ON i.id = q.impi_id "
+                      "WHERE i.identity = 'alice@ims.test'", v,
                    sizeof(v));
     return atoll(v);
 }
@@ -262,7 +263,7 @@ static void test_exec_takes_generation(void **state)
     struct ims_store_exec *x = NULL;
     assert_int_equal(generation(f), 0);
     for (long long i = 1; i <= 2; i++) {
-        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, &x), 0);
+        assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
         /* PostgreSQL commits are durable at COMMIT: no generation there */
         assert_int_equal(generation(f), test_pg ? 0 : i);
         ims_store_exec_free(x);

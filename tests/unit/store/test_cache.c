@@ -1,0 +1,267 @@
+/* test_cache.c - store/store_cache.h: the table itself (bounds, tags,
+ * epochs), and the identity cache in front of the database: hits, and
+ * never an entry older than a change another connection (imscloudctl)
+ * committed or a change that was rolled back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/digest.h"
+#include "store/exec.h"
+#include "store/store_cache.h"
+#include "store/store_int.h"
+#include "store_tests.h"
+
+static const uint8_t K1[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const uint8_t OPC1[16] = { 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+
+static void stats(struct store_cache *c, struct ims_store_cache_stats *s)
+{
+    store_cache_stats(c, s);
+}
+
+/* ------------------------------------------------------- the table */
+
+static void test_table(void **state)
+{
+    (void)state;
+    struct store_cache *c;
+    struct ims_store_cache_stats s;
+    char v[16];
+    size_t n;
+    assert_int_equal(store_cache_new(0, &c), IMS_EINVAL);
+    assert_int_equal(store_cache_new(8, &c), 0);
+    uint64_t e = store_cache_epoch(c);
+    assert_int_equal(store_cache_put(c, 7, e, "k1", 2, "value", 5), 0);
+    assert_true(store_cache_get(c, 7, "k1", 2, v, sizeof(v), &n));
+    assert_int_equal(n, 5);
+    assert_memory_equal(v, "value", 5);
+    /* another gen, another key, too small a buffer: misses */
+    assert_false(store_cache_get(c, 8, "k1", 2, v, sizeof(v), &n));
+    assert_false(store_cache_get(c, 7, "k2", 2, v, sizeof(v), &n));
+    assert_false(store_cache_get(c, 7, "k1", 2, v, 4, &n));
+    /* a put replaces the key's entry */
+    assert_int_equal(store_cache_put(c, 8, e, "k1", 2, "v2", 2), 0);
+    assert_true(store_cache_get(c, 8, "k1", 2, v, sizeof(v), &n));
+    assert_memory_equal(v, "v2", 2);
+    assert_false(store_cache_get(c, 7, "k1", 2, v, sizeof(v), &n));
+    /* forget: nothing read before is usable, nor kept when put late */
+    store_cache_forget(c);
+    assert_false(store_cache_get(c, 8, "k1", 2, v, sizeof(v), &n));
+    assert_int_equal(store_cache_put(c, 8, e, "k3", 2, "x", 1), 0);
+    assert_false(store_cache_get(c, 8, "k3", 2, v, sizeof(v), &n));
+    /* bounded: 1000 keys into 8 entries */
+    e = store_cache_epoch(c);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof(k), "key%d", i);
+        assert_int_equal(store_cache_put(c, 1, e, k, (size_t)kl, &i, sizeof(i)), 0);
+    }
+    stats(c, &s);
+    assert_int_equal(s.capacity, 8);
+    assert_true(s.entries <= 8);
+    assert_true(s.evictions >= 1000 - 8);
+    /* the last one put is there: a full set drops its least recently used */
+    int got = -1;
+    assert_true(store_cache_get(c, 1, "key999", 6, &got, sizeof(got), &n));
+    assert_int_equal(got, 999);
+    store_cache_free(c);
+}
+
+/* ------------------------------------------ in front of the database */
+
+struct cfix {
+    struct tfix *f;
+    struct store_cache *c;
+    struct ims_store *other; /* another connection, as imscloudctl's */
+};
+
+static void cfix_open(struct cfix *x, void **state)
+{
+    x->f = *state;
+    const char *ai[] = { "sip:alice@ims.test", NULL };
+    provision(x->f->st, "alice", "alice@ims.test", K1, OPC1, "pw-one", ai);
+    assert_int_equal(store_cache_new(64, &x->c), 0);
+    st_use_cache(x->f->st, x->c);
+    assert_int_equal(ims_store_open(x->f->url, x->f->repo, &x->other), 0);
+}
+
+static void cfix_close(struct cfix *x)
+{
+    ims_store_close(x->other);
+    st_use_cache(x->f->st, NULL);
+    store_cache_free(x->c);
+}
+
+static void ha1_of(const char *pw, char out[IMS_DIGEST_HEX_MAX + 1])
+{
+    assert_int_equal(ims_digest_ha1(IMS_DIGEST_MD5, S("alice@ims.test"), S("ims.test"), S(pw), out),
+                     0);
+}
+
+/* The HA1 the Cx path reads (through the cache when it holds the row). */
+static void cx_ha1(struct cfix *x, char out[IMS_DIGEST_HEX_MAX + 1])
+{
+    struct ims_auth_data ad;
+    OK(x->f->st, ims_store_auth_get_fields(x->f->st, S("alice@ims.test"),
+                                           IMS_AUTH_F_HA1(IMS_DIGEST_MD5) | IMS_AUTH_F_NO_SQN,
+                                           &ad));
+    assert_true(ad.has_ha1[IMS_DIGEST_MD5]);
+    assert_int_equal(ad.sqn, 0); /* never from the cache, never asked */
+    memcpy(out, ad.ha1[IMS_DIGEST_MD5], IMS_DIGEST_HEX_MAX + 1);
+    ims_auth_data_clear(&ad);
+}
+
+static enum ims_assoc assoc(struct cfix *x)
+{
+    enum ims_assoc a = IMS_ASSOC_NO_IMPI;
+    OK(x->f->st, ims_store_assoc_check(x->f->st, S("alice@ims.test"), S("sip:alice@ims.test"), &a));
+    return a;
+}
+
+static void test_hits(void **state)
+{
+    struct cfix x;
+    struct ims_store_cache_stats s;
+    char got[IMS_DIGEST_HEX_MAX + 1], want[IMS_DIGEST_HEX_MAX + 1];
+    cfix_open(&x, state);
+    ha1_of("pw-one", want);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(assoc(&x), IMS_ASSOC_OK);
+        cx_ha1(&x, got);
+        assert_string_equal(got, want);
+    }
+    stats(x.c, &s);
+    assert_int_equal(s.misses, 2); /* the first of each */
+    assert_int_equal(s.hits, 4);
+    /* an answer other than OK is not kept: junk identities would push
+     * real entries out */
+    enum ims_assoc a;
+    for (int i = 0; i < 2; i++) {
+        OK(x.f->st, ims_store_assoc_check(x.f->st, S("nobody@ims.test"), S("sip:alice@ims.test"),
+                                          &a));
+        assert_int_equal(a, IMS_ASSOC_NO_IMPI);
+    }
+    stats(x.c, &s);
+    assert_int_equal(s.puts, 2);
+    /* a caller that wants SQN reads the row */
+    struct ims_auth_data ad;
+    OK(x.f->st, ims_store_auth_get(x.f->st, S("alice@ims.test"), &ad));
+    ims_auth_data_clear(&ad);
+    stats(x.c, &s);
+    assert_int_equal(s.hits, 4);
+    cfix_close(&x);
+}
+
+static int next_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    (void)ctx;
+    *next = cur + 32;
+    return 0;
+}
+
+/* Changes committed by another connection are seen at once. */
+static void test_other_writer(void **state)
+{
+    struct cfix x;
+    char got[IMS_DIGEST_HEX_MAX + 1], want[IMS_DIGEST_HEX_MAX + 1];
+    struct ims_auth_data ad;
+    uint64_t sqn = 0;
+    cfix_open(&x, state);
+    cx_ha1(&x, got);
+    assert_int_equal(assoc(&x), IMS_ASSOC_OK);
+
+    OK(x.other, ims_store_impi_set_password(x.other, S("alice@ims.test"), S("pw-two"), false));
+    ha1_of("pw-two", want);
+    cx_ha1(&x, got);
+    assert_string_equal(got, want);
+
+    /* SQN: by the cached row id, and read back from the database */
+    OK(x.f->st, ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    OK(x.f->st, ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    assert_int_equal(sqn, 64);
+    OK(x.other, ims_store_auth_get(x.other, S("alice@ims.test"), &ad));
+    assert_int_equal(ad.sqn, 64);
+    ims_auth_data_clear(&ad);
+
+    OK(x.other, ims_store_unlink(x.other, S("alice@ims.test"), S("sip:alice@ims.test")));
+    assert_int_equal(assoc(&x), IMS_ASSOC_MISMATCH);
+    OK(x.other, ims_store_link(x.other, S("alice@ims.test"), S("sip:alice@ims.test")));
+    assert_int_equal(assoc(&x), IMS_ASSOC_OK);
+
+    /* deleted, then made again under another row id: SQN follows the new row */
+    OK(x.other, ims_store_impi_del(x.other, S("alice@ims.test")));
+    assert_int_equal(ims_store_auth_get_fields(x.f->st, S("alice@ims.test"),
+                                               IMS_AUTH_F_AKA | IMS_AUTH_F_NO_SQN, &ad),
+                     IMS_ENOENT);
+    assert_int_equal(ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn),
+                     IMS_ENOENT);
+    OK(x.other, ims_store_impi_add(x.other, S("alice"), S("alice@ims.test"), S("ims.test"),
+                                   IMS_AUTH_ALL));
+    OK(x.f->st, ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    assert_int_equal(sqn, 32);
+    cfix_close(&x);
+}
+
+static void gen_now(struct tfix *f, char *v, size_t cap)
+{
+    tfix_sql_value(f, "SELECT gen FROM cache_generation", v, cap);
+}
+
+/* A change read inside a transaction that rolls back is never used, even
+ * once another change brings the counter to the value it had. */
+static void test_rollback(void **state)
+{
+    struct cfix x;
+    char got[IMS_DIGEST_HEX_MAX + 1], want[IMS_DIGEST_HEX_MAX + 1];
+    char g_in[32], g_after[32];
+    uint64_t gen, epoch;
+    cfix_open(&x, state);
+    ha1_of("pw-one", want);
+    cx_ha1(&x, got);
+
+    OK(x.f->st, st_begin(x.f->st));
+    OK(x.f->st, ims_store_impi_set_password(x.f->st, S("alice@ims.test"), S("pw-undone"), false));
+    cx_ha1(&x, got); /* read (and put) under the transaction's counter */
+    assert_true(st_cache_tag(x.f->st, &gen, &epoch));
+    snprintf(g_in, sizeof(g_in), "%llu", (unsigned long long)gen);
+    st_rollback(x.f->st);
+
+    /* one change elsewhere: the counter is where the undone one had it */
+    struct ims_sub_rec s;
+    memset(&s, 0, sizeof(s));
+    strcpy(s.name, "zed");
+    OK(x.other, ims_store_sub_add(x.other, &s));
+    gen_now(x.f, g_after, sizeof(g_after));
+    assert_string_equal(g_after, g_in);
+
+    cx_ha1(&x, got);
+    assert_string_equal(got, want);
+    cfix_close(&x);
+}
+
+/* The executor makes one cache for its connections, and none with 0. */
+static void test_exec_cache(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x;
+    struct ims_store_cache_stats s;
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 100, &x), 0);
+    ims_store_exec_cache_stats(x, &s);
+    assert_int_equal(s.capacity, 128);
+    ims_store_exec_free(x);
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
+    ims_store_exec_cache_stats(x, &s);
+    assert_int_equal(s.capacity, 0);
+    ims_store_exec_free(x);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
+const struct CMUnitTest cache_tests[] = {
+    cmocka_unit_test(test_table),
+    T(test_hits),
+    T(test_other_writer),
+    T(test_rollback),
+    T(test_exec_cache),
+};
+const size_t cache_ntests = sizeof(cache_tests) / sizeof(cache_tests[0]);
