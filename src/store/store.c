@@ -69,10 +69,21 @@ static int bind_va(struct ims_store *s, struct store_stmt *stmt, const char *fmt
     return rc;
 }
 
+/* store_cache.h: whether q may change cache_generation.gen (fire one of
+ * migration 005's triggers).  Reads cannot; nor can the writes the Cx path
+ * makes on every request, whose columns the triggers leave out. */
+static bool may_move_cache_gen(enum store_q q)
+{
+    return strncmp(store_sql[q].sql, "SELECT", 6) != 0 && q != Q_IMPI_SQN_SET &&
+           q != Q_IMPU_REG_SET && q != Q_SUB_SET_SCSCF;
+}
+
 int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const char *fmt, ...)
 {
     va_list ap;
     struct store_stmt *stmt;
+    if (may_move_cache_gen(q)) /* st_cache_tag reads it again */
+        s->cache_gen_ok = false;
     int rc = s->drv->prepare(s->db, q, &stmt);
     if (rc)
         return rc;
@@ -91,6 +102,8 @@ int st_exec(struct ims_store *s, enum store_q q, int64_t *changes, const char *f
 {
     va_list ap;
     struct store_stmt *stmt;
+    if (may_move_cache_gen(q)) /* st_cache_tag reads it again */
+        s->cache_gen_ok = false;
     int rc = s->drv->prepare(s->db, q, &stmt);
     if (rc)
         return rc;
@@ -269,7 +282,7 @@ bool st_cache_tag(struct ims_store *s, uint64_t *gen, uint64_t *epoch)
 {
     if (!s->cache)
         return false;
-    if (!s->cache_gen_ok || !s->batch || s->batch_open || s->depth > 0) {
+    if (!s->cache_gen_ok || !s->batch) {
         struct store_stmt *stmt;
         /* the epoch first: a rollback after it makes what follows unusable */
         s->cache_epoch = store_cache_epoch(s->cache);

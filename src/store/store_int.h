@@ -338,8 +338,9 @@ static inline bool st_sqn_lazy(struct ims_store *s, uint64_t steps)
  * st_use_cache: s reads through c from now on (store/exec.c, for each
  * connection it opens; c outlives them).  st_cache_tag: the (gen, epoch)
  * to get and put with, read before the data it tags (store_cache.h, rule
- * 1); read once per request while the request has not written (a write of
- * its own may have moved gen), else per call.  false: no cache, or gen
+ * 1); read once per request (batch), and again after any statement of the
+ * request that may have moved gen (every write but the Cx path's own: SQN,
+ * registration state, S-CSCF name); outside a request, per call.  false: no cache, or gen
  * could not be read (then the caller reads the database, as without). */
 struct store_cache;
 void st_use_cache(struct ims_store *s, struct store_cache *c);

@@ -240,6 +240,36 @@ static void test_rollback(void **state)
     cfix_close(&x);
 }
 
+/* Inside one request (one transaction, as store/exec.c runs them): the
+ * request's own change to a cached row is read back at once, while its SQN
+ * writes keep the cache in use. */
+static void test_request_own_write(void **state)
+{
+    struct cfix x;
+    struct ims_store_cache_stats before, after;
+    char got[IMS_DIGEST_HEX_MAX + 1], want[IMS_DIGEST_HEX_MAX + 1];
+    uint64_t sqn;
+    cfix_open(&x, state);
+    cx_ha1(&x, got); /* cached */
+
+    st_req_begin(x.f->st);
+    cx_ha1(&x, got);
+    OK(x.f->st, ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    stats(x.c, &before);
+    cx_ha1(&x, got);
+    stats(x.c, &after);
+    assert_int_equal(after.hits, before.hits + 1); /* the SQN write moved nothing */
+    OK(x.f->st, ims_store_impi_set_password(x.f->st, S("alice@ims.test"), S("pw-mine"), false));
+    cx_ha1(&x, got);
+    ha1_of("pw-mine", want);
+    assert_string_equal(got, want);
+    OK(x.f->st, st_req_end(x.f->st));
+
+    cx_ha1(&x, got);
+    assert_string_equal(got, want);
+    cfix_close(&x);
+}
+
 /* The executor makes one cache for its connections, and none with 0. */
 static void test_exec_cache(void **state)
 {
@@ -262,6 +292,7 @@ const struct CMUnitTest cache_tests[] = {
     T(test_hits),
     T(test_other_writer),
     T(test_rollback),
+    T(test_request_own_write),
     T(test_exec_cache),
 };
 const size_t cache_ntests = sizeof(cache_tests) / sizeof(cache_tests[0]);
