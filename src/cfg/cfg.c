@@ -133,7 +133,8 @@ static const struct key keys[] = {
     { "hss", "cache_entries", K_UINT, "262144", 0, 16777216, OFF(hss_cache_entries), false,
       "Entries of the in-memory cache of identity data the Cx path reads on every request "
       "(IMPI/IMPU links and IMPI rows, their secrets still encrypted), shared by the store "
-      "connections; about 0.5 KiB each. It stays coherent with any writer, imscloudctl "
+      "connections; an IMPI row takes about 0.6 KiB, a link 0.1 KiB (100 000 subscribers: "
+      "~55 MiB). It stays coherent with any writer, imscloudctl "
       "included, through a change counter in the database. 0: no cache." },
     { "hss", "visited_networks", K_STR, NULL, 0, 0, OFF(hss_visited_networks), false,
       "Comma list of Visited-Network-Identifier globs users may register from besides the "
