@@ -78,18 +78,17 @@ static bool may_move_cache_gen(enum store_q q)
            q != Q_IMPU_REG_SET && q != Q_SUB_SET_SCSCF;
 }
 
-int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const char *fmt, ...)
+/* st_query and st_exec: q prepared, its parameters bound. */
+static int prepare_bound(struct ims_store *s, enum store_q q, struct store_stmt **out,
+                         const char *fmt, va_list ap)
 {
-    va_list ap;
     struct store_stmt *stmt;
     if (may_move_cache_gen(q)) /* st_cache_tag reads it again */
         s->cache_gen_ok = false;
     int rc = s->drv->prepare(s->db, q, &stmt);
     if (rc)
         return rc;
-    va_start(ap, fmt);
     rc = bind_va(s, stmt, fmt, ap);
-    va_end(ap);
     if (rc) {
         s->drv->reset(stmt);
         return rc;
@@ -98,25 +97,29 @@ int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const
     return 0;
 }
 
+int st_query(struct ims_store *s, enum store_q q, struct store_stmt **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = prepare_bound(s, q, out, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 int st_exec(struct ims_store *s, enum store_q q, int64_t *changes, const char *fmt, ...)
 {
     va_list ap;
     struct store_stmt *stmt;
-    if (may_move_cache_gen(q)) /* st_cache_tag reads it again */
-        s->cache_gen_ok = false;
-    int rc = s->drv->prepare(s->db, q, &stmt);
+    va_start(ap, fmt);
+    int rc = prepare_bound(s, q, &stmt, fmt, ap);
+    va_end(ap);
     if (rc)
         return rc;
-    va_start(ap, fmt);
-    rc = bind_va(s, stmt, fmt, ap);
-    va_end(ap);
-    if (rc == 0) {
-        rc = s->drv->step(stmt);
-        if (rc == STORE_ROW) /* a RETURNING clause we do not need */
-            rc = 0;
-        if (rc == 0 && changes)
-            *changes = s->drv->changes(stmt);
-    }
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) /* a RETURNING clause we do not need */
+        rc = 0;
+    if (rc == 0 && changes)
+        *changes = s->drv->changes(stmt);
     s->drv->reset(stmt);
     return rc;
 }
