@@ -83,8 +83,10 @@ static int prepare_bound(struct ims_store *s, enum store_q q, struct store_stmt 
                          const char *fmt, va_list ap)
 {
     struct store_stmt *stmt;
-    if (may_move_cache_gen(q)) /* st_cache_tag reads it again */
+    if (may_move_cache_gen(q)) { /* st_cache_tag reads it again */
         s->cache_gen_ok = false;
+        s->cache_wrote = true;
+    }
     int rc = s->drv->prepare(s->db, q, &stmt);
     if (rc)
         return rc;
@@ -166,6 +168,7 @@ int st_begin(struct ims_store *s)
             s->batch_open = true;
         }
     } else if (s->depth == 0) {
+        s->cache_wrote = false; /* an autocommit write before is committed */
         rc = s->drv->begin(s->db);
         if (rc == 0)
             s->depth = 1;
@@ -186,7 +189,10 @@ int st_commit(struct ims_store *s)
         /* As before nesting: a failed COMMIT is followed by st_rollback,
          * which at depth 0 rolls back whatever the driver left open. */
         s->depth = 0;
-        return s->drv->commit(s->db);
+        int rc = s->drv->commit(s->db);
+        if (rc == 0) /* failed: st_rollback follows and still needs it */
+            s->cache_wrote = false;
+        return rc;
     }
     int rc = sp_run(s, SP_RELEASE);
     if (rc)
@@ -195,10 +201,12 @@ int st_commit(struct ims_store *s)
     return 0;
 }
 
-/* store_cache.h rule 2: what was read in the levels undone may be gone. */
+/* store_cache.h rule 2: what was read in the levels undone may be gone,
+ * when the transaction wrote anything the cache holds.  A rollback after a
+ * refused SQN or a lost race keeps the cache. */
 static void cache_undo(struct ims_store *s)
 {
-    if (s->cache)
+    if (s->cache && s->cache_wrote)
         store_cache_forget(s->cache);
 }
 
@@ -206,13 +214,16 @@ void st_rollback(struct ims_store *s)
 {
     cache_undo(s);
     if (s->depth == 0) {
-        if (!s->batch) /* after a failed outermost COMMIT */
+        if (!s->batch) { /* after a failed outermost COMMIT */
             s->drv->rollback(s->db);
+            s->cache_wrote = false;
+        }
         return;
     }
     if (!s->batch && s->depth == 1) {
         s->depth = 0;
         s->drv->rollback(s->db);
+        s->cache_wrote = false;
         return;
     }
     s->depth--;
@@ -225,6 +236,7 @@ void st_batch_begin(struct ims_store *s)
     s->batch = true;
     s->batch_open = false;
     s->cache_gen_ok = false;
+    s->cache_wrote = false;
     s->batch_broken = s->depth != 0; /* never: a caller left a level open */
 }
 
@@ -252,6 +264,7 @@ int st_batch_end(struct ims_store *s)
     }
     s->batch_broken = false;
     s->cache_gen_ok = false;
+    s->cache_wrote = false;
     return rc;
 }
 

@@ -17,9 +17,10 @@
  *    than a change is never used once that change is seen; data newer than
  *    its tag is only ever too new, which is harmless.
  * 2. A rollback of a transaction that wrote may undo a change whose data an
- *    entry was read from (its trigger's gen update is undone too): every
- *    rollback moves the cache's epoch (store_cache_forget), and an entry
- *    is used only while the epoch is the one it was read under.
+ *    entry was read from (its trigger's gen update is undone too): the
+ *    rollback of a transaction that ran such a write moves the cache's
+ *    epoch (store_cache_forget; store.c), and an entry is used only while
+ *    the epoch is the one it was read under.
  * Keys and values are bytes; the callers (store_cx.c) pack them.  Memory
  * is bounded: a fixed number of sets of a few entries each; a full set
  * drops its least recently used entry. */

@@ -225,6 +225,9 @@ struct ims_store {
     struct store_cache *cache;
     uint64_t cache_gen, cache_epoch;
     bool cache_gen_ok;
+    /* the open transaction (or batch) ran a statement that may move the
+     * counter: its rollback makes the cache forget (store_cache.h rule 2) */
+    bool cache_wrote;
     /* The IMPI row id the last tagged auth read found (store_cx.c): the
      * SQN update that follows it in an AKA MAR needs no lookup. */
     struct {

@@ -270,6 +270,36 @@ static void test_request_own_write(void **state)
     cfix_close(&x);
 }
 
+static int refuse_sqn(uint64_t cur, uint64_t *next, void *ctx)
+{
+    (void)cur;
+    (void)next;
+    (void)ctx;
+    return IMS_EPROTO;
+}
+
+/* A rollback that undid nothing the cache holds keeps it: a refused SQN
+ * update (a bad resync) must not empty the cache for everyone. */
+static void test_rollback_without_write(void **state)
+{
+    struct cfix x;
+    struct ims_store_cache_stats before, after;
+    char got[IMS_DIGEST_HEX_MAX + 1];
+    uint64_t sqn;
+    cfix_open(&x, state);
+    cx_ha1(&x, got);
+    assert_int_equal(ims_store_sqn_update(x.f->st, S("alice@ims.test"), refuse_sqn, NULL, &sqn),
+                     IMS_EPROTO);
+    OK(x.f->st, st_begin(x.f->st));
+    OK(x.f->st, ims_store_sqn_update(x.f->st, S("alice@ims.test"), next_sqn, NULL, &sqn));
+    st_rollback(x.f->st);
+    stats(x.c, &before);
+    cx_ha1(&x, got);
+    stats(x.c, &after);
+    assert_int_equal(after.hits, before.hits + 1);
+    cfix_close(&x);
+}
+
 /* The executor makes one cache for its connections, and none with 0. */
 static void test_exec_cache(void **state)
 {
@@ -293,6 +323,7 @@ const struct CMUnitTest cache_tests[] = {
     T(test_other_writer),
     T(test_rollback),
     T(test_request_own_write),
+    T(test_rollback_without_write),
     T(test_exec_cache),
 };
 const size_t cache_ntests = sizeof(cache_tests) / sizeof(cache_tests[0]);
