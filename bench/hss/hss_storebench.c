@@ -57,6 +57,7 @@ struct req {
     uint32_t user;
     unsigned step; /* ims-reg: 0 UAR, 1 MAR, 2 UAR, 3 SAR */
     int rc;
+    struct hss_result res; /* from run_cx (store thread) to finish_cx (completion) */
 };
 
 static _Atomic unsigned long long done_count, fail_count;
@@ -70,14 +71,18 @@ static uint32_t next_user(void)
     return (uint32_t)(rng % B.n);
 }
 
-static int run_cx(struct ims_store *st, uint32_t user, unsigned step)
+/* The store part of one request, into r->res; finish_cx completes it. */
+static int run_cx(struct ims_store *st, struct req *r)
 {
     char impi[HB_ID_MAX], impu[HB_ID_MAX];
-    struct hss_result res;
+    struct hss_result *res = &r->res;
+    uint32_t user = r->user;
+    unsigned step = r->step;
     int rc;
     hb_impi(user, impi);
     hb_impu(user, impu);
-    ims_hss_result_init(&res);
+    ims_hss_result_clear(res);
+    ims_hss_result_init(res);
     enum scenario sc = B.sc;
     if (sc == SC_IMS_REG)
         sc = step == 1 ? SC_MAR_DIGEST : step == 3 ? SC_SAR_REG : SC_UAR;
@@ -91,7 +96,7 @@ static int run_cx(struct ims_store *st, uint32_t user, unsigned step)
         DIA_SET(&q, CX_UAR_IMPU);
         DIA_SET(&q, CX_UAR_VISITED);
         DIA_SET(&q, CX_UAR_TYPE);
-        rc = ims_hss_uar(st, &B.pol, &q, &res);
+        rc = ims_hss_uar(st, &B.pol, &q, res);
     } else if (sc == SC_MAR_DIGEST || sc == SC_MAR_AKA) {
         struct cx_mar q;
         memset(&q, 0, sizeof(q));
@@ -106,7 +111,7 @@ static int run_cx(struct ims_store *st, uint32_t user, unsigned step)
         DIA_SET(&q, CX_MAR_SERVER);
         DIA_SET(&q, CX_MAR_NITEMS);
         DIA_SET(&q, CX_MAR_ITEM);
-        rc = ims_hss_mar(st, &B.pol, &q, &res);
+        rc = ims_hss_mar(st, &B.pol, &q, res);
     } else {
         struct cx_sar q;
         memset(&q, 0, sizeof(q));
@@ -120,14 +125,24 @@ static int run_cx(struct ims_store *st, uint32_t user, unsigned step)
         DIA_SET(&q, CX_SAR_SERVER);
         DIA_SET(&q, CX_SAR_TYPE);
         DIA_SET(&q, CX_SAR_UDA);
-        rc = ims_hss_sar(st, &B.pol, &q, &res);
+        rc = ims_hss_sar(st, &B.pol, &q, res);
     }
+    return rc;
+}
+
+/* What the server does after the store part, off the store connection
+ * (hss.c: done, local_done): an AKA MAR's vectors.  Then the check. */
+static int finish_cx(struct req *r, int rc)
+{
+    if (rc == 0)
+        rc = ims_hss_result_finish(&r->res);
     /* an answer other than a 2xxx (UAR: 2001/2002 experimental) is a
      * broken seed or a broken handler */
-    uint32_t code = dia_ans_code(&res.ans, NULL);
+    uint32_t code = dia_ans_code(&r->res.ans, NULL);
     if (rc == 0 && (code < 2000 || code > 2999))
         rc = IMS_EINVAL;
-    ims_hss_result_clear(&res);
+    ims_hss_result_clear(&r->res);
+    ims_hss_result_init(&r->res);
     return rc;
 }
 
@@ -190,13 +205,14 @@ static int exec_work(struct ims_store *st, void *arg)
 {
     struct req *r = arg;
     note_clock();
-    return run_cx(st, r->user, r->step);
+    return run_cx(st, r);
 }
 
 static void exec_done(struct ims_loop *loop, int rc, void *arg)
 {
     (void)loop;
     struct req *r = arg;
+    rc = finish_cx(r, rc);
     if (rc)
         atomic_fetch_add(&fail_count, 1);
     else
@@ -247,6 +263,8 @@ static int run_exec(struct ims_store_exec *x, size_t window, double seconds)
     while (nfree < window)
         pthread_cond_wait(&cv, &mu);
     pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < window; i++)
+        ims_hss_result_clear(&reqs[i].res);
     free(reqs);
     free(free_reqs);
     return 0;
@@ -264,13 +282,14 @@ struct inline_arg {
 static int inline_work(struct ims_store *st, void *arg)
 {
     struct req *r = arg;
-    return run_cx(st, r->user, r->step);
+    return run_cx(st, r);
 }
 
 static void *inline_main(void *arg)
 {
     struct inline_arg *a = arg;
     struct req r = { .user = 0 };
+    ims_hss_result_init(&r.res);
     rng ^= (uint64_t)(uintptr_t)a * 0x2545f4914f6cdd1dull;
     r.user = next_user();
     double c0 = thread_cpu();
@@ -287,11 +306,13 @@ static void *inline_main(void *arg)
             a->rc = rc;
             break;
         }
+        wrc = finish_cx(&r, wrc);
         atomic_fetch_add(wrc ? &fail_count : &done_count, 1);
         r.job.work = inline_work;
         advance(&r);
     }
     a->cpu = thread_cpu() - c0;
+    ims_hss_result_clear(&r.res);
     return NULL;
 }
 

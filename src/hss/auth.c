@@ -26,48 +26,79 @@ static int alloc_sqns(uint64_t cur, uint64_t *next, void *arg)
     return 0;
 }
 
-int ims_hss_aka_vectors(struct ims_store *st, ims_str impi, unsigned scheme, size_t n,
-                        struct ims_aka_vector *out, size_t *count,
-                        enum ims_hss_auth_result *res)
+int ims_hss_aka_reserve(struct ims_store *st, ims_str impi, unsigned scheme, size_t n,
+                        struct ims_hss_aka_plan *plan, enum ims_hss_auth_result *res)
 {
-    struct ims_auth_data ad;
     struct alloc_ctx a = { 0 };
-    *count = 0;
+    memset(plan, 0, sizeof(*plan));
     if ((scheme != IMS_AUTH_AKAV1_MD5 && scheme != IMS_AUTH_AKAV2_MD5) || n == 0)
         return IMS_EINVAL;
     a.n = n > IMS_HSS_MAX_VECTORS ? IMS_HSS_MAX_VECTORS : n;
-    int rc = ims_store_auth_get_fields(st, impi, IMS_AUTH_F_AKA | IMS_AUTH_F_NO_SQN, &ad);
+    int rc = ims_store_aka_get_sealed(st, impi, &plan->sealed);
     if (rc == IMS_ENOENT) {
         *res = IMS_HSS_AUTH_USER_UNKNOWN;
         return 0;
     }
     if (rc)
         return rc;
-    if (!(ad.schemes & scheme) || !ad.has_aka) {
+    if (!(plan->sealed.schemes & scheme) || !plan->sealed.has_aka) {
         LOG_N("hss", "event=auth_scheme_refused impi=%.*s scheme=0x%x allowed=0x%x aka=%d",
-              IMS_SF(impi), scheme, ad.schemes, ad.has_aka);
-        ims_auth_data_clear(&ad);
+              IMS_SF(impi), scheme, plan->sealed.schemes, plan->sealed.has_aka);
+        ims_hss_aka_plan_clear(plan);
         *res = IMS_HSS_AUTH_SCHEME_NOT_SUPPORTED;
         return 0;
     }
     /* SQNs first, committed: a crash after this burns them, never reuses. */
     rc = ims_store_sqn_update(st, impi, alloc_sqns, &a, NULL);
-    for (size_t i = 0; rc == 0 && i < a.n; i++) {
-        rc = ims_aka_vector_make(ad.k, ad.opc, ad.amf, a.sqn[i], NULL, &out[i]);
-        if (rc == 0)
-            (*count)++;
-    }
-    ims_auth_data_clear(&ad);
     if (rc) {
-        for (size_t i = 0; i < *count; i++)
-            ims_aka_vector_clear(&out[i]);
-        *count = 0;
+        ims_hss_aka_plan_clear(plan);
         return rc == IMS_ENOENT ? IMS_EBACKEND : rc; /* deleted meanwhile */
     }
+    plan->n = a.n;
+    memcpy(plan->sqn, a.sqn, sizeof(plan->sqn));
     LOG_I("hss", "event=aka_vectors impi=%.*s n=%zu sqn_first=%llu sqn_last=%llu", IMS_SF(impi),
           a.n, (unsigned long long)a.sqn[0], (unsigned long long)a.sqn[a.n - 1]);
     *res = IMS_HSS_AUTH_OK;
     return 0;
+}
+
+int ims_hss_aka_make(const struct ims_hss_aka_plan *plan, struct ims_aka_vector *out,
+                     size_t *count)
+{
+    uint8_t k[16], opc[16];
+    *count = 0;
+    int rc = ims_store_aka_unseal(&plan->sealed, k, opc);
+    for (size_t i = 0; rc == 0 && i < plan->n; i++) {
+        rc = ims_aka_vector_make(k, opc, plan->sealed.amf, plan->sqn[i], NULL, &out[i]);
+        if (rc == 0)
+            (*count)++;
+    }
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(opc, sizeof(opc));
+    if (rc) {
+        for (size_t i = 0; i < *count; i++)
+            ims_aka_vector_clear(&out[i]);
+        *count = 0;
+    }
+    return rc;
+}
+
+void ims_hss_aka_plan_clear(struct ims_hss_aka_plan *plan)
+{
+    OPENSSL_cleanse(plan, sizeof(*plan));
+}
+
+int ims_hss_aka_vectors(struct ims_store *st, ims_str impi, unsigned scheme, size_t n,
+                        struct ims_aka_vector *out, size_t *count,
+                        enum ims_hss_auth_result *res)
+{
+    struct ims_hss_aka_plan plan;
+    *count = 0;
+    int rc = ims_hss_aka_reserve(st, impi, scheme, n, &plan, res);
+    if (rc == 0 && *res == IMS_HSS_AUTH_OK)
+        rc = ims_hss_aka_make(&plan, out, count);
+    ims_hss_aka_plan_clear(&plan);
+    return rc;
 }
 
 struct resync_ctx {

@@ -24,6 +24,8 @@ void ims_hss_result_init(struct hss_result *r)
 
 void ims_hss_result_clear(struct hss_result *r)
 {
+    ims_hss_aka_plan_clear(&r->aka);
+    r->aka_pending = false;
     OPENSSL_cleanse(r->items, sizeof(r->items));
     OPENSSL_cleanse(&r->ans.items, sizeof(r->ans.items));
     ims_buf_free(&r->xml);
@@ -403,9 +405,7 @@ static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct
 static int mar_aka(struct ims_store *st, const struct cx_mar *rq, unsigned scheme,
                    struct hss_result *res)
 {
-    struct ims_aka_vector v[CX_MAX_ITEMS];
     enum ims_hss_auth_result ar;
-    size_t count = 0;
     size_t n = rq->n_items == 0 ? 1 : rq->n_items > CX_MAX_ITEMS ? CX_MAX_ITEMS : rq->n_items;
     const struct cx_auth_item *it = &rq->item;
     /* TS 33.203 §6.1.2 / TS 29.228 §6.3.1: SIP-Authorization = RAND || AUTS
@@ -424,14 +424,32 @@ static int mar_aka(struct ims_store *st, const struct cx_mar *rq, unsigned schem
             return 0;
         }
     }
-    int rc = ims_hss_aka_vectors(st, rq->impi, scheme, n, v, &count, &ar);
+    int rc = ims_hss_aka_reserve(st, rq->impi, scheme, n, &res->aka, &ar);
     if (rc)
         return rc;
     if (ar != IMS_HSS_AUTH_OK) {
         map_auth_result(res, ar);
         return 0;
     }
-    const char *name = scheme == IMS_AUTH_AKAV2_MD5 ? "Digest-AKAv2-MD5" : "Digest-AKAv1-MD5";
+    res->aka_pending = true;
+    res->aka_scheme = scheme == IMS_AUTH_AKAV2_MD5 ? "Digest-AKAv2-MD5" : "Digest-AKAv1-MD5";
+    return 0;
+}
+
+int ims_hss_result_finish(struct hss_result *res)
+{
+    struct ims_aka_vector v[CX_MAX_ITEMS];
+    size_t count = 0;
+    if (!res->aka_pending)
+        return 0;
+    res->aka_pending = false;
+    int rc = ims_hss_aka_make(&res->aka, v, &count);
+    ims_hss_aka_plan_clear(&res->aka);
+    if (rc) {
+        LOG_E("hss", "event=aka_vectors_failed err=%s", ims_strerror(rc));
+        result(res, DIA_UNABLE_TO_COMPLY);
+        return rc;
+    }
     for (size_t i = 0; i < count; i++) {
         struct hss_item_store *s = &res->items[i];
         struct cx_auth_item *a = &res->ans.items[i];
@@ -441,7 +459,7 @@ static int mar_aka(struct ims_store *st, const struct cx_mar *rq, unsigned schem
         memcpy(s->ck, v[i].ck, sizeof(s->ck));
         memcpy(s->ik, v[i].ik, sizeof(s->ik));
         a->item_number = (uint32_t)i + 1;
-        a->scheme = ims_str_cstr(name);
+        a->scheme = ims_str_cstr(res->aka_scheme);
         a->authenticate = ims_str_make((const char *)s->authenticate, sizeof(s->authenticate));
         a->authorization = ims_str_make((const char *)s->xres, IMS_AKA_XRES_LEN);
         a->ck = ims_str_make((const char *)s->ck, sizeof(s->ck));

@@ -9,6 +9,11 @@
  * code), or an IMS_E* error when the store failed, which the caller
  * answers DIAMETER_UNABLE_TO_COMPLY.
  *
+ * An AKA MAR leaves its vectors to ims_hss_result_finish(), which every
+ * caller runs after the handler, off the store connection (hss/auth.h:
+ * the handler reserves the SQNs, the finish decrypts K and OPc and runs
+ * Milenage).
+ *
  * Ownership: res->ans's slices point into res (its buffers) and into the
  * request (echoed identities): use the answer while both live, then
  * ims_hss_result_clear() - it wipes the secrets (XRES, CK, IK, HA1). */
@@ -21,6 +26,7 @@
 
 #include "base/buf.h"
 #include "dia/msgs.h"
+#include "hss/auth.h"
 #include "store/store.h"
 
 struct ims_store;
@@ -52,10 +58,19 @@ struct hss_result {
     /* for the caller: the S-CSCF this request assigned (learn its
      * Origin-Host for RTR/PPR), "" if none */
     char assigned_scscf[IMS_STORE_ID_MAX];
+    /* an AKA MAR's vectors, reserved and not yet made (ims_hss_result_finish) */
+    bool aka_pending;
+    const char *aka_scheme; /* "Digest-AKAv1-MD5" or "Digest-AKAv2-MD5" */
+    struct ims_hss_aka_plan aka;
 };
 
 void ims_hss_result_init(struct hss_result *r);
 void ims_hss_result_clear(struct hss_result *r);
+/* Completes what the handler left for after the store (an AKA MAR's
+ * vectors into res->ans; on failure res->ans becomes
+ * DIAMETER_UNABLE_TO_COMPLY).  Any thread; a no-op when nothing is left.
+ * 0 or the error that made the answer UNABLE_TO_COMPLY. */
+int ims_hss_result_finish(struct hss_result *r);
 
 /* TS 29.228 §6.1.1 User registration status query. */
 int ims_hss_uar(struct ims_store *st, const struct hss_policy *pol, const struct cx_uar *rq,

@@ -344,6 +344,7 @@ static void done(struct ims_loop *loop, int rc, void *arg)
               IMS_SF(req->session_id), ims_strerror(rc));
         answer_error(req, DIA_UNABLE_TO_COMPLY);
     } else {
+        ims_hss_result_finish(&j->res); /* off the store connection (cx.h) */
         if (j->res.assigned_scscf[0])
             post_learn(j->h, j->res.assigned_scscf, req->origin_host, req->origin_realm);
         bool exp;
@@ -449,6 +450,8 @@ static void local_done(struct ims_loop *loop, int rc, void *arg)
         ks_fetch(&lj->j);
         return;
     }
+    if (rc == 0)
+        ims_hss_result_finish(&lj->j.res); /* off the store connection (cx.h) */
     lj->cb(loop, rc, rc == 0 ? &lj->j.res.ans : NULL, lj->arg);
     local_free(lj);
 }

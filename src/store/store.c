@@ -395,22 +395,33 @@ int st_encrypt(struct ims_store *s, ims_str impi, const char *field, const void 
     return 0;
 }
 
-int st_decrypt(struct ims_store *s, ims_str impi, const char *field, ims_str ct, void *pt,
-               size_t cap, size_t *n)
+int st_decrypt_with(const struct ims_keyrepo *repo, ims_str impi, const char *field, ims_str ct,
+                    void *pt, size_t cap, size_t *n)
 {
     char adbuf[IMS_STORE_ID_MAX + 32];
     ims_str ad;
     int rc = make_ad(impi, field, adbuf, sizeof(adbuf), &ad);
     if (rc == 0)
-        rc = ims_keyrepo_decrypt(s->repo, ad, ct, pt, cap, n);
-    if (rc == IMS_ENOMEM)
-        return st_err(s, IMS_ENOMEM, "out of memory");
-    if (rc) {
+        rc = repo ? ims_keyrepo_decrypt(repo, ad, ct, pt, cap, n) : IMS_ENOENT;
+    if (rc && rc != IMS_ENOMEM) {
         unsigned id = 0;
         ims_keyrepo_ct_keyid(ct, &id);
         /* Not a peer's doing: our row or our key repository is wrong. */
         LOG_E("store", "event=secret_undecryptable impi=%.*s field=%s keyid=%u rc=%s",
               IMS_SF(impi), field, id, ims_strerror(rc));
+    }
+    return rc;
+}
+
+int st_decrypt(struct ims_store *s, ims_str impi, const char *field, ims_str ct, void *pt,
+               size_t cap, size_t *n)
+{
+    int rc = st_decrypt_with(s->repo, impi, field, ct, pt, cap, n);
+    if (rc == IMS_ENOMEM)
+        return st_err(s, IMS_ENOMEM, "out of memory");
+    if (rc) {
+        unsigned id = 0;
+        ims_keyrepo_ct_keyid(ct, &id);
         return st_err(s, IMS_EBACKEND, "%s of %.*s does not decrypt (key %u: %s)", field,
                       IMS_SF(impi), id,
                       rc == IMS_ENOENT ? "not in the key repository" : "tampered or misplaced");

@@ -194,6 +194,32 @@ int ims_store_auth_get(struct ims_store *st, ims_str impi, struct ims_auth_data 
 int ims_store_auth_get_fields(struct ims_store *st, ims_str impi, unsigned fields,
                               struct ims_auth_data *out);
 
+/* An IMPI's AKA data with K and OPc still sealed (the stored ciphertexts),
+ * so that the thread holding the store connection spends no time on AES:
+ * ims_store_aka_get_sealed() reads it (from the identity cache when it can,
+ * as IMS_AUTH_F_NO_SQN does), ims_store_aka_unseal() decrypts it later on
+ * any thread.  repo is the store's key repository at the read, borrowed: the
+ * caller keeps it alive until the unseal (hss.c retires a replaced one only
+ * at stop). */
+#define IMS_STORE_SEALED_MAX 160 /* "v1:<id>:" + base64 of a 16-byte secret's ciphertext */
+struct ims_keyrepo;
+struct ims_aka_sealed {
+    char impi[IMS_STORE_ID_MAX];
+    unsigned schemes;
+    uint8_t amf[2];
+    bool has_aka; /* both K and OPc stored */
+    const struct ims_keyrepo *repo;
+    char k[IMS_STORE_SEALED_MAX];
+    char opc[IMS_STORE_SEALED_MAX];
+};
+/* 0, IMS_ENOENT (no such IMPI), IMS_EBACKEND (a ciphertext longer than
+ * IMS_STORE_SEALED_MAX: not one this store wrote), or a store error. */
+int ims_store_aka_get_sealed(struct ims_store *st, ims_str impi, struct ims_aka_sealed *out);
+/* K and OPc of in (has_aka).  Thread-safe.  On error both are wiped and the
+ * failure is logged (secret_undecryptable, as a read that decrypts).
+ * 0, IMS_EINVAL (!has_aka), IMS_EBACKEND. */
+int ims_store_aka_unseal(const struct ims_aka_sealed *in, uint8_t k[16], uint8_t opc[16]);
+
 /* Atomic read-modify-write of SQN_HE: in one write transaction with the
  * row locked, fn(cur, &next, ctx) computes the new value from the stored
  * one; it is stored and committed before this returns, so a value handed

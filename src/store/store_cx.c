@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "crypto/aka.h"
 #include "store/store_cache.h"
 #include "store/store_int.h"
@@ -260,8 +261,16 @@ static void remember_impi(struct ims_store *s, ims_str impi, int64_t id, uint64_
     s->last_impi.epoch = epoch;
 }
 
-int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields,
-                              struct ims_auth_data *out)
+/* Finds the IMPI's authentication row, in the identity cache when
+ * may_cache (the caller needs no SQN) and it is there, else in the
+ * database, and hands it to fn while its slices are valid.  A row read
+ * from the database is kept in the cache only when fn accepted it (0): a
+ * row whose key is gone fails each time. */
+typedef int (*auth_row_fn)(struct ims_store *s, ims_str impi, const struct auth_row *r,
+                           void *arg);
+
+static int with_auth_row(struct ims_store *s, ims_str impi, bool may_cache, auth_row_fn fn,
+                         void *arg)
 {
     struct store_stmt *stmt;
     struct auth_row row;
@@ -269,18 +278,15 @@ int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields
     char key[KEY_MAX];
     size_t klen = 0, plen;
     uint64_t gen, epoch;
-    s->errmsg[0] = '\0';
-    memset(out, 0, sizeof(*out));
     if (!st_valid_id(impi))
         return BAD_ID(s, impi);
-    /* a caller that needs SQN reads the row (the cache never has it) */
-    bool tagged = (fields & IMS_AUTH_F_NO_SQN) && st_cache_tag(s, &gen, &epoch);
+    bool tagged = may_cache && st_cache_tag(s, &gen, &epoch);
     if (tagged) {
         klen = cache_key(key, KEY_AUTH, impi, IMS_STR_NULL);
         if (store_cache_get(s->cache, gen, key, klen, packed, sizeof(packed), &plen) &&
             auth_row_unpack(packed, plen, &row)) {
             remember_impi(s, impi, row.id, gen, epoch);
-            return auth_row_decode(s, impi, &row, fields, out);
+            return fn(s, impi, &row, arg);
         }
     }
     int rc = st_query(s, Q_IMPI_GET, &stmt, "t", impi);
@@ -296,13 +302,90 @@ int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields
         return st_fail(s, rc, "auth get");
     }
     auth_row_read(s, stmt, &row);
-    rc = auth_row_decode(s, impi, &row, fields, out);
-    /* kept only once it decrypted: a row whose key is gone fails each time */
+    rc = fn(s, impi, &row, arg);
     if (rc == 0 && tagged && (plen = auth_row_pack(&row, packed)) != 0) {
         store_cache_put(s->cache, gen, epoch, key, klen, packed, plen);
         remember_impi(s, impi, row.id, gen, epoch);
     }
     s->drv->reset(stmt);
+    return rc;
+}
+
+struct decode_arg {
+    unsigned fields;
+    struct ims_auth_data *out;
+};
+
+static int decode_cb(struct ims_store *s, ims_str impi, const struct auth_row *r, void *arg)
+{
+    struct decode_arg *a = arg;
+    return auth_row_decode(s, impi, r, a->fields, a->out);
+}
+
+int ims_store_auth_get_fields(struct ims_store *s, ims_str impi, unsigned fields,
+                              struct ims_auth_data *out)
+{
+    struct decode_arg a = { fields, out };
+    s->errmsg[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    /* a caller that needs SQN reads the row (the cache never has it) */
+    return with_auth_row(s, impi, (fields & IMS_AUTH_F_NO_SQN) != 0, decode_cb, &a);
+}
+
+static int seal_cb(struct ims_store *s, ims_str impi, const struct auth_row *r, void *arg)
+{
+    struct ims_aka_sealed *out = arg;
+    ims_str_copy(r->identity, out->impi, sizeof(out->impi));
+    out->schemes = r->schemes;
+    out->amf[0] = (uint8_t)(r->amf >> 8);
+    out->amf[1] = (uint8_t)r->amf;
+    out->repo = s->repo;
+    out->has_aka = r->has[SEC_K] && r->has[SEC_OPC];
+    if (!out->has_aka)
+        return 0;
+    if (r->ct[SEC_K].len >= sizeof(out->k) || r->ct[SEC_OPC].len >= sizeof(out->opc))
+        return st_err(s, IMS_EBACKEND, "AKA secrets of %.*s are too long to be ours",
+                      IMS_SF(impi));
+    ims_str_copy(r->ct[SEC_K], out->k, sizeof(out->k));
+    ims_str_copy(r->ct[SEC_OPC], out->opc, sizeof(out->opc));
+    return 0;
+}
+
+int ims_store_aka_get_sealed(struct ims_store *s, ims_str impi, struct ims_aka_sealed *out)
+{
+    s->errmsg[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    int rc = with_auth_row(s, impi, true, seal_cb, out);
+    if (rc)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* One 16-byte secret of in. */
+static int unseal_one(const struct ims_aka_sealed *in, int which, const char *ct, uint8_t dst[16])
+{
+    size_t n = 0;
+    int rc = st_decrypt_with(in->repo, ims_str_cstr(in->impi), st_secret_field[which],
+                             ims_str_cstr(ct), dst, 16, &n);
+    if (rc == 0 && n != 16) {
+        LOG_E("store", "event=secret_bad_length impi=%s field=%s len=%zu", in->impi,
+              st_secret_field[which], n);
+        rc = IMS_EBACKEND;
+    }
+    return rc == 0 || rc == IMS_ENOMEM ? rc : IMS_EBACKEND;
+}
+
+int ims_store_aka_unseal(const struct ims_aka_sealed *in, uint8_t k[16], uint8_t opc[16])
+{
+    if (!in->has_aka)
+        return IMS_EINVAL;
+    int rc = unseal_one(in, SEC_K, in->k, k);
+    if (rc == 0)
+        rc = unseal_one(in, SEC_OPC, in->opc, opc);
+    if (rc) {
+        OPENSSL_cleanse(k, 16);
+        OPENSSL_cleanse(opc, 16);
+    }
     return rc;
 }
 

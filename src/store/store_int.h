@@ -383,6 +383,10 @@ void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *ds
 /* Secrets: AD "impi:<identity>:<field>". */
 int st_encrypt(struct ims_store *s, ims_str impi, const char *field, const void *pt, size_t n,
                struct ims_buf *out);
+/* st_decrypt without a store (any thread): logs an undecryptable secret;
+ * returns ims_keyrepo_decrypt's code (IMS_ENOENT too when repo is NULL). */
+int st_decrypt_with(const struct ims_keyrepo *repo, ims_str impi, const char *field, ims_str ct,
+                    void *pt, size_t cap, size_t *n);
 int st_decrypt(struct ims_store *s, ims_str impi, const char *field, ims_str ct, void *pt,
                size_t cap, size_t *n);
 

@@ -97,6 +97,9 @@ static void run_mar(struct hfix *f, struct cx_mar q, struct hss_result *r)
     ims_hss_result_clear(r);
     ims_hss_result_init(r);
     OK(f->st, ims_hss_mar(f->st, &f->pol, &q, r));
+    /* as hss.c does once the job is off the store connection */
+    assert_int_equal(ims_hss_result_finish(r), 0);
+    assert_false(r->aka_pending);
 }
 
 static void run_lir(struct hfix *f, struct cx_lir q, struct hss_result *r)
@@ -248,6 +251,61 @@ static uint64_t usim_check(const struct cx_auth_item *it)
     assert_int_equal(it->ik.len, 16);
     assert_memory_equal(ik, it->ik.p, 16);
     return sqn;
+}
+
+/* The AKA MAR in two steps (cx.h): the handler commits the SQNs and leaves
+ * K and OPc sealed; the finish makes the vectors later, off the store
+ * connection (here: after the store changed again).  A plan whose
+ * ciphertext no longer decrypts answers 5012, and its SQNs stay burned. */
+static void test_mar_aka_finish(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r, r2;
+    struct ims_auth_data ad;
+    ims_hss_result_init(&r);
+    ims_hss_result_init(&r2);
+    OK(f->st, ims_store_auth_get(f->st, S("bob@ims.test"), &ad));
+    uint64_t before = ad.sqn;
+    ims_auth_data_clear(&ad);
+
+    struct cx_mar q = mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv1-MD5", 2, SCSCF1);
+    OK(f->st, ims_hss_mar(f->st, &f->pol, &q, &r));
+    assert_true(r.aka_pending);
+    assert_int_equal(r.ans.n_item, 0); /* nothing made yet */
+    assert_int_equal(r.aka.n, 2);
+    assert_true(strncmp(r.aka.sealed.k, "v1:", 3) == 0); /* a ciphertext, not K */
+    assert_true(strncmp(r.aka.sealed.opc, "v1:", 3) == 0);
+    OK(f->st, ims_store_auth_get(f->st, S("bob@ims.test"), &ad));
+    assert_int_equal(ad.sqn, r.aka.sqn[1]); /* committed before the finish */
+    assert_true(ims_aka_sqn_seq(ad.sqn) > ims_aka_sqn_seq(before));
+    ims_auth_data_clear(&ad);
+
+    /* a second MAR in between: its SQNs come after the first one's */
+    OK(f->st, ims_hss_mar(f->st, &f->pol, &q, &r2));
+    assert_true(ims_aka_sqn_seq(r2.aka.sqn[0]) > ims_aka_sqn_seq(r.aka.sqn[1]));
+
+    uint64_t want0 = r.aka.sqn[0], want1 = r.aka.sqn[1];
+    assert_int_equal(ims_hss_result_finish(&r), 0);
+    assert_false(r.aka_pending);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(r.ans.n_item, 2);
+    assert_int_equal(usim_check(&r.ans.items[0]), want0); /* the SQNs reserved */
+    assert_int_equal(usim_check(&r.ans.items[1]), want1);
+    assert_int_equal(ims_hss_result_finish(&r), 0); /* once only: a no-op now */
+    assert_int_equal(r.ans.n_item, 2);
+
+    /* tampered in memory: the finish fails closed */
+    size_t len = strlen(r2.aka.sealed.opc);
+    r2.aka.sealed.opc[len - 3] = r2.aka.sealed.opc[len - 3] == 'A' ? 'B' : 'A';
+    uint64_t burned = r2.aka.sqn[1];
+    assert_int_equal(ims_hss_result_finish(&r2), IMS_EBACKEND);
+    ASSERT_RESULT(&r2, DIA_UNABLE_TO_COMPLY);
+    assert_int_equal(r2.ans.n_item, 0);
+    run_mar(f, q, &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(ims_aka_sqn_seq(usim_check(&r.ans.items[0])) > ims_aka_sqn_seq(burned));
+    ims_hss_result_clear(&r);
+    ims_hss_result_clear(&r2);
 }
 
 static void test_mar_aka_and_resync(void **state)
@@ -553,7 +611,7 @@ static void test_mar_same_scscf_no_write(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
-    T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_sar),
+    T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
     T(test_mar_same_scscf_no_write),
 };
