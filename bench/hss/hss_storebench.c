@@ -71,7 +71,8 @@ static uint32_t next_user(void)
     return (uint32_t)(rng % B.n);
 }
 
-/* The store part of one request, into r->res; finish_cx completes it. */
+/* The store part of one request, into r->res (initialised, and again by
+ * finish_cx after each request); finish_cx completes it. */
 static int run_cx(struct ims_store *st, struct req *r)
 {
     char impi[HB_ID_MAX], impu[HB_ID_MAX];
@@ -81,8 +82,6 @@ static int run_cx(struct ims_store *st, struct req *r)
     int rc;
     hb_impi(user, impi);
     hb_impu(user, impu);
-    ims_hss_result_clear(res);
-    ims_hss_result_init(res);
     enum scenario sc = B.sc;
     if (sc == SC_IMS_REG)
         sc = step == 1 ? SC_MAR_DIGEST : step == 3 ? SC_SAR_REG : SC_UAR;
@@ -241,6 +240,7 @@ static int run_exec(struct ims_store_exec *x, size_t window, double seconds)
         return IMS_ENOMEM;
     for (size_t i = 0; i < window; i++) {
         reqs[i].user = next_user();
+        ims_hss_result_init(&reqs[i].res);
         free_reqs[nfree++] = &reqs[i];
     }
     double end = now() + seconds;
