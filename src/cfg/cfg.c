@@ -136,6 +136,11 @@ static const struct key keys[] = {
       "connections; an IMPI row takes about 0.6 KiB, a link 0.1 KiB (100 000 subscribers: "
       "~55 MiB). It stays coherent with any writer, imscloudctl "
       "included, through a change counter in the database. 0: no cache." },
+    { "hss", "cache_preload", K_BOOL, "yes", 0, 0, OFF(hss_cache_preload), false,
+      "At start, before answering, fill the identity cache with the IMPI rows and IMPI/IMPU "
+      "links of the store (at most cache_entries; SQLite), so that the registrations that "
+      "follow a restart do not all miss it at once (100 000 subscribers: 200 000 entries in "
+      "0.2 s on the bench machine)." },
     { "hss", "visited_networks", K_STR, NULL, 0, 0, OFF(hss_visited_networks), false,
       "Comma list of Visited-Network-Identifier globs users may register from besides the "
       "home realm ([diameter] realm); others get DIAMETER_ERROR_ROAMING_NOT_ALLOWED. '*' = any." },

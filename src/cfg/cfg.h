@@ -110,6 +110,7 @@ struct ims_cfg {
     char *hss_store;         /* store URL; NULL = sqlite:<state_dir>/hss.db */
     char *hss_keys_dir;      /* NULL = <state_dir>/keys */
     unsigned hss_store_threads, hss_store_queue, hss_cache_entries;
+    bool hss_cache_preload; /* fill the identity cache at start */
     bool hss_diameter_inline; /* Cx over Diameter answered on freeDiameter's thread */
     char *hss_visited_networks;
     char *hss_default_scscf;

@@ -48,8 +48,9 @@ int ims_hss_aka_reserve(struct ims_store *st, ims_str impi, unsigned scheme, siz
         *res = IMS_HSS_AUTH_SCHEME_NOT_SUPPORTED;
         return 0;
     }
-    /* SQNs first, committed: a crash after this burns them, never reuses. */
-    rc = ims_store_sqn_update(st, impi, alloc_sqns, &a, NULL);
+    /* SQNs first, committed (or from a block whose end the row already
+     * holds): a crash after this burns them, never reuses. */
+    rc = ims_store_sqn_take(st, impi, alloc_sqns, &a, NULL);
     if (rc) {
         ims_hss_aka_plan_clear(plan);
         return rc == IMS_ENOENT ? IMS_EBACKEND : rc; /* deleted meanwhile */

@@ -375,8 +375,8 @@ static void map_auth_result(struct hss_result *r, enum ims_hss_auth_result ar)
  * the HSS stores the S-CSCF name (the registration in progress); a
  * registered identity keeps its S-CSCF until the SAR.  When the stored
  * name is already Server-Name (a repeated MAR, a re-registration after
- * expiry) nothing is written: ims_store_reg_set() would take the write
- * lock for a transaction that changes nothing (the reg state is kept). */
+ * expiry) nothing is written: that would take the write lock for a
+ * transaction that changes nothing. */
 static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct hss_result *res)
 {
     struct ims_impu_rec rec;
@@ -396,7 +396,7 @@ static int store_mar_scscf(struct ims_store *st, const struct cx_mar *rq, struct
     }
     /* not flushed before the answer: a power cut may lose it, and the SAR
      * that completes the registration stores it again (an SQN is flushed) */
-    rc = ims_store_reg_set_scscf_lazy(st, rq->impu, rec.reg_state, rq->server_name);
+    rc = ims_store_scscf_name_set_lazy(st, rq->impu, rq->server_name);
     if (rc == 0)
         ims_str_copy(rq->server_name, res->assigned_scscf, sizeof(res->assigned_scscf));
     return rc == IMS_ENOENT ? 0 : rc;

@@ -887,6 +887,22 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* [hss] cache_preload: before Diameter and the CSCFs send anything.  A
+ * failure only costs the speed of the first requests: logged, not fatal. */
+static void preload_cache(struct ims_hss *h)
+{
+    struct timespec t0, t1;
+    size_t n = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = ims_store_exec_preload(h->exec, h->cfg->cache_entries, &n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (rc)
+        LOG_W("hss", "event=cache_preload_failed entries=%zu err=%s", n, ims_strerror(rc));
+    else
+        LOG_I("hss", "event=cache_preloaded entries=%zu ms=%lld", n, ms);
+}
+
 /* [hss] store_threads 0: one for SQLite (one writer at a time, and a
  * second connection's commits would empty the first one's page cache),
  * two for PostgreSQL (row locks; a batch waits on the server, not here). */
@@ -930,6 +946,8 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
                      ims_strerror(rc));
             goto fail;
         }
+        if (cfg->cache_preload)
+            preload_cache(h);
     }
     rc = ims_loop_new(LOOP_TIMERS, &h->loop);
     if (rc) {

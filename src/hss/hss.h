@@ -30,6 +30,7 @@ struct ims_hss_cfg {
     const char *keys_dir;  /* key repository (crypto/keyrepo.h) */
     size_t store_threads, store_queue;
     size_t cache_entries; /* the store's identity cache (store/exec.h); 0: none */
+    bool cache_preload;   /* fill it at start (ims_store_exec_preload) */
     bool dia_inline; /* [hss] diameter_inline */
     struct hss_policy policy;
     const struct hss_slf_route *slf; /* SLF mode: identity ranges -> HSS */

@@ -88,6 +88,7 @@ int ims_hss_role_start(const struct ims_cfg *cfg, struct ims_hss_role **out, cha
     h->dia_inline = cfg->hss_diameter_inline;
     h->store_queue = cfg->hss_store_queue;
     h->cache_entries = cfg->hss_cache_entries;
+    h->cache_preload = cfg->hss_cache_preload;
     h->policy.realm = cfg->dia_realm;
     h->policy.visited_networks = cfg->hss_visited_networks;
     h->policy.default_scscf = cfg->hss_default_scscf;

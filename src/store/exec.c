@@ -13,6 +13,7 @@
 #include "store/store.h"
 #include "store/store_cache.h"
 #include "store/store_int.h"
+#include "store/store_sqnblk.h"
 
 /* Jobs a store thread takes at once and runs in one transaction (group
  * commit).  Bounds the latency a batch adds to its first job. */
@@ -73,6 +74,7 @@ struct ims_store_exec {
     bool fstarted;
     uint64_t sqn_gen;       /* this process's SQN generation (store_int.h), 0 without */
     struct store_cache *cache; /* shared by every connection but fst; NULL: none */
+    struct store_sqnblk *sqnblk; /* SQN blocks of the workers and ist; NULL: none */
     atomic_bool dirty;      /* a lazy commit waits for its flush */
     /* the completion thread: runs the done of jobs submitted with loop
      * NULL, batch after batch, off the store threads */
@@ -496,6 +498,7 @@ void ims_store_exec_free(struct ims_store_exec *x)
     pthread_mutex_destroy(&x->mu);
     pthread_rwlock_destroy(&x->batch_mu);
     store_cache_free(x->cache); /* after every connection that used it */
+    store_sqnblk_free(x->sqnblk);
     ims_free(x->workers);
     ims_free(x);
 }
@@ -568,6 +571,14 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         st_use_cache(x->workers[i].st, x->cache);
     if (rc == 0 && x->cache && x->ist)
         st_use_cache(x->ist, x->cache);
+    /* SQN blocks: where the SQN generations are (a SQLite file), for about
+     * as many IMPIs as the cache holds (an IMPI takes two of its entries) */
+    if (rc == 0 && x->inline_ok && cache_entries)
+        rc = store_sqnblk_new(cache_entries / 2 + 1, &x->sqnblk);
+    for (size_t i = 0; rc == 0 && x->sqnblk && i < nthreads; i++)
+        st_use_sqnblk(x->workers[i].st, x->sqnblk);
+    if (rc == 0 && x->sqnblk)
+        st_use_sqnblk(x->ist, x->sqnblk);
     if (rc == 0 && pthread_create(&x->ctid, NULL, completer_main, x) != 0)
         rc = IMS_EIO;
     x->cstarted = rc == 0;
@@ -595,6 +606,32 @@ void ims_store_exec_cache_stats(struct ims_store_exec *x, struct ims_store_cache
     *out = (struct ims_store_cache_stats){ 0 };
     if (x->cache)
         store_cache_stats(x->cache, out);
+}
+
+struct preload {
+    size_t max, loaded;
+};
+
+/* On the inline connection (SQLite): what the scan brought into its page
+ * cache is let go after, the Cx path reads other pages. */
+static int preload_work(struct ims_store *st, void *arg)
+{
+    struct preload *p = arg;
+    int rc = st_cache_preload(st, p->max, &p->loaded);
+    st->drv->exec(st->db, "PRAGMA shrink_memory");
+    return rc;
+}
+
+int ims_store_exec_preload(struct ims_store_exec *x, size_t max, size_t *loaded)
+{
+    struct preload p = { max, 0 };
+    int wrc = 0;
+    *loaded = 0;
+    if (!x->cache || !x->inline_ok)
+        return 0;
+    int rc = ims_store_exec_run(x, 0, preload_work, &p, &wrc);
+    *loaded = p.loaded;
+    return rc ? rc : wrc;
 }
 
 int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,

@@ -100,6 +100,12 @@ struct ims_store_cache_stats {
     size_t entries, capacity;
 };
 void ims_store_exec_cache_stats(struct ims_store_exec *x, struct ims_store_cache_stats *out);
+/* Fills the identity cache with every IMPI's authentication row and OK
+ * IMPI/IMPU links, at most max entries, on the inline connection (SQLite
+ * files only: elsewhere nothing, 0).  For a start, before requests come:
+ * the first MAR of each subscriber then reads neither from the database.
+ * *loaded: the entries kept.  0 or the common errors. */
+int ims_store_exec_preload(struct ims_store_exec *x, size_t max, size_t *loaded);
 /* See rule 4.  NULL is a no-op. */
 void ims_store_exec_free(struct ims_store_exec *x);
 

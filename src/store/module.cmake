@@ -13,6 +13,7 @@ list(APPEND IMS_SOURCES
   src/store/store_admin.c
   src/store/store_cx.c
   src/store/store_cache.c
+  src/store/store_sqnblk.c
   src/store/store_io.c
   src/store/store_sqlite.c
   src/store/store_pg.c

@@ -230,6 +230,15 @@ int ims_store_aka_unseal(const struct ims_aka_sealed *in, uint8_t k[16], uint8_t
 typedef int (*ims_store_sqn_fn)(uint64_t cur, uint64_t *next, void *ctx);
 int ims_store_sqn_update(struct ims_store *st, ims_str impi, ims_store_sqn_fn fn, void *ctx,
                          uint64_t *sqn_out);
+/* As ims_store_sqn_update, for an fn that moves SEQ ahead by a few steps
+ * (new vectors): on a connection of a store executor over SQLite, the
+ * value may come from a block this process reserved in the row earlier,
+ * without a write (store/store_sqnblk.h); the write it makes otherwise
+ * reserves such a block.  The stored value is then the block's end, at
+ * or past the one returned.  The same guarantees: never handed out again,
+ * across restarts and between processes. */
+int ims_store_sqn_take(struct ims_store *st, ims_str impi, ims_store_sqn_fn fn, void *ctx,
+                       uint64_t *sqn_out);
 
 enum ims_scscf_op { IMS_SCSCF_KEEP = 0, IMS_SCSCF_SET, IMS_SCSCF_CLEAR };
 /* Sets the registration state of every IMPU in impu's implicit
@@ -239,14 +248,14 @@ enum ims_scscf_op { IMS_SCSCF_KEEP = 0, IMS_SCSCF_SET, IMS_SCSCF_CLEAR };
  * gets the number of IMPUs updated.  0, IMS_ENOENT. */
 int ims_store_reg_set(struct ims_store *st, ims_str impu, enum ims_reg_state state,
                       enum ims_scscf_op op, ims_str scscf, size_t *changed);
-/* ims_store_reg_set(st, impu, state, IMS_SCSCF_SET, scscf, NULL) for the
- * Server-Name a MAR stores (TS 29.228 §6.1.8: the S-CSCF of a registration
- * in progress), committed without waiting for the disk: a crash of the
- * process keeps it, a power cut may lose it until the next write that is
- * flushed (anything else).  Losing it is harmless: the SAR that completes
- * the registration stores it again.  Same results as reg_set. */
-int ims_store_reg_set_scscf_lazy(struct ims_store *st, ims_str impu, enum ims_reg_state state,
-                                 ims_str scscf);
+/* The Server-Name a MAR stores (TS 29.228 §6.1.8: the S-CSCF of a
+ * registration in progress) for impu's subscription, the registration
+ * state left as it is (rewriting it unchanged cost a page write), committed
+ * without waiting for the disk: a crash of the process keeps it, a power
+ * cut may lose it until the next write that is flushed (anything else).
+ * Losing it is harmless: the SAR that completes the registration stores it
+ * again.  0, IMS_ENOENT (no such IMPU), IMS_EINVAL or the common errors. */
+int ims_store_scscf_name_set_lazy(struct ims_store *st, ims_str impu, ims_str scscf);
 
 /* The service profile of impu: its name (into name, IMS_STORE_NAME_MAX
  * bytes; "" when the IMPU has none) and XML appended to xml (nothing

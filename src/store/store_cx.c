@@ -10,6 +10,7 @@
 #include "crypto/aka.h"
 #include "store/store_cache.h"
 #include "store/store_int.h"
+#include "store/store_sqnblk.h"
 
 #define BAD_ID(s, v) st_err((s), IMS_EINVAL, "invalid identity")
 
@@ -311,6 +312,85 @@ static int with_auth_row(struct ims_store *s, ims_str impi, bool may_cache, auth
     return rc;
 }
 
+/* ---- cache preload ---- */
+
+/* One page of IMPI rows into the cache, until *n reaches cap: *last_id
+ * moves past them; *done when the table ended.  Each entry as
+ * with_auth_row would keep it. */
+static int preload_impis(struct ims_store *s, uint64_t gen, uint64_t epoch, int64_t *last_id,
+                         size_t cap, size_t *n, bool *done)
+{
+    struct store_stmt *stmt;
+    unsigned char packed[AUTH_PACK_MAX];
+    char key[KEY_MAX];
+    size_t rows = 0;
+    int rc = st_query(s, Q_IMPI_BATCH, &stmt, "i", *last_id);
+    while (rc == 0 && *n < cap && (rc = s->drv->step(stmt)) == STORE_ROW) {
+        struct auth_row row;
+        rc = 0;
+        auth_row_read(s, stmt, &row);
+        *last_id = row.id;
+        rows++;
+        if (row.identity.len >= IMS_STORE_ID_MAX) /* never valid: not a key */
+            continue;
+        size_t plen = auth_row_pack(&row, packed);
+        size_t klen = cache_key(key, KEY_AUTH, row.identity, IMS_STR_NULL);
+        if (plen && store_cache_put(s->cache, gen, epoch, key, klen, packed, plen) == 0)
+            (*n)++;
+    }
+    s->drv->reset(stmt);
+    *done = rows == 0;
+    return rc == STORE_DONE ? 0 : rc;
+}
+
+/* One page of OK associations into the cache (as ims_store_assoc_check
+ * keeps them). */
+static int preload_assocs(struct ims_store *s, uint64_t gen, uint64_t epoch, int64_t last[2],
+                          size_t cap, size_t *n, bool *done)
+{
+    struct store_stmt *stmt;
+    char key[KEY_MAX];
+    const unsigned char one = 1;
+    size_t rows = 0;
+    int rc = st_query(s, Q_ASSOC_BATCH, &stmt, "ii", last[0], last[1]);
+    while (rc == 0 && *n < cap && (rc = s->drv->step(stmt)) == STORE_ROW) {
+        rc = 0;
+        last[0] = s->drv->col_int(stmt, 0);
+        last[1] = s->drv->col_int(stmt, 1);
+        rows++;
+        ims_str impi = s->drv->col_text(stmt, 2), impu = s->drv->col_text(stmt, 3);
+        if (impi.len >= IMS_STORE_ID_MAX || impu.len >= IMS_STORE_ID_MAX)
+            continue;
+        size_t klen = cache_key(key, KEY_ASSOC, impi, impu);
+        if (store_cache_put(s->cache, gen, epoch, key, klen, &one, 1) == 0)
+            (*n)++;
+    }
+    s->drv->reset(stmt);
+    *done = rows == 0;
+    return rc == STORE_DONE ? 0 : rc;
+}
+
+int st_cache_preload(struct ims_store *s, size_t max, size_t *loaded)
+{
+    uint64_t gen, epoch;
+    int64_t last_impi = 0, last_link[2] = { 0, 0 };
+    bool impis_done = false, assocs_done = false;
+    int rc = 0;
+    *loaded = 0;
+    /* rule 1 (store_cache.h): the tag before the rows; a change meanwhile
+     * moves gen and leaves these entries unused, as any other */
+    if (!st_cache_tag(s, &gen, &epoch))
+        return 0;
+    /* half for each kind: an IMPI's first MAR needs both */
+    size_t n_impi = 0, n_assoc = 0;
+    while (rc == 0 && !impis_done && n_impi < max / 2)
+        rc = preload_impis(s, gen, epoch, &last_impi, max / 2, &n_impi, &impis_done);
+    while (rc == 0 && !assocs_done && n_assoc < max - max / 2)
+        rc = preload_assocs(s, gen, epoch, last_link, max - max / 2, &n_assoc, &assocs_done);
+    *loaded = n_impi + n_assoc;
+    return rc ? st_fail(s, rc, "cache preload") : 0;
+}
+
 struct decode_arg {
     unsigned fields;
     struct ims_auth_data *out;
@@ -421,14 +501,25 @@ static int64_t cached_impi_id(struct ims_store *s, ims_str impi)
     return row.id;
 }
 
-int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
-                         uint64_t *sqn_out)
+/* The row's end of a block reserved past next: block steps further (as
+ * many vectors more would take it), or next where SEQ has no room. */
+static uint64_t block_end(uint64_t next, unsigned steps)
+{
+    uint64_t end = next;
+    for (unsigned i = 0; i < steps; i++)
+        if (ims_aka_sqn_next(end, &end) != 0)
+            return next;
+    return end;
+}
+
+/* The write path of ims_store_sqn_update and ims_store_sqn_take: stores
+ * fn's value, or with reserve the end of a block past it (store_sqnblk.h),
+ * and hands out fn's value. */
+static int sqn_write(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
+                     bool reserve, uint64_t *sqn_out)
 {
     struct store_stmt *stmt;
     uint64_t cur = 0, next = 0, gen = 0;
-    s->errmsg[0] = '\0';
-    if (!st_valid_id(impi))
-        return BAD_ID(s, impi);
     /* by row id when cached: only the narrow impi_sqn table is touched */
     int64_t id = cached_impi_id(s, impi);
     int rc = st_begin(s);
@@ -471,24 +562,78 @@ int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn,
         st_rollback(s);
         return st_err(s, IMS_EINVAL, "SQN wider than 48 bits");
     }
+    /* a block only where SEQ moves ahead (not a re-synchronisation) */
+    uint64_t row = reserve && ims_aka_sqn_seq(next) > ims_aka_sqn_seq(cur)
+                       ? block_end(next, SQN_BLOCK_STEPS)
+                       : next;
     /* Rule 3: a write that moves SEQ back (re-synchronisation) is flushed. */
-    uint64_t seq0 = ims_aka_sqn_seq(cur), seq1 = ims_aka_sqn_seq(next);
+    uint64_t seq0 = ims_aka_sqn_seq(cur), seq1 = ims_aka_sqn_seq(row);
     bool lazy = may_lazy && seq1 >= seq0 && st_sqn_lazy(s, seq1 - seq0);
     if (lazy)
         st_lazy(s, true);
-    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "iii", (int64_t)next, (int64_t)gen, id);
+    rc = st_exec(s, Q_IMPI_SQN_SET, NULL, "iii", (int64_t)row, (int64_t)gen, id);
     if (lazy)
         st_lazy(s, false);
     if (rc == 0)
         rc = st_commit(s);
     if (rc)
         goto fail;
+    /* After the commit (a savepoint's, in a batch): a block whose row the
+     * batch's rollback undoes no longer matches the row, so is not used. */
+    if (s->sqnblk && row != next)
+        store_sqnblk_put(s->sqnblk, id, row, gen, next);
+    else if (s->sqnblk)
+        store_sqnblk_drop(s->sqnblk, id);
     if (sqn_out)
         *sqn_out = next;
     return 0;
 fail:
     st_rollback(s);
     return st_fail(s, rc, "sqn update");
+}
+
+int ims_store_sqn_update(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
+                         uint64_t *sqn_out)
+{
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    return sqn_write(s, impi, fn, ctx, false, sqn_out);
+}
+
+/* The row as this connection sees it now (its read or write transaction):
+ * a block is used only while the row still holds what this process wrote. */
+static bool sqn_row(struct ims_store *s, int64_t id, uint64_t *sqn, uint64_t *gen)
+{
+    struct store_stmt *stmt;
+    if (st_query(s, Q_IMPI_SQN_LOCK_ID, &stmt, "i", id) != 0)
+        return false;
+    bool ok = s->drv->step(stmt) == STORE_ROW;
+    if (ok) {
+        *sqn = (uint64_t)s->drv->col_int(stmt, 0);
+        *gen = (uint64_t)s->drv->col_int(stmt, 1);
+    }
+    s->drv->reset(stmt);
+    return ok;
+}
+
+int ims_store_sqn_take(struct ims_store *s, ims_str impi, ims_store_sqn_fn fn, void *ctx,
+                       uint64_t *sqn_out)
+{
+    uint64_t row, gen, v;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impi))
+        return BAD_ID(s, impi);
+    /* sqn_gen: blocks rely on rule 3 and the generations' skip */
+    bool blocks = s->sqnblk && s->sqn_gen;
+    int64_t id = blocks ? cached_impi_id(s, impi) : 0;
+    if (id && sqn_row(s, id, &row, &gen) &&
+        store_sqnblk_take(s->sqnblk, id, row, gen, fn, ctx, &v)) {
+        if (sqn_out)
+            *sqn_out = v;
+        return 0;
+    }
+    return sqn_write(s, impi, fn, ctx, blocks, sqn_out);
 }
 
 int st_sqn_generation_start(struct ims_store *s, uint64_t *gen)
@@ -544,13 +689,27 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
     return 0;
 }
 
-int ims_store_reg_set_scscf_lazy(struct ims_store *s, ims_str impu, enum ims_reg_state state,
-                                 ims_str scscf)
+int ims_store_scscf_name_set_lazy(struct ims_store *s, ims_str impu, ims_str scscf)
 {
+    int64_t n = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu) || !st_valid_id(scscf))
+        return BAD_ID(s, impu);
     st_lazy(s, true);
-    int rc = ims_store_reg_set(s, impu, state, IMS_SCSCF_SET, scscf, NULL);
+    int rc = st_begin(s);
+    if (rc == 0)
+        rc = st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
+    if (rc == 0 && n == 0) {
+        st_rollback(s);
+        st_lazy(s, false);
+        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    }
+    if (rc == 0)
+        rc = st_commit(s);
+    if (rc)
+        st_rollback(s);
     st_lazy(s, false);
-    return rc;
+    return rc ? st_fail(s, rc, "server name update") : 0;
 }
 
 int ims_store_profile_of_impu(struct ims_store *s, ims_str impu, char *name, struct ims_buf *xml)

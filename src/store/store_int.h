@@ -70,6 +70,7 @@ enum store_q {
     Q_UNLINK,
     Q_LINK_LIST_ALL,
     Q_ASSOC,
+    Q_ASSOC_BATCH,
     Q_IMPIS_OF_IMPU,
 
     Q_PROFILE_UPSERT,
@@ -223,6 +224,9 @@ struct ims_store {
      * cache_gen/cache_epoch: the tag this request read (st_cache_tag),
      * kept while cache_gen_ok (st_batch_begin/st_batch_end clear it). */
     struct store_cache *cache;
+    /* The executor's SQN blocks (store_sqnblk.h), borrowed; NULL: every
+     * SQN is written (ims_store_sqn_take is ims_store_sqn_update). */
+    struct store_sqnblk *sqnblk;
     uint64_t cache_gen, cache_epoch;
     bool cache_gen_ok;
     /* the open transaction (or batch) ran a statement that may move the
@@ -323,6 +327,11 @@ void st_lazy(struct ims_store *s, bool lazy);
 #define SQN_LAZY_MAX (UINT64_C(1) << 12)
 #define SQN_GEN_SKIP (UINT64_C(1) << 13)
 _Static_assert(SQN_GEN_SKIP > SQN_LAZY_MAX, "a generation's skip covers what a power cut loses");
+/* The steps an SQN block (store_sqnblk.h) reserves past the value handed
+ * out.  Its commit counts them under rule 3: small, so that a burst of
+ * first MARs (each reserving one) stays within SQN_LAZY_MAX per flush. */
+#define SQN_BLOCK_STEPS 8
+_Static_assert(SQN_BLOCK_STEPS * 64 < SQN_LAZY_MAX, "a flush covers many reservations");
 
 /* Takes the next generation for this process (a flushed commit) into *gen.
  * 0 or an st_fail() error. */
@@ -348,6 +357,19 @@ static inline bool st_sqn_lazy(struct ims_store *s, uint64_t steps)
 struct store_cache;
 void st_use_cache(struct ims_store *s, struct store_cache *c);
 bool st_cache_tag(struct ims_store *s, uint64_t *gen, uint64_t *epoch);
+/* Fills s's cache with what the Cx path reads of each IMPI (its
+ * authentication row, its OK associations), at most max entries, so that
+ * the first requests after a start find it (store/exec.c).  *loaded: the
+ * entries kept.  0 (also without a cache) or the common errors. */
+int st_cache_preload(struct ims_store *s, size_t max, size_t *loaded);
+
+/* s hands out SQNs from the blocks in b from now on (store/exec.c, for
+ * each connection of a SQLite file; b outlives them). */
+struct store_sqnblk;
+static inline void st_use_sqnblk(struct ims_store *s, struct store_sqnblk *b)
+{
+    s->sqnblk = b;
+}
 
 /* store/exec.c, after a batch's completions were posted: housekeeping
  * (SQLite's WAL checkpoints) off the path of any answer.  With

@@ -300,15 +300,72 @@ static void test_rollback_without_write(void **state)
     cfix_close(&x);
 }
 
+/* The preload puts what the Cx path would: each IMPI's row and its OK
+ * links, nothing else, at most max, under the tag rule 1 asks for. */
+static void test_preload(void **state)
+{
+    struct cfix x;
+    struct ims_store_cache_stats s;
+    char got[IMS_DIGEST_HEX_MAX + 1], want[IMS_DIGEST_HEX_MAX + 1];
+    size_t n = 0;
+    cfix_open(&x, state);
+    const char *bi[] = { "sip:bob@ims.test", "tel:+15550100", NULL };
+    provision(x.f->st, "bob", "bob@ims.test", K1, OPC1, "pw-bob", bi);
+    OK(x.f->st, st_cache_preload(x.f->st, 64, &n));
+    assert_int_equal(n, 2 + 3); /* alice, bob; alice's link and bob's two */
+    ha1_of("pw-one", want);
+    assert_int_equal(assoc(&x), IMS_ASSOC_OK);
+    cx_ha1(&x, got);
+    assert_string_equal(got, want);
+    enum ims_assoc a;
+    OK(x.f->st, ims_store_assoc_check(x.f->st, S("bob@ims.test"), S("tel:+15550100"), &a));
+    assert_int_equal(a, IMS_ASSOC_OK);
+    stats(x.c, &s);
+    assert_int_equal(s.misses, 0);
+    assert_int_equal(s.hits, 3);
+    /* a pair that is not OK was not put: the database answers */
+    OK(x.f->st, ims_store_assoc_check(x.f->st, S("bob@ims.test"), S("sip:alice@ims.test"), &a));
+    assert_int_equal(a, IMS_ASSOC_MISMATCH);
+    stats(x.c, &s);
+    assert_int_equal(s.misses, 1);
+    /* a change by another writer after the preload: its entries go unused */
+    OK(x.other, ims_store_unlink(x.other, S("bob@ims.test"), S("tel:+15550100")));
+    OK(x.f->st, ims_store_assoc_check(x.f->st, S("bob@ims.test"), S("tel:+15550100"), &a));
+    assert_int_equal(a, IMS_ASSOC_MISMATCH);
+    cfix_close(&x);
+
+    /* at most max: half of it for rows, half for links */
+    struct store_cache *c = NULL;
+    assert_int_equal(store_cache_new(64, &c), 0);
+    st_use_cache(x.f->st, c);
+    OK(x.f->st, st_cache_preload(x.f->st, 2, &n));
+    assert_int_equal(n, 2);
+    stats(c, &s);
+    assert_int_equal(s.puts, 2);
+    st_use_cache(x.f->st, NULL);
+    store_cache_free(c);
+    /* no cache: nothing to do */
+    OK(x.f->st, st_cache_preload(x.f->st, 64, &n));
+    assert_int_equal(n, 0);
+}
+
 /* The executor makes one cache for its connections, and none with 0. */
 static void test_exec_cache(void **state)
 {
     struct tfix *f = *state;
     struct ims_store_exec *x;
     struct ims_store_cache_stats s;
+    const char *ai[] = { "sip:alice@ims.test", NULL };
+    provision(f->st, "alice", "alice@ims.test", K1, OPC1, "pw-one", ai);
     assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 100, &x), 0);
     ims_store_exec_cache_stats(x, &s);
     assert_int_equal(s.capacity, 128);
+    /* the preload runs on the inline connection: SQLite files only */
+    size_t n = 99;
+    assert_int_equal(ims_store_exec_preload(x, 100, &n), 0);
+    assert_int_equal(n, test_pg ? 0 : 2);
+    ims_store_exec_cache_stats(x, &s);
+    assert_int_equal(s.entries, n);
     ims_store_exec_free(x);
     assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 0, &x), 0);
     ims_store_exec_cache_stats(x, &s);
@@ -324,6 +381,7 @@ const struct CMUnitTest cache_tests[] = {
     T(test_rollback),
     T(test_request_own_write),
     T(test_rollback_without_write),
+    T(test_preload),
     T(test_exec_cache),
 };
 const size_t cache_ntests = sizeof(cache_tests) / sizeof(cache_tests[0]);

@@ -42,12 +42,12 @@ static void test_flush_rules(void **state)
 
     /* the Server-Name of a MAR: committed, not flushed */
     syncs_reset();
-    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_NOT_REGISTERED, S("sip:s1.ims.test")));
+    OK(st, ims_store_scscf_name_set_lazy(st, impu, S("sip:s1.ims.test")));
     assert_int_equal(syncs(), 0);
     OK(st, ims_store_impu_get(st, impu, &rec));
     assert_string_equal(rec.scscf_name, "sip:s1.ims.test");
-    assert_int_equal(ims_store_reg_set_scscf_lazy(st, S("sip:nobody@ims.test"),
-                                                  IMS_REG_NOT_REGISTERED, S("sip:s1.ims.test")),
+    assert_int_equal(ims_store_scscf_name_set_lazy(st, S("sip:nobody@ims.test"),
+                                                   S("sip:s1.ims.test")),
                      IMS_ENOENT);
 
     /* everything else: flushed before the call returns */
@@ -71,14 +71,14 @@ static void test_flush_rules(void **state)
     /* a batch: one flush for all, none when everything in it is lazy */
     syncs_reset();
     st_batch_begin(st);
-    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_REGISTERED, S("sip:s4.ims.test")));
+    OK(st, ims_store_scscf_name_set_lazy(st, impu, S("sip:s4.ims.test")));
     OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
     OK(st, ims_store_sqn_update(st, S("alice@ims.test"), next_sqn, NULL, &sqn));
     OK(st, st_batch_end(st));
     assert_int_equal(syncs(), 1);
     syncs_reset();
     st_batch_begin(st);
-    OK(st, ims_store_reg_set_scscf_lazy(st, impu, IMS_REG_REGISTERED, S("sip:s5.ims.test")));
+    OK(st, ims_store_scscf_name_set_lazy(st, impu, S("sip:s5.ims.test")));
     OK(st, st_batch_end(st));
     assert_int_equal(syncs(), 0);
     OK(st, ims_store_impu_get(st, impu, &rec));

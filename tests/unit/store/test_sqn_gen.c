@@ -12,7 +12,9 @@
 
 #include "crypto/aka.h"
 #include "store/exec.h"
+#include "store/store_cache.h"
 #include "store/store_int.h"
+#include "store/store_sqnblk.h"
 #include "store_tests.h"
 #include "vfs_shim.h"
 
@@ -248,6 +250,102 @@ static void test_power_cut(void **state)
     shim_remove();
 }
 
+/* ---- SQN blocks (store_sqnblk.h) ---- */
+
+static long long row_seq(struct tfix *f)
+{
+    char v[32];
+    tfix_sql_value(f, "SELECT q.sqn FROM impi_sqn q JOIN impi i ON i.id = q.impi_id "
+                      "WHERE i.identity = 'alice@ims.test'", v,
+                   sizeof(v));
+    return (long long)ims_aka_sqn_seq((uint64_t)atoll(v));
+}
+
+/* As an AKA MAR does it: the sealed read (which finds the row id), then
+ * the SQN. */
+static uint64_t take(struct ims_store *st)
+{
+    struct ims_aka_sealed sealed;
+    uint64_t sqn = 0;
+    OK(st, ims_store_aka_get_sealed(st, S(ALICE), &sealed));
+    OK(st, ims_store_sqn_take(st, S(ALICE), next_sqn, NULL, &sqn));
+    return sqn;
+}
+
+/* A take writes the row SQN_BLOCK_STEPS past what it hands out; the next
+ * ones come from that block without a write while the row still holds its
+ * end; a row anyone else wrote is never taken from; a start after a crash
+ * hands out nothing of a block again. */
+static void test_sqn_blocks(void **state)
+{
+    struct tfix *f = *state;
+    struct store_cache *cache = NULL;
+    struct store_sqnblk *blocks = NULL;
+    if (test_pg)
+        skip();
+    struct ims_store *st = shim_open_alice(f, K, OPC);
+    assert_int_equal(store_cache_new(64, &cache), 0);
+    assert_int_equal(store_sqnblk_new(64, &blocks), 0);
+    st_use_cache(st, cache);
+    st_use_sqnblk(st, blocks);
+
+    /* without a generation (a store alone, imscloudctl): every SQN written */
+    uint64_t s0 = take(st);
+    assert_int_equal(row_seq(f), seq_of(s0));
+
+    start_generation(st);
+    uint64_t s1 = take(st); /* the skip, then a block reserved past s1 */
+    assert_int_equal(seq_of(s1), seq_of(s0) + SQN_GEN_SKIP + 1);
+    long long end = row_seq(f);
+    assert_int_equal(end, seq_of(s1) + SQN_BLOCK_STEPS);
+    uint64_t prev = s1;
+    syncs_reset();
+    for (int i = 0; i < SQN_BLOCK_STEPS; i++) { /* from the block: nothing written */
+        uint64_t s = take(st);
+        assert_int_equal(seq_of(s), seq_of(prev) + 1);
+        assert_int_equal(ims_aka_sqn_ind(s), (ims_aka_sqn_ind(prev) + 1) % 32);
+        assert_int_equal(row_seq(f), end);
+        prev = s;
+    }
+    assert_int_equal(seq_of(prev), end);
+    assert_int_equal(syncs(), 0);
+    uint64_t s2 = take(st); /* past the block: the next one, reserved */
+    assert_int_equal(seq_of(s2), end + 1);
+    assert_int_equal(row_seq(f), end + 1 + SQN_BLOCK_STEPS);
+
+    /* another connection (another process, imscloudctl) writes the row:
+     * this one's block is not used, it goes on from that write */
+    struct ims_store *other = NULL;
+    assert_int_equal(ims_store_open(f->url, f->repo, &other), 0);
+    uint64_t o = update(other, next_sqn);
+    assert_int_equal(seq_of(o), end + 2 + SQN_BLOCK_STEPS);
+    uint64_t s3 = take(st);
+    assert_int_equal(seq_of(s3), seq_of(o) + 1);
+    ims_store_close(other);
+
+    /* a write without a block (a re-synchronisation) ends the block */
+    uint64_t back = update(st, back_sqn);
+    uint64_t s4 = take(st);
+    assert_int_equal(seq_of(s4), seq_of(back) + 1);
+    prev = take(st); /* from the new block */
+    assert_int_equal(row_seq(f), seq_of(s4) + SQN_BLOCK_STEPS);
+
+    /* a crash (the blocks table gone with the process), the next start:
+     * past the whole block, not just past what was handed out */
+    store_sqnblk_free(blocks);
+    assert_int_equal(store_sqnblk_new(64, &blocks), 0);
+    st_use_sqnblk(st, blocks);
+    start_generation(st);
+    uint64_t s5 = take(st);
+    assert_int_equal(seq_of(s5), seq_of(s4) + SQN_BLOCK_STEPS + SQN_GEN_SKIP + 1);
+    assert_true(seq_of(s5) > seq_of(prev));
+
+    ims_store_close(st);
+    store_sqnblk_free(blocks);
+    store_cache_free(cache);
+    shim_remove();
+}
+
 /* ---- the executor takes the generation (a SQLite file only) ---- */
 
 static long long generation(struct tfix *f)
@@ -274,6 +372,7 @@ const struct CMUnitTest sqn_gen_tests[] = {
     cmocka_unit_test_setup_teardown(test_generation_skip, tfix_setup, tfix_teardown),
     cmocka_unit_test_setup_teardown(test_lazy_budget, tfix_setup, tfix_teardown),
     cmocka_unit_test_setup_teardown(test_power_cut, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_sqn_blocks, tfix_setup, tfix_teardown),
     cmocka_unit_test_setup_teardown(test_exec_takes_generation, tfix_setup, tfix_teardown),
 };
 const size_t sqn_gen_ntests = sizeof(sqn_gen_tests) / sizeof(sqn_gen_tests[0]);
