@@ -292,7 +292,10 @@ t_ut_outage() {
     [ $ms -le "$(scaled 5000)" ] || rc=1
     ut_call pending GET "$ALICE/settings" "$t2" >"$OUT/pending.code" &
     cpid=$!
-    sleep 0.5
+    # Let it reach imscloud and wait on Keystone before the stop: with 0.5 s a CI
+    # run under load once stopped imscloud first (curl: 000). Waiting longer is
+    # safe: past timeout_ms (2000) it is answered 503 by the timeout instead.
+    sleep 1
     ut_restart || rc=1
     wait $cpid || true
     got=$(cat "$OUT/pending.code")
