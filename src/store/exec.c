@@ -574,7 +574,7 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     /* SQN blocks: where the SQN generations are (a SQLite file), for about
      * as many IMPIs as the cache holds (an IMPI takes two of its entries) */
     if (rc == 0 && x->inline_ok && cache_entries)
-        rc = store_sqnblk_new(cache_entries / 2 + 1, &x->sqnblk);
+        rc = store_sqnblk_new(cache_entries > 1 ? cache_entries / 2 : 1, &x->sqnblk);
     for (size_t i = 0; rc == 0 && x->sqnblk && i < nthreads; i++)
         st_use_sqnblk(x->workers[i].st, x->sqnblk);
     if (rc == 0 && x->sqnblk)
@@ -612,14 +612,10 @@ struct preload {
     size_t max, loaded;
 };
 
-/* On the inline connection (SQLite): what the scan brought into its page
- * cache is let go after, the Cx path reads other pages. */
 static int preload_work(struct ims_store *st, void *arg)
 {
     struct preload *p = arg;
-    int rc = st_cache_preload(st, p->max, &p->loaded);
-    st->drv->exec(st->db, "PRAGMA shrink_memory");
-    return rc;
+    return st_cache_preload(st, p->max, &p->loaded);
 }
 
 int ims_store_exec_preload(struct ims_store_exec *x, size_t max, size_t *loaded)

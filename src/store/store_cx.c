@@ -331,7 +331,7 @@ static int preload_impis(struct ims_store *s, uint64_t gen, uint64_t epoch, int6
         auth_row_read(s, stmt, &row);
         *last_id = row.id;
         rows++;
-        if (row.identity.len >= IMS_STORE_ID_MAX) /* never valid: not a key */
+        if (!st_valid_id(row.identity)) /* no lookup would ask for it */
             continue;
         size_t plen = auth_row_pack(&row, packed);
         size_t klen = cache_key(key, KEY_AUTH, row.identity, IMS_STR_NULL);
@@ -359,7 +359,7 @@ static int preload_assocs(struct ims_store *s, uint64_t gen, uint64_t epoch, int
         last[1] = s->drv->col_int(stmt, 1);
         rows++;
         ims_str impi = s->drv->col_text(stmt, 2), impu = s->drv->col_text(stmt, 3);
-        if (impi.len >= IMS_STORE_ID_MAX || impu.len >= IMS_STORE_ID_MAX)
+        if (!st_valid_id(impi) || !st_valid_id(impu))
             continue;
         size_t klen = cache_key(key, KEY_ASSOC, impi, impu);
         if (store_cache_put(s->cache, gen, epoch, key, klen, &one, 1) == 0)
@@ -697,18 +697,18 @@ int ims_store_scscf_name_set_lazy(struct ims_store *s, ims_str impu, ims_str scs
         return BAD_ID(s, impu);
     st_lazy(s, true);
     int rc = st_begin(s);
-    if (rc == 0)
-        rc = st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
-    if (rc == 0 && n == 0) {
-        st_rollback(s);
+    if (rc) { /* nothing opened: nothing to roll back */
         st_lazy(s, false);
-        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+        return st_fail(s, rc, "server name begin");
     }
+    rc = st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
     if (rc == 0)
-        rc = st_commit(s);
+        rc = n ? st_commit(s) : IMS_ENOENT;
     if (rc)
         st_rollback(s);
     st_lazy(s, false);
+    if (rc == IMS_ENOENT)
+        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
     return rc ? st_fail(s, rc, "server name update") : 0;
 }
 

@@ -148,7 +148,6 @@ const struct store_sql store_sql[Q__N] = {
                           "JOIN impi m ON m.id = l.impi_id JOIN impu u ON u.id = l.impu_id "
                           "ORDER BY m.identity, u.identity",
                           NULL },
-    /* impi id (or NULL), impu id (or NULL), same subscription, linked */
     /* the associations ims_store_assoc_check finds OK, in pages (cache preload) */
     [Q_ASSOC_BATCH] = { "SELECT l.impi_id, l.impu_id, m.identity, u.identity FROM impi_impu l "
                         "JOIN impi m ON m.id = l.impi_id JOIN impu u ON u.id = l.impu_id "
@@ -156,6 +155,7 @@ const struct store_sql store_sql[Q__N] = {
                         "AND m.subscription_id = u.subscription_id "
                         "ORDER BY l.impi_id, l.impu_id LIMIT 100",
                         NULL },
+    /* impi id (or NULL), impu id (or NULL), same subscription, linked */
     [Q_ASSOC] = { "SELECT m.id, u.id, m.subscription_id = u.subscription_id, "
                   "CASE WHEN EXISTS (SELECT 1 FROM impi_impu l WHERE l.impi_id = m.id "
                   "AND l.impu_id = u.id) THEN 1 ELSE 0 END "
