@@ -21,7 +21,10 @@
 #     the server's memory, then the --subs users registered at --fill-rate (sipp -t un:
 #     every UE its own UDP flow, from its own port), --wait seconds, memory again:
 #     (after - before) / registered;
-#  3. calls/s A -> B between two registered users (UAC and UAS registered from their
+#  3. re-registrations/s: the same search over the --subs users registered in 2 (each
+#     REGISTER/401/REGISTER/200 of a user registered already, from a new UDP flow:
+#     imscloud's SAR is a RE_REGISTRATION);
+#  4. calls/s A -> B between two registered users (UAC and UAS registered from their
 #     sockets first), INVITE/180/200/ACK/BYE/200, record-routed, the same search (--no-calls
 #     skips it; it is skipped for a server whose first test call fails).
 # CPU per operation is utime+stime (/proc/PID/stat) of every server process over the run.
@@ -360,10 +363,12 @@ batch() {
 
 # ------------------------------------------------------------------ rate search
 
-# run_step SERVER KIND RATE: one STEP-second run (KIND reg: fresh pool users; calls: the
-# registered caller to the registered callee). Sets PASS and R_*.
+# run_step SERVER KIND RATE: one STEP-second run (KIND reg: fresh pool users; rereg: the
+# users the fill registered, in turn; calls: the registered caller to the registered
+# callee). Sets PASS and R_*.
 POOL_NEXT=0
 WRAPPED=0
+REREG_NEXT=0
 run_step() {
     local s=$1 kind=$2 rate=$3 n=$(($3 * STEP)) c0 c1 t0 t1 u0=0 u1=0
     # shellcheck disable=SC2086
@@ -379,6 +384,11 @@ run_step() {
         fi
         batch "$s" "reg-$rate-$t0" $((SUBS + POOL_NEXT)) "$n" "$rate"
         POOL_NEXT=$((POOL_NEXT + n))
+    elif [ "$kind" = rereg ]; then
+        [ "$n" -le "$SUBS" ] || die "--subs $SUBS is too small for $rate re-registrations/s over $STEP s"
+        [ $((REREG_NEXT + n)) -le "$SUBS" ] || REREG_NEXT=0
+        batch "$s" "rereg-$rate-$t0" "$REREG_NEXT" "$n" "$rate"
+        REREG_NEXT=$((REREG_NEXT + n))
     else
         call_batch "$s" "$rate" "$n"
     fi
@@ -423,7 +433,7 @@ search() {
             bad=$rate
             # its transactions (Timer J, 32 s) and retransmissions end; a UAS left with
             # half-done calls starts over
-            [ "$kind" = reg ] || restart_uas "$s"
+            [ "$kind" != calls ] || restart_uas "$s"
             sleep 35
         fi
         if [ $bad = 0 ]; then
@@ -570,6 +580,12 @@ measure() {
     RES[$s,fill_cpu]=$(awk -v c=$((cpu1 - cpu0)) -v hz="$HZ" -v n="$ok" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", c / hz * 1e6 / n }')
     say "bench-ims: $s: RSS $((RES[$s,rss0] / 1024)) -> $((M_RSS / 1024)) MiB after $WAIT s more (PSS $((RES[$s,pss0] / 1024)) -> $((M_PSS / 1024)) MiB, allocator in use ${RES[$s,heap0]} -> $M_HEAP KiB)"
 
+    say "bench-ims: ---- $s: re-registrations/s (the $SUBS users of the fill again)"
+    REREG_NEXT=0
+    search "$s" rereg 500 $((SUBS / STEP < 32000 ? SUBS / STEP : 32000))
+    RES[$s,rereg_rate]=$BEST_RATE RES[$s,rereg_cpu]=$BEST_CPU RES[$s,rereg_scpu]=$BEST_SCPU
+    RES[$s,rereg_sipp]=$BEST_SIPP
+
     if [ "$CALLS" = yes ]; then
         say "bench-ims: ---- $s: calls A -> B between registered users"
         measure_calls "$s"
@@ -615,6 +631,9 @@ table() {
     row 'registrations: server CPU per registration (µs)' "$(val kamailio reg_cpu)" "$(val imscloud reg_cpu)"
     row 'registrations: server CPU at that rate (% of one core)' "$(val kamailio reg_scpu)" "$(val imscloud reg_scpu)"
     row 'registrations: sipp CPU at that rate (% of one core, all UACs)' "$(val kamailio reg_sipp)" "$(val imscloud reg_sipp)"
+    row 're-registrations of registered users, max rate at 0 failed (/s)' "$(val kamailio rereg_rate)" "$(val imscloud rereg_rate)"
+    row 're-registrations: server CPU per re-registration (µs)' "$(val kamailio rereg_cpu)" "$(val imscloud rereg_cpu)"
+    row 're-registrations: server CPU / sipp CPU at that rate (% of one core)' "$(val kamailio rereg_scpu) / $(val kamailio rereg_sipp)" "$(val imscloud rereg_scpu) / $(val imscloud rereg_sipp)"
     row "fill: users registered at the fill rate ($SUBS asked)" "$(val kamailio fill_ok)" "$(val imscloud fill_ok)"
     row 'fill: failed registrations' "$(val kamailio fill_fail)" "$(val imscloud fill_fail)"
     row 'fill: rate (/s) / server CPU per registration (µs)' "$(val kamailio fill_rate) / $(val kamailio fill_cpu)" "$(val imscloud fill_rate) / $(val imscloud fill_cpu)"
@@ -660,6 +679,7 @@ section() {
         [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "- $s calls: not measured: $(val "$s" call_note)"
     done
     echo '- Registrations/s: the highest rate (doubling from 500/s, then bisecting to 10%) at which a run of '"$STEP"' s had zero failed registrations, every one completed, and sipp held 90% of the rate; each is REGISTER/401/REGISTER/200, of a user not registered before while the pool lasts (imscloud: P -> I (UAR) -> S (MAR) -> 401, P -> I (UAR) -> S (SAR) -> 200, every Cx request a SQLite transaction in the HSS; Kamailio: a SELECT of the password, the contact in memory).'
+    echo '- Re-registrations/s: the same search after the memory fill, over the '"$SUBS"' users it registered, in turn: REGISTER/401/REGISTER/200 of a registered user from a new UDP flow (a second contact; imscloud: UAR, MAR, UAR, SAR RE_REGISTRATION, whose User-Data the HSS built at the registration, and no row written; Kamailio: the same SELECT, a contact added in memory). What a network mostly carries: every UE re-registers before its registration expires.'
     echo '- Memory per registered contact: the '"$SUBS"' users registered after the search, at the fill rate, by sipp runs of '"$UACS"' UACs, every UE its own UDP flow (source address and port); measured '"$WAIT"' s after the search and '"$WAIT"' s after the fill, when no transaction (RFC 3261 Timer J, 32 s) or nonce (60 s) of them is left. "Allocator memory in use" is what the per-user state costs: Kamailio'"'"'s shm real_used (contacts live in shared memory) and imscloud'"'"'s malloc in use (mallinfo2 through gdb). RSS and PSS deltas depend on the history: the search leaves imscloud'"'"'s malloc arenas with free space (its transactions'"'"' buffers, at most at the highest rate it tried), which the fill reuses before the RSS grows, so its RSS delta can be well below its allocator delta; Kamailio counts its shared memory in the RSS of every process that touched it (PSS splits it).'
     echo '- Calls: caller and callee registered from the UAC and UAS sockets; the same search, from 250 calls/s. Everything shares the 2 cores (server, sipp UACs, sipp UAS) with whatever else ran on the machine: compare the ratios of one run.'
     echo '<!-- ims-bench:end -->'

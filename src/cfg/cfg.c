@@ -74,8 +74,10 @@ static const struct key keys[] = {
     { "sip", "local_delivery", K_BOOL, "yes", 0, 0, OFF(local_delivery), false,
       "UDP messages between this process's own listeners (the roles of one process talking "
       "to each other) are handed over in-process, on the worker that sent them, instead of "
-      "through the kernel: same source address, listener and security groups. \"no\": "
-      "every hop is a real datagram (to watch it with tcpdump)." },
+      "through the kernel: same source address, listener and security groups; their SIP "
+      "transactions are timed as on a reliable transport (no retransmissions, no 32 s "
+      "wait after the answer). \"no\": every hop is a real datagram (to watch it with "
+      "tcpdump)." },
     { "sip", "udp_spread", K_BOOL, "yes", 0, 0, OFF(udp_spread), false,
       "A UDP request is processed by the worker its Call-ID hashes to, not by the one the "
       "kernel picked: the kernel picks by flow, so one busy peer (a P-CSCF in front of this "

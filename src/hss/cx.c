@@ -593,39 +593,55 @@ static int impi_cb(void *ctx, const struct ims_impi_rec *rec)
     struct impi_ctx *c = ctx;
     if (c->n < CX_MAX_ASSOC) {
         snprintf(c->r->assoc[c->n], IMS_STORE_ID_MAX, "%s", rec->identity);
-        c->r->ans.assoc.impi[c->n] = ims_str_cstr(c->r->assoc[c->n]);
         c->n++;
     }
     return 0;
 }
 
-/* Charging-Information and Associated-Identities (the subscription's IMPIs,
- * when there is more than one). */
-/* Charging addresses and the IMPIs of the subscription sub (the one
- * ims_hss_user_data read). */
-static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, struct hss_result *r)
+/* Charging-Information from the four addresses (ECF 1, 2, CCF 1, 2; ""
+ * for none), copied into r. */
+static void set_charging(struct hss_result *r, const ims_str f[4])
 {
-    const char *f[4] = { sub->ecf[0], sub->ecf[1], sub->ccf[0], sub->ccf[1] };
     ims_str *slot[4] = { &r->ans.charging.ecf[0], &r->ans.charging.ecf[1],
                          &r->ans.charging.ccf[0], &r->ans.charging.ccf[1] };
     for (int i = 0; i < 4; i++) {
-        if (!f[i][0])
+        if (!f[i].len)
             continue;
-        snprintf(r->charging[i], IMS_STORE_ID_MAX, "%s", f[i]);
+        ims_str_copy(f[i], r->charging[i], IMS_STORE_ID_MAX);
         *slot[i] = ims_str_cstr(r->charging[i]);
         DIA_SET(&r->ans.charging, i);
     }
     if (r->ans.charging.present)
         DIA_SET(&r->ans, DIA_ANS_CHARGING);
+}
+
+/* Associated-Identities: the r->assoc[0..n) IMPIs, when there is more than
+ * one. */
+static void set_assoc(struct hss_result *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        r->ans.assoc.impi[i] = ims_str_cstr(r->assoc[i]);
+    if (n > 1) {
+        r->ans.assoc.n_impi = n;
+        DIA_SET(&r->ans.assoc, 0);
+        DIA_SET(&r->ans, DIA_ANS_ASSOC);
+    }
+}
+
+/* Charging addresses and the IMPIs of the subscription sub (the one
+ * ims_hss_user_data read); *n_assoc gets how many IMPIs are in r->assoc. */
+static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, struct hss_result *r,
+                        size_t *n_assoc)
+{
+    const ims_str f[4] = { ims_str_cstr(sub->ecf[0]), ims_str_cstr(sub->ecf[1]),
+                           ims_str_cstr(sub->ccf[0]), ims_str_cstr(sub->ccf[1]) };
+    set_charging(r, f);
     struct impi_ctx c = { r, 0 };
     int rc = ims_store_impi_list(st, ims_str_cstr(sub->name), impi_cb, &c);
     if (rc)
         return rc;
-    if (c.n > 1) {
-        r->ans.assoc.n_impi = c.n;
-        DIA_SET(&r->ans.assoc, 0);
-        DIA_SET(&r->ans, DIA_ANS_ASSOC);
-    }
+    set_assoc(r, c.n);
+    *n_assoc = c.n;
     return 0;
 }
 
@@ -716,19 +732,95 @@ int ims_hss_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct i
     return rc;
 }
 
+/* The memo of a SAA's User-Data (ims_store_memo_get): the XML, the four
+ * charging addresses, then the associated IMPIs, each field a 4-byte length
+ * and its bytes.  Built from provisioned data only, so a re-registration
+ * finds it unless an operator changed something since (migration 007). */
+#define MEMO_USER_DATA 'U'
+
+static int pack_field(struct ims_buf *b, ims_str v)
+{
+    uint32_t n = (uint32_t)v.len;
+    int rc = ims_buf_add(b, &n, sizeof(n));
+    return rc ? rc : ims_buf_add(b, v.p, v.len);
+}
+
+static bool unpack_field(ims_str *rest, ims_str *out)
+{
+    uint32_t n;
+    if (rest->len < sizeof(n))
+        return false;
+    memcpy(&n, rest->p, sizeof(n));
+    if (rest->len - sizeof(n) < n)
+        return false;
+    *out = ims_str_make(rest->p + sizeof(n), n);
+    *rest = ims_str_make(rest->p + sizeof(n) + n, rest->len - sizeof(n) - n);
+    return true;
+}
+
+static int pack_user_data(const struct hss_result *r, size_t n_assoc, struct ims_buf *b)
+{
+    int rc = pack_field(b, ims_buf_str(&r->xml));
+    for (int i = 0; i < 4 && rc == 0; i++)
+        rc = pack_field(b, DIA_HAS(&r->ans.charging, i) ? ims_str_cstr(r->charging[i])
+                                                         : IMS_STR_NULL);
+    for (size_t i = 0; i < n_assoc && rc == 0; i++)
+        rc = pack_field(b, ims_str_cstr(r->assoc[i]));
+    return rc;
+}
+
+/* false when v is not what pack_user_data wrote: then nothing of the
+ * answer is set (only r->assoc may hold some of v's IMPIs). */
+static bool unpack_user_data(ims_str v, struct hss_result *r)
+{
+    ims_str xml, f[4], id;
+    size_t n = 0;
+    bool ok = unpack_field(&v, &xml);
+    for (int i = 0; i < 4 && ok; i++)
+        ok = unpack_field(&v, &f[i]) && f[i].len < IMS_STORE_ID_MAX;
+    while (ok && v.len) {
+        ok = n < CX_MAX_ASSOC && unpack_field(&v, &id) && id.len < IMS_STORE_ID_MAX;
+        if (ok)
+            ims_str_copy(id, r->assoc[n++], IMS_STORE_ID_MAX);
+    }
+    if (!ok || ims_buf_add(&r->xml, xml.p, xml.len) != 0)
+        return false;
+    set_charging(r, f);
+    set_assoc(r, n);
+    return true;
+}
+
 static int add_user_data(struct ims_store *st, ims_str impi, ims_str impu, struct hss_result *r)
 {
+    struct ims_store_memo m;
+    struct ims_buf memo;
+    ims_buf_init(&memo, IMS_STORE_MEMO_MAX);
+    if (ims_store_memo_get(st, MEMO_USER_DATA, impi, impu, &memo, &m) &&
+        unpack_user_data(ims_buf_str(&memo), r)) {
+        ims_buf_free(&memo);
+        r->ans.user_data = ims_buf_str(&r->xml);
+        DIA_SET(&r->ans, DIA_ANS_USER_DATA);
+        return 0;
+    }
+    ims_buf_reset(&memo);
     struct ims_sub_rec sub;
+    size_t n_assoc = 0;
     int rc = user_data(st, impi, impu, &r->xml, &sub);
     if (rc == IMS_ELIMIT) {
+        ims_buf_free(&memo);
         exp_result(r, DIA_ERROR_TOO_MUCH_DATA);
         return 1; /* answered */
     }
-    if (rc)
-        return rc;
-    r->ans.user_data = ims_buf_str(&r->xml);
-    DIA_SET(&r->ans, DIA_ANS_USER_DATA);
-    return add_sub_info(st, &sub, r);
+    if (rc == 0)
+        rc = add_sub_info(st, &sub, r, &n_assoc);
+    if (rc == 0) {
+        r->ans.user_data = ims_buf_str(&r->xml);
+        DIA_SET(&r->ans, DIA_ANS_USER_DATA);
+        if (pack_user_data(r, n_assoc, &memo) == 0) /* too long for a memo: not kept */
+            ims_store_memo_put(st, &m, MEMO_USER_DATA, impi, impu, memo.p, memo.len);
+    }
+    ims_buf_free(&memo);
+    return rc;
 }
 
 /* ------------------------------------------------------------ SAR */

@@ -195,6 +195,13 @@ void ims_sip_tp_free(struct sip_tp *tp);
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
                     uint64_t conn_id, const char *buf, size_t len);
 
+/* Whether ims_sip_tp_send(tp, proto, dst, ...) hands the message over
+ * in-process (UDP to one of our own listeners, udp_local.c) rather than to
+ * the kernel: then nothing is lost on the way, and the transaction layer
+ * may time the hop as a reliable one. */
+bool ims_sip_tp_in_process(const struct sip_tp *tp, enum sip_proto proto,
+                           const struct ims_addr *dst);
+
 /* The address the first listener of this proto/family is bound to, with
  * its actual port (for Via and Record-Route; a wildcard bind gives the
  * wildcard address: advertise a configured one instead).  0 or IMS_ENOENT. */

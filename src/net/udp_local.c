@@ -71,6 +71,12 @@ static const struct sip_listener *own_listener(const struct sip_tp *tp,
     return NULL;
 }
 
+bool ims_sip_tp_in_process(const struct sip_tp *tp, enum sip_proto proto,
+                           const struct ims_addr *dst)
+{
+    return proto == SIP_PROTO_UDP && !tp->no_local_delivery && own_listener(tp, dst) != NULL;
+}
+
 static void run_local(struct ims_loop *loop, void *arg)
 {
     struct sip_tp *tp = arg;

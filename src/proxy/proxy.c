@@ -122,6 +122,21 @@ static int txn_send(void *ctx, const struct sip_dest *d, const char *buf, size_t
     return px_send(ctx, d, buf, len);
 }
 
+static bool tp_in_process(void *ctx, enum sip_proto proto, const struct ims_addr *dst)
+{
+    return ims_sip_tp_in_process(ctx, proto, dst);
+}
+
+/* A hop between two roles of this process (P-CSCF -> I-CSCF -> S-CSCF) is
+ * timed as a reliable one: the hand-over loses nothing, so its finished
+ * transactions need not wait for retransmissions (RFC 3261 Timer J: 32 s
+ * per REGISTER per hop over UDP, 0 reliable). */
+static bool txn_reliable(void *ctx, const struct sip_dest *d)
+{
+    struct ims_proxy *p = ctx;
+    return p->io.in_process && p->io.in_process(p->io.ctx, d->proto, &d->addr);
+}
+
 int ims_proxy_new(struct proxy_shared *sh, unsigned worker_idx, struct ims_loop *loop,
                   struct ims_resolver *res, struct ims_proxy **out)
 {
@@ -143,6 +158,7 @@ int ims_proxy_new(struct proxy_shared *sh, unsigned worker_idx, struct ims_loop 
         .worker_idx = worker_idx,
         .send = txn_send,
         .send_ctx = p,
+        .reliable = txn_reliable,
     };
     int rc = ims_sip_txn_table_new(loop, &tc, &p->txns);
     if (rc)
@@ -171,7 +187,9 @@ out_free:
 
 void ims_proxy_set_tp(struct ims_proxy *p, struct sip_tp *tp)
 {
-    struct proxy_io io = { .send = tp_send, .local = tp_local, .ctx = tp };
+    struct proxy_io io = {
+        .send = tp_send, .local = tp_local, .ctx = tp, .in_process = tp_in_process
+    };
     p->tp = tp;
     ims_proxy_set_io(p, &io);
 }

@@ -82,6 +82,7 @@ struct sip_txn_table {
     unsigned t1, t2, t4, worker;
     sip_txn_send_fn send;
     void *send_ctx;
+    sip_txn_reliable_fn reliable;
     uint64_t counter;
 };
 
@@ -151,6 +152,7 @@ int ims_sip_txn_table_new(struct ims_loop *loop, const struct sip_txn_cfg *cfg,
     tbl->worker = cfg->worker_idx;
     tbl->send = cfg->send;
     tbl->send_ctx = cfg->send_ctx;
+    tbl->reliable = cfg->reliable;
     uint32_t nb = 16;
     while (nb < tbl->cap)
         nb <<= 1;
@@ -636,6 +638,13 @@ struct sip_txn *ims_sip_txn_find_cancelled(struct sip_txn_table *tbl,
     return find_server(tbl, &cancel->via1, SIP_M_INVITE, IMS_STR_NULL);
 }
 
+/* RFC 3261 §17's reliable-transport timers for TCP and TLS, and for a hop
+ * the transport delivers in-process (the table's hook). */
+static bool hop_reliable(const struct sip_txn_table *tbl, const struct sip_dest *d)
+{
+    return ims_sip_proto_reliable(d->proto) || (tbl->reliable && tbl->reliable(tbl->send_ctx, d));
+}
+
 /* Rebases slice s from the received buffer onto the copy. */
 static ims_str rebase(ims_str s, const struct sip_msg *req, const char *copy)
 {
@@ -674,7 +683,7 @@ int ims_sip_txn_server_new(struct sip_txn_table *tbl, const struct sip_msg *req,
         goto out_put;
     }
     t->dest = dest;
-    t->reliable = ims_sip_proto_reliable(dest.proto);
+    t->reliable = hop_reliable(tbl, &t->dest);
     t->state = t->invite ? SIP_TXN_PROCEEDING : SIP_TXN_TRYING;
     t->cb = cb;
     t->ud = ud;
@@ -780,7 +789,7 @@ int ims_sip_txn_client_new(struct sip_txn_table *tbl, const struct sip_txn_clien
     }
     t->invite = a->method == SIP_M_INVITE;
     t->dest = a->dest;
-    t->reliable = ims_sip_proto_reliable(a->dest.proto);
+    t->reliable = hop_reliable(tbl, &t->dest);
     t->state = t->invite ? SIP_TXN_CALLING : SIP_TXN_TRYING;
     int rc = tbl->send(tbl->send_ctx, &t->dest, a->req->p, a->req->len);
     if (rc) {

@@ -26,7 +26,10 @@
  * Timers (RFC 3261 Table 4, RFC 6026 §8.4): A, E, G start at T1 and double
  * (E and G up to T2); B, F, H, J, L, M are 64*T1; D is 64*T1 (32 s at the
  * default T1, the RFC's floor); I and K are T4.  On reliable transports A, E
- * and G are never armed and D, I, J, K are zero.
+ * and G are never armed and D, I, J, K are zero.  A hop the table's
+ * `reliable` hook calls reliable (an in-process UDP hand-over) is timed the
+ * same way: between the roles of one process a finished transaction is freed
+ * at once instead of waiting 32 s for retransmissions that cannot come.
  *
  * Branch ids we generate look like "z9hG4bKI" WW HHHHHHHH "." CCCC: WW is the
  * owning worker in hex, HHHHHHHH a 32-bit loop-detection hash chosen by the
@@ -110,12 +113,18 @@ typedef void (*sip_txn_cb)(struct sip_txn *t, void *ud, const struct sip_txn_ev 
 typedef int (*sip_txn_send_fn)(void *ctx, const struct sip_dest *dst, const char *buf,
                                size_t len);
 
+/* Whether a hop to dst is reliable although its protocol (UDP) is not: the
+ * transport hands it over in-process (net/udp_local.c), where nothing is lost
+ * or reordered.  Called with the send ctx when a transaction is created. */
+typedef bool (*sip_txn_reliable_fn)(void *ctx, const struct sip_dest *dst);
+
 struct sip_txn_cfg {
     size_t max_txns;           /* pool size (> 0) */
     unsigned t1_ms, t2_ms, t4_ms; /* 0 = RFC default */
     unsigned worker_idx;       /* < 256, encoded in branch ids */
     sip_txn_send_fn send;
     void *send_ctx;
+    sip_txn_reliable_fn reliable; /* NULL: TCP and TLS only */
 };
 
 /* ---- table ---- */

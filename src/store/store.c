@@ -75,7 +75,7 @@ static int bind_va(struct ims_store *s, struct store_stmt *stmt, const char *fmt
 static bool may_move_cache_gen(enum store_q q)
 {
     return strncmp(store_sql[q].sql, "SELECT", 6) != 0 && q != Q_IMPI_SQN_SET &&
-           q != Q_IMPU_REG_SET && q != Q_SUB_SET_SCSCF;
+           q != Q_IMPU_REG_SET && q != Q_SUB_SET_SCSCF && q != Q_SUB_CHANGE_SCSCF;
 }
 
 /* st_query and st_exec: q prepared, its parameters bound. */

@@ -176,6 +176,28 @@ enum ims_assoc {
 /* TS 29.228 §6.1.1/6.1.3 checks.  One query.  0 (result in *out). */
 int ims_store_assoc_check(struct ims_store *st, ims_str impi, ims_str impu, enum ims_assoc *out);
 
+/* ---- memos: what a caller built from provisioned data, kept ----
+ *
+ * A value the caller computed from provisioned rows only (identities, their
+ * links, subscriptions, service profiles: never reg_state, an S-CSCF name or
+ * an SQN), kept in the identity cache (store_cache.h) under key (kind, a, b).
+ * It is found only while no provisioning change was made since it was
+ * computed, by any process (the change counter, migrations 005 and 007).
+ * kind is the caller's letter; 'A' and 'I' are the store's own.  Without an
+ * identity cache (0 entries, a lone store) nothing is kept or found. */
+#define IMS_STORE_MEMO_MAX 8192 /* bytes; a longer value is not kept */
+struct ims_store_memo {
+    uint64_t gen, epoch;
+    bool usable; /* a put with it may keep the value */
+};
+/* true: the value is appended to *out.  false: compute it (after this call:
+ * the generation is read before the rows) and hand it to ims_store_memo_put
+ * with *m. */
+bool ims_store_memo_get(struct ims_store *st, char kind, ims_str a, ims_str b,
+                        struct ims_buf *out, struct ims_store_memo *m);
+void ims_store_memo_put(struct ims_store *st, const struct ims_store_memo *m, char kind, ims_str a,
+                        ims_str b, const void *val, size_t len);
+
 /* Decrypts the IMPI's secrets into *out.  On error *out is wiped.
  * 0, IMS_ENOENT, IMS_EBACKEND (a secret fails to decrypt: tampered row,
  * or its key was removed from the repository). */
@@ -244,8 +266,10 @@ enum ims_scscf_op { IMS_SCSCF_KEEP = 0, IMS_SCSCF_SET, IMS_SCSCF_CLEAR };
 /* Sets the registration state of every IMPU in impu's implicit
  * registration set (TS 29.228 §6.1.2: the set changes state together) and,
  * per op, sets or clears the subscription's S-CSCF name (scscf is used
- * with IMS_SCSCF_SET only).  One transaction.  *changed (may be NULL)
- * gets the number of IMPUs updated.  0, IMS_ENOENT. */
+ * with IMS_SCSCF_SET only).  One transaction; rows that hold those values
+ * already are not written (a re-registration changes nothing).  *changed
+ * (may be NULL) gets the number of IMPUs whose state changed.  0,
+ * IMS_ENOENT. */
 int ims_store_reg_set(struct ims_store *st, ims_str impu, enum ims_reg_state state,
                       enum ims_scscf_op op, ims_str scscf, size_t *changed);
 /* The Server-Name a MAR stores (TS 29.228 §6.1.8: the S-CSCF of a

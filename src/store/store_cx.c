@@ -101,6 +101,50 @@ int ims_store_assoc_check(struct ims_store *s, ims_str impi, ims_str impu, enum 
     return 0;
 }
 
+/* a and b: identities (st_valid_id) or empty; KEY_MAX holds any pair */
+static bool memo_key(char key[KEY_MAX], size_t *klen, char kind, ims_str a, ims_str b)
+{
+    if (kind == KEY_ASSOC || kind == KEY_AUTH || (a.len && !st_valid_id(a)) ||
+        (b.len && !st_valid_id(b)))
+        return false;
+    /* a NUL after an empty a too: ("", b) and (b, "") stay apart */
+    size_t n = 0;
+    key[n++] = kind;
+    if (a.len)
+        memcpy(key + n, a.p, a.len);
+    n += a.len;
+    key[n++] = '\0';
+    if (b.len)
+        memcpy(key + n, b.p, b.len);
+    n += b.len;
+    key[n++] = '\0';
+    *klen = n;
+    return true;
+}
+
+bool ims_store_memo_get(struct ims_store *s, char kind, ims_str a, ims_str b,
+                        struct ims_buf *out, struct ims_store_memo *m)
+{
+    char key[KEY_MAX];
+    size_t klen, vlen;
+    *m = (struct ims_store_memo){ 0 };
+    if (!memo_key(key, &klen, kind, a, b) || !st_cache_tag(s, &m->gen, &m->epoch))
+        return false;
+    m->usable = true;
+    char val[IMS_STORE_MEMO_MAX];
+    return store_cache_get(s->cache, m->gen, key, klen, val, sizeof(val), &vlen) &&
+           ims_buf_add(out, val, vlen) == 0;
+}
+
+void ims_store_memo_put(struct ims_store *s, const struct ims_store_memo *m, char kind, ims_str a,
+                        ims_str b, const void *val, size_t len)
+{
+    char key[KEY_MAX];
+    size_t klen;
+    if (m->usable && len <= IMS_STORE_MEMO_MAX && memo_key(key, &klen, kind, a, b))
+        store_cache_put(s->cache, m->gen, m->epoch, key, klen, val, len); /* IMS_ENOMEM: not kept */
+}
+
 /* Decrypts one secret column that must decode to exactly want bytes
  * (want == 0: hex HA1 text, NUL-terminated into dst of cap bytes). */
 static int secret(struct ims_store *s, ims_str impi, int which, ims_str ct, void *dst,
@@ -671,13 +715,22 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
     if (rc)
         return st_fail(s, rc, "reg begin");
     rc = st_exec(s, Q_IMPU_REG_SET, &n, "it", (int64_t)state, impu);
-    if (rc == 0 && n == 0) {
-        st_rollback(s);
-        return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    if (rc == 0 && n == 0) { /* every row in that state already, or no such IMPU */
+        struct store_stmt *stmt;
+        rc = st_query(s, Q_IMPU_EXISTS, &stmt, "t", impu);
+        if (rc == 0) {
+            rc = s->drv->step(stmt);
+            s->drv->reset(stmt);
+            rc = rc == STORE_ROW ? 0 : rc == STORE_DONE ? IMS_ENOENT : rc;
+        }
+        if (rc == IMS_ENOENT) {
+            st_rollback(s);
+            return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+        }
     }
     if (rc == 0 && op != IMS_SCSCF_KEEP)
-        rc = st_exec(s, Q_SUB_SET_SCSCF, NULL, "ot", op == IMS_SCSCF_SET ? scscf : IMS_STR_NULL,
-                     impu);
+        rc = st_exec(s, Q_SUB_CHANGE_SCSCF, NULL, "ot",
+                     op == IMS_SCSCF_SET ? scscf : IMS_STR_NULL, impu);
     if (rc == 0)
         rc = st_commit(s);
     if (rc) {

@@ -30,6 +30,7 @@ enum store_q {
     Q_SUB_DELETE,
     Q_SUB_OF_IMPU,
     Q_SUB_SET_SCSCF,
+    Q_SUB_CHANGE_SCSCF,
     Q_SUBCAP_DELETE,
     Q_SUBCAP_INSERT,
     Q_SUBCAP_LIST,
@@ -65,6 +66,7 @@ enum store_q {
     Q_IMPU_LIST_IMPI,
     Q_IMPU_LIST_IRS,
     Q_IMPU_REG_SET,
+    Q_IMPU_EXISTS,
 
     Q_LINK,
     Q_UNLINK,

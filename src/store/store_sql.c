@@ -1,6 +1,7 @@
 /* store_sql.c - every statement the store runs, one table for both
- * backends.  Placeholders are '?' (the PostgreSQL driver numbers them);
- * the .pg text replaces .sql where the dialects differ.  Column orders are
+ * backends.  Placeholders are '?' (the PostgreSQL driver numbers them), or
+ * '?N' where one is used twice: then the .pg text spells them '$N'; the
+ * .pg text replaces .sql where the dialects differ.  Column orders are
  * part of the contract with store*.c (see the *_COL enums and st_*_row). */
 #include "store/store_int.h"
 
@@ -41,6 +42,14 @@ const struct store_sql store_sql[Q__N] = {
     [Q_SUB_SET_SCSCF] = { "UPDATE subscription SET scscf_name = ? WHERE id = "
                           "(SELECT subscription_id FROM impu WHERE identity = ?)",
                           NULL },
+    /* the same, leaving the row alone when it holds that name already (a
+     * SAR after the MAR stored it): no page to write */
+    [Q_SUB_CHANGE_SCSCF] = { "UPDATE subscription SET scscf_name = ?1 WHERE id = "
+                             "(SELECT subscription_id FROM impu WHERE identity = ?2) "
+                             "AND scscf_name IS NOT ?1",
+                             "UPDATE subscription SET scscf_name = $1 WHERE id = "
+                             "(SELECT subscription_id FROM impu WHERE identity = $2) "
+                             "AND scscf_name IS DISTINCT FROM $1" },
     [Q_SUBCAP_DELETE] = { "DELETE FROM subscription_capability WHERE subscription_id = ?", NULL },
     [Q_SUBCAP_INSERT] = { "INSERT INTO subscription_capability(subscription_id, capability, "
                           "mandatory) VALUES (?, ?, ?)",
@@ -133,9 +142,14 @@ const struct store_sql store_sql[Q__N] = {
                           "u.subscription_id AND me.irs = u.irs WHERE me.identity = ? "
                           "ORDER BY u.identity",
                           NULL },
-    [Q_IMPU_REG_SET] = { "UPDATE impu SET reg_state = ? WHERE (subscription_id, irs) = "
-                         "(SELECT subscription_id, irs FROM impu WHERE identity = ?)",
-                         NULL },
+    /* only the rows that change: a re-registration writes no page */
+    [Q_IMPU_REG_SET] = { "UPDATE impu SET reg_state = ?1 WHERE (subscription_id, irs) = "
+                         "(SELECT subscription_id, irs FROM impu WHERE identity = ?2) "
+                         "AND reg_state <> ?1",
+                         "UPDATE impu SET reg_state = $1 WHERE (subscription_id, irs) = "
+                         "(SELECT subscription_id, irs FROM impu WHERE identity = $2) "
+                         "AND reg_state <> $1" },
+    [Q_IMPU_EXISTS] = { "SELECT 1 FROM impu WHERE identity = ?", NULL },
 
     [Q_LINK] = { "INSERT INTO impi_impu(impi_id, impu_id) SELECT m.id, u.id FROM impi m, impu u "
                  "WHERE m.identity = ? AND u.identity = ? AND m.subscription_id = "

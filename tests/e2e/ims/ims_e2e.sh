@@ -9,6 +9,8 @@
 #   ims_e2e.sh test NAME FIXTURE   run one test (sipp UEs on the P-CSCF)
 #   ims_e2e.sh hss_down            P, I and S with an HSS that never answers:
 #                                  503 with Retry-After within the bounded time
+#   ims_e2e.sh local_hops          the transactions one registration leaves alive,
+#                                  with in-process hops and with kernel UDP ones
 #
 # Fixtures (127.0.0.1, free ports from 28000-28999):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
@@ -40,6 +42,11 @@
 #                    tel:+15550001 (same implicit set) reaches her contact
 #   expiry           dave registers for 2 s; after the sweep's SAR
 #                    TIMEOUT_DEREGISTRATION a MESSAGE to him gets 480 (LIA)
+#   local_hops       own processes: one registration through P, I and S of ONE
+#                    process (one worker, /metrics on): the hops between the roles
+#                    are in-process and timed as reliable, so only the P-CSCF's two
+#                    transactions with the UE (UDP, Timer J) are left alive; with
+#                    [sip] local_delivery = no the I- and S-CSCF keep theirs too
 #   hss_slow (ims4)  the HSS process is stopped (SIGSTOP): a REGISTER gets 503 with
 #                    Retry-After within the I-CSCF's hss_timeout_ms; after SIGCONT
 #                    (the late UAA is dropped) registration works again
@@ -94,7 +101,7 @@ skip() {
 port_block() {
     case ${IMS_E2E_PORT_BLOCK:-$fix} in
     ims1) echo 0 ;; ims4) echo 1 ;; imsk) echo 2 ;; imsk4) echo 3 ;; imsut) echo 4 ;;
-    imsos) echo 5 ;; hss_down) echo 6 ;; [0-7]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
+    imsos) echo 5 ;; hss_down | local_hops) echo 6 ;; [0-7]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
     esac
 }
 
@@ -245,13 +252,13 @@ test)
     fix=${3:?usage: test NAME FIXTURE}
     ;;
 setup | cleanup) fix=${2:?usage} ;;
-hss_down) fix=hss_down ;;
-*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down" ;;
+hss_down | local_hops) fix=$cmd ;;
+*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops" ;;
 esac
 FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
-ims1 | hss_down) PROCS=ims ;;
+ims1 | hss_down | local_hops) PROCS=ims ;;
 imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
@@ -545,9 +552,68 @@ hss_down() {
     say "hss_down passed"
 }
 
+# LIVE=the transactions alive (one worker: its count at its last received
+# message, which is the OPTIONS sip_send sends after the registration)
+txns_live_after_registration() { # MODE(yes|no)
+    local mode=$1
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT M_PORT
+    rm -rf "$TMP/hss"
+    mkdir -m 700 "$TMP/hss"
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
+        >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
+    write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+    sed -i -e 's/^workers = .*/workers = 1/' -e "/^\[sip\]/a local_delivery = $mode" "$TMP/ims.conf"
+    printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$M_PORT" >>"$TMP/ims.conf"
+    start ims "$TMP/ims.conf"
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    wait_for 20 "the metrics endpoint on tcp $M_PORT" tcp_bound "$M_PORT"
+    register "reg-$mode" register.xml alice alice-secret 600 -key alg MD5 ||
+        die "local_delivery=$mode: the registration failed (artifacts in $OUT)"
+    "$IMS_E2E_TOOLS/sip_send" --host 127.0.0.1 --port "$P_PORT" --timeout-ms "$(scaled 3000)" \
+        "$TMP/any-options.sip" >"$OUT/sip_send-$mode.out" 2>&1 ||
+        die "local_delivery=$mode: no answer to OPTIONS: $(cat "$OUT/sip_send-$mode.out")"
+    curl -sf "http://127.0.0.1:$M_PORT/metrics" >"$OUT/metrics-$mode.prom" ||
+        die "local_delivery=$mode: GET /metrics failed"
+    LIVE=$(awk '$1 == "imscloud_sip_transactions_live" { print $2 }' "$OUT/metrics-$mode.prom")
+    local out
+    out=$(stop ims)
+    [ -z "$out" ] || die "$out"
+    [ -n "$LIVE" ] || die "local_delivery=$mode: no imscloud_sip_transactions_live in /metrics"
+}
+
+local_hops() {
+    mkdir -p "$FIXDIR"
+    need sipp ss awk setsid timeout curl
+    [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
+    [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
+    [ -x "${IMS_E2E_TOOLS:-}/sip_send" ] || die "IMS_E2E_TOOLS has no sip_send"
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
+    trap 'stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
+    rm -f "$FIXDIR"/*.log
+    OUT=$FIXDIR/run
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    printf '%s\n' "OPTIONS sip:<Host>:<Port> SIP/2.0" \
+        "Via: SIP/2.0/UDP <From-Address>:<Local-Port>;branch=<Branch-ID>;rport" \
+        "Max-Forwards: 70" "From: <sip:probe@ims.test>;tag=lh1" "To: <sip:<Host>:<Port>>" \
+        "Call-ID: <Call-ID>" "CSeq: 1 OPTIONS" "Content-Length: 0" "" >"$TMP/any-options.sip"
+    local inproc kernel
+    txns_live_after_registration yes
+    inproc=$LIVE
+    txns_live_after_registration no
+    kernel=$LIVE
+    trap - EXIT
+    rm -rf "$TMP"
+    say "transactions alive after one registration: $inproc in-process hops (want 2), $kernel over the kernel (want at least 6)"
+    [ "$inproc" = 2 ] && [ "$kernel" -ge 6 ] ||
+        die "local_hops failed (artifacts in $OUT, log $FIXDIR/ims.log)"
+    say "local_hops passed"
+}
+
 case $cmd in
 setup) setup ;;
 cleanup) cleanup ;;
 test) runtest ;;
 hss_down) hss_down ;;
+local_hops) local_hops ;;
 esac

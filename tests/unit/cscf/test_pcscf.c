@@ -67,7 +67,7 @@ static int setup(void **state)
     struct proxy_cfg pc = { .max_transactions = 64, .self_names = self_names, .nself = 1 };
     assert_int_equal(ims_proxy_shared_new(1, &pc, &E.sh), 0);
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
-    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp };
+    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp, NULL };
     ims_proxy_set_io(E.p, &io);
     assert_int_equal(ims_cscf_new(E.cfg, NULL, 1, &E.c, err, sizeof(err)), 0);
     assert_int_equal(ims_cscf_worker_init(E.c, 0, E.loop, E.p, err, sizeof(err)), 0);

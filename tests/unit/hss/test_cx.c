@@ -1,5 +1,7 @@
 /* test_cx - UAR, MAR, SAR and LIR handlers (TS 29.228 §6.1, §6.3) over a
  * temporary SQLite store, AKA checked by a USIM model (crypto/aka.h). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -8,6 +10,7 @@
 #include "crypto/aka.h"
 #include "crypto/digest.h"
 #include "hss/hss.h"
+#include "store/exec.h"
 #include "hss_tests.h"
 
 static struct cx_uar mk_uar(const char *impi, const char *impu, const char *visited, int type)
@@ -609,10 +612,95 @@ static void test_mar_same_scscf_no_write(void **state)
     ims_hss_result_clear(&r);
 }
 
+/* A SAR on an executor's connection, as the HSS runs it (identity cache
+ * on). */
+struct sar_job {
+    struct hfix *f;
+    struct cx_sar q;
+    struct hss_result *r;
+};
+
+static int sar_work(struct ims_store *st, void *arg)
+{
+    struct sar_job *j = arg;
+    return ims_hss_sar(st, &j->f->pol, &j->q, j->r);
+}
+
+static void exec_sar(struct hfix *f, struct ims_store_exec *x, int sat, struct hss_result *r,
+                     char **xml)
+{
+    struct sar_job j = { f, mk_sar("bob@ims.test", "sip:bob@ims.test", sat, SCSCF1), r };
+    int wrc = -1;
+    ims_hss_result_clear(r);
+    ims_hss_result_init(r);
+    assert_int_equal(ims_store_exec_run(x, 0, sar_work, &j, &wrc), 0);
+    assert_int_equal(wrc, 0);
+    ASSERT_RESULT(r, DIA_SUCCESS);
+    assert_true(DIA_HAS(&r->ans, DIA_ANS_USER_DATA));
+    free(*xml);
+    *xml = strndup(r->ans.user_data.p, r->ans.user_data.len);
+    assert_non_null(*xml);
+}
+
+/* A re-registration's SAA carries the User-Data the registration's did,
+ * built once (the memo, ims_store_memo_get); a change by another connection
+ * (imscloudctl) is in the next one. */
+static void test_sar_user_data_memo(void **state)
+{
+    struct hfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    struct ims_store_cache_stats c0, c1;
+    struct hss_result r;
+    char *first = NULL, *xml = NULL;
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 256, &x), 0);
+    ims_hss_result_init(&r);
+
+    exec_sar(f, x, CX_SAT_REGISTRATION, &r, &first);
+    assert_non_null(strstr(first, "sip:as.ims.test"));
+    ims_store_exec_cache_stats(x, &c0);
+    exec_sar(f, x, CX_SAT_RE_REGISTRATION, &r, &xml);
+    ims_store_exec_cache_stats(x, &c1);
+    assert_string_equal(xml, first);
+    assert_int_equal(c1.hits - c0.hits, 2); /* the association and the User-Data */
+    assert_int_equal(c1.puts, c0.puts);
+
+    /* the profile changes: the next SAA has the new one */
+    OK(f->st, ims_store_profile_put(f->st, S("p1"), S("<InitialFilterCriteria><Priority>7"
+                                                      "</Priority><ApplicationServer><ServerName>"
+                                                      "sip:as2.ims.test</ServerName>"
+                                                      "<DefaultHandling>0</DefaultHandling>"
+                                                      "</ApplicationServer>"
+                                                      "</InitialFilterCriteria>")));
+    exec_sar(f, x, CX_SAT_RE_REGISTRATION, &r, &xml);
+    assert_non_null(strstr(xml, "sip:as2.ims.test"));
+    assert_null(strstr(xml, "sip:as.ims.test"));
+    /* and its charging addresses */
+    struct ims_sub_rec sub;
+    OK(f->st, ims_store_sub_get(f->st, S("bob"), &sub));
+    snprintf(sub.ccf[0], sizeof(sub.ccf[0]), "aaa://ccf.ims.test");
+    OK(f->st, ims_store_sub_update(f->st, &sub));
+    exec_sar(f, x, CX_SAT_RE_REGISTRATION, &r, &xml);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CHARGING));
+    assert_true(ims_str_eq(r.ans.charging.ccf[0], S("aaa://ccf.ims.test")));
+    ims_store_exec_cache_stats(x, &c0);
+    exec_sar(f, x, CX_SAT_RE_REGISTRATION, &r, &xml); /* from the memo: the same */
+    ims_store_exec_cache_stats(x, &c1);
+    assert_int_equal(c1.hits - c0.hits, 2);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_CHARGING));
+    assert_true(ims_str_eq(r.ans.charging.ccf[0], S("aaa://ccf.ims.test")));
+    assert_false(DIA_HAS(&r.ans.charging, 1));
+    assert_non_null(strstr(xml, "sip:as2.ims.test"));
+
+    free(first);
+    free(xml);
+    ims_hss_result_clear(&r);
+    ims_store_exec_free(x);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
     T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
-    T(test_mar_same_scscf_no_write),
+    T(test_mar_same_scscf_no_write), T(test_sar_user_data_memo),
 };
 const size_t cx_ntests = sizeof(cx_tests) / sizeof(cx_tests[0]);

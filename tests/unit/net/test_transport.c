@@ -202,6 +202,25 @@ static void local_cfg(struct fixture *fx, struct ims_addr *a, struct ims_addr *b
     fx->cfg.nlisten = 3;
 }
 
+struct inproc_args {
+    enum sip_proto proto;
+    const struct ims_addr *dst;
+    bool yes;
+};
+
+static void inproc_fn(struct worker *w, void *arg)
+{
+    struct inproc_args *a = arg;
+    a->yes = ims_sip_tp_in_process(w->tp, a->proto, a->dst);
+}
+
+static bool w_in_process(struct worker *w, enum sip_proto proto, const struct ims_addr *dst)
+{
+    struct inproc_args a = { proto, dst, false };
+    worker_call(w, inproc_fn, &a);
+    return a.yes;
+}
+
 static void test_udp_local(void **state)
 {
     struct fixture fx;
@@ -210,6 +229,16 @@ static void test_udp_local(void **state)
     fx_start(&fx, 1);
     char msg[1024];
     size_t len = mk_msg(msg, sizeof(msg), 1, 20);
+
+    /* what the transaction layer is told (ims_sip_tp_in_process): exactly
+     * the sends below that are handed over */
+    assert_true(w_in_process(&fx.w[0], SIP_PROTO_UDP, &b));
+    assert_true(w_in_process(&fx.w[0], SIP_PROTO_UDP, &a));
+    struct ims_addr c_lo = addr_of("127.0.0.2", ims_addr_port(&c));
+    assert_true(w_in_process(&fx.w[0], SIP_PROTO_UDP, &c_lo));
+    assert_false(w_in_process(&fx.w[0], SIP_PROTO_TCP, &b));
+    struct ims_addr other = addr_of("127.0.0.1", free_udp_port());
+    assert_false(w_in_process(&fx.w[0], SIP_PROTO_UDP, &other));
 
     /* A -> B: handed over in-process, seen as the kernel would show it */
     assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &b, 0, msg, len), 0);
@@ -264,6 +293,7 @@ static void test_udp_local(void **state)
     local_cfg(&fx, &a, &b, &c);
     fx.cfg.no_local_delivery = true;
     fx_start(&fx, 1);
+    assert_false(w_in_process(&fx.w[0], SIP_PROTO_UDP, &b));
     assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &b, 0, msg, len), 0);
     assert_true(rxlog_wait(&fx.log, 1, 2000));
     r = rxlog_get(&fx.log, 0);

@@ -62,7 +62,7 @@ static int setup_max(size_t max)
     };
     assert_int_equal(ims_proxy_shared_new(1, &cfg, &E.sh), 0);
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
-    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp };
+    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp, NULL };
     ims_proxy_set_io(E.p, &io);
     return 0;
 }
@@ -867,7 +867,7 @@ static void test_response_handoff(void **state)
     struct ims_proxy *p1;
     assert_int_equal(ims_proxy_new(E.sh, 0, E.loop, NULL, &E.p), 0);
     assert_int_equal(ims_proxy_new(E.sh, 1, loop1, NULL, &p1), 0);
-    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp };
+    struct proxy_io io = { fake_tp_send, fake_tp_local, &E.tp, NULL };
     ims_proxy_set_io(E.p, &io);
     feed(SIP_PROTO_UDP, UAS,
          "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKI01cafe0000.9\r\n"

@@ -30,6 +30,10 @@ struct env {
     int last_status;
     struct sip_txn *last_txn;
     bool detach_on_final;
+    /* the table's reliable hook: hops to this address are in-process */
+    bool has_inproc;
+    struct ims_addr inproc;
+    int reliable_asked;
 };
 
 static struct env E;
@@ -57,6 +61,19 @@ static void tu_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
     }
 }
 
+static bool fake_reliable(void *ctx, const struct sip_dest *d)
+{
+    (void)ctx;
+    E.reliable_asked++;
+    return E.has_inproc && ims_addr_equal(&d->addr, &E.inproc);
+}
+
+static void set_inproc(const char *addr)
+{
+    E.has_inproc = true;
+    assert_int_equal(ims_addr_parse(ims_str_cstr(addr), 0, &E.inproc), 0);
+}
+
 static int setup_n(size_t max)
 {
     memset(&E, 0, sizeof(E));
@@ -65,7 +82,7 @@ static int setup_n(size_t max)
     fake_tp_init(&E.tp, E.loop);
     struct sip_txn_cfg cfg = {
         .max_txns = max, .t1_ms = T1, .t2_ms = T2, .t4_ms = T4, .worker_idx = 3,
-        .send = fake_tp_txn_send, .send_ctx = &E.tp,
+        .send = fake_tp_txn_send, .send_ctx = &E.tp, .reliable = fake_reliable,
     };
     assert_int_equal(ims_sip_txn_table_new(E.loop, &cfg, &E.tbl), 0);
     return 0;
@@ -491,6 +508,51 @@ static void test_server_non_invite_reliable_j_zero(void **state)
     assert_int_equal(E.ev_term, 1);
 }
 
+/* ---- in-process hops (the table's reliable hook) ---- */
+
+/* A UDP hop the transport hands over in-process: no Timer E, and Timer K
+ * is zero, as on TCP. */
+static void test_in_process_client(void **state)
+{
+    set_inproc("192.0.2.2:5070"); /* client()'s destination */
+    client("REGISTER", SIP_M_REGISTER, SIP_PROTO_UDP);
+    assert_true(E.reliable_asked > 0);
+    advance(64 * T1 - 1);
+    assert_int_equal(fake_tp_count(&E.tp, "REGISTER "), 1); /* never retransmitted */
+    rx_rsp(200, "REGISTER", "x");
+    assert_int_equal(E.ev_resp, 1);
+    assert_int_equal(E.ev_term, 0); /* never from inside rx */
+    advance(0);
+    assert_int_equal(E.ev_term, 1);
+}
+
+/* The server side of such a hop: Timer J is zero; the transaction is gone
+ * once the final response left (a request with its branch is new). */
+static void test_in_process_server(void **state)
+{
+    set_inproc("192.0.2.10:5099"); /* where the response goes (rport: the source) */
+    struct sip_txn *t = server("REGISTER", SIP_PROTO_UDP);
+    respond(t, 200);
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 200"), 1);
+    advance(0);
+    assert_int_equal(E.ev_term, 1);
+    assert_int_equal(rx_req("REGISTER", SIP_PROTO_UDP, "z9hG4bKpeer1"), IMS_ENOENT);
+}
+
+/* The hook decides per destination: a UDP hop elsewhere keeps UDP's timers. */
+static void test_in_process_other_address(void **state)
+{
+    set_inproc("192.0.2.99:5070");
+    client("REGISTER", SIP_M_REGISTER, SIP_PROTO_UDP);
+    advance(T1);
+    assert_int_equal(fake_tp_count(&E.tp, "REGISTER "), 2); /* Timer E fired */
+    rx_rsp(200, "REGISTER", "x");
+    advance(T4 - 1); /* K */
+    assert_int_equal(E.ev_term, 0);
+    advance(1);
+    assert_int_equal(E.ev_term, 1);
+}
+
 static void test_response_dest(void **state)
 {
     struct pmsg p;
@@ -633,6 +695,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_invite_reliable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_non_invite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_non_invite_reliable_j_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_process_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_process_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_process_other_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_dest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detach_unanswered_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_full_and_leak_report, setup, teardown),

@@ -373,6 +373,99 @@ static void test_exec_cache(void **state)
     ims_store_exec_free(x);
 }
 
+/* ---- memos (ims_store_memo_get/put) ---- */
+
+/* The memo of (alice's IMPI, IMPU) under kind 'U': true and its bytes in
+ * got when found; else *m is what a put needs. */
+static bool memo(struct cfix *x, struct ims_store_memo *m, char got[64])
+{
+    struct ims_buf b;
+    ims_buf_init(&b, IMS_STORE_MEMO_MAX);
+    bool hit = ims_store_memo_get(x->f->st, 'U', S("alice@ims.test"), S("sip:alice@ims.test"), &b,
+                                  m);
+    snprintf(got, 64, "%s", hit ? b.p : "");
+    ims_buf_free(&b);
+    return hit;
+}
+
+static void memo_put(struct cfix *x, const struct ims_store_memo *m, const char *v)
+{
+    ims_store_memo_put(x->f->st, m, 'U', S("alice@ims.test"), S("sip:alice@ims.test"), v,
+                       strlen(v) + 1);
+}
+
+/* A memo is found until any provisioned data it may be built from changes,
+ * by another connection as by imscloudctl (migrations 005, 007); what the Cx
+ * path writes (registration state, S-CSCF name) leaves it. */
+static void test_memo(void **state)
+{
+    struct cfix x;
+    struct ims_store_memo m;
+    char got[64];
+    cfix_open(&x, state);
+    OK(x.other, ims_store_profile_put(x.other, S("p1"), S("<InitialFilterCriteria/>")));
+
+    assert_false(memo(&x, &m, got));
+    assert_true(m.usable);
+    memo_put(&x, &m, "v1");
+    assert_true(memo(&x, &m, got));
+    assert_string_equal(got, "v1");
+    /* another key, another kind: not found */
+    struct ims_buf b;
+    ims_buf_init(&b, 64);
+    assert_false(ims_store_memo_get(x.f->st, 'V', S("alice@ims.test"), S("sip:alice@ims.test"),
+                                    &b, &m));
+    assert_false(ims_store_memo_get(x.f->st, 'U', IMS_STR_NULL, S("sip:alice@ims.test"), &b, &m));
+    /* the store's own kinds and bad identities are refused */
+    assert_false(ims_store_memo_get(x.f->st, 'A', S("alice@ims.test"), S("sip:alice@ims.test"),
+                                    &b, &m));
+    assert_false(m.usable);
+    assert_false(ims_store_memo_get(x.f->st, 'U', S("bad id"), S("sip:alice@ims.test"), &b, &m));
+    assert_false(m.usable);
+    ims_buf_free(&b);
+
+    /* the Cx path's own writes keep it */
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                  IMS_SCSCF_SET, S("sip:scscf1.ims.test"), NULL));
+    OK(x.f->st, ims_store_scscf_name_set_lazy(x.f->st, S("sip:alice@ims.test"),
+                                              S("sip:scscf2.ims.test")));
+    assert_true(memo(&x, &m, got));
+
+    /* each provisioning change hides it; a new put under the new generation
+     * is found again */
+    struct ims_sub_rec sub;
+    OK(x.other, ims_store_sub_get(x.other, S("alice"), &sub));
+    snprintf(sub.roles, sizeof(sub.roles), "member");
+    OK(x.other, ims_store_sub_update(x.other, &sub));
+    assert_false(memo(&x, &m, got)); /* roles */
+    memo_put(&x, &m, "v2");
+    assert_true(memo(&x, &m, got));
+    assert_string_equal(got, "v2");
+    OK(x.other, ims_store_impu_set_profile(x.other, S("sip:alice@ims.test"), S("p1")));
+    assert_false(memo(&x, &m, got)); /* the IMPU's profile */
+    memo_put(&x, &m, "v3");
+    OK(x.other, ims_store_profile_put(x.other, S("p1"), S("<InitialFilterCriteria></>")));
+    assert_false(memo(&x, &m, got)); /* the profile's XML */
+    memo_put(&x, &m, "v4");
+    OK(x.other, ims_store_impu_bar(x.other, S("sip:alice@ims.test"), true));
+    assert_false(memo(&x, &m, got)); /* barring */
+    memo_put(&x, &m, "v5");
+    assert_true(memo(&x, &m, got));
+    assert_string_equal(got, "v5");
+
+    /* longer than IMS_STORE_MEMO_MAX: not kept */
+    OK(x.other, ims_store_impu_bar(x.other, S("sip:alice@ims.test"), false));
+    assert_false(memo(&x, &m, got));
+    char *big = malloc(IMS_STORE_MEMO_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'x', IMS_STORE_MEMO_MAX + 1);
+    big[IMS_STORE_MEMO_MAX + 1] = '\0';
+    memo_put(&x, &m, big);
+    free(big);
+    assert_false(memo(&x, &m, got));
+    cfix_close(&x);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest cache_tests[] = {
     cmocka_unit_test(test_table),
@@ -383,5 +476,6 @@ const struct CMUnitTest cache_tests[] = {
     T(test_rollback_without_write),
     T(test_preload),
     T(test_exec_cache),
+    T(test_memo),
 };
 const size_t cache_ntests = sizeof(cache_tests) / sizeof(cache_tests[0]);

@@ -505,6 +505,22 @@ static void test_reg_state(void **state)
     OK(st, ims_store_impu_get(st, S("sip:a@ims.test"), &r));
     assert_int_equal(r.reg_state, IMS_REG_REGISTERED);
     assert_string_equal(r.scscf_name, "sip:scscf1.ims.test:6060");
+    /* a re-registration: nothing changes, still found */
+    n = 99;
+    OK(st, ims_store_reg_set(st, S("sip:a@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf1.ims.test:6060"), &n));
+    assert_int_equal(n, 0);
+    OK(st, ims_store_impu_get(st, S("tel:+1555"), &r));
+    assert_int_equal(r.reg_state, IMS_REG_REGISTERED);
+    assert_string_equal(r.scscf_name, "sip:scscf1.ims.test:6060");
+    /* the same state with another S-CSCF: the name still changes */
+    OK(st, ims_store_reg_set(st, S("sip:a@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf2.ims.test"), &n));
+    assert_int_equal(n, 0);
+    OK(st, ims_store_impu_get(st, S("tel:+1555"), &r));
+    assert_string_equal(r.scscf_name, "sip:scscf2.ims.test");
+    OK(st, ims_store_reg_set(st, S("sip:a@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf1.ims.test:6060"), &n));
     OK(st, ims_store_impu_get(st, S("sip:a-fax@ims.test"), &r));
     assert_int_equal(r.reg_state, IMS_REG_NOT_REGISTERED); /* another set */
     assert_string_equal(r.scscf_name, "sip:scscf1.ims.test:6060"); /* same subscription */
