@@ -553,12 +553,12 @@ t_call() {
     local secs uas_pid rc_uas=0 rc_uac=0 lossargs=()
     if [ -n "$lossy" ]; then
         secs=$(scaled 120)
-        # 5% on every sipp send and receive, on both sides: enough that every run
-        # retransmits (asserted below), rare enough that a transaction losing all of
-        # its ~7 tries (sipp then fails the call) stays out of the suite's noise; at
-        # 10% a BYE (4 loss points a try) failed a run now and then. -trace_msg keeps
-        # both sides' messages (call_ua[cs]_<pid>_messages.log, with sipp's "lost"
-        # marks) in the artifacts: a rare failure is only explained by them.
+        # 5% on every sipp send and receive, on both sides: 8 to 16 losses a run
+        # (asserted below: sipp's "lost" marks), rare enough that a transaction losing
+        # all of its ~7 tries (sipp then fails the call) stays out of the suite's
+        # noise; at 10% a BYE (4 loss points a try) failed a run now and then.
+        # -trace_msg keeps both sides' messages (call_ua[cs]_<pid>_messages.log) in
+        # the artifacts: a rare failure is only explained by them.
         lossargs=(-lost 5 -trace_msg)
     else
         secs=$(scaled 60)
@@ -602,12 +602,16 @@ t_call() {
         [ "$v" = "$n" ] || ok=1
     fi
     if [ -n "$lossy" ] && [ $ok = 0 ]; then
-        # the loss must have bitten: some side retransmitted
-        local r1 r2
+        # the loss must have bitten: sipp dropped messages, and every call still
+        # completed.  Who recovered varies: a lost INVITE to the UAS is resent by
+        # our proxy, a lost 180 needs no one; sipp's own retransmissions were 0 in
+        # one CI run (as few as 2 in 25 runs here), so they are reported, not asserted.
+        local lost r1 r2
+        lost=$(cat "$OUT"/call_ua[cs]_*_messages.log 2>/dev/null | grep -c 'lost (' || true)
         r1=$(sipp_stat "$OUT/uac.stat.csv" 'Retransmissions(C)' 2>/dev/null || echo 0)
         r2=$(sipp_stat "$OUT/uas.stat.csv" 'Retransmissions(C)' 2>/dev/null || echo 0)
-        say "retransmissions: UAC $r1, UAS $r2 (want some)"
-        [ $((r1 + r2)) -gt 0 ] || ok=1
+        say "messages sipp dropped: $lost (want some); sipp retransmissions: UAC $r1, UAS $r2"
+        [ "${lost:-0}" -gt 0 ] || ok=1
     fi
     return $ok
 }
