@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -69,13 +70,14 @@ struct cx_op {
         struct cx_sar sar;
         struct cx_lir lir;
     } req;
-    char arena[OP_ARENA];
     size_t used;
     /* Diameter answer copy */
     int rc;
     struct dia_ans ans;
     char *ans_buf;
     size_t ans_len;
+    /* Last, and not zeroed (ims_cx_send): [0, used) is all that is read. */
+    char arena[OP_ARENA];
 };
 
 /* ------------------------------------------------------------ ops */
@@ -319,9 +321,10 @@ int ims_cx_send(struct ims_cx *c, unsigned cmd, const void *req, ims_cx_fn cb, v
         return IMS_EINVAL;
     if (c->free_head < 0)
         return IMS_ELIMIT;
-    struct cx_op *op = ims_calloc(1, sizeof(*op));
+    struct cx_op *op = ims_alloc(sizeof(*op));
     if (!op)
         return IMS_ENOMEM;
+    memset(op, 0, offsetof(struct cx_op, arena));
     int rc = op_set_req(op, cmd, req);
     if (rc) {
         op_free(op);

@@ -20,6 +20,7 @@
  * Retry-After, or 480).  A request waits for the HSS at most that long:
  * the Cx client's deadline ends it, and its state goes with the answer. */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -35,15 +36,17 @@ struct ic_txn {
     int auth_type;
     bool caps_asked;       /* a UAR with REGISTRATION_AND_CAPABILITIES went out */
     char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX], visited[IMS_REG_ID_MAX];
-    char cand[CSCF_MAX_CAND][CSCF_URI_MAX];
     size_t ncand, cur;
-    char failed[CSCF_MAX_CAND][CSCF_URI_MAX]; /* S-CSCFs that did not answer */
     size_t nfailed;
     /* An S-CSCF that answered 503 is alive but cannot serve now (its HSS
      * or Keystone is down): when no other S-CSCF is left, the UE gets that
      * 503 and its Retry-After rather than 600 */
     bool busy;
     unsigned busy_retry_after;
+    /* Last, and not zeroed (txn_new): 20 KiB of which a request mostly
+     * uses one entry; only [0, ncand) and [0, nfailed) are ever read. */
+    char cand[CSCF_MAX_CAND][CSCF_URI_MAX];
+    char failed[CSCF_MAX_CAND][CSCF_URI_MAX]; /* S-CSCFs that did not answer */
 };
 
 static void txn_free(struct cscf_pend *p)
@@ -403,9 +406,10 @@ static int uar_type(const struct sip_msg *m)
 
 static struct ic_txn *txn_new(struct cscf_worker *w, struct proxy_req *r)
 {
-    struct ic_txn *t = ims_calloc(1, sizeof(*t));
+    struct ic_txn *t = ims_alloc(sizeof(*t));
     if (!t)
         return NULL;
+    memset(t, 0, offsetof(struct ic_txn, cand));
     t->r = r;
     cscf_pend_add(w, &t->pend, txn_free);
     return t;

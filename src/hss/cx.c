@@ -1,6 +1,7 @@
 /* cx.c - Cx request handling (TS 29.228 §6.1, §6.3; see cx.h). */
 #include "hss/cx.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +19,7 @@
 
 void ims_hss_result_init(struct hss_result *r)
 {
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, offsetof(struct hss_result, server_name));
     ims_buf_init(&r->xml, IMS_STORE_XML_MAX + 65536);
 }
 

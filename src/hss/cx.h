@@ -48,12 +48,6 @@ struct hss_item_store {
 
 struct hss_result {
     struct dia_ans ans;
-    /* storage the answer's slices point into */
-    char server_name[IMS_STORE_ID_MAX];
-    char names[CX_MAX_NAMES][IMS_STORE_ID_MAX];
-    char assoc[CX_MAX_ASSOC][IMS_STORE_ID_MAX];
-    char charging[4][IMS_STORE_ID_MAX];
-    struct hss_item_store items[CX_MAX_ITEMS];
     struct ims_buf xml; /* User-Data / Sh-Data */
     /* for the caller: the S-CSCF this request assigned (learn its
      * Origin-Host for RTR/PPR), "" if none */
@@ -62,8 +56,17 @@ struct hss_result {
     bool aka_pending;
     const char *aka_scheme; /* "Digest-AKAv1-MD5" or "Digest-AKAv2-MD5" */
     struct ims_hss_aka_plan aka;
+    /* Storage the answer's slices point into: from server_name on, not
+     * zeroed by ims_hss_result_init (9 KiB a request mostly leaves alone);
+     * only what a slice of ans covers is ever read. */
+    char server_name[IMS_STORE_ID_MAX];
+    char names[CX_MAX_NAMES][IMS_STORE_ID_MAX];
+    char assoc[CX_MAX_ASSOC][IMS_STORE_ID_MAX];
+    char charging[4][IMS_STORE_ID_MAX];
+    struct hss_item_store items[CX_MAX_ITEMS];
 };
 
+/* Zeroes r up to its storage (above), which it leaves as it is. */
 void ims_hss_result_init(struct hss_result *r);
 void ims_hss_result_clear(struct hss_result *r);
 /* Completes what the handler left for after the store (an AKA MAR's

@@ -2,6 +2,7 @@
 #include "hss/hss.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +72,17 @@ struct job {
     struct hss_ks_secret ks;
     void (*resume)(struct job *j);
 };
+
+/* Zeroes the size bytes of a job (j, or an allocation that begins with
+ * one) but its result's storage, which ims_hss_result_init leaves alone:
+ * not calloc, which would clear 9 KiB more for every request. */
+static void job_zero(struct job *j, size_t size)
+{
+    memset(j, 0, offsetof(struct job, res));
+    ims_hss_result_init(&j->res);
+    char *after = (char *)&j->res + sizeof(j->res);
+    memset(after, 0, size - (size_t)(after - (char *)j));
+}
 
 /* Store threads: use the key repository keys.reload published last. */
 static void sync_keys(struct ims_hss *h, struct ims_store *st)
@@ -397,15 +409,15 @@ static void on_request(struct ims_dia_req *req, void *arg)
         ims_hss_result_clear(&res);
         return;
     }
-    struct job *j = ims_calloc(1, sizeof(*j));
+    struct job *j = ims_alloc(sizeof(*j));
     if (!j) {
         answer_error(req, DIA_TOO_BUSY);
         return;
     }
+    job_zero(j, sizeof(*j));
     j->h = h;
     j->req = req;
     j->resume = resume_dia;
-    ims_hss_result_init(&j->res);
     unsigned flags;
     int wrc;
     if (h->cfg->dia_inline && run_inline(h, req, &flags) &&
@@ -503,9 +515,10 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     }
     if (!h || !req || !loop || !cb || h->stopping || !h->exec)
         return IMS_EINVAL;
-    struct local_job *lj = ims_calloc(1, sizeof(*lj));
+    struct local_job *lj = ims_alloc(sizeof(*lj));
     if (!lj)
         return IMS_ENOMEM;
+    job_zero(&lj->j, sizeof(*lj));
     lj->j.h = h;
     lj->j.req = &lj->req;
     lj->j.resume = resume_local;
@@ -515,7 +528,6 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     lj->cb = cb;
     lj->drop = drop;
     lj->arg = arg;
-    ims_hss_result_init(&lj->j.res);
     unsigned flags;
     if (run_inline(h, &lj->req, &flags)) {
         int irc = ims_store_exec_run(h->exec, flags, work, &lj->j, &lj->j.rc);
