@@ -3,4 +3,5 @@ list(APPEND IMS_SOURCES
   src/crypto/milenage.c
   src/crypto/aka.c
   src/crypto/digest.c
-  src/crypto/keyrepo.c)
+  src/crypto/keyrepo.c
+  src/crypto/mac.c)

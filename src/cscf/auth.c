@@ -5,14 +5,13 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
 #include "crypto/aka.h"
 #include "crypto/encode.h"
+#include "crypto/mac.h"
 #include "cscf/table.h"
 
 #define NONCE_RAW 40 /* 8 expiry + 16 random + 16 MAC */
@@ -44,7 +43,7 @@ struct auth_entry {
 struct ims_auth {
     struct ims_auth_cfg cfg;
     struct cscf_table *t;
-    uint8_t key[32];
+    struct ims_mac *nonce_key; /* random, for this process's life */
 };
 
 void ims_auth_vector_clear(struct ims_auth_vector *v)
@@ -98,13 +97,15 @@ int ims_auth_new(const struct ims_auth_cfg *cfg, struct ims_auth **out)
     if (!a)
         return IMS_ENOMEM;
     a->cfg = *cfg;
-    if (RAND_bytes(a->key, sizeof(a->key)) != 1) {
-        ims_free(a);
-        return IMS_EBACKEND;
-    }
-    int rc = cscf_table_new(cfg->nshards ? cfg->nshards : 16, cfg->max_entries, entry_free,
+    uint8_t key[32];
+    int rc = RAND_bytes(key, sizeof(key)) == 1 ? ims_mac_new(key, sizeof(key), &a->nonce_key)
+                                               : IMS_EBACKEND;
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc == 0)
+        rc = cscf_table_new(cfg->nshards ? cfg->nshards : 16, cfg->max_entries, entry_free,
                             &a->t);
     if (rc) {
+        ims_mac_free(a->nonce_key);
         ims_free(a);
         return rc;
     }
@@ -117,7 +118,7 @@ void ims_auth_free(struct ims_auth *a)
     if (!a)
         return;
     cscf_table_free(a->t);
-    OPENSSL_cleanse(a->key, sizeof(a->key));
+    ims_mac_free(a->nonce_key);
     ims_free(a);
 }
 
@@ -128,20 +129,18 @@ size_t ims_auth_count(const struct ims_auth *a)
 
 /* ------------------------------------------------------------ nonces */
 
-static void nonce_mac(const uint8_t key[32], const uint8_t *head, ims_str impi, uint8_t mac[16])
+static void nonce_mac(struct ims_mac *key, const uint8_t *head, ims_str impi, uint8_t mac[16])
 {
-    uint8_t buf[24 + 256], full[32];
-    unsigned len = sizeof(full);
+    uint8_t buf[24 + 256], full[IMS_MAC_LEN];
     size_t n = impi.len > 256 ? 256 : impi.len;
     memcpy(buf, head, 24);
     if (n)
         memcpy(buf + 24, impi.p, n);
-    if (!HMAC(EVP_sha256(), key, 32, buf, 24 + n, full, &len))
-        memset(full, 0, sizeof(full)); /* never matches a real MAC by chance */
+    ims_mac_sha256(key, buf, 24 + n, full); /* zeroes on failure: never matches a real MAC */
     memcpy(mac, full, 16);
 }
 
-int ims_auth_nonce_make(const uint8_t key[32], ims_str impi, int64_t expires_s,
+int ims_auth_nonce_make(struct ims_mac *key, ims_str impi, int64_t expires_s,
                         char out[IMS_AUTH_NONCE_MAX + 1])
 {
     uint8_t raw[NONCE_RAW];
@@ -155,7 +154,7 @@ int ims_auth_nonce_make(const uint8_t key[32], ims_str impi, int64_t expires_s,
     return 0;
 }
 
-int ims_auth_nonce_check(const uint8_t key[32], ims_str impi, ims_str nonce, int64_t *expires_s)
+int ims_auth_nonce_check(struct ims_mac *key, ims_str impi, ims_str nonce, int64_t *expires_s)
 {
     uint8_t raw[NONCE_RAW + 4], mac[16];
     size_t n = 0;
@@ -233,7 +232,7 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
         ims_b64_encode(ra, sizeof(ra), c.nonce);
         alg = "AKAv1-MD5";
     } else {
-        int rc = ims_auth_nonce_make(a->key, impi, (c.expires_ms + 999) / 1000, c.nonce);
+        int rc = ims_auth_nonce_make(a->nonce_key, impi, (c.expires_ms + 999) / 1000, c.nonce);
         if (rc) {
             OPENSSL_cleanse(&c, sizeof(c));
             return rc;
@@ -447,7 +446,7 @@ int ims_auth_verify(struct ims_auth *a, const struct sip_auth *cred, ims_str met
         /* not stored (any more): one of our digest nonces that expired is
          * stale (RFC 7616 §3.3), anything else is simply unknown */
         int64_t exp_s;
-        if (ims_auth_nonce_check(a->key, cred->username, cred->nonce, &exp_s) == 0 &&
+        if (ims_auth_nonce_check(a->nonce_key, cred->username, cred->nonce, &exp_s) == 0 &&
             exp_s * 1000 <= now_ms)
             x.v = IMS_AUTH_STALE;
     }

@@ -119,10 +119,11 @@ int ims_auth_expected(const struct ims_auth_vector *v, ims_str username, ims_str
                       char out[IMS_DIGEST_HEX_MAX + 1]);
 
 /* Digest nonces: make one for impi valid until expires_s (wall-clock
- * seconds) with key (32 bytes); check one: 0 = ours for impi (then
+ * seconds) under key (crypto/mac.h); check one: 0 = ours for impi (then
  * *expires_s is set), IMS_ENOENT = not ours (or not for this IMPI). */
-int ims_auth_nonce_make(const uint8_t key[32], ims_str impi, int64_t expires_s,
+struct ims_mac;
+int ims_auth_nonce_make(struct ims_mac *key, ims_str impi, int64_t expires_s,
                         char out[IMS_AUTH_NONCE_MAX + 1]);
-int ims_auth_nonce_check(const uint8_t key[32], ims_str impi, ims_str nonce, int64_t *expires_s);
+int ims_auth_nonce_check(struct ims_mac *key, ims_str impi, ims_str nonce, int64_t *expires_s);
 
 #endif

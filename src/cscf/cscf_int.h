@@ -58,7 +58,7 @@ struct ims_cscf {
 
     /* P-CSCF */
     struct cscf_table *flows;
-    uint8_t flow_key[32];
+    struct ims_mac *flow_key; /* flow tokens' MAC, random for this process's life */
     char p_uri[CSCF_URI_MAX];      /* sip:host:port */
     char p_hostport[CSCF_URI_MAX]; /* host:port of p_uri, for Path */
     char vnid[CSCF_URI_MAX];

@@ -31,8 +31,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
@@ -40,6 +38,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "crypto/encode.h"
+#include "crypto/mac.h"
 #include "cscf/cscf_int.h"
 #include "cscf/privacy.h"
 
@@ -83,13 +82,20 @@ int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
     g->p_sec_agree = g->cfg->pcscf_sec_agree && has_tls_port(g->cfg);
     if (g->cfg->pcscf_sec_agree && !g->p_sec_agree)
         LOG_N("pcscf", "event=sec_agree_off reason=\"no tls listener on a pcscf port\"");
-    if (RAND_bytes(g->flow_key, sizeof(g->flow_key)) != 1) {
-        snprintf(err, errsz, "pcscf: no randomness for the flow key");
-        return IMS_EBACKEND;
+    uint8_t key[32];
+    int rc = RAND_bytes(key, sizeof(key)) == 1 ? ims_mac_new(key, sizeof(key), &g->flow_key)
+                                               : IMS_EBACKEND;
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc) {
+        snprintf(err, errsz, "pcscf: no flow key (%s)", ims_strerror(rc));
+        return rc;
     }
-    int rc = cscf_table_new(CSCF_SHARDS, g->cfg->pcscf_max_ues, flow_free, &g->flows);
-    if (rc)
+    rc = cscf_table_new(CSCF_SHARDS, g->cfg->pcscf_max_ues, flow_free, &g->flows);
+    if (rc) {
         snprintf(err, errsz, "pcscf: out of memory");
+        ims_mac_free(g->flow_key); /* fini runs only for a P-CSCF with its table */
+        g->flow_key = NULL;
+    }
     return rc;
 }
 
@@ -97,7 +103,8 @@ void cscf_pcscf_fini(struct ims_cscf *g)
 {
     cscf_table_free(g->flows);
     g->flows = NULL;
-    OPENSSL_cleanse(g->flow_key, sizeof(g->flow_key));
+    ims_mac_free(g->flow_key);
+    g->flow_key = NULL;
 }
 
 /* "udp:127.0.0.1:5090" */
@@ -111,11 +118,8 @@ static void flow_key_of(const struct sip_tp_rx *rx, char *out, size_t cap)
 
 static void flow_mac(const struct ims_cscf *g, ims_str key, char hex[17])
 {
-    uint8_t mac[32];
-    unsigned len = sizeof(mac);
-    if (!HMAC(EVP_sha256(), g->flow_key, sizeof(g->flow_key), (const uint8_t *)key.p, key.len,
-              mac, &len))
-        memset(mac, 0, sizeof(mac));
+    uint8_t mac[IMS_MAC_LEN];
+    ims_mac_sha256(g->flow_key, key.p, key.len, mac); /* zeroes on failure */
     ims_hex_encode(mac, 8, hex);
 }
 

@@ -17,5 +17,6 @@ int main(void)
     failed += _cmocka_run_group_tests("aka", aka_tests, aka_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests("digest", digest_tests, digest_ntests, NULL, NULL);
     failed += _cmocka_run_group_tests("keyrepo", keyrepo_tests, keyrepo_ntests, NULL, NULL);
+    failed += _cmocka_run_group_tests("mac", mac_tests, mac_ntests, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -14,6 +14,8 @@ extern const struct CMUnitTest digest_tests[];
 extern const size_t digest_ntests;
 extern const struct CMUnitTest keyrepo_tests[];
 extern const size_t keyrepo_ntests;
+extern const struct CMUnitTest mac_tests[];
+extern const size_t mac_ntests;
 
 /* Decodes exactly n bytes of hex (test data; fails the test if malformed). */
 void unhex(const char *hex, uint8_t *out, size_t n);
