@@ -54,8 +54,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
@@ -63,6 +61,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 #include "crypto/encode.h"
+#include "crypto/mac.h"
 #include "cscf/cdiv.h" /* Ut hook */
 #include "cscf/cscf_int.h"
 #include "cscf/ifc.h"
@@ -128,21 +127,23 @@ static int our_hostport(const struct ims_cscf *g, char *out, size_t cap)
 
 /* ------------------------------------------------------------ ODI tokens */
 
-static uint8_t odi_key[32];
+/* Random, for this process's life (kept, never freed: tokens in flight
+ * must verify until the end); NULL when there was no randomness. */
+static struct ims_mac *odi_key;
 static pthread_once_t odi_once = PTHREAD_ONCE_INIT;
-static bool odi_key_ok;
 
 static void odi_key_init(void)
 {
-    odi_key_ok = RAND_bytes(odi_key, sizeof(odi_key)) == 1;
+    uint8_t k[32];
+    if (RAND_bytes(k, sizeof(k)) == 1 && ims_mac_new(k, sizeof(k), &odi_key) != 0)
+        odi_key = NULL;
+    OPENSSL_cleanse(k, sizeof(k));
 }
 
-static bool odi_mac(ims_str data, uint8_t mac[32])
+static bool odi_mac(ims_str data, uint8_t mac[IMS_MAC_LEN])
 {
     pthread_once(&odi_once, odi_key_init);
-    unsigned len = 32;
-    return odi_key_ok && HMAC(EVP_sha256(), odi_key, sizeof(odi_key), (const uint8_t *)data.p,
-                              data.len, mac, &len) != NULL;
+    return odi_key && ims_mac_sha256(odi_key, data.p, data.len, mac) == 0;
 }
 
 /* The token for continuing wk after its AS.  0, IMS_ELIMIT, IMS_EINVAL. */
@@ -154,7 +155,7 @@ static int odi_make(const struct walk *wk, int64_t now, char *out, size_t cap)
     size_t k = (size_t)snprintf(out, cap, "%c%02x%08llx.", (char)wk->dir, (unsigned)wk->next,
                                 (unsigned long long)((now + ODI_TTL_S) & 0xffffffffu));
     k += ims_hex_encode(wk->served, sl, out + k);
-    uint8_t mac[32];
+    uint8_t mac[IMS_MAC_LEN];
     if (!odi_mac(ims_str_make(out, k), mac))
         return IMS_EINVAL;
     out[k++] = '.';
@@ -171,7 +172,7 @@ static int odi_check(ims_str tok, int64_t now, struct walk *wk)
         tok.p[tok.len - maclen - 1] != '.')
         return IMS_EPROTO;
     ims_str signed_part = ims_str_make(tok.p, tok.len - maclen - 1);
-    uint8_t mac[32], got[ODI_MAC_LEN];
+    uint8_t mac[IMS_MAC_LEN], got[ODI_MAC_LEN];
     if (!odi_mac(signed_part, mac) ||
         ims_hex_decode(ims_str_make(tok.p + tok.len - maclen, maclen), got, sizeof(got)) != 0 ||
         CRYPTO_memcmp(mac, got, ODI_MAC_LEN) != 0)

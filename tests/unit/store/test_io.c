@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "hss/auth.h"
@@ -191,16 +192,50 @@ static int scenario(struct tfix *f, struct ims_store **stp)
     return rc;
 }
 
-/* Inside ims_store_open (the migrations: mostly SQLite parsing their DDL)
- * every OPEN_STRIDE-th allocation fails, after it every one: each try runs
- * every migration again, so failing each of the open's allocations made
- * the test's time grow with the square of the schema. */
+/* Inside ims_store_open of a new database (the migrations: mostly SQLite
+ * parsing their DDL) every OPEN_STRIDE-th allocation fails: each try runs
+ * every migration again, so failing each of them made the test's time grow
+ * with the square of the schema. */
 #define OPEN_STRIDE 7
+
+/* A copy of the SQLite file at template as f's next database (the
+ * migrations already run: a try that fails past them need not redo them). */
+static void new_db_from(struct tfix *f, const char *template)
+{
+    tfix_new_db(f);
+    if (!template)
+        return;
+    FILE *in = fopen(template, "rb"), *out = fopen(f->url + strlen("sqlite:"), "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* One try: the scenario with allocation n (counted from the open) failing.
+ * *used: the allocations it made.  Its result. */
+static int try_failing(struct tfix *f, const char *template, unsigned long n, unsigned long *used)
+{
+    struct ims_store *st = NULL;
+    new_db_from(f, template);
+    ims_alloc_fail_at(n, 0);
+    int rc = scenario(f, &st);
+    *used = ims_alloc_count();
+    ims_alloc_fail_at(0, 0);
+    ims_store_close(st);
+    if (rc != 0 && rc != IMS_ENOMEM)
+        fail_msg("allocation %lu: %s, want ENOMEM", n, ims_strerror(rc));
+    return rc;
+}
 
 static void test_alloc_failures(void **state)
 {
     struct tfix *f = *state;
-    unsigned long n, failures = 0, open_allocs;
+    unsigned long n, used, failures = 0, open_allocs;
     struct ims_store *probe = NULL;
     ims_store_close(f->st);
     f->st = NULL;
@@ -210,27 +245,37 @@ static void test_alloc_failures(void **state)
     open_allocs = ims_alloc_count();
     ims_alloc_fail_at(0, 0);
     ims_store_close(probe);
-    for (n = 1; n < 100000; n += n < open_allocs ? OPEN_STRIDE : 1) {
-        struct ims_store *st = NULL;
+    /* 1. the open of a new database, every OPEN_STRIDE-th allocation */
+    for (n = 1; n < open_allocs; n += OPEN_STRIDE)
+        failures += try_failing(f, NULL, n, &used) != 0;
+    /* 2. the open of a migrated database and the scenario, every
+     * allocation.  SQLite: from a copy of one migrated file (the last
+     * close checkpointed it: one file); PostgreSQL: a new schema each, so
+     * only the allocations after its open. */
+    char template[sizeof(f->url)] = "";
+    if (!test_pg) {
         tfix_new_db(f);
-        ims_alloc_fail_at(n, 0);
-        int rc = scenario(f, &st);
-        unsigned long used = ims_alloc_count();
-        ims_alloc_fail_at(0, 0);
-        ims_store_close(st);
+        assert_int_equal(ims_store_open(f->url, f->repo, &probe), 0);
+        ims_store_close(probe);
+        /* out of tfix_new_db's way: it removes the database before it */
+        snprintf(template, sizeof(template), "%s/migrated.db", f->dir);
+        assert_int_equal(rename(f->url + strlen("sqlite:"), template), 0);
+    }
+    const char *from = template[0] ? template : NULL;
+    /* (a new schema: its open's allocations were step 1's) */
+    for (n = from ? 1 : open_allocs; n < 100000; n++) {
+        int rc = try_failing(f, from, n, &used);
         if (rc == 0 && used < n)
             break; /* nothing failed: the scenario needs fewer than n allocations */
-        if (rc == 0)
-            continue; /* SQLite absorbed that failure (a benign allocation) */
-        if (rc != IMS_ENOMEM)
-            fail_msg("allocation %lu: %s, want ENOMEM", n, ims_strerror(rc));
-        failures++;
+        failures += rc != 0; /* rc 0: SQLite absorbed that failure (a benign allocation) */
     }
     assert_true(n < 100000);
     assert_true(failures > 10);
-    print_message("      %lu allocations: every %dth of the open's first %lu failed, then each "
-                  "one (%lu runs ended in ENOMEM)\n",
-                  n - 1, OPEN_STRIDE, open_allocs, failures);
+    print_message("      every %dth of a new database's open's %lu allocations failed, then "
+                  "each one up to %lu (%lu runs ended in ENOMEM)\n",
+                  OPEN_STRIDE, open_allocs, n - 1, failures);
+    if (template[0])
+        unlink(template);
     tfix_new_db(f);
     assert_int_equal(ims_store_open(f->url, f->repo, &f->st), 0);
 }
