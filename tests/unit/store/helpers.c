@@ -81,6 +81,22 @@ void tfix_new_db(struct tfix *f)
     snprintf(f->url, sizeof(f->url), "sqlite:%s/hss-%u.db", f->dir, ++db_counter);
 }
 
+bool test_copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        return false;
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    return true;
+}
+
 int tfix_setup(void **state)
 {
     struct tfix *f = calloc(1, sizeof(*f));

@@ -60,6 +60,10 @@ void tfix_sql_value(struct tfix *f, const char *sql, char *out, size_t cap);
  * buffer (*len bytes); NULL for PostgreSQL. */
 char *tfix_db_bytes(struct tfix *f, size_t *len);
 
+/* Copies file from to file to (fails the test on an I/O error); false,
+ * and to untouched, when from does not exist. */
+bool test_copy_file(const char *from, const char *to);
+
 /* Provisions subscription sub with IMPI impi (realm "ims.test", all
  * schemes), K = k, OPc = opc, password pw, and IMPUs (NULL-terminated;
  * the first two share implicit set 1, later ones get new sets), all linked

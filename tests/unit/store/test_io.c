@@ -203,17 +203,8 @@ static int scenario(struct tfix *f, struct ims_store **stp)
 static void new_db_from(struct tfix *f, const char *template)
 {
     tfix_new_db(f);
-    if (!template)
-        return;
-    FILE *in = fopen(template, "rb"), *out = fopen(f->url + strlen("sqlite:"), "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
+    if (template)
+        assert_true(test_copy_file(template, f->url + strlen("sqlite:")));
 }
 
 /* One try: the scenario with allocation n (counted from the open) failing.
