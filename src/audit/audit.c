@@ -13,16 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "crypto/keyrepo.h"
+#include "crypto/mac.h"
 
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 #define BATCH_MAX 256
@@ -310,12 +309,11 @@ int ims_audit_derive_key(const struct ims_keyrepo *r, unsigned id, uint8_t key[3
     return ims_keyrepo_derive(r, id, IMS_S(IMS_AUDIT_LABEL), key, 32);
 }
 
-/* The writer's crypto, set up once: HMAC under the current key (re-used
- * by EVP_MAC_init with no key) and SHA-256 for the chain, both with the
- * algorithms fetched once rather than on every line (OpenSSL 3). */
+/* The writer's crypto, set up once: HMAC under the current key (crypto/mac:
+ * keyed once per key) and SHA-256 for the chain, fetched once rather than
+ * on every line (OpenSSL 3). */
 struct sealer {
-    EVP_MAC *mac;
-    EVP_MAC_CTX *hmac;
+    struct ims_mac *hmac; /* NULL until the first key */
     EVP_MD *sha;
     EVP_MD_CTX *md;
     unsigned key_id;
@@ -324,8 +322,7 @@ struct sealer {
 
 static void sealer_free(struct sealer *s)
 {
-    EVP_MAC_CTX_free(s->hmac);
-    EVP_MAC_free(s->mac);
+    ims_mac_free(s->hmac);
     EVP_MD_CTX_free(s->md);
     EVP_MD_free(s->sha);
     memset(s, 0, sizeof(*s));
@@ -334,11 +331,9 @@ static void sealer_free(struct sealer *s)
 static int sealer_init(struct sealer *s)
 {
     memset(s, 0, sizeof(*s));
-    s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    s->hmac = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
     s->sha = EVP_MD_fetch(NULL, "SHA256", NULL);
     s->md = EVP_MD_CTX_new();
-    if (!s->hmac || !s->sha || !s->md) {
+    if (!s->sha || !s->md) {
         sealer_free(s);
         return IMS_EBACKEND;
     }
@@ -347,23 +342,19 @@ static int sealer_init(struct sealer *s)
 
 static int sealer_key(struct sealer *s, unsigned key_id, const uint8_t key[32])
 {
-    char md[] = "SHA256";
-    OSSL_PARAM p[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, md, 0),
-                       OSSL_PARAM_construct_end() };
-    if (EVP_MAC_init(s->hmac, key, 32, p) != 1)
-        return IMS_EBACKEND;
+    struct ims_mac *m;
+    int rc = ims_mac_new(key, 32, &m);
+    if (rc)
+        return rc; /* the old key stays */
+    ims_mac_free(s->hmac);
+    s->hmac = m;
     s->key_id = key_id;
     return 0;
 }
 
 static int sealer_hmac(struct sealer *s, const char *p, size_t n, uint8_t mac[32])
 {
-    size_t len = 0;
-    if (EVP_MAC_init(s->hmac, NULL, 0, NULL) != 1 ||
-        EVP_MAC_update(s->hmac, (const unsigned char *)p, n) != 1 ||
-        EVP_MAC_final(s->hmac, mac, &len, 32) != 1 || len != 32)
-        return IMS_EBACKEND;
-    return 0;
+    return s->hmac ? ims_mac_sha256(s->hmac, p, n, mac) : IMS_EBACKEND;
 }
 
 static int sealer_sha(struct sealer *s, const char *p, size_t n, char out[IMS_AUDIT_HEX])
@@ -791,8 +782,13 @@ int ims_audit_open(const struct ims_audit_cfg *cfg, struct ims_audit **out, char
     if (rc == 0)
         rc = load_key(a->keys_dir, a->want_key, cfg->create_keys, &a->key_id, a->key, err,
                       errsz);
-    if (rc == 0 && (sealer_init(&a->seal) != 0 || sealer_key(&a->seal, a->key_id, a->key) != 0))
-        rc = fail(IMS_EBACKEND, err, errsz, "audit: cannot set up HMAC-SHA-256");
+    if (rc == 0) {
+        rc = sealer_init(&a->seal);
+        if (rc == 0)
+            rc = sealer_key(&a->seal, a->key_id, a->key); /* IMS_ENOMEM or IMS_EBACKEND */
+        if (rc)
+            rc = fail(rc, err, errsz, "audit: cannot set up HMAC-SHA-256");
+    }
     if (rc == 0)
         rc = open_file(a, err, errsz);
     if (rc == 0 && pthread_create(&a->thread, NULL, writer_main, a) != 0)

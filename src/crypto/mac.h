@@ -3,8 +3,9 @@
  * OpenSSL's one-shot HMAC() fetches the algorithm and hashes the key's
  * inner and outer pads on every call; an ims_mac keeps a context keyed
  * once, so a tag costs only the hashing of its data (1.73 against 0.25 us
- * a 40-byte tag, measured when this was written).  For the keys a process
- * holds for its life: the P-CSCF's flow tokens, the S-CSCF's nonces.
+ * a 40-byte tag, measured when this was written).  For long-lived keys:
+ * the P-CSCF's flow tokens, the S-CSCF's nonces, the ODI tokens, the
+ * audit trail's current key.
  *
  * Thread-safe: one context behind a mutex held for the hashing only.
  * The key is not kept outside OpenSSL's context; ims_mac_free releases
