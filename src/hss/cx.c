@@ -27,8 +27,14 @@ void ims_hss_result_clear(struct hss_result *r)
 {
     ims_hss_aka_plan_clear(&r->aka);
     r->aka_pending = false;
-    OPENSSL_cleanse(r->items, sizeof(r->items));
-    OPENSSL_cleanse(&r->ans.items, sizeof(r->ans.items));
+    /* only what a vector or an HA1 was written to: wiping all CX_MAX_ITEMS
+     * of both arrays cost more than the rest of a Digest MAR's answer */
+    size_t n = r->items_used < CX_MAX_ITEMS ? r->items_used : CX_MAX_ITEMS;
+    if (n) {
+        OPENSSL_cleanse(r->items, n * sizeof(r->items[0]));
+        OPENSSL_cleanse(r->ans.items, n * sizeof(r->ans.items[0]));
+    }
+    r->items_used = 0;
     ims_buf_free(&r->xml);
 }
 
@@ -451,6 +457,8 @@ int ims_hss_result_finish(struct hss_result *res)
         result(res, DIA_UNABLE_TO_COMPLY);
         return rc;
     }
+    if (count > res->items_used)
+        res->items_used = count;
     for (size_t i = 0; i < count; i++) {
         struct hss_item_store *s = &res->items[i];
         struct cx_auth_item *a = &res->ans.items[i];
@@ -495,6 +503,8 @@ static int mar_digest(struct ims_store *st, const struct cx_mar *rq, enum ims_di
     enum ims_hss_auth_result ar;
     struct hss_item_store *s = &res->items[0];
     int rc = 0;
+    if (res->items_used < 1)
+        res->items_used = 1;
     if (ks)
         ks_digest_ha1(ks, alg, s, &ar);
     else

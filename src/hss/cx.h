@@ -56,6 +56,10 @@ struct hss_result {
     bool aka_pending;
     const char *aka_scheme; /* "Digest-AKAv1-MD5" or "Digest-AKAv2-MD5" */
     struct ims_hss_aka_plan aka;
+    /* items[] and ans.items[] from 0 up to this may hold a secret (an HA1,
+     * a CK, IK or XRES): what ims_hss_result_clear wipes; set before the
+     * first byte of one is written */
+    size_t items_used;
     /* Storage the answer's slices point into: from server_name on, not
      * zeroed by ims_hss_result_init (9 KiB a request mostly leaves alone);
      * only what a slice of ans covers is ever read. */

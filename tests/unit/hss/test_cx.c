@@ -311,6 +311,52 @@ static void test_mar_aka_finish(void **state)
     ims_hss_result_clear(&r2);
 }
 
+static bool all_zero(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+/* ims_hss_result_clear wipes what an answer's secrets were written to (the
+ * HA1 of a Digest MAR, every vector of an AKA one); it walks only what was
+ * used (items_used). */
+static void test_result_clear_wipes_secrets(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    ims_hss_result_init(&r);
+    run_mar(f, mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(r.items_used, 1);
+    assert_false(all_zero(r.items[0].ha1, sizeof(r.items[0].ha1)));
+    ims_hss_result_clear(&r);
+    assert_true(all_zero(&r.items[0], sizeof(r.items[0])));
+    assert_true(all_zero(&r.ans.items[0], sizeof(r.ans.items[0])));
+    assert_int_equal(r.items_used, 0);
+
+    ims_hss_result_init(&r);
+    run_mar(f, mk_mar("bob@ims.test", "sip:bob@ims.test", "Digest-AKAv1-MD5", 3, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(r.ans.n_item, 3);
+    assert_int_equal(r.items_used, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_false(all_zero(r.items[i].ck, sizeof(r.items[i].ck)));
+    ims_hss_result_clear(&r);
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(all_zero(&r.items[i], sizeof(r.items[i])));
+        assert_true(all_zero(&r.ans.items[i], sizeof(r.ans.items[i])));
+    }
+
+    /* a request that wrote no secret leaves nothing to wipe */
+    ims_hss_result_init(&r);
+    run_uar(f, mk_uar("alice@ims.test", "sip:alice@ims.test", "ims.test", -1), &r);
+    assert_int_equal(r.items_used, 0);
+    ims_hss_result_clear(&r);
+}
+
 static void test_mar_aka_and_resync(void **state)
 {
     struct hfix *f = *state;
@@ -699,7 +745,8 @@ static void test_sar_user_data_memo(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
-    T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish), T(test_sar),
+    T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish),
+    T(test_result_clear_wipes_secrets), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
     T(test_mar_same_scscf_no_write), T(test_sar_user_data_memo),
 };
