@@ -3,8 +3,9 @@
  * counting, and the checks of a REGISTER's credentials against them.
  *
  *   SIP Digest (RFC 7616, RFC 8760): HA1 from the MAA; qop=auth; MD5,
- *     SHA-256 (and SHA-512-256).  The nonce is base64(expiry || random ||
- *     HMAC-SHA-256(process key, expiry || random || IMPI)[0..15]): bound to
+ *     SHA-256 (and SHA-512-256).  The nonce is base64(expiry || unique ||
+ *     HMAC-SHA-256(process key, expiry || unique || IMPI)[0..15]), unique
+ *     a random per-process salt and a count (auth.c): bound to
  *     the IMPI it was issued to, and recognisable as ours and expired (stale)
  *     even after the stored challenge is gone.
  *   Digest AKAv1-MD5 (RFC 3310, TS 33.203): nonce = base64(RAND || AUTN);

@@ -202,6 +202,16 @@ static void test_nonce_binding(void **state)
                      IMS_ENOENT);
     n[5] = n[5] == 'A' ? 'B' : 'A';
     assert_int_equal(ims_auth_nonce_check(key, IMS_S(IMPI), ims_str_cstr(n), &exp), IMS_ENOENT);
+    /* every nonce made differs from every other, for the same IMPI and
+     * expiry too (RFC 7616 §3.3: unique per 401), and each checks */
+    enum { NN = 512 };
+    static char many[NN][IMS_AUTH_NONCE_MAX + 1];
+    for (int i = 0; i < NN; i++) {
+        assert_int_equal(ims_auth_nonce_make(key, IMS_S(IMPI), 12345, many[i]), 0);
+        assert_int_equal(ims_auth_nonce_check(key, IMS_S(IMPI), ims_str_cstr(many[i]), &exp), 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(many[i], many[j]);
+    }
     ims_mac_free(key);
     /* another realm or algorithm than the challenge's */
     answer(&c, IMPI, "secret", IMS_DIGEST_MD5, 1, &cr);
