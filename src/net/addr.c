@@ -97,10 +97,46 @@ int ims_addr_parse(ims_str s, uint16_t default_port, struct ims_addr *out)
     return 0;
 }
 
+/* "a.b.c.d" of an IPv4 address (network order) into out: its length.  By
+ * hand: inet_ntop's and snprintf's formatting showed in the profile of a
+ * registration (bench/ims), which prints the UE's address several times. */
+static size_t put_ipv4(const struct in_addr *in, char out[INET_ADDRSTRLEN])
+{
+    const uint8_t *b = (const uint8_t *)&in->s_addr;
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (i)
+            out[n++] = '.';
+        if (v >= 100)
+            out[n++] = (char)('0' + v / 100);
+        if (v >= 10)
+            out[n++] = (char)('0' + v / 10 % 10);
+        out[n++] = (char)('0' + v % 10);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* snprintf(buf, bufsz, "%s", s) for s of length n */
+static void put_str(char *buf, size_t bufsz, const char *s, size_t n)
+{
+    if (bufsz == 0)
+        return;
+    if (n >= bufsz)
+        n = bufsz - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+}
+
 const char *ims_addr_host(const struct ims_addr *a, char *buf, size_t bufsz)
 {
     const void *src;
     int fam = ims_addr_family(a);
+    if (fam == AF_INET && bufsz >= INET_ADDRSTRLEN) {
+        put_ipv4(&((const struct sockaddr_in *)&a->ss)->sin_addr, buf);
+        return buf;
+    }
     if (fam == AF_INET)
         src = &((const struct sockaddr_in *)&a->ss)->sin_addr;
     else if (fam == AF_INET6)
@@ -130,6 +166,21 @@ const char *ims_addr_str(const struct ims_addr *a, char *buf, size_t bufsz)
     int fam = ims_addr_family(a);
     if (fam == AF_UNSPEC) {
         snprintf(buf, bufsz, "?");
+        return buf;
+    }
+    if (fam == AF_INET) {
+        char s[INET_ADDRSTRLEN + 6];
+        size_t n = put_ipv4(&((const struct sockaddr_in *)&a->ss)->sin_addr, s);
+        char digits[5];
+        size_t nd = 0;
+        unsigned port = ims_addr_port(a);
+        do
+            digits[nd++] = (char)('0' + port % 10);
+        while ((port /= 10) != 0);
+        s[n++] = ':';
+        while (nd)
+            s[n++] = digits[--nd];
+        put_str(buf, bufsz, s, n);
         return buf;
     }
     ims_addr_host(a, host, sizeof(host));

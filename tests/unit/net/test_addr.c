@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -34,6 +36,41 @@ static void test_addr_parse(void **state)
                           "1.2.3.4:-1", "[::1]:99999" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(ims_addr_parse(ims_str_cstr(bad[i]), 5060, &a), IMS_EPROTO);
+}
+
+/* IPv4 is formatted by hand (addr.c): the same text as inet_ntop and
+ * "%s:%u", over every octet value and port width, and truncated as
+ * snprintf would truncate it. */
+static void test_addr_ipv4_text(void **state)
+{
+    (void)state;
+    static const uint16_t ports[] = { 0, 7, 10, 99, 100, 5060, 10000, 65535 };
+    char got[IMS_ADDR_STRLEN], host[IMS_ADDR_STRLEN], want[IMS_ADDR_STRLEN + 8];
+    char ntop[INET_ADDRSTRLEN];
+    for (unsigned v = 0; v < 256; v++) {
+        struct sockaddr_in sin = { .sin_family = AF_INET };
+        uint8_t *o = (uint8_t *)&sin.sin_addr.s_addr;
+        o[0] = (uint8_t)v;
+        o[1] = (uint8_t)(255 - v);
+        o[2] = (uint8_t)(v * 7);
+        o[3] = (uint8_t)(v / 3);
+        sin.sin_port = htons(ports[v % 8]);
+        struct ims_addr a;
+        assert_int_equal(ims_addr_set(&a, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        assert_non_null(inet_ntop(AF_INET, &sin.sin_addr, ntop, sizeof(ntop)));
+        assert_string_equal(ims_addr_host(&a, host, sizeof(host)), ntop);
+        snprintf(want, sizeof(want), "%s:%u", ntop, (unsigned)ports[v % 8]);
+        assert_string_equal(ims_addr_str(&a, got, sizeof(got)), want);
+    }
+    struct ims_addr a;
+    assert_int_equal(ims_addr_parse(IMS_S("255.255.255.255:65535"), 0, &a), 0);
+    assert_string_equal(ims_addr_str(&a, got, sizeof(got)), "255.255.255.255:65535");
+    assert_string_equal(ims_addr_str(&a, got, 5), "255.");
+    got[0] = 'x';
+    ims_addr_str(&a, got, 1);
+    assert_int_equal(got[0], '\0');
+    /* a host buffer too short for any IPv4 text: "?" as before */
+    assert_string_equal(ims_addr_host(&a, got, 8), "?");
 }
 
 static void test_addr_compare(void **state)
@@ -82,6 +119,7 @@ int run_addr_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_parse),
+        cmocka_unit_test(test_addr_ipv4_text),
         cmocka_unit_test(test_addr_compare),
         cmocka_unit_test(test_proto_names),
     };
