@@ -445,8 +445,29 @@ struct local_job {
     ims_hss_local_fn cb;
     void (*drop)(void *arg);
     void *arg;
+    unsigned flags;            /* run_inline's, for a job of a turn's batch */
     struct ims_deferred defer; /* the completion of a job run inline */
 };
+
+/* The in-process Cx requests a loop turn makes, run together at its end
+ * in one store transaction (ims_store_exec_run_many): under load a turn
+ * takes several REGISTERs from the socket, and their UARs, MARs and SARs
+ * then share one BEGIN, one COMMIT and one round of SQLite's file locks
+ * instead of one each (bench/ims).  Nothing waits for it: the batch runs
+ * as a deferred call of the same turn, and a lone request is a batch of
+ * one.  tl_batch: the batch this thread is filling, if any; the batch's
+ * deferred call owns it (run or cancelled, it is freed there). */
+#define LOCAL_BATCH_MAX 32
+
+struct local_batch {
+    struct ims_hss *h;
+    struct ims_loop *loop;
+    size_t n;
+    struct local_job *jobs[LOCAL_BATCH_MAX];
+    struct ims_deferred defer;
+};
+
+static __thread struct local_batch *tl_batch;
 
 static void local_free(struct local_job *lj)
 {
@@ -502,6 +523,71 @@ static void resume_local(struct job *j)
         local_cancel(lj);
 }
 
+/* Cancelled with the loop (which may be freed on another thread: only
+ * this thread's tl_batch is ours to clear). */
+static void batch_cancel(void *arg)
+{
+    struct local_batch *b = arg;
+    if (tl_batch == b)
+        tl_batch = NULL;
+    for (size_t i = 0; i < b->n; i++)
+        local_cancel(b->jobs[i]);
+    ims_free(b);
+}
+
+static void batch_run(struct ims_loop *loop, void *arg)
+{
+    struct local_batch *b = arg;
+    struct ims_store_run runs[LOCAL_BATCH_MAX];
+    if (tl_batch == b) /* requests the completions below make start a new batch */
+        tl_batch = NULL;
+    for (size_t i = 0; i < b->n; i++)
+        runs[i] = (struct ims_store_run){ .flags = b->jobs[i]->flags,
+                                          .work = work,
+                                          .arg = &b->jobs[i]->j };
+    int irc = ims_store_exec_run_many(b->h->exec, runs, b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        struct local_job *lj = b->jobs[i];
+        if (irc == 0) { /* after ims_hss_local returned: the callback rule holds */
+            local_done(loop, runs[i].rc, lj);
+            continue;
+        }
+        if (irc == IMS_EAGAIN && ims_store_exec_hand(b->h->exec, lj->flags, loop, &lj->j.sj, work,
+                                                     local_done, local_cancel, lj) == 0)
+            continue;
+        int rc = ims_store_exec_submit(b->h->exec, loop, &lj->j.sj, work, local_done,
+                                       local_cancel, lj);
+        if (rc) { /* as ims_hss_local's own error would have been */
+            lj->cb(loop, rc, NULL, lj->arg);
+            local_free(lj);
+        }
+    }
+    ims_free(b);
+}
+
+/* Adds lj to this thread's batch for (h, loop), opening one if none is
+ * open.  false: not batched (the open batch is another HSS's or loop's,
+ * it is full, or no memory): the caller runs lj alone. */
+static bool batch_add(struct ims_hss *h, struct ims_loop *loop, struct local_job *lj)
+{
+    struct local_batch *b = tl_batch;
+    if (b) {
+        if (b->h != h || b->loop != loop || b->n == LOCAL_BATCH_MAX)
+            return false;
+    } else {
+        b = ims_alloc(sizeof(*b));
+        if (!b)
+            return false;
+        b->h = h;
+        b->loop = loop;
+        b->n = 0;
+        tl_batch = b;
+        ims_loop_defer(loop, &b->defer, batch_run, b, batch_cancel);
+    }
+    b->jobs[b->n++] = lj;
+    return true;
+}
+
 int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_loop *loop,
                   ims_hss_local_fn cb, void (*drop)(void *arg), void *arg)
 {
@@ -530,6 +616,9 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     lj->arg = arg;
     unsigned flags;
     if (run_inline(h, &lj->req, &flags)) {
+        lj->flags = flags;
+        if (batch_add(h, loop, lj))
+            return 0;
         int irc = ims_store_exec_run(h->exec, flags, work, &lj->j, &lj->j.rc);
         if (irc == 0) {
             ims_loop_defer(loop, &lj->defer, local_deferred, lj, local_cancel);

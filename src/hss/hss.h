@@ -60,9 +60,10 @@ size_t ims_hss_stop(struct ims_hss *h);
  * Diameter is given (ims_hss_uar/mar/sar/lir, cx.h), without the Diameter
  * encoding: cmd is DIA_CMD_UAR/MAR/SAR/LIR and req the matching struct
  * (dia/msgs.h), whose slices must stay valid until cb or drop runs.  On
- * SQLite the store work runs on the calling thread, inside this call
- * (ims_store_exec_run: no thread hop; an AKA MAR still goes to a store
- * thread, docs/internals/hss.md), elsewhere on a store thread.
+ * SQLite the store work runs on the calling thread, later in the same loop
+ * turn, in one transaction with the other in-process requests the turn
+ * made (ims_store_exec_run_many: no thread hop; an AKA MAR still goes to a
+ * store thread, docs/internals/hss.md), elsewhere on a store thread.
  * cb(loop, rc, ans, arg) runs once on `loop`, after this call returned,
  * with rc 0 and the answer (borrowed for the call), or an IMS_E* store
  * error (a Diameter peer would have got DIAMETER_UNABLE_TO_COMPLY).  If the

@@ -30,6 +30,10 @@ static const struct counter_def counter_defs[IMS_M_COUNT] = {
     [IMS_M_DIA_REQUESTS_SENT] = { "diameter_requests_sent", "Diameter requests sent." },
     [IMS_M_DIA_REQUESTS_RECV] = { "diameter_requests_received", "Diameter requests received." },
     [IMS_M_POLICY_DENIALS] = { "policy_denials", "Requests refused by the policy." },
+    [IMS_M_STORE_INLINE_REQUESTS] = { "store_inline_requests",
+                                      "HSS store requests run on a worker's own thread." },
+    [IMS_M_STORE_INLINE_TXNS] = { "store_inline_transactions",
+                                  "The store transactions those requests ran in." },
 };
 
 static atomic_ullong counters[IMS_M_COUNT];

@@ -36,6 +36,8 @@ enum ims_metric {
     IMS_M_DIA_REQUESTS_SENT,  /* Diameter requests sent (Cx/Sh clients) */
     IMS_M_DIA_REQUESTS_RECV,  /* Diameter requests received (HSS) */
     IMS_M_POLICY_DENIALS,     /* requests refused by the policy (S-CSCF, src/policy) */
+    IMS_M_STORE_INLINE_REQUESTS, /* store requests run on a calling thread (store/exec.c) */
+    IMS_M_STORE_INLINE_TXNS,     /* the transactions they ran in (several per batch) */
     IMS_M_COUNT
 };
 

@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "ev/loop.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "store/store_cache.h"
 #include "store/store_int.h"
@@ -354,26 +355,34 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x)
     return x && x->inline_ok;
 }
 
-/* One job's work on the inline connection (imu held). */
-static int run_one(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work, void *arg)
+/* Works on the inline connection (imu held), in one transaction for all
+ * of their store calls (exec.h).  Laziness is a property of each write
+ * statement (store_sqlite.c), so it is set around each work alone. */
+static void run_list(struct ims_store_exec *x, struct ims_store_run *runs, size_t n)
 {
     struct ims_store *st = x->ist;
-    bool lazy = flags & IMS_STORE_RUN_LAZY;
-    if (lazy)
-        st_lazy(st, true);
-    /* one transaction for all of the work's store calls (exec.h) */
     st_req_begin(st);
-    int rc = work(st, arg);
-    int trc = st_req_end(st);
-    if (trc) { /* nothing of it was stored: whatever work made of it is void */
-        LOG_W("store", "event=inline_tx_failed err=%s", ims_strerror(trc));
-        rc = trc;
+    for (size_t i = 0; i < n; i++) {
+        bool lazy = runs[i].flags & IMS_STORE_RUN_LAZY;
+        if (lazy)
+            st_lazy(st, true);
+        runs[i].rc = runs[i].work(st, runs[i].arg);
+        if (lazy)
+            st_lazy(st, false);
     }
-    if (lazy)
-        st_lazy(st, false);
+    int trc = st_req_end(st);
+    ims_metrics_add(IMS_M_STORE_INLINE_REQUESTS, n); /* metrics hook */
+    ims_metrics_inc(IMS_M_STORE_INLINE_TXNS);
+    if (trc) { /* nothing of it was stored: whatever the works made of it is void */
+        LOG_W("store", "event=inline_tx_failed runs=%zu err=%s", n, ims_strerror(trc));
+        for (size_t i = 0; i < n; i++)
+            runs[i].rc = trc;
+    }
     after_work(x, st);
-    return rc;
 }
+
+/* Jobs handed over (ims_store_exec_hand) run this many to a transaction. */
+#define HANDED_MAX 32
 
 /* imu held: runs the jobs handed over (ims_store_exec_hand) until none is
  * left, posting each completion to its loop. */
@@ -387,11 +396,23 @@ static void run_handed(struct ims_store_exec *x)
         pthread_mutex_unlock(&x->hmu);
         if (!job)
             return;
+        /* taken together, like the jobs of a store thread's batch: one
+         * transaction per HANDED_MAX of them, completions after its COMMIT */
         while (job) {
-            struct ims_store_job *next = job->next; /* done may reuse the job */
-            job->rc = run_one(x, job->flags, job->work, job->arg);
-            complete(job);
-            job = next;
+            struct ims_store_job *jobs[HANDED_MAX];
+            struct ims_store_run runs[HANDED_MAX];
+            size_t n = 0;
+            for (; job && n < HANDED_MAX; job = job->next, n++) {
+                jobs[n] = job;
+                runs[n] = (struct ims_store_run){ .flags = job->flags,
+                                                  .work = job->work,
+                                                  .arg = job->arg };
+            }
+            run_list(x, runs, n);
+            for (size_t i = 0; i < n; i++) {
+                jobs[i]->rc = runs[i].rc;
+                complete(jobs[i]); /* done may reuse the job: next was read above */
+            }
         }
     }
 }
@@ -410,22 +431,31 @@ static void release(struct ims_store_exec *x)
     }
 }
 
-int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
-                       void *arg, int *work_rc)
+int ims_store_exec_run_many(struct ims_store_exec *x, struct ims_store_run *runs, size_t n)
 {
-    if (!x->inline_ok)
+    if (!x->inline_ok || n == 0)
         return IMS_EINVAL;
     /* counted before the check: free waits for every run that saw it clear */
     atomic_fetch_add(&x->running, 1);
     int rc = atomic_load(&x->closing) ? IMS_EINVAL : 0;
     if (rc == 0 && pthread_mutex_trylock(&x->imu) != 0)
-        rc = IMS_EAGAIN; /* another thread's run: the caller hands the job over */
+        rc = IMS_EAGAIN; /* another thread's run: the caller hands the jobs over */
     if (rc == 0) {
-        *work_rc = run_one(x, flags, work, arg);
+        run_list(x, runs, n);
         run_handed(x);
         release(x);
     }
     atomic_fetch_sub(&x->running, 1);
+    return rc;
+}
+
+int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
+                       void *arg, int *work_rc)
+{
+    struct ims_store_run r = { .flags = flags, .work = work, .arg = arg };
+    int rc = ims_store_exec_run_many(x, &r, 1);
+    if (rc == 0)
+        *work_rc = r.rc;
     return rc;
 }
 

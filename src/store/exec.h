@@ -175,10 +175,28 @@ bool ims_store_exec_inline_ok(const struct ims_store_exec *x);
 int ims_store_exec_run(struct ims_store_exec *x, unsigned flags, ims_store_work_fn work,
                        void *arg, int *work_rc);
 
+/* Several works in ONE run: what ims_store_exec_run() does for one, with
+ * one transaction for all of them (each store call still in its own
+ * savepoint), run in order, each with its flags; so n requests that
+ * arrived together share one BEGIN, one COMMIT and one round of SQLite's
+ * file locks (bench/ims: the Cx requests of one loop turn).  If the
+ * transaction cannot commit, every run's rc is that error and nothing of
+ * any of them was stored, as for a batch of a store thread.  Returns as
+ * ims_store_exec_run() does (0: every work ran and its rc is set; else
+ * none ran). */
+struct ims_store_run {
+    unsigned flags;
+    ims_store_work_fn work;
+    void *arg;
+    int rc; /* out */
+};
+int ims_store_exec_run_many(struct ims_store_exec *x, struct ims_store_run *runs, size_t n);
+
 /* After IMS_EAGAIN from ims_store_exec_run(): queues job for the thread
  * using the inline connection, which runs work(store, arg) as
- * ims_store_exec_run() would (flags alike) and posts done(loop, rc, arg)
- * to loop; if that thread let go meanwhile, the job runs here, its done
+ * ims_store_exec_run_many() would, with the other jobs handed over
+ * meanwhile (flags alike; one transaction for up to 32 of them), and posts
+ * done(loop, rc, arg) to loop once it committed; if that thread let go meanwhile, the job runs here, its done
  * still posted (never called from inside this call).  job is borrowed,
  * cancel may be NULL, as for ims_store_exec_submit() (rule 1, 2 with a
  * loop).  0, or IMS_EINVAL (not inline_ok, loop NULL, or

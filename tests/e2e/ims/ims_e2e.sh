@@ -11,6 +11,8 @@
 #                                  503 with Retry-After within the bounded time
 #   ims_e2e.sh local_hops          the transactions one registration leaves alive,
 #                                  with in-process hops and with kernel UDP ones
+#   ims_e2e.sh local_batch         150 users register at once through one process:
+#                                  all succeed, their Cx requests ran in batches
 #
 # Fixtures (127.0.0.1, free ports from 28000-28999):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
@@ -252,13 +254,13 @@ test)
     fix=${3:?usage: test NAME FIXTURE}
     ;;
 setup | cleanup) fix=${2:?usage} ;;
-hss_down | local_hops) fix=$cmd ;;
-*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops" ;;
+hss_down | local_hops | local_batch) fix=$cmd ;;
+*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops | local_batch" ;;
 esac
 FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
-ims1 | hss_down | local_hops) PROCS=ims ;;
+ims1 | hss_down | local_hops | local_batch) PROCS=ims ;;
 imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
@@ -610,10 +612,68 @@ local_hops() {
     say "local_hops passed"
 }
 
+# A crowd of users registering at once through the roles of one process: every
+# registration succeeds, and the in-process Cx requests of a loop turn ran
+# together (hss.c, store/exec.c: one store transaction per batch), so there
+# were fewer transactions than requests.  The requests: UAR, MAR, UAR, SAR
+# per registration, at least (a retransmission passed on may add some).
+local_batch() {
+    mkdir -p "$FIXDIR"
+    need sipp ss awk setsid timeout curl
+    [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
+    [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
+    trap 'stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
+    rm -f "$FIXDIR"/*.log
+    OUT=$FIXDIR/run
+    rm -rf "$OUT"
+    mkdir -p "$OUT"
+    local n=150 rc=0 ok fail secs req bat
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT M_PORT
+    mkdir -m 700 "$TMP/hss"
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" "$n" \
+        >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
+    write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+    printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$M_PORT" >>"$TMP/ims.conf"
+    start ims "$TMP/ims.conf"
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    wait_for 20 "the metrics endpoint on tcp $M_PORT" tcp_bound "$M_PORT"
+    awk -v n="$n" -v realm="$REALM" 'BEGIN {
+        print "SEQUENTIAL"
+        for (i = 0; i < n; i++)
+            printf "u%04d;u%04d@%s;[authentication username=u%04d@%s password=pw-%d]\n",
+                i, i, realm, i, realm, i
+    }' >"$OUT/crowd.csv"
+    secs=$(scaled 60)
+    # all at once: n calls opened within about 0.1 s, each UE its own socket
+    (cd "$OUT" && timeout -k 5 "$((secs + 5))" sipp "127.0.0.1:$P_PORT" \
+        -sf "$HERE/sipp/register_crowd.xml" -inf crowd.csv -i 127.0.0.1 -t un \
+        -max_socket "$((n + 10))" -key realm "$REALM" -key expires 600 \
+        -m "$n" -r "$((n * 10))" -rp 1000 -l "$n" -nostdin -trace_stat -stf crowd.stat.csv -fd 1 \
+        -trace_err -error_file crowd.err.log -timeout "${secs}s" -timeout_error \
+        >crowd.out 2>&1) || rc=$?
+    ok=$(sipp_stat "$OUT/crowd.stat.csv" 'SuccessfulCall(C)' 2>/dev/null || echo '?')
+    fail=$(sipp_stat "$OUT/crowd.stat.csv" 'FailedCall(C)' 2>/dev/null || echo '?')
+    curl -sf "http://127.0.0.1:$M_PORT/metrics" >"$OUT/metrics.prom" || rc=1
+    req=$(awk '$1 == "imscloud_store_inline_requests_total" { print $2 }' "$OUT/metrics.prom")
+    bat=$(awk '$1 == "imscloud_store_inline_transactions_total" { print $2 }' "$OUT/metrics.prom")
+    local out
+    out=$(stop ims)
+    trap - EXIT
+    rm -rf "$TMP"
+    [ -z "$out" ] || die "$out"
+    say "crowd: sipp exit $rc, successful $ok, failed $fail (want 0, $n, 0); store requests run by the workers ${req:-?} (want at least $((4 * n))) in ${bat:-?} transactions (want fewer)"
+    [ "$rc" = 0 ] && [ "$ok" = "$n" ] && [ "$fail" = 0 ] && [ -n "$req" ] && [ -n "$bat" ] &&
+        [ "$req" -ge $((4 * n)) ] && [ "$bat" -ge 1 ] && [ "$bat" -lt "$req" ] ||
+        die "local_batch failed (artifacts in $OUT, log $FIXDIR/ims.log)"
+    say "local_batch passed"
+}
+
 case $cmd in
 setup) setup ;;
 cleanup) cleanup ;;
 test) runtest ;;
 hss_down) hss_down ;;
 local_hops) local_hops ;;
+local_batch) local_batch ;;
 esac

@@ -1,7 +1,7 @@
 /* ims_seed - provisions the HSS store of the IMS registration e2e tests
  * (tests/e2e/ims) through the store API (src/store/store.h).
  *
- *   ims_seed STORE_URL KEYS_DIR SCSCF_URI
+ *   ims_seed STORE_URL KEYS_DIR SCSCF_URI [CROWD]
  *
  * Creates the key repository if missing, then, in realm ims.test (every
  * subscription requires S-CSCF capability 1, and SCSCF_URI is the one S-CSCF
@@ -23,6 +23,8 @@
  *   sessu@ims.test  profile "p1", never registers: LIR says unregistered
  *                   service, the S-CSCF finds no registration (480)
  *   sessn@ims.test  no profile, never registers: the I-CSCF answers 480
+ * and with CROWD, that many more for the batch test (local_batch):
+ *   u0000@ims.test .. Digest ("pw-<n>"), profile "p1", sip:u0000@ims.test ..
  * Exit 0, or 1 with a message. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,8 +102,9 @@ int main(int argc, char **argv)
 {
     char err[IMS_KEYREPO_ERRLEN];
     struct ims_keyrepo *repo = NULL;
-    if (argc != 4) {
-        fprintf(stderr, "usage: ims_seed STORE_URL KEYS_DIR SCSCF_URI\n");
+    long crowd = argc == 5 ? strtol(argv[4], NULL, 10) : 0;
+    if ((argc != 4 && argc != 5) || crowd < 0 || crowd > 10000) {
+        fprintf(stderr, "usage: ims_seed STORE_URL KEYS_DIR SCSCF_URI [CROWD (0..10000)]\n");
         return 2;
     }
     int rc = ims_keyrepo_open(argv[2], &repo, err, sizeof(err));
@@ -141,12 +144,18 @@ int main(int argc, char **argv)
     user("sessa", digest, "sessa-secret", false, NULL, false);
     user("sessu", digest, "sessu-secret", false, "p1", false);
     user("sessn", digest, "sessn-secret", false, NULL, false);
+    for (long i = 0; i < crowd; i++) {
+        char name[16], pw[24];
+        snprintf(name, sizeof(name), "u%04ld", i);
+        snprintf(pw, sizeof(pw), "pw-%ld", i);
+        user(name, IMS_AUTH_DIGEST_MD5, pw, false, "p1", false);
+    }
 
     const uint32_t caps[] = { 1 };
     must(ims_store_scscf_put(st, ims_str_cstr(argv[3]), caps, 1), "scscf");
 
     ims_store_close(st);
     ims_keyrepo_free(repo);
-    printf("ims_seed: 9 subscriptions, S-CSCF %s\n", argv[3]);
+    printf("ims_seed: %ld subscriptions, S-CSCF %s\n", 9 + crowd, argv[3]);
     return 0;
 }

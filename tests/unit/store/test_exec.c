@@ -617,6 +617,88 @@ static void test_run_one_transaction(void **state)
     ims_store_exec_free(x);
 }
 
+/* ---- ims_store_exec_run_many: several works, one transaction ---- */
+
+struct many {
+    struct ims_store *other;
+    enum ims_reg_state seen;
+    int step;   /* what the work does, see work_many */
+    int order;  /* when it ran */
+};
+
+static int many_order;
+
+/* step 0: read alice; 1: another connection registers alice, then read
+ * alice again (still the works' one snapshot); 2: register bob; 3: a
+ * failing store call (no such IMPU) of its own */
+static int work_many(struct ims_store *st, void *arg)
+{
+    struct many *m = arg;
+    m->order = ++many_order;
+    switch (m->step) {
+    case 0: return reg_of(st, "sip:alice@ims.test", &m->seen);
+    case 1: {
+        int rc = ims_store_reg_set(m->other, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                   IMS_SCSCF_KEEP, IMS_STR_NULL, NULL);
+        return rc ? rc : reg_of(st, "sip:alice@ims.test", &m->seen);
+    }
+    case 2:
+        return ims_store_reg_set(st, S("sip:bob@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_KEEP,
+                                 IMS_STR_NULL, NULL);
+    default:
+        return ims_store_reg_set(st, S("sip:nobody@ims.test"), IMS_REG_REGISTERED,
+                                 IMS_SCSCF_KEEP, IMS_STR_NULL, NULL);
+    }
+}
+
+static void test_run_many(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store_exec *x = alice_bob_inline(f);
+    if (!x)
+        return;
+    struct many m[4];
+    struct ims_store_run runs[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = (struct many){ .other = f->st, .seen = (enum ims_reg_state)-1, .step = i };
+        runs[i] = (struct ims_store_run){ .flags = i == 2 ? IMS_STORE_RUN_LAZY : 0,
+                                          .work = work_many, .arg = &m[i], .rc = -1 };
+    }
+    many_order = 0;
+    assert_int_equal(ims_store_exec_run_many(x, runs, 4), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(m[i].order, i + 1); /* in order, on this thread, inside the call */
+    assert_int_equal(runs[0].rc, 0);
+    assert_int_equal(runs[1].rc, 0);
+    assert_int_equal(runs[2].rc, 0);
+    assert_int_equal(runs[3].rc, IMS_ENOENT); /* its own failure only */
+    assert_int_equal(m[0].seen, IMS_REG_NOT_REGISTERED);
+    /* the second work read in the first one's snapshot: one transaction */
+    assert_int_equal(m[1].seen, IMS_REG_NOT_REGISTERED);
+    /* the third's write is committed, the fourth's failure undid only itself */
+    enum ims_reg_state rs;
+    OK(f->st, reg_of(f->st, "sip:bob@ims.test", &rs));
+    assert_int_equal(rs, IMS_REG_REGISTERED);
+    OK(f->st, reg_of(f->st, "sip:alice@ims.test", &rs));
+    assert_int_equal(rs, IMS_REG_REGISTERED);
+
+    /* nothing to run, or the connection in use: none runs */
+    assert_int_equal(ims_store_exec_run_many(x, runs, 0), IMS_EINVAL);
+    struct holder h = { .x = x };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.inside))
+        sched_yield();
+    many_order = 0;
+    m[0].order = 0;
+    assert_int_equal(ims_store_exec_run_many(x, runs, 1), IMS_EAGAIN);
+    assert_int_equal(m[0].order, 0);
+    atomic_store(&h.release, true);
+    pthread_join(t, NULL);
+    assert_int_equal(h.wrc, 0);
+    ims_store_exec_free(x);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest exec_tests[] = {
     T(test_jobs_complete_on_loop),
@@ -627,5 +709,6 @@ const struct CMUnitTest exec_tests[] = {
     T(test_hand_over),
     T(test_run_per_executor),
     T(test_run_one_transaction),
+    T(test_run_many),
 };
 const size_t exec_ntests = sizeof(exec_tests) / sizeof(exec_tests[0]);
