@@ -583,18 +583,24 @@ txns_live_after_registration() { # MODE(yes|no)
     [ -n "$LIVE" ] || die "local_delivery=$mode: no imscloud_sip_transactions_live in /metrics"
 }
 
-local_hops() {
+# The start of a test with a process of its own (local_hops, local_batch): its
+# tools and binaries, a scratch dir $TMP that goes at exit, a fresh $OUT.
+own_begin() {
     mkdir -p "$FIXDIR"
     need sipp ss awk setsid timeout curl
     [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
     [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
-    [ -x "${IMS_E2E_TOOLS:-}/sip_send" ] || die "IMS_E2E_TOOLS has no sip_send"
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
     trap 'stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
     rm -f "$FIXDIR"/*.log
     OUT=$FIXDIR/run
     rm -rf "$OUT"
     mkdir -p "$OUT"
+}
+
+local_hops() {
+    own_begin
+    [ -x "${IMS_E2E_TOOLS:-}/sip_send" ] || die "IMS_E2E_TOOLS has no sip_send"
     printf '%s\n' "OPTIONS sip:<Host>:<Port> SIP/2.0" \
         "Via: SIP/2.0/UDP <From-Address>:<Local-Port>;branch=<Branch-ID>;rport" \
         "Max-Forwards: 70" "From: <sip:probe@ims.test>;tag=lh1" "To: <sip:<Host>:<Port>>" \
@@ -618,16 +624,7 @@ local_hops() {
 # were fewer transactions than requests.  The requests: UAR, MAR, UAR, SAR
 # per registration, at least (a retransmission passed on may add some).
 local_batch() {
-    mkdir -p "$FIXDIR"
-    need sipp ss awk setsid timeout curl
-    [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
-    [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
-    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
-    trap 'stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
-    rm -f "$FIXDIR"/*.log
-    OUT=$FIXDIR/run
-    rm -rf "$OUT"
-    mkdir -p "$OUT"
+    own_begin
     local n=150 rc=0 ok fail secs req bat
     pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT M_PORT
     mkdir -m 700 "$TMP/hss"
