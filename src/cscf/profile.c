@@ -12,6 +12,8 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
@@ -360,7 +362,10 @@ int ims_profile_parse(ims_str xml, struct ims_profile **out)
         goto out;
     }
     p->refs = 1;
-    rc = text_dup(child(root, "PrivateID"), &p->impi);
+    if (EVP_Digest(xml.p, xml.len, p->src_sha256, NULL, EVP_sha256(), NULL) != 1)
+        rc = IMS_ENOMEM; /* OpenSSL could not allocate its context */
+    if (rc == 0)
+        rc = text_dup(child(root, "PrivateID"), &p->impi);
     for (xmlNodePtr c = root->children; c && rc == 0; c = c->next) {
         if (!named(c, "ServiceProfile"))
             continue;
@@ -378,6 +383,14 @@ out:
     }
     *out = p;
     return 0;
+}
+
+bool ims_profile_same_source(const struct ims_profile *p, ims_str xml)
+{
+    uint8_t d[sizeof(p->src_sha256)];
+    if (!p || xml.len == 0 || EVP_Digest(xml.p, xml.len, d, NULL, EVP_sha256(), NULL) != 1)
+        return false;
+    return CRYPTO_memcmp(d, p->src_sha256, sizeof(d)) == 0;
 }
 
 const struct ims_service_profile *ims_profile_find(const struct ims_profile *p, ims_str impu)

@@ -97,6 +97,8 @@ struct ims_profile {
      * ServiceProfile's <Extension><imscloud:Roles> (the first one); NULL when
      * absent: the S-CSCF then uses [scscf] local_roles. */
     const char *roles;
+    /* SHA-256 of the document it was parsed from (ims_profile_same_source) */
+    uint8_t src_sha256[32];
 };
 
 /* The namespace of the roles Extension (as src/hss/userdata.h emits it). */
@@ -107,6 +109,11 @@ struct ims_profile {
  * an IMSSubscription, a required element missing or a number out of
  * range), IMS_ELIMIT (a cap above), IMS_ENOMEM. */
 int ims_profile_parse(ims_str xml, struct ims_profile **out);
+
+/* Whether xml is byte for byte the document p was parsed from: then its
+ * parse would give p again (the S-CSCF keeps a re-registration's profile
+ * instead of parsing the same User-Data once more).  false for p NULL. */
+bool ims_profile_same_source(const struct ims_profile *p, ims_str xml);
 
 struct ims_profile *ims_profile_ref(struct ims_profile *p); /* NULL-safe; returns p */
 void ims_profile_unref(struct ims_profile *p);               /* NULL-safe */

@@ -534,6 +534,40 @@ static int lookup(struct ims_loc *l, ims_str impu, struct ims_reg *out)
     return 0;
 }
 
+struct prof_ctx {
+    struct ims_profile *p;
+    char alias[IMS_REG_ID_MAX];
+};
+
+static int prof_fn(void **val, bool room, void *ctx)
+{
+    struct prof_ctx *c = ctx;
+    struct loc_rec *rec = *val;
+    if (!rec)
+        return IMS_ENOENT;
+    if (rec->alias)
+        snprintf(c->alias, sizeof(c->alias), "%s", rec->data);
+    else
+        c->p = ims_profile_ref(rec->profile); /* under the shard's lock */
+    return 0;
+}
+
+struct ims_profile *ims_loc_profile(struct ims_loc *l, ims_str impu)
+{
+    struct prof_ctx c = { .p = NULL };
+    c.alias[0] = '\0';
+    if (cscf_table_with(l->t, impu, prof_fn, &c) != 0)
+        return NULL;
+    if (c.alias[0]) { /* one more hop: an alias never names another alias */
+        char key[IMS_REG_ID_MAX];
+        snprintf(key, sizeof(key), "%s", c.alias);
+        c.alias[0] = '\0';
+        if (cscf_table_with(l->t, ims_str_cstr(key), prof_fn, &c) != 0)
+            return NULL;
+    }
+    return c.p;
+}
+
 int ims_loc_get(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg *out)
 {
     out->profile = NULL;

@@ -131,6 +131,10 @@ size_t ims_loc_count(const struct ims_loc *l);
  * without its expired contacts.  0, IMS_ENOENT (unknown, or no live contact
  * left), IMS_ENOMEM. */
 int ims_loc_get(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg *out);
+/* The profile of the registration impu names (a key or an alias): a new
+ * reference (ims_profile_unref it), or NULL (none, or no such registration).
+ * Copies nothing else. */
+struct ims_profile *ims_loc_profile(struct ims_loc *l, ims_str impu);
 
 /* Read-modify-write of the registration impu belongs to (a key, an alias,
  * or a new registration keyed by impu).  fn(r, ctx) gets the current state

@@ -471,7 +471,16 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     bool dereg = t->sat == CX_SAT_USER_DEREGISTRATION;
     if (!dereg) {
         if (DIA_HAS(ans, DIA_ANS_USER_DATA) && ans->user_data.len) {
-            int prc = ims_profile_parse(ans->user_data, &prof);
+            /* a re-registration mostly brings the User-Data the registration
+             * was built from: keep that parse (libxml2 was 3.7 % of a
+             * registration's CPU) */
+            prof = ims_loc_profile(g->loc, ims_str_cstr(t->impu));
+            int prc = 0;
+            if (!ims_profile_same_source(prof, ans->user_data)) {
+                ims_profile_unref(prof);
+                prof = NULL;
+                prc = ims_profile_parse(ans->user_data, &prof);
+            }
             if (prc == IMS_ENOMEM) {
                 finish(t, 500, NULL, IMS_STR_NULL);
                 goto out;

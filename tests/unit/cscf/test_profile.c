@@ -2,6 +2,7 @@
  * identities with barring and types, iFCs sorted by priority with their
  * trigger points, and what is refused. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -38,6 +39,24 @@ static const char doc[] =
     "<ServiceProfile><PublicIdentity><Identity>sip:alice-work@ims.test</Identity>"
     "</PublicIdentity></ServiceProfile>"
     "</IMSSubscription>";
+
+/* same_source: the exact bytes the profile was parsed from, nothing else */
+static void test_same_source(void **state)
+{
+    (void)state;
+    struct ims_profile *p = NULL;
+    assert_int_equal(ims_profile_parse(IMS_S(doc), &p), 0);
+    assert_true(ims_profile_same_source(p, IMS_S(doc)));
+    char *copy = strdup(doc); /* equal bytes elsewhere in memory */
+    assert_true(ims_profile_same_source(p, ims_str_cstr(copy)));
+    copy[strlen(copy) - 3] ^= 0x20; /* one byte of the last tag changed */
+    assert_false(ims_profile_same_source(p, ims_str_cstr(copy)));
+    free(copy);
+    assert_false(ims_profile_same_source(p, ims_str_make(doc, strlen(doc) - 1)));
+    assert_false(ims_profile_same_source(p, IMS_STR_NULL));
+    assert_false(ims_profile_same_source(NULL, IMS_S(doc)));
+    ims_profile_unref(p);
+}
 
 static void test_parse(void **state)
 {
@@ -165,6 +184,7 @@ int run_profile_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_same_source),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_roles),
         cmocka_unit_test(test_caps),

@@ -262,6 +262,60 @@ static void test_store_aliases(void **state)
     free(out);
 }
 
+/* ims_loc_profile: the registration's profile by its key or an alias, as
+ * a new reference; NULL for none and for an unknown identity. */
+static const char prof_doc[] =
+    "<?xml version=\"1.0\"?><IMSSubscription><PrivateID>alice@ims.test</PrivateID>"
+    "<ServiceProfile><PublicIdentity><Identity>sip:alice@ims.test</Identity>"
+    "</PublicIdentity></ServiceProfile></IMSSubscription>";
+
+struct prof_set {
+    struct setup_ctx c;
+    struct ims_profile *p;
+};
+
+static int prof_set_fn(struct ims_reg *r, void *ctx)
+{
+    struct prof_set *x = ctx;
+    int rc = set_fn(r, &x->c);
+    if (rc == 0 && r->profile != x->p) {
+        ims_profile_unref(r->profile);
+        r->profile = ims_profile_ref(x->p);
+    }
+    return rc;
+}
+
+static void test_store_profile(void **state)
+{
+    struct ims_loc *l = NULL;
+    struct ims_reg *scratch = calloc(1, sizeof(*scratch));
+    assert_int_equal(ims_loc_new(16, 4, &l), 0);
+    static const char *const set[] = { "sip:alice@ims.test", "tel:+15550001" };
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.1", 600);
+    struct prof_set x = { { "alice@ims.test", set, 2, &b, 1, 1 }, NULL };
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:alice@ims.test"), NOW, scratch, prof_set_fn, &x),
+                     0);
+    assert_null(ims_loc_profile(l, IMS_S("sip:alice@ims.test"))); /* none yet */
+    assert_int_equal(ims_profile_parse(IMS_S(prof_doc), &x.p), 0);
+    x.c.cseq = 2;
+    assert_int_equal(ims_loc_update(l, IMS_S("sip:alice@ims.test"), NOW, scratch, prof_set_fn, &x),
+                     0);
+    struct ims_profile *a = ims_loc_profile(l, IMS_S("sip:alice@ims.test"));
+    struct ims_profile *t = ims_loc_profile(l, IMS_S("tel:+15550001")); /* the alias */
+    assert_ptr_equal(a, x.p);
+    assert_ptr_equal(t, x.p);
+    assert_true(ims_profile_same_source(a, IMS_S(prof_doc)));
+    assert_null(ims_loc_profile(l, IMS_S("sip:nobody@ims.test")));
+    /* the references are the caller's: the registration keeps its own */
+    ims_profile_unref(a);
+    ims_profile_unref(t);
+    ims_profile_unref(x.p);
+    assert_int_equal(ims_loc_remove(l, IMS_S("sip:alice@ims.test")), 0);
+    assert_null(ims_loc_profile(l, IMS_S("sip:alice@ims.test")));
+    ims_loc_free(l);
+    free(scratch);
+}
+
 struct gone_log {
     int n;
     char impu[64], impi[64];
@@ -468,7 +522,8 @@ int run_registrar_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_basic),   cmocka_unit_test(test_apply_refusals),
         cmocka_unit_test(test_max_contacts_and_expiry), cmocka_unit_test(test_instance),
-        cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_sweep),
+        cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_profile),
+        cmocka_unit_test(test_store_sweep),
         cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),
         cmocka_unit_test(test_store_round_trip),
         cmocka_unit_test(test_pick_newest),
