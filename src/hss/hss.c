@@ -523,6 +523,18 @@ static void resume_local(struct job *j)
         local_cancel(lj);
 }
 
+/* A job the inline connection did not run: handed to the thread using it
+ * (may_hand: it was busy), else queued for a store thread; completed on
+ * lj->loop either way.  0, or the submit's error (then nothing runs). */
+static int local_elsewhere(struct ims_hss *h, struct local_job *lj, bool may_hand)
+{
+    if (may_hand && ims_store_exec_hand(h->exec, lj->flags, lj->loop, &lj->j.sj, work,
+                                        local_done, local_cancel, lj) == 0)
+        return 0;
+    return ims_store_exec_submit(h->exec, lj->loop, &lj->j.sj, work, local_done, local_cancel,
+                                 lj);
+}
+
 /* Cancelled with the loop (which may be freed on another thread: only
  * this thread's tl_batch is ours to clear). */
 static void batch_cancel(void *arg)
@@ -552,11 +564,7 @@ static void batch_run(struct ims_loop *loop, void *arg)
             local_done(loop, runs[i].rc, lj);
             continue;
         }
-        if (irc == IMS_EAGAIN && ims_store_exec_hand(b->h->exec, lj->flags, loop, &lj->j.sj, work,
-                                                     local_done, local_cancel, lj) == 0)
-            continue;
-        int rc = ims_store_exec_submit(b->h->exec, loop, &lj->j.sj, work, local_done,
-                                       local_cancel, lj);
+        int rc = local_elsewhere(b->h, lj, irc == IMS_EAGAIN);
         if (rc) { /* as ims_hss_local's own error would have been */
             lj->cb(loop, rc, NULL, lj->arg);
             local_free(lj);
@@ -615,6 +623,7 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
     lj->drop = drop;
     lj->arg = arg;
     unsigned flags;
+    bool may_hand = false;
     if (run_inline(h, &lj->req, &flags)) {
         lj->flags = flags;
         if (batch_add(h, loop, lj))
@@ -624,11 +633,9 @@ int ims_hss_local(struct ims_hss *h, unsigned cmd, const void *req, struct ims_l
             ims_loop_defer(loop, &lj->defer, local_deferred, lj, local_cancel);
             return 0;
         }
-        if (irc == IMS_EAGAIN && ims_store_exec_hand(h->exec, flags, loop, &lj->j.sj, work,
-                                                     local_done, local_cancel, lj) == 0)
-            return 0;
+        may_hand = irc == IMS_EAGAIN;
     }
-    int rc = ims_store_exec_submit(h->exec, loop, &lj->j.sj, work, local_done, local_cancel, lj);
+    int rc = local_elsewhere(h, lj, may_hand);
     if (rc) {
         ims_hss_result_clear(&lj->j.res);
         ims_free(lj);
