@@ -151,7 +151,7 @@ static void nonce_mac(struct ims_mac *key, const uint8_t *head, ims_str impi, ui
 static pthread_once_t nonce_once = PTHREAD_ONCE_INIT;
 static uint8_t nonce_salt[8];
 static _Atomic uint64_t nonce_seq;
-static atomic_bool nonce_seeded;
+static bool nonce_seeded; /* written in nonce_seed only: pthread_once orders it */
 
 static void nonce_seed(void)
 {
@@ -160,7 +160,7 @@ static void nonce_seed(void)
         RAND_bytes((uint8_t *)&start, sizeof(start)) != 1)
         return; /* nonce_seeded stays false: every make fails */
     atomic_store(&nonce_seq, start);
-    atomic_store(&nonce_seeded, true);
+    nonce_seeded = true;
 }
 
 int ims_auth_nonce_make(struct ims_mac *key, ims_str impi, int64_t expires_s,
@@ -169,7 +169,7 @@ int ims_auth_nonce_make(struct ims_mac *key, ims_str impi, int64_t expires_s,
     uint8_t raw[NONCE_RAW];
     uint64_t e = (uint64_t)expires_s;
     pthread_once(&nonce_once, nonce_seed);
-    if (!atomic_load(&nonce_seeded))
+    if (!nonce_seeded)
         return IMS_EBACKEND;
     uint64_t seq = atomic_fetch_add(&nonce_seq, 1);
     for (int i = 0; i < 8; i++) {

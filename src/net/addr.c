@@ -100,19 +100,27 @@ int ims_addr_parse(ims_str s, uint16_t default_port, struct ims_addr *out)
 /* "a.b.c.d" of an IPv4 address (network order) into out: its length.  By
  * hand: inet_ntop's and snprintf's formatting showed in the profile of a
  * registration (bench/ims), which prints the UE's address several times. */
+/* v (at most 65535) in decimal at out, no NUL: its length */
+static size_t put_dec(unsigned v, char *out)
+{
+    char d[5];
+    size_t n = 0, k = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        out[k++] = d[--n];
+    return k;
+}
+
 static size_t put_ipv4(const struct in_addr *in, char out[INET_ADDRSTRLEN])
 {
     const uint8_t *b = (const uint8_t *)&in->s_addr;
     size_t n = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned v = b[i];
         if (i)
             out[n++] = '.';
-        if (v >= 100)
-            out[n++] = (char)('0' + v / 100);
-        if (v >= 10)
-            out[n++] = (char)('0' + v / 10 % 10);
-        out[n++] = (char)('0' + v % 10);
+        n += put_dec(b[i], out + n);
     }
     out[n] = '\0';
     return n;
@@ -171,15 +179,8 @@ const char *ims_addr_str(const struct ims_addr *a, char *buf, size_t bufsz)
     if (fam == AF_INET) {
         char s[INET_ADDRSTRLEN + 6];
         size_t n = put_ipv4(&((const struct sockaddr_in *)&a->ss)->sin_addr, s);
-        char digits[5];
-        size_t nd = 0;
-        unsigned port = ims_addr_port(a);
-        do
-            digits[nd++] = (char)('0' + port % 10);
-        while ((port /= 10) != 0);
         s[n++] = ':';
-        while (nd)
-            s[n++] = digits[--nd];
+        n += put_dec(ims_addr_port(a), s + n);
         put_str(buf, bufsz, s, n);
         return buf;
     }
