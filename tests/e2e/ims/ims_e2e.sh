@@ -13,6 +13,7 @@
 #                                  with in-process hops and with kernel UDP ones
 #   ims_e2e.sh local_batch         150 users register at once through one process:
 #                                  all succeed, their Cx requests ran in batches
+#   ims_e2e.sh icscf_dns           the P-CSCF finds its I-CSCF by DNS SRV (dnsmasq)
 #
 # Fixtures (127.0.0.1, free ports from 28000-28999):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
@@ -254,13 +255,13 @@ test)
     fix=${3:?usage: test NAME FIXTURE}
     ;;
 setup | cleanup) fix=${2:?usage} ;;
-hss_down | local_hops | local_batch) fix=$cmd ;;
-*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops | local_batch" ;;
+hss_down | local_hops | local_batch | icscf_dns) fix=$cmd ;;
+*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops | local_batch | icscf_dns" ;;
 esac
 FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
-ims1 | hss_down | local_hops | local_batch) PROCS=ims ;;
+ims1 | hss_down | local_hops | local_batch | icscf_dns) PROCS=ims ;;
 imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
@@ -666,6 +667,49 @@ local_batch() {
     say "local_batch passed"
 }
 
+# The P-CSCF finds its I-CSCF by DNS (RFC 3263 §4.2): [pcscf] icscf names a
+# host without a port, and a dnsmasq on loopback ([sip] dns_servers) answers the
+# SRV record of _sip._udp at that name and the A record of its target.  A
+# registration through P, I and S of one process succeeds, and dnsmasq logged
+# the SRV query (pointed at a port nobody listens on, the test fails).
+icscf_dns() {
+    own_begin
+    need dnsmasq sipp
+    local rc=0 dpid
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT DNS_PORT
+    mkdir -m 700 "$TMP/hss"
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
+        >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
+    dnsmasq -k --conf-file=/dev/null --user="$(id -un)" --port="$DNS_PORT" \
+        --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --log-queries \
+        --log-facility="$OUT/dnsmasq.log" \
+        --srv-host="_sip._udp.icscf.$REALM,i1.$REALM,$I_PORT,0,10" \
+        --host-record="i1.$REALM,127.0.0.1" >"$OUT/dnsmasq.out" 2>&1 &
+    dpid=$!
+    trap 'kill "$dpid" 2>/dev/null || true; stop ims >/dev/null || true; rm -rf "$TMP"' EXIT
+    wait_for 20 "dnsmasq on udp $DNS_PORT" udp_bound "$DNS_PORT"
+    write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+    grep -q "^icscf = sip:127.0.0.1:$I_PORT\$" "$TMP/ims.conf" || die "no [pcscf] icscf line to replace"
+    sed -i -e "s|^icscf = sip:127.0.0.1:$I_PORT\$|icscf = sip:icscf.$REALM|" \
+        -e "/^\[sip\]/a dns_servers = 127.0.0.1:$DNS_PORT" "$TMP/ims.conf"
+    start ims "$TMP/ims.conf"
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    register dns register.xml alice alice-secret 600 -key alg MD5 || rc=1
+    grep -q "query\[SRV\] _sip._udp.icscf.$REALM" "$OUT/dnsmasq.log" || rc=2
+    local out
+    out=$(stop ims)
+    kill "$dpid" 2>/dev/null || true
+    wait "$dpid" 2>/dev/null || true
+    trap - EXIT
+    rm -rf "$TMP"
+    [ -z "$out" ] || die "$out"
+    case $rc in
+    1) die "icscf_dns: the registration through an I-CSCF found by DNS failed (artifacts in $OUT, log $FIXDIR/ims.log)" ;;
+    2) die "icscf_dns: dnsmasq saw no SRV query for _sip._udp.icscf.$REALM ($OUT/dnsmasq.log)" ;;
+    esac
+    say "icscf_dns passed"
+}
+
 case $cmd in
 setup) setup ;;
 cleanup) cleanup ;;
@@ -673,4 +717,5 @@ test) runtest ;;
 hss_down) hss_down ;;
 local_hops) local_hops ;;
 local_batch) local_batch ;;
+icscf_dns) icscf_dns ;;
 esac
