@@ -6,6 +6,7 @@
 #ifndef IMS_BASE_ALLOC_H
 #define IMS_BASE_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *ims_alloc(size_t n);              /* uninitialised; NULL on failure */
@@ -13,6 +14,14 @@ void *ims_calloc(size_t nmemb, size_t n); /* zeroed; NULL on failure or overflow
 void *ims_realloc(void *p, size_t n);   /* NULL on failure, p untouched */
 void ims_free(void *p);
 char *ims_strndup(const char *s, size_t n); /* NUL-terminated copy; NULL on failure */
+
+/* For a long-running server, once, before its threads start: glibc keeps
+ * up to IMS_ALLOC_TRIM_KEEP bytes free at the top of each arena instead of
+ * handing them back to the kernel at 128 KiB (M_TRIM_THRESHOLD).  Returns
+ * false, changing nothing, when GLIBC_TUNABLES sets the threshold already
+ * (the operator's choice wins) or mallopt refuses. */
+#define IMS_ALLOC_TRIM_KEEP (8u << 20)
+bool ims_alloc_tune_server(void);
 
 /* Fault injection: from now on, fail allocation number `n` (1-based, counted
  * from this call) and every later one if `sticky`.  n == 0 disables it.

@@ -7,6 +7,7 @@
 
 #include "acl/acl.h"
 #include "acl/neutron.h"
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "cfg/cfg.h"
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
         return 0;
     }
     ims_log_set_level((enum ims_log_level)cfg->log_level);
+    ims_alloc_tune_server(); /* before any thread: arenas are made with it */
 
     /* Block the signals we handle before any thread exists, so that only the
      * main thread's sigwait() sees them. */

@@ -8,7 +8,9 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/alloc.h"
 
@@ -72,12 +74,43 @@ static void t_threads(void **state)
     assert_int_equal(ims_alloc_count(), 20000);
 }
 
+/* After ims_alloc_tune_server() the main arena keeps 2 MiB freed at its
+ * top (mallinfo2's keepcost, the releasable top) where glibc's default
+ * 128 KiB trim threshold gave it back; an operator's GLIBC_TUNABLES
+ * threshold is left alone.  Not under ASan: its allocator is not glibc's. */
+static void t_tune_server_keeps_top(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip();
+#else
+    const char *old = getenv("GLIBC_TUNABLES");
+    setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072", 1);
+    assert_false(ims_alloc_tune_server());
+    unsetenv("GLIBC_TUNABLES");
+    assert_true(ims_alloc_tune_server());
+    if (old)
+        setenv("GLIBC_TUNABLES", old, 1);
+    enum { N = 512, SZ = 4096 }; /* 2 MiB in blocks below the mmap threshold */
+    static void *blk[N];
+    for (int i = 0; i < N; i++) {
+        blk[i] = malloc(SZ);
+        assert_non_null(blk[i]);
+        memset(blk[i], 1, SZ);
+    }
+    for (int i = N - 1; i >= 0; i--)
+        free(blk[i]);
+    assert_true(mallinfo2().keepcost >= (size_t)N * SZ - 65536);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_off_until_asked),
         cmocka_unit_test(t_fail_nth),
         cmocka_unit_test(t_threads),
+        cmocka_unit_test(t_tune_server_keeps_top),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
