@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/str.h"
 
@@ -57,6 +58,11 @@ int ims_digest_response(enum ims_digest_alg alg, ims_str ha1, ims_str nonce, ims
                         char out[IMS_DIGEST_HEX_MAX + 1]);
 int ims_digest_userhash(enum ims_digest_alg alg, ims_str user, ims_str realm,
                         char out[IMS_DIGEST_HEX_MAX + 1]);
+
+/* out = SHA-256(p[0, n)), with the algorithm fetched once per process
+ * (alg_md, digest.c).  0 or IMS_EBACKEND. */
+#define IMS_SHA256_LEN 32
+int ims_sha256(const void *p, size_t n, uint8_t out[IMS_SHA256_LEN]);
 
 /* Compares the expected response with the one a client sent, in time
  * independent of where they differ; hex case is ignored.  Different

@@ -13,10 +13,10 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "crypto/digest.h"
 
 #define XML_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 #define TEXT_MAX 4096
@@ -362,8 +362,7 @@ int ims_profile_parse(ims_str xml, struct ims_profile **out)
         goto out;
     }
     p->refs = 1;
-    if (EVP_Digest(xml.p, xml.len, p->src_sha256, NULL, EVP_sha256(), NULL) != 1)
-        rc = IMS_ENOMEM; /* OpenSSL could not allocate its context */
+    rc = ims_sha256(xml.p, xml.len, p->src_sha256);
     if (rc == 0)
         rc = text_dup(child(root, "PrivateID"), &p->impi);
     for (xmlNodePtr c = root->children; c && rc == 0; c = c->next) {
@@ -388,7 +387,7 @@ out:
 bool ims_profile_same_source(const struct ims_profile *p, ims_str xml)
 {
     uint8_t d[sizeof(p->src_sha256)];
-    if (!p || xml.len == 0 || EVP_Digest(xml.p, xml.len, d, NULL, EVP_sha256(), NULL) != 1)
+    if (!p || xml.len == 0 || ims_sha256(xml.p, xml.len, d) != 0)
         return false;
     return CRYPTO_memcmp(d, p->src_sha256, sizeof(d)) == 0;
 }

@@ -4,6 +4,7 @@
  *  - RFC 7616 §3.9.2 (SHA-512-256, userhash): the response with FIPS
  *    SHA-512/256 as published in the RFC 7616 errata (the RFC text shows
  *    a value computed with truncated SHA-512). */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -81,6 +82,48 @@ static void test_sha512_256_primitive(void **s)
     EVP_Digest("abc", 3, d, &n, EVP_sha512_256(), NULL);
     ims_hex_encode(d, 32, out);
     assert_string_equal(out, "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23");
+}
+
+/* ims_sha256 (the algorithm fetched once) against FIPS 180-2's "abc" and
+ * two-block examples, from several threads at once (the first fetch is
+ * raced). */
+static void *sha_thread(void *arg)
+{
+    uint8_t d[IMS_SHA256_LEN];
+    char out[2 * IMS_SHA256_LEN + 1];
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    for (int i = 0; i < 200; i++) {
+        if (ims_sha256("abc", 3, d) != 0)
+            return NULL;
+        ims_hex_encode(d, sizeof(d), out);
+        if (strcmp(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+            return NULL;
+        if (ims_sha256(two, strlen(two), d) != 0)
+            return NULL;
+        ims_hex_encode(d, sizeof(d), out);
+        if (strcmp(out, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"))
+            return NULL;
+    }
+    return arg;
+}
+
+static void test_sha256_oneshot(void **s)
+{
+    (void)s;
+    pthread_t th[4];
+    int tag[4];
+    void *ok[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sha_thread, &tag[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], &ok[i]);
+        assert_ptr_equal(ok[i], &tag[i]);
+    }
+    uint8_t d[IMS_SHA256_LEN];
+    char out[2 * IMS_SHA256_LEN + 1];
+    assert_int_equal(ims_sha256("", 0, d), 0);
+    ims_hex_encode(d, sizeof(d), out);
+    assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 /* hex(H(text)) computed directly with EVP, for the constructions the RFC
@@ -190,6 +233,7 @@ const struct CMUnitTest digest_tests[] = {
     cmocka_unit_test(test_rfc7616_md5_sha256),
     cmocka_unit_test(test_rfc7616_sha512_256),
     cmocka_unit_test(test_sha512_256_primitive),
+    cmocka_unit_test(test_sha256_oneshot),
     cmocka_unit_test(test_sess_auth_int_rfc2069),
     cmocka_unit_test(test_binary_password),
     cmocka_unit_test(test_userhash),
