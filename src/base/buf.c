@@ -1,6 +1,7 @@
 #include "base/buf.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -60,6 +61,28 @@ int ims_buf_add(struct ims_buf *b, const void *p, size_t n)
     if (n)
         memcpy(b->p + b->len, p, n);
     b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int ims_buf_add_strs(struct ims_buf *b, const ims_str *parts, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len > SIZE_MAX / 2 - total) { /* no real buffer gets here */
+            ims_buf_free(b);
+            return IMS_ELIMIT;
+        }
+        total += parts[i].len;
+    }
+    int rc = grow(b, b->len + total);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len)
+            memcpy(b->p + b->len, parts[i].p, parts[i].len);
+        b->len += parts[i].len;
+    }
     b->p[b->len] = '\0';
     return 0;
 }

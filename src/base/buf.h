@@ -26,6 +26,12 @@ void ims_buf_reset(struct ims_buf *b); /* len = 0, keeps the allocation */
 int ims_buf_add(struct ims_buf *b, const void *p, size_t n);
 int ims_buf_add_str(struct ims_buf *b, ims_str s);
 int ims_buf_add_cstr(struct ims_buf *b, const char *s);
+/* Appends parts[0, n) in one growth: what ims_buf_printf does for "%s%s..."
+ * without parsing a format. */
+int ims_buf_add_strs(struct ims_buf *b, const ims_str *parts, size_t n);
+#define IMS_BUF_CAT(b, ...)                                                                 \
+    ims_buf_add_strs((b), (const ims_str[]){ __VA_ARGS__ },                                 \
+                     sizeof((const ims_str[]){ __VA_ARGS__ }) / sizeof(ims_str))
 int ims_buf_printf(struct ims_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int ims_buf_vprintf(struct ims_buf *b, const char *fmt, va_list ap)

@@ -90,6 +90,42 @@ size_t ims_str_copy(ims_str s, char *dst, size_t dstsz)
     return s.len;
 }
 
+size_t ims_cstr_copy(const char *src, char *dst, size_t dstsz)
+{
+    return ims_str_copy(ims_str_cstr(src), dst, dstsz);
+}
+
+size_t ims_str_join(char *dst, size_t dstsz, const ims_str *parts, size_t n)
+{
+    size_t len = 0;
+    if (dstsz == 0)
+        return SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len >= dstsz - len) {
+            dst[0] = '\0';
+            return SIZE_MAX;
+        }
+        if (parts[i].len)
+            memcpy(dst + len, parts[i].p, parts[i].len);
+        len += parts[i].len;
+    }
+    dst[len] = '\0';
+    return len;
+}
+
+size_t ims_u64_dec(uint64_t v, char out[IMS_U64_DEC_MAX])
+{
+    char tmp[IMS_U64_DEC_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 int ims_cur_char(struct ims_cur *c, char ch)
 {
     if (c->p < c->end && *c->p == ch) {

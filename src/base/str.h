@@ -45,6 +45,19 @@ long ims_str_chr(ims_str s, char c);
 int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out);
 /* Copies s into dst (size dstsz) with a NUL; truncates; returns s.len. */
 size_t ims_str_copy(ims_str s, char *dst, size_t dstsz);
+/* The same for a C string (NULL copies as ""): snprintf(dst, sz, "%s", src)
+ * without the formatting machinery.  Returns strlen(src). */
+size_t ims_cstr_copy(const char *src, char *dst, size_t dstsz);
+/* dst = parts[0] parts[1] ... parts[n-1] with a NUL.  Returns the length,
+ * or IMS_ELIMIT-like failure as SIZE_MAX (dst then "") when it does not fit
+ * in dstsz - 1 bytes: a key or label is never silently cut. */
+size_t ims_str_join(char *dst, size_t dstsz, const ims_str *parts, size_t n);
+#define IMS_STR_JOIN(dst, dstsz, ...)                                                       \
+    ims_str_join((dst), (dstsz), (const ims_str[]){ __VA_ARGS__ },                          \
+                 sizeof((const ims_str[]){ __VA_ARGS__ }) / sizeof(ims_str))
+/* v in decimal into out (no NUL); returns the digits written (1 to 20). */
+#define IMS_U64_DEC_MAX 20
+size_t ims_u64_dec(uint64_t v, char out[IMS_U64_DEC_MAX]);
 
 /* ---- cursor ---- */
 static inline size_t ims_cur_left(const struct ims_cur *c)

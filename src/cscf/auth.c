@@ -65,7 +65,7 @@ static void chal_vector(const struct chal *c, struct ims_auth_vector *v)
     memset(v, 0, sizeof(*v));
     v->kind = c->kind;
     v->alg = c->alg;
-    snprintf(v->realm, sizeof(v->realm), "%s", c->realm ? c->realm : "");
+    ims_cstr_copy(c->realm, v->realm, sizeof(v->realm));
     memcpy(v->ha1, c->ha1, sizeof(v->ha1));
     memcpy(v->rand, c->rand, sizeof(v->rand));
     memcpy(v->autn, c->autn, sizeof(v->autn));
@@ -275,10 +275,10 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
     struct add_ctx x = { &c, false };
     int rc = cscf_table_with(a->t, impi, add_fn, &x);
     if (rc == 0)
-        rc = ims_buf_printf(out,
-                            "WWW-Authenticate: Digest realm=\"%s\", nonce=\"%s\", "
-                            "algorithm=%s, qop=\"auth\"%s\r\n",
-                            v->realm, c.nonce, alg, stale ? ", stale=true" : "");
+        rc = IMS_BUF_CAT(out, IMS_S("WWW-Authenticate: Digest realm=\""), ims_str_cstr(v->realm),
+                         IMS_S("\", nonce=\""), ims_str_cstr(c.nonce), IMS_S("\", algorithm="),
+                         ims_str_cstr(alg), IMS_S(", qop=\"auth\""),
+                         stale ? IMS_S(", stale=true") : IMS_STR_NULL, IMS_S("\r\n"));
     if (!x.taken)
         ims_free(c.realm);
     OPENSSL_cleanse(&c, sizeof(c));
@@ -298,7 +298,7 @@ int ims_auth_expected(const struct ims_auth_vector *v, ims_str username, ims_str
         rc = ims_digest_ha1(IMS_DIGEST_MD5, username, ims_str_cstr(v->realm),
                             ims_str_make((const char *)v->xres, v->xres_len), ha1);
     else
-        rc = snprintf(ha1, sizeof(ha1), "%s", v->ha1) > 0 ? 0 : IMS_EINVAL;
+        rc = ims_cstr_copy(v->ha1, ha1, sizeof(ha1)) > 0 ? 0 : IMS_EINVAL;
     if (rc == 0)
         rc = ims_digest_ha2(alg, method, uri, NULL, ha2);
     if (rc == 0)

@@ -80,16 +80,16 @@ void cscf_lockout_free(struct cscf_lockout *lk)
 
 static int key_make(char kind, ims_str impi, ims_str src, char *buf, size_t cap, ims_str *out)
 {
-    int n;
+    size_t n;
     if (kind == 's')
-        n = snprintf(buf, cap, "s|%.*s", IMS_SF(src));
+        n = IMS_STR_JOIN(buf, cap, IMS_S("s|"), src);
     else if (kind == 'i')
-        n = snprintf(buf, cap, "i|%.*s", IMS_SF(impi));
+        n = IMS_STR_JOIN(buf, cap, IMS_S("i|"), impi);
     else
-        n = snprintf(buf, cap, "p|%.*s|%.*s", IMS_SF(impi), IMS_SF(src));
-    if (n < 0 || (size_t)n >= cap)
+        n = IMS_STR_JOIN(buf, cap, IMS_S("p|"), impi, IMS_S("|"), src);
+    if (n == SIZE_MAX)
         return IMS_ELIMIT;
-    *out = ims_str_make(buf, (size_t)n);
+    *out = ims_str_make(buf, n);
     return 0;
 }
 

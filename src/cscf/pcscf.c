@@ -112,8 +112,8 @@ static void flow_key_of(const struct sip_tp_rx *rx, char *out, size_t cap)
 {
     char a[IMS_ADDR_STRLEN];
     static const char *const lc[] = { "none", "udp", "tcp", "tls" };
-    snprintf(out, cap, "%s:%s", lc[rx->proto <= SIP_PROTO_TLS ? rx->proto : 0],
-             ims_addr_str(&rx->src, a, sizeof(a)));
+    IMS_STR_JOIN(out, cap, ims_str_cstr(lc[rx->proto <= SIP_PROTO_TLS ? rx->proto : 0]),
+                 IMS_S(":"), ims_str_cstr(ims_addr_str(&rx->src, a, sizeof(a))));
 }
 
 static void flow_mac(const struct ims_cscf *g, ims_str key, char hex[17])
@@ -132,7 +132,7 @@ static void flow_token(const struct ims_cscf *g, const char *key, char *out, siz
         n = FLOW_KEY_MAX;
     ims_hex_encode(key, n, hk);
     flow_mac(g, ims_str_make(key, n), mac);
-    snprintf(out, cap, "term-%s-%s", hk, mac);
+    IMS_STR_JOIN(out, cap, IMS_S("term-"), ims_str_cstr(hk), IMS_S("-"), ims_str_cstr(mac));
 }
 
 /* The flow key a token names, if its MAC is ours.  0 or IMS_ENOENT. */
@@ -384,9 +384,10 @@ static int tags_without_sec_agree(const struct sip_msg *m, enum sip_hdr_id id,
             if (ims_str_caseeq_lit(tag, "sec-agree"))
                 continue;
             if (n++)
-                rc = ims_buf_printf(add, ", %.*s", IMS_SF(tag));
+                rc = IMS_BUF_CAT(add, IMS_S(", "), tag);
             else
-                rc = ims_buf_printf(add, "%s: %.*s", ims_sip_hdr_canonical_name(id), IMS_SF(tag));
+                rc = IMS_BUF_CAT(add, ims_str_cstr(ims_sip_hdr_canonical_name(id)), IMS_S(": "),
+                                 tag);
         }
         if (!rc && lr != IMS_ENOENT)
             rc = IMS_EPROTO;
@@ -544,10 +545,9 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     flow_token(g, key, token, sizeof(token));
     struct ims_buf add;
     ims_buf_init(&add, 4096);
-    int rc = ims_buf_printf(&add,
-                            "Path: <sip:%s@%s;lr>\r\n"
-                            "P-Visited-Network-ID: \"%s\"\r\n",
-                            token, g->p_hostport, g->vnid);
+    int rc = IMS_BUF_CAT(&add, IMS_S("Path: <sip:"), ims_str_cstr(token), IMS_S("@"),
+                         ims_str_cstr(g->p_hostport), IMS_S(";lr>\r\nP-Visited-Network-ID: \""),
+                         ims_str_cstr(g->vnid), IMS_S("\"\r\n"));
     /* what only the network may say is removed from the UE's request */
     uint16_t del[8] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID, SIP_H_P_ASSERTED_IDENTITY,
                         SIP_H_P_PREFERRED_IDENTITY };
@@ -646,11 +646,11 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         ims_proxy_reply(r, 500, NULL, NULL);
         goto out;
     }
-    int rc = ims_buf_printf(&add, "P-Asserted-Identity: <%s>\r\n", id);
+    int rc = IMS_BUF_CAT(&add, IMS_S("P-Asserted-Identity: <"), ims_str_cstr(id), IMS_S(">\r\n"));
     struct sip_nameaddr hop;
     ims_str next = IMS_STR_NULL;
     if (rc == 0 && sr.len) {
-        rc = ims_buf_printf(&add, "Route: %.*s\r\n", IMS_SF(ims_buf_str(&sr)));
+        rc = IMS_BUF_CAT(&add, IMS_S("Route: "), ims_buf_str(&sr), IMS_S("\r\n"));
         if (rc == 0 && cscf_first_nameaddr(ims_buf_str(&sr), &hop) == 0)
             next = hop.uri.raw;
     }

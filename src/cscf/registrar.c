@@ -286,16 +286,16 @@ static struct loc_rec *rec_alloc(size_t len)
 static void unpack(const struct loc_rec *rec, struct ims_reg *r)
 {
     const char *p = rec->data;
-    snprintf(r->impi, sizeof(r->impi), "%s", p);
+    ims_cstr_copy(p, r->impi, sizeof(r->impi));
     p = skip_str(p);
-    snprintf(r->service_route, sizeof(r->service_route), "%s", p);
+    ims_cstr_copy(p, r->service_route, sizeof(r->service_route));
     p = skip_str(p);
     r->nimpu = 0;
     for (size_t i = 0; i < rec->nimpu; i++, p = skip_str(p + 1)) {
         if (i >= IMS_REG_MAX_IMPUS)
             continue;
         r->barred[i] = p[0] == '1';
-        snprintf(r->impus[i], sizeof(r->impus[i]), "%s", p + 1);
+        ims_cstr_copy(p + 1, r->impus[i], sizeof(r->impus[i]));
         r->nimpu++;
     }
     r->ncontacts = 0;
@@ -307,13 +307,13 @@ static void unpack(const struct loc_rec *rec, struct ims_reg *r)
         c->cseq = f.cseq;
         c->q = f.q;
         p += sizeof(f);
-        snprintf(c->uri, sizeof(c->uri), "%s", p);
+        ims_cstr_copy(p, c->uri, sizeof(c->uri));
         p = skip_str(p);
-        snprintf(c->path, sizeof(c->path), "%s", p);
+        ims_cstr_copy(p, c->path, sizeof(c->path));
         p = skip_str(p);
-        snprintf(c->call_id, sizeof(c->call_id), "%s", p);
+        ims_cstr_copy(p, c->call_id, sizeof(c->call_id));
         p = skip_str(p);
-        snprintf(c->instance, sizeof(c->instance), "%s", p);
+        ims_cstr_copy(p, c->instance, sizeof(c->instance));
         p = skip_str(p);
         r->ncontacts++;
     }
@@ -502,7 +502,7 @@ static int get_fn(void **val, bool room, void *ctx)
     if (!rec)
         return IMS_ENOENT;
     if (rec->alias) {
-        snprintf(g->alias, sizeof(g->alias), "%s", rec->data);
+        ims_cstr_copy(rec->data, g->alias, sizeof(g->alias));
         return 0;
     }
     unpack(rec, g->out);
@@ -523,14 +523,14 @@ static int lookup(struct ims_loc *l, ims_str impu, struct ims_reg *out)
     }
     /* an alias: one more hop (an alias never names another alias) */
     char key[IMS_REG_ID_MAX];
-    snprintf(key, sizeof(key), "%s", g.alias);
+    ims_cstr_copy(g.alias, key, sizeof(key));
     g.alias[0] = '\0';
     rc = cscf_table_with(l->t, ims_str_cstr(key), get_fn, &g);
     if (rc)
         return rc;
     if (!g.found)
         return IMS_ENOENT; /* a stale alias (its registration just went) */
-    snprintf(out->impu, sizeof(out->impu), "%s", key);
+    ims_cstr_copy(key, out->impu, sizeof(out->impu));
     return 0;
 }
 
@@ -546,7 +546,7 @@ static int prof_fn(void **val, bool room, void *ctx)
     if (!rec)
         return IMS_ENOENT;
     if (rec->alias)
-        snprintf(c->alias, sizeof(c->alias), "%s", rec->data);
+        ims_cstr_copy(rec->data, c->alias, sizeof(c->alias));
     else
         c->p = ims_profile_ref(rec->profile); /* under the shard's lock */
     return 0;
@@ -560,7 +560,7 @@ struct ims_profile *ims_loc_profile(struct ims_loc *l, ims_str impu)
         return NULL;
     if (c.alias[0]) { /* one more hop: an alias never names another alias */
         char key[IMS_REG_ID_MAX];
-        snprintf(key, sizeof(key), "%s", c.alias);
+        ims_cstr_copy(c.alias, key, sizeof(key));
         c.alias[0] = '\0';
         if (cscf_table_with(l->t, ims_str_cstr(key), prof_fn, &c) != 0)
             return NULL;
@@ -603,19 +603,19 @@ static int upd_fn(void **val, bool room, void *ctx)
     struct loc_rec *rec = *val;
     if (rec && rec->alias) {
         u->is_alias = true;
-        snprintf(u->alias_of, sizeof(u->alias_of), "%s", rec->data);
+        ims_cstr_copy(rec->data, u->alias_of, sizeof(u->alias_of));
         return 0;
     }
     char key[IMS_REG_ID_MAX];
-    snprintf(key, sizeof(key), "%s", u->r->impu);
+    ims_cstr_copy(u->r->impu, key, sizeof(key));
     u->r->profile = NULL;
     ims_reg_clear(u->r);
-    snprintf(u->r->impu, sizeof(u->r->impu), "%s", key);
+    ims_cstr_copy(key, u->r->impu, sizeof(u->r->impu));
     if (rec) {
         unpack(rec, u->r);
         const char *p = rec_impus(rec);
         for (size_t i = 0; i < rec->nimpu && i < IMS_REG_MAX_IMPUS; i++, p = skip_str(p + 1))
-            snprintf(u->old[u->nold++], IMS_REG_ID_MAX, "%s", p + 1);
+            ims_cstr_copy(p + 1, u->old[u->nold++], IMS_REG_ID_MAX);
     }
     ims_reg_expire_contacts(u->r, u->now);
     int rc = u->fn(u->r, u->fn_ctx);
@@ -687,7 +687,7 @@ int ims_loc_update(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg 
     if (rc == 0 && u.is_alias) {
         /* impu is an alias: update the registration it belongs to */
         u.is_alias = false;
-        snprintf(scratch->impu, sizeof(scratch->impu), "%s", u.alias_of);
+        ims_cstr_copy(u.alias_of, scratch->impu, sizeof(scratch->impu));
         rc = cscf_table_with(l->t, ims_str_cstr(u.alias_of), upd_fn, &u);
         if (rc == 0 && u.is_alias)
             rc = IMS_EPROTO; /* an alias of an alias: never made */

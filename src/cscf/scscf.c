@@ -193,7 +193,7 @@ static int item_vector(const struct ims_cscf *g, const struct cx_auth_item *it,
         memcpy(v->autn, it->authenticate.p + 16, 16);
         memcpy(v->xres, it->authorization.p, it->authorization.len);
         v->xres_len = it->authorization.len;
-        snprintf(v->realm, sizeof(v->realm), "%s", g->s_realm);
+        ims_cstr_copy(g->s_realm, v->realm, sizeof(v->realm));
         return 0;
     }
     if (!DIA_HAS(it, CX_ITEM_DIGEST) || !it->digest.ha1.len)
@@ -288,7 +288,7 @@ static void on_maa(int rc, const struct dia_ans *ans, void *ud)
                                      cscf_now_ms(), &b);
         ims_auth_vector_clear(&v);
         if (crc == 0)
-            snprintf(t->line[slot], CHAL_LINE_MAX, "%s", b.p);
+            ims_cstr_copy(b.p, t->line[slot], CHAL_LINE_MAX);
         else
             LOG_W("scscf", "event=challenge_failed impi=%s err=%s", t->impi, ims_strerror(crc));
         ims_buf_free(&b);
@@ -345,8 +345,11 @@ static int contact_lines(const struct ims_reg *r, int64_t now, struct ims_buf *b
     int rc = 0;
     for (size_t i = 0; i < r->ncontacts && rc == 0; i++) {
         int64_t left = r->contacts[i].expires - now;
-        rc = ims_buf_printf(b, "Contact: <%s>;expires=%lld\r\n", r->contacts[i].uri,
-                            (long long)(left > 0 ? left : 0));
+        char sec[IMS_U64_DEC_MAX];
+        rc = IMS_BUF_CAT(b, IMS_S("Contact: <"), ims_str_cstr(r->contacts[i].uri),
+                         IMS_S(">;expires="),
+                         ims_str_make(sec, ims_u64_dec(left > 0 ? (uint64_t)left : 0, sec)),
+                         IMS_S("\r\n"));
     }
     return rc;
 }
@@ -375,11 +378,11 @@ static int commit_fn(struct ims_reg *r, void *ctx)
         return IMS_EINVAL;
     }
     if (c->nids) {
-        snprintf(r->impi, sizeof(r->impi), "%s", c->t->impi);
-        snprintf(r->service_route, sizeof(r->service_route), "%s", g->s_service_route);
+        ims_cstr_copy(c->t->impi, r->impi, sizeof(r->impi));
+        ims_cstr_copy(g->s_service_route, r->service_route, sizeof(r->service_route));
         r->nimpu = 0;
         for (size_t i = 0; i < c->nids && r->nimpu < IMS_REG_MAX_IMPUS; i++) {
-            snprintf(r->impus[r->nimpu], IMS_REG_ID_MAX, "%s", c->ids[i]);
+            ims_cstr_copy(c->ids[i], r->impus[r->nimpu], IMS_REG_ID_MAX);
             r->barred[r->nimpu++] = c->barred[i];
         }
         if (r->profile != c->profile) {
@@ -394,8 +397,8 @@ static int commit_fn(struct ims_reg *r, void *ctx)
     for (size_t i = 0; rc == 0 && r->ncontacts && i < r->nimpu; i++) {
         if (r->barred[i])
             continue; /* TS 24.229 §5.4.1.2.2: barred identities are not listed */
-        rc = ims_buf_printf(c->hdrs, "%s<%s>", first ? "P-Associated-URI: " : ", ",
-                            r->impus[i]);
+        rc = IMS_BUF_CAT(c->hdrs, first ? IMS_S("P-Associated-URI: <") : IMS_S(", <"),
+                         ims_str_cstr(r->impus[i]), IMS_S(">"));
         first = false;
     }
     if (rc == 0 && !first)
@@ -424,7 +427,7 @@ static int id_cb(const struct ims_pub_id *id, void *ctx)
         if (strcmp(x->ids[i], id->identity) == 0)
             return 0;
     if (x->n < IMS_REG_MAX_IMPUS && strlen(id->identity) < IMS_REG_ID_MAX) {
-        snprintf(x->ids[x->n], IMS_REG_ID_MAX, "%s", id->identity);
+        ims_cstr_copy(id->identity, x->ids[x->n], IMS_REG_ID_MAX);
         x->barred[x->n++] = id->barred;
     }
     return 0;
@@ -498,7 +501,7 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
             goto out;
         }
         /* the implicit set: the registered identity first */
-        snprintf(ids[0], IMS_REG_ID_MAX, "%s", t->impu);
+        ims_cstr_copy(t->impu, ids[0], IMS_REG_ID_MAX);
         barred[0] = false;
         struct id_ctx x = { ids, barred, 1, false, t->impu };
         ims_profile_each_id(prof, id_cb, &x);
@@ -532,9 +535,10 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     if (!dereg && hdrs.len) {
         int hrc = 0;
         if (path.len)
-            hrc = ims_buf_printf(&hdrs, "Path: %.*s\r\n", IMS_SF(ims_buf_str(&path)));
+            hrc = IMS_BUF_CAT(&hdrs, IMS_S("Path: "), ims_buf_str(&path), IMS_S("\r\n"));
         if (hrc == 0)
-            hrc = ims_buf_printf(&hdrs, "Service-Route: %s\r\n", g->s_service_route);
+            hrc = IMS_BUF_CAT(&hdrs, IMS_S("Service-Route: "), ims_str_cstr(g->s_service_route),
+                              IMS_S("\r\n"));
         if (hrc) {
             finish(t, 500, NULL, IMS_STR_NULL);
             goto out;
@@ -756,8 +760,8 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     }
     t->r = r;
     t->pol = g->pol;
-    snprintf(t->impu, sizeof(t->impu), "%s", impu);
-    snprintf(t->impi, sizeof(t->impi), "%s", impi);
+    ims_cstr_copy(impu, t->impu, sizeof(t->impu));
+    ims_cstr_copy(impi, t->impi, sizeof(t->impi));
     cscf_pend_add(w, &t->pend, txn_free);
     ims_proxy_req_hold(r);
     ims_str btok;

@@ -77,11 +77,12 @@ bool ims_xml_fragment_ok(ims_str frag)
 
 static int el(struct ims_buf *b, const char *name, ims_str text)
 {
-    int rc = ims_buf_printf(b, "<%s>", name);
+    ims_str n = ims_str_cstr(name);
+    int rc = IMS_BUF_CAT(b, IMS_S("<"), n, IMS_S(">"));
     if (rc == 0)
         rc = ims_xml_escape(b, text);
     if (rc == 0)
-        rc = ims_buf_printf(b, "</%s>", name);
+        rc = IMS_BUF_CAT(b, IMS_S("</"), n, IMS_S(">"));
     return rc;
 }
 

@@ -133,10 +133,11 @@ static int build_uac(struct proxy_req *r, const struct proxy_iface *ifc,
                      const struct sip_dest *d, ims_str branch, struct ims_buf *b)
 {
     char via[PROXY_HOSTPORT_MAX + SIP_BRANCH_MAX + 64];
-    int vn = snprintf(via, sizeof(via), "SIP/2.0/%s %s:%u;branch=%.*s%s",
-                      ims_proto_name(d->proto), ifc->host, (unsigned)ifc->port, IMS_SF(branch),
-                      d->proto == SIP_PROTO_UDP ? ";rport" : "");
-    if (vn <= 0 || (size_t)vn >= sizeof(via))
+    size_t vn = IMS_STR_JOIN(via, sizeof(via), IMS_S("SIP/2.0/"),
+                             ims_str_cstr(ims_proto_name(d->proto)), IMS_S(" "),
+                             ims_str_make(ifc->hostport, ifc->hostport_len), IMS_S(";branch="),
+                             branch, d->proto == SIP_PROTO_UDP ? IMS_S(";rport") : IMS_STR_NULL);
+    if (vn == SIZE_MAX)
         return IMS_ELIMIT;
     struct sip_req_spec s = {
         .method = r->method,
@@ -182,15 +183,13 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
             return IMS_EPROTO;
         }
         mname = m->method_name;
-        char hostport[PROXY_HOSTPORT_MAX + 8];
-        int hn = snprintf(hostport, sizeof(hostport), "%s:%u", ifc->host, (unsigned)ifc->port);
         char rr0[PROXY_HOSTPORT_MAX + 40], rr1[PROXY_HOSTPORT_MAX + 40];
         struct px_fwd_args a = {
             .ruri = spec_str(r, r->s_ruri, r->l_ruri),
             .npop = r->npop,
             .strict_fix = r->strict_fix,
             .via_proto = ims_str_cstr(ims_proto_name(d->proto)),
-            .via_host = ims_str_make(hostport, hn > 0 ? (size_t)hn : 0),
+            .via_host = ims_str_make(ifc->hostport, ifc->hostport_len),
             .branch = br,
             .rport = d->proto == SIP_PROTO_UDP,
             .rx = &r->rx,
@@ -778,13 +777,11 @@ void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
     char branch[24] = "z9hG4bKS";
     for (int k = 0; k < 8; k++)
         branch[8 + k] = hexd[(h >> (28 - 4 * k)) & 15];
-    char hostport[PROXY_HOSTPORT_MAX + 8];
-    int hn = snprintf(hostport, sizeof(hostport), "%s:%u", ifc->host, (unsigned)ifc->port);
     struct px_fwd_args a = {
         .npop = npop,
         .strict_fix = strict_fix,
         .via_proto = ims_str_cstr(ims_proto_name(d->proto)),
-        .via_host = ims_str_make(hostport, hn > 0 ? (size_t)hn : 0),
+        .via_host = ims_str_make(ifc->hostport, ifc->hostport_len),
         .branch = ims_str_make(branch, 16),
         .rport = d->proto == SIP_PROTO_UDP,
         .rx = rx,

@@ -437,6 +437,11 @@ size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, char *ou
     const char *tp = proto == SIP_PROTO_TCP ? ";transport=tcp"
                      : proto == SIP_PROTO_TLS ? ";transport=tls"
                                               : "";
-    int n = snprintf(out, outsz, "<sip:%s:%u%s;lr>", ifc->host, (unsigned)ifc->port, tp);
-    return n > 0 && (size_t)n < outsz ? (size_t)n : 0;
+    /* host and port, not ifc->hostport: callers pass copies with the port
+     * the request arrived on */
+    char port[IMS_U64_DEC_MAX];
+    size_t n = IMS_STR_JOIN(out, outsz, IMS_S("<sip:"), ims_str_cstr(ifc->host), IMS_S(":"),
+                            ims_str_make(port, ims_u64_dec(ifc->port, port)), ims_str_cstr(tp),
+                            IMS_S(";lr>"));
+    return n == SIZE_MAX ? 0 : n;
 }

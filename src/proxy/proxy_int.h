@@ -52,6 +52,10 @@ struct proxy_iface {
     bool ok;
     char host[PROXY_HOSTPORT_MAX]; /* IPv6 in brackets */
     uint16_t port;
+    /* "host:port", written once: every Via, Record-Route and branch key of
+     * a forward used to format it */
+    char hostport[PROXY_HOSTPORT_MAX + 8];
+    size_t hostport_len;
 };
 
 enum { PX_FAM_V4 = 0, PX_FAM_V6 = 1 };

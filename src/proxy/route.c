@@ -179,6 +179,12 @@ const struct proxy_iface *px_iface(struct ims_proxy *p, enum sip_proto proto, in
         ifc->host[k++] = ']';
     ifc->host[k] = '\0';
     ifc->port = ims_addr_port(&a);
+    char port[IMS_U64_DEC_MAX];
+    ifc->hostport_len = IMS_STR_JOIN(ifc->hostport, sizeof(ifc->hostport),
+                                     ims_str_make(ifc->host, k), IMS_S(":"),
+                                     ims_str_make(port, ims_u64_dec(ifc->port, port)));
+    if (ifc->hostport_len == SIZE_MAX) /* host was checked against a smaller bound */
+        return NULL;
     ifc->ok = true;
     return ifc;
 }

@@ -34,9 +34,8 @@ static void w_cstr(struct w *w, const char *s)
 
 static void w_u64(struct w *w, unsigned long long v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", v);
-    w_add(w, tmp, (size_t)n);
+    char tmp[IMS_U64_DEC_MAX];
+    w_add(w, tmp, ims_u64_dec(v, tmp));
 }
 
 /* "Name: value\r\n" */

@@ -374,10 +374,10 @@ bool st_valid_text(ims_str v, size_t max)
 /* "impi:<identity>:<field>" - the row and field a ciphertext belongs to. */
 static int make_ad(ims_str impi, const char *field, char *ad, size_t cap, ims_str *out)
 {
-    int n = snprintf(ad, cap, "impi:%.*s:%s", IMS_SF(impi), field);
-    if (n < 0 || (size_t)n >= cap)
+    size_t n = IMS_STR_JOIN(ad, cap, IMS_S("impi:"), impi, IMS_S(":"), ims_str_cstr(field));
+    if (n == SIZE_MAX)
         return IMS_EINVAL;
-    *out = ims_str_make(ad, (size_t)n);
+    *out = ims_str_make(ad, n);
     return 0;
 }
 

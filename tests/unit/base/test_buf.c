@@ -55,9 +55,26 @@ static void test_alloc_failure(void **s)
     ims_buf_free(&b);
 }
 
+/* ims_buf_add_strs appends every part or, past the cap, empties the
+ * buffer like every other append. */
+static void test_add_strs(void **s)
+{
+    (void)s;
+    struct ims_buf b;
+    ims_buf_init(&b, 10);
+    assert_int_equal(IMS_BUF_CAT(&b, IMS_S("ab"), IMS_STR_NULL, IMS_S("cde")), 0);
+    assert_int_equal(IMS_BUF_CAT(&b, IMS_S("fghij")), 0); /* exactly the cap */
+    assert_string_equal(b.p, "abcdefghij");
+    assert_int_equal(b.len, 10);
+    assert_int_equal(IMS_BUF_CAT(&b, IMS_S("k")), IMS_ELIMIT);
+    assert_int_equal(b.len, 0);
+    ims_buf_free(&b);
+}
+
 const struct CMUnitTest buf_tests[] = {
     cmocka_unit_test(test_append_and_cap),
     cmocka_unit_test(test_printf_cap),
     cmocka_unit_test(test_alloc_failure),
+    cmocka_unit_test(test_add_strs),
 };
 const size_t buf_ntests = sizeof(buf_tests) / sizeof(buf_tests[0]);

@@ -1,3 +1,5 @@
+#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -94,11 +96,39 @@ static void test_until_nul(void **s)
     assert_int_equal(out.len, 3); /* a NUL byte is data, not a stop */
 }
 
+/* The formatting-free writers that replaced snprintf in the request path:
+ * a join never cuts (all or ""), a copy cuts like snprintf, decimals are
+ * snprintf's "%llu". */
+static void test_join_copy_dec(void **s)
+{
+    (void)s;
+    char d[8], num[IMS_U64_DEC_MAX + 1], want[32];
+    assert_int_equal(IMS_STR_JOIN(d, sizeof(d), IMS_S("ab"), IMS_STR_NULL, IMS_S("cd")), 4);
+    assert_string_equal(d, "abcd");
+    assert_int_equal(IMS_STR_JOIN(d, sizeof(d), IMS_S("abc"), IMS_S("defg")), 7); /* exact */
+    assert_string_equal(d, "abcdefg");
+    assert_int_equal(IMS_STR_JOIN(d, sizeof(d), IMS_S("abcd"), IMS_S("efgh")), SIZE_MAX);
+    assert_string_equal(d, "");
+    assert_int_equal(ims_str_join(d, 0, NULL, 0), SIZE_MAX);
+    assert_int_equal(ims_cstr_copy("abcdefghij", d, sizeof(d)), 10);
+    assert_string_equal(d, "abcdefg");
+    assert_int_equal(ims_cstr_copy(NULL, d, sizeof(d)), 0);
+    assert_string_equal(d, "");
+    const uint64_t vs[] = { 0, 7, 10, 65535, 4294967296ull, UINT64_MAX };
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        size_t n = ims_u64_dec(vs[i], num);
+        num[n] = '\0';
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)vs[i]);
+        assert_string_equal(num, want);
+    }
+}
+
 const struct CMUnitTest str_tests[] = {
     cmocka_unit_test(test_eq),
     cmocka_unit_test(test_trim_chr),
     cmocka_unit_test(test_to_u64),
     cmocka_unit_test(test_cursor_guarded),
     cmocka_unit_test(test_until_nul),
+    cmocka_unit_test(test_join_copy_dec),
 };
 const size_t str_ntests = sizeof(str_tests) / sizeof(str_tests[0]);
