@@ -214,8 +214,10 @@ static void jw_observer(struct jw *w, const char *role)
     char type[64], id[128];
     role = role ? role : "imscloud";
     pthread_once(&g_host_once, read_host);
-    snprintf(type, sizeof(type), "service/ims/%s", role);
-    snprintf(id, sizeof(id), "imscloud:%s:%s", g_host, role);
+    /* a role name is short: too long a one would leave "" (never cut) */
+    IMS_STR_JOIN(type, sizeof(type), IMS_S("service/ims/"), ims_str_cstr(role));
+    IMS_STR_JOIN(id, sizeof(id), IMS_S("imscloud:"), ims_str_cstr(g_host), IMS_S(":"),
+                 ims_str_cstr(role));
     jw_resource(w, "observer", type, ims_str_cstr(id), ims_str_cstr(role), IMS_STR_NULL);
 }
 

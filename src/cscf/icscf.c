@@ -100,7 +100,7 @@ static void add_cand(struct ic_txn *t, ims_str uri)
     for (size_t i = 0; i < t->ncand; i++)
         if (strcmp(t->cand[i], u) == 0)
             return;
-    snprintf(t->cand[t->ncand++], CSCF_URI_MAX, "%s", u);
+    ims_cstr_copy(u, t->cand[t->ncand++], CSCF_URI_MAX);
 }
 
 static bool has_cap(const uint32_t *caps, size_t n, uint32_t c)
@@ -436,8 +436,8 @@ static void ic_register(struct cscf_worker *w, struct proxy_req *r, const struct
         return;
     }
     t->reg = true;
-    snprintf(t->impu, sizeof(t->impu), "%s", impu);
-    snprintf(t->impi, sizeof(t->impi), "%s", impi);
+    ims_cstr_copy(impu, t->impu, sizeof(t->impu));
+    ims_cstr_copy(impi, t->impi, sizeof(t->impi));
     /* RFC 7315 P-Visited-Network-ID, unquoted; none: the home network */
     const struct sip_hdr *v = ims_sip_hdr_first(m, SIP_H_P_VISITED_NETWORK_ID);
     ims_str vn = v ? ims_str_trim(v->value) : ims_str_cstr(cfg->dia_realm);
@@ -468,7 +468,7 @@ static void ic_locate(struct cscf_worker *w, struct proxy_req *r, const struct s
         ims_proxy_reply(r, 503, "Out Of Memory", NULL);
         return;
     }
-    snprintf(t->impu, sizeof(t->impu), "%s", impu);
+    ims_cstr_copy(impu, t->impu, sizeof(t->impu));
     struct cx_lir q;
     memset(&q, 0, sizeof(q));
     q.impu = ims_str_cstr(t->impu);

@@ -122,7 +122,7 @@ static void keep(struct ims_cscf *g, const char *impu, const char *impi, struct 
     int rc = IMS_ENOMEM;
     if (r) {
         r->prof = ims_profile_ref(prof);
-        snprintf(r->impi, sizeof(r->impi), "%s", impi);
+        ims_cstr_copy(impi, r->impi, sizeof(r->impi));
         rc = cscf_table_with(g->tp_profiles, ims_str_cstr(impu), put_fn, r);
     }
     if (rc)
@@ -261,9 +261,9 @@ static int send_one(struct cscf_worker *w, const struct tp_event *e, const struc
         goto out;
     c->dereg = e->reg_type == TP_DE;
     c->terminate = f->default_handling == 1;
-    snprintf(c->impu, sizeof(c->impu), "%s", e->impu);
-    snprintf(c->impi, sizeof(c->impi), "%s", e->impi);
-    snprintf(c->as, sizeof(c->as), "%s", f->server_name);
+    ims_cstr_copy(e->impu, c->impu, sizeof(c->impu));
+    ims_cstr_copy(e->impi, c->impi, sizeof(c->impi));
+    ims_cstr_copy(f->server_name, c->as, sizeof(c->as));
     struct proxy_uac_req rq = {
         .method = IMS_S("REGISTER"),
         .ruri = ims_str_cstr(f->server_name),
@@ -416,10 +416,10 @@ static struct ims_profile *current(struct cscf_worker *w, const char *impu, char
     int64_t now = cscf_now_s();
     struct ims_profile *prof = NULL;
     *expires = 0;
-    snprintf(key, IMS_REG_ID_MAX, "%s", impu);
+    ims_cstr_copy(impu, key, IMS_REG_ID_MAX);
     if (ims_loc_get(w->g->loc, ims_str_cstr(impu), now, r) == 0) {
         prof = ims_profile_ref(r->profile);
-        snprintf(key, IMS_REG_ID_MAX, "%s", r->impu);
+        ims_cstr_copy(r->impu, key, IMS_REG_ID_MAX);
         for (size_t i = 0; i < r->ncontacts; i++)
             if (r->contacts[i].expires - now > *expires)
                 *expires = (long)(r->contacts[i].expires - now);

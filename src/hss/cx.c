@@ -67,7 +67,7 @@ static void echo(struct hss_result *r, ims_str impi, ims_str impu)
 
 static void set_server_name(struct hss_result *r, const char *name)
 {
-    snprintf(r->server_name, sizeof(r->server_name), "%s", name);
+    ims_cstr_copy(name, r->server_name, sizeof(r->server_name));
     r->ans.server_name = ims_str_cstr(r->server_name);
     DIA_SET(&r->ans, DIA_ANS_SERVER);
 }
@@ -149,7 +149,7 @@ static int caps_cb(void *ctx, const char *name, const uint32_t *caps, size_t n)
             return 0;
     }
     if (k->n_names < CX_MAX_NAMES) {
-        snprintf(c->r->names[k->n_names], IMS_STORE_ID_MAX, "%s", name);
+        ims_cstr_copy(name, c->r->names[k->n_names], IMS_STORE_ID_MAX);
         k->names[k->n_names] = ims_str_cstr(c->r->names[k->n_names]);
         k->n_names++;
         DIA_SET(k, 2);
@@ -493,8 +493,8 @@ static void ks_digest_ha1(const struct hss_ks_secret *ks, enum ims_digest_alg al
     *ar = IMS_HSS_AUTH_SCHEME_NOT_SUPPORTED;
     if (!ks->has_ha1[alg])
         return;
-    snprintf(s->ha1, sizeof(s->ha1), "%s", ks->ha1[alg]);
-    snprintf(s->realm, sizeof(s->realm), "%s", ks->realm);
+    ims_cstr_copy(ks->ha1[alg], s->ha1, sizeof(s->ha1));
+    ims_cstr_copy(ks->realm, s->realm, sizeof(s->realm));
     *ar = IMS_HSS_AUTH_OK;
 }
 
@@ -604,7 +604,7 @@ static int impi_cb(void *ctx, const struct ims_impi_rec *rec)
 {
     struct impi_ctx *c = ctx;
     if (c->n < CX_MAX_ASSOC) {
-        snprintf(c->r->assoc[c->n], IMS_STORE_ID_MAX, "%s", rec->identity);
+        ims_cstr_copy(rec->identity, c->r->assoc[c->n], IMS_STORE_ID_MAX);
         c->n++;
     }
     return 0;
@@ -919,7 +919,7 @@ int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct
         }
         /* slices into arr would dangle: keep the identities in res->names */
         for (size_t i = 0; rc == 0 && i < n && i < CX_MAX_NAMES; i++) {
-            snprintf(res->names[i], IMS_STORE_ID_MAX, "%s", arr[i].identity);
+            ims_cstr_copy(arr[i].identity, res->names[i], IMS_STORE_ID_MAX);
             targets[nt++] = ims_str_cstr(res->names[i]);
         }
         ims_free(arr);
