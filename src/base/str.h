@@ -49,8 +49,8 @@ size_t ims_str_copy(ims_str s, char *dst, size_t dstsz);
  * without the formatting machinery.  Returns strlen(src). */
 size_t ims_cstr_copy(const char *src, char *dst, size_t dstsz);
 /* dst = parts[0] parts[1] ... parts[n-1] with a NUL.  Returns the length,
- * or IMS_ELIMIT-like failure as SIZE_MAX (dst then "") when it does not fit
- * in dstsz - 1 bytes: a key or label is never silently cut. */
+ * or SIZE_MAX (dst then "") when the parts do not fit in dstsz - 1 bytes:
+ * a key or a label is never silently cut. */
 size_t ims_str_join(char *dst, size_t dstsz, const ims_str *parts, size_t n);
 #define IMS_STR_JOIN(dst, dstsz, ...)                                                       \
     ims_str_join((dst), (dstsz), (const ims_str[]){ __VA_ARGS__ },                          \

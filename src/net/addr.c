@@ -103,14 +103,10 @@ int ims_addr_parse(ims_str s, uint16_t default_port, struct ims_addr *out)
 /* v (at most 65535) in decimal at out, no NUL: its length */
 static size_t put_dec(unsigned v, char *out)
 {
-    char d[5];
-    size_t n = 0, k = 0;
-    do
-        d[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n)
-        out[k++] = d[--n];
-    return k;
+    char d[IMS_U64_DEC_MAX];
+    size_t n = ims_u64_dec(v, d);
+    memcpy(out, d, n);
+    return n;
 }
 
 static size_t put_ipv4(const struct in_addr *in, char out[INET_ADDRSTRLEN])
@@ -124,17 +120,6 @@ static size_t put_ipv4(const struct in_addr *in, char out[INET_ADDRSTRLEN])
     }
     out[n] = '\0';
     return n;
-}
-
-/* snprintf(buf, bufsz, "%s", s) for s of length n */
-static void put_str(char *buf, size_t bufsz, const char *s, size_t n)
-{
-    if (bufsz == 0)
-        return;
-    if (n >= bufsz)
-        n = bufsz - 1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
 }
 
 const char *ims_addr_host(const struct ims_addr *a, char *buf, size_t bufsz)
@@ -181,7 +166,7 @@ const char *ims_addr_str(const struct ims_addr *a, char *buf, size_t bufsz)
         size_t n = put_ipv4(&((const struct sockaddr_in *)&a->ss)->sin_addr, s);
         s[n++] = ':';
         n += put_dec(ims_addr_port(a), s + n);
-        put_str(buf, bufsz, s, n);
+        ims_str_copy(ims_str_make(s, n), buf, bufsz);
         return buf;
     }
     ims_addr_host(a, host, sizeof(host));

@@ -72,13 +72,8 @@ static void ar_cstr(struct arena *a, const char *s)
 
 static void ar_u(struct arena *a, unsigned long v)
 {
-    char tmp[24];
-    size_t k = sizeof(tmp);
-    do {
-        tmp[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    ar_put(a, tmp + k, sizeof(tmp) - k);
+    char tmp[IMS_U64_DEC_MAX];
+    ar_put(a, tmp, ims_u64_dec(v, tmp));
 }
 
 static ims_str ar_end(struct arena *a)
