@@ -115,6 +115,18 @@ pick_ports() {
     local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} " p tries=0 name
     local lo=$((28000 + 120 * $(port_block)))
     local hi=$((lo + 119))
+    # and so are the last 60 ports handed out to any test of this fixture
+    # (tests run side by side): a port chosen but not bound yet, or still
+    # named by a finished test's iFC or contact, would bring another test's
+    # request to this one's sipp (seen: an INVITE for an AS of sess_ifc_as
+    # at thirdparty_fail's AS)
+    local recent=${FIXDIR:-}/ports.recent lockfd=
+    if [ -n "${FIXDIR:-}" ] && [ -d "$FIXDIR" ]; then
+        exec {lockfd}>>"$recent.lock"
+        flock "$lockfd"
+        : >>"$recent"
+        taken="$taken$(tail -n 60 "$recent" | tr '\n' ' ') "
+    fi
     p=$((lo + RANDOM % 120))
     for name in "$@"; do
         while :; do
@@ -128,7 +140,12 @@ pick_ports() {
         done
         printf -v "$name" '%s' "$p"
         taken="$taken$p "
+        [ -z "$lockfd" ] || echo "$p" >>"$recent"
     done
+    if [ -n "$lockfd" ]; then
+        flock -u "$lockfd"
+        exec {lockfd}>&-
+    fi
 }
 
 # ---------------------------------------------------------------- processes
