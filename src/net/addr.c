@@ -97,9 +97,6 @@ int ims_addr_parse(ims_str s, uint16_t default_port, struct ims_addr *out)
     return 0;
 }
 
-/* "a.b.c.d" of an IPv4 address (network order) into out: its length.  By
- * hand: inet_ntop's and snprintf's formatting showed in the profile of a
- * registration (bench/ims), which prints the UE's address several times. */
 /* v (at most 65535) in decimal at out, no NUL: its length */
 static size_t put_dec(unsigned v, char *out)
 {
@@ -109,6 +106,9 @@ static size_t put_dec(unsigned v, char *out)
     return n;
 }
 
+/* "a.b.c.d" of an IPv4 address (network order) into out: its length.  By
+ * hand: inet_ntop's and snprintf's formatting showed in the profile of a
+ * registration (bench/ims), which prints the UE's address several times. */
 static size_t put_ipv4(const struct in_addr *in, char out[INET_ADDRSTRLEN])
 {
     const uint8_t *b = (const uint8_t *)&in->s_addr;

@@ -52,8 +52,9 @@ struct proxy_iface {
     bool ok;
     char host[PROXY_HOSTPORT_MAX]; /* IPv6 in brackets */
     uint16_t port;
-    /* "host:port", written once: every Via, Record-Route and branch key of
-     * a forward used to format it */
+    /* "host:port", written once: every forward's Via used to format it
+     * (Record-Route is not from it: px_rr_value takes copies whose port is
+     * the one the request arrived on) */
     char hostport[PROXY_HOSTPORT_MAX + 8];
     size_t hostport_len;
 };
