@@ -633,6 +633,13 @@ int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_ad
     return send_local(tp, proto, dst, conn_id, buf, len, false);
 }
 
+bool ims_sip_tp_conn_open(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *peer)
+{
+    if (proto != SIP_PROTO_TCP && proto != SIP_PROTO_TLS)
+        return false;
+    return ims_tp_conn_by_peer(tp, proto, peer) || dir_lookup_other(tp, proto, peer) != 0;
+}
+
 int ims_sip_tp_local(const struct sip_tp *tp, enum sip_proto proto, int family,
                      struct ims_addr *out)
 {

@@ -195,6 +195,11 @@ void ims_sip_tp_free(struct sip_tp *tp);
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
                     uint64_t conn_id, const char *buf, size_t len);
 
+/* Whether a TCP/TLS connection to peer is open on any worker (accepted or
+ * opened): an RFC 5626 flow to a UE lives only as long as its connection.
+ * False for UDP and other protos. */
+bool ims_sip_tp_conn_open(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *peer);
+
 /* Whether ims_sip_tp_send(tp, proto, dst, ...) hands the message over
  * in-process (UDP to one of our own listeners, udp_local.c) rather than to
  * the kernel: then nothing is lost on the way, and the transaction layer
@@ -219,6 +224,7 @@ struct sip_tp_stats {
     uint64_t acl_denied; /* datagrams dropped, connections closed by security groups */
     uint64_t local_msgs; /* UDP messages to our own listeners, handed over in-process */
     uint64_t spread_out; /* UDP requests handed to the worker of their Call-ID */
+    uint64_t stun_answered; /* STUN Binding requests answered (RFC 5626 keep-alives) */
 };
 void ims_sip_tp_stats(const struct sip_tp *tp, struct sip_tp_stats *out);
 

@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "net/net_int.h"
+#include "net/stun.h"
 
 static bool only_crlf(const char *p, size_t n)
 {
@@ -36,6 +37,23 @@ static int32_t queue_ms(const struct msghdr *h, const struct timespec *now)
         return ms < 0 ? 0 : ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
     }
     return -1;
+}
+
+/* RFC 5626 §8: a STUN Binding request on a SIP UDP port is a UE's
+ * keep-alive; the answer leaves from the socket it came to, so it takes
+ * the NAT binding the UE is keeping open. */
+static void stun_answer(struct sip_listener *l, const uint8_t *p, size_t len,
+                        const struct ims_addr *src)
+{
+    uint8_t out[IMS_STUN_RSP_MAX];
+    size_t n = ims_stun_answer(p, len, src, out);
+    if (n == 0)
+        return;
+    if (sendto(l->fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&src->ss,
+               src->len) == (ssize_t)n) {
+        l->tp->stats.tx_bytes += n;
+        l->tp->stats.stun_answered++;
+    }
 }
 
 static void read_batches(struct sip_listener *l);
@@ -109,6 +127,10 @@ static void read_batches(struct sip_listener *l)
             tp->stats.rx_bytes += len;
             if (len == 0 || only_crlf(p, len))
                 continue; /* keep-alive */
+            if (ims_stun_looks_like((const uint8_t *)p, len)) {
+                stun_answer(l, (const uint8_t *)p, len, &src); /* RFC 5626 keep-alive */
+                continue;
+            }
             unsigned owner = ims_udp_spread_owner(tp, p, len);
             if (owner != tp->idx &&
                 ims_udp_spread_queue(tp, owner, l, p, len, &src, tp->udp_queue_ms) == 0)

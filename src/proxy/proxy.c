@@ -185,6 +185,12 @@ out_free:
     return rc;
 }
 
+bool ims_proxy_conn_open(const struct ims_proxy *p, enum sip_proto proto,
+                         const struct ims_addr *peer)
+{
+    return !p->tp || ims_sip_tp_conn_open(p->tp, proto, peer);
+}
+
 void ims_proxy_set_tp(struct ims_proxy *p, struct sip_tp *tp)
 {
     struct proxy_io io = {

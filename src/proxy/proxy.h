@@ -114,6 +114,11 @@ int ims_proxy_new(struct proxy_shared *sh, unsigned worker_idx, struct ims_loop 
                   struct ims_resolver *res, struct ims_proxy **out);
 /* The transport to send with and to learn our addresses from. */
 void ims_proxy_set_tp(struct ims_proxy *p, struct sip_tp *tp);
+/* Whether a TCP/TLS connection to peer is open (ims_sip_tp_conn_open);
+ * true when the proxy has no transport of its own (a test seam's io),
+ * which cannot tell. */
+bool ims_proxy_conn_open(const struct ims_proxy *p, enum sip_proto proto,
+                         const struct ims_addr *peer);
 /* The transport's rx callback (ctx = the proxy). */
 void ims_proxy_rx(void *ctx, const struct sip_tp_rx *rx);
 /* Frees the proxy and its transactions (no callbacks run), with the loop

@@ -1,7 +1,8 @@
 /* fuzz_sip_msg.c - libFuzzer harness for the SIP parser and builder.
  *
  * One input is one datagram / stream buffer.  It runs ims_sip_parse() in both
- * modes, ims_sip_frame(), ims_sip_validate(), every on-demand parser over
+ * modes, ims_sip_frame(), ims_sip_validate(), the STUN answer (stun.h: the
+ * UDP transport offers every datagram to it), every on-demand parser over
  * every header value (and every list element), the response builder, and
  * for messages that parse, the rewrite and the CANCEL/ACK builders.  The
  * same function is called by the unit tests on guard-page buffers and by
@@ -10,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "net/stun.h"
 #include "sip/build.h"
 #include "sip/msg.h"
 
@@ -146,9 +149,28 @@ static int run(const char *buf, size_t len, bool stream)
     return rc;
 }
 
+/* A datagram may be STUN (udp.c offers it to the demultiplexer first):
+ * the answer fits its buffer and is a whole message or nothing. */
+static void run_stun(const uint8_t *data, size_t size)
+{
+    static struct ims_addr src4, src6;
+    if (ims_addr_family(&src4) == AF_UNSPEC) {
+        ims_addr_parse(IMS_S("192.0.2.1:32853"), 0, &src4);
+        ims_addr_parse(IMS_S("[2001:db8::1]:5060"), 0, &src6);
+    }
+    uint8_t out[IMS_STUN_RSP_MAX];
+    for (int i = 0; i < 2; i++) {
+        size_t r = ims_stun_answer(data, size, i ? &src6 : &src4, out);
+        CHECK(r == 0 || (r >= IMS_STUN_HDR && r <= IMS_STUN_RSP_MAX && r % 4 == 0));
+        CHECK(r == 0 || (size_t)(out[2] << 8 | out[3]) == r - IMS_STUN_HDR);
+        CHECK(r == 0 || ims_stun_looks_like(data, size));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
+    run_stun(data, size);
     run(buf, size, false);
     int src = run(buf, size, true);
     size_t skip = 0;

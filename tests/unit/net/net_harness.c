@@ -261,6 +261,25 @@ int w_local(struct worker *w, enum sip_proto proto, int family, struct ims_addr 
     return a.rc;
 }
 
+struct open_args {
+    enum sip_proto proto;
+    const struct ims_addr *peer;
+    bool open;
+};
+
+static void open_fn(struct worker *w, void *arg)
+{
+    struct open_args *a = arg;
+    a->open = ims_sip_tp_conn_open(w->tp, a->proto, a->peer);
+}
+
+bool w_conn_open(struct worker *w, enum sip_proto proto, const struct ims_addr *peer)
+{
+    struct open_args a = { proto, peer, false };
+    worker_call(w, open_fn, &a);
+    return a.open;
+}
+
 bool w_wait_stat(struct worker *w, size_t offset, uint64_t want, int ms)
 {
     for (int waited = 0;; waited += 10) {

@@ -61,6 +61,7 @@ int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, u
            const char *buf, size_t len);
 void w_stats(struct worker *w, struct sip_tp_stats *out);
 int w_local(struct worker *w, enum sip_proto proto, int family, struct ims_addr *out);
+bool w_conn_open(struct worker *w, enum sip_proto proto, const struct ims_addr *peer);
 /* Polls w_stats until pred holds or ms pass. */
 bool w_wait_stat(struct worker *w, size_t offset, uint64_t want, int ms);
 #define STAT_OFF(field) offsetof(struct sip_tp_stats, field)
@@ -80,5 +81,6 @@ int run_addr_tests(void);
 int run_transport_tests(void);
 int run_tls_tests(void);
 int run_resolve_tests(void);
+int run_stun_tests(void);
 
 #endif

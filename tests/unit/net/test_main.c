@@ -18,5 +18,6 @@ int main(void)
     failed += run_transport_tests();
     failed += run_tls_tests();
     failed += run_resolve_tests();
+    failed += run_stun_tests();
     return failed ? 1 : 0;
 }

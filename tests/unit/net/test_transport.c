@@ -554,6 +554,10 @@ static void test_tcp_reuse_accepted(void **state)
     assert_true(rxlog_wait(&fx.log, 1, 2000));
     struct rx_rec r = rxlog_get(&fx.log, 0);
 
+    /* the connection is open (an RFC 5626 flow lives as long as it), on TCP only */
+    assert_true(w_conn_open(&fx.w[0], SIP_PROTO_TCP, &r.src));
+    assert_false(w_conn_open(&fx.w[0], SIP_PROTO_TLS, &r.src));
+    assert_false(w_conn_open(&fx.w[0], SIP_PROTO_UDP, &r.src));
     /* by source address only: RFC 3261 §18.2.2 */
     assert_int_equal(w_send(&fx.w[0], SIP_PROTO_TCP, &r.src, 0, "SIP/2.0 200 OK\r\n\r\n", 19), 0);
     assert_true(recv_exact(fd, back, 19));
@@ -569,6 +573,7 @@ static void test_tcp_reuse_accepted(void **state)
     /* a stale conn_id without a destination has nowhere to go */
     close(fd);
     assert_true(w_wait_stat(&fx.w[0], STAT_OFF(conns_current), 0, 2000));
+    assert_false(w_conn_open(&fx.w[0], SIP_PROTO_TCP, &r.src));
     assert_int_equal(w_send(&fx.w[0], SIP_PROTO_TCP, NULL, r.conn_id, msg, len), IMS_ENOENT);
     fx_stop(&fx);
 }
@@ -685,6 +690,8 @@ static void test_two_workers(void **state)
         assert_int_equal(r.conn_id >> 56, r.worker);
         seen[r.worker]++;
         struct worker *other = &fx.w[1 - r.worker];
+        /* the other worker sees it open too (the shared directory) */
+        assert_true(w_conn_open(other, SIP_PROTO_TCP, &r.src));
         assert_int_equal(w_send(other, SIP_PROTO_TCP, NULL, r.conn_id, msg, len), 0);
         assert_true(recv_exact(fd, back, len));
         assert_memory_equal(back, msg, len);
