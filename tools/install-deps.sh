@@ -15,6 +15,7 @@ test_pkgs=(libcmocka-dev clang libclang-rt-14-dev llvm-14 libosip2-dev sip-teste
            baresip-core # baresip-core: /usr/bin/baresip without the GTK front end (t_baresip.sh)
            sipvicious # svmap: tests/e2e/acl (security groups seen by a scanner)
            dnsmasq-base # a DNS server with SRV records on loopback (tests/e2e/ims icscf_dns)
+           stun-client coturn # STUN clients (RFC 3489 and RFC 8489) for the keep-alive answer (tests/e2e/ims t_outbound.sh)
            python3-oslo.policy # the policy engine differential test (tests/diff/policy)
            keystone uwsgi-core uwsgi-plugin-python3 python3-openstackclient # tests/e2e/keystone
            python3-keystoneclient python3-nova python3-placement python3-glance python3-neutron curl) # tests/e2e/openstack (Nova with the fake driver, no services)

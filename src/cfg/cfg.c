@@ -228,6 +228,11 @@ static const struct key keys[] = {
       "RFC 3329 security agreement with TLS as the mechanism: a REGISTER with "
       "'Security-Client: tls' gets the P-CSCF's Security-Server in the 401, and later requests "
       "must echo it in Security-Verify (else 494)." },
+    { "pcscf", "flow_timer", K_UINT, "0", 0, 86400, OFF(pcscf_flow_timer), false,
+      "Seconds put in Flow-Timer on the 200 of an RFC 5626 outbound registration: how often "
+      "the UE should send its keep-alive (CRLF on TCP/TLS, STUN on UDP). Keep it below the "
+      "NAT's and [sip] idle_timeout's. 0: no Flow-Timer (UEs default to 95-120 s on TCP/TLS, "
+      "24-29 s on UDP)." },
 
     { "icscf", "ports", K_PORTS, NULL, 0, 0, OFF(icscf_ports), false,
       "Comma list of [sip] listen ports whose requests the I-CSCF handles (the home network "

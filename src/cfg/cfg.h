@@ -140,6 +140,7 @@ struct ims_cfg {
     char *pcscf_visited_network_id;   /* NULL: [diameter] realm */
     unsigned pcscf_max_ues;
     bool pcscf_sec_agree;             /* RFC 3329 with TLS as the mechanism */
+    unsigned pcscf_flow_timer;        /* RFC 5626 Flow-Timer seconds; 0: none */
 
     /* [icscf] */
     struct ims_cfg_ports icscf_ports;

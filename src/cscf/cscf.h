@@ -80,7 +80,9 @@ bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m);
 struct ims_loc *ims_cscf_loc(struct ims_cscf *c);
 struct ims_auth *ims_cscf_auth(struct ims_cscf *c);
 /* Forwards r to the registered contact of impu with the highest q (then the
- * latest expiry), with the contact as Request-URI and its Path as Route.
+ * latest expiry), with the contact as Request-URI and its Path as Route; if
+ * that contact is an RFC 5626 flow and its edge answers 430, to the next
+ * flow of the same instance (480 when none is left).
  * 0 (forwarded), IMS_ENOENT (not registered: answer 480 or do unregistered
  * processing), or a forwarding error. */
 int ims_cscf_scscf_route_term(struct ims_cscf *c, struct proxy_req *r, ims_str impu);

@@ -123,9 +123,10 @@ bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out);
 /* Expires header value, or -1 (absent or malformed). */
 long cscf_expires_hdr(const struct sip_msg *m);
 
-/* The Contact values of a REGISTER as bindings (slices into m).  *star for
- * "Contact: *".  0, IMS_EPROTO (a value does not parse), IMS_ELIMIT (more
- * than cap). */
+/* The Contact values of a REGISTER as bindings (slices into m), with the
+ * reg-id each names (the registrar decides whether it applies).  *star for
+ * "Contact: *".  0, IMS_EPROTO (a value does not parse, or a reg-id outside
+ * 1 .. 2^31-1), IMS_ELIMIT (more than cap). */
 int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t cap, size_t *n,
                   bool *star);
 

@@ -449,6 +449,21 @@ static long granted_expires(const struct sip_msg *req, const struct sip_msg *rsp
     return best;
 }
 
+/* RFC 5626 §5.1: the UE asks for outbound with a reg-id (and its
+ * +sip.instance) on a Contact; the edge proxy then marks its Path URI "ob". */
+static bool asks_outbound(const struct sip_msg *m)
+{
+    struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
+    size_t n = 0;
+    bool star = false;
+    if (cscf_contacts(m, b, IMS_REG_MAX_CONTACTS, &n, &star) != 0)
+        return false; /* the registrar answers 400 */
+    for (size_t i = 0; i < n; i++)
+        if (b[i].reg_id && b[i].instance.len)
+            return true;
+    return false;
+}
+
 static void reg_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *rsp)
 {
     struct ims_cscf *g = w->g;
@@ -503,6 +518,16 @@ static enum proxy_rsp_action reg_response(struct proxy_req *r, int status,
     struct cscf_worker *w = ud;
     if (status >= 200 && status < 300 && rsp) {
         reg_ok(w, r, rsp);
+        unsigned ft = w->g->cfg->pcscf_flow_timer;
+        if (ft && ims_sip_hdr_has_token(rsp, SIP_H_REQUIRE, "outbound") &&
+            !ims_sip_hdr_first(rsp, SIP_H_FLOW_TIMER)) {
+            /* RFC 5626 §4.4.1: the keep-alive interval the flow needs */
+            char v[IMS_U64_DEC_MAX], line[48];
+            size_t n = IMS_STR_JOIN(line, sizeof(line), IMS_S("Flow-Timer: "),
+                                    ims_str_make(v, ims_u64_dec(ft, v)), IMS_S("\r\n"));
+            if (ims_proxy_relay(r, rsp, ims_str_make(line, n), NULL, 0) == 0)
+                return PROXY_RSP_TAKEN;
+        }
         return PROXY_RSP_RELAY;
     }
     const struct sip_msg *req = status == 401 && rsp && w->g->p_sec_agree ? ims_proxy_req_msg(r)
@@ -546,8 +571,10 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct ims_buf add;
     ims_buf_init(&add, 4096);
     int rc = IMS_BUF_CAT(&add, IMS_S("Path: <sip:"), ims_str_cstr(token), IMS_S("@"),
-                         ims_str_cstr(g->p_hostport), IMS_S(";lr>\r\nP-Visited-Network-ID: \""),
-                         ims_str_cstr(g->vnid), IMS_S("\"\r\n"));
+                         ims_str_cstr(g->p_hostport),
+                         asks_outbound(m) ? IMS_S(";lr;ob>\r\n") : IMS_S(";lr>\r\n"),
+                         IMS_S("P-Visited-Network-ID: \""), ims_str_cstr(g->vnid),
+                         IMS_S("\"\r\n"));
     /* what only the network may say is removed from the UE's request */
     uint16_t del[8] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID, SIP_H_P_ASSERTED_IDENTITY,
                         SIP_H_P_PREFERRED_IDENTITY };
@@ -579,12 +606,38 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
 
 /* ------------------------------------------------------------ terminating */
 
+/* A stream flow ("tcp:..."/"tls:...") still has its connection; true for
+ * UDP flows. */
+static bool flow_conn_open(struct cscf_worker *w, const char *key)
+{
+    enum sip_proto proto;
+    const char *colon = strchr(key, ':');
+    struct ims_addr a;
+    if (!colon || ims_proto_parse(ims_str_make(key, (size_t)(colon - key)), &proto) != 0 ||
+        proto == SIP_PROTO_UDP || ims_addr_parse(ims_str_cstr(colon + 1), 0, &a) != 0)
+        return true;
+    return ims_proxy_conn_open(w->p, proto, &a);
+}
+
+/* ob: the Route was our Path URI of an RFC 5626 outbound registration. */
 static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
-                           const char *key)
+                           const char *key, bool ob)
 {
     if (!flow_get(w->g, key, NULL, NULL, NULL)) {
-        LOG_I("pcscf", "event=term_unregistered flow=%s", key);
-        ims_proxy_reply(r, 480, "Not Registered Here", NULL);
+        LOG_I("pcscf", "event=term_unregistered flow=%s outbound=%d", key, ob);
+        /* RFC 5626 §5.3: 430 tells the registrar to try the UE's other flows */
+        if (ob)
+            ims_proxy_reply(r, 430, "Flow Failed", NULL);
+        else
+            ims_proxy_reply(r, 480, "Not Registered Here", NULL);
+        return;
+    }
+    if (ob && !flow_conn_open(w, key)) {
+        /* RFC 5626 §5.3: an outbound flow over TCP/TLS is its connection;
+         * opening a new one towards a UE behind NAT would not reach it */
+        flow_put(w->g, key, NULL);
+        LOG_I("pcscf", "event=flow_failed flow=%s why=connection_closed", key);
+        ims_proxy_reply(r, 430, "Flow Failed", NULL);
         return;
     }
     /* "udp:1.2.3.4:5" -> "sip:1.2.3.4:5;transport=udp" */
@@ -725,7 +778,8 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     char key[FLOW_KEY_MAX + 1];
     if (cscf_top_route_self(r, m, &top) == 0 &&
         flow_of_token(w->g, top.user, key, sizeof(key)) == 0) {
-        pc_terminating(w, r, m, key);
+        ims_str ob;
+        pc_terminating(w, r, m, key, ims_sip_param_get(top.params, "ob", &ob) == 0);
         return;
     }
     flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));

@@ -5,7 +5,8 @@
  * File: <state_dir>/scscf-reg.db, WAL, synchronous=NORMAL, one table
  *   reg(impu TEXT PRIMARY KEY, expires INTEGER, rec BLOB)
  * where rec is
- *   "IMSR" | version (1) | 0 | nimpu u16 | ncontacts u16 | 0 u16 |
+ *   "IMSR" | version (REG_PACKED_FORMAT; 1 is still read) | 0 | nimpu u16 |
+ *   ncontacts u16 | 0 u16 |
  *   data_len u32 | xml_len u32 | registered_at i64 |
  *   data (registrar.c's packed record) | xml (the profile, canonical
  *   IMSSubscription; reg_profile_xml)
@@ -39,7 +40,6 @@
 #include "cscf/reg_persist.h"
 
 #define BLOB_MAGIC "IMSR"
-#define BLOB_VERSION 1
 #define BLOB_HDR 28
 #define QUEUE_MAX_ITEMS 65536u            /* changes waiting for the writer */
 #define QUEUE_MAX_BYTES (64u << 20)       /* and their bytes */
@@ -250,7 +250,7 @@ static int blob_build(const struct reg_packed *v, ims_str xml, struct ims_buf *b
 {
     uint8_t h[BLOB_HDR] = { 0 };
     memcpy(h, BLOB_MAGIC, 4);
-    h[4] = BLOB_VERSION;
+    h[4] = REG_PACKED_FORMAT; /* what registrar.c packs */
     put_le(h + 6, v->nimpu, 2);
     put_le(h + 8, v->ncontacts, 2);
     put_le(h + 12, v->len, 4);
@@ -269,8 +269,9 @@ static int blob_build(const struct reg_packed *v, ims_str xml, struct ims_buf *b
  * IMS_EPROTO. */
 static int blob_parse(const uint8_t *p, size_t n, struct reg_packed *v, ims_str *xml)
 {
-    if (n < BLOB_HDR || memcmp(p, BLOB_MAGIC, 4) != 0 || p[4] != BLOB_VERSION)
+    if (n < BLOB_HDR || memcmp(p, BLOB_MAGIC, 4) != 0 || p[4] < 1 || p[4] > REG_PACKED_FORMAT)
         return IMS_EPROTO;
+    v->format = p[4];
     uint64_t dlen = get_le(p + 12, 4), xlen = get_le(p + 16, 4);
     if (dlen + xlen != n - BLOB_HDR)
         return IMS_EPROTO;

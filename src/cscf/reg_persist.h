@@ -54,11 +54,17 @@
 struct ims_cscf;
 struct reg_persist;
 
+/* The packed form's version, also the file's record version: 2 added each
+ * contact's RFC 5626 reg-id.  A record of format 1 read back from an older
+ * file is widened by registrar.c. */
+#define REG_PACKED_FORMAT 2
+
 /* One registration in registrar.c's packed form (the loc_rec data). */
 struct reg_packed {
     const char *key;              /* the IMPU the set registered with */
     const char *data;             /* impi, service_route, impus, contacts */
     size_t len;
+    uint8_t format;               /* REG_PACKED_FORMAT (0 reads as it), or 1 when loaded */
     uint16_t nimpu, ncontacts;
     int64_t registered_at;
     int64_t expires;              /* the latest contact expiry */

@@ -44,6 +44,15 @@ struct rec_fixed {
     int64_t expires;
     uint32_t cseq;
     uint32_t q;
+    uint32_t reg_id; /* added in record format 2 (REG_PACKED_FORMAT) */
+    uint32_t spare;  /* 0 */
+};
+
+/* Format 1 (before RFC 5626 flows) had no reg_id: restore_one() widens it. */
+struct rec_fixed_v1 {
+    int64_t expires;
+    uint32_t cseq;
+    uint32_t q;
 };
 
 struct ims_loc {
@@ -124,9 +133,29 @@ const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r)
     return best;
 }
 
-/* RFC 3261 §10.3 step 6 / RFC 5626 §6: the stored contact this binding
- * names: same +sip.instance when both have one, else equal URIs
- * (§19.1.4).  -1 if none. */
+const struct ims_reg_contact *ims_reg_flow_pick(const struct ims_reg *r, const char *instance,
+                                                const uint32_t *skip, size_t nskip)
+{
+    const struct ims_reg_contact *best = NULL;
+    for (size_t i = 0; i < r->ncontacts; i++) {
+        const struct ims_reg_contact *c = &r->contacts[i];
+        if (!c->reg_id || !instance[0] || strcmp(c->instance, instance) != 0)
+            continue;
+        bool skipped = false;
+        for (size_t k = 0; k < nskip && !skipped; k++)
+            skipped = skip[k] == c->reg_id;
+        if (skipped)
+            continue;
+        if (!best || c->q > best->q || (c->q == best->q && c->expires >= best->expires))
+            best = c;
+    }
+    return best;
+}
+
+/* RFC 3261 §10.3 step 6, RFC 5627, RFC 5626 §6: the stored contact this
+ * binding names: same +sip.instance and same reg-id (0 for none: an
+ * instance's outbound flows and its plain binding are distinct bindings)
+ * when both have an instance, else equal URIs (§19.1.4).  -1 if none. */
 static long find_contact(const struct ims_reg *r, const struct ims_reg_binding *b)
 {
     struct sip_uri bu;
@@ -134,7 +163,7 @@ static long find_contact(const struct ims_reg *r, const struct ims_reg_binding *
     for (size_t i = 0; i < r->ncontacts; i++) {
         const struct ims_reg_contact *c = &r->contacts[i];
         if (b->instance.len && c->instance[0]) {
-            if (ims_str_eq(b->instance, ims_str_cstr(c->instance)))
+            if (b->reg_id == c->reg_id && ims_str_eq(b->instance, ims_str_cstr(c->instance)))
                 return (long)i;
             continue;
         }
@@ -220,6 +249,7 @@ int ims_reg_apply(struct ims_reg *r, const struct ims_reg_req *rq, const struct 
         cpy(c->path, sizeof(c->path), rq->path);
         cpy(c->call_id, sizeof(c->call_id), rq->call_id);
         cpy(c->instance, sizeof(c->instance), b->instance);
+        c->reg_id = b->instance.len ? b->reg_id : 0;
         c->cseq = rq->cseq;
         c->q = b->q;
         c->expires = now + e;
@@ -306,6 +336,7 @@ static void unpack(const struct loc_rec *rec, struct ims_reg *r)
         c->expires = f.expires;
         c->cseq = f.cseq;
         c->q = f.q;
+        c->reg_id = f.reg_id;
         p += sizeof(f);
         ims_cstr_copy(p, c->uri, sizeof(c->uri));
         p = skip_str(p);
@@ -347,7 +378,8 @@ static struct loc_rec *pack(const struct ims_reg *r)
     }
     for (size_t i = 0; i < nc; i++) {
         const struct ims_reg_contact *c = &r->contacts[i];
-        struct rec_fixed f = { .expires = c->expires, .cseq = c->cseq, .q = c->q };
+        struct rec_fixed f = { .expires = c->expires, .cseq = c->cseq, .q = c->q,
+                               .reg_id = c->reg_id };
         memcpy(p, &f, sizeof(f));
         p += sizeof(f);
         p = put_str(p, c->uri);
@@ -830,7 +862,7 @@ static bool str_in(const char **p, const char *end)
     return true;
 }
 
-static bool packed_ok(const struct reg_packed *v)
+static bool packed_ok(const struct reg_packed *v, size_t fixed_len)
 {
     const char *p = v->data, *end = v->data + v->len;
     if (v->ncontacts == 0 || v->nimpu > IMS_REG_MAX_IMPUS ||
@@ -844,9 +876,9 @@ static bool packed_ok(const struct reg_packed *v)
             return false;
     }
     for (size_t i = 0; i < v->ncontacts; i++) {
-        if ((size_t)(end - p) < sizeof(struct rec_fixed))
+        if ((size_t)(end - p) < fixed_len)
             return false;
-        p += sizeof(struct rec_fixed);
+        p += fixed_len;
         for (int k = 0; k < 4; k++)
             if (!str_in(&p, end))
                 return false;
@@ -868,18 +900,53 @@ struct restore_ctx {
     int64_t now;
 };
 
+/* A format 1 record (checked by packed_ok) widened to the current
+ * format: each contact's fixed part gains reg_id 0.  NULL on allocation
+ * failure. */
+static struct loc_rec *rec_from_v1(const struct reg_packed *v)
+{
+    size_t grow = sizeof(struct rec_fixed) - sizeof(struct rec_fixed_v1);
+    struct loc_rec *rec = rec_alloc(v->len + v->ncontacts * grow);
+    if (!rec)
+        return NULL;
+    const char *p = v->data;
+    p = skip_str(skip_str(p));
+    for (size_t i = 0; i < v->nimpu; i++)
+        p = skip_str(p + 1);
+    size_t head = (size_t)(p - v->data);
+    memcpy(rec->data, v->data, head);
+    char *out = rec->data + head;
+    for (size_t i = 0; i < v->ncontacts; i++) {
+        struct rec_fixed_v1 old;
+        memcpy(&old, p, sizeof(old));
+        p += sizeof(old);
+        struct rec_fixed f = { .expires = old.expires, .cseq = old.cseq, .q = old.q };
+        memcpy(out, &f, sizeof(f));
+        out += sizeof(f);
+        const char *strs = p;
+        for (int k = 0; k < 4; k++)
+            p = skip_str(p);
+        memcpy(out, strs, (size_t)(p - strs));
+        out += p - strs;
+    }
+    return rec;
+}
+
 /* One registration from disk into the table, with its aliases.  0,
  * IMS_EPROTO (a bad record), IMS_ENOENT (every contact expired),
  * IMS_ELIMIT, IMS_ENOMEM. */
 static int restore_one(const struct reg_packed *v, void *ctx)
 {
     struct restore_ctx *x = ctx;
-    if (!v->key[0] || strlen(v->key) >= IMS_REG_ID_MAX || !packed_ok(v))
+    bool v1 = v->format == 1;
+    if (!v->key[0] || strlen(v->key) >= IMS_REG_ID_MAX ||
+        !packed_ok(v, v1 ? sizeof(struct rec_fixed_v1) : sizeof(struct rec_fixed)))
         return IMS_EPROTO;
-    struct loc_rec *rec = rec_alloc(v->len);
+    struct loc_rec *rec = v1 ? rec_from_v1(v) : rec_alloc(v->len);
     if (!rec)
         return IMS_ENOMEM;
-    memcpy(rec->data, v->data, v->len);
+    if (!v1)
+        memcpy(rec->data, v->data, v->len);
     rec->nimpu = v->nimpu;
     rec->ncontacts = v->ncontacts;
     rec->registered_at = v->registered_at;

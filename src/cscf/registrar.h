@@ -54,7 +54,9 @@ struct ims_reg_contact {
     uint32_t cseq;
     int64_t expires;                    /* absolute, wall-clock seconds */
     unsigned q;                         /* q-value x 1000 (1000 when absent) */
-    char instance[IMS_REG_INSTANCE_MAX]; /* +sip.instance value (RFC 5626), or "" */
+    char instance[IMS_REG_INSTANCE_MAX]; /* +sip.instance value (RFC 5627), or "" */
+    uint32_t reg_id;                    /* RFC 5626 outbound flow: the reg-id the binding
+                                         * is keyed by with instance; 0: none */
 };
 
 struct ims_reg {
@@ -76,6 +78,11 @@ void ims_reg_clear(struct ims_reg *r);
  * latest expiry, then the most recently registered (contacts are kept in
  * registration order).  NULL when there is none. */
 const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r);
+/* RFC 5626 §5.3: after a flow failed (430), the next flow of the same
+ * instance to try: the contacts with that +sip.instance and a reg-id not in
+ * skip, ordered as ims_reg_contact_pick orders them.  NULL when none is left. */
+const struct ims_reg_contact *ims_reg_flow_pick(const struct ims_reg *r, const char *instance,
+                                                const uint32_t *skip, size_t nskip);
 
 /* ---- the binding rules (pure: unit-tested without a store) ---- */
 
@@ -90,6 +97,7 @@ struct ims_reg_binding {
     long expires;       /* the contact's expires param, or -1 */
     unsigned q;         /* x 1000; 1000 when absent */
     ims_str instance;   /* +sip.instance value, or empty */
+    uint32_t reg_id;    /* reg-id (RFC 5626 §4.2) when outbound applies, else 0 */
 };
 
 /* The outcome of a REGISTER's bindings. */
@@ -101,11 +109,15 @@ struct ims_reg_req {
     ims_str call_id;
     uint32_t cseq;
     ims_str path;       /* the request's Path values, or empty */
+    bool outbound;      /* RFC 5626 applies: the 200 carries Require: outbound */
 };
 
-/* Applies a REGISTER's bindings to r (RFC 3261 §10.3 steps 6-8, RFC 5626
- * §6 instance matching): expired contacts go first; a binding with expires
- * 0 removes the matching contact; others refresh or add one, with expires
+/* Applies a REGISTER's bindings to r (RFC 3261 §10.3 steps 6-8; RFC 5626
+ * §6 and RFC 5627: a binding with +sip.instance and reg-id names the stored
+ * contact with both equal (one flow of that instance), one with only
+ * +sip.instance the instance's contact without a reg-id, any other the
+ * contact with an equal URI): expired contacts go first; a binding with
+ * expires 0 removes the matching contact; others refresh or add one, with expires
  * clamped to max_expires; beyond max_contacts the contact expiring first
  * is replaced.  On success r holds the new bindings.
  * Returns 0, or the SIP status to answer with r unchanged: 400 ("*" with

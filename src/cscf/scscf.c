@@ -127,13 +127,51 @@ static void scheme_hint(const struct ims_cscf *g, const struct sip_auth *cred, b
     }
 }
 
-/* The REGISTER's bindings (slices into m). */
+/* RFC 5626 §6: outbound applies when we are the first hop (one Via) or
+ * the first Path URI carries "ob" (its edge proxy keeps the flow). */
+static bool first_hop_outbound(const struct sip_msg *m)
+{
+    if (m->nvia <= 1)
+        return true;
+    const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_PATH);
+    struct sip_nameaddr na;
+    ims_str v;
+    return h && cscf_first_nameaddr(h->value, &na) == 0 &&
+           ims_sip_param_get(na.uri.params, "ob", &v) == 0;
+}
+
+/* Decides RFC 5626 for a REGISTER's bindings: with a reg-id on a binding
+ * that has a +sip.instance and a first hop that supports outbound, the
+ * bindings are flows (rq->outbound); otherwise every reg-id is ignored.
+ * 0, or 439 (the status §6 answers with) when the UA asked for outbound
+ * (Supported: outbound and a reg-id) and the first hop lacks it. */
+static int outbound_decide(const struct sip_msg *m, struct ims_reg_binding *b, size_t n,
+                           struct ims_reg_req *rq)
+{
+    bool asked = false;
+    for (size_t i = 0; i < n; i++)
+        if (b[i].reg_id && b[i].instance.len)
+            asked = true;
+    bool ok = asked && first_hop_outbound(m);
+    if (asked && !ok && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound"))
+        return 439;
+    for (size_t i = 0; i < n; i++)
+        if (!ok || !b[i].instance.len)
+            b[i].reg_id = 0;
+    rq->outbound = ok && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound");
+    return 0;
+}
+
+/* The REGISTER's bindings (slices into m).  0, IMS_EPROTO, IMS_ELIMIT, or
+ * 439 (outbound_decide). */
 static int reg_req(const struct sip_msg *m, struct ims_reg_binding *b, struct ims_reg_req *rq)
 {
     memset(rq, 0, sizeof(*rq));
     size_t n = 0;
     bool star = false;
     int rc = cscf_contacts(m, b, IMS_REG_MAX_CONTACTS, &n, &star);
+    if (rc == 0)
+        rc = outbound_decide(m, b, n, rq);
     if (rc)
         return rc;
     rq->b = b;
@@ -339,17 +377,28 @@ static int send_sar(struct sc_txn *t)
     return ims_cx_send(t->pend.w->scx, DIA_CMD_SAR, &q, on_saa, t);
 }
 
-/* Contact lines of r's bindings with their remaining lifetime. */
+/* Contact lines of r's bindings with their remaining lifetime, and the
+ * +sip.instance and reg-id that key them (RFC 5627 §5, RFC 5626 §6: the UA
+ * finds its own binding, or flow, in the list). */
 static int contact_lines(const struct ims_reg *r, int64_t now, struct ims_buf *b)
 {
     int rc = 0;
     for (size_t i = 0; i < r->ncontacts && rc == 0; i++) {
-        int64_t left = r->contacts[i].expires - now;
-        char sec[IMS_U64_DEC_MAX];
-        rc = IMS_BUF_CAT(b, IMS_S("Contact: <"), ims_str_cstr(r->contacts[i].uri),
-                         IMS_S(">;expires="),
-                         ims_str_make(sec, ims_u64_dec(left > 0 ? (uint64_t)left : 0, sec)),
-                         IMS_S("\r\n"));
+        const struct ims_reg_contact *c = &r->contacts[i];
+        int64_t left = c->expires - now;
+        char sec[IMS_U64_DEC_MAX], rid[IMS_U64_DEC_MAX];
+        rc = IMS_BUF_CAT(b, IMS_S("Contact: <"), ims_str_cstr(c->uri), IMS_S(">;expires="),
+                         ims_str_make(sec, ims_u64_dec(left > 0 ? (uint64_t)left : 0, sec)));
+        if (rc == 0 && c->instance[0]) {
+            /* kept unquoted (the parameter's value); "<urn:...>" needs them */
+            bool quoted = c->instance[0] == '"';
+            rc = IMS_BUF_CAT(b, IMS_S(";+sip.instance="), quoted ? IMS_S("") : IMS_S("\""),
+                             ims_str_cstr(c->instance), quoted ? IMS_S("") : IMS_S("\""));
+        }
+        if (rc == 0 && c->reg_id)
+            rc = IMS_BUF_CAT(b, IMS_S(";reg-id="), ims_str_make(rid, ims_u64_dec(c->reg_id, rid)));
+        if (rc == 0)
+            rc = ims_buf_add_cstr(b, "\r\n");
     }
     return rc;
 }
@@ -536,6 +585,8 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
         int hrc = 0;
         if (path.len)
             hrc = IMS_BUF_CAT(&hdrs, IMS_S("Path: "), ims_buf_str(&path), IMS_S("\r\n"));
+        if (hrc == 0 && rq.outbound) /* RFC 5626 §6: the flows are kept */
+            hrc = ims_buf_add_cstr(&hdrs, "Require: outbound\r\n");
         if (hrc == 0)
             hrc = IMS_BUF_CAT(&hdrs, IMS_S("Service-Route: "), ims_str_cstr(g->s_service_route),
                               IMS_S("\r\n"));
@@ -734,6 +785,11 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
     struct ims_reg_req rq;
     int rc = reg_req(m, b, &rq);
+    if (rc == 439) {
+        LOG_I("scscf", "event=outbound_refused impu=%s why=first_hop_lacks_ob", impu);
+        ims_proxy_reply(r, 439, "First Hop Lacks Outbound Support", NULL);
+        return;
+    }
     if (rc) {
         ims_proxy_reply(r, rc == IMS_ELIMIT ? 403 : 400,
                         rc == IMS_ELIMIT ? "Too Many Contacts" : "Bad Contact", NULL);

@@ -30,7 +30,9 @@
  *                  S-CSCF); others by the static router / RFC 3263;
  *   terminating -> the registered contact with the highest q (then the latest
  *                  expiry) along its Path; not registered (no AS took it):
- *                  480.  One contact, no forking (docs/internals/cscf.md).
+ *                  480.  One contact, no forking (docs/internals/cscf.md);
+ *                  an RFC 5626 flow answered with 430 makes way for the
+ *                  next flow of the same instance.
  *
  * The ODI token is stateless: "<case><next iFC, 2 hex><expiry, 8 hex>.
  * <hex(served IMPU)>.<hex(HMAC-SHA-256(process key, all that)[0..11])>".
@@ -681,11 +683,98 @@ bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
     return cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "orig", &v) == 0;
 }
 
+/* ---- terminating delivery, with RFC 5626 flow failover ----
+ *
+ * A contact registered as an outbound flow (+sip.instance with reg-id) may
+ * have sibling flows of the same instance (another connection, another
+ * edge).  When the edge proxy answers 430 Flow Failed, the request goes to
+ * the next of them (§5.3); the UE never sees the 430 (§11.5): with no flow
+ * left it gets 480. */
+struct flow_try {
+    struct cscf_pend pend; /* first: the worker's list */
+    char impu[IMS_REG_ID_MAX];
+    char instance[IMS_REG_INSTANCE_MAX];
+    uint32_t tried[IMS_REG_MAX_CONTACTS];
+    size_t ntried;
+};
+
+static void flow_try_done(struct flow_try *ft)
+{
+    cscf_pend_del(&ft->pend);
+    ims_free(ft);
+}
+
+/* r to contact c along its Path.  0 or a forwarding error. */
+static int to_contact(struct proxy_req *r, const struct ims_reg_contact *c, proxy_response_fn fn,
+                      void *ud)
+{
+    char route[IMS_REG_PATH_MAX + 16];
+    struct sip_nameaddr hop;
+    struct proxy_fwd f = { .ruri = ims_str_cstr(c->uri), .on_response = fn, .ud = ud };
+    static const uint16_t del[] = { SIP_H_ROUTE };
+    if (c->path[0] && cscf_first_nameaddr(ims_str_cstr(c->path), &hop) == 0) {
+        size_t n = IMS_STR_JOIN(route, sizeof(route), IMS_S("Route: "), ims_str_cstr(c->path),
+                                IMS_S("\r\n"));
+        if (n == SIZE_MAX)
+            return IMS_ELIMIT;
+        f.add_hdrs = ims_str_make(route, n);
+        f.next_hop = hop.uri.raw;
+        f.del_hdrs = del;
+        f.ndel = 1;
+    }
+    return ims_proxy_forward(r, &f);
+}
+
+static enum proxy_rsp_action flow_response(struct proxy_req *r, int status,
+                                           const struct sip_msg *rsp, void *ud);
+
+static void flow_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
+{
+    struct flow_try *ft = arg;
+    if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r)) {
+        flow_try_done(ft);
+        return;
+    }
+    struct ims_reg *reg = w->reg_a;
+    const struct ims_reg_contact *c = NULL;
+    if (ims_loc_get(w->g->loc, ims_str_cstr(ft->impu), cscf_now_s(), reg) == 0)
+        c = ims_reg_flow_pick(reg, ft->instance, ft->tried, ft->ntried);
+    int rc = IMS_ENOENT;
+    if (c && ft->ntried < IMS_REG_MAX_CONTACTS) {
+        ft->tried[ft->ntried++] = c->reg_id;
+        LOG_I("scscf", "event=flow_failover impu=%s instance=%s reg_id=%u", ft->impu,
+              ft->instance, c->reg_id);
+        rc = to_contact(r, c, flow_response, ft);
+    }
+    ims_reg_clear(reg);
+    if (rc == 0)
+        return;
+    flow_try_done(ft);
+    if (rc == IMS_ENOENT)
+        reply(r, 480, "No Flow Left");
+    else
+        ims_proxy_forward_failed(r, rc);
+}
+
+static enum proxy_rsp_action flow_response(struct proxy_req *r, int status,
+                                           const struct sip_msg *rsp, void *ud)
+{
+    struct flow_try *ft = ud;
+    if (status < 200)
+        return PROXY_RSP_RELAY;
+    if (status == 430 && !ims_proxy_req_cancelled(r) && !ims_proxy_req_final_sent(r) &&
+        cscf_defer(ft->pend.w, r, flow_retry, ft) == 0)
+        return PROXY_RSP_TAKEN;
+    flow_try_done(ft);
+    return PROXY_RSP_RELAY;
+}
+
 int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str impu)
 {
     struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
     if (!reg)
         return IMS_ENOMEM;
+    struct flow_try *ft = NULL;
     int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
     if (rc)
         goto out;
@@ -694,18 +783,16 @@ int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str i
         rc = IMS_ENOENT;
         goto out;
     }
-    char route[IMS_REG_PATH_MAX + 16];
-    struct sip_nameaddr hop;
-    struct proxy_fwd f = { .ruri = ims_str_cstr(best->uri) };
-    static const uint16_t del[] = { SIP_H_ROUTE };
-    if (best->path[0] && cscf_first_nameaddr(ims_str_cstr(best->path), &hop) == 0) {
-        int n = snprintf(route, sizeof(route), "Route: %s\r\n", best->path);
-        f.add_hdrs = ims_str_make(route, n > 0 ? (size_t)n : 0);
-        f.next_hop = hop.uri.raw;
-        f.del_hdrs = del;
-        f.ndel = 1;
+    struct cscf_worker *w = worker_of(g, r);
+    if (best->reg_id && w && (ft = ims_calloc(1, sizeof(*ft))) != NULL) {
+        ims_str_copy(impu, ft->impu, sizeof(ft->impu));
+        ims_cstr_copy(best->instance, ft->instance, sizeof(ft->instance));
+        ft->tried[ft->ntried++] = best->reg_id;
+        cscf_pend_add(w, &ft->pend, sess_free);
     }
-    rc = ims_proxy_forward(r, &f);
+    rc = to_contact(r, best, ft ? flow_response : NULL, ft);
+    if (rc && ft)
+        flow_try_done(ft);
 out:
     ims_reg_clear(reg);
     ims_free(reg);

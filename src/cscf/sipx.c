@@ -158,6 +158,16 @@ int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t c
             ims_str inst;
             if (ims_sip_param_get(na.params, "+sip.instance", &inst) == 0)
                 b->instance = inst;
+            /* RFC 5626 §4.2: reg-id is 1 .. 2^31-1; whether it applies is
+             * the registrar's call (the first hop must support outbound) */
+            b->reg_id = 0;
+            ims_str rid;
+            if (ims_sip_param_get(na.params, "reg-id", &rid) == 0) {
+                uint64_t id;
+                if (ims_str_to_u64(rid, INT32_MAX, &id) != 0 || id == 0)
+                    return IMS_EPROTO;
+                b->reg_id = (uint32_t)id;
+            }
         }
         if (rc != IMS_ENOENT)
             return IMS_EPROTO;

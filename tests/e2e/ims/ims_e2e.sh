@@ -240,7 +240,7 @@ common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or
     case ",$roles," in *,icscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$I_PORT" ;; esac
     case ",$roles," in *,scscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$S_PORT" ;; esac
     echo
-    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac
+    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\nflow_timer = 25\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac # flow_timer: t_outbound.sh
     case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
     case ",$roles," in *,icscf,*,scscf,* | *,scscf,*,icscf,*) ;; *,icscf,*) printf '[icscf]\nscscf = sip:127.0.0.1:%s\n\n' "$S_PORT" ;; esac # t_lockout.sh: unknown users' decoy S-CSCF
     case ",$roles," in *,scscf,*)
@@ -398,13 +398,13 @@ peer() {
     return $rc
 }
 
-# deliver_to TARGET SCENARIO: a sipp UAS on UE_PORT (the flow the last
-# registration came from) and a MESSAGE to TARGET through the I-CSCF; both
-# must succeed.
+# deliver_to TARGET SCENARIO [UAS_SCENARIO]: a sipp UAS (message_uas.xml) on
+# UE_PORT (the flow the last registration came from) and a MESSAGE to TARGET
+# through the I-CSCF; both must succeed.
 deliver_to() {
-    local target=$1 sf=$2 secs uas_pid rc=0 rc_uas=0 ok
+    local target=$1 sf=$2 uas=${3:-message_uas.xml} secs uas_pid rc=0 rc_uas=0 ok
     secs=$(scaled 20)
-    (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/message_uas.xml" \
+    (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/$uas" \
         -i 127.0.0.1 -p "$UE_PORT" -m 1 -nostdin -trace_stat -stf uas.stat.csv -fd 1 \
         -trace_msg -message_file uas.msg -trace_err -error_file uas.err.log \
         -timeout "${secs}s" -timeout_error >uas.out 2>&1) &

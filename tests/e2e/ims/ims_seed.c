@@ -23,6 +23,9 @@
  *   sessu@ims.test  profile "p1", never registers: LIR says unregistered
  *                   service, the S-CSCF finds no registration (480)
  *   sessn@ims.test  no profile, never registers: the I-CSCF answers 480
+ * and for the RFC 5626 outbound tests (t_outbound.sh), Digest ("<name>-secret"):
+ *   olga@ims.test   registers flows (reg-id) through the P-CSCF
+ *   oleg@ims.test   registers straight at the I-CSCF (no edge proxy)
  * and with CROWD, that many more for the batch test (local_batch):
  *   u0000@ims.test .. Digest ("pw-<n>"), profile "p1", sip:u0000@ims.test ..
  * Exit 0, or 1 with a message. */
@@ -144,6 +147,8 @@ int main(int argc, char **argv)
     user("sessa", digest, "sessa-secret", false, NULL, false);
     user("sessu", digest, "sessu-secret", false, "p1", false);
     user("sessn", digest, "sessn-secret", false, NULL, false);
+    user("olga", digest, "olga-secret", false, NULL, false);
+    user("oleg", digest, "oleg-secret", false, NULL, false);
     for (long i = 0; i < crowd; i++) {
         char name[16], pw[24];
         snprintf(name, sizeof(name), "u%04ld", i);

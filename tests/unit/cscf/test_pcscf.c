@@ -31,7 +31,7 @@
 static const char conf[] = "[core]\nworkers = 1\nroles = pcscf\n"
                            "[sip]\nlisten = udp:192.0.2.1:5060\nlisten = tcp:192.0.2.1:5060\n"
                            "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\n"
-                           "visited_network_id = visited.test\n";
+                           "visited_network_id = visited.test\nflow_timer = 20\n";
 
 /* sec-agree needs a TLS listener on a P-CSCF port (the key files are not
  * read here: nothing listens) */
@@ -290,6 +290,69 @@ static void test_tcp_flow(void **state)
     assert_non_null(fwd);
     assert_int_equal(fwd->proto, SIP_PROTO_TCP);
     respond(fwd, UE, 200, "");
+}
+
+/* RFC 5626: a REGISTER with reg-id gets ";ob" on our Path URI; the 200 that
+ * grants outbound gets Flow-Timer; once the flow is gone, a request along
+ * the ;ob Path gets 430 (the S-CSCF tries another flow), not 480. */
+static void test_outbound(void **state)
+{
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE,
+         "REGISTER sip:ims.test SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 10.0.0.9:5099;branch=z9hG4bKob1;rport\r\n"
+         "Max-Forwards: 70\r\nFrom: <sip:alice@ims.test>;tag=o1\r\nTo: <sip:alice@ims.test>\r\n"
+         "Call-ID: reg-ob\r\nCSeq: 1 REGISTER\r\n"
+         "Contact: <sip:alice@10.0.0.9:5099;ob>;reg-id=1;+sip.instance=\"<urn:uuid:1>\"\r\n"
+         "Supported: path, outbound\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n");
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    const char *path = strstr(fwd->buf, "\r\nPath: <sip:");
+    assert_non_null(path);
+    path += strlen("\r\nPath: <sip:");
+    char token[256];
+    size_t n = strcspn(path, "@");
+    assert_true(n < sizeof(token));
+    memcpy(token, path, n);
+    token[n] = '\0';
+    assert_non_null(strstr(path, "@192.0.2.1:5060;lr;ob>\r\n"));
+    respond(fwd, ICSCF, 200,
+            "Contact: <sip:alice@10.0.0.9:5099;ob>;expires=600;+sip.instance=\"<urn:uuid:1>\";"
+            "reg-id=1\r\nRequire: outbound\r\n"
+            "Service-Route: <sip:192.0.2.6:6060;lr;orig>\r\n"
+            "P-Associated-URI: <sip:alice@ims.test>\r\n");
+    const struct fake_tp_msg *ok = sent_to(UE, "SIP/2.0 200", from);
+    assert_non_null(ok);
+    assert_non_null(strstr(ok->buf, "\r\nFlow-Timer: 20\r\n"));
+    assert_non_null(strstr(ok->buf, "\r\nRequire: outbound\r\n"));
+
+    /* registered: along the ;ob Path to the flow */
+    char route[400];
+    snprintf(route, sizeof(route), "Route: <sip:%s@192.0.2.1:5060;lr;ob>\r\n", token);
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099;ob", "o1", route, "o1");
+    fwd = sent_to(UE, "MESSAGE ", from);
+    assert_non_null(fwd);
+    respond(fwd, UE, 200, "");
+
+    /* de-registered: the flow failed */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, REGISTER_FMT, "UDP", "ob2", "ob2", 2, 0);
+    fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    respond(fwd, ICSCF, 200, "");
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, SCSCF, MESSAGE_FMT, "sip:alice@10.0.0.9:5099;ob", "o2", route, "o2");
+    assert_non_null(sent_to(SCSCF, "SIP/2.0 430", from));
+    assert_null(sent_to(UE, "MESSAGE ", from));
+
+    /* a 200 without Require: outbound gets no Flow-Timer */
+    char tok2[256];
+    from = E.tp.n;
+    do_register(SIP_PROTO_UDP, UE2, "ob3", tok2, sizeof(tok2));
+    ok = sent_to(UE2, "SIP/2.0 200", from);
+    assert_non_null(ok);
+    assert_null(strstr(ok->buf, "Flow-Timer"));
 }
 
 /* The home network's 503 (HSS down) reaches the UE with its Retry-After,
@@ -581,6 +644,7 @@ int run_pcscf_tests(void)
         cmocka_unit_test_setup_teardown(test_terminating, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deregister, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcp_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_passed_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sa_agree, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_reject, setup_sa, teardown),

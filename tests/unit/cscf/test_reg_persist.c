@@ -123,6 +123,7 @@ static int set_fn(struct ims_reg *r, void *ctx)
     snprintf(c->path, sizeof(c->path), "<sip:term-1@p.test;lr>");
     snprintf(c->call_id, sizeof(c->call_id), "cid-1");
     snprintf(c->instance, sizeof(c->instance), "<urn:uuid:1>");
+    c->reg_id = 3;
     c->cseq = 7;
     c->q = 500;
     c->expires = s->expires;
@@ -241,6 +242,7 @@ static void test_round_trip(void **state)
     assert_string_equal(r->contacts[0].uri, "sip:alice@10.0.0.1:5060");
     assert_string_equal(r->contacts[0].path, "<sip:term-1@p.test;lr>");
     assert_string_equal(r->contacts[0].instance, "<urn:uuid:1>");
+    assert_int_equal(r->contacts[0].reg_id, 3);
     assert_int_equal(r->contacts[0].cseq, 7);
     assert_int_equal(r->contacts[0].q, 500);
     assert_int_equal(r->contacts[0].expires, NOW + 600);
@@ -314,6 +316,86 @@ static void test_bad_rows(void **state)
     free(r);
     ims_loc_free(l);
     assert_int_equal(db_count(), 1);
+}
+
+/* A record written before RFC 5626 flows (format 1: no reg-id in a
+ * contact's fixed part) still loads after an upgrade, as a binding without
+ * a reg-id, and is written back in the current format. */
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_format1_upgrade(void **state)
+{
+    ims_loc_free(open_store(NOW)); /* the file and its schema */
+    /* data: impi, service route, '0' impu, then one contact: int64 expires,
+     * u32 cseq, u32 q (host order), uri, path, call-id, instance */
+    uint8_t data[256];
+    size_t n = 0;
+    static const char head[] = "old@ims.test\0<sip:s.test;lr;orig>\0" "0sip:old@ims.test\0";
+    memcpy(data, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
+    int64_t exp = NOW + 300;
+    uint32_t cseq = 9, q = 700;
+    memcpy(data + n, &exp, 8);
+    memcpy(data + n + 8, &cseq, 4);
+    memcpy(data + n + 12, &q, 4);
+    n += 16;
+    static const char strs[] = "sip:old@10.0.0.9:5060\0<sip:term-9@p.test;lr>\0cid-9\0<urn:uuid:9>";
+    memcpy(data + n, strs, sizeof(strs)); /* with the last NUL */
+    n += sizeof(strs);
+    uint8_t blob[300] = { 'I', 'M', 'S', 'R', 1 };
+    put_le(blob + 6, 1, 2);
+    put_le(blob + 8, 1, 2);
+    put_le(blob + 12, n, 4);
+    put_le(blob + 16, 0, 4);
+    put_le(blob + 20, (uint64_t)(NOW - 60), 8);
+    memcpy(blob + 28, data, n);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO reg VALUES (?1, ?2, ?3)", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, "sip:old@ims.test", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, exp);
+    sqlite3_bind_blob(st, 3, blob, (int)(28 + n), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    struct ims_reg *r = calloc(1, sizeof(*r));
+    for (int round = 0; round < 2; round++) {
+        /* round 1 reads what round 0 wrote back: the current format */
+        struct ims_loc *l = open_store(NOW);
+        assert_int_equal(ims_loc_get(l, IMS_S("sip:old@ims.test"), NOW, r), 0);
+        assert_int_equal(r->ncontacts, 1);
+        assert_string_equal(r->contacts[0].uri, "sip:old@10.0.0.9:5060");
+        assert_string_equal(r->contacts[0].path, "<sip:term-9@p.test;lr>");
+        assert_string_equal(r->contacts[0].call_id, "cid-9");
+        assert_string_equal(r->contacts[0].instance, "<urn:uuid:9>");
+        assert_int_equal(r->contacts[0].reg_id, 0);
+        assert_int_equal(r->contacts[0].cseq, 9);
+        assert_int_equal(r->contacts[0].q, 700);
+        assert_int_equal(r->contacts[0].expires, exp);
+        assert_int_equal(r->registered_at, NOW - 60);
+        ims_reg_clear(r);
+        if (round == 0) {
+            reg_persist_resync(ims_loc_persister(l));
+            assert_int_equal(reg_persist_flush(ims_loc_persister(l)), 0);
+        }
+        ims_loc_free(l);
+    }
+    /* the row now carries format 2 */
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT substr(rec, 5, 1) FROM reg", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(((const uint8_t *)sqlite3_column_blob(st, 0))[0], REG_PACKED_FORMAT);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free(r);
 }
 
 static void test_corrupt_file(void **state)
@@ -423,6 +505,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format1_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),

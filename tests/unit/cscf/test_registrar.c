@@ -196,6 +196,117 @@ static void test_instance(void **state)
     free(r);
 }
 
+/* RFC 5626 §6: with a reg-id the binding is keyed by (instance, reg-id):
+ * one UA's flows live side by side, each refreshed or removed alone; the
+ * instance's binding without a reg-id is another one (RFC 5627) */
+static void test_outbound_flows(void **state)
+{
+    static const struct ims_reg_policy pol4 = { .default_expires = 3600, .min_expires = 60,
+                                                .max_expires = 7200, .max_contacts = 4 };
+    struct ims_reg *r = new_reg();
+    struct ims_reg_req rq = { .n = 1, .hdr_expires = -1, .call_id = IMS_S("cid-1") };
+    struct ims_reg_binding b = bind("sip:a@10.0.0.1:5060;ob", 600);
+    b.instance = IMS_S("<urn:uuid:1>");
+    b.reg_id = 1;
+    rq.b = &b;
+    rq.cseq = 1;
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW, NULL), 0);
+    /* a second flow of the same instance, another reg-id: both kept */
+    struct ims_reg_binding b2 = b;
+    b2.uri = IMS_S("sip:a@10.0.0.2:5070;transport=tcp;ob");
+    b2.reg_id = 2;
+    rq.b = &b2;
+    rq.call_id = IMS_S("cid-2");
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW + 1, NULL), 0);
+    assert_int_equal(r->ncontacts, 2);
+    assert_int_equal(r->contacts[0].reg_id, 1);
+    assert_int_equal(r->contacts[1].reg_id, 2);
+    /* flow 1 again from a new address (its connection was rebuilt): the
+     * binding is replaced, not added, whatever its URI */
+    b.uri = IMS_S("sip:a@10.0.0.3:5062;ob");
+    rq.b = &b;
+    rq.call_id = IMS_S("cid-1");
+    rq.cseq = 2;
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW + 2, NULL), 0);
+    assert_int_equal(r->ncontacts, 2);
+    assert_int_equal(r->contacts[1].reg_id, 1); /* refreshed: now the newest */
+    assert_string_equal(r->contacts[1].uri, "sip:a@10.0.0.3:5062;ob");
+    /* the same instance without a reg-id is a third binding */
+    struct ims_reg_binding plain = b;
+    plain.reg_id = 0;
+    plain.uri = IMS_S("sip:a@10.0.0.4");
+    rq.b = &plain;
+    rq.call_id = IMS_S("cid-3");
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW + 3, NULL), 0);
+    assert_int_equal(r->ncontacts, 3);
+    /* a reg-id on a binding without an instance is not a flow key */
+    struct ims_reg_binding noinst = bind("sip:a@10.0.0.5", 600);
+    noinst.reg_id = 9;
+    rq.b = &noinst;
+    rq.call_id = IMS_S("cid-4");
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW + 3, NULL), 0);
+    assert_int_equal(r->contacts[3].reg_id, 0);
+    /* expires 0 on flow 2 removes flow 2 only */
+    b2.expires = 0;
+    rq.b = &b2;
+    rq.call_id = IMS_S("cid-2");
+    rq.cseq = 3;
+    assert_int_equal(ims_reg_apply(r, &rq, &pol4, NOW + 4, NULL), 0);
+    assert_int_equal(r->ncontacts, 3);
+    for (size_t i = 0; i < r->ncontacts; i++)
+        assert_int_not_equal(r->contacts[i].reg_id, 2);
+    ims_reg_clear(r);
+    free(r);
+}
+
+/* RFC 5626 §5.3: after a 430, the next flow of the same instance */
+static void test_flow_pick(void **state)
+{
+    struct ims_reg *r = new_reg();
+    static const struct {
+        const char *inst;
+        uint32_t reg_id;
+        int64_t exp;
+        unsigned q;
+    } k[] = { { "<urn:uuid:1>", 1, 600, 1000 },
+              { "<urn:uuid:1>", 2, 600, 1000 },
+              { "<urn:uuid:1>", 0, 900, 1000 },
+              { "<urn:uuid:2>", 1, 900, 1000 },
+              { "<urn:uuid:1>", 3, 900, 100 } };
+    for (size_t i = 0; i < 5; i++) {
+        struct ims_reg_contact *c = &r->contacts[r->ncontacts++];
+        snprintf(c->uri, sizeof(c->uri), "sip:a@10.0.0.%zu", i + 1);
+        snprintf(c->instance, sizeof(c->instance), "%s", k[i].inst);
+        c->reg_id = k[i].reg_id;
+        c->expires = NOW + k[i].exp;
+        c->q = k[i].q;
+    }
+    /* equal q and expiry: the later registered (flow 2) first; then 1, then
+     * the low-q 3; never the plain binding or the other instance */
+    uint32_t skip[4] = { 0 };
+    const struct ims_reg_contact *c = ims_reg_flow_pick(r, "<urn:uuid:1>", skip, 0);
+    assert_non_null(c);
+    assert_int_equal(c->reg_id, 2);
+    skip[0] = 2;
+    c = ims_reg_flow_pick(r, "<urn:uuid:1>", skip, 1);
+    assert_non_null(c);
+    assert_int_equal(c->reg_id, 1);
+    skip[1] = 1;
+    c = ims_reg_flow_pick(r, "<urn:uuid:1>", skip, 2);
+    assert_non_null(c);
+    assert_int_equal(c->reg_id, 3);
+    skip[2] = 3;
+    assert_null(ims_reg_flow_pick(r, "<urn:uuid:1>", skip, 3));
+    assert_null(ims_reg_flow_pick(r, "", skip, 0));
+    c = ims_reg_flow_pick(r, "<urn:uuid:2>", skip, 3); /* reg-id 1 skipped was uuid:1's */
+    assert_null(c);
+    c = ims_reg_flow_pick(r, "<urn:uuid:2>", NULL, 0);
+    assert_non_null(c);
+    assert_string_equal(c->uri, "sip:a@10.0.0.4");
+    ims_reg_clear(r);
+    free(r);
+}
+
 /* ---- the store ---- */
 
 struct setup_ctx {
@@ -522,6 +633,7 @@ int run_registrar_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_basic),   cmocka_unit_test(test_apply_refusals),
         cmocka_unit_test(test_max_contacts_and_expiry), cmocka_unit_test(test_instance),
+        cmocka_unit_test(test_outbound_flows), cmocka_unit_test(test_flow_pick),
         cmocka_unit_test(test_store_aliases), cmocka_unit_test(test_store_profile),
         cmocka_unit_test(test_store_sweep),
         cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),

@@ -61,7 +61,7 @@ static void test_contacts(void **state)
     size_t n;
     bool star;
     parse(REG_HEAD "Contact: <sip:a@10.0.0.1>;expires=30;q=0.5, \"A\" <sip:a@10.0.0.2>\r\n"
-                   "m: <sip:a@10.0.0.3>;+sip.instance=\"<urn:uuid:x>\"\r\n"
+                   "m: <sip:a@10.0.0.3>;+sip.instance=\"<urn:uuid:x>\";reg-id=7\r\n"
                    "Expires: 600\r\nContent-Length: 0\r\n\r\n",
           &m, h, 32);
     assert_int_equal(cscf_contacts(&m, b, 4, &n, &star), 0);
@@ -73,6 +73,8 @@ static void test_contacts(void **state)
     assert_int_equal(b[1].expires, -1);
     assert_int_equal(b[1].q, 1000);
     assert_true(ims_str_eq(b[2].instance, IMS_S("<urn:uuid:x>")));
+    assert_int_equal(b[2].reg_id, 7); /* RFC 5626 §4.2 */
+    assert_int_equal(b[0].reg_id, 0);
     assert_int_equal(cscf_expires_hdr(&m), 600);
     assert_int_equal(cscf_contacts(&m, b, 2, &n, &star), IMS_ELIMIT);
 
@@ -86,6 +88,23 @@ static void test_contacts(void **state)
           32);
     assert_int_equal(cscf_contacts(&m, b, 4, &n, &star), IMS_EPROTO);
     assert_int_equal(cscf_expires_hdr(&m), -1);
+
+    /* reg-id is 1 .. 2^31-1 */
+    static const char *const bad_ids[] = { "0", "2147483648", "x", "" };
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 REG_HEAD "Contact: <sip:a@10.0.0.1>;+sip.instance=\"<urn:uuid:x>\";reg-id=%s\r\n"
+                          "Content-Length: 0\r\n\r\n",
+                 bad_ids[i]);
+        parse(msg, &m, h, 32);
+        assert_int_equal(cscf_contacts(&m, b, 4, &n, &star), IMS_EPROTO);
+    }
+    parse(REG_HEAD "Contact: <sip:a@10.0.0.1>;+sip.instance=\"<urn:uuid:x>\";reg-id=2147483647\r\n"
+                   "Content-Length: 0\r\n\r\n",
+          &m, h, 32);
+    assert_int_equal(cscf_contacts(&m, b, 4, &n, &star), 0);
+    assert_int_equal(b[0].reg_id, 2147483647u);
 }
 
 static void test_join_and_credentials(void **state)

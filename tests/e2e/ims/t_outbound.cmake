@@ -1,0 +1,6 @@
+# RFC 5626 outbound at the P-CSCF and the S-CSCF (t_outbound.sh)
+foreach(fix ims1 ims4)
+  ims_test(outbound_flows ${fix} 90)
+  ims_test(outbound_edge ${fix} 60)
+  ims_test(outbound_stun ${fix} 60)
+endforeach()
