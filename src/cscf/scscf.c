@@ -595,8 +595,8 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
             goto out;
         }
     }
-    LOG_I("scscf", "event=%s impu=%s impi=%s", dereg ? "deregistered" : "registered", t->impu,
-          t->impi);
+    LOG_I("scscf", "event=%s impu=%s impi=%s outbound=%d", dereg ? "deregistered" : "registered",
+          t->impu, t->impi, rq.outbound);
     cscf_audit_reg(m, t->impi, t->impu, dereg); /* audit: (de-)registration */
     cscf_bearer_bind(g, t->impi, dereg ? NULL : t->tok); /* credentials for sessions (bearer.c) */
     cscf_regevent_changed(w, t->impu, dereg ? "unregistered" : NULL); /* reg-event NOTIFYs */

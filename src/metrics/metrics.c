@@ -34,6 +34,9 @@ static const struct counter_def counter_defs[IMS_M_COUNT] = {
                                       "HSS store requests run on a worker's own thread." },
     [IMS_M_STORE_INLINE_TXNS] = { "store_inline_transactions",
                                   "The store transactions those requests ran in." },
+    [IMS_M_STUN_ANSWERED] = { "stun_answered",
+                              "STUN Binding requests answered on SIP UDP ports (RFC 5626 "
+                              "keep-alives)." },
 };
 
 static atomic_ullong counters[IMS_M_COUNT];

@@ -38,6 +38,7 @@ enum ims_metric {
     IMS_M_POLICY_DENIALS,     /* requests refused by the policy (S-CSCF, src/policy) */
     IMS_M_STORE_INLINE_REQUESTS, /* store requests run on a calling thread (store/exec.c) */
     IMS_M_STORE_INLINE_TXNS,     /* the transactions they ran in (several per batch) */
+    IMS_M_STUN_ANSWERED,         /* STUN keep-alives answered on SIP UDP ports (src/net) */
     IMS_M_COUNT
 };
 

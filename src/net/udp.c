@@ -11,6 +11,7 @@
 #include "acl/acl.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "metrics/metrics.h"
 #include "net/net_int.h"
 #include "net/stun.h"
 
@@ -53,6 +54,7 @@ static void stun_answer(struct sip_listener *l, const uint8_t *p, size_t len,
                src->len) == (ssize_t)n) {
         l->tp->stats.tx_bytes += n;
         l->tp->stats.stun_answered++;
+        ims_metrics_inc(IMS_M_STUN_ANSWERED);
     }
 }
 

@@ -112,7 +112,7 @@ port_block() {
 pick_ports() {
     # the fixture's own ports are taken even while nothing is bound to them
     # (the UE ports between two sipp runs)
-    local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} " p tries=0 name
+    local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} ${M_PORT:-} " p tries=0 name
     local lo=$((28000 + 120 * $(port_block)))
     local hi=$((lo + 119))
     # and so are the last 60 ports handed out to any test of this fixture
@@ -240,7 +240,7 @@ common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or
     case ",$roles," in *,icscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$I_PORT" ;; esac
     case ",$roles," in *,scscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$S_PORT" ;; esac
     echo
-    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\nflow_timer = 25\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac # flow_timer: t_outbound.sh
+    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\nflow_timer = 5\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac # flow_timer: t_outbound.sh, t_baresip.sh
     case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
     case ",$roles," in *,icscf,*,scscf,* | *,scscf,*,icscf,*) ;; *,icscf,*) printf '[icscf]\nscscf = sip:127.0.0.1:%s\n\n' "$S_PORT" ;; esac # t_lockout.sh: unknown users' decoy S-CSCF
     case ",$roles," in *,scscf,*)
@@ -261,6 +261,16 @@ write_conf() { # FILE ROLES STATE DIA_IDENTITY [peer]
             "$id" "$REALM" "$DIA_PORT"
         if [ -n "$peer" ]; then printf 'peer = hss.ims.test 127.0.0.1:%s\n' "$peer"; fi
     } >"$f"
+}
+
+# metrics_conf FILE: the fixture's P-CSCF serves /metrics on M_PORT
+# (t_outbound.sh, t_baresip.sh: STUN keep-alives answered)
+metrics_conf() { printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$M_PORT" >>"$1"; }
+
+# stun_answered: the P-CSCF's imscloud_stun_answered_total (its /metrics)
+stun_answered() {
+    curl -sf "http://127.0.0.1:$M_PORT/metrics" |
+        awk '$1 == "imscloud_stun_answered_total" { print $2; f = 1 } END { if (!f) exit 1 }'
 }
 
 # ---------------------------------------------------------------- setup / cleanup
@@ -301,15 +311,17 @@ setup() {
     [ -n "$old" ] && rm -rf "$old"
     rm -f "$FIXDIR"/*.log "$FIXDIR"/*.pid "$ENVF"
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
-    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT PT_PORT
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT PT_PORT M_PORT
     mkdir -m 700 "$TMP/hss" "$TMP/p" "$TMP/i" "$TMP/s"
     "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
         >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
     printf 'TMP=%s\nP_PORT=%s\nI_PORT=%s\nS_PORT=%s\nDIA_PORT=%s\nUE_PORT=%s\nUE2_PORT=%s\n' \
         "$TMP" "$P_PORT" "$I_PORT" "$S_PORT" "$DIA_PORT" "$UE_PORT" "$UE2_PORT" >"$ENVF"
     echo "PT_PORT=$PT_PORT" >>"$ENVF" && "$HERE/../../../tools/dev-certs.sh" "$TMP/certs" # P-CSCF TLS
+    echo "M_PORT=$M_PORT" >>"$ENVF"
     if [ "$fix" = ims1 ] || [ "$fix" = imsk ] || [ "$fix" = imsut ] || [ "$fix" = imsos ]; then
         write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
+        metrics_conf "$TMP/ims.conf"
         [ "$fix" != imsk ] || kb_conf "$TMP/ims.conf" # t_bearer.sh
         [ "$fix" != imsk ] || kc_conf "$TMP/ims.conf" # t_kscred.sh
         [ "$fix" != imsut ] || ut_conf "$TMP/ims.conf" # t_ut.sh
@@ -318,6 +330,7 @@ setup() {
     else
         write_conf "$TMP/hss.conf" hss "$TMP/hss" hss.ims.test
         write_conf "$TMP/pcscf.conf" pcscf "$TMP/p" pcscf.ims.test
+        metrics_conf "$TMP/pcscf.conf"
         write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
         write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
         [ "$fix" != imsk4 ] || kb_conf "$TMP/scscf.conf" # t_bearer.sh

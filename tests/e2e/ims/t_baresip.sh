@@ -61,6 +61,7 @@ audio_alert		aubridge,alert
 module_path		/usr/lib/baresip/modules
 module			g711.so
 module			aubridge.so
+module_tmp		uuid.so
 module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:$BS_CTRL
@@ -91,13 +92,13 @@ bs_stop() {
     trap - EXIT
 }
 
-# bs_register USER udp|tls: a new baresip account for USER through the
-# P-CSCF's UDP or TLS port; passes on ctrl_tcp's REGISTER_OK
+# bs_register USER udp|tls [ACCOUNT_PARAMS]: a new baresip account for USER
+# through the P-CSCF's UDP or TLS port; passes on ctrl_tcp's REGISTER_OK
 bs_register() {
     local u=$1 tp=$2 port=$P_PORT uri
     [ "$tp" = udp ] || port=$PT_PORT
     uri="<sip:$u@$REALM;transport=$tp>;auth_user=$u@$REALM;auth_pass=$u-secret"
-    uri="$uri;outbound=\"sip:127.0.0.1:$port;transport=$tp\";regint=600"
+    uri="$uri;outbound=\"sip:127.0.0.1:$port;transport=$tp\";regint=600${3:-}"
     bs_ctl "reg-$u" fail:REGISTER_FAIL "cmd:uanew $uri" wait:REGISTER_OK || return 1
     say "baresip: $u registered over $tp (REGISTER_OK)"
 }
@@ -158,3 +159,32 @@ bs_call() { # udp|tls: the caller's transport to the P-CSCF
 
 t_baresip_call() { bs_call udp; }
 t_baresip_call_tls() { bs_call tls; }
+
+# baresip_outbound: baresip with RFC 5626 outbound (sipnat=outbound: reg-id,
+# +sip.instance, Supported: outbound) over UDP and over TLS: the S-CSCF logs
+# the registration as a flow (outbound=1), a MESSAGE reaches baresip on it,
+# and over UDP baresip's STUN keep-alives (Flow-Timer: 5 in the fixture) are
+# answered (the P-CSCF's imscloud_stun_answered_total grows)
+bs_more_stun() { [ "$(stun_answered)" -gt "$1" ]; }
+
+bs_outbound() { # udp|tls
+    local tp=$1 u=bsipo$1 rc=0 n0
+    need baresip perl curl
+    bs_user "$u" || return 1
+    n0=$(stun_answered) || die "no imscloud_stun_answered_total in the P-CSCF's /metrics"
+    bs_start "bs-ob-$tp"
+    bs_register "$u" "$tp" ";sipnat=outbound" || rc=1
+    if [ $rc = 0 ] && ! grep -q "event=registered impu=sip:$u@$REALM .*outbound=1" "$FIXDIR"/*.log; then
+        echo "the S-CSCF did not log $u's registration as an outbound flow" >&2
+        rc=1
+    fi
+    [ $rc != 0 ] || peer "msg-ob-$tp" bs_message.xml -s "$u" || rc=1
+    if [ $rc = 0 ] && [ "$tp" = udp ]; then
+        wait_for 15 "baresip's STUN keep-alive to be answered" bs_more_stun "$n0"
+        say "baresip: STUN keep-alives answered ($n0 -> $(stun_answered))"
+    fi
+    bs_stop
+    return $rc
+}
+
+t_baresip_outbound() { bs_outbound udp && bs_outbound tls; }

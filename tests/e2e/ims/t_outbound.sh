@@ -1,12 +1,12 @@
 # shellcheck shell=bash
 # tests/e2e/ims/t_outbound.sh - RFC 5626 outbound end to end (sourced by
 # ims_e2e.sh; docs/internals/cscf.md "Outbound").  The fixture's P-CSCF has
-# [pcscf] flow_timer = 25.
+# [pcscf] flow_timer = 5.
 #
 #   outbound_flows  olga registers two flows of one instance: reg-id 1 over UDP
 #                   from UE_PORT, reg-id 2 over TCP from UE2_PORT.  Each 200 has
 #                   Require: outbound, the P-CSCF's Path marked ;ob, Flow-Timer:
-#                   25, and every flow of the instance (+sip.instance, reg-id).
+#                   5, and every flow of the instance (+sip.instance, reg-id).
 #                   Then flow 2's connection closes (its sipp exits); a MESSAGE
 #                   for olga goes to flow 2 first (the newest), the P-CSCF answers
 #                   430 Flow Failed, and the S-CSCF sends it on flow 1, where the
@@ -18,7 +18,8 @@
 #                   the P-CSCF the flow is kept but, unasked, no Require: outbound
 #   outbound_stun   STUN keep-alives on the P-CSCF's UDP port (RFC 5626 §8): an
 #                   RFC 8489 client (turnutils_stunclient) and an RFC 3489 one
-#                   (stun) learn their own address and port
+#                   (stun) learn their own address and port, and the P-CSCF's
+#                   /metrics counts the answers
 
 # ob_200 NAME: the last 200 sipp NAME received (its trace $OUT/NAME.msg), without CRs
 ob_200() {
@@ -77,10 +78,10 @@ t_outbound_flows() {
     local rc=0 uuid=00000000-0000-4000-8000-0000000000f1 failed0 over0
     local inst="\\+sip.instance=\"<urn:uuid:$uuid>\""
     ob_reg ob1 "$UE_PORT" olga 1 "$uuid" "path, outbound" || rc=1
-    ob_has ob1 '^Require: *outbound' '^Path: <sip:term-[^>]*;lr;ob>' '^Flow-Timer: *25' \
+    ob_has ob1 '^Require: *outbound' '^Path: <sip:term-[^>]*;lr;ob>' '^Flow-Timer: *5$' \
         "^Contact: <sip:olga@127.0.0.1:$UE_PORT;ob>;expires=[0-9]+;$inst;reg-id=1" || rc=1
     ob_reg ob2 "$UE2_PORT" olga 2 "$uuid" "path, outbound" -t t1 || rc=1
-    ob_has ob2 '^Require: *outbound' '^Flow-Timer: *25' "^Contact: .*;$inst;reg-id=1" \
+    ob_has ob2 '^Require: *outbound' '^Flow-Timer: *5$' "^Contact: .*;$inst;reg-id=1" \
         "^Contact: .*;transport=tcp;ob>;expires=[0-9]+;$inst;reg-id=2|^Contact: <sip:olga@127.0.0.1:$UE2_PORT;ob>;expires=[0-9]+;$inst;reg-id=2" ||
         rc=1
     # flow 2's connection went with its sipp
@@ -117,8 +118,9 @@ t_outbound_edge() {
 }
 
 t_outbound_stun() {
-    need turnutils_stunclient stun
-    local rc=0 out
+    need turnutils_stunclient stun curl
+    local rc=0 out n0 n1
+    n0=$(stun_answered) || die "no imscloud_stun_answered_total in the P-CSCF's /metrics"
     out=$(timeout "$(scaled 10)" turnutils_stunclient -p "$P_PORT" 127.0.0.1 2>&1) || rc=1
     printf '%s\n' "$out" >"$OUT/turnutils_stunclient.out"
     if grep -qE 'UDP reflexive addr: 127\.0\.0\.1:[0-9]+' <<<"$out"; then
@@ -137,5 +139,8 @@ t_outbound_stun() {
         echo "stun (RFC 3489) got no MappedAddress: $(tail -n 5 <<<"$out")" >&2
         rc=1
     fi
+    n1=$(stun_answered) || rc=1
+    say "imscloud_stun_answered_total: $n0 -> $n1 (want at least 2 more)"
+    [ "$((n1 - n0))" -ge 2 ] || rc=1
     return $rc
 }
