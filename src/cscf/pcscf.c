@@ -13,6 +13,10 @@
  *   terminating   -> a request whose top Route is our Path URI goes to the
  *                    flow its token names (the UE's source address, so NAT
  *                    bindings and TCP connections are reused).
+ *   outbound      -> RFC 5626: ";ob" on the Path of a REGISTER with reg-id,
+ *                    Flow-Timer on its 200, 430 for a gone flow; a dialog on
+ *                    a flow is record-routed with its token, and the far
+ *                    end's in-dialog requests go to that flow.
  *
  *   sec-agree     -> RFC 3329 with "tls" as the only mechanism (TS 24.229
  *                    §5.2.2, TS 33.203): an unprotected REGISTER offering
@@ -650,10 +654,26 @@ static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const str
     int n = snprintf(hop, sizeof(hop), "sip:%s;transport=%.*s", colon + 1, (int)(colon - key),
                      key);
     struct proxy_fwd f = { .next_hop = ims_str_make(hop, n > 0 ? (size_t)n : 0) };
+    char token[TOKEN_MAX];
+    if (ob) {
+        /* RFC 5626 §5.3: a dialog it starts keeps to the flow as well */
+        flow_token(w->g, key, token, sizeof(token));
+        f.rr_user = ims_str_cstr(token);
+        f.rr_params = IMS_S(";ob");
+    }
     cscf_privacy_forward_to_ue(w, r, m, &f); /* privacy: the UE is outside the trust domain */
 }
 
 /* ------------------------------------------------------------ originating */
+
+/* RFC 5626 §4.3: a UE keeping a dialog on its flow puts "ob" on its Contact. */
+static bool contact_ob(const struct sip_msg *m)
+{
+    struct sip_nameaddr na;
+    ims_str v;
+    return cscf_nth_nameaddr(m, SIP_H_CONTACT, 0, &na) == 0 &&
+           ims_sip_param_get(na.uri.params, "ob", &v) == 0;
+}
 
 /* RFC 3325 §6: the asserted identity is the preferred one if the UE may use
  * it, else the default (the first associated URI, TS 24.229 §5.2.6.3.3). */
@@ -725,6 +745,15 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         .del_hdrs = del,
         .ndel = ndel,
     };
+    char token[TOKEN_MAX];
+    if (contact_ob(m)) {
+        /* RFC 5626 §5.3: the UE keeps this dialog on its flow ("ob" on its
+         * Contact); our Record-Route names the flow, so the far end's
+         * in-dialog requests reach the UE through NAT */
+        flow_token(w->g, key, token, sizeof(token));
+        f.rr_user = ims_str_cstr(token);
+        f.rr_params = IMS_S(";ob");
+    }
     cscf_privacy_on_ue_responses(w, &f); /* privacy: responses going down to the UE */
     rc = ims_proxy_forward(r, &f);
     if (rc)
@@ -776,13 +805,19 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     /* terminating: the S-CSCF routed it along our Path */
     struct sip_uri top;
     char key[FLOW_KEY_MAX + 1];
+    char own[FLOW_KEY_MAX];
+    flow_key_of(ims_proxy_req_rx(r), own, sizeof(own));
     if (cscf_top_route_self(r, m, &top) == 0 &&
-        flow_of_token(w->g, top.user, key, sizeof(key)) == 0) {
+        flow_of_token(w->g, top.user, key, sizeof(key)) == 0 &&
+        !(m->to.tag.len && flow_get(w->g, own, NULL, NULL, NULL))) {
+        /* along our Path, or in a dialog our flow-token Record-Route
+         * started: to the UE's flow.  An in-dialog request from a UE
+         * (a registered flow) takes the normal route below */
         ims_str ob;
         pc_terminating(w, r, m, key, ims_sip_param_get(top.params, "ob", &ob) == 0);
         return;
     }
-    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
+    memcpy(key, own, sizeof(own));
     if (m->to.tag.len || ims_proxy_req_to_self(r)) {
         /* in-dialog (Record-Route/Route decide) or for us: 404/405 */
         pc_in_dialog(w, r, m, key);

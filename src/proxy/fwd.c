@@ -183,7 +183,8 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
             return IMS_EPROTO;
         }
         mname = m->method_name;
-        char rr0[PROXY_HOSTPORT_MAX + 40], rr1[PROXY_HOSTPORT_MAX + 40];
+        /* room for a flow token (proxy_fwd.rr_user) and ;ob */
+        char rr0[PROXY_HOSTPORT_MAX + 320], rr1[PROXY_HOSTPORT_MAX + 320];
         struct px_fwd_args a = {
             .ruri = spec_str(r, r->s_ruri, r->l_ruri),
             .npop = r->npop,
@@ -211,21 +212,22 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
              * share the sending socket, and an in-dialog request must come
              * back to the role that record-routed. */
             uint16_t in_port = ims_addr_port(&r->rx.local);
+            ims_str rru = spec_str(r, r->s_rru, r->l_rru), rrp = spec_str(r, r->s_rrp, r->l_rrp);
             int in_fam = ims_addr_family(&r->rx.local);
             if (r->rx.proto != d->proto || in_fam != family_of(d)) {
-                a.rr[0] = ims_str_make(rr0, px_rr_value(ifc, d->proto, rr0, sizeof(rr0)));
+                a.rr[0] = ims_str_make(rr0, px_rr_value(ifc, d->proto, rru, rrp, rr0, sizeof(rr0)));
                 const struct proxy_iface *in = px_iface(p, r->rx.proto, in_fam);
                 if (in) {
                     struct proxy_iface back = *in;
                     if (in_port)
                         back.port = in_port;
-                    a.rr[1] = ims_str_make(rr1, px_rr_value(&back, r->rx.proto, rr1, sizeof(rr1)));
+                    a.rr[1] = ims_str_make(rr1, px_rr_value(&back, r->rx.proto, rru, rrp, rr1, sizeof(rr1)));
                 }
             } else {
                 struct proxy_iface here = *ifc;
                 if (in_port)
                     here.port = in_port;
-                a.rr[0] = ims_str_make(rr0, px_rr_value(&here, d->proto, rr0, sizeof(rr0)));
+                a.rr[0] = ims_str_make(rr0, px_rr_value(&here, d->proto, rru, rrp, rr0, sizeof(rr0)));
             }
         }
         rc = px_build_request(m, &a, &b);
@@ -506,6 +508,10 @@ int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f)
         rc = spec_add(r, f->next_hop, &r->s_hop, &r->l_hop);
     if (!rc)
         rc = spec_add(r, f->add_hdrs, &r->s_add, &r->l_add);
+    if (!rc)
+        rc = spec_add(r, f->rr_user, &r->s_rru, &r->l_rru);
+    if (!rc)
+        rc = spec_add(r, f->rr_params, &r->s_rrp, &r->l_rrp);
     if (rc)
         return rc;
     if (f->ndel)

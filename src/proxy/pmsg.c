@@ -427,7 +427,8 @@ int px_second_via(const struct sip_msg *m, struct sip_via *out)
     return ims_sip_parse_via(e, out) == 0 ? 0 : IMS_EPROTO;
 }
 
-size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, char *out, size_t outsz)
+size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, ims_str user,
+                   ims_str params, char *out, size_t outsz)
 {
     const char *tp = proto == SIP_PROTO_TCP ? ";transport=tcp"
                      : proto == SIP_PROTO_TLS ? ";transport=tls"
@@ -435,8 +436,9 @@ size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, char *ou
     /* host and port, not ifc->hostport: callers pass copies with the port
      * the request arrived on */
     char port[IMS_U64_DEC_MAX];
-    size_t n = IMS_STR_JOIN(out, outsz, IMS_S("<sip:"), ims_str_cstr(ifc->host), IMS_S(":"),
+    size_t n = IMS_STR_JOIN(out, outsz, IMS_S("<sip:"), user, user.len ? IMS_S("@") : IMS_S(""),
+                            ims_str_cstr(ifc->host), IMS_S(":"),
                             ims_str_make(port, ims_u64_dec(ifc->port, port)), ims_str_cstr(tp),
-                            IMS_S(";lr>"));
+                            IMS_S(";lr"), params, IMS_S(">"));
     return n == SIZE_MAX ? 0 : n;
 }

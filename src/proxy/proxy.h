@@ -259,6 +259,11 @@ struct proxy_fwd {
      * transaction timers (32 s for Timer B/F) decide. */
     unsigned noanswer_ms;
     bool no_rr; /* do not Record-Route this one (an I-CSCF, TS 24.229 §5.3.2.1) */
+    /* The user part and extra URI parameters of our Record-Route values
+     * (an RFC 5626 flow token and ";ob": in-dialog requests then name the
+     * flow), or empty for plain <sip:host:port;lr>. */
+    ims_str rr_user;
+    ims_str rr_params; /* e.g. ";ob" */
 };
 
 /* Forwards r statefully (§16.6): new branch, Via, Max-Forwards, Record-Route,

@@ -85,7 +85,7 @@ struct proxy_req {
 
     /* forwarding spec, copied (offsets into spec.p, valid after building) */
     struct ims_buf spec;
-    size_t s_ruri, l_ruri, s_hop, l_hop, s_add, l_add;
+    size_t s_ruri, l_ruri, s_hop, l_hop, s_add, l_add, s_rru, l_rru, s_rrp, l_rrp;
     /* UAC fields (offsets into spec) */
     size_t s_method, l_method, s_from, l_from, s_to, l_to, s_cid, l_cid, s_route, l_route;
     size_t s_hdrs, l_hdrs, s_ctype, l_ctype, s_body, l_body;
@@ -245,7 +245,8 @@ int px_build_relay(const struct sip_msg *rsp, ims_str add_hdrs, const uint16_t *
 /* The Via value that follows the top one (second in the message). */
 int px_second_via(const struct sip_msg *m, struct sip_via *out);
 /* Writes "<sip:host:port;transport=x;lr>" for an interface. */
-size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, char *out, size_t outsz);
+size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, ims_str user,
+                   ims_str params, char *out, size_t outsz);
 
 /* ---- ratelimit.c hooks ---- */
 /* Before parsing: 0 pass, 1 over the source's rate (answer 503 after

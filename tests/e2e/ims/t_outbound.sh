@@ -16,6 +16,9 @@
 #                   With a reg-id but without Supported: outbound the reg-id is
 #                   ignored there (a plain binding, no Require: outbound); through
 #                   the P-CSCF the flow is kept but, unasked, no Require: outbound
+#   outbound_call   olga calls bob from her flow with a Contact that reaches
+#                   nothing but ";ob": the P-CSCF's Record-Route carries her
+#                   flow token and ;ob, and bob's BYE reaches her on the flow
 #   outbound_stun   STUN keep-alives on the P-CSCF's UDP port (RFC 5626 §8): an
 #                   RFC 8489 client (turnutils_stunclient) and an RFC 3489 one
 #                   (stun) learn their own address and port, and the P-CSCF's
@@ -142,5 +145,18 @@ t_outbound_stun() {
     n1=$(stun_answered) || rc=1
     say "imscloud_stun_answered_total: $n0 -> $n1 (want at least 2 more)"
     [ "$((n1 - n0))" -ge 2 ] || rc=1
+    return $rc
+}
+
+# outbound_call: olga (a flow, reg-id 1, UDP) calls bob with a Contact that
+# reaches nothing but ";ob": the P-CSCF record-routes with her flow token
+# (RFC 5626 §5.3), so bob's BYE reaches her on the flow
+t_outbound_call() {
+    local rc=0 uuid=00000000-0000-4000-8000-0000000000c1
+    ob_reg obc "$UE_PORT" olga 1 "$uuid" "path, outbound" || rc=1
+    sess_reg_bob || rc=1
+    sess_bg uas_ob "$UE2_PORT" ob_call_uas.xml -s bob -key caller olga -key realm "$REALM"
+    ue call_ob "$UE_PORT" ob_call_uac.xml -s bob -key caller olga || rc=1
+    sess_wait uas_ob || rc=1
     return $rc
 }
