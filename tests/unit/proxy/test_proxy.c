@@ -626,6 +626,8 @@ static void app_forward(void *ctx, struct proxy_req *r, const struct sip_msg *re
         .ndel = 1,
         .on_response = app_rsp,
         .ud = &E,
+        .rr_user = IMS_S("term-ab12"), /* RFC 5626 flow token (src/cscf/pcscf.c) */
+        .rr_params = IMS_S(";ob"),
     };
     assert_int_equal(ims_proxy_forward(r, &f), 0);
     assert_int_equal(napp, 0); /* never inside the call */
@@ -641,6 +643,8 @@ static void test_app_forward(void **state)
     assert_non_null(f);
     assert_non_null(strstr(f->buf, "\r\nX-App: 1\r\n"));
     assert_null(strstr(f->buf, "User-Agent"));
+    /* the app's user part and parameters on our Record-Route */
+    assert_non_null(strstr(f->buf, "\r\nRecord-Route: <sip:term-ab12@192.0.2.1:5060;lr;ob>\r\n"));
     uas_respond(f, 180, "INVITE");
     uas_respond(f, 486, "INVITE");
     assert_int_equal(napp, 2);
