@@ -98,32 +98,30 @@ static uint8_t *attr(uint8_t *out, size_t *len, uint16_t type, uint16_t vlen)
 /* (XOR-)MAPPED-ADDRESS of src.  False for a family STUN cannot carry. */
 static bool put_address(uint8_t *out, size_t *len, const struct ims_addr *src, bool xor_)
 {
+    const void *ip;
+    size_t iplen;
+    uint8_t family;
+    if (ims_addr_family(src) == AF_INET) {
+        ip = &((const struct sockaddr_in *)&src->ss)->sin_addr;
+        iplen = 4;
+        family = 0x01;
+    } else if (ims_addr_family(src) == AF_INET6) {
+        ip = &((const struct sockaddr_in6 *)&src->ss)->sin6_addr;
+        iplen = 16;
+        family = 0x02;
+    } else {
+        return false;
+    }
     uint16_t port = ims_addr_port(src);
-    int fam = ims_addr_family(src);
-    uint16_t type = xor_ ? A_XOR_MAPPED_ADDRESS : A_MAPPED_ADDRESS;
-    if (fam == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&src->ss;
-        uint8_t *v = attr(out, len, type, 8);
-        v[1] = 0x01;
-        put16(v + 2, xor_ ? (uint16_t)(port ^ (COOKIE >> 16)) : port);
-        memcpy(v + 4, &s4->sin_addr, 4);
-        if (xor_)
-            for (int i = 0; i < 4; i++)
-                v[4 + i] ^= out[4 + i]; /* the cookie, in network order */
-        return true;
-    }
-    if (fam == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&src->ss;
-        uint8_t *v = attr(out, len, type, 20);
-        v[1] = 0x02;
-        put16(v + 2, xor_ ? (uint16_t)(port ^ (COOKIE >> 16)) : port);
-        memcpy(v + 4, &s6->sin6_addr, 16);
-        if (xor_)
-            for (int i = 0; i < 16; i++)
-                v[4 + i] ^= out[4 + i]; /* cookie || transaction id */
-        return true;
-    }
-    return false;
+    uint8_t *v = attr(out, len, xor_ ? A_XOR_MAPPED_ADDRESS : A_MAPPED_ADDRESS,
+                      (uint16_t)(4 + iplen));
+    v[1] = family;
+    put16(v + 2, xor_ ? (uint16_t)(port ^ (COOKIE >> 16)) : port);
+    memcpy(v + 4, ip, iplen);
+    if (xor_) /* §14.2: with the cookie (IPv4), cookie || transaction id (IPv6) */
+        for (size_t i = 0; i < iplen; i++)
+            v[4 + i] ^= out[4 + i];
+    return true;
 }
 
 size_t ims_stun_answer(const uint8_t *p, size_t n, const struct ims_addr *src,
