@@ -89,6 +89,10 @@ void cscf_pcscf_fini(struct ims_cscf *g);
 void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
 void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s);
 const char *const *cscf_pcscf_proxy_require(const struct ims_cscf *g); /* for its proxy_app */
+/* proxy_app.stateless_hop: an ACK for a dialog on an RFC 5626 flow goes to
+ * the flow its Route's token names. */
+bool cscf_pcscf_stateless_hop(void *ctx, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                              char *hop, size_t cap);
 
 void cscf_icscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
 

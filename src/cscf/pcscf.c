@@ -623,6 +623,19 @@ static bool flow_conn_open(struct cscf_worker *w, const char *key)
     return ims_proxy_conn_open(w->p, proto, &a);
 }
 
+/* The flow's address as a next hop: "udp:1.2.3.4:5" ->
+ * "sip:1.2.3.4:5;transport=udp".  Its length, 0 for a malformed key. */
+#define FLOW_HOP_MAX (FLOW_KEY_MAX + 32)
+static size_t flow_hop(const char *key, char *out, size_t cap)
+{
+    const char *colon = strchr(key, ':');
+    if (!colon)
+        return 0;
+    size_t n = IMS_STR_JOIN(out, cap, IMS_S("sip:"), ims_str_cstr(colon + 1),
+                            IMS_S(";transport="), ims_str_make(key, (size_t)(colon - key)));
+    return n == SIZE_MAX ? 0 : n;
+}
+
 /* ob: the Route was our Path URI of an RFC 5626 outbound registration. */
 static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
                            const char *key, bool ob)
@@ -644,16 +657,13 @@ static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const str
         ims_proxy_reply(r, 430, "Flow Failed", NULL);
         return;
     }
-    /* "udp:1.2.3.4:5" -> "sip:1.2.3.4:5;transport=udp" */
-    char hop[FLOW_KEY_MAX + 32];
-    const char *colon = strchr(key, ':');
-    if (!colon) {
+    char hop[FLOW_HOP_MAX];
+    size_t n = flow_hop(key, hop, sizeof(hop));
+    if (!n) {
         ims_proxy_reply(r, 500, NULL, NULL);
         return;
     }
-    int n = snprintf(hop, sizeof(hop), "sip:%s;transport=%.*s", colon + 1, (int)(colon - key),
-                     key);
-    struct proxy_fwd f = { .next_hop = ims_str_make(hop, n > 0 ? (size_t)n : 0) };
+    struct proxy_fwd f = { .next_hop = ims_str_make(hop, n) };
     char token[TOKEN_MAX];
     if (ob) {
         /* RFC 5626 §5.3: a dialog it starts keeps to the flow as well */
@@ -795,6 +805,38 @@ static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struc
 
 /* ------------------------------------------------------------ the app */
 
+/* The flow a request's top Route names with our token, when the request
+ * does not come from a UE (a registered flow): 0 with key set. */
+static int token_flow(struct cscf_worker *w, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                      const struct sip_uri *top, char *key, size_t cap)
+{
+    char own[FLOW_KEY_MAX];
+    if (flow_of_token(w->g, top->user, key, cap) != 0)
+        return IMS_ENOENT;
+    flow_key_of(rx, own, sizeof(own));
+    /* an in-dialog request from a UE takes the normal route */
+    if (m->to.tag.len && flow_get(w->g, own, NULL, NULL, NULL))
+        return IMS_ENOENT;
+    return 0;
+}
+
+bool cscf_pcscf_stateless_hop(void *ctx, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                              char *hop, size_t cap)
+{
+    struct cscf_worker *w = ctx;
+    struct sip_nameaddr na;
+    char key[FLOW_KEY_MAX + 1];
+    if (cscf_nth_nameaddr(m, SIP_H_ROUTE, 0, &na) != 0 ||
+        !ims_proxy_uri_is_self(w->p, &na.uri, ims_addr_port(&rx->local)) ||
+        token_flow(w, m, rx, &na.uri, key, sizeof(key)) != 0)
+        return false;
+    /* RFC 5626 §5.3: the ACK of a dialog on a flow goes to the flow; a flow
+     * that is gone leaves it to the Request-URI (an ACK gets no answer) */
+    if (!flow_get(w->g, key, NULL, NULL, NULL) || !flow_conn_open(w, key))
+        return false;
+    return flow_hop(key, hop, cap) > 0;
+}
+
 void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
 {
     struct cscf_worker *w = ctx;
@@ -805,19 +847,15 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     /* terminating: the S-CSCF routed it along our Path */
     struct sip_uri top;
     char key[FLOW_KEY_MAX + 1];
-    char own[FLOW_KEY_MAX];
-    flow_key_of(ims_proxy_req_rx(r), own, sizeof(own));
     if (cscf_top_route_self(r, m, &top) == 0 &&
-        flow_of_token(w->g, top.user, key, sizeof(key)) == 0 &&
-        !(m->to.tag.len && flow_get(w->g, own, NULL, NULL, NULL))) {
+        token_flow(w, m, ims_proxy_req_rx(r), &top, key, sizeof(key)) == 0) {
         /* along our Path, or in a dialog our flow-token Record-Route
-         * started: to the UE's flow.  An in-dialog request from a UE
-         * (a registered flow) takes the normal route below */
+         * started: to the UE's flow */
         ims_str ob;
         pc_terminating(w, r, m, key, ims_sip_param_get(top.params, "ob", &ob) == 0);
         return;
     }
-    memcpy(key, own, sizeof(own));
+    flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
     if (m->to.tag.len || ims_proxy_req_to_self(r)) {
         /* in-dialog (Record-Route/Route decide) or for us: 404/405 */
         pc_in_dialog(w, r, m, key);

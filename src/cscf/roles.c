@@ -354,8 +354,10 @@ static int set_apps(struct cscf_worker *w, const struct ims_cfg_ports *ports, co
 {
     for (size_t i = 0; i < ports->n; i++) {
         struct proxy_app app = { .name = name, .on_request = fn, .ctx = w };
-        if (fn == cscf_pcscf_request)
+        if (fn == cscf_pcscf_request) {
             app.proxy_require = cscf_pcscf_proxy_require(w->g);
+            app.stateless_hop = cscf_pcscf_stateless_hop;
+        }
         int rc = ims_proxy_set_app(w->p, ports->port[i], &app);
         if (rc)
             return rc;

@@ -747,10 +747,16 @@ void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
     bool strict_fix, to_self;
     if (px_route_pre(p, m, lport, &npop, &strict_fix, &to_self) != 0 || to_self)
         return; /* an ACK or CANCEL for us ends here */
-    /* Next hop: like the static router, minus the app. */
+    /* Next hop: the app's if it names one (proxy_app.stateless_hop), else
+     * like the static router */
     struct proxy_req tmp = { .p = p, .npop = npop, .strict_fix = strict_fix };
     struct sip_uri hop;
-    if (routes_left(&tmp, m) > 0) {
+    const struct proxy_app *app = px_find_app(p, lport);
+    char app_hop[PROXY_HOSTPORT_MAX + 64];
+    if (app->stateless_hop && app->stateless_hop(app->ctx, m, rx, app_hop, sizeof(app_hop))) {
+        if (ims_sip_parse_uri(ims_str_cstr(app_hop), &hop) != 0)
+            return;
+    } else if (routes_left(&tmp, m) > 0) {
         if (px_route_value(m, npop, NULL, &hop) != 0)
             return;
     } else if (strict_fix) {

@@ -269,7 +269,7 @@ int ims_proxy_set_app(struct ims_proxy *p, uint16_t port, const struct proxy_app
 static const struct proxy_app default_app = { .name = "static",
                                               .on_request = ims_proxy_route_static };
 
-static const struct proxy_app *find_app(const struct ims_proxy *p, uint16_t port)
+const struct proxy_app *px_find_app(const struct ims_proxy *p, uint16_t port)
 {
     const struct proxy_app *any = NULL;
     for (size_t i = 0; i < PROXY_MAX_APPS; i++) {
@@ -737,7 +737,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
         /* §16.3 item 5: the only extensions we understand are the app's */
         char un[512];
         size_t k;
-        if (px_unsupported(find_app(p, lport), m, un, sizeof(un), &k)) {
+        if (px_unsupported(px_find_app(p, lport), m, un, sizeof(un), &k)) {
             px_reply_stateless(p, m, rx, 420, NULL, ims_str_make(un, k));
             return;
         }
@@ -783,7 +783,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
         ims_timer_start(p->loop, &r->tm_trying, PROXY_TRYING_MS);
     r->cur_msg = m;
     r->rx.tls_peer_cn = rx->tls_peer_cn;
-    const struct proxy_app *app = find_app(p, lport);
+    const struct proxy_app *app = px_find_app(p, lport);
     app->on_request(app->ctx, r, m);
     r->cur_msg = NULL;
     r->rx.tls_peer_cn = NULL;

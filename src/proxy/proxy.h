@@ -169,6 +169,13 @@ struct proxy_app {
      * 420 (RFC 3261 §16.3 item 5) names only the others.  Borrowed: it
      * must outlive the proxy. */
     const char *const *proxy_require;
+    /* Optional: the next hop of a request the core forwards statelessly
+     * (an ACK for a 2xx, RFC 3261 §16.11), which the app never sees: write
+     * a SIP URI to hop (cap bytes) and return true to send it there
+     * instead of by Route / Request-URI (the P-CSCF: the flow an RFC 5626
+     * flow-token Route names).  Called with the request as received. */
+    bool (*stateless_hop)(void *ctx, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                          char *hop, size_t cap);
 };
 
 /* Routes requests that arrive on a listener with local port `port` to app

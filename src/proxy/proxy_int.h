@@ -245,6 +245,9 @@ int px_build_relay(const struct sip_msg *rsp, ims_str add_hdrs, const uint16_t *
 /* The Via value that follows the top one (second in the message). */
 int px_second_via(const struct sip_msg *m, struct sip_via *out);
 /* Writes "<sip:host:port;transport=x;lr>" for an interface. */
+/* The app for requests on local port `port` (the default app if none). */
+const struct proxy_app *px_find_app(const struct ims_proxy *p, uint16_t port);
+
 size_t px_rr_value(const struct proxy_iface *ifc, enum sip_proto proto, ims_str user,
                    ims_str params, char *out, size_t outsz);
 

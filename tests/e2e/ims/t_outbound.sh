@@ -19,6 +19,8 @@
 #   outbound_call   olga calls bob from her flow with a Contact that reaches
 #                   nothing but ";ob": the P-CSCF's Record-Route carries her
 #                   flow token and ;ob, and bob's BYE reaches her on the flow
+#   outbound_callee bob calls olga, who answers on her flow with such a Contact:
+#                   bob's ACK (forwarded statelessly) and BYE reach her on it
 #   outbound_stun   STUN keep-alives on the P-CSCF's UDP port (RFC 5626 §8): an
 #                   RFC 8489 client (turnutils_stunclient) and an RFC 3489 one
 #                   (stun) learn their own address and port, and the P-CSCF's
@@ -158,5 +160,19 @@ t_outbound_call() {
     sess_bg uas_ob "$UE2_PORT" ob_call_uas.xml -s bob -key caller olga -key realm "$REALM"
     ue call_ob "$UE_PORT" ob_call_uac.xml -s bob -key caller olga || rc=1
     sess_wait uas_ob || rc=1
+    return $rc
+}
+
+# outbound_callee: bob calls olga, who answers on her flow (reg-id 1, UDP)
+# with a Contact that reaches nothing but ";ob": the INVITE came with the
+# P-CSCF's flow-token Record-Route, so bob's ACK (which the core forwards
+# statelessly) and BYE reach her on the flow
+t_outbound_callee() {
+    local rc=0 uuid=00000000-0000-4000-8000-0000000000c2
+    ob_reg obe "$UE_PORT" olga 1 "$uuid" "path, outbound" || rc=1
+    sess_reg_bob || rc=1
+    sess_bg uas_obe "$UE_PORT" ob_callee_uas.xml -s olga
+    ue call_obe "$UE2_PORT" sess_call_uac.xml -s olga -key caller bob || rc=1
+    sess_wait uas_obe || rc=1
     return $rc
 }

@@ -635,7 +635,7 @@ static void app_forward(void *ctx, struct proxy_req *r, const struct sip_msg *re
 
 static void test_app_forward(void **state)
 {
-    struct proxy_app app = { "test", app_forward, NULL, NULL };
+    struct proxy_app app = { .name = "test", .on_request = app_forward };
     assert_int_equal(ims_proxy_set_app(E.p, 5060, &app), 0);
     napp = 0;
     invite("sip:bob@b.test", "z9hG4bKa1", "", 70);
@@ -651,6 +651,41 @@ static void test_app_forward(void **state)
     assert_int_equal(app_statuses[0], 180);
     assert_int_equal(app_statuses[1], 486);
     assert_non_null(sent_to(UAC, "SIP/2.0 486", 0));
+}
+
+/* proxy_app.stateless_hop: an ACK whose Route's user is "flow" goes to the
+ * app's hop, others by the route set */
+static bool app_ack_hop(void *ctx, const struct sip_msg *m, const struct sip_tp_rx *rx, char *hop,
+                        size_t cap)
+{
+    const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_ROUTE);
+    struct sip_nameaddr na;
+    if (!h || ims_sip_parse_nameaddr(h->value, &na) != 0 || !ims_str_eq(na.uri.user, IMS_S("flow")))
+        return false;
+    snprintf(hop, cap, "sip:192.0.2.77:5099;transport=udp");
+    return true;
+}
+
+static void test_app_stateless_hop(void **state)
+{
+    struct proxy_app app = { .name = "flows", .on_request = ims_proxy_route_static,
+                             .stateless_hop = app_ack_hop };
+    assert_int_equal(ims_proxy_set_app(E.p, 5060, &app), 0);
+    static const char ack[] =
+        "ACK sip:bob@10.9.9.9:5099 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.5:5099;branch=z9hG4bKsh%d;rport\r\n"
+        "Route: <sip:%s192.0.2.1:5060;lr;ob>\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\nTo: <sip:bob@b.test>;tag=tb\r\n"
+        "Call-ID: call-sh\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n";
+    feed(SIP_PROTO_UDP, UAC, ack, 1, "flow@");
+    const struct fake_tp_msg *a = sent_to("192.0.2.77:5099", "ACK sip:bob@10.9.9.9:5099 ", 0);
+    assert_non_null(a);
+    assert_null(strstr(a->buf, "\r\nRoute:")); /* ours was popped */
+    /* without the app's say: the Request-URI */
+    size_t mark = E.tp.n;
+    feed(SIP_PROTO_UDP, UAC, ack, 2, "");
+    assert_non_null(sent_to("10.9.9.9:5099", "ACK ", mark));
+    assert_null(sent_to("192.0.2.77:5099", "ACK ", mark));
 }
 
 static int cancel_seen;
@@ -669,7 +704,7 @@ static void app_hold(void *ctx, struct proxy_req *r, const struct sip_msg *req)
 
 static void test_app_suspend_resume(void **state)
 {
-    struct proxy_app app = { "hold", app_hold, NULL, NULL };
+    struct proxy_app app = { .name = "hold", .on_request = app_hold };
     assert_int_equal(ims_proxy_set_app(E.p, 0, &app), 0);
     held = NULL;
     invite("sip:bob@b.test", "z9hG4bKh1", "", 70);
@@ -726,7 +761,7 @@ static void app_forward_bad(void *ctx, struct proxy_req *r, const struct sip_msg
 /* The app API's mapping: our bug -> 500, lack of resources -> 503. */
 static void test_forward_failed_mapping(void **state)
 {
-    struct proxy_app app = { "bad", app_forward_bad, NULL, NULL };
+    struct proxy_app app = { .name = "bad", .on_request = app_forward_bad };
     assert_int_equal(ims_proxy_set_app(E.p, 0, &app), 0);
     invite("sip:bob@b.test", "z9hG4bKm1", "", 70);
     assert_int_equal(fwd_fail_rc, IMS_EINVAL);
@@ -765,7 +800,7 @@ static void app_nothing(void *ctx, struct proxy_req *r, const struct sip_msg *re
 
 static void test_app_does_nothing_500(void **state)
 {
-    struct proxy_app app = { "lazy", app_nothing, NULL, NULL };
+    struct proxy_app app = { .name = "lazy", .on_request = app_nothing };
     ims_proxy_set_app(E.p, 0, &app);
     invite("sip:bob@b.test", "z9hG4bKn1", "", 70);
     assert_non_null(sent_to(UAC, "SIP/2.0 500", 0));
@@ -1054,6 +1089,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_table_full_forward_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_c, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_forward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_stateless_hop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_suspend_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_failed_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_does_nothing_500, setup, teardown),
