@@ -37,7 +37,7 @@ HERE=$ROOT/bench/ims
 IMS_BIN=$ROOT/build-rel/imscloud
 ONLY=both
 SUBS=100000
-POOL=150000
+POOL=400000 # the search's steps, failed ones too, must not use it up: a wrapped step re-registers
 STEP=5
 FILL_RATE=2000
 WAIT=65
@@ -378,7 +378,9 @@ run_step() {
     if [ "$kind" = reg ]; then
         [ "$n" -le "$POOL" ] || die "--pool $POOL is too small for $rate registrations/s over $STEP s"
         if [ $((POOL_NEXT + n)) -gt "$POOL" ]; then
-            # the pool is used up: start over (these are re-registrations then)
+            # the pool is used up: start over (these are re-registrations then,
+            # not what this search measures: say so)
+            echo "bench-ims: WARNING: the pool of $POOL users is used up at $rate/s: this step re-registers users (use a larger --pool)" >&2
             WRAPPED=$((WRAPPED + n))
             POOL_NEXT=0
         fi
