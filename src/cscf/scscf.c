@@ -153,12 +153,13 @@ static int outbound_decide(const struct sip_msg *m, struct ims_reg_binding *b, s
         if (b[i].reg_id && b[i].instance.len)
             asked = true;
     bool ok = asked && first_hop_outbound(m);
-    if (asked && !ok && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound"))
+    bool supported = asked && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound");
+    if (supported && !ok)
         return 439;
     for (size_t i = 0; i < n; i++)
         if (!ok || !b[i].instance.len)
             b[i].reg_id = 0;
-    rq->outbound = ok && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound");
+    rq->outbound = ok && supported;
     return 0;
 }
 
