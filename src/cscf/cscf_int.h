@@ -133,6 +133,9 @@ long cscf_expires_hdr(const struct sip_msg *m);
  * 1 .. 2^31-1), IMS_ELIMIT (more than cap). */
 int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t cap, size_t *n,
                   bool *star);
+/* RFC 5626 §4.2: does a binding ask for an outbound flow (a reg-id on a
+ * Contact with +sip.instance)? */
+bool cscf_outbound_asked(const struct ims_reg_binding *b, size_t n);
 
 /* All values of every header with this id, joined with ", " into out.
  * 0, IMS_ELIMIT, IMS_ENOMEM. */

@@ -460,12 +460,9 @@ static bool asks_outbound(const struct sip_msg *m)
     struct ims_reg_binding b[IMS_REG_MAX_CONTACTS];
     size_t n = 0;
     bool star = false;
-    if (cscf_contacts(m, b, IMS_REG_MAX_CONTACTS, &n, &star) != 0)
-        return false; /* the registrar answers 400 */
-    for (size_t i = 0; i < n; i++)
-        if (b[i].reg_id && b[i].instance.len)
-            return true;
-    return false;
+    /* a Contact that does not parse: the registrar answers 400 */
+    return cscf_contacts(m, b, IMS_REG_MAX_CONTACTS, &n, &star) == 0 &&
+           cscf_outbound_asked(b, n);
 }
 
 static void reg_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *rsp)
@@ -610,15 +607,27 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
 
 /* ------------------------------------------------------------ terminating */
 
+/* A flow key (flow_key_of) split into its transport ("udp") and address
+ * ("1.2.3.4:5").  False for a malformed key. */
+static bool flow_key_split(const char *key, ims_str *proto, ims_str *addr)
+{
+    const char *colon = strchr(key, ':');
+    if (!colon)
+        return false;
+    *proto = ims_str_make(key, (size_t)(colon - key));
+    *addr = ims_str_cstr(colon + 1);
+    return true;
+}
+
 /* A stream flow ("tcp:..."/"tls:...") still has its connection; true for
  * UDP flows. */
 static bool flow_conn_open(struct cscf_worker *w, const char *key)
 {
+    ims_str ps, as;
     enum sip_proto proto;
-    const char *colon = strchr(key, ':');
     struct ims_addr a;
-    if (!colon || ims_proto_parse(ims_str_make(key, (size_t)(colon - key)), &proto) != 0 ||
-        proto == SIP_PROTO_UDP || ims_addr_parse(ims_str_cstr(colon + 1), 0, &a) != 0)
+    if (!flow_key_split(key, &ps, &as) || ims_proto_parse(ps, &proto) != 0 ||
+        proto == SIP_PROTO_UDP || ims_addr_parse(as, 0, &a) != 0)
         return true;
     return ims_proxy_conn_open(w->p, proto, &a);
 }
@@ -628,12 +637,22 @@ static bool flow_conn_open(struct cscf_worker *w, const char *key)
 #define FLOW_HOP_MAX (FLOW_KEY_MAX + 32)
 static size_t flow_hop(const char *key, char *out, size_t cap)
 {
-    const char *colon = strchr(key, ':');
-    if (!colon)
+    ims_str ps, as;
+    if (!flow_key_split(key, &ps, &as))
         return 0;
-    size_t n = IMS_STR_JOIN(out, cap, IMS_S("sip:"), ims_str_cstr(colon + 1),
-                            IMS_S(";transport="), ims_str_make(key, (size_t)(colon - key)));
+    size_t n = IMS_STR_JOIN(out, cap, IMS_S("sip:"), as, IMS_S(";transport="), ps);
     return n == SIZE_MAX ? 0 : n;
+}
+
+/* RFC 5626 §5.3: our Record-Route names the flow (token and ";ob"), so the
+ * far end's in-dialog requests reach the UE through NAT.  token is the
+ * caller's TOKEN_MAX buffer that f then points into. */
+static void flow_record_route(const struct ims_cscf *g, const char *key, char *token,
+                              struct proxy_fwd *f)
+{
+    flow_token(g, key, token, TOKEN_MAX);
+    f->rr_user = ims_str_cstr(token);
+    f->rr_params = IMS_S(";ob");
 }
 
 /* ob: the Route was our Path URI of an RFC 5626 outbound registration. */
@@ -665,12 +684,8 @@ static void pc_terminating(struct cscf_worker *w, struct proxy_req *r, const str
     }
     struct proxy_fwd f = { .next_hop = ims_str_make(hop, n) };
     char token[TOKEN_MAX];
-    if (ob) {
-        /* RFC 5626 §5.3: a dialog it starts keeps to the flow as well */
-        flow_token(w->g, key, token, sizeof(token));
-        f.rr_user = ims_str_cstr(token);
-        f.rr_params = IMS_S(";ob");
-    }
+    if (ob) /* a dialog it starts keeps to the flow as well */
+        flow_record_route(w->g, key, token, &f);
     cscf_privacy_forward_to_ue(w, r, m, &f); /* privacy: the UE is outside the trust domain */
 }
 
@@ -756,14 +771,8 @@ static void pc_originating(struct cscf_worker *w, struct proxy_req *r, const str
         .ndel = ndel,
     };
     char token[TOKEN_MAX];
-    if (contact_ob(m)) {
-        /* RFC 5626 §5.3: the UE keeps this dialog on its flow ("ob" on its
-         * Contact); our Record-Route names the flow, so the far end's
-         * in-dialog requests reach the UE through NAT */
-        flow_token(w->g, key, token, sizeof(token));
-        f.rr_user = ims_str_cstr(token);
-        f.rr_params = IMS_S(";ob");
-    }
+    if (contact_ob(m)) /* the UE keeps this dialog on its flow */
+        flow_record_route(w->g, key, token, &f);
     cscf_privacy_on_ue_responses(w, &f); /* privacy: responses going down to the UE */
     rc = ims_proxy_forward(r, &f);
     if (rc)

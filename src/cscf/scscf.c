@@ -148,10 +148,7 @@ static bool first_hop_outbound(const struct sip_msg *m)
 static int outbound_decide(const struct sip_msg *m, struct ims_reg_binding *b, size_t n,
                            struct ims_reg_req *rq)
 {
-    bool asked = false;
-    for (size_t i = 0; i < n; i++)
-        if (b[i].reg_id && b[i].instance.len)
-            asked = true;
+    bool asked = cscf_outbound_asked(b, n);
     bool ok = asked && first_hop_outbound(m);
     bool supported = asked && ims_sip_hdr_has_token(m, SIP_H_SUPPORTED, "outbound");
     if (supported && !ok)

@@ -175,6 +175,14 @@ int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t c
     return 0;
 }
 
+bool cscf_outbound_asked(const struct ims_reg_binding *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i].reg_id && b[i].instance.len)
+            return true;
+    return false;
+}
+
 int cscf_join_values(const struct sip_msg *m, enum sip_hdr_id id, struct ims_buf *out)
 {
     int rc = 0;

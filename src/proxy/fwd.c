@@ -221,13 +221,15 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
                     struct proxy_iface back = *in;
                     if (in_port)
                         back.port = in_port;
-                    a.rr[1] = ims_str_make(rr1, px_rr_value(&back, r->rx.proto, rru, rrp, rr1, sizeof(rr1)));
+                    a.rr[1] = ims_str_make(
+                        rr1, px_rr_value(&back, r->rx.proto, rru, rrp, rr1, sizeof(rr1)));
                 }
             } else {
                 struct proxy_iface here = *ifc;
                 if (in_port)
                     here.port = in_port;
-                a.rr[0] = ims_str_make(rr0, px_rr_value(&here, d->proto, rru, rrp, rr0, sizeof(rr0)));
+                a.rr[0] =
+                    ims_str_make(rr0, px_rr_value(&here, d->proto, rru, rrp, rr0, sizeof(rr0)));
             }
         }
         rc = px_build_request(m, &a, &b);
