@@ -91,6 +91,23 @@ static void entry_free(void *p)
     ims_free(p);
 }
 
+/* The sweep's due time (seconds, rounded up): when the first challenge is
+ * dropped (ims_auth_expire: nonce_ttl after it expired); an entry left
+ * without challenges goes at the next sweep. */
+static int64_t entry_due(const void *v, void *ctx)
+{
+    const struct auth_entry *e = v;
+    const struct ims_auth *a = ctx;
+    if (e->n == 0)
+        return 0;
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->ch[i].expires_ms < first)
+            first = e->ch[i].expires_ms;
+    int64_t ms = first + (int64_t)a->cfg.nonce_ttl_s * 1000 + 1;
+    return ms / 1000 + (ms % 1000 > 0);
+}
+
 int ims_auth_new(const struct ims_auth_cfg *cfg, struct ims_auth **out)
 {
     if (!cfg->nonce_ttl_s || !cfg->max_failures || !cfg->max_entries)
@@ -106,6 +123,8 @@ int ims_auth_new(const struct ims_auth_cfg *cfg, struct ims_auth **out)
     if (rc == 0)
         rc = cscf_table_new(cfg->nshards ? cfg->nshards : 16, cfg->max_entries, entry_free,
                             &a->t);
+    if (rc == 0 && (rc = cscf_table_set_due(a->t, entry_due, a)) != 0)
+        cscf_table_free(a->t);
     if (rc) {
         ims_mac_free(a->nonce_key);
         ims_free(a);
@@ -531,5 +550,5 @@ static void exp_visit(ims_str key, void **val, void *ctx)
 void ims_auth_expire(struct ims_auth *a, unsigned first, unsigned step, int64_t now_ms)
 {
     struct exp_ctx x = { now_ms - (int64_t)a->cfg.nonce_ttl_s * 1000 };
-    cscf_table_sweep(a->t, first, step, exp_visit, &x);
+    cscf_table_sweep_due(a->t, first, step, now_ms / 1000, exp_visit, &x);
 }

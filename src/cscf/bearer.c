@@ -54,6 +54,12 @@ static void tok_free(void *v)
     ims_ks_token_unref(v);
 }
 
+static int64_t tok_due(const void *v, void *ctx)
+{
+    (void)ctx;
+    return ((const struct ims_ks_token *)v)->expires_at;
+}
+
 /* Splits the comma list in buf in place into out (blanks trimmed, empty
  * items skipped, at most cap items); returns how many. */
 static size_t split_list(char *buf, const char **out, size_t cap)
@@ -170,6 +176,8 @@ int cscf_bearer_init(struct ims_cscf *g, char *err, size_t errsz)
     int rc = split_roles(b, cfg->scscf_local_roles);
     if (rc == 0)
         rc = cscf_table_new(CSCF_SHARDS, cfg->scscf_max_registrations, tok_free, &b->tokens);
+    if (rc == 0)
+        rc = cscf_table_set_due(b->tokens, tok_due, NULL);
     if (rc) {
         snprintf(err, errsz, "scscf: %s", ims_strerror(rc));
         return rc;
@@ -433,5 +441,6 @@ static void sweep_fn(ims_str key, void **val, void *ctx)
 void cscf_bearer_sweep(struct cscf_worker *w, int64_t now_s)
 {
     if (w->g->bearer)
-        cscf_table_sweep(w->g->bearer->tokens, w->idx, w->g->nworkers, sweep_fn, &now_s);
+        cscf_table_sweep_due(w->g->bearer->tokens, w->idx, w->g->nworkers, now_s, sweep_fn,
+                             &now_s);
 }

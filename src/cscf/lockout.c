@@ -51,6 +51,28 @@ struct cscf_lockout {
     atomic_ullong locks, blocked;
 };
 
+static int64_t keep_ms(const struct cscf_lockout *lk)
+{
+    int64_t w = (int64_t)lk->cfg.window_s * 1000, m = (int64_t)lk->cfg.max_time_s * 1000;
+    return w > m ? w : m;
+}
+
+/* when the entry was last in use: a lock's end, its window's start, its
+ * rate bucket's last take */
+static int64_t last_use_ms(const struct lk_entry *e)
+{
+    int64_t last = e->until_ms > e->win_ms ? e->until_ms : e->win_ms;
+    return e->tok_ms > last ? e->tok_ms : last;
+}
+
+/* the sweep's due time (seconds, rounded up): forgotten keep_ms after its
+ * last use */
+static int64_t entry_due(const void *v, void *ctx)
+{
+    int64_t ms = last_use_ms(v) + keep_ms(ctx);
+    return ms / 1000 + (ms % 1000 > 0);
+}
+
 int cscf_lockout_new(const struct cscf_lockout_cfg *cfg, struct cscf_lockout **out)
 {
     if (!cfg->window_s || !cfg->time_s || cfg->max_time_s < cfg->time_s || !cfg->max_entries)
@@ -60,6 +82,8 @@ int cscf_lockout_new(const struct cscf_lockout_cfg *cfg, struct cscf_lockout **o
         return IMS_ENOMEM;
     lk->cfg = *cfg;
     int rc = cscf_table_new(CSCF_SHARDS, cfg->max_entries, ims_free, &lk->t);
+    if (rc == 0 && (rc = cscf_table_set_due(lk->t, entry_due, lk)) != 0)
+        cscf_table_free(lk->t);
     if (rc) {
         ims_free(lk);
         return rc;
@@ -252,10 +276,7 @@ static void exp_visit(ims_str key, void **val, void *ctx)
     struct exp_ctx *x = ctx;
     struct lk_entry *e = *val;
     /* forgotten (backoff level too) once unlocked and quiet for max_time */
-    int64_t last = e->until_ms > e->win_ms ? e->until_ms : e->win_ms;
-    if (e->tok_ms > last)
-        last = e->tok_ms;
-    if (x->now_ms - last >= x->keep_ms) {
+    if (x->now_ms - last_use_ms(e) >= x->keep_ms) {
         ims_free(e);
         *val = NULL;
     }
@@ -263,9 +284,8 @@ static void exp_visit(ims_str key, void **val, void *ctx)
 
 void cscf_lockout_expire(struct cscf_lockout *lk, unsigned first, unsigned step, int64_t now_ms)
 {
-    int64_t w = (int64_t)lk->cfg.window_s * 1000, m = (int64_t)lk->cfg.max_time_s * 1000;
-    struct exp_ctx x = { now_ms, w > m ? w : m };
-    cscf_table_sweep(lk->t, first, step, exp_visit, &x);
+    struct exp_ctx x = { now_ms, keep_ms(lk) };
+    cscf_table_sweep_due(lk->t, first, step, now_ms / 1000, exp_visit, &x);
 }
 
 void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t *blocked)

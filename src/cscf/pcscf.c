@@ -67,6 +67,12 @@ static void flow_free(void *v)
     ims_free(f);
 }
 
+static int64_t flow_due(const void *v, void *ctx)
+{
+    (void)ctx;
+    return ((const struct pc_flow *)v)->expires;
+}
+
 /* A TLS listener on one of the P-CSCF's ports: what sec-agree offers. */
 static bool has_tls_port(const struct ims_cfg *cfg)
 {
@@ -95,6 +101,8 @@ int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
         return rc;
     }
     rc = cscf_table_new(CSCF_SHARDS, g->cfg->pcscf_max_ues, flow_free, &g->flows);
+    if (rc == 0 && (rc = cscf_table_set_due(g->flows, flow_due, NULL)) != 0)
+        cscf_table_free(g->flows), g->flows = NULL;
     if (rc) {
         snprintf(err, errsz, "pcscf: out of memory");
         ims_mac_free(g->flow_key); /* fini runs only for a P-CSCF with its table */
@@ -231,7 +239,7 @@ static void sweep_visit(ims_str key, void **val, void *ctx)
 
 void cscf_pcscf_sweep(struct cscf_worker *w, int64_t now_s)
 {
-    cscf_table_sweep(w->g->flows, w->idx, w->g->nworkers, sweep_visit, &now_s);
+    cscf_table_sweep_due(w->g->flows, w->idx, w->g->nworkers, now_s, sweep_visit, &now_s);
 }
 
 /* ------------------------------------------------------------ sec-agree */

@@ -586,7 +586,7 @@ void cscf_regevent_sweep(struct cscf_worker *w, int64_t now_s)
     if (!x)
         return;
     x->now = now_s;
-    cscf_table_sweep(g->re_subs, w->idx, g->nworkers, sweep_visit, x);
+    cscf_table_sweep_due(g->re_subs, w->idx, g->nworkers, now_s, sweep_visit, x);
     /* the locks are released: a NOTIFY per registration with a subscription
      * whose time is up (it ends with reason=timeout, the others get the
      * current state) */
@@ -1004,13 +1004,30 @@ static void entry_free(void *v)
     ims_free(v);
 }
 
+/* the sweep's due time: the first subscription to run out */
+static int64_t entry_due(const void *v, void *ctx)
+{
+    (void)ctx;
+    const struct re_entry *e = v;
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < e->n; i++)
+        if (e->s[i].expires < due)
+            due = e->s[i].expires;
+    return due;
+}
+
 int cscf_regevent_init(struct ims_cscf *g)
 {
     /* an entry is ~34 KiB: at most one per registration, and a hard cap */
     size_t cap = g->cfg->scscf_max_registrations;
     if (cap == 0 || cap > RE_MAX_ENTRIES)
         cap = RE_MAX_ENTRIES;
-    return cscf_table_new(CSCF_SHARDS, cap, entry_free, &g->re_subs);
+    int rc = cscf_table_new(CSCF_SHARDS, cap, entry_free, &g->re_subs);
+    if (rc == 0 && (rc = cscf_table_set_due(g->re_subs, entry_due, NULL)) != 0) {
+        cscf_table_free(g->re_subs);
+        g->re_subs = NULL;
+    }
+    return rc;
 }
 
 void cscf_regevent_fini(struct ims_cscf *g)

@@ -493,12 +493,23 @@ static struct loc_rec *drop_expired(struct loc_rec *rec, int64_t now, bool *none
 
 /* ------------------------------------------------------------ store */
 
+/* The sweep's due time: its first contact's expiry (0, unknown: at the next
+ * sweep, which learns it); an alias never. */
+static int64_t rec_due(const void *v, void *ctx)
+{
+    (void)ctx;
+    const struct loc_rec *rec = v;
+    return rec->alias ? INT64_MAX : rec->next_expiry;
+}
+
 int ims_loc_new(size_t max_entries, unsigned nshards, struct ims_loc **out)
 {
     struct ims_loc *l = ims_calloc(1, sizeof(*l));
     if (!l)
         return IMS_ENOMEM;
     int rc = cscf_table_new(nshards, max_entries, rec_free, &l->t);
+    if (rc == 0 && (rc = cscf_table_set_due(l->t, rec_due, NULL)) != 0)
+        cscf_table_free(l->t);
     if (rc) {
         ims_free(l);
         return rc;
@@ -831,7 +842,7 @@ size_t ims_loc_expire(struct ims_loc *l, unsigned first, unsigned step, int64_t 
     if (!items)
         return 0; /* the next sweep tries again */
     struct exp_ctx x = { .l = l, .now = now, .items = items };
-    cscf_table_sweep(l->t, first, step, exp_visit, &x);
+    cscf_table_sweep_due(l->t, first, step, now, exp_visit, &x);
     for (size_t i = 0; i < x.n; i++) {
         struct gone_item *g = &items[i];
         struct alias_ctx a = { .key = g->impu, .set = false };

@@ -63,6 +63,22 @@ typedef void (*cscf_table_visit_fn)(ims_str key, void **val, void *ctx);
 void cscf_table_sweep(struct cscf_table *t, unsigned first, unsigned step,
                       cscf_table_visit_fn fn, void *ctx);
 
+/* Sweeps that look only at what is due.  due(val, ctx) returns the time
+ * (the clock the sweep is given, in seconds) from which the sweep must
+ * visit val, INT64_MAX for never; the table asks it, with the shard
+ * locked, each time an entry's value is set and each time the sweep looks
+ * at the entry.  Set once, before the first entry: 0, IMS_EINVAL (already
+ * set, or entries exist), IMS_ENOMEM. */
+typedef int64_t (*cscf_table_due_fn)(const void *val, void *ctx);
+int cscf_table_set_due(struct cscf_table *t, cscf_table_due_fn due, void *ctx);
+/* As cscf_table_sweep over the same shards, but visits only the entries
+ * due at now; an entry its visitor keeps while still due is visited again
+ * at the next second.  Cost: the entries due, plus one look per entry due
+ * more than a few minutes ahead every few minutes.  A table without a due
+ * function is swept whole. */
+void cscf_table_sweep_due(struct cscf_table *t, unsigned first, unsigned step, int64_t now,
+                          cscf_table_visit_fn fn, void *ctx);
+
 size_t cscf_table_count(const struct cscf_table *t);
 unsigned cscf_table_shards(const struct cscf_table *t);
 
