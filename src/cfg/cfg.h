@@ -109,7 +109,7 @@ struct ims_cfg {
     int hss_mode;            /* 0 hss, 1 slf */
     char *hss_store;         /* store URL; NULL = sqlite:<state_dir>/hss.db */
     char *hss_keys_dir;      /* NULL = <state_dir>/keys */
-    unsigned hss_store_threads, hss_store_queue, hss_cache_entries;
+    unsigned hss_store_threads, hss_store_queue, hss_cache_entries, hss_batch_window_ms;
     bool hss_cache_preload; /* fill the identity cache at start */
     bool hss_diameter_inline; /* Cx over Diameter answered on freeDiameter's thread */
     char *hss_visited_networks;

@@ -138,6 +138,18 @@ void ims_loop_free(struct ims_loop *loop)
         ims_free(p);
         p = next;
     }
+    /* every armed timer is disarmed before any drop runs (a drop may free
+     * timers without one); those with a drop are kept at the heap's head */
+    size_t ndrop = 0;
+    for (size_t i = 0; i < loop->nheap; i++) {
+        struct ims_timer *t = loop->heap[i].t;
+        t->heap_idx = SIZE_MAX;
+        if (t->drop)
+            loop->heap[ndrop++].t = t;
+    }
+    loop->nheap = 0;
+    for (size_t i = 0; i < ndrop; i++)
+        loop->heap[i].t->drop(loop->heap[i].t);
     close(loop->evfd);
     close(loop->epfd);
     pthread_mutex_destroy(&loop->post_lock);

@@ -45,15 +45,17 @@ struct ims_timer {
     size_t heap_idx; /* SIZE_MAX when not armed */
     ims_timer_cb cb;
     void *data;
+    void (*drop)(struct ims_timer *t); /* ims_timer_on_drop; NULL: none */
 };
 
 /* Creates a loop able to hold `max_timers` armed timers (a cap, not a
  * preallocation hint: ims_timer_start returns IMS_ELIMIT past it).
  * Returns 0, IMS_ENOMEM or IMS_EIO. */
 int ims_loop_new(size_t max_timers, struct ims_loop **out);
-/* Frees the loop; pending posts get their drop callback (not their fn).
- * Must not be running; every io must be stopped first (armed timers are
- * simply forgotten).  NULL is a no-op. */
+/* Frees the loop; pending posts and deferred calls get their drop
+ * callback (not their fn), and so do armed timers that have one
+ * (ims_timer_on_drop); other armed timers are simply forgotten.  Must not
+ * be running; every io must be stopped first.  NULL is a no-op. */
 void ims_loop_free(struct ims_loop *loop);
 /* Runs until ims_loop_stop(): each turn runs the due timers, waits for I/O
  * (epoll_wait) until the next timer, then dispatches the events.  A stop
@@ -85,6 +87,14 @@ int ims_io_set(struct ims_loop *loop, struct ims_io *io, unsigned events);
 void ims_io_stop(struct ims_loop *loop, struct ims_io *io);
 
 void ims_timer_init(struct ims_timer *t, ims_timer_cb cb, void *data);
+/* For a timer that owns something to release when it never fires: if t is
+ * still armed when its loop is freed, drop(t) runs then (disarmed).  A drop
+ * must not free another timer that has a drop.  Set after ims_timer_init
+ * (which clears it). */
+static inline void ims_timer_on_drop(struct ims_timer *t, void (*drop)(struct ims_timer *t))
+{
+    t->drop = drop;
+}
 /* (Re)arms t to fire once after ms milliseconds, counted from the cached
  * ims_loop_now().  A timer fires at the earliest on the next turn, even with
  * ms == 0 (a callback re-arming itself cannot starve I/O); timers with equal

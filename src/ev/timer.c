@@ -100,6 +100,7 @@ void ims_timer_init(struct ims_timer *t, ims_timer_cb cb, void *data)
     t->heap_idx = SIZE_MAX;
     t->cb = cb;
     t->data = data;
+    t->drop = NULL;
 }
 
 int ims_timer_start(struct ims_loop *loop, struct ims_timer *t, uint64_t ms)

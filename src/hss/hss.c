@@ -449,14 +449,17 @@ struct local_job {
     struct ims_deferred defer; /* the completion of a job run inline */
 };
 
-/* The in-process Cx requests a loop turn makes, run together at its end
- * in one store transaction (ims_store_exec_run_many): under load a turn
- * takes several REGISTERs from the socket, and their UARs, MARs and SARs
- * then share one BEGIN, one COMMIT and one round of SQLite's file locks
- * instead of one each (bench/ims).  Nothing waits for it: the batch runs
- * as a deferred call of the same turn, and a lone request is a batch of
- * one.  tl_batch: the batch this thread is filling, if any; the batch's
- * deferred call owns it (run or cancelled, it is freed there). */
+/* The in-process Cx requests a worker makes within [hss] batch_window_ms
+ * (0: within one loop turn), run together in one store transaction
+ * (ims_store_exec_run_many): their UARs, MARs and SARs then share one
+ * BEGIN, one read of the cache's change counter, one COMMIT and one round
+ * of SQLite's file locks instead of one each.  A loop turn alone rarely
+ * held more than one (bench/ims: 4 COMMITs per registration); a window of
+ * a millisecond holds several under load, for a millisecond more per Cx
+ * request.  The batch runs from its timer, or at the end of the turn that
+ * filled it (or with no window, or no timer to be had).  tl_batch: the
+ * batch this thread is filling, if any; the batch's timer or deferred call
+ * owns it (run or dropped with the loop, it is freed there). */
 #define LOCAL_BATCH_MAX 32
 
 struct local_batch {
@@ -465,6 +468,7 @@ struct local_batch {
     size_t n;
     struct local_job *jobs[LOCAL_BATCH_MAX];
     struct ims_deferred defer;
+    struct ims_timer timer;
 };
 
 static __thread struct local_batch *tl_batch;
@@ -573,14 +577,24 @@ static void batch_run(struct ims_loop *loop, void *arg)
     ims_free(b);
 }
 
+static void batch_timer(struct ims_loop *loop, struct ims_timer *t)
+{
+    batch_run(loop, t->data);
+}
+
+static void batch_timer_drop(struct ims_timer *t)
+{
+    batch_cancel(t->data);
+}
+
 /* Adds lj to this thread's batch for (h, loop), opening one if none is
  * open.  false: not batched (the open batch is another HSS's or loop's,
- * it is full, or no memory): the caller runs lj alone. */
+ * or no memory): the caller runs lj alone. */
 static bool batch_add(struct ims_hss *h, struct ims_loop *loop, struct local_job *lj)
 {
     struct local_batch *b = tl_batch;
     if (b) {
-        if (b->h != h || b->loop != loop || b->n == LOCAL_BATCH_MAX)
+        if (b->h != h || b->loop != loop)
             return false;
     } else {
         b = ims_alloc(sizeof(*b));
@@ -590,9 +604,22 @@ static bool batch_add(struct ims_hss *h, struct ims_loop *loop, struct local_job
         b->loop = loop;
         b->n = 0;
         tl_batch = b;
-        ims_loop_defer(loop, &b->defer, batch_run, b, batch_cancel);
+        ims_timer_init(&b->timer, batch_timer, b);
+        ims_timer_on_drop(&b->timer, batch_timer_drop);
+        if (h->cfg->batch_window_ms == 0 ||
+            ims_timer_start(loop, &b->timer, h->cfg->batch_window_ms) != 0)
+            ims_loop_defer(loop, &b->defer, batch_run, b, batch_cancel);
     }
     b->jobs[b->n++] = lj;
+    if (b->n == LOCAL_BATCH_MAX) {
+        /* full: it runs at the end of this turn, the next request opens
+         * another */
+        tl_batch = NULL;
+        if (ims_timer_armed(&b->timer)) {
+            ims_timer_stop(loop, &b->timer);
+            ims_loop_defer(loop, &b->defer, batch_run, b, batch_cancel);
+        }
+    }
     return true;
 }
 

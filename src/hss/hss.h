@@ -32,6 +32,7 @@ struct ims_hss_cfg {
     size_t cache_entries; /* the store's identity cache (store/exec.h); 0: none */
     bool cache_preload;   /* fill it at start (ims_store_exec_preload) */
     bool dia_inline; /* [hss] diameter_inline */
+    unsigned batch_window_ms; /* [hss] batch_window_ms (in-process Cx, batch_add) */
     struct hss_policy policy;
     const struct hss_slf_route *slf; /* SLF mode: identity ranges -> HSS */
     size_t nslf;

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -463,6 +464,56 @@ static void test_free_with_pending_posts(void **state)
     assert_int_equal(c.drop_calls, 10);
 }
 
+/* Armed timers with a drop get it at free, with the timer disarmed, even
+ * when the drop frees the memory of a timer without one; timers that fired
+ * or were stopped do not, nor do timers without a drop. */
+struct owned_timer {
+    struct ims_timer t;
+    struct ims_timer *plain; /* freed by the drop: a timer without one */
+    int *drops;
+};
+
+static void owned_fire(struct ims_loop *loop, struct ims_timer *t)
+{
+    (void)loop;
+    (void)t;
+    fail_msg("a timer of a loop that never ran fired");
+}
+
+static void owned_drop(struct ims_timer *t)
+{
+    struct owned_timer *o = (struct owned_timer *)t;
+    assert_false(ims_timer_armed(t));
+    (*o->drops)++;
+    free(o->plain);
+    free(o);
+}
+
+static void test_free_drops_armed_timers(void **state)
+{
+    struct ims_loop *loop;
+    assert_int_equal(ims_loop_new(16, &loop), 0);
+    int drops = 0;
+    for (int i = 0; i < 5; i++) {
+        struct owned_timer *o = calloc(1, sizeof(*o));
+        o->drops = &drops;
+        o->plain = calloc(1, sizeof(*o->plain));
+        ims_timer_init(&o->t, owned_fire, NULL);
+        ims_timer_on_drop(&o->t, owned_drop);
+        ims_timer_init(o->plain, owned_fire, NULL);
+        assert_int_equal(ims_timer_start(loop, o->plain, 1000 + i), 0);
+        assert_int_equal(ims_timer_start(loop, &o->t, 2000 - i), 0);
+    }
+    /* stopped: no drop */
+    struct owned_timer stopped = { .drops = &drops };
+    ims_timer_init(&stopped.t, owned_fire, NULL);
+    ims_timer_on_drop(&stopped.t, owned_drop);
+    assert_int_equal(ims_timer_start(loop, &stopped.t, 10), 0);
+    ims_timer_stop(loop, &stopped.t);
+    ims_loop_free(loop);
+    assert_int_equal(drops, 5);
+}
+
 static void self_post_fn(struct ims_loop *loop, void *arg)
 {
     struct count_ctx *c = arg;
@@ -636,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_io_write_interest),
         cmocka_unit_test(test_post_from_threads),
         cmocka_unit_test(test_free_with_pending_posts),
+        cmocka_unit_test(test_free_drops_armed_timers),
         cmocka_unit_test(test_post_from_loop_thread),
         cmocka_unit_test(test_defer),
         cmocka_unit_test(test_alloc_failures),
