@@ -172,12 +172,14 @@ int ims_loop_run(struct ims_loop *loop)
     loop->now_ms = ims_ev_clock_ms();
     /* The stop flag is consumed here, so the loop can be run again. */
     while (!atomic_exchange(&loop->stop, false)) {
-        int timeout = ims_ev_run_timers(loop);
+        ims_ev_run_timers(loop);
         run_deferred(loop);
         if (atomic_load(&loop->stop))
             continue;
-        if (loop->defer_head) /* deferred by deferred calls: do not sleep */
-            timeout = 0;
+        /* after the deferred calls: a timer they armed bounds the sleep (a
+         * Cx batch's 1 ms waited for the next packet or the 1 s sweep) */
+        int timeout = loop->defer_head ? 0 /* deferred by deferred calls: do not sleep */
+                                       : ims_ev_next_timeout(loop);
         int n = epoll_wait(loop->epfd, loop->batch, EV_BATCH, timeout);
         loop->now_ms = ims_ev_clock_ms();
         if (n < 0) {

@@ -633,6 +633,59 @@ static void test_defer(void **state)
     assert_int_equal(cc.drop_calls, 1);
 }
 
+/* A timer armed by a deferred call bounds the loop's next sleep: the
+ * deferred call runs after the turn's timers computed their timeout, and
+ * the loop used to sleep on that (here until the 10 s timer; with the
+ * CSCFs, a Cx batch's 1 ms timer waited for the next packet). */
+struct defer_timer_ctx {
+    struct ims_deferred d;
+    struct ims_timer soon;
+    uint64_t armed_at, fired_at;
+};
+
+static void soon_cb(struct ims_loop *loop, struct ims_timer *t)
+{
+    struct defer_timer_ctx *c = t->data;
+    c->fired_at = ims_loop_now(loop);
+    ims_loop_stop(loop);
+}
+
+static void arm_soon(struct ims_loop *loop, void *arg)
+{
+    struct defer_timer_ctx *c = arg;
+    c->armed_at = ims_loop_now(loop);
+    assert_int_equal(ims_timer_start(loop, &c->soon, 5), 0);
+}
+
+static void defer_arm_start(struct ims_loop *loop, struct ims_timer *t)
+{
+    struct defer_timer_ctx *c = t->data;
+    ims_loop_defer(loop, &c->d, arm_soon, c, NULL);
+}
+
+static void late_cb(struct ims_loop *loop, struct ims_timer *t)
+{
+    fail_msg("the loop slept past a timer a deferred call armed");
+}
+
+static void test_defer_arms_timer(void **state)
+{
+    struct ims_loop *loop;
+    assert_int_equal(ims_loop_new(4, &loop), 0);
+    struct defer_timer_ctx c;
+    memset(&c, 0, sizeof(c));
+    struct ims_timer start, late;
+    ims_timer_init(&c.soon, soon_cb, &c);
+    ims_timer_init(&start, defer_arm_start, &c);
+    ims_timer_init(&late, late_cb, NULL);
+    assert_int_equal(ims_timer_start(loop, &late, 10000), 0);
+    assert_int_equal(ims_timer_start(loop, &start, 0), 0);
+    assert_int_equal(ims_loop_run(loop), 0);
+    assert_true(c.fired_at >= c.armed_at + 5);
+    ims_timer_stop(loop, &late);
+    ims_loop_free(loop);
+}
+
 static void test_alloc_failures(void **state)
 {
     for (unsigned long n = 1;; n++) {
@@ -690,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_free_drops_armed_timers),
         cmocka_unit_test(test_post_from_loop_thread),
         cmocka_unit_test(test_defer),
+        cmocka_unit_test(test_defer_arms_timer),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_time),
     };
