@@ -101,8 +101,10 @@ int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
         return rc;
     }
     rc = cscf_table_new(CSCF_SHARDS, g->cfg->pcscf_max_ues, flow_free, &g->flows);
-    if (rc == 0 && (rc = cscf_table_set_due(g->flows, flow_due, NULL)) != 0)
-        cscf_table_free(g->flows), g->flows = NULL;
+    if (rc == 0 && (rc = cscf_table_set_due(g->flows, flow_due, NULL)) != 0) {
+        cscf_table_free(g->flows);
+        g->flows = NULL;
+    }
     if (rc) {
         snprintf(err, errsz, "pcscf: out of memory");
         ims_mac_free(g->flow_key); /* fini runs only for a P-CSCF with its table */

@@ -62,9 +62,10 @@ struct ims_loop {
 };
 
 uint64_t ims_ev_clock_ms(void);
-/* Runs timers due at loop->now_ms that were armed before this call;
- * returns the epoll timeout in ms until the next one (-1: none). */
-int ims_ev_run_timers(struct ims_loop *loop);
+/* Runs timers due at loop->now_ms that were armed before this call (the
+ * loop takes its sleep from ims_ev_next_timeout after its deferred calls,
+ * which may arm more). */
+void ims_ev_run_timers(struct ims_loop *loop);
 /* Milliseconds until the earliest timer, -1 if none (0 if overdue). */
 int ims_ev_next_timeout(const struct ims_loop *loop);
 

@@ -142,7 +142,7 @@ int ims_ev_next_timeout(const struct ims_loop *loop)
     return d > INT_MAX ? INT_MAX : (int)d;
 }
 
-int ims_ev_run_timers(struct ims_loop *loop)
+void ims_ev_run_timers(struct ims_loop *loop)
 {
     /* Timers armed by the callbacks below get a larger seq: they wait for the
      * next turn even when due now, so a callback re-arming itself with 0 ms
@@ -156,5 +156,4 @@ int ims_ev_run_timers(struct ims_loop *loop)
         heap_remove(loop, t);
         t->cb(loop, t);
     }
-    return ims_ev_next_timeout(loop);
 }
