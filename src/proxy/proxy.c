@@ -393,6 +393,7 @@ static void req_free(struct proxy_req *r)
     ims_resolve_cancel(&r->rreq);
     ims_buf_free(&r->spec);
     ims_buf_free(&r->best);
+    ims_free(r->kept);
     if (p->rmsg_owner == r)
         p->rmsg_owner = NULL;
     r->in_use = false;
@@ -416,6 +417,8 @@ void px_req_unref(struct proxy_req *r)
 static void forget_st(struct proxy_req *r)
 {
     r->st = NULL;
+    ims_free(r->kept);
+    r->kept = NULL;
     if (r->p->rmsg_owner == r)
         r->p->rmsg_owner = NULL;
 }
@@ -441,6 +444,8 @@ const struct sip_msg *ims_proxy_req_msg(struct proxy_req *r)
     struct ims_proxy *p = r->p;
     if (r->cur_msg)
         return r->cur_msg;
+    if (r->kept)
+        return &r->kept->m;
     if (p->rmsg_owner == r)
         return &p->rmsg;
     if (!r->st)
@@ -704,6 +709,21 @@ static void rx_response(struct ims_proxy *p, const struct sip_msg *m, const stru
     px_stateless_response(p, m);
 }
 
+/* r->kept: m moved onto the transaction's copy.  Without memory, the
+ * request is parsed again when it is looked at (ims_proxy_req_msg). */
+static void keep_parse(struct proxy_req *r, const struct sip_msg *m)
+{
+    struct px_kept_msg *k = ims_alloc(sizeof(*k) + m->nhdrs * sizeof(k->h[0]));
+    if (!k)
+        return;
+    k->m = *m;
+    if (m->nhdrs)
+        memcpy(k->h, m->hdrs, m->nhdrs * sizeof(k->h[0]));
+    k->m.hdrs = k->h;
+    ims_sip_msg_rebase(&k->m, ims_sip_txn_request(r->st).p);
+    r->kept = k;
+}
+
 static void new_request(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx)
 {
     uint16_t lport = ims_addr_port(&rx->local);
@@ -772,6 +792,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->refs = 2; /* the server transaction, and this call */
     r->rx = *rx;
     r->rx.buf = ims_sip_txn_request(st).p; /* the transaction's copy */
+    keep_parse(r, m);
     r->updest = *ims_sip_txn_dest(st);
     r->method = m->method;
     r->local_port = lport;

@@ -1,5 +1,6 @@
 list(APPEND IMS_SOURCES
   src/sip/parse_msg.c
+  src/sip/msg_rebase.c
   src/sip/parse_misc.c
   src/sip/parse_uri.c
   src/sip/parse_nameaddr.c

@@ -304,6 +304,13 @@ struct sip_msg {
 int ims_sip_parse(const char *buf, size_t len, bool stream, struct sip_msg *msg,
                   struct sip_hdr *hdrs, size_t max_hdrs);
 
+/* Points msg, the result of a successful ims_sip_parse(), and its header
+ * array (msg->hdrs, nhdrs entries) at copy, which holds the msg->len bytes
+ * at msg->buf: a request kept with its
+ * transaction's copy is not parsed again.  Slices that do not point into
+ * those bytes (empty ones, static strings) stay as they are. */
+void ims_sip_msg_rebase(struct sip_msg *msg, const char *copy);
+
 /* Full validation of a message ims_sip_parse() accepted: every Via value,
  * Contact (or "*"), Route, Record-Route, Path, Service-Route (name-addr
  * form), P-Asserted/Preferred-Identity, P-Associated-URI, History-Info,

@@ -711,11 +711,29 @@ static void test_app_suspend_resume(void **state)
     assert_non_null(held);
     advance(100);
     assert_non_null(sent_to(UAC, "SIP/2.0 100", 0)); /* while suspended */
-    /* resumed later: the request is parsed again from the txn's copy */
-    const struct sip_msg *m = ims_proxy_req_msg(held);
+    /* resumed later: the request's parse, kept on the txn's copy, stays its
+     * own while another held request is looked at */
+    struct proxy_req *first = held;
+    invite("sip:bob@b.test", "z9hG4bKh1b", "", 70);
+    struct proxy_req *second = held;
+    assert_ptr_not_equal(first, second);
+    const struct sip_msg *m = ims_proxy_req_msg(first);
+    const struct sip_msg *m2 = ims_proxy_req_msg(second);
     assert_non_null(m);
+    assert_non_null(m2);
+    assert_ptr_equal(ims_proxy_req_msg(first), m);
+    assert_ptr_equal(m->buf, ims_proxy_req_rx(first)->buf); /* the txn's copy */
     assert_int_equal(m->method, SIP_M_INVITE);
+    assert_int_equal(m->call_id.len, 14);
     assert_memory_equal(m->call_id.p, "call-z9hG4bKh1", 14);
+    assert_int_equal(m2->call_id.len, 15);
+    assert_memory_equal(m2->call_id.p, "call-z9hG4bKh1b", 15);
+    const struct sip_hdr *via = ims_sip_hdr_first(m, SIP_H_VIA);
+    assert_non_null(via);
+    assert_true(via->value.p > m->buf && via->value.p < m->buf + m->len);
+    assert_int_equal(ims_proxy_reply(second, 486, NULL, NULL), 0);
+    ims_proxy_req_release(second);
+    held = first;
     struct proxy_reply_opts o = { .hdrs = IMS_S("Warning: 399 proxy \"test\"\r\n") };
     assert_int_equal(ims_proxy_reply(held, 403, NULL, &o), 0);
     const struct fake_tp_msg *r = sent_to(UAC, "SIP/2.0 403 Forbidden", 0);

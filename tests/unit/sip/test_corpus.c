@@ -256,6 +256,73 @@ static void test_prefixes(void **st)
     assert_true(checked >= 35);
 }
 
+/* Scans obj as pointer-sized words: does any point into [lo, lo + n]? */
+static bool points_into(const void *obj, size_t size, uintptr_t lo, size_t n)
+{
+    for (size_t off = 0; off + sizeof(uintptr_t) <= size; off += sizeof(uintptr_t)) {
+        uintptr_t w;
+        memcpy(&w, (const char *)obj + off, sizeof(w));
+        if (w >= lo && w <= lo + n)
+            return true;
+    }
+    return false;
+}
+
+/* ims_sip_msg_rebase(): a parse moved onto a copy of its bytes keeps no
+ * pointer into the first buffer (a field the move forgets is caught here),
+ * and reads like a parse of the copy itself; the first buffer is wiped and
+ * freed, so ASan sees any later read of it. */
+static void test_rebase(void **st)
+{
+    (void)st;
+    size_t moved = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        struct cfile *f = &files[i];
+        char *a = malloc(f->len), *b = malloc(f->len);
+        assert_true(a && b);
+        memcpy(a, f->data, f->len);
+        memcpy(b, f->data, f->len);
+        struct sip_msg ma, mb;
+        static struct sip_hdr ha[SIP_MAX_HEADERS_DEFAULT], hb[SIP_MAX_HEADERS_DEFAULT];
+        int na = ims_sip_parse(a, f->len, false, &ma, ha, SIP_MAX_HEADERS_DEFAULT);
+        int nb = ims_sip_parse(b, f->len, false, &mb, hb, SIP_MAX_HEADERS_DEFAULT);
+        assert_int_equal(na, nb);
+        if (na <= 0) { /* only a parse that succeeded may move */
+            free(a);
+            free(b);
+            continue;
+        }
+        /* the copy holds the message from its start line, as a transaction's does */
+        size_t skip = (size_t)(ma.buf - a);
+        ims_sip_msg_rebase(&ma, b + skip);
+        uintptr_t old = (uintptr_t)a;
+        memset(a, 'X', f->len);
+        free(a);
+        if (points_into(&ma, sizeof(ma), old, f->len) ||
+            points_into(ha, ma.nhdrs * sizeof(ha[0]), old, f->len))
+            fail_msg("%s: a slice still points at the first buffer", f->rel);
+        assert_ptr_equal(ma.buf, mb.buf);
+        assert_int_equal(ma.nhdrs, mb.nhdrs);
+        assert_memory_equal(ha, hb, ma.nhdrs * sizeof(ha[0]));
+        assert_memory_equal(ma.first, mb.first, sizeof(ma.first));
+        const ims_str *sa[] = { &ma.start_line, &ma.ruri.host, &ma.ruri.user, &ma.via1.branch,
+                                &ma.via1.host,  &ma.from.tag,  &ma.to.uri.raw, &ma.call_id,
+                                &ma.cseq.method_name, &ma.body, &ma.reason, &ma.ruri.params };
+        const ims_str *sb[] = { &mb.start_line, &mb.ruri.host, &mb.ruri.user, &mb.via1.branch,
+                                &mb.via1.host,  &mb.from.tag,  &mb.to.uri.raw, &mb.call_id,
+                                &mb.cseq.method_name, &mb.body, &mb.reason, &mb.ruri.params };
+        for (size_t k = 0; k < sizeof(sa) / sizeof(sa[0]); k++) {
+            assert_int_equal(sa[k]->len, sb[k]->len);
+            if (sa[k]->len)
+                assert_ptr_equal(sa[k]->p, sb[k]->p);
+        }
+        free(b);
+        moved++;
+    }
+    if (moved < 45)
+        fail_msg("only %zu messages parsed", moved);
+}
+
 /* The parser, validate and the on-demand parsers never allocate: with every
  * allocation failing they give the same results, and none was attempted. */
 static void test_no_alloc(void **st)
@@ -458,6 +525,7 @@ const struct CMUnitTest corpus_tests[] = {
     cmocka_unit_test_setup_teardown(test_bad, setup, teardown),
     cmocka_unit_test_setup_teardown(test_guard, setup, teardown),
     cmocka_unit_test_setup_teardown(test_prefixes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rebase, setup, teardown),
     cmocka_unit_test_setup_teardown(test_no_alloc, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rfc4475_fields, setup, teardown),
 };
