@@ -950,8 +950,11 @@ int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct
     case CX_SAT_REGISTRATION:
     case CX_SAT_RE_REGISTRATION:
         for (size_t i = 0; i < nt; i++) {
-            rc = ims_store_reg_set(st, targets[i], IMS_REG_REGISTERED, IMS_SCSCF_SET,
-                                   rq->server_name, NULL);
+            /* targets[0] is primary: its subscription has this S-CSCF already
+             * (the MAR stored it), so only its state is written */
+            enum ims_scscf_op op = i == 0 && same ? IMS_SCSCF_KEEP : IMS_SCSCF_SET;
+            rc = ims_store_reg_set(st, targets[i], IMS_REG_REGISTERED, op, rq->server_name,
+                                   NULL);
             if (rc)
                 return rc == IMS_ENOENT ? (exp_result(res, DIA_ERROR_USER_UNKNOWN), 0) : rc;
         }
