@@ -110,26 +110,11 @@ static int get_impu(struct ims_store *st, ims_str impu, struct ims_impu_rec *rec
     return rc == IMS_ENOENT || rc == IMS_EINVAL ? 0 : rc;
 }
 
-struct anyreg {
-    bool any;
-};
-
-static int anyreg_cb(void *ctx, const struct ims_impu_rec *rec)
-{
-    struct anyreg *a = ctx;
-    if (rec->reg_state != IMS_REG_NOT_REGISTERED)
-        a->any = true;
-    return 0;
-}
-
 /* Is any public identity of the subscription registered or unregistered
  * (i.e. kept by an S-CSCF)? */
 static int sub_in_use(struct ims_store *st, const struct ims_impu_rec *rec, bool *any)
 {
-    struct anyreg a = { false };
-    int rc = ims_store_impu_list(st, ims_str_cstr(rec->subscription), anyreg_cb, &a);
-    *any = a.any;
-    return rc;
+    return ims_store_sub_in_use(st, ims_str_cstr(rec->identity), any);
 }
 
 struct caps_ctx {
@@ -278,7 +263,9 @@ int ims_hss_uar(struct ims_store *st, const struct hss_policy *pol, const struct
     }
     /* REGISTRATION */
     if (rec.scscf_name[0]) {
-        rc = sub_in_use(st, &rec, &inuse);
+        /* rec is one of them: when it is kept, the others need no look */
+        inuse = rec.reg_state != IMS_REG_NOT_REGISTERED;
+        rc = inuse ? 0 : sub_in_use(st, &rec, &inuse);
         if (rc)
             return rc;
         set_server_name(res, rec.scscf_name);
@@ -595,21 +582,6 @@ int ims_hss_mar_ext(struct ims_store *st, const struct hss_policy *pol, const st
 
 /* ------------------------------------------------------------ User-Data */
 
-struct impi_ctx {
-    struct hss_result *r;
-    size_t n;
-};
-
-static int impi_cb(void *ctx, const struct ims_impi_rec *rec)
-{
-    struct impi_ctx *c = ctx;
-    if (c->n < CX_MAX_ASSOC) {
-        ims_cstr_copy(rec->identity, c->r->assoc[c->n], IMS_STORE_ID_MAX);
-        c->n++;
-    }
-    return 0;
-}
-
 /* Charging-Information from the four addresses (ECF 1, 2, CCF 1, 2; ""
  * for none), copied into r. */
 static void set_charging(struct hss_result *r, const ims_str f[4])
@@ -648,12 +620,12 @@ static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, str
     const ims_str f[4] = { ims_str_cstr(sub->ecf[0]), ims_str_cstr(sub->ecf[1]),
                            ims_str_cstr(sub->ccf[0]), ims_str_cstr(sub->ccf[1]) };
     set_charging(r, f);
-    struct impi_ctx c = { r, 0 };
-    int rc = ims_store_impi_list(st, ims_str_cstr(sub->name), impi_cb, &c);
-    if (rc)
+    size_t n = 0;
+    int rc = ims_store_impis_of_sub(st, ims_str_cstr(sub->name), r->assoc, CX_MAX_ASSOC, &n);
+    if (rc && rc != IMS_ELIMIT) /* more than CX_MAX_ASSOC: the first ones */
         return rc;
-    set_assoc(r, c.n);
-    *n_assoc = c.n;
+    set_assoc(r, n);
+    *n_assoc = n;
     return 0;
 }
 

@@ -842,6 +842,50 @@ int ims_store_impus_of_irs(struct ims_store *s, ims_str impu, struct ims_impu_re
     return rc;
 }
 
+int ims_store_sub_in_use(struct ims_store *s, ims_str impu, bool *any)
+{
+    struct store_stmt *stmt;
+    s->errmsg[0] = '\0';
+    *any = false;
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    int rc = st_query(s, Q_SUB_IN_USE, &stmt, "ti", impu, (int64_t)IMS_REG_NOT_REGISTERED);
+    if (rc)
+        return st_fail(s, rc, "subscription in use");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        *any = s->drv->col_int(stmt, 0) != 0;
+        rc = 0;
+    } else if (rc == STORE_DONE) {
+        rc = IMS_EBACKEND; /* the query always returns one row */
+    }
+    s->drv->reset(stmt);
+    return rc ? st_fail(s, rc, "subscription in use") : 0;
+}
+
+int ims_store_impis_of_sub(struct ims_store *s, ims_str sub, char (*arr)[IMS_STORE_ID_MAX],
+                           size_t cap, size_t *n)
+{
+    struct store_stmt *stmt;
+    size_t count = 0;
+    s->errmsg[0] = '\0';
+    if (!st_valid_name(sub))
+        return st_err(s, IMS_EINVAL, "invalid name");
+    int rc = st_query(s, Q_IMPIS_OF_SUB, &stmt, "t", sub);
+    if (rc)
+        return st_fail(s, rc, "impis of subscription");
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        if (count < cap)
+            ST_COPY(s, stmt, 0, arr[count]);
+        count++;
+    }
+    s->drv->reset(stmt);
+    if (rc != STORE_DONE)
+        return st_fail(s, rc, "impis of subscription");
+    *n = count < cap ? count : cap;
+    return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", count, cap) : 0;
+}
+
 int ims_store_impis_of_impu(struct ims_store *s, ims_str impu, char (*arr)[IMS_STORE_ID_MAX],
                             size_t cap, size_t *n)
 {

@@ -74,6 +74,8 @@ enum store_q {
     Q_ASSOC,
     Q_ASSOC_BATCH,
     Q_IMPIS_OF_IMPU,
+    Q_IMPIS_OF_SUB,
+    Q_SUB_IN_USE,
 
     Q_PROFILE_UPSERT,
     Q_PROFILE_INSERT,

@@ -443,6 +443,7 @@ static void test_sar(void **state)
     assert_non_null(strstr(r.xml.p, "<Identity>tel:+1555</Identity>"));
     assert_true(DIA_HAS(&r.ans, DIA_ANS_CHARGING));
     assert_true(ims_str_eq(r.ans.charging.ccf[0], S("aaa://ccf.ims.test")));
+    assert_false(DIA_HAS(&r.ans, DIA_ANS_ASSOC)); /* one IMPI: no Associated-Identities */
     /* the implicit set changes state together (§6.5.1.1) */
     assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_REGISTERED);
     assert_int_equal(state_of(f, "tel:+1555", NULL), IMS_REG_REGISTERED);
@@ -454,6 +455,19 @@ static void test_sar(void **state)
     run_sar(f, q, &r);
     ASSERT_RESULT(&r, DIA_SUCCESS);
     assert_false(DIA_HAS(&r.ans, DIA_ANS_USER_DATA));
+
+    /* TS 29.228 §6.1.2: a subscription with two IMPIs, both in the SAA's
+     * Associated-Identities */
+    OK(f->st, ims_store_impi_add(f->st, S("alice"), S("alice-tab@ims.test"), S("ims.test"),
+                                 IMS_AUTH_DIGEST_MD5));
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_RE_REGISTRATION, SCSCF1),
+            &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_true(DIA_HAS(&r.ans, DIA_ANS_ASSOC));
+    assert_int_equal(r.ans.assoc.n_impi, 2);
+    assert_true(ims_str_eq(r.ans.assoc.impi[0], S("alice-tab@ims.test")));
+    assert_true(ims_str_eq(r.ans.assoc.impi[1], S("alice@ims.test")));
+    OK(f->st, ims_store_impi_del(f->st, S("alice-tab@ims.test")));
 
     run_sar(f, mk_sar(NULL, "sip:alice@ims.test", CX_SAT_NO_ASSIGNMENT, SCSCF1), &r);
     ASSERT_RESULT(&r, DIA_SUCCESS);

@@ -362,6 +362,37 @@ static void test_assoc_and_lists(void **state)
     assert_int_equal(ims_store_impis_of_impu(st, S("sip:a@ims.test"), impis, 1, &n), IMS_ELIMIT);
     assert_int_equal(n, 2);
     assert_int_equal(ims_store_impis_of_impu(st, S("sip:none@x"), impis, 4, &n), IMS_ENOENT);
+    /* a subscription's IMPIs (the SAA's Associated-Identities) */
+    OK(st, ims_store_impis_of_sub(st, S("alice"), impis, 4, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(impis[0], "a-phone2@ims.test");
+    assert_string_equal(impis[1], "a@ims.test");
+    assert_int_equal(ims_store_impis_of_sub(st, S("alice"), impis, 1, &n), IMS_ELIMIT);
+    assert_int_equal(n, 1);
+    assert_string_equal(impis[0], "a-phone2@ims.test");
+    OK(st, ims_store_impis_of_sub(st, S("bob"), impis, 4, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(impis[0], "b@ims.test");
+    OK(st, ims_store_impis_of_sub(st, S("nobody"), impis, 4, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(ims_store_impis_of_sub(st, S("bad name\n"), impis, 4, &n), IMS_EINVAL);
+    /* kept by an S-CSCF: any IMPU of the subscription not NOT_REGISTERED */
+    bool any = true;
+    OK(st, ims_store_sub_in_use(st, S("tel:+1555"), &any));
+    assert_false(any);
+    OK(st, ims_store_reg_set(st, S("sip:a-fax@ims.test"), IMS_REG_UNREGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf.ims.test"), NULL));
+    OK(st, ims_store_sub_in_use(st, S("tel:+1555"), &any));
+    assert_true(any);
+    OK(st, ims_store_sub_in_use(st, S("sip:b@ims.test"), &any)); /* bob's is not */
+    assert_false(any);
+    OK(st, ims_store_sub_in_use(st, S("sip:nobody@ims.test"), &any));
+    assert_false(any);
+    assert_int_equal(ims_store_sub_in_use(st, S("not an identity\n"), &any), IMS_EINVAL);
+    OK(st, ims_store_reg_set(st, S("sip:a-fax@ims.test"), IMS_REG_NOT_REGISTERED,
+                             IMS_SCSCF_CLEAR, IMS_STR_NULL, NULL));
+    OK(st, ims_store_sub_in_use(st, S("tel:+1555"), &any));
+    assert_false(any);
 
     OK(st, ims_store_impus_of_impi(st, S("a@ims.test"), arr, 4, &n));
     assert_int_equal(n, 3);
