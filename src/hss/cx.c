@@ -622,7 +622,11 @@ static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, str
     set_charging(r, f);
     size_t n = 0;
     int rc = ims_store_impis_of_sub(st, ims_str_cstr(sub->name), r->assoc, CX_MAX_ASSOC, &n);
-    if (rc && rc != IMS_ELIMIT) /* more than CX_MAX_ASSOC: the first ones */
+    if (rc == IMS_ELIMIT) { /* more than CX_MAX_ASSOC: the first ones */
+        n = CX_MAX_ASSOC;
+        rc = 0;
+    }
+    if (rc)
         return rc;
     set_assoc(r, n);
     *n_assoc = n;

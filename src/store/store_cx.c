@@ -863,53 +863,51 @@ int ims_store_sub_in_use(struct ims_store *s, ims_str impu, bool *any)
     return rc ? st_fail(s, rc, "subscription in use") : 0;
 }
 
+/* Runs a query of IMPI identities bound to key, the first cap into arr;
+ * *count gets them all. */
+static int impi_ids(struct ims_store *s, enum store_q q, ims_str key, const char *what,
+                    char (*arr)[IMS_STORE_ID_MAX], size_t cap, size_t *count)
+{
+    struct store_stmt *stmt;
+    size_t k = 0;
+    int rc = st_query(s, q, &stmt, "t", key);
+    if (rc)
+        return st_fail(s, rc, what);
+    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
+        if (k < cap)
+            ST_COPY(s, stmt, 0, arr[k]);
+        k++;
+    }
+    s->drv->reset(stmt);
+    *count = k;
+    return rc == STORE_DONE ? 0 : st_fail(s, rc, what);
+}
+
 int ims_store_impis_of_sub(struct ims_store *s, ims_str sub, char (*arr)[IMS_STORE_ID_MAX],
                            size_t cap, size_t *n)
 {
-    struct store_stmt *stmt;
-    size_t count = 0;
     s->errmsg[0] = '\0';
     if (!st_valid_name(sub))
         return st_err(s, IMS_EINVAL, "invalid name");
-    int rc = st_query(s, Q_IMPIS_OF_SUB, &stmt, "t", sub);
+    int rc = impi_ids(s, Q_IMPIS_OF_SUB, sub, "impis of subscription", arr, cap, n);
     if (rc)
-        return st_fail(s, rc, "impis of subscription");
-    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
-        if (count < cap)
-            ST_COPY(s, stmt, 0, arr[count]);
-        count++;
-    }
-    s->drv->reset(stmt);
-    if (rc != STORE_DONE)
-        return st_fail(s, rc, "impis of subscription");
-    *n = count < cap ? count : cap;
-    return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", count, cap) : 0;
+        return rc;
+    return *n > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", *n, cap) : 0;
 }
 
 int ims_store_impis_of_impu(struct ims_store *s, ims_str impu, char (*arr)[IMS_STORE_ID_MAX],
                             size_t cap, size_t *n)
 {
-    struct store_stmt *stmt;
     struct ims_impu_rec rec;
-    size_t count = 0;
     s->errmsg[0] = '\0';
     if (!st_valid_id(impu))
         return BAD_ID(s, impu);
-    int rc = st_query(s, Q_IMPIS_OF_IMPU, &stmt, "t", impu);
+    int rc = impi_ids(s, Q_IMPIS_OF_IMPU, impu, "impis of impu", arr, cap, n);
     if (rc)
-        return st_fail(s, rc, "impis of impu");
-    while ((rc = s->drv->step(stmt)) == STORE_ROW) {
-        if (count < cap)
-            ST_COPY(s, stmt, 0, arr[count]);
-        count++;
-    }
-    s->drv->reset(stmt);
-    if (rc != STORE_DONE)
-        return st_fail(s, rc, "impis of impu");
-    *n = count;
-    if (count == 0)
+        return rc;
+    if (*n == 0)
         return ims_store_impu_get(s, impu, &rec);
-    return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", count, cap) : 0;
+    return *n > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", *n, cap) : 0;
 }
 
 int ims_store_sub_of_impu(struct ims_store *s, ims_str impu, struct ims_sub_rec *out)
