@@ -358,7 +358,6 @@ int ims_keyrepo_remove(struct ims_keyrepo *r, unsigned id, char *err, size_t err
     return 0;
 }
 
-/* GCM over aad = hdr || ad.  enc: in -> out and tag written; dec: tag checked. */
 /* AES-256-GCM fetched once, as digest.c does with its digests: an init
  * from EVP_aes_256_gcm() looks the algorithm up in OpenSSL 3's locked store
  * each time (a 32-byte secret: 1.9 -> 1.0 us a decryption, measured), and
@@ -378,6 +377,7 @@ static const EVP_CIPHER *gcm_cipher(void)
     return gcm_fetched ? gcm_fetched : EVP_aes_256_gcm();
 }
 
+/* GCM over aad = hdr || ad.  enc: in -> out and tag written; dec: tag checked. */
 static int gcm(bool enc, const uint8_t key[32], const uint8_t nonce[NONCE_LEN], ims_str hdr,
                ims_str ad, const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[TAG_LEN])
 {

@@ -306,9 +306,9 @@ int ims_sip_parse(const char *buf, size_t len, bool stream, struct sip_msg *msg,
 
 /* Points msg, the result of a successful ims_sip_parse(), and its header
  * array (msg->hdrs, nhdrs entries) at copy, which holds the msg->len bytes
- * at msg->buf: a request kept with its
- * transaction's copy is not parsed again.  Slices that do not point into
- * those bytes (empty ones, static strings) stay as they are. */
+ * at msg->buf: a request kept with its transaction's copy is not parsed
+ * again.  Slices that do not point into those bytes (empty ones, static
+ * strings) stay as they are. */
 void ims_sip_msg_rebase(struct sip_msg *msg, const char *copy);
 
 /* Full validation of a message ims_sip_parse() accepted: every Via value,

@@ -296,8 +296,6 @@ int ims_store_impus_of_impi(struct ims_store *st, ims_str impi, struct ims_impu_
                             size_t cap, size_t *n);
 int ims_store_impus_of_irs(struct ims_store *st, ims_str impu, struct ims_impu_rec *arr,
                            size_t cap, size_t *n);
-/* The IMPIs that may use impu (a shared IMPU has several), identities of
- * IMS_STORE_ID_MAX bytes each; same cap rules. */
 /* *any: is an IMPU of impu's subscription registered or unregistered
  * (kept by an S-CSCF)?  No such IMPU: false. */
 int ims_store_sub_in_use(struct ims_store *st, ims_str impu, bool *any);
@@ -305,6 +303,8 @@ int ims_store_sub_in_use(struct ims_store *st, ims_str impu, bool *any);
  * subscription without IMPIs, or none of that name: 0 with *n = 0). */
 int ims_store_impis_of_sub(struct ims_store *st, ims_str sub, char (*arr)[IMS_STORE_ID_MAX],
                            size_t cap, size_t *n);
+/* The IMPIs that may use impu (a shared IMPU has several), identities of
+ * IMS_STORE_ID_MAX bytes each; same cap rules. */
 int ims_store_impis_of_impu(struct ims_store *st, ims_str impu, char (*arr)[IMS_STORE_ID_MAX],
                             size_t cap, size_t *n);
 
