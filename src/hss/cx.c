@@ -110,13 +110,6 @@ static int get_impu(struct ims_store *st, ims_str impu, struct ims_impu_rec *rec
     return rc == IMS_ENOENT || rc == IMS_EINVAL ? 0 : rc;
 }
 
-/* Is any public identity of the subscription registered or unregistered
- * (i.e. kept by an S-CSCF)? */
-static int sub_in_use(struct ims_store *st, const struct ims_impu_rec *rec, bool *any)
-{
-    return ims_store_sub_in_use(st, ims_str_cstr(rec->identity), any);
-}
-
 struct caps_ctx {
     const struct ims_sub_rec *sub;
     struct hss_result *r;
@@ -263,9 +256,9 @@ int ims_hss_uar(struct ims_store *st, const struct hss_policy *pol, const struct
     }
     /* REGISTRATION */
     if (rec.scscf_name[0]) {
-        /* rec is one of them: when it is kept, the others need no look */
+        /* kept by an S-CSCF: rec itself, or another IMPU of its subscription */
         inuse = rec.reg_state != IMS_REG_NOT_REGISTERED;
-        rc = inuse ? 0 : sub_in_use(st, &rec, &inuse);
+        rc = inuse ? 0 : ims_store_sub_in_use(st, ims_str_cstr(rec.identity), &inuse);
         if (rc)
             return rc;
         set_server_name(res, rec.scscf_name);
@@ -829,7 +822,7 @@ static int sar_dereg(struct ims_store *st, const struct cx_sar *rq, const ims_st
     /* Clear the S-CSCF only when nothing of the subscription is kept by it
      * any more, and only if it is the one asking. */
     bool inuse;
-    int rc = sub_in_use(st, primary, &inuse);
+    int rc = ims_store_sub_in_use(st, ims_str_cstr(primary->identity), &inuse);
     if (rc || inuse)
         return rc;
     if (primary->scscf_name[0] &&
@@ -926,8 +919,9 @@ int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct
     case CX_SAT_REGISTRATION:
     case CX_SAT_RE_REGISTRATION:
         for (size_t i = 0; i < nt; i++) {
-            /* targets[0] is primary: its subscription has this S-CSCF already
-             * (the MAR stored it), so only its state is written */
+            /* targets[0] is primary: its subscription has this S-CSCF stored
+             * already (by the MAR, or an earlier registration), so only its
+             * state is written */
             enum ims_scscf_op op = i == 0 && same ? IMS_SCSCF_KEEP : IMS_SCSCF_SET;
             rc = ims_store_reg_set(st, targets[i], IMS_REG_REGISTERED, op, rq->server_name,
                                    NULL);

@@ -709,8 +709,9 @@ static void rx_response(struct ims_proxy *p, const struct sip_msg *m, const stru
     px_stateless_response(p, m);
 }
 
-/* r->kept: m moved onto the transaction's copy.  Without memory, the
- * request is parsed again when it is looked at (ims_proxy_req_msg). */
+/* r->kept: m moved onto the transaction's copy, for a request the handler
+ * left unanswered (held, forwarded).  Without memory, the request is parsed
+ * again when it is looked at (ims_proxy_req_msg). */
 static void keep_parse(struct proxy_req *r, const struct sip_msg *m)
 {
     struct px_kept_msg *k = ims_alloc(sizeof(*k) + m->nhdrs * sizeof(k->h[0]));
@@ -792,7 +793,6 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->refs = 2; /* the server transaction, and this call */
     r->rx = *rx;
     r->rx.buf = ims_sip_txn_request(st).p; /* the transaction's copy */
-    keep_parse(r, m);
     r->updest = *ims_sip_txn_dest(st);
     r->method = m->method;
     r->local_port = lport;
@@ -806,6 +806,8 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->rx.tls_peer_cn = rx->tls_peer_cn;
     const struct proxy_app *app = px_find_app(p, lport);
     app->on_request(app->ctx, r, m);
+    if (r->st && !r->final_sent) /* held or forwarded: it is looked at again */
+        keep_parse(r, m);
     r->cur_msg = NULL;
     r->rx.tls_peer_cn = NULL;
     px_check_unanswered(r);
