@@ -8,11 +8,13 @@
 #   bench/ims/run.sh [--imscloud PATH] [--only imscloud|kamailio] [--subs N] [--pool N]
 #                    [--step S] [--fill-rate R] [--wait S] [--uacs N] [--workers N]
 #                    [--no-calls] [--results FILE | --no-results] [--keep]
+#   bench/ims/run.sh --instructions [N] [--imscloud PATH] [--only ...] [--results FILE | --no-results]
 #
 # Users u0000000.. in realm ims.bench, password pw-<i> (bench/hss/hss_bench.h): imscloud's
 # HSS store seeded by hss_bench_seed (Digest HA1s, one IMPU each, all on the one S-CSCF),
-# Kamailio's subscriber table (SQLite, plain-text passwords) with the same names. For each
-# server in turn (both run all along, the other one idle):
+# Kamailio's subscriber table (SQLite, plain-text passwords) with the same names. Both
+# servers run all along; the rate searches (1 and 3) take turns, a step of each in turn,
+# so that both see the same shared machine; the rest runs one server after the other:
 #  1. registrations/s: REGISTER/401/REGISTER/200 (imscloud: through P, I and S with UAR,
 #     MAR and SAR), sipp with MD5 Digest, one user per call from an injection file, every
 #     call an initial registration of a user not registered before (the --pool users);
@@ -30,6 +32,14 @@
 # CPU per operation is utime+stime (/proc/PID/stat) of every server process over the run.
 # Writes its section of bench/RESULTS.md between <!-- ims-bench:begin --> and
 # <!-- ims-bench:end -->; the rest of the file is left as it is.
+#
+# --instructions [N] (N = 2000) runs instead both servers under valgrind's callgrind and
+# counts the user-space instructions they execute for N initial registrations at 50/s
+# (after N/2 to warm up), summed over their processes and threads, and what executed
+# most: a count that does not depend on what else the machine runs, for comparing two
+# builds or the two servers' code paths. It leaves out what the CPU time includes:
+# the kernel (sockets, fsync), cache misses and lock waits. Its section of
+# bench/RESULTS.md is <!-- ims-instr:begin --> .. <!-- ims-instr:end -->.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -46,6 +56,8 @@ WORKERS=$(nproc)
 CALLS=yes
 RESULTS=$ROOT/bench/RESULTS.md
 KEEP=no
+INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
+INSTR_RATE=50
 MAX_STEPS=9
 REALM=ims.bench
 EXPIRES=3600
@@ -71,6 +83,11 @@ while [ $# -gt 0 ]; do
     --results) RESULTS=${2:?}; shift 2 ;;
     --no-results) RESULTS=; shift ;;
     --keep) KEEP=yes; shift ;;
+    --instructions)
+        INSTR=2000
+        if [[ ${2:-} =~ ^[0-9]+$ ]]; then INSTR=$2; shift; fi
+        shift
+        ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
     esac
@@ -99,6 +116,12 @@ die() {
 for t in sipp awk ss setsid cmake sqlite3 kamailio kamcmd; do
     command -v $t >/dev/null || die "missing '$t' (tools/install-deps.sh bench; sqlite3)"
 done
+if [ "$INSTR" != 0 ]; then
+    [ "$INSTR" -ge 2 ] || die "--instructions: at least 2 registrations"
+    for t in valgrind callgrind_control; do
+        command -v $t >/dev/null || die "missing '$t' (apt-get install valgrind)"
+    done
+fi
 IMS_BIN=$(cd "$(dirname "$IMS_BIN")" && pwd)/$(basename "$IMS_BIN")
 [ -x "$IMS_BIN" ] || die "no imscloud at $IMS_BIN (cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build-rel -j2 --target imscloud, or --imscloud PATH)"
 BUILD=$(dirname "$IMS_BIN")
@@ -258,17 +281,25 @@ start_server() {
         "$IMS_BIN" -c "$dir/imscloud.conf" --check-config >"$dir/check.out" 2>&1 || die "imscloud rejected its config: $(cat "$dir/check.out")"
         argv=("$IMS_BIN" -c "$dir/imscloud.conf")
     fi
+    local waits=100
+    if [ "$INSTR" != 0 ]; then
+        # every process (Kamailio's forked workers too) writes its own counts
+        argv=(valgrind --tool=callgrind --trace-children=yes --compress-strings=no --compress-pos=no
+            "--callgrind-out-file=$dir/cg.%p" "${argv[@]}")
+        waits=1200 # 50 times slower: imscloud's start reads its whole identity cache
+    fi
     setsid "${argv[@]}" </dev/null >>"$dir/server.log" 2>&1 &
     pid=$!
     STARTED_PIDS+=("$pid")
     MAIN[$s]=$pid
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 $waits); do
         [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] && break
         kill -0 "$pid" 2>/dev/null || die "$s exited at start: $(tail -5 "$dir/server.log")"
         sleep 0.1
     done
     [ -n "$(ss -Hlnu "sport = :${PORT[$s]}")" ] || die "$s does not listen on ${PORT[$s]}"
-    sleep 1 # Kamailio forks its workers; imscloud's HSS opens its store
+    # Kamailio forks its workers; imscloud's HSS opens its store
+    if [ "$INSTR" = 0 ]; then sleep 1; else sleep 10; fi
     PIDS[$s]=$(proc_tree "$pid")
     say "bench-ims: $s pid $pid (processes: ${PIDS[$s]}) on udp 127.0.0.1:${PORT[$s]}"
 }
@@ -366,9 +397,7 @@ batch() {
 # run_step SERVER KIND RATE: one STEP-second run (KIND reg: fresh pool users; rereg: the
 # users the fill registered, in turn; calls: the registered caller to the registered
 # callee). Sets PASS and R_*.
-POOL_NEXT=0
-WRAPPED=0
-REREG_NEXT=0
+declare -A POOL_NEXT WRAPPED REREG_NEXT
 run_step() {
     local s=$1 kind=$2 rate=$3 n=$(($3 * STEP)) c0 c1 t0 t1 u0=0 u1=0
     # shellcheck disable=SC2086
@@ -377,20 +406,20 @@ run_step() {
     t0=$(now)
     if [ "$kind" = reg ]; then
         [ "$n" -le "$POOL" ] || die "--pool $POOL is too small for $rate registrations/s over $STEP s"
-        if [ $((POOL_NEXT + n)) -gt "$POOL" ]; then
+        if [ $((POOL_NEXT[$s] + n)) -gt "$POOL" ]; then
             # the pool is used up: start over (these are re-registrations then,
             # not what this search measures: say so)
-            echo "bench-ims: WARNING: the pool of $POOL users is used up at $rate/s: this step re-registers users (use a larger --pool)" >&2
-            WRAPPED=$((WRAPPED + n))
-            POOL_NEXT=0
+            echo "bench-ims: WARNING: $s: the pool of $POOL users is used up at $rate/s: this step re-registers users (use a larger --pool)" >&2
+            WRAPPED[$s]=$((WRAPPED[$s] + n))
+            POOL_NEXT[$s]=0
         fi
-        batch "$s" "reg-$rate-$t0" $((SUBS + POOL_NEXT)) "$n" "$rate"
-        POOL_NEXT=$((POOL_NEXT + n))
+        batch "$s" "reg-$rate-$t0" $((SUBS + POOL_NEXT[$s])) "$n" "$rate"
+        POOL_NEXT[$s]=$((POOL_NEXT[$s] + n))
     elif [ "$kind" = rereg ]; then
         [ "$n" -le "$SUBS" ] || die "--subs $SUBS is too small for $rate re-registrations/s over $STEP s"
-        [ $((REREG_NEXT + n)) -le "$SUBS" ] || REREG_NEXT=0
-        batch "$s" "rereg-$rate-$t0" "$REREG_NEXT" "$n" "$rate"
-        REREG_NEXT=$((REREG_NEXT + n))
+        [ $((REREG_NEXT[$s] + n)) -le "$SUBS" ] || REREG_NEXT[$s]=0
+        batch "$s" "rereg-$rate-$t0" "${REREG_NEXT[$s]}" "$n" "$rate"
+        REREG_NEXT[$s]=$((REREG_NEXT[$s] + n))
     else
         call_batch "$s" "$rate" "$n"
     fi
@@ -405,7 +434,6 @@ run_step() {
     R_SIPP=$(awk -v c="$B_SIPP_CPU" -v w="$B_WALL" 'BEGIN { printf "%.0f", c / w * 100 }')
     R_UAS=-
     [ -z "$UAS_PID" ] || R_UAS=$(awk -v c=$((u1 - u0)) -v hz="$HZ" -v w="$B_WALL" 'BEGIN { printf "%.0f", c / hz / w * 100 }')
-    R_FAIL=$B_FAIL R_RETR=$B_RETR
     PASS=no
     if [ "$B_RC" = 0 ] && [ "$B_FAIL" = 0 ] && [ "$B_OK" = "$n" ] &&
         awk -v a="$R_ACHIEVED" -v r="$rate" 'BEGIN { exit !(a >= 0.9 * r) }'; then
@@ -418,36 +446,58 @@ run_step() {
     settle "$s"
 }
 
-# search SERVER KIND START CAP: the highest passing rate; sets BEST_* (rate 0 if none).
-# No restart after a failed run (that would lose the registrations and the memory
-# baseline); the server is left to become idle instead.
+# search KIND START CAP SERVER..: the highest passing rate of each server; sets its
+# BEST_*[SERVER] (rate 0 if none). With two servers their steps take turns (one step of
+# each, then the next of each), so that both see the same machine: it is shared, and
+# what else runs on it changes over minutes. No restart after a failed run (that would
+# lose the registrations and the memory baseline): the server is left to become idle,
+# and its next step waits 35 s from the failure (Timer J: its transactions end) while
+# the other server's steps run.
+declare -A BEST_RATE BEST_CPU BEST_SCPU BEST_SIPP BEST_UAS
 search() {
-    local s=$1 kind=$2 rate=$3 cap=$4 good=0 bad=0 steps=0
-    BEST_RATE=0 BEST_CPU=- BEST_SCPU=- BEST_SIPP=- BEST_UAS=- BEST_RETR=-
-    while [ $steps -lt $MAX_STEPS ]; do
-        steps=$((steps + 1))
-        run_step "$s" "$kind" "$rate"
-        if [ $PASS = yes ]; then
-            good=$rate
-            BEST_RATE=$rate BEST_CPU=$R_CPU_US BEST_SCPU=$R_SCPU BEST_SIPP=$R_SIPP
-            BEST_UAS=$R_UAS BEST_RETR=$R_RETR
-        else
-            bad=$rate
-            # its transactions (Timer J, 32 s) and retransmissions end; a UAS left with
-            # half-done calls starts over
-            [ "$kind" != calls ] || restart_uas "$s"
-            sleep 35
-        fi
-        if [ $bad = 0 ]; then
-            [ $((rate * 2)) -le "$cap" ] || break
-            rate=$((rate * 2))
-        elif [ $good = 0 ]; then
-            rate=$((rate / 2))
-            [ $rate -ge 10 ] || break
-        else
-            [ $((bad - good)) -gt $((good / 10)) ] || break
-            rate=$(((good + bad) / 2))
-        fi
+    local kind=$1 start=$2 cap=$3 s left wait_s
+    shift 3
+    local -A at good bad steps fin cool
+    for s in "$@"; do
+        at[$s]=$start good[$s]=0 bad[$s]=0 steps[$s]=0 fin[$s]=no cool[$s]=0
+        BEST_RATE[$s]=0 BEST_CPU[$s]=- BEST_SCPU[$s]=- BEST_SIPP[$s]=- BEST_UAS[$s]=-
+    done
+    left=$#
+    while [ "$left" -gt 0 ]; do
+        for s in "$@"; do
+            [ "${fin[$s]}" = no ] || continue
+            wait_s=$((cool[$s] - $(date +%s)))
+            [ "$wait_s" -le 0 ] || sleep "$wait_s"
+            steps[$s]=$((steps[$s] + 1))
+            run_step "$s" "$kind" "${at[$s]}"
+            if [ $PASS = yes ]; then
+                good[$s]=${at[$s]}
+                BEST_RATE[$s]=${at[$s]} BEST_CPU[$s]=$R_CPU_US BEST_SCPU[$s]=$R_SCPU
+                BEST_SIPP[$s]=$R_SIPP BEST_UAS[$s]=$R_UAS
+            else
+                bad[$s]=${at[$s]}
+                # a UAS left with half-done calls starts over
+                [ "$kind" != calls ] || restart_uas "$s"
+                cool[$s]=$(($(date +%s) + 35))
+            fi
+            if [ "${bad[$s]}" = 0 ]; then
+                if [ $((at[$s] * 2)) -le "$cap" ]; then at[$s]=$((at[$s] * 2)); else fin[$s]=yes; fi
+            elif [ "${good[$s]}" = 0 ]; then
+                at[$s]=$((at[$s] / 2))
+                [ "${at[$s]}" -ge 10 ] || fin[$s]=yes
+            elif [ $((bad[$s] - good[$s])) -gt $((good[$s] / 10)) ]; then
+                at[$s]=$(((good[$s] + bad[$s]) / 2))
+            else
+                fin[$s]=yes
+            fi
+            [ "${steps[$s]}" -lt $MAX_STEPS ] || fin[$s]=yes
+            [ "${fin[$s]}" = no ] || left=$((left - 1))
+        done
+    done
+    # the last failure's transactions end before whatever comes next
+    for s in "$@"; do
+        wait_s=$((cool[$s] - $(date +%s)))
+        [ "$wait_s" -le 0 ] || sleep "$wait_s"
     done
 }
 
@@ -530,9 +580,10 @@ measure_calls() {
         RES[$s,call_note]="a single test call failed (sipp: $(grep -m1 -oE 'Aborting call.*|unexpected.*|received.*' "$WORK/$s/calls"/c-1-*/errors.log 2>/dev/null | head -c 160 || true))"
         say "bench-ims: $s: ${RES[$s,call_note]}"
     else
-        search "$s" calls 250 16000
-        RES[$s,call_rate]=$BEST_RATE RES[$s,call_cpu]=$BEST_CPU RES[$s,call_scpu]=$BEST_SCPU
-        RES[$s,call_sipp]=$BEST_SIPP RES[$s,call_uas]=$BEST_UAS
+        search calls 250 16000 "$s"
+        RES[$s,call_rate]=${BEST_RATE[$s]} RES[$s,call_cpu]=${BEST_CPU[$s]}
+        RES[$s,call_scpu]=${BEST_SCPU[$s]} RES[$s,call_sipp]=${BEST_SIPP[$s]}
+        RES[$s,call_uas]=${BEST_UAS[$s]}
     fi
     kill -TERM "$UAS_PID" 2>/dev/null || true
     wait "$UAS_PID" 2>/dev/null || true
@@ -541,14 +592,9 @@ measure_calls() {
 
 # ------------------------------------------------------------------ one server
 
-measure() {
+# the memory per registered contact: the fill of SUBS users
+measure_fill() {
     local s=$1 t0 chunk first cpu0 cpu1 ok=0 fail=0 wall
-    say "bench-ims: ---- $s: registrations/s (initial registrations of fresh users)"
-    POOL_NEXT=0 WRAPPED=0
-    search "$s" reg 500 $((POOL / STEP < 32000 ? POOL / STEP : 32000))
-    RES[$s,reg_rate]=$BEST_RATE RES[$s,reg_cpu]=$BEST_CPU RES[$s,reg_scpu]=$BEST_SCPU
-    RES[$s,reg_sipp]=$BEST_SIPP RES[$s,reg_wrapped]=$WRAPPED
-
     say "bench-ims: ---- $s: memory per registered contact ($SUBS users; waiting $WAIT s first)"
     sleep "$WAIT"
     settle "$s"
@@ -581,20 +627,96 @@ measure() {
     RES[$s,fill_ok]=$ok RES[$s,fill_fail]=$fail RES[$s,fill_rate]=$rate RES[$s,fill_wall]=$wall
     RES[$s,fill_cpu]=$(awk -v c=$((cpu1 - cpu0)) -v hz="$HZ" -v n="$ok" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", c / hz * 1e6 / n }')
     say "bench-ims: $s: RSS $((RES[$s,rss0] / 1024)) -> $((M_RSS / 1024)) MiB after $WAIT s more (PSS $((RES[$s,pss0] / 1024)) -> $((M_PSS / 1024)) MiB, allocator in use ${RES[$s,heap0]} -> $M_HEAP KiB)"
+}
 
-    say "bench-ims: ---- $s: re-registrations/s (the $SUBS users of the fill again)"
-    REREG_NEXT=0
-    search "$s" rereg 500 $((SUBS / STEP < 32000 ? SUBS / STEP : 32000))
-    RES[$s,rereg_rate]=$BEST_RATE RES[$s,rereg_cpu]=$BEST_CPU RES[$s,rereg_scpu]=$BEST_SCPU
-    RES[$s,rereg_sipp]=$BEST_SIPP
+# ------------------------------------------------------------------ both servers
 
-    if [ "$CALLS" = yes ]; then
-        say "bench-ims: ---- $s: calls A -> B between registered users"
-        measure_calls "$s"
-    fi
+measure() {
+    local s
+    say "bench-ims: ---- registrations/s (initial registrations of fresh users; ${SERVERS[*]} taking turns)"
+    for s in "${SERVERS[@]}"; do POOL_NEXT[$s]=0 WRAPPED[$s]=0; done
+    search reg 500 $((POOL / STEP < 32000 ? POOL / STEP : 32000)) "${SERVERS[@]}"
+    for s in "${SERVERS[@]}"; do
+        RES[$s,reg_rate]=${BEST_RATE[$s]} RES[$s,reg_cpu]=${BEST_CPU[$s]}
+        RES[$s,reg_scpu]=${BEST_SCPU[$s]} RES[$s,reg_sipp]=${BEST_SIPP[$s]}
+        RES[$s,reg_wrapped]=${WRAPPED[$s]}
+    done
+
+    for s in "${SERVERS[@]}"; do measure_fill "$s"; done
+
+    say "bench-ims: ---- re-registrations/s (the $SUBS users of the fill again; ${SERVERS[*]} taking turns)"
+    for s in "${SERVERS[@]}"; do REREG_NEXT[$s]=0; done
+    search rereg 500 $((SUBS / STEP < 32000 ? SUBS / STEP : 32000)) "${SERVERS[@]}"
+    for s in "${SERVERS[@]}"; do
+        RES[$s,rereg_rate]=${BEST_RATE[$s]} RES[$s,rereg_cpu]=${BEST_CPU[$s]}
+        RES[$s,rereg_scpu]=${BEST_SCPU[$s]} RES[$s,rereg_sipp]=${BEST_SIPP[$s]}
+    done
+
+    for s in "${SERVERS[@]}"; do
+        if [ "$CALLS" = yes ]; then
+            say "bench-ims: ---- $s: calls A -> B between registered users"
+            measure_calls "$s"
+        fi
+        # shellcheck disable=SC2086
+        set -- ${PIDS[$s]}
+        RES[$s,nproc]=$# RES[$s,threads]=$(mem_kb Threads status "$@") RES[$s,hwm]=$(mem_kb VmHWM status "$@")
+    done
+}
+
+# ------------------------------------------------------------------ instructions
+
+# dump_counts SERVER: every process of the server writes what it counted since its last
+# dump (or its start) to a new part of its callgrind file, and starts counting again
+dump_counts() {
+    local p
     # shellcheck disable=SC2086
-    set -- ${PIDS[$s]}
-    RES[$s,nproc]=$# RES[$s,threads]=$(mem_kb Threads status "$@") RES[$s,hwm]=$(mem_kb VmHWM status "$@")
+    for p in ${PIDS[$1]}; do
+        callgrind_control --dump "$p" >/dev/null 2>&1 || die "callgrind_control --dump $p failed"
+    done
+}
+# the newest part of each process's callgrind file
+last_parts() {
+    local p f n best
+    # shellcheck disable=SC2086
+    for p in ${PIDS[$1]}; do
+        best=0
+        for f in "$WORK/$1/cg.$p".*; do
+            n=${f##*.}
+            if [[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt "$best" ]; then best=$n; fi
+        done
+        [ "$best" = 0 ] || echo "$WORK/$1/cg.$p.$best"
+    done
+}
+# self_costs FILE..: "instructions function" per function, summed over the files (the
+# cost lines of a callgrind file; a line after calls= is a callee's inclusive cost)
+self_costs() {
+    awk '/^ob=/ { ob = $0; sub(/^.*\//, "", ob); next }
+        /^fn=/ { fn = substr($0, 4); sub(/^\([0-9]+\) /, "", fn); if (fn ~ /^0x/) fn = fn " in " ob; next }
+        /^calls=/ { skip = 1; next }
+        /^[0-9+*-]/ { if (skip) { skip = 0; next } self[fn] += $2 }
+        END { for (f in self) printf "%d %s\n", self[f], f }' "$@" | sort -rn
+}
+
+measure_instr() {
+    local s=$1 warm=$((INSTR / 2)) files total
+    say "bench-ims: ---- $s: instructions of $INSTR initial registrations at $INSTR_RATE/s (callgrind)"
+    batch "$s" warm 0 "$warm" "$INSTR_RATE"
+    [ "$B_OK" = "$warm" ] || die "$s: $B_OK of $warm warm-up registrations passed"
+    dump_counts "$s"
+    batch "$s" counted "$warm" "$INSTR" "$INSTR_RATE"
+    [ "$B_OK" = "$INSTR" ] || die "$s: $B_OK of $INSTR counted registrations passed"
+    dump_counts "$s"
+    files=$(last_parts "$s")
+    [ -n "$files" ] || die "$s: no callgrind output in $WORK/$s"
+    # shellcheck disable=SC2086
+    total=$(awk '/^summary:/ { t += $2 } END { print t + 0 }' $files)
+    RES[$s,instr]=$total
+    RES[$s,instr_reg]=$((total / INSTR))
+    # shellcheck disable=SC2086
+    RES[$s,instr_top]=$(self_costs $files |
+        awk -v t="$total" 'NR > 8 { next } { f = $2; for (i = 3; i <= NF; i++) f = f " " $i
+            printf "%s`%s` %.1f%%", (NR > 1 ? ", " : ""), f, 100 * $1 / t }')
+    say "bench-ims: $s: $total instructions, $((total / INSTR)) per registration"
 }
 
 # ------------------------------------------------------------------ run
@@ -604,7 +726,11 @@ say "bench-ims: work dir $WORK, $SUBS users (+ $POOL for the rate search), $STEP
 T_START=$(date +%s)
 seed
 for s in "${SERVERS[@]}"; do start_server "$s"; done
-for s in "${SERVERS[@]}"; do measure "$s"; done
+if [ "$INSTR" = 0 ]; then
+    measure
+else
+    for s in "${SERVERS[@]}"; do measure_instr "$s"; done
+fi
 T_END=$(date +%s)
 
 # ------------------------------------------------------------------ report
@@ -653,12 +779,14 @@ table() {
     row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
 }
 
-echo
-table
-echo
-for s in "${SERVERS[@]}"; do
-    [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "$s calls: $(val "$s" call_note)"
-done
+if [ "$INSTR" = 0 ]; then
+    echo
+    table
+    echo
+    for s in "${SERVERS[@]}"; do
+        [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "$s calls: $(val "$s" call_note)"
+    done
+fi
 
 section() {
     echo '<!-- ims-bench:begin -->'
@@ -687,19 +815,44 @@ section() {
     echo '<!-- ims-bench:end -->'
 }
 
+instr_section() {
+    echo '<!-- ims-instr:begin -->'
+    echo '## IMS: instructions per registration vs Kamailio (bench/ims/run.sh --instructions)'
+    echo
+    echo "Written by \`bench/ims/run.sh --instructions\` (method in [README.md](README.md), \"IMS registrations and calls\"); replaced by its next run."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
+    echo "- $(valgrind --version) (callgrind), every process and thread of the server; imscloud: ${IMS_BIN#"$ROOT"/} ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')); Kamailio $(kamailio -v 2>/dev/null | awk '/^version:/ { print $3; exit }'); the same configurations, users ($TOTAL) and sipp scenario as the CPU-time run above"
+    echo "- counted: $INSTR initial registrations (REGISTER/401/REGISTER/200 of users not registered before) at $INSTR_RATE/s from $UACS sipp UACs, after $((INSTR / 2)) to warm up"
+    echo
+    echo '| metric | Kamailio 5.6 | imscloud | imscloud / Kamailio |'
+    echo '|---|---:|---:|---:|'
+    row 'user-space instructions per registration' "$(val kamailio instr_reg)" "$(val imscloud instr_reg)"
+    echo
+    local s
+    for s in "${SERVERS[@]}"; do
+        echo "- $s, most executed (own instructions, share of its total): $(val "$s" instr_top)"
+    done
+    echo '- Instructions are not time: the kernel (sockets, fsync), cache misses, lock waits and SHA extensions (valgrind executes SHA-256 without them) are not in this count; the CPU-time table above has them.'
+    echo '<!-- ims-instr:end -->'
+}
+[ "$INSTR" = 0 ] || instr_section
+
 if [ -n "$RESULTS" ]; then
     tmp=$RESULTS.ims.$$
-    if [ -f "$RESULTS" ] && grep -q '^<!-- ims-bench:begin -->$' "$RESULTS"; then
+    if [ "$INSTR" = 0 ]; then tag=ims-bench writer=section; else tag=ims-instr writer=instr_section; fi
+    if [ -f "$RESULTS" ] && grep -q "^<!-- $tag:begin -->\$" "$RESULTS"; then
         # replace our section, keep the rest
         {
-            sed -n '1,/^<!-- ims-bench:begin -->$/p' "$RESULTS" | sed '$d'
-            section
-            sed -n '/^<!-- ims-bench:end -->$/,$p' "$RESULTS" | sed '1d'
+            sed -n "1,/^<!-- $tag:begin -->\$/p" "$RESULTS" | sed '$d'
+            $writer
+            sed -n "/^<!-- $tag:end -->\$/,\$p" "$RESULTS" | sed '1d'
         } >"$tmp"
     else
         {
             [ ! -f "$RESULTS" ] || { cat "$RESULTS"; echo; }
-            section
+            $writer
         } >"$tmp"
     fi
     mv "$tmp" "$RESULTS"
