@@ -143,7 +143,7 @@ STARTED_PIDS=()
 cleanup() {
     local p
     for p in "${STARTED_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.5
+    if [ "$INSTR" = 0 ]; then sleep 0.5; else sleep 5; fi # valgrind writes its last counts
     for p in "${STARTED_PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true; done
     if [ "$KEEP" = yes ]; then say "bench-ims: work files kept in $WORK"; else rm -rf "$WORK"; fi
 }
@@ -808,7 +808,7 @@ section() {
     for s in "${SERVERS[@]}"; do
         [ -z "$(val "$s" call_note | sed 's/^-$//')" ] || echo "- $s calls: not measured: $(val "$s" call_note)"
     done
-    echo '- Registrations/s: the two servers' steps taking turns (one of each, in turn), the highest rate (doubling from 500/s, then bisecting to 10%) at which a run of '"$STEP"' s had zero failed registrations, every one completed, and sipp held 90% of the rate; each is REGISTER/401/REGISTER/200, of a user not registered before while the pool lasts (imscloud: P -> I (UAR) -> S (MAR) -> 401, P -> I (UAR) -> S (SAR) -> 200, every Cx request a SQLite transaction in the HSS; Kamailio: a SELECT of the password, the contact in memory).'
+    echo '- Registrations/s: the two servers'"'"' steps taking turns (one of each, in turn), the highest rate (doubling from 500/s, then bisecting to 10%) at which a run of '"$STEP"' s had zero failed registrations, every one completed, and sipp held 90% of the rate; each is REGISTER/401/REGISTER/200, of a user not registered before while the pool lasts (imscloud: P -> I (UAR) -> S (MAR) -> 401, P -> I (UAR) -> S (SAR) -> 200, every Cx request a SQLite transaction in the HSS; Kamailio: a SELECT of the password, the contact in memory).'
     echo '- Re-registrations/s: the same search (taking turns) after the memory fill, over the '"$SUBS"' users it registered, in turn: REGISTER/401/REGISTER/200 of a registered user from a new UDP flow (a second contact; imscloud: UAR, MAR, UAR, SAR RE_REGISTRATION, whose User-Data the HSS built at the registration, and no row written; Kamailio: the same SELECT, a contact added in memory). What a network mostly carries: every UE re-registers before its registration expires.'
     echo '- Memory per registered contact: the '"$SUBS"' users registered after the search, at the fill rate, by sipp runs of '"$UACS"' UACs, every UE its own UDP flow (source address and port); measured '"$WAIT"' s after the search and '"$WAIT"' s after the fill, when no transaction (RFC 3261 Timer J, 32 s) or nonce (60 s) of them is left. "Allocator memory in use" is what the per-user state costs: Kamailio'"'"'s shm real_used (contacts live in shared memory) and imscloud'"'"'s malloc in use (mallinfo2 through gdb). RSS and PSS deltas depend on the history: the search leaves imscloud'"'"'s malloc arenas with free space (its transactions'"'"' buffers, at most at the highest rate it tried), which the fill reuses before the RSS grows, so its RSS delta can be well below its allocator delta; Kamailio counts its shared memory in the RSS of every process that touched it (PSS splits it).'
     echo '- Calls: caller and callee registered from the UAC and UAS sockets; the same search, from 250 calls/s. Everything shares the 2 cores (server, sipp UACs, sipp UAS) with whatever else ran on the machine: compare the ratios of one run.'
