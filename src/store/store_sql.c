@@ -185,14 +185,14 @@ const struct store_sql store_sql[Q__N] = {
                           "JOIN impu u ON u.id = l.impu_id WHERE u.identity = ? "
                           "ORDER BY m.identity",
                           NULL },
-    /* the identities only: the SAA's Associated-Identities (not IMPI_COLS,
-     * whose ciphertexts and SQN join cost 2 % of a registration's CPU) */
     /* one row, 1 or 0: the UAR's "kept by an S-CSCF" test without reading
      * (and copying) every IMPU of the subscription */
     [Q_SUB_IN_USE] = { "SELECT CASE WHEN EXISTS (SELECT 1 FROM impu u JOIN impu me "
                        "ON me.subscription_id = u.subscription_id WHERE me.identity = ? "
                        "AND u.reg_state <> ?) THEN 1 ELSE 0 END",
                        NULL },
+    /* the identities only: the SAA's Associated-Identities (not IMPI_COLS,
+     * whose ciphertexts and SQN join cost 2 % of a registration's CPU) */
     [Q_IMPIS_OF_SUB] = { "SELECT i.identity FROM impi i JOIN subscription s "
                          "ON s.id = i.subscription_id WHERE s.name = ? ORDER BY i.identity",
                          NULL },
