@@ -710,7 +710,6 @@ measure_instr() {
     [ -n "$files" ] || die "$s: no callgrind output in $WORK/$s"
     # shellcheck disable=SC2086
     total=$(awk '/^summary:/ { t += $2 } END { print t + 0 }' $files)
-    RES[$s,instr]=$total
     RES[$s,instr_reg]=$((total / INSTR))
     # shellcheck disable=SC2086
     RES[$s,instr_top]=$(self_costs $files |
