@@ -7,7 +7,7 @@
  *
  * Costs: ims_io_stop() scans the current batch (<= EV_BATCH entries) so that
  * a callback may stop another io whose event is pending; each post costs one
- * allocation and one eventfd write. */
+ * allocation, and one eventfd write when it finds the queue empty. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +54,10 @@ static void run_deferred(struct ims_loop *loop)
 static void wake_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
 {
     uint64_t v;
-    /* Non-blocking: EAGAIN means another wake-up already drained it. */
-    while (read(loop->evfd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-        ;
+    /* One read takes the whole counter (no EFD_SEMAPHORE); non-blocking:
+     * EAGAIN means another wake-up already drained it. */
+    ssize_t n = read(loop->evfd, &v, sizeof(v));
+    (void)n;
     run_posts(loop);
 }
 
@@ -347,12 +348,17 @@ int ims_loop_post(struct ims_loop *loop, ims_post_fn fn, void *arg, void (*drop)
     p->drop = drop;
     p->arg = arg;
     pthread_mutex_lock(&loop->post_lock);
+    bool first = !loop->post_head;
     if (loop->post_tail)
         loop->post_tail->next = p;
     else
         loop->post_head = p;
     loop->post_tail = p;
     pthread_mutex_unlock(&loop->post_lock);
-    wake(loop);
+    /* Only the post that finds the queue empty wakes the loop: run_posts()
+     * takes the whole queue after wake_cb() drained the eventfd, so a post
+     * that finds it non-empty is taken by the wake-up already on its way. */
+    if (first)
+        wake(loop);
     return 0;
 }

@@ -436,6 +436,72 @@ static void test_post_from_threads(void **state)
     ims_loop_free(ctx.loop);
 }
 
+/* One post at a time, each only after the loop ran the one before: every
+ * post finds the queue empty and must wake a loop that has gone back to
+ * sleep (the eventfd is written only on that transition).  A lost wake-up
+ * leaves the loop asleep until the watchdog, and the count short. */
+enum { PINGPONG_ROUNDS = 3000 };
+
+struct pingpong {
+    struct ims_loop *loop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ran; /* posts run so far (under mu) */
+};
+
+static void pingpong_fn(struct ims_loop *loop, void *arg)
+{
+    struct pingpong *pp = arg;
+    pthread_mutex_lock(&pp->mu);
+    int n = ++pp->ran;
+    pthread_cond_signal(&pp->cv);
+    pthread_mutex_unlock(&pp->mu);
+    if (n == PINGPONG_ROUNDS)
+        ims_loop_stop(loop);
+}
+
+static void *pingpong_thread(void *p)
+{
+    struct pingpong *pp = p;
+    for (int i = 0; i < PINGPONG_ROUNDS; i++) {
+        if (ims_loop_post(pp->loop, pingpong_fn, pp, NULL) != 0)
+            break;
+        pthread_mutex_lock(&pp->mu);
+        while (pp->ran <= i)
+            pthread_cond_wait(&pp->cv, &pp->mu);
+        pthread_mutex_unlock(&pp->mu);
+        if (i % 64 == 0)
+            usleep(200); /* now and then, let the loop sleep in epoll_wait */
+    }
+    return NULL;
+}
+
+static void test_post_wakes_sleeping_loop(void **state)
+{
+    struct pingpong pp = { 0 };
+    pthread_mutex_init(&pp.mu, NULL);
+    pthread_cond_init(&pp.cv, NULL);
+    assert_int_equal(ims_loop_new(4, &pp.loop), 0);
+    struct ims_timer wd;
+    ims_timer_init(&wd, watchdog_cb, NULL);
+    assert_int_equal(ims_timer_start(pp.loop, &wd, 20000), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pingpong_thread, &pp), 0);
+    assert_int_equal(ims_loop_run(pp.loop), 0);
+    if (pp.ran < PINGPONG_ROUNDS) { /* the watchdog stopped it: free the poster */
+        pthread_mutex_lock(&pp.mu);
+        pp.ran = PINGPONG_ROUNDS + 1;
+        pthread_cond_broadcast(&pp.cv);
+        pthread_mutex_unlock(&pp.mu);
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(pp.ran, PINGPONG_ROUNDS);
+    ims_timer_stop(pp.loop, &wd);
+    ims_loop_free(pp.loop);
+    pthread_cond_destroy(&pp.cv);
+    pthread_mutex_destroy(&pp.mu);
+}
+
 struct count_ctx {
     int fn_calls, drop_calls;
 };
@@ -739,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_io_stop_other_in_batch),
         cmocka_unit_test(test_io_write_interest),
         cmocka_unit_test(test_post_from_threads),
+        cmocka_unit_test(test_post_wakes_sleeping_loop),
         cmocka_unit_test(test_free_with_pending_posts),
         cmocka_unit_test(test_free_drops_armed_timers),
         cmocka_unit_test(test_post_from_loop_thread),
