@@ -108,7 +108,8 @@ static inline bool ims_timer_armed(const struct ims_timer *t)
     return t->heap_idx != SIZE_MAX;
 }
 
-/* Thread-safe hand-off into the loop (a locked queue plus an eventfd).
+/* Thread-safe hand-off into the loop (a locked queue plus an eventfd,
+ * written only by the post that finds the queue empty).
  * fn(loop, arg) runs on the loop's thread, in posting order, after this call
  * returns (also when called from the loop's own thread).  One allocation.
  * 0, or IMS_ENOMEM (then fn and drop are never called). */

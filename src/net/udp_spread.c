@@ -13,9 +13,10 @@
  * transaction (sip/txn.c does that hand-off).
  *
  * Cost of a hand-off: a copy and, per receive batch and target worker, one
- * ims_loop_post (a lock and an eventfd write).  The time a datagram waits
- * in the target's post queue is added to its queue_ms, so the overload
- * control still sees how far behind the worker that processes it is. */
+ * ims_loop_post (a lock, and an eventfd write if the target's queue was
+ * empty).  The time a datagram waits in the target's post queue is added
+ * to its queue_ms, so the overload control still sees how far behind the
+ * worker that processes it is. */
 #include <string.h>
 
 #include "base/alloc.h"
