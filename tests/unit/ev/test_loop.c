@@ -488,14 +488,15 @@ static void test_post_wakes_sleeping_loop(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, pingpong_thread, &pp), 0);
     assert_int_equal(ims_loop_run(pp.loop), 0);
-    if (pp.ran < PINGPONG_ROUNDS) { /* the watchdog stopped it: free the poster */
-        pthread_mutex_lock(&pp.mu);
+    pthread_mutex_lock(&pp.mu);
+    int ran = pp.ran;
+    if (ran < PINGPONG_ROUNDS) { /* the watchdog stopped it: free the poster */
         pp.ran = PINGPONG_ROUNDS + 1;
         pthread_cond_broadcast(&pp.cv);
-        pthread_mutex_unlock(&pp.mu);
     }
+    pthread_mutex_unlock(&pp.mu);
     pthread_join(th, NULL);
-    assert_int_equal(pp.ran, PINGPONG_ROUNDS);
+    assert_int_equal(ran, PINGPONG_ROUNDS);
     ims_timer_stop(pp.loop, &wd);
     ims_loop_free(pp.loop);
     pthread_cond_destroy(&pp.cv);
