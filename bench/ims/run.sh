@@ -37,9 +37,10 @@
 # counts the user-space instructions they execute for N initial registrations at 50/s
 # (after N/2 to warm up), summed over their processes and threads, and what executed
 # most: a count that hardly depends on what else the machine runs (about 1% between
-# runs of one build), for comparing two builds or the two servers' code paths. It leaves out what the CPU time includes:
-# the kernel (sockets, fsync), cache misses and lock waits. Its section of
-# bench/RESULTS.md is <!-- ims-instr:begin --> .. <!-- ims-instr:end -->.
+# runs of one build), for comparing two builds or the two servers' code paths. It
+# leaves out what the CPU time includes: the kernel (sockets, fsync), cache misses and
+# lock waits. Its section of bench/RESULTS.md is <!-- ims-instr:begin --> ..
+# <!-- ims-instr:end -->.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
