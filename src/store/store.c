@@ -481,6 +481,28 @@ int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_
     return s->drv->col_int(stmt, 0);
 }
 
+void st_keep_sorted(void *arr, size_t *n, size_t cap, size_t size, const void *item,
+                    int (*cmp)(const void *, const void *))
+{
+    unsigned char *a = arr;
+    size_t at = *n;
+    while (at > 0 && cmp(a + (at - 1) * size, item) > 0)
+        at--;
+    if (at >= cap)
+        return;
+    size_t keep = *n < cap ? *n : cap - 1; /* items that stay, [at, keep) move up one */
+    memmove(a + (at + 1) * size, a + at * size, (keep - at) * size);
+    memcpy(a + at * size, item, size);
+    *n = keep + 1;
+}
+
+static int cmp_cap(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each list ascending, its first IMS_STORE_MAX_CAPS kept. */
 int st_sub_caps(struct ims_store *s, int64_t sub_id, struct ims_sub_rec *sub)
 {
     struct store_stmt *stmt;
@@ -490,12 +512,12 @@ int st_sub_caps(struct ims_store *s, int64_t sub_id, struct ims_sub_rec *sub)
     sub->n_mandatory = sub->n_optional = 0;
     while ((rc = s->drv->step(stmt)) == STORE_ROW) {
         uint32_t cap = (uint32_t)s->drv->col_int(stmt, 0);
-        if (s->drv->col_int(stmt, 1)) {
-            if (sub->n_mandatory < IMS_STORE_MAX_CAPS)
-                sub->caps_mandatory[sub->n_mandatory++] = cap;
-        } else if (sub->n_optional < IMS_STORE_MAX_CAPS) {
-            sub->caps_optional[sub->n_optional++] = cap;
-        }
+        if (s->drv->col_int(stmt, 1))
+            st_keep_sorted(sub->caps_mandatory, &sub->n_mandatory, IMS_STORE_MAX_CAPS,
+                           sizeof(cap), &cap, cmp_cap);
+        else
+            st_keep_sorted(sub->caps_optional, &sub->n_optional, IMS_STORE_MAX_CAPS,
+                           sizeof(cap), &cap, cmp_cap);
     }
     s->drv->reset(stmt);
     return rc;

@@ -791,17 +791,32 @@ int ims_store_profile_of_impu(struct ims_store *s, ims_str impu, char *name, str
 }
 
 /* Runs an IMPU list query bound to key, into arr. */
+/* The orders the lists are returned in (st_keep_sorted). */
+static int by_identity(const void *a, const void *b)
+{
+    return strcmp(((const struct ims_impu_rec *)a)->identity,
+                  ((const struct ims_impu_rec *)b)->identity);
+}
+
+static int by_irs_identity(const void *a, const void *b)
+{
+    const struct ims_impu_rec *x = a, *y = b;
+    return x->irs != y->irs ? (x->irs < y->irs ? -1 : 1) : strcmp(x->identity, y->identity);
+}
+
 static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct ims_impu_rec *arr,
                      size_t cap, size_t *n)
 {
     struct store_stmt *stmt;
-    size_t count = 0;
+    struct ims_impu_rec row;
+    size_t count = 0, kept = 0;
+    int (*cmp)(const void *, const void *) = q == Q_IMPU_LIST_IRS ? by_identity : by_irs_identity;
     int rc = st_query(s, q, &stmt, "t", key);
     if (rc)
         return st_fail(s, rc, "impu list");
     while ((rc = s->drv->step(stmt)) == STORE_ROW) {
-        if (count < cap)
-            st_impu_row(s, stmt, &arr[count]);
+        st_impu_row(s, stmt, &row);
+        st_keep_sorted(arr, &kept, cap, sizeof(row), &row, cmp);
         count++;
     }
     s->drv->reset(stmt);
@@ -865,17 +880,24 @@ int ims_store_sub_in_use(struct ims_store *s, ims_str impu, bool *any)
 
 /* Runs a query of IMPI identities bound to key, the first cap into arr;
  * *count gets them all. */
+static int by_impi(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The identities in byte order, the first cap of them kept. */
 static int impi_ids(struct ims_store *s, enum store_q q, ims_str key, const char *what,
                     char (*arr)[IMS_STORE_ID_MAX], size_t cap, size_t *count)
 {
     struct store_stmt *stmt;
-    size_t k = 0;
+    char id[IMS_STORE_ID_MAX];
+    size_t k = 0, kept = 0;
     int rc = st_query(s, q, &stmt, "t", key);
     if (rc)
         return st_fail(s, rc, what);
     while ((rc = s->drv->step(stmt)) == STORE_ROW) {
-        if (k < cap)
-            ST_COPY(s, stmt, 0, arr[k]);
+        ST_COPY(s, stmt, 0, id);
+        st_keep_sorted(arr, &kept, cap, sizeof(id), id, by_impi);
         k++;
     }
     s->drv->reset(stmt);

@@ -438,6 +438,16 @@ void st_impu_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impu_r
 int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_rec *out);
 /* Fills the capability arrays of sub from Q_SUBCAP_LIST. */
 int st_sub_caps(struct ims_store *s, int64_t sub_id, struct ims_sub_rec *sub);
+/* What ORDER BY ... LIMIT cap would keep of a sequence of items: puts item
+ * into arr[0..*n) (ordered by cmp, after the equal ones) unless the list
+ * holds cap items already and item sorts after all of them; then the last
+ * one makes room.  For the short lists of the Cx path, sorted here rather
+ * than by the database: an ORDER BY that no index gives made SQLite build
+ * a sorter on every call (about 5 000 instructions and several
+ * allocations, measured on the bench's database), and byte order is the
+ * same on both backends (PostgreSQL's would follow its collation). */
+void st_keep_sorted(void *arr, size_t *n, size_t cap, size_t size, const void *item,
+                    int (*cmp)(const void *, const void *));
 /* Writes the capability rows of sub (deleting the old ones first). */
 int st_sub_caps_put(struct ims_store *s, int64_t sub_id, const struct ims_sub_rec *sub);
 

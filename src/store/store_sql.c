@@ -54,8 +54,9 @@ const struct store_sql store_sql[Q__N] = {
     [Q_SUBCAP_INSERT] = { "INSERT INTO subscription_capability(subscription_id, capability, "
                           "mandatory) VALUES (?, ?, ?)",
                           NULL },
+    /* unordered, as the Cx path's lists below: st_keep_sorted orders them */
     [Q_SUBCAP_LIST] = { "SELECT capability, mandatory FROM subscription_capability "
-                        "WHERE subscription_id = ? ORDER BY mandatory DESC, capability",
+                        "WHERE subscription_id = ?",
                         NULL },
 
     /* each IMPI has its impi_sqn row (migration 006), inserted with it */
@@ -135,12 +136,10 @@ const struct store_sql store_sql[Q__N] = {
                           NULL },
     [Q_IMPU_LIST_ALL] = { "SELECT " IMPU_COLS "ORDER BY s.name, u.irs, u.identity", NULL },
     [Q_IMPU_LIST_IMPI] = { "SELECT " IMPU_COLS "JOIN impi_impu l ON l.impu_id = u.id "
-                           "JOIN impi m ON m.id = l.impi_id WHERE m.identity = ? "
-                           "ORDER BY u.irs, u.identity",
+                           "JOIN impi m ON m.id = l.impi_id WHERE m.identity = ?",
                            NULL },
     [Q_IMPU_LIST_IRS] = { "SELECT " IMPU_COLS "JOIN impu me ON me.subscription_id = "
-                          "u.subscription_id AND me.irs = u.irs WHERE me.identity = ? "
-                          "ORDER BY u.identity",
+                          "u.subscription_id AND me.irs = u.irs WHERE me.identity = ?",
                           NULL },
     /* only the rows that change: a re-registration writes no page */
     [Q_IMPU_REG_SET] = { "UPDATE impu SET reg_state = ?1 WHERE (subscription_id, irs) = "
@@ -182,8 +181,7 @@ const struct store_sql store_sql[Q__N] = {
                   "FROM (SELECT 1 AS one) x "
                   "LEFT JOIN impi m ON m.identity = ? LEFT JOIN impu u ON u.identity = ?" },
     [Q_IMPIS_OF_IMPU] = { "SELECT m.identity FROM impi m JOIN impi_impu l ON l.impi_id = m.id "
-                          "JOIN impu u ON u.id = l.impu_id WHERE u.identity = ? "
-                          "ORDER BY m.identity",
+                          "JOIN impu u ON u.id = l.impu_id WHERE u.identity = ?",
                           NULL },
     /* one row, 1 or 0: the UAR's "kept by an S-CSCF" test without reading
      * (and copying) every IMPU of the subscription */
@@ -194,7 +192,7 @@ const struct store_sql store_sql[Q__N] = {
     /* the identities only: the SAA's Associated-Identities (not IMPI_COLS,
      * whose ciphertexts and SQN join cost 2 % of a registration's CPU) */
     [Q_IMPIS_OF_SUB] = { "SELECT i.identity FROM impi i JOIN subscription s "
-                         "ON s.id = i.subscription_id WHERE s.name = ? ORDER BY i.identity",
+                         "ON s.id = i.subscription_id WHERE s.name = ?",
                          NULL },
 
     [Q_PROFILE_UPSERT] = { "INSERT INTO service_profile(name, ifc_xml) VALUES (?, ?) "

@@ -446,6 +446,79 @@ static int too_wide(uint64_t cur, uint64_t *next, void *ctx)
     return 0;
 }
 
+/* The Cx path's lists come back ordered (and cut at their room) by the
+ * store itself, whatever order the rows were written in. */
+static void test_lists_sorted(void **state)
+{
+    struct tfix *f = *state;
+    struct ims_store *st = f->st;
+    struct ims_impu_rec arr[4];
+    char impis[4][IMS_STORE_ID_MAX];
+    size_t n;
+    /* z and m: IRS 1; c: IRS 2; b: IRS 3 (helpers.c) */
+    const char *ci[] = { "sip:z@ims.test", "sip:m@ims.test", "sip:c@ims.test", "sip:b@ims.test",
+                         NULL };
+    provision(st, "carol", "carol-z@ims.test", NULL, NULL, NULL, ci);
+    OK(st, ims_store_impi_add(st, S("carol"), S("carol-m@ims.test"), S("ims.test"),
+                              IMS_AUTH_ALL));
+    OK(st, ims_store_impi_add(st, S("carol"), S("carol-c@ims.test"), S("ims.test"),
+                              IMS_AUTH_ALL));
+    OK(st, ims_store_link(st, S("carol-c@ims.test"), S("sip:z@ims.test")));
+    OK(st, ims_store_link(st, S("carol-m@ims.test"), S("sip:z@ims.test")));
+
+    OK(st, ims_store_impus_of_irs(st, S("sip:z@ims.test"), arr, 4, &n));
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].identity, "sip:m@ims.test");
+    assert_string_equal(arr[1].identity, "sip:z@ims.test");
+    assert_int_equal(ims_store_impus_of_irs(st, S("sip:z@ims.test"), arr, 1, &n), IMS_ELIMIT);
+    assert_int_equal(n, 2);
+    assert_string_equal(arr[0].identity, "sip:m@ims.test");
+
+    OK(st, ims_store_impus_of_impi(st, S("carol-z@ims.test"), arr, 4, &n));
+    assert_int_equal(n, 4);
+    assert_string_equal(arr[0].identity, "sip:m@ims.test");
+    assert_string_equal(arr[1].identity, "sip:z@ims.test");
+    assert_string_equal(arr[2].identity, "sip:c@ims.test");
+    assert_string_equal(arr[3].identity, "sip:b@ims.test");
+    assert_int_equal(arr[3].irs, 3);
+    assert_int_equal(ims_store_impus_of_impi(st, S("carol-z@ims.test"), arr, 3, &n),
+                     IMS_ELIMIT);
+    assert_int_equal(n, 4);
+    assert_string_equal(arr[2].identity, "sip:c@ims.test");
+
+    OK(st, ims_store_impis_of_sub(st, S("carol"), impis, 4, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(impis[0], "carol-c@ims.test");
+    assert_string_equal(impis[1], "carol-m@ims.test");
+    assert_string_equal(impis[2], "carol-z@ims.test");
+    assert_int_equal(ims_store_impis_of_sub(st, S("carol"), impis, 2, &n), IMS_ELIMIT);
+    assert_int_equal(n, 3);
+    assert_string_equal(impis[0], "carol-c@ims.test");
+    assert_string_equal(impis[1], "carol-m@ims.test");
+    OK(st, ims_store_impis_of_impu(st, S("sip:z@ims.test"), impis, 4, &n));
+    assert_int_equal(n, 3);
+    assert_string_equal(impis[0], "carol-c@ims.test");
+    assert_string_equal(impis[2], "carol-z@ims.test");
+
+    struct ims_sub_rec sub, got;
+    memset(&sub, 0, sizeof(sub));
+    strcpy(sub.name, "dave");
+    uint32_t mand[] = { 30, 20, 10 }, opt[] = { 9, 1 };
+    memcpy(sub.caps_mandatory, mand, sizeof(mand));
+    sub.n_mandatory = 3;
+    memcpy(sub.caps_optional, opt, sizeof(opt));
+    sub.n_optional = 2;
+    OK(st, ims_store_sub_add(st, &sub));
+    OK(st, ims_store_sub_get(st, S("dave"), &got));
+    assert_int_equal(got.n_mandatory, 3);
+    assert_int_equal(got.caps_mandatory[0], 10);
+    assert_int_equal(got.caps_mandatory[1], 20);
+    assert_int_equal(got.caps_mandatory[2], 30);
+    assert_int_equal(got.n_optional, 2);
+    assert_int_equal(got.caps_optional[0], 1);
+    assert_int_equal(got.caps_optional[1], 9);
+}
+
 static void test_sqn_update(void **state)
 {
     struct tfix *f = *state;
@@ -753,7 +826,7 @@ static void test_scscf_caps(void **state)
 const struct CMUnitTest store_tests[] = {
     T(test_open_migrate),    T(test_open_concurrent_migration),
     T(test_subscription_crud), T(test_lists),
-    T(test_impi_impu_crud),  T(test_assoc_and_lists),
+    T(test_impi_impu_crud),  T(test_assoc_and_lists), T(test_lists_sorted),
     T(test_sqn_update),      T(test_sqn_concurrent),
     T(test_reg_state),       T(test_profiles),
     T(test_sh_data),         T(test_scscf_caps),
