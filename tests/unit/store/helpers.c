@@ -186,6 +186,36 @@ void tfix_sql_value(struct tfix *f, const char *sql, char *out, size_t cap)
     sqlite3_close(db);
 }
 
+int tfix_sql_rc(struct tfix *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_false(test_pg);
+    assert_int_equal(sqlite3_open(sqlite_path(f), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc & 0xff;
+}
+
+size_t tfix_explain_count(struct tfix *f, const char *sql, const char *opcode)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char q[1024];
+    size_t n = 0;
+    assert_false(test_pg);
+    snprintf(q, sizeof(q), "EXPLAIN %s", sql);
+    assert_int_equal(sqlite3_open(sqlite_path(f), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) /* columns: addr, opcode, ... */
+        if (sqlite3_column_text(st, 1) && strcmp((const char *)sqlite3_column_text(st, 1),
+                                                 opcode) == 0)
+            n++;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 static void append_file(const char *path, char **buf, size_t *len)
 {
     FILE *fp = fopen(path, "rb");

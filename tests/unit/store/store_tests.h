@@ -56,6 +56,11 @@ void tfix_reopen(struct tfix *f);
 void tfix_sql(struct tfix *f, const char *sql);
 /* Reads the first column of the first row of a query into out (text). */
 void tfix_sql_value(struct tfix *f, const char *sql, char *out, size_t cap);
+/* SQLite only: sqlite3_exec's primary result code for sql on a separate
+ * connection (a statement expected to fail). */
+int tfix_sql_rc(struct tfix *f, const char *sql);
+/* SQLite only: how many instructions of sql's program are opcode. */
+size_t tfix_explain_count(struct tfix *f, const char *sql, const char *opcode);
 /* Reads every file of the SQLite database (db, -wal, -shm) into a malloc'd
  * buffer (*len bytes); NULL for PostgreSQL. */
 char *tfix_db_bytes(struct tfix *f, size_t *len);

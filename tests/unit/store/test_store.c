@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "crypto/aka.h"
 #include "store/store_int.h"
 #include "store_tests.h"
@@ -57,6 +59,42 @@ static void test_open_migrate(void **state)
     struct ims_store *st = NULL;
     assert_int_equal(ims_store_open("mysql://x", f->repo, &st), IMS_EINVAL);
     assert_null(st);
+}
+
+/* Migration 008 (SQLite): impu.reg_state's CHECK without an IN list, which
+ * made every state UPDATE build a temporary B-tree; the same values pass. */
+static void test_reg_state_check(void **state)
+{
+    struct tfix *f = *state;
+    char v[512];
+    if (test_pg)
+        return;
+    const char *ai[] = { "sip:a@ims.test", NULL };
+    provision(f->st, "alice", "a@ims.test", NULL, NULL, NULL, ai);
+    tfix_sql_value(f, "SELECT instr(sql, 'reg_state IN') = 0 AND "
+                      "instr(sql, 'CHECK (reg_state = 0 OR reg_state = 1 OR reg_state = 2)') > 0 "
+                      "FROM sqlite_schema WHERE name = 'impu'",
+                   v, sizeof(v));
+    assert_string_equal(v, "1");
+    tfix_sql_value(f, "PRAGMA integrity_check", v, sizeof(v));
+    assert_string_equal(v, "ok");
+    assert_int_equal(tfix_explain_count(f, "UPDATE impu SET reg_state = 1 "
+                                           "WHERE identity = 'sip:a@ims.test'",
+                                        "OpenEphemeral"),
+                     0);
+    /* what the check refused before, it refuses now */
+    tfix_sql(f, "UPDATE impu SET reg_state = 2 WHERE identity = 'sip:a@ims.test'");
+    tfix_sql_value(f, "SELECT reg_state FROM impu WHERE identity = 'sip:a@ims.test'", v,
+                   sizeof(v));
+    assert_string_equal(v, "2");
+    assert_int_equal(tfix_sql_rc(f, "UPDATE impu SET reg_state = 3"), SQLITE_CONSTRAINT);
+    assert_int_equal(tfix_sql_rc(f, "UPDATE impu SET reg_state = 1.5"), SQLITE_CONSTRAINT);
+    assert_int_equal(tfix_sql_rc(f, "UPDATE impu SET reg_state = 'x'"), SQLITE_CONSTRAINT);
+    OK(f->st, ims_store_reg_set(f->st, S("sip:a@ims.test"), IMS_REG_REGISTERED, IMS_SCSCF_KEEP,
+                                IMS_STR_NULL, NULL));
+    struct ims_impu_rec r;
+    OK(f->st, ims_store_impu_get(f->st, S("sip:a@ims.test"), &r));
+    assert_int_equal(r.reg_state, IMS_REG_REGISTERED);
 }
 
 static void test_open_concurrent_migration(void **state)
@@ -824,7 +862,7 @@ static void test_scscf_caps(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tfix_setup, tfix_teardown)
 const struct CMUnitTest store_tests[] = {
-    T(test_open_migrate),    T(test_open_concurrent_migration),
+    T(test_open_migrate),    T(test_open_concurrent_migration), T(test_reg_state_check),
     T(test_subscription_crud), T(test_lists),
     T(test_impi_impu_crud),  T(test_assoc_and_lists), T(test_lists_sorted),
     T(test_sqn_update),      T(test_sqn_concurrent),
