@@ -790,7 +790,6 @@ int ims_store_profile_of_impu(struct ims_store *s, ims_str impu, char *name, str
     return rc;
 }
 
-/* Runs an IMPU list query bound to key, into arr. */
 /* The orders the lists are returned in (st_keep_sorted). */
 static int by_identity(const void *a, const void *b)
 {
@@ -804,6 +803,8 @@ static int by_irs_identity(const void *a, const void *b)
     return x->irs != y->irs ? (x->irs < y->irs ? -1 : 1) : strcmp(x->identity, y->identity);
 }
 
+/* Runs an IMPU list query bound to key, into arr: an IRS by identity, an
+ * IMPI's by IRS then identity, the first cap kept; *n gets them all. */
 static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct ims_impu_rec *arr,
                      size_t cap, size_t *n)
 {
@@ -878,14 +879,13 @@ int ims_store_sub_in_use(struct ims_store *s, ims_str impu, bool *any)
     return rc ? st_fail(s, rc, "subscription in use") : 0;
 }
 
-/* Runs a query of IMPI identities bound to key, the first cap into arr;
- * *count gets them all. */
 static int by_impi(const void *a, const void *b)
 {
     return strcmp(a, b);
 }
 
-/* The identities in byte order, the first cap of them kept. */
+/* Runs a query of IMPI identities bound to key, the first cap in byte
+ * order into arr; *count gets them all. */
 static int impi_ids(struct ims_store *s, enum store_q q, ims_str key, const char *what,
                     char (*arr)[IMS_STORE_ID_MAX], size_t cap, size_t *count)
 {
