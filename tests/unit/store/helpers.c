@@ -145,6 +145,18 @@ void tfix_reopen(struct tfix *f)
     assert_int_equal(ims_store_open(f->url, f->repo, &f->st), 0);
 }
 
+/* sql on its own connection to f's SQLite file; its error text (if any)
+ * into msg (sqlite3_free it). */
+static int sqlite_exec_alone(struct tfix *f, const char *sql, char **msg)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(sqlite_path(f), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+    sqlite3_close(db);
+    return rc;
+}
+
 void tfix_sql(struct tfix *f, const char *sql)
 {
     if (test_pg) {
@@ -153,13 +165,9 @@ void tfix_sql(struct tfix *f, const char *sql)
         PQfinish(c);
         return;
     }
-    sqlite3 *db;
     char *msg = NULL;
-    assert_int_equal(sqlite3_open(sqlite_path(f), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    if (sqlite_exec_alone(f, sql, &msg) != SQLITE_OK)
         fail_msg("%s: %s", sql, msg);
-    sqlite3_close(db);
 }
 
 void tfix_sql_value(struct tfix *f, const char *sql, char *out, size_t cap)
@@ -188,13 +196,8 @@ void tfix_sql_value(struct tfix *f, const char *sql, char *out, size_t cap)
 
 int tfix_sql_rc(struct tfix *f, const char *sql)
 {
-    sqlite3 *db;
     assert_false(test_pg);
-    assert_int_equal(sqlite3_open(sqlite_path(f), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    return rc & 0xff;
+    return sqlite_exec_alone(f, sql, NULL) & 0xff;
 }
 
 size_t tfix_explain_count(struct tfix *f, const char *sql, const char *opcode)

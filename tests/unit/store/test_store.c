@@ -68,7 +68,7 @@ static void test_reg_state_check(void **state)
     struct tfix *f = *state;
     char v[512];
     if (test_pg)
-        return;
+        skip(); /* PostgreSQL keeps its IN check (sqlite/008 only) */
     const char *ai[] = { "sip:a@ims.test", NULL };
     provision(f->st, "alice", "a@ims.test", NULL, NULL, NULL, ai);
     tfix_sql_value(f, "SELECT instr(sql, 'reg_state IN') = 0 AND "
@@ -82,7 +82,7 @@ static void test_reg_state_check(void **state)
                                            "WHERE identity = 'sip:a@ims.test'",
                                         "OpenEphemeral"),
                      0);
-    /* what the check refused before, it refuses now */
+    /* what the check took and refused before, it takes and refuses now */
     tfix_sql(f, "UPDATE impu SET reg_state = 2 WHERE identity = 'sip:a@ims.test'");
     tfix_sql_value(f, "SELECT reg_state FROM impu WHERE identity = 'sip:a@ims.test'", v,
                    sizeof(v));
