@@ -9,6 +9,8 @@
 #                    [--step S] [--fill-rate R] [--wait S] [--uacs N] [--workers N]
 #                    [--no-calls] [--results FILE | --no-results] [--keep]
 #   bench/ims/run.sh --instructions [N] [--imscloud PATH] [--only ...] [--results FILE | --no-results]
+#   bench/ims/run.sh --storm [RATE] [--storm-seconds S] [--rounds N] [--imscloud PATH] [--only ...]
+#                    [--results FILE | --no-results]
 #
 # Users u0000000.. in realm ims.bench, password pw-<i> (bench/hss/hss_bench.h): imscloud's
 # HSS store seeded by hss_bench_seed (Digest HA1s, one IMPU each, all on the one S-CSCF),
@@ -32,6 +34,14 @@
 # CPU per operation is utime+stime (/proc/PID/stat) of every server process over the run.
 # Writes its section of bench/RESULTS.md between <!-- ims-bench:begin --> and
 # <!-- ims-bench:end -->; the rest of the file is left as it is.
+#
+# --storm [RATE] (RATE = 10000) offers both servers instead a registration storm: RATE
+# initial registrations/s for --storm-seconds (15), taking turns, --rounds (2) times each,
+# from UEs that back off on a 503 (sipp/register_storm.xml: a 503 ends the attempt, as a
+# UE waits for its Retry-After), and counts what each completes (per second too), how
+# many REGISTERs were retransmitted and how many were refused at the first and at the
+# second REGISTER (the second wastes the round paid for). Its section of bench/RESULTS.md
+# is <!-- ims-storm:begin --> .. <!-- ims-storm:end -->.
 #
 # --instructions [N] (N = 2000) runs instead both servers under valgrind's callgrind and
 # counts the user-space instructions they execute for N initial registrations at 50/s
@@ -59,6 +69,9 @@ RESULTS=$ROOT/bench/RESULTS.md
 KEEP=no
 INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
 INSTR_RATE=50
+STORM=0 # --storm: the offered rate (0: not a storm run)
+STORM_S=15
+ROUNDS=2
 MAX_STEPS=9
 REALM=ims.bench
 EXPIRES=3600
@@ -66,7 +79,7 @@ SIPP_BUF=4194304
 CMDLINE="bench/ims/run.sh${*:+ $*}"
 
 usage() {
-    sed -n '8,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '8,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -89,12 +102,19 @@ while [ $# -gt 0 ]; do
         if [[ ${2:-} =~ ^[0-9]+$ ]]; then INSTR=$2; shift; fi
         shift
         ;;
+    --storm)
+        STORM=10000
+        if [[ ${2:-} =~ ^[0-9]+$ ]]; then STORM=$2; shift; fi
+        shift
+        ;;
+    --storm-seconds) STORM_S=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
     esac
 done
 case $ONLY in both | imscloud | kamailio) ;; *) usage ;; esac
-for v in SUBS POOL STEP FILL_RATE WAIT UACS WORKERS; do
+for v in SUBS POOL STEP FILL_RATE WAIT UACS WORKERS STORM_S ROUNDS; do
     [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || { echo "bad --${v,,}: ${!v}" >&2; usage; }
 done
 SERVERS=()
@@ -117,6 +137,9 @@ die() {
 for t in sipp awk ss setsid cmake sqlite3 kamailio kamcmd; do
     command -v $t >/dev/null || die "missing '$t' (tools/install-deps.sh bench; sqlite3)"
 done
+[ "$INSTR" = 0 ] || [ "$STORM" = 0 ] || die "--instructions and --storm are separate runs"
+[ "$STORM" = 0 ] || [ $((STORM * STORM_S * ROUNDS)) -le "$POOL" ] ||
+    die "--pool $POOL is too small for $ROUNDS storms of $STORM/s over $STORM_S s"
 if [ "$INSTR" != 0 ]; then
     [ "$INSTR" -ge 2 ] || die "--instructions: at least 2 registrations"
     for t in valgrind callgrind_control; do
@@ -346,6 +369,8 @@ memory() {
 
 # ------------------------------------------------------------------ one sipp batch
 
+SCENARIO=register.xml
+SIPP_EXTRA=
 # batch SERVER NAME FIRST COUNT RATE: COUNT registrations of users FIRST.. at RATE/s,
 # shared by UACS sipp processes, each with its own source address, one UDP socket (flow)
 # per UE (-t un). Sets B_OK B_FAIL B_RETR B_WALL B_SIPP_CPU B_RC.
@@ -366,10 +391,10 @@ batch() {
         (
             cd "$dir/u$i"
             rc=0
-            sipp "127.0.0.1:${PORT[$s]}" -sf "$HERE/sipp/register.xml" -inf users.csv -i "$ip" -t un \
+            sipp "127.0.0.1:${PORT[$s]}" -sf "$HERE/sipp/$SCENARIO" -inf users.csv -i "$ip" -t un \
                 -max_socket 10000 -key realm "$REALM" -key expires "$EXPIRES" -r "$r" -rp 1000 -m "$m" \
                 -l "$((r * 2 + 10))" -nostdin -buff_size "$SIPP_BUF" -trace_stat -stf stat.csv -fd 1 \
-                -recv_timeout 8000 -trace_err -error_file errors.log \
+                -recv_timeout 8000 -trace_err -error_file errors.log $SIPP_EXTRA \
                 -timeout $((m / r + 30))s -timeout_error >sipp.out 2>&1 || rc=$?
             times >times.out
             exit $rc
@@ -719,6 +744,71 @@ measure_instr() {
     say "bench-ims: $s: $total instructions, $((total / INSTR)) per registration"
 }
 
+# ------------------------------------------------------------------ storm
+
+# counts_sum DIR COLUMN: the last (cumulative) value of a -trace_counts column, summed
+# over the UACs of a batch
+counts_sum() {
+    local f t=0 v
+    for f in "$1"/u*/*_counts.csv; do
+        v=$(awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+            NF > 1 && c { last = $c } END { print last + 0 }' "$f")
+        t=$((t + v))
+    done
+    echo $t
+}
+# per_second DIR: "min max" of the registrations completed per second, over the seconds
+# while sipp was sending (the first and the last second left out: partial)
+per_second() {
+    awk -F';' -v secs="$STORM_S" 'FNR == 1 { for (i = 1; i <= NF; i++) if ($i == "7_200_Recv") c = i; prev = 0; k = 0; next }
+        { k++; d[k] += $c - prev; prev = $c; if (k > n) n = k }
+        END { lo = -1; hi = 0
+              for (i = 2; i <= n && i <= secs; i++) { if (lo < 0 || d[i] < lo) lo = d[i]; if (d[i] > hi) hi = d[i] }
+              printf "%d %d", (lo < 0 ? 0 : lo), hi }' "$1"/u*/*_counts.csv
+}
+
+# storm SERVER ROUND: STORM registrations/s of fresh users for STORM_S s; RES[$s,r$ROUND,*]
+storm() {
+    local s=$1 k=$2 n=$((STORM * STORM_S)) c0 c1 t0 dir lohi
+    dir=$WORK/$s/storm-$k
+    # shellcheck disable=SC2086
+    c0=$(cpu_ticks ${PIDS[$s]})
+    t0=$(now)
+    SCENARIO=register_storm.xml SIPP_EXTRA="-trace_counts"
+    batch "$s" "storm-$k" $((SUBS + POOL_NEXT[$s])) "$n" "$STORM"
+    SCENARIO=register.xml SIPP_EXTRA=
+    POOL_NEXT[$s]=$((POOL_NEXT[$s] + n))
+    # shellcheck disable=SC2086
+    c1=$(cpu_ticks ${PIDS[$s]})
+    local ok r1 r2 retr
+    ok=$(counts_sum "$dir" 7_200_Recv)
+    r1=$(counts_sum "$dir" 2_503_Recv)
+    r2=$(counts_sum "$dir" 6_503_Recv)
+    retr=$(($(counts_sum "$dir" 0_REGISTER_Retrans) + $(counts_sum "$dir" 4_REGISTER_Retrans)))
+    lohi=$(per_second "$dir")
+    RES[$s,r$k,ok]=$ok RES[$s,r$k,r1]=$r1 RES[$s,r$k,r2]=$r2 RES[$s,r$k,retr]=$retr
+    RES[$s,r$k,fail]=$B_FAIL RES[$s,r$k,lo]=${lohi% *} RES[$s,r$k,hi]=${lohi#* }
+    RES[$s,r$k,wall]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    RES[$s,r$k,scpu]=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v w="${RES[$s,r$k,wall]}" 'BEGIN { printf "%.0f", c / hz / w * 100 }')
+    say "$(printf 'bench-ims: %-8s storm %d: %d offered at %d/s: completed %d (per second %s..%s), 503 at the first REGISTER %d, at the second %d, other failures %d, retransmissions %d, server CPU %s%% over %s s' \
+        "$s" "$k" "$n" "$STORM" "$ok" "${RES[$s,r$k,lo]}" "${RES[$s,r$k,hi]}" "$r1" "$r2" "$B_FAIL" "$retr" "${RES[$s,r$k,scpu]}" "${RES[$s,r$k,wall]}")"
+    alive "$s"
+}
+
+measure_storm() {
+    local k s
+    say "bench-ims: ---- storms of $STORM registrations/s for $STORM_S s (${SERVERS[*]} taking turns, $ROUNDS rounds)"
+    for s in "${SERVERS[@]}"; do POOL_NEXT[$s]=0; done
+    for ((k = 1; k <= ROUNDS; k++)); do
+        for s in "${SERVERS[@]}"; do
+            storm "$s" "$k"
+            # its transactions (Timer J, 32 s) end while the other server's storm runs
+            settle "$s"
+        done
+    done
+    [ "${#SERVERS[@]}" -gt 1 ] || sleep 35
+}
+
 # ------------------------------------------------------------------ run
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -726,7 +816,9 @@ say "bench-ims: work dir $WORK, $SUBS users (+ $POOL for the rate search), $STEP
 T_START=$(date +%s)
 seed
 for s in "${SERVERS[@]}"; do start_server "$s"; done
-if [ "$INSTR" = 0 ]; then
+if [ "$STORM" != 0 ]; then
+    measure_storm
+elif [ "$INSTR" = 0 ]; then
     measure
 else
     for s in "${SERVERS[@]}"; do measure_instr "$s"; done
@@ -779,7 +871,7 @@ table() {
     row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
 }
 
-if [ "$INSTR" = 0 ]; then
+if [ "$INSTR" = 0 ] && [ "$STORM" = 0 ]; then
     echo
     table
     echo
@@ -839,9 +931,49 @@ instr_section() {
 }
 [ "$INSTR" = 0 ] || instr_section
 
+storm_table() {
+    local s k
+    echo '| server, round | completed (of offered) | completed per second, min..max | 503 at the first REGISTER | 503 at the second REGISTER | other failures | REGISTER retransmissions | server CPU (% of one core) |'
+    echo '|---|---:|---:|---:|---:|---:|---:|---:|'
+    for s in "${SERVERS[@]}"; do
+        for ((k = 1; k <= ROUNDS; k++)); do
+            printf '| %s, %d | %s (%d) | %s..%s | %s | %s | %s | %s | %s |\n' "$s" "$k" "$(val "$s" "r$k,ok")" \
+                $((STORM * STORM_S)) "$(val "$s" "r$k,lo")" "$(val "$s" "r$k,hi")" "$(val "$s" "r$k,r1")" \
+                "$(val "$s" "r$k,r2")" "$(val "$s" "r$k,fail")" "$(val "$s" "r$k,retr")" "$(val "$s" "r$k,scpu")"
+        done
+    done
+}
+storm_section() {
+    echo '<!-- ims-storm:begin -->'
+    echo '## IMS: a registration storm, imscloud vs Kamailio (bench/ims/run.sh --storm)'
+    echo
+    echo "Written by \`bench/ims/run.sh --storm\` (method in [README.md](README.md), \"IMS registrations and calls\"); replaced by its next run."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
+    echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); load average at start $LOAD_START"
+    echo "- servers: as in the CPU-time run above (imscloud ${IMS_BIN#"$ROOT"/} ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), every role in one process, its overload control as shipped; Kamailio 5.6, which has none), $TOTAL users"
+    echo "- load: $STORM initial registrations/s (REGISTER/401/REGISTER/200, users not registered before) for $STORM_S s from $UACS sipp UACs, one UDP socket per UE, UEs that end an attempt on a 503 (sipp/register_storm.xml); the servers take turns, $ROUNDS rounds"
+    echo
+    storm_table
+    echo
+    echo '- "completed": 200s received; per second: over the seconds sipp was sending, the first left out. A 503 at the second REGISTER throws away the first round (imscloud: UAR, MAR and the 401). "Other failures": calls sipp failed (timeouts, other answers). Retransmissions: REGISTERs sipp sent again after 500 ms, 1 s, 2 s... without an answer.'
+    echo '<!-- ims-storm:end -->'
+}
+if [ "$STORM" != 0 ]; then
+    echo
+    storm_table
+fi
+
 if [ -n "$RESULTS" ]; then
     tmp=$RESULTS.ims.$$
-    if [ "$INSTR" = 0 ]; then tag=ims-bench writer=section; else tag=ims-instr writer=instr_section; fi
+    if [ "$STORM" != 0 ]; then
+        tag=ims-storm writer=storm_section
+    elif [ "$INSTR" = 0 ]; then
+        tag=ims-bench writer=section
+    else
+        tag=ims-instr writer=instr_section
+    fi
     if [ -f "$RESULTS" ] && grep -q "^<!-- $tag:begin -->\$" "$RESULTS"; then
         # replace our section, keep the rest
         {

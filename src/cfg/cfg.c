@@ -528,17 +528,21 @@ static const struct key keys[] = {
     { "limits", "impi_burst", K_UINT, "0", 0, 100000, OFF(lim_impi_burst), false,
       "Bucket size of the per-IMPI limit. 0: twice impi_rate (at least 5)." },
     { "limits", "overload_target_ms", K_UINT, "100", 0, 60000, OFF(lim_overload_target_ms),
-      false, "Overload control: the queueing delay each worker aims at (how long a UDP "
-      "datagram waited in the worker's receive queue, from the kernel's receive timestamp; "
-      "slow peers such as the HSS or Keystone do not count). Above it the worker's accepted "
-      "rate of new out-of-dialog requests shrinks, below it (while requests are refused) it "
-      "grows back; requests beyond the rate get 503 with Retry-After. In-dialog requests, "
-      "ACK, CANCEL and BYE are never refused. 0: off." },
+      false, "Overload control: the longest a new out-of-dialog request may have waited in "
+      "the worker's receive queue and still be admitted (a UDP datagram's queueing delay, "
+      "from the kernel's receive timestamp; slow peers such as the HSS or Keystone do not "
+      "count). Beyond it the request gets 503 with Retry-After at once, statelessly; one "
+      "whose Digest credentials answer our challenge may wait four times as long. "
+      "In-dialog requests, ACK, CANCEL, BYE and hops between the roles of this process are "
+      "never refused. 0: off." },
     { "limits", "overload_min_rate", K_UINT, "200", 1, 10000000, OFF(lim_overload_min_rate),
-      false, "Lowest accepted rate of the overload control, requests per second per worker." },
+      false, "Overload control: requests per second per worker admitted even when they "
+      "waited longer than overload_target_ms (a trickle of service while the queue stays "
+      "long)." },
     { "limits", "overload_max_rate", K_UINT, "1000000", 1, 10000000,
       OFF(lim_overload_max_rate), false,
-      "Highest (and initial) accepted rate of the overload control, requests/s per worker." },
+      "Overload control: at most this many new out-of-dialog requests per second per "
+      "worker are admitted, however short the queue (a ceiling)." },
     { "limits", "retry_after", K_UINT, "5", 0, 3600, OFF(lim_retry_after), false,
       "Retry-After seconds on the 503s of the rate limits and the overload control, and on "
       "the proxy's own 503s when a transaction cannot be created or a forward fails for lack "

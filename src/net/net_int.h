@@ -141,6 +141,7 @@ struct sip_tp {
     struct spread_msg **spread_head, **spread_tail; /* per worker */
     bool spread_pending;
     int32_t udp_queue_ms; /* the datagram being delivered: sip_tp_rx.queue_ms */
+    bool udp_from_self;   /* the datagram being delivered: sip_tp_rx.from_self */
 
     struct sip_conn **slots; /* max_conns entries */
     uint32_t *gens;

@@ -90,6 +90,7 @@ void ims_tp_deliver(struct sip_tp *tp, const char *buf, size_t len, enum sip_pro
         .conn_id = conn_id,
         .tls_peer_cn = cn,
         .queue_ms = proto == SIP_PROTO_UDP ? tp->udp_queue_ms : -1,
+        .from_self = proto == SIP_PROTO_UDP && tp->udp_from_self,
     };
     tp->stats.rx_msgs++;
     tp->cb(tp->ctx, &rx);

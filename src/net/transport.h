@@ -100,6 +100,9 @@ struct sip_tp_rx {
      * overload control's signal: it grows only when we cannot keep up, not
      * when a peer (HSS, Keystone, a UAS) is slow. */
     int32_t queue_ms;
+    /* Handed over in-process by one of our own UDP listeners (udp_local.c):
+     * a hop between roles of this process, admitted at its edge already. */
+    bool from_self;
 };
 
 typedef void (*sip_tp_rx_cb)(void *ctx, const struct sip_tp_rx *rx);

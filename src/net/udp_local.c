@@ -93,7 +93,9 @@ static void run_local(struct ims_loop *loop, void *arg)
         } else {
             tp->stats.rx_bytes += d->len;
             tp->udp_queue_ms = 0; /* never waited in a socket */
+            tp->udp_from_self = true;
             ims_tp_deliver(tp, d->buf, d->len, SIP_PROTO_UDP, &d->src, &d->to->addr, 0, NULL);
+            tp->udp_from_self = false;
         }
         ims_free(d);
         d = next;

@@ -271,17 +271,26 @@ bool px_limit_reject(struct ims_proxy *p, const struct sip_msg *m, const struct 
  * 503 with Retry-After here, true.  Feeds rx->queue_ms to the control. */
 bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx);
 
-/* One worker's overload control (ratelimit.c): the admitted rate and the
- * smoothed queueing delay it follows.  px_ol_adjust() recomputes the rate
- * once per 200 ms period (exposed for its unit test). */
-struct px_ol_state {
-    double rate, tokens;
-    uint64_t last_ms, period_ms;
-    double lat_ewma; /* ms, smoothed over periods */
-    double lat_sum;
-    uint64_t lat_n, refused;
+/* One worker's overload control (ratelimit.c): a request is admitted by
+ * the delay it waited in our receive queue, within the max_rate ceiling,
+ * with min_rate admitted whatever the delay.  px_ol_admit() decides one
+ * request (exposed for its unit test). */
+struct px_ol_params {
+    double target_ms, min_rate, max_rate;
 };
-void px_ol_adjust(struct px_ol_state *o, double target_ms, double min_rate, double max_rate,
-                  uint64_t now);
+struct px_ol_state {
+    double tokens, floor_tokens; /* the max_rate and the min_rate buckets */
+    uint64_t last_ms;
+    int32_t last_delay_ms; /* the last datagram's queue_ms: for requests without one */
+    uint64_t last_delay_at;
+    /* what the current log period saw */
+    uint64_t period_ms, admitted, refused;
+    int32_t max_delay_ms;
+};
+/* queue_ms: the request's own queueing delay, -1 unknown (TCP/TLS: the
+ * worker's last UDP delay stands in); completes: it answers our challenge
+ * (credentials), and refusing it would waste the round already paid. */
+bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t queue_ms,
+                 bool completes, uint64_t now);
 
 #endif

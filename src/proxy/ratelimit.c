@@ -16,16 +16,15 @@
  * (Retry-After); beyond both the request is dropped -- answering every
  * packet of a flood would only amplify it.  Responses always pass.
  *
- * Overload ([limits] overload_*), in the spirit of Clearwater's load
- * monitor: each worker admits new out-of-dialog requests through a token
- * bucket whose rate follows the latency of the requests it admitted
- * (arrival to final response, smoothed): above the target the rate shrinks
- * in proportion, below it -- while requests were refused -- it grows back
- * by a tenth; always within [min_rate, max_rate].  Refused requests get 503
- * with Retry-After, statelessly, without a transaction.  In-dialog requests
- * (To tag), ACK, CANCEL and BYE are never refused, nor are exempt sources
- * (our own CSCFs: a request admitted at the edge is not refused again on
- * its next hop). */
+ * Overload ([limits] overload_*): each worker admits a new out-of-dialog
+ * request by how long it waited in the worker's receive queue (the kernel's
+ * receive timestamp to our read): within overload_target_ms it is admitted
+ * (up to overload_max_rate), beyond it refused with 503 and Retry-After,
+ * statelessly, without a transaction -- except overload_min_rate of them,
+ * served whatever the delay.  In-dialog requests (To tag), ACK, CANCEL and
+ * BYE are never refused, nor are hops between the roles of this process
+ * (sip_tp_rx.from_self) and exempt sources (our CSCFs in other processes:
+ * a request admitted at the edge is not refused again on its next hop). */
 #include <stdio.h>
 #include <string.h>
 
@@ -43,7 +42,6 @@
 #define RL_SLOTS 4096u   /* sources per worker (a power of two) */
 #define RL_PROBE 8u      /* slots looked at per lookup */
 #define RL_MAX_EXEMPT 32
-#define OL_PERIOD_MS 200 /* the overload control adjusts its rate this often */
 
 struct rl_slot {
     uint8_t ip[16];
@@ -77,11 +75,6 @@ static struct px_limits *g_lim; /* installed before the workers run */
 static double dmin(double a, double b)
 {
     return a < b ? a : b;
-}
-
-static double dmax(double a, double b)
-{
-    return a > b ? a : b;
 }
 
 /* ------------------------------------------------------------ addresses */
@@ -166,8 +159,8 @@ int ims_proxy_limits_start(const struct ims_cfg *cfg, char *err, size_t errsz)
     if (!l->w)
         goto nomem;
     for (unsigned i = 0; i < l->nworkers; i++) {
-        l->w[i].ol.rate = l->max_rate;
-        l->w[i].ol.tokens = l->max_rate;
+        l->w[i].ol.tokens = l->max_rate / 5.0 + 1.0;
+        l->w[i].ol.floor_tokens = l->min_rate / 5.0 + 1.0;
         if (l->rate > 0 && !(l->w[i].slots = ims_calloc(RL_SLOTS, sizeof(struct rl_slot))))
             goto nomem;
     }
@@ -251,7 +244,7 @@ int px_limit_rx(struct ims_proxy *p, const struct sip_tp_rx *rx)
 {
     struct px_limits *l = g_lim;
     unsigned idx = ims_proxy_worker(p);
-    if (!l || l->rate <= 0 || idx >= l->nworkers || is_response(rx) ||
+    if (!l || l->rate <= 0 || idx >= l->nworkers || rx->from_self || is_response(rx) ||
         !port_limited(l, ims_addr_port(&rx->local)) || exempt(l, &rx->src))
         return 0;
     uint8_t ip[16];
@@ -294,72 +287,113 @@ bool px_limit_reject(struct ims_proxy *p, const struct sip_msg *m, const struct 
 
 /* ------------------------------------------------------------ overload */
 
-/* Once a period: the new accepted rate from the smoothed latency.  A period
- * in which no request arrived saw an empty queue, so the average decays by
- * one period's weight for each that passed: after a spike and a quiet spell
- * the rate is back at once, instead of 503s for the first seconds of the
- * next load (seen in bench/ims: after one overloaded step, the next, lighter
- * one was refused for most of its 5 s).  Below the target the rate grows
- * while requests are refused: by a tenth per period, doubling while the
- * queueing delay is under a quarter of the target (clearly not overloaded). */
-void px_ol_adjust(struct px_ol_state *o, double target_ms, double min_rate, double max_rate,
-                  uint64_t now)
+/* Why each request's own queueing delay decides, and no adaptive rate (what
+ * this replaced): a rate that followed the smoothed delay lagged the queue
+ * both ways.  Under a registration storm at 1.5x capacity (bench/ims,
+ * 10 000/s offered to one process) it shrank from its ceiling too slowly to
+ * stop the queue, then went on shrinking while the queue drained, down to
+ * its floor: goodput swung from capacity to nothing and back every few
+ * seconds, and the requests admitted late failed deep inside (Cx deadlines,
+ * "503 HSS Unavailable") after costing their full work.  As in CoDel, the
+ * delay a request has already waited says whether this worker is behind:
+ * one that waited longer than the target gets its 503 at once (parsed, one
+ * datagram out, no state: many times cheaper than admitting it), which
+ * empties the queue fast, and the ones within the target are admitted, so
+ * the queue settles near the target with the worker busy on requests that
+ * complete.  A request that answers our challenge may wait OL_COMPLETE_X
+ * times longer: refusing it would throw away the round (UAR, MAR, 401)
+ * already paid for.  (Refusing only after delays stayed above the target
+ * for 100 ms, as CoDel does, let the queue grow past T1 before refusing:
+ * 60-120 000 retransmissions and 7 500 second rounds refused in that
+ * storm, against 1-6 000 and 400-1 000 without the wait.) */
+#define OL_COMPLETE_X 4
+#define OL_FRESH_MS 200 /* a request without its own delay (TCP, TLS) takes the
+                         * worker's last UDP one this long */
+#define OL_LOG_MS 1000  /* at most one event=overload line per worker this often */
+
+static void ol_log(struct px_ol_state *o, uint64_t now)
 {
-    uint64_t elapsed = now - o->period_ms;
-    if (elapsed < OL_PERIOD_MS)
+    if (now - o->period_ms < OL_LOG_MS)
         return;
-    uint64_t periods = elapsed / OL_PERIOD_MS;
-    for (uint64_t k = 1; k < periods && k < 64 && o->lat_ewma > 0.01; k++)
-        o->lat_ewma *= 0.7; /* quiet periods: empty queue */
-    double avg = o->lat_n ? o->lat_sum / (double)o->lat_n : 0.0;
-    o->lat_ewma = o->lat_ewma > 0 ? 0.7 * o->lat_ewma + 0.3 * avg : avg;
-    double was = o->rate;
-    if (o->lat_ewma > target_ms) {
-        o->rate *= dmax(0.5, target_ms / o->lat_ewma); /* shrink in proportion */
-    } else if (o->refused || periods > 1) {
-        double f = o->lat_ewma < target_ms / 4 ? 2.0 : 1.1;
-        for (uint64_t k = 0; k < periods && k < 64 && o->rate < max_rate; k++)
-            o->rate *= f; /* grow back */
-    }
-    o->rate = dmin(max_rate, dmax(min_rate, o->rate));
-    if ((int64_t)was != (int64_t)o->rate)
-        LOG_I("limits", "event=overload_rate rate=%.0f was=%.0f latency_ms=%.1f refused=%llu",
-              o->rate, was, o->lat_ewma, (unsigned long long)o->refused);
+    if (o->refused)
+        LOG_I("limits", "event=overload admitted=%llu refused=%llu max_delay_ms=%d",
+              (unsigned long long)o->admitted, (unsigned long long)o->refused,
+              (int)o->max_delay_ms);
     o->period_ms = now;
-    o->lat_sum = 0;
-    o->lat_n = 0;
+    o->admitted = 0;
     o->refused = 0;
+    o->max_delay_ms = 0;
+}
+
+bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t queue_ms,
+                 bool completes, uint64_t now)
+{
+    ol_log(o, now);
+    double dt = now > o->last_ms ? (double)(now - o->last_ms) : 0.0;
+    o->last_ms = now;
+    /* both buckets hold 200 ms worth */
+    o->tokens = dmin(pr->max_rate / 5.0 + 1.0, o->tokens + dt * pr->max_rate / 1000.0);
+    o->floor_tokens =
+        dmin(pr->min_rate / 5.0 + 1.0, o->floor_tokens + dt * pr->min_rate / 1000.0);
+    if (queue_ms >= 0) {
+        o->last_delay_ms = queue_ms;
+        o->last_delay_at = now;
+    } else if (o->last_delay_at && now - o->last_delay_at <= OL_FRESH_MS) {
+        queue_ms = o->last_delay_ms;
+    }
+    if (queue_ms > o->max_delay_ms)
+        o->max_delay_ms = queue_ms;
+    double limit = pr->target_ms * (completes ? OL_COMPLETE_X : 1);
+    bool late = queue_ms >= 0 && (double)queue_ms > limit;
+    if (!late && o->tokens >= 1.0) {
+        o->tokens -= 1.0;
+        o->admitted++;
+        return true;
+    }
+    /* the floor: min_rate keeps being served while the queue stays long */
+    if (late && o->floor_tokens >= 1.0) {
+        o->floor_tokens -= 1.0;
+        o->admitted++;
+        return true;
+    }
+    o->refused++;
+    return false;
+}
+
+/* Digest credentials with a response: the second round of a challenge. */
+static bool answers_challenge(const struct sip_msg *m)
+{
+    const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION);
+    if (!h)
+        h = ims_sip_hdr_first(m, SIP_H_PROXY_AUTHORIZATION);
+    struct sip_auth a;
+    return h && ims_sip_parse_auth(h->value, &a) == 0 && a.response.len > 0;
 }
 
 bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx)
 {
     struct px_limits *l = g_lim;
     unsigned idx = ims_proxy_worker(p);
-    if (!l || !l->target_ms || idx >= l->nworkers)
+    if (!l || !l->target_ms || idx >= l->nworkers || rx->from_self)
         return false;
     /* never refused: what continues or ends a dialog or transaction */
     if (m->to.tag.len || m->method == SIP_M_ACK || m->method == SIP_M_CANCEL ||
         m->method == SIP_M_BYE || exempt(l, &rx->src))
         return false;
     struct px_ol_state *o = &l->w[idx].ol;
-    uint64_t now = ims_loop_now(ims_proxy_loop(p));
-    /* The signal is how long requests wait in our own receive queue: it
-     * rises when this worker cannot keep up, and not when a peer (the HSS,
-     * Keystone, a UAS) is slow, which must not shed the requests that do
-     * not need that peer. */
-    if (rx->queue_ms >= 0) {
-        o->lat_sum += (double)rx->queue_ms;
-        o->lat_n++;
-    }
-    px_ol_adjust(o, (double)l->target_ms, (double)l->min_rate, (double)l->max_rate, now);
-    o->tokens = dmin(o->rate / 5.0 + 1.0, /* a burst of 200 ms */
-                     o->tokens + (double)(now - o->last_ms) * o->rate / 1000.0);
-    o->last_ms = now;
-    if (o->tokens >= 1.0) {
-        o->tokens -= 1.0;
+    const struct px_ol_params pr = {
+        .target_ms = l->target_ms,
+        .min_rate = l->min_rate,
+        .max_rate = l->max_rate,
+    };
+    /* The signal is how long the request waited in our own receive queue:
+     * it rises when this worker cannot keep up, and not when a peer (the
+     * HSS, Keystone, a UAS) is slow, which must not shed the requests that
+     * do not need that peer.  Credentials are parsed only for a late one. */
+    bool completes = (rx->queue_ms < 0 || (unsigned)rx->queue_ms > l->target_ms) &&
+                     answers_challenge(m);
+    if (px_ol_admit(o, &pr, rx->queue_ms, completes, ims_loop_now(ims_proxy_loop(p))))
         return false;
-    }
-    o->refused++;
     l->overload++;
     p->st.overload_503++;
     ims_metrics_inc(IMS_M_OVERLOAD_503);
@@ -368,4 +402,3 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
     px_reply_stateless(p, m, rx, 503, "Overloaded", ims_str_make(ra, n > 0 ? (size_t)n : 0));
     return true;
 }
-

@@ -353,7 +353,8 @@ static void resolved_cb(void *arg, int err, const struct ims_resolve_target *t, 
         r->ntargets++;
     }
     if (err)
-        LOG_I("proxy", "event=resolve_failed err=%s", ims_strerror(err));
+        LOG_I("proxy", "event=resolve_failed err=%s port=%u", ims_strerror(err),
+              (unsigned)r->local_port);
     px_fwd_resolved(r, err);
 }
 

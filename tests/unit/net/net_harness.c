@@ -112,6 +112,7 @@ static void on_rx(void *ctx, const struct sip_tp_rx *rx)
     r.local = rx->local;
     r.conn_id = rx->conn_id;
     r.queue_ms = rx->queue_ms;
+    r.from_self = rx->from_self;
     if (rx->tls_peer_cn) {
         r.has_cn = true;
         snprintf(r.cn, sizeof(r.cn), "%s", rx->tls_peer_cn);

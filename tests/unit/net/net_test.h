@@ -19,6 +19,7 @@ struct rx_rec {
     bool has_cn;
     char cn[65];
     int32_t queue_ms; /* sip_tp_rx.queue_ms */
+    bool from_self;   /* sip_tp_rx.from_self */
     size_t len;
     char *data; /* malloc'd copy */
 };

@@ -107,6 +107,7 @@ static void udp_echo(struct fixture *fx, int fam)
     assert_false(r.has_cn);
     /* the kernel's receive timestamp gives the queueing delay (overload) */
     assert_true(r.queue_ms >= 0 && r.queue_ms < 2000);
+    assert_false(r.from_self); /* from a socket: the overload control judges it */
     assert_true(ims_addr_equal(&r.local, &srv));
     struct sockaddr_storage me;
     socklen_t ml = sizeof(me);
@@ -248,6 +249,7 @@ static void test_udp_local(void **state)
     assert_true(ims_addr_equal(&r.src, &a)); /* sent from the first UDP listener */
     assert_true(ims_addr_equal(&r.local, &b));
     assert_int_equal(r.queue_ms, 0);
+    assert_true(r.from_self); /* a hop between our roles: never refused for overload */
     assert_int_equal(r.len, len);
     assert_memory_equal(r.data, msg, len);
     struct sip_tp_stats st = stats_of(&fx.w[0]);

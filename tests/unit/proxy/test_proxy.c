@@ -13,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cfg/cfg.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
@@ -1026,62 +1027,116 @@ static void test_alloc_failures(void **state)
 }
 
 
-/* Overload control (ratelimit.c): a spike shrinks the admitted rate; after
- * a quiet spell it is back at once; under load with an empty queue it grows
- * back fast (doubling per 200 ms period); between target/4 and the target
- * by a tenth. */
-static void test_overload_recovery(void **state)
+/* Overload control (ratelimit.c): each request is admitted by the delay it
+ * waited, within the ceiling; late ones only through the floor. */
+static void test_overload_admit(void **state)
 {
-    struct px_ol_state o = { .rate = 10000, .period_ms = 1000 };
+    (void)state;
+    const struct px_ol_params pr = { .target_ms = 100, .min_rate = 50, .max_rate = 1000 };
+    struct px_ol_state o = { .tokens = 201, .floor_tokens = 11, .last_ms = 1000 };
     uint64_t now = 1000;
-    /* 1 s of 400 ms queueing delay against a 100 ms target */
-    for (int i = 0; i < 5; i++) {
-        now += 200;
-        o.lat_sum = 400.0 * 10;
-        o.lat_n = 10;
-        o.refused = 5;
-        px_ol_adjust(&o, 100, 50, 10000, now);
-    }
-    assert_true(o.rate < 1000);
-    double low = o.rate;
-    /* the same period again: no change */
-    px_ol_adjust(&o, 100, 50, 10000, now + 100);
-    assert_true(o.rate == low);
-    /* 35 s without a request, then one period with an empty queue */
-    struct px_ol_state q = o;
-    now += 35000;
-    q.lat_sum = 0;
-    q.lat_n = 1;
-    px_ol_adjust(&q, 100, 50, 10000, now);
-    assert_true(q.lat_ewma < 1.0);
-    assert_true(q.rate == 10000);
-    /* no pause: an empty queue while refusing doubles the rate per period */
-    struct px_ol_state r = o;
-    uint64_t t = r.period_ms;
-    int periods = 0;
-    while (r.rate < 10000 && periods < 100) {
-        t += 200;
-        r.lat_sum = 0;
-        r.lat_n = 10;
-        r.refused = 3;
-        px_ol_adjust(&r, 100, 50, 10000, t);
-        periods++;
-    }
-    assert_true(r.rate == 10000);
-    assert_true(periods < 15); /* the old rule (+10% per period) needed ~30 */
-    /* near the target (60 ms): +10% per period only */
-    struct px_ol_state m = { .rate = 1000, .period_ms = 0, .lat_ewma = 60 };
-    m.lat_sum = 60;
-    m.lat_n = 1;
-    m.refused = 1;
-    px_ol_adjust(&m, 100, 50, 10000, 200);
-    assert_true(m.rate > 1099 && m.rate < 1101);
-    /* never below min_rate, never above max_rate */
-    struct px_ol_state z = { .rate = 60, .period_ms = 0 };
-    z.lat_sum = 5000;
-    z.lat_n = 1;
-    px_ol_adjust(&z, 100, 50, 10000, 200);
-    assert_true(z.rate == 50);
+    /* within the target: admitted up to the ceiling's bucket (200 ms worth) */
+    int in = 0;
+    for (int i = 0; i < 300; i++)
+        in += px_ol_admit(&o, &pr, 50, false, now);
+    assert_int_equal(in, 201);
+    /* late: the floor's 11, then refused, whatever the ceiling has left */
+    now += 1000;
+    in = 0;
+    for (int i = 0; i < 100; i++)
+        in += px_ol_admit(&o, &pr, 150, false, now);
+    assert_int_equal(in, 11);
+    /* the next one within the target is admitted at once: nothing to
+     * recover from (the old adaptive rate stayed low for seconds) */
+    assert_true(px_ol_admit(&o, &pr, 20, false, now));
+    /* an answer to our challenge may wait four times the target */
+    assert_true(px_ol_admit(&o, &pr, 390, true, now));
+    assert_false(px_ol_admit(&o, &pr, 410, true, now));
+    assert_false(px_ol_admit(&o, &pr, 110, false, now));
+    /* the floor refills at min_rate: 50/s, so one in 20 ms */
+    assert_true(px_ol_admit(&o, &pr, 500, false, now + 20));
+    assert_false(px_ol_admit(&o, &pr, 500, false, now + 20));
+    /* no delay of its own (TCP): the last UDP one stands in for 200 ms
+     * (no floor here, so that only the delay decides) */
+    const struct px_ol_params nofloor = { .target_ms = 100, .max_rate = 1000 };
+    struct px_ol_state t = { .tokens = 201 };
+    assert_true(px_ol_admit(&t, &nofloor, -1, false, 5000)); /* no UDP delay yet */
+    assert_false(px_ol_admit(&t, &nofloor, 120, false, 5000));
+    assert_false(px_ol_admit(&t, &nofloor, -1, false, 5150));
+    assert_true(px_ol_admit(&t, &nofloor, -1, false, 5250));
+    assert_int_equal(t.refused, 2);
+}
+
+/* The same through the proxy: late requests get 503 Overloaded with
+ * Retry-After, a hop from one of our own listeners (from_self) never does. */
+static void late_message(const char *branch, const char *auth, int32_t queue_ms, bool self)
+{
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "MESSAGE sip:bob@b.test SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 10.0.0.5:5099;branch=%s;rport\r\n"
+             "Max-Forwards: 70\r\n"
+             "From: <sip:alice@a.test>;tag=fa\r\n"
+             "To: <sip:bob@b.test>\r\n"
+             "Call-ID: ol-%s\r\n"
+             "CSeq: 1 MESSAGE\r\n"
+             "%s"
+             "Content-Length: 0\r\n\r\n",
+             branch, branch, auth);
+    struct sip_tp_rx rx = fake_tp_rx(buf, SIP_PROTO_UDP, UAC, ME);
+    rx.queue_ms = queue_ms;
+    rx.from_self = self;
+    ims_proxy_rx(E.p, &rx);
+}
+
+static void test_overload_503(void **state)
+{
+    (void)state;
+    struct ims_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.workers = 1;
+    cfg.lim_overload_target_ms = 100;
+    cfg.lim_overload_min_rate = 1; /* a floor of one request */
+    cfg.lim_overload_max_rate = 1000;
+    cfg.lim_retry_after = 7;
+    char err[128];
+    assert_int_equal(ims_proxy_limits_start(&cfg, err, sizeof(err)), 0);
+    late_message("z9hG4bK-ol0", "", 300, false); /* the floor's one */
+    assert_non_null(sent_to(UAS, "MESSAGE ", 0));
+    size_t n = E.tp.n;
+    late_message("z9hG4bK-ol1", "", 300, false);
+    assert_int_equal(E.tp.n, n + 1);
+    assert_non_null(strstr(E.tp.msgs[n].buf, "SIP/2.0 503 Overloaded\r\n"));
+    assert_non_null(strstr(E.tp.msgs[n].buf, "Retry-After: 7\r\n"));
+    /* the same delay on a hop between our roles: forwarded */
+    late_message("z9hG4bK-ol2", "", 300, true);
+    assert_non_null(sent_to(UAS, "MESSAGE ", n + 1));
+    /* credentials answering a challenge: admitted up to 4 x the target */
+    static const char digest[] = "Proxy-Authorization: Digest username=\"alice\", "
+                                 "realm=\"a.test\", nonce=\"n1\", uri=\"sip:bob@b.test\", "
+                                 "response=\"0123456789abcdef0123456789abcdef\"\r\n";
+    n = E.tp.n;
+    late_message("z9hG4bK-ol3", digest, 300, false);
+    assert_non_null(sent_to(UAS, "MESSAGE ", n));
+    n = E.tp.n;
+    late_message("z9hG4bK-ol4", digest, 500, false);
+    assert_non_null(strstr(E.tp.msgs[n].buf, "SIP/2.0 503 Overloaded\r\n"));
+    /* an empty response (a TS 24.229 UE's first REGISTER) answers nothing */
+    n = E.tp.n;
+    late_message("z9hG4bK-ol5",
+                 "Proxy-Authorization: Digest username=\"alice\", realm=\"a.test\", "
+                 "nonce=\"\", uri=\"sip:bob@b.test\", response=\"\"\r\n",
+                 300, false);
+    assert_non_null(strstr(E.tp.msgs[n].buf, "SIP/2.0 503 Overloaded\r\n"));
+    /* in time: forwarded */
+    n = E.tp.n;
+    late_message("z9hG4bK-ol6", "", 20, false);
+    assert_non_null(sent_to(UAS, "MESSAGE ", n));
+    uint64_t limited, dropped, overload;
+    ims_proxy_limits_counts(&limited, &dropped, &overload);
+    assert_int_equal(overload, 3);
+    ims_proxy_limits_stop();
+    advance(64 * 500); /* the forwarded MESSAGEs time out (Timer F), then Timer J */
 }
 
 int main(void)
@@ -1116,7 +1171,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_to_self_not_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_handoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failures, setup, teardown),
-        cmocka_unit_test(test_overload_recovery),
+        cmocka_unit_test(test_overload_admit),
+        cmocka_unit_test_setup_teardown(test_overload_503, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
