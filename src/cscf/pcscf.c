@@ -795,16 +795,27 @@ out:
 
 /* ------------------------------------------------------------ in-dialog */
 
-/* Record-Route/Route decide; a sec-agree UE's headers stop here too. */
+/* Record-Route/Route decide; a sec-agree UE's headers stop here too.
+ * via_us: the top Route names us.  A request with a To tag but no Route
+ * to us, from a flow that is not registered through us, is in no dialog
+ * we are in (we record-route every dialog we take part in): relaying it by
+ * its Request-URI would let anyone have us resolve and reach any host
+ * (seen: sipp's BYEs after a refused REGISTER, each a DNS query for the
+ * home domain that held a transaction until the resolver's deadline). */
 static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
-                         const char *key)
+                         const char *key, bool via_us)
 {
     bool flow_sec = false;
-    if (w->g->p_sec_agree)
-        (void)flow_get(w->g, key, NULL, NULL, &flow_sec);
+    bool registered = flow_get(w->g, key, NULL, NULL, &flow_sec);
     enum sa_state st;
     if (!sa_check(w, r, m, key, flow_sec, &st))
         return;
+    if (!registered && !via_us && !ims_proxy_req_to_self(r)) {
+        LOG_I("pcscf", "event=not_registered flow=%s method=%.*s call_id=%.*s in_dialog=1",
+              key, IMS_SF(m->method_name), IMS_SF(m->call_id));
+        ims_proxy_reply(r, 403, "Not Registered", NULL);
+        return;
+    }
     if (st == SA_NONE || ims_proxy_req_to_self(r)) {
         ims_proxy_route_static(NULL, r, m);
         return;
@@ -866,8 +877,8 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     /* terminating: the S-CSCF routed it along our Path */
     struct sip_uri top;
     char key[FLOW_KEY_MAX + 1];
-    if (cscf_top_route_self(r, m, &top) == 0 &&
-        token_flow(w, m, ims_proxy_req_rx(r), &top, key, sizeof(key)) == 0) {
+    bool via_us = cscf_top_route_self(r, m, &top) == 0;
+    if (via_us && token_flow(w, m, ims_proxy_req_rx(r), &top, key, sizeof(key)) == 0) {
         /* along our Path, or in a dialog our flow-token Record-Route
          * started: to the UE's flow */
         ims_str ob;
@@ -877,7 +888,7 @@ void cscf_pcscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
     flow_key_of(ims_proxy_req_rx(r), key, sizeof(key));
     if (m->to.tag.len || ims_proxy_req_to_self(r)) {
         /* in-dialog (Record-Route/Route decide) or for us: 404/405 */
-        pc_in_dialog(w, r, m, key);
+        pc_in_dialog(w, r, m, key, via_us);
         return;
     }
     pc_originating(w, r, m, key);

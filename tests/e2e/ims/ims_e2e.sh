@@ -35,7 +35,8 @@
 #   stale_nonce      erin answers after nonce_ttl (3 s): 401 stale=true, then 200
 #   unknown_user     nobody (UAA user unknown): 401, 401, 401, 403 like wrong_password
 #   barred           frank (whole implicit set barred): 403
-#   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF
+#   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF;
+#                    a BYE from it with a To tag but no Route to us: 403 too
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
 #                    Authorization (sip_send): 400 each, and the P-CSCF still answers
 #   register_tcp     alice over TCP (the flow is the TCP connection)
@@ -484,6 +485,7 @@ runtest() {
         local np
         pick_ports np
         ue msg "$np" message_unregistered.xml -s bob || rc=1
+        ue bye "$np" bye_unregistered.xml -s bob || rc=1
         ;;
     malformed)
         ue bad "$UE_PORT" malformed.xml -s alice || rc=1
