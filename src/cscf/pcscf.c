@@ -805,12 +805,14 @@ out:
 static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
                          const char *key, bool via_us)
 {
-    bool flow_sec = false;
-    bool registered = flow_get(w->g, key, NULL, NULL, &flow_sec);
+    bool stray = !via_us && !ims_proxy_req_to_self(r);
+    bool flow_sec = false, registered = false;
+    if (w->g->p_sec_agree || stray) /* a table lookup: only when it decides something */
+        registered = flow_get(w->g, key, NULL, NULL, &flow_sec);
     enum sa_state st;
     if (!sa_check(w, r, m, key, flow_sec, &st))
         return;
-    if (!registered && !via_us && !ims_proxy_req_to_self(r)) {
+    if (stray && !registered) {
         LOG_I("pcscf", "event=not_registered flow=%s method=%.*s call_id=%.*s in_dialog=1",
               key, IMS_SF(m->method_name), IMS_SF(m->call_id));
         ims_proxy_reply(r, 403, "Not Registered", NULL);
