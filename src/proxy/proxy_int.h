@@ -288,9 +288,11 @@ struct px_ol_state {
     int32_t max_delay_ms;
 };
 /* queue_ms: the request's own queueing delay, -1 unknown (TCP/TLS: the
- * worker's last UDP delay stands in); completes: it answers our challenge
- * (credentials), and refusing it would waste the round already paid. */
+ * worker's last UDP delay stands in).  completes(ctx), asked only for a
+ * late request (NULL: never): it answers our challenge (credentials), and
+ * refusing it would waste the round already paid. */
+typedef bool (*px_ol_completes_fn)(const void *ctx);
 bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t queue_ms,
-                 bool completes, uint64_t now);
+                 px_ol_completes_fn completes, const void *ctx, uint64_t now);
 
 #endif

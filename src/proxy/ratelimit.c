@@ -326,7 +326,7 @@ static void ol_log(struct px_ol_state *o, uint64_t now)
 }
 
 bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t queue_ms,
-                 bool completes, uint64_t now)
+                 px_ol_completes_fn completes, const void *ctx, uint64_t now)
 {
     ol_log(o, now);
     double dt = now > o->last_ms ? (double)(now - o->last_ms) : 0.0;
@@ -343,8 +343,11 @@ bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t q
     }
     if (queue_ms > o->max_delay_ms)
         o->max_delay_ms = queue_ms;
-    double limit = pr->target_ms * (completes ? OL_COMPLETE_X : 1);
-    bool late = queue_ms >= 0 && (double)queue_ms > limit;
+    bool late = queue_ms >= 0 && (double)queue_ms > pr->target_ms;
+    /* the credentials are parsed only for a late request */
+    if (late && (double)queue_ms <= pr->target_ms * OL_COMPLETE_X && completes &&
+        completes(ctx))
+        late = false;
     if (!late && o->tokens >= 1.0) {
         o->tokens -= 1.0;
         o->admitted++;
@@ -361,8 +364,9 @@ bool px_ol_admit(struct px_ol_state *o, const struct px_ol_params *pr, int32_t q
 }
 
 /* Digest credentials with a response: the second round of a challenge. */
-static bool answers_challenge(const struct sip_msg *m)
+static bool answers_challenge(const void *ctx)
 {
+    const struct sip_msg *m = ctx;
     const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION);
     if (!h)
         h = ims_sip_hdr_first(m, SIP_H_PROXY_AUTHORIZATION);
@@ -389,10 +393,9 @@ bool px_overload_reject(struct ims_proxy *p, const struct sip_msg *m, const stru
     /* The signal is how long the request waited in our own receive queue:
      * it rises when this worker cannot keep up, and not when a peer (the
      * HSS, Keystone, a UAS) is slow, which must not shed the requests that
-     * do not need that peer.  Credentials are parsed only for a late one. */
-    bool completes = (rx->queue_ms < 0 || (unsigned)rx->queue_ms > l->target_ms) &&
-                     answers_challenge(m);
-    if (px_ol_admit(o, &pr, rx->queue_ms, completes, ims_loop_now(ims_proxy_loop(p))))
+     * do not need that peer. */
+    if (px_ol_admit(o, &pr, rx->queue_ms, answers_challenge, m,
+                    ims_loop_now(ims_proxy_loop(p))))
         return false;
     l->overload++;
     p->st.overload_503++;

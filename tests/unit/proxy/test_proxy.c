@@ -1029,41 +1029,55 @@ static void test_alloc_failures(void **state)
 
 /* Overload control (ratelimit.c): each request is admitted by the delay it
  * waited, within the ceiling; late ones only through the floor. */
+/* A request that answers our challenge; counts the questions. */
+static int asked;
+static bool yes(const void *ctx)
+{
+    (void)ctx;
+    asked++;
+    return true;
+}
+
 static void test_overload_admit(void **state)
 {
     (void)state;
+    asked = 0;
     const struct px_ol_params pr = { .target_ms = 100, .min_rate = 50, .max_rate = 1000 };
     struct px_ol_state o = { .tokens = 201, .floor_tokens = 11, .last_ms = 1000 };
     uint64_t now = 1000;
     /* within the target: admitted up to the ceiling's bucket (200 ms worth) */
     int in = 0;
     for (int i = 0; i < 300; i++)
-        in += px_ol_admit(&o, &pr, 50, false, now);
+        in += px_ol_admit(&o, &pr, 50, NULL, NULL, now);
     assert_int_equal(in, 201);
     /* late: the floor's 11, then refused, whatever the ceiling has left */
     now += 1000;
     in = 0;
     for (int i = 0; i < 100; i++)
-        in += px_ol_admit(&o, &pr, 150, false, now);
+        in += px_ol_admit(&o, &pr, 150, NULL, NULL, now);
     assert_int_equal(in, 11);
     /* the next one within the target is admitted at once: nothing to
      * recover from (the old adaptive rate stayed low for seconds) */
-    assert_true(px_ol_admit(&o, &pr, 20, false, now));
-    /* an answer to our challenge may wait four times the target */
-    assert_true(px_ol_admit(&o, &pr, 390, true, now));
-    assert_false(px_ol_admit(&o, &pr, 410, true, now));
-    assert_false(px_ol_admit(&o, &pr, 110, false, now));
+    assert_true(px_ol_admit(&o, &pr, 20, NULL, NULL, now));
+    /* an answer to our challenge may wait four times the target; its
+     * credentials are looked at only when it is late */
+    assert_true(px_ol_admit(&o, &pr, 90, yes, NULL, now));
+    assert_int_equal(asked, 0);
+    assert_true(px_ol_admit(&o, &pr, 390, yes, NULL, now));
+    assert_false(px_ol_admit(&o, &pr, 410, yes, NULL, now));
+    assert_int_equal(asked, 1);
+    assert_false(px_ol_admit(&o, &pr, 110, NULL, NULL, now));
     /* the floor refills at min_rate: 50/s, so one in 20 ms */
-    assert_true(px_ol_admit(&o, &pr, 500, false, now + 20));
-    assert_false(px_ol_admit(&o, &pr, 500, false, now + 20));
+    assert_true(px_ol_admit(&o, &pr, 500, NULL, NULL, now + 20));
+    assert_false(px_ol_admit(&o, &pr, 500, NULL, NULL, now + 20));
     /* no delay of its own (TCP): the last UDP one stands in for 200 ms
      * (no floor here, so that only the delay decides) */
     const struct px_ol_params nofloor = { .target_ms = 100, .max_rate = 1000 };
     struct px_ol_state t = { .tokens = 201 };
-    assert_true(px_ol_admit(&t, &nofloor, -1, false, 5000)); /* no UDP delay yet */
-    assert_false(px_ol_admit(&t, &nofloor, 120, false, 5000));
-    assert_false(px_ol_admit(&t, &nofloor, -1, false, 5150));
-    assert_true(px_ol_admit(&t, &nofloor, -1, false, 5250));
+    assert_true(px_ol_admit(&t, &nofloor, -1, NULL, NULL, 5000)); /* no UDP delay yet */
+    assert_false(px_ol_admit(&t, &nofloor, 120, NULL, NULL, 5000));
+    assert_false(px_ol_admit(&t, &nofloor, -1, NULL, NULL, 5150));
+    assert_true(px_ol_admit(&t, &nofloor, -1, NULL, NULL, 5250));
     assert_int_equal(t.refused, 2);
 }
 
