@@ -757,8 +757,9 @@ counts_sum() {
     done
     echo $t
 }
-# per_second DIR: "min max" of the registrations completed per second, over the seconds
-# while sipp was sending (the first and the last second left out: partial)
+# per_second DIR: "min max" of the registrations completed per second, over sipp's
+# one-second rows up to --storm-seconds (what completes after sipp stopped sending is
+# left out: a tail, not the rate)
 per_second() {
     awk -F';' -v secs="$STORM_S" 'FNR == 1 { for (i = 1; i <= NF; i++) if ($i == "7_200_Recv") c = i; prev = 0; k = 0; next }
         { k++; d[k] += $c - prev; prev = $c; if (k > n) n = k }
@@ -957,7 +958,7 @@ storm_section() {
     echo
     storm_table
     echo
-    echo '- "completed": 200s received; per second: over the seconds sipp was sending, the first left out. A 503 at the second REGISTER throws away the first round (imscloud: UAR, MAR and the 401). "Other failures": calls sipp failed (timeouts, other answers). Retransmissions: REGISTERs sipp sent again after 500 ms, 1 s, 2 s... without an answer.'
+    echo '- "completed": 200s received; per second: over the seconds sipp was sending (the tail after it stopped left out). A 503 at the second REGISTER throws away the first round (imscloud: UAR, MAR and the 401). "Other failures": calls sipp failed (timeouts, other answers). Retransmissions: REGISTERs sipp sent again after 500 ms, 1 s, 2 s... without an answer.'
     echo '<!-- ims-storm:end -->'
 }
 if [ "$STORM" != 0 ]; then
