@@ -4,6 +4,7 @@
 #define IMS_NET_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,11 @@ struct sip_tp_shared {
     SSL_CTX *srv_ctx; /* NULL without a TLS listener */
     SSL_CTX *cli_ctx; /* outgoing TLS */
     bool verify_client, verify_server;
+
+    /* udp_spread.c: bytes handed over to each worker and not yet run or
+     * dropped there (any worker adds, the target subtracts) */
+    size_t spread_max;
+    atomic_size_t spread_bytes[SIP_TP_MAX_WORKERS];
 
     pthread_mutex_t lock; /* guards everything below */
     struct sip_tp *workers[SIP_TP_MAX_WORKERS];
@@ -185,7 +191,8 @@ void ims_udp_local_free(struct sip_tp *tp);
 
 /* udp_spread.c: the worker whose Call-ID hash a request has (tp->idx for
  * responses, malformed input, or a single worker); queue it for that
- * worker (0, or IMS_ENOMEM: deliver it here); post what was queued. */
+ * worker (0; IMS_ENOMEM: deliver it here; IMS_ELIMIT: that worker has
+ * spread_max bytes waiting already, drop it); post what was queued. */
 unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len);
 int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
                          const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms);

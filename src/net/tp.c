@@ -256,6 +256,9 @@ int ims_sip_tp_shared_new(const struct sip_tp_cfg *cfg, struct sip_tp_shared **o
     sh->dir_seed = seed64();
     if (cfg->nlisten)
         memcpy(sh->listen, cfg->listen, cfg->nlisten * sizeof(*sh->listen));
+    sh->spread_max = cfg->spread_max_bytes ? cfg->spread_max_bytes : SIP_TP_DEFAULT_SPREAD_MAX;
+    for (size_t i = 0; i < SIP_TP_MAX_WORKERS; i++)
+        atomic_init(&sh->spread_bytes[i], 0);
     sh->verify_client = cfg->tls_verify_client;
     sh->verify_server = cfg->tls_verify_server;
     pthread_mutex_init(&sh->ctx_lock, NULL);

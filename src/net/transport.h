@@ -52,6 +52,7 @@ struct sip_tp_shared;
 #define SIP_TP_DEFAULT_MAX_CONNS_PER_SRC 64
 #define SIP_TP_DEFAULT_IDLE_MS 120000u
 #define SIP_TP_DEFAULT_WQUEUE (256u * 1024u) /* never less than 2 * max_msg */
+#define SIP_TP_DEFAULT_SPREAD_MAX (8u * 1024u * 1024u)
 
 enum sip_proto { SIP_PROTO_NONE = 0, SIP_PROTO_UDP, SIP_PROTO_TCP, SIP_PROTO_TLS };
 
@@ -142,6 +143,10 @@ struct sip_tp_cfg {
      * of their Call-ID (udp_spread.c); 0 or 1: each stays on the worker the
      * kernel picked (by flow) */
     unsigned spread_workers;
+    /* bytes of spread requests waiting for one worker (handed over, not yet
+     * run there); a request that would go past it is dropped, as a full
+     * socket buffer would drop it.  0: SIP_TP_DEFAULT_SPREAD_MAX */
+    size_t spread_max_bytes;
 };
 
 /* State shared by every worker's transport (created once, before workers):
@@ -218,7 +223,8 @@ int ims_sip_tp_local(const struct sip_tp *tp, enum sip_proto proto, int family,
 
 /* Counters for /metrics and tests (this worker only).  conns_open counts
  * connections ever opened (accepted or connected), conns_current those
- * alive now; rx_dropped counts datagrams dropped (larger than max_msg);
+ * alive now; rx_dropped counts datagrams dropped (larger than max_msg, or
+ * the worker of their Call-ID already has spread_max_bytes waiting);
  * framing_errors streams closed for bad or oversized framing. */
 struct sip_tp_stats {
     uint64_t rx_msgs, tx_msgs, rx_bytes, tx_bytes;

@@ -134,9 +134,22 @@ static void read_batches(struct sip_listener *l)
                 continue;
             }
             unsigned owner = ims_udp_spread_owner(tp, p, len);
-            if (owner != tp->idx &&
-                ims_udp_spread_queue(tp, owner, l, p, len, &src, tp->udp_queue_ms) == 0)
+            int qrc = owner == tp->idx
+                          ? IMS_ENOENT
+                          : ims_udp_spread_queue(tp, owner, l, p, len, &src, tp->udp_queue_ms);
+            if (qrc == 0)
                 continue;
+            if (qrc == IMS_ELIMIT) { /* its worker is that far behind already */
+                unsigned sup;
+                tp->stats.rx_dropped++;
+                if (ims_tp_log_ok(tp, &sup)) {
+                    char as[IMS_ADDR_STRLEN];
+                    LOG_W("net", "event=udp_spread_full src=%s worker=%u max_bytes=%zu "
+                          "suppressed=%u",
+                          ims_addr_str(&src, as, sizeof(as)), owner, tp->sh->spread_max, sup);
+                }
+                continue;
+            }
             ims_tp_deliver(tp, p, len, SIP_PROTO_UDP, &src, &l->addr, 0, NULL);
         }
         if (n < TP_UDP_BATCH)

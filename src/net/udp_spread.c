@@ -16,7 +16,14 @@
  * ims_loop_post (a lock, and an eventfd write if the target's queue was
  * empty).  The time a datagram waits in the target's post queue is added
  * to its queue_ms, so the overload control still sees how far behind the
- * worker that processes it is. */
+ * worker that processes it is.
+ *
+ * Memory: a worker that falls behind would otherwise collect every other
+ * worker's hand-offs without limit (its own socket stops at its receive
+ * buffer; the post queue has none).  So the bytes waiting for each worker
+ * are counted (sh->spread_bytes, from the hand-off until the target ran or
+ * dropped them) and a request that would go past spread_max is dropped,
+ * like a datagram meeting a full socket buffer: its sender retransmits. */
 #include <string.h>
 
 #include "base/alloc.h"
@@ -98,12 +105,27 @@ unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len
     return fnv1a(cid) % tp->spread_workers;
 }
 
+/* What a queued message counts against the target's spread_max. */
+static size_t msg_size(const struct spread_msg *m)
+{
+    return sizeof(*m) + m->len;
+}
+
 int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
                          const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms)
 {
-    struct spread_msg *m = ims_alloc(sizeof(*m) + len);
-    if (!m)
+    atomic_size_t *waiting = &tp->sh->spread_bytes[owner];
+    size_t size = sizeof(struct spread_msg) + len;
+    /* counted at once, so the requests of one read batch see each other */
+    if (atomic_fetch_add(waiting, size) + size > tp->sh->spread_max) {
+        atomic_fetch_sub(waiting, size);
+        return IMS_ELIMIT;
+    }
+    struct spread_msg *m = ims_alloc(size);
+    if (!m) {
+        atomic_fetch_sub(waiting, size);
         return IMS_ENOMEM;
+    }
     m->src = *src;
     m->listener = (size_t)(l - tp->ls);
     m->queue_ms = queue_ms;
@@ -122,19 +144,23 @@ int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_lis
     return 0;
 }
 
-static void free_msgs(struct spread_msg *m)
+/* Frees messages handed over to worker w: they no longer wait for it. */
+static void free_msgs(struct sip_tp_shared *sh, unsigned w, struct spread_msg *m)
 {
+    size_t size = 0;
     while (m) {
         struct spread_msg *next = m->next;
+        size += msg_size(m);
         ims_free(m);
         m = next;
     }
+    atomic_fetch_sub(&sh->spread_bytes[w], size);
 }
 
 static void batch_drop(void *arg)
 {
     struct spread_batch *b = arg;
-    free_msgs(b->head);
+    free_msgs(b->sh, b->worker, b->head);
     ims_free(b);
 }
 
@@ -190,7 +216,7 @@ void ims_udp_spread_flush(struct sip_tp *tp)
         if (rc != 0) {
             ims_free(b);
             deliver_here(tp, head);
-            free_msgs(head);
+            free_msgs(tp->sh, w, head);
         }
     }
     tp->spread_pending = false;

@@ -209,6 +209,56 @@ void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void
     pthread_cond_destroy(&c.cv);
 }
 
+/* worker_hold: the held loop blocks in hold_run until worker_release. */
+struct hold {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, released;
+};
+
+static void hold_run(struct ims_loop *loop, void *arg)
+{
+    struct hold *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->started = true;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->released)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+struct hold *worker_hold(struct worker *w)
+{
+    struct hold *h = calloc(1, sizeof(*h));
+    if (!h)
+        abort();
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    if (ims_loop_post(w->loop, hold_run, h, NULL) != 0)
+        abort();
+    pthread_mutex_lock(&h->mu);
+    while (!h->started)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return h;
+}
+
+void worker_release(struct hold *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->released = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* After the held loop went on (worker_release, then any worker_call). */
+void worker_hold_free(struct hold *h)
+{
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
+
 struct send_args {
     enum sip_proto proto;
     const struct ims_addr *dst;

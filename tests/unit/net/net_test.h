@@ -58,6 +58,12 @@ int worker_start(struct worker *w, unsigned idx, struct sip_tp_shared *sh,
 void workers_stop(struct worker *ws, size_t n);
 /* Runs fn(w, arg) on w's loop thread and waits for it. */
 void worker_call(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
+/* Blocks w's loop thread (in a posted call) until worker_release(); returns
+ * once it is blocked.  Free with worker_hold_free() after the loop ran on. */
+struct hold;
+struct hold *worker_hold(struct worker *w);
+void worker_release(struct hold *h);
+void worker_hold_free(struct hold *h);
 int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
            const char *buf, size_t len);
 void w_stats(struct worker *w, struct sip_tp_stats *out);

@@ -785,6 +785,94 @@ static void test_udp_spread(void **state)
     fx_stop(&fx);
 }
 
+/* A worker that falls behind holds at most spread_max_bytes of the other
+ * workers' hand-offs: past that, requests for it are dropped (and counted)
+ * where they arrived, as a full socket buffer drops them.  What it held is
+ * delivered once it runs again, and the room comes back. */
+static void noop_fn(struct worker *w, void *arg)
+{
+}
+
+static void spread_burst(struct fixture *fx, int fd, const struct ims_addr *srv, unsigned r,
+                         const char *msg, size_t len, int n, uint64_t *queued,
+                         uint64_t *dropped)
+{
+    struct sip_tp_stats before = stats_of(&fx->w[r]), now;
+    for (int i = 0; i < n; i++)
+        assert_true(spread_send(fd, srv, msg, len));
+    for (int waited = 0;; waited += 10) {
+        now = stats_of(&fx->w[r]);
+        *queued = now.spread_out - before.spread_out;
+        *dropped = now.rx_dropped - before.rx_dropped;
+        if (*queued + *dropped >= (uint64_t)n || waited > 3000)
+            break;
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(*queued + *dropped, n);
+}
+
+static void test_udp_spread_bounded(void **state)
+{
+    struct fixture fx;
+    fx_cfg(&fx, false);
+    fx.cfg.spread_workers = 2;
+    fx.cfg.spread_max_bytes = 8192;
+    fx_start(&fx, 2);
+    struct ims_addr srv = local_of(&fx, SIP_PROTO_UDP, AF_INET);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    /* which worker reads this flow (r), and a Call-ID the other one owns */
+    enum { CALLS = 32 };
+    char msg[2048];
+    int worker_of[CALLS];
+    for (int i = 0; i < CALLS; i++) {
+        size_t len = mk_msg(msg, sizeof(msg), i, 0);
+        size_t base = rxlog_count(&fx.log);
+        assert_true(spread_send(fd, &srv, msg, len));
+        assert_true(rxlog_wait(&fx.log, base + 1, 2000));
+        worker_of[i] = (int)rxlog_get(&fx.log, base).worker;
+    }
+    struct sip_tp_stats s0 = stats_of(&fx.w[0]), s1 = stats_of(&fx.w[1]);
+    assert_true((s0.spread_out > 0) != (s1.spread_out > 0)); /* only the reader hands off */
+    unsigned r = s0.spread_out ? 0 : 1, t = 1 - r;
+    int call = -1;
+    for (int i = 0; i < CALLS && call < 0; i++)
+        if (worker_of[i] == (int)t)
+            call = i;
+    assert_true(call >= 0);
+    size_t len = mk_msg(msg, sizeof(msg), call, 1000);
+
+    uint64_t room = 0;
+    for (int round = 0; round < 2; round++) {
+        struct hold *h = worker_hold(&fx.w[t]);
+        size_t base = rxlog_count(&fx.log);
+        uint64_t queued, dropped;
+        spread_burst(&fx, fd, &srv, r, msg, len, 20, &queued, &dropped);
+        /* room for a few of them, not for all: the rest were dropped */
+        assert_true(queued > 0 && queued * len <= 8192);
+        assert_true(dropped > 0);
+        assert_int_equal(rxlog_count(&fx.log), base); /* t holds them */
+        worker_release(h);
+        assert_true(rxlog_wait(&fx.log, base + queued, 2000));
+        worker_call(&fx.w[t], noop_fn, NULL);
+        worker_hold_free(h);
+        assert_int_equal(rxlog_count(&fx.log), base + queued);
+        for (size_t i = base; i < base + queued; i++) {
+            struct rx_rec rec = rxlog_get(&fx.log, i);
+            assert_int_equal(rec.worker, t);
+            assert_int_equal(rec.len, len);
+        }
+        /* round 1 gets the same room again: what ran was given back */
+        if (round == 0)
+            room = queued;
+        else
+            assert_int_equal(queued, room);
+    }
+    close(fd);
+    fx_stop(&fx);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_fail_setup(void **state)
@@ -961,6 +1049,7 @@ int run_transport_tests(void)
         cmocka_unit_test(test_tcp_wqueue_cap),
         cmocka_unit_test(test_two_workers),
         cmocka_unit_test(test_udp_spread),
+        cmocka_unit_test(test_udp_spread_bounded),
         cmocka_unit_test(test_alloc_fail_setup),
         cmocka_unit_test(test_alloc_fail_send),
         cmocka_unit_test(test_alloc_fail_rx),
