@@ -1,4 +1,4 @@
-# fuzz_smoke.cmake - cmake -P script: copy the SIP corpus into a scratch
+# fuzz_smoke.cmake - cmake -P script: copy a corpus (ok/, bad/) into a scratch
 # directory and run the libFuzzer binary on it for SECONDS seconds.
 #   -DFUZZER=path -DCORPUS=tests/corpus/sip -DWORK=scratch dir -DSECONDS=60
 foreach(v FUZZER CORPUS WORK SECONDS)
@@ -16,5 +16,5 @@ execute_process(
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   file(GLOB found ${WORK}/artifacts/*)
-  message(FATAL_ERROR "fuzz_sip_msg failed (${rc}); inputs: ${found}")
+  message(FATAL_ERROR "${FUZZER} failed (${rc}); inputs: ${found}")
 endif()

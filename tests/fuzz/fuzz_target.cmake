@@ -1,0 +1,31 @@
+# ims_fuzz_target(NAME SOURCE CORPUS SECONDS): a harness in the SIP parser's
+# pattern.  NAME_replay (every build, label unit) replays CORPUS/ok and
+# CORPUS/bad through the harness with replay_main.c; NAME (-DIMS_FUZZ=ON,
+# clang) is the libFuzzer binary, run for SECONDS on a scratch copy of the
+# corpus (NAME_smoke, label fuzz):
+#   cmake --build build-fuzz --target NAME && ctest --test-dir build-fuzz -R NAME
+function(ims_fuzz_target name source corpus seconds)
+  add_executable(${name}_replay ${source} replay_main.c)
+  target_link_libraries(${name}_replay PRIVATE imscore)
+  if(IMS_FUZZ)
+    target_link_options(${name}_replay PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
+  add_test(NAME ${name}_replay COMMAND ${name}_replay ${corpus}/ok ${corpus}/bad)
+  math(EXPR replay_timeout "60 * ${IMS_TIMEOUT_MULT}")
+  set_tests_properties(${name}_replay PROPERTIES LABELS unit TIMEOUT ${replay_timeout})
+  if(IMS_FUZZ)
+    add_executable(${name} ${source})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(${name} PRIVATE imscore)
+    add_test(NAME ${name}_smoke
+      COMMAND ${CMAKE_COMMAND}
+        -DFUZZER=$<TARGET_FILE:${name}>
+        -DCORPUS=${corpus}
+        -DWORK=${CMAKE_CURRENT_BINARY_DIR}/${name}_smoke
+        -DSECONDS=${seconds}
+        -P ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_smoke.cmake)
+    math(EXPR smoke_timeout "(${seconds} + 120) * ${IMS_TIMEOUT_MULT}")
+    set_tests_properties(${name}_smoke PROPERTIES LABELS fuzz TIMEOUT ${smoke_timeout})
+  endif()
+endfunction()
