@@ -83,6 +83,7 @@ int main(int argc, char **argv)
     size_t count = 0;
     for (int i = 1; i < argc; i++)
         rc |= run_path(argv[i], &count);
-    printf("fuzz_sip_replay: %zu inputs, %s\n", count, rc ? "errors" : "ok");
+    const char *self = strrchr(argv[0], '/');
+    printf("%s: %zu inputs, %s\n", self ? self + 1 : argv[0], count, rc ? "errors" : "ok");
     return rc || count == 0;
 }
