@@ -304,7 +304,7 @@ static int dialog_of(struct cas_sub *s, struct proxy_req *r, const struct sip_ms
     struct sip_nameaddr cna;
     if (!to || !from || !ct || !m->from.tag.len)
         return IMS_EPROTO;
-    struct ims_cur c = { ct->value.p, ct->value.p + ct->value.len };
+    struct ims_cur c = ims_cur_of(ct->value);
     ims_str el;
     if (ims_sip_list_next(&c, &el) != 0 || ims_sip_parse_nameaddr(el, &cna) != 0)
         return IMS_EPROTO;

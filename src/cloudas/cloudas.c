@@ -260,7 +260,7 @@ static int served_user(const struct sip_msg *m, char *out, size_t cap)
 {
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_P_ASSERTED_IDENTITY); h;
          h = ims_sip_hdr_next_same(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str el;
         while (ims_sip_list_next(&c, &el) == 0) {
             struct sip_nameaddr na;

@@ -13,7 +13,7 @@ static ims_str ue_addr(const struct sip_msg *m)
     ims_str last = IMS_STR_NULL, e;
     for (const struct sip_hdr *h = m ? ims_sip_hdr_first(m, SIP_H_VIA) : NULL; h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         while (ims_sip_list_next(&c, &e) == 0)
             last = e;
     }

@@ -164,7 +164,7 @@ static bool hdr_value_matches(const char *pattern, ims_str v)
 {
     if (re_search(pattern, v))
         return true;
-    struct ims_cur cur = { v.p, v.p + v.len };
+    struct ims_cur cur = ims_cur_of(v);
     ims_str e;
     size_t n = 0;
     bool hit = false;
@@ -198,7 +198,7 @@ static bool body_is_sdp(const struct sip_msg *m)
     const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_CONTENT_TYPE);
     if (!h || !m->body.len)
         return false;
-    struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+    struct ims_cur c = ims_cur_of(h->value);
     ims_str type;
     ims_cur_until(&c, ";", &type);
     return ims_str_caseeq_lit(ims_str_trim(type), "application/sdp");
@@ -211,7 +211,7 @@ static bool spt_sdp(const struct ims_prof_spt *s, const struct sip_msg *m)
     if (!body_is_sdp(m))
         return false;
     ims_str want = ims_str_cstr(s->value);
-    struct ims_cur c = { m->body.p, m->body.p + m->body.len };
+    struct ims_cur c = ims_cur_of(m->body);
     while (!ims_cur_eof(&c)) {
         ims_str line;
         ims_cur_until(&c, "\n", &line);

@@ -301,7 +301,7 @@ int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap)
     ims_str last = IMS_STR_NULL, e;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_VIA); h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         while (ims_sip_list_next(&c, &e) == 0)
             last = e;
     }

@@ -280,7 +280,7 @@ static bool each_mech(const struct sip_msg *m, enum sip_hdr_id id,
                       bool (*fn)(const struct sip_sec_mech *mech, void *ctx), void *ctx)
 {
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h; h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         int rc;
         struct sip_sec_mech mech;
@@ -391,7 +391,7 @@ static int tags_without_sec_agree(const struct sip_msg *m, enum sip_hdr_id id,
     int rc = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h && !rc;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str tag;
         int lr = IMS_ENOENT;
         while (!rc && (lr = ims_sip_list_next(&c, &tag)) == 0) {
@@ -720,7 +720,7 @@ static int pick_identity(const struct sip_msg *m, ims_str assoc, char *out, size
     ims_str_copy(first.uri.raw, out, cap);
     if (cscf_nth_nameaddr(m, SIP_H_P_PREFERRED_IDENTITY, 0, &pref) != 0)
         return 0;
-    struct ims_cur c = { assoc.p, assoc.p + assoc.len };
+    struct ims_cur c = ims_cur_of(assoc);
     ims_str e;
     while (ims_sip_list_next(&c, &e) == 0) {
         if (ims_sip_parse_nameaddr(e, &a) == 0 && ims_sip_uri_equal(&a.uri, &pref.uri)) {

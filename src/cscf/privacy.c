@@ -48,7 +48,7 @@ static unsigned value_bit(ims_str tok)
  * (or commas, which some UAs send) add up. */
 static int values_of(ims_str v, unsigned *bits)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = ims_cur_of(v);
     for (;;) {
         ims_str tok;
         ims_cur_lws(&c);

@@ -134,7 +134,7 @@ int cscf_contacts(const struct sip_msg *m, struct ims_reg_binding *out, size_t c
             *star = true;
             continue;
         }
-        struct ims_cur c = { v.p, v.p + v.len };
+        struct ims_cur c = ims_cur_of(v);
         ims_str e;
         int rc;
         while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -188,7 +188,7 @@ int cscf_join_values(const struct sip_msg *m, enum sip_hdr_id id, struct ims_buf
     int rc = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h && rc == 0;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         while (rc == 0 && ims_sip_list_next(&c, &e) == 0) {
             if (out->len)
@@ -205,7 +205,7 @@ int cscf_nth_nameaddr(const struct sip_msg *m, enum sip_hdr_id id, size_t i,
 {
     size_t k = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, id); h; h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         int rc;
         while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -220,7 +220,7 @@ int cscf_nth_nameaddr(const struct sip_msg *m, enum sip_hdr_id id, size_t i,
 
 int cscf_first_nameaddr(ims_str list, struct sip_nameaddr *out)
 {
-    struct ims_cur c = { list.p, list.p + list.len };
+    struct ims_cur c = ims_cur_of(list);
     ims_str e;
     if (ims_sip_list_next(&c, &e) != 0)
         return IMS_ENOENT;

@@ -77,7 +77,7 @@ static size_t routes_left(const struct proxy_req *r, const struct sip_msg *m)
     size_t n = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_ROUTE); h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         while (ims_sip_list_next(&c, &e) == 0)
             n++;
@@ -632,7 +632,7 @@ void px_fwd_resolved(struct proxy_req *r, int err)
 int ims_proxy_uac_send(struct ims_proxy *p, const struct proxy_uac_req *rq, proxy_uac_fn cb,
                        void *ud)
 {
-    struct ims_cur c = { rq->method.p, rq->method.p + rq->method.len };
+    struct ims_cur c = ims_cur_of(rq->method);
     ims_str tok;
     if (!cb || ims_cur_token(&c, &tok, 32) != 0 || !ims_cur_eof(&c) || !rq->ruri.len ||
         !rq->from.len || !rq->to.len || !rq->call_id.len || rq->body.len > PROXY_OUT_CAP)

@@ -243,7 +243,7 @@ static int plan_routes(const struct sip_msg *m, const struct px_fwd_args *a, con
     size_t n = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_ROUTE); h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         int rc;
         while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -395,7 +395,7 @@ static ims_str via_rest(const struct sip_msg *m, const struct sip_hdr *h)
 {
     ims_str val = h->value, raw = m->via1.raw;
     if (!raw.len || raw.p < val.p || raw.p + raw.len > val.p + val.len) {
-        struct ims_cur c = { val.p, val.p + val.len };
+        struct ims_cur c = ims_cur_of(val);
         ims_str e;
         if (ims_sip_list_next(&c, &e) != 0)
             return IMS_STR_NULL;
@@ -420,7 +420,7 @@ int px_second_via(const struct sip_msg *m, struct sip_via *out)
             return IMS_ENOENT;
         rest = h->value;
     }
-    struct ims_cur c = { rest.p, rest.p + rest.len };
+    struct ims_cur c = ims_cur_of(rest);
     ims_str e;
     if (ims_sip_list_next(&c, &e) != 0)
         return IMS_EPROTO;

@@ -302,7 +302,7 @@ static bool px_unsupported(const struct proxy_app *app, const struct sip_msg *m,
     *len = 0;
     for (const struct sip_hdr *pr = ims_sip_hdr_first(m, SIP_H_PROXY_REQUIRE); pr;
          pr = ims_sip_hdr_next(m, pr)) {
-        struct ims_cur c = { pr->value.p, pr->value.p + pr->value.len };
+        struct ims_cur c = ims_cur_of(pr->value);
         ims_str tag;
         int rc;
         while ((rc = ims_sip_list_next(&c, &tag)) != IMS_ENOENT) {

@@ -197,7 +197,7 @@ int px_route_value(const struct sip_msg *m, size_t idx, ims_str *value, struct s
     ims_str last = IMS_STR_NULL;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_ROUTE); h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         int rc;
         while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -236,7 +236,7 @@ int px_route_pre(const struct ims_proxy *p, const struct sip_msg *m, uint16_t lo
     size_t n = 0;
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_ROUTE); h;
          h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         int rc;
         while ((rc = ims_sip_list_next(&c, &e)) == 0)
@@ -317,7 +317,7 @@ bool px_loop_detect(const struct ims_proxy *p, const struct sip_msg *m, uint16_t
          h = ims_sip_hdr_next(m, h)) {
         if (!has_our_branch(h->value)) /* cheap filter: most Via lines are not ours */
             continue;
-        struct ims_cur c = { h->value.p, h->value.p + h->value.len };
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         while (ims_sip_list_next(&c, &e) == 0) {
             if (!has_our_branch(e))

@@ -202,7 +202,7 @@ struct line {
 
 static int split(ims_str text, struct line *l)
 {
-    struct ims_cur c = { text.p, text.p + text.len };
+    struct ims_cur c = ims_cur_of(text);
     l->n = 0;
     while (!ims_cur_eof(&c)) {
         ims_str t;
@@ -245,7 +245,7 @@ static int kv_u64(const struct line *l, size_t from, const char *key, uint64_t m
 
 static int parse_caps(ims_str v, uint32_t *caps, size_t *n)
 {
-    struct ims_cur c = { v.p, v.p + v.len };
+    struct ims_cur c = ims_cur_of(v);
     *n = 0;
     while (!ims_cur_eof(&c)) {
         ims_str t;
@@ -444,7 +444,7 @@ int ims_store_import(struct ims_store *s, ims_str text, size_t *count)
     } kinds[] = { { "profile", imp_profile }, { "scscf", imp_scscf }, { "sub", imp_sub },
                   { "impi", imp_impi },       { "impu", imp_impu },   { "link", imp_link },
                   { "sh", imp_sh } };
-    struct ims_cur c = { text.p, text.p + text.len };
+    struct ims_cur c = ims_cur_of(text);
     struct line l = { .no = 0 };
     size_t records = 0;
     bool header = false, end = false;
