@@ -20,13 +20,7 @@
 #include "base/log.h"
 #include "crypto/keyrepo.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static char root[256];
 static struct ims_keyrepo *repo;
@@ -63,7 +57,7 @@ static int verify(int fd, struct ims_audit_verify_res *res)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!repo) {
-        ims_log_set_level(IMS_LOG_ERR);
+        fuzz_quiet();
         setup();
     }
     int fd = memfd_create("audit", MFD_CLOEXEC);

@@ -19,13 +19,7 @@
 #include "base/log.h"
 #include "cloudas/cas_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static const char *const ctypes[] = { "text/plain", "application/json",
                                       " Application/JSON ; charset=utf-8", "image/png" };
@@ -71,9 +65,7 @@ static void check_accepted(const struct cas_cmd *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet++)
-        ims_log_set_level(IMS_LOG_ERR);
+    fuzz_quiet();
     if (size == 0)
         return 0;
     ims_str ctype = ims_str_cstr(ctypes[data[0] % 4]);

@@ -15,13 +15,7 @@
 #include "base/log.h"
 #include "cfg/cfg.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 #define NAME "fuzz.conf"
 
@@ -43,9 +37,7 @@ static char *dump(const struct ims_cfg *cfg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet++)
-        ims_log_set_level(IMS_LOG_ERR);
+    fuzz_quiet();
     if (size > 1 << 16)
         return 0;
     char *text = malloc(size + 1);

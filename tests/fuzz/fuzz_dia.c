@@ -20,13 +20,7 @@
 #include "base/err.h"
 #include "base/log.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 union any_msg {
     struct cx_uar uar;
@@ -137,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bool ready;
     if (!ready) {
-        ims_log_set_level(IMS_LOG_ERR);
+        fuzz_quiet();
         fd_g_debug_lvl = FD_LOG_FATAL;
         if (fd_core_initialize() != 0 || dia_dict_load() != 0)
             abort();

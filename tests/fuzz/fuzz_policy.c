@@ -16,13 +16,7 @@
 #include "policy/policy.h"
 #include "policy/policy_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static const char *const roles[] = { "member", "Admin" };
 static const char *const methods[] = { "password", "totp" };
@@ -52,15 +46,14 @@ static void enforce_all(const struct ims_policy *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet++)
-        ims_log_set_level(IMS_LOG_ERR);
-    if (size == 0)
+    fuzz_quiet();
+    uint8_t mode;
+    const char *text;
+    size_t len;
+    if (!fuzz_mode(data, size, &mode, &text, &len))
         return 0;
-    const char *text = (const char *)data + 1;
-    size_t len = size - 1;
     struct ims_policy *p = NULL;
-    if (data[0] == 'F') {
+    if (mode == 'F') {
         if (ims_policy_load_mem(text, len, "fuzz", &p, NULL, 0) == 0) {
             enforce_all(p);
             ims_policy_free(p);

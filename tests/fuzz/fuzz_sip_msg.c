@@ -19,14 +19,7 @@
 #include "sip/build.h"
 #include "sip/msg.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Checks that cannot fail on any input; abort() so libFuzzer reports it. */
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static void check_slice(ims_str s, const char *buf, size_t len)
 {

@@ -24,13 +24,7 @@
 #include "sip/msg.h"
 #include "ut/ut_int.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static void check_uri(const char *u)
 {
@@ -107,20 +101,19 @@ static void check_accepted(const struct ut_settings *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet++)
-        ims_log_set_level(IMS_LOG_ERR);
-    if (size == 0)
+    fuzz_quiet();
+    uint8_t mode;
+    const char *text;
+    size_t len;
+    if (!fuzz_mode(data, size, &mode, &text, &len))
         return 0;
-    const char *text = (const char *)data + 1;
-    size_t len = size - 1;
     struct ut_settings s;
-    if (data[0] == 'D') {
+    if (mode == 'D') {
         if (ut_doc_parse(ims_str_make(text, len), &s) == 0)
             check_accepted(&s);
         return 0;
     }
-    enum ut_part part = (enum ut_part)(data[0] % 6);
+    enum ut_part part = (enum ut_part)(mode % 6);
     /* as ut.c decodes a PUT body; NULL (not JSON) must be refused too */
     json_t *body = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
     const char *why = NULL;

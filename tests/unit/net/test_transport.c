@@ -717,15 +717,25 @@ static int spread_send(int fd, const struct ims_addr *dst, const char *msg, size
     return sendto(fd, msg, len, 0, (const struct sockaddr *)&dst->ss, dst->len) == (ssize_t)len;
 }
 
+/* Two workers spreading by Call-ID (max_bytes 0: the default bound); the
+ * socket to send from, one flow. */
+static int spread_start(struct fixture *fx, size_t max_bytes, struct ims_addr *srv)
+{
+    fx_cfg(fx, false);
+    fx->cfg.spread_workers = 2;
+    fx->cfg.spread_max_bytes = max_bytes;
+    fx_start(fx, 2);
+    *srv = local_of(fx, SIP_PROTO_UDP, AF_INET);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    return fd;
+}
+
 static void test_udp_spread(void **state)
 {
     struct fixture fx;
-    fx_cfg(&fx, false);
-    fx.cfg.spread_workers = 2;
-    fx_start(&fx, 2);
-    struct ims_addr srv = local_of(&fx, SIP_PROTO_UDP, AF_INET);
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
+    struct ims_addr srv;
+    int fd = spread_start(&fx, 0, &srv);
     enum { CALLS = 32 };
     char msg[1024];
     int worker_of[CALLS];
@@ -815,13 +825,8 @@ static void spread_burst(struct fixture *fx, int fd, const struct ims_addr *srv,
 static void test_udp_spread_bounded(void **state)
 {
     struct fixture fx;
-    fx_cfg(&fx, false);
-    fx.cfg.spread_workers = 2;
-    fx.cfg.spread_max_bytes = 8192;
-    fx_start(&fx, 2);
-    struct ims_addr srv = local_of(&fx, SIP_PROTO_UDP, AF_INET);
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
+    struct ims_addr srv;
+    int fd = spread_start(&fx, 8192, &srv);
     /* which worker reads this flow (r), and a Call-ID the other one owns */
     enum { CALLS = 32 };
     char msg[2048];
