@@ -158,6 +158,25 @@ int dia_decode(msg_or_avp *parent, const struct dia_table *t, void *out, struct 
     return 0;
 }
 
+size_t dia_drop_vendor_session_id(struct msg *m)
+{
+    struct avp *a = NULL;
+    size_t n = 0;
+    if (!m || fd_msg_browse(m, MSG_BRW_FIRST_CHILD, &a, NULL) != 0)
+        return 0;
+    while (a) {
+        struct avp *next = NULL;
+        struct avp_hdr *h;
+        if (fd_msg_browse(a, MSG_BRW_NEXT, &next, NULL) != 0)
+            next = NULL;
+        if (fd_msg_avp_hdr(a, &h) == 0 && h->avp_code == 263 && (h->avp_flags & AVP_FLAG_VENDOR) &&
+            fd_msg_free(a) == 0) /* unlinks it */
+            n++;
+        a = next;
+    }
+    return n;
+}
+
 static struct dict_object *model_of(const struct dia_field *fd)
 {
     struct dict_object *m = dia_dict_avp(fd->code, fd->vendor);

@@ -82,6 +82,15 @@ int dia_decode(msg_or_avp *parent, const struct dia_table *t, void *out, struct 
  * 0, IMS_ENOMEM or IMS_EBACKEND (freeDiameter refused; logged). */
 int dia_encode(msg_or_avp *parent, const struct dia_table *t, const void *in);
 
+/* A message just received (parsed into AVPs, before freeDiameter's
+ * dictionary): removes every top-level Session-Id sent with the V flag.
+ * Why: Session-Id is an IETF AVP; freeDiameter 1.2.1 finds no model for
+ * such a one, leaves it without a value, and its dispatcher then fails an
+ * assert in fd_msg_sess_get() (aborting the process) before any handler
+ * runs (tests/fuzz/fuzz_dia.c found it).  The request goes on without a
+ * Session-Id.  Returns how many were removed. */
+size_t dia_drop_vendor_session_id(struct msg *m);
+
 /* Adds Failed-AVP for f to the answer ans.  0 or IMS_EBACKEND. */
 int dia_add_failed_avp(struct msg *ans, const struct dia_fail *f);
 

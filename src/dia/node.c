@@ -221,6 +221,9 @@ static void fd_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *pe
         code = h->msg_code;
     switch (type) {
     case HOOK_MESSAGE_RECEIVED:
+        if (dia_drop_vendor_session_id(msg)) /* before freeDiameter's dictionary: codec.h */
+            LOG_W("dia", "event=bad_session_id peer=%s cmd=%u why=\"V flag set: removed\"", pid,
+                  code);
         if (!peer && h && (h->msg_flags & CMD_FLAG_REQUEST) && code == CC_CAPABILITIES_EXCHANGE)
             acl_first_message(h, other); /* a new connection's CER */
         LOG_D("dia", "event=hook type=%d peer=%s cmd=%u", (int)type, pid, code);

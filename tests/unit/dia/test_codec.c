@@ -320,6 +320,41 @@ static void test_answer_roundtrip(void **state)
     fd_msg_free(m);
 }
 
+/* A Session-Id sent with the V flag (the input fuzz_dia found): freeDiameter
+ * alone leaves it without a value, and fd_msg_sess_get() asserts on that;
+ * dia_drop_vendor_session_id() removes it first, so the session lookup
+ * finds none and returns. */
+static void test_vendor_session_id_dropped(void **state)
+{
+    static const uint8_t raw[] = {
+        1,    0,    0,    52,   0x80, 0,    1,    44, /* version, length, R, UAR (300) */
+        0x01, 0,    0,    0,    0,    0,    0,    1,  0, 0, 0, 1, /* Cx, hop-by-hop, end-to-end */
+        0,    0,    1,    7,    0xc0, 0,    0,    15, /* Session-Id, V|M, length 15 */
+        0,    0,    0,    0,    'a',  ';',  'b',  0,  /* Vendor-Id 0, "a;b", padding */
+        0,    0,    1,    8,    0x40, 0,    0,    14, /* Origin-Host, M, length 14 */
+        'h',  '.',  'e',  'x',  'x',  'x',  0,    0,
+    };
+    uint8_t *buf = malloc(sizeof(raw));
+    assert_non_null(buf);
+    memcpy(buf, raw, sizeof(raw));
+    struct msg *m = NULL;
+    assert_int_equal(fd_msg_parse_buffer(&buf, sizeof(raw), &m), 0); /* takes buf */
+    assert_int_equal(dia_drop_vendor_session_id(m), 1);
+    assert_int_equal(dia_drop_vendor_session_id(m), 0);
+    struct fd_pei pei;
+    memset(&pei, 0, sizeof(pei));
+    assert_int_equal(fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei), 0);
+    struct avp *a = NULL;
+    assert_int_equal(fd_msg_search_avp(m, dia_dict_avp(263, 0), &a), 0);
+    assert_null(a);
+    assert_int_equal(fd_msg_search_avp(m, dia_dict_avp(264, 0), &a), 0);
+    assert_non_null(a); /* the rest is untouched */
+    struct session *sess = (struct session *)&pei; /* anything but NULL */
+    assert_int_equal(fd_msg_sess_get(fd_g_config->cnf_dict, m, &sess, NULL), 0);
+    assert_null(sess);
+    fd_msg_free(m);
+}
+
 static void test_glob(void **state)
 {
     assert_true(ims_dia_glob(S("*"), S("anything")));
@@ -357,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_length_and_value_bounds),
         cmocka_unit_test(test_repeated_and_unknown),
         cmocka_unit_test(test_answer_roundtrip),
+        cmocka_unit_test(test_vendor_session_id_dropped),
         cmocka_unit_test(test_glob),
     };
     ims_log_set_level(IMS_LOG_WARN);
