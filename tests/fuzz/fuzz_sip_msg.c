@@ -6,7 +6,7 @@
  * every header value (and every list element), the response builder, and
  * for messages that parse, the rewrite and the CANCEL/ACK builders.  The
  * same function is called by the unit tests on guard-page buffers and by
- * fuzz_sip_replay on the corpus.  Built without libFuzzer it is just a
+ * fuzz_sip_msg_replay on the corpus.  Built without libFuzzer it is just a
  * function. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
-# ims_fuzz_target(NAME SOURCE CORPUS SECONDS): a harness in the SIP parser's
-# pattern.  NAME_replay (every build, label unit) replays CORPUS/ok and
-# CORPUS/bad through the harness with replay_main.c; NAME (-DIMS_FUZZ=ON,
+# ims_fuzz_target(NAME SOURCE CORPUS SECONDS [EXTRA_DIR...]): one harness.
+# NAME_replay (every build, label unit) replays CORPUS/ok, CORPUS/bad and any
+# EXTRA_DIR through the harness with replay_main.c; NAME (-DIMS_FUZZ=ON,
 # clang) is the libFuzzer binary, run for SECONDS on a scratch copy of the
 # corpus (NAME_smoke, label fuzz):
 #   cmake --build build-fuzz --target NAME && ctest --test-dir build-fuzz -R NAME
@@ -8,9 +8,11 @@ function(ims_fuzz_target name source corpus seconds)
   add_executable(${name}_replay ${source} replay_main.c)
   target_link_libraries(${name}_replay PRIVATE imscore)
   if(IMS_FUZZ)
+    # imscore carries -fsanitize=fuzzer-no-link coverage hooks; libFuzzer's
+    # runtime provides them (its main is not used: ours is linked first)
     target_link_options(${name}_replay PRIVATE -fsanitize=fuzzer-no-link)
   endif()
-  add_test(NAME ${name}_replay COMMAND ${name}_replay ${corpus}/ok ${corpus}/bad)
+  add_test(NAME ${name}_replay COMMAND ${name}_replay ${corpus}/ok ${corpus}/bad ${ARGN})
   math(EXPR replay_timeout "60 * ${IMS_TIMEOUT_MULT}")
   set_tests_properties(${name}_replay PROPERTIES LABELS unit TIMEOUT ${replay_timeout})
   if(IMS_FUZZ)
@@ -18,6 +20,8 @@ function(ims_fuzz_target name source corpus seconds)
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_libraries(${name} PRIVATE imscore)
+    # libFuzzer writes new inputs into its first corpus directory: it gets a
+    # scratch copy (fuzz_smoke.cmake), never the checked-in corpus
     add_test(NAME ${name}_smoke
       COMMAND ${CMAKE_COMMAND}
         -DFUZZER=$<TARGET_FILE:${name}>
