@@ -203,9 +203,16 @@ static int make_body(const struct ims_prof_ifc *f, const struct tp_event *e, con
     } else if (rc == 0 && n > 1) {
         /* RFC 2046 §5.1.1 */
         *ctype = "multipart/mixed;boundary=" TP_BOUNDARY;
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            rc = ims_buf_printf(body, "--" TP_BOUNDARY "\r\nContent-Type: %s\r\n\r\n%.*s\r\n",
-                                parts[i].type, IMS_SF(ims_buf_str(&parts[i].b)));
+        /* appended, not printed: an empty part's buffer has no bytes
+         * (NULL), which "%.*s" may not be given */
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = ims_buf_printf(body, "--" TP_BOUNDARY "\r\nContent-Type: %s\r\n\r\n",
+                                parts[i].type);
+            if (rc == 0)
+                rc = ims_buf_add_str(body, ims_buf_str(&parts[i].b));
+            if (rc == 0)
+                rc = ims_buf_add_cstr(body, "\r\n");
+        }
         if (rc == 0)
             rc = ims_buf_add_cstr(body, "--" TP_BOUNDARY "--\r\n");
     }
