@@ -158,10 +158,31 @@ int dia_decode(msg_or_avp *parent, const struct dia_table *t, void *out, struct 
     return 0;
 }
 
-size_t dia_drop_vendor_session_id(struct msg *m)
+/* Why freeDiameter 1.2.1 could not take a top-level Session-Id a, or NULL
+ * when it can.  A value is decoded here for the check (parsing one AVP
+ * against the dictionary; the message's own parse later keeps that model). */
+static const char *session_id_flaw(struct avp *a, struct avp_hdr *h)
+{
+    if (h->avp_flags & AVP_FLAG_VENDOR)
+        return "V flag set"; /* no model, no value: assert in fd_msg_sess_get() */
+    if (fd_msg_parse_dict(a, fd_g_config->cnf_dict, NULL) != 0 || fd_msg_avp_hdr(a, &h) != 0 ||
+        !h->avp_value)
+        return "undecodable";
+    /* fd_sess_new() takes an empty value for a C string (strlen past the
+     * AVP) and refuses one with a NUL, which stops the whole node */
+    if (h->avp_value->os.len == 0)
+        return "empty";
+    if (memchr(h->avp_value->os.data, '\0', h->avp_value->os.len))
+        return "NUL byte";
+    return NULL;
+}
+
+size_t dia_drop_bad_session_id(struct msg *m, const char **why)
 {
     struct avp *a = NULL;
     size_t n = 0;
+    if (why)
+        *why = NULL;
     if (!m || fd_msg_browse(m, MSG_BRW_FIRST_CHILD, &a, NULL) != 0)
         return 0;
     while (a) {
@@ -169,9 +190,14 @@ size_t dia_drop_vendor_session_id(struct msg *m)
         struct avp_hdr *h;
         if (fd_msg_browse(a, MSG_BRW_NEXT, &next, NULL) != 0)
             next = NULL;
-        if (fd_msg_avp_hdr(a, &h) == 0 && h->avp_code == 263 && (h->avp_flags & AVP_FLAG_VENDOR) &&
-            fd_msg_free(a) == 0) /* unlinks it */
+        const char *flaw = fd_msg_avp_hdr(a, &h) == 0 && h->avp_code == 263
+                               ? session_id_flaw(a, h)
+                               : NULL;
+        if (flaw && fd_msg_free(a) == 0) { /* unlinks it */
             n++;
+            if (why)
+                *why = flaw;
+        }
         a = next;
     }
     return n;

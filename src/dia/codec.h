@@ -83,13 +83,18 @@ int dia_decode(msg_or_avp *parent, const struct dia_table *t, void *out, struct 
 int dia_encode(msg_or_avp *parent, const struct dia_table *t, const void *in);
 
 /* A message just received (parsed into AVPs, before freeDiameter's
- * dictionary): removes every top-level Session-Id sent with the V flag.
- * Why: Session-Id is an IETF AVP; freeDiameter 1.2.1 finds no model for
- * such a one, leaves it without a value, and its dispatcher then fails an
- * assert in fd_msg_sess_get() (aborting the process) before any handler
- * runs (tests/fuzz/fuzz_dia.c found it).  The request goes on without a
- * Session-Id.  Returns how many were removed. */
-size_t dia_drop_vendor_session_id(struct msg *m);
+ * dictionary): removes every top-level Session-Id that freeDiameter 1.2.1
+ * cannot take, and its dispatcher reads the Session-Id before any handler
+ * of ours runs (tests/fuzz/fuzz_dia.c found the first):
+ * - sent with the V flag: it finds no model, leaves it without a value, and
+ *   fd_msg_sess_get() fails an assert (the process aborts);
+ * - a value with a NUL byte: the session lookup fails and freeDiameter
+ *   shuts itself down (the process lives on without Diameter);
+ * - an empty value: fd_sess_new() reads it as a C string, past the AVP;
+ * - a value that does not decode.
+ * The request goes on without a Session-Id.  Returns how many were
+ * removed; *why (may be NULL) gets the last one's reason, a static string. */
+size_t dia_drop_bad_session_id(struct msg *m, const char **why);
 
 /* Adds Failed-AVP for f to the answer ans.  0 or IMS_EBACKEND. */
 int dia_add_failed_avp(struct msg *ans, const struct dia_fail *f);

@@ -220,14 +220,16 @@ static void fd_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *pe
     if (msg && fd_msg_hdr(msg, &h) == 0 && h)
         code = h->msg_code;
     switch (type) {
-    case HOOK_MESSAGE_RECEIVED:
-        if (dia_drop_vendor_session_id(msg)) /* before freeDiameter's dictionary: codec.h */
-            LOG_W("dia", "event=bad_session_id peer=%s cmd=%u why=\"V flag set: removed\"", pid,
-                  code);
+    case HOOK_MESSAGE_RECEIVED: {
+        const char *why = NULL;
+        if (dia_drop_bad_session_id(msg, &why)) /* before freeDiameter's dispatcher: codec.h */
+            LOG_W("dia", "event=bad_session_id peer=%s cmd=%u why=\"%s: removed\"", pid, code,
+                  why);
         if (!peer && h && (h->msg_flags & CMD_FLAG_REQUEST) && code == CC_CAPABILITIES_EXCHANGE)
             acl_first_message(h, other); /* a new connection's CER */
         LOG_D("dia", "event=hook type=%d peer=%s cmd=%u", (int)type, pid, code);
         break;
+    }
     case HOOK_PEER_CONNECT_SUCCESS:
         LOG_N("dia", "event=peer_open peer=%s", pid);
         break;
@@ -588,6 +590,14 @@ static void identities_of(const struct pending *p, ims_str *user, ims_str *impu)
     }
 }
 
+/* RFC 6733 §7.1.5: DIAMETER_MISSING_AVP, with a Session-Id in Failed-AVP. */
+static int session_id_missing(struct dia_fail *f)
+{
+    *f = (struct dia_fail){ .result = DIA_MISSING_AVP, .code = 263, .field = "Session-Id",
+                            .why = "missing" };
+    return IMS_EPROTO;
+}
+
 static int on_request(struct msg **msg, struct avp *avp, struct session *sess, void *opaque,
                       enum disp_action *act)
 {
@@ -607,6 +617,9 @@ static int on_request(struct msg **msg, struct avp *avp, struct session *sess, v
     p->req.origin_host = avp_os(*msg, 264);
     p->req.origin_realm = avp_os(*msg, 296);
     int rc = dia_decode(*msg, ce->t, &p->req.u, &fail);
+    if (rc == 0 && !p->req.session_id.len) /* every Cx/Sh request starts with one; the
+                                            * receive hook may have removed it (codec.h) */
+        rc = session_id_missing(&fail);
     if (rc) {
         ims_str user, impu;
         identities_of(p, &user, &impu);

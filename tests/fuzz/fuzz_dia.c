@@ -130,17 +130,21 @@ static void refused(struct msg *req, const struct dia_fail *f)
     fd_msg_free(ans);
 }
 
-/* freeDiameter 1.2.1 asserts in fd_msg_sess_get() on a Session-Id AVP that
- * parsed without a value (one sent with the V flag: the 14-byte seed in
- * tests/corpus/dia/bad), and its dispatcher calls that before any handler.
- * node.c's receive hook removes such an AVP (dia_drop_vendor_session_id),
- * and so does the harness; what would still reach that assert is a trap. */
+/* freeDiameter 1.2.1's dispatcher reads the Session-Id before any handler:
+ * one that parsed without a value (sent with the V flag: the 14-byte seed in
+ * tests/corpus/dia/bad) fails an assert in fd_msg_sess_get(), an empty one
+ * is read past its end, and one holding a NUL byte shuts the node down.
+ * node.c's receive hook removes such AVPs (dia_drop_bad_session_id), and so
+ * does the harness; what would still reach the dispatcher is a trap. */
 static bool session_id_unusable(struct msg *m)
 {
     struct avp *a = NULL;
     struct avp_hdr *h;
-    return fd_msg_search_avp(m, dia_dict_avp(263, 0), &a) == 0 && a &&
-           fd_msg_avp_hdr(a, &h) == 0 && !h->avp_value;
+    if (fd_msg_search_avp(m, dia_dict_avp(263, 0), &a) != 0 || !a)
+        return false;
+    if (fd_msg_avp_hdr(a, &h) != 0 || !h->avp_value)
+        return true;
+    return h->avp_value->os.len == 0 || memchr(h->avp_value->os.data, '\0', h->avp_value->os.len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -173,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf); /* not taken */
         return 0;
     }
-    dia_drop_vendor_session_id(m); /* as node.c's HOOK_MESSAGE_RECEIVED does */
+    dia_drop_bad_session_id(m, NULL); /* as node.c's HOOK_MESSAGE_RECEIVED does */
     struct fd_pei pei;
     memset(&pei, 0, sizeof(pei));
     if (fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei) != 0) {

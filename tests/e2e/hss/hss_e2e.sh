@@ -214,6 +214,21 @@ runtest() {
             client client-rogue.ims.test "$TLS_PORT" unknown-peer -w 5 \
             -T "$c/client-rogue.pem,$c/client-rogue.key,$c/ca.pem+$c/rogue-ca.pem,$c/dh.pem"
         ;;
+    bad_session_id)
+        # one UAR each whose Session-Id freeDiameter cannot take (V flag, NUL
+        # byte, empty): each once aborted the HSS or shut its Diameter down
+        DIA_RAW_TIMEOUT=$(scaled 5) python3 "$HERE/dia_raw.py" 127.0.0.1 "$PORT" \
+            client-raw.ims.test ims.test || die "a raw UAR went unanswered"
+        local why
+        for why in "V flag set" "NUL byte" "empty"; do
+            grep -q "event=bad_session_id peer=client-raw.ims.test cmd=300 why=\"$why: removed\"" \
+                "$FIXDIR/server.log" || die "no event=bad_session_id ($why) in the log"
+        done
+        grep -qiE 'shutdown sequence|Assertion' "$FIXDIR/server.log" &&
+            die "freeDiameter stopped: $(grep -iE 'shutdown sequence|Assertion' "$FIXDIR/server.log")"
+        say "every bad Session-Id removed and logged; a freeDiameter peer is still served"
+        client scscf.ims.test "$PORT" ping
+        ;;
     slf) client icscf.ims.test "$PORT" slf ;;
     *) die "unknown test $name" ;;
     esac

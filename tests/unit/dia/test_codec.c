@@ -320,27 +320,22 @@ static void test_answer_roundtrip(void **state)
     fd_msg_free(m);
 }
 
-/* A Session-Id sent with the V flag (the input fuzz_dia found): freeDiameter
- * alone leaves it without a value, and fd_msg_sess_get() asserts on that;
- * dia_drop_vendor_session_id() removes it first, so the session lookup
- * finds none and returns. */
-static void test_vendor_session_id_dropped(void **state)
+/* Parses raw (a UAR whose first AVP is the Session-Id under test, then an
+ * Origin-Host), runs the receive hook's check on it, and checks that the
+ * session lookup freeDiameter's dispatcher makes then finds none and
+ * returns, with the rest of the message untouched. */
+static void check_session_id_dropped(const uint8_t *raw, size_t len, const char *want_why)
 {
-    static const uint8_t raw[] = {
-        1,    0,    0,    52,   0x80, 0,    1,    44, /* version, length, R, UAR (300) */
-        0x01, 0,    0,    0,    0,    0,    0,    1,  0, 0, 0, 1, /* Cx, hop-by-hop, end-to-end */
-        0,    0,    1,    7,    0xc0, 0,    0,    15, /* Session-Id, V|M, length 15 */
-        0,    0,    0,    0,    'a',  ';',  'b',  0,  /* Vendor-Id 0, "a;b", padding */
-        0,    0,    1,    8,    0x40, 0,    0,    14, /* Origin-Host, M, length 14 */
-        'h',  '.',  'e',  'x',  'x',  'x',  0,    0,
-    };
-    uint8_t *buf = malloc(sizeof(raw));
+    uint8_t *buf = malloc(len);
     assert_non_null(buf);
-    memcpy(buf, raw, sizeof(raw));
+    memcpy(buf, raw, len);
     struct msg *m = NULL;
-    assert_int_equal(fd_msg_parse_buffer(&buf, sizeof(raw), &m), 0); /* takes buf */
-    assert_int_equal(dia_drop_vendor_session_id(m), 1);
-    assert_int_equal(dia_drop_vendor_session_id(m), 0);
+    const char *why = NULL;
+    assert_int_equal(fd_msg_parse_buffer(&buf, len, &m), 0); /* takes buf */
+    assert_int_equal(dia_drop_bad_session_id(m, &why), 1);
+    assert_string_equal(why, want_why);
+    assert_int_equal(dia_drop_bad_session_id(m, &why), 0);
+    assert_null(why);
     struct fd_pei pei;
     memset(&pei, 0, sizeof(pei));
     assert_int_equal(fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei), 0);
@@ -352,6 +347,67 @@ static void test_vendor_session_id_dropped(void **state)
     struct session *sess = (struct session *)&pei; /* anything but NULL */
     assert_int_equal(fd_msg_sess_get(fd_g_config->cnf_dict, m, &sess, NULL), 0);
     assert_null(sess);
+    fd_msg_free(m);
+}
+
+#define UAR_HDR(len)                                                                       \
+    1, 0, 0, (len), 0x80, 0, 1, 44,  /* version, length, R, UAR (300) */                  \
+        0x01, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1 /* Cx, hop-by-hop, end-to-end */
+#define ORIGIN_HOST                                                                        \
+    0, 0, 1, 8, 0x40, 0, 0, 14, /* Origin-Host, M, length 14 */                            \
+        'h', '.', 'e', 'x', 'x', 'x', 0, 0
+
+/* The Session-Ids freeDiameter 1.2.1 cannot take (codec.h). */
+static void test_bad_session_id_dropped(void **state)
+{
+    /* with the V flag (the input fuzz_dia found): no value, and
+     * fd_msg_sess_get() asserts on that */
+    static const uint8_t vendor[] = {
+        UAR_HDR(52), 0, 0, 1, 7, 0xc0, 0, 0, 15, /* Session-Id, V|M, length 15 */
+        0, 0, 0, 0, 'a', ';', 'b', 0,            /* Vendor-Id 0, "a;b", padding */
+        ORIGIN_HOST,
+    };
+    /* a NUL byte inside: the lookup fails and freeDiameter shuts down */
+    static const uint8_t nul[] = {
+        UAR_HDR(48), 0, 0, 1, 7, 0x40, 0, 0, 13, /* Session-Id, M, length 13 */
+        'a', ';', 0, 'b', 'c', 0, 0, 0, ORIGIN_HOST,
+    };
+    /* empty: fd_sess_new() would take it for a C string */
+    static const uint8_t empty[] = {
+        UAR_HDR(44), 0, 0, 1, 7, 0x40, 0, 0, 8, /* Session-Id, M, length 8 */
+        ORIGIN_HOST,
+    };
+    check_session_id_dropped(vendor, sizeof(vendor), "V flag set");
+    check_session_id_dropped(nul, sizeof(nul), "NUL byte");
+    check_session_id_dropped(empty, sizeof(empty), "empty");
+}
+
+/* A good Session-Id stays, and is what the session lookup finds. */
+static void test_good_session_id_kept(void **state)
+{
+    static const uint8_t raw[] = {
+        UAR_HDR(48), 0, 0, 1, 7, 0x40, 0, 0, 13, /* Session-Id, M, length 13 */
+        'a', ';', '1', ';', '2', 0, 0, 0, ORIGIN_HOST,
+    };
+    uint8_t *buf = malloc(sizeof(raw));
+    assert_non_null(buf);
+    memcpy(buf, raw, sizeof(raw));
+    struct msg *m = NULL;
+    const char *why = "x";
+    assert_int_equal(fd_msg_parse_buffer(&buf, sizeof(raw), &m), 0);
+    assert_int_equal(dia_drop_bad_session_id(m, &why), 0);
+    assert_null(why);
+    struct fd_pei pei;
+    memset(&pei, 0, sizeof(pei));
+    assert_int_equal(fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei), 0);
+    struct session *sess = NULL;
+    assert_int_equal(fd_msg_sess_get(fd_g_config->cnf_dict, m, &sess, NULL), 0);
+    assert_non_null(sess);
+    os0_t sid = NULL;
+    size_t sidlen = 0;
+    assert_int_equal(fd_sess_getsid(sess, &sid, &sidlen), 0);
+    assert_int_equal(sidlen, 5);
+    assert_memory_equal(sid, "a;1;2", 5);
     fd_msg_free(m);
 }
 
@@ -392,7 +448,8 @@ int main(void)
         cmocka_unit_test(test_length_and_value_bounds),
         cmocka_unit_test(test_repeated_and_unknown),
         cmocka_unit_test(test_answer_roundtrip),
-        cmocka_unit_test(test_vendor_session_id_dropped),
+        cmocka_unit_test(test_bad_session_id_dropped),
+        cmocka_unit_test(test_good_session_id_kept),
         cmocka_unit_test(test_glob),
     };
     ims_log_set_level(IMS_LOG_WARN);

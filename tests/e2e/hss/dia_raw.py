@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""dia_raw.py - a raw Diameter peer for tests/e2e/hss: sends what a
+freeDiameter client cannot, UARs whose Session-Id freeDiameter 1.2.1 itself
+cannot take (src/dia/codec.h, dia_drop_bad_session_id).  Each of them once
+stopped the HSS's Diameter (an abort, or the node's shutdown).
+
+  dia_raw.py HOST PORT ORIGIN REALM
+
+CER, then one UAR for each bad Session-Id (V flag, a NUL byte, empty), then a
+good UAR on the same connection.  Every request must get its answer (matched
+by hop-by-hop id): the bad ones DIAMETER_MISSING_AVP (5005) with a Session-Id
+in Failed-AVP (the HSS removed theirs), the good one its Session-Id back.
+Exit status: 0 all answered, 1 a check failed, 2 usage.  One line on stdout
+per step.
+"""
+import os
+import socket
+import struct
+import sys
+
+TIMEOUT = float(os.environ.get("DIA_RAW_TIMEOUT", "5"))
+CX = 16777216
+TGPP = 10415
+
+
+def avp(code, data, vendor=None, flags=0x40):
+    if vendor is not None:
+        flags |= 0x80
+    hdr_len = 12 if vendor is not None else 8
+    out = struct.pack("!II", code, (flags << 24) | (hdr_len + len(data)))
+    if vendor is not None:
+        out += struct.pack("!I", vendor)
+    return out + data + b"\0" * ((4 - len(data) % 4) % 4)
+
+
+def u32(v):
+    return struct.pack("!I", v)
+
+
+def message(cmd, app, hbh, avps):
+    body = b"".join(avps)
+    return (struct.pack("!I", (1 << 24) | (20 + len(body)))
+            + struct.pack("!I", (0xC0 << 24) | cmd)  # R, P
+            + struct.pack("!III", app, hbh, hbh) + body)
+
+
+def receive(s):
+    buf = b""
+    while len(buf) < 4 or len(buf) < (struct.unpack("!I", buf[:4])[0] & 0xFFFFFF):
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionResetError("closed by the HSS")
+        buf += chunk
+    return buf
+
+
+def avps_of(msg, pos=20, end=None):
+    """(code, data) of each AVP of a message, or of a grouped AVP's data"""
+    if end is None:
+        end = struct.unpack("!I", msg[:4])[0] & 0xFFFFFF
+    while pos + 8 <= end:
+        code, fl = struct.unpack("!II", msg[pos:pos + 8])
+        alen = fl & 0xFFFFFF
+        hl = 12 if (fl >> 24) & 0x80 else 8
+        if alen < hl:
+            return
+        yield code, msg[pos + hl:pos + alen]
+        pos += (alen + 3) & ~3
+
+
+def result(fields):
+    if 268 in fields:
+        return f"Result-Code {struct.unpack('!I', fields[268])[0]}"
+    group = fields.get(297, b"")  # Experimental-Result
+    exp = dict(avps_of(group, 0, len(group)))
+    if 298 in exp:
+        return f"Experimental-Result-Code {struct.unpack('!I', exp[298])[0]}"
+    return "no result"
+
+
+def uar(origin, realm, hbh, session_id):
+    return message(300, CX, hbh, [
+        session_id,
+        avp(260, avp(266, u32(TGPP)) + avp(258, u32(CX))),  # Vendor-Specific-Application-Id
+        avp(277, u32(1)),                                    # Auth-Session-State
+        avp(264, origin.encode()), avp(296, realm.encode()),
+        avp(283, realm.encode()),                            # Destination-Realm
+        avp(1, b"alice@ims.test"),                           # User-Name
+        avp(601, b"sip:alice@ims.test", vendor=TGPP),        # Public-Identity
+        avp(600, realm.encode(), vendor=TGPP),               # Visited-Network-Identifier
+    ])
+
+
+def main(argv):
+    if len(argv) != 5:
+        print("usage: dia_raw.py HOST PORT ORIGIN REALM")
+        return 2
+    host, port, origin, realm = argv[1], int(argv[2]), argv[3], argv[4]
+    s = socket.create_connection((host, port), timeout=TIMEOUT)
+    s.sendall(message(257, 0, 1, [
+        avp(264, origin.encode()), avp(296, realm.encode()),
+        avp(257, b"\x00\x01" + socket.inet_aton("127.0.0.1")),  # Host-IP-Address
+        avp(266, u32(TGPP)), avp(269, b"dia_raw.py", flags=0),
+        avp(260, avp(266, u32(TGPP)) + avp(258, u32(CX))),
+    ]))
+    rc = dict(avps_of(receive(s))).get(268)
+    if rc != u32(2001):
+        print(f"CER refused: Result-Code {rc!r}")
+        return 1
+    print("CEA 2001")
+    good = f"{origin};1;{os.getpid()}".encode()
+    cases = [
+        ("V flag", avp(263, good, vendor=0)),
+        ("NUL byte", avp(263, good[:4] + b"\0" + good[4:])),
+        ("empty", avp(263, b"")),
+        ("good", avp(263, good)),
+    ]
+    for hbh, (name, sid) in enumerate(cases, start=2):
+        s.sendall(uar(origin, realm, hbh, sid))
+        try:
+            ans = receive(s)
+        except (socket.timeout, ConnectionResetError) as e:
+            print(f"{name} Session-Id: no answer ({e})")
+            return 1
+        if struct.unpack("!I", ans[12:16])[0] != hbh:
+            print(f"{name} Session-Id: an answer to another request")
+            return 1
+        fields = dict(avps_of(ans))
+        print(f"{name} Session-Id: answered, {result(fields)}")
+        if name == "good":
+            if fields.get(263) != good:
+                print(f"good Session-Id not carried back: {fields.get(263)!r}")
+                return 1
+            if fields.get(268) == u32(5005):
+                print("good Session-Id: refused as missing")
+                return 1
+            continue
+        # RFC 6733 §7.1.5: DIAMETER_MISSING_AVP, the missing AVP in Failed-AVP
+        failed = fields.get(279, b"")
+        if fields.get(268) != u32(5005) or 263 not in dict(avps_of(failed, 0, len(failed))):
+            print(f"{name} Session-Id: not refused with 5005 and a Failed-AVP naming it")
+            return 1
+    s.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
