@@ -3,4 +3,5 @@ list(APPEND IMS_SOURCES
   src/base/buf.c
   src/base/err.c
   src/base/log.c
-  src/base/str.c)
+  src/base/str.c
+  src/base/xml.c)

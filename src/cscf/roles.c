@@ -9,6 +9,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
 #include "cscf/reg_persist.h" /* durable registrations */
@@ -292,6 +293,7 @@ static int cscf_new(const struct ims_cfg *cfg, struct ims_hss *hss, ims_cx_fake_
         /* RFC 3608 / TS 24.229 §5.4.1.2.2: our URI, loose routing, and the
          * "orig" mark that tells us a request is originating */
         snprintf(g->s_service_route, sizeof(g->s_service_route), "<sip:%s;lr;orig>", hp);
+        ims_xml_init(); /* User-Data is parsed by the workers, at once (base/xml.h) */
         rc = cscf_scscf_init(g, err, errsz);
         if (rc == 0 && !fake) /* durable registrations (reg_persist.c); not with the test seam */
             rc = cscf_scscf_persist(g, err, errsz);

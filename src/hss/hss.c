@@ -7,11 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <libxml/parser.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "crypto/keyrepo.h"
 #include "ev/loop.h"
 #include "hss/ks_creds.h"
@@ -1058,7 +1058,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
     }
     h->cfg = cfg;
     pthread_mutex_init(&h->local_lock, NULL);
-    xmlInitParser(); /* once, before threads use libxml2 */
+    ims_xml_init(); /* before the store threads build and parse XML (base/xml.h) */
     int rc = 0;
     if (cfg->mode == IMS_HSS_MODE_HSS) {
         rc = ims_keyrepo_open(cfg->keys_dir, &h->repo, kerr, sizeof(kerr));
