@@ -71,7 +71,7 @@ int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out)
         unsigned d = (unsigned char)s.p[i] - '0';
         if (d > 9)
             return IMS_EPROTO;
-        if (v > (max - d) / 10)
+        if (d > max || v > (max - d) / 10) /* d > max first: max - d would wrap */
             return IMS_EPROTO;
         v = v * 10 + d;
     }

@@ -89,7 +89,7 @@ struct ims_service_profile {
 
 struct ims_profile {
     unsigned refs;        /* atomic: ims_profile_ref/unref */
-    const char *impi;     /* PrivateID */
+    const char *impi;     /* PrivateID; NULL when the document has none */
     struct ims_service_profile *sps;
     size_t nsp;
     size_t nids;          /* public identities over all service profiles */

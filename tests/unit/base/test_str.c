@@ -40,6 +40,14 @@ static void test_to_u64(void **s)
     assert_int_equal(ims_str_to_u64(IMS_S("4294967296"), UINT32_MAX, &v), IMS_EPROTO);
     assert_int_equal(ims_str_to_u64(IMS_S("18446744073709551616"), UINT64_MAX, &v), IMS_EPROTO);
     assert_int_equal(ims_str_to_u64(IMS_S(""), 10, &v), IMS_EPROTO);
+    /* a digit above a max below 9 (fuzz_userdata found "5" taken for max 3) */
+    assert_int_equal(ims_str_to_u64(IMS_S("5"), 3, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("1"), 0, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("02"), 1, &v), IMS_EPROTO);
+    assert_int_equal(ims_str_to_u64(IMS_S("3"), 3, &v), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(ims_str_to_u64(IMS_S("00"), 0, &v), 0);
+    assert_int_equal(v, 0);
     assert_int_equal(ims_str_to_u64(IMS_S("-1"), 10, &v), IMS_EPROTO);
     assert_int_equal(ims_str_to_u64(IMS_S("1 "), 10, &v), IMS_EPROTO);
 }

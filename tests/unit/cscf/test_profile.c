@@ -155,6 +155,19 @@ static void test_refused(void **state)
         "<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group></SPT></TriggerPoint>"
         "<ApplicationServer><ServerName>sip:as</ServerName></ApplicationServer>"
         "</InitialFilterCriteria></ServiceProfile></IMSSubscription>", /* an empty SPT */
+        /* single digits above their range (fuzz_userdata found IdentityType 5 taken) */
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@b</Identity>"
+        "<Extension><IdentityType>5</IdentityType></Extension></PublicIdentity>"
+        "</ServiceProfile></IMSSubscription>",
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@b</Identity>"
+        "<BarringIndication>2</BarringIndication></PublicIdentity>"
+        "</ServiceProfile></IMSSubscription>",
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@b</Identity>"
+        "</PublicIdentity><InitialFilterCriteria><Priority>1</Priority><TriggerPoint>"
+        "<ConditionTypeCNF>1</ConditionTypeCNF><SPT><Group>0</Group><SessionCase>7"
+        "</SessionCase></SPT></TriggerPoint><ApplicationServer><ServerName>sip:as</ServerName>"
+        "<DefaultHandling>3</DefaultHandling></ApplicationServer></InitialFilterCriteria>"
+        "</ServiceProfile></IMSSubscription>",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = ims_profile_parse(ims_str_cstr(bad[i]), &p);
