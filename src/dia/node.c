@@ -3,6 +3,7 @@
  * allow-list and logging (see dia.h and docs/internals/diameter.md). */
 #define _GNU_SOURCE
 #include "dia/codec.h"
+#include "dia/fd_guard.h"
 #include "dia/dia.h"
 
 #include <errno.h>
@@ -938,6 +939,9 @@ int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_
     }
     fd_g_debug_lvl = fd_level(cfg->log_level);
     fd_log_handler_register(fd_logger);
+    if (!dia_fd_guard_active())
+        LOG_W("dia", "event=fd_guard_inactive why=\"fd_out_send is not exported: a peer that "
+                     "closes at once can stop the node (dia/fd_guard.h)\"");
     rc = dia_dict_load();
     if (rc == 0 && fd_core_parseconf(conf) != 0)
         rc = IMS_EBACKEND;

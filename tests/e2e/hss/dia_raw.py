@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """dia_raw.py - a raw Diameter peer for tests/e2e/hss: sends what a
-freeDiameter client cannot, UARs whose Session-Id freeDiameter 1.2.1 itself
-cannot take (src/dia/codec.h, dia_drop_bad_session_id).  Each of them once
-stopped the HSS's Diameter (an abort, or the node's shutdown).
+freeDiameter client cannot, requests that once stopped the HSS's Diameter
+with a single message (an abort, or the node's shutdown).
 
-  dia_raw.py HOST PORT ORIGIN REALM
+  dia_raw.py HOST PORT ORIGIN REALM session-ids
+    CER, then one UAR for each Session-Id freeDiameter 1.2.1 itself cannot
+    take (V flag, a NUL byte, empty: src/dia/codec.h,
+    dia_drop_bad_session_id), then a good UAR on the same connection.  Every
+    request must get its answer (matched by hop-by-hop id): the bad ones
+    DIAMETER_MISSING_AVP (5005) with a Session-Id in Failed-AVP (the HSS
+    removed theirs), the good one its Session-Id back.
+  dia_raw.py HOST PORT ORIGIN REALM vanish
+    ROUNDS times, on a new connection each: CER, then a UAR that freeDiameter
+    answers itself with an error (for another realm, for another host, a
+    Route-Record naming the HSS: a loop), and the connection closed at once,
+    before that answer (src/dia/fd_guard.h); then a good UAR on a new
+    connection must still be answered.
 
-CER, then one UAR for each bad Session-Id (V flag, a NUL byte, empty), then a
-good UAR on the same connection.  Every request must get its answer (matched
-by hop-by-hop id): the bad ones DIAMETER_MISSING_AVP (5005) with a Session-Id
-in Failed-AVP (the HSS removed theirs), the good one its Session-Id back.
 Exit status: 0 all answered, 1 a check failed, 2 usage.  One line on stdout
 per step.
 """
@@ -78,24 +85,24 @@ def result(fields):
     return "no result"
 
 
-def uar(origin, realm, hbh, session_id):
+def uar(origin, realm, hbh, session_id, routing=None):
+    """routing: the AVPs that route it (default: Destination-Realm realm)"""
+    if routing is None:
+        routing = [avp(283, realm.encode())]                # Destination-Realm
     return message(300, CX, hbh, [
         session_id,
         avp(260, avp(266, u32(TGPP)) + avp(258, u32(CX))),  # Vendor-Specific-Application-Id
         avp(277, u32(1)),                                    # Auth-Session-State
         avp(264, origin.encode()), avp(296, realm.encode()),
-        avp(283, realm.encode()),                            # Destination-Realm
+        *routing,
         avp(1, b"alice@ims.test"),                           # User-Name
         avp(601, b"sip:alice@ims.test", vendor=TGPP),        # Public-Identity
         avp(600, realm.encode(), vendor=TGPP),               # Visited-Network-Identifier
     ])
 
 
-def main(argv):
-    if len(argv) != 5:
-        print("usage: dia_raw.py HOST PORT ORIGIN REALM")
-        return 2
-    host, port, origin, realm = argv[1], int(argv[2]), argv[3], argv[4]
+def connect(host, port, origin, realm):
+    """A new connection past CER/CEA, or None (said why)."""
     s = socket.create_connection((host, port), timeout=TIMEOUT)
     s.sendall(message(257, 0, 1, [
         avp(264, origin.encode()), avp(296, realm.encode()),
@@ -106,6 +113,67 @@ def main(argv):
     rc = dict(avps_of(receive(s))).get(268)
     if rc != u32(2001):
         print(f"CER refused: Result-Code {rc!r}")
+        s.close()
+        return None
+    return s
+
+
+ROUNDS = 20
+
+
+def vanish(host, port, origin, realm):
+    sid = avp(263, f"{origin};2;{os.getpid()}".encode())
+    dest = avp(283, realm.encode())
+    kinds = [  # Destination-Realm 283, Destination-Host 293, Route-Record 282
+        ("for another realm", [avp(283, b"other.realm")]),
+        ("for another host", [dest, avp(293, b"other." + realm.encode())]),
+        ("a loop", [dest, avp(282, b"hss." + realm.encode())]),
+    ]
+    # a new Origin-Host per connection: freeDiameter refuses a CER from a
+    # peer whose last connection it is still closing
+    n = 0
+    for r in range(ROUNDS):
+        for name, extra in kinds:
+            n += 1
+            peer = origin.replace(".", f"-{n}.", 1)
+            try:
+                s = connect(host, port, peer, realm)
+            except (OSError, ConnectionResetError) as e:
+                s = None
+                print(f"round {r + 1}, {name}: {e}")
+            if s is None:
+                print(f"round {r + 1}, {name}: the HSS no longer takes a peer")
+                return 1
+            s.sendall(uar(peer, realm, 2, sid, extra))
+            s.close()  # before the HSS's answer
+        print(f"round {r + 1}: sent each kind and closed at once")
+    try:
+        s = connect(host, port, origin, realm)
+    except (OSError, ConnectionResetError) as e:
+        print(f"a good UAR afterwards: no connection ({e})")
+        return 1
+    if s is None:
+        return 1
+    s.sendall(uar(origin, realm, 3, sid))
+    try:
+        ans = receive(s)
+    except (socket.timeout, ConnectionResetError) as e:
+        print(f"a good UAR afterwards: no answer ({e})")
+        return 1
+    print(f"a good UAR afterwards: answered, {result(dict(avps_of(ans)))}")
+    s.close()
+    return 0
+
+
+def main(argv):
+    if len(argv) != 6 or argv[5] not in ("session-ids", "vanish"):
+        print("usage: dia_raw.py HOST PORT ORIGIN REALM session-ids|vanish")
+        return 2
+    host, port, origin, realm = argv[1], int(argv[2]), argv[3], argv[4]
+    if argv[5] == "vanish":
+        return vanish(host, port, origin, realm)
+    s = connect(host, port, origin, realm)
+    if s is None:
         return 1
     print("CEA 2001")
     good = f"{origin};1;{os.getpid()}".encode()

@@ -218,7 +218,7 @@ runtest() {
         # one UAR each whose Session-Id freeDiameter cannot take (V flag, NUL
         # byte, empty): each once aborted the HSS or shut its Diameter down
         DIA_RAW_TIMEOUT=$(scaled 5) python3 "$HERE/dia_raw.py" 127.0.0.1 "$PORT" \
-            client-raw.ims.test ims.test || die "a raw UAR went unanswered"
+            client-raw.ims.test ims.test session-ids || die "a raw UAR went unanswered"
         local why
         for why in "V flag set" "NUL byte" "empty"; do
             grep -q "event=bad_session_id peer=client-raw.ims.test cmd=300 why=\"$why: removed\"" \
@@ -227,6 +227,17 @@ runtest() {
         grep -qiE 'shutdown sequence|Assertion' "$FIXDIR/server.log" &&
             die "freeDiameter stopped: $(grep -iE 'shutdown sequence|Assertion' "$FIXDIR/server.log")"
         say "every bad Session-Id removed and logged; a freeDiameter peer is still served"
+        client scscf.ims.test "$PORT" ping
+        ;;
+    peer_vanishes)
+        # requests freeDiameter answers itself with an error (another realm or
+        # host, a loop), each from a peer that closes at once: its send of that
+        # error to a peer without a connection once stopped the node (fd_guard.h)
+        DIA_RAW_TIMEOUT=$(scaled 5) python3 "$HERE/dia_raw.py" 127.0.0.1 "$PORT" \
+            client-gone.ims.test ims.test vanish || die "the HSS stopped answering"
+        grep -qiE 'shutdown sequence|Assertion' "$FIXDIR/server.log" &&
+            die "freeDiameter stopped: $(grep -iE 'shutdown sequence|Assertion' "$FIXDIR/server.log")"
+        say "$(grep -c 'event=send_dropped' "$FIXDIR/server.log") answer(s) to a vanished peer dropped; still served"
         client scscf.ims.test "$PORT" ping
         ;;
     slf) client icscf.ims.test "$PORT" slf ;;

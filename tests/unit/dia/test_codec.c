@@ -14,6 +14,7 @@
 
 #include "base/err.h"
 #include "dia/dia.h"
+#include "dia/fd_guard.h"
 
 #define S(x) ims_str_cstr(x)
 
@@ -412,6 +413,13 @@ static void test_good_session_id_kept(void **state)
     fd_msg_free(m);
 }
 
+/* dia/fd_guard.h: libfdcore's calls to fd_out_send() reach the guard in
+ * every executable linked with imscore (the link options on imscore) */
+static void test_fd_guard_active(void **state)
+{
+    assert_true(dia_fd_guard_active());
+}
+
 static void test_glob(void **state)
 {
     assert_true(ims_dia_glob(S("*"), S("anything")));
@@ -451,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_answer_roundtrip),
         cmocka_unit_test(test_bad_session_id_dropped),
         cmocka_unit_test(test_good_session_id_kept),
+        cmocka_unit_test(test_fd_guard_active),
         cmocka_unit_test(test_glob),
     };
     ims_log_set_level(IMS_LOG_WARN);
