@@ -33,8 +33,9 @@ static inline ims_str ims_str_make(const char *p, size_t len)
 }
 ims_str ims_str_cstr(const char *s); /* view of a C string (may be NULL) */
 
-/* A cursor over s.  An empty s has a NULL p (ims_str_make), and NULL + 0 is
- * undefined in C, so never write { s.p, s.p + s.len } by hand. */
+/* A cursor over s (every module's, the SIP parser's too).  An empty s has a
+ * NULL p (ims_str_make), and NULL + 0 is undefined in C, so never write
+ * { s.p, s.p + s.len } by hand. */
 static inline struct ims_cur ims_cur_of(ims_str s)
 {
     return (struct ims_cur){ s.p, s.len ? s.p + s.len : s.p };

@@ -225,7 +225,7 @@ struct hdr_plan {
  * removed, or nothing when none is left. */
 static int pop_values(struct w *w, const struct sip_hdr *h, unsigned pops)
 {
-    struct ims_cur c = sip_cur(h->value);
+    struct ims_cur c = ims_cur_of(h->value);
     ims_str e;
     for (unsigned i = 0; i < pops; i++) {
         int rc = ims_sip_list_next(&c, &e);

@@ -28,7 +28,7 @@ static const struct auth_field fields[] = {
 int ims_sip_parse_auth(ims_str s, struct sip_auth *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     sip_lws(&c);
     if (sip_token(&c, &out->scheme) != 0)
         return IMS_EPROTO;

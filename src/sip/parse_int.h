@@ -170,14 +170,6 @@ static inline bool sip_tok_eq(ims_str s, const char *lit, size_t n)
 }
 #define SIP_TOK_EQ(s, lit) sip_tok_eq((s), (lit), sizeof(lit) - 1)
 
-/* A cursor over s.  An empty slice may have p == NULL, and NULL + 0 is
- * undefined behaviour in C, so the end is computed only for non-empty ones. */
-static inline struct ims_cur sip_cur(ims_str s)
-{
-    struct ims_cur c = { s.p, s.len ? s.p + s.len : s.p };
-    return c;
-}
-
 static inline ims_str sip_slice(const char *a, const char *b)
 {
     return ims_str_make(a, (size_t)(b - a));

@@ -437,7 +437,7 @@ int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
     /* Tolerant scan that works on URI params (";a=b", no LWS) and header
      * params (LWS around ';' and '='): names end at '=', ';', LWS, ',', '?'
      * or '>'; values are a quoted-string or run to the next such byte. */
-    struct ims_cur c = sip_cur(params);
+    struct ims_cur c = ims_cur_of(params);
     size_t nlen = strlen(name);
     for (;;) {
         sip_lws(&c);
@@ -467,7 +467,7 @@ int ims_sip_param_get(ims_str params, const char *name, ims_str *val)
 
 int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out)
 {
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     memset(out, 0, sizeof(*out));
     sip_lws(&c);
     const char *d = c.p;
@@ -511,7 +511,7 @@ static bool qvalue_ok(ims_str q)
 
 int ims_sip_parse_sec_mech(ims_str s, struct sip_sec_mech *out)
 {
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     memset(out, 0, sizeof(*out));
     sip_lws(&c);
     if (sip_token(&c, &out->mechanism) != 0)
@@ -579,7 +579,7 @@ bool ims_sip_hdr_has_token(const struct sip_msg *msg, enum sip_hdr_id id, const 
 {
     ims_str want = ims_str_cstr(token);
     for (const struct sip_hdr *h = ims_sip_hdr_first(msg, id); h; h = ims_sip_hdr_next(msg, h)) {
-        struct ims_cur c = sip_cur(h->value);
+        struct ims_cur c = ims_cur_of(h->value);
         ims_str e;
         while (ims_sip_list_next(&c, &e) == 0) {
             /* compare the option-tag before any ";param" */
@@ -598,7 +598,7 @@ bool ims_sip_hdr_has_token(const struct sip_msg *msg, enum sip_hdr_id id, const 
 int sip_check_callid(ims_str v)
 {
     /* callid = word [ "@" word ] (RFC 3261 §25.1) */
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     if (sip_span(&c, SIP_C_WORD, false) <= 0)
         return IMS_EPROTO;
     if (sip_char(&c, '@') == 0 && sip_span(&c, SIP_C_WORD, false) <= 0)
@@ -608,11 +608,11 @@ int sip_check_callid(ims_str v)
 
 int sip_check_token_list(ims_str v, bool allow_params)
 {
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     ims_str e;
     int rc;
     while ((rc = ims_sip_list_next(&c, &e)) == 0) {
-        struct ims_cur t = sip_cur(e);
+        struct ims_cur t = ims_cur_of(e);
         ims_str tok;
         if (sip_token(&t, &tok) != 0)
             return IMS_EPROTO;
@@ -630,7 +630,7 @@ int sip_check_token_list(ims_str v, bool allow_params)
 int sip_check_media_type(ims_str v)
 {
     /* media-type = m-type SLASH m-subtype *(SEMI m-parameter) (§20.15) */
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     ims_str t;
     struct sip_param p;
     int rc;
@@ -649,7 +649,7 @@ int sip_check_delta(ims_str v, bool allow_params)
 {
     /* delta-seconds = 1*DIGIT; overlarge values are legal syntax (RFC 4475
      * §3.1.2.4 lets the element treat them as the default) */
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     struct sip_param p;
     int rc = IMS_ENOENT;
     if (sip_span(&c, SIP_C_DIGIT, false) <= 0)
@@ -703,7 +703,7 @@ int sip_check_date(ims_str v)
     static const char *const wkday[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
     static const char *const month[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     if (!lit_at(&c, wkday, 7) || sip_char(&c, ',') || sip_char(&c, ' ') ||
         !digits_at(&c, 2) || sip_char(&c, ' ') || !lit_at(&c, month, 12) ||
         sip_char(&c, ' ') || !digits_at(&c, 4) || sip_char(&c, ' ') ||

@@ -88,7 +88,7 @@ static void parse_status_line(struct sip_msg *m, ims_str line)
  * method token and SP and its last word starts with "SIP/". */
 static void parse_request_line(struct sip_msg *m, ims_str line)
 {
-    struct ims_cur c = sip_cur(line);
+    struct ims_cur c = ims_cur_of(line);
     ims_str method;
     if (sip_token(&c, &method) != 0 || c.p >= c.end || *c.p != ' ') {
         set_err(m, 400, "Bad start line");
@@ -157,7 +157,7 @@ static void parse_start_line(struct sip_msg *m, ims_str line)
 
 static void eager_via(struct sip_msg *m, const struct sip_hdr *h)
 {
-    struct ims_cur c = sip_cur(h->value);
+    struct ims_cur c = ims_cur_of(h->value);
     ims_str e;
     int rc;
     size_t n = 0;
@@ -510,7 +510,7 @@ incomplete:
 
 static int check_nameaddr_list(ims_str v, bool need_angle, bool star)
 {
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     ims_str e;
     int rc;
     size_t n = 0;
@@ -528,7 +528,7 @@ static int check_nameaddr_list(ims_str v, bool need_angle, bool star)
 
 static int check_via_list(ims_str v)
 {
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     ims_str e;
     int rc;
     while ((rc = ims_sip_list_next(&c, &e)) == 0) {
@@ -541,7 +541,7 @@ static int check_via_list(ims_str v)
 
 static int check_sec_list(ims_str v)
 {
-    struct ims_cur c = sip_cur(v);
+    struct ims_cur c = ims_cur_of(v);
     ims_str e;
     int rc;
     size_t n = 0;

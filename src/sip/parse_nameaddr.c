@@ -15,7 +15,7 @@ static bool all_token(ims_str s)
 int ims_sip_parse_nameaddr(ims_str s, struct sip_nameaddr *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     sip_lws(&c);
     if (ims_cur_eof(&c))
         return IMS_EPROTO;

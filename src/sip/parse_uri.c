@@ -186,7 +186,7 @@ static int parse_tel(struct ims_cur *c, struct sip_uri *out)
 int ims_sip_parse_uri(ims_str s, struct sip_uri *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     if (s.len == 0 || !sip_is((unsigned char)s.p[0], SIP_C_ALPHA))
         return IMS_EPROTO;
     sip_span(&c, SIP_C_SCHEME, false);

@@ -7,7 +7,7 @@
 int ims_sip_parse_via(ims_str s, struct sip_via *out)
 {
     memset(out, 0, sizeof(*out));
-    struct ims_cur c = sip_cur(s);
+    struct ims_cur c = ims_cur_of(s);
     sip_lws(&c);
     const char *start = c.p;
 
