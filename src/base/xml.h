@@ -1,5 +1,6 @@
-/* xml.h - libxml2's process-wide set-up, shared by the modules that parse
- * XML (User-Data and Sh-Data in src/hss, profiles in src/cscf).
+/* xml.h - what the modules that read or write XML share (User-Data and
+ * Sh-Data in src/hss; profiles, reginfo and ServiceInfo in src/cscf):
+ * libxml2's process-wide set-up, and escaping for the documents we build.
  *
  * Why: libxml2 2.9 initialises itself lazily, which is not thread-safe, so
  * xmlInitParser() must run before two workers parse at once; and its own
@@ -10,8 +11,15 @@
 #ifndef IMS_BASE_XML_H
 #define IMS_BASE_XML_H
 
+#include "base/buf.h"
+#include "base/str.h"
+
 /* Once per process (later calls do nothing); before the threads that parse
  * start: threads created afterwards inherit the silent error handlers. */
 void ims_xml_init(void);
+
+/* Appends s as XML text or an attribute value (XML 1.0 §2.4): the five
+ * special characters escaped.  0, IMS_ELIMIT, IMS_ENOMEM. */
+int ims_xml_escape(struct ims_buf *b, ims_str s);
 
 #endif

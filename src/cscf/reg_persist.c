@@ -35,6 +35,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
 #include "cscf/reg_persist.h"
@@ -79,20 +80,6 @@ struct reg_persist {
 
 /* ------------------------------------------------------------ profile -> XML */
 
-static int x_text(struct ims_buf *b, const char *s)
-{
-    int rc = 0;
-    for (const char *p = s; *p && rc == 0; p++) {
-        switch (*p) {
-        case '&': rc = ims_buf_add_cstr(b, "&amp;"); break;
-        case '<': rc = ims_buf_add_cstr(b, "&lt;"); break;
-        case '>': rc = ims_buf_add_cstr(b, "&gt;"); break;
-        default: rc = ims_buf_add(b, p, 1); break;
-        }
-    }
-    return rc;
-}
-
 /* <name>text</name>, nothing when text is NULL */
 static int x_elem(struct ims_buf *b, const char *name, const char *text)
 {
@@ -100,7 +87,7 @@ static int x_elem(struct ims_buf *b, const char *name, const char *text)
         return 0;
     int rc = ims_buf_printf(b, "<%s>", name);
     if (rc == 0)
-        rc = x_text(b, text);
+        rc = ims_xml_escape(b, ims_str_cstr(text));
     if (rc == 0)
         rc = ims_buf_printf(b, "</%s>", name);
     return rc;

@@ -33,6 +33,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
 #include "keystone/keystone.h" /* ims:subscribe with the request's token */
@@ -112,23 +113,6 @@ static uint32_t fnv(const char *s)
     return h;
 }
 
-/* XML text and attribute values (XML 1.0 §2.4): the five specials. */
-static int add_esc(struct ims_buf *b, const char *s)
-{
-    int rc = 0;
-    for (; *s && rc == 0; s++) {
-        switch (*s) {
-        case '&': rc = ims_buf_add_cstr(b, "&amp;"); break;
-        case '<': rc = ims_buf_add_cstr(b, "&lt;"); break;
-        case '>': rc = ims_buf_add_cstr(b, "&gt;"); break;
-        case '"': rc = ims_buf_add_cstr(b, "&quot;"); break;
-        case '\'': rc = ims_buf_add_cstr(b, "&apos;"); break;
-        default: rc = ims_buf_add(b, s, 1); break;
-        }
-    }
-    return rc;
-}
-
 static int add_contact(struct ims_buf *b, const struct cscf_reginfo_contact *c)
 {
     int rc = ims_buf_printf(b, "<contact id=\"c%08x\" state=\"%s\" event=\"%s\"", fnv(c->uri),
@@ -141,14 +125,14 @@ static int add_contact(struct ims_buf *b, const struct cscf_reginfo_contact *c)
     if (rc == 0 && c->call_id && c->call_id[0]) {
         rc = ims_buf_add_cstr(b, " callid=\"");
         if (rc == 0)
-            rc = add_esc(b, c->call_id);
+            rc = ims_xml_escape(b, ims_str_cstr(c->call_id));
         if (rc == 0)
             rc = ims_buf_printf(b, "\" cseq=\"%u\"", c->cseq);
     }
     if (rc == 0)
         rc = ims_buf_add_cstr(b, "><uri>");
     if (rc == 0)
-        rc = add_esc(b, c->uri);
+        rc = ims_xml_escape(b, ims_str_cstr(c->uri));
     if (rc == 0)
         rc = ims_buf_add_cstr(b, "</uri></contact>");
     return rc;
@@ -169,7 +153,7 @@ int cscf_reginfo_build(const struct cscf_reginfo *ri, struct ims_buf *out)
             continue; /* TS 24.229 §5.4.2.1.2: barred identities are not shown */
         rc = ims_buf_add_cstr(out, "<registration aor=\"");
         if (rc == 0)
-            rc = add_esc(out, ri->impus[i]);
+            rc = ims_xml_escape(out, ims_str_cstr(ri->impus[i]));
         if (rc == 0)
             rc = ims_buf_printf(out, "\" id=\"r%08x\" state=\"%s\">", fnv(ri->impus[i]),
                                 any ? "active" : "terminated");

@@ -43,6 +43,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
 #include "cscf/ifc.h"
@@ -144,14 +145,8 @@ static int add_service_info(struct ims_buf *b, const char *info)
 {
     int rc = ims_buf_add_cstr(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
                                  "<ims-3gpp version=\"1\"><service-info>");
-    for (const char *p = info; rc == 0 && *p; p++) {
-        switch (*p) {
-        case '&': rc = ims_buf_add_cstr(b, "&amp;"); break;
-        case '<': rc = ims_buf_add_cstr(b, "&lt;"); break;
-        case '>': rc = ims_buf_add_cstr(b, "&gt;"); break;
-        default: rc = ims_buf_add(b, p, 1); break;
-        }
-    }
+    if (rc == 0)
+        rc = ims_xml_escape(b, ims_str_cstr(info));
     return rc ? rc : ims_buf_add_cstr(b, "</service-info></ims-3gpp>\r\n");
 }
 

@@ -6,6 +6,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 #include "dia/dia.h"
 #include "hss/cx.h"
 #include "hss/userdata.h"

@@ -12,32 +12,10 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/xml.h"
 
 #define XML_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 #define MAX_DOC (1u << 20)
-
-int ims_xml_escape(struct ims_buf *b, ims_str s)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        const char *rep;
-        switch (s.p[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: continue;
-        }
-        int rc = ims_buf_add(b, s.p + start, i - start);
-        if (rc == 0)
-            rc = ims_buf_add_cstr(b, rep);
-        if (rc)
-            return rc;
-        start = i + 1;
-    }
-    return ims_buf_add(b, s.p + start, s.len - start);
-}
 
 /* Parses frag inside a synthetic root element.  NULL if not well-formed. */
 static xmlDocPtr parse_fragment(ims_str frag)

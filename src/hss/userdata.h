@@ -19,10 +19,6 @@
 #include "base/buf.h"
 #include "base/str.h"
 
-/* Appends s with the five XML special characters escaped.  0, IMS_ELIMIT,
- * IMS_ENOMEM. */
-int ims_xml_escape(struct ims_buf *b, ims_str s);
-
 /* True if frag is a well-formed sequence of XML elements (a fragment:
  * several top-level elements allowed), with no DTD and no entity other
  * than the predefined ones. */

@@ -134,17 +134,6 @@ static void user_data(ims_str xml)
     ims_profile_unref(p);
 }
 
-/* XML text: &, < and > escaped (a ServiceIndication is text, may hold them) */
-static int add_text(struct ims_buf *b, const char *s)
-{
-    int rc = 0;
-    for (; rc == 0 && *s; s++) {
-        const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
-        rc = e ? ims_buf_add_cstr(b, e) : ims_buf_add(b, s, 1);
-    }
-    return rc;
-}
-
 static void repos_init(struct ims_sh_repo *r)
 {
     memset(r, 0, REPO_CAP * sizeof(*r));
@@ -176,7 +165,7 @@ static void sh_data(ims_str doc)
             CHECK(r[i].has_data || r[i].data.len == 0);
             wrc = ims_buf_add_cstr(&again, "<RepositoryData><ServiceIndication>");
             if (wrc == 0)
-                wrc = add_text(&again, r[i].si);
+                wrc = ims_xml_escape(&again, ims_str_cstr(r[i].si)); /* text: may hold & < > */
             if (wrc == 0)
                 wrc = ims_buf_printf(&again, "</ServiceIndication><SequenceNumber>%u"
                                              "</SequenceNumber>", r[i].seq);

@@ -4,6 +4,7 @@
 
 #include <libxml/parser.h>
 
+#include "base/xml.h"
 #include "hss/userdata.h"
 #include "hss_tests.h"
 
