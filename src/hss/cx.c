@@ -626,6 +626,25 @@ static int add_sub_info(struct ims_store *st, const struct ims_sub_rec *sub, str
     return 0;
 }
 
+#define MEMO_PROFILE 'P'
+
+/* Appends service profile name's XML, from its memo when one is kept:
+ * many subscribers share a profile, and every first SAR of one read the
+ * same row again.  A profile's change moves the cache generation
+ * (migration 007), which retires the memo.  0, IMS_ENOENT. */
+static int profile_xml(struct ims_store *st, ims_str name, struct ims_buf *xml)
+{
+    struct ims_store_memo m;
+    if (ims_store_memo_get(st, MEMO_PROFILE, name, IMS_STR_NULL, xml, &m))
+        return 0;
+    size_t at = xml->len;
+    int rc = ims_store_profile_get(st, name, xml);
+    if (rc == 0) /* an empty profile too: its memo is as good */
+        ims_store_memo_put(st, &m, MEMO_PROFILE, name, IMS_STR_NULL,
+                           xml->len > at ? xml->p + at : "", xml->len - at);
+    return rc;
+}
+
 /* ims_hss_user_data, which also leaves the subscription in *sub. */
 static int user_data(struct ims_store *st, ims_str impi, ims_str impu, struct ims_buf *xml,
                      struct ims_sub_rec *sub)
@@ -648,7 +667,7 @@ static int user_data(struct ims_store *st, ims_str impi, ims_str impu, struct im
     }
     /* the subscription's local roles go in every ServiceProfile */
     if (rc == 0)
-        rc = ims_store_sub_of_impu(st, impu, sub);
+        rc = ims_store_sub_of_impu_nocaps(st, impu, sub);
     if (rc)
         goto out;
     if (impi.len == 0) {
@@ -686,7 +705,7 @@ static int user_data(struct ims_store *st, ims_str impi, ims_str impu, struct im
         }
         ims_buf_init(&frags[nprof], IMS_STORE_XML_MAX);
         if (arr[i].profile[0]) {
-            rc = ims_store_profile_get(st, ims_str_cstr(arr[i].profile), &frags[nprof]);
+            rc = profile_xml(st, ims_str_cstr(arr[i].profile), &frags[nprof]);
             if (rc == IMS_ENOENT)
                 rc = 0;
         }

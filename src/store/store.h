@@ -311,6 +311,9 @@ int ims_store_impis_of_impu(struct ims_store *st, ims_str impu, char (*arr)[IMS_
 /* The subscription that owns impu (S-CSCF name, charging addresses,
  * capabilities).  0, IMS_ENOENT. */
 int ims_store_sub_of_impu(struct ims_store *st, ims_str impu, struct ims_sub_rec *out);
+/* The same without the capabilities (out's lists left empty): one query
+ * less, for callers that do not look at them (the SAR's User-Data). */
+int ims_store_sub_of_impu_nocaps(struct ims_store *st, ims_str impu, struct ims_sub_rec *out);
 
 /* Sh repository data (TS 29.328 §6.1.1, §6.1.2, §7.6).  get: appends the
  * data to out and sets *seq; IMS_ENOENT when the IMPU has none for si

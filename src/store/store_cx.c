@@ -932,7 +932,7 @@ int ims_store_impis_of_impu(struct ims_store *s, ims_str impu, char (*arr)[IMS_S
     return *n > cap ? st_err(s, IMS_ELIMIT, "%zu IMPIs, room for %zu", *n, cap) : 0;
 }
 
-int ims_store_sub_of_impu(struct ims_store *s, ims_str impu, struct ims_sub_rec *out)
+static int sub_of_impu(struct ims_store *s, ims_str impu, bool caps, struct ims_sub_rec *out)
 {
     struct store_stmt *stmt;
     int64_t id = 0;
@@ -950,8 +950,22 @@ int ims_store_sub_of_impu(struct ims_store *s, ims_str impu, struct ims_sub_rec 
         return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
     if (rc != STORE_ROW)
         return st_fail(s, rc, "subscription of impu");
+    if (!caps) {
+        out->n_mandatory = out->n_optional = 0;
+        return 0;
+    }
     rc = st_sub_caps(s, id, out);
     return rc ? st_fail(s, rc, "capabilities") : 0;
+}
+
+int ims_store_sub_of_impu(struct ims_store *s, ims_str impu, struct ims_sub_rec *out)
+{
+    return sub_of_impu(s, impu, true, out);
+}
+
+int ims_store_sub_of_impu_nocaps(struct ims_store *s, ims_str impu, struct ims_sub_rec *out)
+{
+    return sub_of_impu(s, impu, false, out);
 }
 
 /* ---- Sh ---- */

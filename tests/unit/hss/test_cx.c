@@ -686,10 +686,10 @@ static int sar_work(struct ims_store *st, void *arg)
     return ims_hss_sar(st, &j->f->pol, &j->q, j->r);
 }
 
-static void exec_sar(struct hfix *f, struct ims_store_exec *x, int sat, struct hss_result *r,
-                     char **xml)
+static void exec_sar_of(struct hfix *f, struct ims_store_exec *x, const char *impu, int sat,
+                        struct hss_result *r, char **xml)
 {
-    struct sar_job j = { f, mk_sar("bob@ims.test", "sip:bob@ims.test", sat, SCSCF1), r };
+    struct sar_job j = { f, mk_sar("bob@ims.test", impu, sat, SCSCF1), r };
     int wrc = -1;
     ims_hss_result_clear(r);
     ims_hss_result_init(r);
@@ -700,6 +700,12 @@ static void exec_sar(struct hfix *f, struct ims_store_exec *x, int sat, struct h
     free(*xml);
     *xml = strndup(r->ans.user_data.p, r->ans.user_data.len);
     assert_non_null(*xml);
+}
+
+static void exec_sar(struct hfix *f, struct ims_store_exec *x, int sat, struct hss_result *r,
+                     char **xml)
+{
+    exec_sar_of(f, x, "sip:bob@ims.test", sat, r, xml);
 }
 
 /* A re-registration's SAA carries the User-Data the registration's did,
@@ -757,11 +763,60 @@ static void test_sar_user_data_memo(void **state)
     ims_store_exec_free(x);
 }
 
+/* A service profile is read once for the subscribers that share it (its
+ * memo): bob2's first SAR takes p1 from the memo bob's left, and a change
+ * to p1 by another connection is in the next SAR that builds User-Data. */
+static void test_sar_profile_memo(void **state)
+{
+    struct hfix *f = *state;
+    struct ims_store_exec *x = NULL;
+    struct ims_store_cache_stats c0, c1;
+    struct hss_result r;
+    char *xml = NULL;
+    assert_int_equal(ims_store_exec_new(f->url, f->repo, 1, 8, 256, &x), 0);
+    ims_hss_result_init(&r);
+
+    exec_sar(f, x, CX_SAT_REGISTRATION, &r, &xml);
+    assert_non_null(strstr(xml, "sip:as.ims.test"));
+    ims_store_exec_cache_stats(x, &c0);
+    exec_sar_of(f, x, "sip:bob2@ims.test", CX_SAT_REGISTRATION, &r, &xml);
+    ims_store_exec_cache_stats(x, &c1);
+    assert_non_null(strstr(xml, "sip:bob2@ims.test"));
+    assert_non_null(strstr(xml, "sip:as.ims.test"));
+    /* the association and bob2's User-Data were new; p1 was not */
+    assert_int_equal(c1.hits - c0.hits, 1);
+
+    OK(f->st, ims_store_profile_put(f->st, S("p1"), S("<InitialFilterCriteria><Priority>7"
+                                                      "</Priority><ApplicationServer><ServerName>"
+                                                      "sip:as3.ims.test</ServerName>"
+                                                      "<DefaultHandling>0</DefaultHandling>"
+                                                      "</ApplicationServer>"
+                                                      "</InitialFilterCriteria>")));
+    exec_sar_of(f, x, "sip:bob2@ims.test", CX_SAT_RE_REGISTRATION, &r, &xml);
+    assert_non_null(strstr(xml, "sip:as3.ims.test"));
+    assert_null(strstr(xml, "sip:as.ims.test"));
+    /* an empty profile is kept and given back as empty */
+    OK(f->st, ims_store_profile_put(f->st, S("p1"), S("")));
+    exec_sar(f, x, CX_SAT_RE_REGISTRATION, &r, &xml);
+    assert_null(strstr(xml, "ims.test</ServerName>"));
+    ims_store_exec_cache_stats(x, &c0);
+    exec_sar_of(f, x, "sip:bob2@ims.test", CX_SAT_RE_REGISTRATION, &r, &xml);
+    ims_store_exec_cache_stats(x, &c1);
+    assert_null(strstr(xml, "ims.test</ServerName>"));
+    /* p1 only: bob2's association and User-Data were kept under the
+     * generation before the change */
+    assert_int_equal(c1.hits - c0.hits, 1);
+
+    free(xml);
+    ims_hss_result_clear(&r);
+    ims_store_exec_free(x);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
     T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish),
     T(test_result_clear_wipes_secrets), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
-    T(test_mar_same_scscf_no_write), T(test_sar_user_data_memo),
+    T(test_mar_same_scscf_no_write), T(test_sar_user_data_memo), T(test_sar_profile_memo),
 };
 const size_t cx_ntests = sizeof(cx_tests) / sizeof(cx_tests[0]);

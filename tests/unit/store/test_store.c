@@ -460,10 +460,23 @@ static void test_assoc_and_lists(void **state)
     assert_int_equal(a, IMS_ASSOC_MISMATCH);
     assert_int_equal(ims_store_unlink(st, S("q@ims.test"), S("sip:a@ims.test")), IMS_ENOENT);
 
-    struct ims_sub_rec sub;
+    struct ims_sub_rec sub, nc;
+    OK(st, ims_store_sub_get(st, S("bob"), &sub));
+    strcpy(sub.roles, "caller");
+    sub.caps_mandatory[0] = 5;
+    sub.n_mandatory = 1;
+    OK(st, ims_store_sub_update(st, &sub));
     OK(st, ims_store_sub_of_impu(st, S("sip:b@ims.test"), &sub));
     assert_string_equal(sub.name, "bob");
+    assert_int_equal(sub.n_mandatory, 1);
     assert_int_equal(ims_store_sub_of_impu(st, S("sip:q@x"), &sub), IMS_ENOENT);
+    /* the same row, the capabilities left out */
+    OK(st, ims_store_sub_of_impu_nocaps(st, S("sip:b@ims.test"), &nc));
+    assert_string_equal(nc.name, "bob");
+    assert_string_equal(nc.roles, "caller");
+    assert_int_equal(nc.n_mandatory, 0);
+    assert_int_equal(nc.n_optional, 0);
+    assert_int_equal(ims_store_sub_of_impu_nocaps(st, S("sip:q@x"), &nc), IMS_ENOENT);
 }
 
 static int add_one(uint64_t cur, uint64_t *next, void *ctx)
