@@ -51,6 +51,7 @@ struct stripe {
         char line[128];
     };
 };
+_Static_assert(sizeof(struct stripe) == 128, "a stripe is two cache lines");
 
 struct store_cache {
     struct set *sets; /* nsets, on a cache line inside sets_mem */
