@@ -950,10 +950,8 @@ static int sub_of_impu(struct ims_store *s, ims_str impu, bool caps, struct ims_
         return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
     if (rc != STORE_ROW)
         return st_fail(s, rc, "subscription of impu");
-    if (!caps) {
-        out->n_mandatory = out->n_optional = 0;
+    if (!caps) /* st_sub_row left the lists empty */
         return 0;
-    }
     rc = st_sub_caps(s, id, out);
     return rc ? st_fail(s, rc, "capabilities") : 0;
 }
