@@ -183,7 +183,7 @@ int ims_store_assoc_check(struct ims_store *st, ims_str impi, ims_str impu, enum
  * an SQN), kept in the identity cache (store_cache.h) under key (kind, a, b).
  * It is found only while no provisioning change was made since it was
  * computed, by any process (the change counter, migrations 005 and 007).
- * kind is the caller's letter; 'A' and 'I' are the store's own.  Without an
+ * kind is the caller's letter; 'A', 'I' and 'R' are the store's own.  Without an
  * identity cache (0 entries, a lone store) nothing is kept or found. */
 #define IMS_STORE_MEMO_MAX 8192 /* bytes; a longer value is not kept */
 struct ims_store_memo {

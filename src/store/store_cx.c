@@ -14,29 +14,9 @@
 
 #define BAD_ID(s, v) st_err((s), IMS_EINVAL, "invalid identity")
 
-int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *out)
-{
-    struct store_stmt *stmt;
-    s->errmsg[0] = '\0';
-    if (!st_valid_id(impu))
-        return BAD_ID(s, impu);
-    int rc = st_query(s, Q_IMPU_GET, &stmt, "t", impu);
-    if (rc)
-        return st_fail(s, rc, "impu get");
-    rc = s->drv->step(stmt);
-    if (rc == STORE_ROW) {
-        st_impu_row(s, stmt, out);
-        rc = 0;
-    } else if (rc == STORE_DONE) {
-        rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
-    }
-    s->drv->reset(stmt);
-    return rc < 0 && rc != IMS_ENOENT ? st_fail(s, rc, "impu get") : rc;
-}
-
 /* Cache keys (store_cache.h): a kind byte, then the identities, each
  * ended by a NUL (no identity holds one: st_valid_id). */
-enum { KEY_ASSOC = 'A', KEY_AUTH = 'I' };
+enum { KEY_ASSOC = 'A', KEY_AUTH = 'I', KEY_IMPU = 'R' };
 #define KEY_MAX (1 + 2 * IMS_STORE_ID_MAX)
 
 static size_t cache_key(char key[KEY_MAX], char kind, ims_str a, ims_str b)
@@ -104,7 +84,7 @@ int ims_store_assoc_check(struct ims_store *s, ims_str impi, ims_str impu, enum 
 /* a and b: identities (st_valid_id) or empty; KEY_MAX holds any pair */
 static bool memo_key(char key[KEY_MAX], size_t *klen, char kind, ims_str a, ims_str b)
 {
-    if (kind == KEY_ASSOC || kind == KEY_AUTH || (a.len && !st_valid_id(a)) ||
+    if (kind == KEY_ASSOC || kind == KEY_AUTH || kind == KEY_IMPU || (a.len && !st_valid_id(a)) ||
         (b.len && !st_valid_id(b)))
         return false;
     /* a NUL after an empty a too: ("", b) and (b, "") stay apart */
@@ -207,7 +187,7 @@ static size_t put_part(unsigned char *b, size_t n, ims_str v, bool null)
         return 0;
     uint16_t len = null ? AUTH_NULL : (uint16_t)v.len;
     memcpy(b + n, &len, 2);
-    if (!null)
+    if (!null && v.len)
         memcpy(b + n + 2, v.p, v.len);
     return n + 2 + (null ? 0 : v.len);
 }
@@ -294,6 +274,140 @@ static int auth_row_decode(struct ims_store *s, ims_str impi, const struct auth_
     if (rc)
         ims_auth_data_clear(out);
     return rc;
+}
+
+/* ---- IMPU rows ----
+ *
+ * Every Cx request of a registration reads its IMPU (UAR, MAR, SAR): a
+ * search of the identity index and three row lookups (IMPU, subscription,
+ * service profile).  What of that row is provisioned (ids, names, set,
+ * type, barring) moves the cache generation when it changes (migrations
+ * 005 and 007) and is kept in the identity cache; what the Cx path writes
+ * (registration state, the S-CSCF name) is read each time, by row id. */
+#define IMPU_PACK_MAX AUTH_PACK_MAX /* put_part's bound */
+
+struct impu_key_row {
+    int64_t id, sub_id;
+    uint32_t irs;
+    uint8_t type, barred;
+    ims_str identity, subscription, profile;
+};
+
+static size_t impu_row_pack(const struct impu_key_row *r, unsigned char b[IMPU_PACK_MAX])
+{
+    memcpy(b, &r->id, 8);
+    memcpy(b + 8, &r->sub_id, 8);
+    memcpy(b + 16, &r->irs, 4);
+    b[20] = r->type;
+    b[21] = r->barred;
+    size_t n = put_part(b, 22, r->identity, false);
+    if (n)
+        n = put_part(b, n, r->subscription, false);
+    if (n)
+        n = put_part(b, n, r->profile, false);
+    return n; /* 0: too long to keep */
+}
+
+static bool impu_row_unpack(const unsigned char *b, size_t len, struct impu_key_row *r)
+{
+    bool has;
+    size_t n = 22;
+    if (len < n)
+        return false;
+    memcpy(&r->id, b, 8);
+    memcpy(&r->sub_id, b + 8, 8);
+    memcpy(&r->irs, b + 16, 4);
+    r->type = b[20];
+    r->barred = b[21];
+    return get_part(b, len, &n, &r->identity, &has) &&
+           get_part(b, len, &n, &r->subscription, &has) &&
+           get_part(b, len, &n, &r->profile, &has) && n == len;
+}
+
+/* The cached part of out, and its state read by row id.  false: the row
+ * is not there (cannot happen under the entry's generation) or the query
+ * failed; the caller then reads the whole row. */
+static bool impu_from_cache(struct ims_store *s, const struct impu_key_row *k,
+                            struct ims_impu_rec *out)
+{
+    struct store_stmt *stmt;
+    if (st_query(s, Q_IMPU_STATE, &stmt, "ii", k->id, k->sub_id) != 0)
+        return false;
+    bool ok = s->drv->step(stmt) == STORE_ROW;
+    if (ok) {
+        memset(out, 0, sizeof(*out));
+        ims_str_copy(k->identity, out->identity, sizeof(out->identity));
+        ims_str_copy(k->subscription, out->subscription, sizeof(out->subscription));
+        ims_str_copy(k->profile, out->profile, sizeof(out->profile));
+        out->irs = k->irs;
+        out->type = (enum ims_identity_type)k->type;
+        out->barred = k->barred != 0;
+        out->reg_state = (enum ims_reg_state)s->drv->col_int(stmt, 0);
+        ST_COPY(s, stmt, 1, out->scscf_name);
+    }
+    s->drv->reset(stmt);
+    s->errmsg[0] = '\0';
+    return ok;
+}
+
+/* The cached row of impu, if the cache holds one under the current
+ * generation; its slices point into packed. */
+static bool cached_impu(struct ims_store *s, ims_str impu, struct impu_key_row *k,
+                        unsigned char packed[IMPU_PACK_MAX])
+{
+    char key[KEY_MAX];
+    size_t plen;
+    uint64_t gen, epoch;
+    return st_valid_id(impu) && st_cache_tag(s, &gen, &epoch) &&
+           store_cache_get(s->cache, gen, key, cache_key(key, KEY_IMPU, impu, IMS_STR_NULL),
+                           packed, IMPU_PACK_MAX, &plen) &&
+           impu_row_unpack(packed, plen, k);
+}
+
+int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *out)
+{
+    struct store_stmt *stmt;
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    char key[KEY_MAX];
+    size_t klen = 0, plen;
+    uint64_t gen, epoch;
+    s->errmsg[0] = '\0';
+    if (!st_valid_id(impu))
+        return BAD_ID(s, impu);
+    bool tagged = st_cache_tag(s, &gen, &epoch);
+    if (tagged) {
+        klen = cache_key(key, KEY_IMPU, impu, IMS_STR_NULL);
+        if (store_cache_get(s->cache, gen, key, klen, packed, sizeof(packed), &plen) &&
+            impu_row_unpack(packed, plen, &k) && impu_from_cache(s, &k, out))
+            return 0;
+    }
+    int rc = st_query(s, Q_IMPU_GET, &stmt, "t", impu);
+    if (rc)
+        return st_fail(s, rc, "impu get");
+    rc = s->drv->step(stmt);
+    if (rc == STORE_ROW) {
+        st_impu_row(s, stmt, out);
+        if (tagged) {
+            k = (struct impu_key_row){
+                .id = s->drv->col_int(stmt, IMPU_COL_ID),
+                .sub_id = s->drv->col_int(stmt, IMPU_COL_SUB_ID),
+                .irs = out->irs,
+                .type = (uint8_t)out->type,
+                .barred = out->barred,
+                .identity = ims_str_cstr(out->identity),
+                .subscription = ims_str_cstr(out->subscription),
+                .profile = ims_str_cstr(out->profile),
+            };
+            if ((plen = impu_row_pack(&k, packed)) != 0) /* IMS_ENOMEM: not kept */
+                store_cache_put(s->cache, gen, epoch, key, klen, packed, plen);
+        }
+        rc = 0;
+    } else if (rc == STORE_DONE) {
+        rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    }
+    s->drv->reset(stmt);
+    return rc < 0 && rc != IMS_ENOENT ? st_fail(s, rc, "impu get") : rc;
 }
 
 /* Remembers the row id of what a tagged auth read returned. */
@@ -803,18 +917,15 @@ static int by_irs_identity(const void *a, const void *b)
     return x->irs != y->irs ? (x->irs < y->irs ? -1 : 1) : strcmp(x->identity, y->identity);
 }
 
-/* Runs an IMPU list query bound to key, into arr: an IRS by identity, an
+/* Runs an IMPU list query, prepared and bound: an IRS by identity, an
  * IMPI's by IRS then identity, the first cap kept; *n gets them all. */
-static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct ims_impu_rec *arr,
-                     size_t cap, size_t *n)
+static int impu_rows(struct ims_store *s, struct store_stmt *stmt, bool by_set,
+                     struct ims_impu_rec *arr, size_t cap, size_t *n)
 {
-    struct store_stmt *stmt;
     struct ims_impu_rec row;
     size_t count = 0, kept = 0;
-    int (*cmp)(const void *, const void *) = q == Q_IMPU_LIST_IRS ? by_identity : by_irs_identity;
-    int rc = st_query(s, q, &stmt, "t", key);
-    if (rc)
-        return st_fail(s, rc, "impu list");
+    int (*cmp)(const void *, const void *) = by_set ? by_identity : by_irs_identity;
+    int rc;
     while ((rc = s->drv->step(stmt)) == STORE_ROW) {
         st_impu_row(s, stmt, &row);
         st_keep_sorted(arr, &kept, cap, sizeof(row), &row, cmp);
@@ -825,6 +936,16 @@ static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct im
         return st_fail(s, rc, "impu list");
     *n = count;
     return count > cap ? st_err(s, IMS_ELIMIT, "%zu IMPUs, room for %zu", count, cap) : 0;
+}
+
+static int impu_list(struct ims_store *s, enum store_q q, ims_str key, struct ims_impu_rec *arr,
+                     size_t cap, size_t *n)
+{
+    struct store_stmt *stmt;
+    int rc = st_query(s, q, &stmt, "t", key);
+    if (rc)
+        return st_fail(s, rc, "impu list");
+    return impu_rows(s, stmt, q == Q_IMPU_LIST_IRS, arr, cap, n);
 }
 
 /* 0 if the IMPI exists, IMS_ENOENT if not. */
@@ -852,7 +973,16 @@ int ims_store_impus_of_irs(struct ims_store *s, ims_str impu, struct ims_impu_re
     s->errmsg[0] = '\0';
     if (!st_valid_id(impu))
         return BAD_ID(s, impu);
-    int rc = impu_list(s, Q_IMPU_LIST_IRS, impu, arr, cap, n);
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    struct store_stmt *stmt;
+    int rc;
+    if (cached_impu(s, impu, &k, packed)) {
+        rc = st_query(s, Q_IMPU_LIST_SET, &stmt, "ii", k.sub_id, (int64_t)k.irs);
+        rc = rc ? st_fail(s, rc, "impu list") : impu_rows(s, stmt, true, arr, cap, n);
+    } else {
+        rc = impu_list(s, Q_IMPU_LIST_IRS, impu, arr, cap, n);
+    }
     if (rc == 0 && *n == 0) /* an IMPU is always in its own set */
         rc = st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
     return rc;
@@ -865,7 +995,12 @@ int ims_store_sub_in_use(struct ims_store *s, ims_str impu, bool *any)
     *any = false;
     if (!st_valid_id(impu))
         return BAD_ID(s, impu);
-    int rc = st_query(s, Q_SUB_IN_USE, &stmt, "ti", impu, (int64_t)IMS_REG_NOT_REGISTERED);
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    int rc = cached_impu(s, impu, &k, packed)
+                 ? st_query(s, Q_SUB_IN_USE_ID, &stmt, "ii", k.sub_id,
+                            (int64_t)IMS_REG_NOT_REGISTERED)
+                 : st_query(s, Q_SUB_IN_USE, &stmt, "ti", impu, (int64_t)IMS_REG_NOT_REGISTERED);
     if (rc)
         return st_fail(s, rc, "subscription in use");
     rc = s->drv->step(stmt);
@@ -939,7 +1074,10 @@ static int sub_of_impu(struct ims_store *s, ims_str impu, bool caps, struct ims_
     s->errmsg[0] = '\0';
     if (!st_valid_id(impu))
         return BAD_ID(s, impu);
-    int rc = st_query(s, Q_SUB_OF_IMPU, &stmt, "t", impu);
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    int rc = cached_impu(s, impu, &k, packed) ? st_query(s, Q_SUB_OF_IMPU_ID, &stmt, "i", k.sub_id)
+                                              : st_query(s, Q_SUB_OF_IMPU, &stmt, "t", impu);
     if (rc)
         return st_fail(s, rc, "subscription of impu");
     rc = s->drv->step(stmt);

@@ -57,6 +57,10 @@ enum store_q {
     Q_IMPU_IMPORT,
     Q_IMPU_NEXT_IRS,
     Q_IMPU_GET,
+    Q_IMPU_STATE,
+    Q_SUB_OF_IMPU_ID,
+    Q_IMPU_LIST_SET,
+    Q_SUB_IN_USE_ID,
     Q_IMPU_UPDATE,
     Q_IMPU_BAR,
     Q_IMPU_SET_PROFILE,
@@ -432,7 +436,9 @@ enum {
     IMPI_COL_SECRET0, /* SEC_K .. SEC_PASSWORD follow */
 };
 void st_impi_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impi_rec *out);
-/* The IMPU row as Q_IMPU_GET and the lists return it. */
+/* The IMPU row as Q_IMPU_GET and the lists return it; after the columns
+ * st_impu_row reads, the row ids of the IMPU and its subscription. */
+enum { IMPU_COL_ID = 8, IMPU_COL_SUB_ID };
 void st_impu_row(struct ims_store *s, struct store_stmt *stmt, struct ims_impu_rec *out);
 /* A subscription row (SUB_COLS order: id first); returns the id. */
 int64_t st_sub_row(struct ims_store *s, struct store_stmt *stmt, struct ims_sub_rec *out);

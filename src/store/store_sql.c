@@ -13,7 +13,7 @@
 
 #define IMPU_COLS                                                                                  \
     "u.identity, s.name, COALESCE(p.name, ''), u.irs, u.identity_type, u.barred, u.reg_state, "    \
-    "COALESCE(s.scscf_name, '') "                                                                  \
+    "COALESCE(s.scscf_name, ''), u.id, s.id "                                                      \
     "FROM impu u JOIN subscription s ON s.id = u.subscription_id "                                 \
     "LEFT JOIN service_profile p ON p.id = u.profile_id "
 
@@ -39,6 +39,14 @@ const struct store_sql store_sql[Q__N] = {
     [Q_SUB_OF_IMPU] = { "SELECT " SUB_COLS "JOIN impu u ON u.subscription_id = s.id "
                         "WHERE u.identity = ?",
                         NULL },
+    /* Q_SUB_OF_IMPU, Q_IMPU_LIST_IRS and Q_SUB_IN_USE by the row ids of a
+     * cached IMPU row: no search of the identity index */
+    [Q_SUB_OF_IMPU_ID] = { "SELECT " SUB_COLS "WHERE s.id = ?", NULL },
+    [Q_IMPU_LIST_SET] = { "SELECT " IMPU_COLS "WHERE u.subscription_id = ? AND u.irs = ?",
+                          NULL },
+    [Q_SUB_IN_USE_ID] = { "SELECT CASE WHEN EXISTS (SELECT 1 FROM impu WHERE "
+                          "subscription_id = ? AND reg_state <> ?) THEN 1 ELSE 0 END",
+                          NULL },
     [Q_SUB_SET_SCSCF] = { "UPDATE subscription SET scscf_name = ? WHERE id = "
                           "(SELECT subscription_id FROM impu WHERE identity = ?)",
                           NULL },
@@ -123,6 +131,11 @@ const struct store_sql store_sql[Q__N] = {
                           "JOIN subscription s ON s.id = u.subscription_id WHERE s.name = ?",
                           NULL },
     [Q_IMPU_GET] = { "SELECT " IMPU_COLS "WHERE u.identity = ?", NULL },
+    /* what the Cx path writes, by the row ids a cached IMPU row holds */
+    [Q_IMPU_STATE] = { "SELECT u.reg_state, COALESCE(s.scscf_name, '') FROM impu u "
+                       "JOIN subscription s ON s.id = u.subscription_id "
+                       "WHERE u.id = ? AND s.id = ?",
+                       NULL },
     [Q_IMPU_UPDATE] = { "UPDATE impu SET irs = ?, profile_id = "
                         "(SELECT id FROM service_profile WHERE name = ?), barred = ?, "
                         "identity_type = ? WHERE identity = ?",

@@ -300,6 +300,97 @@ static void test_rollback_without_write(void **state)
     cfix_close(&x);
 }
 
+/* alice's IMPU as the Cx path reads it, and whether the cache held it */
+static bool impu_row(struct cfix *x, struct ims_impu_rec *rec)
+{
+    struct ims_store_cache_stats before, after;
+    stats(x->c, &before);
+    OK(x->f->st, ims_store_impu_get(x->f->st, S("sip:alice@ims.test"), rec));
+    stats(x->c, &after);
+    return after.hits == before.hits + 1;
+}
+
+/* An IMPU row comes from the cache, but its registration state and
+ * S-CSCF name are read each time, whoever wrote them; a provisioning
+ * change by another connection is seen at once. */
+static void test_impu_row(void **state)
+{
+    struct cfix x;
+    struct ims_impu_rec rec;
+    cfix_open(&x, state);
+    assert_false(impu_row(&x, &rec));
+    assert_true(impu_row(&x, &rec));
+    assert_string_equal(rec.identity, "sip:alice@ims.test");
+    assert_string_equal(rec.subscription, "alice");
+    assert_int_equal(rec.reg_state, IMS_REG_NOT_REGISTERED);
+    assert_string_equal(rec.scscf_name, "");
+
+    /* the Cx path's own writes, and another connection's */
+    OK(x.f->st, ims_store_scscf_name_set_lazy(x.f->st, S("sip:alice@ims.test"), S("sip:s1")));
+    assert_true(impu_row(&x, &rec));
+    assert_string_equal(rec.scscf_name, "sip:s1");
+    OK(x.other, ims_store_reg_set(x.other, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                  IMS_SCSCF_SET, S("sip:s2"), NULL));
+    assert_true(impu_row(&x, &rec));
+    assert_int_equal(rec.reg_state, IMS_REG_REGISTERED);
+    assert_string_equal(rec.scscf_name, "sip:s2");
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_NOT_REGISTERED,
+                                  IMS_SCSCF_CLEAR, IMS_STR_NULL, NULL));
+    assert_true(impu_row(&x, &rec));
+    assert_int_equal(rec.reg_state, IMS_REG_NOT_REGISTERED);
+    assert_string_equal(rec.scscf_name, "");
+
+    /* the subscription, the set and "in use" by the cached row's ids */
+    bool any = true;
+    OK(x.f->st, ims_store_sub_in_use(x.f->st, S("sip:alice@ims.test"), &any));
+    assert_false(any);
+    OK(x.other, ims_store_reg_set(x.other, S("sip:alice@ims.test"), IMS_REG_UNREGISTERED,
+                                  IMS_SCSCF_KEEP, IMS_STR_NULL, NULL));
+    OK(x.f->st, ims_store_sub_in_use(x.f->st, S("sip:alice@ims.test"), &any));
+    assert_true(any);
+    struct ims_impu_rec add2 = { .identity = "sip:alice2@ims.test", .subscription = "alice",
+                                 .irs = 1 };
+    OK(x.other, ims_store_impu_add(x.other, &add2));
+    assert_false(impu_row(&x, &rec)); /* the change moved the generation */
+    struct ims_impu_rec set[4];
+    size_t n = 0;
+    struct ims_store_cache_stats before, after;
+    stats(x.c, &before);
+    OK(x.f->st, ims_store_impus_of_irs(x.f->st, S("sip:alice@ims.test"), set, 4, &n));
+    struct ims_sub_rec sub;
+    OK(x.f->st, ims_store_sub_of_impu_nocaps(x.f->st, S("sip:alice@ims.test"), &sub));
+    stats(x.c, &after);
+    assert_int_equal(after.hits, before.hits + 2);
+    assert_int_equal(n, 2);
+    assert_string_equal(set[0].identity, "sip:alice2@ims.test");
+    assert_string_equal(set[1].identity, "sip:alice@ims.test");
+    assert_int_equal(set[1].reg_state, IMS_REG_UNREGISTERED);
+    assert_string_equal(sub.name, "alice");
+
+    /* provisioned columns changed by another connection (imscloudctl) */
+    OK(x.other, ims_store_impu_bar(x.other, S("sip:alice@ims.test"), true));
+    assert_false(impu_row(&x, &rec));
+    assert_true(rec.barred);
+    OK(x.other, ims_store_profile_put(x.other, S("p9"), S("")));
+    OK(x.other, ims_store_impu_set_profile(x.other, S("sip:alice@ims.test"), S("p9")));
+    assert_false(impu_row(&x, &rec));
+    assert_string_equal(rec.profile, "p9");
+    assert_true(impu_row(&x, &rec));
+    assert_string_equal(rec.profile, "p9");
+
+    /* deleted, then made again under another row id and set */
+    OK(x.other, ims_store_impu_del(x.other, S("sip:alice@ims.test")));
+    assert_int_equal(ims_store_impu_get(x.f->st, S("sip:alice@ims.test"), &rec), IMS_ENOENT);
+    struct ims_impu_rec add = { .identity = "sip:alice@ims.test", .subscription = "alice",
+                                .irs = 2 };
+    OK(x.other, ims_store_impu_add(x.other, &add));
+    assert_false(impu_row(&x, &rec));
+    assert_int_equal(rec.irs, 2);
+    assert_false(rec.barred);
+    assert_string_equal(rec.profile, "");
+    cfix_close(&x);
+}
+
 /* The preload puts what the Cx path would: each IMPI's row and its OK
  * links, nothing else, at most max, under the tag rule 1 asks for. */
 static void test_preload(void **state)
@@ -474,6 +565,7 @@ const struct CMUnitTest cache_tests[] = {
     T(test_rollback),
     T(test_request_own_write),
     T(test_rollback_without_write),
+    T(test_impu_row),
     T(test_preload),
     T(test_exec_cache),
     T(test_memo),
