@@ -140,9 +140,10 @@ static const struct key keys[] = {
       "(docs/internals/hss-store.md)." },
     { "hss", "cache_entries", K_UINT, "262144", 0, 16777216, OFF(hss_cache_entries), false,
       "Entries of the in-memory cache of identity data the Cx path reads on every request "
-      "(IMPI/IMPU links and IMPI rows, their secrets still encrypted), shared by the store "
-      "connections; an IMPI row takes about 0.6 KiB, a link 0.1 KiB (100 000 subscribers: "
-      "~55 MiB). It stays coherent with any writer, imscloudctl "
+      "(IMPI/IMPU links, IMPI rows with their secrets still encrypted, IMPU rows without their "
+      "registration state), shared by the store connections; an IMPI row takes about 0.6 KiB, "
+      "a link 0.1 KiB, an IMPU row 0.15 KiB: three entries per subscriber (100 000 "
+      "subscribers: ~70 MiB). It stays coherent with any writer, imscloudctl "
       "included, through a change counter in the database. 0: no cache." },
     { "hss", "cache_preload", K_BOOL, "yes", 0, 0, OFF(hss_cache_preload), false,
       "At start, before answering, fill the identity cache with the IMPI rows and IMPI/IMPU "
