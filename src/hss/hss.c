@@ -14,6 +14,7 @@
 #include "base/xml.h"
 #include "crypto/keyrepo.h"
 #include "ev/loop.h"
+#include "metrics/metrics.h"
 #include "hss/ks_creds.h"
 #include "store/exec.h"
 #include "store/store.h"
@@ -1024,6 +1025,20 @@ static void *loop_main(void *arg)
 
 /* [hss] cache_preload: before Diameter and the CSCFs send anything.  A
  * failure only costs the speed of the first requests: logged, not fatal. */
+/* /metrics: the identity cache's hits, misses and evictions tell whether
+ * [hss] cache_entries holds the subscribers (docs/security.md) */
+static void cache_metrics(void *ctx, struct ims_metrics_cache *out)
+{
+    struct ims_hss *h = ctx;
+    struct ims_store_cache_stats s;
+    ims_store_exec_cache_stats(h->exec, &s);
+    *out = (struct ims_metrics_cache){ .hits = s.hits,
+                                       .misses = s.misses,
+                                       .evictions = s.evictions,
+                                       .entries = s.entries,
+                                       .capacity = s.capacity };
+}
+
 static void preload_cache(struct ims_hss *h)
 {
     struct timespec t0, t1;
@@ -1083,6 +1098,8 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
         }
         if (cfg->cache_preload)
             preload_cache(h);
+        if (cfg->cache_entries)
+            ims_metrics_cache_fn(cache_metrics, h);
     }
     rc = ims_loop_new(LOOP_TIMERS, &h->loop);
     if (rc) {
@@ -1134,6 +1151,7 @@ size_t ims_hss_stop(struct ims_hss *h)
     /* Keystone fetches end (failed) before the store goes: they resume jobs */
     if (h->thread_started)
         hss_ks_stop(h->ks);
+    ims_metrics_cache_fn(NULL, h); /* no scrape reads h->exec after this */
     /* completions of the last jobs go to the loop, which still runs */
     ims_store_exec_free(h->exec);
     h->exec = NULL;

@@ -3,9 +3,12 @@
  * "name{labels} value" line per series). */
 #include "metrics/metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "acl/acl.h"
 #include "base/err.h"
@@ -49,6 +52,12 @@ struct gauge {
     void *_Atomic ctx;
 };
 static struct gauge gauges[IMS_G_COUNT];
+
+/* the HSS identity cache's provider: a scrape calls it under cache_mu, so
+ * removing it waits for a scrape in progress */
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*cache_fn)(void *ctx, struct ims_metrics_cache *out);
+static void *cache_ctx;
 
 void ims_metrics_inc(enum ims_metric m)
 {
@@ -105,6 +114,16 @@ uint64_t ims_metrics_gauge(enum ims_gauge g)
     for (unsigned i = 0; i < IMS_METRICS_SHARDS; i++)
         sum += atomic_load_explicit(&gauges[g].shard[i], memory_order_relaxed);
     return sum;
+}
+
+void ims_metrics_cache_fn(void (*fn)(void *ctx, struct ims_metrics_cache *out), void *ctx)
+{
+    pthread_mutex_lock(&cache_mu);
+    if (fn || cache_ctx == ctx) {
+        cache_fn = fn;
+        cache_ctx = fn ? ctx : NULL;
+    }
+    pthread_mutex_unlock(&cache_mu);
 }
 
 void ims_metrics_reset(void)
@@ -205,6 +224,45 @@ static int render_acl(struct ims_buf *b)
     return rc;
 }
 
+/* Only with a provider: a process without an HSS cache has no such series. */
+static int render_cache(struct ims_buf *b)
+{
+    struct ims_metrics_cache c = { 0 };
+    pthread_mutex_lock(&cache_mu);
+    bool have = cache_fn != NULL;
+    if (have)
+        cache_fn(cache_ctx, &c);
+    pthread_mutex_unlock(&cache_mu);
+    if (!have)
+        return 0;
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } rows[] = {
+        { "hss_cache_hits_total", "counter", "HSS identity cache lookups that found the entry.",
+          offsetof(struct ims_metrics_cache, hits) },
+        { "hss_cache_misses_total", "counter",
+          "HSS identity cache lookups that went to the database.",
+          offsetof(struct ims_metrics_cache, misses) },
+        { "hss_cache_evictions_total", "counter",
+          "HSS identity cache entries dropped for room (raise [hss] cache_entries).",
+          offsetof(struct ims_metrics_cache, evictions) },
+        { "hss_cache_entries", "gauge", "HSS identity cache entries held now.",
+          offsetof(struct ims_metrics_cache, entries) },
+        { "hss_cache_capacity", "gauge", "HSS identity cache capacity ([hss] cache_entries).",
+          offsetof(struct ims_metrics_cache, capacity) },
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && !rc; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&c + rows[i].off, sizeof(v));
+        rc = head(b, rows[i].name, rows[i].type, rows[i].help);
+        if (!rc)
+            rc = ims_buf_printf(b, "imscloud_%s %llu\n", rows[i].name, (unsigned long long)v);
+    }
+    return rc;
+}
+
 int ims_metrics_render(struct ims_buf *out)
 {
     int rc = render_counters(out);
@@ -214,5 +272,7 @@ int ims_metrics_render(struct ims_buf *out)
         rc = render_gauges(out);
     if (!rc)
         rc = render_acl(out);
+    if (!rc)
+        rc = render_cache(out);
     return rc;
 }

@@ -72,6 +72,14 @@ void ims_metrics_gauge_shard(enum ims_gauge g, unsigned shard, uint64_t v);
 void ims_metrics_gauge_fn(enum ims_gauge g, uint64_t (*fn)(void *ctx), void *ctx);
 uint64_t ims_metrics_gauge(enum ims_gauge g);
 
+/* The HSS identity cache (docs/internals/hss-store.md), read at scrape
+ * time: fn fills *out.  The HSS role sets it when it has a cache; (NULL,
+ * ctx) removes ctx's and returns once no scrape is still calling it. */
+struct ims_metrics_cache {
+    uint64_t hits, misses, evictions, entries, capacity;
+};
+void ims_metrics_cache_fn(void (*fn)(void *ctx, struct ims_metrics_cache *out), void *ctx);
+
 /* Zeroes every counter and gauge shard (unit tests). */
 void ims_metrics_reset(void);
 

@@ -314,6 +314,9 @@ t_metrics() {
     [ "$(metric "$OUT/m1.prom" imscloud_registrations_active)" -ge 1 ] || die "registrations_active is 0"
     [ "$(metric "$OUT/m1.prom" imscloud_auth_successes_total)" -ge 1 ] || die "auth_successes_total is 0"
     grep -q '^imscloud_sip_transactions_live [0-9]' "$OUT/m1.prom" || die "no sip_transactions_live"
+    # the HSS's identity cache: alice's second UAR and her SAR found her rows
+    [ "$(metric "$OUT/m1.prom" imscloud_hss_cache_hits_total)" -ge 1 ] || die "hss_cache_hits_total is 0"
+    [ "$(metric "$OUT/m1.prom" imscloud_hss_cache_capacity)" -ge 1 ] || die "hss_cache_capacity is 0"
     say "metrics passed"
     stop_ims
 }

@@ -78,6 +78,41 @@ static long long sample(const char *text, const char *name)
     return -1;
 }
 
+static void fake_cache(void *ctx, struct ims_metrics_cache *out)
+{
+    *out = *(const struct ims_metrics_cache *)ctx;
+}
+
+/* The HSS identity cache's series are there only while a provider is set,
+ * and only its owner removes it. */
+static void test_cache(void **state)
+{
+    (void)state;
+    struct ims_metrics_cache c = { .hits = 7, .misses = 3, .evictions = 2, .entries = 40,
+                                   .capacity = 64 };
+    int other = 0;
+    struct ims_buf b;
+    ims_buf_init(&b, 1u << 20);
+    assert_int_equal(ims_metrics_render(&b), 0);
+    assert_null(strstr(b.p, "imscloud_hss_cache"));
+    ims_metrics_cache_fn(fake_cache, &c);
+    ims_metrics_cache_fn(NULL, &other); /* not its provider: kept */
+    ims_buf_reset(&b);
+    assert_int_equal(ims_metrics_render(&b), 0);
+    assert_non_null(strstr(b.p, "# TYPE imscloud_hss_cache_hits_total counter\n"));
+    assert_non_null(strstr(b.p, "# TYPE imscloud_hss_cache_entries gauge\n"));
+    assert_int_equal(sample(b.p, "imscloud_hss_cache_hits_total"), 7);
+    assert_int_equal(sample(b.p, "imscloud_hss_cache_misses_total"), 3);
+    assert_int_equal(sample(b.p, "imscloud_hss_cache_evictions_total"), 2);
+    assert_int_equal(sample(b.p, "imscloud_hss_cache_entries"), 40);
+    assert_int_equal(sample(b.p, "imscloud_hss_cache_capacity"), 64);
+    ims_metrics_cache_fn(NULL, &c);
+    ims_buf_reset(&b);
+    assert_int_equal(ims_metrics_render(&b), 0);
+    assert_null(strstr(b.p, "imscloud_hss_cache"));
+    ims_buf_free(&b);
+}
+
 static void test_render(void **state)
 {
     (void)state;
@@ -188,7 +223,7 @@ int main(void)
     ims_log_set_level(IMS_LOG_ERR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters), cmocka_unit_test(test_gauges),
-        cmocka_unit_test(test_render),   cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_render), cmocka_unit_test(test_cache),   cmocka_unit_test(test_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
