@@ -27,6 +27,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "cfg/cfg.h"
 #include "keystone/keystone.h"
 
@@ -792,7 +793,7 @@ int ims_acl_neutron_start(const struct ims_cfg *cfg, struct ims_acl_holder *h,
         snprintf(err, errsz, "neutron: out of memory");
         curl_global_cleanup();
     }
-    if (rc == 0 && pthread_create(&n->thr, NULL, run, n) != 0) {
+    if (rc == 0 && ims_thread_start(&n->thr, "ims-neutron", run, n) != 0) {
         snprintf(err, errsz, "neutron: cannot start the thread");
         pthread_cond_destroy(&n->cv);
         pthread_mutex_destroy(&n->mu);

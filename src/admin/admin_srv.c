@@ -33,6 +33,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "ev/loop.h"
 #include "hss/hss.h"
 
@@ -520,7 +521,7 @@ int ims_admin_start(const struct ims_admin_cfg *cfg, struct ims_admin **out, cha
         snprintf(err, errsz, "admin: cannot watch the socket");
         goto fail;
     }
-    if (pthread_create(&a->thread, NULL, loop_main, a) != 0) {
+    if (ims_thread_start(&a->thread, "ims-admin", loop_main, a) != 0) {
         rc = IMS_EIO;
         snprintf(err, errsz, "admin: cannot start the thread");
         goto fail;

@@ -20,6 +20,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "crypto/digest.h"
 #include "crypto/keyrepo.h"
 #include "crypto/mac.h"
@@ -794,7 +795,7 @@ int ims_audit_open(const struct ims_audit_cfg *cfg, struct ims_audit **out, char
     }
     if (rc == 0)
         rc = open_file(a, err, errsz);
-    if (rc == 0 && pthread_create(&a->thread, NULL, writer_main, a) != 0)
+    if (rc == 0 && ims_thread_start(&a->thread, "ims-audit", writer_main, a) != 0)
         rc = fail(IMS_EIO, err, errsz, "audit: cannot start the writer thread");
     if (rc) {
         ims_audit_close(a);

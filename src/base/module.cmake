@@ -4,4 +4,5 @@ list(APPEND IMS_SOURCES
   src/base/err.c
   src/base/log.c
   src/base/str.c
+  src/base/thread.c
   src/base/xml.c)

@@ -10,6 +10,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf.h"
 #include "cloudas/cloudas.h"
@@ -313,7 +314,9 @@ int ims_server_start(struct ims_server *s)
 {
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct worker *w = &s->workers[i];
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        char name[IMS_THREAD_NAME_MAX];
+        snprintf(name, sizeof(name), "ims-w%u", i);
+        if (ims_thread_start(&w->thread, name, worker_main, w) != 0) {
             LOG_E("core", "event=thread_create_failed worker=%u", i);
             ims_server_stop(s);
             return IMS_EIO;

@@ -35,6 +35,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/xml.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
@@ -743,7 +744,7 @@ int reg_persist_start(struct reg_persist *p, reg_persist_snapshot_fn snapshot, v
 {
     p->snapshot = snapshot;
     p->snapshot_ctx = ctx;
-    if (pthread_create(&p->thread, NULL, writer_main, p) != 0)
+    if (ims_thread_start(&p->thread, "ims-reg-persist", writer_main, p) != 0)
         return IMS_ENOMEM;
     p->started = true;
     return 0;

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/xml.h"
 #include "crypto/keyrepo.h"
 #include "ev/loop.h"
@@ -1114,7 +1115,7 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
             goto fail;
         }
     }
-    if (pthread_create(&h->thread, NULL, loop_main, h) != 0) {
+    if (ims_thread_start(&h->thread, "ims-hss", loop_main, h) != 0) {
         rc = IMS_EIO;
         snprintf(err, errsz, "hss: cannot start the loop thread");
         goto fail;

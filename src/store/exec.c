@@ -3,12 +3,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "ev/loop.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -591,7 +593,7 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
             st_set_sqn_generation(x->fst, x->sqn_gen);
             st_set_sqn_generation(x->ist, x->sqn_gen);
         }
-        if (rc == 0 && pthread_create(&x->ftid, NULL, flusher_main, x) != 0)
+        if (rc == 0 && ims_thread_start(&x->ftid, "ims-store-flush", flusher_main, x) != 0)
             rc = IMS_EIO;
         x->fstarted = rc == 0;
     }
@@ -609,11 +611,13 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
         st_use_sqnblk(x->workers[i].st, x->sqnblk);
     if (rc == 0 && x->sqnblk)
         st_use_sqnblk(x->ist, x->sqnblk);
-    if (rc == 0 && pthread_create(&x->ctid, NULL, completer_main, x) != 0)
+    if (rc == 0 && ims_thread_start(&x->ctid, "ims-store-done", completer_main, x) != 0)
         rc = IMS_EIO;
     x->cstarted = rc == 0;
     for (size_t i = 0; rc == 0 && i < nthreads; i++) {
-        if (pthread_create(&x->workers[i].tid, NULL, worker_main, &x->workers[i]) != 0)
+        char name[IMS_THREAD_NAME_MAX];
+        snprintf(name, sizeof(name), "ims-store%hu", (unsigned short)i); /* i < 64 */
+        if (ims_thread_start(&x->workers[i].tid, name, worker_main, &x->workers[i]) != 0)
             rc = IMS_EIO;
         else
             x->workers[i].started = true;

@@ -32,6 +32,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "cfg/cfg.h"
 #include "crypto/keyrepo.h"
 #include "cscf/cdiv.h"
@@ -854,7 +855,7 @@ int ims_ut_start(const struct ims_cfg *cfg, struct ims_loc *loc, struct ims_ut *
     }
     if (rc == 0)
         rc = preload_cdiv(u, err, errsz);
-    if (rc == 0 && pthread_create(&u->thread, NULL, loop_main, u) != 0) {
+    if (rc == 0 && ims_thread_start(&u->thread, "ims-ut", loop_main, u) != 0) {
         snprintf(err, errsz, "[ut] cannot start the Ut thread");
         rc = IMS_EIO;
     }

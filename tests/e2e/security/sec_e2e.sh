@@ -317,6 +317,14 @@ t_metrics() {
     # the HSS's identity cache: alice's second UAR and her SAR found her rows
     [ "$(metric "$OUT/m1.prom" imscloud_hss_cache_hits_total)" -ge 1 ] || die "hss_cache_hits_total is 0"
     [ "$(metric "$OUT/m1.prom" imscloud_hss_cache_capacity)" -ge 1 ] || die "hss_cache_capacity is 0"
+    # what top -H and perf --per-thread show: the workers and the HSS threads by name
+    local comms
+    comms=$(cat /proc/"$IMS_PID"/task/*/comm | sort | tr '\n' ' ')
+    say "threads: $comms"
+    local t
+    for t in ims-w0 ims-hss ims-store-flush ims-audit; do
+        case " $comms" in *" $t "*) ;; *) die "no thread named $t" ;; esac
+    done
     say "metrics passed"
     stop_ims
 }
