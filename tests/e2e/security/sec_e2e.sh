@@ -62,13 +62,18 @@ need() {
     for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "missing tool '$t' (package $(pkg_of "$t"))"; done
 }
 
-pick_ports() { # NAME...: free ports from 31000-31999
-    local p=$((31000 + RANDOM % 1000)) name taken=" "
+# Each test has its own 100 ports of 31000-31999 (PORT_BLOCK, set below from
+# its name): two tests run side by side, and a port one has chosen but not
+# bound yet looked free to the other (seen: "TLS 127.0.0.1:31102: Address
+# already in use" at metrics' start while another test held it).
+pick_ports() { # NAME...: free ports from this test's block
+    local lo=$((31000 + 100 * PORT_BLOCK))
+    local p=$((lo + RANDOM % 100)) name taken=" "
     for name in "$@"; do
-        while port_busy "$p" || [[ $taken == *" $p "* ]]; do p=$((31000 + (p - 31000 + 7) % 1000)); done
+        while port_busy "$p" || [[ $taken == *" $p "* ]]; do p=$((lo + (p - lo + 7) % 100)); done
         taken="$taken$p "
         printf -v "$name" '%s' "$p"
-        p=$((31000 + (p - 31000 + 13) % 1000))
+        p=$((lo + (p - lo + 13) % 100))
     done
 }
 
@@ -492,6 +497,11 @@ name=${1:?usage: sec_e2e.sh scanner|sweep|malformed|metrics|tls|mtls_client|tls_
 OUT=$SEC_E2E_STATE/$name
 rm -rf "$OUT"
 mkdir -p "$OUT"
+PORT_BLOCK=0
+for t in scanner sweep malformed metrics tls mtls_client tls_reload; do
+    [ "$t" = "$name" ] && break
+    PORT_BLOCK=$((PORT_BLOCK + 1))
+done
 case $name in
 scanner | sweep | malformed | metrics | tls | mtls_client | tls_reload) "t_$name" ;;
 *) echo "unknown test $name" >&2; exit 2 ;;
