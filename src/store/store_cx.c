@@ -350,18 +350,25 @@ static bool impu_from_cache(struct ims_store *s, const struct impu_key_row *k,
     return ok;
 }
 
-/* The cached row of impu, if the cache holds one under the current
- * generation; its slices point into packed. */
-static bool cached_impu(struct ims_store *s, ims_str impu, struct impu_key_row *k,
+/* impu's row in the cache under gen; its slices point into packed */
+static bool impu_lookup(struct ims_store *s, uint64_t gen, ims_str impu, struct impu_key_row *k,
                         unsigned char packed[IMPU_PACK_MAX])
 {
     char key[KEY_MAX];
     size_t plen;
-    uint64_t gen, epoch;
-    return st_valid_id(impu) && st_cache_tag(s, &gen, &epoch) &&
-           store_cache_get(s->cache, gen, key, cache_key(key, KEY_IMPU, impu, IMS_STR_NULL),
+    return store_cache_get(s->cache, gen, key, cache_key(key, KEY_IMPU, impu, IMS_STR_NULL),
                            packed, IMPU_PACK_MAX, &plen) &&
            impu_row_unpack(packed, plen, k);
+}
+
+/* The cached row of impu, if the cache holds one under the current
+ * generation. */
+static bool cached_impu(struct ims_store *s, ims_str impu, struct impu_key_row *k,
+                        unsigned char packed[IMPU_PACK_MAX])
+{
+    uint64_t gen, epoch;
+    return st_valid_id(impu) && st_cache_tag(s, &gen, &epoch) &&
+           impu_lookup(s, gen, impu, k, packed);
 }
 
 int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *out)
@@ -369,19 +376,14 @@ int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *o
     struct store_stmt *stmt;
     struct impu_key_row k;
     unsigned char packed[IMPU_PACK_MAX];
-    char key[KEY_MAX];
-    size_t klen = 0, plen;
     uint64_t gen, epoch;
     s->errmsg[0] = '\0';
     if (!st_valid_id(impu))
         return BAD_ID(s, impu);
+    /* the generation before the row: what the miss reads is kept under it */
     bool tagged = st_cache_tag(s, &gen, &epoch);
-    if (tagged) {
-        klen = cache_key(key, KEY_IMPU, impu, IMS_STR_NULL);
-        if (store_cache_get(s->cache, gen, key, klen, packed, sizeof(packed), &plen) &&
-            impu_row_unpack(packed, plen, &k) && impu_from_cache(s, &k, out))
-            return 0;
-    }
+    if (tagged && impu_lookup(s, gen, impu, &k, packed) && impu_from_cache(s, &k, out))
+        return 0;
     int rc = st_query(s, Q_IMPU_GET, &stmt, "t", impu);
     if (rc)
         return st_fail(s, rc, "impu get");
@@ -399,8 +401,11 @@ int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *o
                 .subscription = ims_str_cstr(out->subscription),
                 .profile = ims_str_cstr(out->profile),
             };
-            if ((plen = impu_row_pack(&k, packed)) != 0) /* IMS_ENOMEM: not kept */
-                store_cache_put(s->cache, gen, epoch, key, klen, packed, plen);
+            char key[KEY_MAX];
+            size_t plen = impu_row_pack(&k, packed);
+            if (plen) /* IMS_ENOMEM: not kept */
+                store_cache_put(s->cache, gen, epoch, key,
+                                cache_key(key, KEY_IMPU, impu, IMS_STR_NULL), packed, plen);
         }
         rc = 0;
     } else if (rc == STORE_DONE) {
