@@ -21,8 +21,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-
 #include "acl/acl.h"
 #include "base/alloc.h"
 #include "base/err.h"
@@ -68,7 +66,7 @@ struct ims_acl_neutron {
 static void wipe_free(char *s)
 {
     if (s) {
-        OPENSSL_cleanse(s, strlen(s));
+        ims_wipe(s, strlen(s));
         ims_free(s);
     }
 }
@@ -348,7 +346,7 @@ static int http(struct ims_acl_neutron *n, const char *url, const char *post, co
         snprintf(tokhdr, sizeof(tokhdr), "X-Auth-Token: %s", token);
         if ((h = curl_slist_append(hdrs, tokhdr)))
             hdrs = h;
-        OPENSSL_cleanse(tokhdr, sizeof(tokhdr));
+        ims_wipe(tokhdr, sizeof(tokhdr));
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -404,7 +402,7 @@ static int authenticate(struct ims_acl_neutron *n, char *err, size_t errsz)
         return IMS_ENOMEM;
     struct resp r;
     int rc = http(n, url, body, NULL, &r, err, errsz);
-    OPENSSL_cleanse(body, strlen(body));
+    ims_wipe(body, strlen(body));
     free(body);
     if (rc == 0 && (r.status != 201 || !r.subject_token)) {
         snprintf(err, errsz, "keystone %.300s: status %ld%s", url, r.status,

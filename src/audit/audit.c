@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -396,7 +395,7 @@ static size_t seal(struct sealer *s, const struct audit_rec *r, const char *prev
     if (w.full || sealer_hmac(s, w.p, w.len, mac) != 0)
         return 0;
     hex(mac, 32, mac_hex);
-    OPENSSL_cleanse(mac, sizeof(mac));
+    ims_wipe(mac, sizeof(mac));
     w.len--; /* the body's closing '}' */
     JW_LIT(&w, ",\"hmac\":\"");
     jw_raw(&w, mac_hex, 64);
@@ -830,7 +829,7 @@ size_t ims_audit_close(struct ims_audit *a)
         close(a->fd); /* releases the flock */
     if (a->syslog && a->started)
         closelog();
-    OPENSSL_cleanse(a->key, sizeof(a->key));
+    ims_wipe(a->key, sizeof(a->key));
     sealer_free(&a->seal);
     pthread_cond_destroy(&a->done);
     pthread_cond_destroy(&a->work);
@@ -884,7 +883,7 @@ int ims_audit_rekey(struct ims_audit *a)
     a->key_id = id;
     a->key_gen++;
     pthread_mutex_unlock(&a->mu);
-    OPENSSL_cleanse(key, sizeof(key));
+    ims_wipe(key, sizeof(key));
     LOG_N("audit", "event=rekeyed key=k%u", id);
     return 0;
 }

@@ -241,7 +241,7 @@ int ims_audit_verify_file(const char *path, const struct ims_keyrepo *r,
     if (rc == 0 && v->suspect)
         rc = bad(v, v->suspect, v->suspect_why);
     if (v)
-        OPENSSL_cleanse(v->keys, sizeof(v->keys));
+        ims_wipe(v->keys, sizeof(v->keys));
     ims_free(v);
     ims_free(buf);
     close(fd);

@@ -71,6 +71,11 @@ void *ims_realloc(void *p, size_t n)
     return realloc(p, n ? n : 1);
 }
 
+void ims_wipe(void *p, size_t n)
+{
+    explicit_bzero(p, n);
+}
+
 void ims_free(void *p)
 {
     free(p);

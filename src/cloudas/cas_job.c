@@ -8,7 +8,6 @@
 #define _GNU_SOURCE /* strptime, timegm */
 #include <jansson.h>
 #include <stdarg.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -54,7 +53,7 @@ struct cas_job {
 static void ident_free(struct cas_ident *id)
 {
     if (id->token) {
-        OPENSSL_cleanse(id->token, strlen(id->token));
+        ims_wipe(id->token, strlen(id->token));
         ims_free(id->token);
     }
     ims_free(id);
@@ -108,7 +107,7 @@ static void job_free(struct cas_job *j)
     if (j->id)
         ident_put(j->id);
     if (j->bearer) {
-        OPENSSL_cleanse(j->bearer, strlen(j->bearer));
+        ims_wipe(j->bearer, strlen(j->bearer));
         ims_free(j->bearer);
     }
     if (j->prev)
@@ -248,7 +247,7 @@ static void job_http(struct cas_job *j, const char *service, const char *method,
     j->service = service;
     j->on_rsp = on_rsp;
     int rc = ims_http_send(j->w->http, &o, http_cb, j, &j->http);
-    OPENSSL_cleanse(tok, sizeof(tok));
+    ims_wipe(tok, sizeof(tok));
     cas_json_free(js);
     if (rc)
         job_error(j, 503, "%s: cannot send the request (%s)", service, ims_strerror(rc));
@@ -891,8 +890,8 @@ static void bearer_begin(struct cas_job *j)
     j->service = "Keystone";
     j->on_rsp = on_bearer;
     int rc = ims_http_send(j->w->http, &o, http_cb, j, &j->http);
-    OPENSSL_cleanse(auth, sizeof(auth));
-    OPENSSL_cleanse(subj, sizeof(subj));
+    ims_wipe(auth, sizeof(auth));
+    ims_wipe(subj, sizeof(subj));
     if (rc)
         job_error(j, 503, "Keystone: cannot send the request (%s)", ims_strerror(rc));
 }
@@ -947,7 +946,7 @@ static void job_begin(struct cas_job *j)
     j->on_rsp = on_token;
     int rc = js ? ims_http_send(j->w->http, &o, http_cb, j, &j->http) : IMS_ENOMEM;
     if (js) {
-        OPENSSL_cleanse(js, strlen(js));
+        ims_wipe(js, strlen(js));
         cas_json_free(js);
     }
     if (rc)

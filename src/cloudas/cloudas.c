@@ -2,7 +2,6 @@
  * the [as] ports, the served user, and the result MESSAGEs. */
 #include "cloudas/cloudas.h"
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,7 +51,7 @@ static void delegs_free(struct ims_cloudas *as)
         ims_free(as->delegs[i].impu);
         ims_free(as->delegs[i].ac_id);
         if (as->delegs[i].ac_secret) {
-            OPENSSL_cleanse(as->delegs[i].ac_secret, strlen(as->delegs[i].ac_secret));
+            ims_wipe(as->delegs[i].ac_secret, strlen(as->delegs[i].ac_secret));
             ims_free(as->delegs[i].ac_secret);
         }
     }
@@ -122,7 +121,7 @@ static int load_delegs(struct ims_cloudas *as, const char *path, char *err, size
             snprintf(err, errsz, "%s:%u: expected '<sip:IMPU> <app cred id> <secret>'", path,
                      no);
     }
-    OPENSSL_cleanse(line, sizeof(line));
+    ims_wipe(line, sizeof(line));
     fclose(f);
     return rc;
 }

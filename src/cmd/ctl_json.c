@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "cmd/ctl.h"
@@ -54,7 +52,7 @@ void ctl_doc_free(struct ctl_doc *d)
         for (size_t j = 0; j < s->nimpis; j++)
             ims_free(s->impis[j].links);
         if (s->impis)
-            OPENSSL_cleanse(s->impis, s->nimpis * sizeof(*s->impis));
+            ims_wipe(s->impis, s->nimpis * sizeof(*s->impis));
         ims_free(s->impis);
         ims_free(s->impus);
     }
@@ -334,8 +332,8 @@ static void parse_impi(json_t *o, const char *path, struct ctl_doc_impi *m, stru
         ctl_errs_add(e, "%s.%s: needs k", path, any_op ? "op" : "opc");
     else if (has_k && has_op && ims_milenage_opc(m->k, op, m->opc) != 0)
         ctl_errs_add(e, "%s.op: cannot derive OPc", path);
-    OPENSSL_cleanse(op, sizeof(op));
-    OPENSSL_cleanse(hex, sizeof(hex));
+    ims_wipe(op, sizeof(op));
+    ims_wipe(hex, sizeof(hex));
     m->has_aka = has_k && (has_op || has_opc);
     m->amf[0] = 0x80;
     m->amf[1] = 0x00;
@@ -861,7 +859,7 @@ static int impi_line(struct ims_store *st, struct ims_buf *b, const char *sub,
         if (rc == 0)
             rc = add_secret(st, b, m->identity, ha1_key[a], ha1_sec[a], pt, pt ? strlen(ha1) : 0);
     }
-    OPENSSL_cleanse(ha1, sizeof(ha1));
+    ims_wipe(ha1, sizeof(ha1));
     if (rc == 0)
         rc = add_secret(st, b, m->identity, "password", IMS_SECRET_PASSWORD,
                         m->has_password && m->keep_password ? m->password : NULL,
@@ -939,7 +937,7 @@ int ctl_doc_apply(struct ims_store *st, const struct ctl_doc *d, size_t *records
         rc = ims_store_import(st, ims_buf_str(&text), records);
     /* the text holds ciphertexts only, but no need to leave them around */
     if (text.p)
-        OPENSSL_cleanse(text.p, text.len);
+        ims_wipe(text.p, text.len);
     ims_buf_free(&text);
     return rc;
 }
@@ -1276,7 +1274,7 @@ int ctl_cmd_import(struct ctl *c, int argc, char **argv)
     /* 1. the whole document, before anything is written */
     rc = ctl_doc_from_json(ims_buf_str(&b), &d, &e);
     if (b.p)
-        OPENSSL_cleanse(b.p, b.len); /* it may hold passwords and keys */
+        ims_wipe(b.p, b.len); /* it may hold passwords and keys */
     ims_buf_free(&b);
     /* 2. against the store */
     if (rc == 0) {

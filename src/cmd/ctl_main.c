@@ -8,8 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -635,7 +633,7 @@ int ctl_password(struct ctl *c, const struct ctl_args *a, char *buf, size_t cap)
         buf[n] = '\0';
     }
     if (b.p)
-        OPENSSL_cleanse(b.p, b.len);
+        ims_wipe(b.p, b.len);
     ims_buf_free(&b);
     if (!ok)
         return -ctl_fail(c, CTL_USAGE, "--password-file: the first line must be 1 to %d bytes",
@@ -650,7 +648,7 @@ int ctl_password(struct ctl *c, const struct ctl_args *a, char *buf, size_t cap)
 static void wipe_free(void *p)
 {
     if (p)
-        OPENSSL_cleanse(p, malloc_usable_size(p));
+        ims_wipe(p, malloc_usable_size(p));
     ims_free(p);
 }
 

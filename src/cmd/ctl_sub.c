@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "cmd/ctl.h"
@@ -26,7 +24,7 @@ static void wipe_opt(const struct ctl_args *a, const char *name)
     const char *const *v;
     int n = ctl_optv(a, name, &v);
     for (int i = 0; i < n; i++)
-        OPENSSL_cleanse((char *)v[i], strlen(v[i]));
+        ims_wipe((char *)v[i], strlen(v[i]));
 }
 
 static void wipe_secrets(const struct ctl_args *a)
@@ -67,7 +65,7 @@ static int aka_opts(struct ctl *c, const struct ctl_args *a, struct ctl_doc_impi
         if (!ctl_hex(op, opb, 16, why, sizeof(why)))
             return -ctl_fail(c, CTL_USAGE, "--op: %s", why);
         int rc = ims_milenage_opc(m->k, opb, m->opc); /* TS 35.206 §4.1 */
-        OPENSSL_cleanse(opb, sizeof(opb));
+        ims_wipe(opb, sizeof(opb));
         if (rc)
             return -ctl_fail(c, CTL_FAIL, "--op: cannot derive OPc");
     }
@@ -311,7 +309,7 @@ static int user_add(struct ctl *c, int argc, char **argv)
                                "profile", profile, "profile_created", prof_created));
 out:
     wipe_secrets(&a);
-    OPENSSL_cleanse(&impi, sizeof(impi));
+    ims_wipe(&impi, sizeof(impi));
     return rc;
 }
 
@@ -636,7 +634,7 @@ static int impi_add(struct ctl *c, int argc, char **argv)
     rc = ctl_done(c, json_pack("{s:s, s:s}", "impi", impi.identity, "subscription", subname));
 out:
     wipe_secrets(&a);
-    OPENSSL_cleanse(&impi, sizeof(impi));
+    ims_wipe(&impi, sizeof(impi));
     return rc;
 }
 
@@ -688,7 +686,7 @@ int ctl_cmd_impi(struct ctl *c, int argc, char **argv)
                                               ctl_flag(&a, "keep-password"));
             rc = src ? ctl_store_fail(c, src, "set-password") : CTL_OK;
         }
-        OPENSSL_cleanse(pw, sizeof(pw));
+        ims_wipe(pw, sizeof(pw));
         if (rc)
             return rc;
         ctl_say(c, "password of %s set (HA1 for MD5, SHA-256, SHA-512-256)", a.pos[0]);
@@ -712,7 +710,7 @@ int ctl_cmd_impi(struct ctl *c, int argc, char **argv)
             src = ims_store_impi_set_aka(c->st, S(a.pos[0]), m.k, m.opc, m.amf);
             rc = src ? ctl_store_fail(c, src, "set-aka") : CTL_OK;
         }
-        OPENSSL_cleanse(&m, sizeof(m));
+        ims_wipe(&m, sizeof(m));
         if (rc)
             return rc;
         ctl_say(c, "AKA K/OPc of %s set", a.pos[0]);

@@ -7,6 +7,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "crypto/encode.h"
 #include "crypto/milenage.h"
@@ -51,13 +52,13 @@ int ims_aka_vector_make(const uint8_t k[16], const uint8_t opc[16], const uint8_
         v->autn[i] = sqnb[i] ^ ak[i];
     memcpy(v->autn + 6, amf, 2);
     v->sqn = sqn;
-    OPENSSL_cleanse(ak, sizeof(ak));
+    ims_wipe(ak, sizeof(ak));
     return 0;
 }
 
 void ims_aka_vector_clear(struct ims_aka_vector *v)
 {
-    OPENSSL_cleanse(v, sizeof(*v));
+    ims_wipe(v, sizeof(*v));
 }
 
 int ims_aka_sqn_next(uint64_t sqn_he, uint64_t *out)
@@ -100,8 +101,8 @@ int ims_aka_auts_verify(const uint8_t k[16], const uint8_t opc[16], const uint8_
         rc = IMS_EPROTO;
     if (rc == 0)
         *sqn_ms = sqn_get(sqnb);
-    OPENSSL_cleanse(ak_star, sizeof(ak_star));
-    OPENSSL_cleanse(xmac_s, sizeof(xmac_s));
+    ims_wipe(ak_star, sizeof(ak_star));
+    ims_wipe(xmac_s, sizeof(xmac_s));
     return rc;
 }
 
@@ -118,7 +119,7 @@ int ims_aka_auts_make(const uint8_t k[16], const uint8_t opc[16], const uint8_t 
     if (rc == 0)
         for (int i = 0; i < 6; i++)
             auts[i] = sqnb[i] ^ ak_star[i];
-    OPENSSL_cleanse(ak_star, sizeof(ak_star));
+    ims_wipe(ak_star, sizeof(ak_star));
     return rc;
 }
 
@@ -140,13 +141,13 @@ int ims_aka_ue_check(const uint8_t k[16], const uint8_t opc[16], const uint8_t r
         memcpy(amf, autn + 6, 2);
     } else {
         if (res)
-            OPENSSL_cleanse(res, 8);
+            ims_wipe(res, 8);
         if (ck)
-            OPENSSL_cleanse(ck, 16);
+            ims_wipe(ck, 16);
         if (ik)
-            OPENSSL_cleanse(ik, 16);
+            ims_wipe(ik, 16);
     }
-    OPENSSL_cleanse(ak, sizeof(ak));
+    ims_wipe(ak, sizeof(ak));
     return rc;
 }
 
@@ -176,7 +177,7 @@ int ims_aka_password_v2(const uint8_t *res, size_t res_len, const uint8_t ik[16]
         rc = IMS_EBACKEND;
     else
         ims_b64_encode(mac, 16, out);
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(mac, sizeof(mac));
+    ims_wipe(key, sizeof(key));
+    ims_wipe(mac, sizeof(mac));
     return rc;
 }

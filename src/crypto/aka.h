@@ -68,7 +68,7 @@ static inline uint64_t ims_aka_sqn_make(uint64_t seq, unsigned ind)
  * IMS_EBACKEND (OpenSSL failed, including the RNG). */
 int ims_aka_vector_make(const uint8_t k[16], const uint8_t opc[16], const uint8_t amf[2],
                         uint64_t sqn, const uint8_t *rand, struct ims_aka_vector *out);
-/* Wipes a vector (OPENSSL_cleanse). */
+/* Wipes a vector (ims_wipe). */
 void ims_aka_vector_clear(struct ims_aka_vector *v);
 
 /* The SQN the HE uses after sqn_he: SEQ + 1, IND + 1 mod 32.

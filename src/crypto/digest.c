@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "crypto/encode.h"
 
@@ -108,7 +109,7 @@ static int hash_join(enum ims_digest_alg alg, const ims_str *parts, size_t n, ch
     rc = 0;
 out:
     EVP_MD_CTX_free(ctx);
-    OPENSSL_cleanse(d, sizeof(d)); /* HA1 is password-equivalent */
+    ims_wipe(d, sizeof(d)); /* HA1 is password-equivalent */
     return rc;
 }
 

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -144,9 +143,9 @@ static int load_key(const char *dir, unsigned id, struct key *key, char *err, si
     }
     key->id = id;
 out:
-    OPENSSL_cleanse(raw, sizeof(raw));
+    ims_wipe(raw, sizeof(raw));
     if (rc)
-        OPENSSL_cleanse(key->k, sizeof(key->k));
+        ims_wipe(key->k, sizeof(key->k));
     close(fd);
     return rc;
 }
@@ -213,7 +212,7 @@ void ims_keyrepo_free(struct ims_keyrepo *r)
     if (!r)
         return;
     ims_free(r->dir);
-    OPENSSL_cleanse(r, sizeof(*r));
+    ims_wipe(r, sizeof(*r));
     ims_free(r);
 }
 
@@ -283,7 +282,7 @@ static int write_key(const char *dir, unsigned id, const uint8_t k[IMS_KEYREPO_K
     unlink(tmp);
     fsync_dir(dir);
 out:
-    OPENSSL_cleanse(text, sizeof(text));
+    ims_wipe(text, sizeof(text));
     return rc;
 }
 
@@ -309,7 +308,7 @@ int ims_keyrepo_create(const char *dir, char *err, size_t errlen)
     if (RAND_bytes(k, sizeof(k)) != 1)
         return fail(IMS_EBACKEND, err, errlen, "random number generator failed");
     rc = write_key(dir, 0, k, err, errlen);
-    OPENSSL_cleanse(k, sizeof(k));
+    ims_wipe(k, sizeof(k));
     if (rc == 0)
         LOG_N("keyrepo", "event=create dir=%s key=0", dir);
     return rc;
@@ -326,7 +325,7 @@ int ims_keyrepo_rotate(struct ims_keyrepo *r, unsigned *new_id, char *err, size_
         return fail(IMS_EBACKEND, err, errlen, "random number generator failed");
     int rc = write_key(r->dir, id, k->k, err, errlen);
     if (rc) {
-        OPENSSL_cleanse(k->k, sizeof(k->k));
+        ims_wipe(k->k, sizeof(k->k));
         return rc;
     }
     k->id = id;
@@ -350,10 +349,10 @@ int ims_keyrepo_remove(struct ims_keyrepo *r, unsigned id, char *err, size_t err
     if (unlink(path) != 0)
         return fail(IMS_EIO, err, errlen, "key file %s: %s", path, strerror(errno));
     fsync_dir(r->dir);
-    OPENSSL_cleanse(&r->keys[i], sizeof(r->keys[i]));
+    ims_wipe(&r->keys[i], sizeof(r->keys[i]));
     memmove(&r->keys[i], &r->keys[i + 1], (r->n - i - 1) * sizeof(r->keys[0]));
     r->n--;
-    OPENSSL_cleanse(&r->keys[r->n], sizeof(r->keys[0]));
+    ims_wipe(&r->keys[r->n], sizeof(r->keys[0]));
     LOG_N("keyrepo", "event=remove dir=%s key=%u", r->dir, id);
     return 0;
 }
@@ -439,7 +438,7 @@ static int encrypt_with(const struct key *k, ims_str ad, const void *pt, size_t 
         if (rc == 0)
             rc = ims_buf_add(out, b64, b64len);
     }
-    OPENSSL_cleanse(raw, rawlen + b64len + 1);
+    ims_wipe(raw, rawlen + b64len + 1);
     ims_free(raw);
     return rc;
 }
@@ -517,11 +516,11 @@ int ims_keyrepo_decrypt(const struct ims_keyrepo *r, ims_str ad, ims_str ct, voi
         *ptlen = n;
     }
 out_free:
-    OPENSSL_cleanse(raw, cap * 2);
+    ims_wipe(raw, cap * 2);
     ims_free(raw);
 out_wipe:
     if (rc && ptcap)
-        OPENSSL_cleanse(pt, ptcap);
+        ims_wipe(pt, ptcap);
     return rc;
 }
 
@@ -544,7 +543,7 @@ int ims_keyrepo_reencrypt(const struct ims_keyrepo *r, ims_str ad, ims_str ct,
         rc = ims_keyrepo_encrypt(r, ad, pt, n, out);
     if (rc == 0)
         *changed = true;
-    OPENSSL_cleanse(pt, n);
+    ims_wipe(pt, n);
     ims_free(pt);
     return rc;
 }
@@ -573,6 +572,6 @@ int ims_keyrepo_derive(const struct ims_keyrepo *r, unsigned id, ims_str label, 
     EVP_KDF_CTX_free(kctx);
     EVP_KDF_free(kdf);
     if (rc)
-        OPENSSL_cleanse(out, outlen);
+        ims_wipe(out, outlen);
     return rc;
 }

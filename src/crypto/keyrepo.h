@@ -22,7 +22,7 @@
  *
  * Lifetime and threads:
  * 1. A repository object is owned by whoever opened it and freed with
- *    ims_keyrepo_free(), which wipes the keys (OPENSSL_cleanse).
+ *    ims_keyrepo_free(), which wipes the keys (ims_wipe).
  * 2. encrypt/decrypt/reencrypt only read it and may run concurrently from
  *    several threads; rotate and remove modify it and the directory, and
  *    must not run concurrently with anything else on the same object

@@ -2,9 +2,9 @@
 
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 
 /* One AES-128 key schedule for the duration of a call. */
@@ -66,7 +66,7 @@ int ims_milenage_opc(const uint8_t k[16], const uint8_t op[16], uint8_t opc[16])
     if (rc == 0)
         xor16(opc, t, op);
     kernel_done(&kn);
-    OPENSSL_cleanse(t, sizeof(t));
+    ims_wipe(t, sizeof(t));
     return rc;
 }
 
@@ -104,10 +104,10 @@ int ims_milenage_f1(const uint8_t k[16], const uint8_t opc[16], const uint8_t ra
         memcpy(mac_s, out + 8, 8);
 out:
     kernel_done(&kn);
-    OPENSSL_cleanse(temp, sizeof(temp));
-    OPENSSL_cleanse(t, sizeof(t));
-    OPENSSL_cleanse(out, sizeof(out));
-    OPENSSL_cleanse(in1, sizeof(in1));
+    ims_wipe(temp, sizeof(temp));
+    ims_wipe(t, sizeof(t));
+    ims_wipe(out, sizeof(out));
+    ims_wipe(in1, sizeof(in1));
     return rc;
 }
 
@@ -122,8 +122,8 @@ static int out_block(struct kernel *kn, const uint8_t temp[16], const uint8_t op
     int rc = kernel_enc(kn, u, out);
     if (rc == 0)
         xor16(out, out, opc);
-    OPENSSL_cleanse(t, sizeof(t));
-    OPENSSL_cleanse(u, sizeof(u));
+    ims_wipe(t, sizeof(t));
+    ims_wipe(u, sizeof(u));
     return rc;
 }
 
@@ -167,8 +167,8 @@ int ims_milenage_f2345(const uint8_t k[16], const uint8_t opc[16], const uint8_t
     }
 out:
     kernel_done(&kn);
-    OPENSSL_cleanse(temp, sizeof(temp));
-    OPENSSL_cleanse(t, sizeof(t));
-    OPENSSL_cleanse(out, sizeof(out));
+    ims_wipe(temp, sizeof(temp));
+    ims_wipe(t, sizeof(t));
+    ims_wipe(out, sizeof(out));
     return rc;
 }

@@ -50,13 +50,13 @@ struct ims_auth {
 
 void ims_auth_vector_clear(struct ims_auth_vector *v)
 {
-    OPENSSL_cleanse(v, sizeof(*v));
+    ims_wipe(v, sizeof(*v));
 }
 
 static void chal_wipe(struct chal *c)
 {
     ims_free(c->realm);
-    OPENSSL_cleanse(c, sizeof(*c));
+    ims_wipe(c, sizeof(*c));
 }
 
 /* The vector a challenge was made from (caller storage: wipe it after use). */
@@ -87,7 +87,7 @@ static void entry_free(void *p)
     if (!p)
         return;
     drop_all(p);
-    OPENSSL_cleanse(p, sizeof(struct auth_entry));
+    ims_wipe(p, sizeof(struct auth_entry));
     ims_free(p);
 }
 
@@ -119,7 +119,7 @@ int ims_auth_new(const struct ims_auth_cfg *cfg, struct ims_auth **out)
     uint8_t key[32];
     int rc = RAND_bytes(key, sizeof(key)) == 1 ? ims_mac_new(key, sizeof(key), &a->nonce_key)
                                                : IMS_EBACKEND;
-    OPENSSL_cleanse(key, sizeof(key));
+    ims_wipe(key, sizeof(key));
     if (rc == 0)
         rc = cscf_table_new(cfg->nshards ? cfg->nshards : 16, cfg->max_entries, entry_free,
                             &a->t);
@@ -248,7 +248,7 @@ static int add_fn(void **val, bool room, void *ctx)
     if (e->n > drop)
         memcpy(ch, e->ch + drop, (e->n - drop) * sizeof(*ch));
     if (e->ch)
-        OPENSSL_cleanse(e->ch, e->n * sizeof(*ch));
+        ims_wipe(e->ch, e->n * sizeof(*ch));
     ims_free(e->ch);
     e->n -= drop;
     ch[e->n++] = *x->c;
@@ -281,14 +281,14 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
     } else {
         int rc = ims_auth_nonce_make(a->nonce_key, impi, (c.expires_ms + 999) / 1000, c.nonce);
         if (rc) {
-            OPENSSL_cleanse(&c, sizeof(c));
+            ims_wipe(&c, sizeof(c));
             return rc;
         }
         alg = ims_digest_alg_name(v->alg);
     }
     c.realm = ims_strndup(v->realm, strnlen(v->realm, sizeof(v->realm)));
     if (!c.realm) {
-        OPENSSL_cleanse(&c, sizeof(c));
+        ims_wipe(&c, sizeof(c));
         return IMS_ENOMEM;
     }
     struct add_ctx x = { &c, false };
@@ -300,7 +300,7 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
                          stale ? IMS_S(", stale=true") : IMS_STR_NULL, IMS_S("\r\n"));
     if (!x.taken)
         ims_free(c.realm);
-    OPENSSL_cleanse(&c, sizeof(c));
+    ims_wipe(&c, sizeof(c));
     return rc;
 }
 
@@ -323,7 +323,7 @@ int ims_auth_expected(const struct ims_auth_vector *v, ims_str username, ims_str
     if (rc == 0)
         rc = ims_digest_response(alg, ims_str_cstr(ha1), nonce, nc, cnonce, qop,
                                  ims_str_cstr(ha2), out);
-    OPENSSL_cleanse(ha1, sizeof(ha1));
+    ims_wipe(ha1, sizeof(ha1));
     return rc;
 }
 
@@ -443,7 +443,7 @@ static int ver_fn(void **val, bool room, void *ctx)
         return 0;
     }
     bool ok = ims_digest_equal(ims_str_cstr(want), cr->response);
-    OPENSSL_cleanse(want, sizeof(want));
+    ims_wipe(want, sizeof(want));
     if (ok) {
         if (with_qop)
             c->last_nc = nc;
@@ -501,7 +501,7 @@ int ims_auth_verify(struct ims_auth *a, const struct sip_auth *cred, ims_str met
     if (kind)
         *kind = x.kind;
     if (rsp == &tmp)
-        OPENSSL_cleanse(&tmp, sizeof(tmp));
+        ims_wipe(&tmp, sizeof(tmp));
     return 0;
 }
 
@@ -538,7 +538,7 @@ static void exp_visit(ims_str key, void **val, void *ctx)
     /* the moved-from slots still hold copies of the secrets (their realm
      * pointers are owned by the slots they moved to) */
     if (k < e->n)
-        OPENSSL_cleanse(&e->ch[k], (e->n - k) * sizeof(e->ch[0]));
+        ims_wipe(&e->ch[k], (e->n - k) * sizeof(e->ch[0]));
     e->n = k;
     if (k == 0) {
         /* nothing outstanding: the failure count goes too */

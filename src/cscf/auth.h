@@ -20,7 +20,7 @@
  * are kept (the oldest makes room).
  *
  * Shared by every worker (table.h: sharded, locked); nothing here blocks or
- * logs a secret.  Secrets are wiped (OPENSSL_cleanse) when a challenge goes. */
+ * logs a secret.  Secrets are wiped (ims_wipe) when a challenge goes. */
 #ifndef IMS_CSCF_AUTH_H
 #define IMS_CSCF_AUTH_H
 

@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -86,11 +84,13 @@ static void op_free(struct cx_op *op)
 {
     if (!op)
         return;
+    /* the secrets (CK, IK, XRES, HA1) are in ans_buf; op->ans holds only
+     * slices of it, so wiping the buffer is enough (the answer struct is
+     * some KiB of pointers, and four Cx answers go by per registration) */
     if (op->ans_buf) {
-        OPENSSL_cleanse(op->ans_buf, op->ans_len);
+        ims_wipe(op->ans_buf, op->ans_len);
         ims_free(op->ans_buf);
     }
-    OPENSSL_cleanse(&op->ans, sizeof(op->ans));
     ims_free(op);
 }
 

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
@@ -428,7 +427,7 @@ int cscf_decoy_challenge(struct ims_cscf *g, const char *impi, bool stale, int a
     ims_buf_init(&b, cap - 1);
     int rc = ims_auth_challenge(g->auth, ims_str_cstr(impi), &v, stale, cscf_now_ms(), &b);
     ims_auth_vector_clear(&v);
-    OPENSSL_cleanse(rnd, sizeof(rnd));
+    ims_wipe(rnd, sizeof(rnd));
     if (rc == 0)
         snprintf(line, cap, "%s", b.p);
     else

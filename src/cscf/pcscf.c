@@ -95,7 +95,7 @@ int cscf_pcscf_init(struct ims_cscf *g, char *err, size_t errsz)
     uint8_t key[32];
     int rc = RAND_bytes(key, sizeof(key)) == 1 ? ims_mac_new(key, sizeof(key), &g->flow_key)
                                                : IMS_EBACKEND;
-    OPENSSL_cleanse(key, sizeof(key));
+    ims_wipe(key, sizeof(key));
     if (rc) {
         snprintf(err, errsz, "pcscf: no flow key (%s)", ims_strerror(rc));
         return rc;

@@ -725,7 +725,7 @@ int ims_loc_update(struct ims_loc *l, ims_str impu, int64_t now, struct ims_reg 
 {
     if (impu.len == 0 || impu.len >= IMS_REG_ID_MAX)
         return IMS_EINVAL;
-    char(*old)[IMS_REG_ID_MAX] = ims_calloc(IMS_REG_MAX_IMPUS, IMS_REG_ID_MAX);
+    char(*old)[IMS_REG_ID_MAX] = ims_alloc((size_t)IMS_REG_MAX_IMPUS * IMS_REG_ID_MAX); /* to nold */
     if (!old)
         return IMS_ENOMEM;
     struct upd_ctx u = { .l = l, .r = scratch, .now = now, .fn = fn, .fn_ctx = ctx, .old = old };

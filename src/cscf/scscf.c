@@ -29,8 +29,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -64,7 +62,7 @@ struct sc_txn {
 static void txn_free(struct cscf_pend *p)
 {
     ims_ks_token_unref(((struct sc_txn *)p)->tok);
-    OPENSSL_cleanse(p, sizeof(struct sc_txn));
+    ims_wipe(p, sizeof(struct sc_txn));
     ims_free(p);
 }
 
@@ -542,7 +540,7 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
                 goto out;
             }
         }
-        ids = ims_calloc(IMS_REG_MAX_IMPUS, IMS_REG_ID_MAX);
+        ids = ims_alloc((size_t)IMS_REG_MAX_IMPUS * IMS_REG_ID_MAX); /* read up to x.n only */
         if (!ids) {
             finish(t, 500, NULL, IMS_STR_NULL);
             goto out;
@@ -858,7 +856,7 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         t->stage = ST_MAR;
         t->default_hint = false;
         rc = send_mar(t, "Digest-AKAv1-MD5", &rs);
-        OPENSSL_cleanse(&rs, sizeof(rs));
+        ims_wipe(&rs, sizeof(rs));
         break;
     case IMS_AUTH_STALE:
         t->stale = true;

@@ -139,7 +139,7 @@ static void odi_key_init(void)
     uint8_t k[32];
     if (RAND_bytes(k, sizeof(k)) == 1 && ims_mac_new(k, sizeof(k), &odi_key) != 0)
         odi_key = NULL;
-    OPENSSL_cleanse(k, sizeof(k));
+    ims_wipe(k, sizeof(k));
 }
 
 static bool odi_mac(ims_str data, uint8_t mac[IMS_MAC_LEN])

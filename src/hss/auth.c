@@ -2,8 +2,7 @@
 
 #include <string.h>
 
-#include <openssl/crypto.h>
-
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -74,8 +73,8 @@ int ims_hss_aka_make(const struct ims_hss_aka_plan *plan, struct ims_aka_vector 
         if (rc == 0)
             (*count)++;
     }
-    OPENSSL_cleanse(k, sizeof(k));
-    OPENSSL_cleanse(opc, sizeof(opc));
+    ims_wipe(k, sizeof(k));
+    ims_wipe(opc, sizeof(opc));
     if (rc) {
         for (size_t i = 0; i < *count; i++)
             ims_aka_vector_clear(&out[i]);
@@ -86,7 +85,7 @@ int ims_hss_aka_make(const struct ims_hss_aka_plan *plan, struct ims_aka_vector 
 
 void ims_hss_aka_plan_clear(struct ims_hss_aka_plan *plan)
 {
-    OPENSSL_cleanse(plan, sizeof(*plan));
+    ims_wipe(plan, sizeof(*plan));
 }
 
 int ims_hss_aka_vectors(struct ims_store *st, ims_str impi, unsigned scheme, size_t n,

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -31,8 +29,8 @@ void ims_hss_result_clear(struct hss_result *r)
      * of both arrays cost more than the rest of a Digest MAR's answer */
     size_t n = r->items_used < CX_MAX_ITEMS ? r->items_used : CX_MAX_ITEMS;
     if (n) {
-        OPENSSL_cleanse(r->items, n * sizeof(r->items[0]));
-        OPENSSL_cleanse(r->ans.items, n * sizeof(r->ans.items[0]));
+        ims_wipe(r->items, n * sizeof(r->items[0]));
+        ims_wipe(r->ans.items, n * sizeof(r->ans.items[0]));
     }
     r->items_used = 0;
     ims_buf_free(&r->xml);

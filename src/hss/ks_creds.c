@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
@@ -58,7 +57,7 @@ static long long mono_ms(void)
 
 void hss_ks_secret_clear(struct hss_ks_secret *s)
 {
-    OPENSSL_cleanse(s, sizeof(*s));
+    ims_wipe(s, sizeof(*s));
 }
 
 /* "name@realm" -> name, realm (borrowed slices of impi). */
@@ -303,7 +302,7 @@ static void fetch_finish(struct fetch *f, enum hss_ks_state state)
 {
     f->res.state = state;
     if (state != HSS_KS_FOUND) { /* keep nothing half-filled */
-        OPENSSL_cleanse(f->res.ha1, sizeof(f->res.ha1));
+        ims_wipe(f->res.ha1, sizeof(f->res.ha1));
         memset(f->res.has_ha1, 0, sizeof(f->res.has_ha1));
     }
     cache_put(f->k, f->impi, &f->res);
@@ -470,7 +469,7 @@ void hss_ks_free(struct hss_ks *k)
     if (!k)
         return;
     ims_ks_free(k->ks);
-    OPENSSL_cleanse(k->cache, CACHE_CAP * sizeof(*k->cache));
+    ims_wipe(k->cache, CACHE_CAP * sizeof(*k->cache));
     ims_free(k->cache);
     ims_free(k->domain_id);
     pthread_cond_destroy(&k->cv);

@@ -3,7 +3,6 @@
  * token, and the requests (see keystone.h, docs/internals/keystone.md). */
 #include <curl/curl.h>
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -96,14 +95,14 @@ void ks_wipe_free(char *s)
 {
     if (!s)
         return;
-    OPENSSL_cleanse(s, strlen(s));
+    ims_wipe(s, strlen(s));
     ims_free(s);
 }
 
 static void buf_wipe_free(struct ims_buf *b)
 {
     if (b->p)
-        OPENSSL_cleanse(b->p, b->alloc);
+        ims_wipe(b->p, b->alloc);
     ims_buf_free(b);
 }
 
@@ -472,7 +471,7 @@ static void req_free(struct ks_req *r)
     req_reset_http(r);
     ims_free(r->path);
     if (r->subject) {
-        OPENSSL_cleanse(r->subject, r->subject_len);
+        ims_wipe(r->subject, r->subject_len);
         ims_free(r->subject);
     }
     buf_wipe_free(&r->post);
@@ -517,7 +516,7 @@ static int add_header(struct ks_req *r, const char *name, const char *val, size_
     if (n < 0 || (size_t)n >= sizeof(line))
         return IMS_ELIMIT;
     struct curl_slist *l = curl_slist_append(r->hdrs, line);
-    OPENSSL_cleanse(line, sizeof(line));
+    ims_wipe(line, sizeof(line));
     if (!l)
         return IMS_ENOMEM;
     r->hdrs = l;

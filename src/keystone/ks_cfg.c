@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "cfg/cfg.h"
@@ -30,7 +28,7 @@ static int read_secret(const char *path, char **out, char *err, size_t errsz)
     } else if (!(*out = ims_strndup(line, n))) {
         rc = IMS_ENOMEM;
     }
-    OPENSSL_cleanse(line, sizeof(line));
+    ims_wipe(line, sizeof(line));
     return rc;
 }
 

@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -537,7 +535,7 @@ int st_sub_caps_put(struct ims_store *s, int64_t sub_id, const struct ims_sub_re
 
 void ims_auth_data_clear(struct ims_auth_data *a)
 {
-    OPENSSL_cleanse(a, sizeof(*a));
+    ims_wipe(a, sizeof(*a));
 }
 
 /* --------------------------------------------------------------- open */

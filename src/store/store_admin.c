@@ -2,8 +2,7 @@
  * their secrets, IMPUs, associations, service profiles. */
 #include <string.h>
 
-#include <openssl/crypto.h>
-
+#include "base/alloc.h"
 #include "base/err.h"
 #include "crypto/digest.h"
 #include "store/store_int.h"
@@ -266,7 +265,7 @@ int ims_store_impi_set_password(struct ims_store *s, ims_str impi, ims_str passw
         else
             rc = st_err(s, rc, "HA1 computation failed");
     }
-    OPENSSL_cleanse(ha1, sizeof(ha1));
+    ims_wipe(ha1, sizeof(ha1));
     if (rc == 0 && keep_password)
         rc = st_encrypt(s, impi, st_secret_field[SEC_PASSWORD], password.p, password.len,
                         &ct[IMS_DIGEST_NALG]);

@@ -3,8 +3,7 @@
  * repository data, S-CSCF capabilities. */
 #include <string.h>
 
-#include <openssl/crypto.h>
-
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "crypto/aka.h"
@@ -626,8 +625,8 @@ int ims_store_aka_unseal(const struct ims_aka_sealed *in, uint8_t k[16], uint8_t
     if (rc == 0)
         rc = unseal_one(in, SEC_OPC, in->opc, opc);
     if (rc) {
-        OPENSSL_cleanse(k, 16);
-        OPENSSL_cleanse(opc, 16);
+        ims_wipe(k, 16);
+        ims_wipe(opc, 16);
     }
     return rc;
 }

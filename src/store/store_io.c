@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "base/alloc.h"
 #include "base/err.h"
 #include "crypto/aka.h"
@@ -371,7 +369,7 @@ static int imp_impi(struct ims_store *s, const struct line *l)
             continue;
         /* The secret must decrypt here, with this repository's keys. */
         int rc = st_decrypt(s, l->tok[1], st_secret_field[i], sec[i], tmp, sizeof(tmp), &n);
-        OPENSSL_cleanse(tmp, sizeof(tmp));
+        ims_wipe(tmp, sizeof(tmp));
         if (rc)
             return rc == IMS_ENOMEM ? rc : IMS_EINVAL;
     }

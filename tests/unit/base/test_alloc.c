@@ -1,6 +1,7 @@
 /* test_alloc.c - fault injection in base/alloc.c: nothing is counted until
  * a test asks (the production path is one relaxed load), then the Nth
- * allocation fails, once or from then on, counted over every thread. */
+ * allocation fails, once or from then on, counted over every thread; and
+ * ims_wipe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -104,6 +105,21 @@ static void t_tune_server_keeps_top(void **state)
 #endif
 }
 
+/* ims_wipe zeroes exactly the bytes asked, at any alignment and length
+ * (the secrets it clears sit at odd offsets inside structs). */
+static void t_wipe(void **state)
+{
+    (void)state;
+    unsigned char b[300];
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; n < 200; n += 7) {
+            memset(b, 0xA5, sizeof(b));
+            ims_wipe(b + off, n);
+            for (size_t i = 0; i < sizeof(b); i++)
+                assert_int_equal(b[i], i >= off && i < off + n ? 0 : 0xA5);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +127,7 @@ int main(void)
         cmocka_unit_test(t_fail_nth),
         cmocka_unit_test(t_threads),
         cmocka_unit_test(t_tune_server_keeps_top),
+        cmocka_unit_test(t_wipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
