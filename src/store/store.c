@@ -73,7 +73,8 @@ static int bind_va(struct ims_store *s, struct store_stmt *stmt, const char *fmt
 static bool may_move_cache_gen(enum store_q q)
 {
     return strncmp(store_sql[q].sql, "SELECT", 6) != 0 && q != Q_IMPI_SQN_SET &&
-           q != Q_IMPU_REG_SET && q != Q_SUB_SET_SCSCF && q != Q_SUB_CHANGE_SCSCF;
+           q != Q_IMPU_REG_SET && q != Q_IMPU_REG_SET_ID && q != Q_SUB_SET_SCSCF &&
+           q != Q_SUB_SET_SCSCF_ID && q != Q_SUB_CHANGE_SCSCF && q != Q_SUB_CHANGE_SCSCF_ID;
 }
 
 /* st_query and st_exec: q prepared, its parameters bound. */
@@ -164,6 +165,11 @@ int st_begin(struct ims_store *s)
             if (rc)
                 return rc;
             s->batch_open = true;
+            /* a change committed between the generation's read and this
+             * write lock would make it stale: st_cache_tag reads it again */
+            uint32_t dv;
+            if (!s->cache_dv_ok || !s->drv->data_version(s->db, &dv) || dv != s->cache_dv)
+                s->cache_gen_ok = false;
         }
     } else if (s->depth == 0) {
         s->cache_wrote = false; /* an autocommit write before is committed */
@@ -311,6 +317,7 @@ bool st_cache_tag(struct ims_store *s, uint64_t *gen, uint64_t *epoch)
             return false;
         }
         s->cache_gen_ok = true;
+        s->cache_dv_ok = s->drv->data_version && s->drv->data_version(s->db, &s->cache_dv);
     }
     *gen = s->cache_gen;
     *epoch = s->cache_epoch;

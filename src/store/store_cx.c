@@ -832,8 +832,15 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
     int rc = st_begin(s);
     if (rc)
         return st_fail(s, rc, "reg begin");
-    rc = st_exec(s, Q_IMPU_REG_SET, &n, "it", (int64_t)state, impu);
-    if (rc == 0 && n == 0) { /* every row in that state already, or no such IMPU */
+    /* a cached row (read under the current generation, inside this
+     * transaction) names the set and subscription by key: the IMPU exists */
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    bool cached = s->drv->serial_writes && cached_impu(s, impu, &k, packed);
+    rc = cached ? st_exec(s, Q_IMPU_REG_SET_ID, &n, "iii", (int64_t)state, k.sub_id,
+                          (int64_t)k.irs)
+                : st_exec(s, Q_IMPU_REG_SET, &n, "it", (int64_t)state, impu);
+    if (rc == 0 && n == 0 && !cached) { /* every row in that state already, or no such IMPU */
         struct store_stmt *stmt;
         rc = st_query(s, Q_IMPU_EXISTS, &stmt, "t", impu);
         if (rc == 0) {
@@ -846,9 +853,10 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
             return st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
         }
     }
+    ims_str name = op == IMS_SCSCF_SET ? scscf : IMS_STR_NULL;
     if (rc == 0 && op != IMS_SCSCF_KEEP)
-        rc = st_exec(s, Q_SUB_CHANGE_SCSCF, NULL, "ot",
-                     op == IMS_SCSCF_SET ? scscf : IMS_STR_NULL, impu);
+        rc = cached ? st_exec(s, Q_SUB_CHANGE_SCSCF_ID, NULL, "oi", name, k.sub_id)
+                    : st_exec(s, Q_SUB_CHANGE_SCSCF, NULL, "ot", name, impu);
     if (rc == 0)
         rc = st_commit(s);
     if (rc) {
@@ -872,7 +880,11 @@ int ims_store_scscf_name_set_lazy(struct ims_store *s, ims_str impu, ims_str scs
         st_lazy(s, false);
         return st_fail(s, rc, "server name begin");
     }
-    rc = st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
+    struct impu_key_row k;
+    unsigned char packed[IMPU_PACK_MAX];
+    rc = s->drv->serial_writes && cached_impu(s, impu, &k, packed)
+             ? st_exec(s, Q_SUB_SET_SCSCF_ID, &n, "oi", scscf, k.sub_id)
+             : st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
     if (rc == 0)
         rc = n ? st_commit(s) : IMS_ENOENT;
     if (rc)

@@ -31,6 +31,8 @@ enum store_q {
     Q_SUB_OF_IMPU,
     Q_SUB_SET_SCSCF,
     Q_SUB_CHANGE_SCSCF,
+    Q_SUB_SET_SCSCF_ID,
+    Q_SUB_CHANGE_SCSCF_ID,
     Q_SUBCAP_DELETE,
     Q_SUBCAP_INSERT,
     Q_SUBCAP_LIST,
@@ -70,6 +72,7 @@ enum store_q {
     Q_IMPU_LIST_IMPI,
     Q_IMPU_LIST_IRS,
     Q_IMPU_REG_SET,
+    Q_IMPU_REG_SET_ID,
     Q_IMPU_EXISTS,
 
     Q_LINK,
@@ -153,6 +156,11 @@ enum { STORE_DONE = 0, STORE_ROW = 1 };
  *    transaction (PostgreSQL refuses further statements until then). */
 struct store_driver {
     const char *name;
+    /* A write transaction shuts out every other writer from its begin
+     * (SQLite's BEGIN IMMEDIATE), so what it reads after begin stays
+     * current until its COMMIT: a cached row read under the generation
+     * read then may key its writes (store_cx.c). */
+    bool serial_writes;
     const struct store_migration *migrations;
     const size_t *nmigrations;
     /* SQL run first inside the migration transaction ("" if none). */
@@ -199,6 +207,11 @@ struct store_driver {
      * flushed) as commit would. */
     int (*begin_read)(struct store_db *db);
     int (*end_read)(struct store_db *db);
+    /* Optional (NULL: unknown).  A number that changes whenever the file
+     * changed, by this connection or any other, as of this connection's
+     * last transaction start (SQLite: SQLITE_FCNTL_DATA_VERSION); false
+     * when it cannot tell. */
+    bool (*data_version)(struct store_db *db, uint32_t *out);
     /* Optional (NULL: never).  sqn_lazy: inside a write transaction, may
      * an SQN write that moves SEQs steps ahead commit without a flush?
      * Yes while the SEQ steps of lazy commits not yet covered by a flush,
@@ -237,6 +250,11 @@ struct ims_store {
     struct store_sqnblk *sqnblk;
     uint64_t cache_gen, cache_epoch;
     bool cache_gen_ok;
+    /* the driver's data_version when cache_gen was read (cache_dv_ok):
+     * unchanged at a later write transaction's start, nothing was
+     * committed in between and cache_gen still holds */
+    uint32_t cache_dv;
+    bool cache_dv_ok;
     /* the open transaction (or batch) ran a statement that may move the
      * counter: its rollback makes the cache forget (store_cache.h rule 2) */
     bool cache_wrote;

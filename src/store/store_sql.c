@@ -58,6 +58,13 @@ const struct store_sql store_sql[Q__N] = {
                              "UPDATE subscription SET scscf_name = $1 WHERE id = "
                              "(SELECT subscription_id FROM impu WHERE identity = $2) "
                              "AND scscf_name IS DISTINCT FROM $1" },
+    /* the two above by the subscription's row id, which a cached IMPU row
+     * holds (store_cx.c): no search of the identity index */
+    [Q_SUB_SET_SCSCF_ID] = { "UPDATE subscription SET scscf_name = ? WHERE id = ?", NULL },
+    [Q_SUB_CHANGE_SCSCF_ID] = { "UPDATE subscription SET scscf_name = ?1 WHERE id = ?2 "
+                                "AND scscf_name IS NOT ?1",
+                                "UPDATE subscription SET scscf_name = $1 WHERE id = $2 "
+                                "AND scscf_name IS DISTINCT FROM $1" },
     [Q_SUBCAP_DELETE] = { "DELETE FROM subscription_capability WHERE subscription_id = ?", NULL },
     [Q_SUBCAP_INSERT] = { "INSERT INTO subscription_capability(subscription_id, capability, "
                           "mandatory) VALUES (?, ?, ?)",
@@ -161,6 +168,11 @@ const struct store_sql store_sql[Q__N] = {
                          "UPDATE impu SET reg_state = $1 WHERE (subscription_id, irs) = "
                          "(SELECT subscription_id, irs FROM impu WHERE identity = $2) "
                          "AND reg_state <> $1" },
+    /* the same by the set's key, (subscription id, irs), from a cached row */
+    [Q_IMPU_REG_SET_ID] = { "UPDATE impu SET reg_state = ?1 WHERE subscription_id = ?2 "
+                            "AND irs = ?3 AND reg_state <> ?1",
+                            "UPDATE impu SET reg_state = $1 WHERE subscription_id = $2 "
+                            "AND irs = $3 AND reg_state <> $1" },
     [Q_IMPU_EXISTS] = { "SELECT 1 FROM impu WHERE identity = ?", NULL },
 
     [Q_LINK] = { "INSERT INTO impi_impu(impi_id, impu_id) SELECT m.id, u.id FROM impi m, impu u "

@@ -548,6 +548,15 @@ static int sq_end_read(struct store_db *db)
     return rc;
 }
 
+static bool sq_data_version(struct store_db *db, uint32_t *out)
+{
+    unsigned v = 0;
+    if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK)
+        return false;
+    *out = v;
+    return true;
+}
+
 static void sq_set_lazy(struct store_db *db, bool lazy)
 {
     if (lazy)
@@ -714,6 +723,7 @@ static const char sqlite_lock[] = "";
 
 const struct store_driver store_sqlite_driver = {
     .name = "sqlite",
+    .serial_writes = true,
     .migrations = store_migrations_sqlite,
     .nmigrations = &store_nmigrations_sqlite,
     .migration_lock = sqlite_lock,
@@ -740,5 +750,6 @@ const struct store_driver store_sqlite_driver = {
     .flush = sq_flush,
     .begin_read = sq_begin_read,
     .end_read = sq_end_read,
+    .data_version = sq_data_version,
     .sqn_lazy = sq_sqn_lazy,
 };

@@ -391,6 +391,112 @@ static void test_impu_row(void **state)
     cfix_close(&x);
 }
 
+/* alice's IMPU (another connection's view): state and S-CSCF name */
+static void other_state(struct cfix *x, const char *impu, enum ims_reg_state want,
+                        const char *scscf)
+{
+    struct ims_impu_rec rec;
+    OK(x->other, ims_store_impu_get(x->other, ims_str_cstr(impu), &rec));
+    assert_int_equal(rec.reg_state, want);
+    assert_string_equal(rec.scscf_name, scscf);
+}
+
+/* The Cx path's writes (registration state of the implicit set, the
+ * S-CSCF name) key their UPDATEs by the cached row's subscription id and
+ * set when writers are serialised (SQLite: the row was read under the
+ * generation read inside the write transaction), by the identity
+ * otherwise (PostgreSQL).  Either way they reach exactly the IMPU's set
+ * as it is now, also after another connection moved it to another set. */
+static void test_impu_row_writes(void **state)
+{
+    struct cfix x;
+    struct ims_impu_rec rec;
+    struct ims_store_cache_stats before, after;
+    size_t changed = 99;
+    cfix_open(&x, state);
+    bool by_id = x.f->st->drv->serial_writes;
+    struct ims_impu_rec a2 = { .identity = "sip:alice2@ims.test", .subscription = "alice",
+                               .irs = 1 };
+    struct ims_impu_rec a3 = { .identity = "sip:alice3@ims.test", .subscription = "alice",
+                               .irs = 2 };
+    OK(x.other, ims_store_impu_add(x.other, &a2));
+    OK(x.other, ims_store_impu_add(x.other, &a3));
+    assert_false(impu_row(&x, &rec)); /* now cached */
+
+    stats(x.c, &before);
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                  IMS_SCSCF_SET, S("sip:s1"), &changed));
+    stats(x.c, &after);
+    assert_int_equal(after.hits, before.hits + (by_id ? 1 : 0));
+    assert_int_equal(changed, 2); /* alice and alice2: the set */
+    other_state(&x, "sip:alice@ims.test", IMS_REG_REGISTERED, "sip:s1");
+    other_state(&x, "sip:alice2@ims.test", IMS_REG_REGISTERED, "sip:s1");
+    other_state(&x, "sip:alice3@ims.test", IMS_REG_NOT_REGISTERED, "sip:s1");
+    /* already in that state: nothing changed, and no "no IMPU" */
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                  IMS_SCSCF_KEEP, IMS_STR_NULL, &changed));
+    assert_int_equal(changed, 0);
+
+    stats(x.c, &before);
+    OK(x.f->st, ims_store_scscf_name_set_lazy(x.f->st, S("sip:alice@ims.test"), S("sip:s2")));
+    stats(x.c, &after);
+    assert_int_equal(after.hits, before.hits + (by_id ? 1 : 0));
+    other_state(&x, "sip:alice3@ims.test", IMS_REG_NOT_REGISTERED, "sip:s2");
+
+    /* another connection moves alice to set 2: the cached row (set 1) is
+     * stale, and the next write reaches set 2, never alice2 */
+    OK(x.other, ims_store_impu_get(x.other, S("sip:alice@ims.test"), &rec));
+    rec.irs = 2;
+    OK(x.other, ims_store_impu_update(x.other, &rec));
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_UNREGISTERED,
+                                  IMS_SCSCF_CLEAR, IMS_STR_NULL, &changed));
+    assert_int_equal(changed, 2); /* alice and alice3 */
+    other_state(&x, "sip:alice@ims.test", IMS_REG_UNREGISTERED, "");
+    other_state(&x, "sip:alice3@ims.test", IMS_REG_UNREGISTERED, "");
+    other_state(&x, "sip:alice2@ims.test", IMS_REG_REGISTERED, "");
+
+    /* the same inside one request (st_req_begin: a read transaction, then
+     * the write's): the row read and cached under the generation of the
+     * read, another connection moving alice back to set 1 before the
+     * write; the write must see the move, never key set 2 */
+    st_req_begin(x.f->st);
+    OK(x.f->st, ims_store_impu_get(x.f->st, S("sip:alice@ims.test"), &rec));
+    assert_int_equal(rec.irs, 2);
+    OK(x.other, ims_store_impu_get(x.other, S("sip:alice@ims.test"), &rec));
+    rec.irs = 1;
+    OK(x.other, ims_store_impu_update(x.other, &rec));
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_NOT_REGISTERED,
+                                  IMS_SCSCF_KEEP, IMS_STR_NULL, &changed));
+    OK(x.f->st, st_req_end(x.f->st));
+    assert_int_equal(changed, 2); /* alice and alice2 */
+    other_state(&x, "sip:alice@ims.test", IMS_REG_NOT_REGISTERED, "");
+    other_state(&x, "sip:alice2@ims.test", IMS_REG_NOT_REGISTERED, "");
+    other_state(&x, "sip:alice3@ims.test", IMS_REG_UNREGISTERED, "");
+    /* and without a change in between, the write inside a request keys
+     * by the row the request read: no second look-up of the identity */
+    st_req_begin(x.f->st);
+    OK(x.f->st, ims_store_impu_get(x.f->st, S("sip:alice@ims.test"), &rec));
+    stats(x.c, &before);
+    OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_UNREGISTERED,
+                                  IMS_SCSCF_KEEP, IMS_STR_NULL, &changed));
+    stats(x.c, &after);
+    OK(x.f->st, st_req_end(x.f->st));
+    assert_int_equal(after.hits, before.hits + (by_id ? 1 : 0));
+    assert_int_equal(changed, 2);
+    other_state(&x, "sip:alice2@ims.test", IMS_REG_UNREGISTERED, "");
+
+    /* an IMPU that is gone is refused, cached or not */
+    assert_true(impu_row(&x, &rec) || impu_row(&x, &rec));
+    OK(x.other, ims_store_impu_del(x.other, S("sip:alice@ims.test")));
+    assert_int_equal(ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_REGISTERED,
+                                       IMS_SCSCF_KEEP, IMS_STR_NULL, NULL),
+                     IMS_ENOENT);
+    assert_int_equal(
+        ims_store_scscf_name_set_lazy(x.f->st, S("sip:alice@ims.test"), S("sip:s3")),
+        IMS_ENOENT);
+    cfix_close(&x);
+}
+
 /* The preload puts what the Cx path would: each IMPI's row and its OK
  * links, nothing else, at most max, under the tag rule 1 asks for. */
 static void test_preload(void **state)
@@ -566,6 +672,7 @@ const struct CMUnitTest cache_tests[] = {
     T(test_request_own_write),
     T(test_rollback_without_write),
     T(test_impu_row),
+    T(test_impu_row_writes),
     T(test_preload),
     T(test_exec_cache),
     T(test_memo),
