@@ -142,9 +142,11 @@ static const struct key keys[] = {
       "Entries of the in-memory cache of identity data the Cx path reads on every request "
       "(IMPI/IMPU links, IMPI rows with their secrets still encrypted, IMPU rows without their "
       "registration state), shared by the store connections; an IMPI row takes about 0.6 KiB, "
-      "a link 0.1 KiB, an IMPU row 0.15 KiB: three entries per subscriber (100 000 "
-      "subscribers: ~70 MiB). It stays coherent with any writer, imscloudctl "
-      "included, through a change counter in the database. 0: no cache." },
+      "a link 0.1 KiB, an IMPU row 0.15 KiB: three entries per subscriber, and a fourth once "
+      "it registered (the User-Data its SAR built, ~0.5 KiB); size it for them, or each "
+      "registration pushes another subscriber's entries out and the store is read again "
+      "(100 000 subscribers: ~70 MiB, ~120 MiB registered). It stays coherent with any writer, "
+      "imscloudctl included, through a change counter in the database. 0: no cache." },
     { "hss", "cache_preload", K_BOOL, "yes", 0, 0, OFF(hss_cache_preload), false,
       "At start, before answering, fill the identity cache with the IMPI rows and IMPI/IMPU "
       "links of the store (at most cache_entries; SQLite), so that the registrations that "
