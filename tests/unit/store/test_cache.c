@@ -401,6 +401,15 @@ static void other_state(struct cfix *x, const char *impu, enum ims_reg_state wan
     assert_string_equal(rec.scscf_name, scscf);
 }
 
+/* Another connection (imscloudctl) moves alice to implicit set irs. */
+static void move_alice(struct cfix *x, unsigned irs)
+{
+    struct ims_impu_rec rec;
+    OK(x->other, ims_store_impu_get(x->other, S("sip:alice@ims.test"), &rec));
+    rec.irs = irs;
+    OK(x->other, ims_store_impu_update(x->other, &rec));
+}
+
 /* The Cx path's writes (registration state of the implicit set, the
  * S-CSCF name) key their UPDATEs by the cached row's subscription id and
  * set when writers are serialised (SQLite: the row was read under the
@@ -445,9 +454,7 @@ static void test_impu_row_writes(void **state)
 
     /* another connection moves alice to set 2: the cached row (set 1) is
      * stale, and the next write reaches set 2, never alice2 */
-    OK(x.other, ims_store_impu_get(x.other, S("sip:alice@ims.test"), &rec));
-    rec.irs = 2;
-    OK(x.other, ims_store_impu_update(x.other, &rec));
+    move_alice(&x, 2);
     OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_UNREGISTERED,
                                   IMS_SCSCF_CLEAR, IMS_STR_NULL, &changed));
     assert_int_equal(changed, 2); /* alice and alice3 */
@@ -462,9 +469,7 @@ static void test_impu_row_writes(void **state)
     st_req_begin(x.f->st);
     OK(x.f->st, ims_store_impu_get(x.f->st, S("sip:alice@ims.test"), &rec));
     assert_int_equal(rec.irs, 2);
-    OK(x.other, ims_store_impu_get(x.other, S("sip:alice@ims.test"), &rec));
-    rec.irs = 1;
-    OK(x.other, ims_store_impu_update(x.other, &rec));
+    move_alice(&x, 1);
     OK(x.f->st, ims_store_reg_set(x.f->st, S("sip:alice@ims.test"), IMS_REG_NOT_REGISTERED,
                                   IMS_SCSCF_KEEP, IMS_STR_NULL, &changed));
     OK(x.f->st, st_req_end(x.f->st));
