@@ -17,7 +17,7 @@ char *ims_strndup(const char *s, size_t n); /* NUL-terminated copy; NULL on fail
 
 /* Zeroes n bytes at p, and the compiler may not drop it as a dead store:
  * for secrets before their memory is freed or reused.  glibc's
- * explicit_bzero runs at memset's speed; ims_wipe, used before,
+ * explicit_bzero runs at memset's speed; OPENSSL_cleanse, used before,
  * stores 8 bytes at a time (5x slower on the few KiB of a Cx answer or an
  * S-CSCF challenge, which every registration wipes). */
 void ims_wipe(void *p, size_t n);

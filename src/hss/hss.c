@@ -1024,8 +1024,6 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* [hss] cache_preload: before Diameter and the CSCFs send anything.  A
- * failure only costs the speed of the first requests: logged, not fatal. */
 /* /metrics: the identity cache's hits, misses and evictions tell whether
  * [hss] cache_entries holds the subscribers (docs/security.md) */
 static void cache_metrics(void *ctx, struct ims_metrics_cache *out)
@@ -1040,6 +1038,8 @@ static void cache_metrics(void *ctx, struct ims_metrics_cache *out)
                                        .capacity = s.capacity };
 }
 
+/* [hss] cache_preload: before Diameter and the CSCFs send anything.  A
+ * failure only costs the speed of the first requests: logged, not fatal. */
 static void preload_cache(struct ims_hss *h)
 {
     struct timespec t0, t1;

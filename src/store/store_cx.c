@@ -370,6 +370,16 @@ static bool cached_impu(struct ims_store *s, ims_str impu, struct impu_key_row *
            impu_lookup(s, gen, impu, k, packed);
 }
 
+/* cached_impu for a write to key its UPDATE by: only when writers are
+ * serialised (store_driver.serial_writes), where the row, read under the
+ * generation read inside this write transaction, stays current until
+ * COMMIT; the caller has begun the transaction. */
+static bool cached_impu_to_write(struct ims_store *s, ims_str impu, struct impu_key_row *k,
+                                 unsigned char packed[IMPU_PACK_MAX])
+{
+    return s->drv->serial_writes && cached_impu(s, impu, k, packed);
+}
+
 int ims_store_impu_get(struct ims_store *s, ims_str impu, struct ims_impu_rec *out)
 {
     struct store_stmt *stmt;
@@ -832,11 +842,10 @@ int ims_store_reg_set(struct ims_store *s, ims_str impu, enum ims_reg_state stat
     int rc = st_begin(s);
     if (rc)
         return st_fail(s, rc, "reg begin");
-    /* a cached row (read under the current generation, inside this
-     * transaction) names the set and subscription by key: the IMPU exists */
+    /* a cached row names the set and subscription by key: the IMPU exists */
     struct impu_key_row k;
     unsigned char packed[IMPU_PACK_MAX];
-    bool cached = s->drv->serial_writes && cached_impu(s, impu, &k, packed);
+    bool cached = cached_impu_to_write(s, impu, &k, packed);
     rc = cached ? st_exec(s, Q_IMPU_REG_SET_ID, &n, "iii", (int64_t)state, k.sub_id,
                           (int64_t)k.irs)
                 : st_exec(s, Q_IMPU_REG_SET, &n, "it", (int64_t)state, impu);
@@ -882,7 +891,7 @@ int ims_store_scscf_name_set_lazy(struct ims_store *s, ims_str impu, ims_str scs
     }
     struct impu_key_row k;
     unsigned char packed[IMPU_PACK_MAX];
-    rc = s->drv->serial_writes && cached_impu(s, impu, &k, packed)
+    rc = cached_impu_to_write(s, impu, &k, packed)
              ? st_exec(s, Q_SUB_SET_SCSCF_ID, &n, "oi", scscf, k.sub_id)
              : st_exec(s, Q_SUB_SET_SCSCF, &n, "ot", scscf, impu);
     if (rc == 0)

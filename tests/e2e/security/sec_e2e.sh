@@ -492,17 +492,13 @@ t_tls_reload() {
     stop_ims
 }
 
-name=${1:?usage: sec_e2e.sh scanner|sweep|malformed|metrics|tls|mtls_client|tls_reload}
+TESTS=(scanner sweep malformed metrics tls mtls_client tls_reload) # at most 10: one port block each
+name=${1:?usage: sec_e2e.sh ${TESTS[*]}}
 : "${IMS_BIN:?}" "${IMS_SEED:?}" "${SEC_E2E_STATE:?}"
+PORT_BLOCK=
+for i in "${!TESTS[@]}"; do [ "${TESTS[$i]}" = "$name" ] && PORT_BLOCK=$i; done
+[ -n "$PORT_BLOCK" ] || { echo "unknown test $name" >&2; exit 2; }
 OUT=$SEC_E2E_STATE/$name
 rm -rf "$OUT"
 mkdir -p "$OUT"
-PORT_BLOCK=0
-for t in scanner sweep malformed metrics tls mtls_client tls_reload; do
-    [ "$t" = "$name" ] && break
-    PORT_BLOCK=$((PORT_BLOCK + 1))
-done
-case $name in
-scanner | sweep | malformed | metrics | tls | mtls_client | tls_reload) "t_$name" ;;
-*) echo "unknown test $name" >&2; exit 2 ;;
-esac
+"t_$name"
