@@ -523,8 +523,8 @@ static const struct key keys[] = {
       "Empty: every listener." },
     { "limits", "exempt", K_STR, NULL, 0, 0, OFF(lim_exempt), false,
       "Comma list of source IP addresses, or ip:port for one sender ([::1]:5060), never rate "
-      "limited nor refused for overload: our own CSCFs (a one-process stack sends every hop "
-      "from its first UDP listener) and application servers." },
+      "limited nor refused for overload: our own CSCFs (hops between the roles of one process "
+      "never are) and application servers." },
     { "limits", "impi_rate", K_UINT, "0", 0, 100000, OFF(lim_impi_rate), false,
       "REGISTERs per second one private identity may send to the S-CSCF (token bucket); "
       "beyond it 503 with Retry-After. 0: off." },

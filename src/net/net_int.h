@@ -182,7 +182,8 @@ size_t ims_tp_count_src(struct sip_tp *tp, const struct ims_addr *peer);
 
 /* udp.c */
 void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events);
-int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf, size_t len);
+int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, uint16_t src_port, const char *buf,
+                 size_t len);
 
 /* udp_local.c: IMS_ENOENT when dst is not ours (send it for real) */
 int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,

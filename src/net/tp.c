@@ -623,10 +623,10 @@ static int send_local(struct sip_tp *tp, enum sip_proto proto, const struct ims_
 }
 
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
-                    uint64_t conn_id, const char *buf, size_t len)
+                    uint64_t conn_id, uint16_t src_port, const char *buf, size_t len)
 {
     if (proto == SIP_PROTO_UDP)
-        return dst ? ims_udp_send(tp, dst, buf, len) : IMS_ENOENT;
+        return dst ? ims_udp_send(tp, dst, src_port, buf, len) : IMS_ENOENT;
     if (proto != SIP_PROTO_TCP && proto != SIP_PROTO_TLS)
         return IMS_EINVAL;
     if (conn_id) {

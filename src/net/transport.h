@@ -185,11 +185,14 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
  * loop must not run this transport's callbacks again.  NULL is a no-op. */
 void ims_sip_tp_free(struct sip_tp *tp);
 
-/* Sends one message.  UDP: from the first UDP listener of dst's family
- * (dst required); a datagram to one of this worker's own UDP listeners is
- * handed to its rx callback later in this loop turn, as the kernel would
- * have delivered it (same source, listener, security groups, size cap),
- * unless cfg.no_local_delivery.  TCP/TLS: on conn_id when it is still open (another
+/* Sends one message.  UDP (dst required): from our UDP listener of dst's
+ * family on src_port, or (src_port 0, or none on that port) from the first
+ * UDP listener of that family; a response leaves from the port its request
+ * came in on, as RFC 3581 §4 asks for symmetric NATs.  A datagram to one of
+ * this worker's own UDP listeners is handed to its rx callback later in this
+ * loop turn, as the kernel would have delivered it (same source, listener,
+ * security groups, size cap), unless cfg.no_local_delivery.
+ * TCP/TLS: on conn_id when it is still open (another
  * worker's connection: posted to that worker, which falls back as below if
  * the connection closed meanwhile), else on an open connection to dst of
  * that proto, accepted or opened, by any worker (RFC 3261 §18.1.1, §18.2.2:
@@ -201,7 +204,7 @@ void ims_sip_tp_free(struct sip_tp *tp);
  * IMS_ELIMIT (write queue, connection or timer cap; UDP socket buffer full),
  * IMS_EINVAL (proto), IMS_ENOMEM, IMS_EIO (socket error). */
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
-                    uint64_t conn_id, const char *buf, size_t len);
+                    uint64_t conn_id, uint16_t src_port, const char *buf, size_t len);
 
 /* Whether a TCP/TLS connection to peer is open on any worker (accepted or
  * opened): an RFC 5626 flow to a UE lives only as long as its connection.

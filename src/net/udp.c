@@ -157,14 +157,27 @@ static void read_batches(struct sip_listener *l)
     }
 }
 
-int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const char *buf, size_t len)
+/* The UDP listener of family fam on src_port, else the first of fam. */
+static const struct sip_listener *send_listener(const struct sip_tp *tp, int fam,
+                                                uint16_t src_port)
 {
-    int fam = ims_addr_family(dst);
-    const struct sip_listener *l = NULL;
-    for (size_t i = 0; i < tp->nls && !l; i++) {
-        if (tp->ls[i].proto == SIP_PROTO_UDP && ims_addr_family(&tp->ls[i].addr) == fam)
-            l = &tp->ls[i];
+    const struct sip_listener *first = NULL;
+    for (size_t i = 0; i < tp->nls; i++) {
+        const struct sip_listener *l = &tp->ls[i];
+        if (l->proto != SIP_PROTO_UDP || ims_addr_family(&l->addr) != fam)
+            continue;
+        if (src_port && ims_addr_port(&l->addr) == src_port)
+            return l;
+        if (!first)
+            first = l;
     }
+    return first;
+}
+
+int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, uint16_t src_port, const char *buf,
+                 size_t len)
+{
+    const struct sip_listener *l = send_listener(tp, ims_addr_family(dst), src_port);
     if (!l)
         return IMS_ENOENT;
     int rc = ims_udp_local_send(tp, l, dst, buf, len);

@@ -247,6 +247,11 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
         .cb = ct_cb,
         .ud = r,
     };
+    /* A forwarded request leaves from the port it came in on: a P-CSCF that
+     * is not our first UDP listener reaches a UE through the NAT binding the
+     * UE opened to it (the Path that brought the request names that port). */
+    if (!r->uac && !ca.dest.src_port)
+        ca.dest.src_port = ims_addr_port(&r->rx.local);
     struct sip_txn *ct;
     rc = ims_sip_txn_client_new(p->txns, &ca, &ct);
     ims_buf_free(&b);

@@ -99,10 +99,9 @@ void ims_proxy_shared_free(struct proxy_shared *sh)
 
 /* ------------------------------------------------------------ worker proxy */
 
-static int tp_send(void *ctx, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
-                   const char *buf, size_t len)
+static int tp_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len)
 {
-    return ims_sip_tp_send(ctx, proto, dst, conn_id, buf, len);
+    return ims_sip_tp_send(ctx, d->proto, &d->addr, d->conn_id, d->src_port, buf, len);
 }
 
 static int tp_local(void *ctx, enum sip_proto proto, int family, struct ims_addr *out)
@@ -114,7 +113,7 @@ int px_send(struct ims_proxy *p, const struct sip_dest *d, const char *buf, size
 {
     if (!p->io.send)
         return IMS_ENOENT;
-    return p->io.send(p->io.ctx, d->proto, &d->addr, d->conn_id, buf, len);
+    return p->io.send(p->io.ctx, d, buf, len);
 }
 
 static int txn_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len)
@@ -642,6 +641,7 @@ int px_reply_stateless(struct ims_proxy *p, const struct sip_msg *req,
         d.proto = rx->proto;
         d.addr = rx->src;
         d.conn_id = rx->conn_id;
+        d.src_port = ims_addr_port(&rx->local);
     }
     struct px_rsp_args a = {
         .status = status,

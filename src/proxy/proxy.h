@@ -126,12 +126,13 @@ void ims_proxy_rx(void *ctx, const struct sip_tp_rx *rx);
  * request contexts still alive (leaks, logged at WARN).  NULL returns 0. */
 size_t ims_proxy_free(struct ims_proxy *p);
 
-/* Test seam: replaces the transport.  send returns 0 or IMS_E*; local fills
- * the address we use for proto/family (ims_sip_tp_local's contract);
- * in_process (may be NULL: never) is ims_sip_tp_in_process's. */
+/* Test seam: replaces the transport.  send is ims_sip_tp_send with its
+ * arguments from d (0 or IMS_E*); local fills the address we use for
+ * proto/family (ims_sip_tp_local's contract); in_process (may be NULL:
+ * never) is ims_sip_tp_in_process's. */
+struct sip_dest;
 struct proxy_io {
-    int (*send)(void *ctx, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
-                const char *buf, size_t len);
+    int (*send)(void *ctx, const struct sip_dest *d, const char *buf, size_t len);
     int (*local)(void *ctx, enum sip_proto proto, int family, struct ims_addr *out);
     void *ctx;
     bool (*in_process)(void *ctx, enum sip_proto proto, const struct ims_addr *dst);

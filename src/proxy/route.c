@@ -347,9 +347,7 @@ static void resolved_cb(void *arg, int err, const struct ims_resolve_target *t, 
     r->ntargets = 0;
     r->cur = 0;
     for (size_t i = 0; !err && i < n && r->ntargets < PROXY_MAX_TARGETS; i++) {
-        r->targets[r->ntargets].proto = t[i].proto;
-        r->targets[r->ntargets].addr = t[i].addr;
-        r->targets[r->ntargets].conn_id = 0;
+        r->targets[r->ntargets] = (struct sip_dest){ .proto = t[i].proto, .addr = t[i].addr };
         r->ntargets++;
     }
     if (err)

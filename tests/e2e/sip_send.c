@@ -17,6 +17,8 @@
  * <Content-Length> (body length) are filled, so Via points back at us.
  * Any other file is sent byte for byte.
  *
+ * Every answer must come from the address and port the file was sent to (RFC
+ * 3581 §4: a symmetric NAT drops anything else).
  * Exit 0 if every expectation held and the server answered OPTIONS after each
  * file; 1 otherwise. The last line reads "N passed, M failed".
  */
@@ -142,8 +144,9 @@ int main(int argc, char **argv)
             return 2;
         e2e_text_free(&msg);
 
-        /* First final response within the timeout (provisional ones are skipped). */
-        int got = 0;
+        /* First final response within the timeout (provisional ones are skipped),
+         * from the address and port the request went to (RFC 3581 §4). */
+        int got = 0, elsewhere = 0;
         int64_t end = e2e_now_ms() + (expect ? timeout_ms : timeout_ms / 4);
         for (;;) {
             int left = (int)(end - e2e_now_ms());
@@ -155,16 +158,21 @@ int main(int argc, char **argv)
             int st = e2e_status(buf, (size_t)n);
             if (st >= 200) {
                 got = st;
+                elsewhere = from.sin_port != server.sin_port ||
+                            from.sin_addr.s_addr != server.sin_addr.s_addr;
                 break;
             }
         }
 
-        int ok = expect == 0 || got == expect || (or_none && got == 0);
+        int ok = (expect == 0 || got == expect || (or_none && got == 0)) && !elsewhere;
         if (expect)
             printf("%s: expected %d%s, got %s%d\n", name, expect, or_none ? " or no answer" : "",
                    got ? "" : "no answer ", got);
         else
             printf("%s: answered %d (any answer accepted)\n", name, got);
+        if (elsewhere)
+            printf("%s: answered from %s:%u, not from the address it was sent to\n", name,
+                   inet_ntoa(from.sin_addr), ntohs(from.sin_port));
 
         char tag[32];
         snprintf(tag, sizeof(tag), "%d-%ld", i, (long)getpid());

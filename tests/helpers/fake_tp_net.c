@@ -44,8 +44,7 @@ void fake_tp_free(struct fake_tp *f)
     fake_tp_clear(f);
 }
 
-int fake_tp_send(void *ctx, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
-                 const char *buf, size_t len)
+int fake_tp_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len)
 {
     struct fake_tp *f = ctx;
     if (f->fail_next > 0) {
@@ -55,20 +54,16 @@ int fake_tp_send(void *ctx, enum sip_proto proto, const struct ims_addr *dst, ui
     if (f->n == FAKE_TP_MAX)
         return IMS_ELIMIT;
     struct fake_tp_msg *m = &f->msgs[f->n++];
-    m->proto = proto;
-    m->dst = *dst;
-    m->conn_id = conn_id;
+    m->proto = d->proto;
+    m->dst = d->addr;
+    m->conn_id = d->conn_id;
+    m->src_port = d->src_port;
     m->buf = malloc(len + 1);
     memcpy(m->buf, buf, len);
     m->buf[len] = '\0';
     m->len = len;
     m->at_ms = f->loop ? f->loop->now_ms : 0;
     return 0;
-}
-
-int fake_tp_txn_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len)
-{
-    return fake_tp_send(ctx, d->proto, &d->addr, d->conn_id, buf, len);
 }
 
 int fake_tp_local(void *ctx, enum sip_proto proto, int family, struct ims_addr *out)

@@ -28,6 +28,7 @@ struct fake_tp_msg {
     enum sip_proto proto;
     struct ims_addr dst;
     uint64_t conn_id;
+    uint16_t src_port; /* sip_dest.src_port */
     char *buf; /* NUL-terminated copy */
     size_t len;
     uint64_t at_ms;
@@ -47,11 +48,9 @@ struct fake_tp {
 void fake_tp_init(struct fake_tp *f, struct ims_loop *loop);
 void fake_tp_clear(struct fake_tp *f);
 void fake_tp_free(struct fake_tp *f);
-/* sip_txn_send_fn-compatible (ctx = fake_tp). */
-int fake_tp_txn_send(void *ctx, const struct sip_dest *dst, const char *buf, size_t len);
-/* proxy_io-compatible functions (ctx = fake_tp). */
-int fake_tp_send(void *ctx, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
-                 const char *buf, size_t len);
+/* proxy_io-compatible functions (ctx = fake_tp); fake_tp_send is a
+ * sip_txn_send_fn too. */
+int fake_tp_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len);
 int fake_tp_local(void *ctx, enum sip_proto proto, int family, struct ims_addr *out);
 void fake_tp_set_local(struct fake_tp *f, enum sip_proto proto, const char *addr);
 

@@ -38,7 +38,8 @@
 #   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF;
 #                    a BYE from it with a To tag but no Route to us: 403 too
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
-#                    Authorization (sip_send): 400 each, and the P-CSCF still answers
+#                    Authorization (sip_send, to P, I and S): 400 each, from the port
+#                    it was sent to, and the CSCF still answers
 #   register_tcp     alice over TCP (the flow is the TCP connection)
 #   lir              MESSAGEs from another network to the I-CSCF: unknown user 404,
 #                    not registered 480; bob registered (AKA): LIR -> S-CSCF ->
@@ -491,12 +492,17 @@ runtest() {
         ue bad "$UE_PORT" malformed.xml -s alice || rc=1
         local tools=${IMS_E2E_TOOLS:-}
         [ -x "$tools/sip_send" ] || die "IMS_E2E_TOOLS has no sip_send"
-        "$tools/sip_send" --host 127.0.0.1 --port "$P_PORT" --timeout-ms "$(scaled 3000)" \
-            "$HERE"/malformed/*.sip >"$OUT/sip_send.out" 2>&1 || {
-            cat "$OUT/sip_send.out" >&2
-            rc=1
-        }
-        tail -n 1 "$OUT/sip_send.out"
+        # every role's port: each answer must come from the port it was sent to
+        # (RFC 3581 §4), which in one process is not the first listener's
+        local port
+        for port in "$P_PORT" "$I_PORT" "$S_PORT"; do
+            "$tools/sip_send" --host 127.0.0.1 --port "$port" --timeout-ms "$(scaled 3000)" \
+                "$HERE"/malformed/*.sip >"$OUT/sip_send-$port.out" 2>&1 || {
+                cat "$OUT/sip_send-$port.out" >&2
+                rc=1
+            }
+            tail -n 1 "$OUT/sip_send-$port.out"
+        done
         ;;
     register_tcp)
         register reg register.xml alice alice-secret 600 -key alg MD5 -t t1 || rc=1 ;;

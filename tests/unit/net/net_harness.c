@@ -125,7 +125,8 @@ static void on_rx(void *ctx, const struct sip_tp_rx *rx)
     r.data[rx->len] = '\0';
     rxlog_add(w->log, &r); /* first: a test may wait for the echo, then look */
     if (w->echo)
-        (void)ims_sip_tp_send(w->tp, rx->proto, &rx->src, rx->conn_id, rx->buf, rx->len);
+        (void)ims_sip_tp_send(w->tp, rx->proto, &rx->src, rx->conn_id, ims_addr_port(&rx->local),
+                              rx->buf, rx->len);
 }
 
 static void *worker_main(void *arg)
@@ -263,6 +264,7 @@ struct send_args {
     enum sip_proto proto;
     const struct ims_addr *dst;
     uint64_t conn_id;
+    uint16_t src_port;
     const char *buf;
     size_t len;
     int rc;
@@ -271,13 +273,21 @@ struct send_args {
 static void send_fn(struct worker *w, void *arg)
 {
     struct send_args *a = arg;
-    a->rc = ims_sip_tp_send(w->tp, a->proto, a->dst, a->conn_id, a->buf, a->len);
+    a->rc = ims_sip_tp_send(w->tp, a->proto, a->dst, a->conn_id, a->src_port, a->buf, a->len);
 }
 
 int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
            const char *buf, size_t len)
 {
-    struct send_args a = { proto, dst, conn_id, buf, len, 0 };
+    struct send_args a = { proto, dst, conn_id, 0, buf, len, 0 };
+    worker_call(w, send_fn, &a);
+    return a.rc;
+}
+
+int w_send_udp_from(struct worker *w, const struct ims_addr *dst, uint16_t src_port,
+                    const char *buf, size_t len)
+{
+    struct send_args a = { SIP_PROTO_UDP, dst, 0, src_port, buf, len, 0 };
     worker_call(w, send_fn, &a);
     return a.rc;
 }

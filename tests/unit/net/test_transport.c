@@ -306,6 +306,55 @@ static void test_udp_local(void **state)
     fx_stop(&fx);
 }
 
+/* Sends one datagram from a fresh socket to dst and returns the port the
+ * echo came back from. */
+static uint16_t echo_port(const struct ims_addr *dst, const char *msg, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = { 3, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_true(sendto(fd, msg, len, 0, (const struct sockaddr *)&dst->ss, dst->len) > 0);
+    char back[2048];
+    struct sockaddr_in from;
+    socklen_t fl = sizeof(from);
+    assert_int_equal(recvfrom(fd, back, sizeof(back), 0, (struct sockaddr *)&from, &fl),
+                     (ssize_t)len);
+    close(fd);
+    return ntohs(from.sin_port);
+}
+
+/* RFC 3581 §4: a response leaves from the port its request came in on (a
+ * symmetric NAT drops anything else), whichever listener is first. */
+static void test_udp_src_port(void **state)
+{
+    struct fixture fx;
+    struct ims_addr a, b, c;
+    local_cfg(&fx, &a, &b, &c);
+    fx_start(&fx, 1);
+    fx.w[0].echo = true; /* echoes with src_port = the listener it came in on */
+    char msg[1024];
+    size_t len = mk_msg(msg, sizeof(msg), 1, 20);
+    assert_int_equal(echo_port(&b, msg, len), ims_addr_port(&b));
+    assert_int_equal(echo_port(&a, msg, len), ims_addr_port(&a));
+    struct ims_addr c_lo = addr_of("127.0.0.1", ims_addr_port(&c));
+    assert_int_equal(echo_port(&c_lo, msg, len), ims_addr_port(&c));
+    fx.w[0].echo = false;
+
+    /* in-process: the receiver sees the listener asked for as the source;
+     * a port we do not listen on falls back to the first listener */
+    size_t n0 = rxlog_count(&fx.log);
+    assert_int_equal(w_send_udp_from(&fx.w[0], &a, ims_addr_port(&b), msg, len), 0);
+    assert_true(rxlog_wait(&fx.log, n0 + 1, 2000));
+    struct rx_rec r = rxlog_get(&fx.log, n0);
+    assert_true(ims_addr_equal(&r.src, &b));
+    assert_int_equal(w_send_udp_from(&fx.w[0], &b, free_udp_port(), msg, len), 0);
+    assert_true(rxlog_wait(&fx.log, n0 + 2, 2000));
+    r = rxlog_get(&fx.log, n0 + 1);
+    assert_true(ims_addr_equal(&r.src, &a));
+    fx_stop(&fx);
+}
+
 /* ---- TCP framing ---- */
 
 static void expect_msgs(struct fixture *fx, size_t from, const char *msg, size_t len, size_t count)
@@ -924,7 +973,7 @@ static void fail_send_fn(struct worker *w, void *arg)
     char msg[512];
     size_t len = mk_msg(msg, sizeof(msg), 1, 0);
     ims_alloc_fail_at(f->n, 0);
-    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TCP, f->dst, 0, msg, len);
+    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TCP, f->dst, 0, 0, msg, len);
     ims_alloc_fail_at(0, 0);
 }
 
@@ -1044,6 +1093,7 @@ int run_transport_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp_echo),
         cmocka_unit_test(test_udp_local),
+        cmocka_unit_test(test_udp_src_port),
         cmocka_unit_test(test_tcp_framing),
         cmocka_unit_test(test_tcp_crlf_ping),
         cmocka_unit_test(test_tcp_oversize_closes),

@@ -82,7 +82,7 @@ static int setup_n(size_t max)
     fake_tp_init(&E.tp, E.loop);
     struct sip_txn_cfg cfg = {
         .max_txns = max, .t1_ms = T1, .t2_ms = T2, .t4_ms = T4, .worker_idx = 3,
-        .send = fake_tp_txn_send, .send_ctx = &E.tp, .reliable = fake_reliable,
+        .send = fake_tp_send, .send_ctx = &E.tp, .reliable = fake_reliable,
     };
     assert_int_equal(ims_sip_txn_table_new(E.loop, &cfg, &E.tbl), 0);
     return 0;
@@ -565,10 +565,18 @@ static void test_response_dest(void **state)
                "OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h.test:5077;branch=z9hG4bKx\r\n"
                "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\n"
                "Content-Length: 0\r\n\r\n");
-    p.rx = fake_tp_rx(p.text, SIP_PROTO_UDP, "192.0.2.11:4000", "192.0.2.1:5060");
+    p.rx = fake_tp_rx(p.text, SIP_PROTO_UDP, "192.0.2.11:4000", "192.0.2.1:5070");
     assert_int_equal(ims_sip_response_dest(&p.m, &p.rx, &d), 0);
     /* §18.2.2: received (the source address) and the sent-by port */
     assert_string_equal(ims_addr_str(&d.addr, buf, sizeof(buf)), "192.0.2.11:5077");
+    /* RFC 3581 §4: from the port the request came in on */
+    assert_int_equal(d.src_port, 5070);
+    /* and what a server transaction sends goes the same way */
+    struct sip_txn *t = NULL;
+    assert_int_equal(ims_sip_txn_server_new(E.tbl, &p.m, &p.rx, tu_cb, &E, &t), 0);
+    assert_int_equal(ims_sip_txn_dest(t)->src_port, 5070);
+    ims_sip_txn_detach(t);
+    advance(0);
 }
 
 static void test_detach_unanswered_server(void **state)
