@@ -133,17 +133,25 @@ proc_alive() { [ ! -e "$SDIR/$1.rc" ] && [ -s "$SDIR/$1.pid" ] && kill -0 "$(cat
 
 # stop_proc NAME SECONDS: SIGTERM, wait for the exit code; then SIGKILL its process
 # group (only what our wrapper started: Kamailio's children). Prints the exit code
-# ("killed" if it had to be killed).
+# ("killed" if it had to be killed). Kamailio's cdp module makes a FIFO per Diameter
+# peer named /tmp/cdp_send_<receiver pid>_... (a fixed path) and leaves it when its
+# receiver is killed: those of this group's processes are removed.
 stop_proc() {
-    local name=$1 secs=$2 pid pgid
+    local name=$1 secs=$2 pid pgid members='' m f
     pid=$(cat "$SDIR/$name.pid" 2>/dev/null || true)
     pgid=$(cat "$SDIR/$name.pgid" 2>/dev/null || true)
+    if [ -n "$pgid" ]; then members=$(pgrep -g "$pgid" 2>/dev/null || true); fi
     if [ -n "$pid" ] && [ ! -e "$SDIR/$name.rc" ]; then
         kill -TERM "$pid" 2>/dev/null || true
         local deadline=$(($(date +%s) + secs))
         while [ ! -e "$SDIR/$name.rc" ] && [ "$(date +%s)" -lt $deadline ]; do sleep 0.1; done
     fi
     if [ -n "$pgid" ]; then kill -KILL -- "-$pgid" 2>/dev/null || true; fi
+    for m in $members; do
+        for f in /tmp/cdp_send_"$m"_*; do
+            if [ -p "$f" ]; then rm -f "$f"; fi
+        done
+    done
     if [ -e "$SDIR/$name.rc" ]; then cat "$SDIR/$name.rc"; else echo killed; fi
 }
 
