@@ -192,6 +192,15 @@ bool ims_addr_same_ip(const struct ims_addr *a, const struct ims_addr *b)
     return false;
 }
 
+bool ims_addr_is_any(const struct ims_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    return false;
+}
+
 bool ims_addr_equal(const struct ims_addr *a, const struct ims_addr *b)
 {
     return ims_addr_same_ip(a, b) && ims_addr_port(a) == ims_addr_port(b);

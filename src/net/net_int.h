@@ -182,12 +182,13 @@ size_t ims_tp_count_src(struct sip_tp *tp, const struct ims_addr *peer);
 
 /* udp.c */
 void ims_udp_read_cb(struct ims_loop *loop, struct ims_io *io, unsigned events);
-int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, uint16_t src_port, const char *buf,
-                 size_t len);
+int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const struct sip_tp_src *src,
+                 const char *buf, size_t len);
 
 /* udp_local.c: IMS_ENOENT when dst is not ours (send it for real) */
 int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,
-                       const struct ims_addr *dst, const char *buf, size_t len);
+                       const struct sip_tp_src *src, const struct ims_addr *dst, const char *buf,
+                       size_t len);
 void ims_udp_local_free(struct sip_tp *tp);
 
 /* udp_spread.c: the worker whose Call-ID hash a request has (tp->idx for
@@ -196,7 +197,8 @@ void ims_udp_local_free(struct sip_tp *tp);
  * spread_max bytes waiting already, drop it); post what was queued. */
 unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len);
 int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
-                         const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms);
+                         const char *p, size_t len, const struct ims_addr *src,
+                         const struct ims_addr *local, int32_t queue_ms);
 void ims_udp_spread_flush(struct sip_tp *tp);
 
 /* tcp.c */

@@ -341,6 +341,13 @@ static int open_listener(struct sip_tp *tp, size_t i, struct sip_listener *l, ch
     if (!stream) {
         /* kernel receive timestamps: how long a datagram queued (udp.c) */
         (void)setsockopt(l->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+        /* behind a wildcard bind, each datagram's destination address: the
+         * address its response must leave from (RFC 3581 §4, udp.c) */
+        if (ims_addr_is_any(&addr) &&
+            (fam == AF_INET ? setsockopt(l->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+                            : setsockopt(l->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+                                         sizeof(one))) != 0)
+            goto fail;
         /* Bursts of datagrams must not overflow the default receive buffer
          * (about 200 KiB) between two loop turns; the kernel caps the value
          * at net.core.rmem_max, so this is a request, not a failure. */
@@ -622,11 +629,27 @@ static int send_local(struct sip_tp *tp, enum sip_proto proto, const struct ims_
     return rc;
 }
 
+void ims_sip_tp_src_of(const struct ims_addr *local, bool with_ip, struct sip_tp_src *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->port = ims_addr_port(local);
+    if (!with_ip || ims_addr_is_any(local))
+        return;
+    if (local->ss.ss_family == AF_INET) {
+        out->family = AF_INET;
+        out->ip.v4 = ((const struct sockaddr_in *)&local->ss)->sin_addr;
+    } else if (local->ss.ss_family == AF_INET6) {
+        out->family = AF_INET6;
+        out->ip.v6 = ((const struct sockaddr_in6 *)&local->ss)->sin6_addr;
+    }
+}
+
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
-                    uint64_t conn_id, uint16_t src_port, const char *buf, size_t len)
+                    uint64_t conn_id, const struct sip_tp_src *src, const char *buf,
+                    size_t len)
 {
     if (proto == SIP_PROTO_UDP)
-        return dst ? ims_udp_send(tp, dst, src_port, buf, len) : IMS_ENOENT;
+        return dst ? ims_udp_send(tp, dst, src, buf, len) : IMS_ENOENT;
     if (proto != SIP_PROTO_TCP && proto != SIP_PROTO_TLS)
         return IMS_EINVAL;
     if (conn_id) {

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "base/str.h"
@@ -82,6 +83,7 @@ uint16_t ims_addr_port(const struct ims_addr *a);
 int ims_sockaddr_ip_key(const struct sockaddr *sa, uint8_t ip[16], uint8_t *v6);
 bool ims_addr_equal(const struct ims_addr *a, const struct ims_addr *b); /* family, IP, port */
 bool ims_addr_same_ip(const struct ims_addr *a, const struct ims_addr *b); /* port ignored */
+bool ims_addr_is_any(const struct ims_addr *a); /* 0.0.0.0 or :: (a wildcard bind) */
 const char *ims_proto_name(enum sip_proto p); /* "UDP" "TCP" "TLS" ("NONE") */
 /* "udp"/"tcp"/"tls", case-insensitive.  0 or IMS_ENOENT (SCTP, WS...). */
 int ims_proto_parse(ims_str s, enum sip_proto *out);
@@ -92,7 +94,10 @@ struct sip_tp_rx {
     size_t len;
     enum sip_proto proto;
     struct ims_addr src;
-    struct ims_addr local;   /* the listener's address (outgoing conns: the local end) */
+    /* Where it came in: the listener's address; behind a wildcard UDP bind,
+     * the address the datagram was sent to (IP_PKTINFO), as TCP's local end
+     * of the connection is */
+    struct ims_addr local;
     uint64_t conn_id;        /* 0 for UDP */
     const char *tls_peer_cn; /* the verified peer certificate's subject CN, or
                               * NULL (not TLS, or verification not enabled) */
@@ -185,10 +190,27 @@ int ims_sip_tp_new(struct ims_loop *loop, unsigned worker_idx, struct sip_tp_sha
  * loop must not run this transport's callbacks again.  NULL is a no-op. */
 void ims_sip_tp_free(struct sip_tp *tp);
 
-/* Sends one message.  UDP (dst required): from our UDP listener of dst's
- * family on src_port, or (src_port 0, or none on that port) from the first
- * UDP listener of that family; a response leaves from the port its request
- * came in on, as RFC 3581 §4 asks for symmetric NATs.  A datagram to one of
+/* Where a UDP message leaves from: our UDP listener on `port` (0, or none
+ * on that port: the first UDP listener of the destination's family) and,
+ * when that listener is bound to a wildcard address, the source address
+ * `ip` (family AF_UNSPEC: the kernel picks one by route).  RFC 3581 §4: a
+ * response leaves from the address and port its request was sent to, or a
+ * symmetric NAT drops it. */
+struct sip_tp_src {
+    uint16_t port;
+    sa_family_t family;
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } ip;
+};
+
+/* The sip_tp_src of the address a message came in at (sip_tp_rx.local):
+ * its port and, with_ip, its IP (none for a wildcard address). */
+void ims_sip_tp_src_of(const struct ims_addr *local, bool with_ip, struct sip_tp_src *out);
+
+/* Sends one message.  UDP (dst required): from where src says (NULL: the
+ * first UDP listener of dst's family, the kernel's source IP).  A datagram to one of
  * this worker's own UDP listeners is handed to its rx callback later in this
  * loop turn, as the kernel would have delivered it (same source, listener,
  * security groups, size cap), unless cfg.no_local_delivery.
@@ -204,7 +226,8 @@ void ims_sip_tp_free(struct sip_tp *tp);
  * IMS_ELIMIT (write queue, connection or timer cap; UDP socket buffer full),
  * IMS_EINVAL (proto), IMS_ENOMEM, IMS_EIO (socket error). */
 int ims_sip_tp_send(struct sip_tp *tp, enum sip_proto proto, const struct ims_addr *dst,
-                    uint64_t conn_id, uint16_t src_port, const char *buf, size_t len);
+                    uint64_t conn_id, const struct sip_tp_src *src, const char *buf,
+                    size_t len);
 
 /* Whether a TCP/TLS connection to peer is open on any worker (accepted or
  * opened): an RFC 5626 flow to a UE lives only as long as its connection.

@@ -1,8 +1,11 @@
 /* udp.c - SIP over UDP (RFC 3261 §18.1.1, §18.2.1): one datagram, one
- * message.  The listener socket also sends, so responses leave from the
- * address requests arrive at (RFC 3261 §18.2.2, RFC 3581). */
+ * message.  The listener sockets also send: a response leaves from the
+ * listener its request came to and, behind a wildcard bind, with the
+ * address the request was sent to as its source (IP_PKTINFO), so it comes
+ * from where the request went (RFC 3261 §18.2.2, RFC 3581 §4). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,18 +43,83 @@ static int32_t queue_ms(const struct msghdr *h, const struct timespec *now)
     return -1;
 }
 
+/* The address a datagram was sent to: the listener's, with the IP from
+ * IP_PKTINFO / IPV6_PKTINFO behind a wildcard bind. */
+static void dgram_local(const struct msghdr *h, const struct sip_listener *l,
+                        struct ims_addr *out)
+{
+    *out = l->addr;
+    if (!ims_addr_is_any(&l->addr))
+        return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR((struct msghdr *)h, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            out->ss.ss_family == AF_INET) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            ((struct sockaddr_in *)&out->ss)->sin_addr = pi.ipi_addr;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                   out->ss.ss_family == AF_INET6) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            ((struct sockaddr_in6 *)&out->ss)->sin6_addr = pi.ipi6_addr;
+        }
+    }
+}
+
+/* sendto() from l; behind a wildcard bind with src's address as the
+ * source (IP_PKTINFO), where the kernel would pick one by route. */
+static ssize_t send_from(const struct sip_listener *l, const struct sip_tp_src *src,
+                         const struct ims_addr *dst, const void *buf, size_t len)
+{
+    int fam = ims_addr_family(&l->addr);
+    if (!src || src->family != fam || !ims_addr_is_any(&l->addr))
+        return sendto(l->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                      (const struct sockaddr *)&dst->ss, dst->len);
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr h = {
+        .msg_name = (void *)&dst->ss,
+        .msg_namelen = dst->len,
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = ctl.buf,
+        .msg_controllen = fam == AF_INET ? CMSG_SPACE(sizeof(struct in_pktinfo))
+                                         : CMSG_SPACE(sizeof(struct in6_pktinfo)),
+    };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+    if (fam == AF_INET) {
+        struct in_pktinfo pi = { .ipi_spec_dst = src->ip.v4 };
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    } else {
+        struct in6_pktinfo pi = { .ipi6_addr = src->ip.v6 };
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    }
+    return sendmsg(l->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* RFC 5626 §8: a STUN Binding request on a SIP UDP port is a UE's
- * keep-alive; the answer leaves from the socket it came to, so it takes
- * the NAT binding the UE is keeping open. */
+ * keep-alive; the answer leaves from the socket and address it came to,
+ * so it takes the NAT binding the UE is keeping open. */
 static void stun_answer(struct sip_listener *l, const uint8_t *p, size_t len,
-                        const struct ims_addr *src)
+                        const struct ims_addr *src, const struct ims_addr *local)
 {
     uint8_t out[IMS_STUN_RSP_MAX];
     size_t n = ims_stun_answer(p, len, src, out);
     if (n == 0)
         return;
-    if (sendto(l->fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&src->ss,
-               src->len) == (ssize_t)n) {
+    struct sip_tp_src from;
+    ims_sip_tp_src_of(local, true, &from);
+    if (send_from(l, &from, src, out, n) == (ssize_t)n) {
         l->tp->stats.tx_bytes += n;
         l->tp->stats.stun_answered++;
         ims_metrics_inc(IMS_M_STUN_ANSWERED);
@@ -76,7 +144,7 @@ static void read_batches(struct sip_listener *l)
     struct iovec iov[TP_UDP_BATCH];
     struct sockaddr_storage from[TP_UDP_BATCH];
     union {
-        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
         struct cmsghdr align;
     } ctl[TP_UDP_BATCH];
 
@@ -105,7 +173,7 @@ static void read_batches(struct sip_listener *l)
         clock_gettime(CLOCK_REALTIME, &now);
         for (int i = 0; i < n; i++) {
             tp->udp_queue_ms = queue_ms(&msgs[i].msg_hdr, &now);
-            struct ims_addr src;
+            struct ims_addr src, local;
             size_t len = msgs[i].msg_len;
             const char *p = iov[i].iov_base;
             if (ims_addr_set(&src, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen))
@@ -129,14 +197,15 @@ static void read_batches(struct sip_listener *l)
             tp->stats.rx_bytes += len;
             if (len == 0 || only_crlf(p, len))
                 continue; /* keep-alive */
+            dgram_local(&msgs[i].msg_hdr, l, &local);
             if (ims_stun_looks_like((const uint8_t *)p, len)) {
-                stun_answer(l, (const uint8_t *)p, len, &src); /* RFC 5626 keep-alive */
+                stun_answer(l, (const uint8_t *)p, len, &src, &local); /* RFC 5626 keep-alive */
                 continue;
             }
             unsigned owner = ims_udp_spread_owner(tp, p, len);
-            int qrc = owner == tp->idx
-                          ? IMS_ENOENT
-                          : ims_udp_spread_queue(tp, owner, l, p, len, &src, tp->udp_queue_ms);
+            int qrc = owner == tp->idx ? IMS_ENOENT
+                                       : ims_udp_spread_queue(tp, owner, l, p, len, &src, &local,
+                                                              tp->udp_queue_ms);
             if (qrc == 0)
                 continue;
             if (qrc == IMS_ELIMIT) { /* its worker is that far behind already */
@@ -150,14 +219,14 @@ static void read_batches(struct sip_listener *l)
                 }
                 continue;
             }
-            ims_tp_deliver(tp, p, len, SIP_PROTO_UDP, &src, &l->addr, 0, NULL);
+            ims_tp_deliver(tp, p, len, SIP_PROTO_UDP, &src, &local, 0, NULL);
         }
         if (n < TP_UDP_BATCH)
             return;
     }
 }
 
-/* The UDP listener of family fam on src_port, else the first of fam. */
+/* The UDP listener of family fam on port src_port, else the first of fam. */
 static const struct sip_listener *send_listener(const struct sip_tp *tp, int fam,
                                                 uint16_t src_port)
 {
@@ -174,17 +243,16 @@ static const struct sip_listener *send_listener(const struct sip_tp *tp, int fam
     return first;
 }
 
-int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, uint16_t src_port, const char *buf,
-                 size_t len)
+int ims_udp_send(struct sip_tp *tp, const struct ims_addr *dst, const struct sip_tp_src *src,
+                 const char *buf, size_t len)
 {
-    const struct sip_listener *l = send_listener(tp, ims_addr_family(dst), src_port);
+    const struct sip_listener *l = send_listener(tp, ims_addr_family(dst), src ? src->port : 0);
     if (!l)
         return IMS_ENOENT;
-    int rc = ims_udp_local_send(tp, l, dst, buf, len);
+    int rc = ims_udp_local_send(tp, l, src, dst, buf, len);
     if (rc != IMS_ENOENT)
         return rc;
-    ssize_t n = sendto(l->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-                       (const struct sockaddr *)&dst->ss, dst->len);
+    ssize_t n = send_from(l, src, dst, buf, len);
     if (n < 0) {
         int e = errno;
         unsigned sup;

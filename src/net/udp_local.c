@@ -10,9 +10,10 @@
  * worker that received it from the UE.
  *
  * What the receiver sees is what the kernel would have given it: the source
- * is the sending listener's address (on a wildcard bind: the destination's
- * IP, as the kernel picks on loopback), the listener is the one bound to the
- * destination, security groups and the size cap apply, and UDP may still
+ * is the sending listener's address (on a wildcard bind: the source address
+ * asked for, else the destination's IP, as the kernel picks on loopback),
+ * the local address is the destination, the listener is the one bound to
+ * it, security groups and the size cap apply, and UDP may still
  * drop (a bounded queue: IMS_ELIMIT, as for a full socket buffer).
  * Ownership: queued datagrams belong to the transport; ims_sip_tp_free
  * withdraws its deferred call and frees them. */
@@ -29,20 +30,11 @@
 
 struct local_dgram {
     struct local_dgram *next;
-    struct ims_addr src;
+    struct ims_addr src, dst;
     const struct sip_listener *to;
     size_t len;
     char buf[];
 };
-
-static bool is_wildcard(const struct ims_addr *a)
-{
-    if (a->ss.ss_family == AF_INET)
-        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-    if (a->ss.ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
-    return false;
-}
 
 static bool is_loopback(const struct ims_addr *a)
 {
@@ -65,7 +57,7 @@ static const struct sip_listener *own_listener(const struct sip_tp *tp,
         if (l->proto != SIP_PROTO_UDP || ims_addr_family(&l->addr) != fam ||
             ims_addr_port(&l->addr) != ims_addr_port(dst))
             continue;
-        if (ims_addr_same_ip(&l->addr, dst) || (is_wildcard(&l->addr) && is_loopback(dst)))
+        if (ims_addr_same_ip(&l->addr, dst) || (ims_addr_is_any(&l->addr) && is_loopback(dst)))
             return l;
     }
     return NULL;
@@ -94,7 +86,7 @@ static void run_local(struct ims_loop *loop, void *arg)
             tp->stats.rx_bytes += d->len;
             tp->udp_queue_ms = 0; /* never waited in a socket */
             tp->udp_from_self = true;
-            ims_tp_deliver(tp, d->buf, d->len, SIP_PROTO_UDP, &d->src, &d->to->addr, 0, NULL);
+            ims_tp_deliver(tp, d->buf, d->len, SIP_PROTO_UDP, &d->src, &d->dst, 0, NULL);
             tp->udp_from_self = false;
         }
         ims_free(d);
@@ -103,7 +95,8 @@ static void run_local(struct ims_loop *loop, void *arg)
 }
 
 int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,
-                       const struct ims_addr *dst, const char *buf, size_t len)
+                       const struct sip_tp_src *src, const struct ims_addr *dst, const char *buf,
+                       size_t len)
 {
     if (tp->no_local_delivery)
         return IMS_ENOENT;
@@ -117,13 +110,21 @@ int ims_udp_local_send(struct sip_tp *tp, const struct sip_listener *from,
         return IMS_ENOMEM;
     d->next = NULL;
     d->src = from->addr;
-    if (is_wildcard(&from->addr)) { /* the kernel's choice: dst's own IP */
+    if (ims_addr_is_any(&from->addr)) { /* src's address, else the kernel's choice: dst's IP */
         d->src = *dst;
-        if (d->src.ss.ss_family == AF_INET)
-            ((struct sockaddr_in *)&d->src.ss)->sin_port = htons(ims_addr_port(&from->addr));
-        else
-            ((struct sockaddr_in6 *)&d->src.ss)->sin6_port = htons(ims_addr_port(&from->addr));
+        if (d->src.ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&d->src.ss;
+            sin->sin_port = htons(ims_addr_port(&from->addr));
+            if (src && src->family == AF_INET)
+                sin->sin_addr = src->ip.v4;
+        } else {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->src.ss;
+            sin6->sin6_port = htons(ims_addr_port(&from->addr));
+            if (src && src->family == AF_INET6)
+                sin6->sin6_addr = src->ip.v6;
+        }
     }
+    d->dst = *dst; /* what the kernel reports as the local address */
     d->to = to;
     d->len = len;
     memcpy(d->buf, buf, len);

@@ -33,6 +33,7 @@
 struct spread_msg {
     struct spread_msg *next;
     struct ims_addr src;
+    struct ims_addr local; /* where it was sent to (sip_tp_rx.local) */
     size_t listener; /* index: the same listener on every worker */
     int32_t queue_ms;
     uint64_t queued_ms; /* sender's loop clock (monotonic, shared by all loops) */
@@ -112,7 +113,8 @@ static size_t msg_size(const struct spread_msg *m)
 }
 
 int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_listener *l,
-                         const char *p, size_t len, const struct ims_addr *src, int32_t queue_ms)
+                         const char *p, size_t len, const struct ims_addr *src,
+                         const struct ims_addr *local, int32_t queue_ms)
 {
     atomic_size_t *waiting = &tp->sh->spread_bytes[owner];
     size_t size = sizeof(struct spread_msg) + len;
@@ -127,6 +129,7 @@ int ims_udp_spread_queue(struct sip_tp *tp, unsigned owner, const struct sip_lis
         return IMS_ENOMEM;
     }
     m->src = *src;
+    m->local = *local;
     m->listener = (size_t)(l - tp->ls);
     m->queue_ms = queue_ms;
     m->queued_ms = ims_loop_now(tp->loop);
@@ -179,8 +182,7 @@ static void batch_run(struct ims_loop *loop, void *arg)
             int64_t waited = now > m->queued_ms ? (int64_t)(now - m->queued_ms) : 0;
             int64_t q = (m->queue_ms < 0 ? 0 : m->queue_ms) + waited;
             tp->udp_queue_ms = q > INT32_MAX ? INT32_MAX : (int32_t)q;
-            ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &tp->ls[m->listener].addr,
-                           0, NULL);
+            ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &m->local, 0, NULL);
         }
     }
     batch_drop(b);
@@ -191,8 +193,7 @@ static void deliver_here(struct sip_tp *tp, struct spread_msg *m)
 {
     for (; m; m = m->next) {
         tp->udp_queue_ms = m->queue_ms;
-        ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &tp->ls[m->listener].addr, 0,
-                       NULL);
+        ims_tp_deliver(tp, m->data, m->len, SIP_PROTO_UDP, &m->src, &m->local, 0, NULL);
     }
 }
 

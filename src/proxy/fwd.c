@@ -249,9 +249,11 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
     };
     /* A forwarded request leaves from the port it came in on: a P-CSCF that
      * is not our first UDP listener reaches a UE through the NAT binding the
-     * UE opened to it (the Path that brought the request names that port). */
-    if (!r->uac && !ca.dest.src_port)
-        ca.dest.src_port = ims_addr_port(&r->rx.local);
+     * UE opened to it (the Path that brought the request names that port).
+     * The source address stays the kernel's: the next hop may be on another
+     * network than the previous one. */
+    if (!r->uac && !ca.dest.src.port)
+        ims_sip_tp_src_of(&r->rx.local, false, &ca.dest.src);
     struct sip_txn *ct;
     rc = ims_sip_txn_client_new(p->txns, &ca, &ct);
     ims_buf_free(&b);

@@ -101,7 +101,7 @@ void ims_proxy_shared_free(struct proxy_shared *sh)
 
 static int tp_send(void *ctx, const struct sip_dest *d, const char *buf, size_t len)
 {
-    return ims_sip_tp_send(ctx, d->proto, &d->addr, d->conn_id, d->src_port, buf, len);
+    return ims_sip_tp_send(ctx, d->proto, &d->addr, d->conn_id, &d->src, buf, len);
 }
 
 static int tp_local(void *ctx, enum sip_proto proto, int family, struct ims_addr *out)
@@ -641,7 +641,7 @@ int px_reply_stateless(struct ims_proxy *p, const struct sip_msg *req,
         d.proto = rx->proto;
         d.addr = rx->src;
         d.conn_id = rx->conn_id;
-        d.src_port = ims_addr_port(&rx->local);
+        ims_sip_tp_src_of(&rx->local, true, &d.src);
     }
     struct px_rsp_args a = {
         .status = status,

@@ -532,7 +532,7 @@ int ims_sip_response_dest(const struct sip_msg *req, const struct sip_tp_rx *rx,
     memset(out, 0, sizeof(*out));
     out->proto = rx->proto;
     out->addr = rx->src;
-    out->src_port = ims_addr_port(&rx->local);
+    ims_sip_tp_src_of(&rx->local, true, &out->src);
     if (ims_sip_proto_reliable(rx->proto)) {
         /* §18.2.2: the same connection; the transport opens a new one to
          * the source if it has closed. */

@@ -69,10 +69,10 @@ struct sip_dest {
     enum sip_proto proto;
     struct ims_addr addr;
     uint64_t conn_id;
-    /* UDP: send from our listener on this port (a response, or a request
-     * we forward: the one the request came in on, RFC 3581 §4); 0: the
-     * transport's default (its first UDP listener) */
-    uint16_t src_port;
+    /* UDP: where it leaves from.  A response: the address and port its
+     * request came in at (RFC 3581 §4); a request we forward: the port it
+     * came in on; zero: the transport's first UDP listener */
+    struct sip_tp_src src;
 };
 
 static inline bool ims_sip_proto_reliable(enum sip_proto p)
@@ -207,8 +207,8 @@ int ims_sip_txn_last_status(const struct sip_txn *t);
 /* Where a response to `req` goes (RFC 3261 §18.2.2, RFC 3581 §4): the same
  * connection on TCP/TLS; on UDP the source address and port when the top Via
  * has rport, else the source address (received) and the sent-by port; on UDP
- * from the port the request came in on (src_port).  rx is the request's
- * arrival.  0 or IMS_EPROTO. */
+ * from the address and port the request came in at (src).  rx is the
+ * request's arrival.  0 or IMS_EPROTO. */
 int ims_sip_response_dest(const struct sip_msg *req, const struct sip_tp_rx *rx,
                           struct sip_dest *out);
 /* Where a stateless proxy forwards a response (RFC 3261 §18.2.2), from the

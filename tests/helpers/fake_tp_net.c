@@ -57,7 +57,7 @@ int fake_tp_send(void *ctx, const struct sip_dest *d, const char *buf, size_t le
     m->proto = d->proto;
     m->dst = d->addr;
     m->conn_id = d->conn_id;
-    m->src_port = d->src_port;
+    m->src = d->src;
     m->buf = malloc(len + 1);
     memcpy(m->buf, buf, len);
     m->buf[len] = '\0';

@@ -28,7 +28,7 @@ struct fake_tp_msg {
     enum sip_proto proto;
     struct ims_addr dst;
     uint64_t conn_id;
-    uint16_t src_port; /* sip_dest.src_port */
+    struct sip_tp_src src; /* sip_dest.src */
     char *buf; /* NUL-terminated copy */
     size_t len;
     uint64_t at_ms;

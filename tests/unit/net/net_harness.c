@@ -124,9 +124,11 @@ static void on_rx(void *ctx, const struct sip_tp_rx *rx)
     memcpy(r.data, rx->buf, rx->len);
     r.data[rx->len] = '\0';
     rxlog_add(w->log, &r); /* first: a test may wait for the echo, then look */
-    if (w->echo)
-        (void)ims_sip_tp_send(w->tp, rx->proto, &rx->src, rx->conn_id, ims_addr_port(&rx->local),
-                              rx->buf, rx->len);
+    if (w->echo) { /* a response: from where the message came in */
+        struct sip_tp_src from;
+        ims_sip_tp_src_of(&rx->local, true, &from);
+        (void)ims_sip_tp_send(w->tp, rx->proto, &rx->src, rx->conn_id, &from, rx->buf, rx->len);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -264,7 +266,7 @@ struct send_args {
     enum sip_proto proto;
     const struct ims_addr *dst;
     uint64_t conn_id;
-    uint16_t src_port;
+    const struct sip_tp_src *src;
     const char *buf;
     size_t len;
     int rc;
@@ -273,13 +275,13 @@ struct send_args {
 static void send_fn(struct worker *w, void *arg)
 {
     struct send_args *a = arg;
-    a->rc = ims_sip_tp_send(w->tp, a->proto, a->dst, a->conn_id, a->src_port, a->buf, a->len);
+    a->rc = ims_sip_tp_send(w->tp, a->proto, a->dst, a->conn_id, a->src, a->buf, a->len);
 }
 
 int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
            const char *buf, size_t len)
 {
-    struct send_args a = { proto, dst, conn_id, 0, buf, len, 0 };
+    struct send_args a = { proto, dst, conn_id, NULL, buf, len, 0 };
     worker_call(w, send_fn, &a);
     return a.rc;
 }
@@ -287,7 +289,8 @@ int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, u
 int w_send_udp_from(struct worker *w, const struct ims_addr *dst, uint16_t src_port,
                     const char *buf, size_t len)
 {
-    struct send_args a = { SIP_PROTO_UDP, dst, 0, src_port, buf, len, 0 };
+    struct sip_tp_src src = { .port = src_port };
+    struct send_args a = { SIP_PROTO_UDP, dst, 0, &src, buf, len, 0 };
     worker_call(w, send_fn, &a);
     return a.rc;
 }

@@ -66,7 +66,7 @@ void worker_release(struct hold *h);
 void worker_hold_free(struct hold *h);
 int w_send(struct worker *w, enum sip_proto proto, const struct ims_addr *dst, uint64_t conn_id,
            const char *buf, size_t len);
-/* A UDP send from our listener on src_port (ims_sip_tp_send's src_port). */
+/* A UDP send from our listener on src_port (sip_tp_src.port). */
 int w_send_udp_from(struct worker *w, const struct ims_addr *dst, uint16_t src_port,
                     const char *buf, size_t len);
 void w_stats(struct worker *w, struct sip_tp_stats *out);

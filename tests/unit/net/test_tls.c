@@ -411,7 +411,7 @@ static void fail_send_fn(struct worker *w, void *arg)
     char msg[512];
     size_t len = mk_msg(msg, sizeof(msg), 1, 0);
     ims_alloc_fail_at(f->n, 0);
-    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TLS, f->dst, 0, 0, msg, len);
+    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TLS, f->dst, 0, NULL, msg, len);
     ims_alloc_fail_at(0, 0);
 }
 

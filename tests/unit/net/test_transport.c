@@ -258,12 +258,13 @@ static void test_udp_local(void **state)
     assert_int_equal(st.rx_msgs, 1);
 
     /* to a loopback address on the wildcard listener's port: C gets it,
+     * the local address is the one it was sent to (as IP_PKTINFO tells),
      * and the source is A's own address */
     struct ims_addr c2 = addr_of("127.0.0.2", ims_addr_port(&c));
     assert_int_equal(w_send(&fx.w[0], SIP_PROTO_UDP, &c2, 0, msg, len), 0);
     assert_true(rxlog_wait(&fx.log, 2, 2000));
     r = rxlog_get(&fx.log, 1);
-    assert_true(ims_addr_equal(&r.local, &c));
+    assert_true(ims_addr_equal(&r.local, &c2));
     assert_true(ims_addr_equal(&r.src, &a));
     assert_int_equal(stats_of(&fx.w[0]).local_msgs, 2);
 
@@ -306,9 +307,9 @@ static void test_udp_local(void **state)
     fx_stop(&fx);
 }
 
-/* Sends one datagram from a fresh socket to dst and returns the port the
- * echo came back from. */
-static uint16_t echo_port(const struct ims_addr *dst, const char *msg, size_t len)
+/* Sends one datagram from a fresh socket to dst and returns the address
+ * the echo came back from. */
+static struct ims_addr echo_from(const struct ims_addr *dst, const char *msg, size_t len)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
@@ -321,24 +322,40 @@ static uint16_t echo_port(const struct ims_addr *dst, const char *msg, size_t le
     assert_int_equal(recvfrom(fd, back, sizeof(back), 0, (struct sockaddr *)&from, &fl),
                      (ssize_t)len);
     close(fd);
-    return ntohs(from.sin_port);
+    struct ims_addr a;
+    assert_int_equal(ims_addr_set(&a, (struct sockaddr *)&from, fl), 0);
+    return a;
 }
 
-/* RFC 3581 §4: a response leaves from the port its request came in on (a
- * symmetric NAT drops anything else), whichever listener is first. */
-static void test_udp_src_port(void **state)
+/* RFC 3581 §4: a response leaves from the address and port its request
+ * came in at (a symmetric NAT drops anything else), whichever listener is
+ * first and whatever address the kernel would pick behind a wildcard bind. */
+static void test_udp_reply_address(void **state)
 {
     struct fixture fx;
     struct ims_addr a, b, c;
     local_cfg(&fx, &a, &b, &c);
     fx_start(&fx, 1);
-    fx.w[0].echo = true; /* echoes with src_port = the listener it came in on */
+    fx.w[0].echo = true; /* echoes from where the message came in (rx.local) */
     char msg[1024];
     size_t len = mk_msg(msg, sizeof(msg), 1, 20);
-    assert_int_equal(echo_port(&b, msg, len), ims_addr_port(&b));
-    assert_int_equal(echo_port(&a, msg, len), ims_addr_port(&a));
+    struct ims_addr got = echo_from(&b, msg, len);
+    assert_true(ims_addr_equal(&got, &b));
+    got = echo_from(&a, msg, len);
+    assert_true(ims_addr_equal(&got, &a));
+    /* C is bound to 0.0.0.0: to 127.0.0.2 the kernel would answer from
+     * 127.0.0.1, the client's own address */
     struct ims_addr c_lo = addr_of("127.0.0.1", ims_addr_port(&c));
-    assert_int_equal(echo_port(&c_lo, msg, len), ims_addr_port(&c));
+    struct ims_addr c_lo2 = addr_of("127.0.0.2", ims_addr_port(&c));
+    got = echo_from(&c_lo, msg, len);
+    assert_true(ims_addr_equal(&got, &c_lo));
+    size_t n1 = rxlog_count(&fx.log);
+    got = echo_from(&c_lo2, msg, len);
+    assert_true(ims_addr_equal(&got, &c_lo2));
+    /* and the receiver was told the address it was sent to */
+    assert_true(rxlog_wait(&fx.log, n1 + 1, 2000));
+    struct rx_rec r = rxlog_get(&fx.log, n1);
+    assert_true(ims_addr_equal(&r.local, &c_lo2));
     fx.w[0].echo = false;
 
     /* in-process: the receiver sees the listener asked for as the source;
@@ -346,7 +363,7 @@ static void test_udp_src_port(void **state)
     size_t n0 = rxlog_count(&fx.log);
     assert_int_equal(w_send_udp_from(&fx.w[0], &a, ims_addr_port(&b), msg, len), 0);
     assert_true(rxlog_wait(&fx.log, n0 + 1, 2000));
-    struct rx_rec r = rxlog_get(&fx.log, n0);
+    r = rxlog_get(&fx.log, n0);
     assert_true(ims_addr_equal(&r.src, &b));
     assert_int_equal(w_send_udp_from(&fx.w[0], &b, free_udp_port(), msg, len), 0);
     assert_true(rxlog_wait(&fx.log, n0 + 2, 2000));
@@ -973,7 +990,7 @@ static void fail_send_fn(struct worker *w, void *arg)
     char msg[512];
     size_t len = mk_msg(msg, sizeof(msg), 1, 0);
     ims_alloc_fail_at(f->n, 0);
-    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TCP, f->dst, 0, 0, msg, len);
+    f->rc = ims_sip_tp_send(w->tp, SIP_PROTO_TCP, f->dst, 0, NULL, msg, len);
     ims_alloc_fail_at(0, 0);
 }
 
@@ -1093,7 +1110,7 @@ int run_transport_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp_echo),
         cmocka_unit_test(test_udp_local),
-        cmocka_unit_test(test_udp_src_port),
+        cmocka_unit_test(test_udp_reply_address),
         cmocka_unit_test(test_tcp_framing),
         cmocka_unit_test(test_tcp_crlf_ping),
         cmocka_unit_test(test_tcp_oversize_closes),

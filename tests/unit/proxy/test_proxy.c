@@ -1,5 +1,6 @@
 /* test_proxy.c - the proxy core (RFC 3261 §16) over a fake transport and a
  * fake clock: what goes out for what comes in. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,12 +254,17 @@ static void test_invite_roundtrip(void **state)
     assert_non_null(strstr(f->buf, "\r\nVia: SIP/2.0/UDP 10.0.0.5:5099;branch=z9hG4bKuac1;"
                                    "rport=5099;received=192.0.2.10\r\n"));
     assert_int_equal(E.tp.n, 1);
-    assert_int_equal(f->src_port, 5060); /* forwarded from the port it came in on */
+    assert_int_equal(f->src.port, 5060); /* forwarded from the port it came in on */
+    assert_int_equal(f->src.family, AF_UNSPEC); /* from the address the kernel picks */
     /* 180 and 200 come back, our Via removed */
     uas_respond(f, 180, "INVITE");
     const struct fake_tp_msg *r = sent_to(UAC, "SIP/2.0 180", 0);
     assert_non_null(r);
-    assert_int_equal(r->src_port, 5060); /* RFC 3581 §4 */
+    /* RFC 3581 §4: from the address and port the request came in at */
+    assert_int_equal(r->src.port, 5060);
+    assert_int_equal(r->src.family, AF_INET);
+    char ip[INET_ADDRSTRLEN];
+    assert_string_equal(inet_ntop(AF_INET, &r->src.ip.v4, ip, sizeof(ip)), "192.0.2.1");
     assert_null(strstr(r->buf, "192.0.2.1:5060;branch"));
     assert_non_null(strstr(r->buf, "\r\nVia: SIP/2.0/UDP 10.0.0.5:5099;branch=z9hG4bKuac1;"));
     advance(200);

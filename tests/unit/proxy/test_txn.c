@@ -1,5 +1,6 @@
 /* test_txn.c - RFC 3261 §17 transaction state machines with a fake clock
  * (the real timer heap, time moved by hand) and a recording transport. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -569,12 +570,14 @@ static void test_response_dest(void **state)
     assert_int_equal(ims_sip_response_dest(&p.m, &p.rx, &d), 0);
     /* §18.2.2: received (the source address) and the sent-by port */
     assert_string_equal(ims_addr_str(&d.addr, buf, sizeof(buf)), "192.0.2.11:5077");
-    /* RFC 3581 §4: from the port the request came in on */
-    assert_int_equal(d.src_port, 5070);
+    /* RFC 3581 §4: from the address and port the request came in at */
+    assert_int_equal(d.src.port, 5070);
+    assert_int_equal(d.src.family, AF_INET);
+    assert_int_equal(d.src.ip.v4.s_addr, inet_addr("192.0.2.1"));
     /* and what a server transaction sends goes the same way */
     struct sip_txn *t = NULL;
     assert_int_equal(ims_sip_txn_server_new(E.tbl, &p.m, &p.rx, tu_cb, &E, &t), 0);
-    assert_int_equal(ims_sip_txn_dest(t)->src_port, 5070);
+    assert_int_equal(ims_sip_txn_dest(t)->src.port, 5070);
     ims_sip_txn_detach(t);
     advance(0);
 }
