@@ -47,7 +47,8 @@ static const struct key keys[] = {
 
     { "sip", "listen", K_LISTEN, NULL, 0, 0, OFF(listen), false,
       "Repeatable. proto:address:port, proto one of udp, tcp, tls; IPv6 in brackets. "
-      "Default: udp:127.0.0.1:5060 and tcp:127.0.0.1:5060." },
+      "Default: udp:127.0.0.1:5060 and tcp:127.0.0.1:5060. A UDP response leaves from the "
+      "address and port its request was sent to, behind 0.0.0.0 or [::] too (RFC 3581)." },
     { "sip", "tls_cert", K_FILE, NULL, 0, 0, OFF(tls_cert), false,
       "PEM certificate chain for TLS listeners (required with a tls listener)." },
     { "sip", "tls_key", K_FILE, NULL, 0, 0, OFF(tls_key), true,
