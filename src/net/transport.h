@@ -34,10 +34,10 @@
 #ifndef IMS_NET_TRANSPORT_H
 #define IMS_NET_TRANSPORT_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "base/str.h"
@@ -210,17 +210,17 @@ struct sip_tp_src {
 void ims_sip_tp_src_of(const struct ims_addr *local, bool with_ip, struct sip_tp_src *out);
 
 /* Sends one message.  UDP (dst required): from where src says (NULL: the
- * first UDP listener of dst's family, the kernel's source IP).  A datagram to one of
- * this worker's own UDP listeners is handed to its rx callback later in this
- * loop turn, as the kernel would have delivered it (same source, listener,
- * security groups, size cap), unless cfg.no_local_delivery.
- * TCP/TLS: on conn_id when it is still open (another
- * worker's connection: posted to that worker, which falls back as below if
- * the connection closed meanwhile), else on an open connection to dst of
- * that proto, accepted or opened, by any worker (RFC 3261 §18.1.1, §18.2.2:
- * reuse), else opens one (non-blocking; the bytes are queued until the
- * connection, and for TLS the handshake, is done).  Copies buf; the message
- * is queued whole or not at all.  Never calls the rx callback.
+ * first UDP listener of dst's family, the kernel's source IP).  A datagram
+ * to one of this worker's own UDP listeners is handed to its rx callback
+ * later in this loop turn, as the kernel would have delivered it (same
+ * source, listener, security groups, size cap), unless
+ * cfg.no_local_delivery.  TCP/TLS: on conn_id when it is still open
+ * (another worker's connection: posted to that worker, which falls back as
+ * below if the connection closed meanwhile), else on an open connection to
+ * dst of that proto, accepted or opened, by any worker (RFC 3261 §18.1.1,
+ * §18.2.2: reuse), else opens one (non-blocking; the bytes are queued until
+ * the connection, and for TLS the handshake, is done).  Copies buf; the
+ * message is queued whole or not at all.  Never calls the rx callback.
  * 0 (sent, queued or posted: a later failure closes the connection and is
  * logged), IMS_ENOENT (no UDP listener for the family, or no conn_id/dst),
  * IMS_ELIMIT (write queue, connection or timer cap; UDP socket buffer full),

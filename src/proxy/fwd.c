@@ -252,7 +252,7 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
      * UE opened to it (the Path that brought the request names that port).
      * The source address stays the kernel's: the next hop may be on another
      * network than the previous one. */
-    if (!r->uac && !ca.dest.src.port)
+    if (!r->uac)
         ims_sip_tp_src_of(&r->rx.local, false, &ca.dest.src);
     struct sip_txn *ct;
     rc = ims_sip_txn_client_new(p->txns, &ca, &ct);
