@@ -177,7 +177,10 @@ static const char *session_id_flaw(struct avp *a, struct avp_hdr *h)
     return NULL;
 }
 
-size_t dia_drop_bad_session_id(struct msg *m, const char **why)
+/* Removes every top-level AVP of this code that flaw() finds a reason
+ * against; *why (may be NULL) gets the last reason.  Returns how many. */
+static size_t drop_flawed(struct msg *m, uint32_t code,
+                          const char *(*flaw)(struct avp *a, struct avp_hdr *h), const char **why)
 {
     struct avp *a = NULL;
     size_t n = 0;
@@ -190,17 +193,36 @@ size_t dia_drop_bad_session_id(struct msg *m, const char **why)
         struct avp_hdr *h;
         if (fd_msg_browse(a, MSG_BRW_NEXT, &next, NULL) != 0)
             next = NULL;
-        const char *flaw = fd_msg_avp_hdr(a, &h) == 0 && h->avp_code == 263
-                               ? session_id_flaw(a, h)
-                               : NULL;
-        if (flaw && fd_msg_free(a) == 0) { /* unlinks it */
+        const char *reason = fd_msg_avp_hdr(a, &h) == 0 && h->avp_code == code ? flaw(a, h) : NULL;
+        if (reason && fd_msg_free(a) == 0) { /* unlinks it */
             n++;
             if (why)
-                *why = flaw;
+                *why = reason;
         }
         a = next;
     }
     return n;
+}
+
+size_t dia_drop_bad_session_id(struct msg *m, const char **why)
+{
+    return drop_flawed(m, 263, session_id_flaw, why);
+}
+
+/* Why freeDiameter 1.2.1 could not copy a top-level Proxy-Info into an
+ * answer, or NULL.  With the V flag (which RFC 6733 4.5 forbids on it) it
+ * finds no model for vendor 0's AVP 284 and keeps the raw bytes; an empty
+ * one then has none, fd_msg_new_answer_from_req() fails with EINVAL and
+ * leaks the answer it had begun (its Session-Id AVP). */
+static const char *proxy_info_flaw(struct avp *a, struct avp_hdr *h)
+{
+    (void)a;
+    return (h->avp_flags & AVP_FLAG_VENDOR) ? "V flag set" : NULL;
+}
+
+size_t dia_drop_bad_proxy_info(struct msg *m, const char **why)
+{
+    return drop_flawed(m, 284, proxy_info_flaw, why);
 }
 
 static struct dict_object *model_of(const struct dia_field *fd)

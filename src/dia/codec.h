@@ -96,6 +96,13 @@ int dia_encode(msg_or_avp *parent, const struct dia_table *t, const void *in);
  * removed; *why (may be NULL) gets the last one's reason, a static string. */
 size_t dia_drop_bad_session_id(struct msg *m, const char **why);
 
+/* The same for Proxy-Info, which freeDiameter copies into every answer to
+ * the request, ours and its own error answers alike: removes each one it
+ * could not copy (sent with the V flag: when empty, building the answer
+ * fails and leaks; tests/fuzz/fuzz_dia.c found it).  The answer then
+ * carries the Proxy-Infos that remain.  Returns how many were removed. */
+size_t dia_drop_bad_proxy_info(struct msg *m, const char **why);
+
 /* Adds Failed-AVP for f to the answer ans.  0 or IMS_EBACKEND. */
 int dia_add_failed_avp(struct msg *ans, const struct dia_fail *f);
 

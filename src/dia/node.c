@@ -226,6 +226,9 @@ static void fd_hook(enum fd_hook_type type, struct msg *msg, struct peer_hdr *pe
         if (dia_drop_bad_session_id(msg, &why)) /* before freeDiameter's dispatcher: codec.h */
             LOG_W("dia", "event=bad_session_id peer=%s cmd=%u why=\"%s: removed\"", pid, code,
                   why);
+        if (dia_drop_bad_proxy_info(msg, &why))
+            LOG_W("dia", "event=bad_proxy_info peer=%s cmd=%u why=\"%s: removed\"", pid, code,
+                  why);
         if (!peer && h && (h->msg_flags & CMD_FLAG_REQUEST) && code == CC_CAPABILITIES_EXCHANGE)
             acl_first_message(h, other); /* a new connection's CER */
         LOG_D("dia", "event=hook type=%d peer=%s cmd=%u", (int)type, pid, code);

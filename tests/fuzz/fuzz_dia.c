@@ -178,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     dia_drop_bad_session_id(m, NULL); /* as node.c's HOOK_MESSAGE_RECEIVED does */
+    dia_drop_bad_proxy_info(m, NULL);
     struct fd_pei pei;
     memset(&pei, 0, sizeof(pei));
     if (fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei) != 0) {

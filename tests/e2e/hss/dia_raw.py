@@ -10,6 +10,11 @@ with a single message (an abort, or the node's shutdown).
     request must get its answer (matched by hop-by-hop id): the bad ones
     DIAMETER_MISSING_AVP (5005) with a Session-Id in Failed-AVP (the HSS
     removed theirs), the good one its Session-Id back.
+  dia_raw.py HOST PORT ORIGIN REALM proxy-info
+    CER, then a UAR with two Proxy-Infos: an empty one sent with the V flag,
+    on which freeDiameter 1.2.1 could not build the answer and leaked
+    (dia_drop_bad_proxy_info), and a good one.  The answer must come, with
+    the good Proxy-Info back, once and unchanged (RFC 6733 6.2).
   dia_raw.py HOST PORT ORIGIN REALM vanish
     ROUNDS times, on a new connection each: CER, then a UAR that freeDiameter
     answers itself with an error (for another realm, for another host, a
@@ -85,8 +90,9 @@ def result(fields):
     return "no result"
 
 
-def uar(origin, realm, hbh, session_id, routing=None):
-    """routing: the AVPs that route it (default: Destination-Realm realm)"""
+def uar(origin, realm, hbh, session_id, routing=None, extra=()):
+    """routing: the AVPs that route it (default: Destination-Realm realm);
+    extra: AVPs added at the end"""
     if routing is None:
         routing = [avp(283, realm.encode())]                # Destination-Realm
     return message(300, CX, hbh, [
@@ -98,6 +104,7 @@ def uar(origin, realm, hbh, session_id, routing=None):
         avp(1, b"alice@ims.test"),                           # User-Name
         avp(601, b"sip:alice@ims.test", vendor=TGPP),        # Public-Identity
         avp(600, realm.encode(), vendor=TGPP),               # Visited-Network-Identifier
+        *extra,
     ])
 
 
@@ -119,6 +126,34 @@ def connect(host, port, origin, realm):
 
 
 ROUNDS = 20
+
+
+def proxy_info(host, port, origin, realm):
+    s = connect(host, port, origin, realm)
+    if s is None:
+        return 1
+    print("CEA 2001")
+    good = avp(284, avp(280, b"relay.ims.test") + avp(33, b"state-1"))  # Proxy-Host, -State
+    bad = avp(284, b"", vendor=0, flags=0)  # V flag, vendor 0, empty
+    sid = avp(263, f"{origin};2;{os.getpid()}".encode())
+    s.sendall(uar(origin, realm, 2, sid, extra=(bad, good)))
+    try:
+        ans = receive(s)
+    except (socket.timeout, ConnectionResetError) as e:
+        print(f"UAR with a bad Proxy-Info: no answer ({e})")
+        return 1
+    if struct.unpack("!I", ans[12:16])[0] != 2:
+        print("an answer to another request")
+        return 1
+    fields = list(avps_of(ans))
+    echoed = [data for code, data in fields if code == 284]
+    print(f"UAR with a bad Proxy-Info: answered, {result(dict(fields))}, "
+          f"{len(echoed)} Proxy-Info back")
+    if echoed != [good[8:]]:
+        print(f"want the good Proxy-Info back alone: {echoed!r}")
+        return 1
+    s.close()
+    return 0
 
 
 def vanish(host, port, origin, realm):
@@ -166,12 +201,14 @@ def vanish(host, port, origin, realm):
 
 
 def main(argv):
-    if len(argv) != 6 or argv[5] not in ("session-ids", "vanish"):
-        print("usage: dia_raw.py HOST PORT ORIGIN REALM session-ids|vanish")
+    if len(argv) != 6 or argv[5] not in ("session-ids", "proxy-info", "vanish"):
+        print("usage: dia_raw.py HOST PORT ORIGIN REALM session-ids|proxy-info|vanish")
         return 2
     host, port, origin, realm = argv[1], int(argv[2]), argv[3], argv[4]
     if argv[5] == "vanish":
         return vanish(host, port, origin, realm)
+    if argv[5] == "proxy-info":
+        return proxy_info(host, port, origin, realm)
     s = connect(host, port, origin, realm)
     if s is None:
         return 1

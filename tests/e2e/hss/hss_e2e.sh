@@ -236,6 +236,16 @@ runtest() {
         say "every bad Session-Id removed and logged; a freeDiameter peer is still served"
         client scscf.ims.test "$PORT" ping
         ;;
+    bad_proxy_info)
+        # a UAR with an empty Proxy-Info sent with the V flag: freeDiameter
+        # could not build its answer and leaked (the HSS's leak check runs at
+        # cleanup); removed and logged, the good Proxy-Info echoed
+        DIA_RAW_TIMEOUT=$(scaled 5) python3 "$HERE/dia_raw.py" 127.0.0.1 "$PORT" \
+            client-proxyinfo.ims.test ims.test proxy-info || die "the UAR's answer was wrong or missing"
+        grep -q "event=bad_proxy_info peer=client-proxyinfo.ims.test cmd=300 why=\"V flag set: removed\"" \
+            "$FIXDIR/server.log" || die "no event=bad_proxy_info in the log"
+        say "the bad Proxy-Info removed and logged, the good one answered back"
+        ;;
     peer_vanishes)
         # requests freeDiameter answers itself with an error (another realm or
         # host, a loop), each from a peer that closes at once: its send of that

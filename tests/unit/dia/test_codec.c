@@ -413,6 +413,70 @@ static void test_good_session_id_kept(void **state)
     fd_msg_free(m);
 }
 
+/* Top-level AVPs of msg_or_avp p with this code. */
+static size_t count_code(msg_or_avp *p, uint32_t code)
+{
+    struct avp *a = NULL;
+    size_t n = 0;
+    assert_int_equal(fd_msg_browse(p, MSG_BRW_FIRST_CHILD, &a, NULL), 0);
+    while (a) {
+        struct avp_hdr *h;
+        assert_int_equal(fd_msg_avp_hdr(a, &h), 0);
+        n += h->avp_code == code;
+        assert_int_equal(fd_msg_browse(a, MSG_BRW_NEXT, &a, NULL), 0);
+    }
+    return n;
+}
+
+/* A Proxy-Info sent with the V flag (empty: the input fuzz_dia found) is
+ * removed by the receive hook's check; freeDiameter then builds the answer
+ * (it failed on that one, and leaked what it had built: codec.h) and copies
+ * the good Proxy-Info into it, as RFC 6733 6.2 asks. */
+static void test_bad_proxy_info_dropped(void **state)
+{
+    static const uint8_t raw[] = {
+        UAR_HDR(92), 0, 0, 1, 7, 0x40, 0, 0, 11, 'a', ';', 'b', 0, /* Session-Id "a;b" */
+        ORIGIN_HOST,
+        0, 0, 1, 28, 0x80, 0, 0, 12, 0, 0, 0, 0,       /* Proxy-Info, V, empty, Vendor-Id 0 */
+        0, 0, 1, 28, 0x40, 0, 0, 32,                   /* Proxy-Info, M, length 32 */
+        0, 0, 1, 24, 0x40, 0, 0, 11, 'p', '.', 'x', 0, /* Proxy-Host "p.x" */
+        0, 0, 0, 33, 0x40, 0, 0, 10, 's', '1', 0, 0,   /* Proxy-State "s1" */
+    };
+    uint8_t *buf = malloc(sizeof(raw));
+    assert_non_null(buf);
+    memcpy(buf, raw, sizeof(raw));
+    struct msg *m = NULL;
+    assert_int_equal(fd_msg_parse_buffer(&buf, sizeof(raw), &m), 0); /* takes buf */
+    assert_int_equal(count_code(m, 284), 2);
+    const char *why = NULL;
+    assert_int_equal(dia_drop_bad_proxy_info(m, &why), 1);
+    assert_string_equal(why, "V flag set");
+    assert_int_equal(dia_drop_bad_proxy_info(m, NULL), 0);
+    assert_int_equal(dia_drop_bad_session_id(m, NULL), 0); /* its Session-Id is good */
+    struct fd_pei pei;
+    memset(&pei, 0, sizeof(pei));
+    assert_int_equal(fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei), 0);
+    assert_int_equal(fd_msg_new_answer_from_req(fd_g_config->cnf_dict, &m, 0), 0);
+    assert_int_equal(count_code(m, 284), 1);
+    struct avp *pi = NULL, *state_avp = NULL;
+    struct avp_hdr *h;
+    assert_int_equal(fd_msg_browse(m, MSG_BRW_FIRST_CHILD, &pi, NULL), 0);
+    while (pi && fd_msg_avp_hdr(pi, &h) == 0 && h->avp_code != 284)
+        assert_int_equal(fd_msg_browse(pi, MSG_BRW_NEXT, &pi, NULL), 0);
+    assert_non_null(pi);
+    assert_int_equal(fd_msg_browse(pi, MSG_BRW_LAST_CHILD, &state_avp, NULL), 0);
+    assert_int_equal(fd_msg_avp_hdr(state_avp, &h), 0);
+    assert_int_equal(h->avp_code, 33);
+    assert_non_null(h->avp_value);
+    assert_int_equal(h->avp_value->os.len, 2);
+    assert_memory_equal(h->avp_value->os.data, "s1", 2);
+    struct msg *q = NULL;
+    assert_int_equal(fd_msg_answ_getq(m, &q), 0);
+    fd_msg_answ_detach(m);
+    fd_msg_free(q);
+    fd_msg_free(m);
+}
+
 /* dia/fd_guard.h: libfdcore's calls to fd_out_send() reach the guard in
  * every executable linked with imscore (the link options on imscore) */
 static void test_fd_guard_active(void **state)
@@ -459,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_answer_roundtrip),
         cmocka_unit_test(test_bad_session_id_dropped),
         cmocka_unit_test(test_good_session_id_kept),
+        cmocka_unit_test(test_bad_proxy_info_dropped),
         cmocka_unit_test(test_fd_guard_active),
         cmocka_unit_test(test_glob),
     };
