@@ -26,6 +26,8 @@ void px_req_timers_init(struct proxy_req *r)
 
 static ims_str spec_str(const struct proxy_req *r, size_t off, size_t len)
 {
+    if (!r->spec.p) /* nothing added yet: NULL + 0 is undefined (UBSan) */
+        return IMS_STR_NULL;
     return ims_str_make(r->spec.p + off, len);
 }
 
