@@ -77,6 +77,20 @@ static void missing(struct hss_result *r, uint32_t code, uint32_t vendor)
     r->ans.failed_vendor = vendor;
 }
 
+/* A Server-Name the store could not hold (a NUL byte, a space, too long):
+ * DIAMETER_INVALID_AVP_VALUE with it in Failed-AVP (RFC 6733 7.1.5), not a
+ * store failure answered UNABLE_TO_COMPLY and logged as ours (fuzz_hss
+ * found it).  True when it answered. */
+static bool bad_server_name(bool present, ims_str name, struct hss_result *r)
+{
+    if (!present || ims_store_valid_id(name))
+        return false;
+    result(r, DIA_INVALID_AVP_VALUE);
+    r->ans.failed_code = 602; /* Server-Name */
+    r->ans.failed_vendor = DIA_VENDOR_3GPP;
+    return true;
+}
+
 /* Maps the identity checks of the store to Experimental-Result codes;
  * returns true when the request may go on. */
 static int check_assoc(struct ims_store *st, ims_str impi, ims_str impu, struct hss_result *r,
@@ -536,6 +550,8 @@ int ims_hss_mar_ext(struct ims_store *st, const struct hss_policy *pol, const st
     bool ok, alg_given;
     enum ims_digest_alg alg = IMS_DIGEST_MD5;
     echo(res, rq->impi, rq->impu);
+    if (bad_server_name(DIA_HAS(rq, CX_MAR_SERVER), rq->server_name, res))
+        return 0;
     int rc = check_assoc(st, rq->impi, rq->impu, res, &ok);
     if (rc || !ok)
         return rc;
@@ -860,6 +876,8 @@ int ims_hss_sar(struct ims_store *st, const struct hss_policy *pol, const struct
     int rc;
     ims_str impi = DIA_HAS(rq, CX_SAR_IMPI) ? rq->impi : IMS_STR_NULL;
     echo(res, impi, rq->n_impu ? rq->impu[0] : IMS_STR_NULL);
+    if (bad_server_name(DIA_HAS(rq, CX_SAR_SERVER), rq->server_name, res))
+        return 0;
     int sat = rq->sat;
     bool needs_impi = sat == CX_SAT_REGISTRATION || sat == CX_SAT_RE_REGISTRATION ||
                       sat == CX_SAT_AUTHENTICATION_FAILURE ||

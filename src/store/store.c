@@ -359,6 +359,11 @@ bool st_valid_id(ims_str v)
     return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v);
 }
 
+bool ims_store_valid_id(ims_str v)
+{
+    return st_valid_id(v);
+}
+
 bool st_valid_name(ims_str v)
 {
     return v.len > 0 && v.len < IMS_STORE_NAME_MAX && printable_nospace(v);

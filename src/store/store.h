@@ -97,6 +97,11 @@ int ims_store_open(const char *url, struct ims_keyrepo *repo, struct ims_store *
 void ims_store_close(struct ims_store *st); /* NULL is a no-op */
 /* "sqlite" or "postgresql". */
 const char *ims_store_backend(const struct ims_store *st);
+/* Whether the store can hold v as an identity or a server name (1 to
+ * IMS_STORE_ID_MAX - 1 bytes of printable ASCII, no space): what a handler
+ * checks a peer's value against before it writes it, so that a bad one is
+ * a protocol error and not a store failure. */
+bool ims_store_valid_id(ims_str v);
 /* The highest migration applied. */
 int ims_store_schema_version(struct ims_store *st, int *version);
 /* A line describing the last error of this store ("" after success), for

@@ -825,11 +825,48 @@ static void test_sar_profile_memo(void **state)
     ims_store_exec_free(x);
 }
 
+/* A Server-Name the store cannot hold (a NUL byte, a space, empty) is the
+ * peer's error: DIAMETER_INVALID_AVP_VALUE naming Server-Name, nothing
+ * stored (it was a store failure, answered UNABLE_TO_COMPLY: fuzz_hss). */
+static void test_bad_server_name(void **state)
+{
+    struct hfix *f = *state;
+    struct hss_result r;
+    char scscf[IMS_STORE_ID_MAX];
+    static const char nul[] = "sip:scscf\0.ims.test";
+    const ims_str bad[] = { ims_str_make(nul, sizeof(nul) - 1), S("sip:scscf .ims.test"),
+                            S("") };
+    ims_hss_result_init(&r);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct cx_sar sq = mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION,
+                                  SCSCF1);
+        sq.server_name = bad[i];
+        run_sar(f, sq, &r);
+        ASSERT_RESULT(&r, DIA_INVALID_AVP_VALUE);
+        assert_int_equal(r.ans.failed_code, 602);
+        assert_int_equal(r.ans.failed_vendor, DIA_VENDOR_3GPP);
+        struct cx_mar mq = mk_mar("alice@ims.test", "sip:alice@ims.test", "Digest-MD5", 1,
+                                  SCSCF1);
+        mq.server_name = bad[i];
+        run_mar(f, mq, &r);
+        ASSERT_RESULT(&r, DIA_INVALID_AVP_VALUE);
+        assert_int_equal(r.ans.failed_code, 602);
+        assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_NOT_REGISTERED);
+        assert_string_equal(scscf, "");
+    }
+    /* a good one still registers */
+    run_sar(f, mk_sar("alice@ims.test", "sip:alice@ims.test", CX_SAT_REGISTRATION, SCSCF1), &r);
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    assert_int_equal(state_of(f, "sip:alice@ims.test", scscf), IMS_REG_REGISTERED);
+    ims_hss_result_clear(&r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
 const struct CMUnitTest cx_tests[] = {
     T(test_uar), T(test_mar_digest), T(test_mar_aka_and_resync), T(test_mar_aka_finish),
     T(test_result_clear_wipes_secrets), T(test_sar),
     T(test_lir), cmocka_unit_test(test_slf), T(test_admin_prepare), T(test_sar_alloc_failures),
     T(test_mar_same_scscf_no_write), T(test_sar_user_data_memo), T(test_sar_profile_memo),
+    T(test_bad_server_name),
 };
 const size_t cx_ntests = sizeof(cx_tests) / sizeof(cx_tests[0]);
