@@ -15,6 +15,10 @@ with a single message (an abort, or the node's shutdown).
     on which freeDiameter 1.2.1 could not build the answer and leaked
     (dia_drop_bad_proxy_info), and a good one.  The answer must come, with
     the good Proxy-Info back, once and unchanged (RFC 6733 6.2).
+  dia_raw.py HOST PORT ORIGIN REALM server-name
+    CER, then a SAR whose Server-Name holds a NUL byte: it must be answered
+    DIAMETER_INVALID_AVP_VALUE (5004) with Server-Name in Failed-AVP (it
+    was a store failure, UNABLE_TO_COMPLY); then a good UAR still answered.
   dia_raw.py HOST PORT ORIGIN REALM vanish
     ROUNDS times, on a new connection each: CER, then a UAR that freeDiameter
     answers itself with an error (for another realm, for another host, a
@@ -128,6 +132,44 @@ def connect(host, port, origin, realm):
 ROUNDS = 20
 
 
+def server_name(host, port, origin, realm):
+    s = connect(host, port, origin, realm)
+    if s is None:
+        return 1
+    print("CEA 2001")
+    sar = message(301, CX, 2, [
+        avp(263, f"{origin};3;{os.getpid()}".encode()),
+        avp(260, avp(266, u32(TGPP)) + avp(258, u32(CX))),
+        avp(277, u32(1)),
+        avp(264, origin.encode()), avp(296, realm.encode()), avp(283, realm.encode()),
+        avp(1, b"alice@ims.test"),
+        avp(601, b"sip:alice@ims.test", vendor=TGPP),              # Public-Identity
+        avp(602, b"sip:scscf\0.ims.test:6060", vendor=TGPP),      # Server-Name, a NUL
+        avp(614, u32(1), vendor=TGPP),                             # REGISTRATION
+        avp(624, u32(0), vendor=TGPP),                             # USER_DATA_NOT_AVAILABLE
+    ])
+    s.sendall(sar)
+    try:
+        ans = receive(s)
+    except (socket.timeout, ConnectionResetError) as e:
+        print(f"SAR with a NUL in Server-Name: no answer ({e})")
+        return 1
+    fields = dict(avps_of(ans))
+    failed = fields.get(279, b"")
+    print(f"SAR with a NUL in Server-Name: answered, {result(fields)}")
+    if fields.get(268) != u32(5004) or 602 not in dict(avps_of(failed, 0, len(failed))):
+        print("not refused with 5004 and a Failed-AVP naming Server-Name")
+        return 1
+    s.sendall(uar(origin, realm, 3, avp(263, f"{origin};4;{os.getpid()}".encode())))
+    fields = dict(avps_of(receive(s)))
+    print(f"a good UAR after it: {result(fields)}")
+    if 268 not in fields and 297 not in fields:
+        print("the good UAR got no result")
+        return 1
+    s.close()
+    return 0
+
+
 def proxy_info(host, port, origin, realm):
     s = connect(host, port, origin, realm)
     if s is None:
@@ -201,14 +243,17 @@ def vanish(host, port, origin, realm):
 
 
 def main(argv):
-    if len(argv) != 6 or argv[5] not in ("session-ids", "proxy-info", "vanish"):
-        print("usage: dia_raw.py HOST PORT ORIGIN REALM session-ids|proxy-info|vanish")
+    if len(argv) != 6 or argv[5] not in ("session-ids", "proxy-info", "server-name", "vanish"):
+        print("usage: dia_raw.py HOST PORT ORIGIN REALM "
+              "session-ids|proxy-info|server-name|vanish")
         return 2
     host, port, origin, realm = argv[1], int(argv[2]), argv[3], argv[4]
     if argv[5] == "vanish":
         return vanish(host, port, origin, realm)
     if argv[5] == "proxy-info":
         return proxy_info(host, port, origin, realm)
+    if argv[5] == "server-name":
+        return server_name(host, port, origin, realm)
     s = connect(host, port, origin, realm)
     if s is None:
         return 1

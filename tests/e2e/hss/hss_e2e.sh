@@ -246,6 +246,15 @@ runtest() {
             "$FIXDIR/server.log" || die "no event=bad_proxy_info in the log"
         say "the bad Proxy-Info removed and logged, the good one answered back"
         ;;
+    bad_server_name)
+        # a SAR whose Server-Name holds a NUL byte: the peer's error (5004,
+        # Failed-AVP), not a store failure of ours
+        DIA_RAW_TIMEOUT=$(scaled 5) python3 "$HERE/dia_raw.py" 127.0.0.1 "$PORT" \
+            client-servername.ims.test ims.test server-name || die "the SAR's answer was wrong or missing"
+        grep -q "event=store_failed" "$FIXDIR/server.log" &&
+            die "logged as a store failure: $(grep event=store_failed "$FIXDIR/server.log")"
+        say "answered DIAMETER_INVALID_AVP_VALUE naming Server-Name"
+        ;;
     peer_vanishes)
         # requests freeDiameter answers itself with an error (another realm or
         # host, a loop), each from a peer that closes at once: its send of that
