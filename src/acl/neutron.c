@@ -167,7 +167,11 @@ static int pick_group(const char *group, json_t *root, json_t **grp, char *err, 
         return IMS_EINVAL;
     }
     *grp = json_array_get(list, 0);
-    return json_is_object(*grp) ? 0 : IMS_EINVAL;
+    if (!json_is_object(*grp)) {
+        snprintf(err, errsz, "neutron group %s: not a security group body", group);
+        return IMS_EINVAL;
+    }
+    return 0;
 }
 
 /* Adds the Neutron id of the rule an ims_acl_parse() error names ("rule 3:

@@ -120,6 +120,14 @@ static void test_refused(void **state)
     assert_int_equal(ims_acl_neutron_build("x", other, strlen(other), NULL, 0, &acl, NULL, err,
                                            sizeof(err)),
                      IMS_EINVAL);
+    /* a list whose one element is not a group: refused with a reason (it
+     * was refused without one: fuzz_acl) */
+    static const char not_obj[] = "{\"security_groups\": [1]}";
+    err[0] = '\0';
+    assert_int_equal(ims_acl_neutron_build("x", not_obj, strlen(not_obj), NULL, 0, &acl, NULL,
+                                           err, sizeof(err)),
+                     IMS_EINVAL);
+    assert_string_equal(err, "neutron group x: not a security group body");
 }
 
 static void test_union_with_file(void **state)
