@@ -103,6 +103,15 @@ static const char *jstr(const json_t *o, const char *key)
 
 /* ------------------------------------------------------------ pure parts */
 
+/* u's length without its trailing '/'s. */
+static size_t url_len(const char *u)
+{
+    size_t n = strlen(u);
+    while (n > 0 && u[n - 1] == '/')
+        n--;
+    return n;
+}
+
 int ims_acl_neutron_catalog_url(const char *body, size_t len, const char *type, char *out,
                                 size_t outsz)
 {
@@ -123,7 +132,7 @@ int ims_acl_neutron_catalog_url(const char *body, size_t len, const char *type, 
         json_array_foreach(json_object_get(svc, "endpoints"), j, ep) {
             const char *iface = jstr(ep, "interface"), *u = jstr(ep, "url");
             int rank = !iface ? 1 : !strcmp(iface, "public") ? 3 : !strcmp(iface, "internal") ? 2 : 1;
-            if (u && rank > best) {
+            if (u && url_len(u) > 0 && rank > best) { /* "" or "/" is no URL (fuzz_acl) */
                 best = rank;
                 url = u;
             }
@@ -131,9 +140,7 @@ int ims_acl_neutron_catalog_url(const char *body, size_t len, const char *type, 
     }
     int rc = IMS_ENOENT;
     if (url) {
-        size_t n = strlen(url);
-        while (n > 0 && url[n - 1] == '/')
-            n--;
+        size_t n = url_len(url);
         rc = n < outsz ? 0 : IMS_ELIMIT;
         if (rc == 0) {
             memcpy(out, url, n);

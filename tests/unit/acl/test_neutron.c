@@ -197,6 +197,19 @@ static void test_catalog(void **state)
                      IMS_ELIMIT);
     assert_int_equal(ims_acl_neutron_catalog_url("{}", 2, "network", url, sizeof(url)),
                      IMS_EPROTO);
+    /* an empty URL (or "/") is none: the next one, else no such service
+     * (it was taken, and Neutron called at "": fuzz_acl) */
+    static const char empty[] =
+        "{\"token\": {\"catalog\": [{\"type\": \"network\", \"endpoints\": ["
+        "{\"interface\": \"public\", \"url\": \"/\"},"
+        "{\"interface\": \"internal\", \"url\": \"http://int:9696\"}]}]}}";
+    assert_int_equal(
+        ims_acl_neutron_catalog_url(empty, strlen(empty), "network", url, sizeof(url)), 0);
+    assert_string_equal(url, "http://int:9696");
+    static const char none[] = "{\"token\": {\"catalog\": [{\"type\": \"network\", "
+                               "\"endpoints\": [{\"interface\": \"public\", \"url\": \"\"}]}]}}";
+    assert_int_equal(ims_acl_neutron_catalog_url(none, strlen(none), "network", url, sizeof(url)),
+                     IMS_ENOENT);
     assert_int_equal(ims_acl_neutron_catalog_url("nope", 4, "network", url, sizeof(url)),
                      IMS_EPROTO);
 }
