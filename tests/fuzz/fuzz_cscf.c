@@ -240,6 +240,15 @@ static unsigned udp_port(unsigned src_port)
     return src_port == I_PORT || src_port == S_PORT ? src_port : P_PORT;
 }
 
+/* The listener a message the roles sent left from: for TCP and TLS, the
+ * P-CSCF's (the UE's connection). */
+static unsigned from_port(const struct fake_tp_msg *m)
+{
+    if (m->proto == SIP_PROTO_TLS)
+        return P_TLS_PORT;
+    return m->proto == SIP_PROTO_TCP ? P_PORT : udp_port(m->src.port);
+}
+
 /* Runs what was posted to the loop (Cx answers, deferred work), as a loop
  * turn would (reaching into src/ev's private struct as the fake clock
  * does: tests may, nothing in src/ may). */
@@ -317,7 +326,7 @@ static void as_relay(const char *buf, size_t len)
 
 /* Handles what the roles sent since the last look: to one of our ports it
  * is delivered there; a request to anyone else is answered as the mode
- * says (at P's port: whoever we send to answers the hop that sent). */
+ * says, to the listener it left from (or proxied back by the AS). */
 static void pump(void)
 {
     for (int guard = 0; guard < 64; guard++) {
@@ -360,7 +369,7 @@ static void pump(void)
                 if (E.as_relays && strcmp(dst, AS) == 0)
                     as_relay(buf, m.len);
                 else
-                    peer_answer(&msg, dst, udp_port(m.src.port), m.proto);
+                    peer_answer(&msg, dst, from_port(&m), m.proto);
             }
             free(buf);
             if (E.tp.n == FAKE_TP_MAX && E.seen == E.tp.n) {
