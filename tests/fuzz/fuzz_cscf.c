@@ -33,7 +33,6 @@
  * with FUZZ_CSCF_DUMP set it prints every message sent after the
  * registration (to write a corpus file, or read what one does). */
 #define _GNU_SOURCE /* memmem */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +44,6 @@
 #include "cfg/cfg.h"
 #include "crypto/digest.h"
 #include "cscf/cscf.h"
-#include "ev/ev_int.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
@@ -249,25 +247,11 @@ static unsigned from_port(const struct fake_tp_msg *m)
     return m->proto == SIP_PROTO_TCP ? P_PORT : udp_port(m->src.port);
 }
 
-/* Runs what was posted to the loop (Cx answers, deferred work), as a loop
- * turn would (reaching into src/ev's private struct as the fake clock
- * does: tests may, nothing in src/ may). */
+/* What was posted to the loop (Cx answers, deferred work), as a loop turn
+ * runs it. */
 static void run_posts(void)
 {
-    for (int round = 0; round < 16; round++) {
-        pthread_mutex_lock(&E.loop->post_lock);
-        struct ev_post *p = E.loop->post_head;
-        E.loop->post_head = E.loop->post_tail = NULL;
-        pthread_mutex_unlock(&E.loop->post_lock);
-        if (!p)
-            break;
-        while (p) {
-            struct ev_post *next = p->next;
-            p->fn(E.loop, p->arg);
-            ims_free(p);
-            p = next;
-        }
-    }
+    fake_tp_run_posts(E.loop);
 }
 
 /* A peer (UE, AS) answers req, sent to it from our port `back`, as the

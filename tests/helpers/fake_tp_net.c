@@ -1,10 +1,12 @@
 /* fake_tp_net.c - see fake_tp_net.h. */
 #include "fake_tp_net.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "ev/ev_int.h"
 
@@ -24,6 +26,24 @@ void fake_tp_clock_advance(struct ims_loop *loop, uint64_t ms)
 uint64_t fake_tp_clock_now(const struct ims_loop *loop)
 {
     return loop->now_ms;
+}
+
+void fake_tp_run_posts(struct ims_loop *loop)
+{
+    for (int round = 0; round < 16; round++) {
+        pthread_mutex_lock(&loop->post_lock);
+        struct ev_post *p = loop->post_head;
+        loop->post_head = loop->post_tail = NULL;
+        pthread_mutex_unlock(&loop->post_lock);
+        if (!p)
+            break;
+        while (p) {
+            struct ev_post *next = p->next;
+            p->fn(loop, p->arg);
+            ims_free(p);
+            p = next;
+        }
+    }
 }
 
 void fake_tp_init(struct fake_tp *f, struct ims_loop *loop)

@@ -1,9 +1,9 @@
 /* fake_tp_net.h - test helpers for the transaction and proxy tests: a fake
- * clock that drives a real ims_loop's timer heap without sleeping, and a
- * recording fake transport.
+ * clock that drives a real ims_loop's timer heap without sleeping, a loop
+ * turn's run of what was posted to it, and a recording fake transport.
  *
- * The clock reaches into src/ev's private loop struct (ev_int.h): tests may
- * do that; nothing in src/ may. */
+ * The clock and the posts reach into src/ev's private loop struct
+ * (ev_int.h): tests may do that; nothing in src/ may. */
 #ifndef IMS_TEST_FAKE_TP_NET_H
 #define IMS_TEST_FAKE_TP_NET_H
 
@@ -21,6 +21,10 @@ struct ims_loop;
  * callbacks fire too). */
 void fake_tp_clock_advance(struct ims_loop *loop, uint64_t ms);
 uint64_t fake_tp_clock_now(const struct ims_loop *loop);
+/* Runs what was posted to the loop (ims_loop_post: Cx answers, deferred
+ * work) as a loop turn would, again while those posts post more (16 rounds
+ * at most), on the calling thread. */
+void fake_tp_run_posts(struct ims_loop *loop);
 
 #define FAKE_TP_MAX 256
 

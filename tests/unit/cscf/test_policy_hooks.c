@@ -5,7 +5,6 @@
  * target the Request-URI) to the default audit trail; a reload with an
  * allowing file flips the decision; a reload with a bad file keeps the old
  * policy and names file:line.  The same, end to end: tests/e2e/ims/t_policy.sh. */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +26,6 @@
 #include "cscf/cscf.h"
 #include "cscf/profile.h"
 #include "cscf/registrar.h"
-#include "ev/ev_int.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "metrics/metrics.h"
@@ -85,20 +83,7 @@ static void write_file(const char *path, const char *text)
 
 static void turn(void)
 {
-    for (int round = 0; round < 16; round++) {
-        pthread_mutex_lock(&E.loop->post_lock);
-        struct ev_post *p = E.loop->post_head;
-        E.loop->post_head = E.loop->post_tail = NULL;
-        pthread_mutex_unlock(&E.loop->post_lock);
-        if (!p)
-            break;
-        while (p) {
-            struct ev_post *next = p->next;
-            p->fn(E.loop, p->arg);
-            ims_free(p);
-            p = next;
-        }
-    }
+    fake_tp_run_posts(E.loop);
     fake_tp_clock_advance(E.loop, 1);
 }
 

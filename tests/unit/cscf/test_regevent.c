@@ -20,7 +20,6 @@
 #include <cmocka.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "base/alloc.h"
@@ -28,7 +27,6 @@
 #include "base/err.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
-#include "ev/ev_int.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
@@ -244,20 +242,7 @@ static struct {
 /* Runs what was posted to the loop (as test_roles does), then 1 ms passes. */
 static void turn(void)
 {
-    for (int round = 0; round < 16; round++) {
-        pthread_mutex_lock(&E.loop->post_lock);
-        struct ev_post *p = E.loop->post_head;
-        E.loop->post_head = E.loop->post_tail = NULL;
-        pthread_mutex_unlock(&E.loop->post_lock);
-        if (!p)
-            break;
-        while (p) {
-            struct ev_post *next = p->next;
-            p->fn(E.loop, p->arg);
-            ims_free(p);
-            p = next;
-        }
-    }
+    fake_tp_run_posts(E.loop);
     fake_tp_clock_advance(E.loop, 1);
 }
 

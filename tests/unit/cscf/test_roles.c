@@ -9,7 +9,6 @@
  *   algorithm, SAR types (registration, re-registration, de-registration),
  *   the 200's headers, AKA re-synchronisation, the wrong-password limit, HSS
  *   errors and the deadline. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +23,6 @@
 #include "cscf/cscf.h"
 #include "cscf/registrar.h"
 #include "base/alloc.h"
-#include "ev/ev_int.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
@@ -255,20 +253,7 @@ static int teardown(void **state)
  * does (tests may; nothing in src/ may), then lets 1 ms pass. */
 static void turn(void)
 {
-    for (int round = 0; round < 16; round++) {
-        pthread_mutex_lock(&E.loop->post_lock);
-        struct ev_post *p = E.loop->post_head;
-        E.loop->post_head = E.loop->post_tail = NULL;
-        pthread_mutex_unlock(&E.loop->post_lock);
-        if (!p)
-            break;
-        while (p) {
-            struct ev_post *next = p->next;
-            p->fn(E.loop, p->arg);
-            ims_free(p);
-            p = next;
-        }
-    }
+    fake_tp_run_posts(E.loop);
     fake_tp_clock_advance(E.loop, 1);
 }
 

@@ -12,7 +12,6 @@
  *   UNREGISTERED_USER and the TERMINATING_UNREGISTERED iFCs, else 480
  *   (404 unknown, 503 HSS silent);
  *   allocation failures over the whole scenario. */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +32,6 @@
 #include "cscf/cscf.h"
 #include "cscf/profile.h"
 #include "cscf/registrar.h"
-#include "ev/ev_int.h"
 #include "ev/loop.h"
 #include "fake_tp_net.h"
 #include "proxy/proxy.h"
@@ -140,20 +138,7 @@ static struct {
 
 static void turn(void)
 {
-    for (int round = 0; round < 16; round++) {
-        pthread_mutex_lock(&E.loop->post_lock);
-        struct ev_post *p = E.loop->post_head;
-        E.loop->post_head = E.loop->post_tail = NULL;
-        pthread_mutex_unlock(&E.loop->post_lock);
-        if (!p)
-            break;
-        while (p) {
-            struct ev_post *next = p->next;
-            p->fn(E.loop, p->arg);
-            ims_free(p);
-            p = next;
-        }
-    }
+    fake_tp_run_posts(E.loop);
     fake_tp_clock_advance(E.loop, 1);
 }
 
