@@ -79,6 +79,14 @@ int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+bool ims_str_has_ctl(ims_str s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if ((unsigned char)s.p[i] < 0x20 || s.p[i] == 0x7f)
+            return true;
+    return false;
+}
+
 size_t ims_str_copy(ims_str s, char *dst, size_t dstsz)
 {
     if (dstsz) {

@@ -51,6 +51,9 @@ long ims_str_chr(ims_str s, char c);
 /* Parses an unsigned decimal that fits in `max` (no sign, no spaces, >=1
  * digit).  Returns 0 or IMS_EPROTO (non-digit, empty, overflow). */
 int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out);
+/* True when s holds a control character (below 0x20, or 0x7f), NUL among
+ * them: a copy into a C string would end at the NUL. */
+bool ims_str_has_ctl(ims_str s);
 /* Copies s into dst (size dstsz) with a NUL; truncates; returns s.len. */
 size_t ims_str_copy(ims_str s, char *dst, size_t dstsz);
 /* The same for a C string (NULL copies as ""): snprintf(dst, sz, "%s", src)

@@ -794,7 +794,9 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct sip_auth cred;
     bool have = cscf_credentials(m, &cred);
     if (have && cred.username.len) {
-        if (cred.username.len >= sizeof(impi)) {
+        /* a control byte is no NAI (RFC 4282); a NUL would cut the copy
+         * below to another IMPI, "" at worst (fuzz_cscf) */
+        if (cred.username.len >= sizeof(impi) || ims_str_has_ctl(cred.username)) {
             ims_proxy_reply(r, 400, "Bad Authorization", NULL);
             return;
         }

@@ -197,7 +197,8 @@ int cscf_table_with(struct cscf_table *t, ims_str key, cscf_table_fn fn, void *c
     pthread_mutex_lock(&s->lock);
     struct entry **pp = &s->buckets[(h >> 10) & s->mask], *e;
     for (e = *pp; e; pp = &e->next, e = e->next)
-        if (e->hash == h && e->klen == key.len && memcmp(e->key, key.p, key.len) == 0)
+        if (e->hash == h && e->klen == key.len &&
+            (key.len == 0 || memcmp(e->key, key.p, key.len) == 0)) /* "" has a NULL p */
             break;
     void *val = e ? e->val : NULL;
     bool room = e || __atomic_load_n(&t->count, __ATOMIC_RELAXED) < t->max;

@@ -7,6 +7,19 @@
 #include "guard_buf.h"
 #include "tests.h"
 
+static void test_has_ctl(void **s)
+{
+    (void)s;
+    static const char nul[] = "a\0b";
+    assert_false(ims_str_has_ctl(IMS_STR_NULL));
+    assert_false(ims_str_has_ctl(IMS_S("alice@ims.test ~")));
+    assert_false(ims_str_has_ctl(IMS_S("\xc3\xa9"))); /* UTF-8 is not control */
+    assert_true(ims_str_has_ctl(ims_str_make(nul, 3)));
+    assert_true(ims_str_has_ctl(IMS_S("a\tb")));
+    assert_true(ims_str_has_ctl(IMS_S("\x7f")));
+    assert_true(ims_str_has_ctl(IMS_S("a\x1f")));
+}
+
 static void test_eq(void **s)
 {
     (void)s;
@@ -133,6 +146,7 @@ static void test_join_copy_dec(void **s)
 
 const struct CMUnitTest str_tests[] = {
     cmocka_unit_test(test_eq),
+    cmocka_unit_test(test_has_ctl),
     cmocka_unit_test(test_trim_chr),
     cmocka_unit_test(test_to_u64),
     cmocka_unit_test(test_cursor_guarded),

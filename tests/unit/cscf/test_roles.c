@@ -655,6 +655,17 @@ static void test_scscf_hint_and_wrong(void **state)
     assert_int_equal(F.n[DIA_CMD_SAR - 300], 0); /* no SAR */
 }
 
+/* A username with a control byte is refused before any MAR: a NUL in it
+ * made the copy the S-CSCF works with "" (fuzz_cscf). */
+static void test_scscf_username_ctl(void **state)
+{
+    const char *ctl = "Authorization: Digest username=\"ali\x01" "ce@ims.test\", "
+                      "realm=\"ims.test\", nonce=\"\", uri=\"sip:ims.test\", response=\"\"\r\n";
+    reg(ME_S, "u1", 1, ctl, 600);
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 400 Bad Authorization", 0));
+    assert_int_equal(F.n[DIA_CMD_MAR - 300], 0);
+}
+
 static void test_scscf_aka_resync(void **state)
 {
     const char *hint = "Authorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", "
@@ -777,6 +788,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_icscf_lir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_register, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_hint_and_wrong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_username_ctl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_aka_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_hss_errors, setup, teardown),
         cmocka_unit_test(test_roles_alloc_failures),
