@@ -21,6 +21,7 @@
 #include "base/log.h"
 
 #include "fuzz.h"
+#include "fuzz_dia_in.h"
 
 union any_msg {
     struct cx_uar uar;
@@ -82,28 +83,13 @@ static bool same(const struct dia_table *t, const char *a, const char *b)
     return true;
 }
 
-/* Serialises m (freed) and parses the bytes back with the dictionary. */
-static struct msg *wire(struct msg *m)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct msg *out = NULL;
-    struct fd_pei pei;
-    CHECK(fd_msg_bufferize(m, &buf, &len) == 0);
-    fd_msg_free(m);
-    CHECK(fd_msg_parse_buffer(&buf, len, &out) == 0); /* takes buf */
-    memset(&pei, 0, sizeof(pei));
-    CHECK(fd_msg_parse_dict(out, fd_g_config->cnf_dict, &pei) == 0);
-    return out;
-}
-
 static void roundtrip(const struct dia_table *t, unsigned cmd, bool request,
                       const union any_msg *a)
 {
     struct msg *m = NULL;
     CHECK(fd_msg_new(dia_dict_cmd(cmd, request), MSGFL_ALLOC_ETEID, &m) == 0);
     CHECK(dia_encode(m, t, a) == 0);
-    m = wire(m);
+    m = fuzz_dia_wire(m);
     union any_msg b;
     struct dia_fail fail;
     CHECK(dia_decode(m, t, &b, &fail) == 0);
@@ -149,36 +135,12 @@ static bool session_id_unusable(struct msg *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
-    if (!ready) {
-        fuzz_quiet();
-        fd_g_debug_lvl = FD_LOG_FATAL;
-        if (fd_core_initialize() != 0 || dia_dict_load() != 0)
-            abort();
-        ready = true;
-    }
-    if (size == 0 || size - 1 > (1u << 16))
+    fuzz_dia_init();
+    unsigned cmd;
+    bool request;
+    struct msg *m = fuzz_dia_received(data, size, &cmd, &request);
+    if (!m)
         return 0;
-    unsigned cmd = DIA_CMD_UAR + data[0] % 8u;
-    bool request = !(data[0] & 0x80);
-    uint32_t app = cmd >= DIA_CMD_UDR ? DIA_APP_SH : DIA_APP_CX;
-    size_t len = 20 + size - 1;
-    uint8_t *buf = malloc(len);
-    if (!buf)
-        return 0;
-    uint8_t hdr[20] = { 1, (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
-                        (uint8_t)(request ? 0xc0 : 0x40), 0, (uint8_t)(cmd >> 8), (uint8_t)cmd,
-                        (uint8_t)(app >> 24), (uint8_t)(app >> 16), (uint8_t)(app >> 8),
-                        (uint8_t)app, 0, 0, 0, 1, 0, 0, 0, 2 };
-    memcpy(buf, hdr, sizeof(hdr));
-    memcpy(buf + 20, data + 1, size - 1);
-    struct msg *m = NULL;
-    if (fd_msg_parse_buffer(&buf, len, &m) != 0) {
-        free(buf); /* not taken */
-        return 0;
-    }
-    dia_drop_bad_session_id(m, NULL); /* as node.c's HOOK_MESSAGE_RECEIVED does */
-    dia_drop_bad_proxy_info(m, NULL);
     struct fd_pei pei;
     memset(&pei, 0, sizeof(pei));
     if (fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei) != 0) {

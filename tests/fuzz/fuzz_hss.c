@@ -38,6 +38,7 @@
 #include "store/store.h"
 
 #include "fuzz.h"
+#include "fuzz_dia_in.h"
 
 #define SCSCF1 "sip:scscf.ims.test:5060"
 #define SCSCF2 "sip:scscf2.ims.test:5060"
@@ -155,15 +156,7 @@ static void answer_roundtrip(unsigned cmd, const struct dia_ans *ans)
     struct msg *m = NULL;
     CHECK(fd_msg_new(dia_dict_cmd(cmd, false), MSGFL_ALLOC_ETEID, &m) == 0);
     CHECK(dia_encode(m, &dia_t_ans, ans) == 0);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    CHECK(fd_msg_bufferize(m, &buf, &len) == 0);
-    fd_msg_free(m);
-    m = NULL;
-    CHECK(fd_msg_parse_buffer(&buf, len, &m) == 0); /* takes buf */
-    struct fd_pei pei;
-    memset(&pei, 0, sizeof(pei));
-    CHECK(fd_msg_parse_dict(m, fd_g_config->cnf_dict, &pei) == 0);
+    m = fuzz_dia_wire(m);
     struct dia_ans back;
     struct dia_fail fail;
     CHECK(dia_decode(m, &dia_t_ans, &back, &fail) == 0);
@@ -191,34 +184,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                        &dia_t_udr, &dia_t_pur };
     static bool ready;
     if (!ready) {
-        fuzz_quiet();
-        fd_g_debug_lvl = FD_LOG_FATAL;
-        if (fd_core_initialize() != 0 || dia_dict_load() != 0)
-            abort();
+        fuzz_dia_init();
         setup();
         ready = true;
     }
-    if (size == 0 || size - 1 > (1u << 16) || (data[0] & 0x80) || !tables[data[0] % 8u])
+    if (size == 0 || (data[0] & 0x80) || !tables[data[0] % 8u]) /* answers, RTR, PPR */
         return 0;
-    unsigned cmd = DIA_CMD_UAR + data[0] % 8u;
-    uint32_t app = cmd >= DIA_CMD_UDR ? DIA_APP_SH : DIA_APP_CX;
-    size_t len = 20 + size - 1;
-    uint8_t *buf = malloc(len);
-    if (!buf)
+    unsigned cmd;
+    bool request;
+    struct msg *m = fuzz_dia_received(data, size, &cmd, &request);
+    if (!m)
         return 0;
-    uint8_t hdr[20] = { 1, (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, 0xc0, 0,
-                        (uint8_t)(cmd >> 8), (uint8_t)cmd, (uint8_t)(app >> 24),
-                        (uint8_t)(app >> 16), (uint8_t)(app >> 8), (uint8_t)app, 0, 0, 0, 1,
-                        0, 0, 0, 2 };
-    memcpy(buf, hdr, sizeof(hdr));
-    memcpy(buf + 20, data + 1, size - 1);
-    struct msg *m = NULL;
-    if (fd_msg_parse_buffer(&buf, len, &m) != 0) {
-        free(buf); /* not taken */
-        return 0;
-    }
-    dia_drop_bad_session_id(m, NULL); /* node.c's receive hook */
-    dia_drop_bad_proxy_info(m, NULL);
     struct fd_pei pei;
     memset(&pei, 0, sizeof(pei));
     union any_req q;
