@@ -97,19 +97,34 @@ static inline int sip_token(struct ims_cur *c, ims_str *out)
     return 0;
 }
 
+/* A byte a quoted-string may not hold as it is (RFC 3261 §25.1): qdtext is
+ * LWS, %x21-7E but DQUOTE and "\\", or UTF8-NONASCII, so the control bytes
+ * other than HTAB, CR and LF (folding; the header's end is already found)
+ * are out.  A NUL here would cut the value short for whatever reads it as a
+ * C string further on. */
+static inline bool sip_qd_ctl(unsigned char ch)
+{
+    return (ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 0x7f;
+}
+
 /* The end of a quoted-string body starting at p (just after the opening
  * DQUOTE): the closing DQUOTE, skipping quoted-pairs (RFC 3261 §25.1).
- * NULL when it is unterminated or ends in a lone backslash. */
+ * NULL when it is unterminated, ends in a lone backslash, holds a control
+ * byte (sip_qd_ctl) or escapes CR or LF (quoted-pair excludes them). */
 static inline const char *sip_quote_end(const char *p, const char *end)
 {
     while (p < end) {
-        if (*p == '"')
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"')
             return p;
-        if (*p == '\\') {
-            if (end - p < 2)
+        if (ch == '\\') {
+            if (end - p < 2 || p[1] == '\r' || p[1] == '\n')
                 return NULL;
-            p++;
+            p += 2;
+            continue;
         }
+        if (sip_qd_ctl(ch))
+            return NULL;
         p++;
     }
     return NULL;
@@ -117,7 +132,7 @@ static inline const char *sip_quote_end(const char *p, const char *end)
 
 /* ims_cur_quoted() without the length cap, inlined: the body without the
  * quotes, escapes kept.  0, IMS_ENOENT (no DQUOTE here; cursor unchanged)
- * or IMS_EPROTO (unterminated). */
+ * or IMS_EPROTO (unterminated, or a byte sip_quote_end refuses). */
 static inline int sip_quoted(struct ims_cur *c, ims_str *out)
 {
     if (c->p >= c->end || *c->p != '"')

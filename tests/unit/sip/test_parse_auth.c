@@ -152,6 +152,8 @@ static void test_errors(void **st)
         "Digest a=<b>",
         "Di gest a=b",
         "\"Digest\" a=b",
+        "Digest username=\"al\x01ice\", realm=\"r\"", /* qdtext: no control byte */
+        "Digest username=\"alice\", realm=\"r\x7f\"",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (auth1(bad[i]) != IMS_EPROTO)

@@ -130,13 +130,41 @@ static void test_errors(void **st)
         "name",
         "<>",
         "sip:a,b@c",
+        "\"a\x07" "b\" <sip:a@b>",     /* qdtext holds no control byte (§25.1) */
+        "\"a\x7f\" <sip:a@b>",
+        "\"a\x1b[2J\" <sip:a@b>",
+        "\"a\\\r\n b\" <sip:a@b>",  /* quoted-pair excludes CR and LF */
+        "<sip:a@b>;x=\"\x01\"",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (na1(bad[i]) != IMS_EPROTO)
             fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* A NUL inside a display name: refused as it is, kept as a quoted-pair
+ * (RFC 4475 §3.1.1.2 carries NUL, BEL and DEL escaped). */
+static void test_quoted_ctl(void **st)
+{
+    (void)st;
+    static const char raw[] = "\"al\0ice\" <sip:a@b>";
+    static const char esc[] = "\"al\\\0ice\\\x07\x7e\" <sip:a@b>";
+    struct guard_buf g;
+    struct sip_nameaddr na;
+    char *p = guard_buf_new(&g, raw, sizeof(raw) - 1);
+    assert_non_null(p);
+    assert_int_equal(ims_sip_parse_nameaddr(ims_str_make(p, sizeof(raw) - 1), &na), IMS_EPROTO);
+    guard_buf_free(&g);
+    p = guard_buf_new(&g, esc, sizeof(esc) - 1);
+    assert_non_null(p);
+    assert_int_equal(ims_sip_parse_nameaddr(ims_str_make(p, sizeof(esc) - 1), &na), 0);
+    assert_int_equal(na.display.len, 10);
+    guard_buf_free(&g);
+    assert_int_equal(na1("\"tab\there\" <sip:a@b>"), 0);
+    assert_int_equal(na1("\"caf\xc3\xa9\" <sip:a@b>"), 0);
+}
+
 const struct CMUnitTest nameaddr_tests[] = {
+    cmocka_unit_test(test_quoted_ctl),
     cmocka_unit_test(test_forms),
     cmocka_unit_test(test_errors),
 };
