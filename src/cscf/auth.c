@@ -261,6 +261,13 @@ static int add_fn(void **val, bool room, void *ctx)
 int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_vector *v,
                        bool stale, int64_t now_ms, struct ims_buf *out)
 {
+    /* The realm goes into a quoted-string as it is: one that could end it
+     * (or the header line) is not used.  It comes from the HSS, which may
+     * have it from a credential a user wrote (src/hss/ks_creds.c). */
+    ims_str realm = ims_str_make(v->realm, strnlen(v->realm, sizeof(v->realm)));
+    if (!realm.len || ims_str_has_ctl(realm) || memchr(realm.p, '"', realm.len) ||
+        memchr(realm.p, '\\', realm.len))
+        return IMS_EINVAL;
     struct chal c;
     memset(&c, 0, sizeof(c));
     c.kind = v->kind;

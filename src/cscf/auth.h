@@ -69,7 +69,8 @@ void ims_auth_free(struct ims_auth *a); /* NULL is a no-op */
 /* Records a challenge for impi and appends its header line to out:
  * "WWW-Authenticate: Digest realm="..", nonce="..", algorithm=SHA-256,
  * qop="auth"[, stale=true]\r\n".  now_ms is wall-clock milliseconds.
- * 0, IMS_ELIMIT (the store or out is full), IMS_ENOMEM, IMS_EBACKEND (RNG). */
+ * 0, IMS_EINVAL (v's realm is empty or holds '"', '\\' or a control byte),
+ * IMS_ELIMIT (the store or out is full), IMS_ENOMEM, IMS_EBACKEND (RNG). */
 int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_vector *v,
                        bool stale, int64_t now_ms, struct ims_buf *out);
 

@@ -5,7 +5,7 @@
 # with the openstack CLI; kscred_outage stops the Keystone for a moment, so
 # everything takes the Keystone's lock.
 foreach(_fix imsk imsk4)
-  foreach(_kc register deleted outage)
+  foreach(_kc register deleted badrealm outage)
     ims_test(kscred_${_kc} ${_fix} 90)
     set_tests_properties(e2e_ims_${_fix}_kscred_${_kc} PROPERTIES
       FIXTURES_REQUIRED "e2e_ims_${_fix};e2e_keystone" ENVIRONMENT "${_kb_env}"

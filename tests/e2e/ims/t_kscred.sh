@@ -10,6 +10,12 @@
 #                    then 403, like any user
 #   kscred_deleted   registered, then `openstack credential delete`: after
 #                    the HSS's TTL the user is unknown (401s then 403)
+#   kscred_badrealm  a user writes their own ims-digest credential (as
+#                    Keystone's policy lets a credential's owner) with a
+#                    realm that would break out of the challenge's
+#                    quoted-string: the HSS refuses the credential
+#                    (event=ks_credential_unusable) and the user is unknown
+#                    (401s then 403), the injected header nowhere
 #   kscred_outage    a Keystone-backed user whose secrets are past the TTL,
 #                    Keystone stopped (SIGSTOP): the MAR fails
 #                    (UNABLE_TO_COMPLY), the UE gets the S-CSCF's 503 with
@@ -70,6 +76,40 @@ t_kscred_register() {
     kc_user kcalice kcalice-pw >/dev/null || return 1
     register ok register.xml kcalice kcalice-pw 600 -key alg MD5 || rc=1
     register wrong register_wrong.xml kcalice not-the-password 600 || rc=1
+    return $rc
+}
+
+t_kscred_badrealm() {
+    local u=kceve pw=kceve-pw ha1 uid rc=0
+    kc_os user delete --domain default "$u" >/dev/null 2>&1 || true
+    uid=$(kc_os user create --domain default --password "$pw" -f value -c id "$u" \
+        2>"$OUT/os-user.out") &&
+        kc_os role add --user "$u" --user-domain default --project ims --project-domain ims \
+            member >"$OUT/os-role.out" 2>&1 || {
+        cat "$OUT/os-user.out" "$OUT/os-role.out" >&2
+        return 1
+    }
+    ha1=$(printf '%s' "$u@$REALM:$REALM:$pw" | md5sum | cut -d' ' -f1)
+    # the user's own token, not the admin's: the owner may write it (by id:
+    # the name would need identity:list_users)
+    OS_AUTH_URL=$(kb_get KS_URL) OS_IDENTITY_API_VERSION=3 OS_USERNAME=$u OS_PASSWORD=$pw \
+        OS_PROJECT_NAME=ims OS_PROJECT_DOMAIN_NAME=ims OS_USER_DOMAIN_NAME=Default \
+        OS_INTERFACE=public /usr/bin/openstack credential create --type ims-digest "$uid" \
+        "{\"ha1_md5\": \"$ha1\", \"realm\": \"$REALM\\\"\\r\\nService-Route: <sip:evil.test;lr>\"}" \
+        >"$OUT/os-cred.out" 2>&1 || {
+        cat "$OUT/os-cred.out" >&2
+        return 1
+    }
+    register bad register_wrong.xml "$u" "$pw" 600 || rc=1
+    grep -q "event=ks_credential_unusable impi=$u@$REALM" "$FIXDIR"/*.log || {
+        say "no ks_credential_unusable for $u in the logs"
+        rc=1
+    }
+    if grep -qs 'evil.test' "$OUT/bad.msg"; then
+        say "the credential's realm reached the UE"
+        rc=1
+    fi
+    kc_os user delete --domain default "$u" >/dev/null 2>&1 || true
     return $rc
 }
 

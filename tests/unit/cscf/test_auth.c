@@ -271,6 +271,35 @@ static void test_malformed(void **state)
     ims_auth_free(a);
 }
 
+/* A realm that would end the quoted-string (or the header line) of the
+ * challenge gives none: the HSS may have it from a credential a user wrote. */
+static void test_bad_realm(void **state)
+{
+    (void)state;
+    struct ims_auth *a = new_store(60, 3);
+    static const char *const bad[] = { "ims.test\"\r\nContact: <sip:evil@x>\r\nX: \"",
+                                       "ims\\\"test", "ims\ttest", "" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ims_auth_vector v;
+        digest_vector(&v, IMS_DIGEST_MD5, "secret");
+        snprintf(v.realm, sizeof(v.realm), "%s", bad[i]);
+        struct ims_buf b;
+        ims_buf_init(&b, 4096);
+        assert_int_equal(ims_auth_challenge(a, IMS_S(IMPI), &v, false, NOW, &b), IMS_EINVAL);
+        assert_int_equal(b.len, 0);
+        ims_buf_free(&b);
+    }
+    /* and nothing was recorded: a good challenge still verifies */
+    struct ims_auth_vector v;
+    struct chal c;
+    struct cred cr;
+    digest_vector(&v, IMS_DIGEST_MD5, "secret");
+    challenge(a, IMPI, &v, false, NOW, &c);
+    answer(&c, IMPI, "secret", IMS_DIGEST_MD5, 1, &cr);
+    assert_int_equal(verify(a, &cr.a, NOW + 1000), IMS_AUTH_OK);
+    ims_auth_free(a);
+}
+
 /* RFC 2069 form (no qop): accepted once per nonce. */
 static void test_no_qop_once(void **state)
 {
@@ -422,6 +451,7 @@ int run_auth_tests(void)
         cmocka_unit_test(test_known_answers),   cmocka_unit_test(test_digest_ok_and_nc),
         cmocka_unit_test(test_stale),           cmocka_unit_test(test_nonce_binding),
         cmocka_unit_test(test_wrong_password_limit), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_bad_realm),
         cmocka_unit_test(test_no_qop_once),     cmocka_unit_test(test_aka),
         cmocka_unit_test(test_aka_resync),      cmocka_unit_test(test_several_challenges),
     };

@@ -47,6 +47,14 @@ static void test_blob(void **state)
     assert_int_equal(hss_ks_parse_blob("{\"realm\": \"ims.test\"}", S(IMPI), &s), IMS_EPROTO);
     assert_int_equal(hss_ks_parse_blob("ha1=abc", S(IMPI), &s), IMS_EPROTO);
     assert_int_equal(hss_ks_parse_blob("{\"password\": \"pw\"}", S("dan"), &s), IMS_EPROTO);
+    /* a realm that would end the challenge's quoted-string, or its line */
+    assert_int_equal(hss_ks_parse_blob("{\"password\": \"pw\", \"realm\": "
+                                       "\"ims.test\\\"\\r\\nContact: <sip:x@y>\"}", S(IMPI), &s),
+                     IMS_EPROTO);
+    assert_int_equal(hss_ks_parse_blob("{\"password\": \"pw\", \"realm\": \"a\\\\b\"}", S(IMPI),
+                                       &s), IMS_EPROTO);
+    assert_int_equal(hss_ks_parse_blob("{\"password\": \"pw\", \"realm\": \"\"}", S(IMPI), &s),
+                     IMS_EPROTO);
     hss_ks_secret_clear(&s);
 }
 
