@@ -127,6 +127,53 @@ void cas_job_free_all(struct cas_worker *w)
 }
 
 /* Sends one result: the human line and {"ok":..,"command":..,...data}. */
+/* The length of the valid UTF-8 sequence at s (RFC 3629 §4), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Makes the result text one line of valid UTF-8.  The text part is one line
+ * (docs/cloud-as.md) and cas_send's multipart boundary is fixed: a CR LF
+ * from an OpenStack answer (a fault message, a name) could end the part and
+ * forge the next one, so control bytes become spaces.  A truncating
+ * snprintf (here or of a name copied earlier) can cut a character: its
+ * bytes become '?', since the part says charset=utf-8 and jansson takes no
+ * invalid UTF-8 (json_string would fail and the document lose its text).
+ * The JSON document keeps its values as they came, escaped. */
+static void text_line(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            *p++ = '?';
+            continue;
+        }
+        if (n == 1 && (*p < 0x20 || *p == 0x7f))
+            *p = ' ';
+        p += n;
+    }
+}
+
 static void job_send(struct cas_job *j, bool ok, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void job_send(struct cas_job *j, bool ok, json_t *data, const char *fmt, ...)
@@ -136,6 +183,7 @@ static void job_send(struct cas_job *j, bool ok, json_t *data, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    text_line(text);
     json_t *doc = data ? data : json_object();
     json_object_set_new(doc, "ok", json_boolean(ok));
     json_object_set_new(doc, "command", json_string(cas_verb_name(j->cmd.verb)));
@@ -220,7 +268,8 @@ static void http_cb(void *arg, int rc, const struct ims_http_rsp *rsp, const cha
         os_message(rsp, m, sizeof(m));
         if (rsp->status == 401 && j->id) /* token revoked meanwhile: get a new one next time */
             ident_unlink(j->w, j->id);
-        job_error(j, (int)rsp->status, "%s: %s", j->service, m);
+        /* past 599 no HTTP status means anything (RFC 9110 §15): a bad gateway */
+        job_error(j, rsp->status < 600 ? (int)rsp->status : 502, "%s: %s", j->service, m);
         return;
     }
     j->on_rsp(j, rsp);
@@ -282,6 +331,15 @@ static const char *jstr(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
+/* An id from an answer that the next request puts in its URL (a server's,
+ * a project's): UUIDs and hex in practice.  Anything that could change the
+ * path or the query ('/', '?', '%', "..", a space, CR LF) is refused. */
+static bool id_ok(const char *s)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~");
+    return n > 0 && s[n] == '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
 static void on_list(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
     json_t *o = rsp_json(rsp), *arr = json_object_get(o, "servers");
@@ -310,6 +368,8 @@ static void on_list(struct cas_job *j, const struct ims_http_rsp *rsp)
                          jstr(s, "name"), jstr(s, "status"));
         if (n > 0 && (size_t)n < sizeof(text) - k)
             k += (size_t)n;
+        else
+            text[k] = '\0'; /* no half item, nor half a UTF-8 character */
     }
     json_decref(o);
     json_t *d = json_pack("{s:o,s:I}", "servers", list, "total", (json_int_t)total);
@@ -362,6 +422,11 @@ static void on_servers_for_name(struct cas_job *j, const struct ims_http_rsp *rs
     if (!s) {
         json_decref(o);
         job_error(j, 404, "no server '%s' in your project", j->cmd.name);
+        return;
+    }
+    if (!id_ok(jstr(s, "id")) || strlen(jstr(s, "id")) >= sizeof(j->server_id)) {
+        json_decref(o);
+        job_error(j, 502, "Nova: the server '%s' has no usable id", j->cmd.name);
         return;
     }
     snprintf(j->server_id, sizeof(j->server_id), "%s", jstr(s, "id"));
@@ -456,10 +521,12 @@ static void poll_server(struct cas_job *j)
 static void on_created(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
     json_t *o = rsp_json(rsp), *s = json_object_get(o, "server");
-    snprintf(j->server_id, sizeof(j->server_id), "%s", jstr(s, "id"));
+    const char *sid = jstr(s, "id");
+    if (id_ok(sid) && strlen(sid) < sizeof(j->server_id))
+        snprintf(j->server_id, sizeof(j->server_id), "%s", sid);
     json_decref(o);
     if (!j->server_id[0]) {
-        job_error(j, 502, "Nova: no server id in the create answer");
+        job_error(j, 502, "Nova: no usable server id in the create answer");
         return;
     }
     snprintf(j->server_name, sizeof(j->server_name), "%s", j->cmd.name);
@@ -597,7 +664,7 @@ static void on_rules(struct cas_job *j, const struct ims_http_rsp *rsp)
         if (json_array_size(list) == CAS_LIST_MAX) /* one MESSAGE stays small */
             break;
         json_t *mn = json_object_get(r, "port_range_min"), *mx = json_object_get(r, "port_range_max");
-        json_array_append_new(list, json_pack("{s:s,s:s,s:O,s:O,s:s}", "id", jstr(r, "id"),
+        json_array_append_new(list, json_pack("{s:s,s:s,s:O?,s:O?,s:s}", "id", jstr(r, "id"),
                                               "protocol", jstr(r, "protocol"), "port_min", mn,
                                               "port_max", mx, "cidr", jstr(r, "remote_ip_prefix")));
         int n = snprintf(text + k, sizeof(text) - k, "%s%s %s %lld-%lld %s",
@@ -607,6 +674,8 @@ static void on_rules(struct cas_job *j, const struct ims_http_rsp *rsp)
                          *jstr(r, "remote_ip_prefix") ? jstr(r, "remote_ip_prefix") : "(group)");
         if (n > 0 && (size_t)n < sizeof(text) - k)
             k += (size_t)n;
+        else
+            text[k] = '\0'; /* no half item, nor half a UTF-8 character */
     }
     size_t count = json_array_size(list);
     json_decref(o);
@@ -745,6 +814,19 @@ static void job_authorized(struct cas_job *j)
 
 /* ---------------------------------------------------------------- Keystone */
 
+/* A catalog URL the requests may start with: http(s), printable ASCII and
+ * no space (what follows a space or CR LF would be more of the request).
+ * Another is as good as none: "your token's catalog has no ... service". */
+static bool url_ok(const char *u, size_t n)
+{
+    if (!(n > 7 && strncmp(u, "http://", 7) == 0) && !(n > 8 && strncmp(u, "https://", 8) == 0))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] <= 0x20 || u[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 static void copy_endpoint(json_t *catalog, const char *type, char *out, size_t cap)
 {
     size_t i, k;
@@ -761,7 +843,7 @@ static void copy_endpoint(json_t *catalog, const char *type, char *out, size_t c
             size_t n = strlen(u);
             while (n && u[n - 1] == '/')
                 n--;
-            if (n < cap) {
+            if (n < cap && url_ok(u, n)) {
                 memcpy(out, u, n);
                 out[n] = '\0';
             }
@@ -778,6 +860,8 @@ static int parse_token(json_t *o, struct cas_ident *id)
     if (!json_is_object(proj))
         return IMS_EPROTO; /* an application credential's token is project-scoped */
     snprintf(id->user_id, sizeof(id->user_id), "%s", jstr(json_object_get(t, "user"), "id"));
+    if (!id_ok(jstr(proj, "id")) || strlen(jstr(proj, "id")) >= sizeof(id->project_id))
+        return IMS_EPROTO; /* it goes into Neutron's query strings, whole */
     snprintf(id->project_id, sizeof(id->project_id), "%s", jstr(proj, "id"));
     snprintf(id->domain_id, sizeof(id->domain_id), "%s",
              jstr(json_object_get(proj, "domain"), "id"));
