@@ -130,7 +130,7 @@ static void test_errors(void **st)
         "name",
         "<>",
         "sip:a,b@c",
-        "\"a\x07" "b\" <sip:a@b>",     /* qdtext holds no control byte (§25.1) */
+        "\"a\007b\" <sip:a@b>",        /* qdtext holds no control byte (§25.1) */
         "\"a\x7f\" <sip:a@b>",
         "\"a\x1b[2J\" <sip:a@b>",
         "\"a\\\r\n b\" <sip:a@b>",  /* quoted-pair excludes CR and LF */
