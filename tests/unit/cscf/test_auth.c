@@ -99,6 +99,16 @@ static enum ims_auth_verdict verify(struct ims_auth *a, const struct sip_auth *c
     return v;
 }
 
+/* An MD5 challenge to IMPI (password "secret") at NOW and its right answer
+ * with nonce count 1. */
+static void challenged(struct ims_auth *a, struct chal *c, struct cred *cr)
+{
+    struct ims_auth_vector v;
+    digest_vector(&v, IMS_DIGEST_MD5, "secret");
+    challenge(a, IMPI, &v, false, NOW, c);
+    answer(c, IMPI, "secret", IMS_DIGEST_MD5, 1, cr);
+}
+
 /* RFC 7616 §3.9.1: the same request with MD5 and SHA-256. */
 static void test_known_answers(void **state)
 {
@@ -253,12 +263,9 @@ static void test_wrong_password_limit(void **state)
 static void test_malformed(void **state)
 {
     struct ims_auth *a = new_store(60, 3);
-    struct ims_auth_vector v;
     struct chal c;
     struct cred cr;
-    digest_vector(&v, IMS_DIGEST_MD5, "secret");
-    challenge(a, IMPI, &v, false, NOW, &c);
-    answer(&c, IMPI, "secret", IMS_DIGEST_MD5, 1, &cr);
+    challenged(a, &c, &cr);
     cr.a.nc = IMS_S("1"); /* not 8 hex digits */
     assert_int_equal(verify(a, &cr.a, NOW + 1000), IMS_AUTH_MALFORMED);
     answer(&c, IMPI, "secret", IMS_DIGEST_MD5, 1, &cr);
@@ -290,12 +297,9 @@ static void test_bad_realm(void **state)
         ims_buf_free(&b);
     }
     /* and nothing was recorded: a good challenge still verifies */
-    struct ims_auth_vector v;
     struct chal c;
     struct cred cr;
-    digest_vector(&v, IMS_DIGEST_MD5, "secret");
-    challenge(a, IMPI, &v, false, NOW, &c);
-    answer(&c, IMPI, "secret", IMS_DIGEST_MD5, 1, &cr);
+    challenged(a, &c, &cr);
     assert_int_equal(verify(a, &cr.a, NOW + 1000), IMS_AUTH_OK);
     ims_auth_free(a);
 }
