@@ -15,8 +15,11 @@
 #include "base/str.h"
 #include "cscf/privacy.h"
 
-enum key_type { K_UINT, K_BOOL, K_STR, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE, K_ROLES, K_HSSMODE,
-                K_SLF, K_DIAPEER, K_PORTS, K_SCSCF };
+/* K_NAME: a K_STR that is a host or realm name (letters, digits, '-', '.',
+ * '_'); K_SCOPE: a K_STR that is an RFC 6749 §3.3 scope-token.  Both go
+ * into SIP and Diameter as they are, some inside quoted-strings. */
+enum key_type { K_UINT, K_BOOL, K_STR, K_NAME, K_SCOPE, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE,
+                K_ROLES, K_HSSMODE, K_SLF, K_DIAPEER, K_PORTS, K_SCSCF };
 
 struct key {
     const char *section;
@@ -177,9 +180,9 @@ static const struct key keys[] = {
     { "diameter", "fd_conf", K_FILE, NULL, 0, 0, OFF(dia_fd_conf), false,
       "An operator's freeDiameter configuration file, used as is (the keys below, except the "
       "allow lists and timeouts, are then ignored)." },
-    { "diameter", "identity", K_STR, "hss.ims.local", 0, 0, OFF(dia_identity), false,
+    { "diameter", "identity", K_NAME, "hss.ims.local", 0, 0, OFF(dia_identity), false,
       "Our Diameter identity (an FQDN; with TLS it must match the certificate)." },
-    { "diameter", "realm", K_STR, "ims.local", 0, 0, OFF(dia_realm), false,
+    { "diameter", "realm", K_NAME, "ims.local", 0, 0, OFF(dia_realm), false,
       "Our Diameter realm; also the home network for Visited-Network-Identifier." },
     { "diameter", "listen", K_STR, "127.0.0.1", 0, 0, OFF(dia_listen), false,
       "Address the Diameter listeners bind to." },
@@ -270,7 +273,7 @@ static const struct key keys[] = {
     { "scscf", "uri", K_STR, NULL, 0, 0, OFF(scscf_uri), false,
       "The S-CSCF's SIP URI: its Server-Name on Cx (what the HSS hands the I-CSCF) and the "
       "base of Service-Route. Default: sip:<first listener address>:<first port>." },
-    { "scscf", "realm", K_STR, NULL, 0, 0, OFF(scscf_realm), false,
+    { "scscf", "realm", K_NAME, NULL, 0, 0, OFF(scscf_realm), false,
       "Realm of AKA challenges (Digest ones use the realm of the HSS's HA1). Default: "
       "[diameter] realm." },
     { "scscf", "digest_algorithms", K_STR, "SHA-256,MD5", 0, 0, OFF(scscf_digest_algorithms),
@@ -321,7 +324,7 @@ static const struct key keys[] = {
       "Comma list of the roles a Digest or AKA authenticated user has for the policy when "
       "its subscription has no roles in the HSS (imscloudctl sub modify --roles); Bearer "
       "users have their Keystone token's roles." },
-    { "scscf", "bearer_scope", K_STR, "ims", 0, 0, OFF(scscf_bearer_scope), false,
+    { "scscf", "bearer_scope", K_SCOPE, "ims", 0, 0, OFF(scscf_bearer_scope), false,
       "scope of the RFC 8898 Bearer challenge the S-CSCF adds to its 401 when [keystone] "
       "url is set." },
     { "scscf", "persist", K_BOOL, "yes", 0, 0, OFF(scscf_persist), false,
@@ -566,6 +569,19 @@ struct parse_state {
 static int fail(struct parse_state *st, unsigned line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static bool chars_ok(enum key_type t, ims_str v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        bool alnum = ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9');
+        bool ok = t == K_NAME ? alnum || c == '-' || c == '.' || c == '_'
+                              : c >= 0x21 && c <= 0x7e && c != '"' && c != '\\';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static int fail(struct parse_state *st, unsigned line, const char *key, const char *fmt, ...)
 {
     char why[256];
@@ -640,6 +656,15 @@ static int apply(struct parse_state *st, const struct key *k, ims_str v, unsigne
         if (parse_bool(v, (bool *)(base + k->off)) != 0)
             return fail(st, line, k->name, "'%.*s' is not yes or no", IMS_SF(v));
         return 0;
+    case K_NAME:
+    case K_SCOPE:
+        if (!chars_ok(k->type, v))
+            return fail(st, line, k->name, "'%.*s' is not %s", IMS_SF(v),
+                        k->type == K_NAME
+                            ? "a host or realm name (letters, digits, '-', '.', '_')"
+                            : "a scope token (printable ASCII but space, '\"' and '\\', "
+                              "RFC 6749 section 3.3)");
+        /* fall through */
     case K_STR:
         if (v.len == 0) {
             ims_free(*(char **)(base + k->off));
@@ -1116,7 +1141,8 @@ void ims_cfg_free(struct ims_cfg *cfg)
     if (!cfg)
         return;
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].type == K_STR || keys[i].type == K_FILE)
+        if (keys[i].type == K_STR || keys[i].type == K_NAME || keys[i].type == K_SCOPE ||
+            keys[i].type == K_FILE)
             ims_free(*(char **)((char *)cfg + keys[i].off));
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -1157,6 +1183,8 @@ void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f)
             fprintf(f, "%s = %s\n", k->name, *(const bool *)(base + k->off) ? "yes" : "no");
             break;
         case K_STR:
+        case K_NAME:
+        case K_SCOPE:
         case K_FILE: {
             const char *s = *(char *const *)(base + k->off);
             if (s)

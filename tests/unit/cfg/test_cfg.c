@@ -98,6 +98,11 @@ static void test_errors_name_line_and_key(void **state)
     expect_err("[sip]\ntls_verify_client = yes\n", "t.conf:2: tls_verify_client: needs tls_ca");
     expect_err("[sip]\ntls_verify_client = maybe\n", "t.conf:2: tls_verify_client: 'maybe' is not yes or no");
     expect_err("[proxy]\nroute = *\n", "t.conf:2: route:");
+    /* names that go into SIP quoted-strings and Diameter identities as they are */
+    expect_err("[scscf]\nrealm = ims\"x\n", "t.conf:2: realm: 'ims\"x' is not a host or realm name");
+    expect_err("[diameter]\nrealm = ims test\n", "t.conf:2: realm: 'ims test' is not a host");
+    expect_err("[diameter]\nidentity = hss\\x\n", "t.conf:2: identity: 'hss\\x' is not a host");
+    expect_err("[scscf]\nbearer_scope = ims\"x\n", "t.conf:2: bearer_scope: 'ims\"x' is not a scope token");
     expect_err("[proxy]\nroute = * http://x\n", "t.conf:2: route:");
     expect_err("[proxy]\nt1_ms = 5000\nt2_ms = 4000\n", "t.conf:2: t1_ms: must not exceed t2_ms");
     expect_err("[core]\nlog_level = loud\n", "t.conf:2: log_level:");
