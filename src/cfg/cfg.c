@@ -16,9 +16,10 @@
 #include "cscf/privacy.h"
 
 /* K_NAME: a K_STR that is a host or realm name (letters, digits, '-', '.',
- * '_'); K_SCOPE: a K_STR that is an RFC 6749 §3.3 scope-token.  Both go
- * into SIP and Diameter as they are, some inside quoted-strings. */
-enum key_type { K_UINT, K_BOOL, K_STR, K_NAME, K_SCOPE, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE,
+ * '_'); K_SCOPE: a K_STR that is an RFC 6749 §3.3 scope-token; K_URL: an
+ * http(s) URL of printable ASCII without space, '"', '\\', '<', '>'.  They
+ * go into SIP, Diameter and HTTP as they are, some inside quoted-strings. */
+enum key_type { K_UINT, K_BOOL, K_STR, K_NAME, K_SCOPE, K_URL, K_FILE, K_LOGLEVEL, K_LISTEN, K_ROUTE,
                 K_ROLES, K_HSSMODE, K_SLF, K_DIAPEER, K_PORTS, K_SCSCF };
 
 struct key {
@@ -334,7 +335,7 @@ static const struct key keys[] = {
       "(src/cscf/reg_persist.h). One S-CSCF per state_dir." },
 
     /* [keystone]: the Keystone v3 client (src/keystone, docs/internals/keystone.md) */
-    { "keystone", "url", K_STR, NULL, 0, 0, OFF(ks_url), false,
+    { "keystone", "url", K_URL, NULL, 0, 0, OFF(ks_url), false,
       "Keystone identity API v3 root, e.g. http://127.0.0.1:5000/v3. Unset: Keystone is not "
       "used." },
     { "keystone", "user", K_STR, NULL, 0, 0, OFF(ks_user), false,
@@ -383,7 +384,7 @@ static const struct key keys[] = {
     { "as", "icscf", K_STR, NULL, 0, 0, OFF(as_icscf), false,
       "SIP URI the AS sends its own MESSAGEs and NOTIFYs to (an I-CSCF: terminating "
       "processing towards the user). Required with ports." },
-    { "as", "keystone_url", K_STR, NULL, 0, 0, OFF(as_keystone_url), false,
+    { "as", "keystone_url", K_URL, NULL, 0, 0, OFF(as_keystone_url), false,
       "Keystone v3 root the AS authenticates users' delegations at. Default: [keystone] url." },
     { "as", "delegations", K_FILE, NULL, 0, 0, OFF(as_delegations), false,
       "File of the users' delegations (mode 0600 or stricter): lines '<IMPU> "
@@ -575,10 +576,13 @@ static bool chars_ok(enum key_type t, ims_str v)
         unsigned char c = (unsigned char)v.p[i];
         bool alnum = ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9');
         bool ok = t == K_NAME ? alnum || c == '-' || c == '.' || c == '_'
-                              : c >= 0x21 && c <= 0x7e && c != '"' && c != '\\';
+                              : c >= 0x21 && c <= 0x7e && c != '"' && c != '\\' &&
+                                    (t != K_URL || (c != '<' && c != '>'));
         if (!ok)
             return false;
     }
+    if (t == K_URL && v.len)
+        return ims_str_has_caseprefix(v, "http://") || ims_str_has_caseprefix(v, "https://");
     return true;
 }
 
@@ -658,12 +662,15 @@ static int apply(struct parse_state *st, const struct key *k, ims_str v, unsigne
         return 0;
     case K_NAME:
     case K_SCOPE:
+    case K_URL:
         if (!chars_ok(k->type, v))
             return fail(st, line, k->name, "'%.*s' is not %s", IMS_SF(v),
-                        k->type == K_NAME
-                            ? "a host or realm name (letters, digits, '-', '.', '_')"
-                            : "a scope token (printable ASCII but space, '\"' and '\\', "
-                              "RFC 6749 section 3.3)");
+                        k->type == K_NAME ? "a host or realm name (letters, digits, '-', '.', '_')"
+                        : k->type == K_SCOPE
+                            ? "a scope token (printable ASCII but space, '\"' and '\\', "
+                              "RFC 6749 section 3.3)"
+                            : "an http:// or https:// URL (printable ASCII but space, '\"', "
+                              "'\\', '<' and '>')");
         /* fall through */
     case K_STR:
         if (v.len == 0) {
@@ -1142,7 +1149,7 @@ void ims_cfg_free(struct ims_cfg *cfg)
         return;
     for (size_t i = 0; i < NKEYS; i++) {
         if (keys[i].type == K_STR || keys[i].type == K_NAME || keys[i].type == K_SCOPE ||
-            keys[i].type == K_FILE)
+            keys[i].type == K_URL || keys[i].type == K_FILE)
             ims_free(*(char **)((char *)cfg + keys[i].off));
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -1185,6 +1192,7 @@ void ims_cfg_dump(const struct ims_cfg *cfg, FILE *f)
         case K_STR:
         case K_NAME:
         case K_SCOPE:
+        case K_URL:
         case K_FILE: {
             const char *s = *(char *const *)(base + k->off);
             if (s)

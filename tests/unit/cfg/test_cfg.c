@@ -103,6 +103,9 @@ static void test_errors_name_line_and_key(void **state)
     expect_err("[diameter]\nrealm = ims test\n", "t.conf:2: realm: 'ims test' is not a host");
     expect_err("[diameter]\nidentity = hss\\x\n", "t.conf:2: identity: 'hss\\x' is not a host");
     expect_err("[scscf]\nbearer_scope = ims\"x\n", "t.conf:2: bearer_scope: 'ims\"x' is not a scope token");
+    expect_err("[keystone]\nurl = ftp://k/v3\n", "t.conf:2: url: 'ftp://k/v3' is not an http:// or https:// URL");
+    expect_err("[keystone]\nurl = http://k/v3\"x\n", "t.conf:2: url: 'http://k/v3\"x' is not an http");
+    expect_err("[as]\nkeystone_url = http://k/ v3\n", "t.conf:2: keystone_url: 'http://k/ v3' is not");
     expect_err("[proxy]\nroute = * http://x\n", "t.conf:2: route:");
     expect_err("[proxy]\nt1_ms = 5000\nt2_ms = 4000\n", "t.conf:2: t1_ms: must not exceed t2_ms");
     expect_err("[core]\nlog_level = loud\n", "t.conf:2: log_level:");
