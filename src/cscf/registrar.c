@@ -882,7 +882,10 @@ static bool str_in(const char **p, const char *end)
 static bool packed_ok(const struct reg_packed *v, size_t fixed_len)
 {
     const char *p = v->data, *end = v->data + v->len;
-    if (v->ncontacts == 0 || v->nimpu > IMS_REG_MAX_IMPUS ||
+    /* the store never holds a registration without a contact or without
+     * its set of IMPUs (the one it registered with at least): a row that
+     * says so is not one of ours (found by fuzz_reg_load) */
+    if (v->ncontacts == 0 || v->nimpu == 0 || v->nimpu > IMS_REG_MAX_IMPUS ||
         v->ncontacts > IMS_REG_MAX_CONTACTS || !str_in(&p, end) || !str_in(&p, end))
         return false;
     for (size_t i = 0; i < v->nimpu; i++) {
