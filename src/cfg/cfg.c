@@ -1286,6 +1286,12 @@ void ims_cfg_doc(FILE *f)
         char range[48] = "";
         if (k->type == K_UINT)
             snprintf(range, sizeof(range), "%u..%u", k->min, k->max);
+        else if (k->type == K_NAME)
+            snprintf(range, sizeof(range), "letters, digits, `-._`");
+        else if (k->type == K_SCOPE)
+            snprintf(range, sizeof(range), "RFC 6749 scope-token");
+        else if (k->type == K_URL)
+            snprintf(range, sizeof(range), "`http://` or `https://` URL");
         fprintf(f, "| `%s` | %s | %s | %s |\n", k->name, k->def ? k->def : "", range, k->doc);
     }
 }
