@@ -27,6 +27,18 @@ static inline void fuzz_quiet(void)
         ims_log_set_level(IMS_LOG_ERR);
 }
 
+/* True at a harness's first input only (its one-time set-up), with the log
+ * quieted then. */
+static inline bool fuzz_first(void)
+{
+    static bool done;
+    if (done)
+        return false;
+    done = true;
+    fuzz_quiet();
+    return true;
+}
+
 /* An input whose first byte picks a mode: false when it is empty. */
 static inline bool fuzz_mode(const uint8_t *data, size_t size, uint8_t *mode, const char **rest,
                              size_t *len)

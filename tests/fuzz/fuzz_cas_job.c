@@ -244,11 +244,8 @@ static struct cas_deleg deleg = { IMPU, "ac-1", "secret" };
 
 static void setup(void)
 {
-    static bool done;
-    if (done)
+    if (!fuzz_first())
         return;
-    done = true;
-    fuzz_quiet();
     char err[256];
     CHECK(ims_policy_load_mem(policy, sizeof(policy) - 1, "policy.yaml", &as.policy, err,
                               sizeof(err)) == 0);

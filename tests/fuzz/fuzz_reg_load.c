@@ -166,11 +166,8 @@ static void dump_rows(const char *to)
 
 static void setup(void)
 {
-    static bool done;
-    if (done)
+    if (!fuzz_first())
         return;
-    done = true;
-    fuzz_quiet();
     const char *t = getenv("TMPDIR");
     snprintf(dir, sizeof(dir), "%s/fuzz-reg-XXXXXX", t && *t ? t : "/tmp");
     CHECK(mkdtemp(dir));
