@@ -38,6 +38,7 @@
 #include "cscf/registrar.h"
 
 #include "fuzz.h"
+#include "reg_db_files.h"
 
 #define NOW 1800000000LL
 #define MAX_ROWS 8
@@ -67,13 +68,7 @@ static const char profile_doc[] =
 
 static void remove_files(void)
 {
-    static const char *const sfx[] = { "", "-wal", "-shm", ".lock", ".corrupt", ".corrupt-wal",
-                                       ".corrupt-shm" };
-    char f[400];
-    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-        snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
-        unlink(f);
-    }
+    reg_db_remove(path);
 }
 
 static void cleanup(void)

@@ -24,6 +24,7 @@
 #include "cfg/cfg.h"
 #include "cscf/reg_persist.h"
 #include "cscf/registrar.h"
+#include "reg_db_files.h"
 
 #define NOW 1800000000LL
 
@@ -73,13 +74,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    static const char *const sfx[] = { "", "-wal", "-shm", ".lock", ".corrupt", ".corrupt-wal",
-                                       ".corrupt-shm" };
-    char f[400];
-    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-        snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
-        unlink(f);
-    }
+    reg_db_remove(path);
     rmdir(dir);
     return 0;
 }
