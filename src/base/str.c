@@ -87,6 +87,12 @@ bool ims_str_has_ctl(ims_str s)
     return false;
 }
 
+bool ims_str_quotable(ims_str s)
+{
+    return s.len > 0 && !ims_str_has_ctl(s) && !memchr(s.p, '"', s.len) &&
+           !memchr(s.p, '\\', s.len);
+}
+
 size_t ims_str_copy(ims_str s, char *dst, size_t dstsz)
 {
     if (dstsz) {

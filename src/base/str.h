@@ -54,6 +54,10 @@ int ims_str_to_u64(ims_str s, uint64_t max, uint64_t *out);
 /* True when s holds a control character (below 0x20, or 0x7f), NUL among
  * them: a copy into a C string would end at the NUL. */
 bool ims_str_has_ctl(ims_str s);
+/* True when s is not empty and can go between the DQUOTEs of a SIP or HTTP
+ * quoted-string as it is: no control character, no '"' and no '\\'
+ * (RFC 3261 §25.1 qdtext). */
+bool ims_str_quotable(ims_str s);
 /* Copies s into dst (size dstsz) with a NUL; truncates; returns s.len. */
 size_t ims_str_copy(ims_str s, char *dst, size_t dstsz);
 /* The same for a C string (NULL copies as ""): snprintf(dst, sz, "%s", src)

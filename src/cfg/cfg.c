@@ -570,6 +570,13 @@ struct parse_state {
 static int fail(struct parse_state *st, unsigned line, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Keys whose value is a heap string in struct ims_cfg. */
+static bool is_text(enum key_type t)
+{
+    return t == K_STR || t == K_NAME || t == K_SCOPE || t == K_URL || t == K_FILE;
+}
+
+/* Whether v fits a K_NAME, K_SCOPE or K_URL key (the enum's comment). */
 static bool chars_ok(enum key_type t, ims_str v)
 {
     for (size_t i = 0; i < v.len; i++) {
@@ -1148,8 +1155,7 @@ void ims_cfg_free(struct ims_cfg *cfg)
     if (!cfg)
         return;
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].type == K_STR || keys[i].type == K_NAME || keys[i].type == K_SCOPE ||
-            keys[i].type == K_URL || keys[i].type == K_FILE)
+        if (is_text(keys[i].type))
             ims_free(*(char **)((char *)cfg + keys[i].off));
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {

@@ -126,7 +126,6 @@ void cas_job_free_all(struct cas_worker *w)
         job_free(w->jobs);
 }
 
-/* Sends one result: the human line and {"ok":..,"command":..,...data}. */
 /* The length of the valid UTF-8 sequence at s (RFC 3629 §4), or 0. */
 static size_t utf8_seq(const unsigned char *s)
 {
@@ -174,6 +173,7 @@ static void text_line(char *s)
     }
 }
 
+/* Sends one result: the human line and {"ok":..,"command":..,...data}. */
 static void job_send(struct cas_job *j, bool ok, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void job_send(struct cas_job *j, bool ok, json_t *data, const char *fmt, ...)

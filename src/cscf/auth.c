@@ -264,9 +264,7 @@ int ims_auth_challenge(struct ims_auth *a, ims_str impi, const struct ims_auth_v
     /* The realm goes into a quoted-string as it is: one that could end it
      * (or the header line) is not used.  It comes from the HSS, which may
      * have it from a credential a user wrote (src/hss/ks_creds.c). */
-    ims_str realm = ims_str_make(v->realm, strnlen(v->realm, sizeof(v->realm)));
-    if (!realm.len || ims_str_has_ctl(realm) || memchr(realm.p, '"', realm.len) ||
-        memchr(realm.p, '\\', realm.len))
+    if (!ims_str_quotable(ims_str_make(v->realm, strnlen(v->realm, sizeof(v->realm)))))
         return IMS_EINVAL;
     struct chal c;
     memset(&c, 0, sizeof(c));

@@ -106,14 +106,6 @@ static int blob_password(const char *pw, ims_str impi, struct hss_ks_secret *sec
     return 0;
 }
 
-/* A realm the user wrote: it must fit a quoted-string without escapes
- * (RFC 3261 §25.1), as the S-CSCF's challenge carries it (src/cscf/auth.c). */
-static bool realm_ok(const char *r)
-{
-    size_t n = strlen(r);
-    return n > 0 && !ims_str_has_ctl(ims_str_make(r, n)) && !strpbrk(r, "\"\\");
-}
-
 int hss_ks_parse_blob(const char *blob, ims_str impi, struct hss_ks_secret *sec)
 {
     static const char *const keys[IMS_DIGEST_NALG] = { "ha1_md5", "ha1_sha256",
@@ -128,8 +120,8 @@ int hss_ks_parse_blob(const char *blob, ims_str impi, struct hss_ks_secret *sec)
     if (bi && !ims_str_eq(impi, ims_str_cstr(bi)))
         rc = IMS_EPROTO; /* a credential written for another identity */
     const char *r = rc == 0 ? jget(root, "realm") : NULL;
-    if (r && !realm_ok(r))
-        rc = IMS_EPROTO; /* the S-CSCF quotes it in its challenge as it is */
+    if (r && !ims_str_quotable(ims_str_cstr(r)))
+        rc = IMS_EPROTO; /* the S-CSCF quotes it in its challenge as it is (auth.c) */
     if (rc == 0 && r && strlen(r) < sizeof(sec->realm))
         snprintf(sec->realm, sizeof(sec->realm), "%s", r);
     else if (rc == 0)

@@ -20,6 +20,18 @@ static void test_has_ctl(void **s)
     assert_true(ims_str_has_ctl(IMS_S("a\x1f")));
 }
 
+static void test_quotable(void **s)
+{
+    (void)s;
+    assert_true(ims_str_quotable(IMS_S("ims.test")));
+    assert_true(ims_str_quotable(IMS_S("My Realm \xc3\xa9")));
+    assert_false(ims_str_quotable(IMS_STR_NULL));
+    assert_false(ims_str_quotable(IMS_S("")));
+    assert_false(ims_str_quotable(IMS_S("ims\"x")));
+    assert_false(ims_str_quotable(IMS_S("ims\\x")));
+    assert_false(ims_str_quotable(IMS_S("ims\r\nX: y")));
+}
+
 static void test_eq(void **s)
 {
     (void)s;
@@ -147,6 +159,7 @@ static void test_join_copy_dec(void **s)
 const struct CMUnitTest str_tests[] = {
     cmocka_unit_test(test_eq),
     cmocka_unit_test(test_has_ctl),
+    cmocka_unit_test(test_quotable),
     cmocka_unit_test(test_trim_chr),
     cmocka_unit_test(test_to_u64),
     cmocka_unit_test(test_cursor_guarded),
