@@ -69,6 +69,20 @@ static int text_dup(xmlNodePtr n, const char **out)
     return rc;
 }
 
+/* A URI the S-CSCF writes between '<' and '>' as it is (P-Associated-URI,
+ * Route to an AS): printable ASCII (RFC 3261 URIs escape the rest) without
+ * '<', '>' or '"', so that nothing in the HSS's data can end the name-addr
+ * or the header line. */
+static bool uri_text_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == '<' || *p == '>' || *p == '"')
+            return false;
+    return true;
+}
+
 /* The number in n (absent: def).  0, IMS_EPROTO (not a number <= max). */
 static int num_of(xmlNodePtr n, uint64_t max, uint64_t def, uint64_t *out)
 {
@@ -249,7 +263,7 @@ static int parse_ifc(xmlNodePtr n, struct ims_prof_ifc *f)
     if (!as)
         return IMS_EPROTO;
     rc = text_dup(child(as, "ServerName"), &f->server_name);
-    if (rc == 0 && (!f->server_name || !f->server_name[0]))
+    if (rc == 0 && !uri_text_ok(f->server_name))
         rc = IMS_EPROTO;
     if (rc == 0)
         rc = num_of(child(as, "DefaultHandling"), 1, 0, &v);
@@ -295,7 +309,7 @@ static int parse_sp(xmlNodePtr n, struct ims_service_profile *sp, size_t *total_
             id->barred = v == 1;
             if (rc == 0)
                 rc = text_dup(child(c, "Identity"), &id->identity);
-            if (rc == 0 && (!id->identity || !id->identity[0]))
+            if (rc == 0 && !uri_text_ok(id->identity))
                 rc = IMS_EPROTO;
             if (rc == 0)
                 rc = num_of(descendant(child(c, "Extension"), "IdentityType"), 3, 0, &v);

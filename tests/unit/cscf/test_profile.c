@@ -168,6 +168,17 @@ static void test_refused(void **state)
         "</SessionCase></SPT></TriggerPoint><ApplicationServer><ServerName>sip:as</ServerName>"
         "<DefaultHandling>3</DefaultHandling></ApplicationServer></InitialFilterCriteria>"
         "</ServiceProfile></IMSSubscription>",
+        /* what would end the name-addr or the header line the S-CSCF writes
+         * it into (P-Associated-URI, the Route to the AS) */
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@b&gt;&#13;&#10;"
+        "Service-Route: &lt;sip:evil&gt;</Identity></PublicIdentity>"
+        "</ServiceProfile></IMSSubscription>",
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a b@c</Identity>"
+        "</PublicIdentity></ServiceProfile></IMSSubscription>",
+        "<IMSSubscription><ServiceProfile><PublicIdentity><Identity>sip:a@b</Identity>"
+        "</PublicIdentity><InitialFilterCriteria><Priority>1</Priority><ApplicationServer>"
+        "<ServerName>sip:as&gt;;lr</ServerName></ApplicationServer></InitialFilterCriteria>"
+        "</ServiceProfile></IMSSubscription>",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = ims_profile_parse(ims_str_cstr(bad[i]), &p);
