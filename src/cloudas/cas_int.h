@@ -22,6 +22,7 @@ struct ims_cloudas;
 #define CAS_URL_MAX 256
 #define CAS_ROLES_MAX 8
 #define CAS_CALLID_MAX 128
+#define CAS_LIST_MAX 20 /* servers or rules in one result: one MESSAGE stays small */
 
 /* ---- the command language (cas_cmd.c, docs/cloud-as.md) ---- */
 

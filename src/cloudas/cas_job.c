@@ -21,7 +21,6 @@
 
 #define NOVA_VERSION "OpenStack-API-Version: compute 2.37" /* "networks": "none" */
 #define TOKEN_SLACK_S 60 /* renew a cached token this long before it expires */
-#define CAS_LIST_MAX 20  /* servers or rules in one answer */
 
 struct cas_job;
 typedef void (*job_rsp_fn)(struct cas_job *j, const struct ims_http_rsp *rsp);
@@ -307,6 +306,22 @@ static json_t *rsp_json(const struct ims_http_rsp *rsp)
     return json_loadb(rsp->body, rsp->len, 0, NULL);
 }
 
+/* The list named key in an answer (*o owns it), or NULL after ending the
+ * job with 502: a body without it is no answer to the request, and must
+ * not read as an empty list ("0 rules", "no flavor", a free name). */
+static json_t *answer_list(struct cas_job *j, const struct ims_http_rsp *rsp, const char *key,
+                           json_t **o)
+{
+    *o = rsp_json(rsp);
+    json_t *arr = json_object_get(*o, key);
+    if (json_is_array(arr))
+        return arr;
+    json_decref(*o);
+    *o = NULL;
+    job_error(j, 502, "%s: unexpected answer (no %s list)", j->service, key);
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- servers */
 
 static json_t *server_summary(json_t *s)
@@ -554,8 +569,10 @@ static void do_create(struct cas_job *j)
 
 static void on_images(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "images"), *im;
+    json_t *o, *arr = answer_list(j, rsp, "images", &o), *im;
     size_t i;
+    if (!arr)
+        return;
     json_array_foreach(arr, i, im)
     {
         if (strcmp(jstr(im, "status"), "active") != 0)
@@ -579,8 +596,10 @@ static void on_images(struct cas_job *j, const struct ims_http_rsp *rsp)
 
 static void on_flavors(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "flavors"), *f;
+    json_t *o, *arr = answer_list(j, rsp, "flavors", &o), *f;
     size_t i;
+    if (!arr)
+        return;
     json_int_t best_ram = -1;
     json_array_foreach(arr, i, f)
     {
@@ -614,10 +633,11 @@ static void on_flavors(struct cas_job *j, const struct ims_http_rsp *rsp)
 
 static void on_servers_for_create(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "servers");
+    json_t *o, *arr = answer_list(j, rsp, "servers", &o);
     int n = 0;
-    if (json_is_array(arr))
-        find_server(j, arr, &n);
+    if (!arr)
+        return;
+    find_server(j, arr, &n);
     json_decref(o);
     if (n) { /* the other commands name servers: names stay unique per project */
         job_error(j, 409, "a server named '%s' already exists", j->cmd.name);
@@ -653,7 +673,9 @@ static void on_limits(struct cas_job *j, const struct ims_http_rsp *rsp)
 
 static void on_rules(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "security_group_rules"), *r;
+    json_t *o, *arr = answer_list(j, rsp, "security_group_rules", &o), *r;
+    if (!arr)
+        return;
     json_t *list = json_array();
     char text[1500] = "";
     size_t k = 0, i;
@@ -697,7 +719,9 @@ static void on_rule_added(struct cas_job *j, const struct ims_http_rsp *rsp)
 
 static void on_default_group(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "security_groups");
+    json_t *o, *arr = answer_list(j, rsp, "security_groups", &o);
+    if (!arr)
+        return;
     const char *sg = jstr(json_array_get(arr, 0), "id");
     if (!*sg) {
         json_decref(o);

@@ -61,6 +61,7 @@ static struct {
     uint32_t cseq[2];
     unsigned finals[2];
     unsigned polled, failed;
+    int ingress; /* ingress rules in the last answer, -1: not a rule list */
 } sc;
 
 struct ims_http_req {
@@ -162,6 +163,17 @@ static void answer_next(struct ims_loop *loop, void *arg)
             hdr = NULL;
         }
     }
+    /* what a secgroup list must show: every ingress rule, up to the cap */
+    json_t *o = json_loadb(body, blen, 0, NULL), *r;
+    json_t *rules = json_object_get(o, "security_group_rules");
+    size_t i;
+    sc.ingress = json_is_array(rules) ? 0 : -1;
+    json_array_foreach(rules, i, r)
+    {
+        const char *dir = json_string_value(json_object_get(r, "direction"));
+        sc.ingress += dir && strcmp(dir, "ingress") == 0;
+    }
+    json_decref(o);
     struct ims_http_rsp rsp = {
         .status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'),
         .body = body,
@@ -199,8 +211,12 @@ void cas_send(struct cas_worker *w, const char *impu, const char *call_id, uint3
     const char *t = json_string_value(json_object_get(d, "text"));
     CHECK(t && strcmp(t, text) == 0);
     if (sc.verb[k] == CAS_SG_LIST && json_is_true(json_object_get(d, "ok"))) {
-        /* "N ingress rules: ..." lists what the document holds */
-        CHECK(strtoul(text, NULL, 10) == json_array_size(json_object_get(d, "rules")));
+        /* "N ingress rules: ..." lists what the document holds, and that
+         * is every ingress rule Neutron gave, up to the cap */
+        size_t n = json_array_size(json_object_get(d, "rules"));
+        CHECK(strtoul(text, NULL, 10) == n);
+        CHECK(sc.ingress >= 0 &&
+              n == ((size_t)sc.ingress < CAS_LIST_MAX ? (size_t)sc.ingress : CAS_LIST_MAX));
     }
     if (json_is_true(json_object_get(d, "final")))
         sc.finals[k]++;
@@ -292,6 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(sc.cseq, 0, sizeof(sc.cseq));
     memset(sc.finals, 0, sizeof(sc.finals));
     sc.polled = sc.failed = 0;
+    sc.ingress = -1;
     sc.pending = false;
     sc.p = (const char *)data + 2;
     sc.end = (const char *)data + size;
