@@ -357,12 +357,9 @@ static bool id_ok(const char *s)
 
 static void on_list(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "servers");
-    if (!json_is_array(arr)) {
-        json_decref(o);
-        job_error(j, 502, "Nova: unexpected answer to the server list");
+    json_t *o, *arr = answer_list(j, rsp, "servers", &o);
+    if (!arr)
         return;
-    }
     if (j->sub) {
         struct cas_sub *sub = j->sub;
         j->sub = NULL;
@@ -421,12 +418,9 @@ static void do_action(struct cas_job *j);
 
 static void on_servers_for_name(struct cas_job *j, const struct ims_http_rsp *rsp)
 {
-    json_t *o = rsp_json(rsp), *arr = json_object_get(o, "servers");
-    if (!json_is_array(arr)) {
-        json_decref(o);
-        job_error(j, 502, "Nova: unexpected answer to the server list");
+    json_t *o, *arr = answer_list(j, rsp, "servers", &o);
+    if (!arr)
         return;
-    }
     int n;
     json_t *s = find_server(j, arr, &n);
     if (n > 1) {
