@@ -354,9 +354,15 @@ static bool printable_nospace(ims_str v)
     return true;
 }
 
+/* Identities, realms and server names end up in SIP headers: between '<' and
+ * '>' (P-Associated-URI, Route, Service-Route) and in quoted-strings (the
+ * Digest realm).  None of '<', '>', '"', '\' is valid there unescaped (RFC
+ * 3261 §25.1: they are not URI characters; a quoted-string escapes '"' and
+ * '\'), so an identity holding one could be stored but never registered. */
 bool st_valid_id(ims_str v)
 {
-    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v);
+    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v) && ims_str_quotable(v) &&
+           !memchr(v.p, '<', v.len) && !memchr(v.p, '>', v.len);
 }
 
 bool ims_store_valid_id(ims_str v)

@@ -26,7 +26,9 @@
  * Identities are compared byte for byte: callers normalise SIP URIs (RFC
  * 3261 §19.1.4) before they get here.  Identities and names are 1 to
  * IMS_STORE_ID_MAX-1 (names IMS_STORE_NAME_MAX-1) bytes of printable
- * ASCII without spaces; anything else is IMS_EINVAL before any SQL runs.
+ * ASCII without spaces, identities (realms, server names) also without
+ * '<', '>', '"' or '\' (they go into SIP headers as they are); anything
+ * else is IMS_EINVAL before any SQL runs.
  *
  * Errors common to every call: IMS_EINVAL (bad argument, or the database
  * refused the change: duplicate, still referenced - see
@@ -98,9 +100,9 @@ void ims_store_close(struct ims_store *st); /* NULL is a no-op */
 /* "sqlite" or "postgresql". */
 const char *ims_store_backend(const struct ims_store *st);
 /* Whether the store can hold v as an identity or a server name (1 to
- * IMS_STORE_ID_MAX - 1 bytes of printable ASCII, no space): what a handler
- * checks a peer's value against before it writes it, so that a bad one is
- * a protocol error and not a store failure. */
+ * IMS_STORE_ID_MAX - 1 bytes of printable ASCII, no space, none of '<',
+ * '>', '"', '\'): what a handler checks a peer's value against before it
+ * writes it, so that a bad one is a protocol error and not a store failure. */
 bool ims_store_valid_id(ims_str v);
 /* The highest migration applied. */
 int ims_store_schema_version(struct ims_store *st, int *version);

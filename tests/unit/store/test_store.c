@@ -270,6 +270,24 @@ static void test_impi_impu_crud(void **state)
                      IMS_EINVAL);
     assert_int_equal(ims_store_impi_add(st, S("alice"), S("y@ims.test"), S("ims.test"), 0x100),
                      IMS_EINVAL);
+    /* what a SIP header cannot carry as it is: an identity or realm with one
+     * could be stored but never registered (the S-CSCF refuses it at SAR) */
+    static const char *const unsayable[] = { "y<@ims.test", "y>@ims.test", "y\"@ims.test",
+                                             "y\\@ims.test" };
+    for (size_t i = 0; i < sizeof(unsayable) / sizeof(unsayable[0]); i++) {
+        assert_int_equal(ims_store_impi_add(st, S("alice"), S(unsayable[i]), S("ims.test"), 1),
+                         IMS_EINVAL);
+        char realm[16];
+        snprintf(realm, sizeof(realm), "ims%c.test", unsayable[i][1]);
+        assert_int_equal(ims_store_impi_add(st, S("alice"), S("y@ims.test"), S(realm), 1),
+                         IMS_EINVAL);
+        memset(&r, 0, sizeof(r));
+        strcpy(r.subscription, "alice");
+        snprintf(r.identity, sizeof(r.identity), "sip:%s", unsayable[i]);
+        assert_int_equal(ims_store_impu_add(st, &r), IMS_EINVAL);
+        assert_false(ims_store_valid_id(S(unsayable[i])));
+    }
+    assert_true(ims_store_valid_id(S("sip:chatlist!.*!@ims.test"))); /* a wildcarded PSI */
     OK(st, ims_store_impi_get(st, S("alice@ims.test"), &pi));
     assert_string_equal(pi.subscription, "alice");
     assert_string_equal(pi.realm, "ims.test");
