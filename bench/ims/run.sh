@@ -11,6 +11,7 @@
 #   bench/ims/run.sh --instructions [N] [--imscloud PATH] [--only ...] [--results FILE | --no-results]
 #   bench/ims/run.sh --storm [RATE] [--storm-seconds S] [--rounds N] [--imscloud PATH] [--only ...]
 #                    [--results FILE | --no-results]
+#   bench/ims/run.sh --hops [--imscloud PATH] [--pool N] [--step S] [--results FILE | --no-results]
 #
 # Users u0000000.. in realm ims.bench, password pw-<i> (bench/hss/hss_bench.h): imscloud's
 # HSS store seeded by hss_bench_seed (Digest HA1s, one IMPU each, all on the one S-CSCF),
@@ -43,6 +44,12 @@
 # second REGISTER (the second wastes the round paid for). Its section of bench/RESULTS.md
 # is <!-- ims-storm:begin --> .. <!-- ims-storm:end -->.
 #
+# --hops runs only the registration search (1), with a third server taking turns:
+# imscloud with only the S-CSCF and HSS roles (`roles = scscf,hss`, a store seeded of
+# its own), registered at directly, the one hop Kamailio is: where the full path's cost
+# over Kamailio's lies, in the S-CSCF and HSS or in the P- and I-CSCF hops before them.
+# Its section of bench/RESULTS.md is <!-- ims-hops:begin --> .. <!-- ims-hops:end -->.
+#
 # --instructions [N] (N = 2000) runs instead both servers under valgrind's callgrind and
 # counts the user-space instructions they execute for N initial registrations at 50/s
 # (after N/2 to warm up), summed over their processes and threads, and what executed
@@ -70,6 +77,7 @@ KEEP=no
 INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
 INSTR_RATE=50
 STORM=0 # --storm: the offered rate (0: not a storm run)
+HOPS=no # --hops: kamailio, imscloud and scscf (imscloud's S-CSCF and HSS alone), registrations only
 STORM_S=15
 ROUNDS=2
 MAX_STEPS=9
@@ -108,6 +116,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     --storm-seconds) STORM_S=${2:?}; shift 2 ;;
+    --hops) HOPS=yes; shift ;;
     --rounds) ROUNDS=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
@@ -120,6 +129,11 @@ done
 SERVERS=()
 [ "$ONLY" = imscloud ] || SERVERS+=(kamailio)
 [ "$ONLY" = kamailio ] || SERVERS+=(imscloud)
+if [ "$HOPS" = yes ]; then
+    [ "$INSTR" = 0 ] && [ "$STORM" = 0 ] && [ "$ONLY" = both ] || { echo "--hops runs alone, with both servers" >&2; usage; }
+    SERVERS+=(scscf)
+    CALLS=no
+fi
 # the two users of the calls, after the pool
 TOTAL=$((SUBS + POOL + 2))
 # imscloud's P-CSCF flow and S-CSCF registration caps: every registration of the search
@@ -249,7 +263,7 @@ users() {
         print "SEQUENTIAL"
         for (i = first; i < first + n; i++) {
             u = sprintf("u%07d", i)
-            a = s == "imscloud" ? u "@" realm : u
+            a = s != "kamailio" ? u "@" realm : u
             printf "%s;%s;[authentication username=%s password=pw-%d]\n", u, a, a, i
         }
     }'
@@ -270,6 +284,18 @@ seed() {
         "$TOOLS/hss_bench_seed" seed -n -s "sip:127.0.0.1:${PORT[imscloud_s]}" \
             "sqlite:$WORK/imscloud/var/hss.db" "$WORK/imscloud/var/keys" "$TOTAL" \
             >"$WORK/seed.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed.log")"
+    fi
+    if [ "$HOPS" = yes ]; then
+        # its own store, whose users are assigned to its own S-CSCF; the P and I ports
+        # of the template are bound but no role reads them; sipp sends to the S-CSCF
+        mkdir -m 700 -p "$WORK/scscf/var"
+        PORT[scscf_p]=$(free_port)
+        PORT[scscf_i]=$(free_port)
+        PORT[scscf]=$(free_port)
+        PORT[scscf_dia]=$(free_port)
+        "$TOOLS/hss_bench_seed" seed -n -s "sip:127.0.0.1:${PORT[scscf]}" \
+            "sqlite:$WORK/scscf/var/hss.db" "$WORK/scscf/var/keys" "$TOTAL" \
+            >"$WORK/seed-scscf.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed-scscf.log")"
     fi
     if [ "$ONLY" != imscloud ]; then
         mkdir -p "$WORK/kamailio/run"
@@ -304,8 +330,16 @@ start_server() {
         kamailio -c -f "$dir/kamailio.cfg" >"$dir/check.out" 2>&1 || die "kamailio rejected its config: $(tail -3 "$dir/check.out")"
         argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m 1024 -M 64 -Y "$dir/run" -P "$dir/run/pid")
     else
-        sed -e "s|@P_PORT@|${PORT[imscloud]}|g" -e "s|@I_PORT@|${PORT[imscloud_i]}|g" \
-            -e "s|@S_PORT@|${PORT[imscloud_s]}|g" -e "s|@DIA_PORT@|${PORT[imscloud_dia]}|g" \
+        local p_port i_port s_port dia_port roles
+        if [ "$s" = scscf ]; then
+            p_port=${PORT[scscf_p]} i_port=${PORT[scscf_i]} s_port=${PORT[scscf]}
+            dia_port=${PORT[scscf_dia]} roles=scscf,hss
+        else
+            p_port=${PORT[imscloud]} i_port=${PORT[imscloud_i]} s_port=${PORT[imscloud_s]}
+            dia_port=${PORT[imscloud_dia]} roles=pcscf,icscf,scscf,hss
+        fi
+        sed -e "s|@P_PORT@|$p_port|g" -e "s|@I_PORT@|$i_port|g" -e "s|@S_PORT@|$s_port|g" \
+            -e "s|@DIA_PORT@|$dia_port|g" -e "s|^roles = .*|roles = $roles|" \
             -e "s|@WORKERS@|$WORKERS|g" -e "s|@STATE@|$dir/var|g" -e "s|@MAX@|$MAX_UES|g" \
             -e "s|@CACHE@|$CACHE_ENTRIES|g" "$HERE/imscloud.conf.in" >"$dir/imscloud.conf"
         "$IMS_BIN" -c "$dir/imscloud.conf" --check-config >"$dir/check.out" 2>&1 || die "imscloud rejected its config: $(cat "$dir/check.out")"
@@ -673,6 +707,7 @@ measure() {
         RES[$s,reg_scpu]=${BEST_SCPU[$s]} RES[$s,reg_sipp]=${BEST_SIPP[$s]}
         RES[$s,reg_wrapped]=${WRAPPED[$s]}
     done
+    [ "$HOPS" = no ] || return 0
 
     for s in "${SERVERS[@]}"; do measure_fill "$s"; done
 
@@ -878,7 +913,43 @@ table() {
     row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
 }
 
-if [ "$INSTR" = 0 ] && [ "$STORM" = 0 ]; then
+hops_table() {
+    local s name
+    echo '| server | registrations, max rate at 0 failed (/s) | vs Kamailio | server CPU per registration (µs) | vs Kamailio | server CPU at that rate (% of one core) | sipp CPU (% of one core, all UACs) |'
+    echo '|---|---:|---:|---:|---:|---:|---:|'
+    for s in kamailio scscf imscloud; do
+        case $s in
+        kamailio) name='Kamailio 5.6, Digest registrar' ;;
+        scscf) name='imscloud, S-CSCF and HSS alone (REGISTER at the S-CSCF: MAR, SAR)' ;;
+        imscloud) name='imscloud, the full path (P -> I -> S: UAR, MAR, UAR, SAR)' ;;
+        esac
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(val "$s" reg_rate)" \
+            "$(ratio "$(val "$s" reg_rate)" "$(val kamailio reg_rate)")" "$(val "$s" reg_cpu)" \
+            "$(ratio "$(val "$s" reg_cpu)" "$(val kamailio reg_cpu)")" "$(val "$s" reg_scpu)" "$(val "$s" reg_sipp)"
+    done
+}
+hops_section() {
+    echo '<!-- ims-hops:begin -->'
+    echo '## IMS: where the registration cost lies, the S-CSCF and HSS alone vs the full path (bench/ims/run.sh --hops)'
+    echo
+    echo "Written by \`bench/ims/run.sh --hops\` (method in [README.md](README.md), \"IMS registrations and calls\"); replaced by its next run."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
+    echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); load average at start $LOAD_START"
+    echo "- servers: Kamailio and imscloud (${IMS_BIN#"$ROOT"/}, $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')) as in the first table above, and a second imscloud with \`roles = scscf,hss\` (the same configuration otherwise, a store of its own seeded alike), $TOTAL users each; the three take turns in one search"
+    echo "- load: the registration search of the first table (fresh users, REGISTER/401/REGISTER/200, MD5 Digest, $UACS sipp UACs, one UDP socket per UE, $STEP s steps); the S-CSCF alone is sent the REGISTERs directly, without Path, as Kamailio is"
+    echo
+    hops_table
+    echo
+    echo '- The S-CSCF alone does what Kamailio does (a Digest challenge, its check, a contact stored) plus the MAR and SAR to its HSS in the same process; the full path adds the P-CSCF (Path, flow token, identity assertion) and the I-CSCF (two UARs), each a SIP transaction with a parse and a rebuild of the message per hop.'
+    echo '<!-- ims-hops:end -->'
+}
+
+if [ "$HOPS" = yes ]; then
+    echo
+    hops_table
+elif [ "$INSTR" = 0 ] && [ "$STORM" = 0 ]; then
     echo
     table
     echo
@@ -974,7 +1045,9 @@ fi
 
 if [ -n "$RESULTS" ]; then
     tmp=$RESULTS.ims.$$
-    if [ "$STORM" != 0 ]; then
+    if [ "$HOPS" = yes ]; then
+        tag=ims-hops writer=hops_section
+    elif [ "$STORM" != 0 ]; then
         tag=ims-storm writer=storm_section
     elif [ "$INSTR" = 0 ]; then
         tag=ims-bench writer=section
