@@ -204,29 +204,3 @@ int ims_cur_until(struct ims_cur *c, const char *stops, ims_str *out)
     return 0;
 }
 
-int ims_cur_quoted(struct ims_cur *c, ims_str *out, size_t max)
-{
-    const char *q = c->p;
-    if (q >= c->end || *q != '"')
-        return IMS_ENOENT;
-    q++;
-    const char *s = q;
-    while (q < c->end) {
-        if (*q == '\\') {
-            if (q + 1 >= c->end)
-                return IMS_EPROTO;
-            q += 2;
-            continue;
-        }
-        if (*q == '"') {
-            size_t n = (size_t)(q - s);
-            if (n > max)
-                return IMS_ELIMIT;
-            *out = ims_str_make(s, n);
-            c->p = q + 1;
-            return 0;
-        }
-        q++;
-    }
-    return IMS_EPROTO;
-}

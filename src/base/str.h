@@ -93,9 +93,6 @@ int ims_cur_token(struct ims_cur *c, ims_str *out, size_t max);
 /* Bytes up to (not including) any of the stop characters, or to end.
  * Empty result allowed. Always 0. */
 int ims_cur_until(struct ims_cur *c, const char *stops, ims_str *out);
-/* RFC 3261 quoted-string with quoted-pairs; out excludes the quotes and
- * keeps escapes as they are. 0, IMS_ENOENT (no quote) or IMS_EPROTO (unbalanced). */
-int ims_cur_quoted(struct ims_cur *c, ims_str *out, size_t max);
 
 /* Character classes from RFC 3261 §25.1. */
 bool ims_is_token_char(unsigned char ch);

@@ -130,9 +130,9 @@ static inline const char *sip_quote_end(const char *p, const char *end)
     return NULL;
 }
 
-/* ims_cur_quoted() without the length cap, inlined: the body without the
- * quotes, escapes kept.  0, IMS_ENOENT (no DQUOTE here; cursor unchanged)
- * or IMS_EPROTO (unterminated, or a byte sip_quote_end refuses). */
+/* The RFC 3261 quoted-string at the cursor: the body without the quotes,
+ * escapes kept.  0, IMS_ENOENT (no DQUOTE here; cursor unchanged) or
+ * IMS_EPROTO (unterminated, or a byte sip_quote_end refuses). */
 static inline int sip_quoted(struct ims_cur *c, ims_str *out)
 {
     if (c->p >= c->end || *c->p != '"')
