@@ -365,6 +365,11 @@ bool st_valid_id(ims_str v)
            !memchr(v.p, '<', v.len) && !memchr(v.p, '>', v.len);
 }
 
+bool st_valid_stored_id(ims_str v)
+{
+    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v);
+}
+
 bool ims_store_valid_id(ims_str v)
 {
     return st_valid_id(v);

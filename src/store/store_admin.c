@@ -286,7 +286,7 @@ int ims_store_impi_del(struct ims_store *s, ims_str impi)
 {
     int64_t n = 0;
     s->errmsg[0] = '\0';
-    if (!st_valid_id(impi))
+    if (!st_valid_stored_id(impi))
         return st_err(s, IMS_EINVAL, "invalid identity");
     int rc = st_exec(s, Q_IMPI_DELETE, &n, "t", impi);
     if (rc)
@@ -449,7 +449,7 @@ int ims_store_impu_del(struct ims_store *s, ims_str impu)
 {
     int64_t n = 0;
     s->errmsg[0] = '\0';
-    if (!st_valid_id(impu))
+    if (!st_valid_stored_id(impu))
         return st_err(s, IMS_EINVAL, "invalid identity");
     int rc = st_exec(s, Q_IMPU_DELETE, &n, "t", impu);
     if (rc)

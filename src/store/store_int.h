@@ -418,8 +418,12 @@ static inline int st_flush(struct ims_store *s, bool checkpoint)
 }
 
 /* Validation: identities (1..IMS_STORE_ID_MAX-1 printable ASCII, no
- * space), names (.. IMS_STORE_NAME_MAX-1), optional variants accept "". */
+ * space, none of '<', '>', '"', '\'), names (.. IMS_STORE_NAME_MAX-1),
+ * optional variants accept "". */
 bool st_valid_id(ims_str s);
+/* What an identity row may hold from before st_valid_id refused '<', '>',
+ * '"' and '\': the deletes take it, so such a row can still be removed. */
+bool st_valid_stored_id(ims_str s);
 bool st_valid_name(ims_str s);
 bool st_valid_opt(ims_str s, size_t max);
 /* Text without NUL bytes (PostgreSQL TEXT cannot hold them), <= max. */

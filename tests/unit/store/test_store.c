@@ -288,6 +288,17 @@ static void test_impi_impu_crud(void **state)
         assert_false(ims_store_valid_id(S(unsayable[i])));
     }
     assert_true(ims_store_valid_id(S("sip:chatlist!.*!@ims.test"))); /* a wildcarded PSI */
+    /* rows an earlier version stored with such a byte can still be deleted */
+    tfix_sql(f, "INSERT INTO impi (subscription_id, identity, realm) SELECT id, 'old\"@ims.test', "
+                "'ims.test' FROM subscription WHERE name = 'alice'");
+    tfix_sql(f, "INSERT INTO impu (subscription_id, identity, irs) SELECT id, 'sip:old>@ims.test', 9 "
+                "FROM subscription WHERE name = 'alice'");
+    assert_int_equal(ims_store_impi_get(st, S("old\"@ims.test"), &pi), IMS_EINVAL);
+    OK(st, ims_store_impi_del(st, S("old\"@ims.test")));
+    OK(st, ims_store_impu_del(st, S("sip:old>@ims.test")));
+    assert_int_equal(ims_store_impi_del(st, S("old\"@ims.test")), IMS_ENOENT);
+    assert_int_equal(ims_store_impu_del(st, S("sip:old>@ims.test")), IMS_ENOENT);
+    assert_int_equal(ims_store_impi_del(st, S("bad id@ims.test")), IMS_EINVAL);
     OK(st, ims_store_impi_get(st, S("alice@ims.test"), &pi));
     assert_string_equal(pi.subscription, "alice");
     assert_string_equal(pi.realm, "ims.test");
