@@ -44,11 +44,12 @@
 # second REGISTER (the second wastes the round paid for). Its section of bench/RESULTS.md
 # is <!-- ims-storm:begin --> .. <!-- ims-storm:end -->.
 #
-# --hops runs only the registration search (1), with a third server taking turns:
-# imscloud with only the S-CSCF and HSS roles (`roles = scscf,hss`, a store seeded of
-# its own), registered at directly, the one hop Kamailio is: where the full path's cost
-# over Kamailio's lies, in the S-CSCF and HSS or in the P- and I-CSCF hops before them.
-# Its section of bench/RESULTS.md is <!-- ims-hops:begin --> .. <!-- ims-hops:end -->.
+# --hops runs only the registration search (1), with two more servers taking turns:
+# imscloud with only the S-CSCF and HSS roles (`roles = scscf,hss`), registered at
+# directly, the one hop Kamailio is, and imscloud without the P-CSCF (`roles =
+# icscf,scscf,hss`), registered at through its I-CSCF, each with a store seeded of its
+# own: what each hop of the full path costs over Kamailio's one. Its section of
+# bench/RESULTS.md is <!-- ims-hops:begin --> .. <!-- ims-hops:end -->.
 #
 # --instructions [N] (N = 2000) runs instead both servers under valgrind's callgrind and
 # counts the user-space instructions they execute for N initial registrations at 50/s
@@ -77,7 +78,7 @@ KEEP=no
 INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
 INSTR_RATE=50
 STORM=0 # --storm: the offered rate (0: not a storm run)
-HOPS=no # --hops: kamailio, imscloud and scscf (imscloud's S-CSCF and HSS alone), registrations only
+HOPS=no # --hops: kamailio, imscloud, icscf and scscf (imscloud from its I- or S-CSCF), registrations only
 STORM_S=15
 ROUNDS=2
 MAX_STEPS=9
@@ -131,7 +132,7 @@ SERVERS=()
 [ "$ONLY" = kamailio ] || SERVERS+=(imscloud)
 if [ "$HOPS" = yes ]; then
     [ "$INSTR" = 0 ] && [ "$STORM" = 0 ] && [ "$ONLY" = both ] || { echo "--hops runs alone, with both servers" >&2; usage; }
-    SERVERS+=(scscf)
+    SERVERS+=(icscf scscf)
     CALLS=no
 fi
 # the two users of the calls, after the pool
@@ -286,16 +287,8 @@ seed() {
             >"$WORK/seed.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed.log")"
     fi
     if [ "$HOPS" = yes ]; then
-        # its own store, whose users are assigned to its own S-CSCF; the P and I ports
-        # of the template are bound but no role reads them; sipp sends to the S-CSCF
-        mkdir -m 700 -p "$WORK/scscf/var"
-        PORT[scscf_p]=$(free_port)
-        PORT[scscf_i]=$(free_port)
-        PORT[scscf]=$(free_port)
-        PORT[scscf_dia]=$(free_port)
-        "$TOOLS/hss_bench_seed" seed -n -s "sip:127.0.0.1:${PORT[scscf]}" \
-            "sqlite:$WORK/scscf/var/hss.db" "$WORK/scscf/var/keys" "$TOTAL" \
-            >"$WORK/seed-scscf.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed-scscf.log")"
+        seed_part icscf icscf,scscf,hss i
+        seed_part scscf scscf,hss s
     fi
     if [ "$ONLY" != imscloud ]; then
         mkdir -p "$WORK/kamailio/run"
@@ -320,6 +313,24 @@ seed() {
     say "bench-ims: $TOTAL users seeded in $SEED_S s"
 }
 
+# seed_part NAME ROLES ENTRY (--hops): an imscloud with only ROLES, its own ports (those
+# of the template's roles it lacks are bound, and nothing reads them) and its own store,
+# whose users are assigned to its own S-CSCF; sipp sends to its ENTRY (i or s) port.
+declare -A PART_ROLES
+seed_part() {
+    local s=$1
+    mkdir -m 700 -p "$WORK/$s/var"
+    PORT[${s}_p]=$(free_port)
+    PORT[${s}_i]=$(free_port)
+    PORT[${s}_s]=$(free_port)
+    PORT[${s}_dia]=$(free_port)
+    PORT[$s]=${PORT[${s}_$3]}
+    PART_ROLES[$s]=$2
+    "$TOOLS/hss_bench_seed" seed -n -s "sip:127.0.0.1:${PORT[${s}_s]}" \
+        "sqlite:$WORK/$s/var/hss.db" "$WORK/$s/var/keys" "$TOTAL" \
+        >"$WORK/seed-$s.log" 2>&1 || die "seeding failed: $(tail -5 "$WORK/seed-$s.log")"
+}
+
 start_server() {
     local s=$1 dir=$WORK/$1 pid _
     local -a argv
@@ -331,9 +342,9 @@ start_server() {
         argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m 1024 -M 64 -Y "$dir/run" -P "$dir/run/pid")
     else
         local p_port i_port s_port dia_port roles
-        if [ "$s" = scscf ]; then
-            p_port=${PORT[scscf_p]} i_port=${PORT[scscf_i]} s_port=${PORT[scscf]}
-            dia_port=${PORT[scscf_dia]} roles=scscf,hss
+        if [ -n "${PART_ROLES[$s]:-}" ]; then
+            p_port=${PORT[${s}_p]} i_port=${PORT[${s}_i]} s_port=${PORT[${s}_s]}
+            dia_port=${PORT[${s}_dia]} roles=${PART_ROLES[$s]}
         else
             p_port=${PORT[imscloud]} i_port=${PORT[imscloud_i]} s_port=${PORT[imscloud_s]}
             dia_port=${PORT[imscloud_dia]} roles=pcscf,icscf,scscf,hss
@@ -537,6 +548,7 @@ search() {
             steps[$s]=$((steps[$s] + 1))
             run_step "$s" "$kind" "${at[$s]}"
             if [ $PASS = yes ]; then
+                RES[$s,$kind,cpu_at,${at[$s]}]=$R_CPU_US
                 good[$s]=${at[$s]}
                 BEST_RATE[$s]=${at[$s]} BEST_CPU[$s]=$R_CPU_US BEST_SCPU[$s]=$R_SCPU
                 BEST_SIPP[$s]=$R_SIPP BEST_UAS[$s]=$R_UAS
@@ -913,36 +925,52 @@ table() {
     row 'processes / threads' "$(val kamailio nproc) / $(val kamailio threads)" "$(val imscloud nproc) / $(val imscloud threads)"
 }
 
+# the highest rate of the search that every server passed (0 if none): CPU per
+# registration falls as the rate rises, so the servers compare there too
+common_rate() {
+    local r s best=0
+    for r in $(printf '%s\n' "${!RES[@]}" | awk -F, '$2 == "reg" && $3 == "cpu_at" { print $4 }' | sort -un); do
+        for s in "${SERVERS[@]}"; do
+            [ -n "${RES[$s,reg,cpu_at,$r]+x}" ] || continue 2
+        done
+        best=$r
+    done
+    echo $best
+}
 hops_table() {
-    local s name
-    echo '| server | registrations, max rate at 0 failed (/s) | vs Kamailio | server CPU per registration (µs) | vs Kamailio | server CPU at that rate (% of one core) | sipp CPU (% of one core, all UACs) |'
-    echo '|---|---:|---:|---:|---:|---:|---:|'
-    for s in kamailio scscf imscloud; do
+    local s name c
+    c=$(common_rate)
+    echo "| server | registrations, max rate at 0 failed (/s) | vs Kamailio | server CPU per registration (µs) | vs Kamailio | server CPU per registration at $c/s, which all passed (µs) | vs Kamailio | server CPU at the max rate (% of one core) | sipp CPU (% of one core, all UACs) |"
+    echo '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+    for s in kamailio scscf icscf imscloud; do
         case $s in
         kamailio) name='Kamailio 5.6, Digest registrar' ;;
         scscf) name='imscloud, S-CSCF and HSS alone (REGISTER at the S-CSCF: MAR, SAR)' ;;
+        icscf) name='imscloud, I-CSCF, S-CSCF and HSS (I -> S: UAR, MAR, UAR, SAR)' ;;
         imscloud) name='imscloud, the full path (P -> I -> S: UAR, MAR, UAR, SAR)' ;;
         esac
-        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(val "$s" reg_rate)" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(val "$s" reg_rate)" \
             "$(ratio "$(val "$s" reg_rate)" "$(val kamailio reg_rate)")" "$(val "$s" reg_cpu)" \
-            "$(ratio "$(val "$s" reg_cpu)" "$(val kamailio reg_cpu)")" "$(val "$s" reg_scpu)" "$(val "$s" reg_sipp)"
+            "$(ratio "$(val "$s" reg_cpu)" "$(val kamailio reg_cpu)")" "$(val "$s" "reg,cpu_at,$c")" \
+            "$(ratio "$(val "$s" "reg,cpu_at,$c")" "$(val kamailio "reg,cpu_at,$c")")" "$(val "$s" reg_scpu)" \
+            "$(val "$s" reg_sipp)"
     done
 }
 hops_section() {
     echo '<!-- ims-hops:begin -->'
-    echo '## IMS: where the registration cost lies, the S-CSCF and HSS alone vs the full path (bench/ims/run.sh --hops)'
+    echo '## IMS: where the registration cost lies, hop by hop (bench/ims/run.sh --hops)'
     echo
     echo "Written by \`bench/ims/run.sh --hops\` (method in [README.md](README.md), \"IMS registrations and calls\"); replaced by its next run."
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
     echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); load average at start $LOAD_START"
-    echo "- servers: Kamailio and imscloud (${IMS_BIN#"$ROOT"/}, $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')) as in the first table above, and a second imscloud with \`roles = scscf,hss\` (the same configuration otherwise, a store of its own seeded alike), $TOTAL users each; the three take turns in one search"
-    echo "- load: the registration search of the first table (fresh users, REGISTER/401/REGISTER/200, MD5 Digest, $UACS sipp UACs, one UDP socket per UE, $STEP s steps); the S-CSCF alone is sent the REGISTERs directly, without Path, as Kamailio is"
+    echo "- servers: Kamailio and imscloud (${IMS_BIN#"$ROOT"/}, $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')) as in the first table above, and two more imscloud processes with \`roles = scscf,hss\` and \`roles = icscf,scscf,hss\` (the same configuration otherwise, each a store of its own seeded alike), $TOTAL users each; the four take turns in one search"
+    echo "- load: the registration search of the first table (fresh users, REGISTER/401/REGISTER/200, MD5 Digest, $UACS sipp UACs, one UDP socket per UE, $STEP s steps); the S-CSCF alone is sent the REGISTERs directly, without Path, as Kamailio is, the I-CSCF ones at its I-CSCF"
     echo
     hops_table
     echo
-    echo '- The S-CSCF alone does what Kamailio does (a Digest challenge, its check, a contact stored) plus the MAR and SAR to its HSS in the same process; the full path adds the P-CSCF (Path, flow token, identity assertion) and the I-CSCF (two UARs), each a SIP transaction with a parse and a rebuild of the message per hop.'
+    echo '- The S-CSCF alone does what Kamailio does (a Digest challenge, its check, a contact stored) plus the MAR and SAR to its HSS in the same process; the I-CSCF adds a hop and two UARs, the P-CSCF another hop (Path, flow token, identity assertion): each a SIP transaction per REGISTER, with a parse and a rebuild of the message and of its response.'
     echo '<!-- ims-hops:end -->'
 }
 
