@@ -358,16 +358,29 @@ static bool printable_nospace(ims_str v)
  * '>' (P-Associated-URI, Route, Service-Route) and in quoted-strings (the
  * Digest realm).  None of '<', '>', '"', '\' is valid there unescaped (RFC
  * 3261 §25.1: they are not URI characters; a quoted-string escapes '"' and
- * '\'), so an identity holding one could be stored but never registered. */
+ * '\'), so an identity holding one could be stored but never registered.
+ * One pass: every Cx request checks several identities. */
+static bool id_chars_ok(ims_str v, bool sip_safe)
+{
+    if (v.len == 0 || v.len >= IMS_STORE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c <= 0x20 || c >= 0x7f ||
+            (sip_safe && (c == '<' || c == '>' || c == '"' || c == '\\')))
+            return false;
+    }
+    return true;
+}
+
 bool st_valid_id(ims_str v)
 {
-    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v) && ims_str_quotable(v) &&
-           !memchr(v.p, '<', v.len) && !memchr(v.p, '>', v.len);
+    return id_chars_ok(v, true);
 }
 
 bool st_valid_stored_id(ims_str v)
 {
-    return v.len > 0 && v.len < IMS_STORE_ID_MAX && printable_nospace(v);
+    return id_chars_ok(v, false);
 }
 
 bool ims_store_valid_id(ims_str v)
