@@ -46,6 +46,9 @@
 #                    Path -> P-CSCF -> bob's flow, where a sipp UAS answers 200
 #   implicit_set     alice registers sip:alice@ims.test; a MESSAGE to
 #                    tel:+15550001 (same implicit set) reaches her contact
+#   max_contacts     erin registers five contacts, then a sixth: the one
+#                    expiring first is replaced ([scscf] max_contacts = 5);
+#                    Contact: * with Expires: 0 removes them all
 #   expiry           dave registers for 2 s; after the sweep's SAR
 #                    TIMEOUT_DEREGISTRATION a MESSAGE to him gets 480 (LIA)
 #   local_hops       own processes: one registration through P, I and S of ONE
@@ -516,6 +519,8 @@ runtest() {
         register reg register.xml alice alice-secret 600 -key alg MD5 || rc=1
         deliver_to +15550001 message_tel.xml || rc=1
         ;;
+    max_contacts)
+        register mc max_contacts.xml erin erin-secret 600 -key alg MD5 || rc=1 ;;
     expiry)
         register reg register.xml dave dave-secret 2 -key alg MD5 || rc=1
         sleep "$(scaled 4)"
