@@ -46,7 +46,7 @@
 #                    Path -> P-CSCF -> bob's flow, where a sipp UAS answers 200
 #   implicit_set     alice registers sip:alice@ims.test; a MESSAGE to
 #                    tel:+15550001 (same implicit set) reaches her contact
-#   max_contacts     erin registers five contacts, then a sixth: the one
+#   max_contacts     maxc registers five contacts, then a sixth: the one
 #                    expiring first is replaced ([scscf] max_contacts = 5);
 #                    Contact: * with Expires: 0 removes them all
 #   expiry           dave registers for 2 s; after the sweep's SAR
@@ -225,6 +225,20 @@ stop() {
     elif [ "$rc" != 0 ]; then
         echo "$name: exit status $rc"
     fi
+}
+
+# stop_checked NAME: stop NAME and fail (printing why) unless the stop was
+# clean; its log is kept in $OUT, one copy per stop (tests that restart a
+# process: t_persist.sh, t_scscfsel.sh)
+stop_checked() {
+    local name=$1 out
+    out=$(stop "$name")
+    cp "$FIXDIR/$name.log" "$OUT/$name.$(date +%s%N).log" 2>/dev/null || true
+    [ -z "$out" ] || {
+        tail -n 30 "$FIXDIR/$name.log" >&2
+        say "FAIL: $out"
+        return 1
+    }
 }
 
 dump_logs() {
@@ -520,7 +534,7 @@ runtest() {
         deliver_to +15550001 message_tel.xml || rc=1
         ;;
     max_contacts)
-        register mc max_contacts.xml erin erin-secret 600 -key alg MD5 || rc=1 ;;
+        register mc max_contacts.xml maxc maxc-secret 600 -key alg MD5 || rc=1 ;;
     expiry)
         register reg register.xml dave dave-secret 2 -key alg MD5 || rc=1
         sleep "$(scaled 4)"

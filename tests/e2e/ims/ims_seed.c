@@ -26,6 +26,9 @@
  * and for the RFC 5626 outbound tests (t_outbound.sh), Digest ("<name>-secret"):
  *   olga@ims.test   registers flows (reg-id) through the P-CSCF
  *   oleg@ims.test   registers straight at the I-CSCF (no edge proxy)
+ * and for the max_contacts test, Digest ("maxc-secret"), registered by no
+ * other test (its contacts are counted):
+ *   maxc@ims.test
  * and with CROWD, that many more for the batch test (local_batch):
  *   u0000@ims.test .. Digest ("pw-<n>"), profile "p1", sip:u0000@ims.test ..
  * Exit 0, or 1 with a message. */
@@ -76,9 +79,12 @@ static void impu(const char *sub, const char *impi, const char *id, unsigned irs
 }
 
 /* A subscription with one IMPI and its first IMPU sip:<user>@ims.test. */
+static long n_users; /* subscriptions made: one per user() */
+
 static void user(const char *name, unsigned schemes, const char *password, bool aka,
                  const char *profile, bool barred)
 {
+    n_users++;
     char impi[IMS_STORE_ID_MAX], id[IMS_STORE_ID_MAX];
     snprintf(impi, sizeof(impi), "%s@" REALM, name);
     snprintf(id, sizeof(id), "sip:%s@" REALM, name);
@@ -149,6 +155,7 @@ int main(int argc, char **argv)
     user("sessn", digest, "sessn-secret", false, NULL, false);
     user("olga", digest, "olga-secret", false, NULL, false);
     user("oleg", digest, "oleg-secret", false, NULL, false);
+    user("maxc", digest, "maxc-secret", false, NULL, false);
     for (long i = 0; i < crowd; i++) {
         char name[16], pw[24];
         snprintf(name, sizeof(name), "u%04ld", i);
@@ -161,6 +168,6 @@ int main(int argc, char **argv)
 
     ims_store_close(st);
     ims_keyrepo_free(repo);
-    printf("ims_seed: %ld subscriptions, S-CSCF %s\n", 9 + crowd, argv[3]);
+    printf("ims_seed: %ld subscriptions, S-CSCF %s\n", n_users, argv[3]);
     return 0;
 }

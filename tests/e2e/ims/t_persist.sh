@@ -47,18 +47,6 @@ ps_kill9() {
     rm -f "$FIXDIR/$name.pid" "$FIXDIR/$name.rc"
 }
 
-# ps_stop_checked NAME: a clean stop (exit 0, no sanitizer report), log kept
-ps_stop_checked() {
-    local name=$1 out
-    out=$(stop "$name")
-    cp "$FIXDIR/$name.log" "$OUT/$name.$(date +%s%N).log" 2>/dev/null || true
-    [ -z "$out" ] || {
-        tail -n 30 "$FIXDIR/$name.log" >&2
-        say "FAIL: $out"
-        return 1
-    }
-}
-
 ps_stack() {
     PS_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
     pick_ports P_PORT I_PORT S_PORT DIA_PORT
@@ -94,8 +82,8 @@ ps_abort() {
 
 ps_unstack() {
     local rc=0
-    if [ -s "$FIXDIR/psscscf.pid" ]; then ps_stop_checked psscscf || rc=1; fi
-    ps_stop_checked psedge || rc=1
+    if [ -s "$FIXDIR/psscscf.pid" ]; then stop_checked psscscf || rc=1; fi
+    stop_checked psedge || rc=1
     read -r P_PORT I_PORT S_PORT DIA_PORT PT_PORT PROCS <<<"$PS_SAVE" || true
     return $rc
 }
@@ -108,7 +96,7 @@ t_persist() {
     # 1. bob registers; his row reaches the file (write-behind); SIGTERM
     ue reg_bob "$UE_PORT" register_aka.xml -s bob -au "bob@$REALM" -key expires 600 || rc=1
     wait_for 10 "bob's registration on disk" ps_on_disk "sip:bob@$REALM"
-    ps_stop_checked psscscf || rc=1
+    stop_checked psscscf || rc=1
     ps_scscf_start
     grep -q 'event=registrations_restored .* n=1 ' "$FIXDIR/psscscf.log" || {
         say "FAIL: the S-CSCF did not restore bob: $(grep registrations_ "$FIXDIR/psscscf.log")"

@@ -127,24 +127,13 @@ ss_abort() {
     return 0
 }
 
-ss_stop_checked() {
-    local out
-    out=$(stop "$1")
-    cp "$FIXDIR/$1.log" "$OUT/$1.log" 2>/dev/null || true
-    [ -z "$out" ] || {
-        tail -n 30 "$FIXDIR/$1.log" >&2
-        say "FAIL: $out"
-        return 1
-    }
-}
-
 ss_unstack() {
     local rc=0 n
     ss_cont
     for n in ssa ssb ssb-dead; do
-        if [ -s "$FIXDIR/$n.pid" ]; then ss_stop_checked "$n" || rc=1; fi
+        if [ -s "$FIXDIR/$n.pid" ]; then stop_checked "$n" || rc=1; fi
     done
-    ss_stop_checked ssedge || rc=1
+    stop_checked ssedge || rc=1
     kill "$SS_TRAP" 2>/dev/null || true
     wait "$SS_TRAP" 2>/dev/null || true
     if grep -q 'REGISTER' "$OUT/trap.msg" 2>/dev/null; then
@@ -163,7 +152,7 @@ t_scscf_select() {
     register sel1 register.xml capa capa-secret 600 -key alg MD5 || rc=1
     ss_served_by sel1 "$SS_B" || rc=1
     # 2. B answers 503: the next candidate, A
-    ss_stop_checked ssb || rc=1
+    stop_checked ssb || rc=1
     ss_scscf ssb-dead "$SS_DIR/bd.conf" "$SS_B"
     register sel2 register.xml capb capb-secret 600 -key alg MD5 || rc=1
     ss_served_by sel2 "$SS_A" || rc=1
@@ -176,7 +165,7 @@ t_scscf_select() {
     }
     kill -CONT "$(cat "$FIXDIR/ssa.pid")"
     # 4. the S-CSCF the HSS names does not answer: capabilities again, A
-    ss_stop_checked ssb-dead || rc=1
+    stop_checked ssb-dead || rc=1
     ss_scscf ssb "$SS_DIR/b.conf" "$SS_B"
     wait_for 20 "both S-CSCFs to connect to the HSS" ss_dia_links 2
     kill -STOP "$(cat "$FIXDIR/ssb.pid")"
