@@ -255,6 +255,13 @@ int ims_sh_parse_repository(ims_str docs, struct ims_sh_repo *out, size_t cap, s
     if (!doc)
         return IMS_EPROTO;
     int rc = 0;
+    /* libxml2 writes a non-ASCII character of an attribute value as it is
+     * when the document declared an encoding, and as a character reference
+     * when it did not (text stays as it is either way): forget the
+     * declaration, so that the ServiceData we keep is the same bytes however
+     * the client spelt its prolog (found by fuzz_userdata's round trip). */
+    xmlFree((xmlChar *)doc->encoding);
+    doc->encoding = NULL;
     xmlNodePtr root = xmlDocGetRootElement(doc);
     if (!root || doc->intSubset || xmlStrcmp(root->name, (const xmlChar *)"Sh-Data") != 0) {
         rc = IMS_EPROTO;

@@ -1,5 +1,6 @@
 /* test_userdata - IMSSubscription / iFC / Sh-Data XML: well-formed (parsed
  * back with libxml2) and escaped. */
+#include <stdio.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -124,6 +125,20 @@ static void test_sh_parse(void **state)
     assert_true(r[0].has_data);
     assert_string_equal(r[0].data.p, "<x y=\"1\">t</x><z/>");
     assert_false(r[1].has_data);
+    /* the same data whether or not the prolog declares an encoding: a
+     * non-ASCII character of an attribute as a reference (text as it is) */
+    static const char *const prologs[] = { "", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" };
+    for (int i = 0; i < 2; i++) {
+        char doc[512];
+        snprintf(doc, sizeof(doc),
+                 "%s<Sh-Data><RepositoryData><ServiceIndication>a</ServiceIndication>"
+                 "<SequenceNumber>1</SequenceNumber><ServiceData><x y=\"\xc2\xba>\">"
+                 "\xc2\xba</x></ServiceData></RepositoryData></Sh-Data>",
+                 prologs[i]);
+        assert_int_equal(ims_sh_parse_repository(S(doc), r, 2, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(r[0].data.p, "<x y=\"&#xBA;&gt;\">\xc2\xba</x>");
+    }
     assert_int_equal(ims_sh_parse_repository(S("<Other/>"), r, 2, &n), IMS_EPROTO);
     assert_int_equal(ims_sh_parse_repository(S("<Sh-Data><RepositoryData><ServiceIndication>a"
                                                "</ServiceIndication></RepositoryData></Sh-Data>"),
