@@ -45,8 +45,8 @@ ss_served_by() {
     return 1
 }
 
-# ss_scscf NAME CONF PORT: an S-CSCF process, up when it listens and its
-# Diameter link to the HSS is open (ssb-dead: listening is enough)
+# ss_scscf NAME CONF PORT: an S-CSCF process, up when it listens (the caller
+# waits for the Diameter links where it needs them: ssb-dead has none)
 ss_scscf() {
     start "$1" "$2"
     wait_for 20 "the $1 S-CSCF on udp $3" udp_bound "$3"
@@ -71,7 +71,7 @@ ss_stack() {
     SS_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
     local a b c dead
     pick_ports P_PORT I_PORT a b c dead DIA_PORT
-    SS_A=$a SS_B=$b SS_C=$c
+    SS_A=$a SS_B=$b
     PT_PORT=
     SS_DIR=$TMP/scscfsel
     rm -rf "$SS_DIR"
