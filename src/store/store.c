@@ -344,26 +344,15 @@ void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *ds
 
 /* --------------------------------------------------------- validation */
 
-static bool printable_nospace(ims_str v)
-{
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return false;
-    }
-    return true;
-}
-
 /* Identities, realms and server names end up in SIP headers: between '<' and
  * '>' (P-Associated-URI, Route, Service-Route) and in quoted-strings (the
  * Digest realm).  None of '<', '>', '"', '\' is valid there unescaped (RFC
  * 3261 §25.1: they are not URI characters; a quoted-string escapes '"' and
  * '\'), so an identity holding one could be stored but never registered.
- * One pass: every Cx request checks several identities. */
-static bool id_chars_ok(ims_str v, bool sip_safe)
+ * Printable ASCII without space, and with sip_safe none of those four; one
+ * pass: every Cx request checks several identities. */
+static bool chars_ok(ims_str v, bool sip_safe)
 {
-    if (v.len == 0 || v.len >= IMS_STORE_ID_MAX)
-        return false;
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.p[i];
         if (c <= 0x20 || c >= 0x7f ||
@@ -375,12 +364,12 @@ static bool id_chars_ok(ims_str v, bool sip_safe)
 
 bool st_valid_id(ims_str v)
 {
-    return id_chars_ok(v, true);
+    return v.len > 0 && v.len < IMS_STORE_ID_MAX && chars_ok(v, true);
 }
 
 bool st_valid_stored_id(ims_str v)
 {
-    return id_chars_ok(v, false);
+    return v.len > 0 && v.len < IMS_STORE_ID_MAX && chars_ok(v, false);
 }
 
 bool ims_store_valid_id(ims_str v)
@@ -390,12 +379,12 @@ bool ims_store_valid_id(ims_str v)
 
 bool st_valid_name(ims_str v)
 {
-    return v.len > 0 && v.len < IMS_STORE_NAME_MAX && printable_nospace(v);
+    return v.len > 0 && v.len < IMS_STORE_NAME_MAX && chars_ok(v, false);
 }
 
 bool st_valid_opt(ims_str v, size_t max)
 {
-    return v.len < max && printable_nospace(v);
+    return v.len < max && chars_ok(v, false);
 }
 
 bool st_valid_text(ims_str v, size_t max)

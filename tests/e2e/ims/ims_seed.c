@@ -78,9 +78,9 @@ static void impu(const char *sub, const char *impi, const char *id, unsigned irs
     must(ims_store_link(st, ims_str_cstr(impi), ims_str_cstr(id)), "link");
 }
 
-/* A subscription with one IMPI and its first IMPU sip:<user>@ims.test. */
 static long n_users; /* subscriptions made: one per user() */
 
+/* A subscription with one IMPI and its first IMPU sip:<user>@ims.test. */
 static void user(const char *name, unsigned schemes, const char *password, bool aka,
                  const char *profile, bool barred)
 {
