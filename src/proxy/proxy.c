@@ -620,6 +620,21 @@ int ims_proxy_reply(struct proxy_req *r, int status, const char *reason,
     return rc;
 }
 
+/* RFC 4320 §4.1: a non-INVITE gets a 100 only once the client's Timer E
+ * has grown to T2 (T1 + 2 T1 + 4 T1 ... = 3.5 s by default) without an
+ * answer: earlier, over UDP, it MUST NOT (the client would stop
+ * retransmitting at T1 intervals and recover more slowly from a lost
+ * final response); by then it MUST, on any transport. */
+unsigned px_nit_trying_ms(unsigned t1, unsigned t2)
+{
+    unsigned at = 0, e = t1 ? t1 : 1;
+    while (e < t2) {
+        at += e;
+        e *= 2;
+    }
+    return at ? at : t1;
+}
+
 /* RFC 3261 §17.2.1: the 100 Trying when nothing else went out in time. */
 static void trying_cb(struct ims_loop *loop, struct ims_timer *t)
 {
@@ -802,6 +817,8 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     r->to_self = to_self;
     if (m->method == SIP_M_INVITE)
         ims_timer_start(p->loop, &r->tm_trying, PROXY_TRYING_MS);
+    else
+        ims_timer_start(p->loop, &r->tm_trying, px_nit_trying_ms(p->sh->t1, p->sh->t2));
     r->cur_msg = m;
     r->rx.tls_peer_cn = rx->tls_peer_cn;
     const struct proxy_app *app = px_find_app(p, lport);

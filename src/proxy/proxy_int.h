@@ -17,7 +17,7 @@
 #define PROXY_MAX_TARGETS 8
 #define PROXY_MAX_APPS 8
 #define PROXY_MAX_DEL 16
-#define PROXY_TRYING_MS 100u        /* RFC 3261 §17.2.1: 100 within 200 ms */
+#define PROXY_TRYING_MS 100u        /* RFC 3261 §17.2.1: an INVITE's 100 within 200 ms */
 #define PROXY_TIMER_C_MS 180000u    /* RFC 3261 §16.6 item 11: > 3 min */
 #define PROXY_RETRY_AFTER_S 5u      /* default Retry-After on overload 503s */
 #define PROXY_OUT_CAP 65535u        /* largest message we build */
@@ -216,6 +216,8 @@ void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
                           const struct sip_tp_rx *rx);
 void px_stateless_response(struct ims_proxy *p, const struct sip_msg *m);
 void px_req_timers_init(struct proxy_req *r);
+/* when a non-INVITE without an answer gets its 100 (RFC 4320 §4.1), in ms */
+unsigned px_nit_trying_ms(unsigned t1, unsigned t2);
 
 /* ---- pmsg.c ---- */
 /* Reserves room for n more bytes (one allocation instead of doublings). */

@@ -340,6 +340,48 @@ static void test_100_trying(void **state)
     assert_int_equal(E.tp.n, mark);
 }
 
+static void message(const char *branch)
+{
+    feed(SIP_PROTO_UDP, UAC,
+         "MESSAGE sip:bob@b.test SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 10.0.0.5:5099;branch=%s;rport\r\n"
+         "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\nTo: <sip:bob@b.test>\r\n"
+         "Call-ID: call-%s\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+         branch, branch);
+}
+
+/* RFC 4320 §4.1: no 100 to a non-INVITE over UDP before the client's Timer
+ * E reached T2 (0.5 + 1 + 2 s), and one then if nothing else was sent. */
+static void test_non_invite_100(void **state)
+{
+    assert_int_equal(px_nit_trying_ms(500, 4000), 3500);
+    assert_int_equal(px_nit_trying_ms(100, 4000), 6300); /* 100 + 200 + ... + 3200 */
+    assert_int_equal(px_nit_trying_ms(500, 500), 500);
+    message("z9hG4bKn1");
+    assert_non_null(sent_to(UAS, "MESSAGE ", 0));
+    advance(3499);
+    assert_null(sent_to(UAC, "SIP/2.0 100", 0));
+    advance(1);
+    const struct fake_tp_msg *t = sent_to(UAC, "SIP/2.0 100 Trying", 0);
+    assert_non_null(t);
+    assert_non_null(strstr(t->buf, "CSeq: 1 MESSAGE"));
+    /* from now on a retransmission gets the 100 again, and the UAS's answer
+     * still goes through */
+    message("z9hG4bKn1");
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 100"), 2);
+    uas_respond(sent_to(UAS, "MESSAGE ", 0), 200, "MESSAGE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 200", 0));
+
+    /* answered in time: no 100 at all */
+    size_t mark = E.tp.n;
+    message("z9hG4bKn2");
+    advance(3000);
+    uas_respond(sent_to(UAS, "MESSAGE ", mark), 202, "MESSAGE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 202", mark));
+    advance(5000);
+    assert_null(sent_to(UAC, "SIP/2.0 100", mark));
+}
+
 static void test_loop_detected(void **state)
 {
     /* The loop hash covers what routing depends on, not the Via: compute it
@@ -1168,6 +1210,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_forwards_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invite_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100_trying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_invite_100, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loose_route_pop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_route_fix, setup, teardown),
