@@ -327,6 +327,22 @@ static void relay_or_reply(struct proxy_req *r, int status, const struct sip_msg
 {
     if (r->final_sent)
         return;
+    if (!rsp && status == 408 && r->method != SIP_M_INVITE) {
+        /* RFC 4320 §4.2: never a 408 to a non-INVITE.  After Timer F the
+         * client's own transaction has ended too: nothing at all then (the
+         * server transaction goes quietly); a next hop given up on earlier
+         * (proxy_fwd.noanswer_ms) is a 504, the downstream server's time-out. */
+        if (!r->nit_expired) {
+            ims_proxy_reply(r, 504, NULL, NULL);
+            return;
+        }
+        LOG_I("proxy", "event=no_final method=%s why=timer_f",
+              ims_sip_method_name(r->method) ? ims_sip_method_name(r->method) : "?");
+        r->final_sent = true;
+        ims_timer_stop(r->p->loop, &r->tm_trying);
+        px_req_drop_st(r);
+        return;
+    }
     if (rsp && status != 503) {
         ims_proxy_relay(r, rsp, IMS_STR_NULL, NULL, 0);
         return;
@@ -373,8 +389,9 @@ static void conclude(struct proxy_req *r, int status, const struct sip_msg *rsp)
 /* A branch ended without 2xx (a final >= 300, a timeout, a send failure). */
 static void branch_final(struct proxy_req *r, int status, const struct sip_msg *rsp)
 {
+    /* (not after a non-INVITE's Timer F: its client is gone) */
     bool failover = !r->cancelled && !r->final_sent && (status == 503 || status == 408) &&
-                    r->cur + 1 < r->ntargets;
+                    !r->nit_expired && r->cur + 1 < r->ntargets;
     if (failover) {
         remember(r, status, rsp);
         r->cur++;
@@ -464,6 +481,8 @@ static void ct_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
         break;
     case SIP_TXN_EV_TIMEOUT:
         detach_ct(r);
+        if (r->method != SIP_M_INVITE)
+            r->nit_expired = true;
         branch_final(r, 408, NULL); /* §16.7 step 1: treated as a 408 */
         break;
     case SIP_TXN_EV_TRANSPORT_ERROR:

@@ -246,9 +246,11 @@ enum proxy_rsp_action {
 };
 
 /* A response for a forwarded request.  rsp is NULL for a synthesized one
- * (408 timeout, 503 transport failure, 487 after CANCEL).  Provisionals and
- * 2xx arrive as they come; a non-2xx final arrives once, after the core's
- * own failover over the resolved targets, as the best response (§16.7). */
+ * (408 timeout, 503 transport failure, 487 after CANCEL; relayed, a
+ * non-INVITE's 408 becomes 504, or nothing after Timer F: RFC 4320 §4.2).
+ * Provisionals and 2xx arrive as they come; a non-2xx final arrives once,
+ * after the core's own failover over the resolved targets, as the best
+ * response (§16.7). */
 typedef enum proxy_rsp_action (*proxy_response_fn)(struct proxy_req *r, int status,
                                                    const struct sip_msg *rsp, void *ud);
 

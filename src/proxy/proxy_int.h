@@ -88,6 +88,7 @@ struct proxy_req {
     bool strict_fix;       /* §16.4: R-URI was ours, take the last Route */
     bool to_self, cancelled, final_sent, fwd_active, uac, got_prov, cancel_cb_done;
     bool got_any;          /* the current branch had a response (a 100 too) */
+    bool nit_expired;      /* a non-INVITE branch ran to Timer F: so did the client's */
     unsigned noanswer_ms;  /* proxy_fwd.noanswer_ms; tm_c runs it first */
     bool no_rr;            /* proxy_fwd.no_rr */
     const struct sip_msg *cur_msg; /* the request while the handler runs */

@@ -350,6 +350,20 @@ static void message(const char *branch)
          branch, branch);
 }
 
+/* A MESSAGE (branch) that goes on to hop: the UAC hears nothing for ms,
+ * then the response that starts with expect. */
+static void message_until(const char *branch, const char *hop, uint64_t ms, const char *expect)
+{
+    message(branch);
+    assert_non_null(sent_to(hop, "MESSAGE ", 0));
+    advance(ms - 1);
+    assert_null(sent_to(UAC, "SIP/2.0 ", 0));
+    advance(1);
+    const struct fake_tp_msg *t = sent_to(UAC, expect, 0);
+    assert_non_null(t);
+    assert_non_null(strstr(t->buf, "CSeq: 1 MESSAGE"));
+}
+
 /* RFC 4320 §4.1: no 100 to a non-INVITE over UDP before the client's Timer
  * E reached T2 (0.5 + 1 + 2 s), and one then if nothing else was sent. */
 static void test_non_invite_100(void **state)
@@ -357,14 +371,7 @@ static void test_non_invite_100(void **state)
     assert_int_equal(px_nit_trying_ms(500, 4000), 3500);
     assert_int_equal(px_nit_trying_ms(100, 4000), 6300); /* 100 + 200 + ... + 3200 */
     assert_int_equal(px_nit_trying_ms(500, 500), 500);
-    message("z9hG4bKn1");
-    assert_non_null(sent_to(UAS, "MESSAGE ", 0));
-    advance(3499);
-    assert_null(sent_to(UAC, "SIP/2.0 100", 0));
-    advance(1);
-    const struct fake_tp_msg *t = sent_to(UAC, "SIP/2.0 100 Trying", 0);
-    assert_non_null(t);
-    assert_non_null(strstr(t->buf, "CSeq: 1 MESSAGE"));
+    message_until("z9hG4bKn1", UAS, 3500, "SIP/2.0 100 Trying");
     /* from now on a retransmission gets the 100 again, and the UAS's answer
      * still goes through */
     message("z9hG4bKn1");
@@ -554,6 +561,36 @@ static void test_timeout_408(void **state)
     assert_int_equal(fake_tp_count(&E.tp, "INVITE "), 7); /* Timer A */
     advance(1);
     assert_non_null(sent_to(UAC, "SIP/2.0 408", 0));
+}
+
+/* RFC 4320 §4.2: a non-INVITE never gets a 408.  After Timer F nothing goes
+ * upstream (the client gave up at the same time; teardown checks that the
+ * request and its transactions still end). */
+static void test_non_invite_timeout_no_408(void **state)
+{
+    message("z9hG4bKnt1");
+    advance(64 * 500 + 1000);
+    assert_int_equal(fake_tp_count(&E.tp, "MESSAGE "), 11); /* Timer E: 0.5, 1, 2, 4, 4... s */
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 100"), 1); /* at 3.5 s */
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 408"), 0);
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 5"), 0);
+    /* an INVITE still gets its 408 (test_timeout_408) */
+}
+
+/* An app's next hop that does not answer within noanswer_ms: a non-INVITE
+ * gets 504 Server Time-out, not 408. */
+static void app_forward_noanswer(void *ctx, struct proxy_req *r, const struct sip_msg *req)
+{
+    struct proxy_fwd f = { .next_hop = IMS_S("sip:192.0.2.6:5060"), .noanswer_ms = 1000 };
+    assert_int_equal(ims_proxy_forward(r, &f), 0);
+}
+
+static void test_non_invite_noanswer_504(void **state)
+{
+    struct proxy_app app = { .name = "noanswer", .on_request = app_forward_noanswer };
+    assert_int_equal(ims_proxy_set_app(E.p, 5060, &app), 0);
+    message_until("z9hG4bKna1", "192.0.2.6:5060", 1000, "SIP/2.0 504 Server Time-out");
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 408"), 0);
 }
 
 static void test_503_becomes_500(void **state)
@@ -1221,6 +1258,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_unknown_forwarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_408, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_invite_timeout_no_408, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_invite_noanswer_504, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_full_503, setup, teardown),
