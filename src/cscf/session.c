@@ -22,7 +22,8 @@
  * that does not answer within [scscf] as_timeout_ms, answers 408 or 5xx, or
  * cannot be reached gets the iFC's default handling (TS 23.218 §6.4.3):
  * SESSION_CONTINUED goes on with the next iFC, SESSION_TERMINATED ends the
- * request with that error (408, or 500 for an unreachable AS).
+ * request with that error (408 to an INVITE, 504 to other requests: RFC 4320
+ * §4.2; or 500 for an unreachable AS).
  *
  * When no iFC is left:
  *   originating -> a Request-URI of a home domain ([scscf] home_domains) or a

@@ -6,7 +6,8 @@
  *   ISC: the matching iFC's AS gets Route <AS;lr>, <us;lr;orig;odi=...>,
  *   the request back with that Route goes on with the next iFC, a forged or
  *   tampered ODI -> 403, an AS that does not answer: SESSION_CONTINUED ->
- *   the next hop, SESSION_TERMINATED -> 408, an AS's own final relayed;
+ *   the next hop, SESSION_TERMINATED -> 408 (504 to a MESSAGE), an AS's own
+ *   final relayed;
  *   terminating: registered -> the best contact along its Path (iFCs of
  *   TERMINATING_REGISTERED first), barred -> 404; not registered -> SAR
  *   UNREGISTERED_USER and the TERMINATING_UNREGISTERED iFCs, else 480
@@ -465,6 +466,19 @@ static void test_as_no_answer(void **state)
     assert_non_null(f);
     respond(f, AS3, 503);
     assert_non_null(sent_to(PCSCF, "SIP/2.0 500", from));
+    /* AS3 silent: a MESSAGE gets 504, never 408 (RFC 4320 §4.2) */
+    from = E.tp.n;
+    orig("MESSAGE", "bob@ims.test", "t3", "sip:alice@ims.test");
+    assert_non_null(sent_to(AS3, "MESSAGE", from));
+    fake_tp_clock_advance(E.loop, 600);
+    turn();
+    f = sent_to(PCSCF, "SIP/2.0 504", from);
+    assert_non_null(f);
+    assert_non_null(strstr(f->buf, "CSeq: 1 MESSAGE"));
+    /* (the INVITE's 408 above is still being retransmitted: no ACK here) */
+    for (size_t i = from; i < E.tp.n; i++)
+        assert_false(strncmp(E.tp.msgs[i].buf, "SIP/2.0 408", 11) == 0 &&
+                     strstr(E.tp.msgs[i].buf, "CSeq: 1 MESSAGE"));
 }
 
 static void test_as_continued_then_icscf(void **state)
