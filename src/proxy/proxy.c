@@ -45,6 +45,7 @@ int ims_proxy_shared_new(unsigned nworkers, const struct proxy_cfg *cfg,
     sh->t2 = cfg->t2_ms ? cfg->t2_ms : SIP_T2_MS;
     sh->t4 = cfg->t4_ms ? cfg->t4_ms : SIP_T4_MS;
     sh->timer_c = cfg->timer_c_ms ? cfg->timer_c_ms : PROXY_TIMER_C_MS;
+    sh->nit_trying = px_nit_trying_ms(sh->t1, sh->t2);
     sh->retry_after = cfg->retry_after ? cfg->retry_after : PROXY_RETRY_AFTER_S;
     if (cfg->nself) {
         sh->self = ims_calloc(cfg->nself, sizeof(*sh->self));
@@ -818,7 +819,7 @@ static void new_request(struct ims_proxy *p, const struct sip_msg *m, const stru
     if (m->method == SIP_M_INVITE)
         ims_timer_start(p->loop, &r->tm_trying, PROXY_TRYING_MS);
     else
-        ims_timer_start(p->loop, &r->tm_trying, px_nit_trying_ms(p->sh->t1, p->sh->t2));
+        ims_timer_start(p->loop, &r->tm_trying, p->sh->nit_trying);
     r->cur_msg = m;
     r->rx.tls_peer_cn = rx->tls_peer_cn;
     const struct proxy_app *app = px_find_app(p, lport);

@@ -35,6 +35,7 @@ struct proxy_shared {
     bool record_route;
     size_t max_txns;
     unsigned t1, t2, t4, timer_c;
+    unsigned nit_trying;   /* px_nit_trying_ms(t1, t2) */
     unsigned retry_after;  /* seconds, on the core's own overload 503s */
     char **self;
     size_t nself;
