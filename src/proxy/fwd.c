@@ -435,7 +435,9 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
         enum proxy_rsp_action act = PROXY_RSP_RELAY;
         if (r->on_rsp)
             act = r->on_rsp(r, s, rsp, r->rsp_ud);
-        if (act == PROXY_RSP_RELAY && !r->final_sent)
+        /* RFC 4320 §4.1: no provisional but 100 to a non-INVITE, relayed
+         * ones included (our own 100 still goes at Timer E's T2) */
+        if (act == PROXY_RSP_RELAY && !r->final_sent && r->method == SIP_M_INVITE)
             ims_proxy_relay(r, rsp, IMS_STR_NULL, NULL, 0);
         return;
     }

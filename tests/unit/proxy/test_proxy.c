@@ -563,6 +563,22 @@ static void test_timeout_408(void **state)
     assert_non_null(sent_to(UAC, "SIP/2.0 408", 0));
 }
 
+/* RFC 4320 §4.1: a provisional other than 100 never goes to a non-INVITE's
+ * client, not even relayed; our own 100 still comes when Timer E reaches T2. */
+static void test_non_invite_no_18x(void **state)
+{
+    message("z9hG4bKnp1");
+    const struct fake_tp_msg *f = sent_to(UAS, "MESSAGE ", 0);
+    assert_non_null(f);
+    uas_respond(f, 180, "MESSAGE");
+    assert_null(sent_to(UAC, "SIP/2.0 ", 0));
+    advance(3500);
+    assert_non_null(sent_to(UAC, "SIP/2.0 100 Trying", 0));
+    assert_null(sent_to(UAC, "SIP/2.0 180", 0));
+    uas_respond(sent_to(UAS, "MESSAGE ", 0), 200, "MESSAGE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 200", 0));
+}
+
 /* RFC 4320 §4.2: a non-INVITE never gets a 408.  After Timer F nothing goes
  * upstream (the client gave up at the same time; teardown checks that the
  * request and its transactions still end). */
@@ -1248,6 +1264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invite_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_100_trying, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_invite_100, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_invite_no_18x, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loose_route_pop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_strict_route_fix, setup, teardown),
