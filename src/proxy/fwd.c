@@ -336,11 +336,9 @@ static void relay_or_reply(struct proxy_req *r, int status, const struct sip_msg
             ims_proxy_reply(r, 504, NULL, NULL);
             return;
         }
-        LOG_I("proxy", "event=no_final method=%s why=timer_f",
-              ims_sip_method_name(r->method) ? ims_sip_method_name(r->method) : "?");
-        r->final_sent = true;
-        ims_timer_stop(r->p->loop, &r->tm_trying);
-        px_req_drop_st(r);
+        const char *mn = ims_sip_method_name(r->method);
+        LOG_I("proxy", "event=no_final method=%s why=timer_f", mn ? mn : "?");
+        px_final_reached(r);
         return;
     }
     if (rsp && status != 503) {
@@ -634,9 +632,7 @@ int ims_proxy_relay(struct proxy_req *r, const struct sip_msg *rsp, ims_str add_
     }
     if (s >= 200) {
         px_req_ref(r);
-        r->final_sent = true;
-        ims_timer_stop(p->loop, &r->tm_trying);
-        px_req_drop_st(r);
+        px_final_reached(r);
         px_req_unref(r);
     } else {
         ims_timer_stop(p->loop, &r->tm_trying);

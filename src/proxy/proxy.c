@@ -527,9 +527,7 @@ void px_check_unanswered(struct proxy_req *r)
          * its server transaction ends and a retransmission starts over. */
         LOG_W("proxy", "event=request_dropped method=%s err=%s", mn ? mn : "?",
               ims_strerror(rc));
-        r->final_sent = true;
-        ims_timer_stop(r->p->loop, &r->tm_trying);
-        px_req_drop_st(r);
+        px_final_reached(r);
     }
 }
 
@@ -564,8 +562,7 @@ static void st_cb(struct sip_txn *t, void *ud, const struct sip_txn_ev *ev)
     }
 }
 
-/* Called whenever a final response went upstream. */
-static void final_reached(struct proxy_req *r)
+void px_final_reached(struct proxy_req *r)
 {
     r->final_sent = true;
     ims_timer_stop(r->p->loop, &r->tm_trying);
@@ -613,7 +610,7 @@ int ims_proxy_reply(struct proxy_req *r, int status, const char *reason,
             r->fwd_active = false;
             px_req_unref(r);
         }
-        final_reached(r);
+        px_final_reached(r);
     } else {
         ims_timer_stop(r->p->loop, &r->tm_trying);
     }

@@ -178,6 +178,9 @@ int px_send(struct ims_proxy *p, const struct sip_dest *d, const char *buf, size
 void px_check_unanswered(struct proxy_req *r);
 /* Detaches the server transaction after a final response. */
 void px_req_drop_st(struct proxy_req *r);
+/* The request is answered (or given up, RFC 4320 §4.2): no 100 Trying any
+ * more, and its server transaction goes on without us. */
+void px_final_reached(struct proxy_req *r);
 /* Logs a peer-caused problem, rate-limited per source address. */
 void px_peer_log(struct ims_proxy *p, const struct sip_tp_rx *rx, const char *what,
                  const char *detail);
