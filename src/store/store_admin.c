@@ -32,6 +32,16 @@ static int write_fail(struct ims_store *s, int rc, const char *what, ims_str key
     return st_fail(s, rc, what);
 }
 
+/* The end of a write that must touch one row named by key: rc is the
+ * statement's, n the rows it changed; none is IMS_ENOENT, "no <noun> key". */
+static int one_row(struct ims_store *s, int rc, int64_t n, const char *what, const char *noun,
+                   ims_str key)
+{
+    if (rc)
+        return st_fail(s, rc, what);
+    return n ? 0 : st_err(s, IMS_ENOENT, "no %s %.*s", noun, IMS_SF(key));
+}
+
 /* ------------------------------------------------------ subscriptions */
 
 int ims_store_sub_add(struct ims_store *s, const struct ims_sub_rec *sub)
@@ -126,9 +136,7 @@ int ims_store_sub_del(struct ims_store *s, ims_str name)
     if (!st_valid_name(name))
         return st_err(s, IMS_EINVAL, "invalid name");
     int rc = st_exec(s, Q_SUB_DELETE, &n, "t", name);
-    if (rc)
-        return st_fail(s, rc, "subscription delete");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no subscription %.*s", IMS_SF(name));
+    return one_row(s, rc, n, "subscription delete", "subscription", name);
 }
 
 int ims_store_sub_list(struct ims_store *s, ims_store_sub_cb cb, void *ctx)
@@ -210,9 +218,7 @@ int ims_store_impi_set_schemes(struct ims_store *s, ims_str impi, unsigned schem
     if (!st_valid_id(impi) || (schemes & ~IMS_AUTH_ALL))
         return st_err(s, IMS_EINVAL, "invalid identity or schemes");
     int rc = st_exec(s, Q_IMPI_SET_SCHEMES, &n, "it", (int64_t)schemes, impi);
-    if (rc)
-        return st_fail(s, rc, "impi schemes");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    return one_row(s, rc, n, "impi schemes", "IMPI", impi);
 }
 
 int ims_store_impi_set_aka(struct ims_store *s, ims_str impi, const uint8_t k[16],
@@ -231,10 +237,7 @@ int ims_store_impi_set_aka(struct ims_store *s, ims_str impi, const uint8_t k[16
     if (rc == 0) {
         rc = st_exec(s, Q_IMPI_SET_AKA, &n, "tti" "t", ims_buf_str(&kct), ims_buf_str(&opcct),
                      (int64_t)((unsigned)amf[0] << 8 | amf[1]), impi);
-        if (rc)
-            rc = st_fail(s, rc, "impi aka");
-        else if (n == 0)
-            rc = st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+        rc = one_row(s, rc, n, "impi aka", "IMPI", impi);
     }
     ims_buf_free(&kct);
     ims_buf_free(&opcct);
@@ -272,10 +275,7 @@ int ims_store_impi_set_password(struct ims_store *s, ims_str impi, ims_str passw
     if (rc == 0) {
         rc = st_exec(s, Q_IMPI_SET_DIGEST, &n, "ttto" "t", ims_buf_str(&ct[0]),
                      ims_buf_str(&ct[1]), ims_buf_str(&ct[2]), ims_buf_str(&ct[3]), impi);
-        if (rc)
-            rc = st_fail(s, rc, "impi password");
-        else if (n == 0)
-            rc = st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+        rc = one_row(s, rc, n, "impi password", "IMPI", impi);
     }
     for (int i = 0; i <= IMS_DIGEST_NALG; i++)
         ims_buf_free(&ct[i]);
@@ -289,9 +289,7 @@ int ims_store_impi_del(struct ims_store *s, ims_str impi)
     if (!st_valid_stored_id(impi))
         return st_err(s, IMS_EINVAL, "invalid identity");
     int rc = st_exec(s, Q_IMPI_DELETE, &n, "t", impi);
-    if (rc)
-        return st_fail(s, rc, "impi delete");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no IMPI %.*s", IMS_SF(impi));
+    return one_row(s, rc, n, "impi delete", "IMPI", impi);
 }
 
 int ims_store_impi_list(struct ims_store *s, ims_str sub, ims_store_impi_cb cb, void *ctx)
@@ -425,9 +423,7 @@ int ims_store_impu_bar(struct ims_store *s, ims_str impu, bool barred)
     if (!st_valid_id(impu))
         return st_err(s, IMS_EINVAL, "invalid identity");
     int rc = st_exec(s, Q_IMPU_BAR, &n, "it", (int64_t)barred, impu);
-    if (rc)
-        return st_fail(s, rc, "impu bar");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    return one_row(s, rc, n, "impu bar", "IMPU", impu);
 }
 
 int ims_store_impu_set_profile(struct ims_store *s, ims_str impu, ims_str profile)
@@ -440,9 +436,7 @@ int ims_store_impu_set_profile(struct ims_store *s, ims_str impu, ims_str profil
     if (rc)
         return rc;
     rc = st_exec(s, Q_IMPU_SET_PROFILE, &n, "ot", profile, impu);
-    if (rc)
-        return st_fail(s, rc, "impu profile");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    return one_row(s, rc, n, "impu profile", "IMPU", impu);
 }
 
 int ims_store_impu_del(struct ims_store *s, ims_str impu)
@@ -452,9 +446,7 @@ int ims_store_impu_del(struct ims_store *s, ims_str impu)
     if (!st_valid_stored_id(impu))
         return st_err(s, IMS_EINVAL, "invalid identity");
     int rc = st_exec(s, Q_IMPU_DELETE, &n, "t", impu);
-    if (rc)
-        return st_fail(s, rc, "impu delete");
-    return n ? 0 : st_err(s, IMS_ENOENT, "no IMPU %.*s", IMS_SF(impu));
+    return one_row(s, rc, n, "impu delete", "IMPU", impu);
 }
 
 int ims_store_impu_list(struct ims_store *s, ims_str sub, ims_store_impu_cb cb, void *ctx)
