@@ -110,6 +110,10 @@ void cscf_pend_del(struct cscf_pend *p);
 /* Wall clock, seconds and milliseconds. */
 int64_t cscf_now_s(void);
 int64_t cscf_now_ms(void);
+/* The monotonic clock in milliseconds: for state that lives only in this
+ * process's memory (lockout, rate buckets), where a wall clock set back by
+ * an hour would lengthen every lock and empty every bucket by that hour. */
+int64_t cscf_mono_ms(void);
 
 /* The canonical public identity of a URI, as the HSS stores it: for sip/sips
  * "sip:user@host" (host lower-cased, port kept when present, params and
@@ -332,6 +336,10 @@ unsigned cscf_lockout_failed(struct cscf_lockout *lk, ims_str impi, ims_str src,
 void cscf_lockout_succeeded(struct cscf_lockout *lk, ims_str impi, ims_str src);
 /* Forgets entries quiet for max(window, max_time) (shards first, first + step...). */
 void cscf_lockout_expire(struct cscf_lockout *lk, unsigned first, unsigned step, int64_t now_ms);
+/* Takes one REGISTER from impi's bucket (impi_rate per second, impi_burst
+ * deep): true when it was empty.  Always false with impi_rate 0, or when
+ * the table is full (the lockout's cap is logged elsewhere). */
+bool cscf_lockout_rate_over(struct cscf_lockout *lk, ims_str impi, int64_t now_ms);
 void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t *blocked);
 /* The UE's address as the bottom-most Via records it (received=, else the
  * sent-by host), NUL-terminated.  0, IMS_ENOENT (no Via), IMS_ELIMIT. */
@@ -341,7 +349,7 @@ int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap);
 void cscf_lockout_audit(const char *impi, const char *impu, const char *src, unsigned what,
                         unsigned impi_s, unsigned src_s);
 /* S-CSCF glue: [lockout] config -> g->lockout (NULL when off); 0 or
- * IMS_EINVAL/IMS_ENOMEM. */
+ * IMS_EINVAL/IMS_ENOMEM.  The glue runs every clock above on cscf_mono_ms(). */
 int cscf_lockout_init(struct ims_cscf *g);
 /* Is this REGISTER's credential check locked out (logged)? */
 bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char *impi);

@@ -18,6 +18,11 @@
  * lock lasts time_s, doubling on each new lock of the same key up to
  * max_time_s (the level is forgotten when the entry ages out).
  *
+ * Time is the caller's (now_ms arguments); the S-CSCF glue below passes
+ * the monotonic clock: with the wall clock, setting it back an hour (an NTP
+ * step) made every running lock an hour longer and left every IMPI rate
+ * bucket an hour of tokens in debt (503 for that hour).
+ *
  * Every function is thread-safe (the table's shard locks); nothing here
  * does I/O except the audit event (ims_audit_emit queues it). */
 #include <stdatomic.h>
@@ -375,7 +380,7 @@ bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char 
         return false;
     char src[64];
     cscf_ue_source(m, src, sizeof(src));
-    if (!cscf_lockout_blocked(g->lockout, ims_str_cstr(impi), ims_str_cstr(src), cscf_now_ms()))
+    if (!cscf_lockout_blocked(g->lockout, ims_str_cstr(impi), ims_str_cstr(src), cscf_mono_ms()))
         return false;
     LOG_I("lockout", "event=blocked impi=%s src=%s", impi, src);
     return true;
@@ -394,7 +399,7 @@ void cscf_lockout_note(struct ims_cscf *g, const struct sip_msg *m, const char *
     }
     unsigned is = 0, ss = 0;
     unsigned what = cscf_lockout_failed(g->lockout, ims_str_cstr(impi), ims_str_cstr(src),
-                                        cscf_now_ms(), &is, &ss);
+                                        cscf_mono_ms(), &is, &ss);
     if (what)
         cscf_lockout_audit(impi, impu, src, what, is, ss);
 }
@@ -468,15 +473,20 @@ static int rate_fn(void **val, bool room, void *ctx)
     return 0;
 }
 
-bool cscf_impi_rate_reply(struct ims_cscf *g, struct proxy_req *r, const char *impi)
+bool cscf_lockout_rate_over(struct cscf_lockout *lk, ims_str impi, int64_t now_ms)
 {
-    if (!g->lockout || !g->lockout->cfg.impi_rate)
+    if (!lk->cfg.impi_rate)
         return false;
     char buf[CSCF_TABLE_KEY_MAX];
-    int n = snprintf(buf, sizeof(buf), "r|%s", impi);
-    struct rate_ctx x = { &g->lockout->cfg, cscf_now_ms(), false };
-    if (n < 0 || (size_t)n >= sizeof(buf) ||
-        cscf_table_with(g->lockout->t, ims_str_make(buf, (size_t)n), rate_fn, &x) != 0 || !x.over)
+    size_t n = IMS_STR_JOIN(buf, sizeof(buf), IMS_S("r|"), impi);
+    struct rate_ctx x = { &lk->cfg, now_ms, false };
+    return n != SIZE_MAX &&
+           cscf_table_with(lk->t, ims_str_make(buf, n), rate_fn, &x) == 0 && x.over;
+}
+
+bool cscf_impi_rate_reply(struct ims_cscf *g, struct proxy_req *r, const char *impi)
+{
+    if (!g->lockout || !cscf_lockout_rate_over(g->lockout, ims_str_cstr(impi), cscf_mono_ms()))
         return false;
     LOG_I("lockout", "event=impi_rate_limited impi=%s", impi);
     ims_metrics_inc(IMS_M_RATE_LIMITED);

@@ -928,7 +928,7 @@ void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s)
     cscf_regevent_sweep(w, now_s); /* reg-event subscriptions (regevent.c) */
     ims_auth_expire(w->g->auth, w->idx, w->g->nworkers, now_s * 1000);
     if (w->g->lockout)
-        cscf_lockout_expire(w->g->lockout, w->idx, w->g->nworkers, now_s * 1000);
+        cscf_lockout_expire(w->g->lockout, w->idx, w->g->nworkers, cscf_mono_ms());
 }
 
 /* ------------------------------------------------------------ setup */

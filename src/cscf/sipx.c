@@ -24,6 +24,13 @@ int64_t cscf_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t cscf_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int put(char *out, size_t cap, size_t *k, ims_str s, bool lower)
 {
     if (*k + s.len >= cap)

@@ -130,6 +130,38 @@ static void test_expiry(void **state)
     cscf_lockout_free(lk);
 }
 
+/* [limits] impi_rate: a token bucket per IMPI, on the caller's clock */
+static void test_impi_rate(void **state)
+{
+    (void)state;
+    struct cscf_lockout_cfg c = {
+        .window_s = 600, .time_s = 60, .max_time_s = 200, .max_entries = 100,
+        .impi_rate = 2, .impi_burst = 3,
+    };
+    struct cscf_lockout *lk = NULL;
+    assert_int_equal(cscf_lockout_new(&c, &lk), 0);
+    /* a full bucket: three at once, the fourth is over */
+    for (int i = 0; i < 3; i++)
+        assert_false(cscf_lockout_rate_over(lk, S("a@x"), 1000));
+    assert_true(cscf_lockout_rate_over(lk, S("a@x"), 1000));
+    assert_false(cscf_lockout_rate_over(lk, S("b@x"), 1000)); /* its own bucket */
+    /* two a second: not one more before 500 ms, one by 600 ms */
+    assert_true(cscf_lockout_rate_over(lk, S("a@x"), 1499));
+    assert_false(cscf_lockout_rate_over(lk, S("a@x"), 1600));
+    assert_true(cscf_lockout_rate_over(lk, S("a@x"), 1600));
+    /* a long pause refills to the burst, no further */
+    for (int i = 0; i < 3; i++)
+        assert_false(cscf_lockout_rate_over(lk, S("a@x"), 100000));
+    assert_true(cscf_lockout_rate_over(lk, S("a@x"), 100000));
+    cscf_lockout_free(lk);
+    /* impi_rate 0: never over */
+    c.impi_rate = 0;
+    assert_int_equal(cscf_lockout_new(&c, &lk), 0);
+    for (int i = 0; i < 10; i++)
+        assert_false(cscf_lockout_rate_over(lk, S("a@x"), 1000));
+    cscf_lockout_free(lk);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -148,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_backoff_doubles_to_the_cap),
         cmocka_unit_test(test_window_and_success_reset),
         cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_impi_rate),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -201,15 +201,17 @@ static struct {
     struct fake_tp tp;
 } E;
 
-static int setup(void **state)
+/* The I- and S-CSCF of conf, and extra config after it. */
+static int setup_with(const char *extra)
 {
-    char err[256];
+    char err[256], text[sizeof(conf) + 256];
     memset(&E, 0, sizeof(E));
     memset(&F, 0, sizeof(F));
     F.digest_algs = 1u << IMS_DIGEST_MD5 | 1u << IMS_DIGEST_SHA256;
     F.default_alg = IMS_DIGEST_MD5;
     F.server_name = "sip:" S7;
-    assert_int_equal(ims_cfg_load_string("test", conf, &E.cfg, err, sizeof(err)), 0);
+    assert_true((size_t)snprintf(text, sizeof(text), "%s%s", conf, extra) < sizeof(text));
+    assert_int_equal(ims_cfg_load_string("test", text, &E.cfg, err, sizeof(err)), 0);
     assert_int_equal(ims_loop_new(8192, &E.loop), 0);
     fake_tp_init(&E.tp, E.loop);
     fake_tp_set_local(&E.tp, SIP_PROTO_UDP, ME_I);
@@ -221,6 +223,19 @@ static int setup(void **state)
     assert_int_equal(ims_cscf_new_fake_cx(E.cfg, 1, fake_cx, &F, &E.c, err, sizeof(err)), 0);
     assert_int_equal(ims_cscf_worker_init(E.c, 0, E.loop, E.p, err, sizeof(err)), 0);
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_with("");
+}
+
+/* [limits] impi_rate: one REGISTER a second per IMPI, two at once */
+static int setup_rate(void **state)
+{
+    (void)state;
+    return setup_with("[limits]\nimpi_rate = 1\nimpi_burst = 2\nretry_after = 23\n");
 }
 
 static int teardown(void **state)
@@ -722,6 +737,38 @@ static void test_scscf_hss_errors(void **state)
     assert_non_null(strstr(r->buf, "\r\nRetry-After: 19\r\n"));
 }
 
+/* [limits] impi_rate at the S-CSCF: past its bucket an IMPI's REGISTER gets
+ * 503 with Retry-After before any MAR; another IMPI has its own bucket.
+ * (The refill, on explicit clocks: test_lockout.c.) */
+static void test_scscf_impi_rate(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 2; i++) {
+        size_t from = E.tp.n;
+        char b[8];
+        snprintf(b, sizeof(b), "q%d", i);
+        reg(ME_S, b, i, "", 600);
+        assert_non_null(sent_to(PCSCF, "SIP/2.0 401", from));
+    }
+    unsigned mars = F.n[DIA_CMD_MAR - 300]; /* (one per Digest algorithm offered) */
+    assert_true(mars >= 2);
+    size_t from = E.tp.n;
+    reg(ME_S, "q3", 3, "", 600);
+    const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 503 Rate Limited", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nRetry-After: 23\r\n"));
+    assert_null(sent_to(PCSCF, "SIP/2.0 401", from));
+    assert_int_equal(F.n[DIA_CMD_MAR - 300], mars);
+    /* bob (the Authorization's username) is another IMPI: not limited */
+    from = E.tp.n;
+    reg(ME_S, "q4", 4,
+        "Authorization: Digest username=\"bob@ims.test\", realm=\"ims.test\", nonce=\"\", "
+        "uri=\"sip:ims.test\", response=\"\"\r\n",
+        600);
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 401", from));
+    assert_true(F.n[DIA_CMD_MAR - 300] > mars);
+}
+
 /* I-CSCF and S-CSCF flows with nothing asserted: the allocation-failure runs. */
 static void scenario(void)
 {
@@ -791,6 +838,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_scscf_username_ctl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_aka_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_hss_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_impi_rate, setup_rate, teardown),
         cmocka_unit_test(test_roles_alloc_failures),
     };
     return cmocka_run_group_tests_name("roles", tests, NULL, NULL);
