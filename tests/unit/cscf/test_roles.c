@@ -367,7 +367,8 @@ static void test_icscf_errors(void **state)
         const char *want;
     } k[] = {
         { DIA_ERROR_ROAMING_NOT_ALLOWED, true, "SIP/2.0 403" },
-        { DIA_AUTHORIZATION_REJECTED, false, "SIP/2.0 403" },
+        { DIA_AUTHORIZATION_REJECTED, false, "SIP/2.0 403 Forbidden By HSS" },
+        { DIA_ERROR_IDENTITY_NOT_REGISTERED, true, "SIP/2.0 403 Not Registered" },
         { DIA_UNABLE_TO_COMPLY, false, "SIP/2.0 503" },
         { DIA_TOO_BUSY, false, "SIP/2.0 503" },
     };
@@ -538,7 +539,30 @@ static void test_icscf_lir(void **state)
     feed(ME_I, peer, MESSAGE_FMT, "tel:+15550001;phone-context=x", "l2", "tel:+15550001", "l2");
     assert_string_equal(F.lir_impu, "tel:+15550001");
     assert_non_null(sent_to(peer, "SIP/2.0 480", from));
+    /* the HSS refuses: 403; the HSS cannot answer: 503 with Retry-After */
+    F.code[2] = DIA_AUTHORIZATION_REJECTED;
+    F.exp[2] = false;
+    from = E.tp.n;
+    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l4", "sip:alice@ims.test", "l4");
+    assert_non_null(sent_to(peer, "SIP/2.0 403 Forbidden By HSS", from));
+    assert_null(sent_to(S7, "MESSAGE ", from));
+    F.code[2] = DIA_UNABLE_TO_COMPLY;
+    from = E.tp.n;
+    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l5", "sip:alice@ims.test", "l5");
+    const struct fake_tp_msg *r = sent_to(peer, "SIP/2.0 503 HSS Unavailable", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nRetry-After: 17\r\n"));
+    assert_null(sent_to(S7, "MESSAGE ", from));
+    /* no LIA within hss_timeout_ms: the same 503 */
     F.code[2] = 0;
+    F.silent[2] = true;
+    from = E.tp.n;
+    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l6", "sip:alice@ims.test", "l6");
+    assert_null(sent_to(peer, "SIP/2.0 5", from));
+    fake_tp_clock_advance(E.loop, 1001);
+    turn();
+    assert_non_null(sent_to(peer, "SIP/2.0 503 HSS Unavailable", from));
+    F.silent[2] = false;
     from = E.tp.n;
     feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l3", "sip:alice@ims.test", "l3");
     const struct fake_tp_msg *fwd = sent_to(S7, "MESSAGE sip:alice@ims.test", from);
