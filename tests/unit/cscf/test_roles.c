@@ -40,9 +40,10 @@ static const char conf[] =
     "[sip]\nlisten = udp:192.0.2.1:5070\nlisten = udp:192.0.2.1:6060\n"
     "[icscf]\nports = 5070\nscscf = sip:" S7 " 1\nscscf = sip:" S8 " 1,2\n"
     "hss_timeout_ms = 1000\nretry_after = 17\n"
+    "[diameter]\nrealm = ims.test\npeer = hss.test 127.0.0.1:3868\n"
+    /* last: setup_with() adds to it */
     "[scscf]\nports = 6060\nuri = sip:192.0.2.1:6060\nauth_max_failures = 3\n"
-    "min_expires = 1\nhss_timeout_ms = 1000\nretry_after = 19\n"
-    "[diameter]\nrealm = ims.test\npeer = hss.test 127.0.0.1:3868\n";
+    "hss_timeout_ms = 1000\nretry_after = 19\n";
 
 static const char *const self_names[] = { "192.0.2.1" };
 
@@ -201,8 +202,9 @@ static struct {
     struct fake_tp tp;
 } E;
 
-/* The I- and S-CSCF of conf, and extra config after it. */
-static int setup_with(const char *extra)
+/* The I- and S-CSCF of conf: scscf goes on its [scscf] section, extra
+ * after it. */
+static int setup_with(const char *scscf, const char *extra)
 {
     char err[256], text[sizeof(conf) + 256];
     memset(&E, 0, sizeof(E));
@@ -210,7 +212,8 @@ static int setup_with(const char *extra)
     F.digest_algs = 1u << IMS_DIGEST_MD5 | 1u << IMS_DIGEST_SHA256;
     F.default_alg = IMS_DIGEST_MD5;
     F.server_name = "sip:" S7;
-    assert_true((size_t)snprintf(text, sizeof(text), "%s%s", conf, extra) < sizeof(text));
+    assert_true((size_t)snprintf(text, sizeof(text), "%s%s%s", conf, scscf, extra) <
+                sizeof(text));
     assert_int_equal(ims_cfg_load_string("test", text, &E.cfg, err, sizeof(err)), 0);
     assert_int_equal(ims_loop_new(8192, &E.loop), 0);
     fake_tp_init(&E.tp, E.loop);
@@ -228,14 +231,22 @@ static int setup_with(const char *extra)
 static int setup(void **state)
 {
     (void)state;
-    return setup_with("");
+    return setup_with("min_expires = 1\n", "");
 }
 
 /* [limits] impi_rate: one REGISTER a second per IMPI, two at once */
 static int setup_rate(void **state)
 {
     (void)state;
-    return setup_with("[limits]\nimpi_rate = 1\nimpi_burst = 2\nretry_after = 23\n");
+    return setup_with("min_expires = 1\n",
+                      "[limits]\nimpi_rate = 1\nimpi_burst = 2\nretry_after = 23\n");
+}
+
+/* registrations of at least 100 s */
+static int setup_min100(void **state)
+{
+    (void)state;
+    return setup_with("min_expires = 100\n", "");
 }
 
 static int teardown(void **state)
@@ -667,6 +678,87 @@ static void test_scscf_register(void **state)
     assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), 0);
 }
 
+/* An authenticated REGISTER with the Contact and Expires lines given ("":
+ * none). */
+static void reg_auth(const char *branch, int cseq, const char *contact, const char *auth,
+                     const char *expires)
+{
+    feed(ME_S, PCSCF,
+         "REGISTER sip:ims.test SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK%s\r\n"
+         "Via: SIP/2.0/UDP 10.0.0.9:5099;branch=z9hG4bKue%s;received=192.0.2.10;rport=5099\r\n"
+         "Max-Forwards: 69\r\n"
+         "From: <sip:alice@ims.test>;tag=r1\r\n"
+         "To: <sip:alice@ims.test>\r\n"
+         "Call-ID: reg-1\r\n"
+         "CSeq: %d REGISTER\r\n"
+         "%s"
+         "Path: <sip:term-abc@192.0.2.4:5060;lr>\r\n"
+         "%s%s"
+         "Content-Length: 0\r\n\r\n",
+         branch, branch, cseq, contact, auth, expires);
+}
+
+/* RFC 3261 §10.3 at the S-CSCF, after authentication: 423 with Min-Expires
+ * (step 7), a query without Contact (step 8), "Contact: *" only with
+ * Expires: 0 (step 6); none of them reaches the HSS with a SAR. */
+static void test_scscf_registrar_rules(void **state)
+{
+    (void)state;
+    char nonce[128], alg[32], auth[1024];
+    reg(ME_S, "m1", 1, "", 600);
+    const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 401", 0);
+    assert_non_null(r);
+    assert_true(challenge_of(r->buf, 1, nonce, sizeof(nonce), alg, sizeof(alg)));
+    assert_string_equal(alg, "MD5");
+    const char *contact = "Contact: <sip:alice@10.0.0.9:5099>\r\n";
+    /* too brief */
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 1, auth, sizeof(auth));
+    size_t from = E.tp.n;
+    reg_auth("m2", 2, contact, auth, "Expires: 50\r\n");
+    r = sent_to(PCSCF, "SIP/2.0 423", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nMin-Expires: 100\r\n"));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 0);
+    /* a query before any registration: 200 without Contact */
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 2, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_auth("m3", 3, "", auth, "");
+    r = sent_to(PCSCF, "SIP/2.0 200", from);
+    assert_non_null(r);
+    assert_null(strstr(r->buf, "Contact:"));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 0);
+    /* registered for 600 s, then a query lists the binding, nothing changes */
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 3, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_auth("m4", 4, contact, auth, "Expires: 600\r\n");
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 200", from));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 4, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_auth("m5", 5, "", auth, "");
+    r = sent_to(PCSCF, "SIP/2.0 200", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nContact: <sip:alice@10.0.0.9:5099>;expires="));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
+    size_t kept = ims_loc_count(ims_cscf_loc(E.c)); /* (its implicit set's entries) */
+    assert_true(kept > 0);
+    /* "*" with a non-zero Expires: 400, the binding stays */
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 5, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_auth("m6", 6, "Contact: *\r\n", auth, "Expires: 600\r\n");
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 400", from));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
+    assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), kept);
+    /* "*" with Expires: 0 removes it (USER_DEREGISTRATION) */
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 6, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_auth("m7", 7, "Contact: *\r\n", auth, "Expires: 0\r\n");
+    assert_non_null(sent_to(PCSCF, "SIP/2.0 200", from));
+    assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
+    assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), 0);
+}
+
 static void test_scscf_hint_and_wrong(void **state)
 {
     char nonce[128], alg[32], auth[1024];
@@ -863,6 +955,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_scscf_aka_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_hss_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_impi_rate, setup_rate, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_registrar_rules, setup_min100, teardown),
         cmocka_unit_test(test_roles_alloc_failures),
     };
     return cmocka_run_group_tests_name("roles", tests, NULL, NULL);
