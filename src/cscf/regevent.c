@@ -474,23 +474,24 @@ static int change_fn(void **val, bool room, void *ctx)
 }
 
 /* Notifies the subscribers of registration key: its state is now (no
- * contact: gone). */
+ * contact: gone); subscriptions whose time is up at t end. */
 static void notify_key(struct cscf_worker *w, const char *key, const struct re_state *now,
-                       const char *gone_event)
+                       const char *gone_event, int64_t t)
 {
     struct re_batch *b = ims_calloc(1, sizeof(*b));
     if (!b) {
         LOG_W("regevent", "event=notify_failed impu=%s err=ENOMEM", key);
         return;
     }
-    int64_t t = cscf_now_s();
     struct change_ctx x = { now, gone_event, t, b };
     if (cscf_table_with(w->g->re_subs, ims_str_cstr(key), change_fn, &x) == 0)
         send_batch(w, key, b, t);
     ims_free(b);
 }
 
-void cscf_regevent_changed(struct cscf_worker *w, const char *impu, const char *gone_event)
+/* cscf_regevent_changed at t (seconds): one clock reading decides both
+ * the registration's state and which subscriptions have timed out. */
+static void changed_at(struct cscf_worker *w, const char *impu, const char *gone_event, int64_t t)
 {
     struct ims_cscf *g = w->g;
     if (!g->re_subs || cscf_table_count(g->re_subs) == 0)
@@ -498,15 +499,20 @@ void cscf_regevent_changed(struct cscf_worker *w, const char *impu, const char *
     struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
     struct re_state *now = ims_calloc(1, sizeof(*now));
     if (reg && now) {
-        bool live = ims_loc_get(g->loc, ims_str_cstr(impu), cscf_now_s(), reg) == 0;
+        bool live = ims_loc_get(g->loc, ims_str_cstr(impu), t, reg) == 0;
         if (live)
             state_of(reg, now);
         /* a registration that went is found by the identity it was kept under */
-        notify_key(w, live ? reg->impu : impu, now, gone_event);
+        notify_key(w, live ? reg->impu : impu, now, gone_event, t);
         ims_reg_clear(reg);
     }
     ims_free(reg);
     ims_free(now);
+}
+
+void cscf_regevent_changed(struct cscf_worker *w, const char *impu, const char *gone_event)
+{
+    changed_at(w, impu, gone_event, cscf_now_s());
 }
 
 struct post_job {
@@ -575,7 +581,7 @@ void cscf_regevent_sweep(struct cscf_worker *w, int64_t now_s)
      * whose time is up (it ends with reason=timeout, the others get the
      * current state) */
     for (size_t i = 0; i < x->n; i++)
-        cscf_regevent_changed(w, x->keys[i], NULL);
+        changed_at(w, x->keys[i], NULL, now_s);
     ims_free(x);
 }
 

@@ -506,6 +506,54 @@ static void test_subscribe_notify(void **state)
     assert_int_equal(cscf_table_count(E.c->re_subs), 0);
 }
 
+/* RFC 6665 §4.2.2: a subscription that is not refreshed ends with a NOTIFY
+ * "terminated;reason=timeout" when the worker's sweep passes its time; the
+ * registration stays, and the sweep after that sends nothing more. */
+static void test_subscription_timeout(void **state)
+{
+    (void)state;
+    assert_int_equal(seed(false), 0);
+    size_t from = E.tp.n;
+    subscribe("sip:alice@ims.test", "t1", INITIAL_HDRS, "", 1, 60);
+    const struct fake_tp_msg *ok = sent("SIP/2.0 200", from);
+    assert_non_null(ok);
+    assert_non_null(strstr(ok->buf, "Expires: 60\r\n"));
+    fake_tp_clock_advance(E.loop, 60);
+    turn();
+    const struct fake_tp_msg *n = sent("NOTIFY ", from);
+    assert_non_null(n);
+    assert_true(ims_str_eq(hdr_of(n->buf, "\r\nSubscription-State: "),
+                           IMS_S("active;expires=60")));
+    answer(n, 200);
+    struct cscf_worker *w = &E.c->w[0];
+    /* before its time: nothing */
+    from = E.tp.n;
+    cscf_regevent_sweep(w, cscf_now_s() + 30);
+    fake_tp_clock_advance(E.loop, 60);
+    turn();
+    assert_null(sent("NOTIFY ", from));
+    /* past it: the last NOTIFY, with the full state */
+    cscf_regevent_sweep(w, cscf_now_s() + 61);
+    fake_tp_clock_advance(E.loop, 60);
+    turn();
+    n = sent("NOTIFY ", from);
+    assert_non_null(n);
+    assert_true(ims_str_eq(hdr_of(n->buf, "\r\nSubscription-State: "),
+                           IMS_S("terminated;reason=timeout")));
+    xmlDocPtr d = body_of(n);
+    assert_attr(xmlDocGetRootElement(d), "version", "1");
+    assert_int_equal(count_children(xmlDocGetRootElement(d), "registration"), 2);
+    xmlFreeDoc(d);
+    answer(n, 200);
+    assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)) > 0, 1);
+    /* gone: a later sweep has nothing to tell */
+    from = E.tp.n;
+    cscf_regevent_sweep(w, cscf_now_s() + 120);
+    fake_tp_clock_advance(E.loop, 60);
+    turn();
+    assert_null(sent("NOTIFY ", from));
+}
+
 static void test_ppr(void **state)
 {
     (void)state;
@@ -605,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_versioned_and_terminated),
         cmocka_unit_test(test_cap),
         cmocka_unit_test_setup_teardown(test_subscribe_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ppr, setup, teardown),
         cmocka_unit_test(test_alloc_failures),
     };
