@@ -635,6 +635,38 @@ static void test_forward_send_failure(void **state)
     assert_null(sent_to(UAC, "SIP/2.0 500", 0));
 }
 
+/* The first send went out, a retransmission fails (Timer A/E, socket
+ * error): the client transaction reports a transport error, which §16.9
+ * treats as the branch's 503; with no other branch, §16.7 step 6 sends a
+ * 500 upstream, not the 503 (and no 408, no hang).  A first send that fails
+ * is answered before any branch exists (test_forward_send_failure). */
+static void test_retransmission_send_failure(void **state)
+{
+    invite("sip:bob@b.test", "z9hG4bKrf1", "", 70);
+    assert_int_equal(fake_tp_count(&E.tp, "INVITE "), 1);
+    advance(300); /* the 100 Trying went out */
+    assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 100"), 1);
+    E.tp.fail_next = 1;
+    advance(200); /* Timer A */
+    advance(1);
+    assert_int_equal(fake_tp_count(&E.tp, "INVITE "), 1);
+    assert_non_null(sent_to(UAC, "SIP/2.0 500 Next Hop Unavailable\r\n", 0));
+    assert_null(sent_to(UAC, "SIP/2.0 503", 0));
+    assert_null(sent_to(UAC, "SIP/2.0 408", 0));
+}
+
+/* The same for a non-INVITE (Timer E). */
+static void test_retransmission_send_failure_nit(void **state)
+{
+    message("z9hG4bKrf2");
+    E.tp.fail_next = 1;
+    advance(500);
+    advance(1);
+    assert_int_equal(fake_tp_count(&E.tp, "MESSAGE "), 1);
+    assert_non_null(sent_to(UAC, "SIP/2.0 500 Next Hop Unavailable\r\n", 0));
+    assert_null(sent_to(UAC, "SIP/2.0 408", 0));
+}
+
 /* Overload that the admission check did not catch: the server transaction
  * took the table's last slot, the forward's client transaction finds none
  * (ims_sip_txn_client_new -> IMS_ELIMIT).  503 + Retry-After, not 500. */
@@ -1279,6 +1311,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_invite_noanswer_504, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retransmission_send_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retransmission_send_failure_nit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_full_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_txn_table_full_forward_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_c, setup, teardown),
