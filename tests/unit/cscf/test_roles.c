@@ -699,62 +699,56 @@ static void reg_auth(const char *branch, int cseq, const char *contact, const ch
          branch, branch, cseq, contact, auth, expires);
 }
 
+/* alice's REGISTER answering the MD5 challenge nonce with count nc (CSeq
+ * nc + 1), with the Contact and Expires lines given: the response to the
+ * P-CSCF that starts with want, or NULL. */
+static const struct fake_tp_msg *authed(const char *nonce, unsigned nc, const char *contact,
+                                        const char *expires, const char *want)
+{
+    char auth[1024], branch[16];
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", nc, auth, sizeof(auth));
+    snprintf(branch, sizeof(branch), "m%u", nc);
+    size_t from = E.tp.n;
+    reg_auth(branch, (int)nc + 1, contact, auth, expires);
+    return sent_to(PCSCF, want, from);
+}
+
 /* RFC 3261 §10.3 at the S-CSCF, after authentication: 423 with Min-Expires
  * (step 7), a query without Contact (step 8), "Contact: *" only with
  * Expires: 0 (step 6); none of them reaches the HSS with a SAR. */
 static void test_scscf_registrar_rules(void **state)
 {
     (void)state;
-    char nonce[128], alg[32], auth[1024];
-    reg(ME_S, "m1", 1, "", 600);
+    char nonce[128], alg[32];
+    reg(ME_S, "m0", 1, "", 600);
     const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 401", 0);
     assert_non_null(r);
     assert_true(challenge_of(r->buf, 1, nonce, sizeof(nonce), alg, sizeof(alg)));
     assert_string_equal(alg, "MD5");
     const char *contact = "Contact: <sip:alice@10.0.0.9:5099>\r\n";
     /* too brief */
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 1, auth, sizeof(auth));
-    size_t from = E.tp.n;
-    reg_auth("m2", 2, contact, auth, "Expires: 50\r\n");
-    r = sent_to(PCSCF, "SIP/2.0 423", from);
+    r = authed(nonce, 1, contact, "Expires: 50\r\n", "SIP/2.0 423");
     assert_non_null(r);
     assert_non_null(strstr(r->buf, "\r\nMin-Expires: 100\r\n"));
-    assert_int_equal(F.n[DIA_CMD_SAR - 300], 0);
     /* a query before any registration: 200 without Contact */
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 2, auth, sizeof(auth));
-    from = E.tp.n;
-    reg_auth("m3", 3, "", auth, "");
-    r = sent_to(PCSCF, "SIP/2.0 200", from);
+    r = authed(nonce, 2, "", "", "SIP/2.0 200");
     assert_non_null(r);
     assert_null(strstr(r->buf, "Contact:"));
     assert_int_equal(F.n[DIA_CMD_SAR - 300], 0);
     /* registered for 600 s, then a query lists the binding, nothing changes */
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 3, auth, sizeof(auth));
-    from = E.tp.n;
-    reg_auth("m4", 4, contact, auth, "Expires: 600\r\n");
-    assert_non_null(sent_to(PCSCF, "SIP/2.0 200", from));
+    assert_non_null(authed(nonce, 3, contact, "Expires: 600\r\n", "SIP/2.0 200"));
     assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 4, auth, sizeof(auth));
-    from = E.tp.n;
-    reg_auth("m5", 5, "", auth, "");
-    r = sent_to(PCSCF, "SIP/2.0 200", from);
+    r = authed(nonce, 4, "", "", "SIP/2.0 200");
     assert_non_null(r);
     assert_non_null(strstr(r->buf, "\r\nContact: <sip:alice@10.0.0.9:5099>;expires="));
-    assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
     size_t kept = ims_loc_count(ims_cscf_loc(E.c)); /* (its implicit set's entries) */
     assert_true(kept > 0);
     /* "*" with a non-zero Expires: 400, the binding stays */
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 5, auth, sizeof(auth));
-    from = E.tp.n;
-    reg_auth("m6", 6, "Contact: *\r\n", auth, "Expires: 600\r\n");
-    assert_non_null(sent_to(PCSCF, "SIP/2.0 400", from));
+    assert_non_null(authed(nonce, 5, "Contact: *\r\n", "Expires: 600\r\n", "SIP/2.0 400"));
     assert_int_equal(F.n[DIA_CMD_SAR - 300], 1);
     assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), kept);
     /* "*" with Expires: 0 removes it (USER_DEREGISTRATION) */
-    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 6, auth, sizeof(auth));
-    from = E.tp.n;
-    reg_auth("m7", 7, "Contact: *\r\n", auth, "Expires: 0\r\n");
-    assert_non_null(sent_to(PCSCF, "SIP/2.0 200", from));
+    assert_non_null(authed(nonce, 6, "Contact: *\r\n", "Expires: 0\r\n", "SIP/2.0 200"));
     assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
     assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), 0);
 }
