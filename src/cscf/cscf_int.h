@@ -349,7 +349,8 @@ int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap);
 void cscf_lockout_audit(const char *impi, const char *impu, const char *src, unsigned what,
                         unsigned impi_s, unsigned src_s);
 /* S-CSCF glue: [lockout] config -> g->lockout (NULL when off); 0 or
- * IMS_EINVAL/IMS_ENOMEM.  The glue runs every clock above on cscf_mono_ms(). */
+ * IMS_EINVAL/IMS_ENOMEM.  The glue passes cscf_mono_ms() as every now_ms
+ * above. */
 int cscf_lockout_init(struct ims_cscf *g);
 /* Is this REGISTER's credential check locked out (logged)? */
 bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char *impi);

@@ -408,22 +408,35 @@ static ims_str hdr_of(const char *msg, const char *name)
     return ims_str_make(p, (size_t)(e - p));
 }
 
-static void test_subscribe_notify(void **state)
+/* alice's initial SUBSCRIBE (Expires: expires) to her seeded registration:
+ * its 200 (*ok, which grants Expires: granted), then the first NOTIFY, which
+ * follows the 200 a moment later. */
+static const struct fake_tp_msg *subscribe_initial(const char *branch, int expires, int granted,
+                                                   const struct fake_tp_msg **ok)
 {
-    (void)state;
+    char want[32];
     assert_int_equal(seed(false), 0);
     size_t from = E.tp.n;
-    subscribe("sip:alice@ims.test", "a1", INITIAL_HDRS, "", 1, 3600);
-    const struct fake_tp_msg *ok = sent("SIP/2.0 200", from);
-    assert_non_null(ok);
-    /* RFC 6665 §4.2.1.1: shortened to [scscf] reg_event_expires */
-    assert_non_null(strstr(ok->buf, "Expires: 300\r\n"));
-    assert_non_null(strstr(ok->buf, "Contact: <sip:192.0.2.1:6060>\r\n"));
-    assert_null(sent("NOTIFY ", from)); /* it follows the 200 a moment later */
+    subscribe("sip:alice@ims.test", branch, INITIAL_HDRS, "", 1, expires);
+    *ok = sent("SIP/2.0 200", from);
+    assert_non_null(*ok);
+    snprintf(want, sizeof(want), "Expires: %d\r\n", granted);
+    assert_non_null(strstr((*ok)->buf, want));
+    assert_null(sent("NOTIFY ", from));
     fake_tp_clock_advance(E.loop, 60);
     turn();
     const struct fake_tp_msg *n = sent("NOTIFY ", from);
     assert_non_null(n);
+    return n;
+}
+
+static void test_subscribe_notify(void **state)
+{
+    (void)state;
+    const struct fake_tp_msg *ok;
+    /* RFC 6665 §4.2.1.1: shortened to [scscf] reg_event_expires */
+    const struct fake_tp_msg *n = subscribe_initial("a1", 3600, 300, &ok);
+    assert_non_null(strstr(ok->buf, "Contact: <sip:192.0.2.1:6060>\r\n"));
     /* RFC 3261 §12.1.1: the dialog the 200 made */
     assert_string_equal(fake_tp_dst(n), PCSCF); /* the Record-Route hop */
     static const char line[] = "NOTIFY " UE " SIP/2.0\r\n";
@@ -449,7 +462,7 @@ static void test_subscribe_notify(void **state)
     /* a refresh in the dialog: 200 and the state again, version 1 */
     char tt[64];
     snprintf(tt, sizeof(tt), ";tag=%.*s", 8, strstr(ok->buf, "To: <sip:alice@ims.test>;tag=") + 29);
-    from = E.tp.n;
+    size_t from = E.tp.n;
     subscribe("sip:192.0.2.1:6060", "a2", "", tt, 2, 600);
     assert_non_null(sent("SIP/2.0 200", from));
     fake_tp_clock_advance(E.loop, 60);
@@ -512,22 +525,14 @@ static void test_subscribe_notify(void **state)
 static void test_subscription_timeout(void **state)
 {
     (void)state;
-    assert_int_equal(seed(false), 0);
-    size_t from = E.tp.n;
-    subscribe("sip:alice@ims.test", "t1", INITIAL_HDRS, "", 1, 60);
-    const struct fake_tp_msg *ok = sent("SIP/2.0 200", from);
-    assert_non_null(ok);
-    assert_non_null(strstr(ok->buf, "Expires: 60\r\n"));
-    fake_tp_clock_advance(E.loop, 60);
-    turn();
-    const struct fake_tp_msg *n = sent("NOTIFY ", from);
-    assert_non_null(n);
+    const struct fake_tp_msg *ok;
+    const struct fake_tp_msg *n = subscribe_initial("t1", 60, 60, &ok);
     assert_true(ims_str_eq(hdr_of(n->buf, "\r\nSubscription-State: "),
                            IMS_S("active;expires=60")));
     answer(n, 200);
     struct cscf_worker *w = &E.c->w[0];
     /* before its time: nothing */
-    from = E.tp.n;
+    size_t from = E.tp.n;
     cscf_regevent_sweep(w, cscf_now_s() + 30);
     fake_tp_clock_advance(E.loop, 60);
     turn();

@@ -537,6 +537,15 @@ static void test_icscf_reuar(void **state)
     "CSeq: 1 MESSAGE\r\n"                                                                          \
     "Content-Length: 0\r\n\r\n"
 
+/* A MESSAGE from peer to alice at the I-CSCF (an LIR first): where the
+ * messages it makes start in E.tp. */
+static size_t message_to_alice(const char *peer, const char *branch)
+{
+    size_t from = E.tp.n;
+    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", branch, "sip:alice@ims.test", branch);
+    return from;
+}
+
 static void test_icscf_lir(void **state)
 {
     const char *peer = "198.51.100.1:5060";
@@ -553,13 +562,11 @@ static void test_icscf_lir(void **state)
     /* the HSS refuses: 403; the HSS cannot answer: 503 with Retry-After */
     F.code[2] = DIA_AUTHORIZATION_REJECTED;
     F.exp[2] = false;
-    from = E.tp.n;
-    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l4", "sip:alice@ims.test", "l4");
+    from = message_to_alice(peer, "l4");
     assert_non_null(sent_to(peer, "SIP/2.0 403 Forbidden By HSS", from));
     assert_null(sent_to(S7, "MESSAGE ", from));
     F.code[2] = DIA_UNABLE_TO_COMPLY;
-    from = E.tp.n;
-    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l5", "sip:alice@ims.test", "l5");
+    from = message_to_alice(peer, "l5");
     const struct fake_tp_msg *r = sent_to(peer, "SIP/2.0 503 HSS Unavailable", from);
     assert_non_null(r);
     assert_non_null(strstr(r->buf, "\r\nRetry-After: 17\r\n"));
@@ -567,15 +574,13 @@ static void test_icscf_lir(void **state)
     /* no LIA within hss_timeout_ms: the same 503 */
     F.code[2] = 0;
     F.silent[2] = true;
-    from = E.tp.n;
-    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l6", "sip:alice@ims.test", "l6");
+    from = message_to_alice(peer, "l6");
     assert_null(sent_to(peer, "SIP/2.0 5", from));
     fake_tp_clock_advance(E.loop, 1001);
     turn();
     assert_non_null(sent_to(peer, "SIP/2.0 503 HSS Unavailable", from));
     F.silent[2] = false;
-    from = E.tp.n;
-    feed(ME_I, peer, MESSAGE_FMT, "sip:alice@ims.test", "l3", "sip:alice@ims.test", "l3");
+    from = message_to_alice(peer, "l3");
     const struct fake_tp_msg *fwd = sent_to(S7, "MESSAGE sip:alice@ims.test", from);
     assert_non_null(fwd);
     respond(fwd, S7, 200, "");
