@@ -26,6 +26,7 @@
  * HSS errors: 5001/5002 -> decoy challenges (lockout.c: no enumeration);
  * 5004/5006/refusals -> 403; no answer in
  * [scscf] hss_timeout_ms, busy, unable to comply -> 503 with Retry-After. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -478,6 +479,48 @@ static int id_cb(const struct ims_pub_id *id, void *ctx)
     return 0;
 }
 
+static void dereg_done(int rc, const struct dia_ans *ans, void *ud)
+{
+    LOG_I("scscf", "event=deregistration_answer sat=%d outcome=%d rc=%s", (int)(intptr_t)ud,
+          (int)ims_cx_outcome(rc, ans), ims_strerror(rc));
+}
+
+/* A SAR that asks nothing back: a deregistration the S-CSCF tells the HSS
+ * of (an expiry, an undone registration); its answer is only logged. */
+static int send_dereg_sar(struct cscf_worker *w, const char *impu, const char *impi, int sat)
+{
+    struct cx_sar q;
+    memset(&q, 0, sizeof(q));
+    q.impi = ims_str_cstr(impi);
+    q.impu[0] = ims_str_cstr(impu);
+    q.n_impu = 1;
+    q.server_name = ims_str_cstr(w->g->s_uri);
+    q.sat = sat;
+    q.uda = 0;
+    DIA_SET(&q, CX_SAR_IMPI);
+    DIA_SET(&q, CX_SAR_IMPU);
+    DIA_SET(&q, CX_SAR_SERVER);
+    DIA_SET(&q, CX_SAR_TYPE);
+    DIA_SET(&q, CX_SAR_UDA);
+    return ims_cx_send(w->scx, DIA_CMD_SAR, &q, dereg_done, (void *)(intptr_t)sat);
+}
+
+/* Refuses a REGISTER the HSS has accepted with its SAA but this S-CSCF
+ * does not keep (a barred identity, no room, bad User-Data). After a
+ * first registration's SAR the HSS holds the user as registered here;
+ * a USER_DEREGISTRATION takes that back, so that Sh, LIR and the next UAR
+ * do not see a registration no S-CSCF has (TS 29.228 §6.1.2). A
+ * re-registration's binding is still here: nothing to take back. */
+static void refuse(struct sc_txn *t, int status, const char *reason, ims_str hdrs)
+{
+    if (t->sat == CX_SAT_REGISTRATION) {
+        int rc = send_dereg_sar(t->pend.w, t->impu, t->impi, CX_SAT_USER_DEREGISTRATION);
+        LOG_N("scscf", "event=registration_undone impu=%s impi=%s status=%d sar=%s", t->impu,
+              t->impi, status, rc ? ims_strerror(rc) : "sent");
+    }
+    finish(t, status, reason, hdrs);
+}
+
 static void on_saa(int rc, const struct dia_ans *ans, void *ud)
 {
     struct sc_txn *t = ud;
@@ -507,11 +550,11 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     char(*ids)[IMS_REG_ID_MAX] = NULL;
     bool barred[IMS_REG_MAX_IMPUS];
     if (!m || reg_req(m, b, &rq) != 0) {
-        finish(t, 500, NULL, IMS_STR_NULL);
+        refuse(t, 500, NULL, IMS_STR_NULL);
         goto out;
     }
     if (cscf_join_values(m, SIP_H_PATH, &path) != 0) {
-        finish(t, 400, "Path Too Long", IMS_STR_NULL);
+        refuse(t, 400, "Path Too Long", IMS_STR_NULL);
         goto out;
     }
     rq.path = ims_buf_str(&path);
@@ -530,19 +573,19 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
                 prc = ims_profile_parse(ans->user_data, &prof);
             }
             if (prc == IMS_ENOMEM) {
-                finish(t, 500, NULL, IMS_STR_NULL);
+                refuse(t, 500, NULL, IMS_STR_NULL);
                 goto out;
             }
             if (prc) {
                 LOG_E("scscf", "event=bad_user_data impu=%s err=%s", t->impu,
                       ims_strerror(prc));
-                finish(t, 500, "Bad User-Data", IMS_STR_NULL);
+                refuse(t, 500, "Bad User-Data", IMS_STR_NULL);
                 goto out;
             }
         }
         ids = ims_alloc((size_t)IMS_REG_MAX_IMPUS * IMS_REG_ID_MAX); /* read up to x.n only */
         if (!ids) {
-            finish(t, 500, NULL, IMS_STR_NULL);
+            refuse(t, 500, NULL, IMS_STR_NULL);
             goto out;
         }
         /* the implicit set: the registered identity first */
@@ -552,7 +595,7 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
         ims_profile_each_id(prof, id_cb, &x);
         if (x.self_barred) {
             /* TS 24.229 §5.4.1.2.1: a barred identity cannot register */
-            finish(t, 403, "Identity Barred", IMS_STR_NULL);
+            refuse(t, 403, "Identity Barred", IMS_STR_NULL);
             goto out;
         }
         c.profile = prof;
@@ -565,16 +608,16 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
         char mx[48];
         int n = c.status == 423 ? snprintf(mx, sizeof(mx), "Min-Expires: %u\r\n", c.min_expires)
                                 : 0;
-        finish(t, c.status, NULL, ims_str_make(mx, n > 0 ? (size_t)n : 0));
+        refuse(t, c.status, NULL, ims_str_make(mx, n > 0 ? (size_t)n : 0));
         goto out;
     }
     if (crc == IMS_ELIMIT) {
         char ra[32];
-        finish(t, 503, "Too Many Registrations", cscf_retry_after(60, ra, sizeof(ra)));
+        refuse(t, 503, "Too Many Registrations", cscf_retry_after(60, ra, sizeof(ra)));
         goto out;
     }
     if (crc) {
-        finish(t, 500, NULL, IMS_STR_NULL);
+        refuse(t, 500, NULL, IMS_STR_NULL);
         goto out;
     }
     if (!dereg && hdrs.len) {
@@ -893,29 +936,10 @@ void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
 
 /* ------------------------------------------------------------ expiry */
 
-static void tsar_done(int rc, const struct dia_ans *ans, void *ud)
-{
-    LOG_I("scscf", "event=timeout_deregistration_answer outcome=%d rc=%s",
-          (int)ims_cx_outcome(rc, ans), ims_strerror(rc));
-}
-
 static void expired(const char *impu, const char *impi, void *ctx)
 {
     struct cscf_worker *w = ctx;
-    struct cx_sar q;
-    memset(&q, 0, sizeof(q));
-    q.impi = ims_str_cstr(impi);
-    q.impu[0] = ims_str_cstr(impu);
-    q.n_impu = 1;
-    q.server_name = ims_str_cstr(w->g->s_uri);
-    q.sat = CX_SAT_TIMEOUT_DEREGISTRATION;
-    q.uda = 0;
-    DIA_SET(&q, CX_SAR_IMPI);
-    DIA_SET(&q, CX_SAR_IMPU);
-    DIA_SET(&q, CX_SAR_SERVER);
-    DIA_SET(&q, CX_SAR_TYPE);
-    DIA_SET(&q, CX_SAR_UDA);
-    int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, tsar_done, NULL);
+    int rc = send_dereg_sar(w, impu, impi, CX_SAT_TIMEOUT_DEREGISTRATION);
     LOG_I("scscf", "event=registration_expired impu=%s impi=%s sar=%s", impu, impi,
           rc ? ims_strerror(rc) : "sent");
     cscf_regevent_changed(w, impu, "expired"); /* reg-event NOTIFYs (regevent.c) */

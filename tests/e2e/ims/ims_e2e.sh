@@ -35,6 +35,9 @@
 #   stale_nonce      erin answers after nonce_ttl (3 s): 401 stale=true, then 200
 #   unknown_user     nobody (UAA user unknown): 401, 401, 401, 403 like wrong_password
 #   barred           frank (whole implicit set barred): 403
+#   barred_member    greta's barred IMPU (her set has an unbarred one): 401, then
+#                    403 Identity Barred from the S-CSCF after its SAR, and the HSS
+#                    holds the IMPU not registered again (imscloudctl impu show)
 #   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF;
 #                    a BYE from it with a To tag but no Route to us: 403 too
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
@@ -499,6 +502,24 @@ runtest() {
         register unknown register_wrong.xml nobody any-password 600 || rc=1 ;;
     barred)
         ue barred "$UE_PORT" register_403.xml -s frank -key expires 600 || rc=1 ;;
+    barred_member)
+        ue barred "$UE_PORT" register_barred.xml -s greta-barred -au "greta@$REALM" \
+            -ap greta-secret -key impi "greta@$REALM" -key expires 600 || rc=1
+        # the S-CSCF's USER_DEREGISTRATION went out before its 403: wait for
+        # the HSS to have it (over Diameter in ims4)
+        local conf=$TMP/ims.conf ctl state= i
+        [ "$fix" != ims4 ] || conf=$TMP/hss.conf
+        ctl=$(dirname "$IMS_BIN")/imscloudctl
+        for i in $(seq 1 50); do
+            state=$("$ctl" -c "$conf" impu show "sip:greta-barred@$REALM" 2>&1) || true
+            case $state in *not-registered*) break ;; esac
+            sleep 0.1
+        done
+        case $state in
+        *not-registered*) say "barred_member: the HSS holds greta-barred not registered" ;;
+        *) echo "barred_member: the HSS still holds a registration: $state" >&2; rc=1 ;;
+        esac
+        ;;
     not_registered) # from a port no test registers from (UE2_PORT may be registered by now)
         local np
         pick_ports np

@@ -18,6 +18,8 @@
  *   dave@ims.test   Digest ("dave-secret"): the wrong-password test
  *   erin@ims.test   Digest ("erin-secret"): the stale-nonce test
  *   frank@ims.test  Digest ("frank-secret"), sip:frank@ims.test barred
+ *   greta@ims.test  Digest ("greta-secret"), sip:greta@ims.test and, barred,
+ *                   sip:greta-barred@ims.test (one implicit set)
  * and for the session tests (t_sessions.sh), Digest ("<name>-secret"):
  *   sessa@ims.test  no profile: the tests give it iFCs (imscloudctl) first
  *   sessu@ims.test  profile "p1", never registers: LIR says unregistered
@@ -150,6 +152,8 @@ int main(int argc, char **argv)
     user("dave", digest, "dave-secret", false, NULL, false);
     user("erin", digest, "erin-secret", false, NULL, false);
     user("frank", digest, "frank-secret", false, NULL, true);
+    user("greta", digest, "greta-secret", false, NULL, false);
+    impu("greta", "greta@" REALM, "sip:greta-barred@" REALM, 1, NULL, true);
     user("sessa", digest, "sessa-secret", false, NULL, false);
     user("sessu", digest, "sessu-secret", false, "p1", false);
     user("sessn", digest, "sessn-secret", false, NULL, false);

@@ -76,9 +76,12 @@ struct fake {
     size_t mar_auth_len;
     uint8_t mar_auth[32];
     int sar_type;
+    char sar_impu[64];
+    bool own_profiles;    /* SAR: a profile of its IMPU alone, not alice's */
     char lir_impu[64];
     /* answer storage */
     char ha1[IMS_DIGEST_HEX_MAX + 1];
+    char user_data[512];
     uint8_t aka_auth[32], aka_xres[8];
 };
 
@@ -107,9 +110,12 @@ static int fake_cx(void *ctx, unsigned cmd, const void *req, struct dia_ans *a)
             memcpy(f->mar_auth, q->item.authorization.p, f->mar_auth_len);
         break;
     }
-    case DIA_CMD_SAR:
-        f->sar_type = ((const struct cx_sar *)req)->sat;
+    case DIA_CMD_SAR: {
+        const struct cx_sar *q = req;
+        f->sar_type = q->sat;
+        ims_str_copy(q->n_impu ? q->impu[0] : IMS_STR_NULL, f->sar_impu, sizeof(f->sar_impu));
         break;
+    }
     case DIA_CMD_LIR:
         ims_str_copy(((const struct cx_lir *)req)->impu, f->lir_impu, sizeof(f->lir_impu));
         break;
@@ -139,6 +145,14 @@ static int fake_cx(void *ctx, unsigned cmd, const void *req, struct dia_ans *a)
     case DIA_CMD_SAR:
         dia_ans_result(a, DIA_SUCCESS);
         a->user_data = IMS_S(user_data);
+        if (f->own_profiles) {
+            int n = snprintf(f->user_data, sizeof(f->user_data),
+                             "<IMSSubscription><PrivateID>alice@ims.test</PrivateID>"
+                             "<ServiceProfile><PublicIdentity><Identity>%s</Identity>"
+                             "</PublicIdentity></ServiceProfile></IMSSubscription>",
+                             f->sar_impu);
+            a->user_data = ims_str_make(f->user_data, (size_t)n);
+        }
         DIA_SET(a, DIA_ANS_USER_DATA);
         return 0;
     default:
@@ -884,6 +898,103 @@ static void test_scscf_impi_rate(void **state)
     assert_true(F.n[DIA_CMD_MAR - 300] > mars);
 }
 
+/* A REGISTER of impu by alice's IMPI straight to the S-CSCF, its Call-ID
+ * and branch made of tag, with the Authorization line auth. */
+static void reg_as(const char *impu, const char *tag, int cseq, const char *auth)
+{
+    feed(ME_S, PCSCF,
+         "REGISTER sip:ims.test SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK%s-%d\r\n"
+         "Max-Forwards: 69\r\n"
+         "From: <%s>;tag=r1\r\n"
+         "To: <%s>\r\n"
+         "Call-ID: reg-%s\r\n"
+         "CSeq: %d REGISTER\r\n"
+         "Contact: <sip:ue@10.0.0.9:5099>\r\n"
+         "Path: <sip:term-abc@192.0.2.4:5060;lr>\r\n"
+         "%sExpires: 600\r\n"
+         "Content-Length: 0\r\n\r\n",
+         tag, cseq, impu, impu, tag, cseq, auth);
+}
+
+/* impu registered by alice: challenged (MD5 asked for), then the answer;
+ * the S-CSCF's final response to it. */
+static const struct fake_tp_msg *register_as(const char *impu, const char *tag)
+{
+    char nonce[128], alg[32], auth[1024];
+    size_t from = E.tp.n;
+    /* the IMPI named (TS 24.229 §5.1.1.2.1), else the S-CSCF derives one
+     * from the IMPU */
+    reg_as(impu, tag, 1,
+           "Authorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", "
+           "nonce=\"\", uri=\"sip:ims.test\", response=\"\", algorithm=MD5\r\n");
+    const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 401", from);
+    assert_non_null(r);
+    assert_true(challenge_of(r->buf, 0, nonce, sizeof(nonce), alg, sizeof(alg)));
+    assert_string_equal(alg, "MD5");
+    digest_auth(nonce, IMS_DIGEST_MD5, "secret", 1, auth, sizeof(auth));
+    from = E.tp.n;
+    reg_as(impu, tag, 2, auth);
+    assert_true(E.tp.n > from);
+    return &E.tp.msgs[E.tp.n - 1];
+}
+
+/* TS 24.229 §5.4.1.2.1: a barred IMPU of a set with unbarred ones passes
+ * the HSS but not the S-CSCF: 403, and the registration the SAR made at
+ * the HSS is taken back with a USER_DEREGISTRATION. */
+static void test_scscf_barred_identity(void **state)
+{
+    (void)state;
+    const struct fake_tp_msg *r = register_as("sip:alice-barred@ims.test", "b");
+    assert_memory_equal(r->buf, "SIP/2.0 403 Identity Barred\r\n", 29);
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], 2);
+    assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
+    assert_string_equal(F.sar_impu, "sip:alice-barred@ims.test");
+    assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), 0);
+    /* alice's own IMPU of the set registers */
+    r = register_as("sip:alice@ims.test", "a");
+    assert_memory_equal(r->buf, "SIP/2.0 200", 11);
+    assert_int_equal(F.sar_type, CX_SAT_REGISTRATION);
+    assert_true(ims_loc_count(ims_cscf_loc(E.c)) > 0);
+}
+
+/* [scscf] max_registrations: past it a first registration gets 503 with
+ * Retry-After after its SAR, which is taken back; the registered stay. */
+static int setup_max16(void **state)
+{
+    (void)state;
+    setup_with("min_expires = 1\nmax_registrations = 16\n", "");
+    F.own_profiles = true;
+    return 0;
+}
+
+static void test_scscf_too_many_registrations(void **state)
+{
+    (void)state;
+    char impu[64], tag[16];
+    const struct fake_tp_msg *r = NULL;
+    int i;
+    for (i = 0; i < 64; i++) {
+        snprintf(impu, sizeof(impu), "sip:u%d@ims.test", i);
+        snprintf(tag, sizeof(tag), "u%d", i);
+        r = register_as(impu, tag);
+        if (strncmp(r->buf, "SIP/2.0 200", 11) != 0)
+            break;
+        assert_int_equal(F.sar_type, CX_SAT_REGISTRATION);
+    }
+    assert_true(i >= 16 && i < 64);
+    assert_memory_equal(r->buf, "SIP/2.0 503 Too Many Registrations\r\n", 36);
+    assert_non_null(strstr(r->buf, "\r\nRetry-After: 60\r\n"));
+    assert_int_equal(F.n[DIA_CMD_SAR - 300], (unsigned)i + 2);
+    assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
+    assert_string_equal(F.sar_impu, impu);
+    assert_int_equal(ims_loc_count(ims_cscf_loc(E.c)), (size_t)i);
+    /* one of the registered re-registers: room for what it has */
+    r = register_as("sip:u0@ims.test", "again");
+    assert_memory_equal(r->buf, "SIP/2.0 200", 11);
+    assert_int_equal(F.sar_type, CX_SAT_RE_REGISTRATION);
+}
+
 /* I-CSCF and S-CSCF flows with nothing asserted: the allocation-failure runs. */
 static void scenario(void)
 {
@@ -955,6 +1066,8 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_scscf_hss_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_impi_rate, setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_registrar_rules, setup_min100, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_barred_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_too_many_registrations, setup_max16, teardown),
         cmocka_unit_test(test_roles_alloc_failures),
     };
     return cmocka_run_group_tests_name("roles", tests, NULL, NULL);
