@@ -25,6 +25,7 @@
 #define ME_TLS "192.0.2.1:5061"
 #define UE "192.0.2.10:5099"
 #define UE2 "192.0.2.11:5099"
+#define UE3 "192.0.2.12:5099"
 #define ICSCF "192.0.2.5:5070"
 #define SCSCF "192.0.2.6:6060"
 
@@ -42,6 +43,12 @@ static const char conf_sa[] = "[core]\nworkers = 1\nroles = pcscf\n"
                               "[pcscf]\nports = 5060,5061\nicscf = sip:" ICSCF "\n"
                               "visited_network_id = visited.test\n";
 static const char *conf_now = conf;
+
+/* room for two UEs' flows */
+static const char conf_max2[] = "[core]\nworkers = 1\nroles = pcscf\n"
+                                "[sip]\nlisten = udp:192.0.2.1:5060\n"
+                                "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\nmax_ues = 2\n"
+                                "visited_network_id = visited.test\n";
 
 static const char *const self_names[] = { "192.0.2.1" };
 
@@ -98,6 +105,12 @@ static int teardown(void **state)
 static int setup_sa(void **state)
 {
     conf_now = conf_sa;
+    return setup(state);
+}
+
+static int setup_max2(void **state)
+{
+    conf_now = conf_max2;
     return setup(state);
 }
 
@@ -388,6 +401,33 @@ static void test_503_passed_on(void **state)
 #define SA_TAGS "Require: sec-agree, precondition\r\nProxy-Require: sec-agree\r\n"
 
 /* What went to the next hop carries none of sec-agree (TS 24.229 §5.2.2). */
+/* [pcscf] max_ues: a REGISTER from a flow past it gets 503 with Retry-After
+ * and goes no further; the flows registered already re-register, and a
+ * deregistration makes room. */
+static void test_max_ues(void **state)
+{
+    (void)state;
+    char token[256];
+    do_register(SIP_PROTO_UDP, UE, "x1", token, sizeof(token));
+    do_register(SIP_PROTO_UDP, UE2, "x2", token, sizeof(token));
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE3, REGISTER_FMT, "UDP", "x3", "x3", 1, 600);
+    const struct fake_tp_msg *r = sent_to(UE3, "SIP/2.0 503 Too Many Registrations\r\n", from);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "\r\nRetry-After: 60\r\n"));
+    assert_null(sent_to(ICSCF, "REGISTER ", from));
+    /* a registered UE's flow is in the table: its REGISTER goes on */
+    do_register(SIP_PROTO_UDP, UE, "x4", token, sizeof(token));
+    /* UE2 deregisters (no binding left in the 200): its flow goes */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE2, REGISTER_FMT, "UDP", "x5", "x5", 2, 0);
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    respond(fwd, ICSCF, 200, "");
+    assert_non_null(sent_to(UE2, "SIP/2.0 200", from));
+    do_register(SIP_PROTO_UDP, UE3, "x6", token, sizeof(token));
+}
+
 static void assert_sa_stripped(const struct fake_tp_msg *fwd)
 {
     assert_null(strstr(fwd->buf, "Security-"));
@@ -646,6 +686,7 @@ int run_pcscf_tests(void)
         cmocka_unit_test_setup_teardown(test_tcp_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_passed_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_ues, setup_max2, teardown),
         cmocka_unit_test_setup_teardown(test_sa_agree, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_reject, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_off, setup, teardown),
