@@ -63,14 +63,21 @@ static int ids_cb(void *ctx, const struct ims_impu_rec *rec)
 }
 
 /* TS 29.328 Annex D IMSUserState: 0 NOT_REGISTERED, 1 REGISTERED,
- * 2 REGISTERED_UNREG_SERVICES, 3 AUTHENTICATION_PENDING. */
-static int user_state(const struct ims_impu_rec *rec)
+ * 2 REGISTERED_UNREG_SERVICES, 3 AUTHENTICATION_PENDING. The S-CSCF name
+ * is the subscription's: with no set of it registered, a name means a MAR
+ * assigned it and the SAR is still to come (pending); with another set
+ * registered, this one is simply not registered. */
+static int user_state(struct ims_store *st, const struct ims_impu_rec *rec, int *state)
 {
     switch (rec->reg_state) {
-    case IMS_REG_REGISTERED: return 1;
-    case IMS_REG_UNREGISTERED: return 2;
-    default: return rec->scscf_name[0] ? 3 : 0;
+    case IMS_REG_REGISTERED: *state = 1; return 0;
+    case IMS_REG_UNREGISTERED: *state = 2; return 0;
+    default: break;
     }
+    bool other = false;
+    int rc = rec->scscf_name[0] ? ims_store_sub_in_use(st, ims_str_cstr(rec->identity), &other) : 0;
+    *state = rec->scscf_name[0] && !other ? 3 : 0;
+    return rc;
 }
 
 int ims_hss_udr(struct ims_store *st, const struct sh_udr *rq, struct hss_result *res)
@@ -167,8 +174,11 @@ int ims_hss_udr(struct ims_store *st, const struct sh_udr *rq, struct hss_result
                 rc = ims_buf_add_cstr(b, "</IFCs>");
             ims_buf_free(&frag);
         }
+        int state = 0;
         if (rc == 0 && wants(rq, SH_DREF_IMS_USER_STATE))
-            rc = ims_buf_printf(b, "<IMSUserState>%d</IMSUserState>", user_state(&rec));
+            rc = user_state(st, &rec, &state);
+        if (rc == 0 && wants(rq, SH_DREF_IMS_USER_STATE))
+            rc = ims_buf_printf(b, "<IMSUserState>%d</IMSUserState>", state);
         if (rc == 0)
             rc = ims_buf_add_cstr(b, "</Sh-IMS-Data>");
     }

@@ -95,6 +95,76 @@ static void test_udr(void **state)
     ims_hss_result_clear(&r);
 }
 
+/* A SAR for bob's first set, sip:bob@ims.test (sip:bob2@ims.test is a set
+ * of its own in the same subscription). */
+static void sar(struct hfix *f, int sat)
+{
+    struct hss_result r;
+    struct cx_sar q;
+    memset(&q, 0, sizeof(q));
+    q.impi = S("bob@ims.test");
+    q.impu[0] = S("sip:bob@ims.test");
+    q.n_impu = 1;
+    q.server_name = S("sip:scscf.ims.test:6060;a=1&b=2");
+    q.sat = sat;
+    q.present = 1u << CX_SAR_IMPI | 1u << CX_SAR_IMPU | 1u << CX_SAR_SERVER |
+                1u << CX_SAR_TYPE | 1u << CX_SAR_UDA;
+    ims_hss_result_init(&r);
+    OK(f->st, ims_hss_sar(f->st, &f->pol, &q, &r));
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    ims_hss_result_clear(&r);
+}
+
+/* The Sh-IMS-Data UDR of impu for S-CSCFName and IMSUserState contains want. */
+static void udr_has(struct hfix *f, const char *impu, const char *want)
+{
+    static const int ims[] = { SH_DREF_SCSCF_NAME, SH_DREF_IMS_USER_STATE };
+    struct hss_result r;
+    struct sh_udr q = mk_udr(impu, ims, 2);
+    ims_hss_result_init(&r);
+    OK(f->st, ims_hss_udr(f->st, &q, &r));
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    if (!strstr(r.xml.p, want))
+        fail_msg("%s: %s has no %s", impu, r.xml.p, want);
+    ims_hss_result_clear(&r);
+}
+
+/* TS 29.328 Annex D: AUTHENTICATION_PENDING between a MAR and its SAR;
+ * then the S-CSCF bob's set is registered at (XML escaped)
+ * and REGISTERED; bob2's set, not registered, is NOT_REGISTERED though its
+ * subscription has an S-CSCF (not AUTHENTICATION_PENDING, which is a MAR's
+ * assignment before any set registered); after USER_DEREGISTRATION neither
+ * set has one (TS 29.228 §6.1.2). */
+static void test_udr_registered(void **state)
+{
+    struct hfix *f = *state;
+    /* a MAR assigns the S-CSCF: authentication pending until the SAR */
+    struct cx_mar m;
+    memset(&m, 0, sizeof(m));
+    m.impi = S("bob@ims.test");
+    m.impu = S("sip:bob@ims.test");
+    m.server_name = S("sip:scscf.ims.test:6060;a=1&b=2");
+    m.n_items = 1;
+    m.item.scheme = S("Digest-MD5");
+    m.item.present = 1u << CX_ITEM_SCHEME;
+    m.present = 1u << CX_MAR_IMPI | 1u << CX_MAR_IMPU | 1u << CX_MAR_SERVER |
+                1u << CX_MAR_NITEMS | 1u << CX_MAR_ITEM;
+    struct hss_result r;
+    ims_hss_result_init(&r);
+    OK(f->st, ims_hss_mar(f->st, &f->pol, &m, &r));
+    ASSERT_RESULT(&r, DIA_SUCCESS);
+    ims_hss_result_clear(&r);
+    udr_has(f, "sip:bob@ims.test", "<IMSUserState>3</IMSUserState>");
+    sar(f, CX_SAT_REGISTRATION);
+    udr_has(f, "sip:bob@ims.test",
+            "<Sh-IMS-Data><S-CSCFName>sip:scscf.ims.test:6060;a=1&amp;b=2</S-CSCFName>"
+            "<IMSUserState>1</IMSUserState></Sh-IMS-Data>");
+    udr_has(f, "sip:bob2@ims.test", "<IMSUserState>0</IMSUserState></Sh-IMS-Data>");
+    sar(f, CX_SAT_USER_DEREGISTRATION);
+    udr_has(f, "sip:bob@ims.test", "<Sh-IMS-Data><IMSUserState>0</IMSUserState></Sh-IMS-Data>");
+    udr_has(f, "sip:bob2@ims.test", "<Sh-IMS-Data><IMSUserState>0</IMSUserState></Sh-IMS-Data>");
+}
+
 static void test_pur_sequence(void **state)
 {
     struct hfix *f = *state;
@@ -166,5 +236,6 @@ static void test_pur_bad(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, hfix_setup, hfix_teardown)
-const struct CMUnitTest sh_tests[] = { T(test_udr), T(test_pur_sequence), T(test_pur_bad) };
+const struct CMUnitTest sh_tests[] = { T(test_udr), T(test_udr_registered), T(test_pur_sequence),
+                                       T(test_pur_bad) };
 const size_t sh_ntests = sizeof(sh_tests) / sizeof(sh_tests[0]);
