@@ -278,11 +278,13 @@ static void peer_answer(const struct sip_msg *req, const char *peer, unsigned ba
     ims_buf_free(&b);
 }
 
-/* The AS as a proxy (RFC 3261 16.6): its own entry off the top Route, its
- * Via on top, back to the S-CSCF, which the ODI Route it was given brings
- * the request home to (3GPP TS 24.229 5.4.3.3).  Textual: the first Route
+/* The AS as a stateless proxy (RFC 3261 16.6, 16.11): its own entry off
+ * the top Route, its Via on top, back to the S-CSCF, which the ODI Route it
+ * was given brings the request home to (3GPP TS 24.229 5.4.3.3).  Its
+ * branch is derived from the top Via's, so a retransmission it relays is
+ * the same transaction again, not a new one.  Textual: the first Route
  * line's first element ends at its first comma. */
-static void as_relay(const char *buf, size_t len)
+static void as_relay(const char *buf, size_t len, ims_str top_branch)
 {
     const char *end = buf + len;
     const char *eol = memmem(buf, len, "\r\n", 2);
@@ -297,7 +299,8 @@ static void as_relay(const char *buf, size_t len)
     struct ims_buf b;
     ims_buf_init(&b, 65536);
     ims_buf_add(&b, buf, (size_t)(eol + 2 - buf));
-    ims_buf_printf(&b, "Via: SIP/2.0/UDP " AS ";branch=z9hG4bKas%u\r\n", E.deliveries);
+    ims_buf_printf(&b, "Via: SIP/2.0/UDP " AS ";branch=z9hG4bKas-%.*s\r\n", (int)top_branch.len,
+                   top_branch.p);
     ims_buf_add(&b, eol + 2, (size_t)(r - (eol + 2)));
     if (comma) {
         ims_buf_add_cstr(&b, "Route:");
@@ -351,7 +354,7 @@ static void pump(void)
                 deliver(buf, m.len, src, port, SIP_PROTO_UDP);
             } else if (msg.kind == SIP_MSG_REQUEST && msg.method != SIP_M_ACK) {
                 if (E.as_relays && strcmp(dst, AS) == 0)
-                    as_relay(buf, m.len);
+                    as_relay(buf, m.len, msg.via1.branch);
                 else
                     peer_answer(&msg, dst, from_port(&m), m.proto);
             }
