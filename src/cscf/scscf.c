@@ -409,8 +409,23 @@ struct commit {
     size_t nids;
     int status;                  /* a binding rule refused (race with another REGISTER) */
     unsigned min_expires;
-    struct ims_buf *hdrs;        /* the 200's Contact and P-Associated-URI */
+    struct ims_buf *hdrs;        /* the 200's Contact, P-Associated-URI, Path... */
+    bool hdrs_failed;            /* building them failed: nothing was stored */
 };
+
+/* The 200's headers past the contacts: what the registration keeps (RFC
+ * 3327 Path, RFC 5626 outbound) and the Service-Route (RFC 3608). */
+static int route_lines(const struct commit *c, ims_str service_route)
+{
+    int rc = 0;
+    if (c->rq->path.len)
+        rc = IMS_BUF_CAT(c->hdrs, IMS_S("Path: "), c->rq->path, IMS_S("\r\n"));
+    if (rc == 0 && c->rq->outbound) /* RFC 5626 §6: the flows are kept */
+        rc = ims_buf_add_cstr(c->hdrs, "Require: outbound\r\n");
+    if (rc == 0)
+        rc = IMS_BUF_CAT(c->hdrs, IMS_S("Service-Route: "), service_route, IMS_S("\r\n"));
+    return rc;
+}
 
 static int commit_fn(struct ims_reg *r, void *ctx)
 {
@@ -449,6 +464,11 @@ static int commit_fn(struct ims_reg *r, void *ctx)
     }
     if (rc == 0 && !first)
         rc = ims_buf_add_cstr(c->hdrs, "\r\n");
+    /* built here, before the store changes: a 500 is never the answer to
+     * a registration that was kept */
+    if (rc == 0 && c->nids && c->hdrs->len)
+        rc = route_lines(c, ims_str_cstr(g->s_service_route));
+    c->hdrs_failed = rc != 0;
     return rc;
 }
 
@@ -604,6 +624,10 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
         c.nids = x.n;
     }
     int crc = ims_loc_update(g->loc, ims_str_cstr(t->impu), cscf_now_s(), w->reg_b, commit_fn, &c);
+    if (c.hdrs_failed) {
+        refuse(t, 500, NULL, IMS_STR_NULL);
+        goto out;
+    }
     if (crc == IMS_EINVAL && c.status) {
         char mx[48];
         int n = c.status == 423 ? snprintf(mx, sizeof(mx), "Min-Expires: %u\r\n", c.min_expires)
@@ -619,20 +643,6 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     if (crc) {
         refuse(t, 500, NULL, IMS_STR_NULL);
         goto out;
-    }
-    if (!dereg && hdrs.len) {
-        int hrc = 0;
-        if (path.len)
-            hrc = IMS_BUF_CAT(&hdrs, IMS_S("Path: "), ims_buf_str(&path), IMS_S("\r\n"));
-        if (hrc == 0 && rq.outbound) /* RFC 5626 §6: the flows are kept */
-            hrc = ims_buf_add_cstr(&hdrs, "Require: outbound\r\n");
-        if (hrc == 0)
-            hrc = IMS_BUF_CAT(&hdrs, IMS_S("Service-Route: "), ims_str_cstr(g->s_service_route),
-                              IMS_S("\r\n"));
-        if (hrc) {
-            finish(t, 500, NULL, IMS_STR_NULL);
-            goto out;
-        }
     }
     LOG_I("scscf", "event=%s impu=%s impi=%s outbound=%d", dereg ? "deregistered" : "registered",
           t->impu, t->impi, rq.outbound);

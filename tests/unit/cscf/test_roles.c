@@ -995,6 +995,71 @@ static void test_scscf_too_many_registrations(void **state)
     assert_int_equal(F.sar_type, CX_SAT_RE_REGISTRATION);
 }
 
+/* The first final response to the P-CSCF since from, or NULL. */
+static const struct fake_tp_msg *final_since(size_t from)
+{
+    for (size_t i = from; i < E.tp.n; i++) {
+        const struct fake_tp_msg *m = &E.tp.msgs[i];
+        if (strcmp(fake_tp_dst(m), PCSCF) == 0 && strncmp(m->buf, "SIP/2.0 1", 9) != 0 &&
+            strncmp(m->buf, "SIP/2.0 ", 8) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+/* The answer to an authenticated REGISTER tells the truth about the store:
+ * whichever one allocation fails, a 200 means the binding is kept and an
+ * error answer means it is not, and a registration the HSS took (an SAA
+ * the S-CSCF saw) is then taken back there (RFC 3261 10.3: the registrar
+ * answers once the bindings are updated).  The proxy's last resort, "500
+ * Request Not Handled" when not even the S-CSCF's answer could be built,
+ * is out of the S-CSCF's hands. */
+static void test_scscf_answer_matches_store(void **state)
+{
+    unsigned long n;
+    unsigned errors = 0, oks = 0;
+    for (n = 1; n < 4000; n++) {
+        setup(state);
+        char nonce[128], alg[32], auth[1024];
+        size_t from = E.tp.n;
+        reg_as("sip:alice@ims.test", "m", 1,
+               "Authorization: Digest username=\"alice@ims.test\", realm=\"ims.test\", "
+               "nonce=\"\", uri=\"sip:ims.test\", response=\"\", algorithm=MD5\r\n");
+        const struct fake_tp_msg *r = sent_to(PCSCF, "SIP/2.0 401", from);
+        assert_non_null(r);
+        assert_true(challenge_of(r->buf, 0, nonce, sizeof(nonce), alg, sizeof(alg)));
+        digest_auth(nonce, IMS_DIGEST_MD5, "secret", 1, auth, sizeof(auth));
+        unsigned sars = F.n[DIA_CMD_SAR - 300];
+        from = E.tp.n;
+        ims_alloc_fail_at(n, 0);
+        reg_as("sip:alice@ims.test", "m", 2, auth);
+        unsigned long used = ims_alloc_count();
+        ims_alloc_fail_at(0, 0);
+        const struct fake_tp_msg *fin = final_since(from);
+        size_t stored = ims_loc_count(ims_cscf_loc(E.c));
+        if (fin && strncmp(fin->buf, "SIP/2.0 200", 11) == 0) {
+            assert_true(stored > 0);
+            oks++;
+        } else if (fin && strncmp(fin->buf, "SIP/2.0 500 Request Not Handled", 31) != 0) {
+            if (stored)
+                fail_msg("allocation %lu: %.40s with the binding stored", n, fin->buf);
+            /* (503 HSS Unavailable: the S-CSCF never saw an SAA) */
+            bool saa_seen = strncmp(fin->buf, "SIP/2.0 503 HSS Unavailable", 27) != 0;
+            if (saa_seen && F.n[DIA_CMD_SAR - 300] > sars &&
+                F.sar_type != CX_SAT_USER_DEREGISTRATION)
+                fail_msg("allocation %lu: %.40s after SAR type %d, not taken back", n, fin->buf,
+                         F.sar_type);
+            errors++;
+        }
+        teardown(state);
+        if (used < n)
+            break;
+    }
+    print_message("answer/store runs: %lu (%u answered 200, %u refused)\n", n, oks, errors);
+    assert_true(n > 10 && n < 4000);
+    assert_true(oks > 0 && errors > 0);
+}
+
 /* I-CSCF and S-CSCF flows with nothing asserted: the allocation-failure runs. */
 static void scenario(void)
 {
@@ -1068,6 +1133,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_scscf_registrar_rules, setup_min100, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_barred_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_too_many_registrations, setup_max16, teardown),
+        cmocka_unit_test(test_scscf_answer_matches_store),
         cmocka_unit_test(test_roles_alloc_failures),
     };
     return cmocka_run_group_tests_name("roles", tests, NULL, NULL);
