@@ -314,6 +314,25 @@ static void dia_done(struct ims_loop *unused, int rc, const struct dia_ans *ans,
         op_free(op); /* the call ends at its deadline */
 }
 
+void ims_cx_sar_init(struct cx_sar *q, ims_str impi, ims_str impu, ims_str server_name,
+                     int32_t sat)
+{
+    memset(q, 0, sizeof(*q));
+    if (impi.p) {
+        q->impi = impi;
+        DIA_SET(q, CX_SAR_IMPI);
+    }
+    q->impu[0] = impu;
+    q->n_impu = 1;
+    q->server_name = server_name;
+    q->sat = sat;
+    q->uda = 0;
+    DIA_SET(q, CX_SAR_IMPU);
+    DIA_SET(q, CX_SAR_SERVER);
+    DIA_SET(q, CX_SAR_TYPE);
+    DIA_SET(q, CX_SAR_UDA);
+}
+
 int ims_cx_send(struct ims_cx *c, unsigned cmd, const void *req, ims_cx_fn cb, void *ud)
 {
     struct ims_cx_transport *t = c->t;

@@ -91,6 +91,13 @@ typedef void (*ims_cx_fn)(int rc, const struct dia_ans *ans, void *ud);
  * IMS_EBACKEND (Diameter refused). */
 int ims_cx_send(struct ims_cx *c, unsigned cmd, const void *req, ims_cx_fn cb, void *ud);
 
+/* A SAR for one IMPU with User-Data-Already-Available 0 (the S-CSCF always
+ * takes a fresh profile, TS 29.228 §6.1.2); an empty impi sends no
+ * User-Name (an unregistered user's SAR names none).  The slices stay the
+ * caller's. */
+void ims_cx_sar_init(struct cx_sar *q, ims_str impi, ims_str impu, ims_str server_name,
+                     int32_t sat);
+
 /* ---- HSS-initiated requests to the S-CSCF (RTR, PPR: TS 29.228 §6.1.3,
  * §6.1.4) ----
  *

@@ -358,18 +358,8 @@ static int send_sar(struct sc_txn *t)
 {
     struct ims_cscf *g = t->pend.w->g;
     struct cx_sar q;
-    memset(&q, 0, sizeof(q));
-    q.impi = ims_str_cstr(t->impi);
-    q.impu[0] = ims_str_cstr(t->impu);
-    q.n_impu = 1;
-    q.server_name = ims_str_cstr(g->s_uri);
-    q.sat = t->sat;
-    q.uda = 0; /* USER_DATA_NOT_AVAILABLE: always take a fresh profile */
-    DIA_SET(&q, CX_SAR_IMPI);
-    DIA_SET(&q, CX_SAR_IMPU);
-    DIA_SET(&q, CX_SAR_SERVER);
-    DIA_SET(&q, CX_SAR_TYPE);
-    DIA_SET(&q, CX_SAR_UDA);
+    ims_cx_sar_init(&q, ims_str_cstr(t->impi), ims_str_cstr(t->impu), ims_str_cstr(g->s_uri),
+                    t->sat);
     t->stage = ST_SAR;
     return ims_cx_send(t->pend.w->scx, DIA_CMD_SAR, &q, on_saa, t);
 }
@@ -510,18 +500,7 @@ static void dereg_done(int rc, const struct dia_ans *ans, void *ud)
 static int send_dereg_sar(struct cscf_worker *w, const char *impu, const char *impi, int sat)
 {
     struct cx_sar q;
-    memset(&q, 0, sizeof(q));
-    q.impi = ims_str_cstr(impi);
-    q.impu[0] = ims_str_cstr(impu);
-    q.n_impu = 1;
-    q.server_name = ims_str_cstr(w->g->s_uri);
-    q.sat = sat;
-    q.uda = 0;
-    DIA_SET(&q, CX_SAR_IMPI);
-    DIA_SET(&q, CX_SAR_IMPU);
-    DIA_SET(&q, CX_SAR_SERVER);
-    DIA_SET(&q, CX_SAR_TYPE);
-    DIA_SET(&q, CX_SAR_UDA);
+    ims_cx_sar_init(&q, ims_str_cstr(impi), ims_str_cstr(impu), ims_str_cstr(w->g->s_uri), sat);
     return ims_cx_send(w->scx, DIA_CMD_SAR, &q, dereg_done, (void *)(intptr_t)sat);
 }
 

@@ -481,16 +481,8 @@ static void term_unregistered(struct cscf_worker *w, struct proxy_req *r, const 
     u->r = r;
     u->wk = *wk;
     struct cx_sar q;
-    memset(&q, 0, sizeof(q));
-    q.impu[0] = ims_str_cstr(u->wk.served);
-    q.n_impu = 1;
-    q.server_name = ims_str_cstr(w->g->s_uri);
-    q.sat = CX_SAT_UNREGISTERED_USER;
-    q.uda = 0;
-    DIA_SET(&q, CX_SAR_IMPU);
-    DIA_SET(&q, CX_SAR_SERVER);
-    DIA_SET(&q, CX_SAR_TYPE);
-    DIA_SET(&q, CX_SAR_UDA);
+    ims_cx_sar_init(&q, IMS_STR_NULL, ims_str_cstr(u->wk.served), ims_str_cstr(w->g->s_uri),
+                    CX_SAT_UNREGISTERED_USER);
     cscf_pend_add(w, &u->pend, sess_free);
     ims_proxy_req_hold(r);
     int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, on_unreg_saa, u);

@@ -362,18 +362,8 @@ static void network_dereg(struct cscf_worker *w, const struct tp_call *c)
     if (ims_loc_remove(g->loc, ims_str_cstr(c->impu)) != 0)
         return; /* gone meanwhile */
     struct cx_sar q;
-    memset(&q, 0, sizeof(q));
-    q.impi = ims_str_cstr(c->impi);
-    q.impu[0] = ims_str_cstr(c->impu);
-    q.n_impu = 1;
-    q.server_name = ims_str_cstr(g->s_uri);
-    q.sat = CX_SAT_ADMINISTRATIVE_DEREGISTRATION;
-    q.uda = 0;
-    DIA_SET(&q, CX_SAR_IMPI);
-    DIA_SET(&q, CX_SAR_IMPU);
-    DIA_SET(&q, CX_SAR_SERVER);
-    DIA_SET(&q, CX_SAR_TYPE);
-    DIA_SET(&q, CX_SAR_UDA);
+    ims_cx_sar_init(&q, ims_str_cstr(c->impi), ims_str_cstr(c->impu), ims_str_cstr(g->s_uri),
+                    CX_SAT_ADMINISTRATIVE_DEREGISTRATION);
     int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, admin_sar_done, NULL);
     LOG_N("scscf", "event=network_deregistration impu=%s impi=%s why=as_failed as=%s sar=%s",
           c->impu, c->impi, c->as, rc ? ims_strerror(rc) : "sent");
