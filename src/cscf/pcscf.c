@@ -797,11 +797,14 @@ out:
 
 /* Record-Route/Route decide; a sec-agree UE's headers stop here too.
  * via_us: the top Route names us.  A request with a To tag but no Route
- * to us, from a flow that is not registered through us, is in no dialog
- * we are in (we record-route every dialog we take part in): relaying it by
- * its Request-URI would let anyone have us resolve and reach any host
- * (seen: sipp's BYEs after a refused REGISTER, each a DNS query for the
- * home domain that held a transaction until the resolver's deadline). */
+ * to us (and not addressed to us) is in no dialog we are in: we
+ * record-route every dialog we take part in (unless told not to).  TS 24.229 §5.2.6.3.5 answers
+ * a request outside its sender's dialogs with 403, registered or not:
+ * relaying it by its Request-URI would let anyone have us resolve and
+ * reach any host (seen: sipp's BYEs after a failed REGISTER, each a DNS
+ * query for the home domain that held a transaction until the resolver's
+ * deadline; from a flow whose port an earlier, registered UE had used,
+ * they still went out). */
 static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
                          const char *key, bool via_us)
 {
@@ -812,10 +815,13 @@ static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struc
     enum sa_state st;
     if (!sa_check(w, r, m, key, flow_sec, &st))
         return;
-    if (stray && !registered) {
-        LOG_I("pcscf", "event=not_registered flow=%s method=%.*s call_id=%.*s in_dialog=1",
-              key, IMS_SF(m->method_name), IMS_SF(m->call_id));
-        ims_proxy_reply(r, 403, "Not Registered", NULL);
+    /* with [proxy] record_route = no a registered UE's dialogs do not name
+     * us, and its requests go by their Route */
+    if (stray && (!registered || w->g->cfg->record_route)) {
+        LOG_I("pcscf", "event=%s flow=%s method=%.*s call_id=%.*s in_dialog=1",
+              registered ? "not_in_dialog" : "not_registered", key, IMS_SF(m->method_name),
+              IMS_SF(m->call_id));
+        ims_proxy_reply(r, 403, registered ? "Not In Our Dialogs" : "Not Registered", NULL);
         return;
     }
     if (st == SA_NONE || ims_proxy_req_to_self(r)) {

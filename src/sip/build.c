@@ -161,6 +161,25 @@ static void copy_first(struct w *w, const struct sip_msg *m, enum sip_hdr_id id)
         w_hdr(w, ims_sip_hdr_canonical_name(id), h->value);
 }
 
+/* A response that establishes a dialog: a 101-299 to a request outside any
+ * dialog (no To tag) of a method that creates one (RFC 3261 §12.1,
+ * RFC 6665 §4.1.2.1/§4.4.1 for SUBSCRIBE, REFER and a NOTIFY arriving
+ * first). */
+static bool creates_dialog(const struct sip_msg *req, int status)
+{
+    if (status <= 100 || status >= 300 || req->to.tag.len)
+        return false;
+    switch (req->method) {
+    case SIP_M_INVITE:
+    case SIP_M_SUBSCRIBE:
+    case SIP_M_REFER:
+    case SIP_M_NOTIFY:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int ims_sip_build_response(struct ims_buf *out, const struct sip_msg *req, int status,
                            const char *reason, ims_str to_tag, ims_str extra_headers,
                            ims_str content_type, ims_str body)
@@ -203,6 +222,12 @@ int ims_sip_build_response(struct ims_buf *out, const struct sip_msg *req, int s
     copy_first(&w, req, SIP_H_CSEQ);
     if (status == 100)
         copy_first(&w, req, SIP_H_TIMESTAMP); /* §8.2.6.1 */
+    /* §12.1.1: every Record-Route value, same order, so that the peer's
+     * in-dialog requests come back through the proxies that asked */
+    if (creates_dialog(req, status))
+        for (const struct sip_hdr *h = ims_sip_hdr_first(req, SIP_H_RECORD_ROUTE); h;
+             h = ims_sip_hdr_next(req, h))
+            w_hdr(&w, "Record-Route", h->value);
     w_str(&w, extra_headers);
     if (body.len && content_type.len)
         w_hdr(&w, "Content-Type", content_type);

@@ -29,7 +29,9 @@ const char *ims_sip_reason_phrase(int status);
 /* Builds a response to `req` (RFC 3261 §8.2.6): the status line, every Via
  * line in order, then From, To, Call-ID, CSeq (the first of each, as
  * received; To gets ";tag=<to_tag>" when it has no tag, to_tag is non-empty
- * and status > 100), Timestamp for a 100 (§8.2.6.1), extra_headers (whole
+ * and status > 100), Timestamp for a 100 (§8.2.6.1), every Record-Route
+ * line in order when the response establishes a dialog (§12.1.1: a 101-299
+ * to an INVITE, SUBSCRIBE, REFER or NOTIFY without a To tag), extra_headers (whole
  * lines, each CRLF-terminated, or empty), Content-Type when body is
  * non-empty and content_type given, and Content-Length.
  *   req     parsed request; it may be one ims_sip_parse() rejected (kind ==

@@ -39,7 +39,8 @@
 #                    403 Identity Barred from the S-CSCF after its SAR, and the HSS
 #                    holds the IMPU not registered again (imscloudctl impu show)
 #   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF;
-#                    a BYE from it with a To tag but no Route to us: 403 too
+#                    a BYE from it with a To tag but no Route to us: 403 too, and
+#                    again once alice registered from that port (no dialog of ours)
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
 #                    Authorization (sip_send, to P, I and S): 400 each, from the port
 #                    it was sent to, and the CSCF still answers
@@ -524,7 +525,13 @@ runtest() {
         local np
         pick_ports np
         ue msg "$np" message_unregistered.xml -s bob || rc=1
-        ue bye "$np" bye_unregistered.xml -s bob || rc=1
+        ue bye "$np" bye_stray.xml -s bob || rc=1
+        # registered from that port now: a BYE in no dialog of ours is still 403
+        ue reg "$np" register.xml -s alice -au "alice@$REALM" -ap alice-secret \
+            -key expires 600 -key alg MD5 || rc=1
+        ue bye2 "$np" bye_stray.xml -s bob || rc=1
+        ue dereg "$np" deregister.xml -s alice -au "alice@$REALM" -ap alice-secret \
+            -key expires 0 -key alg MD5 || rc=1
         ;;
     malformed)
         ue bad "$UE_PORT" malformed.xml -s alice || rc=1

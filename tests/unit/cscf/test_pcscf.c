@@ -50,6 +50,13 @@ static const char conf_max2[] = "[core]\nworkers = 1\nroles = pcscf\n"
                                 "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\nmax_ues = 2\n"
                                 "visited_network_id = visited.test\n";
 
+/* the operator turned Record-Route off: a UE's dialogs do not name us */
+static const char conf_norr[] = "[core]\nworkers = 1\nroles = pcscf\n"
+                                "[sip]\nlisten = udp:192.0.2.1:5060\n"
+                                "[proxy]\nrecord_route = no\n"
+                                "[pcscf]\nports = 5060\nicscf = sip:" ICSCF "\n"
+                                "visited_network_id = visited.test\n";
+
 static const char *const self_names[] = { "192.0.2.1" };
 
 static struct {
@@ -111,6 +118,12 @@ static int setup_sa(void **state)
 static int setup_max2(void **state)
 {
     conf_now = conf_max2;
+    return setup(state);
+}
+
+static int setup_norr(void **state)
+{
+    conf_now = conf_norr;
     return setup(state);
 }
 
@@ -382,6 +395,73 @@ static void test_503_passed_on(void **state)
     assert_non_null(strstr(r->buf, "\r\nRetry-After: 30\r\n"));
 }
 
+#define BYE_FMT                                                                                    \
+    "BYE sip:bob@198.51.100.7:5060 SIP/2.0\r\n"                                                   \
+    "Via: SIP/2.0/UDP 10.0.0.9:5099;branch=z9hG4bK%s;rport\r\n"                                    \
+    "Max-Forwards: 70\r\n"                                                                         \
+    "%s"                                                                                           \
+    "From: <sip:alice@ims.test>;tag=b1\r\n"                                                        \
+    "To: <sip:bob@ims.test>;tag=b2\r\n"                                                            \
+    "Call-ID: bye-%s\r\n"                                                                          \
+    "CSeq: 2 BYE\r\n"                                                                              \
+    "Content-Length: 0\r\n\r\n"
+
+/* An in-dialog request with no Route to us is in no dialog we record-routed:
+ * 403 (TS 24.229 §5.2.6.3.5) whether its flow is registered or not, and
+ * nothing relayed by its Request-URI or its foreign Route; with our Route
+ * on top it goes on. */
+static void test_stray_in_dialog(void **state)
+{
+    (void)state;
+    char token[256];
+    do_register(SIP_PROTO_UDP, UE, "s1", token, sizeof(token));
+
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, BYE_FMT, "s2", "", "s2");
+    assert_non_null(sent_to(UE, "SIP/2.0 403 Not In Our Dialogs\r\n", from));
+    assert_null(sent_to("198.51.100.7:5060", "BYE ", from));
+
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, BYE_FMT, "s3", "Route: <sip:198.51.100.8:5060;lr>\r\n", "s3");
+    assert_non_null(sent_to(UE, "SIP/2.0 403 Not In Our Dialogs\r\n", from));
+    assert_null(sent_to("198.51.100.8:5060", "BYE ", from));
+    assert_null(sent_to("198.51.100.7:5060", "BYE ", from));
+
+    /* a flow that never registered gets the same answer, with its reason */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE2, BYE_FMT, "s4", "", "s4");
+    assert_non_null(sent_to(UE2, "SIP/2.0 403 Not Registered\r\n", from));
+    assert_null(sent_to("198.51.100.7:5060", "BYE ", from));
+
+    /* our Record-Route as the top Route: a dialog of ours, relayed */
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, BYE_FMT, "s5", "Route: <sip:192.0.2.1:5060;lr>\r\n", "s5");
+    const struct fake_tp_msg *fwd = sent_to("198.51.100.7:5060", "BYE ", from);
+    assert_non_null(fwd);
+    respond(fwd, "198.51.100.7:5060", 200, "");
+    assert_non_null(sent_to(UE, "SIP/2.0 200", from));
+}
+
+/* Without Record-Route a registered UE's in-dialog request goes by its
+ * Route (or Request-URI); one from a flow that never registered is still
+ * refused. */
+static void test_stray_no_rr(void **state)
+{
+    (void)state;
+    char token[256];
+    do_register(SIP_PROTO_UDP, UE, "n1", token, sizeof(token));
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, BYE_FMT, "n2", "", "n2");
+    const struct fake_tp_msg *fwd = sent_to("198.51.100.7:5060", "BYE ", from);
+    assert_non_null(fwd);
+    respond(fwd, "198.51.100.7:5060", 200, "");
+    assert_non_null(sent_to(UE, "SIP/2.0 200", from));
+    from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE2, BYE_FMT, "n3", "", "n3");
+    assert_non_null(sent_to(UE2, "SIP/2.0 403 Not Registered\r\n", from));
+    assert_null(sent_to("198.51.100.7:5060", "BYE ", from));
+}
+
 /* ------------------------------------------------------------ sec-agree */
 
 #define SA_REGISTER_FMT                                                                            \
@@ -485,10 +565,12 @@ static void test_sa_agree(void **state)
     assert_non_null(strstr(rsp->buf, "\r\nSecurity-Server: tls;q=0.1\r\n"));
     assert_null(sent_to(SCSCF, "MESSAGE ", from));
 
-    /* in-dialog requests of that flow too: stripped, or 494 without it */
+    /* in-dialog requests of that flow too (our Record-Route on top):
+     * stripped, or 494 without it */
     static const char bye[] = "BYE sip:bob@192.0.2.7:5070 SIP/2.0\r\n"
                               "Via: SIP/2.0/TLS 10.0.0.9:5099;branch=z9hG4bK%s\r\n"
                               "Max-Forwards: 70\r\n"
+                              "Route: <sip:192.0.2.1:5061;lr>\r\n"
                               "From: <sip:alice@ims.test>;tag=a1\r\n"
                               "To: <sip:bob@ims.test>;tag=b1\r\n"
                               "Call-ID: sa-call\r\n"
@@ -686,6 +768,8 @@ int run_pcscf_tests(void)
         cmocka_unit_test_setup_teardown(test_tcp_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_passed_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_in_dialog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stray_no_rr, setup_norr, teardown),
         cmocka_unit_test_setup_teardown(test_max_ues, setup_max2, teardown),
         cmocka_unit_test_setup_teardown(test_sa_agree, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_reject, setup_sa, teardown),

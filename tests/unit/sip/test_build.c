@@ -1,5 +1,6 @@
 /* build.c: responses (RFC 3261 §8.2.6), rewrite (§16.6), UAC requests
  * (§8.1.1, §9.1, §17.1.1.3), and allocation faults. */
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -117,6 +118,52 @@ static void test_response(void **st)
     assert_non_null(strstr(out.p, "To: <sip:a@b>;tag=old\r\n"));
     assert_null(strstr(out.p, "new"));
     tmsg_free(&t);
+    ims_buf_free(&out);
+}
+
+/* RFC 3261 §12.1.1: a response that establishes a dialog carries every
+ * Record-Route value of the request, in order (two lines, one holding two
+ * values, kept as they are); 100 Trying, failures, in-dialog requests and
+ * methods that create no dialog get none. */
+static void test_response_record_route(void **st)
+{
+    (void)st;
+    static const char rr[] = "Record-Route: <sip:p1.example.com;lr;ftag=a>\r\n"
+                             "Record-Route: <sip:p2.example.com;lr>, <sip:p3.example.com;lr>\r\n";
+    struct tmsg t;
+    struct ims_buf out;
+    ims_buf_init(&out, 4096);
+    static const struct {
+        const char *method, *to;
+        int status;
+        bool copied;
+    } cases[] = {
+        { "INVITE", "", 200, true },        { "INVITE", "", 183, true },
+        { "SUBSCRIBE", "", 202, true },     { "REFER", "", 202, true },
+        { "NOTIFY", "", 200, true },        { "INVITE", "", 100, false },
+        { "INVITE", "", 486, false },       { "SUBSCRIBE", "", 403, false },
+        { "INVITE", ";tag=old", 200, false }, { "OPTIONS", "", 200, false },
+        { "MESSAGE", "", 200, false },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[1024];
+        snprintf(req, sizeof(req),
+                 "%s sip:bob@biloxi.com SIP/2.0\r\n"
+                 "Via: SIP/2.0/UDP p3.example.com;branch=z9hG4bK3\r\n%s"
+                 "To: <sip:bob@biloxi.com>%s\r\nFrom: <sip:alice@atlanta.com>;tag=f\r\n"
+                 "Call-ID: rr%zu\r\nCSeq: 1 %s\r\nContent-Length: 0\r\n\r\n",
+                 cases[i].method, rr, cases[i].to, i, cases[i].method);
+        assert_true(TPARSE(&t, req, false) > 0);
+        assert_int_equal(ims_sip_build_response(&out, &t.m, cases[i].status, NULL, IMS_S("t"),
+                                                IMS_STR_NULL, IMS_STR_NULL, IMS_STR_NULL),
+                         0);
+        if (cases[i].copied != (strstr(out.p, rr) != NULL))
+            fail_msg("%s %d (To%s): Record-Route %s:\n%.*s", cases[i].method, cases[i].status,
+                     cases[i].to, cases[i].copied ? "missing" : "copied", (int)out.len, out.p);
+        if (!cases[i].copied)
+            assert_null(strstr(out.p, "Record-Route"));
+        tmsg_free(&t);
+    }
     ims_buf_free(&out);
 }
 
@@ -542,6 +589,7 @@ static void test_alloc_faults(void **st)
 const struct CMUnitTest build_tests[] = {
     cmocka_unit_test(test_response),
     cmocka_unit_test(test_response_to_bad_request),
+    cmocka_unit_test(test_response_record_route),
     cmocka_unit_test(test_rewrite_proxy),
     cmocka_unit_test(test_rewrite_response_and_udp),
     cmocka_unit_test(test_request_builders),
