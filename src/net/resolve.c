@@ -29,6 +29,10 @@
 #include "net/resolve.h"
 
 #define RES_MAX_SOCKS 16 /* c-ares sockets watched at once (UDP + TCP per server) */
+/* c-ares' timeouts are looked at no later than RES_TICK_MS after a query
+ * was sent, and at most once per RES_FLOOR_MS: see rearm(). */
+#define RES_TICK_MS 100
+#define RES_FLOOR_MS 10
 #define RES_SRV_QUERIES 3
 #define RES_HOST_MAX 254
 #define NS_C_IN 1
@@ -44,6 +48,7 @@ struct ims_resolver {
     struct ims_loop *loop;
     ares_channel ch;
     struct ims_timer tm;
+    uint64_t tm_due; /* when tm fires, while armed (loop clock, ms) */
     struct res_sock socks[RES_MAX_SOCKS];
     struct ims_resolve_state *states; /* every live request state */
     size_t npending, max_pending;
@@ -99,6 +104,20 @@ struct ims_resolve_state {
 
 /* ---- the loop side of c-ares ---- */
 
+static void arm(struct ims_resolver *r, uint64_t ms)
+{
+    if (ims_timer_start(r->loop, &r->tm, ms) != 0) {
+        LOG_E("net", "event=resolver_timer_failed err=ELIMIT");
+        return;
+    }
+    r->tm_due = ims_loop_now(r->loop) + ms;
+}
+
+/* The timer at c-ares' next timeout.  ares_timeout() walks every pending
+ * query (c-ares 1.18), so it runs only here, from the timer, at most once
+ * per RES_FLOOR_MS: after every socket event it made a lookup flood with
+ * an unreachable DNS server (thousands of queries waiting out their
+ * timeouts) cost a worker more than the requests did. */
 static void rearm(struct ims_resolver *r)
 {
     struct timeval tv;
@@ -108,8 +127,16 @@ static void rearm(struct ims_resolver *r)
         return;
     }
     uint64_t ms = (uint64_t)tvp->tv_sec * 1000u + ((uint64_t)tvp->tv_usec + 999u) / 1000u;
-    if (ims_timer_start(r->loop, &r->tm, ms) != 0)
-        LOG_E("net", "event=resolver_timer_failed err=ELIMIT");
+    arm(r, ms < RES_FLOOR_MS ? RES_FLOOR_MS : ms);
+}
+
+/* After c-ares may have sent a query (a request started, a socket event):
+ * its timeout, whatever c-ares made it, is looked at within RES_TICK_MS,
+ * without walking the queries. */
+static void cover_new_queries(struct ims_resolver *r)
+{
+    if (!ims_timer_armed(&r->tm) || r->tm_due > ims_loop_now(r->loop) + RES_TICK_MS)
+        arm(r, RES_TICK_MS);
 }
 
 static void sock_io_cb(struct ims_loop *loop, struct ims_io *io, unsigned events)
@@ -119,7 +146,7 @@ static void sock_io_cb(struct ims_loop *loop, struct ims_io *io, unsigned events
     int fd = io->fd;
     ares_process_fd(r->ch, (events & IMS_IO_READ) ? fd : ARES_SOCKET_BAD,
                     (events & IMS_IO_WRITE) ? fd : ARES_SOCKET_BAD);
-    rearm(r);
+    cover_new_queries(r);
 }
 
 static void ares_timer_cb(struct ims_loop *loop, struct ims_timer *t)
@@ -626,7 +653,7 @@ int ims_resolve_sip(struct ims_resolver *r, ims_str host, uint16_t port,
             ares_query(r->ch, name, NS_C_IN, NS_T_SRV, srv_cb, &st->q[i]);
         }
     }
-    rearm(r);
+    cover_new_queries(r);
     return 0;
 }
 

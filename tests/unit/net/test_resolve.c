@@ -475,6 +475,46 @@ static void test_resolve_hosts_file(void **state)
     rfx_stop(&fx);
 }
 
+/* Many lookups waiting out an unanswering server (the DNS outage a flood of
+ * requests for names meets) while others are answered: every one ends
+ * once, the silent ones with a timeout, whether started before, among or
+ * after the answered ones (c-ares' timeouts are looked at from our timer,
+ * not after every socket event). */
+static void test_resolve_silent_flood(void **state)
+{
+    enum { N = 100 };
+    struct rfx fx;
+    rfx_start(&fx, 300, N + 2); /* a state is freed when c-ares ended its queries */
+    static struct one silent[N], ok[3];
+    for (size_t i = 0; i < N / 2; i++)
+        assert_int_equal(start(&fx, &silent[i], "silent.test", 0, SIP_PROTO_NONE, false), 0);
+    assert_int_equal(start(&fx, &ok[0], "multi.test", 0, SIP_PROTO_NONE, false), 0);
+    rfx_idle(&fx, 150); /* the first half's first try is half over */
+    for (size_t i = N / 2; i < N; i++)
+        assert_int_equal(start(&fx, &silent[i], "silent.test", 5060, SIP_PROTO_NONE, false), 0);
+    assert_int_equal(start(&fx, &ok[1], "plain.test", 0, SIP_PROTO_NONE, false), 0);
+    /* each silent lookup is two rounds of 300 ms tries at most (SRV, then
+     * A); the requests' own safety-net deadline (2 x 300 + 2000 ms) would
+     * answer them too, but only after this window: ending within it means
+     * c-ares' timeouts were looked at (from our timer) */
+    rfx_run(&fx, 2200);
+    assert_int_equal(fx.left, 0);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(silent[i].calls, 1);
+        assert_int_equal(silent[i].err, IMS_ETIMEDOUT);
+    }
+    assert_int_equal(ok[0].calls, 1);
+    assert_int_equal(ok[0].err, 0);
+    assert_int_equal(ok[1].calls, 1);
+    expect_target(&ok[1], 0, SIP_PROTO_UDP, "10.0.0.9:5060");
+    /* their states are gone: one more lookup has room, and is answered */
+    assert_int_equal(start(&fx, &ok[2], "plain.test", 0, SIP_PROTO_NONE, false), 0);
+    rfx_run(&fx, 2000);
+    assert_int_equal(ok[2].calls, 1);
+    assert_int_equal(ok[2].err, 0);
+    rfx_stop(&fx);
+}
+
 static void test_resolve_limits(void **state)
 {
     struct rfx fx;
@@ -543,6 +583,7 @@ int run_resolve_tests(void)
         cmocka_unit_test(test_resolve_errors),
         cmocka_unit_test(test_resolve_cancel),
         cmocka_unit_test(test_resolve_hosts_file),
+        cmocka_unit_test(test_resolve_silent_flood),
         cmocka_unit_test(test_resolve_limits),
         cmocka_unit_test(test_resolve_bad_servers),
     };
