@@ -55,17 +55,8 @@ static int family_of(const struct sip_dest *d)
 /* §16.6 item 4: stay on the path of dialogs this request creates. */
 static bool wants_rr(const struct proxy_req *r, const struct sip_msg *m)
 {
-    if (!r->p->sh->record_route || r->uac || r->no_rr || m->to.tag.len)
-        return false;
-    switch (m->method) {
-    case SIP_M_INVITE:
-    case SIP_M_SUBSCRIBE:
-    case SIP_M_REFER:
-    case SIP_M_NOTIFY:
-        return true;
-    default:
-        return false;
-    }
+    return r->p->sh->record_route && !r->uac && !r->no_rr && m->to.tag.len == 0 &&
+           ims_sip_method_creates_dialog(m->method);
 }
 
 /* ------------------------------------------------------------ targets */

@@ -161,23 +161,12 @@ static void copy_first(struct w *w, const struct sip_msg *m, enum sip_hdr_id id)
         w_hdr(w, ims_sip_hdr_canonical_name(id), h->value);
 }
 
-/* A response that establishes a dialog: a 101-299 to a request outside any
- * dialog (no To tag) of a method that creates one (RFC 3261 §12.1,
- * RFC 6665 §4.1.2.1/§4.4.1 for SUBSCRIBE, REFER and a NOTIFY arriving
- * first). */
+/* A response that establishes a dialog (RFC 3261 §12.1): a 101-299 to a
+ * request outside any dialog (no To tag) whose method creates one. */
 static bool creates_dialog(const struct sip_msg *req, int status)
 {
-    if (status <= 100 || status >= 300 || req->to.tag.len)
-        return false;
-    switch (req->method) {
-    case SIP_M_INVITE:
-    case SIP_M_SUBSCRIBE:
-    case SIP_M_REFER:
-    case SIP_M_NOTIFY:
-        return true;
-    default:
-        return false;
-    }
+    return status > 100 && status < 300 && req->to.tag.len == 0 &&
+           ims_sip_method_creates_dialog(req->method);
 }
 
 int ims_sip_build_response(struct ims_buf *out, const struct sip_msg *req, int status,

@@ -354,6 +354,10 @@ const char *ims_sip_hdr_canonical_name(enum sip_hdr_id id);
 enum sip_method ims_sip_method_id(ims_str name);
 /* "INVITE"; NULL for SIP_M_UNKNOWN (use msg->method_name). */
 const char *ims_sip_method_name(enum sip_method m);
+/* A method whose request outside a dialog can create one: INVITE (RFC 3261
+ * §12), SUBSCRIBE and REFER (RFC 6665 §4.1.2.1, RFC 3515), and NOTIFY, which
+ * may arrive before the 2xx that would have (RFC 6665 §4.4.1). */
+bool ims_sip_method_creates_dialog(enum sip_method m);
 
 /* Iterates the comma-separated values of a header value, honouring quoted
  * strings and <...>.  Set c to the value first; each call yields the next

@@ -309,6 +309,11 @@ const char *ims_sip_method_name(enum sip_method m)
     return method_names[m].name;
 }
 
+bool ims_sip_method_creates_dialog(enum sip_method m)
+{
+    return m == SIP_M_INVITE || m == SIP_M_SUBSCRIBE || m == SIP_M_REFER || m == SIP_M_NOTIFY;
+}
+
 /* ---- numbers ---- */
 
 int sip_u32(ims_str s, uint32_t max, uint32_t *out)
