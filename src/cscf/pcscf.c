@@ -798,13 +798,13 @@ out:
 /* Record-Route/Route decide; a sec-agree UE's headers stop here too.
  * via_us: the top Route names us.  A request with a To tag but no Route
  * to us (and not addressed to us) is in no dialog we are in: we
- * record-route every dialog we take part in (unless told not to).  TS 24.229 §5.2.6.3.5 answers
- * a request outside its sender's dialogs with 403, registered or not:
- * relaying it by its Request-URI would let anyone have us resolve and
- * reach any host (seen: sipp's BYEs after a failed REGISTER, each a DNS
- * query for the home domain that held a transaction until the resolver's
- * deadline; from a flow whose port an earlier, registered UE had used,
- * they still went out). */
+ * record-route every dialog we take part in (unless told not to).
+ * TS 24.229 §5.2.6.3.5 answers a request outside its sender's dialogs
+ * with 403, registered or not: relaying it by its Request-URI would let
+ * anyone have us resolve and reach any host (seen: sipp's BYEs after a
+ * failed REGISTER, each a DNS query for the home domain that held a
+ * transaction until the resolver's deadline; from a flow whose port an
+ * earlier, registered UE had used, they still went out). */
 static void pc_in_dialog(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m,
                          const char *key, bool via_us)
 {

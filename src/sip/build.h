@@ -31,9 +31,9 @@ const char *ims_sip_reason_phrase(int status);
  * received; To gets ";tag=<to_tag>" when it has no tag, to_tag is non-empty
  * and status > 100), Timestamp for a 100 (§8.2.6.1), every Record-Route
  * line in order when the response establishes a dialog (§12.1.1: a 101-299
- * to an INVITE, SUBSCRIBE, REFER or NOTIFY without a To tag), extra_headers (whole
- * lines, each CRLF-terminated, or empty), Content-Type when body is
- * non-empty and content_type given, and Content-Length.
+ * without a To tag in the request, ims_sip_method_creates_dialog),
+ * extra_headers (whole lines, each CRLF-terminated, or empty), Content-Type
+ * when body is non-empty and content_type given, and Content-Length.
  *   req     parsed request; it may be one ims_sip_parse() rejected (kind ==
  *           SIP_MSG_REQUEST): what is present is copied, so a 400 can be sent.
  *   reason  NULL for ims_sip_reason_phrase(status).
