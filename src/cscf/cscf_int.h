@@ -47,6 +47,8 @@ struct cscf_worker {
      * reading, one for the store's read-modify-write */
     struct ims_reg *reg_a, *reg_b;
     struct ims_ks *ks; /* Keystone client on this loop (bearer.c), or NULL */
+    struct cscf_dereg *dereg; /* deregistration SARs in flight or to retry (dereg.c) */
+    size_t nderegs;
 };
 
 struct ims_cscf {
@@ -100,6 +102,17 @@ int cscf_scscf_init(struct ims_cscf *g, char *err, size_t errsz);
 void cscf_scscf_fini(struct ims_cscf *g);
 void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m);
 void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s);
+
+/* ---- dereg.c: deregistrations the S-CSCF tells the HSS of on its own ---- */
+
+/* A SAR of type sat (a TIMEOUT_, USER_ or ADMINISTRATIVE_DEREGISTRATION)
+ * for impu and impi, retried while the HSS is unavailable (see dereg.c).
+ * 0 (sent, or kept to be sent again), or the error that ended it. */
+int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, int sat);
+/* Sends the retries that are due (from the worker's sweep). */
+void cscf_dereg_sweep(struct cscf_worker *w, int64_t now_s);
+/* Frees them (after ims_cx_free: no answer comes any more). */
+void cscf_dereg_fini(struct cscf_worker *w);
 
 /* ---- roles.c ---- */
 void cscf_pend_add(struct cscf_worker *w, struct cscf_pend *p, void (*free_fn)(struct cscf_pend *));

@@ -16,6 +16,7 @@ list(APPEND IMS_SOURCES
   src/cscf/pcscf.c
   src/cscf/icscf.c
   src/cscf/scscf.c
+  src/cscf/dereg.c
   src/cscf/regevent.c
   src/cscf/rtr.c
   src/cscf/session.c

@@ -448,6 +448,7 @@ size_t ims_cscf_free(struct ims_cscf *c)
         }
         ims_cx_free(w->icx);
         ims_cx_free(w->scx);
+        cscf_dereg_fini(w); /* no SAA comes after ims_cx_free */
         if (w->reg_a)
             ims_reg_clear(w->reg_a);
         if (w->reg_b)

@@ -489,21 +489,6 @@ static int id_cb(const struct ims_pub_id *id, void *ctx)
     return 0;
 }
 
-static void dereg_done(int rc, const struct dia_ans *ans, void *ud)
-{
-    LOG_I("scscf", "event=deregistration_answer sat=%d outcome=%d rc=%s", (int)(intptr_t)ud,
-          (int)ims_cx_outcome(rc, ans), ims_strerror(rc));
-}
-
-/* A SAR that asks nothing back: a deregistration the S-CSCF tells the HSS
- * of (an expiry, an undone registration); its answer is only logged. */
-static int send_dereg_sar(struct cscf_worker *w, const char *impu, const char *impi, int sat)
-{
-    struct cx_sar q;
-    ims_cx_sar_init(&q, ims_str_cstr(impi), ims_str_cstr(impu), ims_str_cstr(w->g->s_uri), sat);
-    return ims_cx_send(w->scx, DIA_CMD_SAR, &q, dereg_done, (void *)(intptr_t)sat);
-}
-
 /* Refuses a REGISTER the HSS has accepted with its SAA but this S-CSCF
  * does not keep (a barred identity, no room, bad User-Data). After a
  * first registration's SAR the HSS holds the user as registered here;
@@ -513,7 +498,7 @@ static int send_dereg_sar(struct cscf_worker *w, const char *impu, const char *i
 static void refuse(struct sc_txn *t, int status, const char *reason, ims_str hdrs)
 {
     if (t->sat == CX_SAT_REGISTRATION) {
-        int rc = send_dereg_sar(t->pend.w, t->impu, t->impi, CX_SAT_USER_DEREGISTRATION);
+        int rc = cscf_dereg_send(t->pend.w, t->impu, t->impi, CX_SAT_USER_DEREGISTRATION);
         LOG_N("scscf", "event=registration_undone impu=%s impi=%s status=%d sar=%s", t->impu,
               t->impi, status, rc ? ims_strerror(rc) : "sent");
     }
@@ -928,7 +913,7 @@ void cscf_scscf_request(void *ctx, struct proxy_req *r, const struct sip_msg *m)
 static void expired(const char *impu, const char *impi, void *ctx)
 {
     struct cscf_worker *w = ctx;
-    int rc = send_dereg_sar(w, impu, impi, CX_SAT_TIMEOUT_DEREGISTRATION);
+    int rc = cscf_dereg_send(w, impu, impi, CX_SAT_TIMEOUT_DEREGISTRATION);
     LOG_I("scscf", "event=registration_expired impu=%s impi=%s sar=%s", impu, impi,
           rc ? ims_strerror(rc) : "sent");
     cscf_regevent_changed(w, impu, "expired"); /* reg-event NOTIFYs (regevent.c) */
@@ -938,6 +923,7 @@ static void expired(const char *impu, const char *impi, void *ctx)
 void cscf_scscf_sweep(struct cscf_worker *w, int64_t now_s)
 {
     ims_loc_expire(w->g->loc, w->idx, w->g->nworkers, now_s, expired, w);
+    cscf_dereg_sweep(w, now_s); /* deregistrations the HSS has not heard of yet */
     cscf_regevent_sweep(w, now_s); /* reg-event subscriptions (regevent.c) */
     ims_auth_expire(w->g->auth, w->idx, w->g->nworkers, now_s * 1000);
     if (w->g->lockout)

@@ -347,13 +347,6 @@ static void dereg_event(struct cscf_worker *w, const char *impu, const char *imp
 
 /* ------------------------------------------------------------ AS failure */
 
-static void admin_sar_done(int rc, const struct dia_ans *ans, void *ud)
-{
-    (void)ud;
-    LOG_I("scscf", "event=administrative_deregistration_answer outcome=%d rc=%s",
-          (int)ims_cx_outcome(rc, ans), ims_strerror(rc));
-}
-
 /* TS 24.229 §5.4.1.7: the AS failed and its iFC says SESSION_TERMINATED:
  * network-initiated de-registration (§5.4.1.5). */
 static void network_dereg(struct cscf_worker *w, const struct tp_call *c)
@@ -361,10 +354,7 @@ static void network_dereg(struct cscf_worker *w, const struct tp_call *c)
     struct ims_cscf *g = w->g;
     if (ims_loc_remove(g->loc, ims_str_cstr(c->impu)) != 0)
         return; /* gone meanwhile */
-    struct cx_sar q;
-    ims_cx_sar_init(&q, ims_str_cstr(c->impi), ims_str_cstr(c->impu), ims_str_cstr(g->s_uri),
-                    CX_SAT_ADMINISTRATIVE_DEREGISTRATION);
-    int rc = ims_cx_send(w->scx, DIA_CMD_SAR, &q, admin_sar_done, NULL);
+    int rc = cscf_dereg_send(w, c->impu, c->impi, CX_SAT_ADMINISTRATIVE_DEREGISTRATION);
     LOG_N("scscf", "event=network_deregistration impu=%s impi=%s why=as_failed as=%s sar=%s",
           c->impu, c->impi, c->as, rc ? ims_strerror(rc) : "sent");
     /* RFC 3680 §5.3 "deactivated": the UE may register again */

@@ -64,6 +64,7 @@ struct fake {
     uint32_t code[8];     /* 0: success */
     bool exp[8];
     bool silent[8];       /* never answer */
+    unsigned sar_fail_from; /* SARs from this one on (1-based; 0: none): UNABLE_TO_COMPLY */
     const char *server_name;
     struct cx_caps caps;
     bool with_caps;
@@ -122,6 +123,10 @@ static int fake_cx(void *ctx, unsigned cmd, const void *req, struct dia_ans *a)
     }
     if (f->silent[i])
         return IMS_ETIMEDOUT;
+    if (cmd == DIA_CMD_SAR && f->sar_fail_from && f->n[i] >= f->sar_fail_from) {
+        dia_ans_result(a, DIA_UNABLE_TO_COMPLY);
+        return 0;
+    }
     if (f->code[i]) {
         if (f->exp[i])
             dia_ans_exp(a, f->code[i]);
@@ -958,6 +963,60 @@ static void test_scscf_barred_identity(void **state)
     assert_true(ims_loc_count(ims_cscf_loc(E.c)) > 0);
 }
 
+/* Lets ms of the fake clock pass, a loop turn every 100 ms (the sweep runs
+ * every second). */
+static void pass_ms(unsigned ms)
+{
+    for (unsigned t = 0; t < ms; t += 100) {
+        fake_tp_clock_advance(E.loop, 100);
+        turn();
+    }
+}
+
+/* A deregistration SAR the HSS does not take (it would keep the user
+ * registered here, TS 29.228 §6.1.2) is sent again from the sweep, 1 s and
+ * then 2 s later, until an answer comes, and never after that; one whose
+ * identity is registered here again by then is dropped (a late one would
+ * take the new registration's implicit set back at the HSS). */
+static void test_scscf_dereg_retry(void **state)
+{
+    (void)state;
+    const unsigned SAR = DIA_CMD_SAR - 300;
+    F.sar_fail_from = 2; /* the REGISTRATION passes, its undoing does not */
+    const struct fake_tp_msg *r = register_as("sip:alice-barred@ims.test", "b");
+    assert_memory_equal(r->buf, "SIP/2.0 403 Identity Barred\r\n", 29);
+    assert_int_equal(F.n[SAR], 2);
+    F.sar_type = -1;
+    pass_ms(900); /* not yet due */
+    assert_int_equal(F.n[SAR], 2);
+    pass_ms(1100); /* a sweep after 1 s: the retry, refused again */
+    assert_int_equal(F.n[SAR], 3);
+    assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
+    assert_string_equal(F.sar_impu, "sip:alice-barred@ims.test");
+    pass_ms(1000); /* the next waits 2 s */
+    assert_int_equal(F.n[SAR], 3);
+    F.sar_fail_from = 0; /* the HSS is back */
+    pass_ms(2000);
+    assert_int_equal(F.n[SAR], 4);
+    assert_int_equal(F.sar_type, CX_SAT_USER_DEREGISTRATION);
+    pass_ms(70000); /* answered: done */
+    assert_int_equal(F.n[SAR], 4);
+
+    /* lost again, and alice registers her set meanwhile: the retry goes */
+    F.sar_fail_from = 6;
+    r = register_as("sip:alice-barred@ims.test", "b2");
+    assert_memory_equal(r->buf, "SIP/2.0 403 Identity Barred\r\n", 29);
+    assert_int_equal(F.n[SAR], 6);
+    F.sar_fail_from = 0;
+    r = register_as("sip:alice@ims.test", "a");
+    assert_memory_equal(r->buf, "SIP/2.0 200", 11);
+    assert_int_equal(F.n[SAR], 7);
+    assert_int_equal(F.sar_type, CX_SAT_REGISTRATION);
+    pass_ms(70000);
+    assert_int_equal(F.n[SAR], 7);
+    assert_int_equal(F.sar_type, CX_SAT_REGISTRATION);
+}
+
 /* [scscf] max_registrations: past it a first registration gets 503 with
  * Retry-After after its SAR, which is taken back; the registered stay. */
 static int setup_max16(void **state)
@@ -1132,6 +1191,7 @@ int run_roles_tests(void)
         cmocka_unit_test_setup_teardown(test_scscf_impi_rate, setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_registrar_rules, setup_min100, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_barred_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scscf_dereg_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scscf_too_many_registrations, setup_max16, teardown),
         cmocka_unit_test(test_scscf_answer_matches_store),
         cmocka_unit_test(test_roles_alloc_failures),

@@ -1,0 +1,191 @@
+/* dereg.c - the deregistrations the S-CSCF tells the HSS of on its own, and
+ * their retries.
+ *
+ * When a registration ends without a REGISTER from the UE (an expiry:
+ * TIMEOUT_DEREGISTRATION; a registration the HSS took and this S-CSCF then
+ * refused: USER_DEREGISTRATION; an AS failure whose iFC ends the session:
+ * ADMINISTRATIVE_DEREGISTRATION, thirdparty.c), nobody waits for the SAA.
+ * If that SAR is lost (HSS unreachable, busy, no answer in time), the HSS
+ * keeps the user as registered here (TS 29.228 §6.1.2): LIR and Sh report a
+ * registration this S-CSCF no longer has, and an unregistered user's
+ * services never run.  So
+ * an unavailable answer, or a send that failed at once (no connection to the
+ * HSS, the Cx pool full), is retried from the worker's sweep: DEREG_FIRST_MS
+ * later, the delay doubling up to DEREG_MAX_MS, DEREG_TRIES attempts in all
+ * (about 25 minutes of outage).
+ *
+ * A retry is dropped when the identity is registered here again by then
+ * (any identity of its implicit set: ims_loc_get): that registration's SAR
+ * told the HSS since, and a late deregistration would take the whole set
+ * back there.  One sent while a new REGISTER of the user is between its SAR
+ * and its binding can still overtake it; that window is the SAR's own time.
+ *
+ * Every record is the worker's (its list), in flight or waiting, so the
+ * Cx client forgetting calls at shutdown (ims_cx_free) leaks nothing:
+ * cscf_dereg_fini frees them all.  At most DEREG_MAX records per worker;
+ * past that a new one is logged and not retried. */
+#include <stdint.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cscf/cscf_int.h"
+#include "cscf/registrar.h"
+#include "ev/loop.h"
+
+#define DEREG_FIRST_MS 1000u
+#define DEREG_MAX_MS 60000u
+#define DEREG_TRIES 30
+#define DEREG_MAX 4096u
+
+struct cscf_dereg {
+    struct cscf_dereg *next;
+    struct cscf_worker *w;
+    uint64_t due_ms;   /* loop clock; meaningful while waiting */
+    unsigned delay_ms; /* the next wait */
+    int sat;
+    int tries;         /* SARs sent */
+    bool in_flight;
+    char *impi;        /* into the same allocation */
+    char impu[];
+};
+
+static void unlink_rec(struct cscf_dereg *d)
+{
+    struct cscf_worker *w = d->w;
+    for (struct cscf_dereg **pp = &w->dereg; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            w->nderegs--;
+            return;
+        }
+}
+
+static void drop(struct cscf_dereg *d)
+{
+    unlink_rec(d);
+    ims_free(d);
+}
+
+/* Past DEREG_MAX records: the SAR is sent once, its answer only logged. */
+static void on_unretried(int rc, const struct dia_ans *ans, void *ud)
+{
+    (void)ud;
+    LOG_I("scscf", "event=deregistration_answer outcome=%d rc=%s", (int)ims_cx_outcome(rc, ans),
+          ims_strerror(rc));
+}
+
+/* After an attempt the HSS did not take (no answer, busy, or not sent at
+ * all: no connection to it, the Cx pool full): wait, or give up. */
+static void retry_later(struct cscf_dereg *d, int rc)
+{
+    if (d->tries >= DEREG_TRIES) {
+        LOG_E("scscf",
+              "event=deregistration_given_up impu=%s impi=%s sat=%d tries=%d rc=%s "
+              "note=\"the HSS still holds this user as registered here\"",
+              d->impu, d->impi, d->sat, d->tries, ims_strerror(rc));
+        drop(d);
+        return;
+    }
+    d->due_ms = ims_loop_now(d->w->loop) + d->delay_ms;
+    LOG_W("scscf", "event=deregistration_retry impu=%s sat=%d tries=%d in_ms=%u rc=%s", d->impu,
+          d->sat, d->tries, d->delay_ms, ims_strerror(rc));
+    d->delay_ms = d->delay_ms * 2 > DEREG_MAX_MS ? DEREG_MAX_MS : d->delay_ms * 2;
+}
+
+static void on_answer(int rc, const struct dia_ans *ans, void *ud)
+{
+    struct cscf_dereg *d = ud;
+    enum ims_cx_outcome o = ims_cx_outcome(rc, ans);
+    d->in_flight = false;
+    if (o != IMS_CX_UNAVAILABLE) { /* told, or refused for good: nothing to retry */
+        LOG_I("scscf", "event=deregistration_answer impu=%s sat=%d tries=%d outcome=%d rc=%s",
+              d->impu, d->sat, d->tries, (int)o, ims_strerror(rc));
+        drop(d);
+        return;
+    }
+    retry_later(d, rc);
+}
+
+/* One attempt: 0 (in flight), or ims_cx_send's error. */
+static int attempt(struct cscf_dereg *d)
+{
+    struct cx_sar q;
+    ims_cx_sar_init(&q, ims_str_cstr(d->impi), ims_str_cstr(d->impu), ims_str_cstr(d->w->g->s_uri),
+                    d->sat);
+    d->tries++;
+    int rc = ims_cx_send(d->w->scx, DIA_CMD_SAR, &q, on_answer, d);
+    d->in_flight = rc == 0;
+    return rc;
+}
+
+/* What a send that failed at once leaves: IMS_EBACKEND (Diameter refused:
+ * no connection to the HSS) and IMS_ELIMIT (the Cx pool full) pass; the
+ * rest (a stopping transport, no memory) end the record. */
+static bool send_retryable(int rc)
+{
+    return rc == IMS_EBACKEND || rc == IMS_ELIMIT;
+}
+
+int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, int sat)
+{
+    size_t lu = strlen(impu) + 1, li = strlen(impi) + 1;
+    if (w->nderegs >= DEREG_MAX) { /* an outage of this size: the first SAR only */
+        LOG_W("scscf", "event=deregistration_unretried impu=%s reason=too_many_pending", impu);
+        struct cx_sar q;
+        ims_cx_sar_init(&q, ims_str_cstr(impi), ims_str_cstr(impu), ims_str_cstr(w->g->s_uri),
+                        sat);
+        return ims_cx_send(w->scx, DIA_CMD_SAR, &q, on_unretried, NULL);
+    }
+    struct cscf_dereg *d = ims_alloc(sizeof(*d) + lu + li);
+    if (!d)
+        return IMS_ENOMEM;
+    memset(d, 0, sizeof(*d));
+    memcpy(d->impu, impu, lu);
+    d->impi = d->impu + lu;
+    memcpy(d->impi, impi, li);
+    d->w = w;
+    d->sat = sat;
+    d->delay_ms = DEREG_FIRST_MS;
+    int rc = attempt(d);
+    if (rc && !send_retryable(rc)) {
+        ims_free(d);
+        return rc;
+    }
+    d->next = w->dereg;
+    w->dereg = d;
+    w->nderegs++;
+    if (rc)
+        retry_later(d, rc);
+    return 0;
+}
+
+void cscf_dereg_sweep(struct cscf_worker *w, int64_t now_s)
+{
+    uint64_t now = ims_loop_now(w->loop);
+    struct cscf_dereg *next;
+    for (struct cscf_dereg *d = w->dereg; d; d = next) {
+        next = d->next;
+        if (d->in_flight || d->due_ms > now)
+            continue;
+        if (ims_loc_get(w->g->loc, ims_str_cstr(d->impu), now_s, w->reg_a) == 0) {
+            ims_reg_clear(w->reg_a);
+            LOG_I("scscf", "event=deregistration_dropped impu=%s reason=registered_again",
+                  d->impu);
+            drop(d);
+            continue;
+        }
+        int rc = attempt(d);
+        if (rc && send_retryable(rc))
+            retry_later(d, rc);
+        else if (rc)
+            drop(d);
+    }
+}
+
+void cscf_dereg_fini(struct cscf_worker *w)
+{
+    while (w->dereg)
+        drop(w->dereg);
+}
