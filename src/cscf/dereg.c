@@ -40,7 +40,7 @@
 #define DEREG_MAX 4096u
 
 struct cscf_dereg {
-    struct cscf_dereg *next;
+    struct cscf_dereg *next, **pprev; /* the worker's list */
     struct cscf_worker *w;
     uint64_t due_ms;   /* loop clock; meaningful while waiting */
     unsigned delay_ms; /* the next wait */
@@ -51,20 +51,12 @@ struct cscf_dereg {
     char impu[];
 };
 
-static void unlink_rec(struct cscf_dereg *d)
-{
-    struct cscf_worker *w = d->w;
-    for (struct cscf_dereg **pp = &w->dereg; *pp; pp = &(*pp)->next)
-        if (*pp == d) {
-            *pp = d->next;
-            w->nderegs--;
-            return;
-        }
-}
-
 static void drop(struct cscf_dereg *d)
 {
-    unlink_rec(d);
+    *d->pprev = d->next;
+    if (d->next)
+        d->next->pprev = d->pprev;
+    d->w->nderegs--;
     ims_free(d);
 }
 
@@ -78,19 +70,19 @@ static void on_unretried(int rc, const struct dia_ans *ans, void *ud)
 
 /* After an attempt the HSS did not take (no answer, busy, or not sent at
  * all: no connection to it, the Cx pool full): wait, or give up. */
-static void retry_later(struct cscf_dereg *d, int rc)
+static void retry_later(struct cscf_dereg *d, int rc, uint32_t result)
 {
     if (d->tries >= DEREG_TRIES) {
         LOG_E("scscf",
-              "event=deregistration_given_up impu=%s impi=%s sat=%d tries=%d rc=%s "
+              "event=deregistration_given_up impu=%s impi=%s sat=%d tries=%d rc=%s result=%u "
               "note=\"the HSS still holds this user as registered here\"",
-              d->impu, d->impi, d->sat, d->tries, ims_strerror(rc));
+              d->impu, d->impi, d->sat, d->tries, ims_strerror(rc), result);
         drop(d);
         return;
     }
     d->due_ms = ims_loop_now(d->w->loop) + d->delay_ms;
-    LOG_W("scscf", "event=deregistration_retry impu=%s sat=%d tries=%d in_ms=%u rc=%s", d->impu,
-          d->sat, d->tries, d->delay_ms, ims_strerror(rc));
+    LOG_W("scscf", "event=deregistration_retry impu=%s sat=%d tries=%d in_ms=%u rc=%s result=%u",
+          d->impu, d->sat, d->tries, d->delay_ms, ims_strerror(rc), result);
     d->delay_ms = d->delay_ms * 2 > DEREG_MAX_MS ? DEREG_MAX_MS : d->delay_ms * 2;
 }
 
@@ -105,7 +97,7 @@ static void on_answer(int rc, const struct dia_ans *ans, void *ud)
         drop(d);
         return;
     }
-    retry_later(d, rc);
+    retry_later(d, rc, ans ? dia_ans_code(ans, NULL) : 0);
 }
 
 /* One attempt: 0 (in flight), or ims_cx_send's error. */
@@ -154,10 +146,13 @@ int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, i
         return rc;
     }
     d->next = w->dereg;
+    d->pprev = &w->dereg;
+    if (w->dereg)
+        w->dereg->pprev = &d->next;
     w->dereg = d;
     w->nderegs++;
     if (rc)
-        retry_later(d, rc);
+        retry_later(d, rc, 0);
     return 0;
 }
 
@@ -178,7 +173,7 @@ void cscf_dereg_sweep(struct cscf_worker *w, int64_t now_s)
         }
         int rc = attempt(d);
         if (rc && send_retryable(rc))
-            retry_later(d, rc);
+            retry_later(d, rc, 0);
         else if (rc)
             drop(d);
     }
