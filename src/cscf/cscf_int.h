@@ -70,6 +70,8 @@ struct ims_cscf {
 
     /* S-CSCF */
     struct ims_loc *loc;
+    struct ims_buf lapsed; /* registrations that lapsed while we were down (dereg.c) */
+    size_t lapsed_sent;    /* how far worker 0 got through it */
     struct ims_auth *auth;
     char s_uri[CSCF_URI_MAX];
     char s_realm[CSCF_URI_MAX];

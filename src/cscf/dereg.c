@@ -20,6 +20,11 @@
  * back there.  One sent while a new REGISTER of the user is between its SAR
  * and its binding can still overtake it; that window is the SAR's own time.
  *
+ * Registrations that lapsed while the process was down (reg_persist.h:
+ * found at load) owe the HSS a TIMEOUT_DEREGISTRATION too: worker 0 sends
+ * them, DEREG_LAPSED_PER_SWEEP a second (not a burst at the HSS after a
+ * long outage), each then retried like the others.
+ *
  * Every record is the worker's (its list), in flight or waiting, so the
  * Cx client forgetting calls at shutdown (ims_cx_free) leaks nothing:
  * cscf_dereg_fini frees them all.  At most DEREG_MAX records per worker;
@@ -38,6 +43,7 @@
 #define DEREG_MAX_MS 60000u
 #define DEREG_TRIES 30
 #define DEREG_MAX 4096u
+#define DEREG_LAPSED_PER_SWEEP 200u
 
 struct cscf_dereg {
     struct cscf_dereg *next, **pprev; /* the worker's list */
@@ -156,8 +162,33 @@ int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, i
     return 0;
 }
 
+/* Worker 0: the next of the registrations that lapsed while we were down
+ * (g->lapsed, "impu\0impi\0" each), unless registered again since. */
+static void send_lapsed(struct cscf_worker *w, int64_t now_s)
+{
+    struct ims_cscf *g = w->g;
+    for (unsigned n = 0; n < DEREG_LAPSED_PER_SWEEP && g->lapsed_sent < g->lapsed.len &&
+                         w->nderegs < DEREG_MAX;
+         n++) {
+        const char *impu = g->lapsed.p + g->lapsed_sent;
+        const char *impi = impu + strlen(impu) + 1;
+        g->lapsed_sent = (size_t)(impi + strlen(impi) + 1 - g->lapsed.p);
+        if (ims_loc_get(g->loc, ims_str_cstr(impu), now_s, w->reg_a) == 0) {
+            ims_reg_clear(w->reg_a);
+            continue;
+        }
+        int rc = cscf_dereg_send(w, impu, impi, CX_SAT_TIMEOUT_DEREGISTRATION);
+        LOG_I("scscf", "event=registration_lapsed_while_down impu=%s impi=%s sar=%s", impu, impi,
+              rc ? ims_strerror(rc) : "sent");
+    }
+    if (g->lapsed.p && g->lapsed_sent >= g->lapsed.len)
+        ims_buf_free(&g->lapsed);
+}
+
 void cscf_dereg_sweep(struct cscf_worker *w, int64_t now_s)
 {
+    if (w->idx == 0 && w->g->lapsed.p)
+        send_lapsed(w, now_s);
     uint64_t now = ims_loop_now(w->loop);
     struct cscf_dereg *next;
     for (struct cscf_dereg *d = w->dereg; d; d = next) {

@@ -451,12 +451,12 @@ static int load_row(sqlite3_stmt *st, int64_t now,
     size_t n = (size_t)sqlite3_column_bytes(st, 2);
     if (!key)
         return 1;
-    if (expires <= now)
-        return 1;
+    /* a lapsed one goes to fn too (it owes the HSS a SAR), without its profile */
+    bool lapsed = expires <= now;
     struct reg_packed v = { .key = key, .expires = expires };
     ims_str xml;
     int rc = blob && blob_parse(blob, n, &v, &xml) == 0 ? 0 : IMS_EPROTO;
-    if (rc == 0 && xml.len) {
+    if (rc == 0 && xml.len && !lapsed) {
         rc = ims_profile_parse(xml, &v.profile);
         if (rc == IMS_ELIMIT)
             rc = IMS_EPROTO; /* we never wrote one that big */
@@ -801,5 +801,6 @@ int cscf_scscf_persist(struct ims_cscf *g, char *err, size_t errsz)
         snprintf(err, errsz, "scscf: state_dir too long");
         return IMS_EINVAL;
     }
-    return ims_loc_persist(g->loc, path, cscf_now_s(), err, errsz);
+    ims_buf_init(&g->lapsed, 64u << 20); /* ~500 000 lapsed; past that logged, not told */
+    return ims_loc_persist(g->loc, path, cscf_now_s(), &g->lapsed, err, errsz);
 }

@@ -28,9 +28,6 @@
  *   with Expires: 0 to the ASes;
  * - a contact that expired while another of the set lives stays in the row
  *   until the next change (dropped again at load);
- * - registrations that expired while the S-CSCF was down are dropped at
- *   load without SAR TIMEOUT_DEREGISTRATION (the HSS keeps the S-CSCF
- *   assigned until the user registers again);
  * - the fake-Cx test seam (ims_cscf_new_fake_cx) never persists: unit tests
  *   would share ./var between cases.
  *
@@ -79,11 +76,12 @@ struct reg_packed {
  * not writable...), IMS_ENOMEM. */
 int reg_persist_open(const char *path, struct reg_persist **out, char *err, size_t errsz);
 
-/* Reads every row: rows whose registration expired by now and rows that do
- * not decode are deleted (the latter with a WARN), the others go to
- * fn(rec, ctx) (its profile parsed again; fn takes its own reference).  A
- * failing fn skips that row.  *loaded / *dropped count them.  0, or
- * IMS_EBACKEND / IMS_ENOMEM (the file is then left as it was). */
+/* Reads every row: rows that do not decode are deleted with a WARN, the
+ * others go to fn(rec, ctx) (its profile parsed again, fn takes its own
+ * reference; or, for a registration that expired by now, rec->expires <= now,
+ * NULL).  fn answering IMS_ENOENT or IMS_EPROTO deletes the row, another
+ * error skips it.  *loaded / *dropped count them.  0, or IMS_EBACKEND /
+ * IMS_ENOMEM (the file is then left as it was). */
 int reg_persist_load(struct reg_persist *p, int64_t now,
                      int (*fn)(const struct reg_packed *rec, void *ctx), void *ctx,
                      size_t *loaded, size_t *dropped);
@@ -119,9 +117,12 @@ int reg_profile_xml(const struct ims_profile *p, struct ims_buf *b);
 /* ---- registrar.c ---- */
 
 /* Opens path, loads its registrations into l (at time now) and attaches the
- * writer: from then on every change of l is written behind.  0, or an
- * error with err filled (IMS_EBACKEND, IMS_ENOMEM). */
-int ims_loc_persist(struct ims_loc *l, const char *path, int64_t now, char *err, size_t errsz);
+ * writer: from then on every change of l is written behind.  Registrations
+ * that lapsed while the process was down are deleted, and each is added to
+ * lapsed (unless NULL) as "impu\0impi\0", for the SAR the HSS is owed.  0, or
+ * an error with err filled (IMS_EBACKEND, IMS_ENOMEM). */
+int ims_loc_persist(struct ims_loc *l, const char *path, int64_t now, struct ims_buf *lapsed,
+                    char *err, size_t errsz);
 /* The attached writer, or NULL (tests: reg_persist_flush). */
 struct reg_persist *ims_loc_persister(struct ims_loc *l);
 

@@ -918,6 +918,7 @@ static int put_fn(void **val, bool room, void *ctx)
 struct restore_ctx {
     struct ims_loc *l;
     int64_t now;
+    struct ims_buf *lapsed; /* "impu\0impi\0" of each lapsed one, or NULL */
 };
 
 /* A format 1 record (checked by packed_ok) widened to the current
@@ -962,6 +963,15 @@ static int restore_one(const struct reg_packed *v, void *ctx)
     if (!v->key[0] || strlen(v->key) >= IMS_REG_ID_MAX ||
         !packed_ok(v, v1 ? sizeof(struct rec_fixed_v1) : sizeof(struct rec_fixed)))
         return IMS_EPROTO;
+    if (v->expires <= x->now) { /* lapsed while we were down; the impi comes first */
+        if (x->lapsed && (ims_buf_add(x->lapsed, v->key, strlen(v->key) + 1) != 0 ||
+                          ims_buf_add(x->lapsed, v->data, strlen(v->data) + 1) != 0)) {
+            /* the buffer is gone with the failed add (base/buf.h): none is told */
+            LOG_W("scscf", "event=registrations_lapsed_untold why=\"too many, or no memory\"");
+            x->lapsed = NULL;
+        }
+        return IMS_ENOENT;
+    }
     struct loc_rec *rec = v1 ? rec_from_v1(v) : rec_alloc(v->len);
     if (!rec)
         return IMS_ENOMEM;
@@ -1054,13 +1064,14 @@ static void snapshot(reg_persist_emit_fn emit, struct reg_persist *p, void *ctx)
         reg_persist_resync(p); /* out of memory: the next batch tries again */
 }
 
-int ims_loc_persist(struct ims_loc *l, const char *path, int64_t now, char *err, size_t errsz)
+int ims_loc_persist(struct ims_loc *l, const char *path, int64_t now, struct ims_buf *lapsed,
+                    char *err, size_t errsz)
 {
     struct reg_persist *p = NULL;
     int rc = reg_persist_open(path, &p, err, errsz);
     if (rc)
         return rc;
-    struct restore_ctx x = { .l = l, .now = now };
+    struct restore_ctx x = { .l = l, .now = now, .lapsed = lapsed };
     size_t loaded = 0, dropped = 0;
     rc = reg_persist_load(p, now, restore_one, &x, &loaded, &dropped);
     if (rc == 0)

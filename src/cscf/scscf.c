@@ -987,6 +987,7 @@ void cscf_scscf_fini(struct ims_cscf *g)
     cscf_lockout_free(g->lockout);
     g->lockout = NULL;
     ims_loc_free(g->loc);
+    ims_buf_free(&g->lapsed);
     g->auth = NULL;
     g->loc = NULL;
 }

@@ -31,6 +31,7 @@
 
 #include <sqlite3.h>
 
+#include "base/buf.h"
 #include "base/alloc.h"
 #include "base/err.h"
 #include "cscf/profile.h"
@@ -81,8 +82,15 @@ static struct ims_loc *open_store(void)
 {
     struct ims_loc *l = NULL;
     char err[256];
+    struct ims_buf lapsed; /* the lapsed rows' "impu\0impi\0" pairs: whole ones */
+    ims_buf_init(&lapsed, 1u << 20);
     CHECK(ims_loc_new(1000, 4, &l) == 0);
-    CHECK(ims_loc_persist(l, path, NOW, err, sizeof(err)) == 0);
+    CHECK(ims_loc_persist(l, path, NOW, &lapsed, err, sizeof(err)) == 0);
+    size_t nul = 0;
+    for (size_t i = 0; i < lapsed.len; i++)
+        nul += lapsed.p[i] == '\0';
+    CHECK(nul % 2 == 0 && (lapsed.len == 0 || lapsed.p[lapsed.len - 1] == '\0'));
+    ims_buf_free(&lapsed);
     return l;
 }
 

@@ -14,6 +14,11 @@
 #                started again on the same store: within 20 s (the retries
 #                come 1, 2, 4, 8 s apart) it holds dave not registered.
 #                Without the retries it would hold him registered for good.
+#   dereg_restart  dave registers for 2 s; the CSCFs' process is stopped at
+#                once and started again after his registration lapsed: the
+#                S-CSCF finds it lapsed in its file ([scscf] persist) and
+#                sends the SAR TIMEOUT_DEREGISTRATION the sweep would have:
+#                within 20 s the HSS holds dave not registered.
 
 DR_SAVE=
 
@@ -89,6 +94,33 @@ t_dereg_retry() {
         sleep 0.2
     done
     [ $rc != 0 ] || say "dereg_retry: the HSS holds dave not-registered once it is back"
+    dr_unstack || rc=1
+    trap - EXIT
+    return $rc
+}
+
+t_dereg_restart() {
+    trap dr_abort EXIT
+    dr_stack
+    local rc=0 dave="sip:dave@$REALM"
+    register dr_reg register.xml dave dave-secret 2 -key alg MD5 || rc=1
+    wait_for 10 "the HSS to hold dave registered" dr_is "$dave" registered
+    # down before dave's 2 s are up (his row is written behind within ms)
+    stop_checked drcore || rc=1
+    dr_is "$dave" registered || { say "FAIL: dave deregistered before the stop"; rc=1; }
+    sleep "$(scaled 3)"
+    start drcore "$DR_DIR/core.conf"
+    wait_for 20 "the drcore P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    local deadline=$(($(date +%s) + $(scaled 20)))
+    until dr_is "$dave" not-registered; do
+        if [ "$(date +%s)" -ge $deadline ]; then
+            say "FAIL: the HSS still holds dave $(dr_state "$dave") after the S-CSCF's restart"
+            rc=1
+            break
+        fi
+        sleep 0.2
+    done
+    [ $rc != 0 ] || say "dereg_restart: the HSS holds dave not-registered after the restart"
     dr_unstack || rc=1
     trap - EXIT
     return $rc

@@ -86,7 +86,7 @@ static struct ims_loc *open_store(int64_t now)
     struct ims_loc *l = NULL;
     char err[256] = "";
     assert_int_equal(ims_loc_new(1000, 4, &l), 0);
-    int rc = ims_loc_persist(l, path, now, err, sizeof(err));
+    int rc = ims_loc_persist(l, path, now, NULL, err, sizeof(err));
     if (rc)
         fail_msg("ims_loc_persist: %s", err);
     return l;
@@ -274,8 +274,17 @@ static void test_expiry(void **state)
     put_reg(l, "sip:short@ims.test", NOW + 30, "sip:s@10.0.0.1", NULL);
     assert_int_equal(reg_persist_flush(ims_loc_persister(l)), 0);
     ims_loc_free(l);
-    /* down for a while: short expired meanwhile, long did not */
-    l = open_store(NOW + 50);
+    /* down for a while: short expired meanwhile, long did not; short is
+     * handed back for the SAR the HSS is owed */
+    struct ims_buf lapsed;
+    ims_buf_init(&lapsed, 4096);
+    char err[256] = "";
+    assert_int_equal(ims_loc_new(1000, 4, &l), 0);
+    assert_int_equal(ims_loc_persist(l, path, NOW + 50, &lapsed, err, sizeof(err)), 0);
+    static const char want[] = "sip:short@ims.test\0alice@ims.test";
+    assert_int_equal(lapsed.len, sizeof(want));
+    assert_memory_equal(lapsed.p, want, sizeof(want));
+    ims_buf_free(&lapsed);
     struct ims_reg *r = calloc(1, sizeof(*r));
     assert_int_equal(ims_loc_get(l, IMS_S("sip:short@ims.test"), NOW + 50, r), IMS_ENOENT);
     assert_int_equal(ims_loc_get(l, IMS_S("sip:long@ims.test"), NOW + 50, r), 0);
@@ -283,8 +292,11 @@ static void test_expiry(void **state)
     assert_int_equal(ims_loc_count(l), 1);
     ims_loc_free(l);
     assert_int_equal(db_count(), 1); /* the expired row was deleted at load */
-    /* and the restored one expires by the normal sweep */
-    l = open_store(NOW + 50);
+    /* and the restored one expires by the normal sweep; nothing lapsed now */
+    ims_buf_init(&lapsed, 4096);
+    assert_int_equal(ims_loc_new(1000, 4, &l), 0);
+    assert_int_equal(ims_loc_persist(l, path, NOW + 50, &lapsed, err, sizeof(err)), 0);
+    assert_int_equal(lapsed.len, 0);
     assert_int_equal(ims_loc_expire(l, 0, 1, NOW + 101, NULL, NULL), 1);
     assert_int_equal(reg_persist_flush(ims_loc_persister(l)), 0);
     assert_int_equal(db_count(), 0);
@@ -429,7 +441,7 @@ static void test_resync_and_lock(void **state)
     struct ims_loc *l2 = NULL;
     char err[256] = "";
     assert_int_equal(ims_loc_new(100, 1, &l2), 0);
-    assert_int_equal(ims_loc_persist(l2, path, NOW, err, sizeof(err)), IMS_EBACKEND);
+    assert_int_equal(ims_loc_persist(l2, path, NOW, NULL, err, sizeof(err)), IMS_EBACKEND);
     assert_non_null(strstr(err, "in use"));
     ims_loc_free(l2);
     ims_loc_free(l);
