@@ -27,8 +27,8 @@
  *
  * Every record is the worker's (its list), in flight or waiting, so the
  * Cx client forgetting calls at shutdown (ims_cx_free) leaks nothing:
- * cscf_dereg_fini frees them all.  At most DEREG_MAX records per worker;
- * past that a new one is logged and not retried. */
+ * cscf_dereg_fini frees them all.  Past DEREG_MAX records on a worker a
+ * new one is sent once and not retried. */
 #include <stdint.h>
 #include <string.h>
 
@@ -52,6 +52,7 @@ struct cscf_dereg {
     unsigned delay_ms; /* the next wait */
     int sat;
     int tries;         /* SARs sent */
+    int max_tries;     /* DEREG_TRIES, or 1 past DEREG_MAX records */
     bool in_flight;
     char *impi;        /* into the same allocation */
     char impu[];
@@ -66,19 +67,11 @@ static void drop(struct cscf_dereg *d)
     ims_free(d);
 }
 
-/* Past DEREG_MAX records: the SAR is sent once, its answer only logged. */
-static void on_unretried(int rc, const struct dia_ans *ans, void *ud)
-{
-    (void)ud;
-    LOG_I("scscf", "event=deregistration_answer outcome=%d rc=%s", (int)ims_cx_outcome(rc, ans),
-          ims_strerror(rc));
-}
-
 /* After an attempt the HSS did not take (no answer, busy, or not sent at
  * all: no connection to it, the Cx pool full): wait, or give up. */
 static void retry_later(struct cscf_dereg *d, int rc, uint32_t result)
 {
-    if (d->tries >= DEREG_TRIES) {
+    if (d->tries >= d->max_tries) {
         LOG_E("scscf",
               "event=deregistration_given_up impu=%s impi=%s sat=%d tries=%d rc=%s result=%u "
               "note=\"the HSS still holds this user as registered here\"",
@@ -129,13 +122,6 @@ static bool send_retryable(int rc)
 int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, int sat)
 {
     size_t lu = strlen(impu) + 1, li = strlen(impi) + 1;
-    if (w->nderegs >= DEREG_MAX) { /* an outage of this size: the first SAR only */
-        LOG_W("scscf", "event=deregistration_unretried impu=%s reason=too_many_pending", impu);
-        struct cx_sar q;
-        ims_cx_sar_init(&q, ims_str_cstr(impi), ims_str_cstr(impu), ims_str_cstr(w->g->s_uri),
-                        sat);
-        return ims_cx_send(w->scx, DIA_CMD_SAR, &q, on_unretried, NULL);
-    }
     struct cscf_dereg *d = ims_alloc(sizeof(*d) + lu + li);
     if (!d)
         return IMS_ENOMEM;
@@ -146,6 +132,8 @@ int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, i
     d->w = w;
     d->sat = sat;
     d->delay_ms = DEREG_FIRST_MS;
+    /* an outage of this size: the first SAR only (kept while in flight) */
+    d->max_tries = w->nderegs < DEREG_MAX ? DEREG_TRIES : 1;
     int rc = attempt(d);
     if (rc && !send_retryable(rc)) {
         ims_free(d);
