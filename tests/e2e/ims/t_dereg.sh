@@ -33,6 +33,26 @@ dr_state() {
 dr_is() { [ "$(dr_state "$1")" = "$2" ]; }
 dr_dia_up() { [ "$(dia_conns)" -ge 1 ]; }
 
+# dr_register_dave: dave registers for 5 s and the HSS holds him registered
+dr_register_dave() {
+    register dr_reg register.xml dave dave-secret 5 -key alg MD5 || return 1
+    wait_for 10 "the HSS to hold dave registered" dr_is "sip:dave@$REALM" registered
+}
+
+# dr_await_not_registered IMPU WHEN: the HSS holds IMPU not registered within
+# 20 s, or a FAIL line that says WHEN
+dr_await_not_registered() {
+    local deadline=$(($(date +%s) + $(scaled 20)))
+    until dr_is "$1" not-registered; do
+        if [ "$(date +%s)" -ge $deadline ]; then
+            say "FAIL: the HSS still holds $1 $(dr_state "$1") $2"
+            return 1
+        fi
+        sleep 0.2
+    done
+    say "the HSS holds $1 not-registered $2"
+}
+
 dr_hss_start() {
     start drhss "$DR_DIR/hss.conf"
     wait_for 20 "the drhss HSS on Diameter port $DIA_PORT" tcp_bound "$DIA_PORT"
@@ -79,24 +99,14 @@ t_dereg_retry() {
     trap dr_abort EXIT
     dr_stack
     local rc=0 dave="sip:dave@$REALM"
-    register dr_reg register.xml dave dave-secret 5 -key alg MD5 || rc=1
-    wait_for 10 "the HSS to hold dave registered" dr_is "$dave" registered
+    dr_register_dave || rc=1
     # the HSS goes before dave's 5 s are up: the expiry's SAR finds nobody
     stop_checked drhss || rc=1
     dr_is "$dave" registered || { say "FAIL: dave deregistered before the HSS stopped"; rc=1; }
     sleep "$(scaled 7)"
     dr_hss_start
     wait_for 20 "the S-CSCF to reconnect to the HSS" dr_dia_up
-    local deadline=$(($(date +%s) + $(scaled 20)))
-    until dr_is "$dave" not-registered; do
-        if [ "$(date +%s)" -ge $deadline ]; then
-            say "FAIL: the HSS still holds dave $(dr_state "$dave") after the deregistration's retries"
-            rc=1
-            break
-        fi
-        sleep 0.2
-    done
-    [ $rc != 0 ] || say "dereg_retry: the HSS holds dave not-registered once it is back"
+    dr_await_not_registered "$dave" "after the deregistration's retries" || rc=1
     dr_unstack || rc=1
     trap - EXIT
     return $rc
@@ -106,24 +116,14 @@ t_dereg_restart() {
     trap dr_abort EXIT
     dr_stack
     local rc=0 dave="sip:dave@$REALM"
-    register dr_reg register.xml dave dave-secret 5 -key alg MD5 || rc=1
-    wait_for 10 "the HSS to hold dave registered" dr_is "$dave" registered
+    dr_register_dave || rc=1
     # down before dave's 5 s are up (his row is written behind within ms)
     stop_checked drcore || rc=1
     dr_is "$dave" registered || { say "FAIL: dave deregistered before the stop"; rc=1; }
     sleep "$(scaled 7)"
     start drcore "$DR_DIR/core.conf"
     wait_for 20 "the drcore P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
-    local deadline=$(($(date +%s) + $(scaled 20)))
-    until dr_is "$dave" not-registered; do
-        if [ "$(date +%s)" -ge $deadline ]; then
-            say "FAIL: the HSS still holds dave $(dr_state "$dave") after the S-CSCF's restart"
-            rc=1
-            break
-        fi
-        sleep 0.2
-    done
-    [ $rc != 0 ] || say "dereg_restart: the HSS holds dave not-registered after the restart"
+    dr_await_not_registered "$dave" "after the S-CSCF's restart" || rc=1
     dr_unstack || rc=1
     trap - EXIT
     return $rc
