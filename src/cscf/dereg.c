@@ -8,11 +8,10 @@
  * If that SAR is lost (HSS unreachable, busy, no answer in time), the HSS
  * keeps the user as registered here (TS 29.228 §6.1.2): LIR and Sh report a
  * registration this S-CSCF no longer has, and an unregistered user's
- * services never run.  So
- * an unavailable answer, or a send that failed at once (no connection to the
- * HSS, the Cx pool full), is retried from the worker's sweep: DEREG_FIRST_MS
- * later, the delay doubling up to DEREG_MAX_MS, DEREG_TRIES attempts in all
- * (about 25 minutes of outage).
+ * services never run.  So an unavailable answer, or a send that failed at
+ * once (no connection to the HSS, the Cx pool full), is retried from the
+ * worker's sweep: DEREG_FIRST_MS later, the delay doubling up to
+ * DEREG_MAX_MS, DEREG_TRIES attempts in all (about 25 minutes of outage).
  *
  * A retry is dropped when the identity is registered here again by then
  * (any identity of its implicit set: ims_loc_get): that registration's SAR
@@ -150,6 +149,16 @@ int cscf_dereg_send(struct cscf_worker *w, const char *impu, const char *impi, i
     return 0;
 }
 
+/* True when impu (or another identity of its set) is registered here: its
+ * SAR told the HSS since, and ours must not take that back. */
+static bool registered_here(struct cscf_worker *w, const char *impu, int64_t now_s)
+{
+    if (ims_loc_get(w->g->loc, ims_str_cstr(impu), now_s, w->reg_a) != 0)
+        return false;
+    ims_reg_clear(w->reg_a);
+    return true;
+}
+
 /* Worker 0: the next of the registrations that lapsed while we were down
  * (g->lapsed, "impu\0impi\0" each), unless registered again since. */
 static void send_lapsed(struct cscf_worker *w, int64_t now_s)
@@ -161,10 +170,8 @@ static void send_lapsed(struct cscf_worker *w, int64_t now_s)
         const char *impu = g->lapsed.p + g->lapsed_sent;
         const char *impi = impu + strlen(impu) + 1;
         g->lapsed_sent = (size_t)(impi + strlen(impi) + 1 - g->lapsed.p);
-        if (ims_loc_get(g->loc, ims_str_cstr(impu), now_s, w->reg_a) == 0) {
-            ims_reg_clear(w->reg_a);
+        if (registered_here(w, impu, now_s))
             continue;
-        }
         int rc = cscf_dereg_send(w, impu, impi, CX_SAT_TIMEOUT_DEREGISTRATION);
         LOG_I("scscf", "event=registration_lapsed_while_down impu=%s impi=%s sar=%s", impu, impi,
               rc ? ims_strerror(rc) : "sent");
@@ -183,8 +190,7 @@ void cscf_dereg_sweep(struct cscf_worker *w, int64_t now_s)
         next = d->next;
         if (d->in_flight || d->due_ms > now)
             continue;
-        if (ims_loc_get(w->g->loc, ims_str_cstr(d->impu), now_s, w->reg_a) == 0) {
-            ims_reg_clear(w->reg_a);
+        if (registered_here(w, d->impu, now_s)) {
             LOG_I("scscf", "event=deregistration_dropped impu=%s reason=registered_again",
                   d->impu);
             drop(d);

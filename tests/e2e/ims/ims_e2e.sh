@@ -670,6 +670,27 @@ txns_live_after_registration() { # MODE(yes|no)
     [ -n "$LIVE" ] || die "local_delivery=$mode: no imscloud_sip_transactions_live in /metrics"
 }
 
+# own_stack_begin NAME: a topic test's own stack beside the fixture's
+# processes (t_persist.sh, t_lockout.sh, t_dereg.sh): the fixture's ports
+# saved, fresh P, I, S and Diameter ports, STACK_DIR=$TMP/NAME with a seeded
+# store in STACK_DIR/hss (its users on the S-CSCF at S_PORT).
+# own_stack_end puts the fixture's ports and PROCS back.
+own_stack_begin() {
+    local name=$1
+    STACK_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT
+    PT_PORT=
+    STACK_DIR=$TMP/$name
+    rm -rf "$STACK_DIR"
+    mkdir -p "$STACK_DIR"
+    mkdir -m 700 "$STACK_DIR/hss"
+    "$IMS_SEED" "sqlite:$STACK_DIR/hss/hss.db" "$STACK_DIR/hss/keys" "sip:127.0.0.1:$S_PORT" \
+        >"$OUT/$name.seed.log" 2>&1 || die "seeding failed: $(cat "$OUT/$name.seed.log")"
+}
+own_stack_end() {
+    read -r P_PORT I_PORT S_PORT DIA_PORT PT_PORT PROCS <<<"$STACK_SAVE" || true
+}
+
 # The start of a test with a process of its own (local_hops, local_batch): its
 # tools and binaries, a scratch dir $TMP that goes at exit, a fresh $OUT.
 own_begin() {

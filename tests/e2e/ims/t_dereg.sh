@@ -22,8 +22,6 @@
 #                sends the SAR TIMEOUT_DEREGISTRATION the sweep would have:
 #                within 20 s the HSS holds dave not registered.
 
-DR_SAVE=
-
 # dr_state IMPU: the registration state the HSS's store holds for IMPU
 # (imscloudctl impu show: its reg_state line)
 dr_state() {
@@ -68,15 +66,9 @@ dr_abort() {
 }
 
 dr_stack() {
-    DR_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
-    pick_ports P_PORT I_PORT S_PORT DIA_PORT
-    PT_PORT=
-    DR_DIR=$TMP/dereg
-    rm -rf "$DR_DIR"
-    mkdir -p "$DR_DIR"
-    mkdir -m 700 "$DR_DIR/hss" "$DR_DIR/core"
-    "$IMS_SEED" "sqlite:$DR_DIR/hss/hss.db" "$DR_DIR/hss/keys" "sip:127.0.0.1:$S_PORT" \
-        >"$OUT/dereg.seed.log" 2>&1 || die "seeding failed: $(cat "$OUT/dereg.seed.log")"
+    own_stack_begin dereg
+    DR_DIR=$STACK_DIR
+    mkdir -m 700 "$DR_DIR/core"
     write_conf "$DR_DIR/hss.conf" hss "$DR_DIR/hss" hss.ims.test
     write_conf "$DR_DIR/core.conf" pcscf,icscf,scscf "$DR_DIR/core" cscf.ims.test "$DIA_PORT"
     PROCS="$PROCS drhss drcore"
@@ -91,7 +83,7 @@ dr_unstack() {
     local rc=0
     stop_checked drcore || rc=1
     if [ -s "$FIXDIR/drhss.pid" ]; then stop_checked drhss || rc=1; fi
-    read -r P_PORT I_PORT S_PORT DIA_PORT PT_PORT PROCS <<<"$DR_SAVE" || true
+    own_stack_end
     return $rc
 }
 

@@ -35,16 +35,9 @@ LK_CTL=
 # LK_DIR, LK_PID; the fixture's ports come back with lk_stop
 lk_stack() {
     local name=$1 extra=$2
-    LK_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
-    pick_ports P_PORT I_PORT S_PORT DIA_PORT
-    PT_PORT=
+    own_stack_begin "$name"
     LK_NAME=$name
-    LK_DIR=$TMP/$name
-    rm -rf "$LK_DIR"
-    mkdir -p "$LK_DIR"
-    mkdir -m 700 "$LK_DIR/hss"
-    "$IMS_SEED" "sqlite:$LK_DIR/hss/hss.db" "$LK_DIR/hss/keys" "sip:127.0.0.1:$S_PORT" \
-        >"$OUT/$name.seed.log" 2>&1 || die "seeding failed: $(cat "$OUT/$name.seed.log")"
+    LK_DIR=$STACK_DIR
     write_conf "$LK_DIR/ims.conf" pcscf,icscf,scscf,hss "$LK_DIR/hss" hss.ims.test
     printf '\n%s\n' "${extra//@P_PORT@/$P_PORT}" >>"$LK_DIR/ims.conf"
     LK_CTL=$(dirname "$IMS_BIN")/imscloudctl
@@ -70,7 +63,7 @@ lk_stop() {
     local out
     out=$(stop "$LK_NAME")
     cp "$FIXDIR/$LK_NAME.log" "$OUT/$LK_NAME.log" 2>/dev/null || true
-    read -r P_PORT I_PORT S_PORT DIA_PORT PT_PORT PROCS <<<"$LK_SAVE" || true
+    own_stack_end
     [ -z "$out" ] || {
         tail -n 30 "$OUT/$LK_NAME.log" >&2
         say "FAIL: $out"

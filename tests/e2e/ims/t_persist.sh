@@ -18,8 +18,6 @@
 #             alice registers, her row reaches the file, the S-CSCF is killed
 #             (SIGKILL) and started again: a MESSAGE to alice reaches her UAS.
 
-PS_SAVE=
-
 # ps_row_count IMPU: rows for IMPU in the S-CSCF's file (0 while absent)
 ps_row_count() {
     sqlite3 -cmd '.timeout 2000' "file:$PS_DIR/s/scscf-reg.db?mode=ro" \
@@ -48,15 +46,9 @@ ps_kill9() {
 }
 
 ps_stack() {
-    PS_SAVE="$P_PORT $I_PORT $S_PORT $DIA_PORT ${PT_PORT:-} $PROCS"
-    pick_ports P_PORT I_PORT S_PORT DIA_PORT
-    PT_PORT=
-    PS_DIR=$TMP/persist
-    rm -rf "$PS_DIR"
-    mkdir -p "$PS_DIR"
-    mkdir -m 700 "$PS_DIR/hss" "$PS_DIR/s"
-    "$IMS_SEED" "sqlite:$PS_DIR/hss/hss.db" "$PS_DIR/hss/keys" "sip:127.0.0.1:$S_PORT" \
-        >"$OUT/persist.seed.log" 2>&1 || die "seeding failed: $(cat "$OUT/persist.seed.log")"
+    own_stack_begin persist
+    PS_DIR=$STACK_DIR
+    mkdir -m 700 "$PS_DIR/s"
     write_conf "$PS_DIR/edge.conf" pcscf,icscf,hss "$PS_DIR/hss" hss.ims.test
     write_conf "$PS_DIR/scscf.conf" scscf "$PS_DIR/s" scscf.ims.test "$DIA_PORT"
     printf '\n[scscf]\npersist = yes\n' >>"$PS_DIR/scscf.conf" # the default, said out loud
@@ -84,7 +76,7 @@ ps_unstack() {
     local rc=0
     if [ -s "$FIXDIR/psscscf.pid" ]; then stop_checked psscscf || rc=1; fi
     stop_checked psedge || rc=1
-    read -r P_PORT I_PORT S_PORT DIA_PORT PT_PORT PROCS <<<"$PS_SAVE" || true
+    own_stack_end
     return $rc
 }
 
