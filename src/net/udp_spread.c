@@ -10,7 +10,8 @@
  * retransmissions still meet their server transaction (RFC 3261 §17.2.3)
  * and a dialog's requests (ACK, BYE, re-INVITE) stay together.  Responses
  * are not spread: their branch names the worker that owns their client
- * transaction (sip/txn.c does that hand-off).
+ * transaction (sip/txn.c does that hand-off).  Nor is a REGISTER straight
+ * from its UE (one Via): its flow is the UE's own (ims_udp_spread_owner).
  *
  * Cost of a hand-off: a copy and, per receive batch and target worker, one
  * ims_loop_post (a lock, and an eventfd write if the target's queue was
@@ -24,7 +25,9 @@
  * are counted (sh->spread_bytes, from the hand-off until the target ran or
  * dropped them) and a request that would go past spread_max is dropped,
  * like a datagram meeting a full socket buffer: its sender retransmits. */
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/alloc.h"
 #include "base/err.h"
@@ -52,38 +55,60 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-/* The Call-ID value (RFC 3261 §20.8, compact form "i"), or len 0. */
-static ims_str call_id(const char *p, size_t n)
+/* A header line's name is NAME (case-insensitive), or its compact form C,
+ * followed by optional blanks and the colon: the value's start, else NULL. */
+static const char *hdr_value(const char *q, const char *end, const char *name, char c)
+{
+    size_t n = strlen(name);
+    if ((size_t)(end - q) > n && strncasecmp(q, name, n) == 0)
+        q += n;
+    else if (q < end && lower(*q) == c)
+        q += 1;
+    else
+        return NULL;
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
+    return q < end && *q == ':' ? q + 1 : NULL;
+}
+
+static const char *skip_blanks(const char *q, const char *end)
+{
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
+    return q;
+}
+
+/* One pass over the header lines: the Call-ID value (RFC 3261 §20.8,
+ * compact form "i"), or len 0; and, when vias is not NULL, how many Via
+ * values there are (a comma counts as a second value; folded lines are
+ * not followed, which can only count too few commas, never too many Via
+ * lines). */
+static ims_str scan(const char *p, size_t n, unsigned *vias)
 {
     const char *end = p + n;
     const char *line = memchr(p, '\n', n);
+    ims_str cid = IMS_STR_NULL;
     while (line && ++line < end) {
         if (*line == '\r' || *line == '\n')
             break; /* end of the headers */
-        const char *q = line;
-        if (end - q > 7 && lower(q[0]) == 'c' && lower(q[1]) == 'a' && lower(q[2]) == 'l' &&
-            lower(q[3]) == 'l' && q[4] == '-' && lower(q[5]) == 'i' && lower(q[6]) == 'd')
-            q += 7;
-        else if (lower(q[0]) == 'i')
-            q += 1;
-        else
-            q = NULL;
-        if (q) {
-            while (q < end && (*q == ' ' || *q == '\t'))
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        const char *stop = eol ? eol : end;
+        const char *v;
+        if (!cid.len && (v = hdr_value(line, stop, "call-id", 'i')) != NULL) {
+            v = skip_blanks(v, stop);
+            const char *q = v;
+            while (q < stop && *q != '\r' && *q != ' ' && *q != '\t')
                 q++;
-            if (q < end && *q == ':') {
-                q++;
-                while (q < end && (*q == ' ' || *q == '\t'))
-                    q++;
-                const char *v = q;
-                while (q < end && *q != '\r' && *q != '\n' && *q != ' ' && *q != '\t')
-                    q++;
-                return ims_str_make(v, (size_t)(q - v));
-            }
+            cid = ims_str_make(v, (size_t)(q - v));
+            if (!vias)
+                return cid;
+        } else if (vias && (v = hdr_value(line, stop, "via", 'v')) != NULL) {
+            (*vias)++;
+            *vias += (unsigned)(memchr(v, ',', (size_t)(stop - v)) != NULL);
         }
-        line = memchr(line, '\n', (size_t)(end - line));
+        line = eol;
     }
-    return IMS_STR_NULL;
+    return cid;
 }
 
 static uint32_t fnv1a(ims_str s)
@@ -100,9 +125,18 @@ unsigned ims_udp_spread_owner(const struct sip_tp *tp, const char *p, size_t len
 {
     if (tp->spread_workers < 2 || (len >= 8 && memcmp(p, "SIP/2.0 ", 8) == 0))
         return tp->idx; /* one worker, or a response */
-    ims_str cid = call_id(p, len);
-    if (!cid.len)
-        return tp->idx; /* malformed: this worker answers it */
+    /* A REGISTER with one Via came straight from its UE: a flow of its own,
+     * which the kernel's flow hash already spread, that carries one user's
+     * registrations and their retransmissions (the same flow, so the same
+     * worker).  It starts no dialog, and what it touches (the registrar,
+     * nonces, flows) is shared by all workers, so it stays here: a hand-off
+     * costs a copy and, often, waking the other worker.  Through a proxy
+     * (two Vias or more) one flow carries many users, and those are spread. */
+    bool reg = len > 9 && memcmp(p, "REGISTER ", 9) == 0;
+    unsigned vias = 0;
+    ims_str cid = scan(p, len, reg ? &vias : NULL);
+    if (!cid.len || (reg && vias == 1))
+        return tp->idx; /* malformed: this worker answers it; or a UE's REGISTER */
     return fnv1a(cid) % tp->spread_workers;
 }
 

@@ -4,7 +4,8 @@
  * modes, ims_sip_frame(), ims_sip_validate(), the STUN answer (stun.h: the
  * UDP transport offers every datagram to it), every on-demand parser over
  * every header value (and every list element), the response builder, and
- * for messages that parse, the rewrite and the CANCEL/ACK builders.  The
+ * for messages that parse, the rewrite and the CANCEL/ACK builders, and the
+ * UDP transport's choice of worker (udp_spread.c).  The
  * same function is called by the unit tests on guard-page buffers and by
  * fuzz_sip_msg_replay on the corpus.  Built without libFuzzer it is just a
  * function. */
@@ -15,6 +16,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "net/net_int.h"
 #include "net/stun.h"
 #include "sip/build.h"
 #include "sip/msg.h"
@@ -160,10 +162,24 @@ static void run_stun(const uint8_t *data, size_t size)
     }
 }
 
+/* Every datagram goes to a worker (udp_spread.c reads its Call-ID and, for
+ * a REGISTER, its Vias): a valid one, the same for the same bytes, and
+ * the reader itself for a response. */
+static void run_spread(const char *buf, size_t size)
+{
+    struct sip_tp tp = { .idx = 1, .spread_workers = 3 };
+    unsigned w = ims_udp_spread_owner(&tp, buf, size);
+    CHECK(w < tp.spread_workers);
+    CHECK(ims_udp_spread_owner(&tp, buf, size) == w);
+    if (size >= 8 && memcmp(buf, "SIP/2.0 ", 8) == 0)
+        CHECK(w == tp.idx);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
     run_stun(data, size);
+    run_spread(buf, size);
     run(buf, size, false);
     int src = run(buf, size, true);
     size_t skip = 0;

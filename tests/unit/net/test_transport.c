@@ -861,6 +861,83 @@ static void test_udp_spread(void **state)
     fx_stop(&fx);
 }
 
+/* REGISTER i from one flow: vias is the Via header block. */
+static size_t mk_register(char *out, size_t outsz, int i, const char *vias)
+{
+    int n = snprintf(out, outsz,
+                     "REGISTER sip:ims.example SIP/2.0\r\n%s"
+                     "Max-Forwards: 70\r\nFrom: <sip:u%d@ims.example>;tag=r%d\r\n"
+                     "To: <sip:u%d@ims.example>\r\nCall-ID: reg-%d@ue\r\n"
+                     "CSeq: 1 REGISTER\r\nContact: <sip:u@127.0.0.1:5070>\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     vias, i, i, i, i);
+    assert_true(n > 0 && (size_t)n < outsz);
+    return (size_t)n;
+}
+
+/* The worker that got one REGISTER of each of CALLS Call-IDs, sent from
+ * one flow with the Via block vias. */
+static void register_workers(struct fixture *fx, int fd, const struct ims_addr *srv,
+                             const char *vias, int n, int *worker_of)
+{
+    char msg[1024];
+    for (int i = 0; i < n; i++) {
+        size_t len = mk_register(msg, sizeof(msg), i, vias);
+        size_t base = rxlog_count(&fx->log);
+        assert_true(spread_send(fd, srv, msg, len));
+        assert_true(rxlog_wait(&fx->log, base + 1, 2000));
+        struct rx_rec r = rxlog_get(&fx->log, base);
+        assert_int_equal(r.len, len);
+        worker_of[i] = (int)r.worker;
+    }
+}
+
+/* A REGISTER straight from its UE (one Via) stays on the worker the kernel
+ * picked by flow; one that came through a proxy (two Vias, as two lines,
+ * as one line with a comma, or in the compact form) is spread by Call-ID
+ * like any other request. */
+static void test_udp_spread_register(void **state)
+{
+    struct fixture fx;
+    struct ims_addr srv;
+    int fd = spread_start(&fx, 0, &srv);
+    enum { CALLS = 32 };
+    int ue[CALLS], proxied[CALLS], comma[CALLS], compact[CALLS];
+    register_workers(&fx, fd, &srv, "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-u\r\n", CALLS,
+                     ue);
+    struct sip_tp_stats s0 = stats_of(&fx.w[0]), s1 = stats_of(&fx.w[1]);
+    assert_int_equal(s0.spread_out + s1.spread_out, 0);
+    for (int i = 1; i < CALLS; i++)
+        assert_int_equal(ue[i], ue[0]); /* the reader of this flow took them all */
+
+    register_workers(&fx, fd, &srv,
+                     "Via: SIP/2.0/UDP pcscf.example;branch=z9hG4bK-p\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-u\r\n",
+                     CALLS, proxied);
+    int per_worker[2] = { 0, 0 };
+    for (int i = 0; i < CALLS; i++)
+        per_worker[proxied[i]]++;
+    assert_true(per_worker[0] > 0 && per_worker[1] > 0);
+    s0 = stats_of(&fx.w[0]);
+    s1 = stats_of(&fx.w[1]);
+    assert_int_equal(s0.spread_out + s1.spread_out, (uint64_t)per_worker[1 - ue[0]]);
+
+    register_workers(&fx, fd, &srv,
+                     "Via: SIP/2.0/UDP pcscf.example;branch=z9hG4bK-p, "
+                     "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-u\r\n",
+                     CALLS, comma);
+    register_workers(&fx, fd, &srv,
+                     "v: SIP/2.0/UDP pcscf.example;branch=z9hG4bK-p\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-u\r\n",
+                     CALLS, compact);
+    for (int i = 0; i < CALLS; i++) {
+        assert_int_equal(comma[i], proxied[i]); /* same Call-ID, same worker */
+        assert_int_equal(compact[i], proxied[i]);
+    }
+    close(fd);
+    fx_stop(&fx);
+}
+
 /* A worker that falls behind holds at most spread_max_bytes of the other
  * workers' hand-offs: past that, requests for it are dropped (and counted)
  * where they arrived, as a full socket buffer drops them.  What it held is
@@ -1121,6 +1198,7 @@ int run_transport_tests(void)
         cmocka_unit_test(test_tcp_wqueue_cap),
         cmocka_unit_test(test_two_workers),
         cmocka_unit_test(test_udp_spread),
+        cmocka_unit_test(test_udp_spread_register),
         cmocka_unit_test(test_udp_spread_bounded),
         cmocka_unit_test(test_alloc_fail_setup),
         cmocka_unit_test(test_alloc_fail_send),
