@@ -55,6 +55,13 @@ static int lower(int c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
+static const char *skip_blanks(const char *q, const char *end)
+{
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
+    return q;
+}
+
 /* A header line's name is NAME (case-insensitive), or its compact form C,
  * followed by optional blanks and the colon: the value's start, else NULL. */
 static const char *hdr_value(const char *q, const char *end, const char *name, char c)
@@ -66,16 +73,8 @@ static const char *hdr_value(const char *q, const char *end, const char *name, c
         q += 1;
     else
         return NULL;
-    while (q < end && (*q == ' ' || *q == '\t'))
-        q++;
+    q = skip_blanks(q, end);
     return q < end && *q == ':' ? q + 1 : NULL;
-}
-
-static const char *skip_blanks(const char *q, const char *end)
-{
-    while (q < end && (*q == ' ' || *q == '\t'))
-        q++;
-    return q;
 }
 
 /* One pass over the header lines: the Call-ID value (RFC 3261 §20.8,
