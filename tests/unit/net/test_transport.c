@@ -875,7 +875,7 @@ static size_t mk_register(char *out, size_t outsz, int i, const char *vias)
     return (size_t)n;
 }
 
-/* The worker that got one REGISTER of each of CALLS Call-IDs, sent from
+/* The worker that got one REGISTER of each of n Call-IDs, sent from
  * one flow with the Via block vias. */
 static void register_workers(struct fixture *fx, int fd, const struct ims_addr *srv,
                              const char *vias, int n, int *worker_of)
