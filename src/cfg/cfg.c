@@ -498,8 +498,11 @@ static const struct key keys[] = {
       "Comma list of the peers inside the trust domain besides this network's own CSCF "
       "listeners and application servers: IP addresses, CIDR prefixes (10.0.0.0/8, "
       "2001:db8::/32), ip:port for one hop (127.0.0.1:5080), or host names. A next hop is "
-      "compared by its URI host (names are not resolved). Unset: only our own roles are "
-      "trusted; UEs and every other peer are not." },
+      "compared by its URI host (names are not resolved). The I- and S-CSCF also believe a "
+      "REGISTER's integrity-protected (TS 24.229) only from a source address (and port) "
+      "listed here or from our own roles in this process: list the P- and I-CSCF processes "
+      "when the roles run apart. Unset: only our own roles are trusted; UEs and every other "
+      "peer are not." },
     /* [lockout] (src/cscf/lockout.c, docs/security.md "Brute-force lockout") */
     { "lockout", "impi_failures", K_UINT, "5", 0, 1000, OFF(lockout_impi_failures), false,
       "Failed authentications of one private identity within 'window' that lock it out, for "

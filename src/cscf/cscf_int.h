@@ -143,6 +143,22 @@ int cscf_impi_of(const struct sip_uri *u, char *out, size_t cap);
  * none (or none parses). */
 bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out);
 
+/* integrity-protected (TS 24.229 §7.2A.2) is the P-CSCF's word to the
+ * S-CSCF on how a REGISTER reached it; a UE or a peer outside the trust
+ * domain must not say it.  Does a (parseable) Digest Authorization of m
+ * carry one? */
+bool cscf_auth_integrity_claimed(const struct sip_msg *m);
+/* Every Authorization line of m again, for add ("Authorization: ...\r\n";
+ * the caller deletes SIP_H_AUTHORIZATION): each Digest one without
+ * integrity-protected and, when value is not NULL, with
+ * integrity-protected="value" appended; any other as it came.  0, or
+ * IMS_ENOMEM / IMS_ELIMIT. */
+int cscf_auth_integrity_set(const struct sip_msg *m, const char *value, struct ims_buf *add);
+/* A request from inside the trust domain: handed over in-process by one of
+ * our own roles, or from a source [privacy] trusted names (address, or
+ * address and port). */
+bool cscf_hop_trusted(const struct ims_cscf *g, const struct sip_tp_rx *rx);
+
 /* Expires header value, or -1 (absent or malformed). */
 long cscf_expires_hdr(const struct sip_msg *m);
 

@@ -35,6 +35,7 @@ struct ic_txn {
     bool reg;
     int auth_type;
     bool caps_asked;       /* a UAR with REGISTRATION_AND_CAPABILITIES went out */
+    bool untrusted_ip;     /* integrity-protected from outside the trust domain */
     char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX], visited[IMS_REG_ID_MAX];
     size_t ncand, cur;
     size_t nfailed;
@@ -177,8 +178,22 @@ static void forward_current(struct ic_txn *t)
         finish(t, t->reg ? 600 : 480, "No S-CSCF Available", IMS_STR_NULL);
         return;
     }
+    /* TS 24.229 §7.2A.2: only a P-CSCF of ours may tell the S-CSCF how a
+     * REGISTER was protected; anyone else's word is taken out */
+    struct ims_buf add;
+    ims_buf_init(&add, 4096);
+    uint16_t del[1] = { SIP_H_AUTHORIZATION };
+    const struct sip_msg *m = t->untrusted_ip ? ims_proxy_req_msg(r) : NULL;
+    if (t->untrusted_ip && (!m || cscf_auth_integrity_set(m, NULL, &add) != 0)) {
+        ims_buf_free(&add);
+        finish(t, 500, "Too Many Header Edits", IMS_STR_NULL);
+        return;
+    }
     struct proxy_fwd f = {
         .next_hop = ims_str_cstr(t->cand[t->cur]),
+        .add_hdrs = ims_buf_str(&add),
+        .del_hdrs = m ? del : NULL,
+        .ndel = m ? 1 : 0,
         .on_response = fwd_response,
         .ud = t,
         /* TS 24.229 §5.3.1.3: no answer is a failure too; do not wait for
@@ -189,6 +204,7 @@ static void forward_current(struct ic_txn *t)
     LOG_I("icscf", "event=forward method=%s impu=%s scscf=%s", t->reg ? "REGISTER" : "request",
           t->impu, t->cand[t->cur]);
     int rc = ims_proxy_forward(r, &f);
+    ims_buf_free(&add);
     if (rc) {
         /* the S-CSCF is what this line adds; the proxy logs the failure */
         LOG_I("icscf", "event=forward_failed scscf=%s err=%s", t->cand[t->cur],
@@ -436,6 +452,11 @@ static void ic_register(struct cscf_worker *w, struct proxy_req *r, const struct
         return;
     }
     t->reg = true;
+    t->untrusted_ip = cscf_auth_integrity_claimed(m) &&
+                      !cscf_hop_trusted(w->g, ims_proxy_req_rx(r));
+    if (t->untrusted_ip)
+        LOG_I("icscf", "event=integrity_protected_removed impu=%s call_id=%.*s", impu,
+              IMS_SF(m->call_id));
     ims_cstr_copy(impu, t->impu, sizeof(t->impu));
     ims_cstr_copy(impi, t->impi, sizeof(t->impi));
     /* RFC 7315 P-Visited-Network-ID, unquoted; none: the home network */

@@ -55,6 +55,9 @@ struct pc_flow {
     char *service_route; /* Service-Route values, or NULL */
     bool sec_agree;      /* registered with a verified sec-agree (RFC 3329):
                           * every later request must carry Security-Verify */
+    uint64_t tls_conn;   /* registered over TLS: that connection, else 0 */
+    char *impi;          /* ... and the private identity it authenticated,
+                          * or NULL: together what "tls-yes" means */
 };
 
 static void flow_free(void *v)
@@ -64,6 +67,7 @@ static void flow_free(void *v)
         return;
     ims_free(f->assoc);
     ims_free(f->service_route);
+    ims_free(f->impi);
     ims_free(f);
 }
 
@@ -199,6 +203,32 @@ static bool flow_get(struct ims_cscf *g, const char *key, struct ims_buf *assoc,
     if (sec_agree)
         *sec_agree = ok && x.sec_agree;
     return ok;
+}
+
+struct flow_bound {
+    int64_t now;
+    uint64_t conn;
+    ims_str impi;
+    bool yes;
+};
+
+static int bound_fn(void **val, bool room, void *ctx)
+{
+    (void)room;
+    struct flow_bound *x = ctx;
+    const struct pc_flow *f = *val;
+    x->yes = f && f->expires > x->now && f->tls_conn && f->tls_conn == x->conn && f->impi &&
+             ims_str_eq(x->impi, ims_str_cstr(f->impi));
+    return 0;
+}
+
+/* Is this TLS connection bound to impi by an earlier registration through
+ * it (TS 33.203 Annex H: the P-CSCF then marks the REGISTER "tls-yes")? */
+static bool flow_tls_bound(struct ims_cscf *g, const char *key, uint64_t conn, ims_str impi)
+{
+    struct flow_bound x = { .now = cscf_now_s(), .conn = conn, .impi = impi };
+    return conn && impi.len && cscf_table_with(g->flows, ims_str_cstr(key), bound_fn, &x) == 0 &&
+           x.yes;
 }
 
 struct flow_put {
@@ -509,6 +539,14 @@ static void reg_ok(struct cscf_worker *w, struct proxy_req *r, const struct sip_
         if (!f->assoc || (sr.len && !f->service_route))
             rc = IMS_ENOMEM;
     }
+    struct sip_auth cred;
+    if (rc == 0 && ims_proxy_req_rx(r)->proto == SIP_PROTO_TLS && cscf_credentials(req, &cred) &&
+        cred.username.len) {
+        f->tls_conn = ims_proxy_req_rx(r)->conn_id;
+        f->impi = ims_strndup(cred.username.p, cred.username.len);
+        if (!f->impi)
+            rc = IMS_ENOMEM;
+    }
     if (rc == 0) {
         rc = flow_put(g, key, f);
         f = NULL;
@@ -559,6 +597,26 @@ static enum proxy_rsp_action reg_response(struct proxy_req *r, int status,
     return PROXY_RSP_RELAY;
 }
 
+/* TS 24.229 §5.2.2.1, TS 33.203 Annex H: over TLS the credentials say
+ * whether this connection was already bound to their IMPI by a registration
+ * ("tls-yes": the S-CSCF may skip the challenge) or not ("tls-pending");
+ * over anything else a UE's own integrity-protected is removed. */
+static int mark_integrity(struct ims_cscf *g, const struct sip_tp_rx *rx, const struct sip_msg *m,
+                          const char *key, struct ims_buf *add, uint16_t *del, size_t *ndel)
+{
+    struct sip_auth cred;
+    const char *mark = NULL;
+    if (rx->proto == SIP_PROTO_TLS && cscf_credentials(m, &cred))
+        mark = flow_tls_bound(g, key, rx->conn_id, cred.username) ? "tls-yes" : "tls-pending";
+    else if (!cscf_auth_integrity_claimed(m))
+        return 0;
+    else
+        LOG_I("pcscf", "event=integrity_protected_removed flow=%s call_id=%.*s", key,
+              IMS_SF(m->call_id));
+    del[(*ndel)++] = SIP_H_AUTHORIZATION;
+    return cscf_auth_integrity_set(m, mark, add);
+}
+
 static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
 {
     struct ims_cscf *g = w->g;
@@ -587,11 +645,13 @@ static void pc_register(struct cscf_worker *w, struct proxy_req *r, const struct
                          IMS_S("P-Visited-Network-ID: \""), ims_str_cstr(g->vnid),
                          IMS_S("\"\r\n"));
     /* what only the network may say is removed from the UE's request */
-    uint16_t del[8] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID, SIP_H_P_ASSERTED_IDENTITY,
-                        SIP_H_P_PREFERRED_IDENTITY };
+    uint16_t del[10] = { SIP_H_PATH, SIP_H_P_VISITED_NETWORK_ID, SIP_H_P_ASSERTED_IDENTITY,
+                         SIP_H_P_PREFERRED_IDENTITY };
     size_t ndel = 4;
     if (rc == 0)
         rc = sa_strip(m, st, &add, del, &ndel);
+    if (rc == 0)
+        rc = mark_integrity(g, ims_proxy_req_rx(r), m, key, &add, del, &ndel);
     if (rc) {
         edit_failed(r, rc);
         ims_buf_free(&add);

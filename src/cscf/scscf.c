@@ -781,6 +781,30 @@ static void bearer_start(struct sc_txn *t, ims_str tok)
 
 /* ------------------------------------------------------------ REGISTER */
 
+/* TS 24.229 §5.4.1.2.1A, TS 33.203 Annex H: a REGISTER our P-CSCF marked
+ * "tls-yes" came over a TLS connection that an earlier registration of this
+ * IMPI authenticated; while that registration lasts, the S-CSCF takes the
+ * P-CSCF's word instead of challenging again.  Only from inside the trust
+ * domain (the I-CSCF removes the mark from anyone else; a UE sending to us
+ * directly is not believed either). */
+static bool tls_bound(struct cscf_worker *w, struct proxy_req *r, const struct sip_auth *cred,
+                      const char *impi, const char *impu)
+{
+    if (!ims_str_eq(cred->integrity_protected, IMS_S("tls-yes")))
+        return false;
+    if (!cscf_hop_trusted(w->g, ims_proxy_req_rx(r))) {
+        LOG_I("scscf", "event=integrity_protected_ignored impi=%s why=untrusted_hop", impi);
+        return false;
+    }
+    struct ims_reg *cur = w->reg_a;
+    bool same = ims_loc_get(w->g->loc, ims_str_cstr(impu), cscf_now_s(), cur) == 0 &&
+                strcmp(cur->impi, impi) == 0;
+    ims_reg_clear(cur);
+    if (!same)
+        LOG_I("scscf", "event=integrity_protected_ignored impi=%s why=not_registered", impi);
+    return same;
+}
+
 static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct sip_msg *m)
 {
     struct ims_cscf *g = w->g;
@@ -841,6 +865,13 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         return;
     }
 
+    if (have && tls_bound(w, r, &cred, t->impi, t->impu)) {
+        LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d by=tls-yes", t->impi,
+              t->impu, (int)IMS_AUTH_OK);
+        cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
+        after_auth(t, m);
+        return;
+    }
     char scheme[32];
     scheme_hint(g, &cred, have, scheme, sizeof(scheme), &t->asked);
     t->default_hint = strcmp(scheme, "Unknown") == 0;

@@ -8,6 +8,7 @@
 #include "base/err.h"
 #include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
+#include "cscf/privacy.h"
 #include "net/transport.h"
 
 int64_t cscf_now_s(void)
@@ -97,6 +98,58 @@ bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out)
         if (ims_sip_parse_auth(h->value, out) == 0 && ims_str_caseeq_lit(out->scheme, "Digest"))
             return true;
     return false;
+}
+
+bool cscf_auth_integrity_claimed(const struct sip_msg *m)
+{
+    struct sip_auth a;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION); h;
+         h = ims_sip_hdr_next(m, h))
+        if (ims_sip_parse_auth(h->value, &a) == 0 && a.integrity_protected.p &&
+            ims_str_caseeq_lit(a.scheme, "Digest"))
+            return true;
+    return false;
+}
+
+int cscf_auth_integrity_set(const struct sip_msg *m, const char *value, struct ims_buf *add)
+{
+    int rc = 0;
+    for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION); h && rc == 0;
+         h = ims_sip_hdr_next(m, h)) {
+        struct sip_auth a;
+        size_t mark = add->len;
+        rc = ims_buf_add_cstr(add, "Authorization: ");
+        bool digest = ims_sip_parse_auth(h->value, &a) == 0 &&
+                      ims_str_caseeq_lit(a.scheme, "Digest");
+        size_t start = add->len;
+        int wr = rc ? rc : digest ? ims_sip_auth_without(h->value, "integrity-protected", add)
+                                  : IMS_EPROTO;
+        if (wr == IMS_EPROTO) {
+            /* Bearer, or one nobody downstream can parse (and so trust):
+             * passed on as it came */
+            add->len = mark;
+            rc = IMS_BUF_CAT(add, IMS_S("Authorization: "), h->value);
+        } else {
+            rc = wr;
+            if (rc == 0 && value)
+                rc = IMS_BUF_CAT(add, add->len - start > a.scheme.len ? IMS_S(", ") : IMS_S(" "),
+                                 IMS_S("integrity-protected=\""), ims_str_cstr(value),
+                                 IMS_S("\""));
+        }
+        if (rc == 0)
+            rc = ims_buf_add_cstr(add, "\r\n");
+    }
+    return rc;
+}
+
+bool cscf_hop_trusted(const struct ims_cscf *g, const struct sip_tp_rx *rx)
+{
+    if (rx->from_self)
+        return true;
+    char host[64];
+    return ims_privacy_trusted(g->cfg->privacy_trusted,
+                               ims_str_cstr(ims_addr_host(&rx->src, host, sizeof(host))),
+                               ims_addr_port(&rx->src));
 }
 
 long cscf_expires_hdr(const struct sip_msg *m)

@@ -205,6 +205,8 @@ struct sip_cseq {
  * empty value ("opaque=\"\"") has len 0 but p != NULL; absent ones are
  * IMS_STR_NULL.  Other directives (ik, ck, charset...) are only in the raw,
  * comma-separated `params`. */
+struct ims_buf;
+
 struct sip_auth {
     ims_str scheme;       /* "Digest" or "Bearer" (case kept) */
     ims_str token;        /* Bearer credentials: the token68 */
@@ -381,6 +383,12 @@ int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out);
 /* The whole value of an Authorization/Proxy-Authorization/WWW-/
  * Proxy-Authenticate header.  A known directive repeated is an error. */
 int ims_sip_parse_auth(ims_str s, struct sip_auth *out);
+/* Appends the credentials or challenge s to out without its auth-param
+ * named drop (case-insensitive; every occurrence): the scheme, a space, the
+ * other params as received, ", "-separated.  IMS_EPROTO when s has no
+ * auth-params (a Bearer token68, a scheme alone) or does not parse (out may
+ * then hold part of it); IMS_ENOMEM / IMS_ELIMIT from out. */
+int ims_sip_auth_without(ims_str s, const char *drop, struct ims_buf *out);
 int ims_sip_parse_sec_mech(ims_str s, struct sip_sec_mech *out);   /* one element */
 /* Finds param `name` in ";a=b;c;d="x"" (case-insensitive name; URI or
  * header params).  *val is the value (quotes removed) or empty for a flag.

@@ -75,6 +75,18 @@ static void on_header(const struct sip_msg *m, const struct sip_hdr *h, const ch
         check_slice(a.params, buf, len);
         check_slice(a.nonce, buf, len);
         check_slice(a.token, buf, len);
+        /* what the P-CSCF rewrites (integrity-protected): any parsed
+         * auth-params can be, and the result parses without the dropped one */
+        if (a.params.len) {
+            struct ims_buf b;
+            ims_buf_init(&b, 2 * h->value.len + 64); /* ", " for "," at worst */
+            int rc = ims_sip_auth_without(h->value, "nonce", &b);
+            CHECK(rc == 0 || rc == IMS_ENOMEM);
+            struct sip_auth w;
+            CHECK(rc != 0 || (ims_sip_parse_auth(ims_buf_str(&b), &w) == 0 && !w.nonce.p &&
+                              ims_str_eq(w.scheme, a.scheme)));
+            ims_buf_free(&b);
+        }
     }
     ims_sip_parse_cseq(h->value, &cs);
     struct ims_cur c = { h->value.p, h->value.len ? h->value.p + h->value.len : h->value.p };

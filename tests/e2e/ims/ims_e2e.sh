@@ -291,6 +291,11 @@ write_conf() { # FILE ROLES STATE DIA_IDENTITY [peer]
 # (t_outbound.sh, t_baresip.sh: STUN keep-alives answered)
 metrics_conf() { printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$M_PORT" >>"$1"; }
 
+# trust_conf FILE: in four processes the I- and S-CSCF know the P- and
+# I-CSCF as peers of the trust domain by their ports (t_integrity.sh: only
+# from them is integrity-protected believed); the UEs' ports stay outside
+trust_conf() { printf '\n[privacy]\ntrusted = 127.0.0.1:%s,127.0.0.1:%s\n' "$P_PORT" "$I_PORT" >>"$1"; }
+
 # stun_answered: the P-CSCF's imscloud_stun_answered_total (its /metrics)
 stun_answered() {
     curl -sf "http://127.0.0.1:$M_PORT/metrics" |
@@ -357,6 +362,8 @@ setup() {
         metrics_conf "$TMP/pcscf.conf"
         write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
         write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
+        trust_conf "$TMP/icscf.conf"
+        trust_conf "$TMP/scscf.conf"
         [ "$fix" != imsk4 ] || kb_conf "$TMP/scscf.conf" # t_bearer.sh
         [ "$fix" != imsk4 ] || kc_conf "$TMP/hss.conf" keystone # t_kscred.sh
         start hss "$TMP/hss.conf"

@@ -93,12 +93,13 @@ bs_stop() {
 }
 
 # bs_register USER udp|tls [ACCOUNT_PARAMS]: a new baresip account for USER
-# through the P-CSCF's UDP or TLS port; passes on ctrl_tcp's REGISTER_OK
+# through the P-CSCF's UDP or TLS port, refreshed every ${BS_REGINT:-600} s;
+# passes on ctrl_tcp's REGISTER_OK
 bs_register() {
     local u=$1 tp=$2 port=$P_PORT uri
     [ "$tp" = udp ] || port=$PT_PORT
     uri="<sip:$u@$REALM;transport=$tp>;auth_user=$u@$REALM;auth_pass=$u-secret"
-    uri="$uri;outbound=\"sip:127.0.0.1:$port;transport=$tp\";regint=600${3:-}"
+    uri="$uri;outbound=\"sip:127.0.0.1:$port;transport=$tp\";regint=${BS_REGINT:-600}${3:-}"
     bs_ctl "reg-$u" fail:REGISTER_FAIL "cmd:uanew $uri" wait:REGISTER_OK || return 1
     say "baresip: $u registered over $tp (REGISTER_OK)"
 }

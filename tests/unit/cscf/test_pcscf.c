@@ -44,6 +44,14 @@ static const char conf_sa[] = "[core]\nworkers = 1\nroles = pcscf\n"
                               "visited_network_id = visited.test\n";
 static const char *conf_now = conf;
 
+/* a TLS port without sec-agree (integrity-protected does not need it) */
+static const char conf_tls[] = "[core]\nworkers = 1\nroles = pcscf\n"
+                               "[sip]\nlisten = udp:192.0.2.1:5060\n"
+                               "listen = tls:192.0.2.1:5061\ntls_cert = /dev/null\n"
+                               "tls_key = /dev/null\n"
+                               "[pcscf]\nports = 5060,5061\nicscf = sip:" ICSCF "\n"
+                               "visited_network_id = visited.test\nsec_agree = no\n";
+
 /* room for two UEs' flows */
 static const char conf_max2[] = "[core]\nworkers = 1\nroles = pcscf\n"
                                 "[sip]\nlisten = udp:192.0.2.1:5060\n"
@@ -115,6 +123,12 @@ static int setup_sa(void **state)
     return setup(state);
 }
 
+static int setup_tls(void **state)
+{
+    conf_now = conf_tls;
+    return setup(state);
+}
+
 static int setup_max2(void **state)
 {
     conf_now = conf_max2;
@@ -129,15 +143,34 @@ static int setup_norr(void **state)
 
 static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
+static void vfeed(enum sip_proto proto, const char *src, uint64_t conn, const char *fmt,
+                  va_list ap)
 {
     char buf[8192];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    struct sip_tp_rx rx = fake_tp_rx(buf, proto, src, proto == SIP_PROTO_TLS ? ME_TLS : ME);
+    if (conn)
+        rx.conn_id = conn;
+    ims_proxy_rx(E.p, &rx);
+}
+
+static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    vfeed(proto, src, 0, fmt, ap);
     va_end(ap);
-    struct sip_tp_rx rx = fake_tp_rx(buf, proto, src, proto == SIP_PROTO_TLS ? ME_TLS : ME);
-    ims_proxy_rx(E.p, &rx);
+}
+
+/* feed() on stream connection conn (fake_tp_rx's own is 77) */
+static void feed_conn(enum sip_proto proto, const char *src, uint64_t conn, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void feed_conn(enum sip_proto proto, const char *src, uint64_t conn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfeed(proto, src, conn, fmt, ap);
+    va_end(ap);
 }
 
 static const struct fake_tp_msg *sent_to(const char *dst, const char *prefix, size_t from)
@@ -721,6 +754,8 @@ static void test_alloc_failures(void **state)
 }
 
 /* The sec-agree exchange of test_sa_agree, nothing asserted. */
+#define FS_AUTH "Authorization: Digest username=\"alice@ims.test\", integrity-protected=no\r\n"
+
 static void scenario_sa(void)
 {
     size_t from = E.tp.n;
@@ -730,11 +765,18 @@ static void scenario_sa(void)
         respond(fwd, ICSCF, 401, "WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"n1\"\r\n");
     from = E.tp.n;
     feed(SIP_PROTO_TLS, UE, SA_REGISTER_FMT, "TLS", "fs2", 2,
-         SA_TAGS SA_CLIENT "Security-Verify: tls;q=0.1\r\n");
+         SA_TAGS SA_CLIENT "Security-Verify: tls;q=0.1\r\n" FS_AUTH);
     if ((fwd = sent_to(ICSCF, "REGISTER ", from)) != NULL)
         respond(fwd, ICSCF, 200,
                 "Contact: <sip:alice@10.0.0.9:5099;transport=tls>;expires=600\r\n"
                 "P-Associated-URI: <sip:alice@ims.test>\r\n");
+    /* re-registration on the bound connection: "tls-yes" */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, SA_REGISTER_FMT, "TLS", "fs4", 3,
+         SA_TAGS SA_CLIENT "Security-Verify: tls;q=0.1\r\n" FS_AUTH);
+    if ((fwd = sent_to(ICSCF, "REGISTER ", from)) != NULL)
+        respond(fwd, ICSCF, 200, "Contact: <sip:alice@10.0.0.9:5099;transport=tls>;expires=600\r\n"
+                                 "P-Associated-URI: <sip:alice@ims.test>\r\n");
     from = E.tp.n;
     feed(SIP_PROTO_TLS, UE, MESSAGE_FMT, "sip:bob@ims.test", "fs3",
          "Proxy-Require: sec-agree\r\nSecurity-Verify: tls;q=0.1\r\n", "fs3");
@@ -759,6 +801,105 @@ static void test_sa_alloc_failures(void **state)
     assert_true(n > 10 && n < 6000);
 }
 
+#define IP_REGISTER_FMT                                                                            \
+    "REGISTER sip:ims.test SIP/2.0\r\n"                                                            \
+    "Via: SIP/2.0/%s 10.0.0.9:5099;branch=z9hG4bK%s;rport\r\n"                                     \
+    "Max-Forwards: 70\r\n"                                                                         \
+    "From: <sip:alice@ims.test>;tag=r1\r\n"                                                        \
+    "To: <sip:alice@ims.test>\r\n"                                                                 \
+    "Call-ID: ip-reg\r\n"                                                                          \
+    "CSeq: %d REGISTER\r\n"                                                                        \
+    "Contact: <sip:alice@10.0.0.9:5099;transport=tls>\r\n"                                         \
+    "%s"                                                                                           \
+    "Expires: 600\r\n"                                                                             \
+    "Content-Length: 0\r\n\r\n"
+
+#define IP_AUTH(user, extra)                                                                       \
+    "Authorization: Digest username=\"" user "\", realm=\"ims.test\", nonce=\"n1\", "               \
+    "uri=\"sip:ims.test\", response=\"0123\"" extra "\r\n"
+
+/* How many times needle is in the forwarded REGISTER. */
+static size_t count_in(const struct fake_tp_msg *m, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = m->buf; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The REGISTER fed last, as it went to the I-CSCF. */
+static const struct fake_tp_msg *ip_forwarded(size_t from)
+{
+    const struct fake_tp_msg *fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    assert_non_null(strstr(fwd->buf, "username=\"")); /* the credentials went on */
+    return fwd;
+}
+
+/* TS 24.229 §5.2.2.1 / §7.2A.2: integrity-protected is the P-CSCF's to
+ * say: "tls-pending" over a TLS connection no registration has bound yet,
+ * "tls-yes" once a 200 bound it to the IMPI (same connection, same IMPI),
+ * and a UE's own value never goes on. */
+static void test_integrity_protected(void **state)
+{
+    (void)state;
+    /* over UDP a forged mark is taken out, the rest of the credentials kept */
+    size_t from = E.tp.n;
+    feed(SIP_PROTO_UDP, UE, IP_REGISTER_FMT, "UDP", "ip1", 1,
+         IP_AUTH("alice@ims.test", ", integrity-protected=\"tls-yes\""));
+    const struct fake_tp_msg *fwd = ip_forwarded(from);
+    assert_int_equal(count_in(fwd, "integrity-protected"), 0);
+    assert_non_null(strstr(fwd->buf, "\r\nAuthorization: Digest username=\"alice@ims.test\", "
+                                     "realm=\"ims.test\", nonce=\"n1\", uri=\"sip:ims.test\", "
+                                     "response=\"0123\"\r\n"));
+    respond(fwd, ICSCF, 401, "WWW-Authenticate: Digest realm=\"ims.test\", nonce=\"n1\"\r\n");
+
+    /* the first REGISTER over TLS: pending */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip2", 2, IP_AUTH("alice@ims.test", ""));
+    fwd = ip_forwarded(from);
+    assert_non_null(strstr(fwd->buf, "response=\"0123\", integrity-protected=\"tls-pending\"\r\n"));
+    respond(fwd, ICSCF, 200,
+            "Contact: <sip:alice@10.0.0.9:5099;transport=tls>;expires=600\r\n"
+            "Service-Route: <sip:192.0.2.6:6060;lr;orig>\r\n"
+            "P-Associated-URI: <sip:alice@ims.test>\r\n");
+    assert_non_null(sent_to(UE, "SIP/2.0 200", from));
+
+    /* the connection is bound to alice now */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip3", 3, IP_AUTH("alice@ims.test", ""));
+    fwd = ip_forwarded(from);
+    assert_int_equal(count_in(fwd, "integrity-protected=\"tls-yes\""), 1);
+    /* ... and a UE's own value is replaced, not added to */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip4", 4,
+         IP_AUTH("alice@ims.test", ", Integrity-Protected=yes"));
+    fwd = ip_forwarded(from);
+    assert_int_equal(count_in(fwd, "ntegrity-"), 1);
+    assert_int_equal(count_in(fwd, "integrity-protected=\"tls-yes\""), 1);
+    /* another IMPI on that connection, or alice on another one: pending */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip5", 5, IP_AUTH("mallory@ims.test", ""));
+    assert_int_equal(count_in(ip_forwarded(from), "integrity-protected=\"tls-pending\""), 1);
+    from = E.tp.n;
+    feed_conn(SIP_PROTO_TLS, UE, 78, IP_REGISTER_FMT, "TLS", "ip6", 6,
+              IP_AUTH("alice@ims.test", ""));
+    assert_int_equal(count_in(ip_forwarded(from), "integrity-protected=\"tls-pending\""), 1);
+    /* no credentials: nothing to mark */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip7", 7, "");
+    fwd = sent_to(ICSCF, "REGISTER ", from);
+    assert_non_null(fwd);
+    assert_int_equal(count_in(fwd, "ntegrity"), 0);
+    /* a Bearer token goes on untouched, beside the marked Digest */
+    from = E.tp.n;
+    feed(SIP_PROTO_TLS, UE, IP_REGISTER_FMT, "TLS", "ip8", 8,
+         "Authorization: Bearer abc.DEF-1=\r\n" IP_AUTH("alice@ims.test", ""));
+    fwd = ip_forwarded(from);
+    assert_non_null(strstr(fwd->buf, "\r\nAuthorization: Bearer abc.DEF-1=\r\n"));
+    assert_int_equal(count_in(fwd, "integrity-protected=\"tls-yes\""), 1);
+}
+
 int run_pcscf_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +915,7 @@ int run_pcscf_tests(void)
         cmocka_unit_test_setup_teardown(test_sa_agree, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_reject, setup_sa, teardown),
         cmocka_unit_test_setup_teardown(test_sa_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_integrity_protected, setup_tls, teardown),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_sa_alloc_failures),
     };

@@ -1,7 +1,9 @@
 /* Authorization / WWW-Authenticate (RFC 3261 §20.7, §20.44; RFC 7616,
  * RFC 8760, RFC 3310, RFC 8898, RFC 6750). */
+#include <stdio.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "sip_tests.h"
 
@@ -160,9 +162,58 @@ static void test_errors(void **st)
             fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* ims_sip_auth_without: the P-CSCF and the I-CSCF take a UE's own
+ * integrity-protected out of its credentials (TS 24.229 §5.2.2.1). */
+static int without(const char *s, const char *drop, char *out, size_t cap)
+{
+    struct guard_buf g;
+    size_t n = strlen(s);
+    char *p = guard_buf_new(&g, s, n);
+    assert_non_null(p);
+    struct ims_buf b;
+    ims_buf_init(&b, 4096);
+    int rc = ims_sip_auth_without(ims_str_make(p, n), drop, &b);
+    snprintf(out, cap, "%.*s", (int)b.len, b.p ? b.p : "");
+    ims_buf_free(&b);
+    guard_buf_free(&g);
+    return rc;
+}
+
+static void test_without(void **st)
+{
+    (void)st;
+    char o[512];
+    assert_int_equal(without("Digest username=\"a@b\", integrity-protected=\"tls-yes\",\r\n"
+                             " realm=b, response=\"\"",
+                             "integrity-protected", o, sizeof(o)),
+                     0);
+    assert_string_equal(o, "Digest username=\"a@b\", realm=b, response=\"\"");
+    /* first, last, unquoted, any case, more than once */
+    assert_int_equal(without("Digest Integrity-Protected=yes,nonce=\"n,1\",integrity-protected=no",
+                             "integrity-protected", o, sizeof(o)),
+                     0);
+    assert_string_equal(o, "Digest nonce=\"n,1\"");
+    assert_int_equal(without("Digest integrity-protected=\"yes\"", "integrity-protected", o,
+                             sizeof(o)),
+                     0);
+    assert_string_equal(o, "Digest");
+    /* nothing to drop: the params as they were, separators and the LWS
+     * (folds too) around '=' normalised, escapes kept */
+    assert_int_equal(without("  Digest a=1 ,b =\r\n \"x\\\"y\"", "integrity-protected", o,
+                             sizeof(o)),
+                     0);
+    assert_string_equal(o, "Digest a=1, b=\"x\\\"y\"");
+    /* no auth-params, or not parseable */
+    static const char *const bad[] = { "Bearer abc.def=", "Digest", "Digest a=\"1", "Digest a=1,",
+                                       "Digest a=1 b=2", "" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (without(bad[i], "a", o, sizeof(o)) != IMS_EPROTO)
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
 const struct CMUnitTest auth_tests[] = {
     cmocka_unit_test(test_digest_credentials), cmocka_unit_test(test_challenges),
     cmocka_unit_test(test_bearer_token),       cmocka_unit_test(test_other_scheme),
-    cmocka_unit_test(test_errors),
+    cmocka_unit_test(test_errors),             cmocka_unit_test(test_without),
 };
 const size_t auth_ntests = NTESTS(auth_tests);

@@ -1,0 +1,5 @@
+# integrity-protected: the P-CSCF's word, believed only from the trust domain (t_integrity.sh)
+foreach(fix ims1 ims4)
+  ims_test(integrity_forged ${fix} 60)
+  ims_test(integrity_tls ${fix} 90)
+endforeach()
