@@ -144,6 +144,8 @@ static int setup_norr(void **state)
 static void feed(enum sip_proto proto, const char *src, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void vfeed(enum sip_proto proto, const char *src, uint64_t conn, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 4, 0)));
+static void vfeed(enum sip_proto proto, const char *src, uint64_t conn, const char *fmt,
                   va_list ap)
 {
     char buf[8192];
