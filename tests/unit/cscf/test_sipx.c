@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/err.h"
+#include "cfg/cfg.h"
 #include "cscf/cscf_int.h"
 #include "cscf/cx_client.h"
 #include "cscf/table.h"
+#include "net/transport.h"
 #include "cscf_tests.h"
 
 static void parse(const char *text, struct sip_msg *m, struct sip_hdr *h, size_t nh)
@@ -150,6 +153,73 @@ static struct dia_ans ans_result(uint32_t code, bool exp)
     return a;
 }
 
+/* integrity-protected (TS 24.229 §7.2A.2): which credentials claim it, the
+ * lines that replace them, and who may claim it (cscf_hop_trusted). */
+static void test_integrity_helpers(void **state)
+{
+    (void)state;
+    static const char fmt[] = "REGISTER sip:ims.test SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKi1\r\n"
+                              "To: <sip:a@ims.test>\r\nFrom: <sip:a@ims.test>;tag=1\r\n"
+                              "Call-ID: i1\r\nCSeq: 1 REGISTER\r\n%s"
+                              "Content-Length: 0\r\n\r\n";
+    static const struct {
+        const char *auth;
+        bool claimed;
+        const char *set_yes; /* the lines for "tls-yes" */
+    } k[] = {
+        { "Authorization: Digest username=\"a@ims.test\", integrity-protected=yes\r\n", true,
+          "Authorization: Digest username=\"a@ims.test\", integrity-protected=\"tls-yes\"\r\n" },
+        { "Authorization: Digest username=\"a@ims.test\"\r\n", false,
+          "Authorization: Digest username=\"a@ims.test\", integrity-protected=\"tls-yes\"\r\n" },
+        { "Authorization: Digest integrity-protected=\"tls-yes\"\r\n", true,
+          "Authorization: Digest integrity-protected=\"tls-yes\"\r\n" },
+        /* another scheme: nobody downstream reads it, so it goes on as it came */
+        { "Authorization: Bearer abc=\r\nAuthorization: Foo integrity-protected=yes\r\n", false,
+          "Authorization: Bearer abc=\r\nAuthorization: Foo integrity-protected=yes\r\n" },
+        { "", false, "" },
+    };
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), fmt, k[i].auth);
+        struct sip_msg m;
+        struct sip_hdr h[16];
+        parse(text, &m, h, 16);
+        assert_int_equal(cscf_auth_integrity_claimed(&m), k[i].claimed);
+        struct ims_buf b;
+        ims_buf_init(&b, 4096);
+        assert_int_equal(cscf_auth_integrity_set(&m, "tls-yes", &b), 0);
+        assert_int_equal(b.len, strlen(k[i].set_yes));
+        assert_memory_equal(b.p ? b.p : "", k[i].set_yes, b.len);
+        ims_buf_reset(&b);
+        assert_int_equal(cscf_auth_integrity_set(&m, NULL, &b), 0);
+        char got[512];
+        snprintf(got, sizeof(got), "%.*s", (int)b.len, b.p ? b.p : "");
+        assert_null(strstr(got, "integrity-protected=\""));
+        ims_buf_free(&b);
+    }
+
+    struct ims_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    struct ims_cscf g;
+    memset(&g, 0, sizeof(g));
+    g.cfg = &cfg;
+    struct sip_tp_rx rx;
+    memset(&rx, 0, sizeof(rx));
+    assert_int_equal(ims_addr_parse(IMS_S("127.0.0.1:5060"), 5060, &rx.src), 0);
+    assert_false(cscf_hop_trusted(&g, &rx)); /* unset: only our own roles */
+    rx.from_self = true;
+    assert_true(cscf_hop_trusted(&g, &rx));
+    rx.from_self = false;
+    char list[] = "127.0.0.1:5060, 10.1.0.0/16";
+    cfg.privacy_trusted = list;
+    assert_true(cscf_hop_trusted(&g, &rx));
+    assert_int_equal(ims_addr_parse(IMS_S("127.0.0.1:5099"), 5060, &rx.src), 0);
+    assert_false(cscf_hop_trusted(&g, &rx)); /* a UE on the same host */
+    assert_int_equal(ims_addr_parse(IMS_S("10.1.2.3:40000"), 5060, &rx.src), 0);
+    assert_true(cscf_hop_trusted(&g, &rx));
+}
+
 static void test_outcomes(void **state)
 {
     static const struct {
@@ -233,6 +303,7 @@ int run_sipx_tests(void)
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_contacts),
         cmocka_unit_test(test_join_and_credentials),
+        cmocka_unit_test(test_integrity_helpers),
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_table),
     };
