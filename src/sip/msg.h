@@ -205,8 +205,6 @@ struct sip_cseq {
  * empty value ("opaque=\"\"") has len 0 but p != NULL; absent ones are
  * IMS_STR_NULL.  Other directives (ik, ck, charset...) are only in the raw,
  * comma-separated `params`. */
-struct ims_buf;
-
 struct sip_auth {
     ims_str scheme;       /* "Digest" or "Bearer" (case kept) */
     ims_str token;        /* Bearer credentials: the token68 */
@@ -383,6 +381,7 @@ int ims_sip_parse_cseq(ims_str s, struct sip_cseq *out);
 /* The whole value of an Authorization/Proxy-Authorization/WWW-/
  * Proxy-Authenticate header.  A known directive repeated is an error. */
 int ims_sip_parse_auth(ims_str s, struct sip_auth *out);
+struct ims_buf;
 /* Appends the credentials or challenge s to out without its auth-param
  * named drop (case-insensitive; every occurrence): the scheme, a space, the
  * other params as received, ", "-separated.  IMS_EPROTO when s has no
