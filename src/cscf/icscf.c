@@ -452,8 +452,10 @@ static void ic_register(struct cscf_worker *w, struct proxy_req *r, const struct
         return;
     }
     t->reg = true;
-    t->untrusted_ip = cscf_auth_integrity_claimed(m) &&
-                      !cscf_hop_trusted(w->g, ims_proxy_req_rx(r));
+    /* the hop first: in one process every REGISTER comes from our P-CSCF,
+     * and then its credentials need no second parse here */
+    t->untrusted_ip = !cscf_hop_trusted(w->g, ims_proxy_req_rx(r)) &&
+                      cscf_auth_integrity_claimed(m);
     if (t->untrusted_ip)
         LOG_I("icscf", "event=integrity_protected_removed impu=%s call_id=%.*s", impu,
               IMS_SF(m->call_id));
