@@ -40,6 +40,38 @@ bool ims_str_has_caseprefix(ims_str s, const char *lit)
     return s.len >= n && ims_str_caseeq(ims_str_make(s.p, n), ims_str_make(lit, n));
 }
 
+bool ims_str_has_casesub(ims_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (n == 0 || s.len < n)
+        return false;
+    /* A byte of lit that has no case ('-' in "integrity-protected") is
+     * found with memchr; the window around each hit is then compared. */
+    size_t k = 0;
+    while (k < n && lower((unsigned char)lit[k]) >= 'a' && lower((unsigned char)lit[k]) <= 'z')
+        k++;
+    if (k == n) { /* letters only: the byte by byte walk */
+        unsigned char first = lower((unsigned char)lit[0]);
+        for (size_t i = 0; i + n <= s.len; i++)
+            if (lower((unsigned char)s.p[i]) == first &&
+                ims_str_caseeq(ims_str_make(s.p + i, n), ims_str_make(lit, n)))
+                return true;
+        return false;
+    }
+    const char *end = s.p + s.len;
+    for (const char *q = s.p + k; q < end; q++) {
+        q = memchr(q, lit[k], (size_t)(end - q));
+        if (!q)
+            return false;
+        const char *w = q - k;
+        if ((size_t)(end - w) < n)
+            return false;
+        if (ims_str_caseeq(ims_str_make(w, n), ims_str_make(lit, n)))
+            return true;
+    }
+    return false;
+}
+
 static bool is_trim(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';

@@ -45,6 +45,9 @@ bool ims_str_eq(ims_str a, ims_str b);        /* byte equality */
 bool ims_str_caseeq(ims_str a, ims_str b);    /* ASCII case-insensitive */
 bool ims_str_caseeq_lit(ims_str a, const char *lit);
 bool ims_str_has_caseprefix(ims_str s, const char *lit);
+/* True when lit (not empty) occurs in s, ASCII case-insensitively: a cheap
+ * "cannot be there" test before a full parse. */
+bool ims_str_has_casesub(ims_str s, const char *lit);
 ims_str ims_str_trim(ims_str s);              /* strip SP, HTAB, CR, LF both ends */
 /* Finds byte c; returns its offset or -1. */
 long ims_str_chr(ims_str s, char c);

@@ -5,28 +5,8 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "cscf/cscf_int.h"
 #include "metrics/metrics.h"
-
-/* The UE's address as the bottom-most Via records it (see the header). */
-static ims_str ue_addr(const struct sip_msg *m)
-{
-    ims_str last = IMS_STR_NULL, e;
-    for (const struct sip_hdr *h = m ? ims_sip_hdr_first(m, SIP_H_VIA) : NULL; h;
-         h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = ims_cur_of(h->value);
-        while (ims_sip_list_next(&c, &e) == 0)
-            last = e;
-    }
-    struct sip_via v;
-    if (!last.len || ims_sip_parse_via(last, &v) != 0)
-        return IMS_STR_NULL;
-    if (v.received.len)
-        return v.received;
-    ims_str host = v.host;
-    if (host.len > 2 && host.p[0] == '[') /* an address, not a URI: no brackets */
-        host = ims_str_make(host.p + 1, host.len - 2);
-    return host;
-}
 
 void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu,
                      enum ims_auth_verdict verdict)
@@ -44,7 +24,7 @@ void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu
         .initiator_type = "service/security/account/user",
         .initiator_id = ims_str_cstr(impi),
         .initiator_name = ims_str_cstr(impu),
-        .initiator_addr = ue_addr(m),
+        .initiator_addr = cscf_ue_addr(m),
         .target_type = "service/ims/registrar",
         .target_id = ims_str_cstr(impu),
         .target_name = ims_str_cstr(impu),
@@ -66,7 +46,7 @@ void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu,
         .initiator_type = "service/security/account/user",
         .initiator_id = ims_str_cstr(impi),
         .initiator_name = ims_str_cstr(impu),
-        .initiator_addr = ue_addr(m),
+        .initiator_addr = cscf_ue_addr(m),
         .target_type = "data/ims/registration",
         .target_id = ims_str_cstr(impu),
         .target_name = ims_str_cstr(impu),
@@ -106,7 +86,7 @@ void cscf_audit_policy(const struct sip_msg *m, const char *rule, const char *de
         .initiator_type = "service/security/account/user",
         .initiator_id = ims_str_cstr(user ? user : impu),
         .initiator_name = ims_str_cstr(impu),
-        .initiator_addr = ue_addr(m),
+        .initiator_addr = cscf_ue_addr(m),
         .target_type = type,
         .target_id = ruri,
         .target_name = ruri,

@@ -373,7 +373,10 @@ void cscf_lockout_expire(struct cscf_lockout *lk, unsigned first, unsigned step,
 bool cscf_lockout_rate_over(struct cscf_lockout *lk, ims_str impi, int64_t now_ms);
 void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t *blocked);
 /* The UE's address as the bottom-most Via records it (received=, else the
- * sent-by host), NUL-terminated.  0, IMS_ENOENT (no Via), IMS_ELIMIT. */
+ * sent-by host; an IPv6 reference without its brackets), a slice of m:
+ * empty when m is NULL or has no parseable Via.  For lockout and audit. */
+ims_str cscf_ue_addr(const struct sip_msg *m);
+/* cscf_ue_addr NUL-terminated into out.  0, IMS_ENOENT, IMS_ELIMIT. */
 int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap);
 /* The CADF event (action authenticate, outcome failure, reason lockout) and
  * a log line for each lock in `what`. */

@@ -302,20 +302,10 @@ void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t
 
 int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap)
 {
-    ims_str last = IMS_STR_NULL, e;
-    for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_VIA); h;
-         h = ims_sip_hdr_next(m, h)) {
-        struct ims_cur c = ims_cur_of(h->value);
-        while (ims_sip_list_next(&c, &e) == 0)
-            last = e;
-    }
-    struct sip_via v;
+    ims_str host = cscf_ue_addr(m);
     out[0] = '\0';
-    if (!last.len || ims_sip_parse_via(last, &v) != 0)
+    if (!host.len)
         return IMS_ENOENT;
-    ims_str host = v.received.len ? v.received : v.host;
-    if (host.len > 2 && host.p[0] == '[')
-        host = ims_str_make(host.p + 1, host.len - 2);
     if (host.len >= cap)
         return IMS_ELIMIT;
     ims_str_copy(host, out, cap);

@@ -26,6 +26,7 @@
  * HSS errors: 5001/5002 -> decoy challenges (lockout.c: no enumeration);
  * 5004/5006/refusals -> 403; no answer in
  * [scscf] hss_timeout_ms, busy, unable to comply -> 503 with Retry-After. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,15 +56,29 @@ struct sc_txn {
     bool decoy;            /* unknown IMPI: challenged like a known one (lockout.c) */
     unsigned asked;        /* digest algorithms asked for (bits) */
     char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX];
-    char line[NSLOTS][CHAL_LINE_MAX];
     struct ims_reg_policy pol;    /* g->pol, max_expires capped by a Bearer token */
     struct ims_ks_token *tok;     /* Bearer (bearer.c): the validated token, or NULL */
+    /* Last, and neither zeroed nor wiped whole (2.5 KiB; that was ~10 000
+     * instructions of a registration's 790 000): a slot is unused while its
+     * first byte is 0, and what a slot holds is a challenge for the 401. */
+    char line[NSLOTS][CHAL_LINE_MAX];
 };
+
+static struct sc_txn *txn_new(void)
+{
+    struct sc_txn *t = ims_alloc(sizeof(*t));
+    if (!t)
+        return NULL;
+    memset(t, 0, offsetof(struct sc_txn, line));
+    for (size_t i = 0; i < NSLOTS; i++)
+        t->line[i][0] = '\0';
+    return t;
+}
 
 static void txn_free(struct cscf_pend *p)
 {
     ims_ks_token_unref(((struct sc_txn *)p)->tok);
-    ims_wipe(p, sizeof(struct sc_txn));
+    ims_wipe(p, offsetof(struct sc_txn, line));
     ims_free(p);
 }
 
@@ -848,7 +863,7 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     }
     if (cscf_impi_rate_reply(g, r, impi)) /* lockout.c: [limits] impi_rate */
         return;
-    struct sc_txn *t = ims_calloc(1, sizeof(*t));
+    struct sc_txn *t = txn_new();
     if (!t) {
         ims_proxy_reply(r, 503, "Out Of Memory", NULL);
         return;

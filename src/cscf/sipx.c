@@ -100,12 +100,33 @@ bool cscf_credentials(const struct sip_msg *m, struct sip_auth *out)
     return false;
 }
 
+ims_str cscf_ue_addr(const struct sip_msg *m)
+{
+    ims_str last = IMS_STR_NULL, e;
+    for (const struct sip_hdr *h = m ? ims_sip_hdr_first(m, SIP_H_VIA) : NULL; h;
+         h = ims_sip_hdr_next(m, h)) {
+        struct ims_cur c = ims_cur_of(h->value);
+        while (ims_sip_list_next(&c, &e) == 0)
+            last = e;
+    }
+    struct sip_via v;
+    if (!last.len || ims_sip_parse_via(last, &v) != 0)
+        return IMS_STR_NULL;
+    ims_str host = v.received.len ? v.received : v.host;
+    if (host.len > 2 && host.p[0] == '[') /* an address, not a URI: no brackets */
+        host = ims_str_make(host.p + 1, host.len - 2);
+    return host;
+}
+
 bool cscf_auth_integrity_claimed(const struct sip_msg *m)
 {
     struct sip_auth a;
+    /* The name has to be in the bytes for the param to be: the full parse
+     * (~4 000 instructions a line) only for lines that might claim it. */
     for (const struct sip_hdr *h = ims_sip_hdr_first(m, SIP_H_AUTHORIZATION); h;
          h = ims_sip_hdr_next(m, h))
-        if (ims_sip_parse_auth(h->value, &a) == 0 && a.integrity_protected.p &&
+        if (ims_str_has_casesub(h->value, "integrity-protected") &&
+            ims_sip_parse_auth(h->value, &a) == 0 && a.integrity_protected.p &&
             ims_str_caseeq_lit(a.scheme, "Digest"))
             return true;
     return false;

@@ -40,6 +40,23 @@ static void test_eq(void **s)
     assert_true(ims_str_caseeq(IMS_S("Via"), IMS_S("vIA")));
     assert_false(ims_str_caseeq(IMS_S("Via"), IMS_S("Vi")));
     assert_true(ims_str_has_caseprefix(IMS_S("SIP:alice"), "sip:"));
+    /* anywhere, any case, whole literal; never an empty one, never past the end */
+    assert_true(ims_str_has_casesub(IMS_S("a, Integrity-Protected=yes"), "integrity-protected"));
+    assert_true(ims_str_has_casesub(IMS_S("xyz"), "xyz"));
+    assert_true(ims_str_has_casesub(IMS_S("xxyz"), "xyz"));
+    assert_false(ims_str_has_casesub(IMS_S("integrity-protecte"), "integrity-protected"));
+    assert_false(ims_str_has_casesub(IMS_S("xy"), "xyz"));
+    assert_false(ims_str_has_casesub(IMS_S("abc"), ""));
+    assert_false(ims_str_has_casesub(IMS_STR_NULL, "a"));
+    assert_false(ims_str_has_casesub(ims_str_make("xyZ", 2), "xyz")); /* s.len bounds it */
+    /* with a byte that has no case: hits of it too near either end, and a
+     * hit whose window differs, before the one that matches */
+    assert_true(ims_str_has_casesub(IMS_S("ab-c"), "b-C"));
+    assert_false(ims_str_has_casesub(IMS_S("-bc"), "a-b"));
+    assert_false(ims_str_has_casesub(IMS_S("xa-"), "a-b"));
+    assert_true(ims_str_has_casesub(IMS_S("q-b, A-B"), "a-b"));
+    assert_false(ims_str_has_casesub(ims_str_make("a-bc", 2), "a-b"));
+    assert_true(ims_str_has_casesub(IMS_S("-"), "-"));
     assert_true(ims_str_eq(IMS_STR_NULL, IMS_S("")));
 }
 

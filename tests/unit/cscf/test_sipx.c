@@ -153,6 +153,51 @@ static struct dia_ans ans_result(uint32_t code, bool exp)
     return a;
 }
 
+/* The UE's address for lockout and audit: the bottom-most Via value, over
+ * several lines and lists; received= first; IPv6 without brackets. */
+static void test_ue_addr(void **state)
+{
+    (void)state;
+    static const char fmt[] = "REGISTER sip:ims.test SIP/2.0\r\n%s"
+                              "To: <sip:a@ims.test>\r\nFrom: <sip:a@ims.test>;tag=1\r\n"
+                              "Call-ID: u1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+    static const struct {
+        const char *vias;
+        const char *addr; /* NULL: none */
+    } k[] = {
+        { "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKp\r\n"
+          "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP ue.test:5070;branch=z9hG4bKb;"
+          "received=192.0.2.7;rport=5070\r\n",
+          "192.0.2.7" },
+        { "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKp\r\n"
+          "Via: SIP/2.0/TCP [2001:db8::5]:5060;branch=z9hG4bKb\r\n",
+          "2001:db8::5" },
+        { "Via: SIP/2.0/UDP ue.test;branch=z9hG4bKb\r\n", "ue.test" },
+        { "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKp, bad via\r\n", NULL },
+    };
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        char text[1024], out[64];
+        snprintf(text, sizeof(text), fmt, k[i].vias);
+        struct sip_msg m;
+        struct sip_hdr h[16];
+        parse(text, &m, h, 16);
+        ims_str a = cscf_ue_addr(&m);
+        int rc = cscf_ue_source(&m, out, sizeof(out));
+        if (!k[i].addr) {
+            assert_int_equal(a.len, 0);
+            assert_int_equal(rc, IMS_ENOENT);
+            assert_string_equal(out, "");
+            continue;
+        }
+        assert_true(ims_str_eq(a, ims_str_cstr(k[i].addr)));
+        assert_int_equal(rc, 0);
+        assert_string_equal(out, k[i].addr);
+        /* no room for the address and its NUL */
+        assert_int_equal(cscf_ue_source(&m, out, strlen(k[i].addr)), IMS_ELIMIT);
+    }
+    assert_int_equal(cscf_ue_addr(NULL).len, 0);
+}
+
 /* integrity-protected (TS 24.229 §7.2A.2): which credentials claim it, the
  * lines that replace them, and who may claim it (cscf_hop_trusted). */
 static void test_integrity_helpers(void **state)
@@ -174,6 +219,13 @@ static void test_integrity_helpers(void **state)
           "Authorization: Digest username=\"a@ims.test\", integrity-protected=\"tls-yes\"\r\n" },
         { "Authorization: Digest integrity-protected=\"tls-yes\"\r\n", true,
           "Authorization: Digest integrity-protected=\"tls-yes\"\r\n" },
+        /* param names are case-insensitive (RFC 3261 §7.3.1); the name inside
+         * a value is no claim */
+        { "Authorization: Digest username=\"a@ims.test\", INTEGRITY-Protected=yes\r\n", true,
+          "Authorization: Digest username=\"a@ims.test\", integrity-protected=\"tls-yes\"\r\n" },
+        { "Authorization: Digest username=\"integrity-protected@ims.test\"\r\n", false,
+          "Authorization: Digest username=\"integrity-protected@ims.test\", "
+          "integrity-protected=\"tls-yes\"\r\n" },
         /* another scheme: nobody downstream reads it, so it goes on as it came */
         { "Authorization: Bearer abc=\r\nAuthorization: Foo integrity-protected=yes\r\n", false,
           "Authorization: Bearer abc=\r\nAuthorization: Foo integrity-protected=yes\r\n" },
@@ -303,6 +355,7 @@ int run_sipx_tests(void)
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_contacts),
         cmocka_unit_test(test_join_and_credentials),
+        cmocka_unit_test(test_ue_addr),
         cmocka_unit_test(test_integrity_helpers),
         cmocka_unit_test(test_outcomes),
         cmocka_unit_test(test_table),

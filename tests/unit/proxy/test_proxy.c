@@ -404,6 +404,15 @@ static void test_loop_detected(void **state)
     feed(SIP_PROTO_UDP, UAC, INVITE_FMT, "sip:bob@b.test", "z9hG4bKl1", via, 70, "z9hG4bKl1");
     assert_int_equal(E.tp.n, 1);
     assert_memory_equal(fake_tp_last(&E.tp)->buf, "SIP/2.0 482 Loop Detected\r\n", 27);
+    /* the same loop with our prefix, another hash, in a param before the
+     * branch, and our value second in a Via list: still found */
+    snprintf(via, sizeof(via),
+             "Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKz, SIP/2.0/UDP "
+             "192.0.2.1:5060;x=z9hG4bKI00%08x.1;branch=z9hG4bKI00%08x.5\r\n",
+             hash ^ 2, hash);
+    feed(SIP_PROTO_UDP, UAC, INVITE_FMT, "sip:bob@b.test", "z9hG4bKl1", via, 70, "z9hG4bKl1");
+    assert_int_equal(E.tp.n, 2);
+    assert_memory_equal(fake_tp_last(&E.tp)->buf, "SIP/2.0 482 Loop Detected\r\n", 27);
     /* a spiral (another hash) is forwarded */
     snprintf(via, sizeof(via), "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKI00%08x.5\r\n",
              hash ^ 1);
