@@ -158,6 +158,10 @@ int cscf_auth_integrity_set(const struct sip_msg *m, const char *value, struct i
  * our own roles, or from a source [privacy] trusted names (address, or
  * address and port). */
 bool cscf_hop_trusted(const struct ims_cscf *g, const struct sip_tp_rx *rx);
+/* The UE's address as the bottom-most Via records it (received=, else the
+ * sent-by host; an IPv6 reference without its brackets), a slice of m:
+ * empty when m is NULL or has no parseable Via.  For lockout and audit. */
+ims_str cscf_ue_addr(const struct sip_msg *m);
 
 /* Expires header value, or -1 (absent or malformed). */
 long cscf_expires_hdr(const struct sip_msg *m);
@@ -372,11 +376,7 @@ void cscf_lockout_expire(struct cscf_lockout *lk, unsigned first, unsigned step,
  * the table is full (the lockout's cap is logged elsewhere). */
 bool cscf_lockout_rate_over(struct cscf_lockout *lk, ims_str impi, int64_t now_ms);
 void cscf_lockout_stats(const struct cscf_lockout *lk, uint64_t *locks, uint64_t *blocked);
-/* The UE's address as the bottom-most Via records it (received=, else the
- * sent-by host; an IPv6 reference without its brackets), a slice of m:
- * empty when m is NULL or has no parseable Via.  For lockout and audit. */
-ims_str cscf_ue_addr(const struct sip_msg *m);
-/* cscf_ue_addr NUL-terminated into out.  0, IMS_ENOENT, IMS_ELIMIT. */
+/* cscf_ue_addr (sipx.c) NUL-terminated into out.  0, IMS_ENOENT, IMS_ELIMIT. */
 int cscf_ue_source(const struct sip_msg *m, char *out, size_t cap);
 /* The CADF event (action authenticate, outcome failure, reason lockout) and
  * a log line for each lock in `what`. */
