@@ -4,16 +4,6 @@
 
 #include "base/err.h"
 
-ims_str ims_str_cstr(const char *s)
-{
-    return s ? ims_str_make(s, strlen(s)) : IMS_STR_NULL;
-}
-
-bool ims_str_eq(ims_str a, ims_str b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
 static inline unsigned char lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
@@ -27,17 +17,6 @@ bool ims_str_caseeq(ims_str a, ims_str b)
         if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
             return false;
     return true;
-}
-
-bool ims_str_caseeq_lit(ims_str a, const char *lit)
-{
-    return ims_str_caseeq(a, ims_str_cstr(lit));
-}
-
-bool ims_str_has_caseprefix(ims_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.len >= n && ims_str_caseeq(ims_str_make(s.p, n), ims_str_make(lit, n));
 }
 
 bool ims_str_has_casesub(ims_str s, const char *lit)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct ims_str {
     const char *p;
@@ -31,7 +32,14 @@ static inline ims_str ims_str_make(const char *p, size_t len)
 {
     return (ims_str){ len ? p : NULL, len };
 }
-ims_str ims_str_cstr(const char *s); /* view of a C string (may be NULL) */
+/* A view of a C string (may be NULL).  This and the compares below are
+ * inline: given a literal the compiler folds its strlen, and a length that
+ * differs answers without a call (most compares do; ~500 strlen calls a
+ * registration went through these, callgrind 2026-12-03). */
+static inline ims_str ims_str_cstr(const char *s)
+{
+    return s ? ims_str_make(s, strlen(s)) : IMS_STR_NULL;
+}
 
 /* A cursor over s (every module's, the SIP parser's too).  An empty s has a
  * NULL p (ims_str_make), and NULL + 0 is undefined in C, so never write
@@ -41,10 +49,25 @@ static inline struct ims_cur ims_cur_of(ims_str s)
     return (struct ims_cur){ s.p, s.len ? s.p + s.len : s.p };
 }
 
-bool ims_str_eq(ims_str a, ims_str b);        /* byte equality */
-bool ims_str_caseeq(ims_str a, ims_str b);    /* ASCII case-insensitive */
-bool ims_str_caseeq_lit(ims_str a, const char *lit);
-bool ims_str_has_caseprefix(ims_str s, const char *lit);
+bool ims_str_caseeq(ims_str a, ims_str b); /* ASCII case-insensitive */
+
+/* byte equality */
+static inline bool ims_str_eq(ims_str a, ims_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline bool ims_str_caseeq_lit(ims_str a, const char *lit)
+{
+    ims_str l = ims_str_cstr(lit);
+    return a.len == l.len && ims_str_caseeq(a, l);
+}
+
+static inline bool ims_str_has_caseprefix(ims_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len >= n && ims_str_caseeq(ims_str_make(s.p, n), ims_str_make(lit, n));
+}
 /* True when lit (not empty) occurs in s, ASCII case-insensitively: a cheap
  * "cannot be there" test before a full parse. */
 bool ims_str_has_casesub(ims_str s, const char *lit);

@@ -8,7 +8,7 @@
 #include "cscf/cscf_int.h"
 #include "metrics/metrics.h"
 
-void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu,
+void cscf_audit_auth(const char *ue_addr, const char *impi, const char *impu,
                      enum ims_auth_verdict verdict)
 {
     if (verdict != IMS_AUTH_OK && verdict != IMS_AUTH_WRONG && verdict != IMS_AUTH_TOO_MANY)
@@ -24,7 +24,7 @@ void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu
         .initiator_type = "service/security/account/user",
         .initiator_id = ims_str_cstr(impi),
         .initiator_name = ims_str_cstr(impu),
-        .initiator_addr = cscf_ue_addr(m),
+        .initiator_addr = ims_str_cstr(ue_addr),
         .target_type = "service/ims/registrar",
         .target_id = ims_str_cstr(impu),
         .target_name = ims_str_cstr(impu),
@@ -38,7 +38,7 @@ void cscf_audit_auth(const struct sip_msg *m, const char *impi, const char *impu
     ims_audit_emit(&ev);
 }
 
-void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu, bool dereg)
+void cscf_audit_reg(const char *ue_addr, const char *impi, const char *impu, bool dereg)
 {
     struct ims_audit_event ev = {
         .action = dereg ? "delete" : "create",
@@ -46,7 +46,7 @@ void cscf_audit_reg(const struct sip_msg *m, const char *impi, const char *impu,
         .initiator_type = "service/security/account/user",
         .initiator_id = ims_str_cstr(impi),
         .initiator_name = ims_str_cstr(impu),
-        .initiator_addr = cscf_ue_addr(m),
+        .initiator_addr = ims_str_cstr(ue_addr),
         .target_type = "data/ims/registration",
         .target_id = ims_str_cstr(impu),
         .target_name = ims_str_cstr(impu),

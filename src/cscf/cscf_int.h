@@ -386,12 +386,13 @@ void cscf_lockout_audit(const char *impi, const char *impu, const char *src, uns
  * IMS_EINVAL/IMS_ENOMEM.  The glue passes cscf_mono_ms() as every now_ms
  * above. */
 int cscf_lockout_init(struct ims_cscf *g);
-/* Is this REGISTER's credential check locked out (logged)? */
-bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char *impi);
-/* Counts a verdict (WRONG, TOO_MANY: failure; OK: success); a new lock is
- * audited. */
-void cscf_lockout_note(struct ims_cscf *g, const struct sip_msg *m, const char *impi,
-                       const char *impu, enum ims_auth_verdict v);
+/* Is this REGISTER's credential check locked out (logged)?  src: its UE's
+ * address, cscf_ue_source() ("" when unknown: the IMPI alone counts). */
+bool cscf_lockout_check(struct ims_cscf *g, const char *src, const char *impi);
+/* Counts a verdict (WRONG, TOO_MANY: failure; OK: success) for impi and
+ * src (as above); a new lock is audited. */
+void cscf_lockout_note(struct ims_cscf *g, const char *src, const char *impi, const char *impu,
+                       enum ims_auth_verdict v);
 /* A challenge line ("WWW-Authenticate: ...\r\n") for an unknown IMPI, of
  * the same shape as a real one (alg: enum ims_digest_alg, or -1 for AKA),
  * recorded in g->auth so that every response to it is simply wrong (counted,

@@ -364,25 +364,21 @@ int cscf_lockout_init(struct ims_cscf *g)
     return cscf_lockout_new(&lc, &g->lockout);
 }
 
-bool cscf_lockout_check(struct ims_cscf *g, const struct sip_msg *m, const char *impi)
+bool cscf_lockout_check(struct ims_cscf *g, const char *src, const char *impi)
 {
     if (!g->lockout)
         return false;
-    char src[64];
-    cscf_ue_source(m, src, sizeof(src));
     if (!cscf_lockout_blocked(g->lockout, ims_str_cstr(impi), ims_str_cstr(src), cscf_mono_ms()))
         return false;
     LOG_I("lockout", "event=blocked impi=%s src=%s", impi, src);
     return true;
 }
 
-void cscf_lockout_note(struct ims_cscf *g, const struct sip_msg *m, const char *impi,
-                       const char *impu, enum ims_auth_verdict v)
+void cscf_lockout_note(struct ims_cscf *g, const char *src, const char *impi, const char *impu,
+                       enum ims_auth_verdict v)
 {
     if (!g->lockout || (v != IMS_AUTH_OK && v != IMS_AUTH_WRONG && v != IMS_AUTH_TOO_MANY))
         return;
-    char src[64];
-    cscf_ue_source(m, src, sizeof(src));
     if (v == IMS_AUTH_OK) {
         cscf_lockout_succeeded(g->lockout, ims_str_cstr(impi), ims_str_cstr(src));
         return;

