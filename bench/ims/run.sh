@@ -75,6 +75,11 @@ WORKERS=$(nproc)
 CALLS=yes
 RESULTS=$ROOT/bench/RESULTS.md
 KEEP=no
+# Kamailio's shared memory (-m, MiB): its contacts and transactions live there.
+# With 1 GiB, the ~800 000 contacts a whole run leaves (searches, fill and
+# re-registrations, Expires 3600) filled it before the calls, whose steps then
+# failed on "could not allocate shared memory" at a third of a core (2026-12-03).
+KAM_SHM_MB=4096
 INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
 INSTR_RATE=50
 STORM=0 # --storm: the offered rate (0: not a storm run)
@@ -339,7 +344,7 @@ start_server() {
             -e "s|@DB@|$dir/kam.db|g" -e "s|@CTL@|$dir/run/ctl.sock|g" \
             "$HERE/kamailio.cfg.in" >"$dir/kamailio.cfg"
         kamailio -c -f "$dir/kamailio.cfg" >"$dir/check.out" 2>&1 || die "kamailio rejected its config: $(tail -3 "$dir/check.out")"
-        argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m 1024 -M 64 -Y "$dir/run" -P "$dir/run/pid")
+        argv=(kamailio -f "$dir/kamailio.cfg" -DD -E -m "$KAM_SHM_MB" -M 64 -Y "$dir/run" -P "$dir/run/pid")
     else
         local p_port i_port s_port dia_port roles
         if [ -n "${PART_ROLES[$s]:-}" ]; then
@@ -1003,6 +1008,13 @@ elif [ "$INSTR" = 0 ] && [ "$STORM" = 0 ]; then
     done
 fi
 
+# Log lines in which Kamailio found its shared memory full (0 without a log).
+kam_shm_failures() {
+    local f=$WORK/kamailio/server.log
+    [ -f "$f" ] || { echo 0; return; }
+    grep -c 'could not allocate shared memory' "$f" || true
+}
+
 section() {
     echo '<!-- ims-bench:begin -->'
     echo '## IMS: full registrations and calls vs Kamailio as a Digest registrar (bench/ims/run.sh)'
@@ -1013,7 +1025,7 @@ section() {
     echo "- command: \`$CMDLINE\` ($((T_END - T_START)) s in all)"
     echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at start $LOAD_START"
     echo "- imscloud: ${IMS_BIN#"$ROOT"/} ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')), roles pcscf,icscf,scscf,hss in one process, $WORKERS workers, Cx in-process, HSS store SQLite (WAL; Cx store work on the worker threads; registration state flushed in the background within 5 ms, an AKA SQN before its answer) seeded with $TOTAL users by hss_bench_seed in $SEED_S s (with the Kamailio table), identity cache of $CACHE_ENTRIES entries"
-    echo "- Kamailio $(kamailio -v 2>/dev/null | awk '/^version:/ { print $3; exit }') \`-m 1024 -M 64\`, children=$WORKERS: auth + auth_db (SQLite, plain-text passwords, calculate_ha1), usrloc db_mode=0 (memory), registrar, rr + tm, lookup(\"location\") for calls"
+    echo "- Kamailio $(kamailio -v 2>/dev/null | awk '/^version:/ { print $3; exit }') \`-m $KAM_SHM_MB -M 64\`, children=$WORKERS: auth + auth_db (SQLite, plain-text passwords, calculate_ha1), usrloc db_mode=0 (memory), registrar, rr + tm, lookup(\"location\") for calls"
     echo "- load: $(sipp -v 2>/dev/null | awk '/SIPp v/ { print $1, $2; exit }') over UDP on 127.0.0.1; registrations from $UACS sipp UACs at once, one UDP socket per UE (-t un), MD5 Digest with qop=auth, Expires $EXPIRES; users: $SUBS for the memory fill + $POOL for the rate search, each registered once until the pool is used up, then again from a new port (re-registrations in the search: $(val imscloud reg_wrapped) imscloud, $(val kamailio reg_wrapped) Kamailio)"
     [ "$ONLY" = both ] || echo "- only $ONLY was measured (--only $ONLY)"
     echo
@@ -1028,6 +1040,9 @@ section() {
     echo '- Memory per registered contact: the '"$SUBS"' users registered after the search, at the fill rate, by sipp runs of '"$UACS"' UACs, every UE its own UDP flow (source address and port); measured '"$WAIT"' s after the search and '"$WAIT"' s after the fill, when no transaction (RFC 3261 Timer J, 32 s) or nonce (60 s) of them is left. "Allocator memory in use" is what the per-user state costs: Kamailio'"'"'s shm real_used (contacts live in shared memory) and imscloud'"'"'s malloc in use (mallinfo2 through gdb). RSS and PSS deltas depend on the history: the search leaves imscloud'"'"'s malloc arenas with free space (its transactions'"'"' buffers, at most at the highest rate it tried), which the fill reuses before the RSS grows, so its RSS delta can be well below its allocator delta; Kamailio counts its shared memory in the RSS of every process that touched it (PSS splits it).'
     echo '- Calls: caller and callee registered from the UAC and UAS sockets; the same search, from 250 calls/s. Everything shares the 2 cores (server, sipp UACs, sipp UAS) with whatever else ran on the machine: compare the ratios of one run.'
     steps_notes reg rereg calls
+    local oom
+    oom=$(kam_shm_failures)
+    [ "$oom" = 0 ] || echo "- kamailio ran out of shared memory (\`-m $KAM_SHM_MB\`): $oom log lines \"could not allocate shared memory\"; the steps that met it failed for that, not for CPU"
     echo '<!-- ims-bench:end -->'
 }
 
