@@ -78,7 +78,8 @@ KEEP=no
 # Kamailio's shared memory (-m, MiB): its contacts and transactions live there.
 # With 1 GiB, the ~800 000 contacts a whole run leaves (searches, fill and
 # re-registrations, Expires 3600) filled it before the calls, whose steps then
-# failed on "could not allocate shared memory" at a third of a core (2026-12-03).
+# failed on "could not allocate shared memory" with its server at 14-35% of a
+# core (2026-12-03; bench/README.md).
 KAM_SHM_MB=4096
 INSTR=0 # --instructions: registrations counted under callgrind (0: the CPU-time run)
 INSTR_RATE=50
