@@ -120,24 +120,55 @@ char *e2e_read_file(const char *path, size_t *len_out)
     return t.p;
 }
 
-int e2e_addr(const char *ip, uint16_t port, struct sockaddr_in *out)
+int e2e_addr(const char *ip, uint16_t port, struct sockaddr_storage *out)
 {
     memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons(port);
-    if (inet_pton(AF_INET, ip, &out->sin_addr) != 1) {
-        fprintf(stderr, "bad IPv4 address: %s\n", ip);
-        return -1;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return 0;
     }
-    return 0;
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return 0;
+    }
+    fprintf(stderr, "bad IP address: %s\n", ip);
+    return -1;
 }
 
-int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_in *bound)
+static socklen_t sa_len(const struct sockaddr_storage *a)
 {
-    struct sockaddr_in a;
+    return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+uint16_t e2e_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)a)->sin_port);
+}
+
+int e2e_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family || e2e_port(a) != e2e_port(b))
+        return 0;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+}
+
+int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_storage *bound)
+{
+    struct sockaddr_storage a;
     if (e2e_addr(ip, port, &a) < 0)
         return -1;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         perror("socket");
         return -1;
@@ -146,7 +177,7 @@ int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_in *bound)
     int sz = 4 << 20;
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+    if (bind(fd, (struct sockaddr *)&a, sa_len(&a)) < 0) {
         fprintf(stderr, "bind %s:%u: %s\n", ip, port, strerror(errno));
         close(fd);
         return -1;
@@ -160,10 +191,10 @@ int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_in *bound)
     return fd;
 }
 
-int e2e_send(int fd, const struct sockaddr_in *to, const void *p, size_t len)
+int e2e_send(int fd, const struct sockaddr_storage *to, const void *p, size_t len)
 {
     for (;;) {
-        ssize_t n = sendto(fd, p, len, 0, (const struct sockaddr *)to, sizeof(*to));
+        ssize_t n = sendto(fd, p, len, 0, (const struct sockaddr *)to, sa_len(to));
         if (n == (ssize_t)len)
             return 0;
         /* ECONNREFUSED is an ICMP error from an earlier datagram: not ours to judge. */
@@ -181,7 +212,7 @@ int64_t e2e_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-long e2e_recv(int fd, char *buf, int timeout_ms, struct sockaddr_in *from)
+long e2e_recv(int fd, char *buf, int timeout_ms, struct sockaddr_storage *from)
 {
     int64_t end = e2e_now_ms() + timeout_ms;
     for (;;) {
@@ -278,21 +309,27 @@ int e2e_header(const char *buf, size_t len, const char *name, const char *compac
     return -1;
 }
 
-const char *e2e_ip(const struct sockaddr_in *a)
+const char *e2e_ip(const struct sockaddr_storage *a)
 {
-    static char s[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &a->sin_addr, s, sizeof(s));
+    static char s[E2E_HOST_MAX];
+    if (a->ss_family == AF_INET6) {
+        s[0] = '[';
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, s + 1, sizeof(s) - 2);
+        strcat(s, "]");
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, s, sizeof(s));
+    }
     return s;
 }
 
-int e2e_options_probe(int fd, const struct sockaddr_in *server, const struct sockaddr_in *local,
-                      const char *tag, int timeout_ms, int tries,
-                      void (*other)(int status, const char *buf, size_t len, void *arg),
+int e2e_options_probe(int fd, const struct sockaddr_storage *server,
+                      const struct sockaddr_storage *local, const char *tag, int timeout_ms,
+                      int tries, void (*other)(int status, const char *buf, size_t len, void *arg),
                       void *arg)
 {
     static unsigned seq;
     static char buf[E2E_MAX_DGRAM + 1];
-    char sip[INET_ADDRSTRLEN], lip[INET_ADDRSTRLEN];
+    char sip[E2E_HOST_MAX], lip[E2E_HOST_MAX];
     char callid[160], msg[1024];
     int got_other_final = 0;
 
@@ -309,8 +346,8 @@ int e2e_options_probe(int fd, const struct sockaddr_in *server, const struct soc
                      "Call-ID: %s\r\n"
                      "CSeq: %u OPTIONS\r\n"
                      "Content-Length: 0\r\n\r\n",
-                     sip, ntohs(server->sin_port), lip, ntohs(local->sin_port), tag, seq, lip,
-                     ntohs(local->sin_port), tag, sip, ntohs(server->sin_port), callid, seq);
+                     sip, e2e_port(server), lip, e2e_port(local), tag, seq, lip, e2e_port(local),
+                     tag, sip, e2e_port(server), callid, seq);
 
     for (int t = 0; t < tries; t++) {
         if (e2e_send(fd, server, msg, (size_t)n) < 0)
@@ -320,7 +357,7 @@ int e2e_options_probe(int fd, const struct sockaddr_in *server, const struct soc
             int left = (int)(end - e2e_now_ms());
             if (left <= 0)
                 break;
-            struct sockaddr_in from;
+            struct sockaddr_storage from;
             long r = e2e_recv(fd, buf, left, &from);
             if (r < 0)
                 return -1;

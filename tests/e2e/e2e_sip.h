@@ -10,12 +10,16 @@
 #ifndef IMS_E2E_SIP_H
 #define IMS_E2E_SIP_H
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP). */
 #define E2E_MAX_DGRAM 65507
+/* Room for e2e_ip(): an IPv6 address in brackets. */
+#define E2E_HOST_MAX (INET6_ADDRSTRLEN + 2)
 
 /* A growable byte string (test code: abort on OOM is fine). */
 struct e2e_text {
@@ -46,14 +50,19 @@ void e2e_substitute(struct e2e_text *out, const char *in, size_t len, const stru
 /* Reads a whole file; returns NULL (errno set) on failure. Caller frees. */
 char *e2e_read_file(const char *path, size_t *len_out);
 
-/* A UDP socket bound to ip:port (port 0: any); the bound address goes to *bound. */
-int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_in *bound);
+/* A UDP socket bound to ip:port (port 0: any) of ip's family; the bound
+ * address goes to *bound. */
+int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_storage *bound);
 
-/* Resolves a dotted IPv4 address and port; 0 or -1. */
-int e2e_addr(const char *ip, uint16_t port, struct sockaddr_in *out);
+/* An IPv4 (dotted) or IPv6 (no brackets) address and a port; 0 or -1. */
+int e2e_addr(const char *ip, uint16_t port, struct sockaddr_storage *out);
+
+/* Its port, and whether two addresses are the same address and port. */
+uint16_t e2e_port(const struct sockaddr_storage *a);
+int e2e_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 /* Sends one datagram; 0, or -1 with a message on stderr. */
-int e2e_send(int fd, const struct sockaddr_in *to, const void *p, size_t len);
+int e2e_send(int fd, const struct sockaddr_storage *to, const void *p, size_t len);
 
 /*
  * Waits up to timeout_ms for one datagram on fd; returns its length, 0 on
@@ -61,7 +70,7 @@ int e2e_send(int fd, const struct sockaddr_in *to, const void *p, size_t len);
  * NUL-terminated (datagrams with NUL bytes are only read as far as the NUL by
  * the helpers below, which is fine for responses).
  */
-long e2e_recv(int fd, char *buf, int timeout_ms, struct sockaddr_in *from);
+long e2e_recv(int fd, char *buf, int timeout_ms, struct sockaddr_storage *from);
 
 /* Status code of a response ("SIP/2.0 NNN ..."), or 0 if buf is no response. */
 int e2e_status(const char *buf, size_t len);
@@ -84,12 +93,13 @@ int64_t e2e_now_ms(void);
  * arrives meanwhile is handed to other(status, buf, len, arg) if set.
  * Returns 0 on a 200, 1 if only other final responses came, -1 on no answer.
  */
-int e2e_options_probe(int fd, const struct sockaddr_in *server, const struct sockaddr_in *local,
-                      const char *tag, int timeout_ms, int tries,
-                      void (*other)(int status, const char *buf, size_t len, void *arg),
+int e2e_options_probe(int fd, const struct sockaddr_storage *server,
+                      const struct sockaddr_storage *local, const char *tag, int timeout_ms,
+                      int tries, void (*other)(int status, const char *buf, size_t len, void *arg),
                       void *arg);
 
-/* "a.b.c.d" of an address, in a static buffer (one at a time). */
-const char *e2e_ip(const struct sockaddr_in *a);
+/* The address as a SIP URI's host: "a.b.c.d", or "[v6]" (RFC 3261 §19.1.1);
+ * in a static buffer (one at a time). */
+const char *e2e_ip(const struct sockaddr_storage *a);
 
 #endif

@@ -100,7 +100,7 @@ static void *sink_main(void *arg)
     static char buf[E2E_MAX_DGRAM + 1];
 
     while (!atomic_load(&s->stop)) {
-        struct sockaddr_in from;
+        struct sockaddr_storage from;
         long n = e2e_recv(s->fd, buf, 100, &from);
         if (n <= 0)
             continue;
@@ -319,7 +319,7 @@ int main(int argc, char **argv)
     struct opts o;
     parse_args(argc, argv, &o);
 
-    struct sockaddr_in server, local;
+    struct sockaddr_storage server, local;
     if (e2e_addr(o.host, (uint16_t)o.port, &server) < 0)
         return 2;
     int fd = e2e_udp_open(o.local, 0, &local);
@@ -329,7 +329,7 @@ int main(int argc, char **argv)
     struct sink sink = {.fd = -1};
     pthread_t sink_thread;
     if (o.sink_port) {
-        struct sockaddr_in sa;
+        struct sockaddr_storage sa;
         sink.fd = e2e_udp_open(o.local, (uint16_t)o.sink_port, &sa);
         if (sink.fd < 0)
             return 2;
@@ -339,9 +339,9 @@ int main(int argc, char **argv)
         }
     }
 
-    char lip[INET_ADDRSTRLEN], lport[8], to[256], from[256], nonce[32];
+    char lip[E2E_HOST_MAX], lport[8], to[256], from[256], nonce[32];
     snprintf(lip, sizeof(lip), "%s", e2e_ip(&local));
-    snprintf(lport, sizeof(lport), "%u", ntohs(local.sin_port));
+    snprintf(lport, sizeof(lport), "%u", e2e_port(&local));
     if (o.to)
         snprintf(to, sizeof(to), "%s", o.to);
     else
@@ -428,7 +428,7 @@ int main(int argc, char **argv)
 
     /* Late answers to the last cases: collect briefly, for the tally only. */
     static char buf[E2E_MAX_DGRAM + 1];
-    struct sockaddr_in fromaddr;
+    struct sockaddr_storage fromaddr;
     long n;
     while ((n = e2e_recv(fd, buf, 300, &fromaddr)) > 0)
         tally_other(e2e_status(buf, (size_t)n), buf, (size_t)n, &tally);

@@ -5,6 +5,9 @@
  *
  *   sip_send [--host IP] [--port N] [--local IP] [--timeout-ms T] FILE...
  *
+ * IP is IPv4 or IPv6 (no brackets); --local defaults to the loopback address
+ * of --host's family.
+ *
  * The expectation is the start of each file's name:
  *   400-what.sip           the server must answer with a 400 (first final response)
  *   400-or-none-what.sip   a 400 or no answer (RFC 4475's "ideally 400" cases, e.g. a
@@ -57,7 +60,7 @@ static int ends_with(const char *s, const char *suffix)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *lip_arg = "127.0.0.1";
+    const char *host = "127.0.0.1", *lip_arg = NULL;
     unsigned port = 5060;
     int timeout_ms = 2000, first_file = argc;
 
@@ -80,16 +83,20 @@ int main(int argc, char **argv)
     if (first_file >= argc || port == 0 || port > 65535 || timeout_ms <= 0)
         usage();
 
-    struct sockaddr_in server, local;
+    struct sockaddr_storage server, local;
     if (e2e_addr(host, (uint16_t)port, &server) < 0)
         return 2;
+    if (!lip_arg)
+        lip_arg = server.ss_family == AF_INET6 ? "::1" : "127.0.0.1";
     int fd = e2e_udp_open(lip_arg, 0, &local);
     if (fd < 0)
         return 2;
 
-    char lip[INET_ADDRSTRLEN], lport[8], sport[8];
+    /* the SIP forms (an IPv6 address in brackets) for the placeholders */
+    char lip[E2E_HOST_MAX], shost[E2E_HOST_MAX], lport[8], sport[8];
     snprintf(lip, sizeof(lip), "%s", e2e_ip(&local));
-    snprintf(lport, sizeof(lport), "%u", ntohs(local.sin_port));
+    snprintf(shost, sizeof(shost), "%s", e2e_ip(&server));
+    snprintf(lport, sizeof(lport), "%u", e2e_port(&local));
     snprintf(sport, sizeof(sport), "%u", port);
 
     static char buf[E2E_MAX_DGRAM + 1];
@@ -120,11 +127,11 @@ int main(int argc, char **argv)
         }
         struct e2e_text msg = {0};
         if (ends_with(name, ".sip")) {
-            char callid[64], branch[64];
+            char callid[64 + E2E_HOST_MAX], branch[64];
             snprintf(callid, sizeof(callid), "bad-%d-%ld@%s", i, (long)getpid(), lip);
             snprintf(branch, sizeof(branch), "z9hG4bK-bad-%d-%ld", i, (long)getpid());
             struct e2e_subst subs[] = {
-                {"<From-Address>", lip}, {"<Local-Port>", lport}, {"<Host>", host},
+                {"<From-Address>", lip}, {"<Local-Port>", lport}, {"<Host>", shost},
                 {"<Port>", sport},       {"<Call-ID>", callid},   {"<Branch-ID>", branch},
             };
             struct e2e_text t = {0};
@@ -137,7 +144,7 @@ int main(int argc, char **argv)
         free(file);
 
         /* Drop anything left over from the previous file. */
-        struct sockaddr_in from;
+        struct sockaddr_storage from;
         while (e2e_recv(fd, buf, 0, &from) > 0)
             ;
         if (e2e_send(fd, &server, msg.p, msg.len > E2E_MAX_DGRAM ? E2E_MAX_DGRAM : msg.len) < 0)
@@ -158,8 +165,7 @@ int main(int argc, char **argv)
             int st = e2e_status(buf, (size_t)n);
             if (st >= 200) {
                 got = st;
-                elsewhere = from.sin_port != server.sin_port ||
-                            from.sin_addr.s_addr != server.sin_addr.s_addr;
+                elsewhere = !e2e_same_addr(&from, &server);
                 break;
             }
         }
@@ -172,7 +178,7 @@ int main(int argc, char **argv)
             printf("%s: answered %d (any answer accepted)\n", name, got);
         if (elsewhere)
             printf("%s: answered from %s:%u, not from the address it was sent to\n", name,
-                   inet_ntoa(from.sin_addr), ntohs(from.sin_port));
+                   e2e_ip(&from), e2e_port(&from));
 
         char tag[32];
         snprintf(tag, sizeof(tag), "%d-%ld", i, (long)getpid());

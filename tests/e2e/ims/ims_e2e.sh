@@ -19,6 +19,9 @@
 # Fixtures (127.0.0.1, free ports from 28000-28999):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
 #   ims4  four imscloud processes (hss, pcscf, icscf, scscf): Cx over Diameter
+#   ims6  ims1 on IPv6 (t_ipv6.sh): the I- and S-CSCF on ::1 only, the
+#         P-CSCF on ::1 and 127.0.0.1 (a dual-stack edge); the UEs on ::1
+#         unless a test says otherwise
 #   UE --SIP--> P-CSCF :P --SIP--> I-CSCF :I --SIP--> S-CSCF :S
 #                                    | Cx (UAR)          | Cx (MAR, SAR)
 #                                    +------> HSS :DIA <--+
@@ -40,7 +43,7 @@
 #                    holds the IMPU not registered again (imscloudctl impu show)
 #   not_registered   a MESSAGE from a UE that never registered: 403 from the P-CSCF;
 #                    a BYE from it with a To tag but no Route to us: 403 too, and
-#                    again once alice registered from that port (no dialog of ours)
+#                    again once nora registered from that port (no dialog of ours)
 #   malformed        bad Contact, bad Expires (sipp), no To, no From, broken
 #                    Authorization (sip_send, to P, I and S): 400 each, from the port
 #                    it was sent to, and the CSCF still answers
@@ -106,7 +109,7 @@ skip() {
     exit 77
 }
 
-# Each fixture picks from its own 120-port block of 28000-28959, so that two
+# Each fixture picks from its own 110-port block of 28000-28989, so that two
 # fixtures running side by side (ctest -j) never pick the same UE port: a UE
 # port is reserved for the fixture's lifetime but bound only while a sipp
 # runs, so "is it bound" alone cannot tell.  IMS_E2E_PORT_BLOCK overrides
@@ -114,7 +117,7 @@ skip() {
 port_block() {
     case ${IMS_E2E_PORT_BLOCK:-$fix} in
     ims1) echo 0 ;; ims4) echo 1 ;; imsk) echo 2 ;; imsk4) echo 3 ;; imsut) echo 4 ;;
-    imsos) echo 5 ;; hss_down | local_hops) echo 6 ;; [0-7]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
+    imsos) echo 5 ;; hss_down | local_hops) echo 6 ;; ims6) echo 8 ;; [0-8]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
     esac
 }
 
@@ -123,8 +126,8 @@ pick_ports() {
     # the fixture's own ports are taken even while nothing is bound to them
     # (the UE ports between two sipp runs)
     local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} ${M_PORT:-} " p tries=0 name
-    local lo=$((28000 + 120 * $(port_block)))
-    local hi=$((lo + 119))
+    local lo=$((28000 + 110 * $(port_block)))
+    local hi=$((lo + 109))
     # and so are the last 60 ports handed out to any test of this fixture
     # (tests run side by side): a port chosen but not bound yet, or still
     # named by a finished test's iFC or contact, would bring another test's
@@ -137,7 +140,7 @@ pick_ports() {
         : >>"$recent"
         taken="$taken$(tail -n 60 "$recent" | tr '\n' ' ') "
     fi
-    p=$((lo + RANDOM % 120))
+    p=$((lo + RANDOM % 110))
     for name in "$@"; do
         while :; do
             tries=$((tries + 1))
@@ -258,18 +261,20 @@ dump_logs() {
 
 common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or one role)
     local roles=$1
+    local h=$HOST
     echo "[sip]"
-    case ",$roles," in *,pcscf,*) printf 'listen = udp:127.0.0.1:%s\nlisten = tcp:127.0.0.1:%s\n' "$P_PORT" "$P_PORT" ;; esac
-    case ",$roles,${PT_PORT:-}" in *,pcscf,*[0-9]) printf 'listen = tls:127.0.0.1:%s\ntls_cert = %s\ntls_key = %s\n' "$PT_PORT" "$TMP/certs/server.pem" "$TMP/certs/server.key" ;; esac # t_baresip.sh, t_secagree.sh
-    case ",$roles," in *,icscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$I_PORT" ;; esac
-    case ",$roles," in *,scscf,*) printf 'listen = udp:127.0.0.1:%s\n' "$S_PORT" ;; esac
+    case ",$roles," in *,pcscf,*) printf 'listen = udp:%s:%s\nlisten = tcp:%s:%s\n' "$h" "$P_PORT" "$h" "$P_PORT" ;; esac
+    case ",$roles,$h" in *,pcscf,*:*) printf 'listen = udp:127.0.0.1:%s\nlisten = tcp:127.0.0.1:%s\n' "$P_PORT" "$P_PORT" ;; esac # ims6: the edge takes IPv4 UEs too
+    case ",$roles,${PT_PORT:-}" in *,pcscf,*[0-9]) printf 'listen = tls:%s:%s\ntls_cert = %s\ntls_key = %s\n' "$h" "$PT_PORT" "$TMP/certs/server.pem" "$TMP/certs/server.key" ;; esac # t_baresip.sh, t_secagree.sh
+    case ",$roles," in *,icscf,*) printf 'listen = udp:%s:%s\n' "$h" "$I_PORT" ;; esac
+    case ",$roles," in *,scscf,*) printf 'listen = udp:%s:%s\n' "$h" "$S_PORT" ;; esac
     echo
-    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:127.0.0.1:%s\nflow_timer = 5\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$I_PORT" ;; esac # flow_timer: t_outbound.sh, t_baresip.sh
+    case ",$roles," in *,pcscf,*) printf '[pcscf]\nports = %s%s\nicscf = sip:%s:%s\nflow_timer = 5\n\n' "$P_PORT" "${PT_PORT:+,$PT_PORT}" "$h" "$I_PORT" ;; esac # flow_timer: t_outbound.sh, t_baresip.sh
     case ",$roles," in *,icscf,*) printf '[icscf]\nports = %s\nhss_timeout_ms = %s\n\n' "$I_PORT" "$(scaled 2000)" ;; esac
-    case ",$roles," in *,icscf,*,scscf,* | *,scscf,*,icscf,*) ;; *,icscf,*) printf '[icscf]\nscscf = sip:127.0.0.1:%s\n\n' "$S_PORT" ;; esac # t_lockout.sh: unknown users' decoy S-CSCF
+    case ",$roles," in *,icscf,*,scscf,* | *,scscf,*,icscf,*) ;; *,icscf,*) printf '[icscf]\nscscf = sip:%s:%s\n\n' "$h" "$S_PORT" ;; esac # t_lockout.sh: unknown users' decoy S-CSCF
     case ",$roles," in *,scscf,*)
-        printf '[scscf]\nports = %s\nuri = sip:127.0.0.1:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$S_PORT"
-        printf 'as_timeout_ms = %s\n%s\n' "$(scaled 1000)" "$(case ",$roles," in *,icscf,*) ;; *) echo "icscf = sip:127.0.0.1:$I_PORT" ;; esac)" # t_sessions.sh; ims1: its own I-CSCF by default
+        printf '[scscf]\nports = %s\nuri = sip:%s:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$h" "$S_PORT"
+        printf 'as_timeout_ms = %s\n%s\n' "$(scaled 1000)" "$(case ",$roles," in *,icscf,*) ;; *) echo "icscf = sip:$h:$I_PORT" ;; esac)" # t_sessions.sh; ims1: its own I-CSCF by default
         printf 'min_expires = 1\nhss_timeout_ms = %s\n\n' "$(scaled 2000)"
         ;;
     esac
@@ -317,7 +322,7 @@ esac
 FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
-ims1 | hss_down | local_hops | local_batch | icscf_dns) PROCS=ims ;;
+ims1 | ims6 | hss_down | local_hops | local_batch | icscf_dns) PROCS=ims ;;
 imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
@@ -325,6 +330,15 @@ imsos) PROCS=ims ;; # t_cloudas.sh: ims1 plus the cloud AS (role as) and the Ope
 ims4) PROCS="hss pcscf icscf scscf" ;;
 *) die "unknown fixture $fix" ;;
 esac
+# The address the fixture's SIP listens on and its UEs send from: ADDR as
+# sipp -i takes it, HOST as a SIP URI writes it (RFC 3261 §19.1.1: an IPv6
+# reference in brackets).  A test may set UE_ADDR for one UE of another
+# family (t_ipv6.sh: an IPv4 UE at ims6's dual-stack P-CSCF).
+case $fix in
+ims6) ADDR=::1 HOST='[::1]' ;;
+*) ADDR=127.0.0.1 HOST=127.0.0.1 ;;
+esac
+uri_host() { case $1 in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; }
 
 setup() {
     mkdir -p "$FIXDIR"
@@ -342,13 +356,13 @@ setup() {
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/ims-e2e.XXXXXX")
     pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT PT_PORT M_PORT
     mkdir -m 700 "$TMP/hss" "$TMP/p" "$TMP/i" "$TMP/s"
-    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:127.0.0.1:$S_PORT" \
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:$HOST:$S_PORT" \
         >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
     printf 'TMP=%s\nP_PORT=%s\nI_PORT=%s\nS_PORT=%s\nDIA_PORT=%s\nUE_PORT=%s\nUE2_PORT=%s\n' \
         "$TMP" "$P_PORT" "$I_PORT" "$S_PORT" "$DIA_PORT" "$UE_PORT" "$UE2_PORT" >"$ENVF"
     echo "PT_PORT=$PT_PORT" >>"$ENVF" && "$HERE/../../../tools/dev-certs.sh" "$TMP/certs" # P-CSCF TLS
     echo "M_PORT=$M_PORT" >>"$ENVF"
-    if [ "$fix" = ims1 ] || [ "$fix" = imsk ] || [ "$fix" = imsut ] || [ "$fix" = imsos ]; then
+    if [ "$fix" = ims1 ] || [ "$fix" = ims6 ] || [ "$fix" = imsk ] || [ "$fix" = imsut ] || [ "$fix" = imsos ]; then
         write_conf "$TMP/ims.conf" pcscf,icscf,scscf,hss "$TMP/hss" hss.ims.test
         metrics_conf "$TMP/ims.conf"
         [ "$fix" != imsk ] || kb_conf "$TMP/ims.conf" # t_bearer.sh
@@ -409,10 +423,10 @@ $out"
 ue() {
     local name=$1 port=$2 sf=$3
     shift 3
-    local secs rc=0 ok fail
+    local secs rc=0 ok fail addr=${UE_ADDR:-$ADDR}
     secs=$(scaled 30)
-    (cd "$OUT" && timeout -k 5 "$((secs + 5))" sipp "127.0.0.1:$P_PORT" -sf "$HERE/sipp/$sf" \
-        -i 127.0.0.1 -p "$port" -key realm "$REALM" -m 1 -nostdin \
+    (cd "$OUT" && timeout -k 5 "$((secs + 5))" sipp "$(uri_host "$addr"):$P_PORT" -sf "$HERE/sipp/$sf" \
+        -i "$addr" -p "$port" -key realm "$REALM" -m 1 -nostdin \
         -trace_stat -stf "$name.stat.csv" -fd 1 -trace_msg -message_file "$name.msg" \
         -trace_err -error_file "$name.err.log" -trace_counts \
         -timeout "${secs}s" -timeout_error "$@" >"$name.out" 2>&1) || rc=$?
@@ -443,13 +457,13 @@ peer() {
 }
 
 # deliver_to TARGET SCENARIO [UAS_SCENARIO]: a sipp UAS (message_uas.xml) on
-# UE_PORT (the flow the last registration came from) and a MESSAGE to TARGET
-# through the I-CSCF; both must succeed.
+# UE_PORT (the flow the last registration came from; on UAS_ADDR if set) and
+# a MESSAGE to TARGET through the I-CSCF; both must succeed.
 deliver_to() {
     local target=$1 sf=$2 uas=${3:-message_uas.xml} secs uas_pid rc=0 rc_uas=0 ok
     secs=$(scaled 20)
     (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/$uas" \
-        -i 127.0.0.1 -p "$UE_PORT" -m 1 -nostdin -trace_stat -stf uas.stat.csv -fd 1 \
+        -i "${UAS_ADDR:-$ADDR}" -p "$UE_PORT" -m 1 -nostdin -trace_stat -stf uas.stat.csv -fd 1 \
         -trace_msg -message_file uas.msg -trace_err -error_file uas.err.log \
         -timeout "${secs}s" -timeout_error >uas.out 2>&1) &
     uas_pid=$!
@@ -534,10 +548,12 @@ runtest() {
         ue msg "$np" message_unregistered.xml -s bob || rc=1
         ue bye "$np" bye_stray.xml -s bob || rc=1
         # registered from that port now: a BYE in no dialog of ours is still 403
-        ue reg "$np" register.xml -s alice -au "alice@$REALM" -ap alice-secret \
+        # (nora: no other test registers her, so her de-registration leaves
+        # no binding, as deregister.xml checks)
+        ue reg "$np" register.xml -s nora -au "nora@$REALM" -ap nora-secret \
             -key expires 600 -key alg MD5 || rc=1
         ue bye2 "$np" bye_stray.xml -s bob || rc=1
-        ue dereg "$np" deregister.xml -s alice -au "alice@$REALM" -ap alice-secret \
+        ue dereg "$np" deregister.xml -s nora -au "nora@$REALM" -ap nora-secret \
             -key expires 0 -key alg MD5 || rc=1
         ;;
     malformed)
@@ -548,7 +564,7 @@ runtest() {
         # (RFC 3581 §4), which in one process is not the first listener's
         local port
         for port in "$P_PORT" "$I_PORT" "$S_PORT"; do
-            "$tools/sip_send" --host 127.0.0.1 --port "$port" --timeout-ms "$(scaled 3000)" \
+            "$tools/sip_send" --host "$ADDR" --port "$port" --timeout-ms "$(scaled 3000)" \
                 "$HERE"/malformed/*.sip >"$OUT/sip_send-$port.out" 2>&1 || {
                 cat "$OUT/sip_send-$port.out" >&2
                 rc=1

@@ -28,9 +28,11 @@
  * and for the RFC 5626 outbound tests (t_outbound.sh), Digest ("<name>-secret"):
  *   olga@ims.test   registers flows (reg-id) through the P-CSCF
  *   oleg@ims.test   registers straight at the I-CSCF (no edge proxy)
- * and for the max_contacts test, Digest ("maxc-secret"), registered by no
- * other test (its contacts are counted):
- *   maxc@ims.test
+ * and, each registered by no other test (a de-registration or a count of
+ * contacts then sees only that test's bindings), Digest ("<name>-secret"):
+ *   maxc@ims.test   the max_contacts test (its contacts are counted)
+ *   nora@ims.test   the not_registered test (from a port of its own)
+ *   vera@ims.test   the IPv4 UE of the dual-stack tests (t_ipv6.sh)
  * and with CROWD, that many more for the batch test (local_batch):
  *   u0000@ims.test .. Digest ("pw-<n>"), profile "p1", sip:u0000@ims.test ..
  * Exit 0, or 1 with a message. */
@@ -160,6 +162,8 @@ int main(int argc, char **argv)
     user("olga", digest, "olga-secret", false, NULL, false);
     user("oleg", digest, "oleg-secret", false, NULL, false);
     user("maxc", digest, "maxc-secret", false, NULL, false);
+    user("nora", digest, "nora-secret", false, NULL, false);
+    user("vera", digest, "vera-secret", false, NULL, false);
     for (long i = 0; i < crowd; i++) {
         char name[16], pw[24];
         snprintf(name, sizeof(name), "u%04ld", i);

@@ -52,7 +52,7 @@ sess_bg() {
     shift 3
     secs=$(scaled 20)
     (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/$sf" \
-        -i 127.0.0.1 -p "$port" -m 1 -nostdin -trace_stat -stf "$name.stat.csv" -fd 1 \
+        -i "${UE_ADDR:-$ADDR}" -p "$port" -m 1 -nostdin -trace_stat -stf "$name.stat.csv" -fd 1 \
         -trace_msg -message_file "$name.msg" -trace_err -error_file "$name.err.log" \
         -timeout "${secs}s" -timeout_error "$@" >"$name.out" 2>&1) &
     pid=$!
@@ -136,7 +136,7 @@ sess_fail() {
 }
 
 t_sess_call() {
-    local rc=0 hops="127.0.0.1:$P_PORT 127.0.0.1:$S_PORT 127.0.0.1:$S_PORT 127.0.0.1:$P_PORT"
+    local rc=0 hops="$HOST:$P_PORT $HOST:$S_PORT $HOST:$S_PORT $HOST:$P_PORT"
     register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
     sess_reg_bob || rc=1
     sess_call call alice "$hops" || rc=1
