@@ -345,6 +345,9 @@ setup() {
     SKIP_MARK=$FIXDIR/skipped
     rm -f "$SKIP_MARK"
     need sipp ss awk setsid timeout sha256sum perl
+    # a kernel without IPv6 (ipv6.disable=1) cannot run ims6: say so
+    [ "$ADDR" = 127.0.0.1 ] || (exec 3<>"/dev/udp/$ADDR/9") 2>/dev/null ||
+        skip "no IPv6 on this machine ($ADDR): the ims6 fixture needs it"
     [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
     [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
     local p
