@@ -8,3 +8,8 @@ endforeach()
 foreach(fix ims1 ims4)
   ims_test(baresip_call_tls ${fix} 90)
 endforeach()
+# and over IPv6 (t_ipv6.sh's fixture: baresip on ::1, the P-CSCF's [::1] UDP
+# and TLS listeners)
+foreach(_t baresip_udp baresip_tls baresip_call_tls)
+  ims_test(${_t} ims6 90)
+endforeach()

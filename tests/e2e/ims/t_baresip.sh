@@ -13,6 +13,7 @@
 #                 Request-URI, a Record-Route, the caller asserted); baresip
 #                 reports CALL_ESTABLISHED, hangs up, the UAS answers the BYE
 #   baresip_call_tls  the same call with baresip on the P-CSCF's TLS port
+# On ims6 (t_baresip.cmake) baresip and the sipp callee are on ::1.
 # baresip is driven through ctrl_tcp by baresip_ctl.pl; its users are
 # provisioned with imscloudctl as Digest MD5 only: libre (baresip 1.0) gives
 # up on a 401 whose first challenge is SHA-256 instead of taking the MD5 one.
@@ -53,7 +54,7 @@ bs_start() {
     pick_ports BS_CTRL
     cat >"$BS_DIR/config" <<EOT
 poll_method		epoll
-sip_listen		127.0.0.1:0
+sip_listen		$HOST:0
 sip_cafile		$TMP/certs/ca.pem
 audio_player		aubridge,bs
 audio_source		aubridge,bs
@@ -99,7 +100,7 @@ bs_register() {
     local u=$1 tp=$2 port=$P_PORT uri
     [ "$tp" = udp ] || port=$PT_PORT
     uri="<sip:$u@$REALM;transport=$tp>;auth_user=$u@$REALM;auth_pass=$u-secret"
-    uri="$uri;outbound=\"sip:127.0.0.1:$port;transport=$tp\";regint=${BS_REGINT:-600}${3:-}"
+    uri="$uri;outbound=\"sip:$HOST:$port;transport=$tp\";regint=${BS_REGINT:-600}${3:-}"
     bs_ctl "reg-$u" fail:REGISTER_FAIL "cmd:uanew $uri" wait:REGISTER_OK || return 1
     say "baresip: $u registered over $tp (REGISTER_OK)"
 }
@@ -129,7 +130,7 @@ bs_call() { # udp|tls: the caller's transport to the P-CSCF
     if [ $rc = 0 ]; then
         secs=$(scaled 30)
         (cd "$OUT" && exec timeout -k 5 "$((secs + 5))" sipp -sf "$HERE/sipp/bs_call_uas.xml" \
-            -i 127.0.0.1 -p "$UE_PORT" -s bsipb -m 1 -nostdin \
+            -i "$ADDR" -p "$UE_PORT" -s bsipb -m 1 -nostdin \
             -trace_stat -stf uas.stat.csv -fd 1 -trace_msg -message_file uas.msg \
             -trace_err -error_file uas.err.log -timeout "${secs}s" -timeout_error \
             >uas.out 2>&1) &
