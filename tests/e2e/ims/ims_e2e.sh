@@ -22,6 +22,7 @@
 #   ims6  ims1 on IPv6 (t_ipv6.sh): the I- and S-CSCF on ::1 only, the
 #         P-CSCF on ::1 and 127.0.0.1 (a dual-stack edge); the UEs on ::1
 #         unless a test says otherwise
+#   ims46 ims4 on IPv6 likewise, Diameter too (t_ipv6.sh)
 #   UE --SIP--> P-CSCF :P --SIP--> I-CSCF :I --SIP--> S-CSCF :S
 #                                    | Cx (UAR)          | Cx (MAR, SAR)
 #                                    +------> HSS :DIA <--+
@@ -109,7 +110,7 @@ skip() {
     exit 77
 }
 
-# Each fixture picks from its own 110-port block of 28000-28989, so that two
+# Each fixture picks from its own 99-port block of 28000-28989, so that two
 # fixtures running side by side (ctest -j) never pick the same UE port: a UE
 # port is reserved for the fixture's lifetime but bound only while a sipp
 # runs, so "is it bound" alone cannot tell.  IMS_E2E_PORT_BLOCK overrides
@@ -117,7 +118,8 @@ skip() {
 port_block() {
     case ${IMS_E2E_PORT_BLOCK:-$fix} in
     ims1) echo 0 ;; ims4) echo 1 ;; imsk) echo 2 ;; imsk4) echo 3 ;; imsut) echo 4 ;;
-    imsos) echo 5 ;; hss_down | local_hops) echo 6 ;; ims6) echo 8 ;; [0-8]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
+    imsos) echo 5 ;; hss_down | local_hops) echo 6 ;; ims6) echo 8 ;; ims46) echo 9 ;;
+    [0-9]) echo "$IMS_E2E_PORT_BLOCK" ;; *) echo 7 ;;
     esac
 }
 
@@ -126,8 +128,8 @@ pick_ports() {
     # the fixture's own ports are taken even while nothing is bound to them
     # (the UE ports between two sipp runs)
     local taken=" ${P_PORT:-} ${PT_PORT:-} ${I_PORT:-} ${S_PORT:-} ${DIA_PORT:-} ${UE_PORT:-} ${UE2_PORT:-} ${M_PORT:-} " p tries=0 name
-    local lo=$((28000 + 110 * $(port_block)))
-    local hi=$((lo + 109))
+    local lo=$((28000 + 99 * $(port_block)))
+    local hi=$((lo + 98))
     # and so are the last 60 ports handed out to any test of this fixture
     # (tests run side by side): a port chosen but not bound yet, or still
     # named by a finished test's iFC or contact, would bring another test's
@@ -140,7 +142,7 @@ pick_ports() {
         : >>"$recent"
         taken="$taken$(tail -n 60 "$recent" | tr '\n' ' ') "
     fi
-    p=$((lo + RANDOM % 110))
+    p=$((lo + RANDOM % 99))
     for name in "$@"; do
         while :; do
             tries=$((tries + 1))
@@ -286,9 +288,9 @@ write_conf() { # FILE ROLES STATE DIA_IDENTITY [peer]
         printf '[core]\nworkers = 2\nroles = %s\nstate_dir = %s\nlog_level = %s\n\n' \
             "$roles" "$state" "${IMS_E2E_LOG_LEVEL:-info}"
         if [ "$roles" != hss ]; then common_sip "$roles"; fi
-        printf '[diameter]\nidentity = %s\nrealm = %s\nlisten = 127.0.0.1\nport = %s\ntc_timer = 2\n' \
-            "$id" "$REALM" "$DIA_PORT"
-        if [ -n "$peer" ]; then printf 'peer = hss.ims.test 127.0.0.1:%s\n' "$peer"; fi
+        printf '[diameter]\nidentity = %s\nrealm = %s\nlisten = %s\nport = %s\ntc_timer = 2\n' \
+            "$id" "$REALM" "$ADDR" "$DIA_PORT"
+        if [ -n "$peer" ]; then printf 'peer = hss.ims.test %s:%s\n' "$HOST" "$peer"; fi
     } >"$f"
 }
 
@@ -299,7 +301,7 @@ metrics_conf() { printf '\n[metrics]\nlisten = 127.0.0.1:%s\n' "$M_PORT" >>"$1";
 # trust_conf FILE: in four processes the I- and S-CSCF know the P- and
 # I-CSCF as peers of the trust domain by their ports (t_integrity.sh: only
 # from them is integrity-protected believed); the UEs' ports stay outside
-trust_conf() { printf '\n[privacy]\ntrusted = 127.0.0.1:%s,127.0.0.1:%s\n' "$P_PORT" "$I_PORT" >>"$1"; }
+trust_conf() { printf '\n[privacy]\ntrusted = %s:%s,%s:%s\n' "$HOST" "$P_PORT" "$HOST" "$I_PORT" >>"$1"; }
 
 # stun_answered: the P-CSCF's imscloud_stun_answered_total (its /metrics)
 stun_answered() {
@@ -327,15 +329,17 @@ imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a 
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
 imsos) PROCS=ims ;; # t_cloudas.sh: ims1 plus the cloud AS (role as) and the OpenStack fixture
-ims4) PROCS="hss pcscf icscf scscf" ;;
+ims4 | ims46) PROCS="hss pcscf icscf scscf" ;;
 *) die "unknown fixture $fix" ;;
 esac
+# the configuration imscloudctl reaches the fixture's HSS store by
+hss_conf() { case " $PROCS " in *" hss "*) echo "$TMP/hss.conf" ;; *) echo "$TMP/ims.conf" ;; esac; }
 # The address the fixture's SIP listens on and its UEs send from: ADDR as
 # sipp -i takes it, HOST as a SIP URI writes it (RFC 3261 §19.1.1: an IPv6
 # reference in brackets).  A test may set UE_ADDR for one UE of another
 # family (t_ipv6.sh: an IPv4 UE at ims6's dual-stack P-CSCF).
 case $fix in
-ims6) ADDR=::1 HOST='[::1]' ;;
+ims6 | ims46) ADDR=::1 HOST='[::1]' ;;
 *) ADDR=127.0.0.1 HOST=127.0.0.1 ;;
 esac
 uri_host() { case $1 in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; }
@@ -532,8 +536,8 @@ runtest() {
             -ap greta-secret -key impi "greta@$REALM" -key expires 600 || rc=1
         # the S-CSCF's USER_DEREGISTRATION went out before its 403: wait for
         # the HSS to have it (over Diameter in ims4)
-        local conf=$TMP/ims.conf ctl state= i
-        [ "$fix" != ims4 ] || conf=$TMP/hss.conf
+        local conf ctl state= i
+        conf=$(hss_conf)
         ctl=$(dirname "$IMS_BIN")/imscloudctl
         for i in $(seq 1 50); do
             state=$("$ctl" -c "$conf" impu show "sip:greta-barred@$REALM" 2>&1) || true

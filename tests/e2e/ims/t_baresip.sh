@@ -36,8 +36,7 @@ bs_ctl() { # LOGNAME STEP...: baresip_ctl.pl against the running baresip
 bs_user() {
     local u=$1 conf ctl
     ctl=$(dirname "$IMS_BIN")/imscloudctl
-    conf=$TMP/ims.conf
-    [ "$fix" != ims4 ] || conf=$TMP/hss.conf
+    conf=$(hss_conf)
     "$ctl" -c "$conf" impi show "$u@$REALM" >/dev/null 2>&1 && return 0
     "$ctl" -c "$conf" user add "$u@$REALM" --password "$u-secret" --impu "sip:$u@$REALM" \
         --scheme md5 >"$OUT/ctl-$u.out" 2>&1 || {

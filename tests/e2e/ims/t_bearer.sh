@@ -80,9 +80,8 @@ kb_py() { /usr/bin/python3 "$KB_PY" "$(kb_env_file)" "$@"; }
 # kb_user NAME: the IMS subscriber NAME@ims.test (a Digest password too, unused
 # here) for the Keystone user NAME, by the convention IMPI = <name>@<realm>.
 kb_user() {
-    local u=$1 conf=$TMP/ims.conf ctl
-    # shellcheck disable=SC2154 # fix: the fixture, set by ims_e2e.sh
-    [ "$fix" = imsk4 ] && conf=$TMP/hss.conf
+    local u=$1 conf ctl
+    conf=$(hss_conf)
     ctl="$(dirname "$IMS_BIN")/imscloudctl"
     "$ctl" -c "$conf" impu show "sip:$u@$REALM" >/dev/null 2>&1 && return 0
     "$ctl" -c "$conf" profile show "kb-$u" >/dev/null 2>&1 ||

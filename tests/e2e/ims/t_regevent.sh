@@ -21,10 +21,7 @@
 
 # imscloudctl against the HSS process's configuration.
 re_ctl() {
-    local conf=$TMP/ims.conf
-    # shellcheck disable=SC2154 # fix: the fixture, set by ims_e2e.sh
-    [ "$fix" = ims4 ] && conf=$TMP/hss.conf
-    "$(dirname "$IMS_BIN")/imscloudctl" -c "$conf" "$@"
+    "$(dirname "$IMS_BIN")/imscloudctl" -c "$(hss_conf)" "$@"
 }
 
 # re_user NAME: NAME@ims.test with password NAME-secret and its own profile

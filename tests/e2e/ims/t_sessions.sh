@@ -26,8 +26,8 @@
 #                      UNREGISTERED_USER -> the AS)
 
 sess_ctl() { # imscloudctl on the fixture's HSS store
-    local conf=$TMP/hss.conf
-    [ "$fix" = ims1 ] && conf=$TMP/ims.conf
+    local conf
+    conf=$(hss_conf)
     "$(dirname "$IMS_BIN")/imscloudctl" -c "$conf" "$@" >>"$OUT/ctl.out" 2>&1 || {
         echo "imscloudctl $* failed: $(tail -n 3 "$OUT/ctl.out")" >&2
         return 1

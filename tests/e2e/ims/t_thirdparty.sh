@@ -20,9 +20,7 @@
 
 # tp_ctl ARGS...: imscloudctl with the config of the fixture's HSS process
 tp_ctl() {
-    local conf=$TMP/ims.conf
-    [ "$fix" = ims1 ] || conf=$TMP/hss.conf
-    "$(dirname "$IMS_BIN")/imscloudctl" -c "$conf" "$@" >>"$OUT/ctl.out" 2>&1 || {
+    "$(dirname "$IMS_BIN")/imscloudctl" -c "$(hss_conf)" "$@" >>"$OUT/ctl.out" 2>&1 || {
         echo "---- imscloudctl $*" >&2
         tail -n 5 "$OUT/ctl.out" >&2
         return 1
