@@ -16,7 +16,7 @@
 #                                  ran in batches ([hss] batch_window_ms)
 #   ims_e2e.sh icscf_dns           the P-CSCF finds its I-CSCF by DNS SRV (dnsmasq)
 #
-# Fixtures (127.0.0.1, free ports from 28000-28999):
+# Fixtures (127.0.0.1, or ::1 for ims6 and ims46; free ports from 28000-28989):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
 #   ims4  four imscloud processes (hss, pcscf, icscf, scscf): Cx over Diameter
 #   ims6  ims1 on IPv6 (t_ipv6.sh): the I- and S-CSCF on ::1 only, the
@@ -351,7 +351,7 @@ setup() {
     need sipp ss awk setsid timeout sha256sum perl
     # a kernel without IPv6 (ipv6.disable=1) cannot run ims6: say so
     [ "$ADDR" = 127.0.0.1 ] || (exec 3<>"/dev/udp/$ADDR/9") 2>/dev/null ||
-        skip "no IPv6 on this machine ($ADDR): the ims6 fixture needs it"
+        skip "no IPv6 on this machine ($ADDR): fixture $fix needs it"
     [ -x "${IMS_BIN:-}" ] || die "IMS_BIN not set or not executable"
     [ -x "${IMS_SEED:-}" ] || die "IMS_SEED not set or not executable (the ims_seed target)"
     local p

@@ -68,11 +68,17 @@ t_dual_stack_call() {
         echo "want the route set to start 127.0.0.1:$P_PORT $HOST:$P_PORT" >&2
         rc=1
     }
-    [ "$(wc -w <<<"$rest")" = 3 ] || rc=1
+    [ "$(wc -w <<<"$rest")" = 3 ] || {
+        echo "want 3 hops after those two (the S-CSCF twice, alice's P-CSCF): $rest" >&2
+        rc=1
+    }
     for h in $rest; do
         case $h in *"$HOST:"*) ;; *) echo "not an IPv6 hop: $h" >&2; rc=1 ;; esac
     done
-    [ "$rr200" = "$rr" ] || rc=1
+    [ "$rr200" = "$rr" ] || {
+        echo "alice's 200 has another Record-Route than bob's INVITE" >&2
+        rc=1
+    }
     return $rc
 }
 
