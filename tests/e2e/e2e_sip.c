@@ -145,6 +145,11 @@ static socklen_t sa_len(const struct sockaddr_storage *a)
     return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+const char *e2e_loopback_of(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET6 ? "::1" : "127.0.0.1";
+}
+
 uint16_t e2e_port(const struct sockaddr_storage *a)
 {
     if (a->ss_family == AF_INET6)

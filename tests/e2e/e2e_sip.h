@@ -57,6 +57,10 @@ int e2e_udp_open(const char *ip, uint16_t port, struct sockaddr_storage *bound);
 /* An IPv4 (dotted) or IPv6 (no brackets) address and a port; 0 or -1. */
 int e2e_addr(const char *ip, uint16_t port, struct sockaddr_storage *out);
 
+/* The loopback address of a's family ("127.0.0.1" or "::1"): the tools'
+ * default local address. */
+const char *e2e_loopback_of(const struct sockaddr_storage *a);
+
 /* Its port, and whether two addresses are the same address and port. */
 uint16_t e2e_port(const struct sockaddr_storage *a);
 int e2e_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

@@ -2,9 +2,9 @@
  * protos_send - runs the PROTOS c07-sip test cases against a SIP server over UDP.
  *
  *   protos_send [options] CASE_DIR
- *     --host IP          server address (127.0.0.1)
+ *     --host IP          server address, IPv4 or IPv6 without brackets (127.0.0.1)
  *     --port N           server port (5060)
- *     --local IP         local address to send from (127.0.0.1)
+ *     --local IP         local address to send from (the loopback of --host's family)
  *     --to USER@HOST     what <To> becomes (default protos@HOST: not the server itself,
  *                        so a proxy forwards the INVITE along its routes)
  *     --first N --last M case range (0 .. 4526)
@@ -262,7 +262,7 @@ static long num_arg(const char *s)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.host = "127.0.0.1",
-                       .local = "127.0.0.1",
+                       .local = NULL,
                        .port = 5060,
                        .first = 0,
                        .last = NCASES - 1,
@@ -322,6 +322,8 @@ int main(int argc, char **argv)
     struct sockaddr_storage server, local;
     if (e2e_addr(o.host, (uint16_t)o.port, &server) < 0)
         return 2;
+    if (!o.local)
+        o.local = e2e_loopback_of(&server);
     int fd = e2e_udp_open(o.local, 0, &local);
     if (fd < 0)
         return 2;
@@ -339,13 +341,14 @@ int main(int argc, char **argv)
         }
     }
 
-    char lip[E2E_HOST_MAX], lport[8], to[256], from[256], nonce[32];
+    char lip[E2E_HOST_MAX], shost[E2E_HOST_MAX], lport[8], to[256], from[256], nonce[32];
     snprintf(lip, sizeof(lip), "%s", e2e_ip(&local));
+    snprintf(shost, sizeof(shost), "%s", e2e_ip(&server));
     snprintf(lport, sizeof(lport), "%u", e2e_port(&local));
     if (o.to)
         snprintf(to, sizeof(to), "%s", o.to);
     else
-        snprintf(to, sizeof(to), "protos@%s", o.host);
+        snprintf(to, sizeof(to), "protos@%s", shost);
     snprintf(from, sizeof(from), "protos@%s", lip);
     snprintf(nonce, sizeof(nonce), "%ld", (long)getpid());
 
@@ -354,7 +357,7 @@ int main(int argc, char **argv)
     long passed = 0, failed = 0, guarded = 0;
     int rc = 0;
 
-    fprintf(stderr, "protos_send: cases %ld..%ld to %s:%u from %s:%s%s\n", o.first, o.last, o.host,
+    fprintf(stderr, "protos_send: cases %ld..%ld to %s:%u from %s:%s%s\n", o.first, o.last, shost,
             o.port, lip, lport, o.teardown ? ", with CANCEL/ACK teardown" : "");
 
     for (long c = o.first; c <= o.last; c++) {

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     if (e2e_addr(host, (uint16_t)port, &server) < 0)
         return 2;
     if (!lip_arg)
-        lip_arg = server.ss_family == AF_INET6 ? "::1" : "127.0.0.1";
+        lip_arg = e2e_loopback_of(&server);
     int fd = e2e_udp_open(lip_arg, 0, &local);
     if (fd < 0)
         return 2;

@@ -338,11 +338,12 @@ hss_conf() { case " $PROCS " in *" hss "*) echo "$TMP/hss.conf" ;; *) echo "$TMP
 # sipp -i takes it, HOST as a SIP URI writes it (RFC 3261 §19.1.1: an IPv6
 # reference in brackets).  A test may set UE_ADDR for one UE of another
 # family (t_ipv6.sh: an IPv4 UE at ims6's dual-stack P-CSCF).
-case $fix in
-ims6 | ims46) ADDR=::1 HOST='[::1]' ;;
-*) ADDR=127.0.0.1 HOST=127.0.0.1 ;;
-esac
 uri_host() { case $1 in *:*) echo "[$1]" ;; *) echo "$1" ;; esac; }
+case $fix in
+ims6 | ims46) ADDR=::1 ;;
+*) ADDR=127.0.0.1 ;;
+esac
+HOST=$(uri_host "$ADDR")
 
 setup() {
     mkdir -p "$FIXDIR"

@@ -19,6 +19,7 @@
 #                        reaches vera at her IPv4 contact, and one she sends
 #                        over IPv4 reaches bob at his IPv6 one
 
+# ds_v4 CMD...: CMD (ue, register, sess_bg ...) with its UE on IPv4
 ds_v4() { UE_ADDR=127.0.0.1 "$@"; }
 
 # ds_hdr NAME HEADER: the host:port of the first URI in HEADER of the last
@@ -49,9 +50,9 @@ t_dual_stack_register() {
 t_dual_stack_call() {
     local rc=0 rr rr200 first second rest h
     # bob on IPv4 (AKA), alice on IPv6
-    UE_ADDR=127.0.0.1 sess_reg_bob || rc=1
+    ds_v4 sess_reg_bob || rc=1
     register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
-    UE_ADDR=127.0.0.1 sess_bg uas_ds "$UE2_PORT" ob_call_uas.xml -s bob -key caller alice \
+    ds_v4 sess_bg uas_ds "$UE2_PORT" ob_call_uas.xml -s bob -key caller alice \
         -key realm "$REALM"
     ue call "$UE_PORT" ob_call_uac.xml -s bob -key caller alice || rc=1
     sess_wait uas_ds || rc=1
