@@ -68,8 +68,8 @@
 #                    Retry-After within the I-CSCF's hss_timeout_ms; after SIGCONT
 #                    (the late UAA is dropped) registration works again
 #
-# Environment (CMake passes the first three): IMS_BIN, IMS_SEED, IMS_E2E_STATE,
-# IMS_E2E_TOOLS (dir of sip_send), IMS_E2E_LOG_LEVEL (default info),
+# Environment (CMake passes the first five): IMS_BIN, IMS_SEED, IMS_E2E_STATE,
+# IMS_E2E_TOOLS (dir of sip_send), IMS_AKA_USIM (aka_usim, t_aka.sh), IMS_E2E_LOG_LEVEL (default info),
 # IMS_TEST_TIMEOUT_MULTIPLIER, CI=true (a skip fails).
 # Logs stay in $IMS_E2E_STATE/<fixture>/: one log per process, per test the sipp
 # statistics, messages and errors.

@@ -14,6 +14,8 @@
  *                   and kept, never fired, so alice's calls stay deterministic)
  *   bob@ims.test    AKAv1-MD5 (K, OPc = OPc(K, OP) of TS 35.208 test set 1,
  *                   AMF 8000), sip:bob@ims.test
+ *   rita@ims.test   AKAv1-MD5 like bob: the re-synchronisation test
+ *                   (t_aka.sh; its SQN is that test's alone)
  *   carol@ims.test  Digest SHA-256 only ("carol-secret"), sip:carol@ims.test
  *   dave@ims.test   Digest ("dave-secret"): the wrong-password test
  *   erin@ims.test   Digest ("erin-secret"): the stale-nonce test
@@ -150,6 +152,7 @@ int main(int argc, char **argv)
     user("alice", digest, "alice-secret", false, "p1", false);
     impu("alice", "alice@" REALM, "tel:+15550001", 1, "p1", false);
     user("bob", IMS_AUTH_AKAV1_MD5, NULL, true, NULL, false);
+    user("rita", IMS_AUTH_AKAV1_MD5, NULL, true, NULL, false);
     user("carol", IMS_AUTH_DIGEST_SHA256, "carol-secret", false, NULL, false);
     user("dave", digest, "dave-secret", false, NULL, false);
     user("erin", digest, "erin-secret", false, NULL, false);
