@@ -842,6 +842,34 @@ static int check_cfg(const struct ims_dia_cfg *c, char *err, size_t errsz)
 /* freeDiameter 1.2.1 drops a loopback ListenOn address (endpoints.c filters
  * loopback unless EP_ACCEPTALL), and would then listen on every address:
  * add ours with EP_ACCEPTALL so that "127.0.0.1" means loopback only. */
+/* The peers of the configuration get their state machine threads in
+ * fd_core_parseconf(); each reads, first thing, whether the core has
+ * started, and one that finds it started waits 0-4 s before its first
+ * connection (freeDiameter's p_psm.c: random() % 4, and random() is not
+ * seeded, so the same 3.85 s in every process that loses the race).
+ * Letting those threads get past that line (STATE_NEW -> STATE_CLOSED)
+ * before fd_core_start() makes the first CER go out at once.  Bounded:
+ * a thread that never runs costs at most WAIT_PSM_MS, then the old delay. */
+#define WAIT_PSM_MS 1000
+
+static void wait_psm_threads(void)
+{
+    struct timespec nap = { 0, 1000000 };
+    for (int ms = 0; ms < WAIT_PSM_MS; ms++) {
+        bool waiting = false;
+        pthread_rwlock_rdlock(&fd_g_peers_rw);
+        for (struct fd_list *li = fd_g_peers.next; li != &fd_g_peers && !waiting; li = li->next)
+            waiting = fd_peer_get_state((struct peer_hdr *)li) == STATE_NEW; /* chain is first */
+        pthread_rwlock_unlock(&fd_g_peers_rw);
+        if (!waiting)
+            return;
+        nanosleep(&nap, NULL);
+    }
+    LOG_W("dia", "event=psm_start_slow why=\"a peer's state machine did not start within %d ms: "
+                 "its first connection may wait up to 4 s\"",
+          WAIT_PSM_MS);
+}
+
 static int listen_on(const char *addr)
 {
     struct addrinfo hints, *ai = NULL;
@@ -969,6 +997,8 @@ int ims_dia_start(const struct ims_dia_cfg *cfg, struct ims_loop *loop, ims_dia_
                                    HOOK_MESSAGE_ROUTING_LOCAL, HOOK_MESSAGE_FAILOVER),
                          fd_hook, NULL, NULL, &node.hook) != 0)
         rc = IMS_EBACKEND;
+    if (rc == 0)
+        wait_psm_threads();
     if (rc == 0 && (fd_core_start() != 0 || fd_core_waitstartcomplete() != 0))
         rc = IMS_EBACKEND;
     if (rc) {
