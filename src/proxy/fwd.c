@@ -756,8 +756,107 @@ void px_cancel_rx(struct ims_proxy *p, const struct sip_msg *m, const struct sip
 
 static const char hexd[] = "0123456789abcdef";
 
+/* A stateless forward whose next hop is a name (an ACK for a 2xx along a
+ * route set that names a proxy by its host name, RFC 3263): its bytes and
+ * arrival are kept until the resolver answers, then it is forwarded as if
+ * it had just come (parsed again, the same next hop).  At most
+ * PROXY_SL_WAIT_MAX per worker, so that a flood towards names that do not
+ * resolve costs no more than that. */
+struct px_sl_wait {
+    struct px_sl_wait *prev, *next; /* p->sl_wait */
+    struct ims_proxy *p;
+    struct ims_resolve_req rreq;
+    struct sip_tp_rx rx;            /* rx.buf = buf */
+    char buf[];
+};
+
+static void sl_forward(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                       const struct sip_dest *resolved);
+
+static void sl_unlink_free(struct px_sl_wait *w)
+{
+    struct ims_proxy *p = w->p;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->sl_wait = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    p->sl_nwait--;
+    ims_free(w);
+}
+
+static void sl_resolved(void *arg, int err, const struct ims_resolve_target *t, size_t n)
+{
+    struct px_sl_wait *w = arg;
+    struct ims_proxy *p = w->p;
+    struct sip_msg m;
+    struct sip_hdr hdrs[SIP_MAX_HEADERS_DEFAULT];
+    if (err || n == 0) {
+        p->st.stateless_unroutable++;
+        LOG_I("proxy", "event=stateless_unroutable why=resolve err=%s",
+              ims_strerror(err ? err : IMS_ENOENT));
+    } else if (ims_sip_parse(w->rx.buf, w->rx.len, w->rx.proto != SIP_PROTO_UDP, &m, hdrs,
+                             SIP_MAX_HEADERS_DEFAULT) >= 0) {
+        struct sip_dest d = { .proto = t[0].proto, .addr = t[0].addr };
+        sl_forward(p, &m, &w->rx, &d);
+    }
+    sl_unlink_free(w);
+}
+
+static void sl_wait(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                    const struct px_name *nm)
+{
+    struct px_sl_wait *w = NULL;
+    const char *why = !p->res                         ? "no_resolver"
+                      : p->sl_nwait >= PROXY_SL_WAIT_MAX ? "wait_full"
+                                                         : NULL;
+    if (!why) {
+        w = ims_alloc(sizeof(*w) + rx->len);
+        why = w ? NULL : "no_memory";
+    }
+    if (w) {
+        memset(w, 0, sizeof(*w));
+        memcpy(w->buf, rx->buf, rx->len);
+        w->p = p;
+        w->rx = *rx;
+        w->rx.buf = w->buf;
+        w->rx.tls_peer_cn = NULL; /* not kept: a stateless hop does not look at it */
+        int rc = ims_resolve_sip(p->res, nm->host, nm->port, nm->hint, nm->sips, sl_resolved, w,
+                                 &w->rreq);
+        if (rc == 0) {
+            w->next = p->sl_wait;
+            if (w->next)
+                w->next->prev = w;
+            p->sl_wait = w;
+            p->sl_nwait++;
+            return;
+        }
+        ims_free(w);
+        why = "resolver_refused";
+    }
+    p->st.stateless_unroutable++;
+    LOG_I("proxy", "event=stateless_unroutable why=%s method=%.*s call_id=%.*s", why,
+          IMS_SF(m->method_name), IMS_SF(m->call_id));
+}
+
+void px_stateless_wait_free(struct ims_proxy *p)
+{
+    while (p->sl_wait) {
+        ims_resolve_cancel(&p->sl_wait->rreq);
+        sl_unlink_free(p->sl_wait);
+    }
+}
+
 void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
                           const struct sip_tp_rx *rx)
+{
+    sl_forward(p, m, rx, NULL);
+}
+
+/* resolved: the next hop's address when it was a name (sl_resolved) */
+static void sl_forward(struct ims_proxy *p, const struct sip_msg *m, const struct sip_tp_rx *rx,
+                       const struct sip_dest *resolved)
 {
     uint16_t lport = ims_addr_port(&rx->local);
     if (m->max_forwards == 0)
@@ -787,12 +886,24 @@ void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
         if (rt)
             hop = rt->uri;
     }
-    if (px_targets(&tmp, &hop, false) != 0 || tmp.ntargets == 0) {
-        LOG_I("proxy", "event=stateless_unroutable method=%.*s call_id=%.*s",
-              IMS_SF(m->method_name), IMS_SF(m->call_id));
-        return;
+    struct sip_dest dest;
+    if (resolved) {
+        dest = *resolved;
+    } else {
+        struct px_name nm;
+        int rc = px_uri_dest(&hop, &dest, &nm);
+        if (rc == IMS_EAGAIN) {
+            sl_wait(p, m, rx, &nm);
+            return;
+        }
+        if (rc) {
+            p->st.stateless_unroutable++;
+            LOG_I("proxy", "event=stateless_unroutable why=bad_uri method=%.*s call_id=%.*s",
+                  IMS_SF(m->method_name), IMS_SF(m->call_id));
+            return;
+        }
     }
-    const struct sip_dest *d = &tmp.targets[0];
+    const struct sip_dest *d = &dest;
     const struct proxy_iface *ifc = px_iface(p, d->proto, family_of(d));
     if (!ifc)
         return;

@@ -222,6 +222,7 @@ size_t ims_proxy_free(struct ims_proxy *p)
             req_free(r);
         }
     }
+    px_stateless_wait_free(p);
     leaked += ims_sip_txn_table_free(p->txns);
     ims_free(p->reqs);
     ims_buf_free(&p->scratch);
@@ -244,6 +245,7 @@ void ims_proxy_stats(const struct ims_proxy *p, struct proxy_stats *out)
     *out = p->st;
     out->txns_live = ims_sip_txn_table_live(p->txns);
     out->reqs_live = p->reqs_live;
+    out->stateless_waiting = p->sl_nwait;
 }
 
 int ims_proxy_set_app(struct ims_proxy *p, uint16_t port, const struct proxy_app *app)

@@ -146,7 +146,11 @@ struct proxy_stats {
     uint64_t rx_requests, rx_responses, absorbed, handed_off;
     uint64_t stateless_replies, stateless_forwards, forwarded, relayed;
     uint64_t malformed, overload_503;
+    /* stateless forwards to a next hop named by a host name: those given
+     * up (no resolver, PROXY_SL_WAIT_MAX waiting, the name did not resolve) */
+    uint64_t stateless_unroutable;
     size_t txns_live, reqs_live;
+    size_t stateless_waiting; /* ... and those waiting for the resolver now */
 };
 void ims_proxy_stats(const struct ims_proxy *p, struct proxy_stats *out);
 

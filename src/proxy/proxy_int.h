@@ -23,6 +23,7 @@
 #define PROXY_OUT_CAP 65535u        /* largest message we build */
 #define PROXY_HOSTPORT_MAX 300
 #define PROXY_LOG_SLOTS 64
+#define PROXY_SL_WAIT_MAX 256      /* stateless forwards waiting for DNS, per worker */
 
 struct proxy_route_int {
     char *domain;
@@ -155,6 +156,9 @@ struct ims_proxy {
     struct proxy_iface ifaces[4][2]; /* [proto][family] */
 
     struct ims_buf scratch;          /* stateless output */
+    /* stateless forwards waiting for their next hop's name (fwd.c) */
+    struct px_sl_wait *sl_wait;
+    size_t sl_nwait;
     /* re-parse of a request copy, owned by `rmsg_owner` until the next use */
     struct sip_msg rmsg;
     struct sip_hdr rhdrs[SIP_MAX_HEADERS_DEFAULT];
@@ -201,6 +205,16 @@ const struct proxy_route_int *px_route_find(const struct ims_proxy *p, ims_str h
  * on r; px_fwd_resolved() runs later), or an error (IMS_EINVAL bad URI,
  * IMS_ENOENT a name without async or resolver, resolver errors). */
 int px_targets(struct proxy_req *r, const struct sip_uri *uri, bool async);
+/* What RFC 3263 resolution needs of a next-hop URI: px_targets' first step. */
+struct px_name {
+    ims_str host;          /* maddr, else host: slices into the URI */
+    uint16_t port;         /* 0: none given */
+    enum sip_proto hint;   /* transport=, or SIP_PROTO_NONE */
+    bool sips;
+};
+/* 0 and *d for a numeric host (no resolver needed), IMS_EAGAIN and *name
+ * for a name, IMS_EINVAL for a URI we cannot send to. */
+int px_uri_dest(const struct sip_uri *uri, struct sip_dest *d, struct px_name *name);
 /* Our interface for a destination's proto and family (NULL if none). */
 const struct proxy_iface *px_iface(struct ims_proxy *p, enum sip_proto proto, int family);
 /* Route pre-processing (§16.4): how many top Route values name us, whether
@@ -220,6 +234,8 @@ void px_cancel_rx(struct ims_proxy *p, const struct sip_msg *m, const struct sip
 void px_stateless_forward(struct ims_proxy *p, const struct sip_msg *m,
                           const struct sip_tp_rx *rx);
 void px_stateless_response(struct ims_proxy *p, const struct sip_msg *m);
+/* Drops the stateless forwards still waiting for a name (ims_proxy_free). */
+void px_stateless_wait_free(struct ims_proxy *p);
 void px_req_timers_init(struct proxy_req *r);
 /* when a non-INVITE without an answer gets its 100 (RFC 4320 §4.1), in ms */
 unsigned px_nit_trying_ms(unsigned t1, unsigned t2);

@@ -356,7 +356,7 @@ static void resolved_cb(void *arg, int err, const struct ims_resolve_target *t, 
     px_fwd_resolved(r, err);
 }
 
-int px_targets(struct proxy_req *r, const struct sip_uri *uri, bool async)
+int px_uri_dest(const struct sip_uri *uri, struct sip_dest *d, struct px_name *name)
 {
     if (uri->scheme != SIP_URI_SIP && uri->scheme != SIP_URI_SIPS)
         return IMS_EINVAL;
@@ -367,17 +367,30 @@ int px_targets(struct proxy_req *r, const struct sip_uri *uri, bool async)
     enum sip_proto proto = hint != SIP_PROTO_NONE ? hint : sips ? SIP_PROTO_TLS : SIP_PROTO_UDP;
     ims_str host = uri->maddr.len ? uri->maddr : uri->host;
     uint16_t port = uri->port ? uri->port : (proto == SIP_PROTO_TLS ? 5061 : 5060);
-    struct sip_dest d = { .proto = proto };
+    *d = (struct sip_dest){ .proto = proto };
     /* Numeric hosts need no resolver and no extra loop turn (RFC 3263 §4). */
-    if (ims_addr_parse(host, port, &d.addr) == 0) {
+    if (ims_addr_parse(host, port, &d->addr) == 0)
+        return 0;
+    *name = (struct px_name){ .host = host, .port = uri->port, .hint = hint, .sips = sips };
+    return IMS_EAGAIN;
+}
+
+int px_targets(struct proxy_req *r, const struct sip_uri *uri, bool async)
+{
+    struct sip_dest d;
+    struct px_name nm;
+    int rc = px_uri_dest(uri, &d, &nm);
+    if (rc == 0) {
         r->targets[0] = d;
         r->ntargets = 1;
         r->cur = 0;
         return 0;
     }
+    if (rc != IMS_EAGAIN)
+        return rc;
     if (!async || !r->p->res)
         return IMS_ENOENT;
-    int rc = ims_resolve_sip(r->p->res, host, uri->port, hint, sips, resolved_cb, r, &r->rreq);
+    rc = ims_resolve_sip(r->p->res, nm.host, nm.port, nm.hint, nm.sips, resolved_cb, r, &r->rreq);
     if (rc)
         return rc;
     r->resolving = true;

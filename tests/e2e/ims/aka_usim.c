@@ -129,7 +129,7 @@ static int answer(char **a, bool forge)
     const char *state = a[0], *out = a[1], *addr = a[2], *port = a[3], *callid = a[4];
     ims_str user = ims_str_cstr(a[5]), realm = ims_str_cstr(a[6]), uri = ims_str_cstr(a[7]);
     ims_str nonce = ims_str_cstr(a[8]);
-    uint64_t seq_ms;
+    uint64_t seq_ms = 0;
     if (state_read(state, &seq_ms))
         return 1;
     uint8_t opc[16], ra[48], res[8];

@@ -15,6 +15,9 @@
 #                                  at a steady rate: all succeed, their Cx requests
 #                                  ran in batches ([hss] batch_window_ms)
 #   ims_e2e.sh icscf_dns           the P-CSCF finds its I-CSCF by DNS SRV (dnsmasq)
+#   ims_e2e.sh ims_names           four processes whose CSCFs are known by host
+#                                  names (dnsmasq): registration and a call, its
+#                                  ACK along a route set of names
 #
 # Fixtures (127.0.0.1, or ::1 for ims6 and ims46; free ports from 28000-28989):
 #   ims1  one imscloud, roles pcscf,icscf,scscf,hss: Cx in-process
@@ -318,13 +321,14 @@ test)
     fix=${3:?usage: test NAME FIXTURE}
     ;;
 setup | cleanup) fix=${2:?usage} ;;
-hss_down | local_hops | local_batch | icscf_dns) fix=$cmd ;;
-*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops | local_batch | icscf_dns" ;;
+hss_down | local_hops | local_batch | icscf_dns | ims_names) fix=$cmd ;;
+*) die "usage: $0 setup|cleanup FIXTURE | test NAME FIXTURE | hss_down | local_hops | local_batch | icscf_dns | ims_names" ;;
 esac
 FIXDIR=$STATE_ROOT/$fix
 ENVF=$FIXDIR/env
 case $fix in
 ims1 | ims6 | hss_down | local_hops | local_batch | icscf_dns) PROCS=ims ;;
+ims_names) PROCS="hss pcscf icscf scscf" ;;
 imsk) PROCS=ims ;; # t_bearer.sh: ims1 plus the Keystone fixture ([keystone], a policy)
 imsk4) PROCS="hss pcscf icscf scscf" ;; # t_bearer.sh: ims4 plus the Keystone fixture
 imsut) PROCS=ims ;; # t_ut.sh: ims1 plus [ut] and the Keystone fixture
@@ -872,6 +876,74 @@ icscf_dns() {
     say "icscf_dns passed"
 }
 
+# ims_names: the four-process deployment with its CSCFs known by host names
+# ([sip] server_name; a dnsmasq on loopback holds their A records, every
+# CSCF asks it: [sip] dns_servers).  The P-CSCF reaches the I-CSCF, the
+# I-CSCF the S-CSCF (the HSS names it) and the S-CSCF the P-CSCF (Path) by
+# name; Service-Route, Path, Via and Record-Route carry the names.  alice
+# calls bob: the Record-Route hops are the names, and the ACK for the 200,
+# which the P- and S-CSCF forward statelessly along that route set, reaches
+# bob after their RFC 3263 lookups (sess_call_uas.xml waits for it).
+ims_names() {
+    own_begin
+    need dnsmasq
+    local rc=0 dpid p out bad="" ns
+    pick_ports P_PORT I_PORT S_PORT DIA_PORT UE_PORT UE2_PORT DNS_PORT
+    ns=127.0.0.1:$DNS_PORT
+    mkdir -m 700 "$TMP/hss" "$TMP/p" "$TMP/i" "$TMP/s"
+    "$IMS_SEED" "sqlite:$TMP/hss/hss.db" "$TMP/hss/keys" "sip:scscf.$REALM:$S_PORT" \
+        >"$FIXDIR/seed.log" 2>&1 || die "seeding failed: $(cat "$FIXDIR/seed.log")"
+    dnsmasq -k --conf-file=/dev/null --user="$(id -un)" --port="$DNS_PORT" \
+        --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --log-queries \
+        --log-facility="$OUT/dnsmasq.log" --host-record="pcscf.$REALM,127.0.0.1" \
+        --host-record="icscf.$REALM,127.0.0.1" --host-record="scscf.$REALM,127.0.0.1" \
+        >"$OUT/dnsmasq.out" 2>&1 &
+    dpid=$!
+    trap 'kill "$dpid" 2>/dev/null || true; for p in scscf icscf pcscf hss; do stop "$p" >/dev/null || true; done; rm -rf "$TMP"' EXIT
+    wait_for 20 "dnsmasq on udp $DNS_PORT" udp_bound "$DNS_PORT"
+    write_conf "$TMP/hss.conf" hss "$TMP/hss" hss.ims.test
+    write_conf "$TMP/pcscf.conf" pcscf "$TMP/p" pcscf.ims.test
+    write_conf "$TMP/icscf.conf" icscf "$TMP/i" icscf.ims.test "$DIA_PORT"
+    write_conf "$TMP/scscf.conf" scscf "$TMP/s" scscf.ims.test "$DIA_PORT"
+    trust_conf "$TMP/icscf.conf"
+    trust_conf "$TMP/scscf.conf"
+    for p in pcscf icscf scscf; do
+        sed -i -e "/^\[sip\]/a server_name = $p.$REALM\ndns_servers = $ns" \
+            -e "s|^icscf = sip:127.0.0.1:$I_PORT\$|icscf = sip:icscf.$REALM:$I_PORT|" \
+            -e "s|^uri = sip:127.0.0.1:$S_PORT\$|uri = sip:scscf.$REALM:$S_PORT|" "$TMP/$p.conf"
+    done
+    grep -q "^icscf = sip:icscf.$REALM:$I_PORT\$" "$TMP/pcscf.conf" &&
+        grep -q "^uri = sip:scscf.$REALM:$S_PORT\$" "$TMP/scscf.conf" ||
+        die "the CSCF configurations did not take the names"
+    start hss "$TMP/hss.conf"
+    wait_for 20 "the HSS on Diameter port $DIA_PORT" tcp_bound "$DIA_PORT"
+    for p in pcscf icscf scscf; do start "$p" "$TMP/$p.conf"; done
+    wait_for 20 "the I-CSCF and S-CSCF to connect to the HSS" two_peers
+    wait_for 20 "the P-CSCF on udp $P_PORT" udp_bound "$P_PORT"
+    wait_for 20 "the S-CSCF on udp $S_PORT" udp_bound "$S_PORT"
+    register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
+    sess_reg_bob || rc=1
+    sess_call call alice "pcscf.$REALM:$P_PORT scscf.$REALM:$S_PORT scscf.$REALM:$S_PORT pcscf.$REALM:$P_PORT" ||
+        rc=1
+    for p in pcscf icscf scscf; do
+        grep -q "query\[A\] $p.$REALM from" "$OUT/dnsmasq.log" || {
+            echo "ims_names: dnsmasq saw no A query for $p.$REALM ($OUT/dnsmasq.log)" >&2
+            rc=1
+        }
+    done
+    for p in scscf icscf pcscf hss; do
+        out=$(stop "$p")
+        [ -z "$out" ] || bad="$bad $out"
+    done
+    kill "$dpid" 2>/dev/null || true
+    wait "$dpid" 2>/dev/null || true
+    trap - EXIT
+    rm -rf "$TMP"
+    [ -z "$bad" ] || die "$bad"
+    [ $rc = 0 ] || die "ims_names failed (artifacts in $OUT, logs in $FIXDIR)"
+    say "ims_names passed"
+}
+
 case $cmd in
 setup) setup ;;
 cleanup) cleanup ;;
@@ -880,4 +952,5 @@ hss_down) hss_down ;;
 local_hops) local_hops ;;
 local_batch) local_batch ;;
 icscf_dns) icscf_dns ;;
+ims_names) ims_names ;;
 esac

@@ -26,6 +26,7 @@
 #include "net/resolve.h"
 #include "net/transport.h"
 #include "proxy/proxy.h"
+#include "proxy/proxy_int.h" /* PROXY_SL_WAIT_MAX */
 
 #define T1_MS 40
 
@@ -43,6 +44,9 @@ struct env {
     /* failover test: a DNS responder and a UAS that answers 503 */
     int dns, bad, stop_pipe[2];
     uint16_t dns_port;
+    /* a DNS server that never answers (its socket is never read) */
+    int silent;
+    uint16_t silent_port;
     pthread_t helper;
     bool helper_on;
     atomic_int bad_seen;
@@ -79,10 +83,13 @@ static void *helper_main(void *arg);
 
 static int setup_with(const char *host)
 {
-    int keep_dns = E.dns, keep_bad = E.bad;
+    int keep_dns = E.dns, keep_bad = E.bad, keep_silent = E.silent;
     uint16_t keep_dns_port = E.dns_port, keep_uas_port = E.uas_port;
+    uint16_t keep_silent_port = E.silent_port;
     memset(&E, 0, sizeof(E));
-    ims_log_set_level(IMS_LOG_ERR);
+    E.silent = keep_silent;
+    E.silent_port = keep_silent_port;
+    ims_log_set_level(getenv("DBG") ? IMS_LOG_DEBUG : IMS_LOG_ERR);
     E.uac = udp_socket(&E.uac_port);
     if (keep_dns) {
         /* failover: the good UAS is 127.0.0.2, on the bad one's port */
@@ -108,7 +115,10 @@ static int setup_with(const char *host)
     char err[256], servers[32] = "127.0.0.1:9";
     if (E.dns)
         snprintf(servers, sizeof(servers), "127.0.0.1:%u", E.dns_port);
-    struct ims_resolver_cfg rc = { .servers = servers, .timeout_ms = 500, .tries = 2 };
+    if (E.silent) /* its queries stay unanswered for the whole test */
+        snprintf(servers, sizeof(servers), "127.0.0.1:%u", E.silent_port);
+    struct ims_resolver_cfg rc = { .servers = servers, .timeout_ms = E.silent ? 30000 : 500,
+                                   .tries = E.silent ? 1 : 2 };
     assert_int_equal(ims_resolver_new(E.loop, &rc, &E.res, err, sizeof(err)), 0);
     assert_int_equal(ims_proxy_shared_new(1, &pc, &E.psh), 0);
     assert_int_equal(ims_proxy_new(E.psh, 0, E.loop, E.res, &E.p), 0);
@@ -150,6 +160,7 @@ static int teardown(void **state)
         close(E.stop_pipe[1]);
         close(E.dns);
         close(E.bad);
+        E.dns = E.bad = 0; /* the next setup is not a failover one */
     }
     struct proxy_stats st;
     ims_proxy_stats(E.p, &st);
@@ -161,6 +172,9 @@ static int teardown(void **state)
     ims_proxy_shared_free(E.psh);
     close(E.uac);
     close(E.uas);
+    if (E.silent)
+        close(E.silent);
+    E.silent = 0;
     assert_int_equal(st.reqs_live, 0);
     assert_int_equal(leaked, 0);
     return 0;
@@ -297,6 +311,62 @@ static void test_call_through_proxy(void **state)
     assert_non_null(strstr(buf, "CSeq: 2 BYE"));
 }
 
+static void send_ack_via(const char *host, uint16_t port, const char *branch)
+{
+    send_to(E.uac, E.proxy_port,
+            "ACK sip:bob@127.0.0.1:%u SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=%s;rport\r\n"
+            "Route: <sip:127.0.0.1:%u;lr>, <sip:%s:%u;lr>\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=fa\r\n"
+            "To: <sip:bob@b.test>;tag=tb\r\nCall-ID: udp-ack-%s\r\nCSeq: 1 ACK\r\n"
+            "Content-Length: 0\r\n\r\n",
+            E.uas_port, E.uac_port, branch, E.proxy_port, host, port, branch);
+}
+
+/* An ACK for a 2xx is forwarded statelessly; when the next proxy of the
+ * route set is named by a host name, the ACK waits for the resolver
+ * (RFC 3263) and then goes there, Route and all (it used to be dropped). */
+static void test_stateless_to_name(void **state)
+{
+    char buf[8192];
+    send_ack_via("localhost", E.uas_port, "z9hG4bKackname");
+    expect(E.uas, buf, sizeof(buf), "ACK sip:bob@127.0.0.1:");
+    assert_non_null(strstr(buf, "\r\nRoute: <sip:localhost:"));
+    assert_non_null(strstr(buf, "branch=z9hG4bKackname"));
+    struct proxy_stats st;
+    for (int i = 0; i < 200; i++) { /* counted after the send: the UAS may be first */
+        ims_proxy_stats(E.p, &st);
+        if (st.stateless_forwards == 1)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(st.stateless_forwards, 1);
+    assert_int_equal(st.stateless_waiting, 0);
+    assert_int_equal(st.stateless_unroutable, 0);
+}
+
+/* Names that get no answer (the DNS server never answers): at most
+ * PROXY_SL_WAIT_MAX ACKs wait, the rest are given up at once, and the
+ * ones still waiting are freed with the proxy (teardown: no leak). */
+static void test_stateless_wait_bounded(void **state)
+{
+    char branch[32];
+    for (int i = 0; i < PROXY_SL_WAIT_MAX + 20; i++) {
+        snprintf(branch, sizeof(branch), "z9hG4bKw%d", i);
+        send_ack_via("nowhere.invalid", 5060, branch);
+    }
+    struct proxy_stats st;
+    for (int i = 0; i < 200; i++) { /* the loop thread reads them */
+        ims_proxy_stats(E.p, &st);
+        if (st.stateless_waiting + st.stateless_unroutable >= PROXY_SL_WAIT_MAX + 20)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(st.stateless_waiting, PROXY_SL_WAIT_MAX);
+    assert_int_equal(st.stateless_unroutable, 20);
+    assert_int_equal(st.stateless_forwards, 0);
+}
+
 static void test_options(void **state)
 {
     char buf[4096];
@@ -384,6 +454,13 @@ static void *helper_main(void *arg)
     }
 }
 
+static int setup_silent_dns(void **state)
+{
+    memset(&E, 0, sizeof(E));
+    E.silent = udp_socket(&E.silent_port);
+    return setup_with("127.0.0.1");
+}
+
 static int setup_failover(void **state)
 {
     memset(&E, 0, sizeof(E));
@@ -416,6 +493,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_call_through_proxy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_through_proxy, setup_named, teardown),
         cmocka_unit_test_setup_teardown(test_failover, setup_failover, teardown),
+        cmocka_unit_test_setup_teardown(test_stateless_to_name, setup_named, teardown),
+        cmocka_unit_test_setup_teardown(test_stateless_wait_bounded, setup_silent_dns, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
