@@ -121,17 +121,23 @@ static void contact_to_end(struct ims_reg *r, size_t k)
     r->contacts[r->ncontacts++] = c;
 }
 
-const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r)
+const struct ims_reg_contact *ims_reg_contact_pick_next(const struct ims_reg *r,
+                                                        ims_reg_skip_fn skip, void *ctx)
 {
-    if (r->ncontacts == 0)
-        return NULL;
-    const struct ims_reg_contact *best = &r->contacts[0];
-    for (size_t i = 1; i < r->ncontacts; i++) {
+    const struct ims_reg_contact *best = NULL;
+    for (size_t i = 0; i < r->ncontacts; i++) {
         const struct ims_reg_contact *c = &r->contacts[i];
-        if (c->q > best->q || (c->q == best->q && c->expires >= best->expires))
+        if (skip && skip(c, ctx))
+            continue;
+        if (!best || c->q > best->q || (c->q == best->q && c->expires >= best->expires))
             best = c;
     }
     return best;
+}
+
+const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r)
+{
+    return ims_reg_contact_pick_next(r, NULL, NULL);
 }
 
 const struct ims_reg_contact *ims_reg_flow_pick(const struct ims_reg *r, const char *instance,

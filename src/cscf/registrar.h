@@ -78,6 +78,12 @@ void ims_reg_clear(struct ims_reg *r);
  * latest expiry, then the most recently registered (contacts are kept in
  * registration order).  NULL when there is none. */
 const struct ims_reg_contact *ims_reg_contact_pick(const struct ims_reg *r);
+/* The next contact of a sequential search (RFC 3261 §16.6): the best one,
+ * in ims_reg_contact_pick's order, for which skip(c, ctx) is false (skip
+ * may be NULL).  NULL when none is left. */
+typedef bool (*ims_reg_skip_fn)(const struct ims_reg_contact *c, void *ctx);
+const struct ims_reg_contact *ims_reg_contact_pick_next(const struct ims_reg *r,
+                                                        ims_reg_skip_fn skip, void *ctx);
 /* RFC 5626 §5.3: after a flow failed (430), the next flow of the same
  * instance to try: the contacts with that +sip.instance and a reg-id not in
  * skip, ordered as ims_reg_contact_pick orders them.  NULL when none is left. */

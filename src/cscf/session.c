@@ -29,11 +29,13 @@
  *   originating -> a Request-URI of a home domain ([scscf] home_domains) or a
  *                  tel: URI goes to the I-CSCF (LIR finds the terminating
  *                  S-CSCF); others by the static router / RFC 3263;
- *   terminating -> the registered contact with the highest q (then the latest
- *                  expiry) along its Path; not registered (no AS took it):
- *                  480.  One contact, no forking (docs/internals/cscf.md);
- *                  an RFC 5626 flow answered with 430 makes way for the
- *                  next flow of the same instance.
+ *   terminating -> the registered contacts along their Paths, one after
+ *                  another (highest q first, then the latest expiry: the
+ *                  next after a 408, 480, 486, 488 or 5xx); not registered
+ *                  (no AS took it): 480.  No parallel forking
+ *                  (docs/internals/cscf.md); an RFC 5626 flow answered
+ *                  with 430 makes way for the next flow of the same
+ *                  instance.
  *
  * The ODI token is stateless: "<case><next iFC, 2 hex><expiry, 8 hex>.
  * <hex(served IMPU)>.<hex(HMAC-SHA-256(process key, all that)[0..11])>".
@@ -676,25 +678,71 @@ bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
     return cscf_top_route_self(r, m, &top) == 0 && ims_sip_param_get(top.params, "orig", &v) == 0;
 }
 
-/* ---- terminating delivery, with RFC 5626 flow failover ----
+/* ---- terminating delivery: the contacts one after another ----
+ *
+ * The target set is the served user's registered contacts (RFC 3261
+ * §16.5), tried one at a time (§16.6: a sequential search, highest q
+ * first, then the latest registration: ims_reg_contact_pick's order).
+ * When the contact tried fails with 408, 480, 486, 488 or a 5xx (a device
+ * gone, busy, or unable to take this session; a 503 is also what a
+ * transport error gives), the request goes to the next contact not tried
+ * yet, and the caller gets the last failure when none is left.  Other
+ * finals (2xx, 3xx, 6xx, 487, an authentication challenge) end the search.
+ * Contacts of one +sip.instance are one device: once it failed, none of
+ * them is tried again.  One contact rings at a time: no parallel forking.
  *
  * A contact registered as an outbound flow (+sip.instance with reg-id) may
  * have sibling flows of the same instance (another connection, another
  * edge).  When the edge proxy answers 430 Flow Failed, the request goes to
- * the next of them (§5.3); the UE never sees the 430 (§11.5): with no flow
- * left it gets 480. */
-struct flow_try {
+ * the next of them (RFC 5626 §5.3); the UE never sees the 430 (§11.5):
+ * with no flow left it gets 480. */
+struct term_try {
     struct cscf_pend pend; /* first: the worker's list */
     char impu[IMS_REG_ID_MAX];
-    char instance[IMS_REG_INSTANCE_MAX];
-    uint32_t tried[IMS_REG_MAX_CONTACTS];
+    char instance[IMS_REG_INSTANCE_MAX]; /* of the contact being tried, or "" */
+    uint32_t flows_tried[IMS_REG_MAX_CONTACTS]; /* reg-ids of instance's flows */
+    size_t nflows;
+    uint64_t tried[IMS_REG_MAX_CONTACTS]; /* contact_key of each contact tried */
     size_t ntried;
+    bool next_flow;   /* the retry: a sibling flow (430), else another contact */
+    int status;       /* the failure that made us move on */
 };
 
-static void flow_try_done(struct flow_try *ft)
+static void term_try_done(struct term_try *tt)
 {
-    cscf_pend_del(&ft->pend);
-    ims_free(ft);
+    cscf_pend_del(&tt->pend);
+    ims_free(tt);
+}
+
+/* A device: its +sip.instance when it has one (all its flows), else its URI. */
+static uint64_t contact_key(const struct ims_reg_contact *c)
+{
+    const char *s = c->instance[0] ? c->instance : c->uri;
+    uint64_t h = c->instance[0] ? 0x9e3779b97f4a7c15u : 0;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3u;
+    return h;
+}
+
+static bool tried_fn(const struct ims_reg_contact *c, void *ctx)
+{
+    const struct term_try *tt = ctx;
+    uint64_t k = contact_key(c);
+    for (size_t i = 0; i < tt->ntried; i++)
+        if (tt->tried[i] == k)
+            return true;
+    return false;
+}
+
+static void term_tried(struct term_try *tt, const struct ims_reg_contact *c)
+{
+    ims_cstr_copy(c->instance, tt->instance, sizeof(tt->instance));
+    if (!tried_fn(c, tt) && tt->ntried < IMS_REG_MAX_CONTACTS)
+        tt->tried[tt->ntried++] = contact_key(c);
+    if (!c->reg_id)
+        return;
+    if (tt->nflows < IMS_REG_MAX_CONTACTS)
+        tt->flows_tried[tt->nflows++] = c->reg_id;
 }
 
 /* r to contact c along its Path.  0 or a forwarding error. */
@@ -718,47 +766,98 @@ static int to_contact(struct proxy_req *r, const struct ims_reg_contact *c, prox
     return ims_proxy_forward(r, &f);
 }
 
-static enum proxy_rsp_action flow_response(struct proxy_req *r, int status,
+static enum proxy_rsp_action term_response(struct proxy_req *r, int status,
                                            const struct sip_msg *rsp, void *ud);
 
-static void flow_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
+/* After a 430 the next flow of the instance, then (as after any other
+ * failure) the next device. */
+static const struct ims_reg_contact *term_next(struct term_try *tt, const struct ims_reg *reg)
 {
-    struct flow_try *ft = arg;
+    const struct ims_reg_contact *c = NULL;
+    if (tt->next_flow)
+        c = ims_reg_flow_pick(reg, tt->instance, tt->flows_tried, tt->nflows);
+    if (!c) {
+        tt->next_flow = false;
+        c = ims_reg_contact_pick_next(reg, tried_fn, tt);
+    }
+    return c;
+}
+
+static void term_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
+{
+    struct term_try *tt = arg;
     if (ims_proxy_req_final_sent(r) || ims_proxy_req_cancelled(r)) {
-        flow_try_done(ft);
+        term_try_done(tt);
         return;
     }
     struct ims_reg *reg = w->reg_a;
     const struct ims_reg_contact *c = NULL;
-    if (ims_loc_get(w->g->loc, ims_str_cstr(ft->impu), cscf_now_s(), reg) == 0)
-        c = ims_reg_flow_pick(reg, ft->instance, ft->tried, ft->ntried);
+    if (ims_loc_get(w->g->loc, ims_str_cstr(tt->impu), cscf_now_s(), reg) == 0)
+        c = term_next(tt, reg);
     int rc = IMS_ENOENT;
-    if (c && ft->ntried < IMS_REG_MAX_CONTACTS) {
-        ft->tried[ft->ntried++] = c->reg_id;
-        LOG_I("scscf", "event=flow_failover impu=%s instance=%s reg_id=%u", ft->impu,
-              ft->instance, c->reg_id);
-        rc = to_contact(r, c, flow_response, ft);
+    if (c) {
+        if (tt->next_flow) /* still set: a flow of the same instance */
+            LOG_I("scscf", "event=flow_failover impu=%s instance=%s reg_id=%u", tt->impu,
+                  tt->instance, c->reg_id);
+        else
+            LOG_I("scscf", "event=contact_next impu=%s after=%d tried=%zu", tt->impu, tt->status,
+                  tt->ntried);
+        term_tried(tt, c);
+        rc = to_contact(r, c, term_response, tt);
     }
     ims_reg_clear(reg);
     if (rc == 0)
         return;
-    flow_try_done(ft);
-    if (rc == IMS_ENOENT)
-        reply(r, 480, "No Flow Left");
-    else
+    int status = tt->status;
+    term_try_done(tt);
+    if (rc != IMS_ENOENT)
         ims_proxy_forward_failed(r, rc);
+    else if (status == 430)
+        reply(r, 480, "No Flow Left");
+    else /* the device left between its answer and now */
+        reply(r, status, NULL);
 }
 
-static enum proxy_rsp_action flow_response(struct proxy_req *r, int status,
+static bool retry_elsewhere(int status)
+{
+    return status == 408 || status == 480 || status == 486 || status == 488 ||
+           (status >= 500 && status <= 599);
+}
+
+/* Is a device not tried yet registered?  Its own lookup: this runs in the
+ * proxy's response path, which may be inside term_retry's forward. */
+static bool term_has_next(struct term_try *tt, struct ims_cscf *g)
+{
+    struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
+    if (!reg)
+        return false;
+    bool more = ims_loc_get(g->loc, ims_str_cstr(tt->impu), cscf_now_s(), reg) == 0 &&
+                term_next(tt, reg) != NULL;
+    ims_reg_clear(reg);
+    ims_free(reg);
+    return more;
+}
+
+static enum proxy_rsp_action term_response(struct proxy_req *r, int status,
                                            const struct sip_msg *rsp, void *ud)
 {
-    struct flow_try *ft = ud;
+    (void)rsp;
+    struct term_try *tt = ud;
     if (status < 200)
         return PROXY_RSP_RELAY;
-    if (status == 430 && !ims_proxy_req_cancelled(r) && !ims_proxy_req_final_sent(r) &&
-        cscf_defer(ft->pend.w, r, flow_retry, ft) == 0)
-        return PROXY_RSP_TAKEN;
-    flow_try_done(ft);
+    bool open = !ims_proxy_req_cancelled(r) && !ims_proxy_req_final_sent(r);
+    if (open && status == 430 && tt->instance[0]) {
+        tt->next_flow = true;
+        tt->status = status;
+        if (cscf_defer(tt->pend.w, r, term_retry, tt) == 0)
+            return PROXY_RSP_TAKEN;
+    } else if (open && retry_elsewhere(status)) {
+        tt->next_flow = false;
+        tt->status = status;
+        if (term_has_next(tt, tt->pend.w->g) && cscf_defer(tt->pend.w, r, term_retry, tt) == 0)
+            return PROXY_RSP_TAKEN;
+    }
+    term_try_done(tt);
     return PROXY_RSP_RELAY;
 }
 
@@ -767,7 +866,7 @@ int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str i
     struct ims_reg *reg = ims_calloc(1, sizeof(*reg));
     if (!reg)
         return IMS_ENOMEM;
-    struct flow_try *ft = NULL;
+    struct term_try *tt = NULL;
     int rc = ims_loc_get(g->loc, impu, cscf_now_s(), reg);
     if (rc)
         goto out;
@@ -776,16 +875,16 @@ int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str i
         rc = IMS_ENOENT;
         goto out;
     }
+    /* somewhere to go after a failure: another device or another flow */
     struct cscf_worker *w = worker_of(g, r);
-    if (best->reg_id && w && (ft = ims_calloc(1, sizeof(*ft))) != NULL) {
-        ims_str_copy(impu, ft->impu, sizeof(ft->impu));
-        ims_cstr_copy(best->instance, ft->instance, sizeof(ft->instance));
-        ft->tried[ft->ntried++] = best->reg_id;
-        cscf_pend_add(w, &ft->pend, sess_free);
+    if ((reg->ncontacts > 1 || best->reg_id) && w && (tt = ims_calloc(1, sizeof(*tt))) != NULL) {
+        ims_str_copy(impu, tt->impu, sizeof(tt->impu));
+        term_tried(tt, best);
+        cscf_pend_add(w, &tt->pend, sess_free);
     }
-    rc = to_contact(r, best, ft ? flow_response : NULL, ft);
-    if (rc && ft)
-        flow_try_done(ft);
+    rc = to_contact(r, best, tt ? term_response : NULL, tt);
+    if (rc && tt)
+        term_try_done(tt);
 out:
     ims_reg_clear(reg);
     ims_free(reg);

@@ -35,6 +35,7 @@
  *   maxc@ims.test   the max_contacts test (its contacts are counted)
  *   nora@ims.test   the not_registered test (from a port of its own)
  *   vera@ims.test   the IPv4 UE of the dual-stack tests (t_ipv6.sh)
+ *   forka@ims.test  two devices, one busy (sess_next_contact, t_sessions.sh)
  * and with CROWD, that many more for the batch test (local_batch):
  *   u0000@ims.test .. Digest ("pw-<n>"), profile "p1", sip:u0000@ims.test ..
  * Exit 0, or 1 with a message. */
@@ -167,6 +168,7 @@ int main(int argc, char **argv)
     user("maxc", digest, "maxc-secret", false, NULL, false);
     user("nora", digest, "nora-secret", false, NULL, false);
     user("vera", digest, "vera-secret", false, NULL, false);
+    user("forka", digest, "forka-secret", false, NULL, false);
     for (long i = 0; i < crowd; i++) {
         char name[16], pw[24];
         snprintf(name, sizeof(name), "u%04ld", i);

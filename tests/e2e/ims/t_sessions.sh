@@ -20,6 +20,11 @@
 #   sess_as_down       the iFC's AS port has no listener: SESSION_CONTINUED -> the
 #                      call reaches bob; SESSION_TERMINATED -> an error final
 #                      (408/500) within the bounded time
+#   sess_next_contact  forka registered from two ports (two devices): alice's
+#                      INVITE goes first to the one registered last, which
+#                      answers 486, then to the other, which takes the call
+#                      (RFC 3261 §16.6 sequential search); with both busy
+#                      alice gets 486
 #   sess_as_answers    an AS answers a MESSAGE itself (200, relayed to the caller):
 #                      sessa's originating iFC; then sessu's TERMINATING_UNREGISTERED
 #                      iFC (LIR: unregistered service -> S-CSCF: SAR
@@ -140,6 +145,31 @@ t_sess_call() {
     register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
     sess_reg_bob || rc=1
     sess_call call alice "$hops" || rc=1
+    return $rc
+}
+
+t_sess_next_contact() {
+    local rc=0 D1 hops="$HOST:$P_PORT $HOST:$S_PORT $HOST:$S_PORT $HOST:$P_PORT" n
+    pick_ports D1
+    register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
+    # device 2 first, then device 1: the latest registration is tried first
+    for n in "regf2 $UE2_PORT" "regf1 $D1"; do
+        set -- $n
+        ue "$1" "$2" register.xml -s forka -au "forka@$REALM" -ap forka-secret \
+            -key expires 600 -key alg MD5 || rc=1
+    done
+    sess_bg busy "$D1" sess_busy_uas.xml -s forka
+    sess_bg uas_fork "$UE2_PORT" sess_call_uas.xml -s forka
+    ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
+    sess_wait busy || rc=1
+    sess_wait uas_fork || rc=1
+    sess_check_rr "$OUT/uas_fork.msg" "INVITE " "$hops" || rc=1
+    # both busy: the caller gets the last device's 486
+    sess_bg busy1 "$D1" sess_busy_uas.xml -s forka
+    sess_bg busy2 "$UE2_PORT" sess_busy_uas.xml -s forka
+    sess_fail both alice forka 486 || rc=1
+    sess_wait busy1 || rc=1
+    sess_wait busy2 || rc=1
     return $rc
 }
 

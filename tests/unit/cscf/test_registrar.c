@@ -121,6 +121,34 @@ static void test_pick_newest(void **state)
     free(r);
 }
 
+static bool skip_uri(const struct ims_reg_contact *c, void *ctx)
+{
+    return strcmp(c->uri, ctx) == 0;
+}
+
+/* The sequential search's next contact: the pick order without the ones
+ * skipped, NULL when every one is. */
+static void test_pick_next(void **state)
+{
+    (void)state;
+    struct ims_reg *r = new_reg();
+    struct ims_reg_binding a = bind("sip:alice@10.0.0.1:5060", 600);
+    struct ims_reg_binding b = bind("sip:alice@10.0.0.2:5060", 600);
+    a.q = 900;
+    b.q = 500;
+    assert_int_equal(apply(r, &a, 1, -1, 1, NOW), 0);
+    assert_int_equal(apply(r, &b, 1, -1, 2, NOW), 0);
+    assert_string_equal(ims_reg_contact_pick_next(r, NULL, NULL)->uri, "sip:alice@10.0.0.1:5060");
+    assert_string_equal(ims_reg_contact_pick_next(r, skip_uri, "sip:alice@10.0.0.1:5060")->uri,
+                        "sip:alice@10.0.0.2:5060");
+    assert_string_equal(ims_reg_contact_pick_next(r, skip_uri, "sip:alice@10.0.0.2:5060")->uri,
+                        "sip:alice@10.0.0.1:5060");
+    r->ncontacts = 1;
+    assert_null(ims_reg_contact_pick_next(r, skip_uri, "sip:alice@10.0.0.1:5060"));
+    ims_reg_clear(r);
+    free(r);
+}
+
 static void test_apply_refusals(void **state)
 {
     struct ims_reg *r = new_reg();
@@ -639,6 +667,7 @@ int run_registrar_tests(void)
         cmocka_unit_test(test_store_cap),     cmocka_unit_test(test_store_alloc_failures),
         cmocka_unit_test(test_store_round_trip),
         cmocka_unit_test(test_pick_newest),
+        cmocka_unit_test(test_pick_next),
     };
     return cmocka_run_group_tests_name("registrar", tests, NULL, NULL);
 }

@@ -195,6 +195,7 @@ struct put {
     const char *xml;
     const char *barred; /* an identity of the set that is barred, or NULL */
     struct ims_profile *prof;
+    bool second; /* a second device: sip:ue2@10.0.0.8:5099, q=0.5 */
 };
 
 static int put_fn(struct ims_reg *r, void *ctx)
@@ -215,6 +216,14 @@ static int put_fn(struct ims_reg *r, void *ctx)
     snprintf(c->path, sizeof(c->path), "<sip:term-abc@" PCSCF ";lr>");
     c->expires = now + 600;
     c->q = 1000;
+    if (x->second) {
+        c = &r->contacts[r->ncontacts++];
+        memset(c, 0, sizeof(*c));
+        snprintf(c->uri, sizeof(c->uri), "sip:ue2@10.0.0.8:5099");
+        snprintf(c->path, sizeof(c->path), "<sip:term-def@" PCSCF ";lr>");
+        c->expires = now + 600;
+        c->q = 500;
+    }
     ims_profile_unref(r->profile);
     r->profile = ims_profile_ref(x->prof);
     r->registered_at = now;
@@ -223,9 +232,9 @@ static int put_fn(struct ims_reg *r, void *ctx)
 
 /* Registers impu (with a barred alias when barred is set) with the
  * User-Data xml.  0 or the store's error (allocation failures). */
-static int put_reg(const char *impu, const char *xml, const char *barred)
+static int put_reg_with(const char *impu, const char *xml, const char *barred, bool second)
 {
-    struct put x = { xml, barred, NULL };
+    struct put x = { xml, barred, NULL, second };
     int rc = ims_profile_parse(ims_str_cstr(xml), &x.prof);
     if (rc)
         return rc;
@@ -239,6 +248,11 @@ static int put_reg(const char *impu, const char *xml, const char *barred)
     ims_free(scratch);
     ims_profile_unref(x.prof);
     return rc;
+}
+
+static int put_reg(const char *impu, const char *xml, const char *barred)
+{
+    return put_reg_with(impu, xml, barred, false);
 }
 
 static void feed(const char *src, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -580,6 +594,47 @@ static void test_term(void **state)
     assert_non_null(sent_to(ICSCF, "SIP/2.0 404", from));
 }
 
+/* Two devices (RFC 3261 §16.6, a sequential search): the second gets the
+ * request when the first is busy, gone or cannot take it; the caller sees
+ * only the last failure when both fail, and a 603 ends the search. */
+static void test_term_next_contact(void **state)
+{
+    (void)state;
+    assert_int_equal(put_reg_with("sip:bob@ims.test", bob_data, NULL, true), 0);
+    term("bob@ims.test", "s1");
+    const struct fake_tp_msg *f = sent_to(PCSCF, "INVITE sip:ue@10.0.0.9:5099", 0);
+    assert_non_null(f);
+    size_t from = E.tp.n;
+    respond(f, PCSCF, 486);
+    const struct fake_tp_msg *f2 = sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from);
+    assert_non_null(f2);
+    assert_non_null(strstr(f2->buf, "\r\nRoute: <sip:term-def@" PCSCF ";lr>\r\n"));
+    assert_null(sent_to(ICSCF, "SIP/2.0 486", 0));
+    respond(f2, PCSCF, 200);
+    assert_non_null(sent_to(ICSCF, "SIP/2.0 200", from));
+
+    /* both fail: the last failure */
+    from = E.tp.n;
+    term("bob@ims.test", "s2");
+    f = sent_to(PCSCF, "INVITE sip:ue@10.0.0.9:5099", from);
+    assert_non_null(f);
+    respond(f, PCSCF, 408);
+    f2 = sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from);
+    assert_non_null(f2);
+    respond(f2, PCSCF, 480);
+    assert_non_null(sent_to(ICSCF, "SIP/2.0 480", from));
+    assert_null(sent_to(ICSCF, "SIP/2.0 408", from));
+
+    /* 603 Decline: the user said no, everywhere */
+    from = E.tp.n;
+    term("bob@ims.test", "s3");
+    f = sent_to(PCSCF, "INVITE sip:ue@10.0.0.9:5099", from);
+    assert_non_null(f);
+    respond(f, PCSCF, 603);
+    assert_non_null(sent_to(ICSCF, "SIP/2.0 603", from));
+    assert_null(sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from));
+}
+
 /* Every allocation in turn fails once over one ISC round trip: no leak, no
  * hang, always a final response. */
 static void scenario(void)
@@ -600,6 +655,19 @@ static void scenario(void)
     term("alice@ims.test", "r2");
     F.user_data = carol_data;
     term("carol@ims.test", "u1");
+    /* a busy first device, then the second */
+    if (put_reg_with("sip:bob@ims.test", bob_data, NULL, true) != 0)
+        return;
+    size_t from = E.tp.n;
+    term("bob@ims.test", "s1");
+    const struct fake_tp_msg *b1 = sent_to(PCSCF, "INVITE sip:ue@10.0.0.9:5099", from);
+    if (!b1)
+        return;
+    from = E.tp.n;
+    respond(b1, PCSCF, 486);
+    const struct fake_tp_msg *b2 = sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from);
+    if (b2)
+        respond(b2, PCSCF, 200);
 }
 
 static void test_alloc_failures(void **state)
@@ -635,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_as_continued_then_icscf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_unregistered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_term_next_contact, setup, teardown),
         cmocka_unit_test(test_alloc_failures),
     };
     xmlInitParser();
