@@ -101,7 +101,10 @@ static const struct key keys[] = {
     { "sip", "dns_servers", K_STR, NULL, 0, 0, OFF(dns_servers), false,
       "Comma-separated DNS servers (host:port) for RFC 3263 lookups; default /etc/resolv.conf." },
     { "sip", "server_name", K_STR, NULL, 0, 0, OFF(server_name), false,
-      "Host name that also means 'this server' in Request-URIs and Route headers." },
+      "Host name that also means 'this server' in Request-URIs and Route headers, and "
+      "that this server writes in its Via, Record-Route and Path instead of its listening "
+      "address: peers (and the other roles, on other hosts) reach it by resolving the name "
+      "(RFC 3263), stateless forwards (ACK for 2xx) included." },
 
     { "proxy", "record_route", K_BOOL, "yes", 0, 0, OFF(record_route), false,
       "Insert Record-Route so that in-dialog requests traverse this proxy." },
@@ -318,6 +321,11 @@ static const struct key keys[] = {
     { "scscf", "as_timeout_ms", K_UINT, "3000", 100, 32000, OFF(scscf_as_timeout_ms), false,
       "How long the S-CSCF waits for an application server's first response before the "
       "iFC's default handling applies (SESSION_CONTINUED or SESSION_TERMINATED)." },
+    { "scscf", "contact_ring_s", K_UINT, "20", 0, 180, OFF(scscf_contact_ring_s), false,
+      "A callee's devices (registered contacts) get a call one at a time, highest q first "
+      "(RFC 3261 16.6): one that rings this many seconds unanswered, or says nothing, is "
+      "cancelled and the next one rings. Applies only while another device is left. 0: only "
+      "a failure (408, 480, 486, 488, 5xx) or [proxy] timer_c moves on." },
     { "scscf", "reg_event_expires", K_UINT, "3600", 60, 86400, OFF(scscf_reg_event_expires),
       false, "Longest subscription to the reg event package (RFC 3680) granted, seconds." },
     { "scscf", "policy_file", K_FILE, NULL, 0, 0, OFF(scscf_policy_file), false,

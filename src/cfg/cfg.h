@@ -162,6 +162,7 @@ struct ims_cfg {
     char *scscf_icscf;                /* NULL: this process's I-CSCF, else by DNS */
     char *scscf_home_domains;         /* NULL: [diameter] realm */
     unsigned scscf_as_timeout_ms;     /* no answer from an AS: iFC default handling */
+    unsigned scscf_contact_ring_s;    /* a device rung this long: the next one (0: off) */
     unsigned scscf_reg_event_expires; /* reg-event subscriptions (RFC 3680) */
     char *scscf_policy_file;          /* oslo.policy file (src/policy); NULL: no policy */
     char *scscf_local_roles;          /* roles of Digest/AKA users for the policy */

@@ -686,8 +686,11 @@ bool ims_cscf_scscf_orig(struct proxy_req *r, const struct sip_msg *m)
  * When the contact tried fails with 408, 480, 486, 488 or a 5xx (a device
  * gone, busy, or unable to take this session; a 503 is also what a
  * transport error gives), the request goes to the next contact not tried
- * yet, and the caller gets the last failure when none is left.  Other
- * finals (2xx, 3xx, 6xx, 487, an authentication challenge) end the search.
+ * yet, and the caller gets the last failure when none is left.  A device
+ * that rings [scscf] contact_ring_s unanswered (or says nothing) while
+ * another one is left is cancelled (a shorter Timer C, proxy_fwd.ring_ms)
+ * and the next one rings.  Other finals (2xx, 3xx, 6xx, the caller's
+ * CANCEL's 487, an authentication challenge) end the search.
  * Contacts of one +sip.instance are one device: once it failed, none of
  * them is tried again.  One contact rings at a time: no parallel forking.
  *
@@ -747,11 +750,13 @@ static void term_tried(struct term_try *tt, const struct ims_reg_contact *c)
 
 /* r to contact c along its Path.  0 or a forwarding error. */
 static int to_contact(struct proxy_req *r, const struct ims_reg_contact *c, proxy_response_fn fn,
-                      void *ud)
+                      void *ud, unsigned ring_ms)
 {
     char route[IMS_REG_PATH_MAX + 16];
     struct sip_nameaddr hop;
-    struct proxy_fwd f = { .ruri = ims_str_cstr(c->uri), .on_response = fn, .ud = ud };
+    struct proxy_fwd f = {
+        .ruri = ims_str_cstr(c->uri), .on_response = fn, .ud = ud, .ring_ms = ring_ms
+    };
     static const uint16_t del[] = { SIP_H_ROUTE };
     if (c->path[0] && cscf_first_nameaddr(ims_str_cstr(c->path), &hop) == 0) {
         size_t n = IMS_STR_JOIN(route, sizeof(route), IMS_S("Route: "), ims_str_cstr(c->path),
@@ -768,6 +773,14 @@ static int to_contact(struct proxy_req *r, const struct ims_reg_contact *c, prox
 
 static enum proxy_rsp_action term_response(struct proxy_req *r, int status,
                                            const struct sip_msg *rsp, void *ud);
+
+/* How long the device about to ring may ring: [scscf] contact_ring_s
+ * while another one is left (tt has the one about to ring), else Timer C. */
+static unsigned ring_ms(const struct ims_cscf *g, struct term_try *tt, const struct ims_reg *reg)
+{
+    unsigned s = g->cfg->scscf_contact_ring_s;
+    return s && ims_reg_contact_pick_next(reg, tried_fn, tt) ? s * 1000u : 0;
+}
 
 /* After a 430 the next flow of the instance, then (as after any other
  * failure) the next device. */
@@ -803,7 +816,7 @@ static void term_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
             LOG_I("scscf", "event=contact_next impu=%s after=%d tried=%zu", tt->impu, tt->status,
                   tt->ntried);
         term_tried(tt, c);
-        rc = to_contact(r, c, term_response, tt);
+        rc = to_contact(r, c, term_response, tt, ring_ms(w->g, tt, reg));
     }
     ims_reg_clear(reg);
     if (rc == 0)
@@ -814,14 +827,18 @@ static void term_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
         ims_proxy_forward_failed(r, rc);
     else if (status == 430)
         reply(r, 480, "No Flow Left");
+    else if (status == 487) /* rang out, and the next device left meanwhile */
+        reply(r, 480, NULL);
     else /* the device left between its answer and now */
         reply(r, status, NULL);
 }
 
+/* 487 here is never the caller's (term_response checks): it answers the
+ * CANCEL of a device rung for [scscf] contact_ring_s. */
 static bool retry_elsewhere(int status)
 {
-    return status == 408 || status == 480 || status == 486 || status == 488 ||
-           (status >= 500 && status <= 599);
+    return status == 408 || status == 480 || status == 486 || status == 487 ||
+           status == 488 || (status >= 500 && status <= 599);
 }
 
 /* Is a device not tried yet registered?  Its own lookup: this runs in the
@@ -882,7 +899,7 @@ int ims_cscf_scscf_route_term(struct ims_cscf *g, struct proxy_req *r, ims_str i
         term_tried(tt, best);
         cscf_pend_add(w, &tt->pend, sess_free);
     }
-    rc = to_contact(r, best, tt ? term_response : NULL, tt);
+    rc = to_contact(r, best, tt ? term_response : NULL, tt, tt ? ring_ms(g, tt, reg) : 0);
     if (rc && tt)
         term_try_done(tt);
 out:

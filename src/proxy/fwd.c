@@ -260,11 +260,11 @@ static int send_to_target(struct proxy_req *r, const struct sip_dest *d)
      * INVITE, runs as Timer C */
     if (r->noanswer_ms && !r->uac)
         ims_timer_start(p->loop, &r->tm_c,
-                        method == SIP_M_INVITE && p->sh->timer_c < r->noanswer_ms
-                            ? p->sh->timer_c
+                        method == SIP_M_INVITE && r->timer_c_ms < r->noanswer_ms
+                            ? r->timer_c_ms
                             : r->noanswer_ms);
     else if (method == SIP_M_INVITE && !r->uac)
-        ims_timer_start(p->loop, &r->tm_c, p->sh->timer_c);
+        ims_timer_start(p->loop, &r->tm_c, r->timer_c_ms);
     return 0;
 }
 
@@ -404,11 +404,18 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
 {
     struct ims_proxy *p = r->p;
     int s = rsp->status;
+    /* §16.7 step 3: a response with no Via below ours was meant for us (a
+     * UAS that answered an INVITE from its CANCEL's Via): its bytes go no
+     * further; a final one still ends the branch, as if we had made it */
+    struct sip_via v2;
+    bool relayable = r->uac || px_second_via(rsp, &v2) == 0;
+    if (!relayable)
+        LOG_I("proxy", "event=response_for_us status=%d call_id=%.*s", s, IMS_SF(rsp->call_id));
     if (!r->got_any) {
         r->got_any = true;
         if (r->noanswer_ms && ims_timer_armed(&r->tm_c)) {
             if (r->method == SIP_M_INVITE)
-                ims_timer_start(p->loop, &r->tm_c, p->sh->timer_c);
+                ims_timer_start(p->loop, &r->tm_c, r->timer_c_ms);
             else
                 ims_timer_stop(p->loop, &r->tm_c);
         }
@@ -418,7 +425,7 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
             return; /* §16.7 step 3: a 100 is not forwarded */
         r->got_prov = true;
         if (r->method == SIP_M_INVITE && ims_timer_armed(&r->tm_c))
-            ims_timer_start(p->loop, &r->tm_c, p->sh->timer_c); /* §16.7 step 2 */
+            ims_timer_start(p->loop, &r->tm_c, r->timer_c_ms); /* §16.7 step 2 */
         if (r->uac || r->final_sent)
             return;
         enum proxy_rsp_action act = PROXY_RSP_RELAY;
@@ -426,7 +433,7 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
             act = r->on_rsp(r, s, rsp, r->rsp_ud);
         /* RFC 4320 §4.1: no provisional but 100 to a non-INVITE, relayed
          * ones included (our own 100 still goes at Timer E's T2) */
-        if (act == PROXY_RSP_RELAY && !r->final_sent && r->method == SIP_M_INVITE)
+        if (act == PROXY_RSP_RELAY && !r->final_sent && r->method == SIP_M_INVITE && relayable)
             ims_proxy_relay(r, rsp, IMS_STR_NULL, NULL, 0);
         return;
     }
@@ -435,7 +442,7 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
      * transaction in Accepted and are relayed statelessly (RFC 6026). */
     detach_ct(r);
     if (s >= 300) {
-        branch_final(r, s, rsp);
+        branch_final(r, s, relayable ? rsp : NULL);
         return;
     }
     /* §16.7 step 5: a 2xx goes upstream at once */
@@ -446,7 +453,7 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
     enum proxy_rsp_action act = PROXY_RSP_RELAY;
     if (r->on_rsp)
         act = r->on_rsp(r, s, rsp, r->rsp_ud);
-    if (act == PROXY_RSP_RELAY) {
+    if (act == PROXY_RSP_RELAY && relayable) {
         if (!r->final_sent)
             ims_proxy_relay(r, rsp, IMS_STR_NULL, NULL, 0);
         else
@@ -541,6 +548,8 @@ int ims_proxy_forward(struct proxy_req *r, const struct proxy_fwd *f)
     r->on_rsp = f->on_response;
     r->rsp_ud = f->ud;
     r->noanswer_ms = f->noanswer_ms;
+    unsigned tc = r->p->sh->timer_c;
+    r->timer_c_ms = f->ring_ms && f->ring_ms < tc ? f->ring_ms : tc;
     r->no_rr = f->no_rr;
     r->best_status = 0;
     ims_buf_reset(&r->best);

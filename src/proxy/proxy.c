@@ -379,6 +379,7 @@ struct proxy_req *px_req_new(struct ims_proxy *p)
     r->p = p;
     r->in_use = true;
     r->next_free = -1;
+    r->timer_c_ms = p->sh->timer_c; /* ims_proxy_forward sets it per forward */
     ims_buf_init(&r->spec, PROXY_OUT_CAP);
     ims_buf_init(&r->best, PROXY_OUT_CAP);
     ims_timer_init(&r->tm_trying, trying_cb, r);

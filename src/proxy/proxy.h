@@ -272,6 +272,11 @@ struct proxy_fwd {
      * §5.3.1.3, an S-CSCF or AS that does not answer).  0: only the
      * transaction timers (32 s for Timer B/F) decide. */
     unsigned noanswer_ms;
+    /* INVITE: Timer C for this forward when shorter than [proxy] timer_c:
+     * a target that rang (or said nothing) this long after its last
+     * provisional is cancelled, and its 487 or a 408 comes to on_response
+     * (an S-CSCF then rings the callee's next device).  0: timer_c. */
+    unsigned ring_ms;
     bool no_rr; /* do not Record-Route this one (an I-CSCF, TS 24.229 §5.3.2.1) */
     /* The user part and extra URI parameters of our Record-Route values
      * (an RFC 5626 flow token and ";ob": in-dialog requests then name the

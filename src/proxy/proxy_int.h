@@ -92,6 +92,7 @@ struct proxy_req {
     bool got_any;          /* the current branch had a response (a 100 too) */
     bool nit_expired;      /* a non-INVITE branch ran to Timer F: so did the client's */
     unsigned noanswer_ms;  /* proxy_fwd.noanswer_ms; tm_c runs it first */
+    unsigned timer_c_ms;   /* Timer C of this forward: [proxy] timer_c or proxy_fwd.ring_ms */
     bool no_rr;            /* proxy_fwd.no_rr */
     const struct sip_msg *cur_msg; /* the request while the handler runs */
     struct px_kept_msg *kept;      /* its parse on the txn's copy; NULL: parse again */

@@ -280,7 +280,7 @@ common_sip() { # the [sip] and CSCF sections for the roles in $1 (one process or
     case ",$roles," in *,scscf,*)
         printf '[scscf]\nports = %s\nuri = sip:%s:%s\nnonce_ttl = 3\nauth_max_failures = 3\n' "$S_PORT" "$h" "$S_PORT"
         printf 'as_timeout_ms = %s\n%s\n' "$(scaled 1000)" "$(case ",$roles," in *,icscf,*) ;; *) echo "icscf = sip:$h:$I_PORT" ;; esac)" # t_sessions.sh; ims1: its own I-CSCF by default
-        printf 'min_expires = 1\nhss_timeout_ms = %s\n\n' "$(scaled 2000)"
+        printf 'min_expires = 1\nhss_timeout_ms = %s\ncontact_ring_s = %s\n\n' "$(scaled 2000)" "$(scaled 2)" # t_sessions.sh sess_ring_out
         ;;
     esac
 }

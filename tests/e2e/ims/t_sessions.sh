@@ -25,6 +25,10 @@
 #                      answers 486, then to the other, which takes the call
 #                      (RFC 3261 §16.6 sequential search); with both busy
 #                      alice gets 486
+#   sess_ring_out      forka's device registered last rings and is never
+#                      answered: after [scscf] contact_ring_s (2 s in the
+#                      fixtures) the S-CSCF cancels it (487) and the other
+#                      device takes the call
 #   sess_as_answers    an AS answers a MESSAGE itself (200, relayed to the caller):
 #                      sessa's originating iFC; then sessu's TERMINATING_UNREGISTERED
 #                      iFC (LIR: unregistered service -> S-CSCF: SAR
@@ -170,6 +174,23 @@ t_sess_next_contact() {
     sess_fail both alice forka 486 || rc=1
     sess_wait busy1 || rc=1
     sess_wait busy2 || rc=1
+    return $rc
+}
+
+t_sess_ring_out() {
+    local rc=0 D1 n
+    pick_ports D1
+    register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
+    for n in "regf2 $UE2_PORT" "regf1 $D1"; do
+        set -- $n
+        ue "$1" "$2" register.xml -s forka -au "forka@$REALM" -ap forka-secret \
+            -key expires 600 -key alg MD5 || rc=1
+    done
+    sess_bg ring "$D1" sess_ring_uas.xml -s forka
+    sess_bg uas_ring "$UE2_PORT" sess_call_uas.xml -s forka
+    ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
+    sess_wait ring || rc=1
+    sess_wait uas_ring || rc=1
     return $rc
 }
 

@@ -49,7 +49,7 @@ static const char conf[] =
     "[core]\nworkers = 1\nroles = scscf\n"
     "[sip]\nlisten = udp:192.0.2.1:6060\n"
     "[scscf]\nports = 6060\nuri = sip:192.0.2.1:6060\nicscf = sip:" ICSCF "\n"
-    "as_timeout_ms = 500\n"
+    "as_timeout_ms = 500\ncontact_ring_s = 2\n"
     "[diameter]\nrealm = ims.test\npeer = hss.test 127.0.0.1:3868\n";
 
 static const char *const self_names[] = { "192.0.2.1" };
@@ -635,6 +635,41 @@ static void test_term_next_contact(void **state)
     assert_null(sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from));
 }
 
+/* A device that rings [scscf] contact_ring_s (2 s here) unanswered while
+ * another is left is cancelled; its 487 brings the next one, which may
+ * ring as long as Timer C allows. */
+static void test_term_ring_out(void **state)
+{
+    (void)state;
+    assert_int_equal(put_reg_with("sip:bob@ims.test", bob_data, NULL, true), 0);
+    term("bob@ims.test", "q1");
+    const struct fake_tp_msg *f = sent_to(PCSCF, "INVITE sip:ue@10.0.0.9:5099", 0);
+    assert_non_null(f);
+    respond(f, PCSCF, 180);
+    assert_non_null(sent_to(ICSCF, "SIP/2.0 180", 0));
+    fake_tp_clock_advance(E.loop, 1500);
+    turn();
+    assert_null(sent_to(PCSCF, "CANCEL sip:ue@10.0.0.9:5099", 0));
+    fake_tp_clock_advance(E.loop, 700);
+    turn();
+    turn();
+    assert_non_null(sent_to(PCSCF, "CANCEL sip:ue@10.0.0.9:5099", 0));
+    size_t from = E.tp.n;
+    respond(f, PCSCF, 487);
+    const struct fake_tp_msg *f2 = sent_to(PCSCF, "INVITE sip:ue2@10.0.0.8:5099", from);
+    assert_non_null(f2);
+    assert_null(sent_to(ICSCF, "SIP/2.0 487", 0));
+    /* the last device: no early CANCEL (Timer C is 5 s here) */
+    respond(f2, PCSCF, 180);
+    from = E.tp.n;
+    fake_tp_clock_advance(E.loop, 4000);
+    turn();
+    turn();
+    assert_null(sent_to(PCSCF, "CANCEL sip:ue2@10.0.0.8:5099", from));
+    respond(f2, PCSCF, 200);
+    assert_non_null(sent_to(ICSCF, "SIP/2.0 200", from));
+}
+
 /* Every allocation in turn fails once over one ISC round trip: no leak, no
  * hang, always a final response. */
 static void scenario(void)
@@ -704,6 +739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_unregistered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_next_contact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_term_ring_out, setup, teardown),
         cmocka_unit_test(test_alloc_failures),
     };
     xmlInitParser();

@@ -156,13 +156,14 @@ static void get_param(const char *msg, const char *param, char *out, size_t outs
     out[n] = '\0';
 }
 
-/* A response from the UAS to the forwarded request `fwd`: its Via lines as
- * they are, a To tag, and status. */
-static void uas_respond(const struct fake_tp_msg *fwd, int status, const char *method)
+/* A response from the UAS to the forwarded request `fwd`: its first
+ * max_vias Via lines as they are, a To tag, and status. */
+static void uas_respond_vias(const struct fake_tp_msg *fwd, int status, const char *method,
+                             int max_vias)
 {
     char vias[1024] = "";
     const char *p = fwd->buf;
-    while ((p = strstr(p, "\r\nVia: ")) != NULL) {
+    while (max_vias-- > 0 && (p = strstr(p, "\r\nVia: ")) != NULL) {
         p += 2;
         size_t n = strcspn(p, "\r");
         strncat(vias, p, n);
@@ -182,6 +183,11 @@ static void uas_respond(const struct fake_tp_msg *fwd, int status, const char *m
          "Contact: <sip:bob@" UAS ">\r\n"
          "Content-Length: 0\r\n\r\n",
          status, vias, ftag, cid, method);
+}
+
+static void uas_respond(const struct fake_tp_msg *fwd, int status, const char *method)
+{
+    uas_respond_vias(fwd, status, method, 64);
 }
 
 static const struct fake_tp_msg *sent_to(const char *dst, const char *prefix, size_t from)
@@ -616,6 +622,25 @@ static void test_non_invite_noanswer_504(void **state)
     assert_int_equal(ims_proxy_set_app(E.p, 5060, &app), 0);
     message_until("z9hG4bKna1", "192.0.2.6:5060", 1000, "SIP/2.0 504 Server Time-out");
     assert_int_equal(fake_tp_count(&E.tp, "SIP/2.0 408"), 0);
+}
+
+/* §16.7 step 3: responses whose only Via is ours (a UAS that answered
+ * the INVITE from its CANCEL's Via) are not relayed as they are: the 180
+ * goes no further, the 486 still ends the branch and the client gets a
+ * 486 of ours, with its own Via. */
+static void test_response_only_our_via(void **state)
+{
+    invite("sip:bob@b.test", "z9hG4bKov1", "", 70);
+    const struct fake_tp_msg *f = sent_to(UAS, "INVITE ", 0);
+    assert_non_null(f);
+    size_t mark = E.tp.n;
+    uas_respond_vias(f, 180, "INVITE", 1);
+    assert_null(sent_to(UAC, "SIP/2.0 180", mark));
+    uas_respond_vias(f, 486, "INVITE", 1);
+    const struct fake_tp_msg *r = sent_to(UAC, "SIP/2.0 486", mark);
+    assert_non_null(r);
+    assert_non_null(strstr(r->buf, "branch=z9hG4bKov1"));
+    assert_non_null(sent_to(UAS, "ACK ", mark));
 }
 
 static void test_503_becomes_500(void **state)
@@ -1318,6 +1343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_invite_timeout_no_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_invite_noanswer_504, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_only_our_via, setup, teardown),
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retransmission_send_failure, setup, teardown),
