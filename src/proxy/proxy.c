@@ -212,16 +212,31 @@ size_t ims_proxy_free(struct ims_proxy *p)
 {
     if (!p)
         return 0;
-    size_t leaked = p->reqs_live;
-    if (leaked)
-        LOG_W("proxy", "event=req_leak worker=%u live=%zu", p->idx, leaked);
+    /* A request still waiting for its answer (a call ringing, an HSS
+     * answer due) or one of our own still in flight is work the stop cut
+     * short, not a leak: its transactions are freed as lingering.  Any
+     * other context still alive is one nobody released. */
+    size_t leaked = 0, abandoned = 0;
     for (size_t i = 0; i < p->req_hwm; i++) {
         struct proxy_req *r = &p->reqs[i];
-        if (r->in_use) {
-            r->st = r->ct = NULL; /* freed with the table below */
-            req_free(r);
+        if (!r->in_use)
+            continue;
+        if ((r->st && !r->final_sent) || (r->uac && r->ct)) {
+            abandoned++;
+            if (r->st)
+                ims_sip_txn_abandon(r->st);
+            if (r->ct)
+                ims_sip_txn_abandon(r->ct);
+        } else {
+            leaked++;
         }
+        r->st = r->ct = NULL; /* freed with the table below */
+        req_free(r);
     }
+    if (abandoned)
+        LOG_N("proxy", "event=requests_abandoned_at_stop worker=%u n=%zu", p->idx, abandoned);
+    if (leaked)
+        LOG_W("proxy", "event=req_leak worker=%u live=%zu", p->idx, leaked);
     px_stateless_wait_free(p);
     leaked += ims_sip_txn_table_free(p->txns);
     ims_free(p->reqs);

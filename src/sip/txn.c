@@ -997,6 +997,13 @@ static void compact(struct sip_txn *t)
     ims_buf_free(&t->req);
 }
 
+void ims_sip_txn_abandon(struct sip_txn *t)
+{
+    t->tu_attached = false;
+    t->cb = NULL;
+    t->ud = NULL;
+}
+
 void ims_sip_txn_detach(struct sip_txn *t)
 {
     if (!t->tu_attached)

@@ -261,6 +261,10 @@ int ims_sip_txn_cancel(struct sip_txn *t);
  * client INVITE in Accepted (its 2xx retransmissions no longer match and are
  * the stateless proxy's, see ims_sip_txn_rx_response). */
 void ims_sip_txn_detach(struct sip_txn *t);
+/* At teardown only, the loop stopped: the TU goes away with the work t was
+ * doing for it (a call still ringing at the stop).  Nothing is scheduled;
+ * ims_sip_txn_table_free() then frees t as lingering, not as a leak. */
+void ims_sip_txn_abandon(struct sip_txn *t);
 enum sip_txn_state ims_sip_txn_state(const struct sip_txn *t);
 bool ims_sip_txn_is_server(const struct sip_txn *t);
 enum sip_method ims_sip_txn_method(const struct sip_txn *t);

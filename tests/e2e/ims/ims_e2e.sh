@@ -234,6 +234,9 @@ stop() {
         echo "$name: sanitizer report in $FIXDIR/$name.log"
     elif ! grep -q 'event=stopped' "$FIXDIR/$name.log"; then
         echo "$name: no clean stop in $FIXDIR/$name.log"
+    elif grep -q 'event=requests_abandoned_at_stop' "$FIXDIR/$name.log"; then
+        # tests stop an idle fixture: a request still open is one that hung
+        echo "$name: requests still in progress at the stop in $FIXDIR/$name.log"
     elif [ "$rc" != 0 ]; then
         echo "$name: exit status $rc"
     fi

@@ -643,6 +643,28 @@ static void test_response_only_our_via(void **state)
     assert_non_null(sent_to(UAS, "ACK ", mark));
 }
 
+/* SIGTERM while a call rings: the INVITE's context and its two
+ * transactions are work cut short, freed without being counted as leaks
+ * (the server then exits 0); an idle proxy has nothing to abandon. */
+static void test_free_while_ringing(void **state)
+{
+    (void)state;
+    invite("sip:bob@b.test", "z9hG4bKfr1", "", 70);
+    const struct fake_tp_msg *f = sent_to(UAS, "INVITE ", 0);
+    assert_non_null(f);
+    uas_respond(f, 180, "INVITE");
+    assert_non_null(sent_to(UAC, "SIP/2.0 180", 0));
+    struct proxy_stats st;
+    ims_proxy_stats(E.p, &st);
+    assert_int_equal(st.reqs_live, 1);
+    assert_int_equal(st.txns_live, 2);
+    assert_int_equal(ims_proxy_free(E.p), 0);
+    ims_proxy_shared_free(E.sh);
+    fake_tp_free(&E.tp);
+    ims_loop_free(E.loop);
+    memset(&E, 0, sizeof(E));
+}
+
 static void test_503_becomes_500(void **state)
 {
     invite("sip:bob@b.test", "z9hG4bK5031", "", 70);
@@ -1344,6 +1366,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_invite_timeout_no_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_invite_noanswer_504, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_only_our_via, setup, teardown),
+        cmocka_unit_test_setup(test_free_while_ringing, setup),
         cmocka_unit_test_setup_teardown(test_503_becomes_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_send_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retransmission_send_failure, setup, teardown),
