@@ -152,16 +152,23 @@ t_sess_call() {
     return $rc
 }
 
-t_sess_next_contact() {
-    local rc=0 D1 hops="$HOST:$P_PORT $HOST:$S_PORT $HOST:$S_PORT $HOST:$P_PORT" n
-    pick_ports D1
+# sess_reg_forka PORT: alice on UE_PORT, and forka's two devices: UE2_PORT,
+# then PORT (the latest registration is tried first)
+sess_reg_forka() {
+    local rc=0 n
     register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
-    # device 2 first, then device 1: the latest registration is tried first
-    for n in "regf2 $UE2_PORT" "regf1 $D1"; do
+    for n in "regf2 $UE2_PORT" "regf1 $1"; do
         set -- $n
         ue "$1" "$2" register.xml -s forka -au "forka@$REALM" -ap forka-secret \
             -key expires 600 -key alg MD5 || rc=1
     done
+    return $rc
+}
+
+t_sess_next_contact() {
+    local rc=0 D1 hops="$HOST:$P_PORT $HOST:$S_PORT $HOST:$S_PORT $HOST:$P_PORT"
+    pick_ports D1
+    sess_reg_forka "$D1" || rc=1
     sess_bg busy "$D1" sess_busy_uas.xml -s forka
     sess_bg uas_fork "$UE2_PORT" sess_call_uas.xml -s forka
     ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
@@ -178,14 +185,9 @@ t_sess_next_contact() {
 }
 
 t_sess_ring_out() {
-    local rc=0 D1 n
+    local rc=0 D1
     pick_ports D1
-    register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
-    for n in "regf2 $UE2_PORT" "regf1 $D1"; do
-        set -- $n
-        ue "$1" "$2" register.xml -s forka -au "forka@$REALM" -ap forka-secret \
-            -key expires 600 -key alg MD5 || rc=1
-    done
+    sess_reg_forka "$D1" || rc=1
     sess_bg ring "$D1" sess_ring_uas.xml -s forka
     sess_bg uas_ring "$UE2_PORT" sess_call_uas.xml -s forka
     ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
