@@ -739,6 +739,8 @@ static bool tried_fn(const struct ims_reg_contact *c, void *ctx)
 
 static void term_tried(struct term_try *tt, const struct ims_reg_contact *c)
 {
+    if (strcmp(c->instance, tt->instance) != 0)
+        tt->nflows = 0; /* reg-ids are per instance */
     ims_cstr_copy(c->instance, tt->instance, sizeof(tt->instance));
     if (!tried_fn(c, tt) && tt->ntried < IMS_REG_MAX_CONTACTS)
         tt->tried[tt->ntried++] = contact_key(c);
@@ -829,8 +831,9 @@ static void term_retry(struct cscf_worker *w, struct proxy_req *r, void *arg)
         reply(r, 480, "No Flow Left");
     else if (status == 487) /* rang out, and the next device left meanwhile */
         reply(r, 480, NULL);
-    else /* the device left between its answer and now */
-        reply(r, status, NULL);
+    else /* the device left between its answer and now (a 503 upstream
+          * would say we are unavailable: RFC 3261 §16.7 step 6) */
+        reply(r, status == 503 ? 500 : status, NULL);
 }
 
 /* 487 here is never the caller's (term_response checks): it answers the

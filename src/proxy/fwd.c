@@ -407,8 +407,7 @@ static void branch_response(struct proxy_req *r, const struct sip_msg *rsp)
     /* §16.7 step 3: a response with no Via below ours was meant for us (a
      * UAS that answered an INVITE from its CANCEL's Via): its bytes go no
      * further; a final one still ends the branch, as if we had made it */
-    struct sip_via v2;
-    bool relayable = r->uac || px_second_via(rsp, &v2) == 0;
+    bool relayable = r->uac || px_second_via(rsp, NULL) == 0;
     if (!relayable)
         LOG_I("proxy", "event=response_for_us status=%d call_id=%.*s", s, IMS_SF(rsp->call_id));
     if (!r->got_any) {

@@ -420,6 +420,8 @@ int px_second_via(const struct sip_msg *m, struct sip_via *out)
             return IMS_ENOENT;
         rest = h->value;
     }
+    if (!out)
+        return 0; /* there is one; no parse asked for */
     struct ims_cur c = ims_cur_of(rest);
     ims_str e;
     if (ims_sip_list_next(&c, &e) != 0)

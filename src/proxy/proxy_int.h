@@ -276,7 +276,8 @@ int px_build_request(const struct sip_msg *m, const struct px_fwd_args *a, struc
 /* A relayed response: our Via removed, edits applied. */
 int px_build_relay(const struct sip_msg *rsp, ims_str add_hdrs, const uint16_t *del, size_t ndel,
                    struct ims_buf *out);
-/* The Via value that follows the top one (second in the message). */
+/* The Via value that follows the top one (second in the message); out
+ * NULL: only whether there is one (0) or not (IMS_ENOENT). */
 int px_second_via(const struct sip_msg *m, struct sip_via *out);
 /* Writes "<sip:host:port;transport=x;lr>" for an interface. */
 /* The app for requests on local port `port` (the default app if none). */
