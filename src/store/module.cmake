@@ -16,6 +16,7 @@ list(APPEND IMS_SOURCES
   src/store/store_sqnblk.c
   src/store/store_io.c
   src/store/store_sqlite.c
+  src/store/sqlite_pcache.c
   src/store/store_pg.c
   src/store/exec.c
   ${IMS_STORE_SCHEMA_C})

@@ -43,6 +43,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "store/sqlite_pcache.h"
 #include "store/store_int.h"
 
 struct store_stmt {
@@ -238,6 +239,10 @@ static void mem_setup(void)
      * use neither): each of SQLite's mallocs and frees took a process-wide
      * mutex for them, shared by every connection. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* pcache1 behind a truncation that knows when nothing is to drop
+     * (sqlite_pcache.h: a COMMIT after a B-tree split walked the cache). */
+    if (ims_sqlite_pcache_install() != 0)
+        LOG_W("store", "event=sqlite_pcache_not_wrapped reason=already_initialised");
 }
 
 /* ---- errors ---- */
