@@ -168,7 +168,10 @@ int main(int argc, char **argv)
     user("maxc", digest, "maxc-secret", false, NULL, false);
     user("nora", digest, "nora-secret", false, NULL, false);
     user("vera", digest, "vera-secret", false, NULL, false);
+    /* a user each for sess_next_contact and sess_ring_out: the devices one
+     * registers stay registered and would be tried by the other */
     user("forka", digest, "forka-secret", false, NULL, false);
+    user("forkb", digest, "forkb-secret", false, NULL, false);
     for (long i = 0; i < crowd; i++) {
         char name[16], pw[24];
         snprintf(name, sizeof(name), "u%04ld", i);

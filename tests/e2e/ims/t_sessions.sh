@@ -25,7 +25,7 @@
 #                      answers 486, then to the other, which takes the call
 #                      (RFC 3261 §16.6 sequential search); with both busy
 #                      alice gets 486
-#   sess_ring_out      forka's device registered last rings and is never
+#   sess_ring_out      forkb's device registered last rings and is never
 #                      answered: after [scscf] contact_ring_s (2 s in the
 #                      fixtures) the S-CSCF cancels it (487) and the other
 #                      device takes the call
@@ -152,14 +152,16 @@ t_sess_call() {
     return $rc
 }
 
-# sess_reg_forka PORT: alice on UE_PORT, and forka's two devices: UE2_PORT,
-# then PORT (the latest registration is tried first)
-sess_reg_forka() {
-    local rc=0 n
+# sess_reg_fork USER PORT: alice on UE_PORT, and USER's two devices:
+# UE2_PORT, then PORT (the latest registration is tried first).  Each test
+# has its own USER: the devices stay registered after it, and another
+# test's would be tried too.
+sess_reg_fork() {
+    local rc=0 n user=$1 port=$2
     register rega register.xml alice alice-secret 600 -key alg MD5 || rc=1
-    for n in "regf2 $UE2_PORT" "regf1 $1"; do
+    for n in "regf2 $UE2_PORT" "regf1 $port"; do
         set -- $n
-        ue "$1" "$2" register.xml -s forka -au "forka@$REALM" -ap forka-secret \
+        ue "$1" "$2" register.xml -s "$user" -au "$user@$REALM" -ap "$user-secret" \
             -key expires 600 -key alg MD5 || rc=1
     done
     return $rc
@@ -168,7 +170,7 @@ sess_reg_forka() {
 t_sess_next_contact() {
     local rc=0 D1 hops="$HOST:$P_PORT $HOST:$S_PORT $HOST:$S_PORT $HOST:$P_PORT"
     pick_ports D1
-    sess_reg_forka "$D1" || rc=1
+    sess_reg_fork forka "$D1" || rc=1
     sess_bg busy "$D1" sess_busy_uas.xml -s forka
     sess_bg uas_fork "$UE2_PORT" sess_call_uas.xml -s forka
     ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
@@ -187,10 +189,10 @@ t_sess_next_contact() {
 t_sess_ring_out() {
     local rc=0 D1
     pick_ports D1
-    sess_reg_forka "$D1" || rc=1
-    sess_bg ring "$D1" sess_ring_uas.xml -s forka
-    sess_bg uas_ring "$UE2_PORT" sess_call_uas.xml -s forka
-    ue call "$UE_PORT" sess_call_uac.xml -s forka -key caller alice || rc=1
+    sess_reg_fork forkb "$D1" || rc=1
+    sess_bg ring "$D1" sess_ring_uas.xml -s forkb
+    sess_bg uas_ring "$UE2_PORT" sess_call_uas.xml -s forkb
+    ue call "$UE_PORT" sess_call_uac.xml -s forkb -key caller alice || rc=1
     sess_wait ring || rc=1
     sess_wait uas_ring || rc=1
     return $rc
