@@ -27,7 +27,6 @@
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 #define BATCH_MAX 256
 #define OUT_MAX (8 * IMS_AUDIT_LINE_MAX) /* bytes per write(2) */
-#define LINGER_MS 10
 #define QUEUE_DEFAULT 4096
 
 /* ------------------------------------------------------------ events */
@@ -409,6 +408,7 @@ struct ims_audit {
     char *file;
     char *keys_dir;
     bool syslog;
+    unsigned sync_ms;        /* cfg sync_ms: the linger after each fdatasync */
     int want_key;            /* cfg key_id */
     int fd;
     pthread_t thread;
@@ -419,6 +419,7 @@ struct ims_audit {
     struct audit_rec **q;    /* ring of built events */
     size_t qcap, qhead, qlen;
     uint64_t queued, written; /* for flush: written counts drops at the writer too */
+    uint64_t syncs;          /* fdatasyncs of the file */
     bool stop;
     bool idle;               /* the writer sleeps until signalled: the next event does */
     unsigned flushing;       /* ims_audit_flush() callers: the writer must not linger */
@@ -560,15 +561,17 @@ static size_t append(struct ims_audit *a, struct audit_rec *const *recs, size_t 
     return lost;
 }
 
-/* After a short batch, let events gather for a moment: under load the
- * writer then wakes (and syncs the file) at most 1000/LINGER_MS times a
- * second instead of once or twice per event.  Emitters do not signal a
- * lingering writer; flush and close do.  Called with mu held. */
+/* After each fdatasync, let events gather for sync_ms: under load the
+ * writer then wakes (and syncs the file) at most 1000/sync_ms times a
+ * second instead of once or twice per event, however many batches a
+ * wake-up writes.  Emitters do not signal a lingering writer; flush and
+ * close do.  Called with mu held. */
 static void linger(struct ims_audit *a)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_nsec += LINGER_MS * 1000000L;
+    t.tv_sec += (time_t)(a->sync_ms / 1000);
+    t.tv_nsec += (long)(a->sync_ms % 1000) * 1000000L;
     if (t.tv_nsec >= 1000000000L) {
         t.tv_sec++;
         t.tv_nsec -= 1000000000L;
@@ -589,30 +592,39 @@ static void *writer_main(void *arg)
         a->idle = false;
         if (!a->qlen && a->stop)
             break;
-        size_t n = 0;
-        while (a->qlen && n < BATCH_MAX) {
-            batch[n++] = a->q[a->qhead];
-            a->qhead = (a->qhead + 1) % a->qcap;
-            a->qlen--;
-        }
-        int krc = 0;
-        if (a->seal_gen != a->key_gen) { /* rekeyed */
-            krc = sealer_key(&a->seal, a->key_id, a->key);
-            a->seal_gen = krc ? a->seal_gen : a->key_gen;
+        /* everything queued, BATCH_MAX lines at a time, then one sync */
+        uint64_t taken = 0;
+        size_t lost = 0;
+        while (a->qlen) {
+            size_t n = 0;
+            while (a->qlen && n < BATCH_MAX) {
+                batch[n++] = a->q[a->qhead];
+                a->qhead = (a->qhead + 1) % a->qcap;
+                a->qlen--;
+            }
+            int krc = 0;
+            if (a->seal_gen != a->key_gen) { /* rekeyed */
+                krc = sealer_key(&a->seal, a->key_id, a->key);
+                a->seal_gen = krc ? a->seal_gen : a->key_gen;
+            }
+            pthread_mutex_unlock(&a->mu);
+            /* the disk work happens without the lock: emitters never wait on it */
+            lost += krc ? n : append(a, batch, n);
+            if (krc)
+                report(a, krc);
+            for (size_t i = 0; i < n; i++)
+                ims_free(batch[i]);
+            taken += n;
+            pthread_mutex_lock(&a->mu);
         }
         pthread_mutex_unlock(&a->mu);
-        /* the disk work happens without the lock: emitters never wait on it */
-        size_t lost = krc ? n : append(a, batch, n);
-        if (krc)
-            report(a, krc);
-        for (size_t i = 0; i < n; i++)
-            ims_free(batch[i]);
         fdatasync(a->fd);
         pthread_mutex_lock(&a->mu);
-        a->written += n;
-        a->dropped += lost; /* lost like an overflow: the chain skips them */
+        a->written += taken; /* on disk: what ims_audit_flush waits for */
+        a->syncs++;
+        a->dropped += lost;  /* lost like an overflow: the chain skips them */
         pthread_cond_broadcast(&a->done);
-        if (n < BATCH_MAX && !a->stop && !a->flushing)
+        if (!a->stop && !a->flushing)
             linger(a);
     }
     pthread_mutex_unlock(&a->mu);
@@ -770,6 +782,7 @@ int ims_audit_open(const struct ims_audit_cfg *cfg, struct ims_audit **out, char
     a->syslog = cfg->syslog;
     a->want_key = cfg->key_id;
     a->qcap = cfg->queue_max ? cfg->queue_max : QUEUE_DEFAULT;
+    a->sync_ms = cfg->sync_ms ? cfg->sync_ms : IMS_AUDIT_SYNC_MS_DEFAULT;
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -898,6 +911,14 @@ void ims_audit_flush(struct ims_audit *a)
         pthread_cond_wait(&a->done, &a->mu);
     a->flushing--;
     pthread_mutex_unlock(&a->mu);
+}
+
+uint64_t ims_audit_syncs(struct ims_audit *a)
+{
+    pthread_mutex_lock(&a->mu);
+    uint64_t n = a->syncs;
+    pthread_mutex_unlock(&a->mu);
+    return n;
 }
 
 /* ------------------------------------------------------------ default */

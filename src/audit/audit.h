@@ -102,7 +102,10 @@ struct ims_audit_cfg {
     bool syslog;          /* copy each line to syslog(LOG_AUTHPRIV | LOG_NOTICE) */
     int key_id;           /* repository key, or IMS_AUDIT_KEY_PRIMARY */
     unsigned queue_max;   /* events waiting for the writer; 0 = 4096 */
+    unsigned sync_ms;     /* the writer fdatasyncs at most this often under load;
+                           * 0 = IMS_AUDIT_SYNC_MS_DEFAULT */
 };
+#define IMS_AUDIT_SYNC_MS_DEFAULT 50
 
 /* Opens (or creates) the trail and starts its writer.  Writes a
  * chain-restart event first when the last line was cut short.
@@ -122,8 +125,11 @@ int ims_audit_submit(struct ims_audit *a, const struct ims_audit_event *ev);
 /* Re-reads the key repository; with key_id PRIMARY the next lines use
  * the new primary (after a rotation).  Thread-safe.  0 or as open. */
 int ims_audit_rekey(struct ims_audit *a);
-/* Blocks until every event queued so far is written (tests, tools). */
+/* Blocks until every event queued so far is written and synced (tests,
+ * tools); ends the writer's wait between syncs. */
 void ims_audit_flush(struct ims_audit *a);
+/* fdatasyncs of the trail so far: under load at most one per sync_ms. */
+uint64_t ims_audit_syncs(struct ims_audit *a);
 
 /* The process-wide trail the roles' emitters use (NULL: none). */
 void ims_audit_set_default(struct ims_audit *a);

@@ -30,6 +30,7 @@ int ims_audit_cfg_from(const struct ims_cfg *cfg, struct ims_audit_cfg *out, cha
     out->keys_dir = keys;
     out->syslog = cfg->audit_syslog;
     out->queue_max = cfg->audit_queue;
+    out->sync_ms = cfg->audit_sync_ms;
     out->key_id = IMS_AUDIT_KEY_PRIMARY;
     const char *kid = cfg->audit_key_id;
     if (kid && strcmp(kid, "primary") != 0) {

@@ -150,6 +150,13 @@ static const struct key keys[] = {
       "COMMIT and file locks; each waits at most this long for it. 0: only the requests of one "
       "event-loop turn share one. Measured: 1 ms cut the server CPU per registration by ~6% "
       "(docs/internals/hss-store.md)." },
+    { "hss", "flush_ms", K_UINT, "50", 1, 1000, OFF(hss_flush_ms), false,
+      "SQLite store: what the HSS commits without waiting for the disk (the registration state "
+      "a SAR writes, the Server-Name a MAR writes, AKA SQNs within their generation) is "
+      "fdatasynced by a background thread at most this often, so a power cut loses at most the "
+      "last flush_ms of it (a crash of the process loses none of it; every other write is on "
+      "disk before its answer). Each fdatasync is a disk cache flush: fewer under load cost less "
+      "CPU (docs/internals/hss-store.md)." },
     { "hss", "cache_entries", K_UINT, "262144", 0, 16777216, OFF(hss_cache_entries), false,
       "Entries of the in-memory cache of identity data the Cx path reads on every request "
       "(IMPI/IMPU links, IMPI rows with their secrets still encrypted, IMPU rows without their "
@@ -451,6 +458,11 @@ static const struct key keys[] = {
       "Repository key for new lines: 'primary' (follows rotations) or a key number." },
     { "audit", "queue", K_UINT, "4096", 16, 1000000, OFF(audit_queue), false,
       "Events waiting for the writer thread; beyond it events are dropped and counted." },
+    { "audit", "sync_ms", K_UINT, "50", 1, 1000, OFF(audit_sync_ms), false,
+      "Under load the writer appends what is queued, fdatasyncs the trail, then lets events "
+      "gather this long: at most 1000/sync_ms disk flushes a second, and what a power cut can "
+      "lose of the trail (a crash of the process loses nothing written). The queue must hold "
+      "sync_ms worth of events." },
 
     /* [detect] (src/detect, docs/security.md "Detectors") */
     { "detect", "enabled", K_BOOL, "no", 0, 0, OFF(det_enabled), false,

@@ -110,6 +110,7 @@ struct ims_cfg {
     char *hss_store;         /* store URL; NULL = sqlite:<state_dir>/hss.db */
     char *hss_keys_dir;      /* NULL = <state_dir>/keys */
     unsigned hss_store_threads, hss_store_queue, hss_cache_entries, hss_batch_window_ms;
+    unsigned hss_flush_ms;
     bool hss_cache_preload; /* fill the identity cache at start */
     bool hss_diameter_inline; /* Cx over Diameter answered on freeDiameter's thread */
     char *hss_visited_networks;
@@ -194,6 +195,7 @@ struct ims_cfg {
     char *audit_keys_dir;       /* NULL: [hss] keys_dir, else <state_dir>/keys */
     char *audit_key_id;         /* "primary" or a key number */
     unsigned audit_queue;
+    unsigned audit_sync_ms;
 
     /* [detect] (src/detect, docs/security.md) */
     bool det_enabled;

@@ -196,7 +196,11 @@ int cscf_table_with(struct cscf_table *t, ims_str key, cscf_table_fn fn, void *c
     struct shard *s = &t->shards[h % t->nshards];
     pthread_mutex_lock(&s->lock);
     struct entry **pp = &s->buckets[(h >> 10) & s->mask], *e;
-    for (e = *pp; e; pp = &e->next, e = e->next)
+    /* An empty shard is not searched: its bucket, in an array sized for
+     * the table's cap, is a cache miss, and the lockout, Bearer and
+     * third-party tables are looked at on every registration while they
+     * are mostly empty (about 6 of 14 lookups a registration). */
+    for (e = s->n ? *pp : NULL; e; pp = &e->next, e = e->next)
         if (e->hash == h && e->klen == key.len &&
             (key.len == 0 || memcmp(e->key, key.p, key.len) == 0)) /* "" has a NULL p */
             break;

@@ -207,7 +207,7 @@ static int work(struct ims_store *st, void *arg)
 /* Whether a request runs on the calling thread (ims_store_exec_run: a CSCF
  * worker, or freeDiameter's dispatch thread), and how.  The requests of a
  * registration and a call do; a SAR's registration state is written lazily
- * (flushed by the executor's background flush within a few ms: what a power
+ * (flushed by the executor's background flush within [hss] flush_ms: what a power
  * cut loses, the S-CSCF writes again at the next (re-)registration;
  * docs/internals/hss-store.md).  So does a MAR, AKA too: its SQN commits
  * without waiting for the disk, and what a power cut loses of it is never
@@ -1097,6 +1097,8 @@ int ims_hss_start(const struct ims_hss_cfg *cfg, struct ims_hss **out, char *err
                      ims_strerror(rc));
             goto fail;
         }
+        if (cfg->flush_ms)
+            ims_store_exec_set_flush_ms(h->exec, cfg->flush_ms);
         if (cfg->cache_preload)
             preload_cache(h);
         if (cfg->cache_entries)

@@ -33,6 +33,7 @@ struct ims_hss_cfg {
     bool cache_preload;   /* fill it at start (ims_store_exec_preload) */
     bool dia_inline; /* [hss] diameter_inline */
     unsigned batch_window_ms; /* [hss] batch_window_ms (in-process Cx, batch_add) */
+    unsigned flush_ms;        /* [hss] flush_ms (ims_store_exec_set_flush_ms); 0: default */
     struct hss_policy policy;
     const struct hss_slf_route *slf; /* SLF mode: identity ranges -> HSS */
     size_t nslf;

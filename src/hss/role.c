@@ -87,6 +87,7 @@ int ims_hss_role_start(const struct ims_cfg *cfg, struct ims_hss_role **out, cha
     h->store_threads = cfg->hss_store_threads;
     h->dia_inline = cfg->hss_diameter_inline;
     h->batch_window_ms = cfg->hss_batch_window_ms;
+    h->flush_ms = cfg->hss_flush_ms;
     h->store_queue = cfg->hss_store_queue;
     h->cache_entries = cfg->hss_cache_entries;
     h->cache_preload = cfg->hss_cache_preload;

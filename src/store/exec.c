@@ -22,10 +22,10 @@
  * commit).  Bounds the latency a batch adds to its first job. */
 #define BATCH_MAX 64
 
-/* The background flush: at most one fdatasync per FLUSH_MS while lazy
- * commits keep coming (exec.h); a passive checkpoint at most every
- * CKPT_MS, so calling threads' COMMITs rarely meet SQLite's own. */
-#define FLUSH_MS 5
+/* The background flush: at most one fdatasync per flush_ms while lazy
+ * commits keep coming (exec.h, ims_store_exec_set_flush_ms); a passive
+ * checkpoint at most every CKPT_MS, so calling threads' COMMITs rarely
+ * meet SQLite's own. */
 #define CKPT_MS 100
 
 struct worker {
@@ -75,6 +75,7 @@ struct ims_store_exec {
     struct ims_store *fst;
     pthread_t ftid;
     bool fstarted;
+    atomic_uint flush_ms;   /* the wait after each flush */
     uint64_t sqn_gen;       /* this process's SQN generation (store_int.h), 0 without */
     struct store_cache *cache; /* shared by every connection but fst; NULL: none */
     struct store_sqnblk *sqnblk; /* SQN blocks of the workers and ist; NULL: none */
@@ -139,7 +140,7 @@ static void flush_now(struct ims_store_exec *x, bool checkpoint)
               ims_store_errmsg(x->fst));
 }
 
-/* Flushes when dirty, then waits FLUSH_MS before the next flush: lazy
+/* Flushes when dirty, then waits flush_ms before the next flush: lazy
  * commits of those ms share one fdatasync.  Checkpoints every CKPT_MS
  * while dirty, and when a connection found the WAL due one (after_work).
  * Stops after a last flush. */
@@ -166,7 +167,8 @@ static void *flusher_main(void *arg)
         }
         if (stop)
             return NULL;
-        struct timespec ts = { 0, FLUSH_MS * 1000000L };
+        unsigned ms = atomic_load(&x->flush_ms);
+        struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&x->fmu);
     }
@@ -565,6 +567,7 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
     pthread_rwlockattr_destroy(&ra);
     x->max_queued = max_queued;
     x->nworkers = nthreads;
+    atomic_init(&x->flush_ms, IMS_STORE_FLUSH_MS_DEFAULT);
     int rc = 0;
     /* Open every connection first, so a bad URL fails here, at start-up. */
     for (size_t i = 0; rc == 0 && i < nthreads; i++) {
@@ -633,6 +636,15 @@ int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthread
           cache_entries);
     *out = x;
     return 0;
+}
+
+void ims_store_exec_set_flush_ms(struct ims_store_exec *x, unsigned ms)
+{
+    if (ms < 1)
+        ms = 1;
+    if (ms > IMS_STORE_FLUSH_MS_MAX)
+        ms = IMS_STORE_FLUSH_MS_MAX;
+    atomic_store(&x->flush_ms, ms);
 }
 
 void ims_store_exec_cache_stats(struct ims_store_exec *x, struct ims_store_cache_stats *out)

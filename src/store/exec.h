@@ -94,6 +94,16 @@ struct ims_store_job {
 int ims_store_exec_new(const char *url, struct ims_keyrepo *repo, size_t nthreads,
                        size_t max_queued, size_t cache_entries, struct ims_store_exec **out);
 
+/* The background flusher's wait after each fdatasync of lazy writes (see
+ * ims_store_exec_run), in ms: what a power cut may lose of them, and how
+ * many fdatasyncs a second a steady load costs (each one is a disk cache
+ * flush).  Clamped to 1..IMS_STORE_FLUSH_MS_MAX; the default is
+ * IMS_STORE_FLUSH_MS_DEFAULT.  Takes effect after the flusher's current
+ * wait. */
+#define IMS_STORE_FLUSH_MS_DEFAULT 50
+#define IMS_STORE_FLUSH_MS_MAX 1000
+void ims_store_exec_set_flush_ms(struct ims_store_exec *x, unsigned ms);
+
 /* The identity cache's counters since start (all 0 without one). */
 struct ims_store_cache_stats {
     uint64_t hits, misses, puts, evictions;
@@ -149,9 +159,9 @@ int ims_store_exec_submit(struct ims_store_exec *x, struct ims_loop *loop,
  * Server-Name a MAR stores, and SQNs: the executor takes an SQN generation
  * at start, store_int.h): they are committed at once (they survive a crash
  * of the process: the OS has them) and a background flusher of the
- * executor fdatasyncs them at most every 5 ms (FLUSH_MS, exec.c) once
- * something was committed (a power cut may lose the last few ms of them;
- * an SQN among them is never handed out again).
+ * executor fdatasyncs them at most every flush_ms (below) once something
+ * was committed (a power cut may lose the last flush_ms of them; an SQN
+ * among them is never handed out again).
  * docs/internals/hss-store.md.
  *
  * Not for PostgreSQL (a worker must not wait on the network) nor

@@ -324,7 +324,7 @@ int st_req_end(struct ims_store *s);
  * of s are committed without waiting for the disk (SQLite: no fdatasync
  * at their COMMIT; a crash of the process does not lose them, a power cut
  * may, until the next flushed commit or store/exec.c's background flush
- * a few ms later).  Only for data whose loss is harmless (the Server-Name
+ * [hss] flush_ms later).  Only for data whose loss is harmless (the Server-Name
  * a MAR stores, the registration state a SAR stores: the S-CSCF stores
  * them again at the next (re-)registration), and an SQN under the rules
  * below (st_sqn_lazy).  A transaction or batch that also writes anything

@@ -18,7 +18,7 @@
  * lazy mode (store_int.h, st_lazy: the Server-Name a MAR stores, an SQN
  * within sq_sqn_lazy's bound) are committed without a flush: they survive
  * a crash of the process (the page cache has them), and the next flushed
- * commit, or store/exec.c's background flush (sq_flush, a few ms later),
+ * commit, or store/exec.c's background flush (sq_flush, [hss] flush_ms later),
  * makes them durable.  An SQN a power cut loses is never handed out again
  * (SQN generations, store_int.h).
  * Checkpoints (copying the WAL into the database, two fsyncs) run between

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -708,6 +709,47 @@ static void t_burst(void **state)
         assert_int_equal(next[i], 500);
 }
 
+/* Events every ms for a second: the writer syncs at most once per
+ * sync_ms (here 250), however many events come, and each is written in
+ * order; a flush then syncs at once. */
+static void t_sync_interval(void **state)
+{
+    struct fix *f = *state;
+    struct ims_audit_cfg c = { .file = f->file, .keys_dir = f->keys,
+                               .key_id = IMS_AUDIT_KEY_PRIMARY, .sync_ms = 250 };
+    struct ims_audit *a = NULL;
+    char err[256] = "";
+    assert_int_equal(ims_audit_open(&c, &a, err, sizeof(err)), 0);
+    uint64_t s0 = ims_audit_syncs(a);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int n = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long long ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= 1000)
+            break;
+        char who[32];
+        snprintf(who, sizeof(who), "s-%05d", n++);
+        event(a, who, true);
+        usleep(1000);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long elapsed = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    uint64_t during = ims_audit_syncs(a) - s0;
+    /* the first event is written at once, then one sync per 250 ms */
+    long long bound = elapsed / 250 + 2;
+    print_message("sync_ms 250: %llu syncs over %lld ms and %d events (bound %lld)\n",
+                  (unsigned long long)during, elapsed, n, bound);
+    assert_true(during >= 1);
+    assert_true((long long)during <= bound);
+    ims_audit_flush(a);
+    struct ims_audit_verify_res res;
+    assert_int_equal(verify(f, f->file, &res), 0);
+    assert_int_equal(res.lines, (size_t)n);
+    assert_int_equal(ims_audit_close(a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_jansson_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(t_hostile_parse_back, setup, teardown),
         cmocka_unit_test_setup_teardown(t_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_sync_interval, setup, teardown),
     };
     ims_log_set_level(IMS_LOG_ERR);
     return cmocka_run_group_tests(tests, NULL, NULL);

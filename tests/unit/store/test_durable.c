@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -195,6 +196,68 @@ static void test_done_off_the_store_thread(void **state)
     sreq_fini(&r);
 }
 
+/* ---- the flush interval ([hss] flush_ms) ---- */
+
+static int work_reg_lazy(struct ims_store *st, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    return ims_store_reg_set(st, S("sip:alice@ims.test"),
+                             *n % 2 ? IMS_REG_REGISTERED : IMS_REG_UNREGISTERED, IMS_SCSCF_SET,
+                             S("sip:scscf.ims.test"), NULL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Lazy writes every ms for a second: the background flusher syncs the WAL
+ * at most once per flush_ms (plus a checkpoint's sync or two each time),
+ * however many commits come; each of them is on disk after the last
+ * flush. */
+static void test_flush_interval(void **state)
+{
+    struct tfix *f = *state;
+    struct sreq r;
+    if (test_pg)
+        skip();
+    struct ims_store_exec *x = shimmed_exec(f, &r);
+    ims_store_exec_set_flush_ms(x, 400);
+    int n = 0, wrc = -1;
+    /* the first flush follows the first lazy commit at once */
+    assert_int_equal(ims_store_exec_run(x, IMS_STORE_RUN_LAZY, work_reg_lazy, &n, &wrc), 0);
+    assert_int_equal(wrc, 0);
+    usleep(100 * 1000);
+    syncs_reset();
+    long long t0 = now_ms();
+    while (now_ms() - t0 < 1000) {
+        assert_int_equal(ims_store_exec_run(x, IMS_STORE_RUN_LAZY, work_reg_lazy, &n, &wrc), 0);
+        assert_int_equal(wrc, 0);
+        usleep(1000);
+    }
+    long long elapsed = now_ms() - t0;
+    int during = syncs();
+    /* flushes at most every 400 ms: at most elapsed / 400 + 1 of them, each
+     * a WAL sync and at most a checkpoint's two more */
+    long long bound = 3 * (elapsed / 400 + 1);
+    print_message("flush_ms 400: %d WAL syncs over %lld ms and %d lazy commits (bound %lld)\n",
+                  during, elapsed, n, bound);
+    assert_true(during >= 1);
+    assert_true(during <= bound);
+    ims_store_exec_free(x); /* a last flush */
+    shim_remove();
+    sreq_fini(&r);
+    struct ims_impu_rec rec;
+    struct ims_store *o = NULL;
+    assert_int_equal(ims_store_open(f->url, f->repo, &o), 0);
+    assert_int_equal(ims_store_impu_get(o, S("sip:alice@ims.test"), &rec), 0);
+    assert_int_equal(rec.reg_state, n % 2 ? IMS_REG_REGISTERED : IMS_REG_UNREGISTERED);
+    ims_store_close(o);
+}
+
 /* ---- checkpoints: on the flusher, never on a store thread ---- */
 
 static char big_xml[200 * 1024];
@@ -306,5 +369,6 @@ const struct CMUnitTest durable_tests[] = {
     cmocka_unit_test_setup_teardown(test_checkpoint_off_the_store_thread, tfix_setup,
                                     tfix_teardown),
     cmocka_unit_test_setup_teardown(test_wal_started_over, tfix_setup, tfix_teardown),
+    cmocka_unit_test_setup_teardown(test_flush_interval, tfix_setup, tfix_teardown),
 };
 const size_t durable_ntests = sizeof(durable_tests) / sizeof(durable_tests[0]);
